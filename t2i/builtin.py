@@ -1,0 +1,46 @@
+"""Built-in default models: short names (``shapes-ldm``, ``digits-vae``, ...) -> folders.
+
+The weights ship in the repository under ``t2i/builtin/<name>/`` (safetensors + JSON
+config + a model card ``README.md``) and are reproduced by ``t2i train defaults``.
+Wherever a model path is accepted, one of these names is accepted too.
+
+    python -c "from t2i.builtin import BUILTIN; print(sorted(BUILTIN))"
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent / "builtin"
+
+# short name -> what it is (the folder is ROOT / name)
+BUILTIN: dict[str, str] = {
+    "shapes-clip": "tiny CLIP (open_clip) trained on 32 px shapes; text encoder of every shapes generator",
+    "shapes-tgan": "text-conditional GAN on 32 px shapes, conditioned on shapes-clip's pooled text embedding",
+    "shapes-cvae": "conditional VAE on 32 px shapes, conditioned on shapes-clip's pooled text embedding",
+    "shapes-vae-kl": "diffusers AutoencoderKL first stage for 32 px shapes (factor 4)",
+    "shapes-ldm": "latent diffusion pipeline on 32 px shapes (shapes-vae-kl + UNet + shapes-clip)",
+    "digits-ae": "MLP autoencoder on 32 px digits, 2-D code (latent-space tab)",
+    "digits-vae": "MLP VAE on 32 px digits, 2-D code (latent-space tab)",
+    "shapes-evaluator": "attribute evaluator of 32/64 px shapes images (colour, shape, size, position, relation)",
+    "digits-classifier": "classifier of 32 px digits used to score generated digits",
+}
+
+
+def resolve(path_or_name: str | Path) -> Path:
+    """A built-in short name or a path -> an existing folder or file; clear error otherwise."""
+    text = str(path_or_name)
+    if text in BUILTIN:
+        folder = ROOT / text
+        if not folder.exists():
+            raise FileNotFoundError(
+                f"built-in model {text!r} is not in this checkout ({folder}); reproduce it with `t2i train defaults`")
+        return folder
+    path = Path(text).expanduser()
+    if path.exists():
+        return path
+    raise FileNotFoundError(f"no model at {text!r}: give an existing path or one of the built-in names {sorted(BUILTIN)}")
+
+
+def is_builtin(path_or_name: str | Path) -> bool:
+    return str(path_or_name) in BUILTIN

@@ -1,0 +1,121 @@
+"""The ``t2i`` command: one dispatcher over the entry points in ``train/`` and ``apps/``.
+
+Each subcommand is a module with ``main(argv: list[str] | None) -> int | None``; the help
+line shown by ``t2i --help`` is the first line of that module's docstring, read without
+importing it, so ``t2i --help`` stays fast. A subcommand whose module does not exist
+yet is simply not listed.
+
+    t2i --help
+    t2i train --help
+    t2i train ae --help
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.util
+import sys
+from typing import Sequence
+
+# command -> module (a str) or a group {name: module}
+COMMANDS: dict[str, str | dict[str, str]] = {
+    "data": "train.data",
+    "train": {
+        "ae": "train.ae",
+        "vae": "train.vae",
+        "cvae": "train.cvae",
+        "gan": "train.gan",
+        "dcgan": "train.dcgan",
+        "cgan": "train.cgan",
+        "tgan": "train.tgan",
+        "clip": "train.clip",
+        "vae-kl": "train.vae_kl",
+        "ldm": "train.ldm",
+        "evaluators": "train.evaluators",
+        "defaults": "train.defaults",
+    },
+    "study": {
+        "latent-dim": "train.studies.latent_dim",
+        "latent-map": "train.studies.latent_map",
+        "denoising": "train.studies.denoising",
+        "embeddings": "train.studies.embeddings",
+        "generation": "train.studies.generation",
+        "overcomplete": "train.studies.overcomplete",
+        "gan-optimum": "train.studies.gan_optimum",
+        "mode-collapse": "train.studies.mode_collapse",
+    },
+    "sample": "train.sample",
+    "eval": "train.eval",
+    "bench": "train.bench",
+    "models": "train.models",
+    "app": "apps.app",
+}
+
+
+def _exists(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def _summary(module: str) -> str:
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        return ""
+    try:
+        with open(spec.origin, encoding="utf-8") as fh:
+            doc = ast.get_docstring(ast.parse(fh.read())) or ""
+    except (OSError, SyntaxError):
+        return ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+def _usage(prefix: str, table: dict[str, str | dict[str, str]]) -> str:
+    lines = [f"usage: {prefix} COMMAND [options]", "", "commands:"]
+    for name, target in table.items():
+        if isinstance(target, dict):
+            available = [n for n, m in target.items() if _exists(m)]
+            if available:
+                lines.append(f"  {name:<14} {', '.join(available)}  (see '{prefix} {name} --help')")
+        elif _exists(target):
+            lines.append(f"  {name:<14} {_summary(target)}")
+    return "\n".join(lines)
+
+
+def _run(module: str, argv: list[str], prog: str) -> int:
+    mod = importlib.import_module(module)
+    sys.argv = [prog] + argv  # so argparse-based mains print the right program name
+    result = mod.main(argv)
+    return int(result or 0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage("t2i", COMMANDS))
+        return 0
+    command, rest = argv[0], argv[1:]
+    target = COMMANDS.get(command)
+    if target is None or (isinstance(target, str) and not _exists(target)):
+        available = [n for n, t in COMMANDS.items() if isinstance(t, dict) or _exists(t)]
+        print(f"t2i: unknown command {command!r}; choose one of {available}", file=sys.stderr)
+        return 2
+    if isinstance(target, str):
+        return _run(target, rest, f"t2i {command}")
+    group = {n: m for n, m in target.items() if _exists(m)}
+    if not rest or rest[0] in ("-h", "--help"):
+        lines = [f"usage: t2i {command} NAME [options]", "", f"{command} commands:"]
+        lines += [f"  {n:<14} {_summary(m)}" for n, m in group.items()]
+        print("\n".join(lines))
+        return 0
+    name = rest[0]
+    if name not in group:
+        print(f"t2i {command}: unknown name {name!r}; choose one of {sorted(group)}", file=sys.stderr)
+        return 2
+    return _run(group[name], rest[1:], f"t2i {command} {name}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
