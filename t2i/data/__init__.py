@@ -1,0 +1,135 @@
+"""Every dataset behind one call: ``load_dataset(source, split, size, ...)``.
+
+Sources (see ``docs/DESIGN.md``, "Data"):
+- ``"shapes"``: generated in memory (``t2i.data.shapes``) and cached as a uint8 tensor;
+  default ``n``: 20000 for ``train``, 2000 for ``test`` and ``novel``. Option ``p_two``.
+  Labels: the subject's (colour, shape) pair, 28 classes (``shapes.PAIRS``).
+- ``"digits"``: scikit-learn's 8x8 digits upsampled (``t2i.data.digits``), 1 channel,
+  10 classes, fixed stratified train/test split; default ``n``: the whole split.
+- a folder with ``metadata.jsonl`` / ``metadata.csv`` (imagefolder layout, optionally
+  with ``train/``, ``test/`` subfolders), e.g. one written by ``t2i data shapes``;
+- a ``.csv`` / ``.tsv`` file of image path + caption (open_clip's ``filepath``/``title``);
+- WebDataset shards: a ``.tar``, a brace pattern ``data-{000..009}.tar``, or a folder of
+  ``.tar`` files, streamed as an ``IterableDataset``.
+
+Items: ``{"image": FloatTensor (C, S, S) in [0, 1], "text": str, "label": int (-1 if
+none), "index": int}``. Attributes: ``channels``, ``size``, ``num_classes``,
+``class_names``, ``records`` (shapes: structured labels), ``report`` (``BadDataReport``).
+
+    python -c "from t2i.data import load_dataset; ds = load_dataset('shapes', n=8); print(ds, ds[0]['text'])"
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import shapes
+from .bad_data import BadDataError, BadDataReport
+from .base import TensorImageText, convert_channels
+
+__all__ = ["load_dataset", "BadDataReport", "BadDataError", "shapes_dataset", "DEFAULT_N", "describe_source"]
+
+# default number of generated shapes scenes per split
+DEFAULT_N = {"train": 20_000, "test": 2_000, "novel": 2_000}
+SHAPES_OPTIONS = ("p_two", "progress")
+_PROGRESS_ABOVE = 5_000  # show a progress bar when rendering more scenes than this
+
+
+@lru_cache(maxsize=4)
+def _shapes_tensor(n: int, seed: int, size: int, split: str, p_two: float,
+                   progress: bool) -> tuple[torch.Tensor, tuple[dict[str, Any], ...]]:
+    records = shapes.make_scenes(n, seed, size, split, p_two)
+    images = torch.empty((n, 3, size, size), dtype=torch.uint8)  # (N, 3, S, S)
+    for i, rec in enumerate(tqdm(records, desc=f"rendering shapes/{split}", unit="img", disable=not progress)):
+        images[i] = torch.from_numpy(np.array(shapes.render(rec, size))).permute(2, 0, 1)  # (3, S, S)
+    return images, tuple(records)
+
+
+def shapes_dataset(split: str = "train", size: int = 32, n: int | None = None, seed: int = 0,
+                   channels: int | None = None, p_two: float = 0.5, progress: bool | None = None) -> TensorImageText:
+    """The shapes split rendered in memory (cached per arguments, so a second call is free)."""
+    if split not in DEFAULT_N:
+        raise ValueError(f"shapes split must be one of {list(DEFAULT_N)}, got {split!r}")
+    n = DEFAULT_N[split] if n is None else int(n)
+    if n <= 0:
+        raise ValueError(f"n must be a positive number of scenes, got {n}")
+    progress = n > _PROGRESS_ABOVE if progress is None else progress
+    images, records = _shapes_tensor(n, int(seed), int(size), split, float(p_two), bool(progress))
+    recs = list(records)  # shared with the cache: treat as read-only
+    return TensorImageText(convert_channels(images, channels), [r["caption"] for r in recs],
+                           [shapes.label_of(r) for r in recs], class_names=shapes.class_names(),
+                           records=recs, source=f"shapes/{split}")
+
+
+def describe_source(source: str | Path) -> str:
+    """Which loader a source goes to: shapes, digits, folder, csv or shards (ValueError if none)."""
+    text = str(source)
+    if text in ("shapes", "digits"):
+        return text
+    if "{" in text and text.endswith(".tar"):
+        return "shards"
+    path = Path(text)
+    if path.is_file():
+        if path.suffix.lower() in (".csv", ".tsv"):
+            return "csv"
+        if path.suffix.lower() == ".tar":
+            return "shards"
+    if path.is_dir():
+        from .folder import find_metadata
+
+        if find_metadata(path) is not None or any(find_metadata(path / s) for s in ("train", "test", "validation")):
+            return "folder"
+        if any(path.glob("*.tar")):
+            return "shards"
+    where = "not found" if not path.exists() else "not a recognised dataset"
+    raise ValueError(f"data source {text!r} ({where}); use 'shapes', 'digits', a folder with "
+                     "metadata.jsonl (or metadata.csv), a .csv/.tsv file of image path + caption, "
+                     "or WebDataset shards (a .tar file, a pattern like data-{000..009}.tar, or a folder of .tar)")
+
+
+def _check_options(kind: str, options: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown option(s) {unknown} for a {kind} source; allowed: {sorted(allowed)}")
+
+
+def load_dataset(source: str | Path, split: str = "train", size: int = 32, n: int | None = None,
+                 seed: int = 0, strict: bool = False, channels: int | None = None, **options: Any):
+    """Load any dataset source (see the module docstring) as a torch dataset.
+
+    ``strict=True`` turns bad data (corrupt/truncated/missing images, empty captions)
+    into a ``BadDataError`` here, before training starts; otherwise bad items are skipped
+    and reported on ``dataset.report``. ``options`` are source-specific (unknown ones are
+    errors): shapes ``p_two``; folder ``image_column`` (``file_name``), ``caption_column``
+    (``text``), ``label_column`` (``label``), ``check`` (``header``|``decode``); CSV the same
+    with ``filepath``/``title`` defaults plus ``sep``; shards ``shuffle_buffer``, ``start``
+    (sample offset to resume from), ``caption_ext`` (``txt``), ``split_by_worker``.
+    For user data ``n`` keeps the first ``n`` rows (before bad ones are dropped); shapes
+    and digits default to ``DEFAULT_N`` / the whole split. A name (``shapes``, ``digits``)
+    wins over a folder of that name: write ``./shapes`` for the folder.
+    """
+    kind = describe_source(source)
+    if kind == "shapes":
+        _check_options(kind, options, SHAPES_OPTIONS)
+        return shapes_dataset(split, size, n, seed, channels, **options)
+    if kind == "digits":
+        _check_options(kind, options, ())
+        from .digits import load_digits_dataset
+
+        return load_digits_dataset(split, size, n, channels)
+    if kind in ("folder", "csv"):
+        from .folder import CSV_OPTIONS, FOLDER_OPTIONS, load_csv, load_folder
+
+        _check_options(kind, options, FOLDER_OPTIONS if kind == "folder" else CSV_OPTIONS)
+        loader = load_folder if kind == "folder" else load_csv
+        return loader(source, split=split, size=size, n=n, strict=strict, channels=channels, **options)
+    from .shards import SHARD_OPTIONS, ShardDataset
+
+    _check_options(kind, options, SHARD_OPTIONS)
+    return ShardDataset(source, size=size, n=n, seed=seed, strict=strict, channels=channels, split=split, **options)

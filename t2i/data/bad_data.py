@@ -1,0 +1,184 @@
+"""Bad data: image loading with conversion rules, and the report of what was skipped.
+
+A training run must never die mid-epoch on one bad file. Every user-data loader reads
+images through ``load_image`` and records problems in a ``BadDataReport``; with
+``strict=True`` the loaders call ``report.raise_if_problems()`` before training starts.
+
+Conversion rules (applied, counted under ``converted``, not problems):
+- grayscale ``L`` / bilevel ``1``: replicated to RGB;
+- palette ``P``: expanded to its colours (RGBA first if it has transparency);
+- alpha (``RGBA``, ``LA``, ``PA``): composited on black, the background of ``shapes``;
+- 16/32-bit integer grayscale (``I;16*``, ``I``): scaled by 255/65535 (assumed 16-bit);
+- ``CMYK``, ``YCbCr``, ``LAB``, ``HSV``: Pillow's conversion to RGB;
+- EXIF orientation is applied; animated images use their first frame.
+Problems (the item is skipped): ``missing`` file, ``corrupt`` (not an image Pillow can
+open), ``truncated`` (opens but fails to decode), ``unsupported`` mode (e.g. float ``F``,
+whose range is ambiguous), ``empty_caption`` (missing or whitespace-only text),
+``bad_row`` (a metadata row that is not JSON, has no file name, or a non-integer label).
+
+    python -c "from t2i.data.bad_data import demo; demo()"
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+PROBLEMS = ("missing", "corrupt", "truncated", "unsupported", "empty_caption", "bad_row")
+CONVERTIBLE = {"RGB", "L", "1", "P", "RGBA", "LA", "PA", "I;16", "I;16B", "I;16L", "I;16N", "I",
+               "CMYK", "YCbCr", "LAB", "HSV", "RGBX", "RGBa", "La"}
+MAX_EXAMPLES = 5  # how many paths the report keeps per kind
+
+
+class BadDataError(ValueError):
+    """Raised under ``strict=True`` when a dataset has problems."""
+
+
+class BadImage(Exception):
+    """An image that cannot be used; ``kind`` is one of ``PROBLEMS``."""
+
+    def __init__(self, kind: str, detail: str):
+        super().__init__(f"{kind}: {detail}")
+        self.kind, self.detail = kind, detail
+
+
+@dataclass
+class BadDataReport:
+    """Counts per kind and the first few ``(path, detail)`` examples of each."""
+
+    source: str = ""  # what was checked (a folder, a CSV, shards)
+    counts: dict[str, int] = field(default_factory=dict)  # kind -> how many items
+    examples: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # kind -> first few
+    checked: int = 0  # items looked at
+
+    def add(self, kind: str, path: str, detail: str = "") -> None:
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        shown = self.examples.setdefault(kind, [])
+        if len(shown) < MAX_EXAMPLES and (path, detail) not in shown:
+            shown.append((str(path), detail))
+
+    @property
+    def problems(self) -> int:
+        """Items skipped (conversions are not problems)."""
+        return sum(v for k, v in self.counts.items() if k in PROBLEMS)
+
+    @property
+    def converted(self) -> int:
+        return self.counts.get("converted", 0)
+
+    def __bool__(self) -> bool:  # truthy when something was skipped
+        return self.problems > 0
+
+    def summary(self) -> str:
+        head = f"{self.source or 'data'}: {self.checked} items checked, {self.problems} skipped"
+        if self.converted:
+            head += f", {self.converted} converted"
+        lines = [head]
+        for kind in [*PROBLEMS, "converted"]:
+            if self.counts.get(kind):
+                lines.append(f"  {kind}: {self.counts[kind]}")
+                lines += [f"    {p}" + (f"  ({d})" if d else "") for p, d in self.examples.get(kind, [])]
+        return "\n".join(lines)
+
+    __str__ = summary
+
+    def raise_if_problems(self) -> None:
+        if self:
+            raise BadDataError(f"strict mode: bad data found, refusing to train.\n{self.summary()}\n"
+                               "Fix or remove these items, or run without --strict to skip them.")
+
+    def warn(self, kind: str, path: str, detail: str) -> None:
+        """Record a problem found while iterating (possibly in a DataLoader worker) and warn."""
+        self.add(kind, path, detail)
+        warnings.warn(f"skipping bad item {path}: {kind} ({detail})", stacklevel=3)
+
+
+def open_image(src: str | Path | bytes, name: str = "") -> Image.Image:
+    """Open (header only) a path or bytes; raise ``BadImage`` (missing/corrupt)."""
+    try:
+        if isinstance(src, (bytes, bytearray)):
+            return Image.open(io.BytesIO(src))
+        return Image.open(src)
+    except FileNotFoundError as err:
+        raise BadImage("missing", f"no such file {name or src}") from err
+    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as err:
+        raise BadImage("corrupt", f"{type(err).__name__}: {err}") from err
+
+
+def check_mode(img: Image.Image) -> bool:
+    """True when the image needs conversion to RGB; ``BadImage`` when it cannot be converted."""
+    if img.mode not in CONVERTIBLE:
+        raise BadImage("unsupported", f"image mode {img.mode!r} has no meaningful RGB conversion")
+    return img.mode != "RGB"
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Apply the conversion rules of the module docstring; ``img`` must be decoded."""
+    mode = img.mode
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+        mode = img.mode
+    if mode.startswith("I"):  # 16-bit (or 32-bit int) grayscale: scale 0..65535 -> 0..255
+        arr = np.asarray(img, dtype=np.float64) * (255.0 / 65535.0)
+        img = Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8), "L")
+        mode = "L"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):  # composite on black
+        rgba = img.convert("RGBA")
+        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        img = Image.alpha_composite(black, rgba)
+    return img.convert("RGB") if img.mode != "RGB" else img
+
+
+def fit(img: Image.Image, size: int) -> Image.Image:
+    """Resize the shorter side to ``size`` (bicubic, antialiased) and centre-crop to a square."""
+    if img.size == (size, size):
+        return img
+    return ImageOps.fit(img, (size, size), method=Image.Resampling.BICUBIC, centering=(0.5, 0.5))
+
+
+def to_tensor(img: Image.Image, channels: int = 3) -> torch.Tensor:
+    """RGB PIL image -> FloatTensor (C, H, W) in [0, 1]; channels=1 uses ITU-R 601 luma."""
+    if channels == 1:
+        img = img.convert("L")
+    arr = np.asarray(img, dtype=np.uint8)
+    arr = arr[:, :, None] if arr.ndim == 2 else arr  # (H, W, C)
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)  # (C, H, W)
+
+
+def load_image(src: str | Path | bytes, size: int, channels: int = 3, name: str = "") -> tuple[torch.Tensor, bool]:
+    """Fully decode, convert, fit. Returns ``(tensor (C, size, size), converted)``; raises ``BadImage``."""
+    img = open_image(src, name)
+    converted = check_mode(img)
+    try:
+        img.seek(0)  # first frame of animated images
+        img = ImageOps.exif_transpose(img)
+        img.load()
+    except (OSError, ValueError, SyntaxError, EOFError) as err:  # truncated / broken data
+        raise BadImage("truncated", f"{type(err).__name__}: {err}") from err
+    return to_tensor(fit(to_rgb(img), size), channels), converted
+
+
+def check_caption(text: object) -> str:
+    """The caption stripped; ``BadImage('empty_caption')`` when missing, not text, or blank."""
+    if not isinstance(text, str):
+        raise BadImage("empty_caption", f"caption is {type(text).__name__}, not text")
+    if not text.strip():
+        raise BadImage("empty_caption", "caption is empty")
+    return text.strip()
+
+
+def demo() -> None:
+    report = BadDataReport(source="demo")
+    for src in (b"not an image", "/nonexistent.png"):
+        try:
+            load_image(src, 32)
+        except BadImage as bad:
+            report.add(bad.kind, str(src)[:20], bad.detail)
+    report.checked = 2
+    print(report)

@@ -1,0 +1,225 @@
+"""The user's own captioned images: an imagefolder (``metadata.jsonl``) or a CSV/TSV file.
+
+- **Folder**: the layout of Hugging Face ``datasets``' imagefolder and of diffusers'
+  training scripts: ``metadata.jsonl`` (or ``metadata.csv``) with ``file_name`` (relative
+  to the metadata file) and ``text``; optionally split subfolders ``train/``, ``test/``
+  each holding their own metadata. An integer ``label`` column is used when present;
+  ``objects``/``relation`` columns (a folder written by ``t2i data shapes``) become
+  ``dataset.records``.
+- **CSV/TSV**: open_clip's layout, columns ``filepath`` and ``title`` by default
+  (``image_column``, ``caption_column``); separator by extension (``,`` for ``.csv``, tab
+  for ``.tsv``) unless ``sep`` is given; relative paths resolve against the CSV's folder.
+
+Images are converted to RGB (rules in ``t2i.data.bad_data``), the shorter side resized to
+``size`` and centre-cropped. At construction every row is checked cheaply (caption, file
+exists, image header readable: ``check="header"``) and bad rows are dropped and reported;
+``check="decode"`` (implied by ``strict=True``) decodes every image too, so truncated files
+are caught up front. A file that only fails when decoded during training is reported
+(with a warning, in the process that loaded it) and replaced by the next good item, so a
+DataLoader epoch never dies on it.
+
+    t2i data shapes --out /tmp/s50 --n 50
+    python -c "from t2i.data import load_dataset; ds = load_dataset('/tmp/s50'); print(ds, ds.report)"
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+
+from .bad_data import BadDataReport, BadImage, check_caption, check_mode, load_image, open_image
+
+FOLDER_OPTIONS = ("image_column", "caption_column", "label_column", "check")
+CSV_OPTIONS = ("image_column", "caption_column", "label_column", "sep", "check")
+CHECKS = ("header", "decode")
+METADATA_FILES = ("metadata.jsonl", "metadata.csv")
+PROGRESS_ABOVE = 2000  # show a progress bar when checking more rows than this
+MAX_SUBSTITUTES = 64  # consecutive bad files tolerated while fetching one item
+
+
+@dataclass
+class Row:
+    path: Path  # the image file
+    name: str  # as written in the metadata (shown in reports)
+    text: Any  # raw caption value (checked later)
+    label: Any = None  # raw label value or None
+    extra: dict[str, Any] | None = None  # objects/relation of a shapes folder
+
+
+def find_metadata(folder: Path) -> Path | None:
+    for name in METADATA_FILES:
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+class CaptionedFiles(Dataset):
+    """Map-style dataset over checked ``Row``s; see the module docstring."""
+
+    def __init__(self, rows: list[Row], size: int = 32, channels: int | None = None, strict: bool = False,
+                 check: str = "header", source: str = "", bad_rows: list[tuple[str, str]] = ()):
+        if check not in CHECKS:
+            raise ValueError(f"check must be one of {list(CHECKS)}, got {check!r}")
+        if channels not in (None, 1, 3):
+            raise ValueError(f"channels must be 1, 3 or None (RGB), got {channels!r}")
+        self.size, self.channels, self.source = int(size), channels or 3, source
+        self.report = BadDataReport(source=source, checked=len(rows) + len(bad_rows))
+        for name, detail in bad_rows:
+            self.report.add("bad_row", name, detail)
+        decode = strict or check == "decode"
+        self.rows, self.captions, self.labels, self._sizes = [], [], [], []
+        for row in tqdm(rows, desc=f"checking {source}", unit="img", disable=len(rows) < PROGRESS_ABOVE):
+            try:
+                text, label, width = self._check(row, decode)
+            except BadImage as bad:
+                self.report.add(bad.kind, row.name, bad.detail)
+                continue
+            self.rows.append(row)
+            self.captions.append(text)
+            self.labels.append(label)
+            self._sizes.append(width)
+        if strict:
+            self.report.raise_if_problems()
+        if not self.rows:
+            raise ValueError(f"no usable items in {source}:\n{self.report.summary()}")
+        labelled = [x for x in self.labels if x >= 0]
+        self.num_classes = max(labelled) + 1 if labelled else 0
+        self.class_names = [str(i) for i in range(self.num_classes)]
+        self.records = self._records()
+        self._failed: set[int] = set()  # rows that failed to decode in this process
+
+    def _check(self, row: Row, decode: bool) -> tuple[str, int, int | None]:
+        text = check_caption(row.text)
+        label = -1
+        if row.label is not None and row.label != "":  # no label column / empty CSV cell: -1
+            if isinstance(row.label, bool) or not str(row.label).strip().lstrip("-").isdigit():
+                raise BadImage("bad_row", f"label {row.label!r} is not an integer")
+            label = int(str(row.label).strip())
+        if decode:
+            _, converted = load_image(row.path, self.size, self.channels, name=row.name)
+            width = None
+        else:
+            with open_image(row.path, row.name) as img:
+                converted = check_mode(img)
+                width = img.size[0] if img.size[0] == img.size[1] else None
+        if converted:
+            self.report.add("converted", row.name, "converted to RGB")
+        return text, label, width
+
+    def _records(self) -> list[dict[str, Any]] | None:
+        """Structured labels of a shapes folder, rescaled to ``size`` when the images are square."""
+        if not self.rows or self.rows[0].extra is None:
+            return None
+        records = []
+        for row, text, width in zip(self.rows, self.captions, self._sizes):
+            scale = self.size / width if width else 1.0
+            objects = [dict(o, centre=[v * scale for v in o["centre"]], bbox=[v * scale for v in o["bbox"]])
+                       for o in row.extra.get("objects") or []]
+            records.append({"caption": text, "objects": objects, "relation": row.extra.get("relation"),
+                            "image_size": self.size if width else None})
+        return records
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for a dataset of {len(self)} items")
+        index %= len(self)
+        for k in range(min(MAX_SUBSTITUTES, len(self))):
+            j = (index + k) % len(self)  # a file that fails now is replaced by the next one
+            if j in self._failed:
+                continue
+            row = self.rows[j]
+            try:
+                image, _ = load_image(row.path, self.size, self.channels, name=row.name)
+            except BadImage as bad:
+                self._failed.add(j)  # reported once, skipped silently afterwards
+                self.report.warn(bad.kind, row.name, bad.detail)
+                continue
+            return {"image": image, "text": self.captions[j], "label": self.labels[j], "index": j}
+        raise RuntimeError(f"{MAX_SUBSTITUTES} consecutive unreadable images from index {index} in "
+                           f"{self.source}; run `t2i data validate {self.source}`")
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(source={self.source!r}, n={len(self)}, channels={self.channels}, "
+                f"size={self.size}, skipped={self.report.problems})")
+
+
+def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    rows, bad = [], []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as err:
+            bad.append((f"{path.name}:{lineno}", f"invalid JSON: {err}"))
+            continue
+        rows.append(row)
+    return rows, bad
+
+
+def _read_csv(path: Path, sep: str) -> list[dict[str, Any]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh, delimiter=sep))
+
+
+def _to_rows(table: list[dict[str, Any]], base: Path, image_column: str, caption_column: str,
+             label_column: str, source: str, bad: list[tuple[str, str]], n: int | None) -> list[Row]:
+    columns = sorted({k for r in table for k in r})
+    for needed, option in ((image_column, "image_column"), (caption_column, "caption_column")):
+        if table and needed not in columns:
+            raise ValueError(f"{source}: no {needed!r} column (set {option}=...); columns found: {columns}")
+    rows = []
+    for i, r in enumerate(table[:n] if n is not None else table):
+        name = r.get(image_column)
+        if not isinstance(name, str) or not name.strip():
+            bad.append((f"row {i}", f"no {image_column!r}"))
+            continue
+        extra = {"objects": r["objects"], "relation": r.get("relation")} if "objects" in r else None
+        rows.append(Row(base / name.strip(), name.strip(), r.get(caption_column), r.get(label_column), extra))
+    return rows
+
+
+def load_folder(source: str | Path, split: str = "train", size: int = 32, n: int | None = None,
+                strict: bool = False, channels: int | None = None, image_column: str = "file_name",
+                caption_column: str = "text", label_column: str = "label", check: str = "header") -> CaptionedFiles:
+    """An imagefolder with ``metadata.jsonl``/``metadata.csv``, flat or with split subfolders."""
+    root = Path(source)
+    folder = root
+    if find_metadata(root) is None:
+        splits = [s.name for s in sorted(root.iterdir()) if s.is_dir() and find_metadata(s)]
+        if split not in splits:
+            raise ValueError(f"{root} has no split {split!r}; its splits are {splits}")
+        folder = root / split
+    elif split != "train":
+        raise ValueError(f"{root} is a single split (no train/ test/ subfolders): use split='train', got {split!r}")
+    meta = find_metadata(folder)
+    assert meta is not None
+    table, bad = _read_jsonl(meta) if meta.suffix == ".jsonl" else (_read_csv(meta, ","), [])
+    rows = _to_rows(table, folder, image_column, caption_column, label_column, str(meta), bad, n)
+    return CaptionedFiles(rows, size, channels, strict, check, source=str(folder), bad_rows=bad)
+
+
+def load_csv(source: str | Path, split: str = "train", size: int = 32, n: int | None = None,
+             strict: bool = False, channels: int | None = None, image_column: str = "filepath",
+             caption_column: str = "title", label_column: str = "label", sep: str | None = None,
+             check: str = "header") -> CaptionedFiles:
+    """A CSV/TSV of image path + caption (open_clip's ``filepath``/``title`` by default)."""
+    path = Path(source)
+    if split != "train":
+        raise ValueError(f"a CSV file is a single split: use split='train', got {split!r}")
+    sep = sep if sep is not None else ("\t" if path.suffix.lower() == ".tsv" else ",")
+    table = _read_csv(path, sep)
+    bad: list[tuple[str, str]] = []
+    rows = _to_rows(table, path.parent, image_column, caption_column, label_column, str(path), bad, n)
+    return CaptionedFiles(rows, size, channels, strict, check, source=str(path), bad_rows=bad)

@@ -1,0 +1,194 @@
+"""WebDataset tar shards, streamed: for data that outgrows a folder.
+
+A shard is a plain tar file whose members are grouped into samples by key (the path up
+to the first dot of the file name): ``000123.png`` (or ``.jpg``, ``.jpeg``, ``.webp``)
+plus ``000123.txt`` (the caption), optionally ``000123.cls`` (an integer label). We use
+the ``webdataset`` package's tar iterators (``url_opener`` -> ``tar_file_expander`` ->
+``group_by_keys``) and add what training needs on top:
+
+- the stream is deterministic: shards in the given order (a folder: sorted ``*.tar``), an
+  optional shuffle buffer seeded by ``(seed, epoch)`` (``set_epoch``);
+- every sample has a stream position, returned as ``index``; ``start=k`` skips the first
+  ``k`` positions without decoding them (resume a run at a sample offset); ``n`` stops
+  the stream after ``n`` positions;
+- every process and DataLoader worker yields the same full stream by default: that is what
+  ``t2i.runtime`` expects (it deals out the global batches itself); for a plain
+  ``DataLoader(..., num_workers=W)`` pass ``split_by_worker=True`` so that worker ``w``
+  keeps only the positions ``p % W == w`` and no sample is repeated;
+- bad samples (missing image or caption, corrupt/truncated image, empty caption, an
+  unreadable shard) are skipped, warned about and counted in ``report`` (the report of
+  the process that iterated: with ``num_workers > 0`` that is the worker's copy); with
+  ``strict=True`` the constructor streams everything once and raises if anything is bad.
+
+    python -c "from t2i.data.shards import demo; demo()"
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import tarfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import braceexpand
+from torch.utils.data import IterableDataset, get_worker_info
+from tqdm.auto import tqdm
+from webdataset.tariterators import group_by_keys, tar_file_expander, url_opener
+
+from .bad_data import BadDataReport, BadImage, check_caption, load_image
+
+SHARD_OPTIONS = ("shuffle_buffer", "start", "caption_ext", "split_by_worker")
+IMAGE_EXTS = ("png", "jpg", "jpeg", "webp", "bmp")
+
+
+def expand_urls(source: str | Path) -> list[str]:
+    """A ``.tar``, a brace pattern (``data-{000..009}.tar``) or a folder of ``.tar`` -> paths."""
+    text = str(source)
+    if Path(text).is_dir():
+        urls = [str(p) for p in sorted(Path(text).glob("*.tar"))]
+    else:
+        urls = list(braceexpand.braceexpand(text))
+    missing = [u for u in urls if not Path(u).is_file()]
+    if not urls or missing:
+        raise ValueError(f"WebDataset shards {text!r}: {'no .tar files' if not urls else f'missing {missing[:3]}'}")
+    return urls
+
+
+class ShardDataset(IterableDataset):
+    """Stream ``{"image", "text", "label", "index"}`` items from WebDataset shards."""
+
+    def __init__(self, source: str | Path, size: int = 32, n: int | None = None, seed: int = 0,
+                 strict: bool = False, channels: int | None = None, shuffle_buffer: int = 0,
+                 start: int = 0, caption_ext: str = "txt", split: str = "train", split_by_worker: bool = False):
+        if split != "train":
+            raise ValueError(f"WebDataset shards are a single split: use split='train', got {split!r}")
+        if channels not in (None, 1, 3):
+            raise ValueError(f"channels must be 1, 3 or None (RGB), got {channels!r}")
+        if shuffle_buffer < 0 or start < 0 or (n is not None and n <= 0):
+            raise ValueError(f"need shuffle_buffer >= 0, start >= 0, n > 0; got {shuffle_buffer}, {start}, {n}")
+        self.urls = expand_urls(source)
+        self.source = str(source)
+        self.size, self.channels = int(size), channels or 3
+        self.n, self.seed, self.epoch = n, int(seed), 0
+        self.shuffle_buffer, self.start, self.caption_ext = int(shuffle_buffer), int(start), caption_ext
+        self.split_by_worker = bool(split_by_worker)
+        self.num_classes, self.class_names, self.records = 0, [], None
+        self.report = BadDataReport(source=self.source)
+        if strict:
+            self.scan().raise_if_problems()
+
+    def set_epoch(self, epoch: int) -> None:
+        """Reseed the shuffle buffer (no effect without one)."""
+        self.epoch = int(epoch)
+
+    def _on_error(self, exn: Exception) -> bool:
+        where = next((a for a in reversed(exn.args) if isinstance(a, str)), self.source)
+        detail = exn.args[0] if exn.args else exn
+        self.report.warn("corrupt", where, f"unreadable shard data: {type(exn).__name__}: {detail}")
+        return True  # keep going with the next file / shard
+
+    def raw_samples(self) -> Iterator[dict[str, Any]]:
+        """Undecoded samples ``{"__key__", "__url__", ext: bytes}`` in stream order."""
+        opened = url_opener([{"url": u} for u in self.urls], handler=self._on_error)
+        files = tar_file_expander(opened, handler=self._on_error)
+        samples = group_by_keys(files, handler=self._on_error)
+        if self.shuffle_buffer <= 1:
+            yield from samples
+            return
+        rng = random.Random(f"t2i-shards|{self.seed}|{self.epoch}")
+        buffer: list[dict[str, Any]] = []
+        for sample in samples:  # reservoir-style buffer: yield a random element, refill its slot
+            if len(buffer) < self.shuffle_buffer:
+                buffer.append(sample)
+                continue
+            k = rng.randrange(len(buffer))
+            yield buffer[k]
+            buffer[k] = sample
+        rng.shuffle(buffer)
+        yield from buffer
+
+    def decode(self, sample: dict[str, Any], position: int) -> dict[str, Any]:
+        """A raw sample -> an item; raises ``BadImage`` when it cannot be used."""
+        name = f"{sample.get('__url__', '?')}:{sample['__key__']}"
+        ext = next((e for e in IMAGE_EXTS if e in sample), None)
+        if ext is None:
+            raise BadImage("missing", f"no image ({'/'.join(IMAGE_EXTS)}) for this key")
+        raw = sample.get(self.caption_ext)
+        try:
+            text = check_caption(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+        except UnicodeDecodeError as err:
+            raise BadImage("empty_caption", f"caption is not UTF-8 text: {err}") from err
+        label = -1
+        if "cls" in sample:
+            try:
+                label = int(sample["cls"].decode("utf-8").strip())
+            except (UnicodeDecodeError, ValueError) as err:
+                raise BadImage("bad_row", f"label {sample['cls'][:20]!r} is not an integer") from err
+        image, converted = load_image(sample[ext], self.size, self.channels, name=name)
+        if converted:
+            self.report.add("converted", name, "converted to RGB")
+        return {"image": image, "text": text, "label": label, "index": position}
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        info = get_worker_info() if self.split_by_worker else None
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        self.report = BadDataReport(source=self.source)  # describes the latest pass
+        for position, sample in enumerate(self.raw_samples()):
+            if self.n is not None and position >= self.n:
+                break
+            if position < self.start or position % workers != worker:
+                continue  # resume offset / another worker's sample: not decoded
+            self.report.checked += 1
+            try:
+                yield self.decode(sample, position)
+            except BadImage as bad:
+                self.report.warn(bad.kind, f"{sample.get('__url__', '?')}:{sample['__key__']}", bad.detail)
+
+    def scan(self) -> BadDataReport:
+        """Stream (and decode) everything once in this process; returns the report."""
+        for _ in tqdm(self, desc=f"scanning {self.source}", unit="sample", disable=None):  # bar on a terminal
+            pass
+        return self.report
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(source={self.source!r}, shards={len(self.urls)}, size={self.size}, "
+                f"start={self.start}, shuffle_buffer={self.shuffle_buffer})")
+
+
+def write_shards(items: list[tuple], out: str | Path, per_shard: int = 1000,
+                 labels: list[int] | None = None) -> list[Path]:
+    """Write ``(image_bytes, caption[, ext])`` items as ``out/shard-00000.tar``, ... with keys
+    ``000000``, ...: ``key.{ext}`` (default png) + ``key.txt`` [+ ``key.cls`` from ``labels``]."""
+    if per_shard <= 0:
+        raise ValueError(f"per_shard must be positive, got {per_shard}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for s in range(0, len(items), per_shard):
+        path = out / f"shard-{s // per_shard:05d}.tar"
+        with tarfile.open(path, "w") as tar:
+            for i in range(s, min(s + per_shard, len(items))):
+                data, text, ext = (*items[i], "png")[:3]
+                members = [(f"{i:06d}.{ext}", data), (f"{i:06d}.txt", text.encode("utf-8"))]
+                if labels is not None:
+                    members.append((f"{i:06d}.cls", str(labels[i]).encode()))
+                for name, blob in members:
+                    member = tarfile.TarInfo(name)
+                    member.size = len(blob)
+                    tar.addfile(member, io.BytesIO(blob))
+        paths.append(path)
+    return paths
+
+
+def demo() -> None:
+    from . import shapes
+
+    items = []
+    for rec in shapes.make_scenes(10):
+        buf = io.BytesIO()
+        shapes.render(rec).save(buf, format="PNG")
+        items.append((buf.getvalue(), rec["caption"]))
+    write_shards(items, "/tmp/shards_demo", per_shard=4)
+    ds = ShardDataset("/tmp/shards_demo/shard-{00000..00002}.tar", start=3)
+    print(ds, [item["index"] for item in ds], ds.report.summary(), sep="\n")
