@@ -29,6 +29,21 @@ class CheckpointError(RuntimeError):
     """A checkpoint or model folder that is missing, partial or unsafe to load."""
 
 
+def unshared_cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Detached, contiguous CPU copies; safetensors refuses tensors that share memory
+    (tied weights, views of one buffer), so every tensor after the first on a storage is cloned."""
+    out, seen = {}, set()
+    for key, t in tensors.items():
+        t = t.detach().cpu().contiguous()
+        ptr = t.untyped_storage().data_ptr() if t.numel() else None
+        if ptr is not None and ptr in seen:
+            t = t.clone()
+        elif ptr is not None:
+            seen.add(ptr)
+        out[key] = t
+    return out
+
+
 def save_model(folder: str | Path, module: torch.nn.Module | dict[str, torch.Tensor], config: dict[str, Any],
                weights_name: str = WEIGHTS_NAME) -> Path:
     """Write ``config.json`` and safetensors weights atomically (temp folder, then rename)."""
@@ -39,7 +54,7 @@ def save_model(folder: str | Path, module: torch.nn.Module | dict[str, torch.Ten
     try:
         if folder.exists():  # keep other files of the folder (model cards, samples)
             shutil.copytree(folder, tmp, dirs_exist_ok=True)
-        save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(tmp / weights_name))
+        save_file(unshared_cpu(state), str(tmp / weights_name))
         (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2, default=str) + "\n")
         if folder.exists():
             old = folder.with_name(folder.name + ".old")

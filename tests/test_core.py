@@ -69,3 +69,12 @@ def test_cli_lists_commands_and_rejects_unknown(capsys):
     assert cli(["nonsense"]) == 2
     assert "unknown command" in capsys.readouterr().err
     assert cli(["train", "nonsense"]) == 2
+
+
+def test_save_model_with_tied_weights(tmp_path):
+    """Regression: safetensors refused tied weights (shared memory) in save_model."""
+    net = torch.nn.Sequential(torch.nn.Embedding(5, 4), torch.nn.Linear(4, 5, bias=False))
+    net[1].weight = net[0].weight  # tied
+    save_model(tmp_path / "tied", net, {"family": "demo"})
+    state = load_weights(tmp_path / "tied")
+    assert torch.equal(state["0.weight"], state["1.weight"])

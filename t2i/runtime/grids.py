@@ -1,0 +1,69 @@
+"""Pictures of a run: sample grids (torchvision ``make_grid``) and training curves (matplotlib).
+
+    python -c "from t2i.runtime.grids import demo; demo()"
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from PIL import Image
+from torchvision.transforms.functional import pil_to_tensor
+from torchvision.utils import save_image
+
+
+def save_grid(images: torch.Tensor | Sequence[Image.Image], path: str | Path, nrow: int | None = None,
+              value_range: tuple[float, float] = (0.0, 1.0)) -> Path:
+    """Save images (N, C, H, W) with values in ``value_range`` (or PIL images) as one PNG grid."""
+    if not isinstance(images, torch.Tensor):
+        images = torch.stack([pil_to_tensor(im.convert("RGB")).float() / 255 for im in images])
+        value_range = (0.0, 1.0)
+    if images.ndim != 4:
+        raise ValueError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
+    lo, hi = value_range
+    images = ((images.detach().float().cpu() - lo) / (hi - lo)).clamp(0, 1)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(images, path, nrow=nrow or max(1, math.ceil(math.sqrt(len(images)))), padding=2, pad_value=1.0)
+    return path
+
+
+def plot_curves(metrics: str | Path, png: str | Path, title: str = "") -> Path:
+    """One panel per scalar of ``metrics.jsonl`` (rows ``{"step": s, "loss": ...}``) -> PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_step: dict[int, dict[str, float]] = {}
+    for line in Path(metrics).read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            by_step[int(row.pop("step"))] = row  # a resumed run's rows replace a crashed one's
+    steps = sorted(by_step)
+    keys = sorted({k for row in by_step.values() for k in row})
+    fig, axes = plt.subplots(1, max(1, len(keys)), figsize=(3.2 * max(1, len(keys)), 2.8), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        xs = [s for s in steps if key in by_step[s]]
+        ax.plot(xs, [by_step[s][key] for s in xs], marker="." if len(xs) < 30 else None)
+        ax.set_title(key)
+        ax.set_xlabel("step")
+        values = [by_step[s][key] for s in xs]
+        if key != "images_per_s" and min(values, default=0) > 0 and max(values) > 10 * min(values):
+            ax.set_yscale("log")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    png = Path(png)
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+    return png
+
+
+def demo() -> None:
+    with tempfile.TemporaryDirectory() as d:
+        print(save_grid(torch.rand(8, 3, 16, 16), Path(d) / "grid.png"), Image.open(Path(d) / "grid.png").size)
