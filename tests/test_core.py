@@ -78,3 +78,14 @@ def test_save_model_with_tied_weights(tmp_path):
     save_model(tmp_path / "tied", net, {"family": "demo"})
     state = load_weights(tmp_path / "tied")
     assert torch.equal(state["0.weight"], state["1.weight"])
+
+
+def test_cli_exit_code_when_a_main_returns_a_path(monkeypatch, tmp_path):
+    """Regression: a main returning its output folder made the dispatcher crash on int(path)."""
+    import types
+
+    import train.cli as cli_module
+
+    fake = types.SimpleNamespace(main=lambda argv: tmp_path)
+    monkeypatch.setattr(cli_module.importlib, "import_module", lambda name: fake)
+    assert cli_module._run("train.whatever", [], "t2i train whatever") == 0

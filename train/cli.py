@@ -88,7 +88,7 @@ def _run(module: str, argv: list[str], prog: str) -> int:
     mod = importlib.import_module(module)
     sys.argv = [prog] + argv  # so argparse-based mains print the right program name
     result = mod.main(argv)
-    return int(result or 0)
+    return result if isinstance(result, int) else 0  # some mains return what they wrote (a path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,178 @@
+"""What the app does, without the UI: load the models once, check requests, generate, time, score.
+
+Kept apart from ``apps/app.py`` so it can be tested and benchmarked without a browser.
+
+    python -c "from apps.models import AppModels; from apps.app import AppConfig; m = AppModels.load(AppConfig()); print(m.generate('a small red circle in the center', '', 0, 4, 'dpm-solver++', 20, 3.0, False)['summary'])"
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from PIL import Image
+
+from gan_baselines.registry import load_generator
+from t2i.generator import GenerationError, Generator
+
+
+class RequestError(ValueError):
+    """A request the app refuses, with a message meant for the user."""
+
+
+class ClipScorer:
+    """CLIP score (Hessel et al. 2021, eq. 1, w = 100) of each image with its prompt."""
+
+    def __init__(self, clip: str):
+        from t2i.clip import get_tokenizer, load_clip
+
+        self.model = load_clip(clip).eval()
+        self.tokenizer = get_tokenizer(self.model)
+
+    def score(self, images: list[Image.Image], prompts: list[str]) -> list[float]:
+        from t2i.metrics.clip_score import clip_cosines
+
+        cosines = clip_cosines(images, prompts, self.model, self.tokenizer)
+        return [100 * max(float(c), 0.0) for c in cosines]
+
+
+@dataclass
+class AppModels:
+    gan: Generator
+    diffusion: Generator
+    scorer: Any  # t2i.metrics CLIP scorer: score(images, prompts) -> list[float]
+    ae: Generator | None = None
+    vae: Generator | None = None
+    max_images: int = 8
+    max_steps: int = 100
+    max_guidance: float = 20.0
+    display_size: int = 128
+    _digits: Any = None  # digits test split, loaded on the first interpolation
+
+    @classmethod
+    def load(cls, cfg) -> "AppModels":
+        return cls(
+            gan=load_generator(cfg.gan), diffusion=load_generator(cfg.diffusion), scorer=ClipScorer(cfg.clip),
+            ae=load_generator(cfg.ae) if cfg.ae else None, vae=load_generator(cfg.vae) if cfg.vae else None,
+            max_images=cfg.max_images, max_steps=cfg.max_steps, max_guidance=cfg.max_guidance, display_size=cfg.display_size)
+
+    @property
+    def has_latent_tab(self) -> bool:
+        return self.ae is not None and self.vae is not None
+
+    # ---- checks -----------------------------------------------------------------
+    def check(self, prompt: str, seed: Any, n: Any, steps: Any, guidance: Any, sampler: str) -> tuple[int, int, int, float]:
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise RequestError("Please type a prompt: it is empty.")
+        if len(prompt) > 300:
+            raise RequestError(f"The prompt is {len(prompt)} characters long; at most 300 are allowed.")
+        checks = [("seed", seed, 0, 2**31 - 1), ("number of images", n, 1, self.max_images), ("steps", steps, 1, self.max_steps)]
+        values = []
+        for name, value, low, high in checks:
+            if value is None or isinstance(value, bool) or float(value) != int(float(value)) or not low <= int(float(value)) <= high:
+                raise RequestError(f"The {name} must be a whole number from {low} to {high}; got {value!r}.")
+            values.append(int(float(value)))
+        if guidance is None or not (0.0 <= float(guidance) <= self.max_guidance) or math.isnan(float(guidance)):
+            raise RequestError(f"The guidance scale must be between 0 and {self.max_guidance}; got {guidance!r}.")
+        from apps.app import SAMPLERS
+
+        if sampler not in SAMPLERS:
+            raise RequestError(f"The sampler must be one of {SAMPLERS}; got {sampler!r}.")
+        return values[0], values[1], values[2], float(guidance)
+
+    def _decode_strip(self, strip: list[torch.Tensor]) -> list[Image.Image]:
+        """Latents recorded along the denoising steps -> images (decoded by the pipeline's VAE)."""
+        pipe = getattr(self.diffusion, "pipe", None)
+        if not strip or pipe is None:
+            return []
+        with torch.no_grad():
+            pixels = pipe.decode_latents(torch.cat(strip)).float().cpu()  # (K, 3, H, W) in [0, 1]
+        return pipe.numpy_to_pil(pixels.permute(0, 2, 3, 1).numpy())
+
+    def _display(self, images: list[Image.Image]) -> list[Image.Image]:
+        return [im.convert("RGB").resize((self.display_size, self.display_size), Image.NEAREST) for im in images]
+
+    # ---- text to image ------------------------------------------------------------
+    def generate(self, prompt: str, negative_prompt: str, seed: Any, n: Any, sampler: str, steps: Any, guidance: Any,
+                 intermediates: bool, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+        seed, n, steps, guidance = self.check(prompt, seed, n, steps, guidance, sampler)
+        prompt = " ".join(prompt.split())
+        strip: list[torch.Tensor] = []
+
+        def on_step(step: int, timestep: int, latents: torch.Tensor) -> None:
+            if progress is not None:
+                progress(step + 1, steps)
+            if intermediates and (step % max(1, steps // 8) == 0 or step == steps - 1):
+                strip.append(latents[:1].detach().clone())  # the first image's latents along the way
+
+        try:
+            start = time.perf_counter()
+            gan_images = self.gan.generate(prompts=[prompt], seed=seed, num_images_per_prompt=n)
+            gan_seconds = time.perf_counter() - start
+            start = time.perf_counter()
+            diffusion_images = self.diffusion.generate(
+                prompts=[prompt], seed=seed, num_images_per_prompt=n, negative_prompt=negative_prompt or None,
+                steps=steps, guidance=guidance, sampler=sampler, callback=on_step)
+            diffusion_seconds = time.perf_counter() - start
+        except GenerationError as err:
+            raise RequestError(str(err)) from None
+        intermediate_images = self._decode_strip(strip)
+        gan_scores = self.scorer.score(gan_images, [prompt] * len(gan_images))
+        diffusion_scores = self.scorer.score(diffusion_images, [prompt] * len(diffusion_images))
+        summary = (
+            f"| model | time for {n} image(s) | ms / image | mean CLIP score | CLIP score per image |\n|---|---|---|---|---|\n"
+            f"| text GAN | {gan_seconds:.2f} s | {1000 * gan_seconds / n:.0f} | {sum(gan_scores) / n:.1f} | "
+            f"{', '.join(f'{s:.1f}' for s in gan_scores)} |\n"
+            f"| latent diffusion ({sampler}, {steps} steps, guidance {guidance:g}) | {diffusion_seconds:.2f} s | "
+            f"{1000 * diffusion_seconds / n:.0f} | {sum(diffusion_scores) / n:.1f} | {', '.join(f'{s:.1f}' for s in diffusion_scores)} |\n\n"
+            f"CLIP score = 100 x cosine(image, prompt) under the toolkit's CLIP; seed {seed}.")
+        return {
+            "gan": self._display(gan_images), "diffusion": self._display(diffusion_images), "seed": seed,
+            "summary": summary, "intermediates": self._display(intermediate_images),
+            "gan_seconds": gan_seconds, "diffusion_seconds": diffusion_seconds,
+            "gan_scores": gan_scores, "diffusion_scores": diffusion_scores,
+        }
+
+    # ---- latent-space tab -----------------------------------------------------------
+    def interpolate(self, digit_a: int, digit_b: int, num_steps: int) -> tuple[list[Image.Image], list[Image.Image]]:
+        if not self.has_latent_tab:
+            raise RequestError("The latent-space models are not loaded.")
+        if not (0 <= digit_a <= 9 and 0 <= digit_b <= 9):
+            raise RequestError("Digits must be between 0 and 9.")
+        if not 2 <= num_steps <= 32:
+            raise RequestError("Steps must be between 2 and 32.")
+        return (self._display(self._walk(self.ae, digit_a, digit_b, num_steps)),
+                self._display(self._walk(self.vae, digit_a, digit_b, num_steps)))
+
+    @torch.no_grad()
+    def _walk(self, generator: Any, digit_a: int, digit_b: int, num_steps: int) -> list[Image.Image]:
+        """Encode the first test image of each digit, decode the straight line between the codes."""
+        from torchvision.transforms.functional import to_pil_image
+
+        if self._digits is None:
+            from t2i.data import load_dataset
+
+            self._digits = load_dataset("digits", split="test", size=generator.config.get("size", 32))
+        labels = [self._digits[i]["label"] for i in range(len(self._digits))]
+        pair = torch.stack([self._digits[labels.index(d)]["image"] for d in (digit_a, digit_b)])  # (2, 1, S, S)
+        codes = generator.model.encode(pair.to(generator.device))
+        codes = codes[0] if isinstance(codes, tuple) else codes  # a VAE walks between its means
+        weights = torch.linspace(0, 1, num_steps, device=codes.device)[:, None]  # (K, 1)
+        path = (1 - weights) * codes[0] + weights * codes[1]  # (K, D)
+        return [to_pil_image(im) for im in generator.decode(path)]
+
+    def prior_samples(self, count: int, seed: int) -> tuple[list[Image.Image], list[Image.Image], str]:
+        if not self.has_latent_tab:
+            raise RequestError("The latent-space models are not loaded.")
+        if not 1 <= count <= 64:
+            raise RequestError("Samples must be between 1 and 64.")
+        if not 0 <= seed <= 2**31 - 1:
+            raise RequestError(f"The seed must be between 0 and {2**31 - 1}.")
+        ae_images = self.ae.generate(seed=seed, num_images_per_prompt=count)
+        vae_images = self.vae.generate(seed=seed, num_images_per_prompt=count)
+        info = ("Both decoders get codes drawn from N(0, I) with the same seed. The VAE was trained to make that "
+                "distribution its prior; the AE's codes occupy an arbitrary region, so most random codes decode to blur.")
+        return self._display(ae_images), self._display(vae_images), info
