@@ -1,0 +1,301 @@
+"""Score a saved generator, or a folder of generated images, with any metrics (t2i eval).
+
+Two sources of images:
+- ``--model M --prompts P``: any saved generator (``gan_baselines.registry.load_generator``),
+  called exactly like ``t2i sample``: condition ``i`` with seed ``--seed + i``, ``--n`` images
+  each, so ``t2i sample`` with the same arguments writes the very images scored here;
+- ``--images DIR``: already generated images, a folder with ``metadata.jsonl`` (``file_name``,
+  ``text``; optional ``label``, ``novel``), e.g. the output of ``t2i sample``.
+
+``--prompts`` is a text file (one prompt per line), a ``.jsonl`` file (``text`` and/or
+``label``, optional ``novel``), ``shapes:SPLIT:N`` (N captions of a shapes split, e.g.
+``shapes:novel:200``) or ``digits:N`` (labels 0..9 in turn). The data (shapes, digits or
+other) is recognised from the prompts; ``--metrics auto`` picks what fits it: prompt
+accuracy (shapes) or the digits classifier's scores, domain FID/KID, precision/recall,
+density/coverage against real images of the same data, diversity when ``--n`` >= 2, CLIP
+score with ``--clip``, FID/KID/IS with local Inception weights. Next to every distribution
+metric the **real-vs-real floor** (a second real sample against the first) says what a
+perfect generator would score with this many images. Writes ``OUT/metrics.json`` and
+``OUT/grid.png`` (and, for shapes, ``OUT/judgements.jsonl``). ``t2i eval clip ...`` evaluates a
+CLIP model instead (``train/eval_clip.py``).
+
+    t2i eval --images /tmp/samples --out /tmp/eval
+    t2i eval --model shapes-tgan --prompts shapes:novel:100 --n 2 --out /tmp/eval-tgan
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from t2i.config import config_to_dict, parse_config
+from t2i.metrics import METRICS, compute, inception_available
+
+DISTRIBUTION = ("domain-fid", "domain-kid", "precision-recall", "density-coverage", "fid", "kid")
+
+
+@dataclass
+class EvalConfig:
+    model: str = ""  # a saved generator folder or built-in name (or use --images)
+    images: str = ""  # a folder of generated images with metadata.jsonl (instead of --model)
+    prompts: str = ""  # with --model: a .txt/.jsonl file, shapes:SPLIT:N or digits:N
+    metrics: str = "auto"  # comma-separated metric names, or auto (what fits the data)
+    n: int = 1  # images per prompt (with --model)
+    seed: int = 0  # seed of the first prompt; prompt i uses seed + i, as in t2i sample
+    out: str = "runs/eval"  # output folder: metrics.json, grid.png
+    real_n: int = 1000  # real images for distribution metrics (digits: at most its test split, 355)
+    real_split: str = "auto"  # split of the real images; auto: shapes novel if every prompt is novel, else test
+    clip: str = ""  # CLIP for clip-score: an open_clip folder or built-in name (not the generators' own)
+    inception_weights: str = ""  # local FID Inception weights file for fid/kid/inception-score ($T2I_INCEPTION_WEIGHTS)
+    device: str = "cpu"  # device of the generator
+
+
+def read_prompts(spec: str) -> tuple[list[str] | None, list[int] | None, list[bool] | None]:
+    """Prompts, labels and novel flags from a file or a ``shapes:SPLIT:N`` / ``digits:N`` spec."""
+    if spec.startswith("shapes:"):
+        from t2i.data.shapes import prompts as shapes_prompts
+
+        parts = spec.split(":")
+        if len(parts) != 3 or not parts[2].isdigit():
+            raise SystemExit(f"t2i eval: --prompts {spec!r}: expected shapes:SPLIT:N, e.g. shapes:novel:200")
+        captions = [c for c, _ in shapes_prompts(int(parts[2]), seed=0, split=parts[1])]
+        return captions, None, [parts[1] == "novel"] * len(captions)
+    if spec.startswith("digits:"):
+        count = spec.split(":")[1]
+        if not count.isdigit():
+            raise SystemExit(f"t2i eval: --prompts {spec!r}: expected digits:N, e.g. digits:100")
+        return None, [i % 10 for i in range(int(count))], None
+    path = Path(spec)
+    if not path.is_file():
+        raise SystemExit(f"t2i eval: --prompts {spec!r} is neither a file nor shapes:SPLIT:N / digits:N")
+    if path.suffix == ".jsonl":
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        texts = [r.get("text") for r in rows]
+        labels = [r.get("label") for r in rows]
+        novel = [r.get("novel") for r in rows]
+        return (texts if all(texts) else None, labels if all(x is not None for x in labels) else None,
+                novel if all(x is not None for x in novel) else None)
+    prompts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not prompts:
+        raise SystemExit(f"t2i eval: {path} holds no prompts (one per line)")
+    return prompts, None, None
+
+
+def generate(generator: Any, prompts: list[str] | None, labels: list[int] | None, n: int,
+             seed: int) -> tuple[list[Image.Image], list[str], list[int] | None]:
+    """Condition i with seed + i, n images each (the ``t2i sample`` convention) -> images, texts, labels."""
+    count = len(prompts) if prompts is not None else len(labels)
+    images, texts, out_labels = [], [], []
+    for i in tqdm(range(count), desc="generating", unit="prompt"):
+        images += generator.generate(prompts=[prompts[i]] if prompts is not None else None,
+                                     labels=[labels[i]] if labels is not None else None,
+                                     seed=seed + i, num_images_per_prompt=n)
+        texts += [prompts[i] if prompts is not None else str(labels[i])] * n
+        out_labels += [labels[i]] * n if labels is not None else []
+    return images, texts, out_labels if labels is not None else None
+
+
+def read_image_folder(folder: Path) -> tuple[list[Image.Image], list[str], list[int] | None, list[bool] | None, int]:
+    """Images, texts, labels, novel flags and images per prompt (from ``image_index``, as t2i sample writes)."""
+    meta = folder / "metadata.jsonl"
+    if not meta.is_file():
+        raise SystemExit(f"t2i eval: --images {folder} has no metadata.jsonl (rows with file_name and text)")
+    rows = [json.loads(line) for line in meta.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not rows:
+        raise SystemExit(f"t2i eval: {meta} is empty")
+    images = []
+    for r in rows:
+        try:
+            with Image.open(folder / r["file_name"]) as im:
+                images.append(im.convert("L" if im.mode in ("L", "1") else "RGB"))
+        except (OSError, KeyError) as err:
+            raise SystemExit(f"t2i eval: cannot read the image of row {r} in {meta}: {err}") from None
+    labels = [r["label"] for r in rows] if all("label" in r for r in rows) else None
+    novel = [bool(r["novel"]) for r in rows] if all("novel" in r for r in rows) else None
+    per_prompt = 1 + max(int(r.get("image_index", 0)) for r in rows)
+    return images, [r.get("text", "") for r in rows], labels, novel, per_prompt
+
+
+def kind_of(texts: list[str], labels: list[int] | None, images: list[Image.Image]) -> str:
+    """shapes when every text is a shapes caption; digits for 1-channel or digit-labelled images; else other."""
+    from t2i.data.shapes import parse_caption
+
+    try:
+        for t in texts:
+            parse_caption(t)
+        return "shapes"
+    except ValueError:
+        pass
+    if images[0].mode == "L" or (labels is not None and all(0 <= x <= 9 for x in labels)):
+        return "digits"
+    return "other"
+
+
+def real_images(kind: str, split: str, n: int, size: int, seed: int) -> torch.Tensor:
+    from t2i.data import load_dataset
+
+    if kind == "shapes":
+        data = load_dataset("shapes", split=split, size=size, n=n, seed=seed)
+    else:
+        data = load_dataset("digits", split=split, size=size)
+        data.images = data.images[torch.randperm(len(data.images), generator=torch.Generator().manual_seed(seed))[:n]]
+    return data.images.float() / 255  # (n, C, S, S)
+
+
+def auto_metrics(kind: str, cfg: EvalConfig, n_per_group: int) -> list[str]:
+    names = {"shapes": ["prompt-accuracy"], "digits": ["digits-score"], "other": []}[kind]
+    if kind != "other":
+        names += ["domain-fid", "domain-kid", "precision-recall", "density-coverage"]
+    if n_per_group >= 2 and kind != "other":
+        names.append("diversity")
+    if cfg.clip:
+        names.append("clip-score")
+    if inception_available(cfg.inception_weights or None):
+        names += ["fid", "kid", "inception-score"]
+    return names
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "clip":  # t2i eval clip ...: the CLIP evaluation entry point
+        from train.eval_clip import main as eval_clip
+
+        return int(eval_clip(argv[1:]) or 0)
+    cfg = parse_config(EvalConfig, argv, prog="t2i eval", description=__doc__.split("\n")[0])
+    if bool(cfg.model) == bool(cfg.images):
+        raise SystemExit("t2i eval: give exactly one of --model (with --prompts) or --images DIR")
+    start = time.perf_counter()
+    novel = None
+    per_prompt = 1
+    if cfg.images:
+        images, texts, labels, novel, per_prompt = read_image_folder(Path(cfg.images))
+    else:
+        if not cfg.prompts:
+            raise SystemExit("t2i eval: --model needs --prompts (a file, shapes:SPLIT:N or digits:N)")
+        from gan_baselines.registry import load_generator
+
+        prompts, labels, novel_prompts = read_prompts(cfg.prompts)
+        generator = load_generator(cfg.model, device=cfg.device)
+        if generator.conditioning == "label" and labels is None:
+            raise SystemExit(f"t2i eval: {cfg.model} is class-conditional: give labels (a .jsonl or digits:N)")
+        if generator.conditioning == "text" and prompts is None:
+            raise SystemExit(f"t2i eval: {cfg.model} is text-conditional: give prompts")
+        images, texts, labels = generate(generator, prompts if generator.conditioning == "text" else None,
+                                         labels if generator.conditioning == "label" else None, cfg.n, cfg.seed)
+        novel = [f for f in novel_prompts for _ in range(cfg.n)] if novel_prompts else None
+    kind = kind_of(texts, labels, images)
+    groups = labels if kind == "digits" and labels is not None else texts
+    per_group = max(Counter(groups).values())
+    names = auto_metrics(kind, cfg, per_group) if cfg.metrics == "auto" else [m for m in cfg.metrics.split(",") if m]
+    unknown = [m for m in names if m not in METRICS]
+    if unknown:
+        raise SystemExit(f"t2i eval: unknown metric(s) {unknown}; choose from {sorted(METRICS)}")
+    if not names:
+        raise SystemExit("t2i eval: no metric fits these images (neither shapes nor digits): give --clip for "
+                         "clip-score or --inception-weights for fid/kid/inception-score")
+    for name, needed in (("prompt-accuracy", "shapes"), ("digits-score", "digits")):
+        if name in names and kind != needed:
+            raise SystemExit(f"t2i eval: {name} needs {needed} images, but these are {kind} "
+                             f"(recognised from the prompts/labels)")
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results, floor = score(names, kind, images, texts, labels, novel, groups, cfg, out)
+    from t2i.runtime.grids import save_grid
+
+    # whole prompts per row when images come as [a0, a1, b0, b1] (--model, or t2i sample's image_index)
+    n_each = cfg.n if cfg.model else per_prompt
+    nrow = n_each * max(1, 8 // n_each) if 1 < n_each <= 16 else None
+    shown = images[:64 // n_each * n_each] if nrow else images[:64]
+    save_grid([im.convert("RGB") for im in shown], out / "grid.png", nrow=nrow)
+    report = {"source": cfg.model or cfg.images, "data": kind, "n_images": len(images), "metrics": results,
+              "real_vs_real_floor": floor, "seconds": round(time.perf_counter() - start, 1),
+              "config": config_to_dict(cfg)}
+    (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps({"metrics": results, "real_vs_real_floor": floor}, indent=2))
+    print(f"wrote {out / 'metrics.json'} and {out / 'grid.png'}")
+    return 0
+
+
+def score(names: list[str], kind: str, images: list[Image.Image], texts: list[str], labels: list[int] | None,
+          novel: list[bool] | None, groups: list[Any], cfg: EvalConfig,
+          out: Path | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every requested metric on the images, and the real-vs-real floor of the distribution metrics.
+
+    With ``out``, prompt accuracy also writes ``out/judgements.jsonl`` (one judgement per image).
+    """
+    results: dict[str, Any] = {}
+    floor: dict[str, Any] = {}
+    extractor = None
+    if kind == "shapes":
+        from t2i.evaluators.shapes import ShapesEvaluator, aggregate
+
+        evaluator = ShapesEvaluator.from_pretrained()
+        extractor = evaluator.feature_extractor()
+    elif kind == "digits":
+        from t2i.evaluators.digits import DigitsClassifier
+
+        classifier = DigitsClassifier.from_pretrained()
+        extractor = classifier.feature_extractor()
+    needs_features = [m for m in names if m in DISTRIBUTION[:4] or m == "diversity"]
+    if needs_features and extractor is None:
+        raise SystemExit(f"t2i eval: {needs_features} need the shapes or digits evaluator features; "
+                         f"these images are neither (use fid/kid with --inception-weights, or clip-score)")
+    fake = extractor(images) if needs_features else None
+    real = real2 = f_real = f_real2 = None
+    if any(m in DISTRIBUTION for m in names):
+        # the real set, and an independent second real set of the same distribution for the floor
+        split = cfg.real_split
+        if split == "auto":
+            split = "novel" if kind == "shapes" and novel and all(novel) else "test"
+        size = images[0].size[0]
+        real = real_images(kind, split, cfg.real_n, size, seed=cfg.seed)
+        real2 = real_images(kind, split if kind == "shapes" else "train", cfg.real_n, size, seed=cfg.seed + 1)
+        real2 = real2[:len(images)]  # as many as the generated images: FID's bias depends on the count
+        if needs_features:
+            f_real, f_real2 = extractor(real), extractor(real2)
+    for name in tqdm(names, desc="metrics", unit="metric"):
+        if name == "prompt-accuracy":  # = compute(name, ...), keeping the per-image judgements
+            judgements = evaluator.judge(images, texts)
+            for j, flag in zip(judgements, novel or []):
+                j["novel"] = bool(flag)
+            results[name] = aggregate(judgements)
+            if out is not None:
+                (out / "judgements.jsonl").write_text("".join(
+                    json.dumps(dict(j, text=t)) + "\n" for j, t in zip(judgements, texts)))
+        elif name == "digits-score":
+            results[name] = compute(name, images=images, requested_labels=labels, classifier=classifier)
+        elif name in ("domain-fid", "domain-kid", "precision-recall", "density-coverage"):
+            results[name] = dict(compute(name, real=f_real, fake=fake), features=extractor.name)
+            floor[name] = dict(compute(name, real=f_real, fake=f_real2), features=extractor.name)
+        elif name == "diversity":
+            results[name] = dict(compute(name, fake=fake, groups=groups), features=extractor.name)
+        elif name in ("fid", "kid"):
+            w = cfg.inception_weights or None
+            results[name] = compute(name, real=real, fake=images, inception_weights=w)
+            floor[name] = compute(name, real=real, fake=real2, inception_weights=w)
+        elif name == "inception-score":
+            results[name] = compute(name, images=images, inception_weights=cfg.inception_weights or None,
+                                    splits=min(10, len(images)))
+        elif name == "clip-score":
+            if not cfg.clip:
+                raise SystemExit("t2i eval: clip-score needs --clip (an open_clip folder or built-in name)")
+            from t2i.clip import get_tokenizer, load_clip
+
+            model = load_clip(cfg.clip)
+            results[name] = compute(name, images=images, prompts=texts, model=model, tokenizer=get_tokenizer(model),
+                                    model_name=cfg.clip)
+    return results, floor
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
