@@ -1,0 +1,148 @@
+"""What a figure cost: parameters, training FLOPs per step, sampling time and FLOPs per image.
+
+FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode``, which counts the
+matrix products and convolutions that dominate a network (``mm``, ``addmm``, ``bmm``,
+``convolution`` and their backward, scaled-dot-product attention), forward and backward,
+at 2 FLOPs per multiply-add. Element-wise ops (activations, norms, optimiser updates) are
+not counted. For a ``Linear(i, o)`` on a batch of ``B``: forward ``2 B i o``; backward
+``2 B i o`` for the weight gradient plus ``2 B i o`` for the input gradient when the input
+needs one (so ``4 B i o`` for a first layer, ``6 B i o`` for a hidden one: Kaplan et al.
+2020, "C = 6 N" per token).
+
+One training step of a trainer we do not want to open up is counted by difference:
+``F(run of k + 1 steps) - F(run of k steps)``: set-up, the final sample grid and the model
+export are the same in both runs and cancel, what is left is exactly one real step
+(data encoding by frozen towers included, when the trainer does it per step).
+
+Budgets are counted in these FLOPs (or in images seen), never in wall-clock seconds, which
+a shared machine makes noisy; seconds are still measured and reported beside them.
+
+    python -c "from t2i.bench.cost import demo; demo()"
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from t2i.generator import Generator
+
+
+def count_flops(fn: Callable[[], Any]) -> tuple[Any, int]:
+    """Run ``fn()`` under ``FlopCounterMode``; return ``(its result, total FLOPs)``."""
+    with FlopCounterMode(display=False) as counter:
+        result = fn()
+    return result, int(counter.get_total_flops())
+
+
+def step_flops_by_difference(train_for: Callable[[int], Any], base_steps: int = 1) -> int:
+    """FLOPs of one training step: ``F(train_for(base_steps + 1)) - F(train_for(base_steps))``.
+
+    ``train_for(steps)`` must run the same training from scratch for ``steps`` steps (same
+    seed, same output handling). Raises if the difference is not positive (a trainer whose
+    per-step work is not visible to the counter, or set-up work that depends on ``steps``).
+    """
+    if base_steps < 1:
+        raise ValueError(f"base_steps must be >= 1, got {base_steps!r}")
+    _, short = count_flops(lambda: train_for(base_steps))
+    _, long = count_flops(lambda: train_for(base_steps + 1))
+    per_step = long - short
+    if per_step <= 0:
+        raise RuntimeError(f"one more training step counted {per_step} FLOPs ({long} - {short}); "
+                           "the trainer's per-step work is not visible to FlopCounterMode")
+    return per_step
+
+
+def _modules_of(obj: Any) -> Iterable[tuple[str, torch.nn.Module]]:
+    """(name, module) pairs held by a generator: its attributes, and a diffusers pipeline's components."""
+    if isinstance(obj, torch.nn.Module):
+        yield "", obj
+        return
+    for name, value in vars(obj).items():
+        if isinstance(value, torch.nn.Module):
+            yield name, value
+        elif hasattr(value, "components") and isinstance(getattr(value, "components"), dict):  # DiffusionPipeline
+            for part, module in value.components.items():
+                if isinstance(module, torch.nn.Module):
+                    yield f"{name}.{part}", module
+
+
+def is_text_encoder(name: str, module: torch.nn.Module) -> bool:
+    """Frozen text towers are shared by every family of a comparison, so they are counted apart."""
+    from t2i.text import TextEncoder
+
+    return isinstance(module, TextEncoder) or "text_encoder" in name
+
+
+def count_parameters(model: torch.nn.Module | Generator, include_text_encoder: bool = False) -> dict[str, int]:
+    """Parameters of a module or a generator: ``{"total": n, <part>: n, ...}``.
+
+    A generator's parts are its ``nn.Module`` attributes (and a pipeline's components);
+    the text encoder is left out unless ``include_text_encoder`` (it is the same frozen
+    CLIP for every text-conditional family). Shared tensors are counted once.
+    """
+    parts: dict[str, int] = {}
+    seen: set[int] = set()
+    for name, module in _modules_of(model):
+        if not include_text_encoder and is_text_encoder(name, module):
+            continue
+        n = 0
+        for p in module.parameters():
+            if id(p) not in seen:
+                seen.add(id(p))
+                n += p.numel()
+        parts[name or "model"] = n
+    return {"total": sum(parts.values()), **parts}
+
+
+def sampling_cost(generator: Generator, request: dict[str, Any], repeats: int = 2,
+                  warmup: bool = True) -> dict[str, float]:
+    """Time and FLOPs of ``generator.generate(**request)``: ms and GFLOP per image, images/s.
+
+    The time is the median of ``repeats`` timed calls (after one untimed warm-up call);
+    the FLOPs are counted on one more call, the text encoder included (it runs per request).
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats!r}")
+    if warmup:
+        generator.generate(**request)
+    seconds = []
+    count = 1
+    for _ in range(repeats):
+        start = time.perf_counter()
+        images = generator.generate(**request)
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        seconds.append(time.perf_counter() - start)
+        count = len(images)
+    _, flops = count_flops(lambda: generator.generate(**request))
+    t = statistics.median(seconds)
+    return {"ms_per_image": 1000 * t / count, "images_per_s": count / t, "gflop_per_image": flops / count / 1e9,
+            "batch": count}
+
+
+def training_images_per_s(metrics_jsonl: str | Path, skip_first: bool = True) -> float | None:
+    """Median ``images_per_s`` the runtime logged (``metrics.jsonl``); the first row (warm-up) is skipped."""
+    path = Path(metrics_jsonl)
+    if not path.is_file():
+        return None
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    values = [row["images_per_s"] for row in rows if "images_per_s" in row]
+    if skip_first and len(values) > 1:
+        values = values[1:]
+    return statistics.median(values) if values else None
+
+
+def demo() -> None:
+    layer = torch.nn.Linear(16, 8)
+    x = torch.randn(4, 16)
+    _, flops = count_flops(lambda: layer(x).sum().backward())
+    print(f"Linear(16, 8), batch 4, fwd+bwd: {flops} FLOPs "
+          f"(hand count: 2*B*i*o forward + 2*B*i*o weight gradient = {4 * 4 * 16 * 8})")
+    print("parameters:", count_parameters(layer))

@@ -1,0 +1,124 @@
+"""Evaluating saved models the same way: sample an eval set, score it, and the diffusion studies.
+
+Generators are loaded by a ``load(path) -> Generator`` callable that the caller passes in
+(``gan_baselines.registry.load_generator`` in ``t2i bench``), so this library does not
+depend on the model families.
+
+- ``sample_and_score``: one model, one eval set -> metrics (and the images, for grids).
+- ``guidance_sweep``: classifier-free guidance scales at a fixed sampler and step count;
+  the best scale on the validation prompts is the one every seed is evaluated with.
+- ``sampler_curves``: quality (and time) per sampler and number of steps.
+- ``select``: the best of several runs on a validation metric (ties: lower domain FID).
+
+    python -c "from t2i.bench.evaluate import demo; demo()"
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from t2i.bench.scoring import HEADLINE, EvalSet, Scorer, generate_images
+
+
+def diffusion_options(generator: Any, sampler: str, steps: int, guidance: float) -> dict[str, Any]:
+    """Sampler, steps and guidance under the names this generator's ``generate`` takes
+    (``steps``/``guidance`` or diffusers' ``num_inference_steps``/``guidance_scale``)."""
+    params = inspect.signature(generator.generate).parameters
+    steps_name = "steps" if "steps" in params else "num_inference_steps"
+    guidance_name = "guidance" if "guidance" in params else "guidance_scale"
+    missing = [n for n in ("sampler", steps_name, guidance_name) if n not in params]
+    if missing:
+        raise TypeError(f"{type(generator).__name__}.generate takes no {missing}: it is not a diffusion generator")
+    return {"sampler": sampler, steps_name: steps, guidance_name: guidance}
+
+
+def sample_and_score(generator: Any, eval_set: EvalSet, scorer: Scorer, options: dict[str, Any] | None = None,
+                     distribution: bool = True, desc: str = "sampling") -> tuple[dict[str, Any], torch.Tensor]:
+    """Generate ``eval_set`` with ``generator`` (family ``options`` passed through) and score it.
+
+    ``ms_per_image`` in the metrics is the wall time of generation per image (scoring excluded).
+    """
+    start = time.perf_counter()
+    images = generate_images(generator, eval_set, options, desc=desc)
+    seconds = time.perf_counter() - start
+    metrics = scorer.score(images, eval_set, distribution=distribution)
+    metrics["ms_per_image"] = 1000 * seconds / len(images)
+    return metrics, images
+
+
+def better(a: dict[str, Any], b: dict[str, Any] | None, metric: str) -> bool:
+    """Is ``a`` better than ``b`` on ``metric`` (ties broken by lower domain FID)?"""
+    if b is None:
+        return True
+    higher = HEADLINE.get(metric, (metric, True))[1]
+    va, vb = a.get(metric), b.get(metric)
+    if va is not None and vb is not None and va != vb:
+        return va > vb if higher else va < vb
+    fa, fb = a.get("domain_fid"), b.get("domain_fid")
+    return fa is not None and fb is not None and fa < fb
+
+
+def select(candidates: Sequence[dict[str, Any]], metric: str) -> int:
+    """Index of the best candidate (each a metrics dict) on ``metric``."""
+    best, best_i = None, 0
+    for i, c in enumerate(candidates):
+        if better(c, best, metric):
+            best, best_i = c, i
+    return best_i
+
+
+def guidance_sweep(generator: Any, eval_set: EvalSet, scorer: Scorer, scales: Sequence[float], sampler: str,
+                   steps: int, metric: str) -> tuple[list[dict[str, Any]], float]:
+    """Score every guidance scale; return the points and the best scale on ``metric``."""
+    points = []
+    for g in scales:
+        metrics, _ = sample_and_score(generator, eval_set, scorer, diffusion_options(generator, sampler, steps, g),
+                                      desc=f"guidance {g:g}")
+        points.append({"guidance": g, "metrics": _flat(metrics), "ms_per_image": metrics["ms_per_image"]})
+    best = select([p["metrics"] for p in points], metric)
+    return points, points[best]["guidance"]
+
+
+def sampler_curves(generator: Any, eval_set: EvalSet, scorer: Scorer, samplers: Sequence[str],
+                   steps_list: Sequence[int], guidance: float) -> dict[str, list[dict[str, Any]]]:
+    """Quality and time per sampler and step count, at one guidance scale."""
+    curves: dict[str, list[dict[str, Any]]] = {}
+    for sampler in samplers:
+        curves[sampler] = []
+        for steps in steps_list:
+            metrics, _ = sample_and_score(generator, eval_set, scorer,
+                                          diffusion_options(generator, sampler, steps, guidance),
+                                          desc=f"{sampler} {steps} steps")
+            curves[sampler].append({"steps": steps, "metrics": _flat(metrics), "ms_per_image": metrics["ms_per_image"]})
+    return curves
+
+
+def _flat(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The numeric metrics only (the nested details stay out of curves and tables)."""
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+
+
+def evaluate_stages(load: Callable[[Path], Any], stages: Sequence[tuple[int, float, Path]], eval_set: EvalSet,
+                    scorer: Scorer, options: Callable[[Any], dict[str, Any]] | None = None,
+                    desc: str = "") -> tuple[list[dict[str, Any]], torch.Tensor, Any]:
+    """Score the model saved after each training stage ``(steps, flops, folder)``.
+
+    Returns the stage records, the images of the last stage and its generator (for grids and cost).
+    """
+    records, images, gen = [], None, None
+    for steps, flops, folder in stages:
+        gen = load(folder)
+        opts = options(gen) if options is not None else {}
+        metrics, images = sample_and_score(gen, eval_set, scorer, opts, desc=f"{desc} step {steps}")
+        records.append({"steps": steps, "flops": flops, "metrics": _flat(metrics), "details": metrics["details"]})
+    return records, images, gen
+
+
+def demo() -> None:
+    a, b = {"acc_all": 0.5, "domain_fid": 3.0}, {"acc_all": 0.5, "domain_fid": 2.0}
+    print("select:", select([a, b], "acc_all"), "(ties go to the lower domain FID)")

@@ -1,0 +1,181 @@
+"""The benchmark's record: ``results.json`` (everything measured) and ``report.md`` (the tables).
+
+``results.json`` layout (what ``t2i bench`` fills in)::
+
+    {"command", "machine", "config", "notes": [...], "wall_minutes", "budget": {"kind", "value"},
+     "eval": {"conditions", "images_per_prompt", "images", "seed", "reference_images"},
+     "floor": {metric: value},                       # real vs real, same sample count
+     "families": {name: {"title", "batch_size", "step_flops", "steps", "train_flops", "first_stage_flops",
+                         "lr", "trials": [{"lr", "validation": {...}, "selected"}],
+                         "seeds": {seed: {"stages": [{"steps", "flops", "metrics"}], "metrics", "model",
+                                          "train_images_per_s"}},
+                         "summary": {metric: {"mean", "std", "n"}},
+                         "cost": {"parameters", "train_flops", "train_images_per_s", "ms_per_image",
+                                  "images_per_s", "gflop_per_image"},
+                         "sampling": {options used}}},
+     "diffusion": {"family", "guidance_sweep": [...], "chosen_guidance", "sampler_curves": {sampler: [...]}}}
+
+    python -c "from t2i.bench.report import demo; demo()"
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import platform
+import statistics
+from pathlib import Path
+from typing import Any, Sequence
+
+from t2i.bench.scoring import HEADLINE
+
+
+def mean_std(values: Sequence[float | None]) -> dict[str, float] | None:
+    """Mean and sample std (0 for one value) of the values that are not None; None if there are none."""
+    xs = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not xs:
+        return None
+    return {"mean": statistics.fmean(xs), "std": statistics.stdev(xs) if len(xs) > 1 else 0.0, "n": len(xs)}
+
+
+def summarize(per_seed: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per metric over seeds: ``{metric: {"mean", "std", "n"}}`` for every numeric key."""
+    keys = sorted({k for m in per_seed for k, v in m.items() if isinstance(v, (int, float)) and k != "n"})
+    out = {}
+    for k in keys:
+        ms = mean_std([m.get(k) for m in per_seed])
+        if ms is not None:
+            out[k] = ms
+    return out
+
+
+def machine() -> dict[str, Any]:
+    """Where the numbers were measured: CPU model, cores, torch and its device."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {"cpu": cpu, "cores": os.cpu_count(), "threads": torch.get_num_threads(), "python": platform.python_version(),
+            "torch": torch.__version__, "platform": platform.platform(),
+            "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+            "date": datetime.datetime.now().isoformat(timespec="seconds")}
+    try:
+        info["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        pass
+    return info
+
+
+def write_results(results: dict[str, Any], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, dict) and "mean" in v:
+        return f"{_fmt(v['mean'], digits)} +/- {_fmt(v['std'], digits)}" if v.get("n", 1) > 1 else _fmt(v["mean"], digits)
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 1e6:
+        return f"{v:.3g}"
+    if isinstance(v, float):
+        if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
+            return f"{v:.3g}"
+        return f"{v:.{digits}f}" if abs(v) < 100 else f"{v:.1f}"
+    return str(v)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_fmt(c) for c in r) + " |" for r in rows]
+    return lines + [""]
+
+
+def render_report(results: dict[str, Any], plots: dict[str, str]) -> str:
+    """``report.md`` text from ``results`` (see the module docstring) and the plot file names."""
+    fams, floor = results["families"], results.get("floor", {})
+    present = [k for k in HEADLINE if floor.get(k) is not None or any(k in f.get("summary", {}) for f in fams.values())]
+    ev, budget, m = results["eval"], results["budget"], results["machine"]
+    lines = [f"# t2i bench: {results['config']['data']} at {results['config']['size']} px", ""]
+    lines += [f"Command: `{results['command']}`", "",
+              f"Machine: {m['cpu']}, {m['cores']} cores ({m['threads']} torch threads), device {m['device']}, "
+              f"torch {m['torch']}, Python {m['python']}; load average at the end {m.get('load_average', '-')}; "
+              f"{m['date']}. Wall time {results.get('wall_minutes', 0):.1f} min.", ""]
+    unit = "FLOPs" if budget["kind"] == "flops" else "images"
+    lines += [f"Budget per family run: {_fmt(float(budget['value']))} training {unit} (FlopCounterMode on one real "
+              f"step x steps; latent diffusion's first stage included). Seeds: {results['config']['seeds']}; tuning "
+              f"trials per family: {results['config']['trials']}. Evaluation: {ev['conditions']} held-out conditions "
+              f"x {ev['images_per_prompt']} images = {ev['images']} images per model, seed {ev['seed']}, against "
+              f"{ev['reference_images']} real reference images.", ""]
+    if results.get("notes"):
+        lines += ["Notes:", ""] + [f"- {n}" for n in results["notes"]] + [""]
+    lines += ["## Quality (mean +/- std over seeds)", ""]
+    header = ["model"] + [HEADLINE[k][0] + (" ^" if HEADLINE[k][1] else " v") for k in present]
+    rows = [["real vs real (floor)"] + [floor.get(k) for k in present]]
+    rows += [[name] + [f.get("summary", {}).get(k) for k in present] for name, f in fams.items()]
+    lines += _table(header, rows)
+    lines += ["^ higher is better, v lower is better. Domain FID/KID are computed on the project evaluator's "
+              "features: they are not comparable with Inception FID.", ""]
+    lines += ["## Cost", ""]
+    rows = []
+    for name, f in fams.items():
+        c = f.get("cost", {})
+        params = c.get("parameters", {})
+        rows.append([name, params.get("total") if isinstance(params, dict) else params, f.get("lr"), f.get("batch_size"),
+                     f.get("steps"), f.get("step_flops"), c.get("train_flops"), f.get("first_stage_flops"),
+                     c.get("train_images_per_s"), c.get("ms_per_image"), c.get("images_per_s"), c.get("gflop_per_image")])
+    lines += _table(["model", "parameters", "lr", "batch", "steps", "FLOPs / step", "training FLOPs",
+                     "of which first stage", "train images/s", "sampling ms/image", "sampling images/s",
+                     "sampling GFLOP/image"], rows)
+    lines += ["Parameters exclude the frozen conditioning text encoder (shared by every text family); sampling "
+              "FLOPs include it. Images/s and ms are wall-clock on the machine above (noisy on a shared machine); "
+              "the budget is not.", ""]
+    trials = [(name, t) for name, f in fams.items() for t in f.get("trials", [])]
+    if any(len(f.get("trials", [])) > 1 for f in fams.values()):
+        lines += ["## Tuning trials (seed 0, scored on the validation prompts)", ""]
+        key = "acc_all" if results["config"]["data"] == "shapes" else "digit_acc"
+        lines += _table(["model", "lr", HEADLINE[key][0], "domain FID", "selected"],
+                        [[n, t["lr"], t["validation"].get(key), t["validation"].get("domain_fid"),
+                          "yes" if t.get("selected") else ""] for n, t in trials])
+    diff = results.get("diffusion")
+    if diff:
+        lines += [f"## Diffusion sampling ({diff['family']}, seed 0, validation prompts)", ""]
+        if diff.get("guidance_sweep"):
+            lines += [f"Guidance sweep ({diff['sweep_sampler']}, {diff['sweep_steps']} steps); chosen: "
+                      f"{diff.get('chosen_guidance')} (best {diff['select_metric']}), used for every seed's evaluation.", ""]
+            keys = [k for k in present if any(k in p["metrics"] for p in diff["guidance_sweep"])][:6]
+            lines += _table(["guidance"] + [HEADLINE[k][0] for k in keys] + ["ms/image"],
+                            [[p["guidance"]] + [p["metrics"].get(k) for k in keys] + [p.get("ms_per_image")]
+                             for p in diff["guidance_sweep"]])
+        if diff.get("sampler_curves"):
+            metric = diff["select_metric"]
+            steps = sorted({p["steps"] for pts in diff["sampler_curves"].values() for p in pts})
+            lines += [f"{HEADLINE[metric][0]} by sampler and number of steps (guidance {diff.get('chosen_guidance')}):", ""]
+            rows = [[s] + [next((p["metrics"].get(metric) for p in pts if p["steps"] == st), None) for st in steps]
+                    for s, pts in diff["sampler_curves"].items()]
+            lines += _table(["sampler"] + [f"{st} steps" for st in steps], rows)
+    lines += ["## Plots", ""] + [f"![{name}]({file})" for name, file in plots.items()] + [""]
+    return "\n".join(lines)
+
+
+def write_report(results: dict[str, Any], plots: dict[str, str], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_report(results, plots))
+    return path
+
+
+def demo() -> None:
+    print(mean_std([0.5, 0.7, None]), summarize([{"acc_all": 0.5, "n": 10}, {"acc_all": 0.7, "n": 10}]))

@@ -1,0 +1,167 @@
+"""The benchmark: FLOP counting against hand counts, budget arithmetic, scoring sets, the report, and
+``t2i bench --quick`` end to end (slow)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from t2i.bench.cost import count_flops, count_parameters, step_flops_by_difference, training_images_per_s
+from t2i.bench.evaluate import select
+from t2i.bench.families import FAMILIES, parse_families, stage_steps, steps_for_budget, with_options
+from t2i.bench.report import mean_std, render_report, summarize
+from t2i.bench.scoring import digits_eval_set, shapes_eval_set
+
+B, I, H, O = 4, 16, 8, 3
+
+
+def test_linear_step_flops_match_hand_count():
+    """FlopCounterMode counts 2 FLOPs per multiply-add: fwd 2BIO, weight grad 2BIO, input grad 2BIO."""
+    layer = torch.nn.Linear(I, O)
+    _, first = count_flops(lambda: layer(torch.randn(B, I)).sum().backward())
+    assert first == 4 * B * I * O  # a first layer: its input needs no gradient
+    x = torch.randn(B, I, requires_grad=True)
+    _, hidden = count_flops(lambda: layer(x).sum().backward())
+    assert hidden == 6 * B * I * O  # a hidden layer: the "6 N per sample" rule
+    _, forward = count_flops(lambda: layer(torch.randn(B, I)))
+    assert forward == 2 * B * I * O
+
+
+def test_step_flops_by_difference_cancels_setup_and_export():
+    """A toy trainer with set-up and final evaluation work: the difference is exactly one step."""
+    def train_for(steps: int) -> None:
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(I, H), torch.nn.ReLU(), torch.nn.Linear(H, O))
+        opt = torch.optim.SGD(net.parameters(), lr=0.1)
+        with torch.no_grad():
+            net(torch.randn(32, I))  # set-up work (e.g. a data-dependent init): must cancel
+        for _ in range(steps):
+            loss = net(torch.randn(B, I)).pow(2).mean()
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+        with torch.no_grad():
+            net(torch.randn(64, I))  # final sample grid / export: must cancel
+
+    expected = 4 * B * I * H + 6 * B * H * O  # first layer fwd + weight grad; second layer fwd + both grads
+    assert step_flops_by_difference(train_for) == expected
+    assert step_flops_by_difference(train_for, base_steps=3) == expected
+
+
+def test_step_flops_refuses_invisible_steps():
+    with pytest.raises(RuntimeError, match="not visible"):
+        step_flops_by_difference(lambda steps: None)
+
+
+def test_count_parameters_skips_the_shared_text_encoder():
+    class FakeGenerator:
+        def __init__(self):
+            self.net = torch.nn.Linear(I, O)
+            self.text_encoder = torch.nn.Linear(100, 100)
+            self.tied = self.net  # the same weights held twice are counted once
+
+    counts = count_parameters(FakeGenerator())
+    assert counts["total"] == I * O + O
+    assert "text_encoder" not in counts
+    assert count_parameters(FakeGenerator(), include_text_encoder=True)["total"] == I * O + O + 100 * 100 + 100
+    assert count_parameters(torch.nn.Linear(I, O))["total"] == I * O + O
+
+
+def test_training_images_per_s_skips_warmup_row(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    rows = [{"step": 10, "images_per_s": 1.0}, {"step": 20, "images_per_s": 50.0}, {"step": 30, "images_per_s": 70.0},
+            {"step": 40, "images_per_s": 60.0}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert training_images_per_s(path) == 60.0
+    assert training_images_per_s(tmp_path / "missing.jsonl") is None
+
+
+def test_budget_arithmetic():
+    assert steps_for_budget(budget_flops=1e12, step_flops=3e9) == 333
+    assert steps_for_budget(budget_images=10_000, batch_size=64) == 156
+    with pytest.raises(ValueError, match="exactly one budget"):
+        steps_for_budget(budget_flops=1e12, budget_images=10, step_flops=1)
+    assert stage_steps(400, [0.25, 0.5, 1.0]) == [100, 200, 400]
+    assert stage_steps(3, [0.1, 1.0]) == [1, 3]
+    with pytest.raises(ValueError, match="increase"):
+        stage_steps(100, [1.0, 0.5])
+
+
+def test_families_and_options():
+    assert [f.name for f in parse_families("", "shapes")] == ["tgan", "cvae", "ldm"]
+    assert [f.name for f in parse_families("", "digits")] == ["cgan", "cvae-label", "ldm"]
+    with pytest.raises(ValueError, match="unknown families"):
+        parse_families("tgan,diffusion", "shapes")
+    lrs = FAMILIES["tgan"].lrs(3)
+    assert lrs == pytest.approx([2e-4, 4e-4, 1e-4])
+    bigger = with_options(FAMILIES["tgan"], "--g-base=32 --batch-size=32")
+    assert bigger.options[-2:] == ["--g-base=32", "--batch-size=32"] and bigger.batch_size == 32
+    assert FAMILIES["tgan"].batch_size == 64  # the registry entry is untouched
+    with pytest.raises(ValueError, match="--key=value"):
+        with_options(FAMILIES["tgan"], "g-base=32")
+
+
+def test_eval_sets_are_fixed_and_disjoint_from_validation():
+    a = shapes_eval_set("eval", 6, 2, 2, seed=5)
+    b = shapes_eval_set("eval", 6, 2, 2, seed=5)
+    val = shapes_eval_set("validation", 6, 2, 1, seed=6)
+    assert a.prompts == b.prompts and len(a) == 16 and a.novel == [False] * 6 + [True] * 2
+    assert a.per_image(["p", "q"]) == ["p", "p", "q", "q"]  # the generator contract's [a0, a1, b0, b1]
+    assert [r["caption"] for r in a.records] == a.prompts
+    assert a.records != val.records
+    d = digits_eval_set("eval", 2, 1, seed=0)
+    assert d.labels == list(range(10)) * 2 and d.prompts[3] == "a handwritten digit 3"
+
+
+def test_selection_and_summary():
+    assert select([{"acc_all": 0.2}, {"acc_all": 0.5}, {"acc_all": 0.4}], "acc_all") == 1
+    assert select([{"domain_fid": 3.0, "acc_all": 0.5}, {"domain_fid": 2.0, "acc_all": 0.5}], "acc_all") == 1
+    assert select([{"domain_fid": 3.0}, {"domain_fid": 2.0}], "domain_fid") == 1  # lower is better
+    s = mean_std([0.5, 0.7, None])
+    assert s["mean"] == pytest.approx(0.6) and s["std"] == pytest.approx(0.1414, abs=1e-4) and s["n"] == 2
+    assert summarize([{"acc_all": 1.0, "n": 3}, {"acc_all": 0.0, "n": 3}])["acc_all"]["mean"] == 0.5
+
+
+def test_report_renders_tables():
+    results = {"command": "t2i bench --quick", "config": {"data": "shapes", "size": 32, "seeds": 2, "trials": 1},
+               "machine": {"cpu": "cpu", "cores": 2, "threads": 2, "device": "cpu", "torch": "x", "python": "3",
+                           "date": "today"},
+               "budget": {"kind": "flops", "value": 1e12}, "notes": ["a note"],
+               "eval": {"conditions": 4, "images_per_prompt": 2, "images": 8, "seed": 0, "reference_images": 10},
+               "floor": {"acc_all": 0.99, "domain_fid": 1.5},
+               "families": {"tgan": {"summary": {"acc_all": {"mean": 0.5, "std": 0.1, "n": 2}},
+                                     "cost": {"parameters": {"total": 1000}, "train_flops": 1e12}, "lr": 2e-4}}}
+    text = render_report(results, {"grid": "grid.png"})
+    assert "| real vs real (floor) | 0.990 | 1.500 |" in text
+    assert "0.500 +/- 0.100" in text and "![grid](grid.png)" in text and "t2i bench --quick" in text
+
+
+@pytest.mark.slow
+def test_bench_quick_end_to_end(tmp_path):
+    from train.bench import main
+
+    out = tmp_path / "bench"
+    assert main(["--quick", f"--out={out}", f"--work={tmp_path / 'work'}"]) == 0
+    for name in ("report.md", "results.json", "quality_vs_budget.png", "quality_vs_steps.png", "guidance.png",
+                 "cost_vs_quality.png", "grid.png"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["families"]) == {"tgan", "cvae", "ldm"}
+    assert {"command", "machine", "budget", "floor", "eval", "diffusion", "notes"} <= set(results)
+    assert results["floor"]["acc_all"] > 0.5  # the evaluator reads real renders
+    for name, fam in results["families"].items():
+        assert fam["steps"] >= 1 and fam["step_flops"] > 0, name
+        # the budget is respected and used: within one step of it (latent diffusion: with its first stage)
+        slack = fam["step_flops"] + fam.get("first_stage", {}).get("step_flops", 0)
+        assert results["budget"]["value"] - slack < fam["cost"]["train_flops"] <= results["budget"]["value"]
+        for key in ("acc_all", "domain_fid", "precision", "recall", "clip_score"):
+            assert key in fam["summary"], (name, key)
+        for key in ("ms_per_image", "images_per_s", "gflop_per_image", "parameters"):
+            assert key in fam["cost"], (name, key)
+    curves = results["diffusion"]["sampler_curves"]
+    assert set(curves) == {"ddpm", "ddim", "dpm-solver++", "euler", "euler-ancestral", "unipc"}
+    assert results["diffusion"]["chosen_guidance"] in (1.0, 3.0)
+    report = (out / "report.md").read_text()
+    assert "QUICK MODE" in report and "real vs real" in report and results["command"] in report

@@ -1,0 +1,514 @@
+"""Benchmark GANs, VAEs and latent diffusion under one training budget, with cost beside quality (t2i bench).
+
+For one dataset (``shapes`` 32 px by default, or ``digits``) every family is trained by its
+own ``t2i train`` command under the same budget, counted in training FLOPs
+(``FlopCounterMode`` on one real step, times the steps) or in images seen, never in seconds;
+each family gets the same number of tuning trials (learning rates x1, x2, x0.5, ... on
+seed 0, the best on the validation prompts kept) and ``--seeds`` seeds, with its EMA
+weights where it uses them. Every model then answers the same held-out prompts with the
+same seeds and sample count, scored by the same judges (``t2i.bench.scoring``) next to the
+real-vs-real floor, with a scoring CLIP that no generator was conditioned on. Diffusion
+also gets a guidance sweep (on the validation prompts; the best scale is used for its
+evaluation) and a quality-vs-steps curve per sampler. Cost: parameters, training FLOPs
+and images/s, sampling ms, images/s and GFLOP per image. Training runs in stages that
+resume exactly, so the quality-vs-budget curve costs no extra training.
+
+Output (``--out``): ``report.md``, ``results.json``, ``quality_vs_budget.png``,
+``quality_vs_steps.png``, ``guidance.png``, ``cost_vs_quality.png``, ``grid.png``. Trained
+models, CLIPs and FLOP counts go to ``--work`` (``--reuse`` picks them up again).
+
+    t2i bench --quick --out /tmp/bench-quick                     # CI smoke run, under 3 minutes on 2 cores
+    t2i bench --data shapes --out benchmarks/shapes              # the full default run, under an hour
+    t2i bench --families tgan,ldm --budget-flops 2e13 --trials 2 --reuse
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import shlex
+import shutil
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gan_baselines.registry import load_generator
+from t2i.bench import plots
+from t2i.bench.cost import count_parameters, sampling_cost, step_flops_by_difference, training_images_per_s
+from t2i.bench.evaluate import diffusion_options, evaluate_stages, guidance_sweep, sample_and_score, sampler_curves, select
+from t2i.bench.families import FIRST_STAGE, Family, parse_families, stage_steps, steps_for_budget, with_options
+from t2i.bench.report import machine, summarize, write_report, write_results
+from t2i.bench.scoring import Scorer, bench_sets, real_row
+from t2i.builtin import resolve as resolve_builtin
+from t2i.config import config_to_dict, parse_config
+
+QUICK = dict(budget_flops=3e10, seeds=1, n=1000, eval_prompts=12, novel_prompts=4, reference_images=200, curve_prompts=8,
+             budget_fractions="1", sampler_steps="2,4", guidance="1,3", sample_steps=4)
+FULL = dict(budget_flops=1.5e12, n=0, eval_prompts=96, novel_prompts=32, reference_images=1000, curve_prompts=48)
+# the scoring CLIP (and the conditioning one when the built-in is absent): t2i-tiny, short recipes
+CLIP_RECIPE = {True: ["--steps=10", "--batch-size=32", "--n=256", "--warmup=2"],  # quick
+               False: ["--steps=300", "--batch-size=64", "--warmup=30"]}
+EVALUATOR_QUICK = ["--silhouette-objects=400", "--silhouette-steps=20", "--scene-images=400", "--scene-steps=20",
+                   "--digits-steps=20", "--eval-n=50"]
+PIPELINE_PARTS = ("model_index.json", "t2i_sampling.json", "vae", "text_encoder", "tokenizer", "unet", "scheduler")
+OPTION_FIELDS = {"tgan": "tgan_options", "cvae": "cvae_options", "cvae-label": "cvae_options", "cgan": "cgan_options",
+                 "ldm": "ldm_options", "vae-kl": "vae_kl_options"}
+GRID_PROMPTS = 8
+
+
+@dataclass
+class BenchConfig:
+    data: str = "shapes"  # shapes | digits (the datasets the project's evaluators judge)
+    size: int = 32  # image side in pixels
+    quick: bool = False  # CI smoke run: tiny budget, 1 seed allowed, few prompts (its numbers mean little)
+    out: str = ""  # report folder (report.md, results.json, plots); "" = runs/bench/<data>
+    work: str = ""  # trained models, CLIPs and FLOP counts (large: keep it out of git); "" = runs/bench-work/<data>
+    budget_flops: float = 0.0  # training FLOPs per family run (0 = 1.5e12, quick 3e10, unless --budget-images)
+    budget_images: int = 0  # or: training images seen per family run (0 = use --budget-flops)
+    seeds: int = 3  # training seeds per family (at least 3; quick: 1 unless given)
+    trials: int = 1  # tuning trials per family: learning rates x1, x2, x0.5, x4, x0.25 of the family default
+    families: str = ""  # comma list of tgan, cvae, cvae-label, cgan, ldm ("" = shapes: tgan,cvae,ldm; digits: cgan,cvae-label,ldm)
+    load: str = ""  # evaluate saved models instead of training: FAMILY=PATH,... (vae-kl=PATH: a given first stage)
+    reuse: bool = False  # reuse models, CLIPs and FLOP counts left in --work by an earlier run with the same settings
+    n: int = -1  # training items (0 = the whole train split; -1 = mode default: all, quick 1000)
+    clip: str = "shapes-clip"  # conditioning text encoder of the text families (trained into --work if the built-in is absent)
+    score_clip: str = ""  # CLIP of the CLIP score; "" = train one (t2i-tiny, seed 1) into --work
+    evaluator: str = ""  # shapes evaluator or digits classifier folder; "" = the built-in one
+    eval_prompts: int = 0  # held-out test-split conditions (0 = 96, quick 12; digits: rounded up to whole classes)
+    novel_prompts: int = -1  # held-out novel-composition prompts (shapes; -1 = 32, quick 4)
+    images_per_prompt: int = 2  # images per condition (>= 2 for within-prompt diversity)
+    reference_images: int = 0  # real reference images of FID/KID/precision/recall (0 = 1000, quick 200; digits: the test split)
+    eval_seed: int = 1234  # seed of the held-out prompts and of sampling (validation and real sets use the next ones)
+    budget_fractions: str = "0.25,0.5,1"  # budget points of the quality-vs-budget curve (quick: 1)
+    first_stage_share: float = 0.25  # share of latent diffusion's budget spent on its first stage (vae-kl)
+    samplers: str = "ddpm,ddim,dpm-solver++,euler,euler-ancestral,unipc"  # samplers of the quality-vs-steps curve
+    sampler_steps: str = "5,10,20,40"  # sampling steps of that curve (quick: 2,4)
+    guidance: str = "1,2,3,5,7.5"  # guidance scales of the sweep (quick: 1,3)
+    sampler: str = "dpm-solver++"  # diffusion sampler of the evaluation and of the guidance sweep
+    sample_steps: int = 20  # diffusion steps of the evaluation and of the guidance sweep (quick: 4)
+    curve_prompts: int = 0  # validation conditions of trials, sweep and curves (0 = 48, quick 8)
+    tgan_options: str = ""  # extra `t2i train tgan` flags, e.g. "--g-base=32 --d-base=32"
+    cvae_options: str = ""  # extra `t2i train cvae` flags (cvae and cvae-label)
+    cgan_options: str = ""  # extra `t2i train cgan` flags
+    ldm_options: str = ""  # extra `t2i train ldm` flags, e.g. "--unet=tiny"
+    vae_kl_options: str = ""  # extra `t2i train vae-kl` flags of the first stage, e.g. "--arch=f4-tiny"
+    cpu: bool = False  # train and sample on the CPU even when a GPU is present
+
+
+def resolve(cfg: BenchConfig, argv: list[str]) -> BenchConfig:
+    """Fill in the mode's defaults (quick or full) and refuse what would make the comparison unfair."""
+    if cfg.data not in ("shapes", "digits"):
+        raise SystemExit(f"t2i bench: --data must be shapes or digits (the datasets its evaluators judge), got {cfg.data!r}")
+    if cfg.budget_flops > 0 and cfg.budget_images > 0:
+        raise SystemExit("t2i bench: give one budget, --budget-flops or --budget-images, not both")
+    if cfg.seeds < 3 and not cfg.quick:
+        raise SystemExit(f"t2i bench: --seeds must be at least 3 (got {cfg.seeds}); fewer are allowed only with --quick")
+    if cfg.seeds < 1 or cfg.images_per_prompt < 1 or not 0 <= cfg.first_stage_share < 1:
+        raise SystemExit("t2i bench: --seeds and --images-per-prompt must be >= 1, --first-stage-share in [0, 1)")
+    given = {a.split("=")[0].lstrip("-").replace("-", "_") for a in argv if a.startswith("--")}
+    defaults, changes = BenchConfig(), {}
+    for key, value in (QUICK if cfg.quick else FULL).items():
+        if key in given:
+            continue
+        if key == "budget_flops" and cfg.budget_images > 0:
+            continue
+        if getattr(cfg, key) == getattr(defaults, key):
+            changes[key] = value
+    if cfg.novel_prompts < 0:
+        changes["novel_prompts"] = 4 if cfg.quick else 32
+    if cfg.data != "shapes":
+        changes["novel_prompts"] = 0
+    out = cfg.out or f"runs/bench/{cfg.data}"
+    changes.update(out=out, work=cfg.work or f"runs/bench-work/{cfg.data}")
+    return replace(cfg, **changes)
+
+
+def floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x.strip()]
+
+
+def parse_loads(text: str) -> dict[str, str]:
+    """``"tgan=PATH,ldm=PATH"`` -> {family: path}."""
+    loads = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        if "=" not in item:
+            raise SystemExit(f"t2i bench: --load takes FAMILY=PATH items, got {item!r}")
+        name, path = item.split("=", 1)
+        if name not in OPTION_FIELDS:
+            raise SystemExit(f"t2i bench: --load family must be one of {sorted(OPTION_FIELDS)}, got {name!r}")
+        loads[name] = path
+    return loads
+
+
+def snapshot(folder: Path, fam: Family, dest: Path) -> None:
+    """Copy a run folder's saved generator (``model/``, or latent diffusion's pipeline parts) to ``dest``."""
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    if fam.model_subdir:
+        shutil.copytree(folder / fam.model_subdir, tmp)
+    else:
+        tmp.mkdir(parents=True)
+        for part in PIPELINE_PARTS:
+            if (folder / part).is_dir():
+                shutil.copytree(folder / part, tmp / part)
+            elif (folder / part).is_file():
+                shutil.copy2(folder / part, tmp / part)
+    tmp.rename(dest)
+
+
+class Bench:
+    """One benchmark run: the judges and eval sets, then per family: count, train, evaluate."""
+
+    def __init__(self, cfg: BenchConfig, argv: list[str]):
+        self.cfg, self.argv = cfg, argv
+        self.out, self.work = Path(cfg.out), Path(cfg.work)
+        self.device = "cuda" if torch.cuda.is_available() and not cfg.cpu else "cpu"
+        self.loads = parse_loads(cfg.load)
+        self.families = [self.with_extra(f) for f in parse_families(cfg.families, cfg.data)]
+        self.budget_kind = "images" if cfg.budget_images > 0 else "flops"
+        self.budget = float(cfg.budget_images if self.budget_kind == "images" else cfg.budget_flops)
+        self.notes: list[str] = []
+        self.first_stage: str = ""
+        self.first_stage_info: dict[str, Any] = {}
+        self.metric = "acc_all" if cfg.data == "shapes" else "digit_acc"
+
+    def with_extra(self, fam: Family) -> Family:
+        return with_options(fam, getattr(self.cfg, OPTION_FIELDS[fam.name]))
+
+    def load(self, path: str | Path) -> Any:
+        return load_generator(path, device=self.device)
+
+    # ------------------------------------------------------------------ judges and eval sets
+    def train_clip(self, name: str, seed: int) -> str:
+        folder = self.work / name
+        argv = ["--preset=t2i-tiny", f"--data={self.cfg.data}", f"--size={self.cfg.size}", f"--seed={seed}",
+                "--eval-n=0", "--checkpoint-every=0", f"--out={folder}"] + CLIP_RECIPE[self.cfg.quick]
+        if self.cfg.cpu:
+            argv.append("--cpu=true")
+        marker = folder / "bench_argv.json"
+        if not (self.cfg.reuse and marker.is_file() and json.loads(marker.read_text()) == argv
+                and (folder / "model").is_dir()):
+            shutil.rmtree(folder, ignore_errors=True)
+            print(f"bench: training the {name} CLIP (t2i-tiny, seed {seed})", flush=True)
+            importlib.import_module("train.clip").main(argv)
+            marker.write_text(json.dumps(argv) + "\n")
+        return str(folder / "model")
+
+    def setup_judges(self) -> None:
+        cfg = self.cfg
+        try:
+            resolve_builtin(cfg.clip)
+            self.clip = cfg.clip
+        except FileNotFoundError:
+            if cfg.clip != "shapes-clip":
+                raise SystemExit(f"t2i bench: --clip {cfg.clip!r} not found (give a CLIP folder or a built-in name)")
+            self.clip = self.train_clip("conditioning-clip", seed=0)
+            self.notes.append(f"the built-in shapes-clip is absent: the conditioning CLIP was trained here "
+                              f"(t2i-tiny, seed 0, `{' '.join(CLIP_RECIPE[cfg.quick])}`)")
+        score = cfg.score_clip or self.train_clip("scoring-clip", seed=1)
+        if Path(str(score)).resolve() == Path(str(self.clip)).resolve() or score == self.clip:
+            raise SystemExit("t2i bench: --score-clip must not be the conditioning CLIP (the generators would be "
+                             "judged by their own text encoder)")
+        from t2i.clip.model import get_tokenizer, load_clip
+
+        model = load_clip(score, device=self.device)
+        clip = (model, get_tokenizer(model), str(score))
+        self.notes.append(f"conditioning CLIP: {self.clip}; scoring CLIP (CLIP score only): {score}"
+                          + ("" if cfg.score_clip else f" (t2i-tiny, seed 1, `{' '.join(CLIP_RECIPE[cfg.quick])}`)"))
+        self.evaluator = self.load_evaluator()
+        sets = bench_sets(cfg.data, cfg.eval_prompts, cfg.novel_prompts, cfg.images_per_prompt, cfg.curve_prompts,
+                          cfg.reference_images, cfg.eval_seed, cfg.size)
+        self.eval_set, self.val_set, self.reference, self.floor_set = sets.eval, sets.validation, sets.reference, sets.floor
+        self.notes += sets.notes
+        self.scorer = Scorer(cfg.data, self.reference.images, self.evaluator, clip)
+
+    def load_evaluator(self) -> Any:
+        from t2i.evaluators.digits import DigitsClassifier
+        from t2i.evaluators.shapes import ShapesEvaluator
+
+        cls, name = (ShapesEvaluator, "shapes-evaluator") if self.cfg.data == "shapes" else (DigitsClassifier,
+                                                                                           "digits-classifier")
+        path = self.cfg.evaluator or name
+        try:
+            return cls.from_pretrained(path)
+        except (FileNotFoundError, RuntimeError) as err:  # absent, or stale weights of an older version
+            if self.cfg.evaluator:
+                raise
+            problem = str(err).splitlines()[0]
+        folder = self.work / "evaluators"
+        if not (self.cfg.reuse and (folder / name).is_dir()):
+            argv = [f"--out={folder}", f"--which={self.cfg.data}"] + (EVALUATOR_QUICK if self.cfg.quick else [])
+            importlib.import_module("train.evaluators").main(argv)
+        self.notes.append(f"the built-in {name} could not be loaded ({problem}): it was trained here ({folder / name})"
+                          + (" with the quick recipe" if self.cfg.quick else ""))
+        return cls.from_pretrained(folder / name)
+
+    # ------------------------------------------------------------------ training
+    def trainer_argv(self, fam: Family, lr: float, seed: int) -> list[str]:
+        argv = [f"--data={self.cfg.data}", f"--size={self.cfg.size}", f"--batch-size={fam.batch_size}",
+                f"--lr={lr:g}", f"--seed={seed}", "--checkpoint-every=0", "--checkpoints-keep=1", "--sample-every=0",
+                "--log-every=10"]
+        if self.cfg.n > 0:
+            argv.append(f"--n={self.cfg.n}")
+        if self.cfg.cpu:
+            argv.append("--cpu=true")
+        if fam.text_option:
+            argv.append(f"{fam.text_option}={self.clip}")
+        if fam.first_stage:
+            argv.append(f"--vae={self.first_stage}")
+        return argv + fam.options
+
+    def step_flops(self, fam: Family) -> int:
+        """FLOPs of one optimiser step by difference of 1- and 2-step runs (cached in --work per option set)."""
+        path = self.work / "step_flops.json"
+        cache = json.loads(path.read_text()) if path.is_file() else {}
+        argv = self.trainer_argv(fam, fam.lr, 0)
+        key = fam.name + " " + " ".join(a for a in argv if not a.startswith(("--vae=", "--clip=", "--text-encoder=")))
+        if fam.first_stage:  # its per-step cost includes encoding with the first stage
+            key += " first stage: " + " ".join(self.first_stage_info.get("options", [self.first_stage]))
+        if not (self.cfg.reuse and key in cache):
+            main = importlib.import_module(fam.trainer).main
+            tail = ["--scale-images=64", "--eval-images=16"] if fam.name == "vae-kl" else []  # cheaper constant tail
+            root = self.work / "flop-count" / fam.name
+
+            def train_for(steps: int) -> None:
+                shutil.rmtree(root / str(steps), ignore_errors=True)
+                main(argv + tail + [f"--out={root / str(steps)}", f"--steps={steps}"])
+
+            print(f"bench: counting the FLOPs of one {fam.name} step (runs of 1 and 2 steps)", flush=True)
+            cache[key] = step_flops_by_difference(train_for)
+            shutil.rmtree(root, ignore_errors=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(cache, indent=2) + "\n")
+        return int(cache[key])
+
+    def steps_for(self, budget: float, fam: Family, step: int) -> int:
+        if self.budget_kind == "images":
+            return steps_for_budget(budget_images=int(budget), batch_size=fam.batch_size)
+        return steps_for_budget(budget_flops=budget, step_flops=step)
+
+    def train(self, fam: Family, lr: float, seed: int, stages: list[int]) -> dict[str, Any]:
+        """Train one run in stages (each resuming the last exactly), copying the model after each stage."""
+        folder = self.work / fam.name / f"lr{lr:g}-seed{seed}"
+        argv = self.trainer_argv(fam, lr, seed) + [f"--out={folder}"]
+        marker, plan = folder / "bench_run.json", {"argv": argv, "stages": stages}
+        if not (self.cfg.reuse and marker.is_file() and json.loads(marker.read_text()) == plan):
+            shutil.rmtree(folder, ignore_errors=True)  # a stage past the new plan's first cannot be undone
+            folder.mkdir(parents=True)
+            marker.write_text(json.dumps(plan) + "\n")
+        main = importlib.import_module(fam.trainer).main
+        snaps = []
+        for steps in stages:
+            snap = folder / f"stage-{steps:06d}"
+            if not snap.exists():
+                print(f"bench: training {fam.name} (lr {lr:g}, seed {seed}) to step {steps}", flush=True)
+                main(argv + [f"--steps={steps}", "--resume=latest"])
+                snapshot(folder, fam, snap)
+            snaps.append((steps, snap))
+        return {"folder": folder, "stages": snaps, "images_per_s": training_images_per_s(folder / "metrics.jsonl")}
+
+    def train_first_stage(self, budget: float) -> float:
+        """Latent diffusion's first stage, trained once under ``budget``; returns its training FLOPs."""
+        if "vae-kl" in self.loads:
+            self.first_stage = self.loads["vae-kl"]
+            self.notes.append(f"first stage given ({self.first_stage}): its training cost is not counted")
+            return 0.0
+        fam = FIRST_STAGE
+        if self.cfg.data == "digits":  # vae-kl's PSNR set defaults to 512 images; digits/test has 355
+            fam = with_options(fam, "--eval-images=256")
+        fam = self.with_extra(fam)
+        step = self.step_flops(fam)
+        steps = self.steps_for(budget, fam, step)
+        run = self.train(fam, fam.lr, 0, [steps])
+        self.first_stage = str(run["folder"])
+        metrics_file = run["folder"] / "vae_metrics.json"
+        psnr = json.loads(metrics_file.read_text()).get("test_psnr_db") if metrics_file.is_file() else None
+        self.first_stage_info = {"steps": steps, "step_flops": step, "flops": steps * step, "batch_size": fam.batch_size,
+                                 "test_psnr_db": psnr, "options": fam.options}
+        return float(steps * step)
+
+    # ------------------------------------------------------------------ one family
+    def eval_options(self, fam: Family, guidance: float | None = None):
+        """The sampling options of a family's evaluation (diffusion: sampler, steps, guidance)."""
+        if not fam.diffusion:
+            return None
+        return lambda gen: diffusion_options(gen, self.cfg.sampler, self.cfg.sample_steps,
+                                             guidance if guidance is not None else getattr(gen, "guidance", 3.0))
+
+    def run_family(self, fam: Family) -> dict[str, Any]:
+        cfg = self.cfg
+        entry: dict[str, Any] = {"title": fam.title, "batch_size": fam.batch_size, "conditioning": fam.conditioning,
+                                 "options": fam.options}
+        if fam.name in self.loads:
+            return self.given_family(fam, entry)
+        first_flops, budget = 0.0, self.budget
+        if fam.first_stage:
+            first_budget = self.budget * cfg.first_stage_share
+            first_flops = self.train_first_stage(first_budget)
+            if "vae-kl" not in self.loads:  # a given first stage costs this budget nothing
+                budget -= first_budget
+            entry["first_stage"] = self.first_stage_info or {"given": self.first_stage}
+        step = self.step_flops(fam)
+        steps = self.steps_for(budget, fam, step)
+        stages = stage_steps(steps, floats(cfg.budget_fractions))
+        flops_at = {s: first_flops + s * step for s in stages}
+        entry.update(step_flops=step, steps=steps, stages=stages, first_stage_flops=first_flops or None)
+
+        # tuning trials on seed 0, selected on the validation prompts
+        lrs = fam.lrs(cfg.trials)
+        runs = {lr: self.train(fam, lr, 0, stages) for lr in lrs}
+        trials = []
+        if len(lrs) > 1:
+            for lr, run in runs.items():
+                gen = self.load(run["stages"][-1][1])
+                opts = self.eval_options(fam)(gen) if fam.diffusion else None
+                metrics, _ = sample_and_score(gen, self.val_set, self.scorer, opts, desc=f"{fam.name} lr {lr:g}")
+                trials.append({"lr": lr, "validation": {k: v for k, v in metrics.items() if k != "details"}})
+        best = select([t["validation"] for t in trials], self.metric) if trials else 0
+        for i, t in enumerate(trials):
+            t["selected"] = i == best
+        lr = lrs[best]
+        entry.update(lr=lr, trials=trials)
+
+        # diffusion: guidance sweep (chosen on validation prompts), then the steps curve per sampler
+        guidance = self.diffusion_study(fam, runs[lr]["stages"][-1][1], entry) if fam.diffusion else None
+
+        # every seed with the selected lr, each stage scored on the held-out prompts
+        for seed in range(1, cfg.seeds):
+            runs[(lr, seed)] = self.train(fam, lr, seed, stages)
+        entry["seeds"] = {}
+        for seed in range(cfg.seeds):
+            run = runs[lr] if seed == 0 else runs[(lr, seed)]
+            stage_list = [(s, flops_at[s], path) for s, path in run["stages"]]
+            records, images, gen = evaluate_stages(self.load, stage_list, self.eval_set, self.scorer,
+                                                   self.eval_options(fam, guidance), desc=f"{fam.name} seed {seed}")
+            for r in records[:-1]:
+                r.pop("details")
+            entry["seeds"][str(seed)] = {"stages": records, "metrics": records[-1]["metrics"],
+                                         "details": records[-1].pop("details"), "model": str(run["stages"][-1][1]),
+                                         "train_images_per_s": run["images_per_s"]}
+            if seed == 0:
+                self.grid_rows.append((fam.name, self.grid_images(images)))
+                entry["cost"] = self.cost(gen, fam, guidance)
+        entry["summary"] = summarize([s["metrics"] for s in entry["seeds"].values()])
+        speeds = [s["train_images_per_s"] for s in entry["seeds"].values() if s["train_images_per_s"]]
+        entry["cost"].update(train_flops=first_flops + steps * step,
+                             train_images_per_s=sum(speeds) / len(speeds) if speeds else None)
+        return entry
+
+    def diffusion_study(self, fam: Family, path: str | Path, entry: dict[str, Any]) -> float:
+        """Guidance sweep (best scale on the validation prompts, returned), then the steps curve per sampler."""
+        cfg, gen = self.cfg, self.load(path)
+        sweep, guidance = guidance_sweep(gen, self.val_set, self.scorer, floats(cfg.guidance), cfg.sampler,
+                                         cfg.sample_steps, self.metric)
+        curves = sampler_curves(gen, self.val_set, self.scorer, [s for s in cfg.samplers.split(",") if s],
+                                [int(s) for s in floats(cfg.sampler_steps)], guidance)
+        self.diffusion = {"family": fam.name, "model": str(path), "guidance_sweep": sweep, "chosen_guidance": guidance,
+                          "sweep_sampler": cfg.sampler, "sweep_steps": cfg.sample_steps, "select_metric": self.metric,
+                          "sampler_curves": curves}
+        entry["sampling"] = {"sampler": cfg.sampler, "steps": cfg.sample_steps, "guidance": guidance}
+        return guidance
+
+    def given_family(self, fam: Family, entry: dict[str, Any]) -> dict[str, Any]:
+        """A model passed with --load: evaluated once (no training figures, no seeds)."""
+        path = self.loads[fam.name]
+        self.notes.append(f"{fam.name} was given ({path}): evaluated as is; its training cost is not known here")
+        guidance = self.diffusion_study(fam, path, entry) if fam.diffusion else None
+        records, images, gen = evaluate_stages(self.load, [(0, None, Path(path))], self.eval_set, self.scorer,
+                                               self.eval_options(fam, guidance), desc=fam.name)
+        entry.update(given=path, lr=None, trials=[], seeds={"given": {"stages": [], "metrics": records[0]["metrics"],
+                                                                    "details": records[0]["details"], "model": path}})
+        entry["summary"] = summarize([records[0]["metrics"]])
+        entry["cost"] = self.cost(gen, fam, guidance)
+        self.grid_rows.append((fam.name, self.grid_images(images)))
+        return entry
+
+    def cost(self, gen: Any, fam: Family, guidance: float | None) -> dict[str, Any]:
+        """Parameters and sampling cost on the first conditions of the eval set, one image each."""
+        k = min(16, len(self.eval_set.prompts))
+        request: dict[str, Any] = ({"labels": self.eval_set.labels[:k]} if gen.conditioning == "label"
+                                   else {"prompts": self.eval_set.prompts[:k]})
+        request.update(seed=self.cfg.eval_seed, num_images_per_prompt=1)
+        if fam.diffusion:
+            request.update(diffusion_options(gen, self.cfg.sampler, self.cfg.sample_steps,
+                                             getattr(gen, "guidance", 3.0) if guidance is None else guidance))
+        return {"parameters": count_parameters(gen), **sampling_cost(gen, request, repeats=2)}
+
+    def grid_images(self, images: torch.Tensor) -> torch.Tensor:
+        k = self.cfg.images_per_prompt
+        return images[[i * k for i in range(min(GRID_PROMPTS, len(self.eval_set.prompts)))]]
+
+    # ------------------------------------------------------------------ the whole run
+    def run(self) -> dict[str, Any]:
+        start = time.perf_counter()
+        cfg = self.cfg
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.grid_rows: list[tuple[str, torch.Tensor]] = []
+        self.diffusion: dict[str, Any] | None = None
+        if cfg.quick:
+            self.notes.append("QUICK MODE (CI smoke run): tiny budget, 1 seed allowed, few prompts; the numbers only "
+                              "show that the pipeline works, not how the families compare")
+        self.setup_judges()
+        floor = {k: v for k, v in self.scorer.floor(self.floor_set).items() if k != "details"}
+        families = {}
+        for fam in self.families:
+            families[fam.name] = self.run_family(fam)
+        self.notes += [
+            "budget: every family run gets the same training budget; one step's FLOPs are counted by FlopCounterMode "
+            "as F(2 steps) - F(1 step) of the family's own trainer (matmuls and convolutions, forward and backward, "
+            "including frozen encoders run per step); tgan caches caption embeddings, so its later steps are slightly "
+            "cheaper than counted",
+            f"latent diffusion pays for its first stage: {cfg.first_stage_share:g} of its budget trains the vae-kl "
+            "once (seed 0), which all its trials and seeds share and are each charged for",
+            "held-out prompts: the evaluation prompts (test split"
+            + (" + novel compositions" if cfg.data == "shapes" else "") + ") are disjoint from the validation "
+            "prompts used for tuning trials and the guidance sweep (another seed of the test split)",
+            "family sizes are the bench's small ones (see the options column in results.json); EMA weights where the "
+            "family's trainer uses them (tgan, cgan, ldm: 0.999)"]
+        results = {"command": "t2i bench " + " ".join(shlex.quote(a) for a in self.argv), "machine": machine(),
+                   "config": config_to_dict(cfg), "notes": self.notes,
+                   "budget": {"kind": self.budget_kind, "value": self.budget},
+                   "eval": {"conditions": len(self.eval_set.prompts), "images_per_prompt": cfg.images_per_prompt,
+                            "images": len(self.eval_set), "seed": cfg.eval_seed,
+                            "reference_images": len(self.reference.images), "validation_conditions":
+                                len(self.val_set.prompts), "floor_images": len(self.floor_set.images)},
+                   "floor": floor, "families": families, "diffusion": self.diffusion}
+        results["wall_minutes"] = (time.perf_counter() - start) / 60
+        self.write(results)
+        return results
+
+    def write(self, results: dict[str, Any]) -> None:
+        fams, floor, out = results["families"], results["floor"], self.out
+        metrics = [self.metric, "domain_fid"]
+        files = {"quality vs training budget": plots.plot_quality_vs_budget(fams, floor, metrics,
+                                                                            out / "quality_vs_budget.png"),
+                 "cost vs quality": plots.plot_cost_vs_quality(fams, floor, self.metric, out / "cost_vs_quality.png")}
+        if self.diffusion:
+            if self.diffusion.get("sampler_curves"):
+                files["quality vs sampling steps"] = plots.plot_sampler_curves(
+                    self.diffusion["sampler_curves"], [self.metric, "domain_kid", "ms_per_image"],
+                    out / "quality_vs_steps.png")
+            files["guidance sweep"] = plots.plot_guidance(self.diffusion["guidance_sweep"], [self.metric, "domain_fid"],
+                                                          out / "guidance.png", self.diffusion["chosen_guidance"])
+        rows = [("real", real_row(self.eval_set, self.reference, GRID_PROMPTS, self.cfg.size))] + self.grid_rows
+        files["same prompts, every model"] = plots.save_side_by_side(rows, self.eval_set.prompts[:GRID_PROMPTS],
+                                                                     out / "grid.png")
+        results["plots"] = {k: Path(v).name for k, v in files.items()}
+        write_results(results, out / "results.json")
+        write_report(results, results["plots"], out / "report.md")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cfg = resolve(parse_config(BenchConfig, argv, prog="t2i bench", description=__doc__), argv)
+    results = Bench(cfg, argv).run()
+    print(f"bench: wrote {Path(cfg.out) / 'report.md'}, results.json and plots in {results['wall_minutes']:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
