@@ -51,6 +51,7 @@ def save_model(folder: str | Path, module: torch.nn.Module | dict[str, torch.Ten
     folder.parent.mkdir(parents=True, exist_ok=True)
     state = module.state_dict() if isinstance(module, torch.nn.Module) else module
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it owner-only; a saved model is an ordinary folder
     try:
         if folder.exists():  # keep other files of the folder (model cards, samples)
             shutil.copytree(folder, tmp, dirs_exist_ok=True)

@@ -89,3 +89,9 @@ def test_cli_exit_code_when_a_main_returns_a_path(monkeypatch, tmp_path):
     fake = types.SimpleNamespace(main=lambda argv: tmp_path)
     monkeypatch.setattr(cli_module.importlib, "import_module", lambda name: fake)
     assert cli_module._run("train.whatever", [], "t2i train whatever") == 0
+
+
+def test_saved_model_folder_is_world_readable(tmp_path):
+    """Regression: mkdtemp's owner-only mode leaked into saved model folders."""
+    folder = save_model(tmp_path / "m", torch.nn.Linear(1, 1), {"family": "demo"})
+    assert folder.stat().st_mode & 0o755 == 0o755
