@@ -1,0 +1,98 @@
+"""Train a DCGAN (Radford et al. 2015) at 32 or 64 px (t2i train dcgan).
+
+Transposed-convolution generator, strided-convolution discriminator, batch norm, LeakyReLU,
+Adam(2e-4, beta1 = 0.5), images in [-1, 1] (``gan_baselines.dcgan``). The loop is the
+alternating one of ``train/gan.py``: one discriminator step per run step, one generator
+step every ``--d-steps`` steps, with any of the four losses. Logs D(x), D(G(z)), both
+losses and V(G, D) (``OUT/game.png`` at the end, with the -2 log 2 reference); sample
+grids in ``OUT/samples/``; the generator under ``OUT/model`` (family "dcgan").
+
+    t2i train dcgan --data shapes --n 512 --steps 50 --g-base 16 --d-base 16 --out /tmp/dcgan
+    t2i train dcgan --data shapes --size 64 --steps 5000 --out runs/dcgan64
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from gan_baselines import dcgan
+from gan_baselines.gan import draw_noise, plot_game
+from gan_baselines.gan_losses import game_stats, get_loss
+from t2i.config import parse_config
+from t2i.data import load_dataset
+from t2i.runtime import Run
+from train.gan import GANRunConfig, adam, noise
+
+
+@dataclass
+class DCGANConfig(GANRunConfig):
+    data: str = "shapes"  # training data: shapes | digits | a folder with metadata.jsonl | a .csv/.tsv | WebDataset shards
+    size: int = 32  # image side in pixels: 32 or 64 (any power of two in 16..128 works)
+    steps: int = 5000  # run steps (each one discriminator step; a generator step every d_steps of them)
+    batch_size: int = 64  # real images per discriminator step (the generator step uses as many samples)
+    g_base: int = 64  # generator channels at the last up-sampling (doubled per layer towards 4x4)
+    d_base: int = 64  # discriminator channels after the first convolution (doubled per layer)
+
+
+def train(cfg: DCGANConfig) -> Path:
+    """Train the DCGAN; returns the saved generator folder (``OUT/model``)."""
+    run = Run(cfg, name="dcgan")
+    dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict)
+    arch = {"latent_dim": cfg.latent_dim, "channels": dataset.channels, "size": cfg.size, "g_base": cfg.g_base,
+            "d_base": cfg.d_base}
+    G, D = dcgan.build(arch)
+    loss_fn = get_loss(cfg.loss)
+    opt_g, opt_d = adam(G.parameters(), cfg), adam(D.parameters(), cfg)
+    G, D, opt_g, opt_d = run.prepare(G, D, opt_g, opt_d)
+    ema = run.ema(G)
+    fixed_z = draw_noise(cfg.seed + 1, 64, cfg.latent_dim).to(run.device)  # (64, Z) the same in every grid
+    run.print(f"dcgan: {arch} | loss {cfg.loss} | d_steps {cfg.d_steps} | "
+              f"G {sum(p.numel() for p in G.parameters()) / 1e6:.2f} M, D {sum(p.numel() for p in D.parameters()) / 1e6:.2f} M")
+    for step, batch in run.loop(run.dataloader(dataset)):
+        x = batch["image"] * 2 - 1  # (b, C, S, S) in [-1, 1]
+        b = x.shape[0]
+        # discriminator step: ascend log D(x) + log(1 - D(G(z))), i.e. descend d_real + d_fake
+        with run.accumulate(D):
+            with torch.no_grad():
+                fake = G(noise(run, b, cfg.latent_dim))  # (b, C, S, S)
+            real_logits, fake_logits = D(x), D(fake)  # separate real and fake batches (batch norm), (b,) each
+            loss_d = (loss_fn.d_real(real_logits) + loss_fn.d_fake(fake_logits)).mean()
+            run.backward(loss_d)
+            opt_d.step()
+            opt_d.zero_grad()
+        run.log(loss_d=loss_d, **game_stats(real_logits, fake_logits))
+        # generator step, after every d_steps discriminator steps: descend g(D(G(z)))
+        if (step + 1) % cfg.d_steps == 0:
+            D.requires_grad_(False)  # the generator loss must not leave gradients in D
+            with run.accumulate(G):
+                loss_g = loss_fn.g(D(G(noise(run, b, cfg.latent_dim)))).mean()
+                run.backward(loss_g)
+                opt_g.step()
+                opt_g.zero_grad()
+            D.requires_grad_(True)
+            run.log(loss_g=loss_g)
+        if run.should_sample():
+            net = ema.model if ema is not None else run.unwrap(G)
+            was_training = net.training
+            with torch.no_grad():
+                run.save_grid(net.eval()(fixed_z).float(), "samples", nrow=8, value_range=(-1.0, 1.0))
+            net.train(was_training)
+    final = ema.model if ema is not None else run.unwrap(G)
+    config = {"family": "dcgan", "arch": arch, "loss": cfg.loss, "d_steps": cfg.d_steps, "data": cfg.data}
+    paths = run.finish(save={"model": (final, config)})
+    if run.is_main and (run.out / "metrics.jsonl").is_file():
+        plot_game(run.out / "metrics.jsonl", run.out / "game.png", title=f"dcgan {cfg.size} px, {cfg.loss} loss")
+    return paths.get("model", run.out / "model")
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_config(DCGANConfig, argv, prog="t2i train dcgan", description=__doc__)
+    print(f"saved {train(cfg)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

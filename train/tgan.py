@@ -1,0 +1,200 @@
+"""Train the text-conditional GAN on pooled CLIP text embeddings (t2i train tgan).
+
+G(z, e) and D(x, e) with e the pooled embedding of ``--clip`` (``t2i.text.TextEncoder``:
+our open_clip folders, the built-in ``shapes-clip``, or a transformers CLIP text model).
+The discriminator is matching-aware (GAN-CLS, Reed et al. 2016, Algorithm 1): besides
+(real image, its caption) as real and (generated image, caption) as fake, it sees (real
+image, another item's caption) as fake, so it must judge whether image and text agree.
+``--clip-weight`` > 0 adds the auxiliary term 1 - cos(CLIP image embedding of G(z, e), e)
+to the generator loss (needs an open_clip model with its image tower).
+
+Captions are encoded once each and cached (the encoder is frozen). Logs D(x), D(G(z)),
+both losses and V(G, D) (``OUT/game.png``), one grid row per fixed prompt in
+``OUT/samples/`` (prompts in ``OUT/samples/prompts.txt``), and saves the generator under
+``OUT/model`` (family "tgan"; its config names the text encoder). On shapes it ends by
+judging one image per ``--eval-n`` test-split prompts with the project's shapes evaluator
+(``OUT/eval.json``: colour, shape, size, position and relation accuracies).
+
+    t2i train tgan --clip /tmp/tiny-clip --n 256 --steps 50 --g-base 16 --d-base 16 --out /tmp/tgan
+    t2i train tgan --data shapes --clip shapes-clip --steps 6000 --out runs/shapes-tgan
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from gan_baselines import tgan
+from gan_baselines.gan import draw_noise, plot_game
+from gan_baselines.gan_losses import game_stats, get_loss
+from t2i.config import parse_config
+from t2i.data import load_dataset
+from t2i.runtime import Run
+from t2i.text import TextEncoder
+from train.gan import GANRunConfig, adam, noise
+
+
+@dataclass
+class TGANConfig(GANRunConfig):
+    data: str = "shapes"  # captioned training data: shapes | a folder with metadata.jsonl | a .csv/.tsv | WebDataset shards
+    clip: str = "shapes-clip"  # text encoder: a CLIP folder, a built-in name, or a transformers CLIP text model
+    steps: int = 6000  # run steps (each one discriminator step; a generator step every d_steps of them)
+    batch_size: int = 64  # real images per discriminator step (the generator step uses as many samples)
+    latent_dim: int = 64  # size of the noise z ~ N(0, I)
+    cond_dim: int = 128  # size the text embedding is compressed to in G and D (Reed et al. 2016: 128)
+    disc: str = "projection"  # discriminator conditioning: projection (Miyato & Koyama 2018) | concat (Reed et al. 2016)
+    g_base: int = 32  # generator channels at the last up-sampling (doubled per layer towards 4x4)
+    d_base: int = 32  # discriminator channels after the first convolution (doubled per layer)
+    mismatch_weight: float = 0.5  # weight of (real image, wrong caption) in D's fake term; GAN-CLS: 1/2 each with (fake, caption)
+    clip_weight: float = 0.0  # weight of the auxiliary 1 - cos(CLIP(G(z, e)), e) generator term; 0 = off
+    ema_decay: float = 0.999  # EMA of the generator's weights (the saved model); 0 = off
+    eval_n: int = 400  # shapes only: test-split prompts judged by the shapes evaluator at the end (eval.json); 0 = off
+
+    def validate(self) -> None:
+        super().validate()
+        if not 0.0 <= self.mismatch_weight <= 1.0:
+            raise ValueError(f"mismatch_weight must be in [0, 1] (0 = a plain conditional D), got {self.mismatch_weight!r}")
+        if self.disc not in tgan.DISCRIMINATORS:
+            raise ValueError(f"disc must be one of {list(tgan.DISCRIMINATORS)}, got {self.disc!r}")
+        if self.clip_weight < 0:
+            raise ValueError(f"clip_weight must be >= 0 (0 = off), got {self.clip_weight!r}")
+
+
+class CaptionCache:
+    """Pooled embeddings of captions, computed once per distinct caption (the encoder is frozen).
+
+    Bounded: past ``max_items`` distinct captions (large user datasets) the cache starts over.
+    """
+
+    def __init__(self, encoder: TextEncoder, max_items: int = 100_000):
+        self.encoder, self.max_items = encoder, max_items
+        self.cache: dict[str, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def __call__(self, texts: Sequence[str]) -> torch.Tensor:
+        new = sorted({t for t in texts if t not in self.cache})
+        if new:
+            if len(self.cache) + len(new) > self.max_items:
+                self.cache.clear()
+                new = sorted(set(texts))
+            for t, e in zip(new, self.encoder(new).pooled.float()):
+                self.cache[t] = e
+        return torch.stack([self.cache[t] for t in texts])  # (B, P)
+
+
+def mismatched(texts: Sequence[str], e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each item paired with the next item's caption: (e_wrong (B, P), mask (B,) true where the captions differ)."""
+    order = torch.roll(torch.arange(len(texts)), 1)
+    mask = torch.tensor([texts[i] != texts[j] for i, j in enumerate(order.tolist())], device=e.device)
+    return e[order.to(e.device)], mask
+
+
+def evaluate(generator: tgan.TextGANGenerator, n: int, size: int, seed: int) -> dict:
+    """Shapes: prompt accuracy (colour, shape, size, position, relation) of one image per test-split prompt."""
+    from t2i.data.shapes import prompts as shapes_prompts
+    from t2i.evaluators.shapes import prompt_accuracy
+
+    captions = [caption for caption, _ in shapes_prompts(n, seed=seed, split="test", kind="any", size=size)]
+    images = []
+    for start in range(0, len(captions), 64):
+        images += generator.generate(prompts=captions[start:start + 64], seed=seed + start)
+    return prompt_accuracy(images, captions)
+
+
+def train(cfg: TGANConfig) -> Path:
+    """Train the text-conditional GAN; returns the saved generator folder (``OUT/model``)."""
+    run = Run(cfg, name="tgan")
+    dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict)
+    encoder = TextEncoder.from_pretrained(cfg.clip, device=run.device)
+    embed = CaptionCache(encoder)
+    arch = {"text_dim": encoder.pooled_dim, "latent_dim": cfg.latent_dim, "cond_dim": cfg.cond_dim,
+            "channels": dataset.channels, "size": cfg.size, "g_base": cfg.g_base, "d_base": cfg.d_base,
+            "disc": cfg.disc}
+    G, D = tgan.build(arch)
+    clip_sim = tgan.ClipSimilarity(cfg.clip).to(run.device) if cfg.clip_weight > 0 else None
+    loss_fn = get_loss(cfg.loss)
+    opt_g, opt_d = adam(G.parameters(), cfg), adam(D.parameters(), cfg)
+    G, D, opt_g, opt_d = run.prepare(G, D, opt_g, opt_d)
+    ema = run.ema(G)
+    prompts = [item["text"] for item in itertools.islice(iter(dataset), 8)]  # fixed grid prompts, one row each
+    per_prompt = 8
+    grid_e = embed(prompts).repeat_interleave(per_prompt, 0)  # (8 * 8, P)
+    grid_z = draw_noise(cfg.seed + 1, len(grid_e), cfg.latent_dim).to(run.device)
+    if run.is_main:
+        (run.out / "samples").mkdir(parents=True, exist_ok=True)
+        (run.out / "samples" / "prompts.txt").write_text("\n".join(prompts) + "\n")
+    run.print(f"tgan: {arch} | text encoder {cfg.clip} | loss {cfg.loss} | clip_weight {cfg.clip_weight} | "
+              f"G {sum(p.numel() for p in G.parameters()) / 1e6:.2f} M, D {sum(p.numel() for p in D.parameters()) / 1e6:.2f} M")
+    for step, batch in run.loop(run.dataloader(dataset)):
+        x = batch["image"] * 2 - 1  # (b, C, S, S) in [-1, 1]
+        texts = list(batch["text"])
+        e = embed(texts)  # (b, P)
+        e_wrong, differs = mismatched(texts, e)  # (b, P), (b,)
+        b = x.shape[0]
+        # discriminator step (GAN-CLS): real+right caption is real; fake+right caption and real+wrong caption are fake
+        with run.accumulate(D):
+            with torch.no_grad():
+                fake = G(noise(run, b, cfg.latent_dim), e)  # (b, C, S, S)
+            real_logits, fake_logits = D(x, e), D(fake, e)  # (b,), (b,)
+            wrong_logits = D(x, e_wrong)  # (b,)
+            wrong = (loss_fn.d_fake(wrong_logits) * differs).sum() / differs.sum().clamp_min(1)
+            loss_d = (loss_fn.d_real(real_logits).mean() + (1 - cfg.mismatch_weight) * loss_fn.d_fake(fake_logits).mean()
+                      + cfg.mismatch_weight * wrong)
+            run.backward(loss_d)
+            opt_d.step()
+            opt_d.zero_grad()
+        run.log(loss_d=loss_d, d_wrong=torch.sigmoid(wrong_logits[differs]).mean() if differs.any() else 0.0,
+                **game_stats(real_logits, fake_logits))
+        # generator step, after every d_steps discriminator steps: descend g(D(G(z, e), e)) [+ CLIP term]
+        if (step + 1) % cfg.d_steps == 0:
+            D.requires_grad_(False)  # the generator loss must not leave gradients in D
+            with run.accumulate(G):
+                gen = G(noise(run, b, cfg.latent_dim), e)  # (b, C, S, S)
+                per_sample = loss_fn.g(D(gen, e))  # (b,)
+                if clip_sim is not None:
+                    clip_term = clip_sim(gen, e)  # (b,) 1 - cos
+                    per_sample = per_sample + cfg.clip_weight * clip_term
+                    run.log(clip_term=clip_term.mean())
+                loss_g = per_sample.mean()
+                run.backward(loss_g)
+                opt_g.step()
+                opt_g.zero_grad()
+            D.requires_grad_(True)
+            run.log(loss_g=loss_g)
+        if run.should_sample():
+            net = ema.model if ema is not None else run.unwrap(G)
+            was_training = net.training
+            with torch.no_grad():
+                run.save_grid(net.eval()(grid_z, grid_e).float(), "samples", nrow=per_prompt, value_range=(-1.0, 1.0))
+            net.train(was_training)
+    final = ema.model if ema is not None else run.unwrap(G)
+    config = {"family": "tgan", "arch": arch, "clip": tgan.clip_reference(cfg.clip), "loss": cfg.loss,
+              "d_steps": cfg.d_steps, "mismatch_weight": cfg.mismatch_weight, "clip_weight": cfg.clip_weight,
+              "data": cfg.data}
+    paths = run.finish(save={"model": (final, config)})
+    if run.is_main and (run.out / "metrics.jsonl").is_file():
+        plot_game(run.out / "metrics.jsonl", run.out / "game.png", title=f"tgan, {cfg.loss} loss (GAN-CLS)")
+    if run.is_main and cfg.data == "shapes" and cfg.eval_n > 0:
+        generator = tgan.TextGANGenerator(final.eval(), encoder, config).to(run.device)
+        scores = evaluate(generator, cfg.eval_n, cfg.size, cfg.seed)
+        (run.out / "eval.json").write_text(json.dumps(scores, indent=2) + "\n")
+        one = scores.get("one", {})
+        run.print(f"tgan: one-object prompts: colour {one.get('colour', float('nan')):.3f}, shape "
+                  f"{one.get('shape', float('nan')):.3f}, all correct {one.get('all_correct', float('nan')):.3f}; "
+                  f"all prompts correct {scores['all_correct']:.3f} (eval.json)")
+    return paths.get("model", run.out / "model")
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_config(TGANConfig, argv, prog="t2i train tgan", description=__doc__)
+    print(f"saved {train(cfg)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
