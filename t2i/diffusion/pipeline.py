@@ -1,0 +1,285 @@
+"""Our latent diffusion pipeline: a diffusers ``DiffusionPipeline`` with the denoising loop in view.
+
+Components (the Stable Diffusion layout, so one folder serves us and stock diffusers):
+``vae`` (``AutoencoderKL``), ``text_encoder`` (transformers ``CLIPTextModel``: our open_clip
+towers are exported to it by ``t2i.clip.export``), ``tokenizer`` (``CLIPTokenizer``), ``unet``
+(``UNet2DConditionModel`` cross-attending to the per-token text states) and ``scheduler``
+(the DDPM training schedule; ``sampler=`` picks a fast solver built from its config).
+A saved folder is ``model_index.json`` + ``vae/ text_encoder/ tokenizer/ unet/ scheduler/``;
+``diffusers.StableDiffusionPipeline.from_pretrained`` loads it and gives the same images.
+
+Prompts are encoded exactly as Stable Diffusion does (padded to the tokenizer's
+``model_max_length``, final-layer-norm token states, no attention mask); a prompt longer
+than the context is truncated with a warning naming what was cut. Training uses the same
+``encode_text`` so that what the UNet learned from is what it is sampled with.
+
+    HF_HUB_OFFLINE=1 python -m t2i.diffusion.pipeline   # builds a tiny random pipeline, samples 2 images
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from diffusers import (AutoencoderKL, DDIMScheduler, DDPMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler,
+                       EulerAncestralDiscreteScheduler, EulerDiscreteScheduler, ImagePipelineOutput,
+                       UNet2DConditionModel, UniPCMultistepScheduler)
+from diffusers.loaders import StableDiffusionLoraLoaderMixin
+from diffusers.utils.torch_utils import randn_tensor
+from PIL import Image
+
+from t2i.generator import GenerationError, Generator, validate_request
+
+logger = logging.getLogger(__name__)
+
+# sampler name -> (diffusers scheduler class, overrides of the training scheduler's config)
+SAMPLERS: dict[str, tuple[type, dict[str, Any]]] = {
+    "ddpm": (DDPMScheduler, {}),  # ancestral sampling, Ho et al. 2020, Algorithm 2
+    "ddim": (DDIMScheduler, {}),  # deterministic (eta = 0), Song et al. 2021, Eq. 12
+    "dpm-solver++": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++", "solver_order": 2}),  # Lu et al. 2022
+    "euler": (EulerDiscreteScheduler, {}),  # Karras et al. 2022, Algorithm 1 (Euler)
+    "euler-ancestral": (EulerAncestralDiscreteScheduler, {}),  # Euler with ancestral noise
+    "unipc": (UniPCMultistepScheduler, {}),  # Zhao et al. 2023, predictor-corrector
+}
+MAX_STEPS = 1000  # the training schedule has 1000 timesteps
+OUTPUT_TYPES = ("pil", "np", "pt", "latent")
+# the keys of a scheduler config that describe the noise schedule and the model (not a solver's options)
+SCHEDULE_KEYS = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas", "prediction_type",
+                 "timestep_spacing", "steps_offset", "rescale_betas_zero_snr")
+
+
+def training_scheduler(prediction_type: str = "epsilon", beta_schedule: str = "scaled_linear") -> DDPMScheduler:
+    """The DDPM noise schedule of training (Ho et al. 2020): 1000 steps, Stable Diffusion's betas.
+
+    "trailing" timestep spacing makes every sampler start at t = 999 (Lin et al. 2024, Table 2),
+    which few-step sampling needs; ``steps_offset`` is unused with it (1 keeps stock
+    diffusers from warning).
+    """
+    if prediction_type not in ("epsilon", "v_prediction"):
+        raise ValueError(f"prediction_type must be 'epsilon' or 'v_prediction', got {prediction_type!r}")
+    return DDPMScheduler(num_train_timesteps=1000, beta_schedule=beta_schedule, beta_start=0.00085, beta_end=0.012,
+                         prediction_type=prediction_type, timestep_spacing="trailing", steps_offset=1,
+                         clip_sample=False)
+
+
+def make_scheduler(sampler: str, config: Any) -> Any:
+    """A fresh diffusers scheduler for ``sampler`` on the noise schedule of ``config`` (any scheduler's
+    config: only ``SCHEDULE_KEYS`` are taken, so the result does not depend on which solver was stored)."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {sampler!r}")
+    cls, overrides = SAMPLERS[sampler]
+    schedule = {k: config[k] for k in SCHEDULE_KEYS if k in config}
+    return cls.from_config(schedule, **overrides)
+
+
+def encode_text(tokenizer: Any, text_encoder: Any, prompts: Sequence[str], device: torch.device | str,
+                warn: bool = True) -> torch.Tensor:
+    """Per-token text states ``(B, T, D)`` exactly as Stable Diffusion computes them (no attention mask).
+
+    Prompts longer than the context are truncated (the end token kept), with a warning when ``warn``.
+    """
+    max_length = tokenizer.model_max_length
+    ids = tokenizer(list(prompts), padding="max_length", max_length=max_length, truncation=True,
+                    return_tensors="pt").input_ids  # (B, T)
+    if warn:
+        unpadded = tokenizer(list(prompts)).input_ids  # start + tokens + end, any length
+        cut = [tokenizer.decode(x[max_length - 1:-1]) for x in unpadded if len(x) > max_length]
+        if cut:
+            warnings.warn(f"{len(cut)} prompt(s) longer than the text encoder's {max_length} tokens were truncated; "
+                          f"dropped e.g. {cut[0]!r}", UserWarning, stacklevel=2)
+    return text_encoder(ids.to(device))[0]  # last_hidden_state, (B, T, D)
+
+
+class LatentDiffusionPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
+    """Text-to-image latent diffusion: CLIP token states -> cross-attention UNet -> VAE decoder."""
+
+    model_cpu_offload_seq = "text_encoder->unet->vae"
+
+    def __init__(self, vae: AutoencoderKL, text_encoder: Any, tokenizer: Any, unet: UNet2DConditionModel,
+                 scheduler: Any):
+        super().__init__()
+        self.register_modules(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler)
+        self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
+
+    @property
+    def size_multiple(self) -> int:
+        """Image sides must be multiples of this: VAE factor times the UNet's own downsampling."""
+        return self.vae_scale_factor * 2 ** (len(self.unet.config.block_out_channels) - 1)
+
+    @property
+    def default_size(self) -> int:
+        return int(self.unet.config.sample_size) * self.vae_scale_factor
+
+    def check_inputs(self, prompts: list[str], negative: list[str], height: int, width: int, steps: int,
+                     guidance_scale: float, sampler: str | None, num_images: int, output_type: str) -> None:
+        """Refuse what would give garbage: a clear error that says what is allowed."""
+        if not prompts or not all(isinstance(p, str) for p in prompts):
+            raise GenerationError(f"prompt must be a string or a non-empty list of strings, got {prompts!r}")
+        if not isinstance(num_images, int) or num_images < 1:
+            raise GenerationError(f"num_images_per_prompt must be an integer >= 1, got {num_images!r}")
+        if output_type not in OUTPUT_TYPES:
+            raise GenerationError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+        if len(negative) != len(prompts):
+            raise GenerationError(f"got {len(prompts)} prompts but {len(negative)} negative prompts; give one or the same number")
+        if not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
+            raise GenerationError(f"num_inference_steps must be an integer in [1, {MAX_STEPS}], got {steps!r}")
+        if not np.isfinite(guidance_scale) or guidance_scale < 0:
+            raise GenerationError(f"guidance_scale must be a finite number >= 0 (1 = no guidance), got {guidance_scale!r}")
+        m = self.size_multiple
+        for name, side in (("height", height), ("width", width)):
+            if not isinstance(side, int) or side < m or side % m:
+                raise GenerationError(f"{name} must be a positive multiple of {m} (VAE factor {self.vae_scale_factor} "
+                                      f"x UNet downsampling); this model was trained at {self.default_size}, got {side!r}")
+        if sampler is not None and sampler not in SAMPLERS:
+            raise GenerationError(f"sampler must be one of {sorted(SAMPLERS)}, got {sampler!r}")
+
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents ``(B, C, h, w)`` -> images ``(B, 3, H, W)`` in [0, 1] (undo the scaling factor, decode)."""
+        image = self.vae.decode(latents / self.vae.config.scaling_factor, return_dict=False)[0]
+        return (image / 2 + 0.5).clamp(0, 1)
+
+    @torch.no_grad()
+    def __call__(self, prompt: str | list[str], negative_prompt: str | list[str] | None = None,
+                 num_inference_steps: int = 20, guidance_scale: float = 3.0, num_images_per_prompt: int = 1,
+                 generator: torch.Generator | None = None, seed: int | None = None, sampler: str | None = None,
+                 height: int | None = None, width: int | None = None, eta: float = 0.0,
+                 callback: Callable[[int, int, torch.Tensor], None] | None = None, output_type: str = "pil",
+                 return_dict: bool = True) -> ImagePipelineOutput | tuple:
+        """Sample images for ``prompt``; ``[a0, a1, b0, b1]`` order for two prompts and two images each.
+
+        ``sampler=None`` keeps ``self.scheduler`` (set it yourself, as in diffusers); a name from
+        ``SAMPLERS`` builds that solver from the training schedule. ``seed`` makes a CPU
+        ``torch.Generator`` when ``generator`` is not given. ``guidance_scale`` 1 means no guidance;
+        values in [0, 1) interpolate towards the unconditional model (stock Stable Diffusion ignores
+        them). ``callback(step, timestep, latents)`` sees the latents after each step
+        (``decode_latents`` turns them into images). ``output_type``: "pil", "np" or "pt".
+        """
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        negative = [""] * len(prompts) if negative_prompt is None else (
+            [negative_prompt] * len(prompts) if isinstance(negative_prompt, str) else list(negative_prompt))
+        height = height or self.default_size
+        width = width or self.default_size
+        self.check_inputs(prompts, negative, height, width, num_inference_steps, guidance_scale, sampler,
+                          num_images_per_prompt, output_type)
+        if generator is None and seed is not None:
+            generator = torch.Generator("cpu").manual_seed(int(seed))
+        scheduler = self.scheduler if sampler is None else make_scheduler(sampler, self.scheduler.config)
+        device, n = self._execution_device, num_images_per_prompt
+        guided = guidance_scale != 1.0
+
+        # 1. text states, repeated per image: (B*n, T, D); guidance concatenates [negative, positive]
+        cond = encode_text(self.tokenizer, self.text_encoder, prompts, device).repeat_interleave(n, dim=0)
+        if guided:
+            uncond = encode_text(self.tokenizer, self.text_encoder, negative, device).repeat_interleave(n, dim=0)
+            cond = torch.cat([uncond, cond])  # (2*B*n, T, D)
+        cond = cond.to(self.unet.dtype)
+
+        # 2. initial noise x_T ~ N(0, sigma_max^2 I) in latent space: (B*n, C, H/f, W/f)
+        shape = (len(prompts) * n, self.unet.config.in_channels, height // self.vae_scale_factor,
+                 width // self.vae_scale_factor)
+        latents = randn_tensor(shape, generator=generator, device=device, dtype=self.unet.dtype)
+        scheduler.set_timesteps(num_inference_steps, device=device)
+        latents = latents * scheduler.init_noise_sigma
+        step_kwargs = {k: v for k, v in (("eta", eta), ("generator", generator))
+                       if k in inspect.signature(scheduler.step).parameters}
+
+        # 3. the denoising loop: predict, guide, step
+        for i, t in enumerate(self.progress_bar(scheduler.timesteps)):
+            model_input = torch.cat([latents] * 2) if guided else latents
+            model_input = scheduler.scale_model_input(model_input, t)
+            pred = self.unet(model_input, t, encoder_hidden_states=cond, return_dict=False)[0]
+            if guided:  # classifier-free guidance, Ho & Salimans 2022, Eq. 6
+                pred_uncond, pred_cond = pred.chunk(2)
+                pred = pred_uncond + guidance_scale * (pred_cond - pred_uncond)
+            latents = scheduler.step(pred, t, latents, **step_kwargs, return_dict=False)[0]  # x_t -> x_{t-1}
+            if callback is not None:
+                callback(i, int(t), latents)
+
+        # 4. decode to pixels in [0, 1]; rounding as diffusers' image processor does
+        if output_type == "latent":
+            images: Any = latents
+        else:
+            images = self.decode_latents(latents).float()
+            if not torch.isfinite(images).all():
+                raise FloatingPointError("sampling produced non-finite values (not returned as black images); "
+                                         "try a lower guidance scale or another sampler")
+            if output_type != "pt":
+                images = images.cpu().permute(0, 2, 3, 1).numpy()  # (N, H, W, 3)
+                if output_type == "pil":
+                    images = self.numpy_to_pil(images)
+        self.maybe_free_model_hooks()
+        return ImagePipelineOutput(images=images) if return_dict else (images,)
+
+
+class LDMGenerator(Generator):
+    """The toolkit's generator contract over a ``LatentDiffusionPipeline``."""
+
+    family = "ldm"
+    conditioning = "text"
+
+    def __init__(self, pipe: LatentDiffusionPipeline, sampler: str = "dpm-solver++", steps: int = 20,
+                 guidance: float = 3.0):
+        self.pipe = pipe
+        self.sampler, self.steps, self.guidance = sampler, steps, guidance
+        self.pipe.set_progress_bar_config(disable=True)
+
+    def generate(self, prompts: Sequence[str] | None = None, labels: Sequence[int] | None = None, seed: int = 0,
+                 num_images_per_prompt: int = 1, sampler: str | None = None, steps: int | None = None,
+                 guidance: float | None = None, negative_prompt: str | None = None,
+                 callback: Callable[[int, int, torch.Tensor], None] | None = None) -> list[Image.Image]:
+        """Images for ``prompts`` (text only: labels are refused); defaults from the model folder."""
+        if labels is not None:
+            raise GenerationError("latent diffusion is text-conditional: give prompts, not labels")
+        validate_request(prompts, labels, num_images_per_prompt, needs="text")
+        return self.pipe(list(prompts), negative_prompt=negative_prompt, seed=seed,
+                         num_images_per_prompt=num_images_per_prompt, sampler=sampler or self.sampler,
+                         num_inference_steps=self.steps if steps is None else steps,
+                         guidance_scale=self.guidance if guidance is None else guidance, callback=callback).images
+
+    def to(self, device: Any) -> "LDMGenerator":
+        self.pipe.to(device)
+        return self
+
+    def describe(self) -> dict[str, Any]:
+        params = sum(p.numel() for p in self.pipe.unet.parameters())
+        return {**super().describe(), "unet_parameters": params, "sampler": self.sampler, "steps": self.steps,
+                "guidance": self.guidance, "size": self.pipe.default_size}
+
+
+def load_generator(path: Any) -> LDMGenerator:
+    """Registry entry of family "ldm": a pipeline folder (ours or Stable-Diffusion layout), a hub id,
+    or a LoRA run (``t2i_lora.json`` naming the base pipeline + ``pytorch_lora_weights.safetensors``).
+
+    Sampling defaults (sampler, steps, guidance) come from ``t2i_sampling.json`` in the folder
+    when training wrote one (the guidance chosen by its sweep), else dpm-solver++, 20, 3.0.
+    """
+    folder = Path(str(path))
+    lora = folder / "t2i_lora.json"
+    if lora.is_file():
+        from t2i.diffusion.lora import apply_lora
+
+        pipe = LatentDiffusionPipeline.from_pretrained(json.loads(lora.read_text())["base"], dtype=torch.float32)
+        apply_lora(pipe, folder)
+    else:  # float32 even for half-precision files (compact built-ins): CPU sampling wants it
+        pipe = LatentDiffusionPipeline.from_pretrained(str(path), dtype=torch.float32)
+    defaults_file = folder / "t2i_sampling.json"
+    defaults = json.loads(defaults_file.read_text()) if defaults_file.is_file() else {}
+    return LDMGenerator(pipe, **defaults)
+
+
+def demo() -> None:
+    from t2i.diffusion.testing import make_tiny_pipeline
+
+    pipe = make_tiny_pipeline()
+    images = pipe(["a red circle", "a blue square"], seed=0, num_inference_steps=2, sampler="dpm-solver++").images
+    print([im.size for im in images])
+
+
+if __name__ == "__main__":
+    demo()

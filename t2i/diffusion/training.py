@@ -1,0 +1,121 @@
+"""Training pieces of latent diffusion: the per-sample loss and the latent/text caches.
+
+The objective (Ho et al. 2020, Eq. 14; in latent space, Rombach et al. 2022, Eq. 2):
+``x_t = sqrt(abar_t) z_0 + sqrt(1 - abar_t) eps`` for a uniform ``t``, and the UNet predicts
+``eps`` ("epsilon") or ``v = sqrt(abar_t) eps - sqrt(1 - abar_t) z_0`` ("v_prediction",
+Salimans & Ho 2022, Sec. 4). Min-SNR-gamma (Hang et al. 2023, Eq. 9) weights each sample's
+MSE by ``min(SNR(t), gamma) / SNR(t)`` for epsilon and ``min(SNR(t), gamma) / (SNR(t) + 1)``
+for v, where ``SNR(t) = abar_t / (1 - abar_t)``.
+
+Caches (an opt-in speed-up; ``benchmarks/diffusion_speed.py`` measures it): the VAE posterior
+``(mean, std)`` of every image, so a fresh ``z_0 = mean + std * n`` is still drawn each time
+(same objective as encoding on the fly), and the text states of every distinct caption.
+
+    HF_HUB_OFFLINE=1 python -c "from t2i.diffusion.training import demo; demo()"
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from diffusers import DDPMScheduler
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from t2i.diffusion.pipeline import encode_text
+
+
+def snr(scheduler: DDPMScheduler, t: torch.Tensor) -> torch.Tensor:
+    """SNR(t) = abar_t / (1 - abar_t), ``(B,)``."""
+    abar = scheduler.alphas_cumprod.to(t.device)[t].float()
+    return abar / (1 - abar)
+
+
+def diffusion_loss(unet: Any, scheduler: DDPMScheduler, z0: torch.Tensor, cond: torch.Tensor,
+                   generator: torch.Generator, snr_gamma: float = 0.0) -> torch.Tensor:
+    """Per-sample denoising loss ``(B,)`` for scaled latents ``z0`` (B, C, h, w) and text states ``cond`` (B, T, D).
+
+    Noise and timesteps come from ``generator`` (a CPU generator: reproducible and resumable).
+    """
+    b = z0.shape[0]
+    eps = torch.randn(z0.shape, generator=generator).to(z0.device, z0.dtype)  # (B, C, h, w)
+    t = torch.randint(0, scheduler.config.num_train_timesteps, (b,), generator=generator).to(z0.device)
+    zt = scheduler.add_noise(z0, eps, t)  # sqrt(abar_t) z0 + sqrt(1 - abar_t) eps
+    if scheduler.config.prediction_type == "epsilon":
+        target = eps
+    elif scheduler.config.prediction_type == "v_prediction":
+        target = scheduler.get_velocity(z0, eps, t)  # v = sqrt(abar_t) eps - sqrt(1 - abar_t) z0
+    else:
+        raise ValueError(f"prediction_type must be 'epsilon' or 'v_prediction', got {scheduler.config.prediction_type!r}")
+    pred = unet(zt, t, encoder_hidden_states=cond).sample  # (B, C, h, w)
+    mse = (pred.float() - target.float()).pow(2).mean(dim=(1, 2, 3))  # (B,)
+    if snr_gamma > 0:  # Min-SNR-gamma weighting, Hang et al. 2023, Eq. 9
+        s = snr(scheduler, t)
+        weight = torch.clamp(s, max=snr_gamma) / (s if scheduler.config.prediction_type == "epsilon" else s + 1)
+        mse = mse * weight
+    return mse
+
+
+def drop_captions(texts: Sequence[str], p: float, generator: torch.Generator) -> list[str]:
+    """Replace each caption by "" with probability ``p`` (classifier-free guidance training, Ho & Salimans 2022)."""
+    keep = torch.rand(len(texts), generator=generator) >= p
+    return [t if k else "" for t, k in zip(texts, keep.tolist())]
+
+
+def to_vae_input(images: torch.Tensor) -> torch.Tensor:
+    """Dataset images (B, C, S, S) in [0, 1] -> (B, 3, S, S) in [-1, 1] (1-channel data repeated to RGB)."""
+    if images.shape[1] == 1:
+        images = images.expand(-1, 3, -1, -1)
+    return images * 2 - 1
+
+
+class CachedLatents(Dataset):
+    """Items ``{"moments": (2C, h, w) posterior mean and std, "text_id": int}`` over a text table."""
+
+    def __init__(self, moments: torch.Tensor, text_ids: torch.Tensor, texts: list[str]):
+        self.moments, self.text_ids, self.texts = moments, text_ids, texts
+
+    def __len__(self) -> int:
+        return len(self.moments)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {"moments": self.moments[i], "text_id": int(self.text_ids[i])}
+
+
+@torch.no_grad()
+def build_latent_cache(dataset: Dataset, vae: Any, device: torch.device, batch_size: int = 256) -> CachedLatents:
+    """Encode every image once: posterior (mean, std) as float32 ``(N, 2C, h, w)``; captions as ids."""
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    moments, texts, table = [], [], {}
+    for batch in tqdm(loader, desc="caching latents", unit="batch"):
+        posterior = vae.encode(to_vae_input(batch["image"].to(device))).latent_dist
+        moments.append(torch.cat([posterior.mean, posterior.std], dim=1).float().cpu())  # (B, 2C, h, w)
+        texts.extend(batch["text"])
+    ids = torch.tensor([table.setdefault(t, len(table)) for t in texts])
+    return CachedLatents(torch.cat(moments), ids, list(table))
+
+
+@torch.no_grad()
+def build_text_cache(texts: Sequence[str], tokenizer: Any, text_encoder: Any, device: torch.device,
+                     batch_size: int = 256) -> torch.Tensor:
+    """Text states of each distinct caption, ``(U, T, D)``; row ``U`` (appended) is the empty prompt."""
+    rows = list(texts) + [""]
+    chunks = [encode_text(tokenizer, text_encoder, rows[i:i + batch_size], device).cpu()
+              for i in tqdm(range(0, len(rows), batch_size), desc="caching text states", unit="batch")]
+    return torch.cat(chunks)
+
+
+def sample_cached(moments: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """z ~ N(mean, std^2) from cached moments ``(B, 2C, h, w)`` -> ``(B, C, h, w)``."""
+    mean, std = moments.chunk(2, dim=1)
+    return mean + std * torch.randn(mean.shape, generator=generator).to(mean.device, mean.dtype)
+
+
+def demo() -> None:
+    from t2i.diffusion.testing import make_tiny_pipeline
+
+    pipe = make_tiny_pipeline()
+    z0 = torch.randn(2, 4, 4, 4)
+    cond = encode_text(pipe.tokenizer, pipe.text_encoder, ["a red circle", ""], "cpu")
+    print(diffusion_loss(pipe.unet, pipe.scheduler, z0, cond, torch.Generator().manual_seed(0), snr_gamma=5.0))

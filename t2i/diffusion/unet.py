@@ -1,0 +1,48 @@
+"""The denoiser: a diffusers ``UNet2DConditionModel`` cross-attending to CLIP text token states.
+
+Presets are a plain lookup (name -> UNet keyword arguments); the sample size, latent channels
+and cross-attention width come from the first stage and the text encoder, so one preset
+serves any VAE/CLIP pair. The cross-attention blocks implement Rombach et al. 2022, Sec. 3.3:
+``Attention(Q = W_q phi(z_t), K = W_k tau(y), V = W_v tau(y))`` with ``tau(y)`` the
+``(B, T, D)`` token states of the frozen text tower.
+
+    python -c "from t2i.diffusion.unet import build_unet; u = build_unet('tiny', 8, 4, 64); print(sum(p.numel() for p in u.parameters()))"
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from diffusers import UNet2DConditionModel
+
+# preset name -> UNet2DConditionModel keyword arguments (everything but sizes taken from the data)
+UNET_PRESETS: dict[str, dict[str, Any]] = {
+    # tests: 2 levels, 16-32 channels, a few hundred thousand parameters
+    "test": dict(block_out_channels=(16, 32), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                 up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), layers_per_block=1, attention_head_dim=2,
+                 norm_num_groups=8),
+    # 32 px images through a factor-4 VAE: 8x8 latents -> 8, 4, 2; cross-attention at 8 and 4
+    "tiny": dict(block_out_channels=(64, 128, 128),
+                 down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+                 up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"), layers_per_block=1,
+                 attention_head_dim=4, norm_num_groups=32),
+    # 64 px images through a factor-4 VAE (16x16 latents), or 32 px with more capacity
+    "small": dict(block_out_channels=(96, 192, 256),
+                  down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+                  up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"), layers_per_block=2,
+                  attention_head_dim=8, norm_num_groups=32),
+}
+
+
+def build_unet(preset: str, sample_size: int, latent_channels: int, cross_attention_dim: int,
+               **overrides: Any) -> UNet2DConditionModel:
+    """A fresh UNet for ``sample_size`` x ``sample_size`` latents with ``latent_channels`` channels."""
+    if preset not in UNET_PRESETS:
+        raise ValueError(f"unet preset must be one of {sorted(UNET_PRESETS)}, got {preset!r}")
+    kwargs = {**UNET_PRESETS[preset], **overrides}
+    levels = len(kwargs["block_out_channels"])
+    if sample_size % 2 ** (levels - 1):
+        raise ValueError(f"latent size {sample_size} must be divisible by {2 ** (levels - 1)} "
+                         f"(the {levels}-level UNet preset {preset!r} halves it {levels - 1} times)")
+    return UNet2DConditionModel(sample_size=sample_size, in_channels=latent_channels, out_channels=latent_channels,
+                                cross_attention_dim=cross_attention_dim, **kwargs)

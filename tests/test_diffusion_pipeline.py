@@ -1,0 +1,150 @@
+"""The latent diffusion pipeline: samplers, determinism, save/load, callbacks, input validation.
+
+Tiny random components (16 px, factor-4 VAE, 2-level UNet, 1-layer CLIP text model), no network.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from diffusers import DDPMScheduler, DPMSolverMultistepScheduler
+
+from t2i.diffusion.pipeline import (SAMPLERS, LatentDiffusionPipeline, LDMGenerator, encode_text, load_generator,
+                                    make_scheduler, training_scheduler)
+from t2i.diffusion.testing import make_tiny_pipeline
+from t2i.generator import GenerationError
+
+PROMPTS = ["a red circle", "a blue square"]
+
+
+@pytest.fixture(scope="module")
+def pipe() -> LatentDiffusionPipeline:
+    p = make_tiny_pipeline(seed=0)
+    p.set_progress_bar_config(disable=True)
+    return p
+
+
+def sample(pipe, prompts=PROMPTS, **kw) -> np.ndarray:
+    kw = {"seed": 0, "num_inference_steps": 3, "output_type": "np", **kw}
+    return pipe(prompts, **kw).images
+
+
+@pytest.mark.parametrize("sampler", sorted(SAMPLERS))
+def test_every_sampler_gives_images(pipe, sampler):
+    images = pipe(PROMPTS, seed=0, num_inference_steps=3, sampler=sampler).images
+    assert len(images) == 2 and all(im.size == (16, 16) and im.mode == "RGB" for im in images)
+    arrays = np.stack([np.asarray(im) for im in images])
+    assert arrays.std() > 0  # not a blank (e.g. all-black) image
+
+
+def test_sampler_table_builds_the_named_diffusers_schedulers(pipe):
+    dpm = make_scheduler("dpm-solver++", pipe.scheduler.config)
+    assert isinstance(dpm, DPMSolverMultistepScheduler) and dpm.config.algorithm_type == "dpmsolver++"
+    assert dpm.config.num_train_timesteps == pipe.scheduler.config.num_train_timesteps
+    for name in SAMPLERS:  # "trailing" spacing: every sampler starts from the last training step
+        scheduler = make_scheduler(name, pipe.scheduler.config)
+        scheduler.set_timesteps(4)
+        assert int(scheduler.timesteps[0]) == 999, name
+    with pytest.raises(ValueError, match="sampler must be one of"):
+        make_scheduler("plms", pipe.scheduler.config)
+    with pytest.raises(ValueError, match="prediction_type"):
+        training_scheduler("sample")
+
+
+def test_same_seed_same_images_other_seed_other_images(pipe):
+    a, b = sample(pipe, seed=7), sample(pipe, seed=7)
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a - sample(pipe, seed=8)).max() > 1e-3
+    g = torch.Generator().manual_seed(7)  # a torch.Generator is the same as the plain seed
+    np.testing.assert_array_equal(a, sample(pipe, seed=None, generator=g))
+
+
+def test_ordering_and_count_follow_the_generator_contract(pipe):
+    both = sample(pipe, num_images_per_prompt=2, sampler="ddim")  # [a0, a1, b0, b1]
+    assert both.shape == (4, 16, 16, 3)
+    first = sample(pipe, prompts=PROMPTS[:1], num_images_per_prompt=2, sampler="ddim")  # [a0, a1]: same noise
+    np.testing.assert_allclose(both[:2], first, atol=1e-5)
+    assert np.abs(both[0] - both[1]).max() > 1e-3  # two images of one prompt differ
+
+
+def test_guidance_one_is_the_conditional_model_and_guidance_changes_images(pipe):
+    unguided, guided = sample(pipe, guidance_scale=1.0), sample(pipe, guidance_scale=5.0)
+    assert np.abs(unguided - guided).max() > 1e-4
+    # guidance 1 = eps_uncond + 1 * (eps_cond - eps_uncond): the same as no second pass
+    np.testing.assert_allclose(unguided, sample(pipe, guidance_scale=1.0 + 1e-9), atol=1e-4)
+
+
+def test_negative_prompt_changes_guided_images(pipe):
+    plain = sample(pipe, guidance_scale=3.0)
+    neg = sample(pipe, guidance_scale=3.0, negative_prompt="green")
+    assert np.abs(plain - neg).max() > 1e-4
+
+
+def test_callback_sees_every_step(pipe):
+    seen = []
+    pipe(PROMPTS, seed=0, num_inference_steps=4, sampler="ddim", output_type="np",
+         callback=lambda i, t, latents: seen.append((i, t, tuple(latents.shape))))
+    assert [s[0] for s in seen] == [0, 1, 2, 3]
+    assert seen[0][1] == 999 and all(s[2] == (2, 4, 4, 4) for s in seen)
+    assert tuple(pipe.decode_latents(torch.zeros(1, 4, 4, 4)).shape) == (1, 3, 16, 16)
+
+
+def test_save_load_round_trip_gives_identical_images(pipe, tmp_path):
+    pipe.save_pretrained(tmp_path / "p")
+    loaded = LatentDiffusionPipeline.from_pretrained(tmp_path / "p")
+    loaded.set_progress_bar_config(disable=True)
+    np.testing.assert_array_equal(sample(pipe, sampler="unipc"), sample(loaded, sampler="unipc"))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"num_inference_steps": 0}, "num_inference_steps must be an integer in"),
+    ({"num_inference_steps": 2.5}, "num_inference_steps must be an integer in"),
+    ({"guidance_scale": -1.0}, "guidance_scale must be a finite number >= 0"),
+    ({"guidance_scale": float("nan")}, "guidance_scale must be a finite number >= 0"),
+    ({"height": 18}, "height must be a positive multiple of 8"),
+    ({"width": 4}, "width must be a positive multiple of 8"),
+    ({"sampler": "plms"}, "sampler must be one of"),
+    ({"negative_prompt": ["x", "y", "z"]}, "negative prompts"),
+])
+def test_bad_input_is_a_clear_error(pipe, kwargs, message):
+    with pytest.raises(GenerationError, match=message):
+        sample(pipe, **kwargs)
+    with pytest.raises(GenerationError, match="prompt must be"):
+        pipe([], num_inference_steps=2)
+
+
+def test_other_sizes_that_fit_are_made(pipe):
+    assert sample(pipe, height=24, width=32).shape == (2, 24, 32, 3)
+
+
+def test_long_prompt_is_truncated_with_a_warning(pipe):
+    long = "a red circle " * 5  # 16-token context of the tiny character tokenizer
+    with pytest.warns(UserWarning, match="truncated"):
+        states = encode_text(pipe.tokenizer, pipe.text_encoder, [long], "cpu")
+    assert tuple(states.shape) == (1, 16, 32)
+    with pytest.warns(UserWarning, match="truncated"):
+        images = sample(pipe, prompts=[long])
+    assert np.isfinite(images).all() and images.std() > 0
+
+
+def test_generator_contract_over_a_saved_folder(pipe, tmp_path):
+    pipe.save_pretrained(tmp_path / "p")
+    (tmp_path / "p" / "t2i_sampling.json").write_text('{"sampler": "euler", "steps": 3, "guidance": 2.0}')
+    gen = load_generator(tmp_path / "p")
+    assert isinstance(gen, LDMGenerator) and (gen.sampler, gen.steps, gen.guidance) == ("euler", 3, 2.0)
+    images = gen.generate(PROMPTS, seed=3, num_images_per_prompt=2)
+    assert len(images) == 4 and images[0].size == (16, 16)
+    again = gen.generate(PROMPTS, seed=3, num_images_per_prompt=2)
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(images, again))
+    with pytest.raises(GenerationError, match="text-conditional"):
+        gen.generate(labels=[1])
+    with pytest.raises(GenerationError):
+        gen.generate(["a red circle"], steps=0)
+    assert gen.describe()["family"] == "ldm"
+
+
+def test_training_schedule_is_ddpm_with_trailing_spacing():
+    s = training_scheduler("v_prediction")
+    assert isinstance(s, DDPMScheduler) and s.config.prediction_type == "v_prediction"
+    assert s.config.timestep_spacing == "trailing" and s.config.num_train_timesteps == 1000

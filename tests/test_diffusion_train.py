@@ -1,0 +1,155 @@
+"""Latent diffusion training: the loss against its definitions, caches, and 2-step runs of
+``t2i train vae-kl`` and ``t2i train ldm`` (from scratch, cached + v-prediction + min-SNR,
+LoRA fine-tuning, fine-tuning a Stable-Diffusion-layout folder). 16 px, tiny models."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from diffusers import AutoencoderKL
+from diffusers.training_utils import compute_snr
+
+from t2i.diffusion.first_stage import build_vae, measure_scaling_factor
+from t2i.diffusion.pipeline import training_scheduler
+from t2i.diffusion.training import diffusion_loss, drop_captions, sample_cached, snr
+
+TINY = ["--data", "shapes", "--size", "16", "--n", "32", "--batch-size", "8", "--steps", "2", "--log-every", "1"]
+GRID = ["--sample-steps", "2", "--sample-prompts", "a red circle"]
+
+
+class EchoUNet(torch.nn.Module):
+    """Predicts a fixed tensor, so the loss can be checked by hand."""
+
+    def __init__(self, out: torch.Tensor):
+        super().__init__()
+        self.out = out
+
+    def forward(self, x, t, encoder_hidden_states):
+        return type("Out", (), {"sample": self.out})()
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
+def test_diffusion_loss_matches_its_definition(prediction_type):
+    scheduler = training_scheduler(prediction_type)
+    z0, pred = torch.randn(3, 4, 2, 2), torch.randn(3, 4, 2, 2)
+    loss = diffusion_loss(EchoUNet(pred), scheduler, z0, torch.zeros(3, 1, 1), torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(0)  # replay the noise and timesteps it drew
+    eps, t = torch.randn(z0.shape, generator=g), torch.randint(0, 1000, (3,), generator=g)
+    abar = scheduler.alphas_cumprod[t].view(3, 1, 1, 1)
+    target = eps if prediction_type == "epsilon" else abar.sqrt() * eps - (1 - abar).sqrt() * z0  # Salimans & Ho, Sec. 4
+    torch.testing.assert_close(loss, (pred - target).pow(2).mean(dim=(1, 2, 3)))
+
+    weighted = diffusion_loss(EchoUNet(pred), scheduler, z0, torch.zeros(3, 1, 1), torch.Generator().manual_seed(0),
+                              snr_gamma=5.0)
+    s = compute_snr(scheduler, t)  # diffusers' reference SNR
+    torch.testing.assert_close(snr(scheduler, t), s)
+    denominator = s if prediction_type == "epsilon" else s + 1
+    torch.testing.assert_close(weighted, loss * torch.clamp(s, max=5.0) / denominator)
+
+
+def test_cached_moments_sample_the_same_latents_as_the_posterior():
+    vae = build_vae("f4-test", sample_size=16)
+    posterior = vae.encode(torch.rand(2, 3, 16, 16) * 2 - 1).latent_dist
+    moments = torch.cat([posterior.mean, posterior.std], dim=1)  # what the cache stores
+    a = sample_cached(moments, torch.Generator().manual_seed(3))
+    b = posterior.sample(torch.Generator().manual_seed(3))
+    torch.testing.assert_close(a, b)
+
+
+def test_caption_dropout_rate():
+    texts = drop_captions(["a red circle"] * 4000, 0.1, torch.Generator().manual_seed(0))
+    assert 0.08 < texts.count("") / 4000 < 0.12 and set(texts) == {"", "a red circle"}
+
+
+@pytest.fixture(scope="module")
+def vae_run(tmp_path_factory):
+    import train.vae_kl
+
+    out = tmp_path_factory.mktemp("vae") / "run"
+    assert train.vae_kl.main([*TINY, "--arch", "f4-test", "--scale-images", "32", "--eval-images", "8",
+                              "--out", str(out)]) == 0
+    return out
+
+
+def test_vae_kl_run_stores_the_measured_scaling_factor(vae_run):
+    from t2i.data import load_dataset
+
+    vae = AutoencoderKL.from_pretrained(vae_run / "vae")  # diffusers' own layout
+    metrics = json.loads((vae_run / "vae_metrics.json").read_text())
+    assert vae.config.scaling_factor == pytest.approx(metrics["scaling_factor"])
+    assert metrics["factor"] == 4 and metrics["latent_shape"] == [4, 4, 4]
+    images = torch.stack([load_dataset("shapes", size=16, n=32)[i]["image"] for i in range(32)]) * 2 - 1
+    again = measure_scaling_factor(vae, [images], max_images=32)  # 1 / std, measured again on the same data
+    assert vae.config.scaling_factor == pytest.approx(again, rel=1e-4)
+    assert (vae_run / "reconstructions.png").is_file() and (vae_run / "curves.png").is_file()
+
+
+@pytest.fixture(scope="module")
+def ldm_run(vae_run, tmp_path_factory):
+    import train.ldm
+    from t2i.clip.testing import make_tiny_clip
+
+    clip = make_tiny_clip(tmp_path_factory.mktemp("clip") / "clip")
+    out = tmp_path_factory.mktemp("ldm") / "run"
+    assert train.ldm.main([*TINY, *GRID, "--vae", str(vae_run), "--clip", str(clip), "--unet", "test",
+                           "--ema-decay", "0.9", "--out", str(out)]) == 0
+    return out
+
+
+def test_ldm_run_is_a_pipeline_folder_served_by_the_registry(ldm_run):
+    from gan_baselines.registry import load_generator
+
+    assert (ldm_run / "model_index.json").is_file() and list((ldm_run / "samples").glob("samples_*.png"))
+    assert json.loads((ldm_run / "t2i_sampling.json").read_text())["sampler"] == "dpm-solver++"
+    gen = load_generator(ldm_run)
+    images = gen.generate(["a red circle"], seed=0, num_images_per_prompt=2, steps=2)
+    assert len(images) == 2 and images[0].size == (16, 16)
+    assert gen.pipe.vae.config.scaling_factor != 0.18215  # the measured factor travelled with the VAE
+
+
+def test_ldm_cached_v_prediction_min_snr_run(vae_run, ldm_run, tmp_path):
+    import train.ldm
+
+    out = tmp_path / "cached"
+    assert train.ldm.main([*TINY, *GRID, "--vae", str(vae_run), "--clip", str(ldm_run), "--unet", "test", "--cache",
+                           "--prediction-type", "v_prediction", "--snr-gamma", "5", "--out", str(out)]) == 0
+    scheduler = json.loads((out / "scheduler" / "scheduler_config.json").read_text())
+    assert scheduler["prediction_type"] == "v_prediction"
+    losses = [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(losses) == 2 and all(np.isfinite(losses))
+
+
+def test_ldm_lora_fine_tuning_saves_adapters_apart(ldm_run, tmp_path):
+    import train.ldm
+    from t2i.diffusion.pipeline import load_generator
+
+    out = tmp_path / "lora"
+    assert train.ldm.main([*TINY, *GRID, "--init", str(ldm_run), "--lora-rank", "2", "--lr", "0.05",
+                           "--warmup-steps", "1", "--out", str(out)]) == 0
+    assert (out / "pytorch_lora_weights.safetensors").is_file() and not (out / "unet").exists()
+    assert json.loads((out / "t2i_lora.json").read_text())["base"] == str(ldm_run.resolve())
+    base = load_generator(ldm_run).generate(["a red circle"], seed=0, steps=2)[0]
+    tuned = load_generator(out).generate(["a red circle"], seed=0, steps=2)[0]  # base + LoRA
+    assert np.abs(np.asarray(base, dtype=float) - np.asarray(tuned, dtype=float)).max() > 0
+
+
+def test_ldm_fine_tunes_a_stable_diffusion_folder(tmp_path):
+    import train.ldm
+    from t2i.diffusion.testing import make_sd_folder
+
+    sd = make_sd_folder(tmp_path / "sd")
+    out = tmp_path / "ft"
+    assert train.ldm.main([*TINY, *GRID, "--init", str(sd), "--out", str(out)]) == 0
+    from diffusers import StableDiffusionPipeline
+
+    StableDiffusionPipeline.from_pretrained(out)  # still loads in stock diffusers
+
+
+def test_ldm_refuses_lora_without_a_base(tmp_path):
+    import train.ldm
+
+    with pytest.raises(SystemExit, match="--lora-rank adapts an existing pipeline"):
+        train.ldm.main([*TINY, "--vae", "x", "--lora-rank", "4", "--out", str(tmp_path / "x")])

@@ -1,0 +1,189 @@
+"""Train latent diffusion conditioned on CLIP text token states, from scratch or fine-tuning (t2i train ldm).
+
+From scratch: ``--vae`` (a ``t2i train vae-kl`` run, an AutoencoderKL folder or hub id) and
+``--clip`` (an open_clip run or built-in name, exported to a transformers ``CLIPTextModel``;
+or a transformers CLIP text model) are frozen; a new ``UNet2DConditionModel`` (``--unet``
+preset) learns to denoise ``z * scaling_factor`` under the DDPM schedule, epsilon or v
+prediction, optional min-SNR-gamma weighting, with ``caption_dropout`` of captions replaced by
+"" for classifier-free guidance. Fine-tuning: ``--init`` a pipeline folder (ours or Stable
+Diffusion layout) or hub id; full UNet, or ``--lora-rank R`` (peft LoRA on the attention).
+
+Output (the diffusers convention: the run folder is the model):
+- full training: ``OUT`` is a pipeline folder (``model_index.json``, ``vae/``, ``text_encoder/``,
+  ``tokenizer/``, ``unet/``, ``scheduler/``) + ``t2i_sampling.json`` (sampling defaults), next to
+  the run's ``config.json``, ``checkpoints/``, ``samples/`` (grids of the fixed prompts) and
+  ``curves.png``; ``t2i sample --model OUT`` and ``StableDiffusionPipeline.from_pretrained(OUT)`` load it;
+- LoRA: ``OUT/pytorch_lora_weights.safetensors`` (``pipe.load_lora_weights(OUT)``) and
+  ``OUT/t2i_lora.json`` naming the base pipeline.
+
+    t2i train ldm --data shapes --vae /tmp/vae-kl --clip shapes-clip --unet test --steps 20 --batch-size 16 --out /tmp/ldm
+    t2i train ldm --preset shapes-tiny --vae runs/shapes-vae-kl --out runs/shapes-ldm    # the built-in recipe
+    t2i train ldm --init runs/shapes-ldm --lora-rank 4 --data my_captions/ --steps 500 --out runs/my-lora
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from t2i.config import parse_config, presets_in
+from t2i.data import load_dataset
+from t2i.diffusion.first_stage import load_vae
+from t2i.diffusion.interop import check_components, load_pipeline, load_text_components
+from t2i.diffusion.lora import add_lora, save_lora
+from t2i.diffusion.pipeline import LatentDiffusionPipeline, encode_text, make_scheduler, training_scheduler
+from t2i.diffusion.training import (build_latent_cache, build_text_cache, diffusion_loss, drop_captions,
+                                    sample_cached, to_vae_input)
+from t2i.diffusion.unet import build_unet
+from t2i.runtime import Run, RunConfig
+
+PRESETS = Path(__file__).resolve().parents[1] / "t2i" / "diffusion" / "presets" / "ldm"
+SAMPLE_PROMPTS = ("a large red circle in the center|a small blue square in the top left|"
+                  "a large green triangle in the bottom right|a small yellow cross in the top right|"
+                  "a large magenta square in the bottom left|a small cyan circle in the center|"
+                  "a white cross above a red triangle|a blue circle to the left of a yellow square")
+
+
+@dataclass
+class LDMConfig(RunConfig):
+    vae: str = ""  # first stage: a `t2i train vae-kl` run, an AutoencoderKL folder, a pipeline folder or a hub id
+    clip: str = "shapes-clip"  # text encoder: open_clip run / built-in name (exported), CLIPTextModel folder or hub id
+    init: str = ""  # fine-tune this pipeline (our folder, Stable-Diffusion layout or hub id); then --vae/--clip/--unet are unused
+    unet: Literal["test", "tiny", "small"] = "tiny"  # UNet preset when training from scratch (t2i.diffusion.unet)
+    prediction_type: Literal["epsilon", "v_prediction"] = "epsilon"  # what the UNet predicts (from scratch; --init keeps its own)
+    snr_gamma: float = 0.0  # min-SNR-gamma loss weighting (Hang et al. 2023), typically 5; 0 = plain MSE
+    caption_dropout: float = 0.1  # probability of training on the empty caption "" (for classifier-free guidance)
+    lora_rank: int = 0  # > 0: train only a LoRA of this rank on the UNet attention (with --init), saved apart
+    lora_alpha: float = 0.0  # LoRA scale numerator (update = alpha / rank * B A); 0 = rank
+    cache: bool = False  # encode every image (VAE posterior) and caption once before training: faster steps
+    n: int = 0  # use only the first N training items (0 = the whole train split)
+    lr: float = 2e-4  # AdamW learning rate
+    weight_decay: float = 0.0  # AdamW weight decay
+    warmup_steps: int = 100  # linear learning-rate warm-up steps
+    batch_size: int = 64  # global batch per optimiser step
+    steps: int = 5000  # optimiser steps to train for
+    grad_clip: float = 1.0  # clip the global gradient norm to this value; 0 = off
+    checkpoint_every: int = 1000  # write a resumable checkpoint every N steps; 0 = only at the end
+    sample_prompts: str = SAMPLE_PROMPTS  # fixed prompts of the sample grids, separated by "|"
+    sampler: Literal["ddpm", "ddim", "dpm-solver++", "euler", "euler-ancestral", "unipc"] = "dpm-solver++"  # sampler of the grids and the saved default
+    sample_steps: int = 20  # sampling steps of the grids and the saved default
+    guidance: float = 3.0  # classifier-free guidance of the grids and the saved default (1 = none)
+
+
+def build_components(cfg: LDMConfig) -> dict:
+    """vae, text_encoder, tokenizer, unet, scheduler: from --init, or new UNet on --vae + --clip."""
+    if cfg.init:
+        pipe = load_pipeline(cfg.init)
+        scheduler = make_scheduler("ddpm", pipe.scheduler.config)  # the same noise schedule, as DDPM
+        return {"vae": pipe.vae, "text_encoder": pipe.text_encoder, "tokenizer": pipe.tokenizer, "unet": pipe.unet,
+                "scheduler": scheduler}
+    if not cfg.vae:
+        raise SystemExit("give --vae (a `t2i train vae-kl` run or AutoencoderKL folder) or --init (a pipeline folder)")
+    vae = load_vae(cfg.vae)
+    text_encoder, tokenizer = load_text_components(cfg.clip)
+    factor = 2 ** (len(vae.config.block_out_channels) - 1)
+    if cfg.size % factor:
+        raise SystemExit(f"--size {cfg.size} must be a multiple of the VAE factor {factor}")
+    unet = build_unet(cfg.unet, cfg.size // factor, vae.config.latent_channels, text_encoder.config.hidden_size)
+    return {"vae": vae, "text_encoder": text_encoder, "tokenizer": tokenizer, "unet": unet,
+            "scheduler": training_scheduler(cfg.prediction_type)}
+
+
+@torch.no_grad()
+def sample_grid(run: Run, parts: dict, unet, cfg: LDMConfig, prompts: list[str]) -> None:
+    pipe = LatentDiffusionPipeline(parts["vae"], parts["text_encoder"], parts["tokenizer"], unet, parts["scheduler"])
+    pipe.set_progress_bar_config(disable=True)
+    was_training = unet.training
+    unet.eval()
+    images = pipe(prompts, seed=0, sampler=cfg.sampler, num_inference_steps=cfg.sample_steps,
+                  guidance_scale=cfg.guidance, height=cfg.size, width=cfg.size).images
+    unet.train(was_training)
+    run.save_grid(images, "samples", nrow=min(8, len(images)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_config(LDMConfig, argv, prog="t2i train ldm", description=__doc__, presets=presets_in(PRESETS))
+    if not 0 <= cfg.caption_dropout < 1:
+        raise SystemExit(f"--caption-dropout must be in [0, 1), got {cfg.caption_dropout}")
+    if cfg.lora_rank and not cfg.init:
+        raise SystemExit("--lora-rank adapts an existing pipeline: give --init PIPELINE_FOLDER")
+    run = Run(cfg, name="ldm")
+    parts = build_components(cfg)
+    vae, text_encoder, tokenizer, unet, scheduler = (parts[k] for k in ("vae", "text_encoder", "tokenizer", "unet",
+                                                                       "scheduler"))
+    check_components(LatentDiffusionPipeline(**parts))
+    vae.requires_grad_(False).eval().to(run.device)
+    text_encoder.requires_grad_(False).eval().to(run.device)
+    if cfg.lora_rank:
+        params = add_lora(unet, cfg.lora_rank, cfg.lora_alpha or None)
+    else:
+        unet.requires_grad_(True)
+        params = list(unet.parameters())
+    unet.train()
+    scale = vae.config.scaling_factor
+    dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict)
+
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps)))
+    unet, opt, sched = run.prepare(unet, opt, sched)
+    ema = run.ema(unet)
+    text_table = None
+    if cfg.cache:  # posterior moments of every image + text states of every distinct caption (and "")
+        cached = build_latent_cache(dataset, vae, run.device)
+        text_table = build_text_cache(cached.texts, tokenizer, text_encoder, run.device).to(run.device)  # (U+1, T, D)
+        dataset = cached
+    total = sum(p.numel() for p in run.unwrap(unet).parameters())
+    items = len(dataset) if hasattr(dataset, "__len__") else "streamed"
+    run.print(f"UNet {total / 1e6:.2f} M parameters ({sum(p.numel() for p in params) / 1e6:.3f} M trained), "
+              f"latents {tuple(run.unwrap(unet).config[k] for k in ('in_channels', 'sample_size'))} (channels, side), "
+              f"scaling factor {scale:.4f}, {items} items, cache={cfg.cache}")
+    prompts = [p.strip() for p in cfg.sample_prompts.split("|") if p.strip()]
+
+    for step, batch in run.loop(run.dataloader(dataset)):
+        with torch.no_grad():
+            if text_table is not None:
+                ids = batch["text_id"]  # (B,)
+                drop = torch.rand(len(ids), generator=run.generator) < cfg.caption_dropout
+                ids = torch.where(drop.to(ids.device), len(text_table) - 1, ids)  # the last row is ""
+                cond = text_table[ids]  # (B, T, D)
+                z0 = sample_cached(batch["moments"], run.generator) * scale  # (B, C, h, w)
+            else:
+                texts = drop_captions(batch["text"], cfg.caption_dropout, run.generator)
+                cond = encode_text(tokenizer, text_encoder, texts, run.device, warn=step == 0)  # (B, T, D)
+                posterior = vae.encode(to_vae_input(batch["image"])).latent_dist
+                z0 = posterior.sample(run.generator) * scale  # (B, C, h, w)
+        with run.accumulate(unet):
+            loss = diffusion_loss(unet, scheduler, z0, cond, run.generator, cfg.snr_gamma).mean()
+            run.backward(loss)
+            opt.step()
+            sched.step()
+            opt.zero_grad()
+        run.log(loss=loss)
+        if run.should_sample() and run.is_main:
+            sample_grid(run, parts, ema.model if ema is not None else run.unwrap(unet), cfg, prompts)
+
+    final = ema.model if ema is not None else run.unwrap(unet)
+    if run.is_main:
+        if cfg.lora_rank:
+            save_lora(run.out, final)
+            (run.out / "t2i_lora.json").write_text(json.dumps(
+                {"family": "ldm", "base": str(Path(cfg.init).resolve()) if Path(cfg.init).exists() else cfg.init,
+                 "rank": cfg.lora_rank, "alpha": cfg.lora_alpha or cfg.lora_rank}, indent=2) + "\n")
+        else:
+            # the folder's scheduler is the default sampler, built on the training noise schedule
+            pipe = LatentDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=final,
+                                           scheduler=make_scheduler(cfg.sampler, scheduler.config))
+            pipe.save_pretrained(str(run.out))
+        (run.out / "t2i_sampling.json").write_text(json.dumps(
+            {"sampler": cfg.sampler, "steps": cfg.sample_steps, "guidance": cfg.guidance}, indent=2) + "\n")
+        run.print(f"saved {'LoRA weights' if cfg.lora_rank else 'pipeline'} to {run.out}")
+    run.finish()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
