@@ -50,7 +50,8 @@ class ConditionalDiscriminator(nn.Module):
         self.mode = mode
         extra = embed_dim if mode == "concat" else 0
         self.body = DCGANDiscriminator(channels, size, base, extra_channels=extra)
-        dim = embed_dim if mode == "concat" else self.body.feature_channels  # projection: one vector per class in feature space
+        # projection: one vector per class in D's feature space
+        dim = embed_dim if mode == "concat" else self.body.feature_channels
         self.embed = nn.Embedding(num_classes, dim)
         nn.init.normal_(self.embed.weight, 0.0, 1.0 if mode == "concat" else 0.02)
 

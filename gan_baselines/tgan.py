@@ -2,10 +2,13 @@
 
 ``e`` is the pooled embedding of ``t2i.text.TextEncoder`` (our open_clip models, built-in
 ``shapes-clip``, or any transformers CLIP text model), L2-normalised (CLIP compares
-embeddings by angle). As in Reed et al. (2016), Sec. 4.1, both networks compress ``e``
-with a fully-connected layer and LeakyReLU to ``cond_dim`` dimensions: G concatenates it
-with the noise z, D replicates it spatially over its 4x4 feature map, concatenates, and
-scores the pair with a 1x1 then a 4x4 convolution. The image networks are DCGAN's.
+embeddings by angle). As in Reed et al. (2016), Sec. 4.1, G compresses ``e`` with a
+fully-connected layer and LeakyReLU to ``cond_dim`` dimensions and concatenates it with the
+noise z. D reads the text either as Reed et al. do (``disc="concat"``: replicated over its
+4x4 feature map, concatenated, scored by a 1x1 then a 4x4 convolution) or as a projection
+term (``disc="projection"``, Miyato & Koyama 2018; the trainer's default, because D learns
+the text-image match much sooner: at 2000 steps colour accuracy 0.92 vs 0.30 on one-object
+prompts). The image networks are DCGAN's.
 
 Training (``train/tgan.py``) uses the matching-aware discriminator (GAN-CLS, Reed et al.
 2016, Algorithm 1): a real image with a mismatched caption counts as fake, so D must judge
@@ -102,8 +105,8 @@ class ClipSimilarity(nn.Module):
         try:
             self.model = load_clip(clip_source).requires_grad_(False)
         except FileNotFoundError as err:
-            raise ValueError(f"the CLIP-similarity term needs an open_clip model with its image tower "
-                             f"(a folder from t2i train clip or a built-in name); {clip_source!s} is not one: {err}") from err
+            raise ValueError(f"the CLIP-similarity term needs an open_clip model with its image tower (a folder "
+                             f"from t2i train clip or a built-in name); {clip_source!s} is not one: {err}") from err
 
     def train(self, mode: bool = True) -> "ClipSimilarity":
         return super().train(False)  # frozen: always in eval mode

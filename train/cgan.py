@@ -27,12 +27,12 @@ from gan_baselines.gan_losses import game_stats, get_loss
 from t2i.config import parse_config
 from t2i.data import load_dataset
 from t2i.runtime import Run
-from train.gan import GANRunConfig, adam, noise
+from train.gan import GANRunConfig, adam, millions, noise
 
 
 @dataclass
 class CGANConfig(GANRunConfig):
-    data: str = "digits"  # labelled training data: digits (10 classes) | shapes (28 colour-shape classes) | a labelled folder
+    data: str = "digits"  # labelled data: digits (10 classes) | shapes (28 colour-shape classes) | a labelled folder
     steps: int = 2000  # run steps (each one discriminator step; a generator step every d_steps of them)
     batch_size: int = 64  # real images per discriminator step (the generator step uses as many samples)
     latent_dim: int = 64  # size of the noise z ~ N(0, I)
@@ -87,7 +87,7 @@ def train(cfg: CGANConfig) -> Path:
     grid_y = torch.arange(num_classes).repeat_interleave(per_class).to(run.device)  # one row per class
     grid_z = draw_noise(cfg.seed + 1, len(grid_y), cfg.latent_dim).to(run.device)
     run.print(f"cgan: {arch} | loss {cfg.loss} | d_steps {cfg.d_steps} | "
-              f"G {sum(p.numel() for p in G.parameters()) / 1e6:.2f} M, D {sum(p.numel() for p in D.parameters()) / 1e6:.2f} M")
+              f"G {millions(G)}, D {millions(D)}")
     for step, batch in run.loop(run.dataloader(dataset)):
         x = batch["image"] * 2 - 1  # (b, C, S, S) in [-1, 1]
         y = batch["label"]  # (b,)

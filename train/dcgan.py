@@ -24,7 +24,7 @@ from gan_baselines.gan_losses import game_stats, get_loss
 from t2i.config import parse_config
 from t2i.data import load_dataset
 from t2i.runtime import Run
-from train.gan import GANRunConfig, adam, noise
+from train.gan import GANRunConfig, adam, millions, noise
 
 
 @dataclass
@@ -50,7 +50,7 @@ def train(cfg: DCGANConfig) -> Path:
     ema = run.ema(G)
     fixed_z = draw_noise(cfg.seed + 1, 64, cfg.latent_dim).to(run.device)  # (64, Z) the same in every grid
     run.print(f"dcgan: {arch} | loss {cfg.loss} | d_steps {cfg.d_steps} | "
-              f"G {sum(p.numel() for p in G.parameters()) / 1e6:.2f} M, D {sum(p.numel() for p in D.parameters()) / 1e6:.2f} M")
+              f"G {millions(G)}, D {millions(D)}")
     for step, batch in run.loop(run.dataloader(dataset)):
         x = batch["image"] * 2 - 1  # (b, C, S, S) in [-1, 1]
         b = x.shape[0]

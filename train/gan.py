@@ -66,6 +66,10 @@ def adam(params, cfg: GANRunConfig) -> torch.optim.Adam:
     return torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
 
 
+def millions(module: torch.nn.Module) -> str:
+    return f"{sum(p.numel() for p in module.parameters()) / 1e6:.2f} M"
+
+
 def noise(run: Run, n: int, dim: int) -> torch.Tensor:
     """z ~ N(0, I) (n, dim) from the run's checkpointed generator, so a resumed run draws the same noise."""
     return torch.randn(n, dim, generator=run.generator).to(run.device)
@@ -84,7 +88,7 @@ def train(cfg: GANConfig) -> Path:
     ema = run.ema(G)
     fixed_z = gan.draw_noise(cfg.seed + 1, 64, cfg.latent_dim).to(run.device)  # (64, Z) the same in every grid
     run.print(f"gan: {arch} | loss {cfg.loss} | d_steps {cfg.d_steps} | "
-              f"G {sum(p.numel() for p in G.parameters()) / 1e6:.2f} M, D {sum(p.numel() for p in D.parameters()) / 1e6:.2f} M")
+              f"G {millions(G)}, D {millions(D)}")
     for step, batch in run.loop(run.dataloader(dataset)):
         x = batch["image"] * 2 - 1  # (b, C, S, S) in [-1, 1]
         b = x.shape[0]

@@ -6,7 +6,9 @@ The discriminator is matching-aware (GAN-CLS, Reed et al. 2016, Algorithm 1): be
 (real image, its caption) as real and (generated image, caption) as fake, it sees (real
 image, another item's caption) as fake, so it must judge whether image and text agree.
 ``--clip-weight`` > 0 adds the auxiliary term 1 - cos(CLIP image embedding of G(z, e), e)
-to the generator loss (needs an open_clip model with its image tower).
+to the generator loss (needs an open_clip model with its image tower); ``--diversity-weight``
+> 0 adds the mode-seeking term of Mao et al. (2019) against conditional mode collapse (G
+ignoring z and drawing one image per caption).
 
 Captions are encoded once each and cached (the encoder is frozen). Logs D(x), D(G(z)),
 both losses and V(G, D) (``OUT/game.png``), one grid row per fixed prompt in
@@ -31,12 +33,12 @@ import torch
 
 from gan_baselines import tgan
 from gan_baselines.gan import draw_noise, plot_game
-from gan_baselines.gan_losses import game_stats, get_loss
+from gan_baselines.gan_losses import game_stats, get_loss, mode_seeking
 from t2i.config import parse_config
 from t2i.data import load_dataset
 from t2i.runtime import Run
 from t2i.text import TextEncoder
-from train.gan import GANRunConfig, adam, noise
+from train.gan import GANRunConfig, adam, millions, noise
 
 
 @dataclass
@@ -50,8 +52,9 @@ class TGANConfig(GANRunConfig):
     disc: str = "projection"  # discriminator conditioning: projection (Miyato & Koyama 2018) | concat (Reed et al. 2016)
     g_base: int = 32  # generator channels at the last up-sampling (doubled per layer towards 4x4)
     d_base: int = 32  # discriminator channels after the first convolution (doubled per layer)
-    mismatch_weight: float = 0.5  # weight of (real image, wrong caption) in D's fake term; GAN-CLS: 1/2 each with (fake, caption)
+    mismatch_weight: float = 0.5  # weight of (real image, wrong caption) in D's fake term (GAN-CLS: 1/2)
     clip_weight: float = 0.0  # weight of the auxiliary 1 - cos(CLIP(G(z, e)), e) generator term; 0 = off
+    diversity_weight: float = 0.0  # weight of the mode-seeking term (Mao et al. 2019); 0 = off
     ema_decay: float = 0.999  # EMA of the generator's weights (the saved model); 0 = off
     eval_n: int = 400  # shapes only: test-split prompts judged by the shapes evaluator at the end (eval.json); 0 = off
 
@@ -61,8 +64,9 @@ class TGANConfig(GANRunConfig):
             raise ValueError(f"mismatch_weight must be in [0, 1] (0 = a plain conditional D), got {self.mismatch_weight!r}")
         if self.disc not in tgan.DISCRIMINATORS:
             raise ValueError(f"disc must be one of {list(tgan.DISCRIMINATORS)}, got {self.disc!r}")
-        if self.clip_weight < 0:
-            raise ValueError(f"clip_weight must be >= 0 (0 = off), got {self.clip_weight!r}")
+        if self.clip_weight < 0 or self.diversity_weight < 0:
+            raise ValueError(f"clip_weight and diversity_weight must be >= 0 (0 = off), got "
+                             f"{self.clip_weight!r} and {self.diversity_weight!r}")
 
 
 class CaptionCache:
@@ -129,7 +133,7 @@ def train(cfg: TGANConfig) -> Path:
         (run.out / "samples").mkdir(parents=True, exist_ok=True)
         (run.out / "samples" / "prompts.txt").write_text("\n".join(prompts) + "\n")
     run.print(f"tgan: {arch} | text encoder {cfg.clip} | loss {cfg.loss} | clip_weight {cfg.clip_weight} | "
-              f"G {sum(p.numel() for p in G.parameters()) / 1e6:.2f} M, D {sum(p.numel() for p in D.parameters()) / 1e6:.2f} M")
+              f"G {millions(G)}, D {millions(D)}")
     for step, batch in run.loop(run.dataloader(dataset)):
         x = batch["image"] * 2 - 1  # (b, C, S, S) in [-1, 1]
         texts = list(batch["text"])
@@ -150,14 +154,22 @@ def train(cfg: TGANConfig) -> Path:
             opt_d.zero_grad()
         run.log(loss_d=loss_d, d_wrong=torch.sigmoid(wrong_logits[differs]).mean() if differs.any() else 0.0,
                 **game_stats(real_logits, fake_logits))
-        # generator step, after every d_steps discriminator steps: descend g(D(G(z, e), e)) [+ CLIP term]
+        # generator step, after every d_steps discriminator steps: descend g(D(G(z, e), e)) [+ CLIP, mode-seeking terms]
         if (step + 1) % cfg.d_steps == 0:
             D.requires_grad_(False)  # the generator loss must not leave gradients in D
             with run.accumulate(G):
-                gen = G(noise(run, b, cfg.latent_dim), e)  # (b, C, S, S)
-                per_sample = loss_fn.g(D(gen, e))  # (b,)
+                z, e_gen = noise(run, b, cfg.latent_dim), e
+                h = b // 2
+                if cfg.diversity_weight > 0:  # items h..2h-1 repeat the captions of 0..h-1 with other noise
+                    e_gen = torch.cat([e[:h], e[:h], e[2 * h:]])
+                gen = G(z, e_gen)  # (b, C, S, S)
+                per_sample = loss_fn.g(D(gen, e_gen))  # (b,)
+                if cfg.diversity_weight > 0:
+                    ms = mode_seeking(gen[:h], gen[h:2 * h], z[:h], z[h:2 * h])  # (h,)
+                    per_sample = per_sample + cfg.diversity_weight * torch.cat([ms, ms, ms.new_zeros(b - 2 * h)])
+                    run.log(mode_seeking=ms.mean())
                 if clip_sim is not None:
-                    clip_term = clip_sim(gen, e)  # (b,) 1 - cos
+                    clip_term = clip_sim(gen, e_gen)  # (b,) 1 - cos
                     per_sample = per_sample + cfg.clip_weight * clip_term
                     run.log(clip_term=clip_term.mean())
                 loss_g = per_sample.mean()

@@ -113,20 +113,23 @@ def measure_scaling_factor(vae: AutoencoderKL, batches: Iterable[torch.Tensor], 
 
 
 def load_vae(path_or_id: str | Path) -> AutoencoderKL:
-    """A VAE from: a ``t2i train vae-kl`` run (``vae/`` inside), a pipeline folder (``vae/``),
-    a plain AutoencoderKL folder, or a hub id (``org/name``, or ``org/name`` with a ``vae`` subfolder)."""
-    path = Path(str(path_or_id)).expanduser()
+    """A VAE from: a built-in name (``shapes-vae-kl``), a ``t2i train vae-kl`` run (``vae/`` inside), a
+    pipeline folder (``vae/``), a plain AutoencoderKL folder, or a hub id (``org/name``, or its ``vae`` subfolder)."""
+    from t2i.builtin import is_builtin, resolve
+
+    path = resolve(path_or_id) if is_builtin(path_or_id) else Path(str(path_or_id)).expanduser()
+    f32 = {"dtype": torch.float32}  # half-precision files (the compact built-ins) are computed in float32
     if path.is_dir():
         if (path / "vae" / "config.json").is_file():
-            return AutoencoderKL.from_pretrained(str(path / "vae"))
+            return AutoencoderKL.from_pretrained(str(path / "vae"), **f32)
         if (path / "config.json").is_file() and not (path / "model_index.json").is_file():
-            return AutoencoderKL.from_pretrained(str(path))
+            return AutoencoderKL.from_pretrained(str(path), **f32)
         raise FileNotFoundError(f"{path} holds no VAE: expected a `t2i train vae-kl` run or pipeline folder "
                                 "(with vae/config.json) or an AutoencoderKL folder (config.json + weights)")
     text = str(path_or_id)
     if text.count("/") != 1:
         raise FileNotFoundError(f"no VAE at {text!r}: give a folder or a hub id like 'stabilityai/sd-vae-ft-mse'")
     try:  # a standalone VAE repo, then a pipeline repo's vae/ subfolder
-        return AutoencoderKL.from_pretrained(text)
-    except (OSError, EnvironmentError):
-        return AutoencoderKL.from_pretrained(text, subfolder="vae")
+        return AutoencoderKL.from_pretrained(text, **f32)
+    except OSError:
+        return AutoencoderKL.from_pretrained(text, subfolder="vae", **f32)

@@ -78,7 +78,8 @@ class Discriminator1D(nn.Module):
     def __init__(self, hidden: int, scale: float):
         super().__init__()
         self.scale = scale  # inputs are divided by this so the MLP sees x in about [-1, 1]
-        self.net = nn.Sequential(nn.Linear(1, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, 1))
+        self.net = nn.Sequential(nn.Linear(1, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(),
+                                 nn.Linear(hidden, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N,) -> (N,)
         return self.net(x[:, None] / self.scale).squeeze(-1)

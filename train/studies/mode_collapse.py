@@ -8,7 +8,9 @@ Three measurements, written as PNGs next to ``metrics.json``:
    and the fraction of high-quality samples (within 3 sigma of a mode). ``ring.png``.
 2. **Digits**: a small DCGAN per loss trained with ``t2i train dcgan``; the class histogram
    of its samples by the project's digits classifier (``t2i.evaluators.digits``) shows which
-   digits it over- or under-produces (entropy log 10 = 2.303 when balanced).
+   digits it over- or under-produces (entropy log 10 = 2.303 when balanced). A generator
+   that never left noise also lands in one class, with a low classifier confidence and a
+   final D(G(z)) near 0; both are reported next to the histogram.
    ``digits_histogram.png`` (skipped, with a note, without a classifier).
 3. **Saturation** (Goodfellow et al. 2014, Sec. 3): early in training D rejects fakes
    confidently, D(G(z)) ~ 0. The minimax generator loss log(1 - D(G(z))) then has a
@@ -179,6 +181,8 @@ def digits_histograms(cfg: ModeCollapseConfig, out: Path, steps: int, samples: i
             im for i in range(math.ceil(samples / 64))
             for im in generator.generate(seed=cfg.seed + i, num_images_per_prompt=64)][:samples]
         results[name] = score_samples(images, classifier=classifier)
+        last = json.loads((out / f"digits-{name}" / "metrics.jsonl").read_text().splitlines()[-1])
+        results[name]["final_d_fake"] = last["d_fake"]  # ~0: D still rejects every sample (saturated G)
     return results
 
 
@@ -208,7 +212,8 @@ def plot(out: Path, cfg: ModeCollapseConfig, ring: dict, digits: dict, sat: dict
         width = 0.8 / len(scored)
         for i, (name, s) in enumerate(scored.items()):
             ax.bar([c + i * width for c in range(10)], s["histogram"], width=width,
-                   label=f"{name} (entropy {s['histogram_entropy']:.2f} / {s['histogram_entropy_max']:.2f})")
+                   label=f"{name} (entropy {abs(s['histogram_entropy']):.2f} / {s['histogram_entropy_max']:.2f}, "
+                         f"confidence {s['mean_top_probability']:.2f})")
         ax.set_xticks([c + 0.4 - width / 2 for c in range(10)], [str(c) for c in range(10)])
         ax.set_xlabel("digit predicted by the digits classifier")
         ax.set_ylabel("generated samples")
@@ -267,12 +272,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ring  {name:15s} modes covered {r['modes_covered']}/{r['modes']}, high quality {r['high_quality']:.3f}")
     for name, s in m["digits"].items():
         if isinstance(s, dict):
-            print(f"digits {name:15s} histogram {s['histogram']} entropy {s['histogram_entropy']:.3f} "
-                  f"(max {s['histogram_entropy_max']:.3f}), coverage {s['class_coverage']:.2f}")
+            print(f"digits {name:15s} histogram {s['histogram']} entropy {abs(s['histogram_entropy']):.3f} "
+                  f"(max {s['histogram_entropy_max']:.3f}), coverage {s['class_coverage']:.2f}, classifier "
+                  f"confidence {s['mean_top_probability']:.2f}, final D(G(z)) {s['final_d_fake']:.2g}")
         else:
             print(f"digits: {s}")
     for name, s in m["saturation"].items():
-        print(f"saturation {name:15s} D(G(z)) at start {s['d_fake_first']:.4f}, G grad norm first {s['grad_norm_first']:.3g}, "
+        print(f"saturation {name:15s} D(G(z)) at start {s['d_fake_first']:.4f}, "
+              f"G grad norm first {s['grad_norm_first']:.3g}, "
               f"mean of first steps {s['grad_norm_mean_early']:.3g}")
     print(f"wrote {cfg.out}/metrics.json, ring.png, saturation.png" + (", digits_histogram.png" if any(
         isinstance(v, dict) for v in m["digits"].values()) else ""))
