@@ -51,6 +51,8 @@ def load_generator(path_or_name: str | Path, device: str = "cpu") -> Generator:
             from t2i.diffusion.pipeline import load_generator as load_ldm
             return load_ldm(text).to(device)
         raise
+    if folder.is_dir() and not (folder / "model_index.json").is_file() and (folder / "model" / "config.json").is_file():
+        folder = folder / "model"  # a training run folder: its final model lives in RUN/model
     module_name, func = FAMILIES[family_of(folder)].split(":")
     loader = getattr(importlib.import_module(module_name), func)
     generator = loader(folder)

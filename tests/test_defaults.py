@@ -30,3 +30,12 @@ def test_unknown_name_is_refused(tmp_path):
 
     with pytest.raises(SystemExit, match="unknown name"):
         main(["--only", "shapes-nope", "--out", str(tmp_path)])
+
+
+def test_registry_loads_a_run_folder_through_its_model(tmp_path):
+    """Regression: `t2i sample --model RUN` failed on a run folder (RUN/config.json has no family)."""
+    from train import vae
+
+    vae.main(["--steps", "1", "--batch-size", "8", "--n", "16", "--latent-dim", "2", "--hidden", "16",
+              "--checkpoint-every", "0", "--out", str(tmp_path / "run")])
+    assert len(load_generator(tmp_path / "run").generate(seed=0, num_images_per_prompt=2)) == 2

@@ -45,7 +45,7 @@ RECIPES: list[Recipe] = [
     Recipe("shapes-clip", "train.clip", ["--preset", "t2i-tiny", "--save-dtype", "float16"],
            "model", "shapes 32 px, train split (20000 scenes)", ["--n", "64", "--eval-n", "16"]),
     Recipe("shapes-tgan", "train.tgan", ["--clip", "{clip}", "--steps", "6000"],
-           "model", "shapes 32 px, train split", ["--n", "32", "--g-base", "8", "--d-base", "8"]),
+           "model", "shapes 32 px, train split", ["--n", "32", "--g-base", "8", "--d-base", "8", "--eval-n", "4"]),
     Recipe("shapes-cvae", "train.cvae", ["--text-encoder", "{clip}", "--steps", "3000"],
            "model", "shapes 32 px, train split", ["--n", "32"]),
     Recipe("shapes-vae-kl", "train.vae_kl", ["--arch", "f4-tiny", "--steps", "3000"],
