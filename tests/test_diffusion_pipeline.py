@@ -148,3 +148,30 @@ def test_training_schedule_is_ddpm_with_trailing_spacing():
     s = training_scheduler("v_prediction")
     assert isinstance(s, DDPMScheduler) and s.config.prediction_type == "v_prediction"
     assert s.config.timestep_spacing == "trailing" and s.config.num_train_timesteps == 1000
+
+
+@pytest.mark.parametrize("source", ["ddpm", "dpm-solver++", "pndm"])
+def test_every_sampler_recovers_the_data_under_an_oracle_denoiser(source):
+    """With the exact eps of a one-point data distribution, each sampler must end at that point.
+
+    Regression: DDIM/DDPM built from a config without ``clip_sample`` (a saved DPM-Solver++ or a
+    Stable Diffusion PNDM config) clipped x0 to [-1, 1], wrecking latents beyond 1 (z0 has std 3).
+    """
+    from diffusers import PNDMScheduler
+
+    schedule = dict(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, timestep_spacing="trailing")
+    config = {"ddpm": lambda: training_scheduler().config, "dpm-solver++": lambda: DPMSolverMultistepScheduler(
+        **schedule).config, "pndm": lambda: PNDMScheduler(**schedule).config}[source]()
+    z0 = 3 * torch.randn(2, 4, 4, 4, generator=torch.Generator().manual_seed(0))
+    for name in SAMPLERS:
+        scheduler = make_scheduler(name, config)
+        scheduler.set_timesteps(20)
+        g = torch.Generator().manual_seed(1)
+        x = torch.randn(z0.shape, generator=g) * scheduler.init_noise_sigma
+        kwargs = {"generator": g} if "generator" in scheduler.step.__code__.co_varnames else {}
+        for t in scheduler.timesteps:
+            x_t = scheduler.scale_model_input(x, t)  # the variance-preserving x_t the UNet sees
+            abar = scheduler.alphas_cumprod[int(t)]
+            eps = (x_t - abar.sqrt() * z0) / (1 - abar).sqrt()  # the exact noise for data = z0
+            x = scheduler.step(eps, t, x, **kwargs).prev_sample
+        torch.testing.assert_close(x, z0, atol=2e-3, rtol=0, msg=f"{name} from a {source} config")

@@ -87,6 +87,27 @@ def test_vae_kl_run_stores_the_measured_scaling_factor(vae_run):
     assert (vae_run / "reconstructions.png").is_file() and (vae_run / "curves.png").is_file()
 
 
+def test_vae_kl_adversarial_phase_runs(tmp_path):
+    import train.vae_kl
+
+    out = tmp_path / "adv"
+    assert train.vae_kl.main([*TINY, "--arch", "f4-test", "--adv-weight", "0.1", "--adv-start", "1", "--scale-images",
+                              "16", "--eval-images", "8", "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert "d_loss" not in rows[0] and np.isfinite(rows[1]["d_loss"])  # the discriminator starts at step 1
+
+
+def test_vae_kl_on_digits_evaluates_the_whole_small_test_split(tmp_path):
+    """Regression: the default --eval-images 512 exceeds digits' 355 test images and crashed after training."""
+    import train.vae_kl
+
+    out = tmp_path / "digits"
+    assert train.vae_kl.main(["--data", "digits", "--size", "16", "--batch-size", "8", "--steps", "2", "--arch",
+                              "f4-test", "--scale-images", "16", "--out", str(out)]) == 0
+    metrics = json.loads((out / "vae_metrics.json").read_text())
+    assert np.isfinite(metrics["test_psnr_db"]) and (out / "vae" / "config.json").is_file()
+
+
 @pytest.fixture(scope="module")
 def ldm_run(vae_run, tmp_path_factory):
     import train.ldm

@@ -137,7 +137,10 @@ def main(argv: list[str] | None = None) -> int:
         factor = measure_scaling_factor(final, batches, max_images=cfg.scale_images)
         final.register_to_config(scaling_factor=factor)  # stored in vae/config.json, read by every pipeline
         final.save_pretrained(str(run.out / "vae"))
-        test = load_dataset(cfg.data, split="test", size=cfg.size, n=cfg.eval_images, seed=cfg.seed)
+        # shapes renders exactly eval_images; other sources load their split and keep its first eval_images
+        # (digits' test split has only 355 images, fewer than the default)
+        test = load_dataset(cfg.data, split="test", size=cfg.size, seed=cfg.seed,
+                            n=cfg.eval_images if cfg.data == "shapes" else None)
         psnr = reconstruction_psnr(final, test, run.device, cfg.eval_images)
         x = to_vae_input(torch.stack([test[i]["image"] for i in range(min(8, len(test)))]).to(run.device))
         with torch.no_grad():

@@ -51,7 +51,8 @@ MAX_STEPS = 1000  # the training schedule has 1000 timesteps
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 # the keys of a scheduler config that describe the noise schedule and the model (not a solver's options)
 SCHEDULE_KEYS = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas", "prediction_type",
-                 "timestep_spacing", "steps_offset", "rescale_betas_zero_snr")
+                 "timestep_spacing", "steps_offset", "rescale_betas_zero_snr", "clip_sample", "clip_sample_range",
+                 "thresholding", "dynamic_thresholding_ratio", "sample_max_value")
 
 
 def training_scheduler(prediction_type: str = "epsilon", beta_schedule: str = "scaled_linear") -> DDPMScheduler:
@@ -75,6 +76,8 @@ def make_scheduler(sampler: str, config: Any) -> Any:
         raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {sampler!r}")
     cls, overrides = SAMPLERS[sampler]
     schedule = {k: config[k] for k in SCHEDULE_KEYS if k in config}
+    # latents are not images in [-1, 1]: DDPM/DDIM must not clip x0 unless the source config asks to
+    schedule.setdefault("clip_sample", False)
     return cls.from_config(schedule, **overrides)
 
 
