@@ -180,7 +180,11 @@ def run_quality(args: argparse.Namespace, command: str) -> None:
     splits = {"novel": single_object_prompts(args.n, "novel", args.seed), "test": single_object_prompts(args.n, "test", args.seed)}
     sweep: dict[str, Any] = {}
     strips = []
-    for g in args.guidances:
+    name = Path(str(args.model)).name
+    if args.reuse_sweep:  # keep the recorded DPM-Solver++ sweep, rerun only the DDIM comparison
+        sweep = json.loads((OUT / f"quality_{name}.json").read_text())["sweep_dpm_solver_20"]
+        args.guidances = [float(g) for g in sweep]
+    for g in args.guidances if not args.reuse_sweep else []:
         sweep[str(g)] = {}
         for split, prompts in splits.items():
             sweep[str(g)][split], images = accuracy(gen, prompts, "dpm-solver++", 20, g, args.seed)
@@ -194,9 +198,9 @@ def run_quality(args: argparse.Namespace, command: str) -> None:
     result = {"model": str(args.model), "n": args.n, "sweep_dpm_solver_20": sweep, "chosen_guidance": best,
               "ddim_100": ddim, "machine": machine()}
     OUT.mkdir(exist_ok=True)
-    name = Path(str(args.model)).name
     (OUT / f"quality_{name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    save_grid(strips, OUT / f"quality_{name}_guidance.png", nrow=8)  # one row per guidance scale, novel prompts
+    if strips:
+        save_grid(strips, OUT / f"quality_{name}_guidance.png", nrow=8)  # one row per guidance scale, novel prompts
     lines = [f"Model `{args.model}`, {args.n} single-object prompts per split (shapes evaluator; novel = held-out "
              "colour-shape pairs). Rows of `results/quality_" + name + "_guidance.png`: guidance scales in order.", "",
              "| sampler | guidance | novel colour | novel shape | novel all | test colour | test shape | test all |",
@@ -235,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--n", type=int, default=200, help="single-object prompts per split (default: 200)")
     q.add_argument("--guidances", type=float, nargs="+", default=[1.0, 2.0, 3.0, 4.0, 5.0, 7.0])
     q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--reuse-sweep", action="store_true", help="take the guidance sweep from the last results file")
     q.add_argument("--write-defaults", action="store_true", help="store the chosen guidance in t2i_sampling.json")
     args = p.parse_args(argv)
     command = "python -m benchmarks.diffusion_speed " + " ".join(sys.argv[1:] if argv is None else argv)

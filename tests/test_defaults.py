@@ -23,6 +23,23 @@ def test_quick_defaults_train_and_install_every_model(tmp_path):
     assert images[0].size == (32, 32)
     assert len(load_generator(root / "digits-vae").generate(seed=0, num_images_per_prompt=3)) == 3
     assert not (ROOT / ".shapes-ldm.tmp").exists()
+    # the diffusers folders are installed in half precision, as the shipped built-ins are (the 40 MB cap)
+    from safetensors import safe_open
+
+    for weights in [*(root / "shapes-ldm").glob("*/*.safetensors"), root / "shapes-vae-kl" / "diffusion_pytorch_model.safetensors"]:
+        with safe_open(str(weights), "pt") as f:
+            assert {str(f.get_slice(k).get_dtype()) for k in f.keys()} == {"F16"}, weights
+
+
+def test_recipes_reproduce_the_shipped_diffusion_settings():
+    """Regression: the shapes-ldm recipe trained 5000 steps of the plain defaults, not the shipped preset."""
+    from train.defaults import RECIPES
+
+    args = {r.name: r.args for r in RECIPES}
+    assert args["shapes-ldm"][:2] == ["--preset", "shapes-tiny"] and args["shapes-vae-kl"][:2] == ["--preset", "shapes-f4"]
+    sampling = json.loads((ROOT / "shapes-ldm" / "t2i_sampling.json").read_text())
+    preset = json.loads((ROOT.parents[0] / "diffusion" / "presets" / "ldm" / "shapes-tiny.json").read_text())
+    assert preset["guidance"] == sampling["guidance"] and preset["sample_steps"] == sampling["steps"]
 
 
 def test_unknown_name_is_refused(tmp_path):

@@ -5,7 +5,7 @@ Each recipe is one ordinary `t2i train ...` command; this entry point runs them 
 ``t2i/builtin/<name>/`` with a ``metrics.json`` and a model card (recipe, data, steps,
 training time and hardware, measured metrics). Uses the GPU when accelerate finds one.
 
-    t2i train defaults                       # everything (about 2 hours on 2 CPU cores)
+    t2i train defaults                       # everything (about 3 hours on 2 CPU cores)
     t2i train defaults --only digits-ae,digits-vae
     t2i train defaults --quick --out /tmp/d  # 2-step smoke run of every recipe, nothing installed
 """
@@ -37,6 +37,7 @@ class Recipe:
     data: str  # what it trains on, for the model card
     quick: list[str] = dataclasses.field(default_factory=list)  # extra options of the --quick smoke run
     parts: tuple[str, ...] = ()  # entries of the artifact folder to install; () = all of it
+    half: bool = False  # install a float16 copy of a diffusers folder (half the bytes; loaders compute in float32)
 
 
 QUICK = ["--steps", "2", "--batch-size", "8", "--log-every", "1", "--checkpoint-every", "0"]
@@ -48,12 +49,13 @@ RECIPES: list[Recipe] = [
            "model", "shapes 32 px, train split", ["--n", "32", "--g-base", "8", "--d-base", "8", "--eval-n", "4"]),
     Recipe("shapes-cvae", "train.cvae", ["--text-encoder", "{clip}", "--steps", "3000"],
            "model", "shapes 32 px, train split", ["--n", "32"]),
-    Recipe("shapes-vae-kl", "train.vae_kl", ["--arch", "f4-tiny", "--steps", "3000"],
+    # the first stage stopped at 600 of its preset's 1500 steps (a shared CPU); shapes-ldm was trained on it
+    Recipe("shapes-vae-kl", "train.vae_kl", ["--preset", "shapes-f4", "--steps", "600"],
            "vae", "shapes 32 px, train split", ["--n", "32", "--arch", "f4-test", "--scale-images", "16",
-                                                  "--eval-images", "16"]),
-    Recipe("shapes-ldm", "train.ldm", ["--vae", "{vae}", "--clip", "{clip}", "--steps", "5000"],
+                                                  "--eval-images", "16"], half=True),
+    Recipe("shapes-ldm", "train.ldm", ["--preset", "shapes-tiny", "--vae", "{vae}", "--clip", "{clip}"],
            ".", "shapes 32 px, train split", ["--n", "32", "--unet", "test"],
-           ("model_index.json", "scheduler", "text_encoder", "tokenizer", "unet", "vae", "t2i_sampling.json")),
+           ("model_index.json", "scheduler", "text_encoder", "tokenizer", "unet", "vae", "t2i_sampling.json"), half=True),
     Recipe("digits-ae", "train.ae", ["--variant", "plain", "--latent-dim", "2", "--hidden", "96", "--steps", "3000",
                                      "--batch-size", "64", "--lr", "2e-3", "--data", "digits"],
            "model", "scikit-learn digits at 32 px, train split (1442 images)", ["--n", "32"]),
@@ -111,6 +113,18 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): data} if isinstance(data, (int, float)) else {}
 
 
+def save_half_copy(source: Path, dest: Path) -> None:
+    """A float16 copy of a pipeline folder (``model_index.json``) or of an AutoencoderKL folder."""
+    if (source / "model_index.json").is_file():
+        from t2i.diffusion.interop import save_half
+
+        save_half(source, dest)
+    else:
+        from t2i.diffusion.first_stage import load_vae
+
+        load_vae(source).to(torch.float16).save_pretrained(str(dest))
+
+
 def install(recipe: Recipe, run: Path, root: Path, clip_run: str, command: str, seconds: float) -> Path:
     source = run / recipe.artifact
     if not source.is_dir():
@@ -118,7 +132,9 @@ def install(recipe: Recipe, run: Path, root: Path, clip_run: str, command: str, 
     target = root / recipe.name
     tmp = root / f".{recipe.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    if recipe.parts:
+    if recipe.half:
+        save_half_copy(source, tmp)
+    elif recipe.parts:
         tmp.mkdir(parents=True)
         for part in recipe.parts:
             copy = shutil.copytree if (source / part).is_dir() else shutil.copy2
