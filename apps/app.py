@@ -112,9 +112,11 @@ def build_app(cfg: AppConfig, models: AppModels | None = None):
                 count = gr.Slider(1, cfg.max_images, value=4, step=1, label="Images per model")
             with gr.Accordion("Diffusion sampler", open=False):
                 with gr.Row():
-                    sampler = gr.Dropdown(SAMPLERS, value="dpm-solver++", label="Sampler")
-                    steps = gr.Slider(1, cfg.max_steps, value=20, step=1, label="Steps")
-                    guidance = gr.Slider(0.0, cfg.max_guidance, value=3.0, step=0.5, label="Guidance scale")
+                    default_sampler, default_steps, default_guidance = models.diffusion_defaults  # the model's own
+                    sampler = gr.Dropdown(SAMPLERS, value=default_sampler, label="Sampler", elem_id="sampler")
+                    steps = gr.Slider(1, cfg.max_steps, value=default_steps, step=1, label="Steps", elem_id="steps")
+                    guidance = gr.Slider(0.0, cfg.max_guidance, value=default_guidance, step=0.5, label="Guidance scale",
+                                         elem_id="guidance")
                     intermediates = gr.Checkbox(label="Show intermediate images", value=False)
             button = gr.Button("Generate", variant="primary", elem_id="generate")
             with gr.Row():

@@ -60,6 +60,12 @@ class AppModels:
             max_images=cfg.max_images, max_steps=cfg.max_steps, max_guidance=cfg.max_guidance, display_size=cfg.display_size)
 
     @property
+    def diffusion_defaults(self) -> tuple[str, int, float]:
+        """(sampler, steps, guidance) the diffusion model was saved with (its ``t2i_sampling.json``)."""
+        d = self.diffusion
+        return getattr(d, "sampler", "dpm-solver++"), int(getattr(d, "steps", 20)), float(getattr(d, "guidance", 3.0))
+
+    @property
     def has_latent_tab(self) -> bool:
         return self.ae is not None and self.vae is not None
 

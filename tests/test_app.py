@@ -111,3 +111,19 @@ def test_gradio_client_endpoints_errors_and_concurrency(app_config, models):
                 assert np.array_equal(np.asarray(Image.open(path).convert("RGB")), np.asarray(want))
     finally:
         demo.close()
+
+
+def test_sampler_controls_start_at_the_diffusion_models_saved_defaults(app_config, models):
+    """Regression: the UI started at guidance 3 and 20 steps whatever the model's t2i_sampling.json said."""
+    from apps.app import build_app
+
+    diffusion = models.diffusion
+    saved = diffusion.sampler, diffusion.steps, diffusion.guidance
+    diffusion.sampler, diffusion.steps, diffusion.guidance = "ddim", 7, 4.5  # as load_generator sets from the file
+    try:
+        assert models.diffusion_defaults == ("ddim", 7, 4.5)
+        demo = build_app(app_config, models=models)
+        values = {c["props"].get("elem_id"): c["props"].get("value") for c in demo.config["components"]}
+        assert (values["sampler"], values["steps"], values["guidance"]) == ("ddim", 7, 4.5)
+    finally:
+        diffusion.sampler, diffusion.steps, diffusion.guidance = saved
