@@ -17,12 +17,19 @@ def test_quick_defaults_train_and_install_every_model(tmp_path):
     for recipe in RECIPES:
         folder = root / recipe.name
         assert (folder / "README.md").is_file() and json.loads((folder / "metrics.json").read_text()) is not None
+    for name in ("shapes-tgan", "shapes-cvae", "shapes-ldm"):  # measured by the shapes evaluator after training
+        metrics = json.loads((root / name / "metrics.json").read_text())
+        assert 0 <= metrics["novel_one_object_colour"] <= 1 and "test_one_object_all_correct" in metrics
     assert "shapes-clip" in (root / "shapes-tgan" / "config.json").read_text()  # points at the built-in name
     assert "/runs/" not in (root / "shapes-tgan" / "config.json").read_text()
     images = load_generator(root / "shapes-ldm").generate(prompts=["a small red circle in the center"], seed=0)
     assert images[0].size == (32, 32)
     assert len(load_generator(root / "digits-vae").generate(seed=0, num_images_per_prompt=3)) == 3
     assert not (ROOT / ".shapes-ldm.tmp").exists()
+    # retraining one model against the installed CLIP: its card names that CLIP by short name, not by path
+    assert main(["--quick", "--only", "shapes-cvae", "--out", str(tmp_path / "runs2"), "--builtin-root", str(root)]) == 0
+    card = (root / "shapes-cvae" / "README.md").read_text()
+    assert "--text-encoder shapes-clip " in card and str(root) not in card
     # the diffusers folders are installed in half precision, as the shipped built-ins are (the 40 MB cap)
     from safetensors import safe_open
 

@@ -40,6 +40,8 @@ class Recipe:
     half: bool = False  # install a float16 copy of a diffusers folder (half the bytes; loaders compute in float32)
 
 
+TEXT_GENERATORS = ("shapes-tgan", "shapes-cvae", "shapes-ldm")  # measured by prompt accuracy after training
+MEASURE_PROMPTS = {False: 200, True: 4}  # single-object prompts per split (full, --quick)
 QUICK = ["--steps", "2", "--batch-size", "8", "--log-every", "1", "--checkpoint-every", "0"]
 
 RECIPES: list[Recipe] = [
@@ -125,7 +127,25 @@ def save_half_copy(source: Path, dest: Path) -> None:
         load_vae(source).to(torch.float16).save_pretrained(str(dest))
 
 
-def install(recipe: Recipe, run: Path, root: Path, clip_run: str, command: str, seconds: float) -> Path:
+def prompt_accuracy_metrics(folder: Path, n: int, seed: int = 0) -> dict[str, float]:
+    """Shapes-evaluator prompt accuracy of a text generator on ``n`` single-object prompts of the
+    test split (seen colour-shape pairs) and of the novel split (held-out pairs); one image each."""
+    from gan_baselines.registry import load_generator
+    from t2i.data.shapes import prompts
+    from t2i.evaluators.shapes import prompt_accuracy
+
+    gen = load_generator(folder)
+    found: dict[str, float] = {}
+    for split in ("test", "novel"):
+        captions = [caption for caption, _ in prompts(n, seed=seed, split=split, kind="one")]
+        images = [im for i in range(0, n, 50) for im in gen.generate(captions[i:i + 50], seed=seed + i)]
+        acc = prompt_accuracy(images, captions)["one"]
+        found.update({f"{split}_one_object_{k}": round(float(acc[k]), 3) for k in ("colour", "shape", "all_correct")})
+    return found
+
+
+def install(recipe: Recipe, run: Path, root: Path, clip_run: str, command: str, seconds: float,
+            quick: bool = False) -> Path:
     source = run / recipe.artifact
     if not source.is_dir():
         raise FileNotFoundError(f"{recipe.name}: the run did not write {source}")
@@ -146,6 +166,8 @@ def install(recipe: Recipe, run: Path, root: Path, clip_run: str, command: str, 
         text = config.read_text().replace(json.dumps(str(Path(clip_run).resolve()))[1:-1], "shapes-clip")
         config.write_text(text.replace(json.dumps(clip_run)[1:-1], "shapes-clip"))
     metrics = collect_metrics(run)
+    if recipe.name in TEXT_GENERATORS:
+        metrics.update(prompt_accuracy_metrics(tmp, MEASURE_PROMPTS[quick]))
     (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     (tmp / "README.md").write_text(model_card(recipe, command, seconds, metrics))
     shutil.rmtree(target, ignore_errors=True)
@@ -169,13 +191,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         run = runs / recipe.name
         args = fill(recipe.args, clip, vae) + ["--out", str(run)] + (QUICK + recipe.quick if cfg.quick else [])
-        command = f"t2i train {recipe.module.split('.')[-1].replace('_', '-')} " + " ".join(args)
+        shown = [a.replace(str(root / "shapes-clip"), "shapes-clip").replace(str(root / "shapes-vae-kl"), "shapes-vae-kl")
+                 for a in args]  # installed models by their short names
+        command = f"t2i train {recipe.module.split('.')[-1].replace('_', '-')} " + " ".join(shown)
         print(f"[defaults] {recipe.name}: {command}", flush=True)
         start = time.perf_counter()
         importlib.import_module(recipe.module).main(args)
         seconds = time.perf_counter() - start
         if may_install:
-            target = install(recipe, run, root, clip if recipe.name != "shapes-clip" else "", command, seconds)
+            target = install(recipe, run, root, clip if recipe.name != "shapes-clip" else "", command, seconds, cfg.quick)
             print(f"[defaults] installed {recipe.name} -> {target} ({seconds / 60:.1f} min)", flush=True)
     return 0
 
