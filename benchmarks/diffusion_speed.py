@@ -213,7 +213,7 @@ def run_quality(args: argparse.Namespace, command: str) -> None:
     nv, ts = ddim["novel"], ddim["test"]
     lines.append(f"| DDIM x100 | {best} | {nv['colour']:.3f} | {nv['shape']:.3f} | {nv['all_correct']:.3f} "
                  f"| {ts['colour']:.3f} | {ts['shape']:.3f} | {ts['all_correct']:.3f} |")
-    append_section(f"Latent diffusion guidance sweep (benchmarks/diffusion_speed.py quality)", command, lines)
+    append_section("Latent diffusion guidance sweep (benchmarks/diffusion_speed.py quality)", command, lines)
     print("\n".join(lines))
     if args.write_defaults:
         from t2i.builtin import resolve

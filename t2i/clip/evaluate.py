@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from t2i.clip.model import get_tokenizer, preprocess_images

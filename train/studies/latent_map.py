@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from sklearn.neighbors import KNeighborsClassifier
 
 from gan_baselines.autoencoders import load_autoencoder

@@ -1,0 +1,95 @@
+"""``t2i bench`` settings: the config dataclass, the quick and full defaults, and the checks that keep it fair."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+QUICK = dict(budget_flops=3e10, seeds=1, n=1000, eval_prompts=12, novel_prompts=4, reference_images=200, curve_prompts=8,
+             budget_fractions="1", sampler_steps="2,4", guidance="1,3", sample_steps=4)
+FULL = dict(budget_flops=1.5e12, n=0, eval_prompts=96, novel_prompts=32, reference_images=1000, curve_prompts=48)
+OPTION_FIELDS = {"tgan": "tgan_options", "cvae": "cvae_options", "cvae-label": "cvae_options", "cgan": "cgan_options",
+                 "ldm": "ldm_options", "vae-kl": "vae_kl_options"}
+
+
+@dataclass
+class BenchConfig:
+    data: str = "shapes"  # shapes | digits (the datasets the project's evaluators judge)
+    size: int = 32  # image side in pixels
+    quick: bool = False  # CI smoke run: tiny budget, 1 seed allowed, few prompts (its numbers mean little)
+    out: str = ""  # report folder (report.md, results.json, plots); "" = runs/bench/<data>
+    work: str = ""  # trained models, CLIPs and FLOP counts (large: keep it out of git); "" = runs/bench-work/<data>
+    budget_flops: float = 0.0  # training FLOPs per family run (0 = 1.5e12, quick 3e10, unless --budget-images)
+    budget_images: int = 0  # or: training images seen per family run (0 = use --budget-flops)
+    seeds: int = 3  # training seeds per family (at least 3; quick: 1 unless given)
+    trials: int = 1  # tuning trials per family: learning rates x1, x2, x0.5, x4, x0.25 of the family default
+    families: str = ""  # comma list of tgan, cvae, cvae-label, cgan, ldm ("" = shapes: tgan,cvae,ldm; digits: cgan,cvae-label,ldm)
+    load: str = ""  # evaluate saved models instead of training: FAMILY=PATH,... (vae-kl=PATH: a given first stage)
+    reuse: bool = False  # reuse models, CLIPs and FLOP counts left in --work by an earlier run with the same settings
+    n: int = -1  # training items (0 = the whole train split; -1 = mode default: all, quick 1000)
+    clip: str = "shapes-clip"  # conditioning text encoder of the text families (trained into --work if the built-in is absent)
+    score_clip: str = ""  # CLIP of the CLIP score; "" = train one (t2i-tiny, seed 1) into --work
+    evaluator: str = ""  # shapes evaluator or digits classifier folder; "" = the built-in one
+    eval_prompts: int = 0  # held-out test-split conditions (0 = 96, quick 12; digits: rounded up to whole classes)
+    novel_prompts: int = -1  # held-out novel-composition prompts (shapes; -1 = 32, quick 4)
+    images_per_prompt: int = 2  # images per condition (>= 2 for within-prompt diversity)
+    reference_images: int = 0  # real reference images of FID/KID/precision/recall (0 = 1000, quick 200; digits: the test split)
+    eval_seed: int = 1234  # seed of the held-out prompts and of sampling (validation and real sets use the next ones)
+    budget_fractions: str = "0.25,0.5,1"  # budget points of the quality-vs-budget curve (quick: 1)
+    first_stage_share: float = 0.25  # share of latent diffusion's budget spent on its first stage (vae-kl)
+    samplers: str = "ddpm,ddim,dpm-solver++,euler,euler-ancestral,unipc"  # samplers of the quality-vs-steps curve
+    sampler_steps: str = "5,10,20,40"  # sampling steps of that curve (quick: 2,4)
+    guidance: str = "1,2,3,5,7.5"  # guidance scales of the sweep (quick: 1,3)
+    sampler: str = "dpm-solver++"  # diffusion sampler of the evaluation and of the guidance sweep
+    sample_steps: int = 20  # diffusion steps of the evaluation and of the guidance sweep (quick: 4)
+    curve_prompts: int = 0  # validation conditions of trials, sweep and curves (0 = 48, quick 8)
+    tgan_options: str = ""  # extra `t2i train tgan` flags, e.g. "--g-base=32 --d-base=32"
+    cvae_options: str = ""  # extra `t2i train cvae` flags (cvae and cvae-label)
+    cgan_options: str = ""  # extra `t2i train cgan` flags
+    ldm_options: str = ""  # extra `t2i train ldm` flags, e.g. "--unet=tiny"
+    vae_kl_options: str = ""  # extra `t2i train vae-kl` flags of the first stage, e.g. "--arch=f4-tiny"
+    cpu: bool = False  # train and sample on the CPU even when a GPU is present
+
+
+def resolve(cfg: BenchConfig, argv: list[str]) -> BenchConfig:
+    """Fill in the mode's defaults (quick or full) and refuse what would make the comparison unfair."""
+    if cfg.data not in ("shapes", "digits"):
+        raise SystemExit(f"t2i bench: --data must be shapes or digits (the datasets its evaluators judge), got {cfg.data!r}")
+    if cfg.budget_flops > 0 and cfg.budget_images > 0:
+        raise SystemExit("t2i bench: give one budget, --budget-flops or --budget-images, not both")
+    if cfg.seeds < 3 and not cfg.quick:
+        raise SystemExit(f"t2i bench: --seeds must be at least 3 (got {cfg.seeds}); fewer are allowed only with --quick")
+    if cfg.seeds < 1 or cfg.images_per_prompt < 1 or not 0 <= cfg.first_stage_share < 1:
+        raise SystemExit("t2i bench: --seeds and --images-per-prompt must be >= 1, --first-stage-share in [0, 1)")
+    given = {a.split("=")[0].lstrip("-").replace("-", "_") for a in argv if a.startswith("--")}
+    defaults, changes = BenchConfig(), {}
+    for key, value in (QUICK if cfg.quick else FULL).items():
+        if key in given:
+            continue
+        if key == "budget_flops" and cfg.budget_images > 0:
+            continue
+        if getattr(cfg, key) == getattr(defaults, key):
+            changes[key] = value
+    if cfg.novel_prompts < 0:
+        changes["novel_prompts"] = 4 if cfg.quick else 32
+    if cfg.data != "shapes":
+        changes["novel_prompts"] = 0
+    out = cfg.out or f"runs/bench/{cfg.data}"
+    changes.update(out=out, work=cfg.work or f"runs/bench-work/{cfg.data}")
+    return replace(cfg, **changes)
+
+
+def floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x.strip()]
+
+
+def parse_loads(text: str) -> dict[str, str]:
+    """``"tgan=PATH,ldm=PATH"`` -> {family: path}."""
+    loads = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        if "=" not in item:
+            raise SystemExit(f"t2i bench: --load takes FAMILY=PATH items, got {item!r}")
+        name, path = item.split("=", 1)
+        if name not in OPTION_FIELDS:
+            raise SystemExit(f"t2i bench: --load family must be one of {sorted(OPTION_FIELDS)}, got {name!r}")
+        loads[name] = path
+    return loads
