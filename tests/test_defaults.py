@@ -49,6 +49,15 @@ def test_recipes_reproduce_the_shipped_diffusion_settings():
     assert preset["guidance"] == sampling["guidance"] and preset["sample_steps"] == sampling["steps"]
 
 
+def test_a_fresh_root_trains_against_the_shipped_clip(tmp_path):
+    """Regression: `--only shapes-cvae --builtin-root EMPTY` looked for shapes-clip in the empty root."""
+    from train.defaults import main
+
+    root = tmp_path / "builtin"
+    assert main(["--quick", "--only", "shapes-cvae", "--out", str(tmp_path / "runs"), "--builtin-root", str(root)]) == 0
+    assert "--text-encoder shapes-clip " in (root / "shapes-cvae" / "README.md").read_text()
+
+
 def test_unknown_name_is_refused(tmp_path):
     from train.defaults import main
 

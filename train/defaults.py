@@ -183,15 +183,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         raise SystemExit(f"t2i train defaults: unknown name(s) {unknown}; choose from {names}")
     runs, root = Path(cfg.out), Path(cfg.builtin_root)
-    clip = str(runs / "shapes-clip" / "model") if "shapes-clip" in wanted else str(root / "shapes-clip")
-    vae = str(runs / "shapes-vae-kl") if "shapes-vae-kl" in wanted else str(root / "shapes-vae-kl")
+    def installed(name: str) -> str:  # in --builtin-root, else the shipped one
+        return str(root / name) if (root / name).is_dir() else str(ROOT / name)
+
+    clip = str(runs / "shapes-clip" / "model") if "shapes-clip" in wanted else installed("shapes-clip")
+    vae = str(runs / "shapes-vae-kl") if "shapes-vae-kl" in wanted else installed("shapes-vae-kl")
     may_install = cfg.install and (not cfg.quick or root.resolve() != ROOT.resolve())  # a smoke run never overwrites
     for recipe in RECIPES:
         if recipe.name not in wanted:
             continue
         run = runs / recipe.name
         args = fill(recipe.args, clip, vae) + ["--out", str(run)] + (QUICK + recipe.quick if cfg.quick else [])
-        shown = [a.replace(str(root / "shapes-clip"), "shapes-clip").replace(str(root / "shapes-vae-kl"), "shapes-vae-kl")
+        shown = [a.replace(installed("shapes-clip"), "shapes-clip").replace(installed("shapes-vae-kl"), "shapes-vae-kl")
                  for a in args]  # installed models by their short names
         command = f"t2i train {recipe.module.split('.')[-1].replace('_', '-')} " + " ".join(shown)
         print(f"[defaults] {recipe.name}: {command}", flush=True)
