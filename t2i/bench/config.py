@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 
 QUICK = dict(budget_flops=3e10, seeds=1, n=1000, eval_prompts=12, novel_prompts=4, reference_images=200, curve_prompts=8,
              budget_fractions="1", sampler_steps="2,4", guidance="1,3", sample_steps=4)
-FULL = dict(budget_flops=1.5e12, n=0, eval_prompts=96, novel_prompts=32, reference_images=1000, curve_prompts=48)
+FULL = dict(budget_flops=6e12, n=0, eval_prompts=96, novel_prompts=32, reference_images=1000, curve_prompts=48)
 OPTION_FIELDS = {"tgan": "tgan_options", "cvae": "cvae_options", "cvae-label": "cvae_options", "cgan": "cgan_options",
                  "ldm": "ldm_options", "vae-kl": "vae_kl_options"}
 
@@ -18,7 +18,7 @@ class BenchConfig:
     quick: bool = False  # CI smoke run: tiny budget, 1 seed allowed, few prompts (its numbers mean little)
     out: str = ""  # report folder (report.md, results.json, plots); "" = runs/bench/<data>
     work: str = ""  # trained models, CLIPs and FLOP counts (large: keep it out of git); "" = runs/bench-work/<data>
-    budget_flops: float = 0.0  # training FLOPs per family run (0 = 1.5e12, quick 3e10, unless --budget-images)
+    budget_flops: float = 0.0  # training FLOPs per family run (0 = 6e12, quick 3e10, unless --budget-images)
     budget_images: int = 0  # or: training images seen per family run (0 = use --budget-flops)
     seeds: int = 3  # training seeds per family (at least 3; quick: 1 unless given)
     trials: int = 1  # tuning trials per family: learning rates x1, x2, x0.5, x4, x0.25 of the family default
