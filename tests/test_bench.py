@@ -165,3 +165,4 @@ def test_bench_quick_end_to_end(tmp_path):
     assert results["diffusion"]["chosen_guidance"] in (1.0, 3.0)
     report = (out / "report.md").read_text()
     assert "QUICK MODE" in report and "real vs real" in report and results["command"] in report
+    assert any(n.startswith("budget (tgan, cvae, ldm)") for n in results["notes"])

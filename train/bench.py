@@ -368,18 +368,21 @@ class Bench:
         families = {}
         for fam in self.families:
             families[fam.name] = self.run_family(fam)
-        self.notes += [
-            "budget: every family run gets the same training budget; one step's FLOPs are counted by FlopCounterMode "
-            "as F(2 steps) - F(1 step) of the family's own trainer (matmuls and convolutions, forward and backward, "
-            "including frozen encoders run per step); tgan caches caption embeddings, so its later steps are slightly "
-            "cheaper than counted",
-            f"latent diffusion pays for its first stage: {cfg.first_stage_share:g} of its budget trains the vae-kl "
-            "once (seed 0), which all its trials and seeds share and are each charged for",
-            "held-out prompts: the evaluation prompts (test split"
-            + (" + novel compositions" if cfg.data == "shapes" else "") + ") are disjoint from the validation "
-            "prompts used for tuning trials and the guidance sweep (another seed of the test split)",
-            "family sizes are the bench's small ones (see the options column in results.json); EMA weights where the "
-            "family's trainer uses them (tgan, cgan, ldm: 0.999)"]
+        trained = [f.name for f in self.families if f.name not in self.loads]
+        if trained:  # what the budget means; given models were trained elsewhere, at an unknown cost
+            self.notes += [
+                f"budget ({', '.join(trained)}): every family run gets the same training budget; one step's FLOPs are "
+                "counted by FlopCounterMode as F(2 steps) - F(1 step) of the family's own trainer (matmuls and "
+                "convolutions, forward and backward, including frozen encoders run per step); tgan caches caption "
+                "embeddings, so its later steps are slightly cheaper than counted",
+                "family sizes are the bench's small ones (see the options column in results.json); EMA weights where "
+                "the family's trainer uses them (tgan, cgan, ldm: 0.999)"]
+        if "ldm" in trained:
+            self.notes.append(f"latent diffusion pays for its first stage: {cfg.first_stage_share:g} of its budget "
+                              "trains the vae-kl once (seed 0), which all its trials and seeds share and are each charged for")
+        self.notes.append("held-out prompts: the evaluation prompts (test split"
+                          + (" + novel compositions" if cfg.data == "shapes" else "") + ") are disjoint from the "
+                          "validation prompts used for tuning trials and the guidance sweep (another seed of the test split)")
         results = {"command": "t2i bench " + " ".join(shlex.quote(a) for a in self.argv), "machine": machine(),
                    "config": config_to_dict(cfg), "notes": self.notes,
                    "budget": {"kind": self.budget_kind, "value": self.budget},
