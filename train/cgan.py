@@ -22,12 +22,12 @@ from pathlib import Path
 import torch
 
 from gan_baselines import cgan
-from gan_baselines.gan import draw_noise, plot_game
+from gan_baselines.gan import draw_noise
 from gan_baselines.gan_losses import game_stats, get_loss
 from t2i.config import parse_config
 from t2i.data import load_dataset
 from t2i.runtime import Run
-from train.gan import GANRunConfig, adam, millions, noise
+from train.gan import GANRunConfig, adam, finish, millions, noise, save_samples
 
 
 @dataclass
@@ -115,23 +115,16 @@ def train(cfg: CGANConfig) -> Path:
             D.requires_grad_(True)
             run.log(loss_g=loss_g)
         if run.should_sample():
-            net = ema.model if ema is not None else run.unwrap(G)
-            was_training = net.training
-            with torch.no_grad():
-                run.save_grid(net.eval()(grid_z, grid_y).float(), "samples", nrow=per_class, value_range=(-1.0, 1.0))
-            net.train(was_training)
-    final = ema.model if ema is not None else run.unwrap(G)
+            save_samples(run, G, ema, grid_z, grid_y, nrow=per_class)
     config = {"family": "cgan", "arch": arch, "class_names": list(getattr(dataset, "class_names", None) or []),
               "loss": cfg.loss, "d_steps": cfg.d_steps, "data": cfg.data}
-    paths = run.finish(save={"model": (final, config)})
-    if run.is_main and (run.out / "metrics.jsonl").is_file():
-        plot_game(run.out / "metrics.jsonl", run.out / "game.png", title=f"cgan ({cfg.disc} D), {cfg.loss} loss")
+    final, model_dir = finish(run, G, ema, config, title=f"cgan ({cfg.disc} D), {cfg.loss} loss")
     if run.is_main and cfg.data == "digits" and cfg.eval_n > 0:
         scores = evaluate(cgan.ClassConditionalGenerator(final.eval(), config).to(run.device), cfg.eval_n, cfg.seed)
         (run.out / "eval.json").write_text(json.dumps(scores, indent=2) + "\n")
         run.print(f"cgan: {100 * scores['accuracy']:.1f}% of {scores['n']} samples classified as the requested digit, "
                   f"{100 * scores['class_coverage']:.0f}% of the classes covered (eval.json)")
-    return paths.get("model", run.out / "model")
+    return model_dir
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,15 +16,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 
 from gan_baselines import dcgan
-from gan_baselines.gan import draw_noise, plot_game
-from gan_baselines.gan_losses import game_stats, get_loss
+from gan_baselines.gan import draw_noise
+from gan_baselines.gan_losses import get_loss
 from t2i.config import parse_config
 from t2i.data import load_dataset
 from t2i.runtime import Run
-from train.gan import GANRunConfig, adam, millions, noise
+from train.gan import GANRunConfig, adam, adversarial_step, finish, millions, save_samples
 
 
 @dataclass
@@ -52,40 +51,11 @@ def train(cfg: DCGANConfig) -> Path:
     run.print(f"dcgan: {arch} | loss {cfg.loss} | d_steps {cfg.d_steps} | "
               f"G {millions(G)}, D {millions(D)}")
     for step, batch in run.loop(run.dataloader(dataset)):
-        x = batch["image"] * 2 - 1  # (b, C, S, S) in [-1, 1]
-        b = x.shape[0]
-        # discriminator step: ascend log D(x) + log(1 - D(G(z))), i.e. descend d_real + d_fake
-        with run.accumulate(D):
-            with torch.no_grad():
-                fake = G(noise(run, b, cfg.latent_dim))  # (b, C, S, S)
-            real_logits, fake_logits = D(x), D(fake)  # separate real and fake batches (batch norm), (b,) each
-            loss_d = (loss_fn.d_real(real_logits) + loss_fn.d_fake(fake_logits)).mean()
-            run.backward(loss_d)
-            opt_d.step()
-            opt_d.zero_grad()
-        run.log(loss_d=loss_d, **game_stats(real_logits, fake_logits))
-        # generator step, after every d_steps discriminator steps: descend g(D(G(z)))
-        if (step + 1) % cfg.d_steps == 0:
-            D.requires_grad_(False)  # the generator loss must not leave gradients in D
-            with run.accumulate(G):
-                loss_g = loss_fn.g(D(G(noise(run, b, cfg.latent_dim)))).mean()
-                run.backward(loss_g)
-                opt_g.step()
-                opt_g.zero_grad()
-            D.requires_grad_(True)
-            run.log(loss_g=loss_g)
+        adversarial_step(run, G, D, opt_g, opt_d, loss_fn, batch["image"] * 2 - 1, step, cfg)  # images in [-1, 1]
         if run.should_sample():
-            net = ema.model if ema is not None else run.unwrap(G)
-            was_training = net.training
-            with torch.no_grad():
-                run.save_grid(net.eval()(fixed_z).float(), "samples", nrow=8, value_range=(-1.0, 1.0))
-            net.train(was_training)
-    final = ema.model if ema is not None else run.unwrap(G)
+            save_samples(run, G, ema, fixed_z, nrow=8)
     config = {"family": "dcgan", "arch": arch, "loss": cfg.loss, "d_steps": cfg.d_steps, "data": cfg.data}
-    paths = run.finish(save={"model": (final, config)})
-    if run.is_main and (run.out / "metrics.jsonl").is_file():
-        plot_game(run.out / "metrics.jsonl", run.out / "game.png", title=f"dcgan {cfg.size} px, {cfg.loss} loss")
-    return paths.get("model", run.out / "model")
+    return finish(run, G, ema, config, title=f"dcgan {cfg.size} px, {cfg.loss} loss")[1]
 
 
 def main(argv: list[str] | None = None) -> int:

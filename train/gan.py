@@ -75,6 +75,52 @@ def noise(run: Run, n: int, dim: int) -> torch.Tensor:
     return torch.randn(n, dim, generator=run.generator).to(run.device)
 
 
+def adversarial_step(run: Run, G, D, opt_g, opt_d, loss_fn, x: torch.Tensor, step: int, cfg: GANRunConfig) -> None:
+    """One run step of an unconditional GAN (Goodfellow et al. 2014, Algorithm 1): a discriminator step on
+    real ``x`` (b, C, S, S) in [-1, 1] and G(z), and every ``d_steps`` run steps one generator step."""
+    b = x.shape[0]
+    # discriminator step: ascend log D(x) + log(1 - D(G(z))), i.e. descend d_real + d_fake
+    with run.accumulate(D):
+        with torch.no_grad():
+            fake = G(noise(run, b, cfg.latent_dim))  # (b, C, S, S)
+        real_logits, fake_logits = D(x), D(fake)  # separate real and fake batches (batch norm), (b,) each
+        loss_d = (loss_fn.d_real(real_logits) + loss_fn.d_fake(fake_logits)).mean()
+        run.backward(loss_d)
+        opt_d.step()
+        opt_d.zero_grad()
+    run.log(loss_d=loss_d, **game_stats(real_logits, fake_logits))
+    # generator step, after every d_steps discriminator steps: descend g(D(G(z)))
+    if (step + 1) % cfg.d_steps == 0:
+        D.requires_grad_(False)  # the generator loss must not leave gradients in D
+        with run.accumulate(G):
+            loss_g = loss_fn.g(D(G(noise(run, b, cfg.latent_dim)))).mean()
+            run.backward(loss_g)
+            opt_g.step()
+            opt_g.zero_grad()
+        D.requires_grad_(True)
+        run.log(loss_g=loss_g)
+
+
+def save_samples(run: Run, G: torch.nn.Module, ema, *inputs: torch.Tensor, nrow: int) -> None:
+    """The ``samples`` grid of the EMA generator (else G) in eval mode on fixed inputs (the same in every grid)."""
+    net = ema.model if ema is not None else run.unwrap(G)
+    was_training = net.training
+    with torch.no_grad():
+        run.save_grid(net.eval()(*inputs).float(), "samples", nrow=nrow, value_range=(-1.0, 1.0))
+    net.train(was_training)
+
+
+def finish(run: Run, G: torch.nn.Module, ema, config: dict, title: str) -> tuple[torch.nn.Module, Path]:
+    """Save the EMA generator (else G) as ``OUT/model`` with ``config`` and plot the game (``game.png``).
+
+    Returns the saved network and its folder."""
+    final = ema.model if ema is not None else run.unwrap(G)
+    paths = run.finish(save={"model": (final, config)})
+    if run.is_main and (run.out / "metrics.jsonl").is_file():
+        gan.plot_game(run.out / "metrics.jsonl", run.out / "game.png", title=title)
+    return final, paths.get("model", run.out / "model")
+
+
 def train(cfg: GANConfig) -> Path:
     """Train the MLP GAN; returns the saved generator folder (``OUT/model``)."""
     run = Run(cfg, name="gan")
@@ -90,38 +136,11 @@ def train(cfg: GANConfig) -> Path:
     run.print(f"gan: {arch} | loss {cfg.loss} | d_steps {cfg.d_steps} | "
               f"G {millions(G)}, D {millions(D)}")
     for step, batch in run.loop(run.dataloader(dataset)):
-        x = batch["image"] * 2 - 1  # (b, C, S, S) in [-1, 1]
-        b = x.shape[0]
-        # discriminator step: ascend log D(x) + log(1 - D(G(z))), i.e. descend d_real + d_fake
-        with run.accumulate(D):
-            with torch.no_grad():
-                fake = G(noise(run, b, cfg.latent_dim))  # (b, C, S, S)
-            real_logits, fake_logits = D(x), D(fake)  # (b,), (b,)
-            loss_d = (loss_fn.d_real(real_logits) + loss_fn.d_fake(fake_logits)).mean()
-            run.backward(loss_d)
-            opt_d.step()
-            opt_d.zero_grad()
-        run.log(loss_d=loss_d, **game_stats(real_logits, fake_logits))
-        # generator step, after every d_steps discriminator steps: descend g(D(G(z)))
-        if (step + 1) % cfg.d_steps == 0:
-            D.requires_grad_(False)  # the generator loss must not leave gradients in D
-            with run.accumulate(G):
-                loss_g = loss_fn.g(D(G(noise(run, b, cfg.latent_dim)))).mean()
-                run.backward(loss_g)
-                opt_g.step()
-                opt_g.zero_grad()
-            D.requires_grad_(True)
-            run.log(loss_g=loss_g)
+        adversarial_step(run, G, D, opt_g, opt_d, loss_fn, batch["image"] * 2 - 1, step, cfg)  # images in [-1, 1]
         if run.should_sample():
-            net = ema.model if ema is not None else run.unwrap(G)
-            with torch.no_grad():
-                run.save_grid(net(fixed_z).float(), "samples", nrow=8, value_range=(-1.0, 1.0))
-    final = ema.model if ema is not None else run.unwrap(G)
+            save_samples(run, G, ema, fixed_z, nrow=8)
     config = {"family": "gan", "arch": arch, "loss": cfg.loss, "d_steps": cfg.d_steps, "data": cfg.data}
-    paths = run.finish(save={"model": (final, config)})
-    if run.is_main and (run.out / "metrics.jsonl").is_file():
-        gan.plot_game(run.out / "metrics.jsonl", run.out / "game.png", title=f"gan, {cfg.loss} loss")
-    return paths.get("model", run.out / "model")
+    return finish(run, G, ema, config, title=f"gan, {cfg.loss} loss")[1]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,13 +32,13 @@ from typing import Sequence
 import torch
 
 from gan_baselines import tgan
-from gan_baselines.gan import draw_noise, plot_game
+from gan_baselines.gan import draw_noise
 from gan_baselines.gan_losses import game_stats, get_loss, mode_seeking
 from t2i.config import parse_config
 from t2i.data import load_dataset
 from t2i.runtime import Run
 from t2i.text import TextEncoder
-from train.gan import GANRunConfig, adam, millions, noise
+from train.gan import GANRunConfig, adam, finish, millions, noise, save_samples
 
 
 @dataclass
@@ -179,18 +179,11 @@ def train(cfg: TGANConfig) -> Path:
             D.requires_grad_(True)
             run.log(loss_g=loss_g)
         if run.should_sample():
-            net = ema.model if ema is not None else run.unwrap(G)
-            was_training = net.training
-            with torch.no_grad():
-                run.save_grid(net.eval()(grid_z, grid_e).float(), "samples", nrow=per_prompt, value_range=(-1.0, 1.0))
-            net.train(was_training)
-    final = ema.model if ema is not None else run.unwrap(G)
+            save_samples(run, G, ema, grid_z, grid_e, nrow=per_prompt)
     config = {"family": "tgan", "arch": arch, "clip": tgan.clip_reference(cfg.clip), "loss": cfg.loss,
               "d_steps": cfg.d_steps, "mismatch_weight": cfg.mismatch_weight, "clip_weight": cfg.clip_weight,
               "data": cfg.data}
-    paths = run.finish(save={"model": (final, config)})
-    if run.is_main and (run.out / "metrics.jsonl").is_file():
-        plot_game(run.out / "metrics.jsonl", run.out / "game.png", title=f"tgan, {cfg.loss} loss (GAN-CLS)")
+    final, model_dir = finish(run, G, ema, config, title=f"tgan, {cfg.loss} loss (GAN-CLS)")
     if run.is_main and cfg.data == "shapes" and cfg.eval_n > 0:
         generator = tgan.TextGANGenerator(final.eval(), encoder, config).to(run.device)
         scores = evaluate(generator, cfg.eval_n, cfg.size, cfg.seed)
@@ -199,7 +192,7 @@ def train(cfg: TGANConfig) -> Path:
         run.print(f"tgan: one-object prompts: colour {one.get('colour', float('nan')):.3f}, shape "
                   f"{one.get('shape', float('nan')):.3f}, all correct {one.get('all_correct', float('nan')):.3f}; "
                   f"all prompts correct {scores['all_correct']:.3f} (eval.json)")
-    return paths.get("model", run.out / "model")
+    return model_dir
 
 
 def main(argv: list[str] | None = None) -> int:
