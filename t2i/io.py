@@ -45,8 +45,9 @@ def unshared_cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def save_model(folder: str | Path, module: torch.nn.Module | dict[str, torch.Tensor], config: dict[str, Any],
-               weights_name: str = WEIGHTS_NAME) -> Path:
-    """Write ``config.json`` and safetensors weights atomically (temp folder, then rename)."""
+               weights_name: str = WEIGHTS_NAME, config_name: str = CONFIG_NAME) -> Path:
+    """Write the JSON config and safetensors weights atomically (temp folder, then rename); other
+    files already in ``folder`` are kept. The names default to ``config.json`` / ``model.safetensors``."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     state = module.state_dict() if isinstance(module, torch.nn.Module) else module
@@ -56,7 +57,7 @@ def save_model(folder: str | Path, module: torch.nn.Module | dict[str, torch.Ten
         if folder.exists():  # keep other files of the folder (model cards, samples)
             shutil.copytree(folder, tmp, dirs_exist_ok=True)
         save_file(unshared_cpu(state), str(tmp / weights_name))
-        (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2, default=str) + "\n")
+        (tmp / config_name).write_text(json.dumps(config, indent=2, default=str) + "\n")
         if folder.exists():
             old = folder.with_name(folder.name + ".old")
             shutil.rmtree(old, ignore_errors=True)

@@ -21,13 +21,13 @@ from __future__ import annotations
 import copy
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+from t2i.io import save_model
 
 CONFIG_NAME = "open_clip_config.json"
 WEIGHTS_NAME = "open_clip_model.safetensors"
@@ -182,7 +182,6 @@ def save_clip(model: torch.nn.Module, folder: str | Path, model_cfg: dict[str, A
     they are saved as they are, so a reload gives bit-identical embeddings.
     """
     from open_clip import get_model_preprocess_cfg
-    from safetensors.torch import save_file
 
     model_cfg = model_cfg if model_cfg is not None else getattr(model, "t2i_model_cfg", None)
     if model_cfg is None:
@@ -195,37 +194,8 @@ def save_clip(model: torch.nn.Module, folder: str | Path, model_cfg: dict[str, A
     for key, value in model.state_dict().items():
         value = value.detach().cpu().contiguous()
         state[key] = value.to(dtype) if dtype is not None and value.is_floating_point() else value
-
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
-    try:
-        if folder.exists():  # keep other files of the folder (model card, eval JSON)
-            shutil.copytree(folder, tmp, dirs_exist_ok=True)
-        save_file(state, str(tmp / WEIGHTS_NAME))
-        config = {"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg}
-        (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
-        _apply_umask(tmp)  # mkdtemp makes a private (0700) folder; give it the usual permissions
-        if folder.exists():
-            old = folder.with_name(folder.name + ".old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(folder, old)
-            os.replace(tmp, folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return folder
-
-
-def _apply_umask(folder: Path) -> None:
-    umask = os.umask(0)
-    os.umask(umask)
-    folder.chmod(0o777 & ~umask)
-    for path in folder.iterdir():
-        if path.is_file():
-            path.chmod(0o666 & ~umask)
+    config = {"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg}
+    return save_model(folder, state, config, weights_name=WEIGHTS_NAME, config_name=CONFIG_NAME)
 
 
 def get_tokenizer(model: torch.nn.Module):
