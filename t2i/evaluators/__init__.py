@@ -4,6 +4,7 @@
   images; ``prompt_accuracy`` (GenEval-style, exact); features for domain FID.
 - ``DigitsClassifier`` (``digits-classifier``): class probabilities of 32 px digits;
   ``score_samples`` (accuracy vs requested digit, coverage, entropy); features for domain FID.
+- ``pooled.PooledFeatureNet``: the feature head both networks share (pooled conv + hidden, standardised).
 
     python -c "from t2i.evaluators import ShapesEvaluator; print(ShapesEvaluator.from_pretrained().config)"
 """

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from t2i.builtin import resolve
+from t2i.evaluators.pooled import PooledFeatureNet
 from t2i.io import load_config_json, load_weights, save_model
 from t2i.metrics.features import FeatureExtractor, to_batch
 
@@ -32,7 +33,7 @@ NUM_CLASSES = 10
 IMAGE_SIZE = 32  # the classifier's input side; other sizes are resized to it
 
 
-class DigitsNet(nn.Module):
+class DigitsNet(PooledFeatureNet):
     """``(B, 1, 32, 32)`` in [0, 1] -> hidden ``(B, F)`` -> class logits ``(B, 10)``; and features.
 
     Features (domain FID on digits): the global average of each conv layer's activations and
@@ -49,32 +50,7 @@ class DigitsNet(nn.Module):
             nn.Flatten(), nn.Dropout(0.3), nn.Linear(2 * w * 16, feature_dim), nn.ReLU(),  # (B, F)
         )
         self.head = nn.Linear(feature_dim, NUM_CLASSES)
-        dim = 5 * w + feature_dim
-        self.register_buffer("feature_mean", torch.zeros(dim))
-        self.register_buffer("feature_std", torch.ones(dim))
-
-    def _run(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """-> hidden ``(B, F)`` and the raw feature vector ``(B, 5w + F)``."""
-        h, pooled = x * 2 - 1, []
-        for layer in self.body:
-            h = layer(h)
-            if isinstance(layer, nn.ReLU) and h.dim() == 4:
-                pooled.append(h.mean((2, 3)))  # (B, C)
-        return h, torch.cat(pooled + [h], 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self._run(x)[0])
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return (self._run(x)[1] - self.feature_mean) / self.feature_std
-
-    @torch.no_grad()
-    def set_feature_stats(self, x: torch.Tensor) -> None:
-        """Standardise features by their mean/std over images ``x`` (the training digits)."""
-        raw = self._run(x)[1]
-        std = raw.std(0)
-        self.feature_mean.copy_(raw.mean(0))
-        self.feature_std.copy_(torch.where(std > 1e-6, std, torch.ones_like(std)))
+        self.register_feature_stats(5 * w + feature_dim)  # GAP of the three conv layers + hidden
 
 
 def _prepare(images: Sequence[Image.Image] | torch.Tensor) -> torch.Tensor:

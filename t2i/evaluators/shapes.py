@@ -33,6 +33,7 @@ from PIL import Image
 
 from t2i.builtin import resolve
 from t2i.data.shapes import ANCHORS, HELD_OUT_PAIRS, PAIRS, RELATIONS, SHAPES, parse_caption
+from t2i.evaluators.pooled import PooledFeatureNet
 from t2i.evaluators.segment import find_blobs, position_of, relation_of, silhouette_crop, size_of
 from t2i.io import load_config_json, load_weights, save_model
 from t2i.metrics.features import FeatureExtractor, to_batch
@@ -65,15 +66,11 @@ def _block(c_in: int, c_out: int) -> list[nn.Module]:
     return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(), nn.MaxPool2d(2)]
 
 
-class SceneNet(nn.Module):
-    """Whole image ``(B, 3, 32, 32)`` -> hidden ``(B, F)`` -> attribute logits ``(B, 39)``; and features.
+class SceneNet(PooledFeatureNet):
+    """Whole image ``(B, 3, 32, 32)`` -> hidden ``(B, F)`` -> attribute logits ``(B, 39)``; and the
+    standardised domain-FID features of ``t2i.evaluators.pooled``."""
 
-    The domain-FID features are the global average of every conv layer's activations (low-
-    level statistics: edges, blur, colour; like Inception's pool3, but at every depth)
-    concatenated with the hidden layer (what is where), each dimension standardised by its
-    mean and std on the training scenes (buffers saved with the weights), so that no group
-    dominates and KID's polynomial kernel sees values of order 1.
-    """
+    stats_batch = 1000  # set_feature_stats runs 20 000 training scenes in chunks
 
     def __init__(self, width: int = 32, feature_dim: int = 128):
         super().__init__()
@@ -85,32 +82,7 @@ class SceneNet(nn.Module):
             nn.Flatten(), nn.Linear(2 * w * 16, feature_dim), nn.ReLU(),  # (B, F)
         )
         self.head = nn.Linear(feature_dim, NUM_SCENE_TARGETS)
-        dim = 5 * w + feature_dim  # GAP of the three conv layers + hidden
-        self.register_buffer("feature_mean", torch.zeros(dim))
-        self.register_buffer("feature_std", torch.ones(dim))
-
-    def _run(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """-> hidden ``(B, F)`` and the raw feature vector ``(B, 5w + F)``."""
-        h, pooled = x * 2 - 1, []
-        for layer in self.body:
-            h = layer(h)
-            if isinstance(layer, nn.ReLU) and h.dim() == 4:
-                pooled.append(h.mean((2, 3)))  # (B, C) global average of a conv layer
-        return h, torch.cat(pooled + [h], 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self._run(x)[0])
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return (self._run(x)[1] - self.feature_mean) / self.feature_std
-
-    @torch.no_grad()
-    def set_feature_stats(self, x: torch.Tensor, batch_size: int = 1000) -> None:
-        """Standardise features by their mean/std over images ``x`` (the training scenes)."""
-        raw = torch.cat([self._run(x[i:i + batch_size])[1] for i in range(0, len(x), batch_size)])
-        self.feature_mean.copy_(raw.mean(0))
-        std = raw.std(0)
-        self.feature_std.copy_(torch.where(std > 1e-6, std, torch.ones_like(std)))  # dead units: leave as is
+        self.register_feature_stats(5 * w + feature_dim)  # GAP of the three conv layers + hidden
 
 
 def scene_targets(record: dict[str, Any]) -> torch.Tensor:
