@@ -112,9 +112,12 @@ def test_retrieval_counts_repeated_captions_as_one():
 
 
 @pytest.mark.slow
-def test_two_processes_train_on_the_global_batch(tiny, tmp_path):
-    """2 CPU processes with gathered features give the 1-process losses on the same global batch."""
-    common = _args(tiny, "OUT", "--steps", "2", "--checkpoint-every", "0")
+@pytest.mark.parametrize("extra", [[], ["--hard-negatives", "shapes", "--negatives-per-caption", "2"]],
+                         ids=["clip", "negclip"])
+def test_two_processes_train_on_the_global_batch(tiny, tmp_path, extra):
+    """2 CPU processes with gathered features (and gathered hard negatives) give the 1-process losses
+    on the same global batch."""
+    common = _args(tiny, "OUT", "--steps", "2", "--checkpoint-every", "0", *extra)
     train.clip.main([a if a != "OUT" else str(tmp_path / "one") for a in common])
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--num_machines", "1",

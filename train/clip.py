@@ -12,6 +12,14 @@ batch (batch_size / k). Digits (1 channel) are repeated to 3 channels.
 Fine-tuning a pretrained model on a small caption set: ``--pretrained TAG|FILE|DIR`` plus
 ``--lock-image`` (LiT, Zhai et al. 2022) and/or ``--lock-text`` to freeze a tower.
 
+Word order (NegCLIP, Yuksekgonul et al. 2023): ``--hard-negatives shapes|rules|auto`` adds
+``--negatives-per-caption K`` perturbed captions per pair (``t2i.clip.negatives``: subject and
+object swapped, relation flipped, colours/shapes exchanged from the shapes labels; or
+rule-based swaps of noun phrases, modifiers and nouns on any caption) as extra negative
+columns of the image->text logits (``t2i.clip.loss.NegClipLoss``); gathered across processes
+like the captions. Off by default (plain CLIP). The progress bar then shows ``order_acc``, the
+share of negatives the image already scores below its caption.
+
 The final model (EMA weights with ``--ema-decay``) is saved in open_clip's layout under
 ``OUT/model`` and evaluated on the held-out split(s) (``OUT/eval.json``, ``OUT/zero_shot.png``).
 
@@ -29,6 +37,8 @@ import torch
 
 from t2i.builtin import is_builtin
 from t2i.clip.evaluate import default_splits, evaluate_splits, summary, write_report
+from t2i.clip.loss import NegClipLoss, order_accuracy
+from t2i.clip.negatives import PERTURBERS, check_kinds, sample_negatives
 from t2i.clip.model import (
     create_clip, get_tokenizer, image_size, load_clip, preprocess_images, register_presets, save_clip,
 )
@@ -57,6 +67,24 @@ class ClipConfig(RunConfig):
     eval_n: int = 2000  # items per held-out split for the final evaluation (shapes: test and novel); 0 = skip it
     max_minutes: float = 0.0  # stop after the first step that ends past this many minutes of wall time (0 = no limit); the LR schedule still follows --steps
     save_dtype: str = "float32"  # dtype of the saved weights: float32 (exact) | float16 | bfloat16 (half the file size)
+    hard_negatives: str = "off"  # NegCLIP negative captions: off | shapes (from scene labels) | rules (any caption) | auto (shapes labels when present)
+    negatives_per_caption: int = 2  # with --hard-negatives: perturbed captions per pair, drawn from the kinds that apply
+    negative_kinds: str = ""  # with --hard-negatives: comma-separated kinds to draw from ("" = all of the perturber's)
+    p_two: float = 0.5  # shapes only: probability that a training scene holds two objects (the spec's default 0.5)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.hard_negatives not in PERTURBERS:
+            raise ValueError(f"hard_negatives must be one of {list(PERTURBERS)}, got {self.hard_negatives!r}")
+        if self.hard_negatives != "off":
+            if self.loss != "clip":
+                raise ValueError("--hard-negatives needs --loss clip (NegCLIP extends the InfoNCE loss)")
+            if self.negatives_per_caption < 1:
+                raise ValueError(f"negatives_per_caption must be >= 1, got {self.negatives_per_caption!r}")
+            check_kinds(self.kinds(), self.hard_negatives)
+
+    def kinds(self) -> list[str]:
+        return [k.strip() for k in self.negative_kinds.split(",") if k.strip()]
 
 
 def is_saved(model: str) -> bool:
@@ -103,6 +131,8 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
 def make_loss(cfg: ClipConfig, run: Run) -> torch.nn.Module:
     from open_clip.loss import ClipLoss, SigLipLoss
 
+    if cfg.hard_negatives != "off":
+        return NegClipLoss(rank=run.process_index, world_size=run.num_processes)
     if cfg.loss == "siglip":
         return SigLipLoss(rank=run.process_index, world_size=run.num_processes)
     return ClipLoss(local_loss=True, gather_with_grad=True, cache_labels=True,
@@ -118,9 +148,16 @@ def main(argv: list[str] | None = None) -> int:
     if size != image_size(model):
         run.print(f"clip: note: data at {size} px is resized to the model's {image_size(model)} px input")
     tokenizer = get_tokenizer(model)
-    dataset = load_dataset(cfg.data, split="train", size=size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict)
+    options = {"p_two": cfg.p_two} if cfg.data == "shapes" else {}
+    if cfg.p_two != 0.5 and not options:
+        raise ValueError(f"--p-two is a shapes option; {cfg.data!r} is not the shapes dataset")
+    dataset = load_dataset(cfg.data, split="train", size=size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
+                           **options)
+    records = getattr(dataset, "records", None)  # shapes: scene labels, for the structured perturber
+    kinds = check_kinds(cfg.kinds(), cfg.hard_negatives) if cfg.hard_negatives != "off" else []
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    run.print(f"clip: {cfg.model} ({trainable / 1e6:.2f} M trainable parameters), {cfg.loss} loss, "
+    run.print(f"clip: {cfg.model} ({trainable / 1e6:.2f} M trainable parameters), "
+              f"{cfg.loss if not kinds else f'NegCLIP ({cfg.negatives_per_caption} of {kinds})'} loss, "
               f"{len(dataset) if hasattr(dataset, '__len__') else 'streamed'} training items at {size} px")
 
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
@@ -147,12 +184,25 @@ def main(argv: list[str] | None = None) -> int:
                 stopped_at = step
                 break
         with run.accumulate(model):
-            images = preprocess_images(raw, batch["image"])  # (B, 3, S, S) normalised
-            texts = tokenizer(list(batch["text"])).to(run.device)  # (B, T)
+            images = preprocess_images(raw, batch["image"])  # (b, 3, S, S) normalised
+            captions = list(batch["text"])
+            negatives = []
+            if kinds:  # drawn per (seed, step, item): the same after a resume and on any number of processes
+                index = [int(i) for i in batch["index"]]
+                scenes = [records[i] for i in index] if records is not None else [None] * len(captions)
+                negatives, valid = sample_negatives(captions, scenes, cfg.hard_negatives, cfg.negatives_per_caption,
+                                                    kinds, keys=[f"{cfg.seed}|{step}|{i}" for i in index])
+            texts = tokenizer(captions + negatives).to(run.device)  # (b + b K, T)
             with run.autocast():
-                # normalised (B, P) features, exp(logit_scale) [, logit_bias]
+                # normalised (b, P) image and (b + b K, P) text features, exp(logit_scale) [, logit_bias]
                 outputs = model(images, texts)
-                loss = loss_fn(*outputs)
+                if kinds:
+                    image_f, text_f, scale = outputs[:3]
+                    b, valid = len(captions), torch.tensor(valid, device=run.device)
+                    loss = loss_fn(image_f, text_f[:b], scale, text_f[b:], valid)
+                    order_acc = order_accuracy(image_f, text_f[:b], text_f[b:], valid)
+                else:
+                    loss = loss_fn(*outputs)
             run.backward(loss)
             opt.step()
             sched.step()
@@ -160,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         if run.sync:
             with torch.no_grad():  # open_clip_train: keep the temperature 1/s above 1/100
                 raw.logit_scale.clamp_(0, math.log(100))
-        run.log(loss=loss, logit_scale=outputs[2], lr=sched.get_last_lr()[-1])
+        run.log(loss=loss, logit_scale=outputs[2], lr=sched.get_last_lr()[-1], **({"order_acc": order_acc} if kinds else {}))
 
     train_minutes = (time.perf_counter() - start) / 60
     run.print(f"clip: trained {stopped_at} steps in {train_minutes:.1f} minutes")

@@ -4,6 +4,9 @@ Dispatched by ``t2i eval clip``. Retrieval and zero-shot follow ``t2i.clip.evalu
 (captions that repeat count as the same caption). Built-in zero-shot tasks: colour and
 shape for ``shapes`` (single-object scenes), the ten digits for ``digits``; for any
 labelled data give ``--classes`` (one name per label, in label order) and ``--templates``.
+Order sensitivity (ARO-style, ``t2i.clip.order``): the share of images whose true caption
+beats each word-order perturbation (``--order auto``: from the scene labels on shapes, by the
+rule-based perturber on any other captions; ``off`` to skip).
 Writes ``eval.json`` and ``zero_shot.png`` to ``--out`` (default ``runs/eval-clip``).
 
     t2i eval clip --model shapes-clip --data shapes --n 500 --out /tmp/clip-eval
@@ -33,6 +36,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="prompt template with one {} for the class name; repeat for several (default: '{}')")
     p.add_argument("--ensemble", default="mean", choices=["mean", "marginal"],
                    help="with --classes: average template embeddings (mean, CLIP paper) or sum caption probabilities")
+    p.add_argument("--order", default="auto", choices=["auto", "shapes", "rules", "off"],
+                   help="order-sensitivity report: perturbations from shapes labels, by rules on any caption, or off")
     p.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
     p.add_argument("--seed", type=int, default=0, help="seed of generated data (shapes)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
@@ -49,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] or None
     results = evaluate_splits(model, args.data, splits, n=args.n or None, size=args.size or None, classes=classes,
                               templates=args.templates, device=args.device, batch_size=args.batch_size,
-                              seed=args.seed, ensemble=args.ensemble)
+                              seed=args.seed, ensemble=args.ensemble, order=args.order)
     report = write_report(results, Path(args.out), title=f"{args.model} on {args.data}",
                           extra={"model": str(args.model), "data": args.data, "n": args.n})
     print(summary(results))

@@ -7,6 +7,10 @@ deduplicated into U unique ones; image->text ranks an image's caption among the 
 ranks, for each unique caption, the best-placed of the images that carry it. Without repeats
 this is the usual one-to-one protocol.
 
+Order sensitivity (``t2i.clip.order``, ARO-style): the share of images whose true caption
+scores above each word-order perturbation of it (subject/object swapped, relation flipped,
+attributes exchanged; from the scene labels on shapes, by rules on any captions).
+
 Zero-shot classification (Radford et al. 2021, sec. 3.1.4): each class name is put into
 every prompt template and the templates are combined in one of two ways (both accuracies
 are always reported; ``ensemble`` picks the headline one and the confusion matrix):
@@ -35,6 +39,7 @@ import torch
 from tqdm.auto import tqdm
 
 from t2i.clip.model import get_tokenizer, preprocess_images
+from t2i.clip.order import order_sensitivity, order_summary
 
 
 @dataclass
@@ -171,8 +176,10 @@ def zero_shot(model, image_features: torch.Tensor, task: ZeroShotTask, device: s
 
 def evaluate(model, dataset, kind: str = "", classes: Sequence[str] | None = None,
              templates: Sequence[str] | None = None, device: str | torch.device = "cpu",
-             batch_size: int = 256, progress: bool = True, ensemble: str = "mean") -> dict[str, Any]:
-    """Retrieval + zero-shot on one split. ``kind`` is "shapes"/"digits" for the built-in tasks."""
+             batch_size: int = 256, progress: bool = True, ensemble: str = "mean",
+             order: str = "auto") -> dict[str, Any]:
+    """Retrieval + zero-shot + order sensitivity on one split. ``kind`` is "shapes"/"digits" for the
+    built-in tasks; ``order`` the perturber of ``t2i.clip.negatives`` (auto, shapes, rules) or "off"."""
     model = model.to(device).eval()
     image_features, captions = encode_dataset(model, dataset, batch_size, device, progress)
     unique = sorted(set(captions))
@@ -181,6 +188,9 @@ def evaluate(model, dataset, kind: str = "", classes: Sequence[str] | None = Non
     tasks = user_task(dataset, classes, templates or ["{}"], ensemble) if classes else None
     tasks = [tasks] if tasks is not None else builtin_tasks(dataset, kind)
     result["zero_shot"] = {t.name: zero_shot(model, image_features, t, device) for t in tasks if t.indices}
+    if order != "off":
+        result["order"] = order_sensitivity(model, image_features, captions, getattr(dataset, "records", None),
+                                            perturber=order, device=device)
     return result
 
 
@@ -192,7 +202,7 @@ def default_splits(data: str) -> list[str]:
 def evaluate_splits(model, data: str, splits: Sequence[str] | None = None, n: int | None = None, size: int | None = None,
                     classes: Sequence[str] | None = None, templates: Sequence[str] | None = None,
                     device: str | torch.device = "cpu", batch_size: int = 256, seed: int = 0,
-                    ensemble: str = "mean") -> dict[str, Any]:
+                    ensemble: str = "mean", order: str = "auto") -> dict[str, Any]:
     """``evaluate`` on each split of a data source (``t2i.data.load_dataset``); {split: results}."""
     from t2i.clip.model import image_size
     from t2i.data import describe_source, load_dataset
@@ -202,7 +212,7 @@ def evaluate_splits(model, data: str, splits: Sequence[str] | None = None, n: in
     for split in splits or default_splits(data):
         dataset = load_dataset(data, split=split, size=size or image_size(model), n=n, seed=seed)
         results[split] = evaluate(model, dataset, kind=kind, classes=classes, templates=templates, device=device,
-                                  batch_size=batch_size, ensemble=ensemble)
+                                  batch_size=batch_size, ensemble=ensemble, order=order)
     return results
 
 
@@ -225,8 +235,14 @@ def summary(results: dict[str, Any]) -> str:
         parts = [f"{split}: i2t R@1/5/10 " + "/".join(f"{100 * ret[f'image_to_text_R@{k}']:.1f}" for k in (1, 5, 10)),
                  "t2i R@1/5/10 " + "/".join(f"{100 * ret[f'text_to_image_R@{k}']:.1f}" for k in (1, 5, 10)),
                  f"median rank {ret['image_to_text_median_rank']:.0f}/{ret['text_to_image_median_rank']:.0f}"]
-        parts += [f"zero-shot {name} {100 * z['accuracy']:.1f}%" for name, z in r["zero_shot"].items()]
-        lines.append(", ".join(parts))
+        parts += [f"zero-shot {name} {100 * z['accuracy']:.1f}% ({z['ensemble']}; "
+                  f"{'marginal' if z['ensemble'] == 'mean' else 'mean'} "
+                  f"{100 * z['accuracy_marginal' if z['ensemble'] == 'mean' else 'accuracy_mean']:.1f}%)"
+                  for name, z in r["zero_shot"].items()]
+        line = ", ".join(parts)
+        if r.get("order", {}).get("kinds"):
+            line += f"\n  {split} order: {order_summary(r['order'])}"
+        lines.append(line)
     return "\n".join(lines)
 
 
