@@ -155,6 +155,7 @@ def test_two_step_negclip_run_logs_order_accuracy_and_reports_order(tmp_path):
     out = tmp_path / "run"
     assert train.clip.main(["--model", str(tiny), "--data", "shapes", "--n", "64", "--batch-size", "16",
                             "--steps", "2", "--log-every", "1", "--hard-negatives", "shapes", "--p-two", "0.75",
+                            "--partial-captions", "0.5", "--hard-negative-images", "0.25",
                             "--eval-n", "24", "--out", str(out)]) == 0
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert all(0 <= r["order_acc"] <= 1 for r in rows)
@@ -208,3 +209,53 @@ def test_bad_negative_options_are_clear_errors(tmp_path):
         train.clip.main(base + ["--hard-negatives", "shapes", "--loss", "siglip"])
     with pytest.raises(ValueError, match="p-two is a shapes option"):
         train.clip.main(base + ["--data", "digits", "--p-two", "0.9"])
+
+
+def test_swapped_scene_is_a_true_render_of_the_swapped_caption():
+    from t2i.clip.negatives import swapped_scene
+    from t2i.data.shapes import make_scenes, render
+    from t2i.evaluators.shapes import prompt_accuracy
+
+    scenes = make_scenes(20, seed=4, split="test", p_two=1.0)
+    twins = [swapped_scene(s) for s in scenes]
+    assert all(t["caption"] == shapes_negatives(s)["swap_objects"] for s, t in zip(scenes, twins))
+    assert prompt_accuracy([render(t) for t in twins], [t["caption"] for t in twins])["all_correct"] == 1.0
+    assert prompt_accuracy([render(s) for s in scenes], [t["caption"] for t in twins])["two"]["relation"] == 0.0
+    with pytest.raises(ValueError, match="two-object"):
+        swapped_scene(make_scenes(1, seed=4, split="test", p_two=0.0)[0])
+
+
+def test_swapped_twins_fill_the_last_slots_of_a_batch():
+    from t2i.data.shapes import make_scenes
+
+    scenes = make_scenes(8, seed=1, split="train", p_two=0.5)
+    pixels = torch.zeros(8, 3, 32, 32)
+    captions = [s["caption"] for s in scenes]
+    out_pixels, out_captions, out_scenes = train.clip.add_swapped_twins(pixels, captions, list(scenes), 0.25)
+    two = [j for j in range(6) if len(scenes[j]["objects"]) == 2][:2]
+    for slot, j in zip((6, 7), two):
+        assert out_captions[slot] == shapes_negatives(scenes[j])["swap_objects"] and out_pixels[slot].sum() > 0
+    assert out_captions[:6] == captions[:6] and torch.equal(out_pixels[:6], pixels[:6])
+    assert pixels.sum() == 0  # the batch it was given is left alone
+
+
+def test_partial_captions_leave_out_one_attribute_and_get_matching_negatives():
+    from t2i.clip.negatives import one_object_caption, partial_scene
+
+    scene = {"caption": "a large red circle in the top left", "relation": None,
+             "objects": [{"colour": "red", "shape": "circle", "size": "large", "position": "top left"}]}
+    seen = set()
+    for seed in range(30):
+        partial = partial_scene(scene, random.Random(seed))
+        obj = partial["objects"][0]
+        assert [k for k in ("size", "colour", "position") if obj[k] is None] != [] and obj["shape"] == "circle"
+        assert sum(obj[k] is None for k in ("size", "colour", "position")) == 1
+        assert partial["caption"] == one_object_caption(**obj)
+        negatives = shapes_negatives(partial, random.Random(seed))
+        for kind, key in (("replace_size", "size"), ("replace_colour", "colour"), ("replace_position", "position")):
+            assert (negatives[kind] is None) == (obj[key] is None)
+        seen.add(partial["caption"])
+    assert seen == {"a red circle in the top left", "a large circle in the top left", "a large red circle"}
+    assert scene["objects"][0]["size"] == "large"  # the record itself is left alone
+    with pytest.raises(ValueError, match="one-object"):
+        partial_scene(parse_caption("a red circle above a blue square"), random.Random(0))

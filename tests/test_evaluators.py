@@ -12,7 +12,7 @@ from t2i.data.shapes import make_scenes, render
 from t2i.evaluators.audit import perturb
 from t2i.evaluators.digits import DigitsClassifier, score_samples
 from t2i.evaluators.segment import find_blobs, position_of, relation_of, size_of
-from t2i.evaluators.shapes import ShapesEvaluator, prompt_accuracy
+from t2i.evaluators.shapes import ShapesEvaluator, aggregate, prompt_accuracy
 from t2i.metrics import frechet_from_features, kid_from_features
 
 
@@ -72,6 +72,19 @@ def test_predict_and_prompt_accuracy_groups(shapes_evaluator):
     assert prompt_accuracy(images, [r["caption"] for r in recs], flags, shapes_evaluator)["novel"]["n"] == 80
     with pytest.raises(ValueError, match="not a shapes caption"):
         shapes_evaluator.judge(images[:1], ["a purple hexagon"])
+
+
+def test_binding_fails_when_attributes_swap_between_objects(shapes_evaluator):
+    scene = make_scenes(1, seed=0, size=32, split="test", p_two=1.0)[0]
+    a, b = scene["objects"]
+    if a["colour"] == b["colour"] or a["shape"] == b["shape"]:
+        pytest.skip("needs two objects that differ in colour and shape")
+    truth = scene["caption"]
+    swapped = f"a {b['colour']} {a['shape']} {scene['relation']} a {a['colour']} {b['shape']}"  # colours exchanged
+    right, wrong = shapes_evaluator.judge([render(scene)] * 2, [truth, swapped])
+    assert right["binding"] and right["relation"] and right["all_correct"]
+    assert not wrong["binding"] and wrong["relation"] and not wrong["all_correct"]
+    assert "binding" in aggregate([right, wrong])["two"]
 
 
 def test_extra_objects_are_reported_not_counted(shapes_evaluator):

@@ -29,22 +29,24 @@ The final model (EMA weights with ``--ema-decay``) is saved in open_clip's layou
 from __future__ import annotations
 
 import math
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from t2i.builtin import is_builtin
 from t2i.clip.evaluate import default_splits, evaluate_splits, summary, write_report
 from t2i.clip.loss import NegClipLoss, order_accuracy
-from t2i.clip.negatives import PERTURBERS, check_kinds, sample_negatives
+from t2i.clip.negatives import PERTURBERS, check_kinds, partial_scene, sample_negatives, swapped_scene
 from t2i.clip.model import (
     create_clip, get_tokenizer, image_size, load_clip, preprocess_images, register_presets, save_clip,
 )
 from t2i.clip.presets import train_presets
 from t2i.config import parse_config
-from t2i.data import describe_source, load_dataset
+from t2i.data import describe_source, load_dataset, shapes_options
 from t2i.runtime import Run, RunConfig
 
 LOSSES = ("clip", "siglip")
@@ -71,6 +73,8 @@ class ClipConfig(RunConfig):
     negatives_per_caption: int = 2  # with --hard-negatives: perturbed captions per pair, drawn from the kinds that apply
     negative_kinds: str = ""  # with --hard-negatives: comma-separated kinds to draw from ("" = all of the perturber's)
     p_two: float = 0.5  # shapes only: probability that a training scene holds two objects (the spec's default 0.5)
+    partial_captions: float = 0.0  # shapes only: probability that a one-object scene is captioned with some attributes left out ("a red circle")
+    hard_negative_images: float = 0.0  # shapes only: share of each batch's last slots replaced by the swapped-places twins of its two-object scenes
 
     def validate(self) -> None:
         super().validate()
@@ -79,6 +83,10 @@ class ClipConfig(RunConfig):
         if self.hard_negatives != "off":
             if self.loss != "clip":
                 raise ValueError("--hard-negatives needs --loss clip (NegCLIP extends the InfoNCE loss)")
+            if not 0.0 <= self.partial_captions <= 1.0:
+                raise ValueError(f"partial_captions must be a probability in [0, 1], got {self.partial_captions!r}")
+            if not 0.0 <= self.hard_negative_images <= 0.5:
+                raise ValueError(f"hard_negative_images must be in [0, 0.5], got {self.hard_negative_images!r}")
             if self.negatives_per_caption < 1:
                 raise ValueError(f"negatives_per_caption must be >= 1, got {self.negatives_per_caption!r}")
             check_kinds(self.kinds(), self.hard_negatives)
@@ -139,6 +147,41 @@ def make_loss(cfg: ClipConfig, run: Run) -> torch.nn.Module:
                     rank=run.process_index, world_size=run.num_processes)
 
 
+def partial_captions(captions: list[str], scenes: list, probability: float, keys: list[str]):
+    """Caption each one-object scene, with ``probability``, by a partial caption of it
+    (``t2i.clip.negatives.partial_scene``); drawn per item key, like the negatives."""
+    captions, scenes = list(captions), list(scenes)
+    for j, key in enumerate(keys):
+        rng = random.Random(key)
+        if scenes[j] is not None and len(scenes[j]["objects"]) == 1 and rng.random() < probability:
+            scenes[j] = partial_scene(scenes[j], rng)
+            captions[j] = scenes[j]["caption"]
+    return captions, scenes
+
+
+def add_swapped_twins(pixels: torch.Tensor, captions: list[str], scenes: list, share: float):
+    """Replace the last ``share`` of the batch by the swapped-places twins of its two-object scenes.
+
+    Each twin (``t2i.clip.negatives.swapped_scene``, drawn at the batch's size) comes with its own
+    true caption, so the pair is a hard negative both ways: the caption "A above B" must pick
+    its image over the twin's, and each image its caption over the twin's.
+    """
+    from t2i.data.shapes import render
+
+    b = len(captions)
+    slots = int(share * b)
+    sources = [j for j in range(b - slots) if scenes[j] is not None and len(scenes[j]["objects"]) == 2][:slots]
+    if not sources:
+        return pixels, captions, scenes
+    pixels, captions, scenes = pixels.clone(), list(captions), list(scenes)
+    for slot, j in zip(range(b - slots, b), sources):
+        twin = swapped_scene(scenes[j])
+        drawn = torch.from_numpy(np.asarray(render(twin))).permute(2, 0, 1)  # (3, S, S) uint8
+        pixels[slot] = drawn.to(pixels.device, pixels.dtype) / 255
+        captions[slot], scenes[slot] = twin["caption"], twin
+    return pixels, captions, scenes
+
+
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_config(ClipConfig, argv, prog="t2i train clip", presets=train_presets(),
                        description=__doc__.split("\n")[0])
@@ -148,11 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     if size != image_size(model):
         run.print(f"clip: note: data at {size} px is resized to the model's {image_size(model)} px input")
     tokenizer = get_tokenizer(model)
-    options = {"p_two": cfg.p_two} if cfg.data == "shapes" else {}
-    if cfg.p_two != 0.5 and not options:
-        raise ValueError(f"--p-two is a shapes option; {cfg.data!r} is not the shapes dataset")
     dataset = load_dataset(cfg.data, split="train", size=size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
-                           **options)
+                           **shapes_options(cfg.data, cfg.p_two))
     records = getattr(dataset, "records", None)  # shapes: scene labels, for the structured perturber
     kinds = check_kinds(cfg.kinds(), cfg.hard_negatives) if cfg.hard_negatives != "off" else []
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -184,14 +224,19 @@ def main(argv: list[str] | None = None) -> int:
                 stopped_at = step
                 break
         with run.accumulate(model):
-            images = preprocess_images(raw, batch["image"])  # (b, 3, S, S) normalised
-            captions = list(batch["text"])
+            pixels, captions = batch["image"], list(batch["text"])
             negatives = []
             if kinds:  # drawn per (seed, step, item): the same after a resume and on any number of processes
                 index = [int(i) for i in batch["index"]]
                 scenes = [records[i] for i in index] if records is not None else [None] * len(captions)
+                if cfg.partial_captions > 0 and records is not None:
+                    captions, scenes = partial_captions(captions, scenes, cfg.partial_captions,
+                                                        keys=[f"{cfg.seed}|{step}|{i}|partial" for i in index])
+                if cfg.hard_negative_images > 0 and records is not None:
+                    pixels, captions, scenes = add_swapped_twins(pixels, captions, scenes, cfg.hard_negative_images)
                 negatives, valid = sample_negatives(captions, scenes, cfg.hard_negatives, cfg.negatives_per_caption,
                                                     kinds, keys=[f"{cfg.seed}|{step}|{i}" for i in index])
+            images = preprocess_images(raw, pixels)  # (b, 3, S, S) normalised
             texts = tokenizer(captions + negatives).to(run.device)  # (b + b K, T)
             with run.autocast():
                 # normalised (b, P) image and (b + b K, P) text features, exp(logit_scale) [, logit_bias]

@@ -41,7 +41,7 @@ class Recipe:
 
 
 TEXT_GENERATORS = ("shapes-tgan", "shapes-cvae", "shapes-ldm")  # measured by prompt accuracy after training
-MEASURE_PROMPTS = {False: 200, True: 4}  # single-object prompts per split (full, --quick)
+MEASURE_PROMPTS = {False: 200, True: 4}  # prompts per split and kind (one / two objects; full, --quick)
 QUICK = ["--steps", "2", "--batch-size", "8", "--log-every", "1", "--checkpoint-every", "0"]
 
 RECIPES: list[Recipe] = [
@@ -128,8 +128,9 @@ def save_half_copy(source: Path, dest: Path) -> None:
 
 
 def prompt_accuracy_metrics(folder: Path, n: int, seed: int = 0) -> dict[str, float]:
-    """Shapes-evaluator prompt accuracy of a text generator on ``n`` single-object prompts of the
-    test split (seen colour-shape pairs) and of the novel split (held-out pairs); one image each."""
+    """Shapes-evaluator prompt accuracy of a text generator on ``n`` one-object and ``n`` two-object
+    prompts of the test split (seen colour-shape pairs) and of the novel split (held-out pairs);
+    one image each. Two-object prompts add attribute binding and the spatial relation."""
     from gan_baselines.registry import load_generator
     from t2i.data.shapes import prompts
     from t2i.evaluators.shapes import prompt_accuracy
@@ -137,10 +138,13 @@ def prompt_accuracy_metrics(folder: Path, n: int, seed: int = 0) -> dict[str, fl
     gen = load_generator(folder)
     found: dict[str, float] = {}
     for split in ("test", "novel"):
-        captions = [caption for caption, _ in prompts(n, seed=seed, split=split, kind="one")]
-        images = [im for i in range(0, n, 50) for im in gen.generate(captions[i:i + 50], seed=seed + i)]
-        acc = prompt_accuracy(images, captions)["one"]
-        found.update({f"{split}_one_object_{k}": round(float(acc[k]), 3) for k in ("colour", "shape", "all_correct")})
+        for kind, keys in (("one", ("colour", "shape", "all_correct")),
+                           ("two", ("colour", "shape", "binding", "relation", "all_correct"))):
+            captions = [caption for caption, _ in prompts(n, seed=seed, split=split, kind=kind)]
+            images = [im for i in range(0, n, 50) for im in gen.generate(captions[i:i + 50], seed=seed + i)]
+            acc = prompt_accuracy(images, captions)[kind]
+            name = "one_object" if kind == "one" else "two_object"
+            found.update({f"{split}_{name}_{k}": round(float(acc[k]), 3) for k in keys})
     return found
 
 

@@ -31,7 +31,7 @@ from typing import Literal
 import torch
 
 from t2i.config import parse_config, presets_in
-from t2i.data import load_dataset
+from t2i.data import load_dataset, shapes_options
 from t2i.diffusion.first_stage import load_vae
 from t2i.diffusion.interop import check_components, load_pipeline, load_text_components
 from t2i.diffusion.lora import add_lora, save_lora
@@ -61,6 +61,7 @@ class LDMConfig(RunConfig):
     lora_alpha: float = 0.0  # LoRA scale numerator (update = alpha / rank * B A); 0 = rank
     cache: bool = False  # encode every image (VAE posterior) and caption once before training: faster steps
     n: int = 0  # use only the first N training items (0 = the whole train split)
+    p_two: float = 0.5  # shapes only: probability that a training scene holds two objects (the spec's default 0.5)
     lr: float = 2e-4  # AdamW learning rate
     weight_decay: float = 0.0  # AdamW weight decay
     warmup_steps: int = 100  # linear learning-rate warm-up steps
@@ -125,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         params = list(unet.parameters())
     unet.train()
     scale = vae.config.scaling_factor
-    dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict)
+    dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
+                           **shapes_options(cfg.data, cfg.p_two))
 
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps)))

@@ -17,7 +17,13 @@ sensitivity (``t2i.clip.order``). Two perturbers:
   is never produced.
 One-object scenes ``a {size} {colour} {shape} in the {position}`` have no word order to get
 wrong; ``replace_colour``, ``replace_shape``, ``replace_size`` and ``replace_position`` put
-another value of one attribute in (drawn with the caller's ``random.Random``).
+another value of one attribute in (drawn with the caller's ``random.Random``). A partial
+caption (``partial_scene``: "a red circle") gets replacements of the attributes it names.
+
+**Hard-negative images (``shapes``).** ``swapped_scene(record)`` is the same two objects with
+their places exchanged: the scene of the ``swap_objects`` caption, drawn, so a batch can hold
+both an image and its mirror-role twin (NegCLIP's hard-negative images are nearest neighbours;
+on synthetic data the exact counterpart is available).
 
 **Rule-based (any caption)**. Words are split into noun phrases: a determiner (``a``, ``an``,
 ``the``, numbers, possessives, ...; ``DETERMINERS``) followed by the words up to the next
@@ -42,6 +48,7 @@ a one-phrase caption has no swaps, "a red cube and a red cube" none at all.
 
 from __future__ import annotations
 
+import copy
 import random
 import re
 from typing import Any, Sequence
@@ -99,16 +106,49 @@ def shapes_negatives(record: dict[str, Any], rng: random.Random | None = None) -
         if a[1] != b[1]:
             out["swap_shapes"] = _two((a[0], b[1]), relation, (b[0], a[1]))
         return out
-    o = objects[0]
-    size, colour, shape, position = o["size"], o["colour"], o["shape"], o["position"]
+    o = dict(objects[0])
+    for kind, key, values in (("replace_colour", "colour", list(vocab.COLOURS)), ("replace_shape", "shape", vocab.SHAPES),
+                              ("replace_size", "size", vocab.SIZES), ("replace_position", "position", vocab.POSITIONS)):
+        if o.get(key) is not None:  # a partial caption (``partial_scene``) leaves some attributes out
+            out[kind] = one_object_caption(**{**o, key: _other(rng, values, o[key])})
+    return out
 
-    def one(size: str = size, colour: str = colour, shape: str = shape, position: str = position) -> str:
-        return f"a {size} {colour} {shape} in the {position}"
 
-    out["replace_colour"] = one(colour=_other(rng, list(vocab.COLOURS), colour))
-    out["replace_shape"] = one(shape=_other(rng, vocab.SHAPES, shape))
-    out["replace_size"] = one(size=_other(rng, vocab.SIZES, size))
-    out["replace_position"] = one(position=_other(rng, vocab.POSITIONS, position))
+def one_object_caption(colour: str | None, shape: str, size: str | None = None, position: str | None = None,
+                       **_: Any) -> str:
+    """``a {size} {colour} {shape} in the {position}``, leaving out the attributes given as None."""
+    words = " ".join(w for w in ("a", size, colour, shape) if w)
+    return words + (f" in the {position}" if position else "")
+
+
+def partial_scene(record: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    """A one-object scene captioned with one of size, colour or position left out ("a red circle
+    in the center", "a small circle in the top left", "a large red circle"); the shape is always
+    named. Training on such true-but-partial captions asks each attribute to contribute on its
+    own to the embedding, so that averaging caption embeddings over the other attributes (prompt
+    ensembling) keeps the one asked about. One attribute only: a caption that leaves out more
+    would also be true of other images in the batch, which the loss counts as negatives."""
+    if len(record["objects"]) != 1:
+        raise ValueError("partial_scene needs a one-object scene")
+    dropped = rng.choice(["size", "colour", "position"])
+    obj = {k: (None if k == dropped else v) for k, v in record["objects"][0].items()}
+    return {**record, "objects": [obj], "caption": one_object_caption(**obj)}
+
+
+def swapped_scene(record: dict[str, Any]) -> dict[str, Any]:
+    """A two-object scene record with the objects' places exchanged, captioned accordingly.
+
+    Both objects are small, so exchanging centres (and boxes) keeps the scene valid: the
+    relation still holds, now with the other object as its subject.
+    """
+    if len(record["objects"]) != 2:
+        raise ValueError("swapped_scene needs a two-object scene")
+    out = copy.deepcopy(record)
+    a, b = out["objects"]
+    a["centre"], b["centre"] = b["centre"], a["centre"]
+    a["bbox"], b["bbox"] = b["bbox"], a["bbox"]
+    out["objects"] = [b, a]  # the subject (first named) is the one now in the subject's place
+    out["caption"] = _two((b["colour"], b["shape"]), out["relation"], (a["colour"], a["shape"]))
     return out
 
 

@@ -33,7 +33,8 @@ from . import shapes
 from .bad_data import BadDataError, BadDataReport
 from .base import TensorImageText, convert_channels
 
-__all__ = ["load_dataset", "BadDataReport", "BadDataError", "shapes_dataset", "DEFAULT_N", "describe_source"]
+__all__ = ["load_dataset", "BadDataReport", "BadDataError", "shapes_dataset", "DEFAULT_N", "describe_source",
+           "shapes_options"]
 
 # default number of generated shapes scenes per split
 DEFAULT_N = {"train": 20_000, "test": 2_000, "novel": 2_000}
@@ -91,6 +92,16 @@ def describe_source(source: str | Path) -> str:
     raise ValueError(f"data source {text!r} ({where}); use 'shapes', 'digits', a folder with "
                      "metadata.jsonl (or metadata.csv), a .csv/.tsv file of image path + caption, "
                      "or WebDataset shards (a .tar file, a pattern like data-{000..009}.tar, or a folder of .tar)")
+
+
+def shapes_options(source: str | Path, p_two: float) -> dict[str, Any]:
+    """A trainer's ``--p-two`` as a ``load_dataset`` option: only for shapes, only when it differs from
+    the spec's default (ValueError otherwise, naming the fix)."""
+    if str(source) == "shapes":
+        return {"p_two": p_two}
+    if p_two != 0.5:
+        raise ValueError(f"--p-two is a shapes option; {str(source)!r} is not the shapes dataset (drop --p-two)")
+    return {}
 
 
 def _check_options(kind: str, options: dict[str, Any], allowed: tuple[str, ...]) -> None:

@@ -175,7 +175,8 @@ class ShapesEvaluator:
         """Judge each image against its prompt (spec rules); one dict per image.
 
         Keys: ``kind`` ("one"/"two"), ``novel`` (a held-out pair is named), per-attribute
-        booleans (one: colour, shape, size, position; two: colour, shape, relation), ``count``
+        booleans (one: colour, shape, size, position; two: colour, shape, ``binding`` (both objects
+        with their own colour *and* shape: attribute binding), relation), ``count``
         (as many objects as named), ``all_correct`` and ``extra_objects``.
         """
         if isinstance(prompts, str) or len(prompts) != len(images):
@@ -240,11 +241,12 @@ def judge_prediction(pred: dict[str, Any], target: dict[str, Any]) -> dict[str, 
             if score > best_score:
                 best_pair, best_score = (oa, ob), score
     if best_pair is None:
-        result.update(colour=False, shape=False, relation=False, all_correct=False)
+        result.update(colour=False, shape=False, binding=False, relation=False, all_correct=False)
         return result
     oa, ob = best_pair
     result["colour"] = oa["colour"] == a["colour"] and ob["colour"] == b["colour"]
     result["shape"] = oa["shape"] == a["shape"] and ob["shape"] == b["shape"]
+    result["binding"] = result["colour"] and result["shape"]  # each named object with its own colour and shape
     result["relation"] = relation_of(oa["centre"], ob["centre"]) == target["relation"]
     result["all_correct"] = best_score == 5
     return result
@@ -255,7 +257,8 @@ def _builtin(name: str) -> ShapesEvaluator:
     return ShapesEvaluator.from_pretrained(name)
 
 
-ATTRIBUTES = {"one": ("colour", "shape", "size", "position", "count"), "two": ("colour", "shape", "relation", "count")}
+ATTRIBUTES = {"one": ("colour", "shape", "size", "position", "count"),
+              "two": ("colour", "shape", "binding", "relation", "count")}
 
 
 def aggregate(judgements: Sequence[dict[str, Any]]) -> dict[str, Any]:
