@@ -176,7 +176,7 @@ def add_swapped_twins(pixels: torch.Tensor, captions: list[str], scenes: list, s
     pixels, captions, scenes = pixels.clone(), list(captions), list(scenes)
     for slot, j in zip(range(b - slots, b), sources):
         twin = swapped_scene(scenes[j])
-        drawn = torch.from_numpy(np.asarray(render(twin))).permute(2, 0, 1)  # (3, S, S) uint8
+        drawn = torch.from_numpy(np.array(render(twin))).permute(2, 0, 1)  # (3, S, S) uint8
         pixels[slot] = drawn.to(pixels.device, pixels.dtype) / 255
         captions[slot], scenes[slot] = twin["caption"], twin
     return pixels, captions, scenes
