@@ -166,3 +166,26 @@ def test_bench_quick_end_to_end(tmp_path):
     report = (out / "report.md").read_text()
     assert "QUICK MODE" in report and "real vs real" in report and results["command"] in report
     assert any(n.startswith("budget (tgan, cvae, ldm)") for n in results["notes"])
+
+
+def test_bench_scores_binding_and_relation_of_two_object_prompts():
+    """The quality table's binding and relation columns: real renders are right, swapped places are not."""
+    import numpy as np
+
+    from t2i.bench.scoring import Scorer
+    from t2i.clip.negatives import swapped_scene
+    from t2i.data.shapes import render
+    from t2i.evaluators.shapes import ShapesEvaluator
+
+    def pixels(records):  # (N, 3, 32, 32) in [0, 1]
+        return torch.stack([torch.from_numpy(np.array(render(r))).permute(2, 0, 1).float() / 255 for r in records])
+
+    eval_set = shapes_eval_set("eval", 24, 0, 1, seed=3)
+    assert 0 < sum(len(r["objects"]) == 2 for r in eval_set.records) < 24
+    scorer = Scorer("shapes", pixels(eval_set.records), ShapesEvaluator.from_pretrained())
+    right = scorer.score(pixels(eval_set.records), eval_set, distribution=False)
+    swapped = [swapped_scene(r) if len(r["objects"]) == 2 else r for r in eval_set.records]
+    wrong = scorer.score(pixels(swapped), eval_set, distribution=False)
+    assert right["binding_two"] == right["relation_two"] == right["acc_two"] == 1.0
+    assert wrong["binding_two"] == 1.0 and wrong["relation_two"] == 0.0 and wrong["acc_two"] == 0.0
+    assert wrong["acc_one"] == 1.0

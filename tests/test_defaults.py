@@ -1,6 +1,7 @@
 """`t2i train defaults`: every recipe runs (2 steps each) and installs loadable models with cards."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -72,3 +73,20 @@ def test_registry_loads_a_run_folder_through_its_model(tmp_path):
     vae.main(["--steps", "1", "--batch-size", "8", "--n", "16", "--latent-dim", "2", "--hidden", "16",
               "--checkpoint-every", "0", "--out", str(tmp_path / "run")])
     assert len(load_generator(tmp_path / "run").generate(seed=0, num_images_per_prompt=2)) == 2
+
+
+def test_a_staged_recipe_starts_each_run_from_the_model_of_the_run_before(tmp_path, monkeypatch):
+    """shapes-clip: NegCLIP on plain shapes, then three fine-tuning runs, each from the last one's model."""
+    import train.clip
+    from train.defaults import main
+
+    calls: list[list[str]] = []
+    monkeypatch.setattr(train.clip, "main", lambda args: calls.append(list(args)) or 0)
+    main(["--only", "shapes-clip", "--out", str(tmp_path / "runs"), "--install", "false"])
+    run = tmp_path / "runs" / "shapes-clip"
+    outs = [c[c.index("--out") + 1] for c in calls]
+    assert outs == [str(run / "stage1"), str(run / "stage2"), str(run / "stage3"), str(run)]
+    assert calls[0][:2] == ["--preset", "t2i-tiny-negclip"] and "--pretrained" not in calls[0]
+    for previous, call in zip(outs, calls[1:]):
+        assert call[call.index("--pretrained") + 1] == str(Path(previous) / "model")
+    assert "--lock-text" in calls[-1] and "{previous}" not in " ".join(sum(calls, []))

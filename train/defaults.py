@@ -38,6 +38,7 @@ class Recipe:
     quick: list[str] = dataclasses.field(default_factory=list)  # extra options of the --quick smoke run
     parts: tuple[str, ...] = ()  # entries of the artifact folder to install; () = all of it
     half: bool = False  # install a float16 copy of a diffusers folder (half the bytes; loaders compute in float32)
+    before: tuple[list[str], ...] = ()  # options of earlier runs, in order, into <run>/stage1, stage2, ...; {previous} = the model of the run before
 
 
 TEXT_GENERATORS = ("shapes-tgan", "shapes-cvae", "shapes-ldm")  # measured by prompt accuracy after training
@@ -45,14 +46,21 @@ MEASURE_PROMPTS = {False: 200, True: 4}  # prompts per split and kind (one / two
 QUICK = ["--steps", "2", "--batch-size", "8", "--log-every", "1", "--checkpoint-every", "0"]
 
 RECIPES: list[Recipe] = [
-    Recipe("shapes-clip", "train.clip", ["--preset", "t2i-tiny", "--save-dtype", "float16"],
-           "model", "shapes 32 px, train split (20000 scenes)", ["--n", "64", "--eval-n", "16"]),
+    # four runs, each from the last one's model (t2i/clip/presets.py says why): NegCLIP on plain shapes; relations
+    # (75% two-object scenes, swapped twins); partial captions; the image tower alone on half one-object scenes
+    Recipe("shapes-clip", "train.clip", ["--preset", "t2i-tiny-relations", "--pretrained", "{previous}", "--lock-text",
+                                         "--p-two", "0.5", "--partial-captions", "0.5", "--steps", "300", "--lr", "3e-4",
+                                         "--warmup", "30", "--save-dtype", "float16"],
+           "model", "shapes 32 px, train split (20000 scenes; 50-75% with two objects)", ["--n", "64", "--eval-n", "16"],
+           before=(["--preset", "t2i-tiny-negclip"],
+                   ["--preset", "t2i-tiny-relations", "--pretrained", "{previous}"],
+                   ["--preset", "t2i-tiny-relations", "--pretrained", "{previous}", "--partial-captions", "0.5",
+                    "--steps", "300", "--lr", "3e-4", "--warmup", "30"])),
     Recipe("shapes-tgan", "train.tgan", ["--clip", "{clip}", "--steps", "6000"],
            "model", "shapes 32 px, train split", ["--n", "32", "--g-base", "8", "--d-base", "8", "--eval-n", "4"]),
     Recipe("shapes-cvae", "train.cvae", ["--text-encoder", "{clip}", "--steps", "3000"],
            "model", "shapes 32 px, train split", ["--n", "32"]),
-    # the first stage stopped at 600 of its preset's 1500 steps (a shared CPU); shapes-ldm was trained on it
-    Recipe("shapes-vae-kl", "train.vae_kl", ["--preset", "shapes-f4", "--steps", "600"],
+    Recipe("shapes-vae-kl", "train.vae_kl", ["--preset", "shapes-f4"],
            "vae", "shapes 32 px, train split", ["--n", "32", "--arch", "f4-test", "--scale-images", "16",
                                                   "--eval-images", "16"], half=True),
     Recipe("shapes-ldm", "train.ldm", ["--preset", "shapes-tiny", "--vae", "{vae}", "--clip", "{clip}"],
@@ -76,8 +84,8 @@ class DefaultsConfig:
     builtin_root: str = str(ROOT)  # where models are installed
 
 
-def fill(args: Sequence[str], clip: str, vae: str) -> list[str]:
-    return [a.replace("{clip}", clip).replace("{vae}", vae) for a in args]
+def fill(args: Sequence[str], clip: str, vae: str, previous: str = "") -> list[str]:
+    return [a.replace("{clip}", clip).replace("{vae}", vae).replace("{previous}", previous) for a in args]
 
 
 def model_card(recipe: Recipe, command: str, seconds: float, metrics: dict[str, Any]) -> str:
@@ -198,13 +206,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if recipe.name not in wanted:
             continue
         run = runs / recipe.name
-        args = fill(recipe.args, clip, vae) + ["--out", str(run)] + (QUICK + recipe.quick if cfg.quick else [])
-        shown = [a.replace(installed("shapes-clip"), "shapes-clip").replace(installed("shapes-vae-kl"), "shapes-vae-kl")
-                 for a in args]  # installed models by their short names
-        command = f"t2i train {recipe.module.split('.')[-1].replace('_', '-')} " + " ".join(shown)
+        extra = ["--out", str(run)] + (QUICK + recipe.quick if cfg.quick else [])
+        outs = [run / f"stage{i + 1}" for i in range(len(recipe.before))] + [run]
+        stages = [fill(args, clip, vae, str(outs[i - 1] / recipe.artifact) if i else "") + ["--out", str(outs[i])] + extra[2:]
+                  for i, args in enumerate([*recipe.before, recipe.args])]
+        program = f"t2i train {recipe.module.split('.')[-1].replace('_', '-')} "
+        command = " && ".join(program + " ".join(  # installed models by their short names
+            a.replace(installed("shapes-clip"), "shapes-clip").replace(installed("shapes-vae-kl"), "shapes-vae-kl")
+            for a in args) for args in stages)
         print(f"[defaults] {recipe.name}: {command}", flush=True)
         start = time.perf_counter()
-        importlib.import_module(recipe.module).main(args)
+        for args in stages:
+            importlib.import_module(recipe.module).main(args)
         seconds = time.perf_counter() - start
         if may_install:
             target = install(recipe, run, root, clip if recipe.name != "shapes-clip" else "", command, seconds, cfg.quick)

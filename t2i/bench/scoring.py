@@ -32,6 +32,8 @@ HEADLINE = {  # metric key -> (label, higher is better); the order of the report
     "acc_novel": ("novel all correct", True),
     "colour_one": ("1-object colour", True),
     "shape_one": ("1-object shape", True),
+    "binding_two": ("2-object binding", True),  # each named object with its own colour and shape
+    "relation_two": ("2-object relation", True),  # the spatial relation between them
     "digit_acc": ("requested digit", True),
     "class_coverage": ("classes covered", True),
     "domain_fid": ("domain FID", False),
@@ -222,7 +224,8 @@ class Scorer:
                                      ("acc_novel", "novel", "all_correct"), ("acc_seen", "seen", "all_correct"),
                                      ("colour_one", "one", "colour"), ("shape_one", "one", "shape"),
                                      ("size_one", "one", "size"), ("position_one", "one", "position"),
-                                     ("colour_two", "two", "colour"), ("relation_two", "two", "relation")):
+                                     ("colour_two", "two", "colour"), ("shape_two", "two", "shape"),
+                                     ("binding_two", "two", "binding"), ("relation_two", "two", "relation")):
                 if group in acc and attr in acc[group]:
                     out[key] = acc[group][attr]
         else:
