@@ -9,6 +9,9 @@ framed green when all is correct, orange when only the relation is wrong, red ot
 
     python -m benchmarks.relations --models before=/path/to/old/shapes-ldm shapes-ldm \
         --n 200 --figure docs/figures/relations_before_after.png --json benchmarks/results/relations.json
+
+`--clips` asks the app's question of each CLIP: does CLIP score prefer the right drawing of a
+two-object prompt over the same objects with their places swapped (`swapped_scene`)?
 """
 
 from __future__ import annotations
@@ -57,6 +60,29 @@ def measure(model: str, n: int) -> tuple[dict[str, Any], dict[str, tuple[list[st
     return table, kept
 
 
+def clip_prefers_right_drawing(clip: str, n: int) -> dict[str, float]:
+    """Share of `n` two-object test scenes whose render scores a higher CLIP score with its caption
+    than the swapped-places render does; and the mean CLIP score of each."""
+    import numpy as np
+    import torch
+
+    from t2i.clip import get_tokenizer, load_clip
+    from t2i.clip.negatives import swapped_scene
+    from t2i.data.shapes import make_scenes, render
+    from t2i.metrics.clip_score import clip_cosines
+
+    def pixels(records: list[dict]) -> torch.Tensor:  # (N, 3, S, S) in [0, 1]
+        return torch.stack([torch.from_numpy(np.array(render(r))).permute(2, 0, 1).float() / 255 for r in records])
+
+    model = load_clip(clip)
+    scenes = make_scenes(n, seed=0, split="test", p_two=1.0)
+    captions = [r["caption"] for r in scenes]
+    right = 100 * clip_cosines(pixels(scenes), captions, model, get_tokenizer(model)).clamp_min(0)
+    swapped = 100 * clip_cosines(pixels([swapped_scene(r) for r in scenes]), captions, model, get_tokenizer(model)).clamp_min(0)
+    return {"prefers_right": round(float((right > swapped).float().mean()), 3),
+            "clip_score_right": round(float(right.mean()), 2), "clip_score_swapped": round(float(swapped.mean()), 2)}
+
+
 def figure(rows: dict[str, tuple[list[str], list[Image.Image], list[dict]]], path: Path, columns: int = 8) -> Path:
     """Rows = models; columns = the first `columns` prompts; the prompt is written above each column."""
     labels = list(rows)
@@ -86,12 +112,18 @@ def figure(rows: dict[str, tuple[list[str], list[Image.Image], list[dict]]], pat
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--models", nargs="+", required=True, help="model names or folders, optionally LABEL=MODEL")
+    parser.add_argument("--models", nargs="*", default=[], help="generators: names or folders, optionally LABEL=MODEL")
+    parser.add_argument("--clips", nargs="*", default=[], help="CLIPs for the CLIP-score check: names or folders, optionally LABEL=MODEL")
     parser.add_argument("--n", type=int, default=200, help="prompts per split and kind (one image each)")
     parser.add_argument("--figure", default="", help="PNG of the first 8 two-object test prompts, one row per model")
     parser.add_argument("--json", default="", help="where to write the table")
     args = parser.parse_args(argv)
-    results, rows = {}, {}
+    results, rows, clips = {}, {}, {}
+    for spec in args.clips:
+        label, _, model = spec.rpartition("=")
+        clips[label or Path(model).name] = found = clip_prefers_right_drawing(model, args.n)
+        print(f"{label or model}: CLIP score prefers the right drawing over the swapped one on {found['prefers_right']:.1%} "
+              f"of {args.n} two-object test scenes (mean score {found['clip_score_right']} vs {found['clip_score_swapped']})")
     for spec in args.models:
         label, _, model = spec.rpartition("=")
         label = label or Path(model).name
@@ -101,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows[label] = kept["test_two"]
         print(f"{label}: " + "; ".join(f"{k} " + ", ".join(f"{a} {v:.3f}" for a, v in t.items())
                                       for k, t in table.items()), flush=True)
+    if not results:
+        return _write(args, results, clips)
     print("| model | split | one: all correct | two: colour | two: shape | two: binding | two: relation | two: all correct |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for label, r in results.items():
@@ -110,9 +144,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"{two['binding']:.3f} | {two['relation']:.3f} | {two['all_correct']:.3f} |")
     if args.figure:
         print(f"wrote {figure(rows, Path(args.figure))}")
+    return _write(args, results, clips)
+
+
+def _write(args: argparse.Namespace, results: dict, clips: dict) -> int:
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"n": args.n, "results": results}, indent=2) + "\n")
+        Path(args.json).write_text(json.dumps({"n": args.n, "generators": results, "clips": clips}, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
 
