@@ -83,6 +83,8 @@ class PatchDiscriminator(nn.Module):
         return self.net(x)
 
 
+# The hinge identities of gan_baselines.gan_losses.HingeLoss, repeated on purpose (t2i does not import
+# gan_baselines) and averaged over the PatchGAN's logit map: a fix to one is a fix to both.
 def hinge_d_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:
     """Discriminator hinge loss per sample: relu(1 - D(x)) + relu(1 + D(x_hat)) (Lim & Ye 2017)."""
     return F.relu(1 - logits_real).mean(dim=(1, 2, 3)) + F.relu(1 + logits_fake).mean(dim=(1, 2, 3))
@@ -115,21 +117,23 @@ def measure_scaling_factor(vae: AutoencoderKL, batches: Iterable[torch.Tensor], 
 def load_vae(path_or_id: str | Path) -> AutoencoderKL:
     """A VAE from: a built-in name (``shapes-vae-kl``), a ``t2i train vae-kl`` run (``vae/`` inside), a
     pipeline folder (``vae/``), a plain AutoencoderKL folder, or a hub id (``org/name``, or its ``vae`` subfolder)."""
-    from t2i.builtin import is_builtin, resolve
+    from t2i.builtin import resolve
 
-    path = resolve(path_or_id) if is_builtin(path_or_id) else Path(str(path_or_id)).expanduser()
     f32 = {"dtype": torch.float32}  # half-precision files (the compact built-ins) are computed in float32
-    if path.is_dir():
-        if (path / "vae" / "config.json").is_file():
-            return AutoencoderKL.from_pretrained(str(path / "vae"), **f32)
-        if (path / "config.json").is_file() and not (path / "model_index.json").is_file():
-            return AutoencoderKL.from_pretrained(str(path), **f32)
-        raise FileNotFoundError(f"{path} holds no VAE: expected a `t2i train vae-kl` run or pipeline folder "
-                                "(with vae/config.json) or an AutoencoderKL folder (config.json + weights)")
-    text = str(path_or_id)
-    if text.count("/") != 1:
-        raise FileNotFoundError(f"no VAE at {text!r}: give a folder or a hub id like 'stabilityai/sd-vae-ft-mse'")
-    try:  # a standalone VAE repo, then a pipeline repo's vae/ subfolder
-        return AutoencoderKL.from_pretrained(text, **f32)
-    except OSError:
-        return AutoencoderKL.from_pretrained(text, subfolder="vae", **f32)
+    try:
+        source = resolve(path_or_id, hub=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no VAE at {str(path_or_id)!r}: give a folder, a built-in name or a hub id like "
+                                "'stabilityai/sd-vae-ft-mse'") from None
+    if isinstance(source, str):  # a standalone VAE repo, then a pipeline repo's vae/ subfolder
+        try:
+            return AutoencoderKL.from_pretrained(source, **f32)
+        except OSError:
+            return AutoencoderKL.from_pretrained(source, subfolder="vae", **f32)
+    path = source
+    if (path / "vae" / "config.json").is_file():
+        return AutoencoderKL.from_pretrained(str(path / "vae"), **f32)
+    if (path / "config.json").is_file() and not (path / "model_index.json").is_file():
+        return AutoencoderKL.from_pretrained(str(path), **f32)
+    raise FileNotFoundError(f"{path} holds no VAE: expected a `t2i train vae-kl` run or pipeline folder "
+                            "(with vae/config.json) or an AutoencoderKL folder (config.json + weights)")
