@@ -7,7 +7,8 @@ Used by ``t2i train gan|dcgan|cgan|tgan`` (``train/gan.py``, ``train/dcgan.py``,
 - ``adversarial_step``: one run step of an unconditional GAN (Goodfellow et al. 2014,
   Algorithm 1); the conditional trainers write theirs out, as their inputs differ;
 - ``save_samples``: the sample grid, drawn through the generator contract
-  (``t2i.generator.generate_conditions``), so the final grid is exactly what
+  (``t2i.generator.generate_conditions``); the trainers draw the last one after the loop, from
+  the weights they save (the EMA's last update included), so it is exactly what
   ``t2i sample --model OUT/model`` makes with the same conditions and seed;
 - ``finish``: save the EMA generator (else G) and plot the game.
 

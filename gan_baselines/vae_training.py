@@ -5,7 +5,8 @@ one-hot class; ``text``: the pooled CLIP embedding of the caption from a frozen
 ``t2i.text.TextEncoder``) on the negative ELBO with a beta weight (``gan_baselines.vae``).
 ``train_vae(cfg)`` saves the final model under ``OUT/model`` (family "vae" or "cvae");
 ``CVAEConfig`` holds the conditional defaults of ``t2i train cvae``. Sample grids go through
-the generator contract, so the last one is ``t2i sample --model OUT/model --n 64 --seed SEED+1``
+the generator contract, and the last one is drawn after the loop from the saved weights, so it
+is ``t2i sample --model OUT/model --n 64 --seed SEED+1``
 (plain VAE; conditional: ``--prompts OUT/samples/prompts.txt`` or ``--labels 0,1,...`` with ``--n 8``).
 
     python -c "from gan_baselines.vae_training import CVAEConfig; print(CVAEConfig().conditioning)"
@@ -120,7 +121,7 @@ def train_vae(cfg: VAEConfig) -> Path:
     model, opt = run.prepare(model, opt)
     ema = run.ema(model)
     # the prior-sample grids go through the generator contract: = t2i sample --model OUT/model (same conditions, seed)
-    shown = VAEGenerator(ema.model if ema is not None else run.unwrap(model),
+    prior = VAEGenerator(ema.model if ema is not None else run.unwrap(model),
                          {"family": family, "conditioning": cfg.conditioning, **extra}, encoder).to(run.device)
     run.print(f"{run.name}: {model.config()} | {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters")
     for step, batch in run.loop(run.dataloader(dataset)):
@@ -141,7 +142,9 @@ def train_vae(cfg: VAEConfig) -> Path:
                 shown = x[:8]
                 recon = net.reconstruct(shown, None if cond is None else cond[:8]).float()
                 run.save_grid(torch.cat([shown, recon]), "reconstructions", nrow=len(shown))
-            save_prior_samples(run, shown, grid_conditions, cfg.seed + 1)
+            if step + 1 < cfg.steps:
+                save_prior_samples(run, prior, grid_conditions, cfg.seed + 1)
+    save_prior_samples(run, prior, grid_conditions, cfg.seed + 1)  # the saved model's grid
     final = ema.model if ema is not None else run.unwrap(model)
     config = {"family": family, "conditioning": cfg.conditioning, **final.config(), "loss": cfg.loss, "beta": cfg.beta,
               "data": cfg.data, **extra}

@@ -115,8 +115,9 @@ def train(cfg: CGANConfig) -> Path:
                 opt_g.zero_grad()
             D.requires_grad_(True)
             run.log(loss_g=loss_g)
-        if run.should_sample():  # one row per class
+        if run.should_sample() and step + 1 < cfg.steps:  # one row per class
             save_samples(run, shown, list(range(num_classes)), seed=cfg.seed + 1, n=8)
+    save_samples(run, shown, list(range(num_classes)), seed=cfg.seed + 1, n=8)  # the saved model's grid
     final, model_dir = finish(run, G, ema, config, title=f"cgan ({cfg.disc} D), {cfg.loss} loss")
     if run.is_main and cfg.data == "digits" and cfg.eval_n > 0:
         scores = evaluate(cgan.ClassConditionalGenerator(final.eval(), config).to(run.device), cfg.eval_n, cfg.seed)

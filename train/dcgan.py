@@ -56,8 +56,9 @@ def train(cfg: DCGANConfig) -> Path:
               f"G {millions(G)}, D {millions(D)}")
     for step, batch in run.loop(run.dataloader(dataset)):
         adversarial_step(run, G, D, opt_g, opt_d, loss_fn, batch["image"] * 2 - 1, step, cfg)  # images in [-1, 1]
-        if run.should_sample():  # = t2i sample --model OUT/model --n 64 --seed SEED+1
+        if run.should_sample() and step + 1 < cfg.steps:
             save_samples(run, shown, [None], seed=cfg.seed + 1, n=64, nrow=8)
+    save_samples(run, shown, [None], seed=cfg.seed + 1, n=64, nrow=8)  # = t2i sample --model OUT/model --n 64 --seed SEED+1
     return finish(run, G, ema, config, title=f"dcgan {cfg.size} px, {cfg.loss} loss")[1]
 
 

@@ -40,7 +40,7 @@ from t2i.diffusion.pipeline import (LatentDiffusionPipeline, LDMGenerator, encod
                                     training_scheduler)
 from t2i.diffusion.training import (build_latent_cache, build_text_cache, diffusion_loss, drop_captions,
                                     sample_cached, to_vae_input)
-from t2i.diffusion.unet import build_unet
+from t2i.diffusion.unet import UNetPreset, build_unet
 from t2i.runtime import Run, RunConfig
 
 PRESETS = Path(__file__).resolve().parents[1] / "t2i" / "diffusion" / "presets" / "ldm"
@@ -55,7 +55,7 @@ class LDMConfig(RunConfig):
     vae: str = ""  # first stage: a `t2i train vae-kl` run, an AutoencoderKL folder, a pipeline folder or a hub id
     clip: str = "shapes-clip"  # text encoder: open_clip run / built-in name (exported), CLIPTextModel folder or hub id
     init: str = ""  # fine-tune this pipeline (our folder, Stable-Diffusion layout or hub id); then --vae/--clip/--unet are unused
-    unet: Literal["test", "tiny", "small"] = "tiny"  # UNet preset when training from scratch (t2i.diffusion.unet)
+    unet: UNetPreset = "tiny"  # UNet preset when training from scratch (t2i.diffusion.unet)
     prediction_type: Literal["epsilon", "v_prediction"] = "epsilon"  # what the UNet predicts (from scratch; --init keeps its own)
     snr_gamma: float = 0.0  # min-SNR-gamma loss weighting (Hang et al. 2023), typically 5; 0 = plain MSE
     caption_dropout: float = 0.1  # probability of training on the empty caption "" (for classifier-free guidance)
@@ -174,8 +174,10 @@ def main(argv: list[str] | None = None) -> int:
             sched.step()
             opt.zero_grad()
         run.log(loss=loss)
-        if run.should_sample() and run.is_main:
+        if run.should_sample() and run.is_main and step + 1 < cfg.steps:
             sample_grid(run, parts, ema.model if ema is not None else run.unwrap(unet), cfg, prompts)
+    if run.is_main:  # the last grid from the weights that are saved (the EMA's last update included)
+        sample_grid(run, parts, ema.model if ema is not None else run.unwrap(unet), cfg, prompts)
 
     final = ema.model if ema is not None else run.unwrap(unet)
     if run.is_main:

@@ -179,8 +179,9 @@ def train(cfg: TGANConfig) -> Path:
                 opt_g.zero_grad()
             D.requires_grad_(True)
             run.log(loss_g=loss_g)
-        if run.should_sample():  # one row of 8 per prompt
+        if run.should_sample() and step + 1 < cfg.steps:  # one row of 8 per prompt
             save_samples(run, shown, prompts, seed=cfg.seed + 1, n=8)
+    save_samples(run, shown, prompts, seed=cfg.seed + 1, n=8)  # the saved model's grid
     final, model_dir = finish(run, G, ema, config, title=f"tgan, {cfg.loss} loss (GAN-CLS)")
     if run.is_main and cfg.data == "shapes" and cfg.eval_n > 0:
         generator = tgan.TextGANGenerator(final.eval(), encoder, config).to(run.device)

@@ -16,7 +16,7 @@ Optional adversarial term: a small PatchGAN discriminator with the hinge loss (E
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Literal
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +30,7 @@ VAE_PRESETS: dict[str, dict[str, Any]] = {
     "f4-small": dict(block_out_channels=(64, 128, 128), layers_per_block=2, latent_channels=4, norm_num_groups=32),
     "f8-small": dict(block_out_channels=(64, 128, 128, 128), layers_per_block=2, latent_channels=4, norm_num_groups=32),
 }
+VAEPreset = Literal[tuple(VAE_PRESETS)]  # type: ignore[valid-type]  # the names above, for configs and CLI choices
 
 
 def build_vae(preset: str, sample_size: int = 32, in_channels: int = 3, **overrides: Any) -> AutoencoderKL:
