@@ -93,7 +93,7 @@ def seeded_noise(seed: int, count: int, n: int, shape: Sequence[int]) -> torch.T
                       for i in range(count)])
 
 
-def condition_generators(seed: int, count: int, n: int) -> list[torch.Generator]:
+def rngs_per_image(seed: int, count: int, n: int) -> list[torch.Generator]:
     """One CPU ``torch.Generator`` per image, condition i's ``n`` images sharing the one seeded ``seed + i``.
 
     Passed as diffusers' ``generator=[...]``, each image draws from its condition's stream in order, so

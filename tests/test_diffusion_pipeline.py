@@ -14,7 +14,7 @@ from t2i.diffusion.options import SAMPLERS, DiffusionOptions
 from t2i.diffusion.pipeline import (LatentDiffusionPipeline, LDMGenerator, encode_text, load_generator,
                                     make_scheduler, predicted_x0, training_scheduler)
 from t2i.diffusion.testing import make_tiny_pipeline
-from t2i.generator import DenoisingStep, GenerationError, condition_generators
+from t2i.generator import DenoisingStep, GenerationError, rngs_per_image
 
 PROMPTS = ["a red circle", "a blue square"]
 
@@ -105,12 +105,12 @@ def test_callback_sees_every_step_with_the_x0_estimate(pipe, sampler):
 @pytest.mark.parametrize("sampler", ["ddpm", "euler-ancestral", "dpm-solver++"])
 def test_a_torch_generator_per_image_makes_each_prompt_independent_of_the_batch(pipe, sampler):
     """Per-image generators (diffusers' list convention) draw the initial and the ancestral noise per prompt."""
-    both = sample(pipe, seed=None, generator=condition_generators(5, 2, 2), num_images_per_prompt=2, sampler=sampler)
-    second = sample(pipe, prompts=PROMPTS[1:], seed=None, generator=condition_generators(6, 1, 2),
+    both = sample(pipe, seed=None, generator=rngs_per_image(5, 2, 2), num_images_per_prompt=2, sampler=sampler)
+    second = sample(pipe, prompts=PROMPTS[1:], seed=None, generator=rngs_per_image(6, 1, 2),
                     num_images_per_prompt=2, sampler=sampler)
     np.testing.assert_allclose(both[2:], second, atol=1e-5)
     with pytest.raises(GenerationError, match="torch generators"):
-        sample(pipe, seed=None, generator=condition_generators(0, 1, 1))
+        sample(pipe, seed=None, generator=rngs_per_image(0, 1, 1))
 
 
 def test_save_load_round_trip_gives_identical_images(pipe, tmp_path):

@@ -39,7 +39,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
 from t2i.diffusion.options import SAMPLERS, DiffusionOptions, load_sampling_options
-from t2i.generator import (DenoisingStep, GenerationError, Generator, condition_generators, validate_request)
+from t2i.generator import DenoisingStep, GenerationError, Generator, rngs_per_image, validate_request
 
 logger = logging.getLogger(__name__)
 
@@ -270,14 +270,14 @@ class LDMGenerator(Generator):
                  **options: Any) -> list[Image.Image]:
         """Images for ``prompts`` (text only: labels are refused); options default to the model folder's.
 
-        Prompt i draws its noise (initial and ancestral) from seed ``seed + i`` alone (``condition_generators``).
+        Prompt i draws its noise (initial and ancestral) from seed ``seed + i`` alone (``rngs_per_image``).
         """
         if labels is not None:
             raise GenerationError("latent diffusion is text-conditional: give prompts, not labels")
         count = validate_request(prompts, labels, num_images_per_prompt, needs="text")
         opts = self.resolve_options(**options)
         return self.pipe(list(prompts), negative_prompt=opts.negative_prompt or None,
-                         generator=condition_generators(seed, count, num_images_per_prompt),
+                         generator=rngs_per_image(seed, count, num_images_per_prompt),
                          num_images_per_prompt=num_images_per_prompt, sampler=opts.sampler,
                          num_inference_steps=opts.num_inference_steps, guidance_scale=opts.guidance_scale,
                          callback=callback).images
