@@ -8,12 +8,13 @@ then times, in one run on this machine, the same command line
 run by this checkout (prompts batched, ``--batch-size`` images per call) and by
 ``--baseline`` (a checkout of the code before batching, e.g. ``git worktree add /tmp/t2i-base
 cf059ae``, whose ``t2i sample`` made one call per prompt), each in a fresh process with the
-same environment: wall-clock seconds, model loading included. Then it compares the images
+same environment: wall-clock seconds and the process's CPU seconds (user + system, which a
+machine shared with other jobs disturbs less), model loading included. Then it compares the images
 pixel by pixel: same (prompt, seed) -> same image, up to the last bit of float arithmetic that
 a different batch size may change. Appends a section to ``benchmarks/RESULTS.md``.
 
     git worktree add /tmp/t2i-base cf059ae
-    python -m benchmarks.sample_speed --baseline /tmp/t2i-base --n-prompts 250
+    OMP_NUM_THREADS=1 python -m benchmarks.sample_speed --baseline /tmp/t2i-base --n-prompts 250
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -35,14 +37,19 @@ from benchmarks.diffusion_speed import append_section, machine
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_sample(checkout: Path, model: str, prompts: Path, out: Path, extra: list[str]) -> float:
-    """Wall seconds of ``python -m train.cli sample ...`` run from ``checkout`` (its code first on sys.path)."""
+def cpu_seconds_of_children() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_sample(checkout: Path, model: str, prompts: Path, out: Path, extra: list[str]) -> tuple[float, float]:
+    """(wall, CPU) seconds of ``python -m train.cli sample ...`` run from ``checkout`` (its code first on sys.path)."""
     command = [sys.executable, "-m", "train.cli", "sample", "--model", model, "--prompts", str(prompts), "--seed", "0",
                "--n", "1", "--out", str(out), *extra]
     env = dict(os.environ, PYTHONPATH=str(checkout))
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds_of_children()
     subprocess.run(command, cwd=checkout, env=env, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, cpu_seconds_of_children() - cpu
 
 
 def compare(a: Path, b: Path) -> dict[str, float]:
@@ -77,20 +84,22 @@ def main(argv: list[str] | None = None) -> int:
         prompts = tmp / "prompts.txt"
         prompts.write_text("".join(c + "\n" for c, _ in shapes_prompts(args.n_prompts, seed=0, split="test")))
         before = machine()
-        batched = run_sample(ROOT, args.model, prompts, tmp / "batched", ["--batch-size", str(args.batch_size)])
-        print(f"batched (this checkout): {batched:.1f} s", flush=True)
-        baseline = run_sample(Path(args.baseline).resolve(), args.model, prompts, tmp / "baseline", [])
-        print(f"one call per prompt ({args.baseline}): {baseline:.1f} s", flush=True)
+        batched, batched_cpu = run_sample(ROOT, args.model, prompts, tmp / "batched",
+                                          ["--batch-size", str(args.batch_size)])
+        print(f"batched (this checkout): {batched:.1f} s, {batched_cpu:.1f} CPU s", flush=True)
+        baseline, baseline_cpu = run_sample(Path(args.baseline).resolve(), args.model, prompts, tmp / "baseline", [])
+        print(f"one call per prompt ({args.baseline}): {baseline:.1f} s, {baseline_cpu:.1f} CPU s", flush=True)
         diff = compare(tmp / "batched", tmp / "baseline")
-    ratio = baseline / batched
+    ratio, cpu_ratio = baseline / batched, baseline_cpu / batched_cpu
     lines = [f"`t2i sample --model {args.model} --prompts FILE --seed 0 --n 1` on {args.n_prompts} held-out shapes "
              f"prompts (test split), each command in a fresh process, model loading included. Machine at the start: "
              f"{before}; at the end: {machine()}.", "",
-             "| run | wall time | per prompt |", "| --- | --- | --- |",
-             f"| before: one call per prompt (`{args.baseline}`) | {baseline:.1f} s | {baseline / args.n_prompts:.2f} s |",
+             "| run | wall time | per prompt | CPU time (user + system) |", "| --- | --- | --- | --- |",
+             f"| before: one call per prompt (`{args.baseline}`) | {baseline:.1f} s | {baseline / args.n_prompts:.2f} s "
+             f"| {baseline_cpu:.1f} s |",
              f"| batched, {args.batch_size} images per call (this checkout) | {batched:.1f} s | "
-             f"{batched / args.n_prompts:.2f} s |", "",
-             f"Speed-up: **{ratio:.1f}x**. Same (prompt, seed), same image: {diff['identical_images']} of "
+             f"{batched / args.n_prompts:.2f} s | {batched_cpu:.1f} s |", "",
+             f"Speed-up: **{ratio:.1f}x** in wall time ({cpu_ratio:.1f}x in CPU time). Same (prompt, seed), same image: {diff['identical_images']} of "
              f"{diff['images']} images identical; {diff['differing_values']} of {diff['values']} pixel values differ, "
              f"by at most {diff['largest_difference']}/255 (float rounding that depends on the batch size)."]
     append_section("t2i sample: batched prompts vs one call per prompt (benchmarks/sample_speed.py)", command, lines)
