@@ -25,7 +25,6 @@ from t2i.config import parse_config  # noqa: E402
 
 from apps.models import AppModels, RequestError  # noqa: E402
 
-SAMPLERS = ["dpm-solver++", "ddim", "ddpm", "euler", "euler-ancestral", "unipc"]
 EXAMPLES = [
     "a small red circle in the center",
     "a large blue square in the top left",
@@ -113,7 +112,8 @@ def build_app(cfg: AppConfig, models: AppModels | None = None):
             with gr.Accordion("Diffusion sampler", open=False):
                 with gr.Row():
                     default_sampler, default_steps, default_guidance = models.diffusion_defaults  # the model's own
-                    sampler = gr.Dropdown(SAMPLERS, value=default_sampler, label="Sampler", elem_id="sampler")
+                    sampler = gr.Dropdown(list(models.samplers), value=default_sampler, label="Sampler",
+                                          elem_id="sampler")
                     steps = gr.Slider(1, cfg.max_steps, value=default_steps, step=1, label="Steps", elem_id="steps")
                     guidance = gr.Slider(0.0, cfg.max_guidance, value=default_guidance, step=0.5, label="Guidance scale",
                                          elem_id="guidance")

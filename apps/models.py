@@ -2,6 +2,11 @@
 
 Kept apart from ``apps/app.py`` so it can be tested and benchmarked without a browser.
 
+Everything it asks of the models goes through the generator contract (``t2i.generator``):
+``generate`` with typed options, the ``Denoising`` protocol for the strip of intermediate
+images (the x0 estimate at each step, decoded), and the ``LatentCodes`` protocol for the
+latent-space tab. The sampler choices and the prompt length limit come from the library.
+
     python -c "from apps.models import AppModels; from apps.app import AppConfig; m = AppModels.load(AppConfig()); print(m.generate('a small red circle in the center', '', 0, 4, 'dpm-solver++', 20, 3.0, False)['summary'])"
 """
 
@@ -16,7 +21,8 @@ import torch
 from PIL import Image
 
 from gan_baselines.registry import load_generator
-from t2i.generator import GenerationError, Generator
+from t2i.generator import (MAX_PROMPT_CHARS, Denoising, DenoisingStep, GenerationError, Generator, LatentCodes,
+                           option_choices, to_pil)
 
 
 class RequestError(ValueError):
@@ -52,6 +58,16 @@ class AppModels:
     display_size: int = 128
     _digits: Any = None  # digits test split, loaded on the first interpolation
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.diffusion, Denoising):
+            raise ValueError(f"the app's diffusion model must be a denoising generator (latent diffusion); "
+                             f"{self.diffusion.family!r} is not")
+        for name in ("ae", "vae"):
+            model = getattr(self, name)
+            if model is not None and not isinstance(model, LatentCodes):
+                raise ValueError(f"the latent-space tab's {name} must have a code space (encode/decode); "
+                                 f"{model.family!r} has not")
+
     @classmethod
     def load(cls, cfg) -> "AppModels":
         return cls(
@@ -60,10 +76,15 @@ class AppModels:
             max_images=cfg.max_images, max_steps=cfg.max_steps, max_guidance=cfg.max_guidance, display_size=cfg.display_size)
 
     @property
+    def samplers(self) -> tuple[str, ...]:
+        """The diffusion model's samplers (its options' choices)."""
+        return option_choices(self.diffusion.Options, "sampler")
+
+    @property
     def diffusion_defaults(self) -> tuple[str, int, float]:
         """(sampler, steps, guidance) the diffusion model was saved with (its ``t2i_sampling.json``)."""
-        d = self.diffusion
-        return getattr(d, "sampler", "dpm-solver++"), int(getattr(d, "steps", 20)), float(getattr(d, "guidance", 3.0))
+        d = self.diffusion.options
+        return d.sampler, d.num_inference_steps, d.guidance_scale
 
     @property
     def has_latent_tab(self) -> bool:
@@ -73,8 +94,8 @@ class AppModels:
     def check(self, prompt: str, seed: Any, n: Any, steps: Any, guidance: Any, sampler: str) -> tuple[int, int, int, float]:
         if not isinstance(prompt, str) or not prompt.strip():
             raise RequestError("Please type a prompt: it is empty.")
-        if len(prompt) > 300:
-            raise RequestError(f"The prompt is {len(prompt)} characters long; at most 300 are allowed.")
+        if len(prompt) > MAX_PROMPT_CHARS:
+            raise RequestError(f"The prompt is {len(prompt)} characters long; at most {MAX_PROMPT_CHARS} are allowed.")
         checks = [("seed", seed, 0, 2**31 - 1), ("number of images", n, 1, self.max_images), ("steps", steps, 1, self.max_steps)]
         values = []
         for name, value, low, high in checks:
@@ -83,20 +104,15 @@ class AppModels:
             values.append(int(float(value)))
         if guidance is None or not (0.0 <= float(guidance) <= self.max_guidance) or math.isnan(float(guidance)):
             raise RequestError(f"The guidance scale must be between 0 and {self.max_guidance}; got {guidance!r}.")
-        from apps.app import SAMPLERS
-
-        if sampler not in SAMPLERS:
-            raise RequestError(f"The sampler must be one of {SAMPLERS}; got {sampler!r}.")
+        if sampler not in self.samplers:
+            raise RequestError(f"The sampler must be one of {list(self.samplers)}; got {sampler!r}.")
         return values[0], values[1], values[2], float(guidance)
 
     def _decode_strip(self, strip: list[torch.Tensor]) -> list[Image.Image]:
-        """Latents recorded along the denoising steps -> images (decoded by the pipeline's VAE)."""
-        pipe = getattr(self.diffusion, "pipe", None)
-        if not strip or pipe is None:
+        """x0 estimates recorded along the denoising steps -> images (decoded by the model's VAE)."""
+        if not strip:
             return []
-        with torch.no_grad():
-            pixels = pipe.decode_latents(torch.cat(strip)).float().cpu()  # (K, 3, H, W) in [0, 1]
-        return pipe.numpy_to_pil(pixels.permute(0, 2, 3, 1).numpy())
+        return to_pil(self.diffusion.decode_latents(torch.cat(strip)))  # (K, 3, H, W) in [0, 1]
 
     def _display(self, images: list[Image.Image]) -> list[Image.Image]:
         return [im.convert("RGB").resize((self.display_size, self.display_size), Image.NEAREST) for im in images]
@@ -108,11 +124,11 @@ class AppModels:
         prompt = " ".join(prompt.split())
         strip: list[torch.Tensor] = []
 
-        def on_step(step: int, timestep: int, latents: torch.Tensor) -> None:
+        def on_step(state: DenoisingStep) -> None:
             if progress is not None:
-                progress(step + 1, steps)
-            if intermediates and (step % max(1, steps // 8) == 0 or step == steps - 1):
-                strip.append(latents[:1].detach().clone())  # the first image's latents along the way
+                progress(state.step + 1, state.num_steps)
+            if intermediates and (state.step % max(1, steps // 8) == 0 or state.step == steps - 1):
+                strip.append(state.denoised[:1].detach().clone())  # the first image's x0 estimate along the way
 
         try:
             start = time.perf_counter()
@@ -120,8 +136,8 @@ class AppModels:
             gan_seconds = time.perf_counter() - start
             start = time.perf_counter()
             diffusion_images = self.diffusion.generate(
-                prompts=[prompt], seed=seed, num_images_per_prompt=n, negative_prompt=negative_prompt or None,
-                steps=steps, guidance=guidance, sampler=sampler, callback=on_step)
+                prompts=[prompt], seed=seed, num_images_per_prompt=n, negative_prompt=negative_prompt or "",
+                num_inference_steps=steps, guidance_scale=guidance, sampler=sampler, callback=on_step)
             diffusion_seconds = time.perf_counter() - start
         except GenerationError as err:
             raise RequestError(str(err)) from None
@@ -154,21 +170,18 @@ class AppModels:
                 self._display(self._walk(self.vae, digit_a, digit_b, num_steps)))
 
     @torch.no_grad()
-    def _walk(self, generator: Any, digit_a: int, digit_b: int, num_steps: int) -> list[Image.Image]:
+    def _walk(self, generator: LatentCodes, digit_a: int, digit_b: int, num_steps: int) -> list[Image.Image]:
         """Encode the first test image of each digit, decode the straight line between the codes."""
-        from torchvision.transforms.functional import to_pil_image
-
         if self._digits is None:
             from t2i.data import load_dataset
 
-            self._digits = load_dataset("digits", split="test", size=generator.config.get("size", 32))
+            self._digits = load_dataset("digits", split="test", size=generator.image_shape[-1])
         labels = [self._digits[i]["label"] for i in range(len(self._digits))]
         pair = torch.stack([self._digits[labels.index(d)]["image"] for d in (digit_a, digit_b)])  # (2, 1, S, S)
-        codes = generator.model.encode(pair.to(generator.device))
-        codes = codes[0] if isinstance(codes, tuple) else codes  # a VAE walks between its means
-        weights = torch.linspace(0, 1, num_steps, device=codes.device)[:, None]  # (K, 1)
+        codes = generator.encode(pair)  # (2, D); a VAE walks between its posterior means
+        weights = torch.linspace(0, 1, num_steps)[:, None]  # (K, 1)
         path = (1 - weights) * codes[0] + weights * codes[1]  # (K, D)
-        return [to_pil_image(im) for im in generator.decode(path)]
+        return to_pil(generator.decode(path))
 
     def prior_samples(self, count: int, seed: int) -> tuple[list[Image.Image], list[Image.Image], str]:
         if not self.has_latent_tab:

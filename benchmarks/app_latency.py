@@ -10,8 +10,8 @@ included (median of 5 seeds). Needs the test extra (`gradio_client`).
 
 from __future__ import annotations
 
-import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -21,7 +21,12 @@ from pathlib import Path
 
 from gradio_client import Client
 
-from tests.app_fixtures import free_port
+
+def free_port() -> int:
+    """A port nobody listens on now (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def wait_until_up(url: str, proc: subprocess.Popen, limit: float = 300.0) -> None:
@@ -40,9 +45,10 @@ def wait_until_up(url: str, proc: subprocess.Popen, limit: float = 300.0) -> Non
 
 def main() -> None:
     from t2i.builtin import resolve
+    from t2i.diffusion.options import load_sampling_options
 
-    defaults = json.loads((resolve("shapes-ldm") / "t2i_sampling.json").read_text())
-    sampler, steps, guidance = defaults["sampler"], defaults["steps"], defaults["guidance"]
+    defaults = load_sampling_options(resolve("shapes-ldm"))  # what the app's controls start at
+    sampler, steps, guidance = defaults.sampler, defaults.num_inference_steps, defaults.guidance_scale
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     start = time.perf_counter()

@@ -161,13 +161,15 @@ def single_object_prompts(n: int, split: str, seed: int) -> list[str]:
     return [caption for caption, _ in prompts(n, seed=seed, split=split, kind="one")]
 
 
-def accuracy(gen: Any, prompts: list[str], sampler: str, steps: int, guidance: float, seed: int,
-             batch: int = 50) -> tuple[dict[str, Any], list]:
+def accuracy(gen: Any, prompts: list[str], sampler: str, steps: int, guidance: float,
+             seed: int) -> tuple[dict[str, Any], list]:
+    """Prompt accuracy of one image per prompt, prompt i from seed + i: the images of
+    ``t2i sample --model M --prompts FILE --seed SEED --sampler S --num-inference-steps N --guidance-scale G``."""
     from t2i.evaluators.shapes import prompt_accuracy
+    from t2i.generator import generate_conditions
 
-    images = []
-    for i in range(0, len(prompts), batch):  # seed per chunk: reproducible, independent of the sweep
-        images += gen.generate(prompts[i:i + batch], seed=seed + i, sampler=sampler, steps=steps, guidance=guidance)
+    images = generate_conditions(gen, prompts, seed=seed, n=1, sampler=sampler, num_inference_steps=steps,
+                                 guidance_scale=guidance)
     acc = prompt_accuracy(images, prompts)["one"]
     return {k: acc[k] for k in ("n", "colour", "shape", "size", "position", "all_correct")}, images
 
@@ -217,9 +219,9 @@ def run_quality(args: argparse.Namespace, command: str) -> None:
     print("\n".join(lines))
     if args.write_defaults:
         from t2i.builtin import resolve
+        from t2i.diffusion.options import DiffusionOptions, save_sampling_options
 
-        path = resolve(args.model) / "t2i_sampling.json"
-        path.write_text(json.dumps({"sampler": "dpm-solver++", "steps": 20, "guidance": best}, indent=2) + "\n")
+        path = save_sampling_options(DiffusionOptions("dpm-solver++", 20, best), resolve(args.model))
         print(f"wrote {path}")
 
 

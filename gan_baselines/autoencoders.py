@@ -24,14 +24,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
 from gan_baselines.corruption import check_corruption, corrupt, random_levels
-from t2i.generator import Generator, validate_request
+from t2i.generator import GenerationError, Generator, seeded_noise, to_pil, validate_request
 
 CODE_ACTIVATIONS = {"none": nn.Identity, "sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh}
 OUTPUTS = ("sigmoid", "linear")
@@ -303,58 +304,62 @@ def psnr(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 # ----------------------------------------------------------------------------- generator
 
 
-def to_pil(images: torch.Tensor) -> list[Image.Image]:
-    """(N, C, H, W) in [0, 1] -> N PIL images ("L" for one channel, "RGB" for three)."""
-    arr = (images.detach().clamp(0, 1).mul(255).round().to(torch.uint8).cpu().permute(0, 2, 3, 1)).numpy()
-    return [Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a, "L" if a.shape[-1] == 1 else "RGB") for a in arr]
+@dataclass
+class AutoencoderOptions:
+    latents: list[list[float]] | None = None  # codes to decode instead of drawing N(0, I) ones, one per image
 
 
-def random_codes(count: int, dim: int, seed: int) -> torch.Tensor:
-    """``count`` codes from N(0, I), the same for the same seed on every device: (count, dim)."""
-    return torch.randn(count, dim, generator=torch.Generator().manual_seed(int(seed)))
+def codes_from(latents: Any, dim: int, total: int) -> torch.Tensor:
+    """Chosen codes (nested lists or an array) -> (total, dim); a wrong count is a GenerationError."""
+    codes = torch.as_tensor(latents, dtype=torch.float32).reshape(-1, dim)
+    if codes.shape[0] != total:
+        raise GenerationError(f"latents holds {codes.shape[0]} codes of size {dim} but the request asks for {total} "
+                              f"images (conditions x num_images_per_prompt); ask for {codes.shape[0]} images")
+    return codes
 
 
 class AutoencoderGenerator(Generator):
-    """An autoencoder's decoder driven by random codes ``z ~ N(0, I)``.
+    """An autoencoder's decoder driven by random codes ``z ~ N(0, I)`` (and the ``LatentCodes`` protocol).
 
     An autoencoder has no prior, so this is the naive generator the ``generation`` study
-    shows to be poor; ``latents=`` decodes chosen codes instead (the app's latent tab).
-    Prompts and labels only set how many images come back: the model is unconditional.
+    shows to be poor; ``latents=`` decodes chosen codes instead, and ``encode``/``decode``
+    map images to codes and back (the app's latent tab). Prompts and labels only set how
+    many images come back: the model is unconditional.
     """
 
     family = "ae"
     conditioning = "none"
+    Options = AutoencoderOptions
 
     def __init__(self, model: nn.Module, config: dict[str, Any] | None = None):
         self.model = model.eval()
         self.config = dict(config or {})
-        self.device = torch.device("cpu")
+        self.options = AutoencoderOptions()
+        self.latent_dim = model.latent_dim
+        self.image_shape = (model.channels, model.size, model.size)
 
-    def to(self, device: Any) -> "AutoencoderGenerator":
-        self.device = torch.device(device)
-        self.model.to(self.device)
-        return self
+    def modules(self) -> dict[str, nn.Module]:
+        return {"model": self.model}
+
+    @torch.no_grad()
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, C, S, S) in [0, 1] -> codes (N, D) on the CPU."""
+        return self.model.encode(images.to(self.device, torch.float32)).cpu()
 
     @torch.no_grad()
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        """(N, D) codes -> (N, C, S, S) images in [0, 1]."""
+        """(N, D) codes -> (N, C, S, S) images in [0, 1] on the CPU."""
         return self.model.decode(codes.to(self.device, torch.float32)).cpu()
 
     def generate(self, prompts: Sequence[str] | None = None, labels: Sequence[int] | None = None, seed: int = 0,
-                 num_images_per_prompt: int = 1, latents: Any = None, **options: Any) -> list[Image.Image]:
-        if options:
-            raise TypeError(f"unknown option(s) {sorted(options)}; this generator takes latents=")
+                 num_images_per_prompt: int = 1, **options: Any) -> list[Image.Image]:
+        opts = self.resolve_options(**options)
         count = validate_request(prompts, labels, num_images_per_prompt, needs="none")
-        if latents is not None:
-            codes = torch.as_tensor(np.asarray(latents, dtype=np.float32)).reshape(-1, self.model.latent_dim)
+        if opts.latents is not None:
+            codes = codes_from(opts.latents, self.latent_dim, count * num_images_per_prompt)
         else:
-            codes = random_codes(count * num_images_per_prompt, self.model.latent_dim, seed)
+            codes = seeded_noise(seed, count, num_images_per_prompt, (self.latent_dim,))  # condition i from seed + i
         return to_pil(self.decode(codes))
-
-    def describe(self) -> dict[str, Any]:
-        params = sum(p.numel() for p in self.model.parameters())
-        return {**super().describe(), "latent_dim": self.model.latent_dim, "parameters": params,
-                "arch": self.config.get("arch"), "variant": self.config.get("variant")}
 
 
 def load_autoencoder(folder: str | Path) -> tuple[nn.Module, dict[str, Any]]:

@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from gan_baselines.dcgan import DCGANDiscriminator, DCGANGenerator
-from gan_baselines.gan import draw_noise, load_net_config, to_pil
-from t2i.generator import Generator, validate_request
+from gan_baselines.gan import load_net_config
+from t2i.generator import Generator, seeded_noise, to_pil, validate_request
 from t2i.io import load_weights
 
 DISCRIMINATORS = ("concat", "projection")
@@ -86,27 +86,17 @@ class ClassConditionalGenerator(Generator):
         self.latent_dim = config["arch"]["latent_dim"]
         self.num_classes = config["arch"]["num_classes"]
         self.class_names = config.get("class_names") or [str(i) for i in range(self.num_classes)]
-        self.device = torch.device("cpu")
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"net": self.net}
 
     @torch.no_grad()
     def generate(self, prompts=None, labels=None, seed: int = 0, num_images_per_prompt: int = 1, **options: Any):
-        if options:
-            raise TypeError(f"unknown option(s) {sorted(options)}; a cgan generator takes none")
+        self.resolve_options(**options)  # takes none: a clear error for any
         count = validate_request(prompts, labels, num_images_per_prompt, num_classes=self.num_classes, needs="label")
-        n = count * num_images_per_prompt
         y = torch.tensor(list(labels), dtype=torch.long).repeat_interleave(num_images_per_prompt)  # (N,) [a0, a1, b0, b1]
-        z = draw_noise(seed, n, self.latent_dim)  # (N, Z)
-        return to_pil(self.net(z.to(self.device), y.to(self.device)))
-
-    def to(self, device: Any) -> "ClassConditionalGenerator":
-        self.device = torch.device(device)
-        self.net.to(self.device)
-        return self
-
-    def describe(self) -> dict[str, Any]:
-        params = sum(p.numel() for p in self.net.parameters())
-        return {**super().describe(), "parameters": params, "num_classes": self.num_classes,
-                "class_names": self.class_names, "size": self.config["arch"]["size"]}
+        z = seeded_noise(seed, count, num_images_per_prompt, (self.latent_dim,))  # (N, Z), label i from seed + i
+        return to_pil(self.net(z.to(self.device), y.to(self.device)), value_range=(-1.0, 1.0))
 
 
 def load_generator(folder: str | Path) -> ClassConditionalGenerator:

@@ -5,10 +5,11 @@ the toy studies); ``MLPDiscriminator`` maps a sample to a logit. The losses are 
 ``gan_baselines.gan_losses``; the alternating training loop (k discriminator steps per
 generator step, Algorithm 1 of the paper) is ``train/gan.py``.
 
-Also here, used by every GAN family of the toolkit: drawing the noise of a request
-(``draw_noise``), turning [-1, 1] tensors into PIL images (``to_pil``), the unconditional
-``t2i.generator.Generator`` (``UnconditionalGenerator``, families ``gan`` and ``dcgan``) and
-reading a saved model's config (``load_net_config``).
+Also here, used by every GAN family of the toolkit: the unconditional
+``t2i.generator.Generator`` (``UnconditionalGenerator``, families ``gan`` and ``dcgan``), reading
+a saved model's config (``load_net_config``) and the plot of a run's game (``plot_game``). The
+noise of a request is ``t2i.generator.seeded_noise`` (condition i from seed + i) and images leave
+the networks in [-1, 1] through ``t2i.generator.to_pil``.
 
     python -c "from gan_baselines.gan import demo; demo()"
 """
@@ -20,10 +21,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-from PIL import Image
 from torch import nn
 
-from t2i.generator import Generator, validate_request
+from t2i.generator import Generator, seeded_noise, to_pil, validate_request
 from t2i.io import load_config_json, load_weights
 
 
@@ -73,18 +73,6 @@ def build(arch: dict[str, Any]) -> tuple[MLPGenerator, MLPDiscriminator]:
     return g, d
 
 
-def draw_noise(seed: int, n: int, dim: int) -> torch.Tensor:
-    """z ~ N(0, I) of shape (n, dim) from a CPU generator seeded by ``seed``: same seed, same noise on any device."""
-    return torch.randn(n, dim, generator=torch.Generator().manual_seed(int(seed)))
-
-
-def to_pil(images: torch.Tensor) -> list[Image.Image]:
-    """(B, C, S, S) in [-1, 1] -> B PIL images (mode L for one channel, RGB for three)."""
-    arr = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)  # (B, C, S, S)
-    arr = arr.permute(0, 2, 3, 1).numpy()  # (B, S, S, C)
-    return [Image.fromarray(a[..., 0], "L") if a.shape[-1] == 1 else Image.fromarray(a, "RGB") for a in arr]
-
-
 def load_net_config(folder: str | Path, family: str) -> dict[str, Any]:
     """A saved model's config.json, checked to be of ``family``."""
     cfg = load_config_json(folder)
@@ -102,24 +90,16 @@ class UnconditionalGenerator(Generator):
         self.net, self.config = net, config
         self.family = config["family"]
         self.latent_dim = config["arch"]["latent_dim"]
-        self.device = torch.device("cpu")
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"net": self.net}
 
     @torch.no_grad()
     def generate(self, prompts=None, labels=None, seed: int = 0, num_images_per_prompt: int = 1, **options: Any):
-        if options:
-            raise TypeError(f"unknown option(s) {sorted(options)}; a {self.family} generator takes none")
+        self.resolve_options(**options)  # takes none: a clear error for any
         count = validate_request(prompts, labels, num_images_per_prompt, needs="none")
-        z = draw_noise(seed, count * num_images_per_prompt, self.latent_dim).to(self.device)  # (N, Z)
-        return to_pil(self.net(z))
-
-    def to(self, device: Any) -> "UnconditionalGenerator":
-        self.device = torch.device(device)
-        self.net.to(self.device)
-        return self
-
-    def describe(self) -> dict[str, Any]:
-        params = sum(p.numel() for p in self.net.parameters())
-        return {**super().describe(), "parameters": params, "size": self.config["arch"]["size"]}
+        z = seeded_noise(seed, count, num_images_per_prompt, (self.latent_dim,)).to(self.device)  # (N, Z)
+        return to_pil(self.net(z), value_range=(-1.0, 1.0))
 
 
 def load_generator(folder: str | Path) -> UnconditionalGenerator:
@@ -183,5 +163,5 @@ def plot_game(metrics: str | Path, png: str | Path, title: str = "") -> Path:
 
 def demo() -> None:
     g, d = build({"latent_dim": 64, "channels": 1, "size": 32, "hidden": 256, "layers": 3})
-    x = g(draw_noise(0, 4, 64))
-    print(tuple(x.shape), tuple(d(x).shape), to_pil(x)[0])
+    x = g(seeded_noise(0, 1, 4, (64,)))
+    print(tuple(x.shape), tuple(d(x).shape), to_pil(x, value_range=(-1.0, 1.0))[0])

@@ -84,7 +84,8 @@ class LeastSquaresLoss(GANLoss):
 
 
 class HingeLoss(GANLoss):
-    """Hinge loss (Lim & Ye 2017; Miyato et al. 2018, Eq. 16-17)."""
+    """Hinge loss (Lim & Ye 2017; Miyato et al. 2018, Eq. 16-17); repeated for the first stage's PatchGAN in
+    ``t2i.diffusion.first_stage.hinge_d_loss`` (a fix to one is a fix to both)."""
 
     name = "hinge"
 

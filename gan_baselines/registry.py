@@ -1,8 +1,11 @@
-"""One entry per model family: ``load_generator(path_or_name)`` for sampling, eval, bench and app.
+"""One entry per model family: ``load_generator(path_or_name)`` for sampling, eval, bench, app and grids.
 
 A saved model folder's ``config.json`` names its ``"family"``; a diffusers pipeline folder
-(``model_index.json``) is the latent diffusion family. Each loader returns a
-``t2i.generator.Generator``.
+(``model_index.json``) or a hub id is the latent diffusion family. Each entry names, as
+``"module:attribute"`` strings imported only when used, the family's loader (``folder ->
+t2i.generator.Generator``) and its typed sampling options (the ``Generator.Options`` dataclass,
+from which ``t2i sample`` derives its flags). A new family is one entry here plus its module;
+nothing else in the toolkit names a family.
 
     python -c "from gan_baselines.registry import FAMILIES; print(sorted(FAMILIES))"
 """
@@ -11,22 +14,44 @@ from __future__ import annotations
 
 import importlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from t2i.builtin import resolve
 from t2i.generator import Generator
 
-# family -> "module:function(path) -> Generator"; modules are imported only when used
-FAMILIES: dict[str, str] = {
-    "ae": "gan_baselines.autoencoders:load_generator",
-    "vae": "gan_baselines.vae:load_generator",
-    "cvae": "gan_baselines.vae:load_generator",
-    "gan": "gan_baselines.gan:load_generator",
-    "dcgan": "gan_baselines.dcgan:load_generator",
-    "cgan": "gan_baselines.cgan:load_generator",
-    "tgan": "gan_baselines.tgan:load_generator",
-    "ldm": "t2i.diffusion.pipeline:load_generator",
+
+@dataclass(frozen=True)
+class Family:
+    loader: str  # "module:function", function(folder) -> Generator
+    options: str = "t2i.generator:NoOptions"  # "module:Class" of the family's sampling options
+    about: str = ""  # one line for help texts
+
+
+FAMILIES: dict[str, Family] = {
+    "ae": Family("gan_baselines.autoencoders:load_generator", "gan_baselines.autoencoders:AutoencoderOptions",
+                 "autoencoder: decodes N(0, I) codes (or chosen latents)"),
+    "vae": Family("gan_baselines.vae:load_generator", "gan_baselines.vae:VAEOptions", "VAE: prior samples"),
+    "cvae": Family("gan_baselines.vae:load_generator", "gan_baselines.vae:VAEOptions",
+                   "conditional VAE on labels or text"),
+    "gan": Family("gan_baselines.gan:load_generator", about="MLP GAN (unconditional)"),
+    "dcgan": Family("gan_baselines.dcgan:load_generator", about="DCGAN (unconditional)"),
+    "cgan": Family("gan_baselines.cgan:load_generator", about="class-conditional GAN"),
+    "tgan": Family("gan_baselines.tgan:load_generator", about="text-conditional GAN"),
+    "ldm": Family("t2i.diffusion.pipeline:load_generator", "t2i.diffusion.options:DiffusionOptions",
+                  "latent diffusion pipeline (diffusers)"),
 }
+
+
+def _attribute(spec: str) -> Any:
+    module, name = spec.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def options_type(family: str) -> type:
+    """The sampling-options dataclass of ``family``."""
+    return _attribute(FAMILIES[family].options)
 
 
 def family_of(folder: Path) -> str:
@@ -42,19 +67,16 @@ def family_of(folder: Path) -> str:
 
 
 def load_generator(path_or_name: str | Path, device: str = "cpu") -> Generator:
-    """Load any saved generator (a folder, a built-in short name, or a diffusers hub id)."""
-    try:
-        folder = resolve(path_or_name)
-    except FileNotFoundError:
-        text = str(path_or_name)
-        if "/" in text and not Path(text).exists() and text.count("/") == 1:  # looks like a hub id
-            from t2i.diffusion.pipeline import load_generator as load_ldm
-            return load_ldm(text).to(device)
-        raise
-    if folder.is_dir() and not (folder / "model_index.json").is_file() and (folder / "model" / "config.json").is_file():
-        folder = folder / "model"  # a training run folder: its final model lives in RUN/model
-    module_name, func = FAMILIES[family_of(folder)].split(":")
-    loader = getattr(importlib.import_module(module_name), func)
-    generator = loader(folder)
-    generator.path = folder
+    """Load any saved generator: a folder, a training run folder (its ``model/``), a built-in short name,
+    or a diffusers hub id."""
+    source = resolve(path_or_name, hub=True)
+    if isinstance(source, str):  # a hub id: diffusers pipelines are the only generators on the hub
+        family, folder = "ldm", source
+    else:
+        folder = source
+        if folder.is_dir() and not (folder / "model_index.json").is_file() and (folder / "model" / "config.json").is_file():
+            folder = folder / "model"  # a training run folder: its final model lives in RUN/model
+        family = family_of(folder)
+    generator = _attribute(FAMILIES[family].loader)(folder)
+    generator.path = folder if isinstance(folder, Path) else None
     return generator.to(device)

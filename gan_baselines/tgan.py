@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from gan_baselines.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_init
-from gan_baselines.gan import draw_noise, load_net_config, to_pil
-from t2i.generator import Generator, validate_request
+from gan_baselines.gan import load_net_config
+from t2i.generator import Generator, seeded_noise, to_pil, validate_request
 from t2i.io import load_weights
 
 DISCRIMINATORS = ("concat", "projection")
@@ -119,16 +119,6 @@ class ClipSimilarity(nn.Module):
         return 1.0 - F.cosine_similarity(image_emb, text_embeddings, dim=-1)  # (B,)
 
 
-def clip_reference(source: str | Path) -> str:
-    """How a model config names its text encoder: a built-in name as is, a path made absolute."""
-    from t2i.builtin import is_builtin
-
-    text = str(source)
-    if is_builtin(text) or not Path(text).expanduser().exists():
-        return text  # built-in name, architecture name or hub id
-    return str(Path(text).expanduser().resolve())
-
-
 class TextGANGenerator(Generator):
     """A text-conditional GAN behind the generator contract: prompts + seed in, images out."""
 
@@ -138,27 +128,17 @@ class TextGANGenerator(Generator):
     def __init__(self, net: TextConditionalGenerator, encoder, config: dict[str, Any]):
         self.net, self.encoder, self.config = net, encoder, config
         self.latent_dim = config["arch"]["latent_dim"]
-        self.device = torch.device("cpu")
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"net": self.net, "text_encoder": self.encoder}
 
     @torch.no_grad()
     def generate(self, prompts=None, labels=None, seed: int = 0, num_images_per_prompt: int = 1, **options: Any):
-        if options:
-            raise TypeError(f"unknown option(s) {sorted(options)}; a tgan generator takes none")
+        self.resolve_options(**options)  # takes none: a clear error for any
         count = validate_request(prompts, labels, num_images_per_prompt, needs="text")
         e = self.encoder(list(prompts)).pooled.repeat_interleave(num_images_per_prompt, 0)  # (N, P) [a0, a1, b0, b1]
-        z = draw_noise(seed, count * num_images_per_prompt, self.latent_dim)  # (N, Z)
-        return to_pil(self.net(z.to(self.device), e.to(self.device)))
-
-    def to(self, device: Any) -> "TextGANGenerator":
-        self.device = torch.device(device)
-        self.net.to(self.device)
-        self.encoder.to(self.device)
-        return self
-
-    def describe(self) -> dict[str, Any]:
-        params = sum(p.numel() for p in self.net.parameters())
-        return {**super().describe(), "parameters": params, "text_encoder": self.config["clip"],
-                "size": self.config["arch"]["size"]}
+        z = seeded_noise(seed, count, num_images_per_prompt, (self.latent_dim,))  # (N, Z), prompt i from seed + i
+        return to_pil(self.net(z.to(self.device), e.to(self.device)), value_range=(-1.0, 1.0))
 
 
 def load_generator(folder: str | Path) -> TextGANGenerator:

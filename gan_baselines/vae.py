@@ -21,14 +21,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from gan_baselines.autoencoders import RECONSTRUCTIONS, random_codes, to_pil
-from t2i.generator import GenerationError, Generator, validate_request
+from gan_baselines.autoencoders import RECONSTRUCTIONS, codes_from
+from t2i.generator import GenerationError, Generator, seeded_noise, to_pil, validate_request
 
 CONDITIONINGS = ("none", "label", "text")
 
@@ -222,31 +223,40 @@ def text_condition(pooled: torch.Tensor) -> torch.Tensor:
 # ----------------------------------------------------------------------------- generator
 
 
+@dataclass
+class VAEOptions:
+    temperature: float = 1.0  # scale of the prior codes: z ~ N(0, temperature^2 I); < 1 trades variety for sharpness
+    latents: list[list[float]] | None = None  # codes to decode instead of drawing prior ones, one per image
+
+
 class VAEGenerator(Generator):
     """Samples ``x = decoder(z, c)`` with ``z ~ N(0, I)`` (times ``temperature``), the VAE's prior.
 
     ``conditioning`` is "none" (family "vae": prompts/labels only set the count), "label"
     (family "cvae": one image set per label) or "text" (family "cvae": per prompt, through
-    the text encoder named in the config). ``latents=`` decodes chosen codes instead.
+    the text encoder named in the config). ``latents=`` decodes chosen codes instead; an
+    unconditional VAE also answers the ``LatentCodes`` protocol (``encode``: the posterior mean).
     """
 
+    Options = VAEOptions
+
     def __init__(self, model: VAE, config: dict[str, Any], text_encoder: Any = None):
-        self.model = model.eval()
+        self.model = model  # in eval mode when loaded (load_vae); a trainer's grids switch it themselves
         self.config = dict(config)
+        self.options = VAEOptions()
         self.family = config.get("family", "vae")
         self.conditioning = config.get("conditioning", "none")
         if self.conditioning not in CONDITIONINGS:
             raise ValueError(f"conditioning must be one of {CONDITIONINGS}, got {self.conditioning!r}")
         self.num_classes = config.get("num_classes") if self.conditioning == "label" else None
+        if self.num_classes:
+            self.class_names = config.get("class_names") or [str(i) for i in range(self.num_classes)]
         self.text_encoder = text_encoder
-        self.device = torch.device("cpu")
+        self.latent_dim = model.latent_dim
+        self.image_shape = (model.channels, model.size, model.size)
 
-    def to(self, device: Any) -> "VAEGenerator":
-        self.device = torch.device(device)
-        self.model.to(self.device)
-        if self.text_encoder is not None and hasattr(self.text_encoder, "to"):
-            self.text_encoder.to(self.device)
-        return self
+    def modules(self) -> dict[str, nn.Module]:
+        return {"model": self.model} | ({"text_encoder": self.text_encoder} if self.text_encoder is not None else {})
 
     @torch.no_grad()
     def conditions(self, prompts: Sequence[str] | None, labels: Sequence[int] | None) -> torch.Tensor | None:
@@ -258,37 +268,32 @@ class VAEGenerator(Generator):
         return None
 
     @torch.no_grad()
+    def encode(self, images: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, C, S, S) in [0, 1] (and (N, K) conditions) -> the posterior means (N, D) on the CPU."""
+        cond = None if cond is None else cond.to(self.device)
+        return self.model.encode(images.to(self.device, torch.float32), cond)[0].cpu()
+
+    @torch.no_grad()
     def decode(self, codes: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        """(N, D) codes (and (N, K) conditions) -> (N, C, S, S) images in [0, 1]."""
+        """(N, D) codes (and (N, K) conditions) -> (N, C, S, S) images in [0, 1] on the CPU."""
         cond = None if cond is None else cond.to(self.device)
         return self.model.decode(codes.to(self.device, torch.float32), cond).cpu()
 
     def generate(self, prompts: Sequence[str] | None = None, labels: Sequence[int] | None = None, seed: int = 0,
-                 num_images_per_prompt: int = 1, latents: Any = None, temperature: float = 1.0,
-                 **options: Any) -> list[Image.Image]:
-        if options:
-            raise TypeError(f"unknown option(s) {sorted(options)}; this generator takes latents= and temperature=")
-        if not temperature > 0:
-            raise GenerationError(f"temperature must be > 0, got {temperature!r}")
+                 num_images_per_prompt: int = 1, **options: Any) -> list[Image.Image]:
+        opts = self.resolve_options(**options)
+        if not opts.temperature > 0:
+            raise GenerationError(f"temperature must be > 0, got {opts.temperature!r}")
         count = validate_request(prompts, labels, num_images_per_prompt, num_classes=self.num_classes,
                                  needs=self.conditioning)
-        total = count * num_images_per_prompt
         cond = self.conditions(prompts, labels)
         if cond is not None:
             cond = cond.repeat_interleave(num_images_per_prompt, dim=0)  # [a0, a1, b0, b1] order
-        if latents is not None:
-            codes = torch.as_tensor(np.asarray(latents, dtype=np.float32)).reshape(-1, self.model.latent_dim)
-            if codes.shape[0] != total:
-                raise GenerationError(f"latents holds {codes.shape[0]} codes but the request asks for {total} images")
-        else:
-            codes = random_codes(total, self.model.latent_dim, seed) * temperature
+        if opts.latents is not None:
+            codes = codes_from(opts.latents, self.latent_dim, count * num_images_per_prompt)
+        else:  # condition i from seed + i
+            codes = seeded_noise(seed, count, num_images_per_prompt, (self.latent_dim,)) * opts.temperature
         return to_pil(self.decode(codes, cond))
-
-    def describe(self) -> dict[str, Any]:
-        params = sum(p.numel() for p in self.model.parameters())
-        return {**super().describe(), "latent_dim": self.model.latent_dim, "parameters": params,
-                "arch": self.config.get("arch"), "num_classes": self.num_classes,
-                "text_encoder": self.config.get("text_encoder")}
 
 
 def load_vae(folder: str | Path) -> tuple[VAE, dict[str, Any]]:

@@ -2,7 +2,9 @@
 
 The weights ship in the repository under ``t2i/builtin/<name>/`` (safetensors + JSON
 config + a model card ``README.md``) and are reproduced by ``t2i train defaults``.
-Wherever a model path is accepted, one of these names is accepted too.
+Wherever a model path is accepted, one of these names is accepted too: ``resolve`` is the one
+resolver of "a path, a built-in name or a hub id" for every loader of the toolkit, and
+``reference`` how a saved config names another model.
 
     python -c "from t2i.builtin import BUILTIN; print(sorted(BUILTIN))"
 """
@@ -27,8 +29,18 @@ BUILTIN: dict[str, str] = {
 }
 
 
-def resolve(path_or_name: str | Path) -> Path:
-    """A built-in short name or a path -> an existing folder or file; clear error otherwise."""
+def looks_like_hub_id(text: str) -> bool:
+    """``org/name``: one slash, not an existing path (what ``from_pretrained`` looks up in the hub cache)."""
+    return text.count("/") == 1 and not text.startswith(("/", ".", "~")) and not Path(text).expanduser().exists()
+
+
+def resolve(path_or_name: str | Path, hub: bool = False) -> Path | str:
+    """The one resolver of "a path, a built-in short name or a hub id".
+
+    A built-in name -> its folder; an existing path -> that path; with ``hub=True`` an ``org/name``
+    -> the string itself (the caller's ``from_pretrained`` loads it from the hub cache: offline, only
+    what was downloaded before). Anything else is a FileNotFoundError that says what is accepted.
+    """
     text = str(path_or_name)
     if text in BUILTIN:
         folder = ROOT / text
@@ -39,7 +51,19 @@ def resolve(path_or_name: str | Path) -> Path:
     path = Path(text).expanduser()
     if path.exists():
         return path
-    raise FileNotFoundError(f"no model at {text!r}: give an existing path or one of the built-in names {sorted(BUILTIN)}")
+    if hub and looks_like_hub_id(text):
+        return text
+    raise FileNotFoundError(f"no model at {text!r}: give an existing path, one of the built-in names {sorted(BUILTIN)}"
+                            + (" or a hub id (org/name)" if hub else ""))
+
+
+def reference(path_or_name: str | Path) -> str:
+    """How a saved config names another model: a built-in name or hub id as it is, a path made absolute
+    (so the model loads from any working directory)."""
+    text = str(path_or_name)
+    if is_builtin(text) or not Path(text).expanduser().exists():
+        return text
+    return str(Path(text).expanduser().resolve())
 
 
 def is_builtin(path_or_name: str | Path) -> bool:

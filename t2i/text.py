@@ -88,15 +88,16 @@ class TextEncoder(nn.Module):
 
         ``pretrained`` is only for open_clip architecture names (an open_clip tag, file or folder).
         """
-        from t2i.builtin import is_builtin, resolve
+        from t2i.builtin import resolve
         from t2i.clip.model import is_clip_folder, list_architectures
 
         text = str(path_or_name)
-        if is_builtin(text):
-            path = resolve(text)
-        else:
-            path = Path(text).expanduser()
-        if path.is_dir():
+        try:
+            source: Path | str | None = resolve(text, hub=True)
+        except FileNotFoundError:
+            source = None
+        if isinstance(source, Path) and source.is_dir():
+            path = source
             if is_clip_folder(path):
                 return cls._from_open_clip(path, None, trainable, device, source=text)
             if (path / "text_encoder").is_dir() and (path / "tokenizer").is_dir():
@@ -112,7 +113,7 @@ class TextEncoder(nn.Module):
             return cls._from_open_clip(text, pretrained, trainable, device, source=text)
         if pretrained is not None:
             raise ValueError(f"pretrained={pretrained!r} is only for open_clip architecture names; {text!r} is not one")
-        if text.count("/") == 1 and not path.exists():  # a hub id: a text model, or a pipeline's text_encoder/
+        if isinstance(source, str):  # a hub id: a text model, or a pipeline's text_encoder/
             errors = []
             for model_sub, tok_sub in (("", ""), ("text_encoder", "tokenizer")):
                 try:

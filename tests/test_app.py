@@ -29,7 +29,7 @@ def models(app_config):
 @pytest.mark.parametrize("kwargs,match", [
     ({"prompt": ""}, "empty"),
     ({"prompt": "   "}, "empty"),
-    ({"prompt": "x" * 301}, "at most 300"),
+    ({"prompt": "x" * 1001}, "at most 1000"),  # the library's limit, the one number
     ({"n": 0}, "number of images"),
     ({"n": 9}, "number of images"),
     ({"n": 2.5}, "number of images"),
@@ -57,7 +57,8 @@ def test_generate_both_models_with_times_scores_and_intermediates(models):
     assert len(result["gan_scores"]) == 4 and all(0 <= s <= 100 for s in result["gan_scores"])
     assert "text GAN" in result["summary"] and "CLIP score" in result["summary"]
     assert seen[-1] == (4, 4) and len(seen) == 4  # progress over the denoising steps
-    assert 1 <= len(result["intermediates"]) <= 4
+    assert 1 <= len(result["intermediates"]) <= 4  # the x0 estimates along the way, decoded
+    assert all(im.size == (128, 128) for im in result["intermediates"])
     again = models.generate(PROMPT, "a blue square", 3, 4, "dpm-solver++", 4, 2.0, False)
     for a, b in zip(result["diffusion"] + result["gan"], again["diffusion"] + again["gan"]):
         assert np.array_equal(np.asarray(a), np.asarray(b))  # same seed, same images
@@ -118,12 +119,23 @@ def test_sampler_controls_start_at_the_diffusion_models_saved_defaults(app_confi
     from apps.app import build_app
 
     diffusion = models.diffusion
-    saved = diffusion.sampler, diffusion.steps, diffusion.guidance
-    diffusion.sampler, diffusion.steps, diffusion.guidance = "ddim", 7, 4.5  # as load_generator sets from the file
-    try:
+    saved = diffusion.options
+    diffusion.options = dataclasses.replace(saved, sampler="ddim", num_inference_steps=7, guidance_scale=4.5)
+    try:  # as load_generator sets them from the file
         assert models.diffusion_defaults == ("ddim", 7, 4.5)
         demo = build_app(app_config, models=models)
         values = {c["props"].get("elem_id"): c["props"].get("value") for c in demo.config["components"]}
         assert (values["sampler"], values["steps"], values["guidance"]) == ("ddim", 7, 4.5)
+        choices = next(c["props"]["choices"] for c in demo.config["components"] if c["props"].get("elem_id") == "sampler")
+        from t2i.diffusion.options import SAMPLERS
+
+        assert [c[0] if isinstance(c, (list, tuple)) else c for c in choices] == list(SAMPLERS)  # the one list
     finally:
-        diffusion.sampler, diffusion.steps, diffusion.guidance = saved
+        diffusion.options = saved
+
+
+def test_models_must_answer_the_protocols_the_app_uses(models):
+    with pytest.raises(ValueError, match="denoising generator"):
+        AppModels(gan=models.gan, diffusion=models.gan, scorer=models.scorer)
+    with pytest.raises(ValueError, match="code space"):
+        AppModels(gan=models.gan, diffusion=models.diffusion, scorer=models.scorer, ae=models.gan)

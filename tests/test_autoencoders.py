@@ -11,6 +11,7 @@ from gan_baselines.autoencoders import (
     SparseLoss, build_autoencoder, contractive_penalty, jacobian_frobenius_sq, reconstruction_error,
 )
 from gan_baselines.corruption import corrupt, random_levels
+from t2i.generator import GenerationError
 from t2i.io import save_model
 
 
@@ -178,5 +179,7 @@ def test_generator_is_deterministic_and_round_trips(tmp_path):
     chosen = gen.generate(latents=[[0.0, 0.0]])[0]
     assert chosen.tobytes() == bytes(direct.mul(255).round().to(torch.uint8).flatten().tolist())
     assert len(gen.generate(prompts=["a", "b"], num_images_per_prompt=2)) == 4
-    with pytest.raises(TypeError, match="unknown option"):
+    with pytest.raises(GenerationError, match="unknown option.*it takes \\['latents'\\]"):
         gen.generate(guidance=2.0)
+    with pytest.raises(GenerationError, match="ask for 2 images"):
+        gen.generate(latents=[[0.0, 0.0], [1.0, 1.0]])

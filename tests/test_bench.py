@@ -56,15 +56,22 @@ def test_step_flops_refuses_invisible_steps():
 
 
 def test_count_parameters_skips_the_shared_text_encoder():
-    class FakeGenerator:
+    from t2i.generator import Generator
+
+    class FakeGenerator(Generator):
         def __init__(self):
             self.net = torch.nn.Linear(I, O)
             self.text_encoder = torch.nn.Linear(100, 100)
-            self.tied = self.net  # the same weights held twice are counted once
+
+        def modules(self):  # the same weights held twice are counted once
+            return {"net": self.net, "tied": self.net, "text_encoder": self.text_encoder}
+
+        def generate(self, *args, **kwargs):
+            return []
 
     counts = count_parameters(FakeGenerator())
     assert counts["total"] == I * O + O
-    assert "text_encoder" not in counts
+    assert "text_encoder" not in counts and counts["tied"] == 0
     assert count_parameters(FakeGenerator(), include_text_encoder=True)["total"] == I * O + O + 100 * 100 + 100
     assert count_parameters(torch.nn.Linear(I, O))["total"] == I * O + O
 
@@ -113,6 +120,23 @@ def test_eval_sets_are_fixed_and_disjoint_from_validation():
     assert a.records != val.records
     d = digits_eval_set("eval", 2, 1, seed=0)
     assert d.labels == list(range(10)) * 2 and d.prompts[3] == "a handwritten digit 3"
+
+
+def test_config_fills_mode_defaults_and_refuses_unfair_settings():
+    """The library raises ValueError (the command prints it); given values are kept, the rest take the mode's."""
+    from t2i.bench.config import BenchConfig, parse_loads, resolve
+
+    quick = resolve(BenchConfig(quick=True, seeds=2))
+    assert (quick.seeds, quick.sample_steps, quick.guidance, quick.eval_prompts) == (2, 4, "1,3", 12)
+    full = resolve(BenchConfig(sample_steps=10))
+    assert (full.seeds, full.sample_steps, full.sampler_steps, full.n) == (3, 10, "5,10,20,40", 0)
+    for bad, match in ((BenchConfig(seeds=2), "at least 3"), (BenchConfig(data="cifar"), "shapes or digits"),
+                       (BenchConfig(budget_flops=1, budget_images=1), "one budget"),
+                       (BenchConfig(samplers="ddim,plms"), "plms")):
+        with pytest.raises(ValueError, match=match):
+            resolve(bad)
+    with pytest.raises(ValueError, match="FAMILY=PATH"):
+        parse_loads("tgan")
 
 
 def test_selection_and_summary():

@@ -10,10 +10,11 @@ import pytest
 import torch
 from diffusers import DDPMScheduler, DPMSolverMultistepScheduler
 
-from t2i.diffusion.pipeline import (SAMPLERS, LatentDiffusionPipeline, LDMGenerator, encode_text, load_generator,
-                                    make_scheduler, training_scheduler)
+from t2i.diffusion.options import SAMPLERS, DiffusionOptions
+from t2i.diffusion.pipeline import (LatentDiffusionPipeline, LDMGenerator, encode_text, load_generator,
+                                    make_scheduler, predicted_x0, training_scheduler)
 from t2i.diffusion.testing import make_tiny_pipeline
-from t2i.generator import GenerationError
+from t2i.generator import DenoisingStep, GenerationError, rngs_per_image
 
 PROMPTS = ["a red circle", "a blue square"]
 
@@ -81,13 +82,35 @@ def test_negative_prompt_changes_guided_images(pipe):
     assert np.abs(plain - neg).max() > 1e-4
 
 
-def test_callback_sees_every_step(pipe):
-    seen = []
-    pipe(PROMPTS, seed=0, num_inference_steps=4, sampler="ddim", output_type="np",
-         callback=lambda i, t, latents: seen.append((i, t, tuple(latents.shape))))
-    assert [s[0] for s in seen] == [0, 1, 2, 3]
-    assert seen[0][1] == 999 and all(s[2] == (2, 4, 4, 4) for s in seen)
+@pytest.mark.parametrize("sampler", ["ddim", "euler"])
+def test_callback_sees_every_step_with_the_x0_estimate(pipe, sampler):
+    seen: list[DenoisingStep] = []
+    out = pipe(PROMPTS, seed=0, num_inference_steps=4, sampler=sampler, output_type="latent", callback=seen.append)
+    assert [s.step for s in seen] == [0, 1, 2, 3] and {s.num_steps for s in seen} == {4}
+    assert seen[0].timestep == 999 and all(tuple(s.denoised.shape) == (2, 4, 4, 4) for s in seen)
+    torch.testing.assert_close(seen[-1].latents, out.images)  # the last step's sample is the result
+    # DDIM and Euler report the same x0 estimate (pred_original_sample), computed by diffusers itself
+    scheduler = make_scheduler(sampler, pipe.scheduler.config)
+    scheduler.set_timesteps(4)
+    x = torch.randn(2, 4, 4, 4, generator=torch.Generator().manual_seed(0)) * scheduler.init_noise_sigma
+    eps = torch.randn(2, 4, 4, 4, generator=torch.Generator().manual_seed(1))
+    t = scheduler.timesteps[1]
+    x_t = scheduler.scale_model_input(x, t)
+    ours = predicted_x0(eps, x_t, float(scheduler.alphas_cumprod[int(t)]), "epsilon")
+    theirs = scheduler.step(eps, t, x).pred_original_sample
+    torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-4)
     assert tuple(pipe.decode_latents(torch.zeros(1, 4, 4, 4)).shape) == (1, 3, 16, 16)
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "euler-ancestral", "dpm-solver++"])
+def test_a_torch_generator_per_image_makes_each_prompt_independent_of_the_batch(pipe, sampler):
+    """Per-image generators (diffusers' list convention) draw the initial and the ancestral noise per prompt."""
+    both = sample(pipe, seed=None, generator=rngs_per_image(5, 2, 2), num_images_per_prompt=2, sampler=sampler)
+    second = sample(pipe, prompts=PROMPTS[1:], seed=None, generator=rngs_per_image(6, 1, 2),
+                    num_images_per_prompt=2, sampler=sampler)
+    np.testing.assert_allclose(both[2:], second, atol=1e-5)
+    with pytest.raises(GenerationError, match="torch generators"):
+        sample(pipe, seed=None, generator=rngs_per_image(0, 1, 1))
 
 
 def test_save_load_round_trip_gives_identical_images(pipe, tmp_path):
@@ -128,20 +151,24 @@ def test_long_prompt_is_truncated_with_a_warning(pipe):
     assert np.isfinite(images).all() and images.std() > 0
 
 
-def test_generator_contract_over_a_saved_folder(pipe, tmp_path):
+def test_generator_over_a_saved_folder_reads_its_sampling_defaults(pipe, tmp_path):
     pipe.save_pretrained(tmp_path / "p")
+    # the keys of files written before the options took diffusers' names (the shipped shapes-ldm) still load
     (tmp_path / "p" / "t2i_sampling.json").write_text('{"sampler": "euler", "steps": 3, "guidance": 2.0}')
     gen = load_generator(tmp_path / "p")
-    assert isinstance(gen, LDMGenerator) and (gen.sampler, gen.steps, gen.guidance) == ("euler", 3, 2.0)
+    assert isinstance(gen, LDMGenerator) and gen.options == DiffusionOptions("euler", 3, 2.0)
     images = gen.generate(PROMPTS, seed=3, num_images_per_prompt=2)
     assert len(images) == 4 and images[0].size == (16, 16)
-    again = gen.generate(PROMPTS, seed=3, num_images_per_prompt=2)
-    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(images, again))
     with pytest.raises(GenerationError, match="text-conditional"):
         gen.generate(labels=[1])
-    with pytest.raises(GenerationError):
-        gen.generate(["a red circle"], steps=0)
-    assert gen.describe()["family"] == "ldm"
+    with pytest.raises(GenerationError, match="num_inference_steps"):
+        gen.generate(["a red circle"], num_inference_steps=0)
+    with pytest.raises(GenerationError, match="unknown option.*'steps'"):  # diffusers' names only
+        gen.generate(["a red circle"], steps=2)
+    assert gen.describe()["options"]["sampler"] == "euler"
+    (tmp_path / "p" / "t2i_sampling.json").write_text('{"sampler": "euler", "stepz": 3}')
+    with pytest.raises(ValueError, match="stepz"):  # a bad file names the key and the valid ones
+        load_generator(tmp_path / "p")
 
 
 def test_training_schedule_is_ddpm_with_trailing_spacing():

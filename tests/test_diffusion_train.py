@@ -124,9 +124,10 @@ def test_ldm_run_is_a_pipeline_folder_served_by_the_registry(ldm_run):
     from gan_baselines.registry import load_generator
 
     assert (ldm_run / "model_index.json").is_file() and list((ldm_run / "samples").glob("samples_*.png"))
-    assert json.loads((ldm_run / "t2i_sampling.json").read_text())["sampler"] == "dpm-solver++"
+    saved = json.loads((ldm_run / "t2i_sampling.json").read_text())  # DiffusionOptions, diffusers' names
+    assert saved["sampler"] == "dpm-solver++" and {"num_inference_steps", "guidance_scale"} <= set(saved)
     gen = load_generator(ldm_run)
-    images = gen.generate(["a red circle"], seed=0, num_images_per_prompt=2, steps=2)
+    images = gen.generate(["a red circle"], seed=0, num_images_per_prompt=2, num_inference_steps=2)
     assert len(images) == 2 and images[0].size == (16, 16)
     assert gen.pipe.vae.config.scaling_factor != 0.18215  # the measured factor travelled with the VAE
 
@@ -152,8 +153,8 @@ def test_ldm_lora_fine_tuning_saves_adapters_apart(ldm_run, tmp_path):
                            "--warmup-steps", "1", "--out", str(out)]) == 0
     assert (out / "pytorch_lora_weights.safetensors").is_file() and not (out / "unet").exists()
     assert json.loads((out / "t2i_lora.json").read_text())["base"] == str(ldm_run.resolve())
-    base = load_generator(ldm_run).generate(["a red circle"], seed=0, steps=2)[0]
-    tuned = load_generator(out).generate(["a red circle"], seed=0, steps=2)[0]  # base + LoRA
+    base = load_generator(ldm_run).generate(["a red circle"], seed=0, num_inference_steps=2)[0]
+    tuned = load_generator(out).generate(["a red circle"], seed=0, num_inference_steps=2)[0]  # base + LoRA
     assert np.abs(np.asarray(base, dtype=float) - np.asarray(tuned, dtype=float)).max() > 0
 
 

@@ -78,12 +78,15 @@ class RenderingGenerator(Generator):
     def __init__(self):
         self.seeds = []
 
+    def modules(self):
+        return {}  # no networks: it renders
+
     def generate(self, prompts=None, labels=None, seed=0, num_images_per_prompt=1, **options):
         validate_request(prompts, labels, num_images_per_prompt, needs="text")
-        self.seeds.append(seed)
-        rng = random.Random(seed)
         images = []
-        for p in prompts:
+        for i, p in enumerate(prompts):  # prompt i from seed + i, the contract's rule
+            self.seeds.append(seed + i)
+            rng = random.Random(seed + i)
             target = parse_caption(p)
             for _ in range(num_images_per_prompt):
                 objects = []

@@ -6,6 +6,7 @@ import torch
 
 from gan_baselines import cgan, dcgan, gan, tgan
 from gan_baselines.registry import load_generator
+from t2i.builtin import reference
 from t2i.generator import GenerationError
 from t2i.io import save_model
 
@@ -110,7 +111,7 @@ def test_tgan_generator_contract(tmp_path):
     arch = {"text_dim": text_dim, "latent_dim": 8, "cond_dim": 16, "channels": 3, "size": 32, "g_base": 8, "d_base": 8}
     torch.manual_seed(0)
     net, _ = tgan.build(arch)
-    folder = save_model(tmp_path / "tgan", net, {"family": "tgan", "arch": arch, "clip": tgan.clip_reference(clip)})
+    folder = save_model(tmp_path / "tgan", net, {"family": "tgan", "arch": arch, "clip": reference(clip)})
     gen = load_generator(folder)
     prompts = ["a large red circle in the center", "a small blue square in the top left"]
     a = gen.generate(prompts=prompts, seed=2, num_images_per_prompt=2)

@@ -1,5 +1,5 @@
-"""``t2i sample``: every generator through the registry, imagefolder output, reproducible rows,
-family options passed or ignored with a note, clear errors."""
+"""``t2i sample``: every generator through the registry, imagefolder output, reproducible rows in a batched
+run, family options (diffusers' names, derived from the typed options) passed or ignored with a note, clear errors."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from t2i.diffusion.testing import make_tiny_pipeline
 def ldm_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("ldm") / "pipe"
     make_tiny_pipeline(seed=0).save_pretrained(folder)
-    (folder / "t2i_sampling.json").write_text(json.dumps({"sampler": "ddim", "steps": 2, "guidance": 2.0}))
+    (folder / "t2i_sampling.json").write_text(json.dumps({"sampler": "ddim", "num_inference_steps": 2,
+                                                          "guidance_scale": 2.0}))
     return folder
 
 
@@ -45,21 +46,30 @@ def test_prompts_file_writes_an_imagefolder_with_reproducible_rows(ldm_folder, t
     ds = load_dataset(str(out), size=16)  # the datasets' own imagefolder reader takes it back
     assert len(ds) == 4 and ds[2]["text"] == "a blue square"
 
-    again = tmp_path / "again"  # one row again from --prompt and its seed
+    again = tmp_path / "again"  # one row again from --prompt and its seed (the run above was one batch)
     train.sample.main(["--model", str(ldm_folder), "--prompt", "a blue square", "--n", "2", "--seed", "6",
                        "--out", str(again)])
     np.testing.assert_array_equal(pixels(again / "images/00001.png"), pixels(out / meta[3]["file_name"]))
+    one_by_one = tmp_path / "one_by_one"  # the same run, one prompt per generator call
+    train.sample.main(["--model", str(ldm_folder), "--prompts", str(prompts), "--n", "2", "--seed", "5",
+                       "--batch-size", "2", "--out", str(one_by_one)])
+    for r in meta:
+        np.testing.assert_array_equal(pixels(one_by_one / r["file_name"]), pixels(out / r["file_name"]))
 
 
 def test_diffusion_options_reach_the_pipeline(ldm_folder, tmp_path):
     args = ["--model", str(ldm_folder), "--prompt", "a red circle", "--seed", "0"]
     train.sample.main([*args, "--out", str(tmp_path / "a")])  # folder defaults: ddim, 2 steps, guidance 2
-    train.sample.main([*args, "--sampler", "dpm-solver++", "--steps", "3", "--guidance", "4", "--out",
-                       str(tmp_path / "b")])
+    train.sample.main([*args, "--sampler", "dpm-solver++", "--num-inference-steps", "3", "--guidance-scale", "4",
+                       "--negative-prompt", "a green cross", "--out", str(tmp_path / "b")])
     assert np.abs(pixels(tmp_path / "a/images/00000.png").astype(int)
                   - pixels(tmp_path / "b/images/00000.png").astype(int)).max() > 0
     with pytest.raises(SystemExit, match="num_inference_steps must be an integer"):
-        train.sample.main([*args, "--steps", "0", "--out", str(tmp_path / "c")])
+        train.sample.main([*args, "--num-inference-steps", "0", "--out", str(tmp_path / "c")])
+    with pytest.raises(SystemExit, match="sampler must be one of"):
+        train.sample.main([*args, "--sampler", "plms", "--out", str(tmp_path / "c")])
+    with pytest.raises(SystemExit):  # the old names are not flags any more: argparse lists the valid ones
+        train.sample.main([*args, "--steps", "3", "--out", str(tmp_path / "c")])
     with pytest.raises(SystemExit, match="text-conditional: give --prompt"):
         train.sample.main(["--model", str(ldm_folder), "--out", str(tmp_path / "d")])
 
@@ -71,11 +81,17 @@ def test_a_gan_gets_labels_and_a_note_for_diffusion_options(tmp_path, capsys):
     train.cgan.main(["--data", "digits", "--steps", "2", "--batch-size", "8", "--n", "32", "--g-base", "8",
                      "--d-base", "8", "--out", str(run)])
     out = tmp_path / "out"
-    assert train.sample.main(["--model", str(run / "model"), "--labels", "3,7", "--n", "2", "--steps", "20",
-                              "--guidance", "3", "--out", str(out)]) == 0
-    assert "--steps, --guidance ignored: family 'cgan'" in capsys.readouterr().err
+    assert train.sample.main(["--model", str(run / "model"), "--labels", "3,7", "--n", "2", "--num-inference-steps",
+                              "20", "--guidance-scale", "3", "--out", str(out)]) == 0
+    assert "--num-inference-steps, --guidance-scale ignored: family 'cgan'" in capsys.readouterr().err
     meta = rows(out)
     assert [r["label"] for r in meta] == [3, 3, 7, 7] and len(list((out / "images").glob("*.png"))) == 4
+    assert [r["text"] for r in meta][::2] == ["3", "7"]  # the class names the model was saved with (digits)
+    # the final sample grid of the run is exactly this command's grid (the same contract and seeds)
+    grid = tmp_path / "grid"
+    train.sample.main(["--model", str(run / "model"), "--labels", ",".join(map(str, range(10))), "--n", "8",
+                       "--seed", "1", "--out", str(grid)])
+    np.testing.assert_array_equal(pixels(grid / "grid.png"), pixels(sorted((run / "samples").glob("samples_*.png"))[-1]))
     with pytest.raises(SystemExit, match="class-conditional: give --labels"):
         train.sample.main(["--model", str(run / "model"), "--prompt", "a 3", "--out", str(tmp_path / "x")])
 
@@ -89,6 +105,9 @@ def test_an_unconditional_autoencoder_samples_n_images(tmp_path, capsys):
     assert train.sample.main(["--model", str(run / "model"), "--n", "3", "--sampler", "ddim", "--out", str(out)]) == 0
     assert "--sampler ignored" in capsys.readouterr().err
     assert [r["text"] for r in rows(out)] == ["", "", ""]
+    code = tmp_path / "code"  # a family option of the autoencoder: decode chosen codes
+    train.sample.main(["--model", str(run / "model"), "--latents", json.dumps([[0.0] * 16]), "--out", str(code)])
+    assert len(rows(code)) == 1
 
 
 def test_bad_command_lines_are_clear_errors(ldm_folder, tmp_path):

@@ -74,11 +74,11 @@ def snapshot(folder: Path, fam: Family, dest: Path) -> None:
 class Bench:
     """One benchmark run: the judges and eval sets, then per family: count, train, evaluate."""
 
-    def __init__(self, cfg: BenchConfig, argv: list[str]):
+    def __init__(self, cfg: BenchConfig, argv: list[str], loads: dict[str, str]):
         self.cfg, self.argv = cfg, argv
         self.out, self.work = Path(cfg.out), Path(cfg.work)
         self.device = "cuda" if torch.cuda.is_available() and not cfg.cpu else "cpu"
-        self.loads = parse_loads(cfg.load)
+        self.loads = loads
         self.families = [self.with_extra(f) for f in parse_families(cfg.families, cfg.data)]
         self.budget_kind = "images" if cfg.budget_images > 0 else "flops"
         self.budget = float(cfg.budget_images if self.budget_kind == "images" else cfg.budget_flops)
@@ -248,7 +248,7 @@ class Bench:
         if not fam.diffusion:
             return None
         return lambda gen: diffusion_options(gen, self.cfg.sampler, self.cfg.sample_steps,
-                                             guidance if guidance is not None else getattr(gen, "guidance", 3.0))
+                                             guidance if guidance is not None else gen.options.guidance_scale)
 
     def run_family(self, fam: Family) -> dict[str, Any]:
         cfg = self.cfg
@@ -305,6 +305,7 @@ class Bench:
             if seed == 0:
                 self.grid_rows.append((fam.name, self.grid_images(images)))
                 entry["cost"] = self.cost(gen, fam, guidance)
+                entry["sample_command"] = self.sample_command(fam, run["stages"][-1][1], guidance)
         entry["summary"] = summarize([s["metrics"] for s in entry["seeds"].values()])
         speeds = [s["train_images_per_s"] for s in entry["seeds"].values() if s["train_images_per_s"]]
         entry["cost"].update(train_flops=first_flops + steps * step,
@@ -335,8 +336,21 @@ class Bench:
                                                                     "details": records[0]["details"], "model": path}})
         entry["summary"] = summarize([records[0]["metrics"]])
         entry["cost"] = self.cost(gen, fam, guidance)
+        entry["sample_command"] = self.sample_command(fam, path, guidance)
         self.grid_rows.append((fam.name, self.grid_images(images)))
         return entry
+
+    def sample_command(self, fam: Family, model: str | Path, guidance: float | None) -> str:
+        """The one ``t2i sample`` command that re-makes this model's eval images (condition i from seed + i)."""
+        cfg = self.cfg
+        if fam.conditioning == "label":
+            conditions = "--labels " + ",".join(str(label) for label in self.eval_set.labels)
+        else:
+            conditions = f"--prompts {self.out / 'eval_prompts.txt'}"
+        options = (f" --sampler {cfg.sampler} --num-inference-steps {cfg.sample_steps} --guidance-scale {guidance:g}"
+                   if fam.diffusion else "")
+        return (f"t2i sample --model {model} {conditions} --seed {cfg.eval_seed} --n {cfg.images_per_prompt}"
+                f"{options} --out OUT")
 
     def cost(self, gen: Any, fam: Family, guidance: float | None) -> dict[str, Any]:
         """Parameters and sampling cost on the first conditions of the eval set, one image each."""
@@ -346,7 +360,7 @@ class Bench:
         request.update(seed=self.cfg.eval_seed, num_images_per_prompt=1)
         if fam.diffusion:
             request.update(diffusion_options(gen, self.cfg.sampler, self.cfg.sample_steps,
-                                             getattr(gen, "guidance", 3.0) if guidance is None else guidance))
+                                             gen.options.guidance_scale if guidance is None else guidance))
         return {"parameters": count_parameters(gen), **sampling_cost(gen, request, repeats=2)}
 
     def grid_images(self, images: torch.Tensor) -> torch.Tensor:
@@ -364,6 +378,9 @@ class Bench:
             self.notes.append("QUICK MODE (CI smoke run): tiny budget, 1 seed allowed, few prompts; the numbers only "
                               "show that the pipeline works, not how the families compare")
         self.setup_judges()
+        (self.out / "eval_prompts.txt").write_text("".join(p + "\n" for p in self.eval_set.prompts))
+        self.notes.append("every image of the eval set is re-made by one `t2i sample` command per model (the "
+                          "`sample_command` of each family in results.json; prompts in eval_prompts.txt)")
         floor = {k: v for k, v in self.scorer.floor(self.floor_set).items() if k != "details"}
         families = {}
         for fam in self.families:
@@ -418,8 +435,12 @@ class Bench:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    cfg = resolve(parse_config(BenchConfig, argv, prog="t2i bench", description=__doc__), argv)
-    results = Bench(cfg, argv).run()
+    try:
+        cfg = resolve(parse_config(BenchConfig, argv, prog="t2i bench", description=__doc__))
+        loads = parse_loads(cfg.load)
+    except ValueError as err:
+        raise SystemExit(f"t2i bench: {err}") from None
+    results = Bench(cfg, argv, loads).run()
     print(f"bench: wrote {Path(cfg.out) / 'report.md'}, results.json and plots in {results['wall_minutes']:.1f} min")
     return 0
 

@@ -3,8 +3,9 @@
 G(z, y) reads the noise concatenated with a class embedding; D(x, y) reads the image with
 the class embedding as extra channels (``--disc concat``), or adds a projection term
 (``--disc projection``, Miyato & Koyama 2018). Fake samples get uniformly drawn labels.
-The loop is the alternating one of ``train/gan.py``; it logs D(x), D(G(z)), both losses
-and V(G, D) (``OUT/game.png``), writes one grid row per class to ``OUT/samples/``, and
+The loop is the alternating one of ``t2i train gan``; it logs D(x), D(G(z)), both losses
+and V(G, D) (``OUT/game.png``), writes one grid row per class to ``OUT/samples/`` (the last
+one is ``t2i sample --model OUT/model --labels 0,1,...,K-1 --n 8 --seed SEED+1``), and
 saves the generator under ``OUT/model`` (family "cgan"; ``generate(labels=[3, 7])``). On
 digits it ends by scoring ``--eval-n`` samples per class with the project's digits
 classifier (``OUT/eval.json``: accuracy against the requested digit, class coverage).
@@ -22,12 +23,12 @@ from pathlib import Path
 import torch
 
 from gan_baselines import cgan
-from gan_baselines.gan import draw_noise
 from gan_baselines.gan_losses import game_stats, get_loss
+from gan_baselines.gan_training import GANRunConfig, adam, finish, millions, noise, save_samples, shown_network
 from t2i.config import parse_config
 from t2i.data import load_dataset
+from t2i.generator import generate_conditions
 from t2i.runtime import Run
-from train.gan import GANRunConfig, adam, finish, millions, noise, save_samples
 
 
 @dataclass
@@ -55,15 +56,15 @@ def random_labels(run: Run, n: int, num_classes: int) -> torch.Tensor:
 
 
 def evaluate(generator: cgan.ClassConditionalGenerator, per_class: int, seed: int) -> dict:
-    """Digits: share of samples the project's digits classifier reads as the requested digit, and class coverage."""
+    """Digits: share of samples the project's digits classifier reads as the requested digit, and class coverage.
+
+    ``per_class`` conditions per class (label i of ``[0..K-1] * per_class`` from ``seed + i``), one image each:
+    ``t2i sample --labels 0,1,...,9,0,1,... --n 1 --seed SEED`` makes the same images.
+    """
     from t2i.evaluators.digits import score_samples
 
-    images, labels = [], []
-    for c in range(generator.num_classes):
-        for start in range(0, per_class, 64):
-            n = min(64, per_class - start)
-            images += generator.generate(labels=[c], seed=seed + 1000 * c + start, num_images_per_prompt=n)
-        labels += [c] * per_class
+    labels = list(range(generator.num_classes)) * per_class
+    images = generate_conditions(generator, labels, seed=seed, n=1)
     return score_samples(images, requested_labels=labels)
 
 
@@ -83,9 +84,9 @@ def train(cfg: CGANConfig) -> Path:
     opt_g, opt_d = adam(G.parameters(), cfg), adam(D.parameters(), cfg)
     G, D, opt_g, opt_d = run.prepare(G, D, opt_g, opt_d)
     ema = run.ema(G)
-    per_class = 8
-    grid_y = torch.arange(num_classes).repeat_interleave(per_class).to(run.device)  # one row per class
-    grid_z = draw_noise(cfg.seed + 1, len(grid_y), cfg.latent_dim).to(run.device)
+    config = {"family": "cgan", "arch": arch, "class_names": list(getattr(dataset, "class_names", None) or []),
+              "loss": cfg.loss, "d_steps": cfg.d_steps, "data": cfg.data}
+    shown = cgan.ClassConditionalGenerator(shown_network(run, G, ema), config).to(run.device)
     run.print(f"cgan: {arch} | loss {cfg.loss} | d_steps {cfg.d_steps} | "
               f"G {millions(G)}, D {millions(D)}")
     for step, batch in run.loop(run.dataloader(dataset)):
@@ -114,10 +115,9 @@ def train(cfg: CGANConfig) -> Path:
                 opt_g.zero_grad()
             D.requires_grad_(True)
             run.log(loss_g=loss_g)
-        if run.should_sample():
-            save_samples(run, G, ema, grid_z, grid_y, nrow=per_class)
-    config = {"family": "cgan", "arch": arch, "class_names": list(getattr(dataset, "class_names", None) or []),
-              "loss": cfg.loss, "d_steps": cfg.d_steps, "data": cfg.data}
+        if run.should_sample() and step + 1 < cfg.steps:  # one row per class
+            save_samples(run, shown, list(range(num_classes)), seed=cfg.seed + 1, n=8)
+    save_samples(run, shown, list(range(num_classes)), seed=cfg.seed + 1, n=8)  # the saved model's grid
     final, model_dir = finish(run, G, ema, config, title=f"cgan ({cfg.disc} D), {cfg.loss} loss")
     if run.is_main and cfg.data == "digits" and cfg.eval_n > 0:
         scores = evaluate(cgan.ClassConditionalGenerator(final.eval(), config).to(run.device), cfg.eval_n, cfg.seed)

@@ -3,7 +3,8 @@
 Each subcommand is a module with ``main(argv: list[str] | None) -> int | None``; the help
 line shown by ``t2i --help`` is the first line of that module's docstring, read without
 importing it, so ``t2i --help`` stays fast. A subcommand whose module does not exist
-yet is simply not listed.
+yet is simply not listed. This dispatcher is the one way an entry point runs another
+(``main(["train", "dcgan", ...])``): entry points never import each other.
 
     t2i --help
     t2i train --help
@@ -51,6 +52,8 @@ COMMANDS: dict[str, str | dict[str, str]] = {
     "models": "train.models",
     "app": "apps.app",
 }
+# a command with a sub-command of its own: (command, word) -> module (`t2i eval clip ...`)
+SUBCOMMANDS: dict[tuple[str, str], str] = {("eval", "clip"): "train.eval_clip"}
 
 
 def _exists(module: str) -> bool:
@@ -86,8 +89,11 @@ def _usage(prefix: str, table: dict[str, str | dict[str, str]]) -> str:
 
 def _run(module: str, argv: list[str], prog: str) -> int:
     mod = importlib.import_module(module)
-    sys.argv = [prog] + argv  # so argparse-based mains print the right program name
-    result = mod.main(argv)
+    saved, sys.argv = sys.argv, [prog] + argv  # so argparse-based mains print the right program name
+    try:
+        result = mod.main(argv)
+    finally:
+        sys.argv = saved  # a command run by another (a study, the bench) leaves its caller's argv alone
     return result if isinstance(result, int) else 0  # some mains return what they wrote (a path)
 
 
@@ -102,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         available = [n for n, t in COMMANDS.items() if isinstance(t, dict) or _exists(t)]
         print(f"t2i: unknown command {command!r}; choose one of {available}", file=sys.stderr)
         return 2
+    if rest and (command, rest[0]) in SUBCOMMANDS:
+        return _run(SUBCOMMANDS[command, rest[0]], rest[1:], f"t2i {command} {rest[0]}")
     if isinstance(target, str):
         return _run(target, rest, f"t2i {command}")
     group = {n: m for n, m in target.items() if _exists(m)}

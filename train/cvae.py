@@ -1,6 +1,6 @@
 """Train a conditional VAE on class labels or on the pooled CLIP text embedding.
 
-Same model, loss and loop as ``t2i train vae`` (``train/vae.py``); only the defaults
+Same model, loss and loop as ``t2i train vae`` (``gan_baselines.vae_training``); only the defaults
 differ: text conditioning on shapes with the built-in ``shapes-clip`` text encoder, so the
 VAE family takes part in text-to-image comparisons. ``--conditioning label`` conditions on
 the dataset's class (digits: the digit; shapes: the subject's colour and shape). The saved
@@ -12,25 +12,15 @@ model (family "cvae") answers ``t2i sample`` with prompts or with labels.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from gan_baselines.vae_training import CVAEConfig, train_vae
 from t2i.config import parse_config
-from train.vae import VAEConfig, train
-
-
-@dataclass
-class CVAEConfig(VAEConfig):
-    data: str = "shapes"  # training data: shapes | digits | a folder with metadata.jsonl | a .csv/.tsv | WebDataset shards
-    arch: str = "conv"  # mlp | conv
-    latent_dim: int = 32  # size of z
-    conditioning: str = "text"  # label (one-hot class) | text (pooled CLIP embedding of the caption)
 
 
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_config(CVAEConfig, argv, prog="t2i train cvae", description=__doc__)
     if cfg.conditioning == "none":
         raise SystemExit("t2i train cvae: --conditioning must be 'label' or 'text' (use `t2i train vae` for none)")
-    print(f"saved {train(cfg)}")
+    print(f"saved {train_vae(cfg)}")
     return 0
 
 

@@ -2,10 +2,12 @@
 
 Transposed-convolution generator, strided-convolution discriminator, batch norm, LeakyReLU,
 Adam(2e-4, beta1 = 0.5), images in [-1, 1] (``gan_baselines.dcgan``). The loop is the
-alternating one of ``train/gan.py``: one discriminator step per run step, one generator
-step every ``--d-steps`` steps, with any of the four losses. Logs D(x), D(G(z)), both
-losses and V(G, D) (``OUT/game.png`` at the end, with the -2 log 2 reference); sample
-grids in ``OUT/samples/``; the generator under ``OUT/model`` (family "dcgan").
+alternating one of ``t2i train gan`` (``gan_baselines.gan_training.adversarial_step``): one
+discriminator step per run step, one generator step every ``--d-steps`` steps, with any of
+the four losses. Logs D(x), D(G(z)), both losses and V(G, D) (``OUT/game.png`` at the end,
+with the -2 log 2 reference); sample grids in ``OUT/samples/`` (the last one is
+``t2i sample --model OUT/model --n 64 --seed SEED+1``); the generator under ``OUT/model``
+(family "dcgan").
 
     t2i train dcgan --data shapes --n 512 --steps 50 --g-base 16 --d-base 16 --out /tmp/dcgan
     t2i train dcgan --data shapes --size 64 --steps 5000 --out runs/dcgan64
@@ -18,12 +20,13 @@ from pathlib import Path
 
 
 from gan_baselines import dcgan
-from gan_baselines.gan import draw_noise
+from gan_baselines.gan import UnconditionalGenerator
 from gan_baselines.gan_losses import get_loss
+from gan_baselines.gan_training import (GANRunConfig, adam, adversarial_step, finish, millions, save_samples,
+                                        shown_network)
 from t2i.config import parse_config
 from t2i.data import load_dataset
 from t2i.runtime import Run
-from train.gan import GANRunConfig, adam, adversarial_step, finish, millions, save_samples
 
 
 @dataclass
@@ -47,14 +50,15 @@ def train(cfg: DCGANConfig) -> Path:
     opt_g, opt_d = adam(G.parameters(), cfg), adam(D.parameters(), cfg)
     G, D, opt_g, opt_d = run.prepare(G, D, opt_g, opt_d)
     ema = run.ema(G)
-    fixed_z = draw_noise(cfg.seed + 1, 64, cfg.latent_dim).to(run.device)  # (64, Z) the same in every grid
+    config = {"family": "dcgan", "arch": arch, "loss": cfg.loss, "d_steps": cfg.d_steps, "data": cfg.data}
+    shown = UnconditionalGenerator(shown_network(run, G, ema), config).to(run.device)
     run.print(f"dcgan: {arch} | loss {cfg.loss} | d_steps {cfg.d_steps} | "
               f"G {millions(G)}, D {millions(D)}")
     for step, batch in run.loop(run.dataloader(dataset)):
         adversarial_step(run, G, D, opt_g, opt_d, loss_fn, batch["image"] * 2 - 1, step, cfg)  # images in [-1, 1]
-        if run.should_sample():
-            save_samples(run, G, ema, fixed_z, nrow=8)
-    config = {"family": "dcgan", "arch": arch, "loss": cfg.loss, "d_steps": cfg.d_steps, "data": cfg.data}
+        if run.should_sample() and step + 1 < cfg.steps:
+            save_samples(run, shown, [None], seed=cfg.seed + 1, n=64, nrow=8)
+    save_samples(run, shown, [None], seed=cfg.seed + 1, n=64, nrow=8)  # = t2i sample --model OUT/model --n 64 --seed SEED+1
     return finish(run, G, ema, config, title=f"dcgan {cfg.size} px, {cfg.loss} loss")[1]
 
 

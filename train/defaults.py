@@ -140,10 +140,13 @@ def save_half_copy(source: Path, dest: Path) -> None:
 def prompt_accuracy_metrics(folder: Path, n: int, seed: int = 0) -> dict[str, float]:
     """Shapes-evaluator prompt accuracy of a text generator on ``n`` one-object and ``n`` two-object
     prompts of the test split (seen colour-shape pairs) and of the novel split (held-out pairs);
-    one image each. Two-object prompts add attribute binding and the spatial relation."""
+    one image each. Two-object prompts add attribute binding and the spatial relation. Within each
+    (split, kind) list, prompt i is drawn from seed + i (``t2i sample --prompts FILE --seed SEED`` on
+    that list makes the same images)."""
     from gan_baselines.registry import load_generator
     from t2i.data.shapes import prompts
     from t2i.evaluators.shapes import prompt_accuracy
+    from t2i.generator import generate_conditions
 
     gen = load_generator(folder)
     found: dict[str, float] = {}
@@ -151,7 +154,7 @@ def prompt_accuracy_metrics(folder: Path, n: int, seed: int = 0) -> dict[str, fl
         for kind, keys in (("one", ("colour", "shape", "all_correct")),
                            ("two", ("colour", "shape", "binding", "relation", "all_correct"))):
             captions = [caption for caption, _ in prompts(n, seed=seed, split=split, kind=kind)]
-            images = [im for i in range(0, n, 50) for im in gen.generate(captions[i:i + 50], seed=seed + i)]
+            images = generate_conditions(gen, captions, seed=seed, n=1)
             acc = prompt_accuracy(images, captions)[kind]
             name = "one_object" if kind == "one" else "two_object"
             found.update({f"{split}_{name}_{k}": round(float(acc[k]), 3) for k in keys})

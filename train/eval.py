@@ -92,16 +92,13 @@ def read_prompts(spec: str) -> tuple[list[str] | None, list[int] | None, list[bo
 
 def generate(generator: Any, prompts: list[str] | None, labels: list[int] | None, n: int,
              seed: int) -> tuple[list[Image.Image], list[str], list[int] | None]:
-    """Condition i with seed + i, n images each (the ``t2i sample`` convention) -> images, texts, labels."""
-    count = len(prompts) if prompts is not None else len(labels)
-    images, texts, out_labels = [], [], []
-    for i in tqdm(range(count), desc="generating", unit="prompt"):
-        images += generator.generate(prompts=[prompts[i]] if prompts is not None else None,
-                                     labels=[labels[i]] if labels is not None else None,
-                                     seed=seed + i, num_images_per_prompt=n)
-        texts += [prompts[i] if prompts is not None else str(labels[i])] * n
-        out_labels += [labels[i]] * n if labels is not None else []
-    return images, texts, out_labels if labels is not None else None
+    """Condition i from seed + i, n images each (the contract's rule, as ``t2i sample``) -> images, texts, labels."""
+    from t2i.generator import generate_conditions
+
+    conditions = prompts if prompts is not None else labels
+    images = generate_conditions(generator, conditions, seed=seed, n=n, progress="generating")
+    texts = [prompts[i] if prompts is not None else str(labels[i]) for i in range(len(conditions)) for _ in range(n)]
+    return images, texts, [label for label in labels for _ in range(n)] if labels is not None else None
 
 
 def read_image_folder(folder: Path) -> tuple[list[Image.Image], list[str], list[int] | None, list[bool] | None, int]:
@@ -166,10 +163,10 @@ def auto_metrics(kind: str, cfg: EvalConfig, n_per_group: int) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "clip":  # t2i eval clip ...: the CLIP evaluation entry point
-        from train.eval_clip import main as eval_clip
+    if argv and argv[0] == "clip":  # t2i eval clip ...: the CLIP evaluation entry point, through the dispatcher
+        from train.cli import main as t2i_command
 
-        return int(eval_clip(argv[1:]) or 0)
+        return t2i_command(["eval", "clip", *argv[1:]])
     cfg = parse_config(EvalConfig, argv, prog="t2i eval", description=__doc__.split("\n")[0])
     if bool(cfg.model) == bool(cfg.images):
         raise SystemExit("t2i eval: give exactly one of --model (with --prompts) or --images DIR")

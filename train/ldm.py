@@ -35,10 +35,12 @@ from t2i.data import load_dataset, shapes_options
 from t2i.diffusion.first_stage import load_vae
 from t2i.diffusion.interop import check_components, load_pipeline, load_text_components
 from t2i.diffusion.lora import add_lora, save_lora
-from t2i.diffusion.pipeline import LatentDiffusionPipeline, encode_text, make_scheduler, training_scheduler
+from t2i.diffusion.options import DiffusionOptions, SamplerName, save_sampling_options
+from t2i.diffusion.pipeline import (LatentDiffusionPipeline, LDMGenerator, encode_text, make_scheduler,
+                                    training_scheduler)
 from t2i.diffusion.training import (build_latent_cache, build_text_cache, diffusion_loss, drop_captions,
                                     sample_cached, to_vae_input)
-from t2i.diffusion.unet import build_unet
+from t2i.diffusion.unet import UNetPreset, build_unet
 from t2i.runtime import Run, RunConfig
 
 PRESETS = Path(__file__).resolve().parents[1] / "t2i" / "diffusion" / "presets" / "ldm"
@@ -53,7 +55,7 @@ class LDMConfig(RunConfig):
     vae: str = ""  # first stage: a `t2i train vae-kl` run, an AutoencoderKL folder, a pipeline folder or a hub id
     clip: str = "shapes-clip"  # text encoder: open_clip run / built-in name (exported), CLIPTextModel folder or hub id
     init: str = ""  # fine-tune this pipeline (our folder, Stable-Diffusion layout or hub id); then --vae/--clip/--unet are unused
-    unet: Literal["test", "tiny", "small"] = "tiny"  # UNet preset when training from scratch (t2i.diffusion.unet)
+    unet: UNetPreset = "tiny"  # UNet preset when training from scratch (t2i.diffusion.unet)
     prediction_type: Literal["epsilon", "v_prediction"] = "epsilon"  # what the UNet predicts (from scratch; --init keeps its own)
     snr_gamma: float = 0.0  # min-SNR-gamma loss weighting (Hang et al. 2023), typically 5; 0 = plain MSE
     caption_dropout: float = 0.1  # probability of training on the empty caption "" (for classifier-free guidance)
@@ -70,7 +72,7 @@ class LDMConfig(RunConfig):
     grad_clip: float = 1.0  # clip the global gradient norm to this value; 0 = off
     checkpoint_every: int = 1000  # write a resumable checkpoint every N steps; 0 = only at the end
     sample_prompts: str = SAMPLE_PROMPTS  # fixed prompts of the sample grids, separated by "|"
-    sampler: Literal["ddpm", "ddim", "dpm-solver++", "euler", "euler-ancestral", "unipc"] = "dpm-solver++"  # sampler of the grids and the saved default
+    sampler: SamplerName = "dpm-solver++"  # sampler of the grids and the saved default
     sample_steps: int = 20  # sampling steps of the grids and the saved default
     guidance: float = 3.0  # classifier-free guidance of the grids and the saved default (1 = none)
 
@@ -94,14 +96,21 @@ def build_components(cfg: LDMConfig) -> dict:
             "scheduler": training_scheduler(cfg.prediction_type)}
 
 
+def sampling_defaults(cfg: LDMConfig) -> DiffusionOptions:
+    """The options of the grids, saved as the model's defaults (``t2i_sampling.json``)."""
+    return DiffusionOptions(sampler=cfg.sampler, num_inference_steps=cfg.sample_steps, guidance_scale=cfg.guidance)
+
+
 @torch.no_grad()
 def sample_grid(run: Run, parts: dict, unet, cfg: LDMConfig, prompts: list[str]) -> None:
+    """One image per fixed prompt through the generator contract, prompt i from seed i: the last grid is
+    ``t2i sample --model OUT --prompts <the prompts> --seed 0``."""
+    from t2i.generator import generate_conditions
+
     pipe = LatentDiffusionPipeline(parts["vae"], parts["text_encoder"], parts["tokenizer"], unet, parts["scheduler"])
-    pipe.set_progress_bar_config(disable=True)
     was_training = unet.training
     unet.eval()
-    images = pipe(prompts, seed=0, sampler=cfg.sampler, num_inference_steps=cfg.sample_steps,
-                  guidance_scale=cfg.guidance, height=cfg.size, width=cfg.size).images
+    images = generate_conditions(LDMGenerator(pipe, sampling_defaults(cfg)), prompts, seed=0, n=1)
     unet.train(was_training)
     run.save_grid(images, "samples", nrow=min(8, len(images)))
 
@@ -165,8 +174,10 @@ def main(argv: list[str] | None = None) -> int:
             sched.step()
             opt.zero_grad()
         run.log(loss=loss)
-        if run.should_sample() and run.is_main:
+        if run.should_sample() and run.is_main and step + 1 < cfg.steps:
             sample_grid(run, parts, ema.model if ema is not None else run.unwrap(unet), cfg, prompts)
+    if run.is_main:  # the last grid from the weights that are saved (the EMA's last update included)
+        sample_grid(run, parts, ema.model if ema is not None else run.unwrap(unet), cfg, prompts)
 
     final = ema.model if ema is not None else run.unwrap(unet)
     if run.is_main:
@@ -180,8 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             pipe = LatentDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=final,
                                            scheduler=make_scheduler(cfg.sampler, scheduler.config))
             pipe.save_pretrained(str(run.out))
-        (run.out / "t2i_sampling.json").write_text(json.dumps(
-            {"sampler": cfg.sampler, "steps": cfg.sample_steps, "guidance": cfg.guidance}, indent=2) + "\n")
+        save_sampling_options(sampling_defaults(cfg), run.out)
         run.print(f"saved {'LoRA weights' if cfg.lora_rank else 'pipeline'} to {run.out}")
     run.finish()
     return 0

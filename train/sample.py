@@ -1,34 +1,54 @@
 """Generate images with any saved generator: diffusion, GAN, VAE (t2i sample).
 
 Every model is loaded through ``gan_baselines.registry.load_generator`` and called through
-the one generator contract, so a new family needs nothing here. Output: the imagefolder
-layout of the datasets, ``OUT/images/00000.png ...`` plus ``OUT/metadata.jsonl`` with one row
-per image: ``file_name``, ``text`` (the prompt, or the class name / label for
-class-conditional models, "" for unconditional ones), ``seed``, ``image_index`` and ``label``
-when labels were given. Condition ``i`` (a prompt line, or a label) is generated with seed
-``--seed + i``, ``--n`` images each, so ``t2i sample --prompt LINE --seed S --n N`` reproduces a
-row of a ``--prompts`` run. Also ``OUT/grid.png`` (all images, one row per condition).
+the one generator contract (``t2i.generator.generate_conditions``), so a new family needs
+nothing here. Output: the imagefolder layout of the datasets, ``OUT/images/00000.png ...`` plus
+``OUT/metadata.jsonl`` with one row per image: ``file_name``, ``text`` (the prompt, or the class
+name for class-conditional models, "" for unconditional ones), ``seed``, ``image_index`` and
+``label`` when labels were given. Condition ``i`` (a prompt line, or a label) is drawn from
+seed ``--seed + i``, ``--n`` images each, whatever else is asked for in the same run: so
+``t2i sample --prompt LINE --seed S --n N`` re-makes a row of a ``--prompts`` run, and every
+image the toolkit publishes (the bench, ``t2i eval``, model cards, the trainers' grids) is
+re-made by one command. Conditions are batched (``--batch-size`` images per call). Also
+``OUT/grid.png`` (all images, one row per condition).
 
-Family options (``--sampler``, ``--steps``, ``--guidance``, ``--negative-prompt``) go to the
-generators whose ``generate`` takes them (latent diffusion); for the others (GANs, VAEs) an
-option given on the command line is ignored with a note on stderr, never an error, so one
-command line serves every model of a comparison.
+Family options are flags derived from each family's typed options (diffusers' names for
+latent diffusion: ``--sampler``, ``--num-inference-steps``, ``--guidance-scale``,
+``--negative-prompt``; ``--temperature`` and ``--latents`` for VAEs). A given option the
+loaded family does not take is ignored with a note on stderr, never an error, so one command
+line serves every model of a comparison.
 
     t2i sample --model shapes-ldm --prompt "a large red circle in the center" --n 8 --seed 0 --out /tmp/samples
-    t2i sample --model runs/shapes-ldm --prompts prompts.txt --sampler dpm-solver++ --steps 20 --guidance 3 --out /tmp/s
-    t2i sample --model digits-vae --n 16 --out /tmp/digits          # unconditional
+    t2i sample --model shapes-ldm --prompts prompts.txt --sampler dpm-solver++ --num-inference-steps 20 --out /tmp/s
+    t2i sample --model digits-vae --n 16 --temperature 0.8 --out /tmp/digits          # unconditional
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
+import dataclasses
 import json
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-FAMILY_OPTIONS = ("sampler", "steps", "guidance", "negative_prompt")  # passed only to generators that take them
+
+def family_options() -> dict[str, tuple[list[str], str]]:
+    """Every option of every registered family: name -> (families that take it, help text)."""
+    from gan_baselines.registry import FAMILIES, options_type
+    from t2i.config import field_comments
+    from t2i.generator import option_choices
+
+    found: dict[str, tuple[list[str], str]] = {}
+    for family in FAMILIES:
+        cls = options_type(family)
+        comments = field_comments(cls)
+        for f in dataclasses.fields(cls):
+            choices = option_choices(cls, f.name)
+            text = comments.get(f.name, "") + (f"; one of {', '.join(map(str, choices))}" if choices else "")
+            families, _ = found.setdefault(f.name, ([], text))
+            families.append(family)
+    return found
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -42,10 +62,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="seed of the first prompt; prompt i uses seed + i (default: 0)")
     p.add_argument("--out", required=True, help="output folder (images/ + metadata.jsonl + grid.png)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
-    p.add_argument("--sampler", help="diffusion: ddpm | ddim | dpm-solver++ | euler | euler-ancestral | unipc")
-    p.add_argument("--steps", type=int, help="diffusion: number of sampling steps")
-    p.add_argument("--guidance", type=float, help="diffusion: classifier-free guidance scale (1 = none)")
-    p.add_argument("--negative-prompt", dest="negative_prompt", help="diffusion: what to steer away from")
+    p.add_argument("--batch-size", type=int, default=64, help="images per generator call (default: 64)")
+    options = p.add_argument_group("family options (given ones a family does not take are ignored with a note)")
+    for name, (families, text) in family_options().items():
+        options.add_argument("--" + name.replace("_", "-"), dest=name, default=None, metavar="V",
+                             help=f"{', '.join(families)}: {text}".replace("%", "%%"))
     return p.parse_args(argv)
 
 
@@ -69,14 +90,15 @@ def read_conditions(args: argparse.Namespace) -> tuple[list[str] | None, list[in
 
 
 def split_options(generator: Any, args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
-    """The family options ``generator.generate`` takes, and the names of given ones it does not."""
-    params = inspect.signature(generator.generate).parameters  # named parameters only, not **options
+    """The given family options this generator's ``Options`` has (as strings: the contract converts them to
+    the field types), and the flags of given ones it has not."""
+    takes = {f.name for f in dataclasses.fields(generator.Options)}
     options, ignored = {}, []
-    for name in FAMILY_OPTIONS:
+    for name in family_options():
         value = getattr(args, name)
         if value is None:
             continue
-        if name in params and params[name].kind is not inspect.Parameter.VAR_KEYWORD:
+        if name in takes:
             options[name] = value
         else:
             ignored.append("--" + name.replace("_", "-"))
@@ -86,18 +108,19 @@ def split_options(generator: Any, args: argparse.Namespace) -> tuple[dict[str, A
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     from gan_baselines.registry import load_generator
-    from t2i.generator import GenerationError
+    from t2i.generator import GenerationError, conditions_for, generate_conditions
     from t2i.runtime.grids import save_grid
-    from tqdm.auto import tqdm
 
     if args.n < 1:
         raise SystemExit(f"t2i sample: --n must be >= 1, got {args.n}")
+    if args.batch_size < 1:
+        raise SystemExit(f"t2i sample: --batch-size must be >= 1, got {args.batch_size}")
     prompts, labels = read_conditions(args)
     generator = load_generator(args.model, device=args.device)
-    family = getattr(generator, "family", type(generator).__name__)
     options, ignored = split_options(generator, args)
     if ignored:
-        print(f"t2i sample: note: {', '.join(ignored)} ignored: family {family!r} does not take them", file=sys.stderr)
+        print(f"t2i sample: note: {', '.join(ignored)} ignored: family {generator.family!r} does not take them",
+              file=sys.stderr)
     if generator.conditioning == "text" and prompts is None:
         raise SystemExit(f"t2i sample: {args.model} is text-conditional: give --prompt or --prompts")
     if generator.conditioning == "label" and labels is None:
@@ -105,35 +128,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     if generator.conditioning == "none" and (prompts is not None or labels is not None):
         print(f"t2i sample: note: {args.model} is unconditional; --prompt/--prompts/--labels ignored", file=sys.stderr)
         prompts = labels = None
-    conditions: list[tuple[str | None, int | None]] = (
-        [(p, None) for p in prompts] if prompts is not None else
-        [(None, lab) for lab in labels] if labels is not None else [(None, None)])
-    names = getattr(generator, "class_names", None)
+    conditions = conditions_for(generator, prompts, labels)
+    try:
+        images = generate_conditions(generator, conditions, seed=args.seed, n=args.n, batch_images=args.batch_size,
+                                     progress="sampling", **options)
+    except GenerationError as err:
+        raise SystemExit(f"t2i sample: {err}") from None
 
     out = Path(args.out)
     (out / "images").mkdir(parents=True, exist_ok=True)
-    rows, all_images = [], []
-    for i, (prompt, label) in enumerate(tqdm(conditions, desc="sampling", unit="condition")):
-        seed = args.seed + i
-        try:
-            images = generator.generate(prompts=None if prompt is None else [prompt],
-                                        labels=None if label is None else [label], seed=seed,
-                                        num_images_per_prompt=args.n, **options)
-        except GenerationError as err:
-            raise SystemExit(f"t2i sample: {err}") from None
-        for j, image in enumerate(images):
-            name = f"images/{len(rows):05d}.png"
-            image.save(out / name)
-            text = prompt if prompt is not None else (
-                (names[label] if names and label < len(names) else str(label)) if label is not None else "")
-            row = {"file_name": name, "text": text, "seed": seed, "image_index": j}
-            if label is not None:
-                row["label"] = label
-            rows.append(row)
-        all_images.extend(images)
+    names = generator.class_names
+    rows = []
+    for k, image in enumerate(images):
+        i, j = divmod(k, args.n)  # condition i, its image j
+        condition = conditions[i]
+        name = f"images/{k:05d}.png"
+        image.save(out / name)
+        text = condition if isinstance(condition, str) else "" if condition is None else (
+            names[condition] if names and condition < len(names) else str(condition))
+        row = {"file_name": name, "text": text, "seed": args.seed + i, "image_index": j}
+        if labels is not None:
+            row["label"] = condition
+        rows.append(row)
     (out / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    save_grid(all_images, out / "grid.png", nrow=args.n if len(conditions) > 1 and args.n > 1 else None)
-    print(f"wrote {len(rows)} images of {family} to {out} (metadata.jsonl, grid.png)")
+    save_grid(images, out / "grid.png", nrow=args.n if len(conditions) > 1 and args.n > 1 else None)
+    print(f"wrote {len(rows)} images of {generator.family} to {out} (metadata.jsonl, grid.png)")
     return 0
 
 

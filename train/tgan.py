@@ -12,7 +12,8 @@ ignoring z and drawing one image per caption).
 
 Captions are encoded once each and cached (the encoder is frozen). Logs D(x), D(G(z)),
 both losses and V(G, D) (``OUT/game.png``), one grid row per fixed prompt in
-``OUT/samples/`` (prompts in ``OUT/samples/prompts.txt``), and saves the generator under
+``OUT/samples/`` (prompts in ``OUT/samples/prompts.txt``; the last grid is
+``t2i sample --model OUT/model --prompts OUT/samples/prompts.txt --n 8 --seed SEED+1``), and saves the generator under
 ``OUT/model`` (family "tgan"; its config names the text encoder). On shapes it ends by
 judging one image per ``--eval-n`` test-split prompts with the project's shapes evaluator
 (``OUT/eval.json``: colour, shape, size, position and relation accuracies).
@@ -32,13 +33,14 @@ from typing import Sequence
 import torch
 
 from gan_baselines import tgan
-from gan_baselines.gan import draw_noise
 from gan_baselines.gan_losses import game_stats, get_loss, mode_seeking
+from gan_baselines.gan_training import GANRunConfig, adam, finish, millions, noise, save_samples, shown_network
+from t2i.builtin import reference
 from t2i.config import parse_config
 from t2i.data import load_dataset
+from t2i.generator import generate_conditions
 from t2i.runtime import Run
 from t2i.text import TextEncoder
-from train.gan import GANRunConfig, adam, finish, millions, noise, save_samples
 
 
 @dataclass
@@ -99,15 +101,13 @@ def mismatched(texts: Sequence[str], e: torch.Tensor) -> tuple[torch.Tensor, tor
 
 
 def evaluate(generator: tgan.TextGANGenerator, n: int, size: int, seed: int) -> dict:
-    """Shapes: prompt accuracy (colour, shape, size, position, relation) of one image per test-split prompt."""
+    """Shapes: prompt accuracy (colour, shape, size, position, relation) of one image per test-split prompt
+    (prompt i from seed + i, as ``t2i sample --prompts FILE --seed SEED`` draws them)."""
     from t2i.data.shapes import prompts as shapes_prompts
     from t2i.evaluators.shapes import prompt_accuracy
 
     captions = [caption for caption, _ in shapes_prompts(n, seed=seed, split="test", kind="any", size=size)]
-    images = []
-    for start in range(0, len(captions), 64):
-        images += generator.generate(prompts=captions[start:start + 64], seed=seed + start)
-    return prompt_accuracy(images, captions)
+    return prompt_accuracy(generate_conditions(generator, captions, seed=seed, n=1), captions)
 
 
 def train(cfg: TGANConfig) -> Path:
@@ -125,10 +125,11 @@ def train(cfg: TGANConfig) -> Path:
     opt_g, opt_d = adam(G.parameters(), cfg), adam(D.parameters(), cfg)
     G, D, opt_g, opt_d = run.prepare(G, D, opt_g, opt_d)
     ema = run.ema(G)
+    config = {"family": "tgan", "arch": arch, "clip": reference(cfg.clip), "loss": cfg.loss,
+              "d_steps": cfg.d_steps, "mismatch_weight": cfg.mismatch_weight, "clip_weight": cfg.clip_weight,
+              "data": cfg.data}
+    shown = tgan.TextGANGenerator(shown_network(run, G, ema), encoder, config).to(run.device)
     prompts = [item["text"] for item in itertools.islice(iter(dataset), 8)]  # fixed grid prompts, one row each
-    per_prompt = 8
-    grid_e = embed(prompts).repeat_interleave(per_prompt, 0)  # (8 * 8, P)
-    grid_z = draw_noise(cfg.seed + 1, len(grid_e), cfg.latent_dim).to(run.device)
     if run.is_main:
         (run.out / "samples").mkdir(parents=True, exist_ok=True)
         (run.out / "samples" / "prompts.txt").write_text("\n".join(prompts) + "\n")
@@ -178,11 +179,9 @@ def train(cfg: TGANConfig) -> Path:
                 opt_g.zero_grad()
             D.requires_grad_(True)
             run.log(loss_g=loss_g)
-        if run.should_sample():
-            save_samples(run, G, ema, grid_z, grid_e, nrow=per_prompt)
-    config = {"family": "tgan", "arch": arch, "clip": tgan.clip_reference(cfg.clip), "loss": cfg.loss,
-              "d_steps": cfg.d_steps, "mismatch_weight": cfg.mismatch_weight, "clip_weight": cfg.clip_weight,
-              "data": cfg.data}
+        if run.should_sample() and step + 1 < cfg.steps:  # one row of 8 per prompt
+            save_samples(run, shown, prompts, seed=cfg.seed + 1, n=8)
+    save_samples(run, shown, prompts, seed=cfg.seed + 1, n=8)  # the saved model's grid
     final, model_dir = finish(run, G, ema, config, title=f"tgan, {cfg.loss} loss (GAN-CLS)")
     if run.is_main and cfg.data == "shapes" and cfg.eval_n > 0:
         generator = tgan.TextGANGenerator(final.eval(), encoder, config).to(run.device)

@@ -24,7 +24,7 @@ import torch
 
 from t2i.config import config_to_dict, parse_config, presets_in
 from t2i.data import load_dataset
-from t2i.diffusion.first_stage import (PatchDiscriminator, build_vae, hinge_d_loss, hinge_g_loss,
+from t2i.diffusion.first_stage import (PatchDiscriminator, VAEPreset, build_vae, hinge_d_loss, hinge_g_loss,
                                        measure_scaling_factor, vae_factor, vae_loss)
 from t2i.diffusion.training import to_vae_input
 from t2i.runtime import Run, RunConfig
@@ -34,7 +34,7 @@ PRESETS = Path(__file__).resolve().parents[1] / "t2i" / "diffusion" / "presets" 
 
 @dataclass
 class VAEKLConfig(RunConfig):
-    arch: Literal["f4-test", "f4-tiny", "f4-small", "f8-small"] = "f4-tiny"  # AutoencoderKL preset (f = downsampling factor)
+    arch: VAEPreset = "f4-tiny"  # AutoencoderKL preset (f = downsampling factor)
     latent_channels: int = 4  # channels of the latent z
     n: int = 0  # use only the first N training items (0 = the whole train split)
     lr: float = 4e-4  # Adam learning rate

@@ -1,12 +1,22 @@
-"""``t2i bench`` settings: the config dataclass, the quick and full defaults, and the checks that keep it fair."""
+"""``t2i bench`` settings: the config dataclass, the quick and full defaults, and the checks that keep it fair.
+
+A field left at its default ("0 = ..." in its comment) takes the value of the mode, ``QUICK``
+or ``FULL``; ``resolve`` fills them in and raises ``ValueError`` on an unfair or impossible
+setting (the command turns it into its one-line error). Nothing here reads ``sys.argv``.
+
+    python -c "from t2i.bench.config import BenchConfig, resolve; print(resolve(BenchConfig(quick=True)).seeds)"
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from t2i.diffusion.options import SAMPLERS
+
 QUICK = dict(budget_flops=3e10, seeds=1, n=1000, eval_prompts=12, novel_prompts=4, reference_images=200, curve_prompts=8,
              budget_fractions="1", sampler_steps="2,4", guidance="1,3", sample_steps=4)
-FULL = dict(budget_flops=6e12, n=0, eval_prompts=96, novel_prompts=32, reference_images=1000, curve_prompts=48)
+FULL = dict(budget_flops=6e12, seeds=3, n=0, eval_prompts=96, novel_prompts=32, reference_images=1000, curve_prompts=48,
+            budget_fractions="0.25,0.5,1", sampler_steps="5,10,20,40", guidance="1,2,3,5,7.5", sample_steps=20)
 OPTION_FIELDS = {"tgan": "tgan_options", "cvae": "cvae_options", "cvae-label": "cvae_options", "cgan": "cgan_options",
                  "ldm": "ldm_options", "vae-kl": "vae_kl_options"}
 
@@ -20,7 +30,7 @@ class BenchConfig:
     work: str = ""  # trained models, CLIPs and FLOP counts (large: keep it out of git); "" = runs/bench-work/<data>
     budget_flops: float = 0.0  # training FLOPs per family run (0 = 6e12, quick 3e10, unless --budget-images)
     budget_images: int = 0  # or: training images seen per family run (0 = use --budget-flops)
-    seeds: int = 3  # training seeds per family (at least 3; quick: 1 unless given)
+    seeds: int = 0  # training seeds per family, at least 3 (0 = 3; quick: 1)
     trials: int = 1  # tuning trials per family: learning rates x1, x2, x0.5, x4, x0.25 of the family default
     families: str = ""  # comma list of tgan, cvae, cvae-label, cgan, ldm ("" = shapes: tgan,cvae,ldm; digits: cgan,cvae-label,ldm)
     load: str = ""  # evaluate saved models instead of training: FAMILY=PATH,... (vae-kl=PATH: a given first stage)
@@ -34,13 +44,13 @@ class BenchConfig:
     images_per_prompt: int = 2  # images per condition (>= 2 for within-prompt diversity)
     reference_images: int = 0  # real reference images of FID/KID/precision/recall (0 = 1000, quick 200; digits: the test split)
     eval_seed: int = 1234  # seed of the held-out prompts and of sampling (validation and real sets use the next ones)
-    budget_fractions: str = "0.25,0.5,1"  # budget points of the quality-vs-budget curve (quick: 1)
+    budget_fractions: str = ""  # budget points of the quality-vs-budget curve ("" = 0.25,0.5,1; quick: 1)
     first_stage_share: float = 0.25  # share of latent diffusion's budget spent on its first stage (vae-kl)
-    samplers: str = "ddpm,ddim,dpm-solver++,euler,euler-ancestral,unipc"  # samplers of the quality-vs-steps curve
-    sampler_steps: str = "5,10,20,40"  # sampling steps of that curve (quick: 2,4)
-    guidance: str = "1,2,3,5,7.5"  # guidance scales of the sweep (quick: 1,3)
+    samplers: str = ",".join(SAMPLERS)  # samplers of the quality-vs-steps curve (names of t2i.diffusion.options.SAMPLERS)
+    sampler_steps: str = ""  # sampling steps of that curve ("" = 5,10,20,40; quick: 2,4)
+    guidance: str = ""  # guidance scales of the sweep ("" = 1,2,3,5,7.5; quick: 1,3)
     sampler: str = "dpm-solver++"  # diffusion sampler of the evaluation and of the guidance sweep
-    sample_steps: int = 20  # diffusion steps of the evaluation and of the guidance sweep (quick: 4)
+    sample_steps: int = 0  # diffusion steps (num_inference_steps) of the evaluation and of the sweep (0 = 20; quick: 4)
     curve_prompts: int = 0  # validation conditions of trials, sweep and curves (0 = 48, quick 8)
     tgan_options: str = ""  # extra `t2i train tgan` flags, e.g. "--g-base=32 --d-base=32"
     cvae_options: str = ""  # extra `t2i train cvae` flags (cvae and cvae-label)
@@ -50,32 +60,32 @@ class BenchConfig:
     cpu: bool = False  # train and sample on the CPU even when a GPU is present
 
 
-def resolve(cfg: BenchConfig, argv: list[str]) -> BenchConfig:
-    """Fill in the mode's defaults (quick or full) and refuse what would make the comparison unfair."""
+def resolve(cfg: BenchConfig) -> BenchConfig:
+    """Fill in the mode's values (quick or full) for fields left at their defaults; refuse what would make
+    the comparison unfair (a ValueError that names the option and what is allowed)."""
     if cfg.data not in ("shapes", "digits"):
-        raise SystemExit(f"t2i bench: --data must be shapes or digits (the datasets its evaluators judge), got {cfg.data!r}")
+        raise ValueError(f"--data must be shapes or digits (the datasets its evaluators judge), got {cfg.data!r}")
     if cfg.budget_flops > 0 and cfg.budget_images > 0:
-        raise SystemExit("t2i bench: give one budget, --budget-flops or --budget-images, not both")
-    if cfg.seeds < 3 and not cfg.quick:
-        raise SystemExit(f"t2i bench: --seeds must be at least 3 (got {cfg.seeds}); fewer are allowed only with --quick")
-    if cfg.seeds < 1 or cfg.images_per_prompt < 1 or not 0 <= cfg.first_stage_share < 1:
-        raise SystemExit("t2i bench: --seeds and --images-per-prompt must be >= 1, --first-stage-share in [0, 1)")
-    given = {a.split("=")[0].lstrip("-").replace("-", "_") for a in argv if a.startswith("--")}
+        raise ValueError("give one budget, --budget-flops or --budget-images, not both")
     defaults, changes = BenchConfig(), {}
     for key, value in (QUICK if cfg.quick else FULL).items():
-        if key in given:
-            continue
         if key == "budget_flops" and cfg.budget_images > 0:
             continue
         if getattr(cfg, key) == getattr(defaults, key):
             changes[key] = value
-    if cfg.novel_prompts < 0:
-        changes["novel_prompts"] = 4 if cfg.quick else 32
     if cfg.data != "shapes":
         changes["novel_prompts"] = 0
-    out = cfg.out or f"runs/bench/{cfg.data}"
-    changes.update(out=out, work=cfg.work or f"runs/bench-work/{cfg.data}")
-    return replace(cfg, **changes)
+    changes.update(out=cfg.out or f"runs/bench/{cfg.data}", work=cfg.work or f"runs/bench-work/{cfg.data}")
+    cfg = replace(cfg, **changes)
+    if cfg.seeds < 3 and not cfg.quick:
+        raise ValueError(f"--seeds must be at least 3 (got {cfg.seeds}); fewer are allowed only with --quick")
+    if cfg.seeds < 1 or cfg.images_per_prompt < 1 or not 0 <= cfg.first_stage_share < 1:
+        raise ValueError("--seeds and --images-per-prompt must be >= 1, --first-stage-share in [0, 1)")
+    unknown = [s for s in cfg.samplers.split(",") if s and s not in SAMPLERS] + (
+        [cfg.sampler] if cfg.sampler not in SAMPLERS else [])
+    if unknown:
+        raise ValueError(f"samplers must be among {list(SAMPLERS)}, got {unknown}")
+    return cfg
 
 
 def floats(text: str) -> list[float]:
@@ -87,9 +97,9 @@ def parse_loads(text: str) -> dict[str, str]:
     loads = {}
     for item in filter(None, (s.strip() for s in text.split(","))):
         if "=" not in item:
-            raise SystemExit(f"t2i bench: --load takes FAMILY=PATH items, got {item!r}")
+            raise ValueError(f"--load takes FAMILY=PATH items, got {item!r}")
         name, path = item.split("=", 1)
         if name not in OPTION_FIELDS:
-            raise SystemExit(f"t2i bench: --load family must be one of {sorted(OPTION_FIELDS)}, got {name!r}")
+            raise ValueError(f"--load family must be one of {sorted(OPTION_FIELDS)}, got {name!r}")
         loads[name] = path
     return loads

@@ -26,7 +26,7 @@ import json
 import statistics
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -59,45 +59,25 @@ def step_flops_by_difference(train_for: Callable[[int], Any], base_steps: int = 
     return per_step
 
 
-def _modules_of(obj: Any) -> Iterable[tuple[str, torch.nn.Module]]:
-    """(name, module) pairs held by a generator: its attributes, and a diffusers pipeline's components."""
-    if isinstance(obj, torch.nn.Module):
-        yield "", obj
-        return
-    for name, value in vars(obj).items():
-        if isinstance(value, torch.nn.Module):
-            yield name, value
-        elif hasattr(value, "components") and isinstance(getattr(value, "components"), dict):  # DiffusionPipeline
-            for part, module in value.components.items():
-                if isinstance(module, torch.nn.Module):
-                    yield f"{name}.{part}", module
-
-
-def is_text_encoder(name: str, module: torch.nn.Module) -> bool:
-    """Frozen text towers are shared by every family of a comparison, so they are counted apart."""
-    from t2i.text import TextEncoder
-
-    return isinstance(module, TextEncoder) or "text_encoder" in name
-
-
 def count_parameters(model: torch.nn.Module | Generator, include_text_encoder: bool = False) -> dict[str, int]:
     """Parameters of a module or a generator: ``{"total": n, <part>: n, ...}``.
 
-    A generator's parts are its ``nn.Module`` attributes (and a pipeline's components);
-    the text encoder is left out unless ``include_text_encoder`` (it is the same frozen
-    CLIP for every text-conditional family). Shared tensors are counted once.
+    A generator's parts are its ``modules()``; its ``"text_encoder"`` is left out unless
+    ``include_text_encoder`` (frozen text towers are shared by every text-conditional family of
+    a comparison). Shared tensors are counted once.
     """
     parts: dict[str, int] = {}
     seen: set[int] = set()
-    for name, module in _modules_of(model):
-        if not include_text_encoder and is_text_encoder(name, module):
+    named = {"model": model} if isinstance(model, torch.nn.Module) else model.modules()
+    for name, module in named.items():
+        if name == "text_encoder" and not include_text_encoder:
             continue
         n = 0
         for p in module.parameters():
             if id(p) not in seen:
                 seen.add(id(p))
                 n += p.numel()
-        parts[name or "model"] = n
+        parts[name] = n
     return {"total": sum(parts.values()), **parts}
 
 

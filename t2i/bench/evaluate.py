@@ -15,7 +15,6 @@ depend on the model families.
 
 from __future__ import annotations
 
-import inspect
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -23,18 +22,15 @@ from typing import Any, Callable, Sequence
 import torch
 
 from t2i.bench.scoring import HEADLINE, EvalSet, Scorer, generate_images
+from t2i.generator import Denoising, Generator
 
 
-def diffusion_options(generator: Any, sampler: str, steps: int, guidance: float) -> dict[str, Any]:
-    """Sampler, steps and guidance under the names this generator's ``generate`` takes
-    (``steps``/``guidance`` or diffusers' ``num_inference_steps``/``guidance_scale``)."""
-    params = inspect.signature(generator.generate).parameters
-    steps_name = "steps" if "steps" in params else "num_inference_steps"
-    guidance_name = "guidance" if "guidance" in params else "guidance_scale"
-    missing = [n for n in ("sampler", steps_name, guidance_name) if n not in params]
-    if missing:
-        raise TypeError(f"{type(generator).__name__}.generate takes no {missing}: it is not a diffusion generator")
-    return {"sampler": sampler, steps_name: steps, guidance_name: guidance}
+def diffusion_options(generator: Generator, sampler: str, steps: int, guidance: float) -> dict[str, Any]:
+    """The sampling options of a request to a denoising generator, under diffusers' names (checked by the
+    generator against its typed options)."""
+    if not isinstance(generator, Denoising):
+        raise TypeError(f"{generator.family} is not a denoising generator: it takes no sampler, steps or guidance")
+    return {"sampler": sampler, "num_inference_steps": steps, "guidance_scale": guidance}
 
 
 def sample_and_score(generator: Any, eval_set: EvalSet, scorer: Scorer, options: dict[str, Any] | None = None,

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 
 # lr multipliers of the tuning grid, in the order trials use them (trials=2 -> x1, x2)
 LR_GRID = (1.0, 2.0, 0.5, 4.0, 0.25)
-DIFFUSION_SAMPLERS = ("ddpm", "ddim", "dpm-solver++", "euler", "euler-ancestral", "unipc")
 SHAPES_SAMPLE_PROMPT = "a large red circle in the center"
 
 

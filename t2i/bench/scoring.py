@@ -3,8 +3,9 @@
 - ``EvalSet``: the conditions every model is asked for (shapes: held-out ``test`` prompts
   plus ``novel`` compositions; digits: every class the same number of times), with the
   number of images per condition and the seed. ``generate_images`` asks a generator for
-  them in fixed chunks, chunk ``i`` with seed ``seed + first index``, so every family sees
-  exactly the same requests.
+  them with ``t2i.generator.generate_conditions`` (condition i from seed + i), so every family
+  sees exactly the same requests and ``t2i sample --prompt P_i --seed SEED+i --n K`` re-makes
+  any condition's images.
 - ``Scorer``: prompt accuracy (shapes evaluator) or requested-digit accuracy (digits
   classifier); domain FID/KID, precision/recall, density/coverage on the evaluator's
   features against a real reference set; CLIP score with a *scoring* CLIP that the
@@ -21,8 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import torch
-from tqdm.auto import tqdm
-
+from t2i.generator import conditions_for, generate_conditions
 from t2i.metrics import density_coverage, diversity, domain_fid, domain_kid, precision_recall, to_batch
 
 HEADLINE = {  # metric key -> (label, higher is better); the order of the report's quality table
@@ -56,7 +56,7 @@ class EvalSet:
     labels: list[int] | None = None  # class of each condition (digits), else None
     novel: list[bool] = field(default_factory=list)  # condition names a held-out composition
     images_per_prompt: int = 2  # images per condition (>= 2 for the diversity metric)
-    seed: int = 0  # seed of the first chunk; chunk starting at condition i uses seed + i
+    seed: int = 0  # condition i is drawn from seed + i (the generator contract's rule)
     records: list[dict[str, Any]] | None = None  # shapes: the scene record behind each prompt (its real render)
 
     def __len__(self) -> int:
@@ -174,26 +174,16 @@ def real_row(eval_set: EvalSet, reference: RealSet, count: int, size: int = 32) 
     return torch.stack([reference.images[reference.labels.index(d)] for d in eval_set.labels[:count]])
 
 
-def request_for(conditioning: str, eval_set: EvalSet, start: int, stop: int) -> dict[str, Any]:
-    """The generator-contract request of conditions ``start:stop`` for a text- or label-conditional model."""
-    if conditioning == "label":
-        if eval_set.labels is None:
-            raise ValueError(f"a class-conditional model needs an eval set with labels; {eval_set.name!r} has none")
-        return {"labels": eval_set.labels[start:stop]}
-    return {"prompts": eval_set.prompts[start:stop]}
-
-
-def generate_images(generator: Any, eval_set: EvalSet, options: dict[str, Any] | None = None, chunk: int = 32,
+def generate_images(generator: Any, eval_set: EvalSet, options: dict[str, Any] | None = None,
                     desc: str = "sampling") -> torch.Tensor:
-    """All images of ``eval_set`` from ``generator`` -> ``(N, C, S, S)`` in [0, 1], in condition order."""
-    conditioning = getattr(generator, "conditioning", "text")
-    out = []
-    for start in tqdm(range(0, len(eval_set.prompts), chunk), desc=desc, leave=False):
-        stop = min(start + chunk, len(eval_set.prompts))
-        images = generator.generate(**request_for(conditioning, eval_set, start, stop), seed=eval_set.seed + start,
-                                    num_images_per_prompt=eval_set.images_per_prompt, **(options or {}))
-        out.append(to_batch(images))
-    return torch.cat(out)
+    """All images of ``eval_set`` from ``generator`` -> ``(N, C, S, S)`` in [0, 1], in condition order.
+
+    Text-conditional generators get the prompts, class-conditional ones the labels.
+    """
+    conditions = conditions_for(generator, eval_set.prompts, eval_set.labels)
+    images = generate_conditions(generator, conditions, seed=eval_set.seed, n=eval_set.images_per_prompt,
+                                 progress=desc, **(options or {}))
+    return to_batch(images)
 
 
 class Scorer:

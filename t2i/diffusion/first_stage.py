@@ -16,7 +16,7 @@ Optional adversarial term: a small PatchGAN discriminator with the hinge loss (E
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Literal
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +30,7 @@ VAE_PRESETS: dict[str, dict[str, Any]] = {
     "f4-small": dict(block_out_channels=(64, 128, 128), layers_per_block=2, latent_channels=4, norm_num_groups=32),
     "f8-small": dict(block_out_channels=(64, 128, 128, 128), layers_per_block=2, latent_channels=4, norm_num_groups=32),
 }
+VAEPreset = Literal[tuple(VAE_PRESETS)]  # type: ignore[valid-type]  # the names above, for configs and CLI choices
 
 
 def build_vae(preset: str, sample_size: int = 32, in_channels: int = 3, **overrides: Any) -> AutoencoderKL:
@@ -83,6 +84,8 @@ class PatchDiscriminator(nn.Module):
         return self.net(x)
 
 
+# The hinge identities of gan_baselines.gan_losses.HingeLoss, repeated on purpose (t2i does not import
+# gan_baselines) and averaged over the PatchGAN's logit map: a fix to one is a fix to both.
 def hinge_d_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:
     """Discriminator hinge loss per sample: relu(1 - D(x)) + relu(1 + D(x_hat)) (Lim & Ye 2017)."""
     return F.relu(1 - logits_real).mean(dim=(1, 2, 3)) + F.relu(1 + logits_fake).mean(dim=(1, 2, 3))
@@ -115,21 +118,23 @@ def measure_scaling_factor(vae: AutoencoderKL, batches: Iterable[torch.Tensor], 
 def load_vae(path_or_id: str | Path) -> AutoencoderKL:
     """A VAE from: a built-in name (``shapes-vae-kl``), a ``t2i train vae-kl`` run (``vae/`` inside), a
     pipeline folder (``vae/``), a plain AutoencoderKL folder, or a hub id (``org/name``, or its ``vae`` subfolder)."""
-    from t2i.builtin import is_builtin, resolve
+    from t2i.builtin import resolve
 
-    path = resolve(path_or_id) if is_builtin(path_or_id) else Path(str(path_or_id)).expanduser()
     f32 = {"dtype": torch.float32}  # half-precision files (the compact built-ins) are computed in float32
-    if path.is_dir():
-        if (path / "vae" / "config.json").is_file():
-            return AutoencoderKL.from_pretrained(str(path / "vae"), **f32)
-        if (path / "config.json").is_file() and not (path / "model_index.json").is_file():
-            return AutoencoderKL.from_pretrained(str(path), **f32)
-        raise FileNotFoundError(f"{path} holds no VAE: expected a `t2i train vae-kl` run or pipeline folder "
-                                "(with vae/config.json) or an AutoencoderKL folder (config.json + weights)")
-    text = str(path_or_id)
-    if text.count("/") != 1:
-        raise FileNotFoundError(f"no VAE at {text!r}: give a folder or a hub id like 'stabilityai/sd-vae-ft-mse'")
-    try:  # a standalone VAE repo, then a pipeline repo's vae/ subfolder
-        return AutoencoderKL.from_pretrained(text, **f32)
-    except OSError:
-        return AutoencoderKL.from_pretrained(text, subfolder="vae", **f32)
+    try:
+        source = resolve(path_or_id, hub=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no VAE at {str(path_or_id)!r}: give a folder, a built-in name or a hub id like "
+                                "'stabilityai/sd-vae-ft-mse'") from None
+    if isinstance(source, str):  # a standalone VAE repo, then a pipeline repo's vae/ subfolder
+        try:
+            return AutoencoderKL.from_pretrained(source, **f32)
+        except OSError:
+            return AutoencoderKL.from_pretrained(source, subfolder="vae", **f32)
+    path = source
+    if (path / "vae" / "config.json").is_file():
+        return AutoencoderKL.from_pretrained(str(path / "vae"), **f32)
+    if (path / "config.json").is_file() and not (path / "model_index.json").is_file():
+        return AutoencoderKL.from_pretrained(str(path), **f32)
+    raise FileNotFoundError(f"{path} holds no VAE: expected a `t2i train vae-kl` run or pipeline folder "
+                            "(with vae/config.json) or an AutoencoderKL folder (config.json + weights)")

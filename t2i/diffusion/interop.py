@@ -91,33 +91,35 @@ def load_text_components(path_or_name: str | Path) -> tuple[Any, Any]:
     fly), a transformers text-model folder, a folder with ``text_encoder/`` + ``tokenizer/``, or a hub id."""
     from transformers import CLIPTextModel, CLIPTokenizer
 
-    from t2i.builtin import is_builtin, resolve
+    from t2i.builtin import resolve
     from t2i.clip.model import is_clip_folder
 
     text = str(path_or_name)
-    path = resolve(text) if is_builtin(text) else Path(text).expanduser()
-    if path.is_dir() and is_clip_folder(path):
+    try:
+        source = resolve(text, hub=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no text encoder at {text!r}: give a CLIP folder, a built-in name or a hub id") from None
+    if isinstance(source, str):  # a hub id: a text-model repo, then a pipeline repo's subfolders
+        try:
+            return CLIPTextModel.from_pretrained(text).eval(), CLIPTokenizer.from_pretrained(text)
+        except OSError:
+            return (CLIPTextModel.from_pretrained(text, subfolder="text_encoder").eval(),
+                    CLIPTokenizer.from_pretrained(text, subfolder="tokenizer"))
+    path = source
+    if is_clip_folder(path):
         from t2i.clip.export import export_text_encoder
 
         with tempfile.TemporaryDirectory() as tmp:
             export_text_encoder(path, tmp, with_projection=False)
             return CLIPTextModel.from_pretrained(tmp).eval(), CLIPTokenizer.from_pretrained(tmp)
-    if path.is_dir() and (path / "text_encoder").is_dir():
+    if (path / "text_encoder").is_dir():
         return (CLIPTextModel.from_pretrained(str(path / "text_encoder")).eval(),
                 CLIPTokenizer.from_pretrained(str(path / "tokenizer")))
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"{path} holds no text encoder: expected an open_clip folder "
-                                    "(open_clip_config.json), a CLIPTextModel folder or text_encoder/ + tokenizer/")
-        tok = path / "tokenizer" if (path / "tokenizer").is_dir() else path
-        return CLIPTextModel.from_pretrained(str(path)).eval(), CLIPTokenizer.from_pretrained(str(tok))
-    if text.count("/") != 1:
-        raise FileNotFoundError(f"no text encoder at {text!r}: give a CLIP folder, a built-in name or a hub id")
-    try:  # a text-model repo, then a pipeline repo's subfolders
-        return CLIPTextModel.from_pretrained(text).eval(), CLIPTokenizer.from_pretrained(text)
-    except OSError:
-        return (CLIPTextModel.from_pretrained(text, subfolder="text_encoder").eval(),
-                CLIPTokenizer.from_pretrained(text, subfolder="tokenizer"))
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{path} holds no text encoder: expected an open_clip folder "
+                                "(open_clip_config.json), a CLIPTextModel folder or text_encoder/ + tokenizer/")
+    tok = path / "tokenizer" if (path / "tokenizer").is_dir() else path
+    return CLIPTextModel.from_pretrained(str(path)).eval(), CLIPTokenizer.from_pretrained(str(tok))
 
 
 def demo() -> None:

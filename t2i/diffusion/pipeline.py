@@ -4,7 +4,8 @@ Components (the Stable Diffusion layout, so one folder serves us and stock diffu
 ``vae`` (``AutoencoderKL``), ``text_encoder`` (transformers ``CLIPTextModel``: our open_clip
 towers are exported to it by ``t2i.clip.export``), ``tokenizer`` (``CLIPTokenizer``), ``unet``
 (``UNet2DConditionModel`` cross-attending to the per-token text states) and ``scheduler``
-(the DDPM training schedule; ``sampler=`` picks a fast solver built from its config).
+(the DDPM training schedule; ``sampler=`` picks a fast solver built from its config, by a name of
+``t2i.diffusion.options.SAMPLERS``).
 A saved folder is ``model_index.json`` + ``vae/ text_encoder/ tokenizer/ unet/ scheduler/``;
 ``diffusers.StableDiffusionPipeline.from_pretrained`` loads it and gives the same images.
 
@@ -12,6 +13,10 @@ Prompts are encoded exactly as Stable Diffusion does (padded to the tokenizer's
 ``model_max_length``, final-layer-norm token states, no attention mask); a prompt longer
 than the context is truncated with a warning naming what was cut. Training uses the same
 ``encode_text`` so that what the UNet learned from is what it is sampled with.
+
+``LDMGenerator`` puts the pipeline behind the toolkit's generator contract (``t2i.generator``):
+typed ``DiffusionOptions`` with diffusers' names, per-condition seeds, and the ``Denoising``
+protocol (``decode_latents``; ``callback`` gets a ``DenoisingStep`` with the x0 estimate).
 
     HF_HUB_OFFLINE=1 python -m t2i.diffusion.pipeline   # builds a tiny random pipeline, samples 2 images
 """
@@ -25,28 +30,19 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import diffusers
 import numpy as np
 import torch
-from diffusers import (AutoencoderKL, DDIMScheduler, DDPMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler,
-                       EulerAncestralDiscreteScheduler, EulerDiscreteScheduler, ImagePipelineOutput,
-                       UNet2DConditionModel, UniPCMultistepScheduler)
+from diffusers import AutoencoderKL, DDPMScheduler, DiffusionPipeline, ImagePipelineOutput, UNet2DConditionModel
 from diffusers.loaders import StableDiffusionLoraLoaderMixin
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
-from t2i.generator import GenerationError, Generator, validate_request
+from t2i.diffusion.options import SAMPLERS, DiffusionOptions, load_sampling_options
+from t2i.generator import DenoisingStep, GenerationError, Generator, rngs_per_image, validate_request
 
 logger = logging.getLogger(__name__)
 
-# sampler name -> (diffusers scheduler class, overrides of the training scheduler's config)
-SAMPLERS: dict[str, tuple[type, dict[str, Any]]] = {
-    "ddpm": (DDPMScheduler, {}),  # ancestral sampling, Ho et al. 2020, Algorithm 2
-    "ddim": (DDIMScheduler, {}),  # deterministic (eta = 0), Song et al. 2021, Eq. 12
-    "dpm-solver++": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++", "solver_order": 2}),  # Lu et al. 2022
-    "euler": (EulerDiscreteScheduler, {}),  # Karras et al. 2022, Algorithm 1 (Euler)
-    "euler-ancestral": (EulerAncestralDiscreteScheduler, {}),  # Euler with ancestral noise
-    "unipc": (UniPCMultistepScheduler, {}),  # Zhao et al. 2023, predictor-corrector
-}
 MAX_STEPS = 1000  # the training schedule has 1000 timesteps
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 # the keys of a scheduler config that describe the noise schedule and the model (not a solver's options)
@@ -73,8 +69,9 @@ def make_scheduler(sampler: str, config: Any) -> Any:
     """A fresh diffusers scheduler for ``sampler`` on the noise schedule of ``config`` (any scheduler's
     config: only ``SCHEDULE_KEYS`` are taken, so the result does not depend on which solver was stored)."""
     if sampler not in SAMPLERS:
-        raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {sampler!r}")
-    cls, overrides = SAMPLERS[sampler]
+        raise ValueError(f"sampler must be one of {list(SAMPLERS)}, got {sampler!r}")
+    cls_name, overrides = SAMPLERS[sampler]
+    cls = getattr(diffusers, cls_name)
     schedule = {k: config[k] for k in SCHEDULE_KEYS if k in config}
     # latents are not images in [-1, 1]: DDPM/DDIM must not clip x0 unless the source config asks to
     schedule.setdefault("clip_sample", False)
@@ -99,6 +96,30 @@ def encode_text(tokenizer: Any, text_encoder: Any, prompts: Sequence[str], devic
     return text_encoder(ids.to(device))[0]  # last_hidden_state, (B, T, D)
 
 
+def alpha_bar_at(scheduler: Any, timestep: Any) -> float:
+    """``alpha_bar_t`` of the training schedule at a (possibly fractional) timestep, linearly interpolated."""
+    ac = scheduler.alphas_cumprod.double()
+    t = min(max(float(timestep), 0.0), len(ac) - 1.0)
+    i = min(int(t), len(ac) - 2)
+    return float(ac[i] + (t - i) * (ac[i + 1] - ac[i]))
+
+
+def predicted_x0(pred: torch.Tensor, x_t: torch.Tensor, alpha_bar: float, prediction_type: str) -> torch.Tensor:
+    """The model's estimate of x_0 from its output at ``x_t = sqrt(a) x_0 + sqrt(1 - a) eps`` (``a = alpha_bar_t``).
+
+    epsilon: ``x_0 = (x_t - sqrt(1 - a) eps) / sqrt(a)`` (Ho et al. 2020, Eq. 15);
+    v_prediction: ``x_0 = sqrt(a) x_t - sqrt(1 - a) v`` (Salimans & Ho 2022, Sec. 4); sample: the output itself.
+    """
+    a = torch.tensor(alpha_bar, dtype=pred.dtype, device=pred.device)
+    if prediction_type == "epsilon":
+        return (x_t - (1 - a).sqrt() * pred) / a.sqrt()
+    if prediction_type == "v_prediction":
+        return a.sqrt() * x_t - (1 - a).sqrt() * pred
+    if prediction_type == "sample":
+        return pred
+    raise ValueError(f"prediction_type must be epsilon, v_prediction or sample, got {prediction_type!r}")
+
+
 class LatentDiffusionPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
     """Text-to-image latent diffusion: CLIP token states -> cross-attention UNet -> VAE decoder."""
 
@@ -120,7 +141,8 @@ class LatentDiffusionPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin)
         return int(self.unet.config.sample_size) * self.vae_scale_factor
 
     def check_inputs(self, prompts: list[str], negative: list[str], height: int, width: int, steps: int,
-                     guidance_scale: float, sampler: str | None, num_images: int, output_type: str) -> None:
+                     guidance_scale: float, sampler: str | None, num_images: int, output_type: str,
+                     generator: Any = None) -> None:
         """Refuse what would give garbage: a clear error that says what is allowed."""
         if not prompts or not all(isinstance(p, str) for p in prompts):
             raise GenerationError(f"prompt must be a string or a non-empty list of strings, got {prompts!r}")
@@ -140,7 +162,10 @@ class LatentDiffusionPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin)
                 raise GenerationError(f"{name} must be a positive multiple of {m} (VAE factor {self.vae_scale_factor} "
                                       f"x UNet downsampling); this model was trained at {self.default_size}, got {side!r}")
         if sampler is not None and sampler not in SAMPLERS:
-            raise GenerationError(f"sampler must be one of {sorted(SAMPLERS)}, got {sampler!r}")
+            raise GenerationError(f"sampler must be one of {list(SAMPLERS)}, got {sampler!r}")
+        if isinstance(generator, list) and len(generator) != len(prompts) * num_images:
+            raise GenerationError(f"got {len(generator)} torch generators for {len(prompts) * num_images} images; "
+                                  "give one per image (or one for all)")
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents ``(B, C, h, w)`` -> images ``(B, 3, H, W)`` in [0, 1] (undo the scaling factor, decode)."""
@@ -150,18 +175,20 @@ class LatentDiffusionPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin)
     @torch.no_grad()
     def __call__(self, prompt: str | list[str], negative_prompt: str | list[str] | None = None,
                  num_inference_steps: int = 20, guidance_scale: float = 3.0, num_images_per_prompt: int = 1,
-                 generator: torch.Generator | None = None, seed: int | None = None, sampler: str | None = None,
-                 height: int | None = None, width: int | None = None, eta: float = 0.0,
-                 callback: Callable[[int, int, torch.Tensor], None] | None = None, output_type: str = "pil",
+                 generator: torch.Generator | list[torch.Generator] | None = None, seed: int | None = None,
+                 sampler: str | None = None, height: int | None = None, width: int | None = None, eta: float = 0.0,
+                 callback: Callable[[DenoisingStep], None] | None = None, output_type: str = "pil",
                  return_dict: bool = True) -> ImagePipelineOutput | tuple:
         """Sample images for ``prompt``; ``[a0, a1, b0, b1]`` order for two prompts and two images each.
 
         ``sampler=None`` keeps ``self.scheduler`` (set it yourself, as in diffusers); a name from
-        ``SAMPLERS`` builds that solver from the training schedule. ``seed`` makes a CPU
-        ``torch.Generator`` when ``generator`` is not given. ``guidance_scale`` 1 means no guidance;
-        values in [0, 1) interpolate towards the unconditional model (stock Stable Diffusion ignores
-        them). ``callback(step, timestep, latents)`` sees the latents after each step
-        (``decode_latents`` turns them into images). ``output_type``: "pil", "np" or "pt".
+        ``SAMPLERS`` builds that solver from the training schedule. ``generator``: one
+        ``torch.Generator``, or one per image (diffusers' convention: each image then draws its
+        noise from its own); ``seed`` makes a CPU ``torch.Generator`` when ``generator`` is not given.
+        ``guidance_scale`` 1 means no guidance; values in [0, 1) interpolate towards the unconditional
+        model (stock Stable Diffusion ignores them). ``callback(DenoisingStep)`` sees the latents and
+        the x0 estimate after each step (``decode_latents`` turns them into images), like
+        k-diffusion's callback. ``output_type``: "pil", "np", "pt" or "latent".
         """
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         negative = [""] * len(prompts) if negative_prompt is None else (
@@ -169,7 +196,7 @@ class LatentDiffusionPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin)
         height = height or self.default_size
         width = width or self.default_size
         self.check_inputs(prompts, negative, height, width, num_inference_steps, guidance_scale, sampler,
-                          num_images_per_prompt, output_type)
+                          num_images_per_prompt, output_type, generator)
         if generator is None and seed is not None:
             generator = torch.Generator("cpu").manual_seed(int(seed))
         scheduler = self.scheduler if sampler is None else make_scheduler(sampler, self.scheduler.config)
@@ -179,7 +206,9 @@ class LatentDiffusionPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin)
         # 1. text states, repeated per image: (B*n, T, D); guidance concatenates [negative, positive]
         cond = encode_text(self.tokenizer, self.text_encoder, prompts, device).repeat_interleave(n, dim=0)
         if guided:
-            uncond = encode_text(self.tokenizer, self.text_encoder, negative, device).repeat_interleave(n, dim=0)
+            distinct = sorted(set(negative))  # usually just "": encoded once
+            states = encode_text(self.tokenizer, self.text_encoder, distinct, device)  # (K, T, D)
+            uncond = states[[distinct.index(p) for p in negative]].repeat_interleave(n, dim=0)  # (B*n, T, D)
             cond = torch.cat([uncond, cond])  # (2*B*n, T, D)
         cond = cond.to(self.unet.dtype)
 
@@ -190,19 +219,20 @@ class LatentDiffusionPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin)
         scheduler.set_timesteps(num_inference_steps, device=device)
         latents = latents * scheduler.init_noise_sigma
         step_kwargs = {k: v for k, v in (("eta", eta), ("generator", generator))
-                       if k in inspect.signature(scheduler.step).parameters}
+                       if k in inspect.signature(scheduler.step).parameters}  # as diffusers' prepare_extra_step_kwargs
 
         # 3. the denoising loop: predict, guide, step
         for i, t in enumerate(self.progress_bar(scheduler.timesteps)):
-            model_input = torch.cat([latents] * 2) if guided else latents
-            model_input = scheduler.scale_model_input(model_input, t)
+            x_t = scheduler.scale_model_input(latents, t)  # the variance-preserving x_t the UNet reads
+            model_input = torch.cat([x_t] * 2) if guided else x_t
             pred = self.unet(model_input, t, encoder_hidden_states=cond, return_dict=False)[0]
             if guided:  # classifier-free guidance, Ho & Salimans 2022, Eq. 6
                 pred_uncond, pred_cond = pred.chunk(2)
                 pred = pred_uncond + guidance_scale * (pred_cond - pred_uncond)
             latents = scheduler.step(pred, t, latents, **step_kwargs, return_dict=False)[0]  # x_t -> x_{t-1}
             if callback is not None:
-                callback(i, int(t), latents)
+                denoised = predicted_x0(pred, x_t, alpha_bar_at(scheduler, t), scheduler.config.prediction_type)
+                callback(DenoisingStep(i, len(scheduler.timesteps), int(t), latents, denoised))
 
         # 4. decode to pixels in [0, 1]; rounding as diffusers' image processor does
         if output_type == "latent":
@@ -221,46 +251,55 @@ class LatentDiffusionPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin)
 
 
 class LDMGenerator(Generator):
-    """The toolkit's generator contract over a ``LatentDiffusionPipeline``."""
+    """The toolkit's generator contract over a ``LatentDiffusionPipeline`` (also the ``Denoising`` protocol)."""
 
     family = "ldm"
     conditioning = "text"
+    Options = DiffusionOptions
 
-    def __init__(self, pipe: LatentDiffusionPipeline, sampler: str = "dpm-solver++", steps: int = 20,
-                 guidance: float = 3.0):
+    def __init__(self, pipe: LatentDiffusionPipeline, options: DiffusionOptions | None = None):
         self.pipe = pipe
-        self.sampler, self.steps, self.guidance = sampler, steps, guidance
+        self.options = options or DiffusionOptions()
         self.pipe.set_progress_bar_config(disable=True)
 
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {name: part for name, part in self.pipe.components.items() if isinstance(part, torch.nn.Module)}
+
     def generate(self, prompts: Sequence[str] | None = None, labels: Sequence[int] | None = None, seed: int = 0,
-                 num_images_per_prompt: int = 1, sampler: str | None = None, steps: int | None = None,
-                 guidance: float | None = None, negative_prompt: str | None = None,
-                 callback: Callable[[int, int, torch.Tensor], None] | None = None) -> list[Image.Image]:
-        """Images for ``prompts`` (text only: labels are refused); defaults from the model folder."""
+                 num_images_per_prompt: int = 1, callback: Callable[[DenoisingStep], None] | None = None,
+                 **options: Any) -> list[Image.Image]:
+        """Images for ``prompts`` (text only: labels are refused); options default to the model folder's.
+
+        Prompt i draws its noise (initial and ancestral) from seed ``seed + i`` alone (``rngs_per_image``).
+        """
         if labels is not None:
             raise GenerationError("latent diffusion is text-conditional: give prompts, not labels")
-        validate_request(prompts, labels, num_images_per_prompt, needs="text")
-        return self.pipe(list(prompts), negative_prompt=negative_prompt, seed=seed,
-                         num_images_per_prompt=num_images_per_prompt, sampler=sampler or self.sampler,
-                         num_inference_steps=self.steps if steps is None else steps,
-                         guidance_scale=self.guidance if guidance is None else guidance, callback=callback).images
+        count = validate_request(prompts, labels, num_images_per_prompt, needs="text")
+        opts = self.resolve_options(**options)
+        return self.pipe(list(prompts), negative_prompt=opts.negative_prompt or None,
+                         generator=rngs_per_image(seed, count, num_images_per_prompt),
+                         num_images_per_prompt=num_images_per_prompt, sampler=opts.sampler,
+                         num_inference_steps=opts.num_inference_steps, guidance_scale=opts.guidance_scale,
+                         callback=callback).images
+
+    @torch.no_grad()
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents (B, C, h, w) -> images (B, 3, H, W) in [0, 1] on the CPU."""
+        vae = self.pipe.vae
+        return self.pipe.decode_latents(latents.to(vae.device, vae.dtype)).float().cpu()
 
     def to(self, device: Any) -> "LDMGenerator":
-        self.pipe.to(device)
+        self.device = torch.device(device)
+        self.pipe.to(self.device)
         return self
-
-    def describe(self) -> dict[str, Any]:
-        params = sum(p.numel() for p in self.pipe.unet.parameters())
-        return {**super().describe(), "unet_parameters": params, "sampler": self.sampler, "steps": self.steps,
-                "guidance": self.guidance, "size": self.pipe.default_size}
 
 
 def load_generator(path: Any) -> LDMGenerator:
     """Registry entry of family "ldm": a pipeline folder (ours or Stable-Diffusion layout), a hub id,
     or a LoRA run (``t2i_lora.json`` naming the base pipeline + ``pytorch_lora_weights.safetensors``).
 
-    Sampling defaults (sampler, steps, guidance) come from ``t2i_sampling.json`` in the folder
-    when training wrote one (the guidance chosen by its sweep), else dpm-solver++, 20, 3.0.
+    Sampling defaults come from ``t2i_sampling.json`` in the folder when training wrote one (the
+    guidance chosen by its sweep), else ``DiffusionOptions()``.
     """
     folder = Path(str(path))
     lora = folder / "t2i_lora.json"
@@ -271,9 +310,7 @@ def load_generator(path: Any) -> LDMGenerator:
         apply_lora(pipe, folder)
     else:  # float32 even for half-precision files (compact built-ins): CPU sampling wants it
         pipe = LatentDiffusionPipeline.from_pretrained(str(path), dtype=torch.float32)
-    defaults_file = folder / "t2i_sampling.json"
-    defaults = json.loads(defaults_file.read_text()) if defaults_file.is_file() else {}
-    return LDMGenerator(pipe, **defaults)
+    return LDMGenerator(pipe, load_sampling_options(folder) if folder.is_dir() else None)
 
 
 def demo() -> None:

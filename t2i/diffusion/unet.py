@@ -11,7 +11,7 @@ serves any VAE/CLIP pair. The cross-attention blocks implement Rombach et al. 20
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from diffusers import UNet2DConditionModel
 
@@ -32,6 +32,7 @@ UNET_PRESETS: dict[str, dict[str, Any]] = {
                   up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"), layers_per_block=2,
                   attention_head_dim=8, norm_num_groups=32),
 }
+UNetPreset = Literal[tuple(UNET_PRESETS)]  # type: ignore[valid-type]  # the names above, for configs and CLI choices
 
 
 def build_unet(preset: str, sample_size: int, latent_channels: int, cross_attention_dim: int,

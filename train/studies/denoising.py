@@ -25,10 +25,11 @@ from pathlib import Path
 
 import torch
 
+from gan_baselines.ae_training import AEConfig, train_autoencoder
 from gan_baselines.autoencoders import load_autoencoder, psnr
 from gan_baselines.corruption import check_corruption, corrupt
+from gan_baselines.studies import load_split, one_per_class, save_image_rows, write_metrics
 from t2i.config import parse_config
-from train.ae import AEConfig, load_split, one_per_class, save_image_rows, train, write_metrics
 
 
 @dataclass
@@ -74,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     x_test, y_test = load_split(cfg.data, "test", cfg.size, n=64 if cfg.quick else None)
     common = dict(data=cfg.data, size=cfg.size, latent_dim=cfg.latent_dim, hidden=cfg.hidden, steps=steps,
                   batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed, log_every=50)
-    plain, _ = load_autoencoder(train(AEConfig(out=str(out / "models" / "plain"), variant="plain", **common)))
-    dae, _ = load_autoencoder(train(AEConfig(out=str(out / "models" / "denoising"), variant="denoising",
+    plain, _ = load_autoencoder(train_autoencoder(AEConfig(out=str(out / "models" / "plain"), variant="plain", **common)))
+    dae, _ = load_autoencoder(train_autoencoder(AEConfig(out=str(out / "models" / "denoising"), variant="denoising",
                                              noise=cfg.noise, noise_level=cfg.train_level, random_level=True,
                                              **common)))
     shown = one_per_class(y_test, 8)

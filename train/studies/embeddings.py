@@ -24,13 +24,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from gan_baselines.ae_training import AEConfig, train_autoencoder
 from gan_baselines.autoencoders import load_autoencoder
+from gan_baselines.studies import encode_all, load_split, write_metrics
 from gan_baselines.vae import load_vae
+from gan_baselines.vae_training import VAEConfig, train_vae
 from t2i.config import parse_config
-from train.ae import AEConfig, encode_all, load_split, write_metrics
-from train.ae import train as train_ae
-from train.vae import VAEConfig
-from train.vae import train as train_vae
 
 
 @dataclass
@@ -89,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     for d in cfg.latent_dims:
         common = dict(data=cfg.data, size=cfg.size, latent_dim=d, hidden=cfg.hidden, steps=steps,
                       batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed, log_every=50)
-        ae, _ = load_autoencoder(train_ae(AEConfig(out=str(out / "models" / f"ae_{d}"), variant="plain", **common)))
+        ae, _ = load_autoencoder(train_autoencoder(AEConfig(out=str(out / "models" / f"ae_{d}"), variant="plain", **common)))
         vae, _ = load_vae(train_vae(VAEConfig(out=str(out / "models" / f"vae_{d}"), **common)))
         features = {
             "AE code": (encode_all(ae.encode, x_train).numpy(), encode_all(ae.encode, x_test).numpy()),

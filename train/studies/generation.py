@@ -32,14 +32,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gan_baselines.autoencoders import load_autoencoder, random_codes
+from gan_baselines.ae_training import AEConfig, train_autoencoder
+from gan_baselines.autoencoders import load_autoencoder
+from gan_baselines.studies import encode_all, load_split, save_image_rows, write_metrics
 from gan_baselines.vae import load_vae
+from gan_baselines.vae_training import VAEConfig, train_vae
 from t2i.config import parse_config
 from t2i.evaluators.digits import DigitsClassifier, score_samples
-from train.ae import AEConfig, encode_all, load_split, save_image_rows, write_metrics
-from train.ae import train as train_ae
-from train.vae import VAEConfig
-from train.vae import train as train_vae
+from t2i.generator import seeded_noise
 
 
 @dataclass
@@ -90,13 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     x_test, y_test = load_split(cfg.data, "test", cfg.size, n=64 if cfg.quick else None)
     common = dict(data=cfg.data, size=cfg.size, latent_dim=cfg.latent_dim, hidden=cfg.hidden, steps=steps,
                   batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed, log_every=50)
-    ae, _ = load_autoencoder(train_ae(AEConfig(out=str(out / "models" / "ae"), variant="plain", **common)))
+    ae, _ = load_autoencoder(train_autoencoder(AEConfig(out=str(out / "models" / "ae"), variant="plain", **common)))
     vae, _ = load_vae(train_vae(VAEConfig(out=str(out / "models" / "vae"), **common)))
     decoders = {"AE": ae.decode, "VAE": vae.decode}
     encoders = {"AE": ae.encode, "VAE": lambda x: vae.encode(x)[0]}  # the VAE's posterior mean
 
     # 1. prior samples: the same z ~ N(0, I) through both decoders; the AE also from a Gaussian fitted to its codes
-    z = random_codes(n_samples, cfg.latent_dim, cfg.seed)  # (N, D)
+    z = seeded_noise(cfg.seed, 1, n_samples, (cfg.latent_dim,))  # (N, D), one draw from the seed
     train_codes = encode_all(ae.encode, x_train)  # (N_train, D)
     fitted = torch.distributions.MultivariateNormal(
         train_codes.mean(0), torch.cov(train_codes.T) + 1e-5 * torch.eye(cfg.latent_dim))

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import torch
 
+from gan_baselines.ae_training import AEConfig, train_autoencoder
 from gan_baselines.autoencoders import load_autoencoder, psnr
+from gan_baselines.studies import load_split, one_per_class, save_image_rows, write_metrics
 from t2i.config import parse_config
-from train.ae import AEConfig, load_split, one_per_class, save_image_rows, train, write_metrics
 
 
 @dataclass
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     shown = one_per_class(y_test, 10)
     rows, labels, results = [x_test[shown]], ["original"], {}
     for d in cfg.latent_dims:
-        folder = train(AEConfig(out=str(out / "models" / f"latent_{d}"), variant="plain", data=cfg.data, size=cfg.size,
+        folder = train_autoencoder(AEConfig(out=str(out / "models" / f"latent_{d}"), variant="plain", data=cfg.data, size=cfg.size,
                                 latent_dim=d, hidden=cfg.hidden, steps=steps, batch_size=cfg.batch_size, lr=cfg.lr,
                                 seed=cfg.seed, log_every=50))
         model, _ = load_autoencoder(folder)

@@ -23,13 +23,12 @@ from pathlib import Path
 import numpy as np
 from sklearn.neighbors import KNeighborsClassifier
 
+from gan_baselines.ae_training import AEConfig, train_autoencoder
 from gan_baselines.autoencoders import load_autoencoder
+from gan_baselines.studies import encode_all, load_split, write_metrics
 from gan_baselines.vae import load_vae
+from gan_baselines.vae_training import VAEConfig, train_vae
 from t2i.config import parse_config
-from train.ae import AEConfig, encode_all, load_split, write_metrics
-from train.ae import train as train_ae
-from train.vae import VAEConfig
-from train.vae import train as train_vae
 
 R95 = math.sqrt(-2 * math.log(0.05))  # radius holding 95% of a 2-D standard normal: P(|z| > r) = exp(-r^2 / 2)
 
@@ -85,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     x_test, y_test = load_split(cfg.data, "test", cfg.size, n=64 if cfg.quick else None)
     common = dict(data=cfg.data, size=cfg.size, latent_dim=2, hidden=cfg.hidden, steps=steps, batch_size=cfg.batch_size,
                   lr=cfg.lr, seed=cfg.seed, log_every=50)
-    ae, _ = load_autoencoder(train_ae(AEConfig(out=str(out / "models" / "ae"), variant="plain", **common)))
+    ae, _ = load_autoencoder(train_autoencoder(AEConfig(out=str(out / "models" / "ae"), variant="plain", **common)))
     vae, _ = load_vae(train_vae(VAEConfig(out=str(out / "models" / "vae"), beta=cfg.beta, **common)))
     codes = {
         "ae": (encode_all(ae.encode, x_train).numpy(), encode_all(ae.encode, x_test).numpy()),

@@ -162,10 +162,11 @@ def saturation(cfg: ModeCollapseConfig, pretrain: int, steps: int) -> dict[str, 
 
 
 def digits_histograms(cfg: ModeCollapseConfig, out: Path, steps: int, samples: int) -> dict:
-    """Train ``t2i train dcgan`` on digits per loss and classify its samples with the digits classifier."""
-    from gan_baselines.dcgan import load_generator
+    """Run ``t2i train dcgan`` on digits per loss and classify its samples with the digits classifier."""
+    from gan_baselines.registry import load_generator
     from t2i.evaluators.digits import DigitsClassifier, score_samples
-    from train.dcgan import DCGANConfig, train
+    from t2i.generator import generate_conditions
+    from train.cli import main as t2i_command  # another command runs through the dispatcher
 
     try:
         classifier = DigitsClassifier.from_pretrained(cfg.classifier)
@@ -173,15 +174,16 @@ def digits_histograms(cfg: ModeCollapseConfig, out: Path, steps: int, samples: i
         return {"skipped": f"no digits classifier at {cfg.classifier!r}: {err}"}
     results = {}
     for name in cfg.digits_losses:
-        run_cfg = DCGANConfig(out=str(out / f"digits-{name}"), data="digits", loss=name, steps=steps, seed=cfg.seed,
-                              latent_dim=64, g_base=cfg.digits_base, d_base=cfg.digits_base, checkpoint_every=0,
-                              sample_every=0, log_every=max(1, min(50, steps)))
-        generator = load_generator(train(run_cfg))
-        images = generator.generate(seed=cfg.seed, num_images_per_prompt=samples) if samples <= 64 else [
-            im for i in range(math.ceil(samples / 64))
-            for im in generator.generate(seed=cfg.seed + i, num_images_per_prompt=64)][:samples]
+        run = out / f"digits-{name}"
+        t2i_command(["train", "dcgan", f"--out={run}", "--data=digits", f"--loss={name}", f"--steps={steps}",
+                     f"--seed={cfg.seed}", "--latent-dim=64", f"--g-base={cfg.digits_base}", f"--d-base={cfg.digits_base}",
+                     "--checkpoint-every=0", "--sample-every=0", f"--log-every={max(1, min(50, steps))}"])
+        generator = load_generator(run / "model")
+        per_call = min(samples, 64)  # draws of 64 from seeds seed, seed + 1, ...
+        images = generate_conditions(generator, [None] * math.ceil(samples / per_call), seed=cfg.seed,
+                                     n=per_call)[:samples]
         results[name] = score_samples(images, classifier=classifier)
-        last = json.loads((out / f"digits-{name}" / "metrics.jsonl").read_text().splitlines()[-1])
+        last = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
         results[name]["final_d_fake"] = last["d_fake"]  # ~0: D still rejects every sample (saturated G)
     return results
 

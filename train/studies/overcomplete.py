@@ -35,9 +35,10 @@ import torch
 from sklearn.decomposition import PCA
 from torch.autograd.functional import jacobian
 
+from gan_baselines.ae_training import REGULARIZERS, AEConfig, train_autoencoder
 from gan_baselines.autoencoders import load_autoencoder
+from gan_baselines.studies import load_split, one_per_class, save_image_rows, write_metrics
 from t2i.config import parse_config
-from train.ae import REGULARIZERS, AEConfig, load_split, one_per_class, save_image_rows, train, write_metrics
 
 
 @dataclass
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     digit_labels, noise_labels = ["test digits"], ["noise input"]
     results: dict[str, dict[str, float]] = {}
     for reg in cfg.regularizers:
-        folder = train(AEConfig(out=str(out / "models" / reg), variant="overcomplete", regularizer=reg, data=cfg.data,
+        folder = train_autoencoder(AEConfig(out=str(out / "models" / reg), variant="overcomplete", regularizer=reg, data=cfg.data,
                                 size=cfg.size, latent_dim=cfg.code_factor * pixels, output="linear", noise=cfg.noise,
                                 noise_level=cfg.noise_level, sparse_weight=cfg.sparse_weight,
                                 contractive_weight=cfg.contractive_weight, steps=steps, batch_size=cfg.batch_size,
