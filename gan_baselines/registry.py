@@ -10,10 +10,10 @@ A saved model folder's ``config.json`` names its ``"family"``; a diffusers pipel
 from __future__ import annotations
 
 import importlib
-import json
 from pathlib import Path
 
-from t2i.builtin import resolve
+from t2i.builtin import hub_error, looks_like_hub_id, missing, resolve
+from t2i.io import CheckpointError, load_config_json
 from t2i.generator import Generator
 
 # family -> "module:function(path) -> Generator"; modules are imported only when used
@@ -35,7 +35,7 @@ def family_of(folder: Path) -> str:
     config = folder / "config.json"
     if not config.is_file():
         raise FileNotFoundError(f"{folder} is not a saved model: it has neither config.json nor model_index.json")
-    family = json.loads(config.read_text()).get("family")
+    family = load_config_json(folder).get("family")
     if family not in FAMILIES:
         raise ValueError(f"{folder}/config.json names family {family!r}; known families: {sorted(FAMILIES)}")
     return family
@@ -47,14 +47,21 @@ def load_generator(path_or_name: str | Path, device: str = "cpu") -> Generator:
         folder = resolve(path_or_name)
     except FileNotFoundError:
         text = str(path_or_name)
-        if "/" in text and not Path(text).exists() and text.count("/") == 1:  # looks like a hub id
-            from t2i.diffusion.pipeline import load_generator as load_ldm
+        if not looks_like_hub_id(text):
+            raise missing(text, "model") from None
+        from t2i.diffusion.pipeline import load_generator as load_ldm
+        try:
             return load_ldm(text).to(device)
-        raise
+        except OSError as err:
+            raise hub_error(text, "model", err) from None
     if folder.is_dir() and not (folder / "model_index.json").is_file() and (folder / "model" / "config.json").is_file():
         folder = folder / "model"  # a training run folder: its final model lives in RUN/model
     module_name, func = FAMILIES[family_of(folder)].split(":")
     loader = getattr(importlib.import_module(module_name), func)
-    generator = loader(folder)
+    try:
+        generator = loader(folder)
+    except KeyError as err:  # a config.json without a key its family needs (e.g. "arch")
+        raise CheckpointError(f"{folder}/config.json lacks the key {err.args[0]!r} that a {family_of(folder)!r} "
+                              "model needs; re-save the model with its trainer (`t2i train ...`)") from None
     generator.path = folder
     return generator.to(device)

@@ -112,7 +112,9 @@ class TextEncoder(nn.Module):
             return cls._from_open_clip(text, pretrained, trainable, device, source=text)
         if pretrained is not None:
             raise ValueError(f"pretrained={pretrained!r} is only for open_clip architecture names; {text!r} is not one")
-        if text.count("/") == 1 and not path.exists():  # a hub id: a text model, or a pipeline's text_encoder/
+        from t2i.builtin import looks_like_hub_id, missing
+
+        if looks_like_hub_id(text):  # a hub id: a text model, or a pipeline's text_encoder/
             errors = []
             for model_sub, tok_sub in (("", ""), ("text_encoder", "tokenizer")):
                 try:
@@ -124,6 +126,8 @@ class TextEncoder(nn.Module):
                 f"could not load a transformers CLIP text model from the hub id {text!r} (looked at its root and at "
                 f"text_encoder/ + tokenizer/); with HF_HUB_OFFLINE=1 only the local cache is searched: download it "
                 f"once online or give a local folder. Causes: {' | '.join(errors)}")
+        if not path.exists():
+            raise missing(text, "text encoder (open_clip folder, architecture name or CLIPTextModel)")
         raise FileNotFoundError(
             f"no text encoder at {text!r}: give an open_clip folder, a built-in name, an open_clip architecture "
             "name, a transformers CLIP text model folder / hub id, or a folder with text_encoder/ + tokenizer/")

@@ -115,7 +115,7 @@ def measure_scaling_factor(vae: AutoencoderKL, batches: Iterable[torch.Tensor], 
 def load_vae(path_or_id: str | Path) -> AutoencoderKL:
     """A VAE from: a built-in name (``shapes-vae-kl``), a ``t2i train vae-kl`` run (``vae/`` inside), a
     pipeline folder (``vae/``), a plain AutoencoderKL folder, or a hub id (``org/name``, or its ``vae`` subfolder)."""
-    from t2i.builtin import is_builtin, resolve
+    from t2i.builtin import hub_error, is_builtin, looks_like_hub_id, missing, resolve
 
     path = resolve(path_or_id) if is_builtin(path_or_id) else Path(str(path_or_id)).expanduser()
     f32 = {"dtype": torch.float32}  # half-precision files (the compact built-ins) are computed in float32
@@ -127,9 +127,12 @@ def load_vae(path_or_id: str | Path) -> AutoencoderKL:
         raise FileNotFoundError(f"{path} holds no VAE: expected a `t2i train vae-kl` run or pipeline folder "
                                 "(with vae/config.json) or an AutoencoderKL folder (config.json + weights)")
     text = str(path_or_id)
-    if text.count("/") != 1:
-        raise FileNotFoundError(f"no VAE at {text!r}: give a folder or a hub id like 'stabilityai/sd-vae-ft-mse'")
+    if not looks_like_hub_id(text):
+        raise missing(text, "VAE")
     try:  # a standalone VAE repo, then a pipeline repo's vae/ subfolder
         return AutoencoderKL.from_pretrained(text, **f32)
     except OSError:
-        return AutoencoderKL.from_pretrained(text, subfolder="vae", **f32)
+        try:
+            return AutoencoderKL.from_pretrained(text, subfolder="vae", **f32)
+        except OSError as err:
+            raise hub_error(text, "VAE", err) from None
