@@ -37,7 +37,8 @@ PROBLEMS = ("missing", "corrupt", "truncated", "too_large", "unsupported", "empt
 MAX_PIXELS = 64_000_000  # width x height above which an image is refused unread (Pillow warns at 89 M, refuses at 179 M)
 CONVERTIBLE = {"RGB", "L", "1", "P", "RGBA", "LA", "PA", "I;16", "I;16B", "I;16L", "I;16N", "I",
                "CMYK", "YCbCr", "LAB", "HSV", "RGBX", "RGBa", "La"}
-MAX_EXAMPLES = 5  # how many paths the report keeps per kind
+MAX_EXAMPLES = 5  # how many paths per kind a summary shows by default (trainers print this)
+MAX_KEPT = 1000  # how many paths per kind the report keeps (``t2i data validate`` shows them all)
 
 
 class BadDataError(ValueError):
@@ -64,7 +65,7 @@ class BadDataReport:
     def add(self, kind: str, path: str, detail: str = "") -> None:
         self.counts[kind] = self.counts.get(kind, 0) + 1
         shown = self.examples.setdefault(kind, [])
-        if len(shown) < MAX_EXAMPLES and (path, detail) not in shown:
+        if len(shown) < MAX_KEPT and (path, detail) not in shown:
             shown.append((str(path), detail))
 
     @property
@@ -79,7 +80,8 @@ class BadDataReport:
     def __bool__(self) -> bool:  # truthy when something was skipped
         return self.problems > 0
 
-    def summary(self) -> str:
+    def summary(self, max_examples: int | None = MAX_EXAMPLES) -> str:
+        """Counts per kind with the first ``max_examples`` paths of each (None: all kept)."""
         head = f"{self.source or 'data'}: {self.checked} items checked, {self.problems} skipped"
         if self.converted:
             head += f", {self.converted} converted"
@@ -87,7 +89,10 @@ class BadDataReport:
         for kind in [*PROBLEMS, "converted"]:
             if self.counts.get(kind):
                 lines.append(f"  {kind}: {self.counts[kind]}")
-                lines += [f"    {p}" + (f"  ({d})" if d else "") for p, d in self.examples.get(kind, [])]
+                shown = self.examples.get(kind, [])[:max_examples]
+                lines += [f"    {p}" + (f"  ({d})" if d else "") for p, d in shown]
+                if self.counts[kind] > len(shown):
+                    lines.append(f"    ... and {self.counts[kind] - len(shown)} more")
         return "\n".join(lines)
 
     __str__ = summary

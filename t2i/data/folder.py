@@ -32,6 +32,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,7 @@ class CaptionedFiles(Dataset):
         for name, detail in bad_rows:
             self.report.add("bad_row", name, detail)
         decode = strict or check == "decode"
+        self._labelled = any(row.label is not None and row.label != "" for row in rows)  # then every row needs one
         self.rows, self.captions, self.labels, self._sizes = [], [], [], []
         for row in tqdm(rows, desc=f"checking {source}", unit="img", disable=len(rows) < PROGRESS_ABOVE):
             try:
@@ -104,10 +106,12 @@ class CaptionedFiles(Dataset):
         text = check_caption(row.text)
         if row.extra is not None:
             check_objects(row.extra.get("objects"))
-        label = -1
-        if row.label is not None and row.label != "":  # no label column / empty CSV cell: -1
-            if isinstance(row.label, bool) or not str(row.label).strip().lstrip("-").isdigit():
-                raise BadImage("bad_row", f"label {row.label!r} is not an integer")
+        label = -1  # no label column at all: -1 for every row
+        if self._labelled:  # a label-conditional trainer would index a class table with it: must be an int >= 0
+            if row.label is None or row.label == "":
+                raise BadImage("bad_row", "no label, while other rows have one (label every row, or none)")
+            if isinstance(row.label, bool) or not str(row.label).strip().isdigit():
+                raise BadImage("bad_row", f"label {row.label!r} is not an integer >= 0")
             label = int(str(row.label).strip())
         if decode:
             _, converted = load_image(row.path, self.size, self.channels, name=row.name)
@@ -185,7 +189,8 @@ def _utf8_lines(path: Path) -> list[tuple[int, str | None, str]]:
     return lines
 
 
-def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+def _read_jsonl(path: Path) -> tuple[list[tuple[str, dict[str, Any]]], list[tuple[str, str]]]:
+    """``(location, row)`` of every JSON object line; bad lines as ``(location, problem)``."""
     rows, bad = [], []
     for lineno, line, problem in _utf8_lines(path):
         if line is None:
@@ -200,14 +205,14 @@ def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], list[tuple[str, str]]
         except ValueError as err:
             bad.append((f"{path.name}:{lineno}", f"invalid JSON: {err}"))
             continue
-        rows.append(row)
+        rows.append((f"{path.name}:{lineno}", row))
     return rows, bad
 
 
 _EXTRA = "\0extra fields"  # csv.DictReader's key for fields beyond the header (never a real column name)
 
 
-def _read_csv(path: Path, sep: str) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+def _read_csv(path: Path, sep: str) -> tuple[list[tuple[str, dict[str, Any]]], list[tuple[str, str]]]:
     """Rows of a CSV/TSV; lines that are not UTF-8 or have more fields than the header are reported."""
     text = path.read_bytes().decode("utf-8", errors="surrogateescape")  # bad bytes -> lone surrogates, found below
     text = text[1:] if text.startswith("\ufeff") else text
@@ -225,7 +230,7 @@ def _read_csv(path: Path, sep: str) -> tuple[list[dict[str, Any]], list[tuple[st
             if any(isinstance(v, str) and _has_bad_bytes(v) for v in row.values()):
                 bad.append((where, "not UTF-8 text"))
                 continue
-            rows.append(row)
+            rows.append((where, row))
     except csv.Error as err:  # e.g. a NUL byte, or an unterminated quote at the end of the file
         bad.append((f"{path.name}:{reader.line_num}", f"unreadable CSV from here on: {err}"))
     return rows, bad
@@ -235,23 +240,24 @@ def _has_bad_bytes(text: str) -> bool:
     return any("\udc80" <= ch <= "\udcff" for ch in text)
 
 
-def _to_rows(table: list[dict[str, Any]], base: Path, image_column: str, caption_column: str,
+def _to_rows(table: list[tuple[str, dict[str, Any]]], base: Path, image_column: str, caption_column: str,
              label_column: str, source: str, bad: list[tuple[str, str]], n: int | None,
              contained: bool) -> list[Row]:
     """Metadata rows -> ``Row``s; ``contained``: image paths must stay inside ``base`` (imagefolder)."""
-    columns = sorted({str(k) for r in table for k in r})
+    columns = sorted({str(k) for _, r in table for k in r})
     for needed, option in ((image_column, "image_column"), (caption_column, "caption_column")):
         if table and needed not in columns:
             raise ValueError(f"{source}: no {needed!r} column (set {option}=...); columns found: {columns}")
     rows = []
-    inside = base.resolve()
-    for i, r in enumerate(table[:n] if n is not None else table):
+    inside = os.path.normpath(base.absolute())
+    for where, r in table[:n] if n is not None else table:
         name = r.get(image_column)
         if not isinstance(name, str) or not name.strip():
-            bad.append((f"row {i}", f"no {image_column!r}"))
+            bad.append((where, f"no {image_column!r}"))
             continue
         name = name.strip()
-        if contained and not (base / name).resolve().is_relative_to(inside):
+        # lexical check (symlinks inside the folder may point anywhere, as datasets often link their files)
+        if contained and os.path.commonpath([inside, os.path.normpath(base.absolute() / name)]) != inside:
             bad.append((name, f"path leaves the dataset folder {base} (file names are relative to it)"))
             continue
         extra = {"objects": r["objects"], "relation": r.get("relation")} if "objects" in r else None
