@@ -1,0 +1,221 @@
+"""Gradio app: type a prompt once, see the text GAN and the diffusion model side by side.
+
+Runs on the built-in default models unless told otherwise, on 127.0.0.1:7860, with
+analytics off and requests queued (one at a time by default, so concurrent users never
+share a model mid-call). Named API endpoints (see README): ``/generate``,
+``/interpolate``, ``/prior_samples``.
+
+What the server writes and serves (``apps/serving.py``): only ``--outputs`` (also gradio's
+cache folder), where every answer's images are written under unique names atomically and
+the folder is kept under ``--max-outputs-mb``; uploads are refused; every text input is
+capped; bad requests get a message, unexpected failures a generic one (details in the log).
+
+    t2i app                                   # built-in models
+    t2i app --diffusion runs/ldm --gan runs/tgan --port 7861
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported
+
+import dataclasses  # noqa: E402
+import random  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Sequence  # noqa: E402
+
+from t2i.config import parse_config  # noqa: E402
+
+from apps.models import MAX_PROMPT_CHARS, AppModels, RequestError  # noqa: E402
+from apps.serving import OutputsFolder, RefuseUploads  # noqa: E402
+
+API_NAMES = ("generate", "interpolate", "prior_samples")
+
+SAMPLERS = ["dpm-solver++", "ddim", "ddpm", "euler", "euler-ancestral", "unipc"]
+EXAMPLES = [
+    "a small red circle in the center",
+    "a large blue square in the top left",
+    "a small yellow triangle in the bottom right",
+    "a large white cross in the center",
+    "a green circle above a magenta square",
+    "a cyan cross to the left of a red triangle",
+]
+ABOUT = """
+**Text GAN** (`shapes-tgan`): a generator `G(z, e)` maps noise and the pooled CLIP text
+embedding `e` to an image in one forward pass; a matching-aware discriminator taught it to
+follow the caption. One step, so it is fast, but it sees the prompt only as one vector.
+
+**Latent diffusion** (`shapes-ldm`): a UNet removes noise from an autoencoder's latent
+step by step, attending to every token of the prompt (cross-attention on CLIP token
+states); classifier-free guidance trades diversity for faithfulness. Many steps, so it
+costs more per image.
+
+Both read prompts through the same CLIP text tower (`shapes-clip`), trained on the
+`shapes` grammar: *a {small|large} {colour} {shape} in the {position}* or
+*a {colour} {shape} {above|below|to the left of|to the right of} a {colour} {shape}*.
+"""
+
+
+@dataclasses.dataclass
+class AppConfig:
+    host: str = "127.0.0.1"  # interface to listen on; localhost by default
+    port: int = 7860  # port to listen on
+    share: bool = False  # create a public gradio.live link (off by default)
+    diffusion: str = "shapes-ldm"  # our pipeline folder, a Stable-Diffusion-layout folder or hub id, or a built-in name
+    gan: str = "shapes-tgan"  # a text-conditional generator folder or built-in name
+    clip: str = "shapes-clip"  # open_clip folder or built-in name used for CLIP scores
+    ae: str = "digits-ae"  # 2-D autoencoder for the latent-space tab ("" to hide the tab)
+    vae: str = "digits-vae"  # 2-D VAE for the latent-space tab ("" to hide the tab)
+    concurrency: int = 1  # requests served at once; more are queued
+    queue_size: int = 64  # requests waiting at most; more are refused with a message
+    max_images: int = 8  # images per model per request, at most
+    max_steps: int = 100  # diffusion steps per request, at most
+    max_guidance: float = 20.0  # classifier-free guidance scale, at most
+    display_size: int = 128  # images are upscaled (nearest) to this many pixels for display
+    outputs: str = "outputs/app"  # the only folder the app writes to or serves files from (also gradio's cache)
+    max_outputs_mb: float = 256.0  # keep --outputs under this size: the oldest images are deleted first
+
+
+def use_outputs_as_gradio_cache(cfg: AppConfig) -> Path:
+    """Make ``cfg.outputs`` gradio's cache folder (``GRADIO_TEMP_DIR``, read when Blocks are built), so
+    it is the one folder the server writes and serves."""
+    root = Path(cfg.outputs).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    os.environ["GRADIO_TEMP_DIR"] = str(root)
+    return root
+
+
+def build_app(cfg: AppConfig, models: AppModels | None = None):
+    """The Gradio Blocks UI over ``AppModels``; ``models`` may be given (tests)."""
+    use_outputs_as_gradio_cache(cfg)
+    import gradio as gr
+
+    models = models or AppModels.load(cfg)
+    saved = OutputsFolder(cfg.outputs, max_bytes=int(cfg.max_outputs_mb * 1e6))
+from gradio.events import Dependency
+
+    class TextOnly(gr.Textbox):
+        """A Textbox whose API refuses lists, dicts and numbers instead of turning them into text."""
+
+        def preprocess(self, payload):
+            if payload is not None and not isinstance(payload, str):
+                raise gr.Error(f"{self.label} must be text, not {type(payload).__name__}.", print_exception=False)
+            return super().preprocess(payload)
+
+    def failed(name: str, err: Exception):
+        """A message for the user; the details stay in the server log."""
+        if isinstance(err, RequestError):
+            return gr.Error(str(err), print_exception=False)
+        print(f"app: {name} failed: {err!r}", file=sys.stderr)
+        return gr.Error(f"{name} failed on the server (the log has the details); try other settings.",
+                        print_exception=False)
+
+    def generate(prompt, negative_prompt, seed, randomize, n, sampler, steps, guidance, intermediates,
+                 progress=gr.Progress()):
+        try:
+            seed = random.randint(0, 2**31 - 1) if randomize is True else seed
+            result = models.generate(prompt, negative_prompt, seed, n, sampler, steps, guidance,
+                                     intermediates is True,
+                                     progress=lambda i, total: progress((i, total), desc="denoising"))
+            return (saved.save(result["gan"]), saved.save(result["diffusion"]), result["seed"],
+                    result["summary"], saved.save(result["intermediates"]))
+        except Exception as err:  # never a stack trace or a raw Python message to the user
+            raise failed("generation", err) from None
+
+    def interpolate(digit_a, digit_b, num_steps):
+        try:
+            ae_walk, vae_walk = models.interpolate(digit_a, digit_b, num_steps)
+            return saved.save(ae_walk), saved.save(vae_walk)
+        except Exception as err:
+            raise failed("interpolation", err) from None
+
+    def prior_samples(count, seed):
+        try:
+            ae_prior, vae_prior, info = models.prior_samples(count, seed)
+            return saved.save(ae_prior), saved.save(vae_prior), info
+        except Exception as err:
+            raise failed("sampling", err) from None
+
+    with gr.Blocks(title="t2i: GAN vs diffusion", analytics_enabled=False) as demo:
+        gr.Markdown("# t2i: one prompt, a GAN and a diffusion model side by side")
+        with gr.Tab("Text to image"):
+            with gr.Row():
+                prompt = TextOnly(label="Prompt", value=EXAMPLES[0], scale=4, elem_id="prompt", max_length=MAX_PROMPT_CHARS)
+                negative = TextOnly(label="Negative prompt (diffusion)", value="", scale=2, max_length=MAX_PROMPT_CHARS)
+            with gr.Row():
+                seed = gr.Number(label="Seed", value=0, precision=0, minimum=0, maximum=2**31 - 1)
+                randomize = gr.Checkbox(label="Random seed", value=False)
+                count = gr.Slider(1, cfg.max_images, value=4, step=1, label="Images per model")
+            with gr.Accordion("Diffusion sampler", open=False):
+                with gr.Row():
+                    default_sampler, default_steps, default_guidance = models.diffusion_defaults  # the model's own
+                    sampler = gr.Dropdown(SAMPLERS, value=default_sampler, label="Sampler", elem_id="sampler")
+                    steps = gr.Slider(1, cfg.max_steps, value=default_steps, step=1, label="Steps", elem_id="steps")
+                    guidance = gr.Slider(0.0, cfg.max_guidance, value=default_guidance, step=0.5, label="Guidance scale",
+                                         elem_id="guidance")
+                    intermediates = gr.Checkbox(label="Show intermediate images", value=False)
+            button = gr.Button("Generate", variant="primary", elem_id="generate")
+            with gr.Row():
+                gan_gallery = gr.Gallery(label="Text GAN", columns=4, format="png", elem_id="gan-gallery")
+                diffusion_gallery = gr.Gallery(label="Latent diffusion", columns=4, format="png", elem_id="diffusion-gallery")
+            with gr.Row():
+                seed_used = gr.Number(label="Seed used", precision=0, interactive=False)
+                summary = gr.Markdown(elem_id="summary")
+            strip = gr.Gallery(label="Diffusion: the latents decoded along the denoising steps (first image)", columns=8, format="png")
+            gr.Examples(EXAMPLES, inputs=[prompt])
+            gr.Markdown(ABOUT)
+            inputs = [prompt, negative, seed, randomize, count, sampler, steps, guidance, intermediates]
+            outputs = [gan_gallery, diffusion_gallery, seed_used, summary, strip]
+            button.click(generate, inputs, outputs, api_name="generate")
+            prompt.submit(generate, inputs, outputs, api_name=False)
+        if models.has_latent_tab:
+            with gr.Tab("Latent space (digits)"):
+                gr.Markdown(
+                    "A plain autoencoder and a VAE, both with a 2-D code, trained on digits. "
+                    "Walking between two digits works for both; decoding random N(0, I) codes only "
+                    "works for the VAE, whose KL term pulls its codes onto that prior: the AE's codes "
+                    "sit wherever training put them, so random codes land off its data.")
+                with gr.Row():
+                    digit_a = gr.Dropdown(list(range(10)), value=1, label="From digit")
+                    digit_b = gr.Dropdown(list(range(10)), value=7, label="To digit")
+                    num_steps = gr.Slider(3, 12, value=8, step=1, label="Steps")
+                interp_button = gr.Button("Interpolate")
+                interp_ae = gr.Gallery(label="Autoencoder decoder", columns=12, format="png")
+                interp_vae = gr.Gallery(label="VAE decoder", columns=12, format="png")
+                interp_button.click(interpolate, [digit_a, digit_b, num_steps], [interp_ae, interp_vae],
+                                    api_name="interpolate")
+                with gr.Row():
+                    prior_count = gr.Slider(4, 32, value=16, step=1, label="Samples")
+                    prior_seed = gr.Number(label="Seed", value=0, precision=0, minimum=0)
+                prior_button = gr.Button("Sample from N(0, I)")
+                prior_ae = gr.Gallery(label="Autoencoder: random codes", columns=8, format="png")
+                prior_vae = gr.Gallery(label="VAE: prior samples", columns=8, format="png")
+                prior_info = gr.Markdown()
+                prior_button.click(prior_samples, [prior_count, prior_seed], [prior_ae, prior_vae, prior_info],
+                                   api_name="prior_samples")
+    demo.queue(default_concurrency_limit=cfg.concurrency, max_size=cfg.queue_size)
+    return demo
+
+
+def launch(demo, cfg: AppConfig, **kwargs):
+    """Start the server: files only from --outputs, no uploads, no raw exception text to clients."""
+    from starlette.middleware import Middleware
+
+    return demo.launch(server_name=cfg.host, server_port=cfg.port, share=cfg.share, show_error=False,
+                       allowed_paths=[str(Path(cfg.outputs).resolve())], max_file_size=0,
+                       app_kwargs={"middleware": [Middleware(RefuseUploads, api_names=API_NAMES)]}, **kwargs)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    cfg = parse_config(AppConfig, argv, prog="t2i app", description=__doc__)
+    if cfg.max_outputs_mb <= 0:
+        raise ValueError(f"max_outputs_mb must be > 0, got {cfg.max_outputs_mb}")
+    demo = build_app(cfg)
+    launch(demo, cfg)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
