@@ -34,7 +34,9 @@ def family_of(folder: Path) -> str:
         return "ldm"
     config = folder / "config.json"
     if not config.is_file():
-        raise FileNotFoundError(f"{folder} is not a saved model: it has neither config.json nor model_index.json")
+        raise FileNotFoundError(f"{folder} is not a saved model: it has neither config.json nor model_index.json; "
+                                "give a folder written by `t2i train ...` (its model/ folder), a diffusers pipeline "
+                                "folder or a built-in name")
     family = load_config_json(folder).get("family")
     if family not in FAMILIES:
         raise ValueError(f"{folder}/config.json names family {family!r}; known families: {sorted(FAMILIES)}")

@@ -181,9 +181,14 @@ def load_weights(path: str | Path, allow_pickle: bool = False, map_location: str
     """Load a state dict from a safetensors file or a model folder; pickles only on request (Python API)."""
     path = Path(path)
     if path.is_dir():
+        pickles = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
         path = path / WEIGHTS_NAME
+        if not path.exists() and pickles:
+            raise CheckpointError(f"{path.parent} has no {WEIGHTS_NAME}, only {pickles}: pickles are refused "
+                                  "(unpickling can run arbitrary code); convert the state dict to safetensors "
+                                  f"(safetensors.torch.save_file(state_dict, '{path}'))")
     if not path.exists():
-        raise CheckpointError(f"weights file not found: {path}")
+        raise CheckpointError(f"weights file not found: {path}; re-save the model with its trainer")
     if path.suffix == ".safetensors":
         try:
             return load_file(str(path), device=map_location)

@@ -95,7 +95,8 @@ class CaptionedFiles(Dataset):
         if strict:
             self.report.raise_if_problems()
         if not self.rows:
-            raise ValueError(f"no usable items in {source}:\n{self.report.summary()}")
+            raise ValueError(f"no usable items in {source}: fix the items listed, or give another data source "
+                             f"(`t2i data validate {source}` lists every problem):\n{self.report.summary()}")
         labelled = [x for x in self.labels if x >= 0]
         self.num_classes = max(labelled) + 1 if labelled else 0
         self.class_names = [str(i) for i in range(self.num_classes)]
@@ -247,7 +248,8 @@ def _to_rows(table: list[tuple[str, dict[str, Any]]], base: Path, image_column: 
     columns = sorted({str(k) for _, r in table for k in r})
     for needed, option in ((image_column, "image_column"), (caption_column, "caption_column")):
         if table and needed not in columns:
-            raise ValueError(f"{source}: no {needed!r} column (set {option}=...); columns found: {columns}")
+            raise ValueError(f"{source}: no {needed!r} column (rename the column to {needed!r}, or in Python pass "
+                             f"{option}=... to load_dataset); columns found: {columns}")
     rows = []
     inside = os.path.normpath(base.absolute())
     for where, r in table[:n] if n is not None else table:

@@ -65,6 +65,8 @@ class Run:
         cfg.validate()
         self.cfg, self.name = cfg, name
         self.out = Path(cfg.out or f"runs/{name}")
+        if self.out.exists() and not self.out.is_dir():
+            raise ValueError(f"--out {self.out} is a file: give a folder (it is created if missing)")
         cpu = cfg.cpu or not torch.cuda.is_available()
         if cfg.mixed_precision == "fp16" and cpu:
             raise ValueError("mixed_precision='fp16' needs a CUDA GPU (loss scaling); on the CPU use 'bf16' or 'no'")
@@ -414,6 +416,10 @@ class Run:
             if not path.is_dir():
                 raise CheckpointError(f"--resume {resume}: no such checkpoint folder; give a step_N folder "
                                       f"(e.g. {root / 'step_000500'}) or --resume latest")
+            if ckpt.read_manifest(path) is None:
+                raise CheckpointError(f"--resume {resume}: {path} is not a complete checkpoint ({ckpt.MANIFEST}, "
+                                      "written last, is missing or unreadable); --resume latest picks the newest "
+                                      "complete one")
             theirs = ckpt.identity_of_checkpoint(path)
             if theirs is not None and not theirs.same_run(self.identity):
                 raise CheckpointError(refusal(self.identity, theirs, f"checkpoint {path}"))
