@@ -183,24 +183,21 @@ def rotate(root: Path, keep: int, identity: RunIdentity | None) -> list[Path]:
 def set_aside(root: Path, folders: list[Path]) -> list[Path]:
     """Move checkpoint folders of other runs (or an abandoned line of this one) to
     ``root/earlier/<name>-seed<S>-<hash>/`` (a new numbered folder if that one is taken); nothing is deleted."""
-    targets: dict[str, Path] = {}
-    moved = []
+    moved, targets = [], set()
     for folder in folders:
         identity = identity_of_checkpoint(folder)
         label = identity.label if identity is not None else "unknown-run"
-        if label not in targets:
-            base = root / "earlier" / label
-            target, k = base, 1
-            while target.exists():
-                k += 1
-                target = base.with_name(f"{label}-{k}")
-            target.mkdir(parents=True)
-            targets[label] = target
-        os.rename(folder, targets[label] / folder.name)
-        moved.append(targets[label] / folder.name)
+        target, k = root / "earlier" / label, 1
+        while (target / folder.name).exists():  # the same step set aside before: a new numbered folder
+            k += 1
+            target = root / "earlier" / f"{label}-{k}"
+        target.mkdir(parents=True, exist_ok=True)
+        os.rename(folder, target / folder.name)
+        moved.append(target / folder.name)
+        targets.add(target)
     if moved:
         fsync_path(root)
-        for target in targets.values():
+        for target in targets:
             fsync_path(target)
     return moved
 
