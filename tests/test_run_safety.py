@@ -52,7 +52,8 @@ def test_a_fresh_run_keeps_its_checkpoints_and_another_runs_survive(tmp_path, ca
     assert identity_of_checkpoint(root / "step_000010").seed == 1
 
     with pytest.raises(CheckpointError, match=r"belongs to another run \(demo run with seed 1.*not to this one "
-                                              r"\(demo run with seed 0.*seed: 1 -> 0"):
+                                              r"\(demo run with seed 0.*seed: 1 -> 0.*own newest checkpoint was set "
+                                              r"aside: --resume .*earlier/demo-seed0-.*/step_000010"):
         train(cfg(tmp_path, seed=0, steps=12, resume="latest"))  # A's settings against B's checkpoints
     with pytest.raises(CheckpointError, match="belongs to another run"):
         train(cfg(tmp_path, seed=1, steps=12, resume=str(folder_a / "step_000010")))

@@ -430,8 +430,13 @@ class Run:
             (others if theirs is not None and not theirs.same_run(self.identity) else mine).append(folder)
         if others and not mine:
             theirs = ckpt.identity_of_checkpoint(others[0])
-            raise CheckpointError(refusal(self.identity, theirs, f"--resume latest: the newest checkpoint in {root} "
-                                                                 f"({others[0].name})"))
+            message = refusal(self.identity, theirs, f"--resume latest: the newest checkpoint in {root} "
+                                                     f"({others[0].name})")
+            own = [f for f in sorted((root / "earlier").glob("*/step_*"), key=lambda f: f.name, reverse=True)
+                   if (i := ckpt.identity_of_checkpoint(f)) is not None and i.same_run(self.identity)]
+            if own:  # set aside by a later fresh run: say where
+                message += f" This run's own newest checkpoint was set aside: --resume {own[0]}"
+            raise CheckpointError(message)
         return mine
 
     def _restore(self) -> None:
