@@ -95,13 +95,20 @@ def build_app(cfg: AppConfig, models: AppModels | None = None):
     models = models or AppModels.load(cfg)
     saved = OutputsFolder(cfg.outputs, max_bytes=int(cfg.max_outputs_mb * 1e6))
 
-    class TextOnly(gr.Textbox):
-        """A Textbox whose API refuses lists, dicts and numbers instead of turning them into text."""
+    def text_only(box: gr.Textbox) -> gr.Textbox:
+        """Make ``box``'s API refuse lists, dicts and numbers instead of turning them into text.
 
-        def preprocess(self, payload):
+        Wraps the instance's ``preprocess`` rather than subclassing: gradio writes a ``.pyi`` stub
+        next to the source file of every Component subclass (into the installed package)."""
+        to_text = box.preprocess
+
+        def preprocess(payload):
             if payload is not None and not isinstance(payload, str):
-                raise gr.Error(f"{self.label} must be text, not {type(payload).__name__}.", print_exception=False)
-            return super().preprocess(payload)
+                raise gr.Error(f"{box.label} must be text, not {type(payload).__name__}.", print_exception=False)
+            return to_text(payload)
+
+        box.preprocess = preprocess
+        return box
 
     def failed(name: str, err: Exception):
         """A message for the user; the details stay in the server log."""
@@ -141,8 +148,10 @@ def build_app(cfg: AppConfig, models: AppModels | None = None):
         gr.Markdown("# t2i: one prompt, a GAN and a diffusion model side by side")
         with gr.Tab("Text to image"):
             with gr.Row():
-                prompt = TextOnly(label="Prompt", value=EXAMPLES[0], scale=4, elem_id="prompt", max_length=MAX_PROMPT_CHARS)
-                negative = TextOnly(label="Negative prompt (diffusion)", value="", scale=2, max_length=MAX_PROMPT_CHARS)
+                prompt = text_only(gr.Textbox(label="Prompt", value=EXAMPLES[0], scale=4, elem_id="prompt",
+                                               max_length=MAX_PROMPT_CHARS))
+                negative = text_only(gr.Textbox(label="Negative prompt (diffusion)", value="", scale=2,
+                                                 max_length=MAX_PROMPT_CHARS))
             with gr.Row():
                 seed = gr.Number(label="Seed", value=0, precision=0, minimum=0, maximum=2**31 - 1)
                 randomize = gr.Checkbox(label="Random seed", value=False)

@@ -84,10 +84,13 @@ def test_gradio_client_endpoints_errors_and_concurrency(app_config, models):
     import httpx
     from gradio_client import Client
 
+    import apps.app
     from apps.app import build_app, launch
 
     cfg = dataclasses.replace(app_config, concurrency=1)
     demo = build_app(cfg, models=models)
+    stub = Path(apps.app.__file__).with_suffix(".pyi")  # gradio writes one per Component subclass
+    assert not stub.exists(), f"building the app wrote {stub} into the source tree"
     launch(demo, cfg, prevent_thread_lock=True, quiet=True)
     base = f"http://127.0.0.1:{cfg.port}"
     try:
