@@ -5,6 +5,11 @@ analytics off and requests queued (one at a time by default, so concurrent users
 share a model mid-call). Named API endpoints (see README): ``/generate``,
 ``/interpolate``, ``/prior_samples``.
 
+What the server writes and serves (``apps/serving.py``): only ``--outputs`` (also gradio's
+cache folder), where every answer's images are written under unique names atomically and
+the folder is kept under ``--max-outputs-mb``; uploads are refused; every text input is
+capped; bad requests get a message, unexpected failures a generic one (details in the log).
+
     t2i app                                   # built-in models
     t2i app --diffusion runs/ldm --gan runs/tgan --port 7861
 """
@@ -23,7 +28,10 @@ from typing import Sequence  # noqa: E402
 
 from t2i.config import parse_config  # noqa: E402
 
-from apps.models import AppModels, RequestError  # noqa: E402
+from apps.models import MAX_PROMPT_CHARS, AppModels, RequestError  # noqa: E402
+from apps.serving import OutputsFolder, RefuseUploads  # noqa: E402
+
+API_NAMES = ("generate", "interpolate", "prior_samples")
 
 EXAMPLES = [
     "a small red circle in the center",
@@ -65,46 +73,84 @@ class AppConfig:
     max_steps: int = 100  # diffusion steps per request, at most
     max_guidance: float = 20.0  # classifier-free guidance scale, at most
     display_size: int = 128  # images are upscaled (nearest) to this many pixels for display
-    outputs: str = "outputs/app"  # the only folder the app writes to or serves files from
+    outputs: str = "outputs/app"  # the only folder the app writes to or serves files from (also gradio's cache)
+    max_outputs_mb: float = 256.0  # keep --outputs under this size: the oldest images are deleted first
+
+
+def use_outputs_as_gradio_cache(cfg: AppConfig) -> Path:
+    """Make ``cfg.outputs`` gradio's cache folder (``GRADIO_TEMP_DIR``, read when Blocks are built), so
+    it is the one folder the server writes and serves."""
+    root = Path(cfg.outputs).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    os.environ["GRADIO_TEMP_DIR"] = str(root)
+    return root
 
 
 def build_app(cfg: AppConfig, models: AppModels | None = None):
     """The Gradio Blocks UI over ``AppModels``; ``models`` may be given (tests)."""
+    use_outputs_as_gradio_cache(cfg)
     import gradio as gr
 
     models = models or AppModels.load(cfg)
+    saved = OutputsFolder(cfg.outputs, max_bytes=int(cfg.max_outputs_mb * 1e6))
+
+    def text_only(box: gr.Textbox) -> gr.Textbox:
+        """Make ``box``'s API refuse lists, dicts and numbers instead of turning them into text.
+
+        Wraps the instance's ``preprocess`` rather than subclassing: gradio writes a ``.pyi`` stub
+        next to the source file of every Component subclass (into the installed package)."""
+        to_text = box.preprocess
+
+        def preprocess(payload):
+            if payload is not None and not isinstance(payload, str):
+                raise gr.Error(f"{box.label} must be text, not {type(payload).__name__}.", print_exception=False)
+            return to_text(payload)
+
+        box.preprocess = preprocess
+        return box
+
+    def failed(name: str, err: Exception):
+        """A message for the user; the details stay in the server log."""
+        if isinstance(err, RequestError):
+            return gr.Error(str(err), print_exception=False)
+        print(f"app: {name} failed: {err!r}", file=sys.stderr)
+        return gr.Error(f"{name} failed on the server (the log has the details); try other settings.",
+                        print_exception=False)
 
     def generate(prompt, negative_prompt, seed, randomize, n, sampler, steps, guidance, intermediates,
                  progress=gr.Progress()):
         try:
-            seed = random.randint(0, 2**31 - 1) if randomize else seed
+            seed = random.randint(0, 2**31 - 1) if randomize is True else seed
             result = models.generate(prompt, negative_prompt, seed, n, sampler, steps, guidance,
-                                     intermediates, progress=lambda i, total: progress((i, total), desc="denoising"))
-        except RequestError as err:
-            raise gr.Error(str(err), print_exception=False) from None
-        except Exception as err:  # never a stack trace to the user; the log keeps it
-            print(f"app: generate failed: {err!r}", file=sys.stderr)
-            raise gr.Error(f"generation failed: {type(err).__name__}: {err}", print_exception=False) from None
-        return (result["gan"], result["diffusion"], result["seed"], result["summary"], result["intermediates"])
+                                     intermediates is True,
+                                     progress=lambda i, total: progress((i, total), desc="denoising"))
+            return (saved.save(result["gan"]), saved.save(result["diffusion"]), result["seed"],
+                    result["summary"], saved.save(result["intermediates"]))
+        except Exception as err:  # never a stack trace or a raw Python message to the user
+            raise failed("generation", err) from None
 
     def interpolate(digit_a, digit_b, num_steps):
         try:
-            return models.interpolate(int(digit_a), int(digit_b), int(num_steps))
-        except RequestError as err:
-            raise gr.Error(str(err), print_exception=False) from None
+            ae_walk, vae_walk = models.interpolate(digit_a, digit_b, num_steps)
+            return saved.save(ae_walk), saved.save(vae_walk)
+        except Exception as err:
+            raise failed("interpolation", err) from None
 
     def prior_samples(count, seed):
         try:
-            return models.prior_samples(int(count), int(seed))
-        except RequestError as err:
-            raise gr.Error(str(err), print_exception=False) from None
+            ae_prior, vae_prior, info = models.prior_samples(count, seed)
+            return saved.save(ae_prior), saved.save(vae_prior), info
+        except Exception as err:
+            raise failed("sampling", err) from None
 
     with gr.Blocks(title="t2i: GAN vs diffusion", analytics_enabled=False) as demo:
         gr.Markdown("# t2i: one prompt, a GAN and a diffusion model side by side")
         with gr.Tab("Text to image"):
             with gr.Row():
-                prompt = gr.Textbox(label="Prompt", value=EXAMPLES[0], scale=4, elem_id="prompt")
-                negative = gr.Textbox(label="Negative prompt (diffusion)", value="", scale=2)
+                prompt = text_only(gr.Textbox(label="Prompt", value=EXAMPLES[0], scale=4, elem_id="prompt",
+                                               max_length=MAX_PROMPT_CHARS))
+                negative = text_only(gr.Textbox(label="Negative prompt (diffusion)", value="", scale=2,
+                                                 max_length=MAX_PROMPT_CHARS))
             with gr.Row():
                 seed = gr.Number(label="Seed", value=0, precision=0, minimum=0, maximum=2**31 - 1)
                 randomize = gr.Checkbox(label="Random seed", value=False)
@@ -161,12 +207,21 @@ def build_app(cfg: AppConfig, models: AppModels | None = None):
     return demo
 
 
+def launch(demo, cfg: AppConfig, **kwargs):
+    """Start the server: files only from --outputs, no uploads, no raw exception text to clients."""
+    from starlette.middleware import Middleware
+
+    return demo.launch(server_name=cfg.host, server_port=cfg.port, share=cfg.share, show_error=False,
+                       allowed_paths=[str(Path(cfg.outputs).resolve())], max_file_size=0,
+                       app_kwargs={"middleware": [Middleware(RefuseUploads, api_names=API_NAMES)]}, **kwargs)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_config(AppConfig, argv, prog="t2i app", description=__doc__)
-    Path(cfg.outputs).mkdir(parents=True, exist_ok=True)
+    if cfg.max_outputs_mb <= 0:
+        raise ValueError(f"max_outputs_mb must be > 0, got {cfg.max_outputs_mb}")
     demo = build_app(cfg)
-    demo.launch(server_name=cfg.host, server_port=cfg.port, share=cfg.share, show_error=True,
-                allowed_paths=[str(Path(cfg.outputs).resolve())])
+    launch(demo, cfg)
     return 0
 
 

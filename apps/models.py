@@ -29,6 +29,30 @@ class RequestError(ValueError):
     """A request the app refuses, with a message meant for the user."""
 
 
+def _as_float(value: Any) -> float | None:
+    """A finite number from an int/float (or numeric text), else None; never raises."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def whole_number(name: str, value: Any, low: int, high: int) -> int:
+    """``value`` as an int in [low, high], or RequestError naming the range."""
+    number = _as_float(value)
+    if number is None or not number.is_integer() or not low <= number <= high:
+        raise RequestError(f"The {name} must be a whole number from {low} to {high}; got {_shown(value)}.")
+    return int(number)
+
+
 class ClipScorer:
     """CLIP score (Hessel et al. 2021, eq. 1, w = 100) of each image with its prompt."""
 
@@ -91,22 +115,28 @@ class AppModels:
         return self.ae is not None and self.vae is not None
 
     # ---- checks -----------------------------------------------------------------
-    def check(self, prompt: str, seed: Any, n: Any, steps: Any, guidance: Any, sampler: str) -> tuple[int, int, int, float]:
+    def check(self, prompt: str, seed: Any, n: Any, steps: Any, guidance: Any, sampler: str,
+              negative_prompt: Any = "") -> tuple[int, int, int, float]:
+        """Refuse a bad request with a message for the user (``RequestError``); never a raw Python error."""
         if not isinstance(prompt, str) or not prompt.strip():
-            raise RequestError("Please type a prompt: it is empty.")
+            raise RequestError("Please type a prompt: it is empty." if isinstance(prompt, str) or prompt is None
+                               else f"The prompt must be text, not {type(prompt).__name__}.")
         if len(prompt) > MAX_PROMPT_CHARS:
             raise RequestError(f"The prompt is {len(prompt)} characters long; at most {MAX_PROMPT_CHARS} are allowed.")
+        if negative_prompt is not None and not isinstance(negative_prompt, str):
+            raise RequestError(f"The negative prompt must be text, not {type(negative_prompt).__name__}.")
+        if negative_prompt and len(negative_prompt) > MAX_PROMPT_CHARS:
+            raise RequestError(f"The negative prompt is {len(negative_prompt)} characters long; at most "
+                               f"{MAX_PROMPT_CHARS} are allowed.")
         checks = [("seed", seed, 0, 2**31 - 1), ("number of images", n, 1, self.max_images), ("steps", steps, 1, self.max_steps)]
-        values = []
-        for name, value, low, high in checks:
-            if value is None or isinstance(value, bool) or float(value) != int(float(value)) or not low <= int(float(value)) <= high:
-                raise RequestError(f"The {name} must be a whole number from {low} to {high}; got {value!r}.")
-            values.append(int(float(value)))
-        if guidance is None or not (0.0 <= float(guidance) <= self.max_guidance) or math.isnan(float(guidance)):
-            raise RequestError(f"The guidance scale must be between 0 and {self.max_guidance}; got {guidance!r}.")
-        if sampler not in self.samplers:
-            raise RequestError(f"The sampler must be one of {list(self.samplers)}; got {sampler!r}.")
-        return values[0], values[1], values[2], float(guidance)
+        values = [whole_number(name, value, low, high) for name, value, low, high in checks]
+        number = _as_float(guidance)
+        if number is None or not 0.0 <= number <= self.max_guidance:
+            raise RequestError(f"The guidance scale must be a number between 0 and {self.max_guidance}; "
+                               f"got {_shown(guidance)}.")
+        if not isinstance(sampler, str) or sampler not in self.samplers:
+            raise RequestError(f"The sampler must be one of {list(self.samplers)}; got {_shown(sampler)}.")
+        return values[0], values[1], values[2], number
 
     def _decode_strip(self, strip: list[torch.Tensor]) -> list[Image.Image]:
         """x0 estimates recorded along the denoising steps -> images (decoded by the model's VAE)."""
@@ -120,7 +150,7 @@ class AppModels:
     # ---- text to image ------------------------------------------------------------
     def generate(self, prompt: str, negative_prompt: str, seed: Any, n: Any, sampler: str, steps: Any, guidance: Any,
                  intermediates: bool, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-        seed, n, steps, guidance = self.check(prompt, seed, n, steps, guidance, sampler)
+        seed, n, steps, guidance = self.check(prompt, seed, n, steps, guidance, sampler, negative_prompt)
         prompt = " ".join(prompt.split())
         strip: list[torch.Tensor] = []
 
@@ -159,13 +189,11 @@ class AppModels:
         }
 
     # ---- latent-space tab -----------------------------------------------------------
-    def interpolate(self, digit_a: int, digit_b: int, num_steps: int) -> tuple[list[Image.Image], list[Image.Image]]:
+    def interpolate(self, digit_a: Any, digit_b: Any, num_steps: Any) -> tuple[list[Image.Image], list[Image.Image]]:
         if not self.has_latent_tab:
             raise RequestError("The latent-space models are not loaded.")
-        if not (0 <= digit_a <= 9 and 0 <= digit_b <= 9):
-            raise RequestError("Digits must be between 0 and 9.")
-        if not 2 <= num_steps <= 32:
-            raise RequestError("Steps must be between 2 and 32.")
+        digit_a, digit_b = whole_number("first digit", digit_a, 0, 9), whole_number("second digit", digit_b, 0, 9)
+        num_steps = whole_number("number of steps", num_steps, 2, 32)
         return (self._display(self._walk(self.ae, digit_a, digit_b, num_steps)),
                 self._display(self._walk(self.vae, digit_a, digit_b, num_steps)))
 
@@ -183,13 +211,10 @@ class AppModels:
         path = (1 - weights) * codes[0] + weights * codes[1]  # (K, D)
         return to_pil(generator.decode(path))
 
-    def prior_samples(self, count: int, seed: int) -> tuple[list[Image.Image], list[Image.Image], str]:
+    def prior_samples(self, count: Any, seed: Any) -> tuple[list[Image.Image], list[Image.Image], str]:
         if not self.has_latent_tab:
             raise RequestError("The latent-space models are not loaded.")
-        if not 1 <= count <= 64:
-            raise RequestError("Samples must be between 1 and 64.")
-        if not 0 <= seed <= 2**31 - 1:
-            raise RequestError(f"The seed must be between 0 and {2**31 - 1}.")
+        count, seed = whole_number("number of samples", count, 1, 64), whole_number("seed", seed, 0, 2**31 - 1)
         ae_images = self.ae.generate(seed=seed, num_images_per_prompt=count)
         vae_images = self.vae.generate(seed=seed, num_images_per_prompt=count)
         info = ("Both decoders get codes drawn from N(0, I) with the same seed. The VAE was trained to make that "

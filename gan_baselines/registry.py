@@ -13,12 +13,12 @@ nothing else in the toolkit names a family.
 from __future__ import annotations
 
 import importlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from t2i.builtin import resolve
+from t2i.builtin import hub_error, resolve
+from t2i.io import CheckpointError, load_config_json
 from t2i.generator import Generator
 
 
@@ -59,8 +59,10 @@ def family_of(folder: Path) -> str:
         return "ldm"
     config = folder / "config.json"
     if not config.is_file():
-        raise FileNotFoundError(f"{folder} is not a saved model: it has neither config.json nor model_index.json")
-    family = json.loads(config.read_text()).get("family")
+        raise FileNotFoundError(f"{folder} is not a saved model: it has neither config.json nor model_index.json; "
+                                "give a folder written by `t2i train ...` (its model/ folder), a diffusers pipeline "
+                                "folder or a built-in name")
+    family = load_config_json(folder).get("family")
     if family not in FAMILIES:
         raise ValueError(f"{folder}/config.json names family {family!r}; known families: {sorted(FAMILIES)}")
     return family
@@ -68,15 +70,23 @@ def family_of(folder: Path) -> str:
 
 def load_generator(path_or_name: str | Path, device: str = "cpu") -> Generator:
     """Load any saved generator: a folder, a training run folder (its ``model/``), a built-in short name,
-    or a diffusers hub id."""
-    source = resolve(path_or_name, hub=True)
+    or a diffusers hub id. A missing local path is ``missing(...)``; a hub id that does not load, ``hub_error``."""
+    source = resolve(path_or_name, hub=True, what="model")
     if isinstance(source, str):  # a hub id: diffusers pipelines are the only generators on the hub
-        family, folder = "ldm", source
-    else:
-        folder = source
-        if folder.is_dir() and not (folder / "model_index.json").is_file() and (folder / "model" / "config.json").is_file():
-            folder = folder / "model"  # a training run folder: its final model lives in RUN/model
-        family = family_of(folder)
-    generator = _attribute(FAMILIES[family].loader)(folder)
-    generator.path = folder if isinstance(folder, Path) else None
+        try:
+            generator = _attribute(FAMILIES["ldm"].loader)(source)
+        except OSError as err:
+            raise hub_error(source, "model", err) from None
+        generator.path = None
+        return generator.to(device)
+    folder = source
+    if folder.is_dir() and not (folder / "model_index.json").is_file() and (folder / "model" / "config.json").is_file():
+        folder = folder / "model"  # a training run folder: its final model lives in RUN/model
+    family = family_of(folder)
+    try:
+        generator = _attribute(FAMILIES[family].loader)(folder)
+    except KeyError as err:  # a config.json without a key its family needs (e.g. "arch")
+        raise CheckpointError(f"{folder}/config.json lacks the key {err.args[0]!r} that a {family!r} "
+                              "model needs; re-save the model with its trainer (`t2i train ...`)") from None
+    generator.path = folder
     return generator.to(device)

@@ -4,13 +4,17 @@ The weights ship in the repository under ``t2i/builtin/<name>/`` (safetensors + 
 config + a model card ``README.md``) and are reproduced by ``t2i train defaults``.
 Wherever a model path is accepted, one of these names is accepted too: ``resolve`` is the one
 resolver of "a path, a built-in name or a hub id" for every loader of the toolkit, and
-``reference`` how a saved config names another model.
+``reference`` how a saved config names another model. ``looks_like_hub_id`` / ``missing`` /
+``hub_error`` keep the messages honest: a missing local path is reported as a missing path, never
+as a failed download.
 
     python -c "from t2i.builtin import BUILTIN; print(sorted(BUILTIN))"
 """
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent / "builtin"
@@ -29,17 +33,13 @@ BUILTIN: dict[str, str] = {
 }
 
 
-def looks_like_hub_id(text: str) -> bool:
-    """``org/name``: one slash, not an existing path (what ``from_pretrained`` looks up in the hub cache)."""
-    return text.count("/") == 1 and not text.startswith(("/", ".", "~")) and not Path(text).expanduser().exists()
-
-
-def resolve(path_or_name: str | Path, hub: bool = False) -> Path | str:
+def resolve(path_or_name: str | Path, hub: bool = False, what: str = "model") -> Path | str:
     """The one resolver of "a path, a built-in short name or a hub id".
 
     A built-in name -> its folder; an existing path -> that path; with ``hub=True`` an ``org/name``
     -> the string itself (the caller's ``from_pretrained`` loads it from the hub cache: offline, only
-    what was downloaded before). Anything else is a FileNotFoundError that says what is accepted.
+    what was downloaded before). Anything else is ``missing(path_or_name, what)``: a FileNotFoundError
+    that says what is accepted. A hub id the caller then fails to load is reported with ``hub_error``.
     """
     text = str(path_or_name)
     if text in BUILTIN:
@@ -53,8 +53,7 @@ def resolve(path_or_name: str | Path, hub: bool = False) -> Path | str:
         return path
     if hub and looks_like_hub_id(text):
         return text
-    raise FileNotFoundError(f"no model at {text!r}: give an existing path, one of the built-in names {sorted(BUILTIN)}"
-                            + (" or a hub id (org/name)" if hub else ""))
+    raise missing(text, what, hub)
 
 
 def reference(path_or_name: str | Path) -> str:
@@ -68,3 +67,31 @@ def reference(path_or_name: str | Path) -> str:
 
 def is_builtin(path_or_name: str | Path) -> bool:
     return str(path_or_name) in BUILTIN
+
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+")  # org/name
+
+
+def looks_like_hub_id(text: str | Path) -> bool:
+    """``org/name`` that is not a local path: no leading ``/``, ``.`` or ``~``, nothing at that path and
+    no local folder ``org`` (``runs/x`` next to a ``runs/`` folder is a missing run, not a hub id)."""
+    text = str(text)
+    if not _HUB_ID.fullmatch(text) or text.startswith(".") or Path(text).exists():
+        return False
+    return not Path(text.split("/")[0]).is_dir()
+
+
+def missing(text: str | Path, what: str, hub: bool = True) -> FileNotFoundError:
+    """The error for a path that does not exist (and is not a built-in name or, with ``hub``, a hub id)."""
+    return FileNotFoundError(f"no {what} at {str(text)!r}: no such file or folder; give an existing folder, "
+                             f"a built-in name ({', '.join(sorted(BUILTIN))})" + (" or a hub id (org/name)" if hub else ""))
+
+
+def hub_error(text: str | Path, what: str, err: BaseException) -> FileNotFoundError:
+    """The error for a hub id that could not be loaded: offline, not cached, or not that kind of model."""
+    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+    why = ("HF_HUB_OFFLINE is set, so only the local cache is searched and it is not there" if offline
+           else str(err).strip().splitlines()[0][:200])
+    return FileNotFoundError(f"no {what} at {str(text)!r}: there is no such local file or folder, and as a hub id "
+                             f"it could not be loaded ({why}); give an existing folder, a built-in name or a "
+                             "hub id you have downloaded")

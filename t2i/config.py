@@ -136,7 +136,7 @@ def save_config(cfg: Any, path: str | Path) -> None:
 
 
 def load_config(cls: type[C], path: str | Path) -> C:
-    return config_from_dict(cls, json.loads(Path(path).read_text()), source=str(path))
+    return config_from_dict(cls, read_json_object(path), source=str(path))
 
 
 def presets_in(folder: str | Path | None) -> dict[str, Path]:
@@ -188,14 +188,33 @@ def parse_config(cls: type[C], argv: Sequence[str] | None = None, prog: str = "t
     values: dict[str, Any] = {}
     try:
         if "preset" in given:
-            values.update(json.loads(presets[given.pop("preset")].read_text()))  # type: ignore[index]
+            values.update(read_json_object(presets[given.pop("preset")], "preset"))  # type: ignore[index]
         if "config" in given:
-            values.update(json.loads(Path(given.pop("config")).read_text()))
+            values.update(read_json_object(given.pop("config"), "--config"))
         values.update(given)
         return config_from_dict(cls, values, source="command line")
     except ConfigError as err:
         parser.error(str(err))
         raise  # unreachable: parser.error exits
+
+
+def read_json_object(path: str | Path, what: str = "config") -> dict[str, Any]:
+    """A JSON file holding one object; ConfigError (naming the file and the problem) otherwise."""
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {str(path)!r}: no such file") from None
+    except OSError as err:
+        raise ConfigError(f"{what} {str(path)!r}: cannot read it ({err.strerror or err})") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{what} {str(path)!r} is not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{what} {str(path)!r} is not valid JSON: {err.msg} at line {err.lineno}, "
+                          f"column {err.colno}") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{what} {str(path)!r} must hold a JSON object of key: value settings, "
+                          f"not a {type(value).__name__}")
+    return value
 
 
 def demo() -> None:

@@ -125,6 +125,10 @@ class TextEncoder(nn.Module):
                 f"could not load a transformers CLIP text model from the hub id {text!r} (looked at its root and at "
                 f"text_encoder/ + tokenizer/); with HF_HUB_OFFLINE=1 only the local cache is searched: download it "
                 f"once online or give a local folder. Causes: {' | '.join(errors)}")
+        if source is None:  # not a built-in name, an existing path or a hub id
+            from t2i.builtin import missing
+
+            raise missing(text, "text encoder (open_clip folder, architecture name or CLIPTextModel)")
         raise FileNotFoundError(
             f"no text encoder at {text!r}: give an open_clip folder, a built-in name, an open_clip architecture "
             "name, a transformers CLIP text model folder / hub id, or a folder with text_encoder/ + tokenizer/")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -73,16 +74,28 @@ def test_latent_tab(models):
         models.interpolate(1, 12, 5)
 
 
+def image_path(entry) -> str:
+    """A gallery entry from gradio_client -> the local path of its downloaded file."""
+    path = entry["image"] if isinstance(entry, dict) else entry[0]
+    return path["path"] if isinstance(path, dict) else path
+
+
 @pytest.mark.slow
 def test_gradio_client_endpoints_errors_and_concurrency(app_config, models):
+    import httpx
     from gradio_client import Client
 
-    from apps.app import build_app
+    import apps.app
+    from apps.app import build_app, launch
 
-    demo = build_app(dataclasses.replace(app_config, concurrency=1), models=models)
-    demo.launch(server_name="127.0.0.1", server_port=app_config.port, prevent_thread_lock=True, quiet=True)
+    cfg = dataclasses.replace(app_config, concurrency=1)
+    demo = build_app(cfg, models=models)
+    stub = Path(apps.app.__file__).with_suffix(".pyi")  # gradio writes one per Component subclass
+    assert not stub.exists(), f"building the app wrote {stub} into the source tree"
+    launch(demo, cfg, prevent_thread_lock=True, quiet=True)
+    base = f"http://127.0.0.1:{cfg.port}"
     try:
-        client = Client(f"http://127.0.0.1:{app_config.port}/", verbose=False)
+        client = Client(base + "/", verbose=False)
         api = client.view_api(print_info=False, return_format="dict")
         assert {"/generate", "/interpolate", "/prior_samples"} <= set(api["named_endpoints"])
 
@@ -94,24 +107,84 @@ def test_gradio_client_endpoints_errors_and_concurrency(app_config, models):
             client.predict("", "", 5, False, 2, "ddim", 3, 2.0, False, api_name="/generate")
         with pytest.raises(Exception, match="maximum value 100|steps"):  # gradio checks slider bounds first
             client.predict(PROMPT, "", 5, False, 2, "ddim", 1000, 2.0, False, api_name="/generate")
+        # regressions of issue 14: the negative prompt had no cap, lists became text
+        with pytest.raises(Exception, match="negative prompt is 5001 characters long; at most 1000"):
+            client.predict(PROMPT, "x" * 5001, 5, False, 2, "ddim", 3, 2.0, False, api_name="/generate")
+        with pytest.raises(Exception, match="Prompt must be text, not list"):
+            client.predict(["a", "red circle"], "", 5, False, 2, "ddim", 3, 2.0, False, api_name="/generate")
 
-        # four clients at once with distinct seeds each get the images of their own seed
+        # four clients at once with distinct seeds each get the images of their own seed, in complete files
         def ask(seed):
-            own = Client(f"http://127.0.0.1:{app_config.port}/", verbose=False)
+            own = Client(base + "/", verbose=False)
             out = own.predict(PROMPT, "", seed, False, 2, "ddim", 3, 2.0, False, api_name="/generate")
             return seed, out
 
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
-            answers = list(pool.map(ask, [11, 12, 13, 14]))
+            answers = list(pool.map(ask, [11, 12, 13, 14, 11, 12]))
         for seed, (gan, diffusion, seed_used, _, _) in answers:
             assert seed_used == seed
             expected = models.generate(PROMPT, "", seed, 2, "ddim", 3, 2.0, False)
             for got, want in zip(gan + diffusion, expected["gan"] + expected["diffusion"]):
-                path = got["image"] if isinstance(got, dict) else got[0]
-                path = path["path"] if isinstance(path, dict) else path
-                assert np.array_equal(np.asarray(Image.open(path).convert("RGB")), np.asarray(want))
+                assert np.array_equal(np.asarray(Image.open(image_path(got)).convert("RGB")), np.asarray(want))
+
+        # the server writes and serves only --outputs; no uploads; unknown names are 404, not 500
+        served = sorted(p for p in Path(cfg.outputs).rglob("*.png"))
+        assert served, "answers are written to --outputs"
+        with httpx.Client(base_url=base, timeout=120) as http:
+            assert http.get(f"/gradio_api/file={served[0]}").status_code == 200
+            for outside in (Path("pyproject.toml").resolve(), Path(__file__).resolve()):
+                assert http.get(f"/gradio_api/file={outside}").status_code in (403, 404)
+            upload = http.post("/gradio_api/upload", files={"files": ("x.png", b"\x89PNG fake", "image/png")})
+            assert upload.status_code == 403 and "no file uploads" in upload.text
+            unknown = http.post("/gradio_api/call/nope", json={"data": []})
+            assert unknown.status_code == 404 and "/generate" in unknown.text
+
+        # an unexpected failure reaches the client as a generic message, not Python's text
+        original = models.gan.generate
+        models.gan.generate = lambda **kw: (_ for _ in ()).throw(RuntimeError("secret internal detail"))
+        try:
+            with pytest.raises(Exception) as err:
+                client.predict(PROMPT, "", 5, False, 2, "ddim", 3, 2.0, False, api_name="/generate")
+            assert "failed on the server" in str(err.value) and "secret" not in str(err.value)
+        finally:
+            models.gan.generate = original
     finally:
         demo.close()
+
+
+def test_outputs_folder_is_unique_atomic_and_size_capped(tmp_path):
+    from apps.serving import OutputsFolder
+
+    folder = OutputsFolder(tmp_path / "out", max_bytes=4_000, min_age_s=0)
+    images = [Image.fromarray(np.random.default_rng(i).integers(0, 255, (16, 16, 3), dtype=np.uint8)) for i in range(8)]
+    first = folder.save(images[:1] * 3)
+    assert len(set(first)) == 3  # the same image three times: three files, never one rewritten
+    paths = folder.save(images)
+    assert folder.size() <= 4_000 and all(Path(p).exists() for p in paths[-2:])  # oldest pruned first
+    assert not any(Path(p).exists() for p in first)
+    assert not list((tmp_path / "out").rglob("*.tmp"))
+    young = OutputsFolder(tmp_path / "young", max_bytes=1, min_age_s=3600)
+    kept = young.save(images[:2])
+    assert all(Path(p).exists() for p in kept)  # an answer's files outlive their download
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("negative_prompt", "n" * 1001, "negative prompt is 1001 characters"),  # the library's limit
+    ("negative_prompt", ["a"], "negative prompt must be text"),
+    ("prompt", {"a": 1}, "prompt must be text, not dict"),
+    ("seed", float("nan"), "seed must be a whole number"),
+    ("seed", "abc", "seed must be a whole number"),
+    ("steps", float("inf"), "steps must be a whole number"),
+    ("guidance", "high", "guidance scale must be a number"),
+    ("sampler", ["ddim"], "sampler must be one of"),
+])
+def test_odd_values_get_a_message_not_a_python_error(models, field, value, match):
+    """Regression: "cannot convert float NaN to integer" reached the client."""
+    request = {"prompt": PROMPT, "negative_prompt": "", "seed": 0, "n": 1, "steps": 2, "guidance": 3.0,
+               "sampler": "ddim"} | {field: value}
+    with pytest.raises(RequestError, match=match):
+        models.generate(request["prompt"], request["negative_prompt"], request["seed"], request["n"],
+                        request["sampler"], request["steps"], request["guidance"], False)
 
 
 def test_sampler_controls_start_at_the_diffusion_models_saved_defaults(app_config, models):

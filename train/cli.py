@@ -6,9 +6,16 @@ importing it, so ``t2i --help`` stays fast. A subcommand whose module does not e
 yet is simply not listed. This dispatcher is the one way an entry point runs another
 (``main(["train", "dcgan", ...])``): entry points never import each other.
 
+The dispatcher is the one error boundary of the tool: a known error (a bad option or
+config, a missing file, unusable data, a refused checkpoint, a stopped run; ``USER_ERRORS``)
+is printed as ``t2i ...: error: MESSAGE`` with exit status 2, without a traceback;
+``--debug`` anywhere on the line (or ``T2I_DEBUG=1``) shows the traceback instead. Any other
+exception is a bug: its traceback is printed with a request to report it.
+
     t2i --help
     t2i train --help
     t2i train ae --help
+    t2i train dcgan --data /nonexistent            # one line, exit status 2
 """
 
 from __future__ import annotations
@@ -16,8 +23,18 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
+import os
 import sys
+import traceback
 from typing import Sequence
+
+# Exceptions that mean "the input or the environment is wrong", never "the code is wrong": their
+# messages say what to fix. ValueError covers ConfigError, BadDataError, GenerationError and JSON
+# or UTF-8 decoding errors; OSError covers missing files, permissions and a full disk;
+# FloatingPointError covers the runtime's NonFiniteError / DivergenceError stops.
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, FloatingPointError, MemoryError)
+# the same, by class name, for errors of modules the dispatcher does not import up front (torch)
+USER_ERROR_NAMES = {"CheckpointError", "OutOfMemoryError"}
 
 # command -> module (a str) or a group {name: module}
 COMMANDS: dict[str, str | dict[str, str]] = {
@@ -76,7 +93,7 @@ def _summary(module: str) -> str:
 
 
 def _usage(prefix: str, table: dict[str, str | dict[str, str]]) -> str:
-    lines = [f"usage: {prefix} COMMAND [options]", "", "commands:"]
+    lines = [f"usage: {prefix} COMMAND [options] [--debug]", "", "commands:"]
     for name, target in table.items():
         if isinstance(target, dict):
             available = [n for n, m in target.items() if _exists(m)]
@@ -87,11 +104,51 @@ def _usage(prefix: str, table: dict[str, str | dict[str, str]]) -> str:
     return "\n".join(lines)
 
 
-def _run(module: str, argv: list[str], prog: str) -> int:
-    mod = importlib.import_module(module)
-    saved, sys.argv = sys.argv, [prog] + argv  # so argparse-based mains print the right program name
+def _is_user_error(err: BaseException) -> bool:
+    return isinstance(err, USER_ERRORS) or any(k.__name__ in USER_ERROR_NAMES for k in type(err).__mro__)
+
+
+def _message(err: BaseException) -> str:
+    """The error's own message; OSErrors from open() get the path and the reason in words."""
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        text = f"{err.strerror.lower()}: {err.filename}"
+        if isinstance(err, FileNotFoundError):
+            text += " (check the path)"
+        return text
+    text = str(err).strip() or type(err).__name__
+    if type(err).__name__ == "OutOfMemoryError":
+        text += " (lower --batch-size, or use --grad-accum to keep the global batch)"
+    return text
+
+
+def _run(module: str, argv: list[str], prog: str, debug: bool = False) -> int:
+    """Run one entry point inside the error boundary (module docstring)."""
+    saved = sys.argv
     try:
+        mod = importlib.import_module(module)
+        sys.argv = [prog] + argv  # so argparse-based mains print the right program name
         result = mod.main(argv)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"\n{prog}: interrupted", file=sys.stderr)
+        return 130
+    except SystemExit as exit_:
+        if isinstance(exit_.code, str):  # raise SystemExit("message"): a user error worded by the entry point
+            message = exit_.code if exit_.code.startswith("t2i") else f"{prog}: error: {exit_.code}"
+            print(message, file=sys.stderr)
+            return 2
+        raise
+    except Exception as err:
+        if debug:
+            raise
+        if not _is_user_error(err):
+            traceback.print_exc()
+            print(f"{prog}: internal error ({type(err).__name__}); this is a bug in t2i: please report it with "
+                  "the traceback above", file=sys.stderr)
+            return 1
+        print(f"{prog}: error: {_message(err)}", file=sys.stderr)
+        return 2
     finally:
         sys.argv = saved  # a command run by another (a study, the bench) leaves its caller's argv alone
     return result if isinstance(result, int) else 0  # some mains return what they wrote (a path)
@@ -99,6 +156,8 @@ def _run(module: str, argv: list[str], prog: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("T2I_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage("t2i", COMMANDS))
         return 0
@@ -109,9 +168,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"t2i: unknown command {command!r}; choose one of {available}", file=sys.stderr)
         return 2
     if rest and (command, rest[0]) in SUBCOMMANDS:
-        return _run(SUBCOMMANDS[command, rest[0]], rest[1:], f"t2i {command} {rest[0]}")
+        return _run(SUBCOMMANDS[command, rest[0]], rest[1:], f"t2i {command} {rest[0]}", debug)
     if isinstance(target, str):
-        return _run(target, rest, f"t2i {command}")
+        return _run(target, rest, f"t2i {command}", debug)
     group = {n: m for n, m in target.items() if _exists(m)}
     if not rest or rest[0] in ("-h", "--help"):
         lines = [f"usage: t2i {command} NAME [options]", "", f"{command} commands:"]
@@ -122,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if name not in group:
         print(f"t2i {command}: unknown name {name!r}; choose one of {sorted(group)}", file=sys.stderr)
         return 2
-    return _run(group[name], rest[1:], f"t2i {command} {name}")
+    return _run(group[name], rest[1:], f"t2i {command} {name}", debug)
 
 
 if __name__ == "__main__":

@@ -131,7 +131,7 @@ def _validate(args: argparse.Namespace) -> int:
         return 2
     bad = 0
     for report in reports:
-        print(report.summary())
+        print(report.summary(max_examples=None))
         bad += report.problems + (report.converted if args.strict else 0)
     print("OK: no problems found" if not bad else f"FOUND {bad} problem item(s)")
     return 1 if bad else 0

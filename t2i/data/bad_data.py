@@ -12,9 +12,12 @@ Conversion rules (applied, counted under ``converted``, not problems):
 - ``CMYK``, ``YCbCr``, ``LAB``, ``HSV``: Pillow's conversion to RGB;
 - EXIF orientation is applied; animated images use their first frame.
 Problems (the item is skipped): ``missing`` file, ``corrupt`` (not an image Pillow can
-open), ``truncated`` (opens but fails to decode), ``unsupported`` mode (e.g. float ``F``,
-whose range is ambiguous), ``empty_caption`` (missing or whitespace-only text),
-``bad_row`` (a metadata row that is not JSON, has no file name, or a non-integer label).
+open, or not a regular file: a folder, a device, a pipe), ``truncated`` (opens but fails to
+decode), ``too_large`` (more than ``MAX_PIXELS`` pixels: a decompression bomb or a scan far
+beyond any training size, refused before decoding), ``unsupported`` mode (e.g. float ``F``,
+whose range is ambiguous), ``empty_caption`` (missing or whitespace-only text), ``bad_row``
+(a metadata line that is not UTF-8 or not JSON, has more fields than the CSV header, no file
+name, a path leaving the dataset folder, or a non-integer label).
 
     python -c "from t2i.data.bad_data import demo; demo()"
 """
@@ -30,10 +33,12 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-PROBLEMS = ("missing", "corrupt", "truncated", "unsupported", "empty_caption", "bad_row")
+PROBLEMS = ("missing", "corrupt", "truncated", "too_large", "unsupported", "empty_caption", "bad_row")
+MAX_PIXELS = 64_000_000  # width x height above which an image is refused unread (Pillow warns at 89 M, refuses at 179 M)
 CONVERTIBLE = {"RGB", "L", "1", "P", "RGBA", "LA", "PA", "I;16", "I;16B", "I;16L", "I;16N", "I",
                "CMYK", "YCbCr", "LAB", "HSV", "RGBX", "RGBa", "La"}
-MAX_EXAMPLES = 5  # how many paths the report keeps per kind
+MAX_EXAMPLES = 5  # how many paths per kind a summary shows by default (trainers print this)
+MAX_KEPT = 1000  # how many paths per kind the report keeps (``t2i data validate`` shows them all)
 
 
 class BadDataError(ValueError):
@@ -60,7 +65,7 @@ class BadDataReport:
     def add(self, kind: str, path: str, detail: str = "") -> None:
         self.counts[kind] = self.counts.get(kind, 0) + 1
         shown = self.examples.setdefault(kind, [])
-        if len(shown) < MAX_EXAMPLES and (path, detail) not in shown:
+        if len(shown) < MAX_KEPT and (path, detail) not in shown:
             shown.append((str(path), detail))
 
     @property
@@ -75,7 +80,8 @@ class BadDataReport:
     def __bool__(self) -> bool:  # truthy when something was skipped
         return self.problems > 0
 
-    def summary(self) -> str:
+    def summary(self, max_examples: int | None = MAX_EXAMPLES) -> str:
+        """Counts per kind with the first ``max_examples`` paths of each (None: all kept)."""
         head = f"{self.source or 'data'}: {self.checked} items checked, {self.problems} skipped"
         if self.converted:
             head += f", {self.converted} converted"
@@ -83,7 +89,10 @@ class BadDataReport:
         for kind in [*PROBLEMS, "converted"]:
             if self.counts.get(kind):
                 lines.append(f"  {kind}: {self.counts[kind]}")
-                lines += [f"    {p}" + (f"  ({d})" if d else "") for p, d in self.examples.get(kind, [])]
+                shown = self.examples.get(kind, [])[:max_examples]
+                lines += [f"    {p}" + (f"  ({d})" if d else "") for p, d in shown]
+                if self.counts[kind] > len(shown):
+                    lines.append(f"    ... and {self.counts[kind] - len(shown)} more")
         return "\n".join(lines)
 
     __str__ = summary
@@ -100,15 +109,31 @@ class BadDataReport:
 
 
 def open_image(src: str | Path | bytes, name: str = "") -> Image.Image:
-    """Open (header only) a path or bytes; raise ``BadImage`` (missing/corrupt)."""
+    """Open (header only) a path or bytes; raise ``BadImage`` (missing/corrupt/too_large)."""
+    if not isinstance(src, (bytes, bytearray)):
+        path = Path(src)
+        if not path.exists():
+            raise BadImage("missing", f"no such file {name or src}")
+        if not path.is_file():  # a folder, a device (/dev/zero), a pipe: reading it could block or never end
+            raise BadImage("corrupt", f"{name or src} is not a regular file")
     try:
-        if isinstance(src, (bytes, bytearray)):
-            return Image.open(io.BytesIO(src))
-        return Image.open(src)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(src) if isinstance(src, (bytes, bytearray)) else src)
     except FileNotFoundError as err:
         raise BadImage("missing", f"no such file {name or src}") from err
-    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as err:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise BadImage("too_large", f"{err}") from err
+    except Exception as err:  # UnidentifiedImageError, broken headers (Pillow raises many kinds)
         raise BadImage("corrupt", f"{type(err).__name__}: {err}") from err
+    width, height = img.size
+    if width * height > MAX_PIXELS:
+        img.close()
+        raise BadImage("too_large", f"{width} x {height} pixels, more than MAX_PIXELS = {MAX_PIXELS:,}")
+    if width == 0 or height == 0:
+        img.close()
+        raise BadImage("corrupt", f"image of size {width} x {height}")
+    return img
 
 
 def check_mode(img: Image.Image) -> bool:
@@ -161,7 +186,12 @@ def load_image(src: str | Path | bytes, size: int, channels: int = 3, name: str 
         img.load()
     except (OSError, ValueError, SyntaxError, EOFError) as err:  # truncated / broken data
         raise BadImage("truncated", f"{type(err).__name__}: {err}") from err
-    return to_tensor(fit(to_rgb(img), size), channels), converted
+    except Exception as err:  # malformed files make Pillow raise odd errors (struct.error, IndexError, ...)
+        raise BadImage("corrupt", f"cannot decode: {type(err).__name__}: {err}") from err
+    try:
+        return to_tensor(fit(to_rgb(img), size), channels), converted
+    except Exception as err:
+        raise BadImage("unsupported", f"cannot convert {img.mode} {img.size}: {type(err).__name__}: {err}") from err
 
 
 def check_caption(text: object) -> str:

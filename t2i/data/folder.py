@@ -8,7 +8,12 @@
   ``dataset.records``.
 - **CSV/TSV**: open_clip's layout, columns ``filepath`` and ``title`` by default
   (``image_column``, ``caption_column``); separator by extension (``,`` for ``.csv``, tab
-  for ``.tsv``) unless ``sep`` is given; relative paths resolve against the CSV's folder.
+  for ``.tsv``) unless ``sep`` is given; relative paths resolve against the CSV's folder
+  (absolute paths are allowed, as in open_clip's CSVs). A row with more fields than the
+  header (often an unquoted separator in a caption) is a ``bad_row``, reported with its line.
+
+Metadata is read line by line: a line that is not UTF-8 or not valid JSON is a ``bad_row``
+reported with its line number; the other lines are used. A UTF-8 byte-order mark is ignored.
 
 Images are converted to RGB (rules in ``t2i.data.bad_data``), the shorter side resized to
 ``size`` and centre-cropped. At construction every row is checked cheaply (caption, file
@@ -25,7 +30,9 @@ DataLoader epoch never dies on it.
 from __future__ import annotations
 
 import csv
+import io
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,6 +80,7 @@ class CaptionedFiles(Dataset):
         for name, detail in bad_rows:
             self.report.add("bad_row", name, detail)
         decode = strict or check == "decode"
+        self._labelled = any(row.label is not None and row.label != "" for row in rows)  # then every row needs one
         self.rows, self.captions, self.labels, self._sizes = [], [], [], []
         for row in tqdm(rows, desc=f"checking {source}", unit="img", disable=len(rows) < PROGRESS_ABOVE):
             try:
@@ -87,7 +95,8 @@ class CaptionedFiles(Dataset):
         if strict:
             self.report.raise_if_problems()
         if not self.rows:
-            raise ValueError(f"no usable items in {source}:\n{self.report.summary()}")
+            raise ValueError(f"no usable items in {source}: fix the items listed, or give another data source "
+                             f"(`t2i data validate {source}` lists every problem):\n{self.report.summary()}")
         labelled = [x for x in self.labels if x >= 0]
         self.num_classes = max(labelled) + 1 if labelled else 0
         self.class_names = [str(i) for i in range(self.num_classes)]
@@ -96,10 +105,14 @@ class CaptionedFiles(Dataset):
 
     def _check(self, row: Row, decode: bool) -> tuple[str, int, int | None]:
         text = check_caption(row.text)
-        label = -1
-        if row.label is not None and row.label != "":  # no label column / empty CSV cell: -1
-            if isinstance(row.label, bool) or not str(row.label).strip().lstrip("-").isdigit():
-                raise BadImage("bad_row", f"label {row.label!r} is not an integer")
+        if row.extra is not None:
+            check_objects(row.extra.get("objects"))
+        label = -1  # no label column at all: -1 for every row
+        if self._labelled:  # a label-conditional trainer would index a class table with it: must be an int >= 0
+            if row.label is None or row.label == "":
+                raise BadImage("bad_row", "no label, while other rows have one (label every row, or none)")
+            if isinstance(row.label, bool) or not str(row.label).strip().isdigit():
+                raise BadImage("bad_row", f"label {row.label!r} is not an integer >= 0")
             label = int(str(row.label).strip())
         if decode:
             _, converted = load_image(row.path, self.size, self.channels, name=row.name)
@@ -114,14 +127,15 @@ class CaptionedFiles(Dataset):
 
     def _records(self) -> list[dict[str, Any]] | None:
         """Structured labels of a shapes folder, rescaled to ``size`` when the images are square."""
-        if not self.rows or self.rows[0].extra is None:
+        if not any(row.extra is not None for row in self.rows):
             return None
         records = []
         for row, text, width in zip(self.rows, self.captions, self._sizes):
             scale = self.size / width if width else 1.0
+            extra = row.extra or {}  # a row added to a shapes folder without structured labels: no objects
             objects = [dict(o, centre=[v * scale for v in o["centre"]], bbox=[v * scale for v in o["bbox"]])
-                       for o in row.extra.get("objects") or []]
-            records.append({"caption": text, "objects": objects, "relation": row.extra.get("relation"),
+                       for o in extra.get("objects") or []]
+            records.append({"caption": text, "objects": objects, "relation": extra.get("relation"),
                             "image_size": self.size if width else None})
         return records
 
@@ -152,9 +166,37 @@ class CaptionedFiles(Dataset):
                 f"size={self.size}, skipped={self.report.problems})")
 
 
-def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+def check_objects(objects: Any) -> None:
+    """The ``objects`` of a shapes-folder row: a list of dicts with numeric ``centre`` and ``bbox``."""
+    if objects is None:
+        return
+    ok = isinstance(objects, list) and all(
+        isinstance(o, dict) and all(isinstance(o.get(k), list) and all(isinstance(v, (int, float)) for v in o[k])
+                                    for k in ("centre", "bbox")) for o in objects)
+    if not ok:
+        raise BadImage("bad_row", "objects must be a list of {centre: [x, y], bbox: [x0, y0, x1, y1], ...}")
+
+
+def _utf8_lines(path: Path) -> list[tuple[int, str | None, str]]:
+    """``(line number, text or None, problem)`` for each line; None where the bytes are not UTF-8."""
+    lines = []
+    for lineno, raw in enumerate(path.read_bytes().splitlines(), 1):
+        if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]  # byte-order mark
+        try:
+            lines.append((lineno, raw.decode("utf-8"), ""))
+        except UnicodeDecodeError as err:
+            lines.append((lineno, None, f"not UTF-8 text: byte {raw[err.start:err.start + 1]!r} at column {err.start + 1}"))
+    return lines
+
+
+def _read_jsonl(path: Path) -> tuple[list[tuple[str, dict[str, Any]]], list[tuple[str, str]]]:
+    """``(location, row)`` of every JSON object line; bad lines as ``(location, problem)``."""
     rows, bad = [], []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line, problem in _utf8_lines(path):
+        if line is None:
+            bad.append((f"{path.name}:{lineno}", problem))
+            continue
         if not line.strip():
             continue
         try:
@@ -164,29 +206,64 @@ def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], list[tuple[str, str]]
         except ValueError as err:
             bad.append((f"{path.name}:{lineno}", f"invalid JSON: {err}"))
             continue
-        rows.append(row)
+        rows.append((f"{path.name}:{lineno}", row))
     return rows, bad
 
 
-def _read_csv(path: Path, sep: str) -> list[dict[str, Any]]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh, delimiter=sep))
+_EXTRA = "\0extra fields"  # csv.DictReader's key for fields beyond the header (never a real column name)
 
 
-def _to_rows(table: list[dict[str, Any]], base: Path, image_column: str, caption_column: str,
-             label_column: str, source: str, bad: list[tuple[str, str]], n: int | None) -> list[Row]:
-    columns = sorted({k for r in table for k in r})
+def _read_csv(path: Path, sep: str) -> tuple[list[tuple[str, dict[str, Any]]], list[tuple[str, str]]]:
+    """Rows of a CSV/TSV; lines that are not UTF-8 or have more fields than the header are reported."""
+    text = path.read_bytes().decode("utf-8", errors="surrogateescape")  # bad bytes -> lone surrogates, found below
+    text = text[1:] if text.startswith("\ufeff") else text
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=sep, restkey=_EXTRA)
+    rows, bad = [], []
+    if reader.fieldnames and any(_has_bad_bytes(f) for f in reader.fieldnames):
+        raise ValueError(f"{path}: the header line is not UTF-8 text; save the file as UTF-8")
+    try:
+        for row in reader:
+            where = f"{path.name}:{reader.line_num}"
+            if _EXTRA in row:
+                bad.append((where, f"{len(reader.fieldnames or []) + len(row[_EXTRA])} fields, the header has "
+                                   f"{len(reader.fieldnames or [])} (quote fields that contain {sep!r})"))
+                continue
+            if any(isinstance(v, str) and _has_bad_bytes(v) for v in row.values()):
+                bad.append((where, "not UTF-8 text"))
+                continue
+            rows.append((where, row))
+    except csv.Error as err:  # e.g. a NUL byte, or an unterminated quote at the end of the file
+        bad.append((f"{path.name}:{reader.line_num}", f"unreadable CSV from here on: {err}"))
+    return rows, bad
+
+
+def _has_bad_bytes(text: str) -> bool:
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
+def _to_rows(table: list[tuple[str, dict[str, Any]]], base: Path, image_column: str, caption_column: str,
+             label_column: str, source: str, bad: list[tuple[str, str]], n: int | None,
+             contained: bool) -> list[Row]:
+    """Metadata rows -> ``Row``s; ``contained``: image paths must stay inside ``base`` (imagefolder)."""
+    columns = sorted({str(k) for _, r in table for k in r})
     for needed, option in ((image_column, "image_column"), (caption_column, "caption_column")):
         if table and needed not in columns:
-            raise ValueError(f"{source}: no {needed!r} column (set {option}=...); columns found: {columns}")
+            raise ValueError(f"{source}: no {needed!r} column (rename the column to {needed!r}, or in Python pass "
+                             f"{option}=... to load_dataset); columns found: {columns}")
     rows = []
-    for i, r in enumerate(table[:n] if n is not None else table):
+    inside = os.path.normpath(base.absolute())
+    for where, r in table[:n] if n is not None else table:
         name = r.get(image_column)
         if not isinstance(name, str) or not name.strip():
-            bad.append((f"row {i}", f"no {image_column!r}"))
+            bad.append((where, f"no {image_column!r}"))
+            continue
+        name = name.strip()
+        # lexical check (symlinks inside the folder may point anywhere, as datasets often link their files)
+        if contained and os.path.commonpath([inside, os.path.normpath(base.absolute() / name)]) != inside:
+            bad.append((name, f"path leaves the dataset folder {base} (file names are relative to it)"))
             continue
         extra = {"objects": r["objects"], "relation": r.get("relation")} if "objects" in r else None
-        rows.append(Row(base / name.strip(), name.strip(), r.get(caption_column), r.get(label_column), extra))
+        rows.append(Row(base / name, name, r.get(caption_column), r.get(label_column), extra))
     return rows
 
 
@@ -205,8 +282,8 @@ def load_folder(source: str | Path, split: str = "train", size: int = 32, n: int
         raise ValueError(f"{root} is a single split (no train/ test/ subfolders): use split='train', got {split!r}")
     meta = find_metadata(folder)
     assert meta is not None
-    table, bad = _read_jsonl(meta) if meta.suffix == ".jsonl" else (_read_csv(meta, ","), [])
-    rows = _to_rows(table, folder, image_column, caption_column, label_column, str(meta), bad, n)
+    table, bad = _read_jsonl(meta) if meta.suffix == ".jsonl" else _read_csv(meta, ",")
+    rows = _to_rows(table, folder, image_column, caption_column, label_column, str(meta), bad, n, contained=True)
     return CaptionedFiles(rows, size, channels, strict, check, source=str(folder), bad_rows=bad)
 
 
@@ -219,7 +296,6 @@ def load_csv(source: str | Path, split: str = "train", size: int = 32, n: int | 
     if split != "train":
         raise ValueError(f"a CSV file is a single split: use split='train', got {split!r}")
     sep = sep if sep is not None else ("\t" if path.suffix.lower() == ".tsv" else ",")
-    table = _read_csv(path, sep)
-    bad: list[tuple[str, str]] = []
-    rows = _to_rows(table, path.parent, image_column, caption_column, label_column, str(path), bad, n)
+    table, bad = _read_csv(path, sep)
+    rows = _to_rows(table, path.parent, image_column, caption_column, label_column, str(path), bad, n, contained=False)
     return CaptionedFiles(rows, size, channels, strict, check, source=str(path), bad_rows=bad)

@@ -118,19 +118,18 @@ def measure_scaling_factor(vae: AutoencoderKL, batches: Iterable[torch.Tensor], 
 def load_vae(path_or_id: str | Path) -> AutoencoderKL:
     """A VAE from: a built-in name (``shapes-vae-kl``), a ``t2i train vae-kl`` run (``vae/`` inside), a
     pipeline folder (``vae/``), a plain AutoencoderKL folder, or a hub id (``org/name``, or its ``vae`` subfolder)."""
-    from t2i.builtin import resolve
+    from t2i.builtin import hub_error, resolve
 
     f32 = {"dtype": torch.float32}  # half-precision files (the compact built-ins) are computed in float32
-    try:
-        source = resolve(path_or_id, hub=True)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"no VAE at {str(path_or_id)!r}: give a folder, a built-in name or a hub id like "
-                                "'stabilityai/sd-vae-ft-mse'") from None
+    source = resolve(path_or_id, hub=True, what="VAE")  # a missing local path: builtin.missing
     if isinstance(source, str):  # a standalone VAE repo, then a pipeline repo's vae/ subfolder
         try:
             return AutoencoderKL.from_pretrained(source, **f32)
         except OSError:
-            return AutoencoderKL.from_pretrained(source, subfolder="vae", **f32)
+            try:
+                return AutoencoderKL.from_pretrained(source, subfolder="vae", **f32)
+            except OSError as err:
+                raise hub_error(source, "VAE", err) from None
     path = source
     if (path / "vae" / "config.json").is_file():
         return AutoencoderKL.from_pretrained(str(path / "vae"), **f32)

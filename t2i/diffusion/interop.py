@@ -42,12 +42,21 @@ def check_components(pipe: Any) -> None:
 
 def load_pipeline(path_or_id: str | Path, **kwargs: Any) -> LatentDiffusionPipeline:
     """Our pipeline from our folder, a Stable-Diffusion-layout folder or a hub id (offline: local only)."""
+    from t2i.builtin import hub_error, looks_like_hub_id, missing
+
     path = Path(str(path_or_id)).expanduser()
+    if not path.exists() and not looks_like_hub_id(path_or_id):
+        raise missing(path_or_id, "pipeline")
     if path.exists() and not (path / "model_index.json").is_file():
         raise FileNotFoundError(f"{path} is not a pipeline folder: no model_index.json (expected vae/, text_encoder/, "
                                 "tokenizer/, unet/, scheduler/ as written by `t2i train ldm` or diffusers)")
     kwargs.setdefault("dtype", torch.float32)  # half-precision files (compact built-ins) are computed in float32
-    pipe = LatentDiffusionPipeline.from_pretrained(str(path_or_id), **kwargs)
+    try:
+        pipe = LatentDiffusionPipeline.from_pretrained(str(path_or_id), **kwargs)
+    except OSError as err:
+        if path.exists():
+            raise
+        raise hub_error(path_or_id, "pipeline", err) from None
     check_components(pipe)
     return pipe
 
@@ -91,20 +100,20 @@ def load_text_components(path_or_name: str | Path) -> tuple[Any, Any]:
     fly), a transformers text-model folder, a folder with ``text_encoder/`` + ``tokenizer/``, or a hub id."""
     from transformers import CLIPTextModel, CLIPTokenizer
 
-    from t2i.builtin import resolve
+    from t2i.builtin import hub_error, resolve
     from t2i.clip.model import is_clip_folder
 
     text = str(path_or_name)
-    try:
-        source = resolve(text, hub=True)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"no text encoder at {text!r}: give a CLIP folder, a built-in name or a hub id") from None
+    source = resolve(text, hub=True, what="text encoder")  # a missing local path: builtin.missing
     if isinstance(source, str):  # a hub id: a text-model repo, then a pipeline repo's subfolders
         try:
             return CLIPTextModel.from_pretrained(text).eval(), CLIPTokenizer.from_pretrained(text)
         except OSError:
-            return (CLIPTextModel.from_pretrained(text, subfolder="text_encoder").eval(),
-                    CLIPTokenizer.from_pretrained(text, subfolder="tokenizer"))
+            try:
+                return (CLIPTextModel.from_pretrained(text, subfolder="text_encoder").eval(),
+                        CLIPTokenizer.from_pretrained(text, subfolder="tokenizer"))
+            except OSError as err:
+                raise hub_error(text, "text encoder", err) from None
     path = source
     if is_clip_folder(path):
         from t2i.clip.export import export_text_encoder

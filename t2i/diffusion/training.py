@@ -93,7 +93,9 @@ def build_latent_cache(dataset: Dataset, vae: Any, device: torch.device, batch_s
         moments.append(torch.cat([posterior.mean, posterior.std], dim=1).float().cpu())  # (B, 2C, h, w)
         texts.extend(batch["text"])
     ids = torch.tensor([table.setdefault(t, len(table)) for t in texts])
-    return CachedLatents(torch.cat(moments), ids, list(table))
+    cached = CachedLatents(torch.cat(moments), ids, list(table))
+    cached.report = getattr(dataset, "report", None)  # the bad-data report travels with the data (run.dataloader prints it)
+    return cached
 
 
 @torch.no_grad()

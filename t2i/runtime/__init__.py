@@ -62,12 +62,15 @@ Calls (all processes run the same code; only the main process writes files)
   ``state_dict``/``load_state_dict`` (a dict of counters: use ``t2i.runtime.State``).
 - ``run.ema(model)`` -> ``EMA`` (``.model`` is the averaged copy, updated after every
   optimiser step by ``run.loop``) or None.
-- ``run.dataloader(dataset, shuffle=True, collate_fn=None)``: map-style or IterableDataset.
+- ``run.dataloader(dataset, shuffle=True, collate_fn=None)``: map-style or IterableDataset; prints
+  ``dataset.report`` (the bad-data report) when items were skipped or converted, and again at
+  ``run.finish`` if more were found while training.
   Iterable datasets must yield the same stream on every process; the runtime deals the
   samples out to processes/workers; resume re-reads and skips the consumed samples.
 - ``run.backward(loss, model=None)``: NonFiniteError (naming the step) on a NaN/inf loss or
-  gradient, before any optimiser step; clips to ``cfg.grad_clip`` the models given to
-  ``run.accumulate`` (or ``model=``).
+  gradient, and DivergenceError when ``|loss|`` explodes past ``cfg.divergence_factor`` times
+  ``max(1, |first loss|)`` of that phase, before any optimiser step; clips to ``cfg.grad_clip``
+  the models given to ``run.accumulate`` (or ``model=``).
 - ``run.gather(t)``, ``run.reduce(t, "mean")``, ``run.is_main``, ``run.device``,
   ``run.num_processes``, ``run.process_index``, ``run.print(...)``, ``run.unwrap(m)``,
   ``run.autocast()``, ``run.generator`` (a checkpointed CPU torch.Generator), ``run.out``,
@@ -80,6 +83,13 @@ Calls (all processes run the same code; only the main process writes files)
 - ``run.finish(save={"name": (module_or_state_dict, config_dict)})`` writes each model with
   ``t2i.io.save_model`` under ``out/name/``, plots ``curves.png`` and returns the paths.
 
+Checkpoints and runs: every checkpoint records its run's identity (trainer, seed, hash of the
+config fields that decide what it learns; ``t2i.runtime.identity``). Rotation deletes only the
+run's own checkpoints; a fresh run moves an earlier run's checkpoints to
+``checkpoints/earlier/`` instead of overwriting them; ``--resume`` refuses another run's
+checkpoint, naming both runs and what differs; ``--lr`` may change on resume (the restored
+optimisers are rescaled, with a message). Files are fsync'ed and swapped in atomically.
+
 Mixed precision: ``bf16`` works on CPU and GPU; ``fp16`` needs CUDA (loss scaling) and is
 refused on CPU with a clear error. Checkpoints hold safetensors + JSON only (no pickles).
 
@@ -89,6 +99,8 @@ refused on CPU with a clear error. Checkpoints hold safetensors + JSON only (no 
 from t2i.io import CheckpointError
 from t2i.runtime.config import MIXED_PRECISION, RunConfig
 from t2i.runtime.ema import EMA
-from t2i.runtime.run import NonFiniteError, Run, State
+from t2i.runtime.identity import RunIdentity
+from t2i.runtime.run import DivergenceError, NonFiniteError, Run, State
 
-__all__ = ["CheckpointError", "EMA", "MIXED_PRECISION", "NonFiniteError", "Run", "RunConfig", "State"]
+__all__ = ["CheckpointError", "DivergenceError", "EMA", "MIXED_PRECISION", "NonFiniteError", "Run", "RunConfig",
+           "RunIdentity", "State"]

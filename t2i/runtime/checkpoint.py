@@ -1,15 +1,17 @@
-"""Resumable checkpoints as safetensors + JSON (never pickles), written atomically.
+"""Resumable checkpoints as safetensors + JSON (never pickles), written crash-consistently.
 
 A checkpoint is a folder ``out/checkpoints/step_000050/`` holding, for every registered
 object (``model_0``, ``optimizer_0``, ``scheduler_0``, ``ema``, ``rng_0``, ``trainer``, ...):
 
 - ``NAME.safetensors``: every tensor of its ``state_dict()``, keyed by its path (``state/0/exp_avg``);
 - ``NAME.json``: the rest of the state dict, with ``{"__tensor__": path}`` where a tensor was;
-- ``checkpoint.json`` (written last): the step and the size of every file. A folder without
-  it, or whose files do not match it or do not load, is partial or corrupt.
+- ``checkpoint.json`` (written last): the step, the identity of the run that wrote it
+  (``t2i.runtime.identity``: trainer, seed, config hash) and the size of every file. A folder
+  without it, or whose files do not match it or do not load, is partial or corrupt.
 
-Writing goes to a hidden temp folder that is renamed into place once complete; old
-checkpoints are removed only after that, keeping the newest ``keep``.
+Writing goes to a hidden temp folder (every file fsync'ed) that is swapped into place
+atomically (``t2i.io.swap_in``); only then are old checkpoints rotated out, keeping the
+newest ``keep`` *of the same run*: another run's checkpoints are never deleted here.
 
     python -c "from t2i.runtime.checkpoint import demo; demo()"
 """
@@ -29,9 +31,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
-from t2i.io import CheckpointError, unshared_cpu
+from t2i.io import CheckpointError, fsync_path, save_tensors_durably, swap_in, write_text_durably
+from t2i.runtime.identity import RunIdentity
 
 MANIFEST = "checkpoint.json"
 FORMAT_VERSION = 1
@@ -113,41 +116,98 @@ def step_dirs(root: Path) -> list[tuple[int, Path]]:
     return sorted(found, reverse=True)
 
 
-def write_checkpoint(root: Path, step: int, states: dict[str, Any], keep: int) -> Path:
-    """Write ``root/step_{step:06d}`` atomically, then keep only the newest ``keep`` checkpoints."""
+def read_manifest(folder: Path) -> dict[str, Any] | None:
+    """The ``checkpoint.json`` of a folder, or None when it is missing or unreadable (partial/corrupt)."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def identity_of_checkpoint(folder: Path) -> RunIdentity | None:
+    """The run that wrote a checkpoint; None if unknown (older format, or partial/corrupt)."""
+    manifest = read_manifest(folder)
+    return RunIdentity.from_json(manifest.get("run")) if manifest else None
+
+
+def write_checkpoint(root: Path, step: int, states: dict[str, Any], keep: int,
+                     identity: RunIdentity | None = None) -> Path:
+    """Write ``root/step_{step:06d}`` crash-consistently, then keep only the newest ``keep``
+    checkpoints of the same run (``identity``; without one, those that record no identity)."""
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step:06d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=root))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=root))
     try:
         files: dict[str, int] = {}
         for name, state in states.items():
             meta, tensors = split_state(state)
             if tensors:
-                save_file(unshared_cpu(tensors), str(tmp / f"{name}.safetensors"))
-            (tmp / f"{name}.json").write_text(json.dumps(meta) + "\n")
+                save_tensors_durably(tensors, tmp / f"{name}.safetensors")
+            write_text_durably(tmp / f"{name}.json", json.dumps(meta) + "\n")
         for path in sorted(tmp.iterdir()):
             files[path.name] = path.stat().st_size
-        manifest = {"format": FORMAT_VERSION, "step": step, "objects": sorted(states), "files": files}
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")  # the completion marker, last
-        if final.exists():  # e.g. a fresh run writing over an old run's folder
-            old = root / f".old-{final.name}"
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
+        manifest = {"format": FORMAT_VERSION, "step": step, "objects": sorted(states), "files": files,
+                    "run": identity.to_json() if identity is not None else None}
+        write_text_durably(tmp / MANIFEST, json.dumps(manifest, indent=1) + "\n")  # the completion marker, last
+        fsync_path(tmp)
+        swap_in(tmp, final)  # atomic, also over a folder of the same name
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    for _, old_dir in step_dirs(root)[keep:]:  # rotate only now that the new one is complete
-        shutil.rmtree(old_dir, ignore_errors=True)
+    rotate(root, keep, identity)
     return final
+
+
+def rotate(root: Path, keep: int, identity: RunIdentity | None) -> list[Path]:
+    """Delete all but the newest ``keep`` complete checkpoints of the run ``identity``; return them."""
+    own = []
+    for _, folder in step_dirs(root):
+        manifest = read_manifest(folder)
+        if manifest is None:
+            continue  # partial or corrupt: not known to be ours
+        theirs = RunIdentity.from_json(manifest.get("run"))
+        if (identity is None and theirs is None) or (identity is not None and theirs is not None
+                                                     and identity.same_run(theirs)):
+            own.append(folder)
+    removed = own[keep:]
+    for folder in removed:  # renamed first (atomic), so a kill mid-delete leaves only a temp folder
+        doomed = root / f".{folder.name}.tmp-deleting-{os.getpid()}"
+        shutil.rmtree(doomed, ignore_errors=True)
+        os.rename(folder, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+    if removed:
+        fsync_path(root)
+    return removed
+
+
+def set_aside(root: Path, folders: list[Path]) -> list[Path]:
+    """Move checkpoint folders of other runs (or an abandoned line of this one) to
+    ``root/earlier/<name>-seed<S>-<hash>/`` (a new numbered folder if that one is taken); nothing is deleted."""
+    moved, targets = [], set()
+    for folder in folders:
+        identity = identity_of_checkpoint(folder)
+        label = identity.label if identity is not None else "unknown-run"
+        target, k = root / "earlier" / label, 1
+        while (target / folder.name).exists():  # the same step set aside before: a new numbered folder
+            k += 1
+            target = root / "earlier" / f"{label}-{k}"
+        target.mkdir(parents=True, exist_ok=True)
+        os.rename(folder, target / folder.name)
+        moved.append(target / folder.name)
+        targets.add(target)
+    if moved:
+        fsync_path(root)
+        for target in targets:
+            fsync_path(target)
+    return moved
 
 
 def read_checkpoint(folder: str | Path) -> tuple[int, dict[str, Any]]:
     """Load every object of a checkpoint into memory; CheckpointError if partial or corrupt."""
     folder = Path(folder)
     manifest_path = folder / MANIFEST
+    if not folder.is_dir():
+        raise CheckpointError(f"no checkpoint folder at {folder}: give a step_N folder under OUT/checkpoints")
     if not manifest_path.is_file():
         raise CheckpointError(f"{folder} is not a complete checkpoint: {MANIFEST} (written last) is missing")
     try:
@@ -168,9 +228,13 @@ def read_checkpoint(folder: str | Path) -> tuple[int, dict[str, Any]]:
     return int(manifest["step"]), states
 
 
-def read_latest(root: Path) -> tuple[int, dict[str, Any], Path] | None:
-    """The newest checkpoint under ``root`` that loads, warning about each one passed over."""
+def read_latest(root: Path, identity: RunIdentity | None = None) -> tuple[int, dict[str, Any], Path] | None:
+    """The newest checkpoint under ``root`` that loads (of the run ``identity`` when given, or one that
+    records no identity), warning about each one passed over."""
     for _, folder in step_dirs(root):
+        theirs = identity_of_checkpoint(folder)
+        if identity is not None and theirs is not None and not identity.same_run(theirs):
+            continue
         try:
             step, states = read_checkpoint(folder)
         except CheckpointError as err:
@@ -181,11 +245,23 @@ def read_latest(root: Path) -> tuple[int, dict[str, Any], Path] | None:
 
 
 def remove_stale_temp(root: Path) -> None:
-    """Temp folders left by a run that was killed mid-write are never complete: remove them."""
-    if root.is_dir():
-        for p in root.iterdir():
-            if p.is_dir() and (p.name.startswith(".tmp-") or p.name.startswith(".old-")):
+    """Clean up after a run killed mid-write: temp folders are never complete (the manifest is
+    written last and they are swapped in only after it): remove them; a folder set aside by the
+    non-atomic fallback of ``swap_in`` is moved back if its checkpoint is missing."""
+    if not root.is_dir():
+        return
+    for p in sorted(root.iterdir()):
+        if not p.is_dir() or not p.name.startswith("."):
+            continue
+        if ".tmp-" in p.name:  # ".step_000012.tmp-x" (also old runs' ".tmp-step_000012-x")
+            shutil.rmtree(p, ignore_errors=True)
+        elif ".old-" in p.name:  # ".step_000012.old-x" (also old runs' ".old-step_000012")
+            name = p.name[len(".old-"):] if p.name.startswith(".old-") else p.name[1:p.name.index(".old-")]
+            if _STEP_DIR.match(name) and not (root / name).exists():
+                os.rename(p, root / name)  # killed inside the swap: the old checkpoint is the good one
+            else:
                 shutil.rmtree(p, ignore_errors=True)
+    fsync_path(root)
 
 
 def demo() -> None:

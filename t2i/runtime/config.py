@@ -9,6 +9,7 @@ override a default by redeclaring the field (``lr: float = 2e-4  # Adam step siz
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 MIXED_PRECISION = ("no", "fp16", "bf16")
 
@@ -35,6 +36,18 @@ class RunConfig:
     data: str = "shapes"  # training data: shapes | digits | a folder with metadata.jsonl | a .csv/.tsv | WebDataset shards
     size: int = 32  # image side length in pixels
     cpu: bool = False  # train on the CPU even when a GPU is available
+    divergence_factor: float = 1e4  # stop when |loss| exceeds this many times max(1, |first loss|): a loss explosion (too high an lr); 0 = off
+
+    # Fields that may differ between a run and its resume: how it is run, watched or saved, not
+    # what it learns. Every other field (and the seed) is part of the run's identity: checkpoints
+    # carry it, and resuming with another identity is refused (t2i.runtime.identity). ``lr`` may
+    # change: the resumed optimisers are rescaled to it. Family configs' own watch-only fields
+    # (evaluation sizes, sample grids, time limits, saved dtype) are listed here too.
+    resumable: ClassVar[tuple[str, ...]] = (
+        "out", "resume", "steps", "lr", "batch_size", "grad_accum", "mixed_precision", "checkpoint_every",
+        "checkpoints_keep", "sample_every", "log_every", "tensorboard", "num_workers", "strict", "cpu",
+        "divergence_factor", "eval_n", "eval_images", "max_minutes", "sample_prompts", "sampler", "sample_steps",
+        "guidance", "save_dtype")
 
     def validate(self) -> None:
         """Raise ValueError naming the bad field and what is allowed (called by ``Run``)."""
@@ -52,5 +65,7 @@ class RunConfig:
                 raise ValueError(f"{key} must be >= 0 (0 = off), got {value!r}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1) (0 = no EMA; typical 0.999), got {self.ema_decay!r}")
+        if not self.divergence_factor >= 0:
+            raise ValueError(f"divergence_factor must be >= 0 (0 = off; default 1e4), got {self.divergence_factor!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")

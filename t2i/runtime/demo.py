@@ -11,6 +11,7 @@ resume, final save) and is what the runtime's tests and the 2-process test run.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -33,6 +34,9 @@ class DemoConfig(RunConfig):
     input_noise: float = 0.01  # std of noise from run.generator added to inputs (0 = off)
     warmup: int = 5  # linear LR warm-up steps (a LambdaLR, so the schedule is checkpointed)
     nan_at_step: int = -1  # make the loss NaN at this step to see the non-finite guard (-1 = never)
+    explode_at_step: int = -1  # multiply the loss by 1e9 at this step to see the divergence guard (-1 = never)
+
+    resumable: ClassVar[tuple[str, ...]] = RunConfig.resumable + ("nan_at_step", "explode_at_step")  # fault injection
 
 
 def make_data(cfg: DemoConfig) -> torch.utils.data.TensorDataset:
@@ -64,6 +68,8 @@ def train(cfg: DemoConfig) -> tuple[Run, nn.Module, object]:
             loss = per_sample.mean()
             if step == cfg.nan_at_step:
                 loss = loss * float("nan")
+            if step == cfg.explode_at_step:
+                loss = loss * 1e9
             run.backward(loss)
             opt.step()
             sched.step()

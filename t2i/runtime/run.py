@@ -26,10 +26,15 @@ from t2i.runtime.config import RunConfig
 from t2i.runtime.data import RunLoader
 from t2i.runtime.ema import EMA
 from t2i.runtime.grids import plot_curves, save_grid
+from t2i.runtime.identity import identity_of, refusal
 
 
 class NonFiniteError(FloatingPointError):
     """A NaN/inf loss, gradient or weight: the run stops before it can poison a checkpoint."""
+
+
+class DivergenceError(NonFiniteError):
+    """A finite but exploding loss (``cfg.divergence_factor``): the run stops like on a NaN."""
 
 
 class State(dict):
@@ -60,6 +65,8 @@ class Run:
         cfg.validate()
         self.cfg, self.name = cfg, name
         self.out = Path(cfg.out or f"runs/{name}")
+        if self.out.exists() and not self.out.is_dir():
+            raise ValueError(f"--out {self.out} is a file: give a folder (it is created if missing)")
         cpu = cfg.cpu or not torch.cuda.is_available()
         if cfg.mixed_precision == "fp16" and cpu:
             raise ValueError("mixed_precision='fp16' needs a CUDA GPU (loss scaling); on the CPU use 'bf16' or 'no'")
@@ -94,15 +101,23 @@ class Run:
         self._sums: dict[str, torch.Tensor] = {}
         self._counts: dict[str, int] = {}
         self._tick = (time.perf_counter(), 0)
+        self._loss_refs: dict[tuple[int, ...], float] = {}  # divergence guard: max(1, |first loss|) per phase
+        self._data_report: Any = None  # the training data's BadDataReport (printed at start and, if it grew, at the end)
+        self._reported_problems = 0
         self.checkpoint_root = self.out / "checkpoints"
+        self.identity = identity_of(cfg, name)  # config hash + seed, recorded in every checkpoint
+        if self.is_main:
+            ckpt.remove_stale_temp(self.checkpoint_root)  # a run killed mid-write left temp folders
+        self.wait()
+        self._resume_candidates = self._plan_resume()  # refuses another run's checkpoint before writing anything
         if self.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             save_config(cfg, self.out / "config.json")
-            ckpt.remove_stale_temp(self.checkpoint_root)
-            if not cfg.resume and ckpt.step_dirs(self.checkpoint_root):
-                warnings.warn(f"{self.checkpoint_root} holds checkpoints of an earlier run; starting fresh and "
-                              "replacing them as steps are reached (pass --resume latest to continue instead)",
-                              RuntimeWarning, stacklevel=2)
+            earlier = [folder for _, folder in ckpt.step_dirs(self.checkpoint_root)]
+            if not cfg.resume and earlier:  # a fresh start never deletes an earlier run's checkpoints
+                moved = ckpt.set_aside(self.checkpoint_root, earlier)
+                self.print(f"{name}: starting fresh; moved {len(moved)} checkpoint(s) of an earlier run to "
+                           f"{sorted({str(m.parent) for m in moved})} (resume them with --resume PATH)")
         if cfg.tensorboard:
             scalars = {k: v for k, v in config_to_dict(cfg).items() if isinstance(v, (int, float, str, bool))}
             self.accelerator.init_trackers(name, config=scalars)
@@ -203,7 +218,15 @@ class Run:
 
     def dataloader(self, dataset: torch.utils.data.Dataset, shuffle: bool = True,
                    collate_fn: Callable | None = None) -> RunLoader:
-        """Per-process micro-batches of ``batch_size / (num_processes * grad_accum)``, seeded, resumable."""
+        """Per-process micro-batches of ``batch_size / (num_processes * grad_accum)``, seeded, resumable.
+
+        Prints the dataset's bad-data report (``dataset.report``) when it skipped or converted items."""
+        report = getattr(dataset, "report", None)
+        if report is not None and hasattr(report, "summary"):
+            self._data_report, self._reported_problems = report, report.problems
+            if report.problems or report.converted:
+                self.print(f"{self.name}: bad-data report (items skipped or converted; `t2i data validate` "
+                           f"lists them all):\n{report.summary()}")
         return RunLoader(dataset, self.micro_batch, self.num_processes, self.process_index, self.cfg.seed, shuffle,
                          self.cfg.num_workers, collate_fn, pin_memory=self.device.type == "cuda")
 
@@ -264,16 +287,30 @@ class Run:
     def backward(self, loss: torch.Tensor, model: torch.nn.Module | None = None) -> None:
         """Non-finite guard on the loss, backward (scaled by 1/grad_accum), then on sync steps the
         gradient guard and clipping of ``model`` (default: the models given to run.accumulate, else all)."""
-        bad = ~torch.isfinite(loss.detach()).all()
+        models = (model,) if model is not None else (self._accum_models or tuple(self._models))
+        value = loss.detach().float()
+        bad = ~torch.isfinite(value).all()
+        exploded = torch.zeros((), dtype=torch.bool)
+        if self.cfg.divergence_factor > 0 and not bool(bad):
+            magnitude = float(value.abs().max())
+            reference = self._loss_refs.setdefault(tuple(id(m) for m in models), max(1.0, magnitude))
+            exploded = torch.tensor(magnitude > self.cfg.divergence_factor * reference)
+        flags = torch.stack([bad.cpu(), exploded]).float()
         if self.num_processes > 1:  # every process must stop together, or the others hang in all-reduce
-            bad = self.reduce(bad.float().reshape(1), "sum") > 0
-        if bool(bad):
-            raise NonFiniteError(f"non-finite loss ({loss.detach().float().flatten()[:4].tolist()}) at step {self.step}; "
+            flags = self.reduce(flags.to(self.device), "sum").cpu()
+        if flags[0] > 0:
+            raise NonFiniteError(f"non-finite loss ({value.flatten()[:4].tolist()}) at step {self.step}; "
                                  f"stopped before the optimiser step. {self._last_good()}")
+        if flags[1] > 0:
+            reference = self._loss_refs.get(tuple(id(m) for m in models), 1.0)
+            raise DivergenceError(
+                f"the loss exploded at step {self.step}: |loss| = {float(value.abs().max()):.4g} is more than "
+                f"divergence_factor {self.cfg.divergence_factor:g} x {reference:.4g} (max(1, |first loss|)); stopped "
+                f"before the optimiser step. {self._last_good()} Lower --lr (now {self.cfg.lr:g}), or raise "
+                "--divergence-factor (0 = off) if such losses are expected.")
         self.accelerator.backward(loss)
         if not self.sync:
             return
-        models = (model,) if model is not None else (self._accum_models or tuple(self._models))
         params = [p for m in models for p in m.parameters() if p.grad is not None]
         if not params:
             return
@@ -353,7 +390,7 @@ class Run:
         for name, obj in self._objects.items():
             states[name] = (self.unwrap(obj) if name.startswith("model_") else obj).state_dict()
         states["trainer"] = {"step": self.step, "num_processes": self.num_processes, "batch_size": self.cfg.batch_size,
-                             "grad_accum": self.cfg.grad_accum, "seed": self.cfg.seed}
+                             "grad_accum": self.cfg.grad_accum, "seed": self.cfg.seed, "lr": self.cfg.lr}
         if self._loader is not None:
             states["data"] = self._loader.state_dict()
         rng = ckpt.capture_rng(self.generator)
@@ -362,24 +399,64 @@ class Run:
             states[f"rng_{rank}"] = state
         path = None
         if self.is_main:
-            path = ckpt.write_checkpoint(self.checkpoint_root, self.step, states, keep=self.cfg.checkpoints_keep)
+            path = ckpt.write_checkpoint(self.checkpoint_root, self.step, states, keep=self.cfg.checkpoints_keep,
+                                         identity=self.identity)
         self.last_checkpoint = self.checkpoint_root / f"step_{self.step:06d}"
         self.wait()
         return path
 
-    def _restore(self) -> None:
-        resume = self.cfg.resume
+    def _plan_resume(self) -> list[Path]:
+        """The checkpoint folders ``cfg.resume`` may load, newest first; CheckpointError naming both runs
+        when they belong to another run (checked before the run writes anything)."""
+        resume, root = self.cfg.resume, self.checkpoint_root
         if not resume:
-            return
-        if resume == "latest":
-            found = ckpt.read_latest(self.checkpoint_root)
-            if found is None:
-                self.print(f"{self.name}: no complete checkpoint under {self.checkpoint_root}; starting fresh")
-                return
-            step, states, path = found
-        else:
+            return []
+        if resume != "latest":
             path = Path(resume)
-            step, states = ckpt.read_checkpoint(path)
+            if not path.is_dir():
+                raise CheckpointError(f"--resume {resume}: no such checkpoint folder; give a step_N folder "
+                                      f"(e.g. {root / 'step_000500'}) or --resume latest")
+            if ckpt.read_manifest(path) is None:
+                raise CheckpointError(f"--resume {resume}: {path} is not a complete checkpoint ({ckpt.MANIFEST}, "
+                                      "written last, is missing or unreadable); --resume latest picks the newest "
+                                      "complete one")
+            theirs = ckpt.identity_of_checkpoint(path)
+            if theirs is not None and not theirs.same_run(self.identity):
+                raise CheckpointError(refusal(self.identity, theirs, f"checkpoint {path}"))
+            return [path]
+        mine, others = [], []
+        for _, folder in ckpt.step_dirs(root):
+            theirs = ckpt.identity_of_checkpoint(folder)
+            (others if theirs is not None and not theirs.same_run(self.identity) else mine).append(folder)
+        if others and not mine:
+            theirs = ckpt.identity_of_checkpoint(others[0])
+            message = refusal(self.identity, theirs, f"--resume latest: the newest checkpoint in {root} "
+                                                     f"({others[0].name})")
+            own = [f for f in sorted((root / "earlier").glob("*/step_*"), key=lambda f: f.name, reverse=True)
+                   if (i := ckpt.identity_of_checkpoint(f)) is not None and i.same_run(self.identity)]
+            if own:  # set aside by a later fresh run: say where
+                message += f" This run's own newest checkpoint was set aside: --resume {own[0]}"
+            raise CheckpointError(message)
+        return mine
+
+    def _restore(self) -> None:
+        if not self.cfg.resume:
+            return
+        found = None
+        for folder in self._resume_candidates:
+            if self.cfg.resume != "latest":  # an explicit folder: any problem is an error
+                found = (*ckpt.read_checkpoint(folder), folder)
+                break
+            try:
+                found = (*ckpt.read_checkpoint(folder), folder)
+                break
+            except CheckpointError as err:
+                warnings.warn(f"skipping checkpoint {folder}: {err}", RuntimeWarning, stacklevel=3)
+        if found is None:
+            self.print(f"{self.name}: no complete checkpoint of this run under {self.checkpoint_root}; starting fresh")
+            self._set_aside_other_lines(None, 0)
+            return
+        step, states, path = found
         missing = sorted(set(self._objects) - set(states))
         if missing:
             raise CheckpointError(f"checkpoint {path} lacks {missing} (it has {sorted(states)}); "
@@ -399,8 +476,49 @@ class Run:
             warnings.warn(f"{path} has no RNG state for process {self.process_index} (written with "
                           f"{trainer['num_processes']} processes); reseeding it", RuntimeWarning, stacklevel=3)
             set_seed(self.cfg.seed + 7919 * step, device_specific=True)
+        old_lr = trainer.get("lr")
+        if old_lr is not None and float(old_lr) != self.cfg.lr:
+            self._rescale_lr(float(old_lr), self.cfg.lr)
         self.step, self._micro, self.last_checkpoint = step, 0, path
         self.print(f"{self.name}: resumed from {path} at step {step}")
+        self._set_aside_other_lines(path, step)
+
+    def _set_aside_other_lines(self, path: Path | None, step: int) -> None:
+        """Keep under checkpoints/ only the line this run continues (its own checkpoints up to ``step``
+        when resuming from there); move the rest to checkpoints/earlier/ so rotation never deletes them."""
+        self.wait()  # every process has read its checkpoint before anything moves
+        if self.is_main:
+            root = self.checkpoint_root
+            continues_here = path is not None and path.resolve().parent == root.resolve()
+            stray = []
+            for s, folder in ckpt.step_dirs(root):
+                theirs = ckpt.identity_of_checkpoint(folder)
+                mine = theirs is None or theirs.same_run(self.identity)
+                if not (continues_here and mine and s <= step):
+                    stray.append(folder)
+            if stray:
+                moved = ckpt.set_aside(root, stray)
+                self.print(f"{self.name}: moved {len(moved)} checkpoint(s) that this run does not continue to "
+                           f"{sorted({str(m.parent) for m in moved})}")
+        self.wait()
+
+    def _rescale_lr(self, old: float, new: float) -> None:
+        """``--lr`` changed on resume: scale every optimiser's learning rates and their schedules by new / old."""
+        ratio = new / old
+        for name, obj in self._objects.items():
+            if name.startswith("optimizer_"):
+                for group in obj.param_groups:
+                    group["lr"] *= ratio
+                    if "initial_lr" in group:
+                        group["initial_lr"] *= ratio
+            elif name.startswith("scheduler_"):
+                sched = getattr(obj, "scheduler", obj)  # accelerate's wrapper holds the torch scheduler
+                if hasattr(sched, "base_lrs"):
+                    sched.base_lrs = [lr * ratio for lr in sched.base_lrs]
+                if hasattr(sched, "_last_lr"):
+                    sched._last_lr = [lr * ratio for lr in sched._last_lr]
+        self.print(f"{self.name}: resuming with lr {new:g} instead of the checkpoint's {old:g}: every optimiser's "
+                   f"learning rate and schedule is scaled by {ratio:g} (config.json records the new value)")
 
     def _trim_metrics(self, step: int) -> None:
         """Drop metric rows logged after ``step`` by a crashed run (or all of an old run's)."""
@@ -413,6 +531,9 @@ class Run:
     def finish(self, save: dict[str, tuple[Any, dict[str, Any]]] | None = None) -> dict[str, Path]:
         """Save final models (``t2i.io.save_model`` under out/NAME), plot curves.png, close trackers."""
         self.wait()
+        report = self._data_report
+        if report is not None and report.problems > self._reported_problems:  # found while training (shards, lazy decode)
+            self.print(f"{self.name}: bad data found during training (skipped):\n{report.summary()}")
         paths: dict[str, Path] = {}
         if self.is_main:
             for key, (module, config) in (save or {}).items():

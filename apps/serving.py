@@ -1,0 +1,127 @@
+"""What the app's server may write, keep and serve: its own outputs folder, and nothing uploaded.
+
+- ``OutputsFolder``: every image an answer points to is written here under a unique name,
+  atomically (a temp file renamed into place), so concurrent answers never share, rewrite or
+  half-write a file (gradio's own PIL cache names files by content and rewrites them in place).
+  The folder is also gradio's cache (``GRADIO_TEMP_DIR``), so it is the only folder served,
+  and it is kept under a size cap: the oldest files go first, never ones younger than
+  ``min_age_s`` (an answer's files must outlive its download).
+- ``RefuseUploads``: an ASGI middleware that refuses every upload (this app takes none) and
+  answers an unknown API name with 404 and the list of names instead of a server error.
+
+    python -c "from apps.serving import demo; demo()"
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterable
+
+from PIL import Image
+
+
+class OutputsFolder:
+    """Unique, atomically written images under ``root/images``; the whole folder kept under ``max_bytes``."""
+
+    def __init__(self, root: str | Path, max_bytes: int, min_age_s: float = 120.0):
+        self.root = Path(root).resolve()
+        self.images = self.root / "images"
+        self.images.mkdir(parents=True, exist_ok=True)
+        self.max_bytes, self.min_age_s = int(max_bytes), float(min_age_s)
+        self._lock = threading.Lock()
+
+    def save(self, images: Iterable[Image.Image]) -> list[str]:
+        """Write each image as ``images/<uuid>.png`` (temp file + rename); return the paths."""
+        paths = []
+        for image in images:
+            final = self.images / f"{uuid.uuid4().hex}.png"
+            fd, tmp = tempfile.mkstemp(dir=self.images, prefix=".", suffix=".png.tmp")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    image.save(fh, format="PNG")
+                os.replace(tmp, final)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            paths.append(str(final))
+        self.prune()
+        return paths
+
+    def size(self) -> int:
+        return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+
+    def prune(self) -> int:
+        """Delete the oldest files (older than ``min_age_s``) until the folder fits ``max_bytes``; bytes freed."""
+        with self._lock:
+            files = []
+            for p in self.root.rglob("*"):
+                try:
+                    if p.is_file():
+                        st = p.stat()
+                        files.append((st.st_mtime, st.st_size, p))
+                except OSError:  # deleted meanwhile
+                    continue
+            total = sum(size for _, size, _ in files)
+            if total <= self.max_bytes:
+                return 0
+            freed, now = 0, time.time()
+            for mtime, size, path in sorted(files):
+                if total - freed <= self.max_bytes or now - mtime < self.min_age_s:
+                    break
+                path.unlink(missing_ok=True)
+                freed += size
+            for folder in sorted((p for p in self.root.rglob("*") if p.is_dir() and p != self.images), reverse=True):
+                try:
+                    folder.rmdir()  # gradio's per-file cache folders, once empty
+                except OSError:
+                    pass
+            return freed
+
+
+class RefuseUploads:
+    """ASGI middleware: 403 for uploads, 404 (with the valid names) for unknown API names."""
+
+    def __init__(self, app: Any, api_names: Iterable[str] = ()):
+        self.app = app
+        self.api_names = sorted(api_names)
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope.get("type") == "http":
+            path = scope.get("path", "")
+            if scope.get("method") == "POST" and path.rstrip("/").endswith("/upload"):
+                return await _reply(send, 403, "This app takes no file uploads.")
+            name = _called_api_name(path)
+            if name is not None and self.api_names and name not in self.api_names:
+                return await _reply(send, 404, f"Unknown API name {'/' + name!r}; this app has "
+                                               f"{['/' + n for n in self.api_names]}.")
+        await self.app(scope, receive, send)
+
+
+def _called_api_name(path: str) -> str | None:
+    """``/gradio_api/call/NAME[/EVENT]`` and ``/gradio_api/run/NAME`` -> NAME (None for other paths)."""
+    parts = [p for p in path.split("/") if p]
+    for verb in ("call", "run"):
+        if verb in parts[:-1] and parts.index(verb) >= 1 and parts[parts.index(verb) - 1] == "gradio_api":
+            return parts[parts.index(verb) + 1]
+    return None
+
+
+async def _reply(send: Any, status: int, message: str) -> None:
+    body = json.dumps({"error": message}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def demo() -> None:
+    with tempfile.TemporaryDirectory() as d:
+        out = OutputsFolder(d, max_bytes=2_000, min_age_s=0)
+        paths = out.save([Image.new("RGB", (64, 64), (i * 40, 0, 0)) for i in range(6)])
+        print(len(paths), "written;", sum(Path(p).exists() for p in paths), "kept under", out.max_bytes, "bytes:",
+              out.size())
