@@ -28,8 +28,7 @@ import numpy as np
 from gradio_client import Client
 from PIL import Image
 
-from benchmarks.app_latency import wait_until_up
-from tests.app_fixtures import free_port
+from benchmarks.app_latency import free_port, wait_until_up
 
 PROMPTS = ["a small red circle in the center", "a large blue square in the top left",
            "a green circle above a magenta square"]
