@@ -128,7 +128,8 @@ class TextEncoder(nn.Module):
         if source is None:  # not a built-in name, an existing path or a hub id
             from t2i.builtin import missing
 
-            raise missing(text, "text encoder (open_clip folder, architecture name or CLIPTextModel)")
+            raise FileNotFoundError(f"{missing(text, 'text encoder')}, or an open_clip architecture name "
+                                    "(`python -c 'import open_clip; print(open_clip.list_models())'`)")
         raise FileNotFoundError(
             f"no text encoder at {text!r}: give an open_clip folder, a built-in name, an open_clip architecture "
             "name, a transformers CLIP text model folder / hub id, or a folder with text_encoder/ + tokenizer/")

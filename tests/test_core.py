@@ -58,7 +58,7 @@ def test_good_requests_count_conditions():
 
 def test_builtin_names_and_paths(tmp_path):
     assert resolve(tmp_path) == tmp_path
-    with pytest.raises(FileNotFoundError, match="built-in names"):
+    with pytest.raises(FileNotFoundError, match="built-in name"):
         resolve(tmp_path / "nope")
     assert {"shapes-ldm", "shapes-tgan", "shapes-cvae", "shapes-clip", "digits-ae", "digits-vae"} <= set(BUILTIN)
 

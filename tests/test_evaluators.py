@@ -119,7 +119,7 @@ def test_save_load_round_trip(tmp_path, shapes_evaluator):
     again = ShapesEvaluator.from_pretrained(folder)
     x = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     assert torch.equal(again.features(x), shapes_evaluator.features(x))
-    with pytest.raises(FileNotFoundError, match="built-in names"):
+    with pytest.raises(FileNotFoundError, match="built-in name"):
         ShapesEvaluator.from_pretrained(tmp_path / "missing")
     with pytest.raises(ValueError, match="not a 'digits-classifier'"):
         DigitsClassifier.from_pretrained(folder)
