@@ -153,11 +153,12 @@ def test_train_tgan_attn_two_steps_and_sample(tiny_clip, tmp_path):
 
     out = tmp_path / "run"
     assert trainer.main(TINY + ["--clip", str(tiny_clip), "--loss", "non-saturating", "--r1-gamma", "1",
-                                "--r1-every", "1", "--augment", "translation,brightness", "--d-words", "16,8",
+                                "--r1-every", "1", "--augment", "translation,brightness", "--d-words", "16,8", "--clip-weight", "0.5",
                                 "--eval-n", "4", "--out", str(out)]) == 0
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2]
-    assert {"d_real", "d_fake", "d_wrong", "loss_d", "loss_g", "r1", "mode_seeking", "value"} <= set(rows[-1])
+    assert {"d_real", "d_fake", "d_wrong", "loss_d", "loss_g", "r1", "mode_seeking", "clip_term", "value"} <= set(rows[-1])
+    assert 0 <= rows[-1]["clip_term"] <= 2  # 1 - cos
     assert (out / "game.png").is_file() and list((out / "samples").glob("samples_*.png"))
     config = json.loads((out / "model" / "config.json").read_text())
     assert config["family"] == "tgan-attn" and config["loss"] == "non-saturating"
@@ -201,3 +202,103 @@ def test_bad_options_are_errors(tiny_clip, tmp_path):
                         (["--mismatch-weight", "2"], "mismatch_weight"), (["--loss", "wasserstein"], "hinge")):
         with pytest.raises(ValueError, match=match):
             trainer.main(argv + ["--clip", str(tiny_clip), "--out", str(tmp_path / "bad")])
+
+
+# ------------------------------------------------------------------ hard negatives, token cache, contract details
+class HandEncoder:
+    """A text encoder whose pooled embeddings are written by hand (the nearest-caption logic, not CLIP, is tested)."""
+
+    vectors = {"a": [1.0, 0.0], "b": [0.9, 0.1], "c": [0.0, 1.0], "d": [-1.0, 0.05]}
+
+    def __call__(self, texts):
+        from t2i.text import TextOutput
+
+        pooled = torch.tensor([self.vectors[t] for t in texts])
+        return TextOutput(pooled[:, None, :].repeat(1, 3, 1), pooled, torch.ones(len(texts), 3, dtype=torch.bool))
+
+
+def test_nearest_captions_by_hand():
+    from gan_baselines.caption_negatives import NearestCaptions
+
+    pool = NearestCaptions(HandEncoder(), ["a", "b", "c", "d", "a"], k=1)  # duplicates count once
+    assert pool.captions == ["a", "b", "c", "d"]
+    # cosines: a~b 0.99, b~c 0.11, c~d 0.05, d~c beats d~a (-1) and d~b
+    assert pool.sample(["a", "b", "c", "d", "unseen"]) == ["b", "a", "b", "c", None]
+    two = NearestCaptions(HandEncoder(), ["a", "b", "c"], k=5)  # k is clamped to the other captions
+    assert two.k == 2 and set(two.sample(["a"] * 50, torch.Generator().manual_seed(0))) == {"b", "c"}
+    with pytest.raises(ValueError, match="at least 2 distinct"):
+        NearestCaptions(HandEncoder(), ["a", "a"])
+
+
+def test_wrong_captions_roll_by_one_or_take_a_neighbour():
+    from gan_baselines.caption_negatives import NearestCaptions
+    from train.tgan_attn import wrong_captions
+
+    g = torch.Generator().manual_seed(0)
+    wrong, differs = wrong_captions(["a", "b", "b"], None, 0.0, g)
+    assert wrong == ["b", "a", "b"] and differs.tolist() == [True, True, False]  # b's neighbour is b: no negative
+    pool = NearestCaptions(HandEncoder(), ["a", "b", "c", "d"], k=1)
+    wrong, differs = wrong_captions(["a", "c", "d"], pool, 1.0, g)  # share 1: always the nearest other caption
+    assert wrong == ["b", "b", "c"] and differs.all()
+
+
+def test_token_cache_matches_the_encoder_and_stays_bounded(tiny_clip):
+    from t2i.text import TextEncoder
+    from train.tgan_attn import TokenCache
+
+    encoder = TextEncoder.from_pretrained(tiny_clip)
+    cache = TokenCache(encoder, max_items=3)
+    texts = ["a red circle", "a blue square above a red circle", "a red circle"]
+    got, direct = cache(texts), encoder(texts)
+    torch.testing.assert_close(got.pooled, direct.pooled.float())
+    assert got.mask.equal(direct.mask)
+    torch.testing.assert_close(got.tokens[got.mask], direct.tokens[direct.mask].float())
+    assert len(cache.cache) == 2
+    cache(["x", "y"])  # 2 + 2 > 3: starts over with this batch
+    assert sorted(cache.cache) == ["x", "y"]
+
+
+def test_images_do_not_depend_on_the_chunking_and_follow_the_contract_order(tiny_clip, tmp_path):
+    """generate() draws in chunks of `chunk` images; the chunk size must not change a single pixel."""
+    from t2i.io import save_model
+    from t2i.text import TextEncoder
+
+    encoder = TextEncoder.from_pretrained(tiny_clip)
+    arch = tgan_attn.AttnGANArch(**{**ARCH, "token_dim": encoder.token_dim, "pooled_dim": encoder.pooled_dim,
+                                    "max_tokens": encoder.max_length})
+    torch.manual_seed(0)
+    G, _ = tgan_attn.build(arch)
+    save_model(tmp_path / "m", G.state_dict(), {"family": "tgan-attn", "arch": tgan_attn.arch_dict(arch),
+                                                 "clip": str(tiny_clip)})
+    gen = load_generator(tmp_path / "m")
+    prompts = ["a small red circle in the center", "a large blue square in the top left", "a white cross"]
+    whole = gen.generate(prompts, seed=1, num_images_per_prompt=3)
+    gen.chunk = 2
+    parts = gen.generate(prompts, seed=1, num_images_per_prompt=3)
+    assert len(whole) == 9 and all(a.tobytes() == b.tobytes() for a, b in zip(whole, parts))
+    assert len({im.tobytes() for im in whole[3:6]}) == 3  # one prompt's images differ (its own noise rows)
+    assert gen.describe()["parameters"] == sum(p.numel() for p in G.parameters())
+    # a model trained on another text encoder is refused with the fix, not run on the wrong states
+    wide = {**tgan_attn.arch_dict(arch), "token_dim": 32}
+    save_model(tmp_path / "wide", tgan_attn.build(wide)[0].state_dict(),
+               {"family": "tgan-attn", "arch": wide, "clip": str(tiny_clip)})
+    with pytest.raises(ValueError, match="give it the CLIP it was trained on"):
+        load_generator(tmp_path / "wide")
+
+
+# ------------------------------------------------------------------ the benchmark's real renders and distances
+def test_benchmark_real_renders_follow_the_spec_and_distances_by_hand():
+    from benchmarks.text_gan import real_renders, within_prompt_distance
+    from t2i.data.shapes import parse_caption
+    from t2i.evaluators.shapes import prompt_accuracy
+
+    caption = "a small red circle in the center"
+    images = real_renders(caption, 4, seed=0)
+    assert len(images) == 4 and len({im.tobytes() for im in images}) == 4  # the jitter is drawn afresh
+    assert prompt_accuracy(images, [caption] * 4)["one"]["all_correct"] == 1.0
+    assert parse_caption(caption)["objects"][0]["colour"] == "red"
+    with pytest.raises(ValueError, match="one-object"):
+        real_renders("a red circle above a blue square", 2, seed=0)
+    # two prompts x 2 rows: distances 5 (3-4-5) and 0
+    x = torch.tensor([[0.0, 0.0], [3.0, 4.0], [1.0, 1.0], [1.0, 1.0]])
+    assert within_prompt_distance(x, 2) == pytest.approx(2.5)
