@@ -4,8 +4,8 @@ renders, and sampling speed (any text generator works; made for ``tgan`` and ``t
 ``quality``: the shapes evaluator's prompt accuracy on held-out prompts, one image each,
 for four prompt sets: one-object and two-object prompts of the ``test`` split (seen
 colour-shape pairs) and of the ``novel`` split (held-out pairs), ``--n`` prompts per set
-(``t2i.data.shapes.prompts(n, seed, split, kind)``; prompt i is asked with seed ``seed + i``
-in chunks of 50, the rule of ``train.defaults.prompt_accuracy_metrics``). Then
+(``t2i.data.shapes.prompts(n, seed, split, kind)``; prompt i is drawn from seed ``seed + i``,
+the contract's seeding rule, as ``train.defaults.prompt_accuracy_metrics`` draws them). Then
 within-prompt diversity on ``--n-diversity`` one-object test prompts, 4 images each: the
 mean pairwise pixel distance (L2 over the image in [0, 1]) among a prompt's images,
 divided by the same distance among 4 real renders of the same caption (the spec's jitter
@@ -94,8 +94,9 @@ def save_rows(rows: list[tuple[str, list]], path: Path, scale: int = 2) -> Path:
 
 
 def generate(gen: Any, prompts: list[str], seed: int, per_prompt: int = 1) -> list:
-    return [im for i in range(0, len(prompts), 50)
-            for im in gen.generate(prompts[i:i + 50], seed=seed + i, num_images_per_prompt=per_prompt)]
+    from t2i.generator import generate_conditions
+
+    return generate_conditions(gen, prompts, seed=seed, n=per_prompt)  # prompt i from seed + i
 
 
 def run_quality(args: argparse.Namespace, command: str) -> dict[str, Any]:
@@ -170,7 +171,7 @@ def run_speed(args: argparse.Namespace, command: str) -> dict[str, Any]:
         times.append(time.perf_counter() - start)
     n = len(prompts) * PER_PROMPT
     ms = 1000 * statistics.median(times) / n
-    params = sum(p.numel() for p in gen.net.parameters()) if hasattr(gen, "net") else None
+    params = sum(n for name, n in gen.describe()["parameters"].items() if name != "text_encoder")
     result = {"model": str(args.model), "threads": args.threads, "images_per_request": n,
               "ms_per_image_median": round(ms, 3), "ms_per_image_min": round(1000 * min(times) / n, 3),
               "parameters": params, "machine": machine()}

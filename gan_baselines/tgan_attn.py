@@ -42,8 +42,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from gan_baselines.dcgan import num_doublings
-from gan_baselines.gan import draw_noise, load_net_config, to_pil
-from t2i.generator import Generator, validate_request
+from gan_baselines.gan import load_net_config
+from t2i.generator import Generator, seeded_noise, to_pil, validate_request
 from t2i.io import load_weights
 
 NOISE_SCALES = ("all", "input")
@@ -326,31 +326,25 @@ class AttnTextGANGenerator(Generator):
     def __init__(self, net: AttnGenerator, encoder, config: dict[str, Any]):
         self.net, self.encoder, self.config = net, encoder, config
         self.latent_dim = config["arch"]["latent_dim"]
-        self.device = torch.device("cpu")
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"net": self.net, "text_encoder": self.encoder}
 
     @torch.no_grad()
     def generate(self, prompts=None, labels=None, seed: int = 0, num_images_per_prompt: int = 1, **options: Any):
-        if options:
-            raise TypeError(f"unknown option(s) {sorted(options)}; a tgan-attn generator takes none")
+        self.resolve_options(**options)  # takes none: a clear error for any
         count = validate_request(prompts, labels, num_images_per_prompt, needs="text")
         text = self.encoder(list(prompts)).repeat_interleave(num_images_per_prompt).to(self.device)  # [a0, a1, b0, b1]
-        z = draw_noise(seed, count * num_images_per_prompt, self.latent_dim).to(self.device)  # (N, Z)
+        z = seeded_noise(seed, count, num_images_per_prompt, (self.latent_dim,)).to(self.device)  # prompt i: seed + i
         images = []
         for i in range(0, len(z), self.chunk):
             part = slice(i, i + self.chunk)
-            images += to_pil(self.net(z[part], text.tokens[part], text.mask[part], text.pooled[part]))
+            images += to_pil(self.net(z[part], text.tokens[part], text.mask[part], text.pooled[part]),
+                             value_range=(-1.0, 1.0))
         return images
 
-    def to(self, device: Any) -> "AttnTextGANGenerator":
-        self.device = torch.device(device)
-        self.net.to(self.device)
-        self.encoder.to(self.device)
-        return self
-
     def describe(self) -> dict[str, Any]:
-        params = sum(p.numel() for p in self.net.parameters())
-        return {**super().describe(), "parameters": params, "text_encoder": self.config["clip"],
-                "size": self.config["arch"]["size"]}
+        return {**super().describe(), "text_encoder": self.config["clip"], "size": self.config["arch"]["size"]}
 
 
 def load_generator(folder: str | Path) -> AttnTextGANGenerator:

@@ -11,6 +11,7 @@ from gan_baselines.diffaugment import brightness, cutout, diff_augment, translat
 from gan_baselines.gan_losses import get_loss, mode_seeking
 from gan_baselines.registry import load_generator
 from gan_baselines.text_gan_losses import generator_loss, matching_aware_d_loss, r1_penalty
+from t2i.generator import GenerationError
 from t2i.io import load_weights
 
 SP = lambda v: math.log1p(math.exp(v))  # noqa: E731  softplus
@@ -191,8 +192,11 @@ def test_seed_determinism_of_training_and_sampling(tiny_clip, tmp_path):
     assert all(x.tobytes() == y.tobytes() for x, y in zip(first, again))
     other = gen.generate(prompts, seed=6, num_images_per_prompt=2)
     assert any(x.tobytes() != y.tobytes() for x, y in zip(first, other))
-    with pytest.raises(TypeError, match="takes none"):
-        gen.generate(prompts, seed=0, guidance=3.0)
+    with pytest.raises(GenerationError, match="no options"):
+        gen.generate(prompts, seed=0, guidance_scale=3.0)
+    # the seeding rule: prompt i is drawn from seed + i alone
+    pairs = gen.generate(prompts[1:], seed=6, num_images_per_prompt=2)
+    assert [x.tobytes() for x in first[2:]] == [x.tobytes() for x in pairs]
 
 
 def test_bad_options_are_errors(tiny_clip, tmp_path):
@@ -277,7 +281,7 @@ def test_images_do_not_depend_on_the_chunking_and_follow_the_contract_order(tiny
     parts = gen.generate(prompts, seed=1, num_images_per_prompt=3)
     assert len(whole) == 9 and all(a.tobytes() == b.tobytes() for a, b in zip(whole, parts))
     assert len({im.tobytes() for im in whole[3:6]}) == 3  # one prompt's images differ (its own noise rows)
-    assert gen.describe()["parameters"] == sum(p.numel() for p in G.parameters())
+    assert gen.describe()["parameters"]["net"] == sum(p.numel() for p in G.parameters())
     # a model trained on another text encoder is refused with the fix, not run on the wrong states
     wide = {**tgan_attn.arch_dict(arch), "token_dim": 32}
     save_model(tmp_path / "wide", tgan_attn.build(wide)[0].state_dict(),

@@ -37,16 +37,17 @@ import torch
 
 from gan_baselines import tgan_attn
 from gan_baselines.caption_negatives import NearestCaptions
-from gan_baselines.gan import draw_noise
 from gan_baselines.diffaugment import AUGMENTATIONS, diff_augment
 from gan_baselines.gan_losses import game_stats, get_loss, mode_seeking
 from gan_baselines.text_gan_losses import generator_loss, matching_aware_d_loss, r1_penalty
-from gan_baselines.tgan import ClipSimilarity, clip_reference
+from gan_baselines.gan_training import GANRunConfig, adam, finish, millions, noise, save_samples, shown_network
+from gan_baselines.tgan import ClipSimilarity
+from t2i.builtin import reference
 from t2i.config import parse_config
 from t2i.data import load_dataset
+from t2i.generator import generate_conditions
 from t2i.runtime import Run
 from t2i.text import TextEncoder, TextOutput
-from train.gan import GANRunConfig, adam, finish, millions, noise
 
 
 @dataclass
@@ -148,16 +149,14 @@ def wrong_captions(texts: Sequence[str], pool: NearestCaptions | None, share: fl
 
 
 def evaluate(generator: tgan_attn.AttnTextGANGenerator, n: int, size: int, seed: int) -> dict:
-    """Shapes: prompt accuracy (colour, shape, size, position, relation) of one image per test-split prompt."""
+    """Shapes: prompt accuracy (colour, shape, size, position, relation) of one image per test-split prompt
+    (prompt i from seed + i, as ``t2i sample --prompts FILE --seed SEED`` draws them)."""
     # Copied from train.tgan.evaluate (entry points do not import each other)
     from t2i.data.shapes import prompts as shapes_prompts
     from t2i.evaluators.shapes import prompt_accuracy
 
     captions = [caption for caption, _ in shapes_prompts(n, seed=seed, split="test", kind="any", size=size)]
-    images = []
-    for start in range(0, len(captions), 64):
-        images += generator.generate(prompts=captions[start:start + 64], seed=seed + start)
-    return prompt_accuracy(images, captions)
+    return prompt_accuracy(generate_conditions(generator, captions, seed=seed, n=1), captions)
 
 
 def train(cfg: AttnGANConfig) -> Path:
@@ -184,10 +183,12 @@ def train(cfg: AttnGANConfig) -> Path:
     def augment(x: torch.Tensor) -> torch.Tensor:
         return diff_augment(x, cfg.augment, run.generator, max_shift=cfg.augment_shift) if cfg.augment else x
 
+    config = {"family": "tgan-attn", "arch": tgan_attn.arch_dict(arch), "clip": reference(cfg.clip),
+              "loss": cfg.loss, "d_steps": cfg.d_steps, "mismatch_weight": cfg.mismatch_weight, "r1_gamma": cfg.r1_gamma,
+              "augment": list(cfg.augment), "diversity_weight": cfg.diversity_weight, "clip_weight": cfg.clip_weight,
+              "data": cfg.data}
+    shown = tgan_attn.AttnTextGANGenerator(shown_network(run, G, ema), encoder, config).to(run.device)
     prompts = [item["text"] for item in itertools.islice(iter(dataset), 8)]  # fixed grid prompts, one row each
-    per_prompt = 8
-    grid_text = embed(prompts).repeat_interleave(per_prompt).to(run.device)  # (64, ...)
-    grid_z = draw_noise(cfg.seed + 1, per_prompt * len(prompts), cfg.latent_dim).to(run.device)
     if run.is_main:
         (run.out / "samples").mkdir(parents=True, exist_ok=True)
         (run.out / "samples" / "prompts.txt").write_text("\n".join(prompts) + "\n")
@@ -253,12 +254,9 @@ def train(cfg: AttnGANConfig) -> Path:
                 opt_g.zero_grad()
             D.requires_grad_(True)
             run.log(loss_g=loss_g)
-        if run.should_sample():
-            save_samples(run, G, ema, grid_z, grid_text, nrow=per_prompt)
-    config = {"family": "tgan-attn", "arch": tgan_attn.arch_dict(arch), "clip": clip_reference(cfg.clip),
-              "loss": cfg.loss, "d_steps": cfg.d_steps, "mismatch_weight": cfg.mismatch_weight, "r1_gamma": cfg.r1_gamma,
-              "augment": list(cfg.augment), "diversity_weight": cfg.diversity_weight, "clip_weight": cfg.clip_weight,
-              "data": cfg.data}
+        if run.should_sample() and step + 1 < cfg.steps:  # one row of 8 per prompt
+            save_samples(run, shown, prompts, seed=cfg.seed + 1, n=8)
+    save_samples(run, shown, prompts, seed=cfg.seed + 1, n=8)  # the saved model's grid
     final, model_dir = finish(run, G, ema, config, title=f"tgan-attn, {cfg.loss} loss (GAN-CLS)")
     if run.is_main and cfg.data == "shapes" and cfg.eval_n > 0:
         generator = tgan_attn.AttnTextGANGenerator(final.eval(), encoder, config).to(run.device)
@@ -269,16 +267,6 @@ def train(cfg: AttnGANConfig) -> Path:
                   f"{one.get('position', float('nan')):.3f}); two-object all correct "
                   f"{two.get('all_correct', float('nan')):.3f}; all prompts {scores['all_correct']:.3f} (eval.json)")
     return model_dir
-
-
-def save_samples(run: Run, G: torch.nn.Module, ema, z: torch.Tensor, text: TextOutput, nrow: int) -> None:
-    """The ``samples`` grid of the EMA generator (else G) in eval mode on fixed noise and captions."""
-    net = ema.model if ema is not None else run.unwrap(G)
-    was_training = net.training
-    with torch.no_grad():
-        images = net.eval()(z, text.tokens, text.mask, text.pooled).float()
-        run.save_grid(images, "samples", nrow=nrow, value_range=(-1.0, 1.0))
-    net.train(was_training)
 
 
 def main(argv: list[str] | None = None) -> int:
