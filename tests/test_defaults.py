@@ -21,6 +21,7 @@ def test_quick_defaults_train_and_install_every_model(tmp_path):
     for name in ("shapes-tgan", "shapes-cvae", "shapes-ldm"):  # measured by the shapes evaluator after training
         metrics = json.loads((root / name / "metrics.json").read_text())
         assert 0 <= metrics["novel_one_object_colour"] <= 1 and "test_one_object_all_correct" in metrics
+    assert json.loads((root / "shapes-tgan" / "config.json").read_text())["family"] == "tgan-attn"
     assert "shapes-clip" in (root / "shapes-tgan" / "config.json").read_text()  # points at the built-in name
     assert "/runs/" not in (root / "shapes-tgan" / "config.json").read_text()
     images = load_generator(root / "shapes-ldm").generate(prompts=["a small red circle in the center"], seed=0)
