@@ -42,9 +42,9 @@ EXAMPLES = [
     "a cyan cross to the left of a red triangle",
 ]
 ABOUT = """
-**Text GAN** (`shapes-tgan`): a generator `G(z, e)` maps noise and the pooled CLIP text
-embedding `e` to an image in one forward pass; a matching-aware discriminator taught it to
-follow the caption. One step, so it is fast, but it sees the prompt only as one vector.
+**Text GAN** (`shapes-tgan`, family `tgan-attn`): a generator maps noise (entering at every
+scale) to an image in one forward pass, cross-attending to every token of the prompt; a
+multi-resolution discriminator judges whether image and caption match. One step, so it is fast.
 
 **Latent diffusion** (`shapes-ldm`): a UNet removes noise from an autoencoder's latent
 step by step, attending to every token of the prompt (cross-attention on CLIP token

@@ -28,17 +28,13 @@ FRAME = {"all": (40, 170, 60), "relation": (240, 150, 20), "wrong": (210, 40, 40
 CELL = 96  # pixels of one upscaled image in the figure
 
 
-def generate_all(model: str, captions: Sequence[str], batch: int = 50) -> list[Image.Image]:
-    """One image per caption; caption i from seed i (the generator contract's per-condition seeds)."""
+def generate_all(model: str, captions: Sequence[str]) -> list[Image.Image]:
+    """One image per caption; caption i from seed i (the generator contract's seeding rule), so
+    `t2i sample --prompts FILE --seed 0` on the same list draws the same images."""
     from gan_baselines.registry import load_generator
+    from t2i.generator import generate_conditions
 
-    gen = load_generator(model)
-    images: list[Image.Image] = []
-    for start in range(0, len(captions), batch):
-        chunk = captions[start:start + batch]
-        for i, caption in enumerate(chunk):  # one call per caption keeps "prompt i from seed i" for every family
-            images += gen.generate([caption], seed=start + i)
-    return images
+    return generate_conditions(load_generator(model), list(captions), seed=0, n=1)
 
 
 def measure(model: str, n: int) -> tuple[dict[str, Any], dict[str, tuple[list[str], list[Image.Image], list[dict]]]]:

@@ -39,6 +39,8 @@ FAMILIES: dict[str, Family] = {
     "dcgan": Family("gan_baselines.dcgan:load_generator", about="DCGAN (unconditional)"),
     "cgan": Family("gan_baselines.cgan:load_generator", about="class-conditional GAN"),
     "tgan": Family("gan_baselines.tgan:load_generator", about="text-conditional GAN"),
+    "tgan-attn": Family("gan_baselines.tgan_attn:load_generator",
+                        about="text-conditional GAN with cross-attention to the CLIP token states"),
     "ldm": Family("t2i.diffusion.pipeline:load_generator", "t2i.diffusion.options:DiffusionOptions",
                   "latent diffusion pipeline (diffusers)"),
 }

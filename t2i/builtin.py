@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent / "builtin"
 # short name -> what it is (the folder is ROOT / name)
 BUILTIN: dict[str, str] = {
     "shapes-clip": "tiny CLIP (open_clip) trained on 32 px shapes; text encoder of every shapes generator",
-    "shapes-tgan": "text-conditional GAN on 32 px shapes, conditioned on shapes-clip's pooled text embedding",
+    "shapes-tgan": "text-conditional GAN on 32 px shapes (tgan-attn), cross-attending to shapes-clip's token states",
     "shapes-cvae": "conditional VAE on 32 px shapes, conditioned on shapes-clip's pooled text embedding",
     "shapes-vae-kl": "diffusers AutoencoderKL first stage for 32 px shapes (factor 4)",
     "shapes-ldm": "latent diffusion pipeline on 32 px shapes (shapes-vae-kl + UNet + shapes-clip)",

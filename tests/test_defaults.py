@@ -21,6 +21,7 @@ def test_quick_defaults_train_and_install_every_model(tmp_path):
     for name in ("shapes-tgan", "shapes-cvae", "shapes-ldm"):  # measured by the shapes evaluator after training
         metrics = json.loads((root / name / "metrics.json").read_text())
         assert 0 <= metrics["novel_one_object_colour"] <= 1 and "test_one_object_all_correct" in metrics
+    assert json.loads((root / "shapes-tgan" / "config.json").read_text())["family"] == "tgan-attn"
     assert "shapes-clip" in (root / "shapes-tgan" / "config.json").read_text()  # points at the built-in name
     assert "/runs/" not in (root / "shapes-tgan" / "config.json").read_text()
     images = load_generator(root / "shapes-ldm").generate(prompts=["a small red circle in the center"], seed=0)
@@ -45,9 +46,11 @@ def test_recipes_reproduce_the_shipped_diffusion_settings():
 
     args = {r.name: r.args for r in RECIPES}
     assert args["shapes-ldm"][:2] == ["--preset", "shapes-tiny"] and args["shapes-vae-kl"][:2] == ["--preset", "shapes-f4"]
-    sampling = json.loads((ROOT / "shapes-ldm" / "t2i_sampling.json").read_text())
+    from t2i.diffusion.options import load_sampling_options
+
+    sampling = load_sampling_options(ROOT / "shapes-ldm")  # diffusers' option names (older files: steps/guidance)
     preset = json.loads((ROOT.parents[0] / "diffusion" / "presets" / "ldm" / "shapes-tiny.json").read_text())
-    assert preset["guidance"] == sampling["guidance"] and preset["sample_steps"] == sampling["steps"]
+    assert preset["guidance"] == sampling.guidance_scale and preset["sample_steps"] == sampling.num_inference_steps
 
 
 def test_a_fresh_root_trains_against_the_shipped_clip(tmp_path):

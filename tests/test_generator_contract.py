@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from gan_baselines import cgan, dcgan, gan, tgan
+from gan_baselines import cgan, dcgan, gan, tgan, tgan_attn
 from gan_baselines.autoencoders import MLPAutoencoder
 from gan_baselines.registry import FAMILIES, Family, load_generator, options_type
 from gan_baselines.vae import MLPVAE
@@ -69,6 +69,15 @@ def build(family: str, root) -> object:
         arch = {"text_dim": _text_dim(clip), "latent_dim": 8, "cond_dim": 16, "channels": 3, "size": 32, "g_base": 8,
                 "d_base": 8}
         return save_model(folder, tgan.build(arch)[0], {"family": "tgan", "arch": arch, "clip": str(clip)})
+    if family == "tgan-attn":
+        from t2i.text import TextEncoder
+
+        clip = _clip(root)
+        enc = TextEncoder.from_pretrained(clip)
+        arch = tgan_attn.AttnGANArch(token_dim=enc.token_dim, pooled_dim=enc.pooled_dim, max_tokens=enc.max_length,
+                                     latent_dim=8, g_channels=[16, 8, 8], d_channels=[8, 8, 8], text_width=8)
+        return save_model(folder, tgan_attn.build(arch)[0], {"family": "tgan-attn", "arch": tgan_attn.arch_dict(arch),
+                                                              "clip": str(clip)})
     if family == "ldm":
         from t2i.diffusion.testing import make_tiny_pipeline
 

@@ -119,3 +119,12 @@ def test_bad_command_lines_are_clear_errors(ldm_folder, tmp_path):
         train.sample.main(["--model", str(ldm_folder), "--prompt", "x", "--n", "0", "--out", str(tmp_path)])
     with pytest.raises(FileNotFoundError, match="no model at"):
         train.sample.main(["--model", str(tmp_path / "missing"), "--prompt", "x", "--out", str(tmp_path)])
+
+
+def test_old_sampling_flags_name_their_new_form(capsys):
+    """Regression: `t2i sample --steps 5` failed with argparse's bare "unrecognized arguments"."""
+    from train.sample import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--model", "shapes-ldm", "--prompt", "a red circle", "--out", "/tmp/never", "--steps", "5"])
+    assert stop.value.code == 2 and "--steps is now --num-inference-steps" in capsys.readouterr().err

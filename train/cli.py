@@ -47,6 +47,7 @@ COMMANDS: dict[str, str | dict[str, str]] = {
         "dcgan": "train.dcgan",
         "cgan": "train.cgan",
         "tgan": "train.tgan",
+        "tgan-attn": "train.tgan_attn",
         "clip": "train.clip",
         "vae-kl": "train.vae_kl",
         "ldm": "train.ldm",

@@ -56,8 +56,10 @@ RECIPES: list[Recipe] = [
                    ["--preset", "t2i-tiny-relations", "--pretrained", "{previous}"],
                    ["--preset", "t2i-tiny-relations", "--pretrained", "{previous}", "--partial-captions", "0.5",
                     "--steps", "300", "--lr", "3e-4", "--warmup", "30"])),
-    Recipe("shapes-tgan", "train.tgan", ["--clip", "{clip}", "--steps", "6000"],
-           "model", "shapes 32 px, train split", ["--n", "32", "--g-base", "8", "--d-base", "8", "--eval-n", "4"]),
+    # the attention text GAN (gan_baselines.tgan_attn); the simple pooled-embedding one stays `t2i train tgan`
+    Recipe("shapes-tgan", "train.tgan_attn", ["--clip", "{clip}", "--steps", "6000"],
+           "model", "shapes 32 px, train split", ["--n", "32", "--g-channels", "16,16,8", "--d-channels", "8,8,16",
+                                                  "--text-width", "16", "--eval-n", "4"]),
     Recipe("shapes-cvae", "train.cvae", ["--text-encoder", "{clip}", "--steps", "3000"],
            "model", "shapes 32 px, train split", ["--n", "32"]),
     Recipe("shapes-vae-kl", "train.vae_kl", ["--preset", "shapes-f4"],

@@ -67,6 +67,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     for name, (families, text) in family_options().items():
         options.add_argument("--" + name.replace("_", "-"), dest=name, default=None, metavar="V",
                              help=f"{', '.join(families)}: {text}".replace("%", "%%"))
+    from t2i.diffusion.options import LEGACY_KEYS
+
+    for word in argv if argv is not None else sys.argv[1:]:  # the flags of older releases name their new form
+        old = word.split("=")[0].removeprefix("--")
+        if word.startswith("--") and old in LEGACY_KEYS:
+            p.error(f"--{old} is now --{LEGACY_KEYS[old].replace('_', '-')} (diffusers' option name)")
     return p.parse_args(argv)
 
 

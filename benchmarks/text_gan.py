@@ -1,0 +1,211 @@
+"""Text GAN benchmark on shapes: prompt accuracy by kind, within-prompt diversity against real
+renders, and sampling speed (any text generator works; made for ``tgan`` and ``tgan-attn``).
+
+``quality``: the shapes evaluator's prompt accuracy on held-out prompts, one image each,
+for four prompt sets: one-object and two-object prompts of the ``test`` split (seen
+colour-shape pairs) and of the ``novel`` split (held-out pairs), ``--n`` prompts per set
+(``t2i.data.shapes.prompts(n, seed, split, kind)``; prompt i is drawn from seed ``seed + i``,
+the contract's seeding rule, as ``train.defaults.prompt_accuracy_metrics`` draws them). Then
+within-prompt diversity on ``--n-diversity`` one-object test prompts, 4 images each: the
+mean pairwise pixel distance (L2 over the image in [0, 1]) among a prompt's images,
+divided by the same distance among 4 real renders of the same caption (the spec's jitter
+of the centre, drawn afresh); also the bench's ratio (shapes-evaluator features, within
+a prompt / over all images) for the generated and for the real images. Writes
+``benchmarks/results/text_gan_<name>.json`` and a PNG of sample grids (4 images per prompt
+for 8 one-object, 8 two-object and 8 novel prompts), and with ``--record`` appends a section
+to ``benchmarks/RESULTS.md``.
+
+``speed``: milliseconds per image of ``generate`` (text encoding included) for requests of
+``--batch`` prompts x 4 images, median of ``--repeats`` after a warm-up, with the torch
+threads given (2 = the target machine's cores).
+
+    python -m benchmarks.text_gan quality --model shapes-tgan --n 200
+    python -m benchmarks.text_gan speed --model shapes-tgan --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmarks.diffusion_speed import OUT, append_section, machine
+
+SETS = (("test", "one"), ("test", "two"), ("novel", "one"), ("novel", "two"))
+PER_PROMPT = 4  # images per prompt for diversity and the grids
+
+
+def real_renders(caption: str, n: int, seed: int, size: int = 32) -> list:
+    """``n`` real renders of a one-object caption, each with its own jitter of the centre (spec: "One object")."""
+    from t2i.data.shapes import ANCHORS, JITTER, extent, parse_caption, render
+
+    parsed = parse_caption(caption)
+    if len(parsed["objects"]) != 1:
+        raise ValueError(f"real_renders draws one-object captions, got {caption!r}")
+    obj = parsed["objects"][0]
+    rng = random.Random(seed)
+    e, (fx, fy), j = extent(obj["size"], size), ANCHORS[obj["position"]], JITTER * size
+    images = []
+    for _ in range(n):
+        # jitter, snapped to the 1/4-pixel drawing grid, then clamped so the shape stays on the canvas
+        cx, cy = (min(max(round((f * size + rng.uniform(-j, j)) * 4) / 4, e / 2), size - e / 2) for f in (fx, fy))
+        record = {"objects": [{**obj, "centre": [cx, cy], "bbox": [cx - e / 2, cy - e / 2, cx + e / 2, cy + e / 2]}],
+                  "relation": None, "image_size": size}
+        images.append(render(record))
+    return images
+
+
+def pixels(images: list) -> torch.Tensor:
+    from t2i.metrics import to_batch
+
+    return to_batch(images).flatten(1)  # (N, C*S*S) in [0, 1]
+
+
+def within_prompt_distance(x: torch.Tensor, per_prompt: int) -> float:
+    """Mean over prompts of the mean pairwise L2 distance among a prompt's rows (rows [a0..a3, b0..b3, ...])."""
+    from t2i.metrics.diversity import mean_pairwise_distance
+
+    return statistics.fmean(mean_pairwise_distance(x[i:i + per_prompt]) for i in range(0, len(x), per_prompt))
+
+
+def save_rows(rows: list[tuple[str, list]], path: Path, scale: int = 2) -> Path:
+    """One row per prompt: its caption, then its images (nearest-neighbour enlarged ``scale`` times)."""
+    from PIL import Image, ImageDraw
+
+    side = rows[0][1][0].size[0] * scale
+    label, gap = 300, 4
+    sheet = Image.new("RGB", (label + len(rows[0][1]) * (side + gap), len(rows) * (side + gap)), (40, 40, 40))
+    draw = ImageDraw.Draw(sheet)
+    for r, (caption, images) in enumerate(rows):
+        y = r * (side + gap)
+        draw.text((4, y + side // 2 - 6), caption, fill=(230, 230, 230))
+        for c, im in enumerate(images):
+            sheet.paste(im.convert("RGB").resize((side, side), Image.NEAREST), (label + c * (side + gap), y))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+    return path
+
+
+def generate(gen: Any, prompts: list[str], seed: int, per_prompt: int = 1) -> list:
+    from t2i.generator import generate_conditions
+
+    return generate_conditions(gen, prompts, seed=seed, n=per_prompt)  # prompt i from seed + i
+
+
+def run_quality(args: argparse.Namespace, command: str) -> dict[str, Any]:
+    from gan_baselines.registry import load_generator
+    from t2i.data.shapes import prompts
+    from t2i.evaluators.shapes import _builtin, prompt_accuracy
+    from t2i.metrics.diversity import diversity
+
+    gen = load_generator(args.model)
+    results: dict[str, Any] = {"model": str(args.model), "n": args.n, "seed": args.seed, "machine": machine()}
+    grids = []
+    for split, kind in SETS:
+        captions = [c for c, _ in prompts(args.n, seed=args.seed, split=split, kind=kind)]
+        acc = prompt_accuracy(generate(gen, captions, args.seed), captions)[kind]
+        results[f"{split}/{kind}"] = {k: round(float(v), 4) for k, v in acc.items()}
+        print(f"{split} {kind}-object: " + ", ".join(f"{k} {v:.3f}" for k, v in acc.items() if k != "n"), flush=True)
+        grids.append((f"{split} {kind}-object", captions[:8]))
+    # diversity: one-object test prompts, 4 images each, against 4 real renders of each caption
+    captions = [c for c, _ in prompts(args.n_diversity, seed=args.seed + 1, split="test", kind="one")]
+    fake = pixels(generate(gen, captions, args.seed, PER_PROMPT))
+    real = pixels([im for i, c in enumerate(captions) for im in real_renders(c, PER_PROMPT, args.seed + i)])
+    d_fake, d_real = within_prompt_distance(fake, PER_PROMPT), within_prompt_distance(real, PER_PROMPT)
+    extractor = _builtin("shapes-evaluator").feature_extractor()
+    size = int(fake.shape[1] // 3) ** 0.5
+    as_images = [x.view(-1, 3, int(size), int(size)) for x in (fake, real)]
+    results["diversity"] = {
+        "prompts": len(captions), "images_per_prompt": PER_PROMPT,
+        "pixel_distance_generated": round(d_fake, 4), "pixel_distance_real": round(d_real, 4),
+        "pixel_ratio_to_real": round(d_fake / d_real, 4),
+        "feature_ratio_generated": round(diversity(as_images[0], num_images_per_prompt=PER_PROMPT,
+                                                   extractor=extractor)["diversity_ratio"], 4),
+        "feature_ratio_real": round(diversity(as_images[1], num_images_per_prompt=PER_PROMPT,
+                                              extractor=extractor)["diversity_ratio"], 4)}
+    print("diversity:", results["diversity"], flush=True)
+    name = Path(str(args.model)).name if args.name is None else args.name
+    OUT.mkdir(exist_ok=True)
+    rows = []
+    for title, caps in grids[:1] + grids[1:3]:  # one-object, two-object (test) and novel one-object
+        rows += [(f"{title}: {c}", generate(gen, [c], args.seed, PER_PROMPT)) for c in caps]
+    png = save_rows(rows, OUT / f"text_gan_{name}_samples.png")
+    results["samples_png"] = f"benchmarks/results/{png.name}"
+    (OUT / f"text_gan_{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    if args.record:
+        lines = ["| prompts | n | colour | shape | size | position | relation | count | all correct |",
+                 "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for split, kind in SETS:
+            r = results[f"{split}/{kind}"]
+            cells = [f"{r[k]:.3f}" if k in r else "-" for k in ("colour", "shape", "size", "position", "relation",
+                                                                 "count", "all_correct")]
+            lines.append(f"| {split}, {kind} object | {r['n']} | " + " | ".join(cells) + " |")
+        d = results["diversity"]
+        lines += ["", f"Within-prompt diversity ({d['prompts']} one-object test prompts x {PER_PROMPT} images): pixel "
+                      f"distance {d['pixel_distance_generated']:.3f} generated vs {d['pixel_distance_real']:.3f} real "
+                      f"renders of the same captions, ratio **{d['pixel_ratio_to_real']:.2f}**; evaluator-feature "
+                      f"diversity ratio {d['feature_ratio_generated']:.3f} (real {d['feature_ratio_real']:.3f}). "
+                      f"Samples: `benchmarks/results/{png.name}`."]
+        append_section(f"Text GAN quality: {name} (benchmarks/text_gan.py quality)", command, lines)
+    return results
+
+
+def run_speed(args: argparse.Namespace, command: str) -> dict[str, Any]:
+    from gan_baselines.registry import load_generator
+
+    torch.set_num_threads(args.threads)
+    gen = load_generator(args.model)
+    prompts = ["a large red circle in the center", "a blue square above a yellow triangle"] * (args.batch // 2)
+    gen.generate(prompts, seed=0, num_images_per_prompt=PER_PROMPT)  # warm-up
+    times = []
+    for r in range(args.repeats):
+        start = time.perf_counter()
+        gen.generate(prompts, seed=r, num_images_per_prompt=PER_PROMPT)
+        times.append(time.perf_counter() - start)
+    n = len(prompts) * PER_PROMPT
+    ms = 1000 * statistics.median(times) / n
+    params = sum(n for name, n in gen.describe()["parameters"].items() if name != "text_encoder")
+    result = {"model": str(args.model), "threads": args.threads, "images_per_request": n,
+              "ms_per_image_median": round(ms, 3), "ms_per_image_min": round(1000 * min(times) / n, 3),
+              "parameters": params, "machine": machine()}
+    print(result)
+    if args.record:
+        append_section(f"Text GAN sampling speed: {args.model} (benchmarks/text_gan.py speed)", command,
+                       [f"{ms:.2f} ms per image (median of {args.repeats} requests of {len(prompts)} prompts x "
+                        f"{PER_PROMPT} images, text encoding included; fastest {result['ms_per_image_min']:.2f} ms), "
+                        f"one forward pass of a {params / 1e6:.2f} M-parameter generator."])
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.text_gan", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    q = sub.add_parser("quality", help="prompt accuracy by kind, diversity against real renders, sample grids")
+    q.add_argument("--model", default="shapes-tgan", help="generator folder, run folder or built-in name")
+    q.add_argument("--n", type=int, default=200, help="prompts per set (test/novel x one/two objects; default: 200)")
+    q.add_argument("--n-diversity", type=int, default=100, help="one-object prompts for diversity (default: 100)")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--name", default=None, help="name of the result files (default: the model folder's name)")
+    q.add_argument("--record", action="store_true", help="append a section to benchmarks/RESULTS.md")
+    s = sub.add_parser("speed", help="milliseconds per image of generate()")
+    s.add_argument("--model", default="shapes-tgan")
+    s.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
+    s.add_argument("--batch", type=int, default=64, help="prompts per request (default: 64; 4 images each)")
+    s.add_argument("--repeats", type=int, default=10)
+    s.add_argument("--record", action="store_true", help="append a section to benchmarks/RESULTS.md")
+    args = p.parse_args(argv)
+    command = "python -m benchmarks.text_gan " + " ".join(argv if argv is not None else sys.argv[1:])
+    (run_quality if args.command == "quality" else run_speed)(args, command)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

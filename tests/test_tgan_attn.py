@@ -1,0 +1,308 @@
+"""The attention text GAN (tgan-attn): loss terms by hand, networks, determinism, a 2-step run."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from gan_baselines import tgan_attn
+from gan_baselines.diffaugment import brightness, cutout, diff_augment, translate
+from gan_baselines.gan_losses import get_loss, mode_seeking
+from gan_baselines.registry import load_generator
+from gan_baselines.text_gan_losses import generator_loss, matching_aware_d_loss, r1_penalty
+from t2i.generator import GenerationError
+from t2i.io import load_weights
+
+SP = lambda v: math.log1p(math.exp(v))  # noqa: E731  softplus
+
+
+# ------------------------------------------------------------------ loss terms by hand
+def test_matching_aware_d_loss_by_hand():
+    # two samples, two heads; the second sample's "wrong" caption equals its own: no negative
+    real = torch.tensor([[0.0, 2.0], [1.0, 1.0]])
+    fake = torch.tensor([[-1.0, 0.0], [0.0, 0.0]])
+    wrong = torch.tensor([[0.0, 0.0], [5.0, 5.0]])
+    differs = torch.tensor([True, False])
+    ns = matching_aware_d_loss(get_loss("non-saturating"), real, fake, wrong, differs, 0.5)
+    # sample 0: mean(sp(-0), sp(-2)) + 0.5 mean(sp(-1), sp(0)) + 0.5 * sp(0) * (2 / 1)
+    s0 = (SP(0) + SP(-2)) / 2 + 0.5 * (SP(-1) + SP(0)) / 2 + 0.5 * SP(0) * 2
+    s1 = SP(-1) + 0.5 * SP(0)  # its wrong term is masked out
+    torch.testing.assert_close(ns, torch.tensor([s0, s1]))
+    hinge = matching_aware_d_loss(get_loss("hinge"), real, fake, wrong, differs, 0.5)
+    # relu(1 - l) on real, relu(1 + l) on fake and wrong
+    torch.testing.assert_close(hinge, torch.tensor([(1 + 0) / 2 + 0.5 * (0 + 1) / 2 + 0.5 * 1 * 2, 0 + 0.5 * 1]))
+    # m = 0: a plain conditional discriminator, the wrong pairs do not count
+    plain = matching_aware_d_loss(get_loss("hinge"), real, fake, None, None, 0.0)
+    torch.testing.assert_close(plain, torch.tensor([0.5 + 0.5, 0.0 + 1.0]))
+
+
+def test_generator_loss_by_hand_for_minimax_and_non_saturating():
+    logits = torch.tensor([[0.0, 2.0]])
+    torch.testing.assert_close(generator_loss(get_loss("non-saturating"), logits), torch.tensor([(SP(0) + SP(-2)) / 2]))
+    torch.testing.assert_close(generator_loss(get_loss("minimax"), logits), torch.tensor([-(SP(0) + SP(2)) / 2]))
+
+
+def test_r1_penalty_by_hand():
+    # D(x) = sum_j w_j x_j^2 has gradient 2 w x; with w = 3 and x = [1, 2, 0, -1]: ||6x||^2 = 36 * 6
+    x = torch.tensor([[1.0, 2.0, 0.0, -1.0], [0.0, 0.0, 0.0, 1.0]]).view(2, 1, 2, 2).requires_grad_(True)
+    logits = 3 * (x**2).flatten(1).sum(1)
+    penalty = r1_penalty(torch.stack([logits, torch.zeros_like(logits)], dim=1), x)  # two heads, one constant
+    torch.testing.assert_close(penalty, torch.tensor([36.0 * 6, 36.0]))
+    penalty.sum().backward()  # the penalty is differentiable (create_graph)
+    torch.testing.assert_close(x.grad.flatten(1)[0], 2 * 36 * torch.tensor([1.0, 2.0, 0.0, -1.0]))
+
+
+def test_mode_seeking_by_hand():
+    a, b = torch.zeros(1, 1, 2, 2), torch.full((1, 1, 2, 2), 0.5)  # mean |a - b| = 0.5
+    za, zb = torch.zeros(1, 4), torch.full((1, 4), 2.0)  # mean |za - zb| = 2
+    torch.testing.assert_close(mode_seeking(a, b, za, zb), torch.tensor([1 / (0.25 + 1e-5)]))
+
+
+def test_diff_augment_keeps_content_and_is_differentiable():
+    g = torch.Generator().manual_seed(0)
+    x = -torch.ones(3, 3, 8, 8)
+    x[:, :, 3:5, 3:5] = 1.0
+    moved = translate(x, 2, g)
+    assert moved.shape == x.shape and (moved == 1).flatten(1).sum(1).eq(12).all()  # the square stays whole
+    assert translate(x, 0, g).equal(x)
+    shifted = brightness(x, 0.1, g)
+    assert ((shifted - x).std(dim=(1, 2, 3)) < 1e-6).all() and (shifted - x).abs().max() <= 0.1
+    assert (cutout(x, 0.25, g) == -1).flatten(1).sum(1).ge(x.eq(-1).flatten(1).sum(1)).all()
+    y = x.clone().requires_grad_(True)
+    diff_augment(y, ["translation", "brightness"], g).sum().backward()
+    assert y.grad is not None and y.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="translation"):
+        diff_augment(x, ["flip"])
+
+
+# ------------------------------------------------------------------ networks
+ARCH = dict(token_dim=16, pooled_dim=16, max_tokens=12, latent_dim=16, g_channels=[32, 16, 16],
+            d_channels=[8, 16, 16], text_width=16)
+
+
+def text_batch(b=4, t=12, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.arange(t)[None, :] < torch.tensor([5, 7, 9, 12][:b])[:, None]
+    return torch.randn(b, t, 16, generator=g), mask, torch.randn(b, 16, generator=g)
+
+
+def test_generator_reads_tokens_and_every_noise_chunk():
+    torch.manual_seed(0)
+    G, _ = tgan_attn.build(tgan_attn.AttnGANArch(**ARCH))
+    G.eval()
+    tokens, mask, pooled = text_batch()
+    z = torch.randn(4, 16)
+    x = G(z, tokens, mask, pooled)
+    assert x.shape == (4, 3, 32, 32) and x.abs().max() <= 1
+    # padding never matters; a real token does (cross-attention to the states, not only the pooled vector)
+    padded = tokens.clone()
+    padded[0, 5:] = 100.0
+    torch.testing.assert_close(G(z, padded, mask, pooled)[0], x[0])
+    # randomise the untrained FiLM layers (zero-initialised) so every chunk can act
+    for block in G.blocks:
+        torch.nn.init.normal_(block.film.weight, std=0.5)
+    x = G(z, tokens, mask, pooled)
+    changed = tokens.clone()
+    changed[0, 2] += 1.0
+    assert not torch.allclose(G(z, changed, mask, pooled)[0], x[0])
+    start = 0
+    for size in G.chunks:  # noise at several scales: each chunk of z changes the image
+        z2 = z.clone()
+        z2[:, start:start + size] += 1.0
+        assert not torch.allclose(G(z2, tokens, mask, pooled), x), size
+        start += size
+    assert len(G.chunks) == 3  # the 4x4 input, 8 px and 16 px
+
+
+def test_discriminator_heads_depend_on_the_text_and_d_is_spectrally_normalised():
+    torch.manual_seed(0)
+    for words in ([], [8], [16, 8, 4]):
+        _, D = tgan_attn.build(tgan_attn.AttnGANArch(**ARCH, d_words=words, d_heads=[16, 8, 4]))
+        tokens, mask, pooled = text_batch()
+        x = torch.rand(4, 3, 32, 32) * 2 - 1
+        logits = D(x, tokens, mask, pooled)
+        assert logits.shape == (4, 3)
+        other = D.heads(D.features(x), D.encode_text(tokens.flip(0), mask.flip(0), pooled.flip(0)))
+        assert (other - logits).abs().min() > 0, words  # every head reads the caption
+    assert any("parametrizations" in name for name, _ in D.named_parameters())
+
+
+def test_arch_errors_name_the_allowed_values():
+    with pytest.raises(ValueError, match="d_words must be among d_heads"):
+        tgan_attn.AttnGANArch(**ARCH, d_heads=[8], d_words=[4]).validate()
+    with pytest.raises(ValueError, match="d_heads resolutions must be among"):
+        tgan_attn.AttnGANArch(**ARCH, d_heads=[32]).validate()
+    with pytest.raises(ValueError, match="g_channels and d_channels need 3 entries"):
+        tgan_attn.AttnGANArch(**{**ARCH, "g_channels": [8, 8]}).validate()
+
+
+# ------------------------------------------------------------------ training and the contract
+TINY = ["--steps", "2", "--batch-size", "8", "--n", "32", "--log-every", "1", "--checkpoint-every", "0",
+        "--g-channels", "16,16,8", "--d-channels", "8,8,16", "--text-width", "16"]
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory):
+    from t2i.clip.testing import make_tiny_clip
+
+    return make_tiny_clip(tmp_path_factory.mktemp("clip") / "clip")
+
+
+def test_train_tgan_attn_two_steps_and_sample(tiny_clip, tmp_path):
+    from train import sample, tgan_attn as trainer
+
+    out = tmp_path / "run"
+    assert trainer.main(TINY + ["--clip", str(tiny_clip), "--loss", "non-saturating", "--r1-gamma", "1",
+                                "--r1-every", "1", "--augment", "translation,brightness", "--d-words", "16,8", "--clip-weight", "0.5",
+                                "--eval-n", "4", "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2]
+    assert {"d_real", "d_fake", "d_wrong", "loss_d", "loss_g", "r1", "mode_seeking", "clip_term", "value"} <= set(rows[-1])
+    assert 0 <= rows[-1]["clip_term"] <= 2  # 1 - cos
+    assert (out / "game.png").is_file() and list((out / "samples").glob("samples_*.png"))
+    config = json.loads((out / "model" / "config.json").read_text())
+    assert config["family"] == "tgan-attn" and config["loss"] == "non-saturating"
+    assert config["clip"] == str(tiny_clip.resolve())
+    scores = json.loads((out / "eval.json").read_text())  # judged by the shapes evaluator
+    assert scores["all"]["n"] == 4
+    gen = load_generator(out)  # a run folder resolves to RUN/model
+    assert gen.family == "tgan-attn" and gen.describe()["text_encoder"] == str(tiny_clip.resolve())
+    images = gen.generate(["a large red circle in the center", "a blue square above a yellow triangle"], seed=3,
+                          num_images_per_prompt=2)
+    assert len(images) == 4 and images[0].size == (32, 32)
+    assert sample.main(["--model", str(out / "model"), "--prompt", "a small blue cross in the top left", "--n", "2",
+                        "--out", str(tmp_path / "samples")]) in (0, None)
+    assert len(list((tmp_path / "samples").rglob("*.png"))) >= 2
+
+
+def test_seed_determinism_of_training_and_sampling(tiny_clip, tmp_path):
+    from train import tgan_attn as trainer
+
+    for name in ("a", "b"):
+        trainer.main(TINY + ["--clip", str(tiny_clip), "--eval-n", "0", "--out", str(tmp_path / name)])
+    a, b = load_weights(tmp_path / "a" / "model"), load_weights(tmp_path / "b" / "model")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    gen = load_generator(tmp_path / "a" / "model")
+    prompts = ["a large red circle in the center", "a small green square in the top right"]
+    first, again = gen.generate(prompts, seed=5, num_images_per_prompt=2), gen.generate(prompts, seed=5,
+                                                                                          num_images_per_prompt=2)
+    assert all(x.tobytes() == y.tobytes() for x, y in zip(first, again))
+    other = gen.generate(prompts, seed=6, num_images_per_prompt=2)
+    assert any(x.tobytes() != y.tobytes() for x, y in zip(first, other))
+    with pytest.raises(GenerationError, match="no options"):
+        gen.generate(prompts, seed=0, guidance_scale=3.0)
+    # the seeding rule: prompt i is drawn from seed + i alone
+    pairs = gen.generate(prompts[1:], seed=6, num_images_per_prompt=2)
+    assert [x.tobytes() for x in first[2:]] == [x.tobytes() for x in pairs]
+
+
+def test_bad_options_are_errors(tiny_clip, tmp_path):
+    from train import tgan_attn as trainer
+
+    for argv, match in ((["--augment", "flip"], "augment must list"), (["--r1-gamma", "-1"], "r1_gamma"),
+                        (["--mismatch-weight", "2"], "mismatch_weight"), (["--loss", "wasserstein"], "hinge")):
+        with pytest.raises(ValueError, match=match):
+            trainer.main(argv + ["--clip", str(tiny_clip), "--out", str(tmp_path / "bad")])
+
+
+# ------------------------------------------------------------------ hard negatives, token cache, contract details
+class HandEncoder:
+    """A text encoder whose pooled embeddings are written by hand (the nearest-caption logic, not CLIP, is tested)."""
+
+    vectors = {"a": [1.0, 0.0], "b": [0.9, 0.1], "c": [0.0, 1.0], "d": [-1.0, 0.05]}
+
+    def __call__(self, texts):
+        from t2i.text import TextOutput
+
+        pooled = torch.tensor([self.vectors[t] for t in texts])
+        return TextOutput(pooled[:, None, :].repeat(1, 3, 1), pooled, torch.ones(len(texts), 3, dtype=torch.bool))
+
+
+def test_nearest_captions_by_hand():
+    from gan_baselines.caption_negatives import NearestCaptions
+
+    pool = NearestCaptions(HandEncoder(), ["a", "b", "c", "d", "a"], k=1)  # duplicates count once
+    assert pool.captions == ["a", "b", "c", "d"]
+    # cosines: a~b 0.99, b~c 0.11, c~d 0.05, d~c beats d~a (-1) and d~b
+    assert pool.sample(["a", "b", "c", "d", "unseen"]) == ["b", "a", "b", "c", None]
+    two = NearestCaptions(HandEncoder(), ["a", "b", "c"], k=5)  # k is clamped to the other captions
+    assert two.k == 2 and set(two.sample(["a"] * 50, torch.Generator().manual_seed(0))) == {"b", "c"}
+    with pytest.raises(ValueError, match="at least 2 distinct"):
+        NearestCaptions(HandEncoder(), ["a", "a"])
+
+
+def test_wrong_captions_roll_by_one_or_take_a_neighbour():
+    from gan_baselines.caption_negatives import NearestCaptions
+    from train.tgan_attn import wrong_captions
+
+    g = torch.Generator().manual_seed(0)
+    wrong, differs = wrong_captions(["a", "b", "b"], None, 0.0, g)
+    assert wrong == ["b", "a", "b"] and differs.tolist() == [True, True, False]  # b's neighbour is b: no negative
+    pool = NearestCaptions(HandEncoder(), ["a", "b", "c", "d"], k=1)
+    wrong, differs = wrong_captions(["a", "c", "d"], pool, 1.0, g)  # share 1: always the nearest other caption
+    assert wrong == ["b", "b", "c"] and differs.all()
+
+
+def test_token_cache_matches_the_encoder_and_stays_bounded(tiny_clip):
+    from t2i.text import TextEncoder
+    from train.tgan_attn import TokenCache
+
+    encoder = TextEncoder.from_pretrained(tiny_clip)
+    cache = TokenCache(encoder, max_items=3)
+    texts = ["a red circle", "a blue square above a red circle", "a red circle"]
+    got, direct = cache(texts), encoder(texts)
+    torch.testing.assert_close(got.pooled, direct.pooled.float())
+    assert got.mask.equal(direct.mask)
+    torch.testing.assert_close(got.tokens[got.mask], direct.tokens[direct.mask].float())
+    assert len(cache.cache) == 2
+    cache(["x", "y"])  # 2 + 2 > 3: starts over with this batch
+    assert sorted(cache.cache) == ["x", "y"]
+
+
+def test_images_do_not_depend_on_the_chunking_and_follow_the_contract_order(tiny_clip, tmp_path):
+    """generate() draws in chunks of `chunk` images; the chunk size must not change a single pixel."""
+    from t2i.io import save_model
+    from t2i.text import TextEncoder
+
+    encoder = TextEncoder.from_pretrained(tiny_clip)
+    arch = tgan_attn.AttnGANArch(**{**ARCH, "token_dim": encoder.token_dim, "pooled_dim": encoder.pooled_dim,
+                                    "max_tokens": encoder.max_length})
+    torch.manual_seed(0)
+    G, _ = tgan_attn.build(arch)
+    save_model(tmp_path / "m", G.state_dict(), {"family": "tgan-attn", "arch": tgan_attn.arch_dict(arch),
+                                                 "clip": str(tiny_clip)})
+    gen = load_generator(tmp_path / "m")
+    prompts = ["a small red circle in the center", "a large blue square in the top left", "a white cross"]
+    whole = gen.generate(prompts, seed=1, num_images_per_prompt=3)
+    gen.chunk = 2
+    parts = gen.generate(prompts, seed=1, num_images_per_prompt=3)
+    assert len(whole) == 9 and all(a.tobytes() == b.tobytes() for a, b in zip(whole, parts))
+    assert len({im.tobytes() for im in whole[3:6]}) == 3  # one prompt's images differ (its own noise rows)
+    assert gen.describe()["parameters"]["net"] == sum(p.numel() for p in G.parameters())
+    # a model trained on another text encoder is refused with the fix, not run on the wrong states
+    wide = {**tgan_attn.arch_dict(arch), "token_dim": 32}
+    save_model(tmp_path / "wide", tgan_attn.build(wide)[0].state_dict(),
+               {"family": "tgan-attn", "arch": wide, "clip": str(tiny_clip)})
+    with pytest.raises(ValueError, match="give it the CLIP it was trained on"):
+        load_generator(tmp_path / "wide")
+
+
+# ------------------------------------------------------------------ the benchmark's real renders and distances
+def test_benchmark_real_renders_follow_the_spec_and_distances_by_hand():
+    from benchmarks.text_gan import real_renders, within_prompt_distance
+    from t2i.data.shapes import parse_caption
+    from t2i.evaluators.shapes import prompt_accuracy
+
+    caption = "a small red circle in the center"
+    images = real_renders(caption, 4, seed=0)
+    assert len(images) == 4 and len({im.tobytes() for im in images}) == 4  # the jitter is drawn afresh
+    assert prompt_accuracy(images, [caption] * 4)["one"]["all_correct"] == 1.0
+    assert parse_caption(caption)["objects"][0]["colour"] == "red"
+    with pytest.raises(ValueError, match="one-object"):
+        real_renders("a red circle above a blue square", 2, seed=0)
+    # two prompts x 2 rows: distances 5 (3-4-5) and 0
+    x = torch.tensor([[0.0, 0.0], [3.0, 4.0], [1.0, 1.0], [1.0, 1.0]])
+    assert within_prompt_distance(x, 2) == pytest.approx(2.5)

@@ -1,0 +1,279 @@
+"""Train the text GAN with cross-attention to CLIP tokens (t2i train tgan-attn).
+
+G(z, text) attends to the CLIP token states and takes noise at every scale; D judges
+realism and image-text match at several resolutions (``gan_baselines.tgan_attn``). Each
+run step is:
+
+1. **discriminator step** (matching-aware, GAN-CLS of Reed et al. 2016, Algorithm 1):
+   (real image, its caption) is real; (G(z, caption), caption) and, with weight
+   ``--mismatch-weight``, (real image, another item's caption) are fake. The real image's
+   trunk features are computed once and scored against both captions. Every head's loss
+   is averaged; with ``--augment`` real and generated images pass through the same kind of
+   differentiable augmentation (DiffAugment, Zhao et al. 2020).
+2. **R1 regulariser** every ``--r1-every`` steps (lazy, Karras et al. 2020):
+   descend ``r1_every * gamma / 2 * ||grad_x D(x, caption)||^2`` on real pairs (Mescheder et al. 2018).
+3. **generator step** every ``--d-steps`` steps: descend ``g(D(G(z, c), c))`` (``--loss``:
+   ``non-saturating`` is ``softplus(-l)``, ``minimax`` is ``-softplus(l)``, ``hinge`` is ``-l``)
+   plus ``--diversity-weight`` times the mode-seeking term of Mao et al. (2019) on pairs of
+   samples of one caption with different z (against conditional mode collapse), plus
+   optionally ``--clip-weight`` times 1 - cos(CLIP image embedding, caption embedding).
+
+The saved model is the EMA of G (``--ema-decay``). On shapes the run ends by judging one
+image per ``--eval-n`` test prompts with the shapes evaluator (``OUT/eval.json``).
+
+    t2i train tgan-attn --clip /tmp/tiny-clip --n 256 --steps 50 --out /tmp/tgan-attn
+    t2i train tgan-attn --data shapes --clip shapes-clip --out runs/shapes-tgan-attn
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from gan_baselines import tgan_attn
+from gan_baselines.caption_negatives import NearestCaptions
+from gan_baselines.diffaugment import AUGMENTATIONS, diff_augment
+from gan_baselines.gan_losses import game_stats, get_loss, mode_seeking
+from gan_baselines.text_gan_losses import generator_loss, matching_aware_d_loss, r1_penalty
+from gan_baselines.gan_training import GANRunConfig, adam, finish, millions, noise, save_samples, shown_network
+from gan_baselines.tgan import ClipSimilarity
+from t2i.builtin import reference
+from t2i.config import parse_config
+from t2i.data import load_dataset
+from t2i.generator import generate_conditions
+from t2i.runtime import Run
+from t2i.text import TextEncoder, TextOutput
+
+
+@dataclass
+class AttnGANConfig(GANRunConfig):
+    data: str = "shapes"  # captioned training data: shapes | a folder with metadata.jsonl | a .csv/.tsv | WebDataset shards
+    clip: str = "shapes-clip"  # text encoder: a CLIP folder, a built-in name, or a transformers CLIP text model
+    steps: int = 4000  # run steps (each one discriminator step; a generator step every d_steps of them)
+    batch_size: int = 32  # real images per discriminator step (the generator step uses as many samples)
+    loss: str = "hinge"  # objective: hinge | non-saturating | minimax | least-squares
+    latent_dim: int = 64  # size of z ~ N(0, I), cut into one chunk per scale with noise_scales=all
+    noise_scales: str = "all"  # where z enters G: all (the input and every up-sampling block) | input (the input only)
+    text_width: int = 64  # width of the learned text transformer on top of the frozen CLIP states (G and D)
+    text_layers: int = 1  # its layers (0 = a linear map of the CLIP states)
+    g_channels: list[int] = field(default_factory=lambda: [128, 64, 32])  # G's channels at 4, 8, 16 px (32 px: RGB)
+    g_attn: list[int] = field(default_factory=lambda: [4, 8])  # G resolutions that cross-attend to the tokens ("" = none)
+    d_channels: list[int] = field(default_factory=lambda: [32, 64, 128])  # D's channels at 16, 8, 4 px
+    d_heads: list[int] = field(default_factory=lambda: [16, 8, 4])  # D resolutions with a realism + projection head (Miyato & Koyama 2018)
+    d_words: list[int] = field(default_factory=lambda: [8, 4])  # d_heads that also score word -> region attention ("" = none)
+    spectral_norm: bool = True  # spectral normalisation of D's layers (Miyato et al. 2018)
+    mismatch_weight: float = 0.5  # weight of (real image, wrong caption) in D's fake term (GAN-CLS: 1/2); 0 = off
+    hard_negatives: float = 0.5  # share of wrong captions that are a nearest other caption (by CLIP embedding) instead of a random one
+    hard_negatives_k: int = 6  # hard negatives are drawn among each caption's k nearest other captions
+    r1_gamma: float = 0.0  # R1 penalty weight gamma (Mescheder et al. 2018); 0 = off
+    r1_every: int = 16  # apply R1 every N steps, scaled by N (lazy regularisation)
+    augment: list[str] = field(default_factory=list)  # DiffAugment policy, e.g. translation,brightness (or cutout)
+    augment_shift: int = 2  # translation: at most this many pixels per axis
+    diversity_weight: float = 0.05  # weight of the mode-seeking term (Mao et al. 2019); 0 = off
+    clip_weight: float = 0.0  # weight of 1 - cos(CLIP(G(z, c)), CLIP(c)) in G's loss (needs the CLIP's image tower); 0 = off
+    ema_decay: float = 0.999  # EMA of the generator's weights (the saved model); 0 = off
+    eval_n: int = 400  # shapes only: test-split prompts judged by the shapes evaluator at the end (eval.json); 0 = off
+
+    def validate(self) -> None:
+        super().validate()
+        if not 0.0 <= self.mismatch_weight <= 1.0:
+            raise ValueError(f"mismatch_weight must be in [0, 1] (0 = a plain conditional D), got {self.mismatch_weight!r}")
+        for key in ("r1_gamma", "diversity_weight", "clip_weight"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"{key} must be >= 0 (0 = off), got {getattr(self, key)!r}")
+        if not 0.0 <= self.hard_negatives <= 1.0 or self.hard_negatives_k < 1:
+            raise ValueError(f"hard_negatives must be in [0, 1] and hard_negatives_k >= 1, got {self.hard_negatives!r} "
+                             f"and {self.hard_negatives_k!r}")
+        if self.r1_every < 1:
+            raise ValueError(f"r1_every must be >= 1, got {self.r1_every!r}")
+        bad = [a for a in self.augment if a not in AUGMENTATIONS]
+        if bad:
+            raise ValueError(f"augment must list names among {list(AUGMENTATIONS)}, got {bad}")
+        if self.augment_shift < 0:
+            raise ValueError(f"augment_shift must be >= 0, got {self.augment_shift!r}")
+        self.arch_for(token_dim=1, pooled_dim=1, max_tokens=1, channels=3).validate()  # resolutions, channels
+
+    def arch_for(self, token_dim: int, pooled_dim: int, max_tokens: int, channels: int) -> tgan_attn.AttnGANArch:
+        """The networks' architecture for a text encoder of these sizes and images of ``channels``."""
+        return tgan_attn.AttnGANArch(
+            token_dim=token_dim, pooled_dim=pooled_dim, max_tokens=max_tokens, latent_dim=self.latent_dim,
+            channels=channels, size=self.size, text_width=self.text_width, text_layers=self.text_layers,
+            g_channels=list(self.g_channels), g_attn=list(self.g_attn), noise_scales=self.noise_scales,
+            d_channels=list(self.d_channels), d_heads=list(self.d_heads), d_words=list(self.d_words),
+            spectral_norm=self.spectral_norm)
+
+
+class TokenCache:
+    """Token states, masks and pooled embeddings of captions, computed once per caption (the encoder is frozen).
+
+    Bounded: past ``max_items`` distinct captions (large user datasets) the cache starts over.
+    """
+
+    def __init__(self, encoder: TextEncoder, max_items: int = 50_000):
+        self.encoder, self.max_items = encoder, max_items
+        self.cache: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+
+    @torch.no_grad()
+    def __call__(self, texts: Sequence[str]) -> TextOutput:
+        new = sorted({t for t in texts if t not in self.cache})
+        if new:
+            if len(self.cache) + len(new) > self.max_items:
+                self.cache.clear()
+                new = sorted(set(texts))
+            out = self.encoder(new)
+            for i, t in enumerate(new):
+                self.cache[t] = (out.tokens[i].float(), out.mask[i], out.pooled[i].float())
+        tokens, mask, pooled = (torch.stack(parts) for parts in zip(*(self.cache[t] for t in texts)))
+        return TextOutput(tokens, pooled, mask)  # (B, T, D), (B, P), (B, T)
+
+
+def select(text: TextOutput, index: torch.Tensor) -> TextOutput:
+    """Rows ``index`` of a batch of encoded text."""
+    return TextOutput(text.tokens[index], text.pooled[index], text.mask[index])
+
+
+def wrong_captions(texts: Sequence[str], pool: NearestCaptions | None, share: float,
+                   generator: torch.Generator) -> tuple[list[str], torch.Tensor]:
+    """A wrong caption per item: the previous item's caption (GAN-CLS), or with probability ``share`` one of
+    its nearest other captions (``pool``). Returns the captions and a mask (B,) true where they differ."""
+    wrong = [texts[i - 1] for i in range(len(texts))]  # torch.roll by one
+    if pool is not None and share > 0:
+        hard = torch.rand(len(texts), generator=generator) < share
+        wrong = [n if use and n is not None else w for w, n, use in zip(wrong, pool.sample(texts, generator), hard.tolist())]
+    return wrong, torch.tensor([a != b for a, b in zip(texts, wrong)])
+
+
+def evaluate(generator: tgan_attn.AttnTextGANGenerator, n: int, size: int, seed: int) -> dict:
+    """Shapes: prompt accuracy (colour, shape, size, position, relation) of one image per test-split prompt
+    (prompt i from seed + i, as ``t2i sample --prompts FILE --seed SEED`` draws them)."""
+    # Copied from train.tgan.evaluate (entry points do not import each other)
+    from t2i.data.shapes import prompts as shapes_prompts
+    from t2i.evaluators.shapes import prompt_accuracy
+
+    captions = [caption for caption, _ in shapes_prompts(n, seed=seed, split="test", kind="any", size=size)]
+    return prompt_accuracy(generate_conditions(generator, captions, seed=seed, n=1), captions)
+
+
+def train(cfg: AttnGANConfig) -> Path:
+    """Train the attention text GAN; returns the saved generator folder (``OUT/model``)."""
+    run = Run(cfg, name="tgan-attn")
+    dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict)
+    encoder = TextEncoder.from_pretrained(cfg.clip, device=run.device)
+    embed = TokenCache(encoder)
+    pool = None
+    if cfg.hard_negatives > 0:
+        if getattr(dataset, "captions", None) is None:
+            raise ValueError(f"hard_negatives needs the captions up front (shapes, a folder or a CSV); {cfg.data} is "
+                             "streamed: use --hard-negatives 0")
+        pool = NearestCaptions(encoder, dataset.captions, cfg.hard_negatives_k, seed=cfg.seed)
+    arch = cfg.arch_for(encoder.token_dim, encoder.pooled_dim, encoder.max_length, dataset.channels)
+    G, D = tgan_attn.build(arch)
+    clip_sim = ClipSimilarity(cfg.clip).to(run.device) if cfg.clip_weight > 0 else None
+    loss_fn = get_loss(cfg.loss)
+    opt_g, opt_d = adam(G.parameters(), cfg), adam(D.parameters(), cfg)
+    G, D, opt_g, opt_d = run.prepare(G, D, opt_g, opt_d)
+    ema = run.ema(G)
+    d_net = run.unwrap(D)  # features / encode_text / heads are called on the module itself
+
+    def augment(x: torch.Tensor) -> torch.Tensor:
+        return diff_augment(x, cfg.augment, run.generator, max_shift=cfg.augment_shift) if cfg.augment else x
+
+    config = {"family": "tgan-attn", "arch": tgan_attn.arch_dict(arch), "clip": reference(cfg.clip),
+              "loss": cfg.loss, "d_steps": cfg.d_steps, "mismatch_weight": cfg.mismatch_weight, "r1_gamma": cfg.r1_gamma,
+              "augment": list(cfg.augment), "diversity_weight": cfg.diversity_weight, "clip_weight": cfg.clip_weight,
+              "data": cfg.data}
+    shown = tgan_attn.AttnTextGANGenerator(shown_network(run, G, ema), encoder, config).to(run.device)
+    prompts = [item["text"] for item in itertools.islice(iter(dataset), 8)]  # fixed grid prompts, one row each
+    if run.is_main:
+        (run.out / "samples").mkdir(parents=True, exist_ok=True)
+        (run.out / "samples" / "prompts.txt").write_text("\n".join(prompts) + "\n")
+    run.print(f"tgan-attn: {tgan_attn.arch_dict(arch)} | text encoder {cfg.clip} | loss {cfg.loss} | "
+              f"G {millions(G)}, D {millions(D)}")
+    for step, batch in run.loop(run.dataloader(dataset)):
+        x = batch["image"] * 2 - 1  # (b, C, S, S) in [-1, 1]
+        texts = list(batch["text"])
+        text = embed(texts).to(run.device)  # tokens (b, T, D), pooled (b, P), mask (b, T)
+        wrong_texts, differs = wrong_captions(texts, pool, cfg.hard_negatives, run.generator)
+        differs = differs.to(run.device)
+        b = x.shape[0]
+        # discriminator step (GAN-CLS): real+caption is real; G(z, caption)+caption and real+wrong caption are fake
+        with run.accumulate(D):
+            with torch.no_grad():
+                fake = G(noise(run, b, cfg.latent_dim), text.tokens, text.mask, text.pooled)  # (b, C, S, S)
+            right = d_net.encode_text(text.tokens, text.mask, text.pooled)
+            real_feats = d_net.features(augment(x))
+            real_logits = d_net.heads(real_feats, right)  # (b, R)
+            fake_logits = d_net.heads(d_net.features(augment(fake)), right)  # (b, R)
+            wrong_logits = None
+            if cfg.mismatch_weight > 0:
+                wrong = embed(wrong_texts).to(run.device)
+                wrong_logits = d_net.heads(real_feats, d_net.encode_text(wrong.tokens, wrong.mask, wrong.pooled))
+                run.log(d_wrong=torch.sigmoid(wrong_logits[differs].mean(1)).mean() if differs.any() else 0.0)
+            loss_d = matching_aware_d_loss(loss_fn, real_logits, fake_logits, wrong_logits, differs,
+                                           cfg.mismatch_weight).mean()
+            run.backward(loss_d)
+            opt_d.step()
+            opt_d.zero_grad()
+        run.log(loss_d=loss_d, **game_stats(real_logits.mean(1), fake_logits.mean(1)))
+        # R1 regulariser (lazy): descend r1_every * gamma / 2 * ||grad_x D(x, c)||^2 on real pairs
+        if cfg.r1_gamma > 0 and step % cfg.r1_every == 0:
+            with run.accumulate(D):
+                real = augment(x).detach().requires_grad_(True)
+                penalty = r1_penalty(D(real, text.tokens, text.mask, text.pooled), real)  # (b,)
+                loss_r1 = (cfg.r1_every * cfg.r1_gamma / 2) * penalty.mean()
+                run.backward(loss_r1)
+                opt_d.step()
+                opt_d.zero_grad()
+            run.log(r1=penalty.mean())
+        # generator step, after every d_steps discriminator steps: descend g(D(G(z, c), c)) [+ mode seeking, CLIP]
+        if (step + 1) % cfg.d_steps == 0:
+            D.requires_grad_(False)  # the generator loss must not leave gradients in D
+            with run.accumulate(G):
+                z, gen_text, h = noise(run, b, cfg.latent_dim), text, b // 2
+                if cfg.diversity_weight > 0:  # items h..2h-1 repeat the captions of 0..h-1 with other noise
+                    gen_text = select(text, torch.cat([torch.arange(h), torch.arange(h), torch.arange(2 * h, b)])
+                                      .to(run.device))
+                gen = G(z, gen_text.tokens, gen_text.mask, gen_text.pooled)  # (b, C, S, S)
+                per_sample = generator_loss(loss_fn, D(augment(gen), gen_text.tokens, gen_text.mask, gen_text.pooled))
+                if cfg.diversity_weight > 0:
+                    ms = mode_seeking(gen[:h], gen[h:2 * h], z[:h], z[h:2 * h])  # (h,)
+                    per_sample = per_sample + cfg.diversity_weight * torch.cat([ms, ms, ms.new_zeros(b - 2 * h)])
+                    run.log(mode_seeking=ms.mean())
+                if clip_sim is not None:
+                    clip_term = clip_sim(gen, gen_text.pooled)  # (b,) 1 - cos
+                    per_sample = per_sample + cfg.clip_weight * clip_term
+                    run.log(clip_term=clip_term.mean())
+                loss_g = per_sample.mean()
+                run.backward(loss_g)
+                opt_g.step()
+                opt_g.zero_grad()
+            D.requires_grad_(True)
+            run.log(loss_g=loss_g)
+        if run.should_sample() and step + 1 < cfg.steps:  # one row of 8 per prompt
+            save_samples(run, shown, prompts, seed=cfg.seed + 1, n=8)
+    save_samples(run, shown, prompts, seed=cfg.seed + 1, n=8)  # the saved model's grid
+    final, model_dir = finish(run, G, ema, config, title=f"tgan-attn, {cfg.loss} loss (GAN-CLS)")
+    if run.is_main and cfg.data == "shapes" and cfg.eval_n > 0:
+        generator = tgan_attn.AttnTextGANGenerator(final.eval(), encoder, config).to(run.device)
+        scores = evaluate(generator, cfg.eval_n, cfg.size, cfg.seed)
+        (run.out / "eval.json").write_text(json.dumps(scores, indent=2) + "\n")
+        one, two = scores.get("one", {}), scores.get("two", {})
+        run.print(f"tgan-attn: one-object all correct {one.get('all_correct', float('nan')):.3f} (position "
+                  f"{one.get('position', float('nan')):.3f}); two-object all correct "
+                  f"{two.get('all_correct', float('nan')):.3f}; all prompts {scores['all_correct']:.3f} (eval.json)")
+    return model_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_config(AttnGANConfig, argv, prog="t2i train tgan-attn", description=__doc__)
+    print(f"saved {train(cfg)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
