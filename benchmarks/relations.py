@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import textwrap
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -87,10 +88,8 @@ def figure(rows: dict[str, tuple[list[str], list[Image.Image], list[dict]]], pat
     sheet = Image.new("RGB", (side + columns * (CELL + 6), head + len(labels) * (CELL + 6)), "white")
     draw = ImageDraw.Draw(sheet)
     for c, caption in enumerate(captions):
-        words = caption.replace("a ", "", 1).split(" ")
-        half = len(words) // 2
-        for line, text in enumerate((" ".join(words[:half]), " ".join(words[half:]))):
-            draw.text((side + c * (CELL + 6), 4 + 14 * line), text[:17], fill="black")
+        for line, text in enumerate(textwrap.wrap(caption, 17)[:3]):  # about 17 characters fit above a cell
+            draw.text((side + c * (CELL + 6), 2 + 12 * line), text, fill="black")
     for r, label in enumerate(labels):
         _, images, judged = rows[label]
         y = head + r * (CELL + 6)

@@ -46,7 +46,7 @@ MEASURE_PROMPTS = {False: 200, True: 4}  # prompts per split and kind (one / two
 QUICK = ["--steps", "2", "--batch-size", "8", "--log-every", "1", "--checkpoint-every", "0"]
 
 RECIPES: list[Recipe] = [
-    # four runs, each from the last one's model (t2i/clip/presets.py says why): NegCLIP on plain shapes; relations
+    # four runs, each from the last one's model (t2i/builtin/shapes-clip/README.md says why): NegCLIP on plain shapes; relations
     # (75% two-object scenes, swapped twins); partial captions; the image tower alone on half one-object scenes
     Recipe("shapes-clip", "train.clip", ["--preset", "t2i-tiny-relations", "--pretrained", "{previous}", "--lock-text",
                                          "--p-two", "0.5", "--partial-captions", "0.5", "--steps", "300", "--lr", "3e-4",

@@ -8,7 +8,9 @@
 
 | name | image | towers | recipe (``train_presets/``) |
 | --- | --- | --- | --- |
-| ``t2i-tiny`` | 32 px | ViT 4 x 128 (patch 4), text 3 x 64, 32 tokens, embed 64; 3.8 M parameters | 600 steps x 128 on shapes: 11.8 min on a shared 2-core CPU (7.6 CPU-minutes); zero-shot colour/shape 100%/100% on test (``t2i/builtin/shapes-clip/README.md``) |
+| ``t2i-tiny`` | 32 px | ViT 4 x 128 (patch 4), text 3 x 64, 32 tokens, embed 64; 3.8 M parameters | 600 steps x 128 on shapes: 11.8 min on a shared 2-core CPU (7.6 CPU-minutes); zero-shot colour/shape 100%/100% on test; the built-in before NegCLIP (bag of words: word order at chance) |
+| ``t2i-tiny-negclip`` | 32 px | ``t2i-tiny`` | the first of the built-in ``shapes-clip``'s four runs: 600 steps x 128 with NegCLIP hard negatives (K = 4) |
+| ``t2i-tiny-relations`` | 32 px | ``t2i-tiny`` | its second run (``--pretrained`` the first's model): 800 x 64, lr 5e-4, K = 3, 75% two-object scenes, swapped-places twins; runs 3-4 vary it (``t2i/builtin/shapes-clip/README.md``) |
 | ``t2i-small`` | 64 px | ViT 6 x 192 (patch 8), text 4 x 128, 32 tokens, embed 128 | 5000 steps x 256, not tuned: a GPU or patience |
 
 Tuning notes for ``t2i-tiny`` (600 steps x 128 on shapes, test split, marginal zero-shot
