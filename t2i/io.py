@@ -125,6 +125,26 @@ def recover_folder(final: Path) -> None:
             shutil.rmtree(aside, ignore_errors=True)
 
 
+def remove_stale_temps(final: Path) -> None:
+    """Drop ``.NAME.tmp-PID-*`` folders that a killed save of ``final`` left behind (their writer is
+    gone); a live process's temp folder is left alone. Names without a PID are from older versions."""
+    for tmp in final.parent.glob(f".{final.name}.tmp-*") if final.parent.is_dir() else []:
+        pid = tmp.name.removeprefix(f".{final.name}.tmp-").split("-")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 # ---------------------------------------------------------------- models
 def unshared_cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Detached, contiguous CPU copies; safetensors refuses tensors that share memory
@@ -148,8 +168,9 @@ def save_model(folder: str | Path, module: torch.nn.Module | dict[str, torch.Ten
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     recover_folder(folder)
+    remove_stale_temps(folder)
     state = module.state_dict() if isinstance(module, torch.nn.Module) else module
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-{os.getpid()}-", dir=folder.parent))
     tmp.chmod(0o755)  # mkdtemp makes it owner-only; a saved model is an ordinary folder
     try:
         if folder.is_dir():  # keep other files of the folder (model cards, samples)

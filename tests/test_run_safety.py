@@ -5,6 +5,7 @@ swaps and the start-up cleanup. Tiny MLP of ``t2i.runtime.demo``."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 
 import pytest
@@ -173,3 +174,19 @@ def test_pickles_have_no_command_line_switch(tmp_path):
     torch.save({"w": torch.ones(1)}, tmp_path / "w.pt")
     with pytest.raises(CheckpointError, match=r"refusing to load pickle .* allow_pickle=True\)"):
         load_weights(tmp_path / "w.pt")
+
+
+def test_save_model_drops_temp_folders_of_killed_saves_but_not_of_live_ones(tmp_path):
+    """Regression: a save killed mid-write left `.model.tmp-*` folders beside the model forever."""
+    import subprocess
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a process id that no longer runs
+    dead = tmp_path / f".model.tmp-{gone.pid}-abc"
+    live = tmp_path / f".model.tmp-{os.getppid()}-xyz"  # our parent is alive
+    old_style = tmp_path / ".model.tmp-q1w2e3"
+    for folder in (dead, live, old_style):
+        folder.mkdir()
+    save_model(tmp_path / "model", {"w": torch.ones(2)}, {"family": "test"})
+    assert not dead.exists() and not old_style.exists() and live.exists()
+    assert torch.equal(load_weights(tmp_path / "model")["w"], torch.ones(2))
