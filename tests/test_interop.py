@@ -147,3 +147,17 @@ def test_half_precision_folder_is_smaller_and_samples_in_float32(tmp_path):
     loaded.set_progress_bar_config(disable=True)
     assert loaded.unet.dtype == loaded.text_encoder.dtype == torch.float32
     np.testing.assert_allclose(ours(loaded, "ddim"), ours(pipe, "ddim"), atol=0.02)
+
+
+def test_stock_pipeline_loads_a_half_precision_folder_in_one_dtype(tmp_path):
+    """Regression: stock StableDiffusionPipeline.from_pretrained(shapes-ldm) crashed (Half text encoder, Float UNet)."""
+    from diffusers import StableDiffusionPipeline
+
+    from t2i.diffusion.interop import save_half
+
+    save_half(make_tiny_pipeline(seed=3), tmp_path / "half")
+    sd = StableDiffusionPipeline.from_pretrained(tmp_path / "half", safety_checker=None, requires_safety_checker=False)
+    sd.set_progress_bar_config(disable=True)
+    assert sd.unet.dtype == sd.text_encoder.dtype == sd.vae.dtype == torch.float32
+    image = sd("a red circle", num_inference_steps=2, height=32, width=32, output_type="np").images[0]
+    assert np.isfinite(image).all()

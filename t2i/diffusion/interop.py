@@ -17,6 +17,8 @@ text_encoder/ tokenizer/ unet/ scheduler/``) with the text encoder stored as a t
 
 from __future__ import annotations
 
+import json
+
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -90,6 +92,12 @@ def save_half(pipe_or_folder: Any, out_dir: str | Path) -> Path:
     half.save_pretrained(str(out_dir))
     for name in ("vae", "text_encoder", "unet"):
         getattr(half, name).to(torch.float32)
+    # transformers loads a model in its config's dtype, diffusers in float32: name float32 so that a stock
+    # StableDiffusionPipeline.from_pretrained(folder) gets one dtype (half-precision files, float32 compute)
+    text_config = Path(out_dir) / "text_encoder" / "config.json"
+    config = json.loads(text_config.read_text())
+    config.pop("torch_dtype", None)
+    text_config.write_text(json.dumps({**config, "dtype": "float32"}, indent=2) + "\n")
     if src is not None and (src / "t2i_sampling.json").is_file():
         shutil.copy(src / "t2i_sampling.json", Path(out_dir) / "t2i_sampling.json")
     return Path(out_dir)
