@@ -15,6 +15,8 @@ Optional adversarial term: a small PatchGAN discriminator with the hinge loss (E
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
@@ -131,9 +133,15 @@ def load_vae(path_or_id: str | Path) -> AutoencoderKL:
             except OSError as err:
                 raise hub_error(source, "VAE", err) from None
     path = source
+    f32["use_safetensors"] = True  # local folders: never unpickle a .bin (the toolkit refuses pickles)
     if (path / "vae" / "config.json").is_file():
         return AutoencoderKL.from_pretrained(str(path / "vae"), **f32)
     if (path / "config.json").is_file() and not (path / "model_index.json").is_file():
+        config = json.loads((path / "config.json").read_text())
+        if config.get("_class_name") != "AutoencoderKL":
+            what = config.get("family") or config.get("_class_name") or "another kind of model"
+            raise FileNotFoundError(f"{path} holds no VAE: its config.json describes {what}; give a `t2i train vae-kl` "
+                                    "run, a pipeline folder or an AutoencoderKL folder")
         return AutoencoderKL.from_pretrained(str(path), **f32)
     raise FileNotFoundError(f"{path} holds no VAE: expected a `t2i train vae-kl` run or pipeline folder "
                             "(with vae/config.json) or an AutoencoderKL folder (config.json + weights)")

@@ -43,12 +43,11 @@ def check_components(pipe: Any) -> None:
 
 
 def load_pipeline(path_or_id: str | Path, **kwargs: Any) -> LatentDiffusionPipeline:
-    """Our pipeline from our folder, a Stable-Diffusion-layout folder or a hub id (offline: local only)."""
-    from t2i.builtin import hub_error, looks_like_hub_id, missing
+    """Our pipeline from our folder, a built-in name, a Stable-Diffusion-layout folder or a hub id (offline: local only)."""
+    from t2i.builtin import hub_error, resolve
 
+    path_or_id = resolve(path_or_id, hub=True, what="pipeline")
     path = Path(str(path_or_id)).expanduser()
-    if not path.exists() and not looks_like_hub_id(path_or_id):
-        raise missing(path_or_id, "pipeline")
     if path.exists() and not (path / "model_index.json").is_file():
         raise FileNotFoundError(f"{path} is not a pipeline folder: no model_index.json (expected vae/, text_encoder/, "
                                 "tokenizer/, unet/, scheduler/ as written by `t2i train ldm` or diffusers)")

@@ -38,6 +38,7 @@ from diffusers.loaders import StableDiffusionLoraLoaderMixin
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
+from t2i.diffusion.distill import guidance_embedding, is_guidance_distilled
 from t2i.diffusion.options import SAMPLERS, DiffusionOptions, load_sampling_options
 from t2i.generator import DenoisingStep, GenerationError, Generator, rngs_per_image, validate_request
 
@@ -201,7 +202,11 @@ class LatentDiffusionPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin)
             generator = torch.Generator("cpu").manual_seed(int(seed))
         scheduler = self.scheduler if sampler is None else make_scheduler(sampler, self.scheduler.config)
         device, n = self._execution_device, num_images_per_prompt
-        guided = guidance_scale != 1.0
+        # a guidance-distilled UNet (t2i.diffusion.distill) reads g itself: one pass per step, as in stock
+        # diffusers; a negative prompt (or g < 1) still takes the two-pass formula, over its g = 1 output
+        distilled = is_guidance_distilled(self.unet)
+        embedded = distilled and guidance_scale >= 1 and not any(negative)
+        guided = guidance_scale != 1.0 and not embedded
 
         # 1. text states, repeated per image: (B*n, T, D); guidance concatenates [negative, positive]
         cond = encode_text(self.tokenizer, self.text_encoder, prompts, device).repeat_interleave(n, dim=0)
@@ -220,12 +225,17 @@ class LatentDiffusionPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin)
         latents = latents * scheduler.init_noise_sigma
         step_kwargs = {k: v for k, v in (("eta", eta), ("generator", generator))
                        if k in inspect.signature(scheduler.step).parameters}  # as diffusers' prepare_extra_step_kwargs
+        timestep_cond = None
+        if distilled:  # the embedding of g - 1 (g = 1 inside the two-pass formula), one row per UNet input
+            scale = torch.full((len(cond),), float(guidance_scale) if embedded else 1.0)
+            timestep_cond = guidance_embedding(scale, self.unet.config.time_cond_proj_dim).to(device, latents.dtype)
 
         # 3. the denoising loop: predict, guide, step
         for i, t in enumerate(self.progress_bar(scheduler.timesteps)):
             x_t = scheduler.scale_model_input(latents, t)  # the variance-preserving x_t the UNet reads
             model_input = torch.cat([x_t] * 2) if guided else x_t
-            pred = self.unet(model_input, t, encoder_hidden_states=cond, return_dict=False)[0]
+            pred = self.unet(model_input, t, encoder_hidden_states=cond, timestep_cond=timestep_cond,
+                             return_dict=False)[0]
             if guided:  # classifier-free guidance, Ho & Salimans 2022, Eq. 6
                 pred_uncond, pred_cond = pred.chunk(2)
                 pred = pred_uncond + guidance_scale * (pred_cond - pred_uncond)
