@@ -26,6 +26,7 @@ BUILTIN: dict[str, str] = {
     "shapes-cvae": "conditional VAE on 32 px shapes, conditioned on shapes-clip's pooled text embedding",
     "shapes-vae-kl": "diffusers AutoencoderKL first stage for 32 px shapes (factor 4)",
     "shapes-ldm": "latent diffusion pipeline on 32 px shapes (shapes-vae-kl + UNet + shapes-clip)",
+    "shapes-ldm-fast": "shapes-ldm with its guidance distilled: one UNet pass per step, 8 steps (shares its VAE and text encoder)",
     "digits-ae": "MLP autoencoder on 32 px digits, 2-D code (latent-space tab)",
     "digits-vae": "MLP VAE on 32 px digits, 2-D code (latent-space tab)",
     "shapes-evaluator": "attribute evaluator of 32/64 px shapes images (colour, shape, size, position, relation)",

@@ -18,7 +18,7 @@ def test_quick_defaults_train_and_install_every_model(tmp_path):
     for recipe in RECIPES:
         folder = root / recipe.name
         assert (folder / "README.md").is_file() and json.loads((folder / "metrics.json").read_text()) is not None
-    for name in ("shapes-tgan", "shapes-cvae", "shapes-ldm"):  # measured by the shapes evaluator after training
+    for name in ("shapes-tgan", "shapes-cvae", "shapes-ldm", "shapes-ldm-fast"):  # measured by the shapes evaluator after training
         metrics = json.loads((root / name / "metrics.json").read_text())
         assert 0 <= metrics["novel_one_object_colour"] <= 1 and "test_one_object_all_correct" in metrics
     assert json.loads((root / "shapes-tgan" / "config.json").read_text())["family"] == "tgan-attn"
@@ -27,6 +27,12 @@ def test_quick_defaults_train_and_install_every_model(tmp_path):
     images = load_generator(root / "shapes-ldm").generate(prompts=["a small red circle in the center"], seed=0)
     assert images[0].size == (32, 32)
     assert len(load_generator(root / "digits-vae").generate(seed=0, num_images_per_prompt=3)) == 3
+    # the distilled pipeline links its teacher's VAE and text encoder (one copy) and still loads everywhere
+    fast = root / "shapes-ldm-fast"
+    assert all((fast / part).is_symlink() and (fast / part).resolve() == (root / "shapes-ldm" / part).resolve()
+               for part in ("vae", "text_encoder", "tokenizer"))
+    assert json.loads((fast / "unet" / "config.json").read_text())["time_cond_proj_dim"] is not None
+    assert load_generator(fast).generate(prompts=["a small red circle in the center"], seed=0)[0].size == (32, 32)
     assert not (ROOT / ".shapes-ldm.tmp").exists()
     # retraining one model against the installed CLIP: its card names that CLIP by short name, not by path
     assert main(["--quick", "--only", "shapes-cvae", "--out", str(tmp_path / "runs2"), "--builtin-root", str(root)]) == 0

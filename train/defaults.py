@@ -38,10 +38,11 @@ class Recipe:
     quick: list[str] = dataclasses.field(default_factory=list)  # extra options of the --quick smoke run
     parts: tuple[str, ...] = ()  # entries of the artifact folder to install; () = all of it
     half: bool = False  # install a float16 copy of a diffusers folder (half the bytes; loaders compute in float32)
+    linked: tuple[str, ...] = ()  # parts shared with the built-in of {teacher}: installed as relative links to it (one copy)
     before: tuple[list[str], ...] = ()  # options of earlier runs, in order, into <run>/stage1, stage2, ...; {previous} = the model of the run before
 
 
-TEXT_GENERATORS = ("shapes-tgan", "shapes-cvae", "shapes-ldm")  # measured by prompt accuracy after training
+TEXT_GENERATORS = ("shapes-tgan", "shapes-cvae", "shapes-ldm", "shapes-ldm-fast")  # measured by prompt accuracy after training
 MEASURE_PROMPTS = {False: 200, True: 4}  # prompts per split and kind (one / two objects; full, --quick)
 QUICK = ["--steps", "2", "--batch-size", "8", "--log-every", "1", "--checkpoint-every", "0"]
 
@@ -70,6 +71,11 @@ RECIPES: list[Recipe] = [
                                        "--steps", "5000"],
            ".", "shapes 32 px, train split", ["--n", "32", "--unet", "test"],
            ("model_index.json", "scheduler", "text_encoder", "tokenizer", "unet", "vae", "t2i_sampling.json"), half=True),
+    # shapes-ldm's guidance distilled into one UNet pass per step (issue 19); it shares shapes-ldm's VAE and text encoder
+    Recipe("shapes-ldm-fast", "train.distill", ["--preset", "shapes-guidance", "--teacher", "{ldm}"],
+           ".", "shapes 32 px, train split (70% two-object scenes, as its teacher)", ["--n", "32"],
+           ("model_index.json", "scheduler", "text_encoder", "tokenizer", "unet", "vae", "t2i_sampling.json",
+            "t2i_distill.json"), half=True, linked=("text_encoder", "tokenizer", "vae")),
     Recipe("digits-ae", "train.ae", ["--variant", "plain", "--latent-dim", "2", "--hidden", "96", "--steps", "3000",
                                      "--batch-size", "64", "--lr", "2e-3", "--data", "digits"],
            "model", "scikit-learn digits at 32 px, train split (1442 images)", ["--n", "32"]),
@@ -88,8 +94,37 @@ class DefaultsConfig:
     builtin_root: str = str(ROOT)  # where models are installed
 
 
-def fill(args: Sequence[str], clip: str, vae: str, previous: str = "") -> list[str]:
-    return [a.replace("{clip}", clip).replace("{vae}", vae).replace("{previous}", previous) for a in args]
+def fill(args: Sequence[str], clip: str, vae: str, previous: str = "", ldm: str = "") -> list[str]:
+    return [a.replace("{clip}", clip).replace("{vae}", vae).replace("{previous}", previous).replace("{ldm}", ldm)
+            for a in args]
+
+
+def same_content(a: Path, b: Path) -> bool:
+    """Same tensors (safetensors), same settings (JSON, where it was loaded from aside) or same bytes."""
+    if a.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        x, y = load_file(a), load_file(b)
+        return x.keys() == y.keys() and all(x[k].dtype == y[k].dtype and torch.equal(x[k], y[k]) for k in x)
+    if a.suffix == ".json":
+        def settings(path: Path) -> Any:
+            data = json.loads(path.read_text())
+            return {k: v for k, v in data.items() if k != "_name_or_path"} if isinstance(data, dict) else data
+        return settings(a) == settings(b)
+    return a.read_bytes() == b.read_bytes()
+
+
+def link_shared(folder: Path, parts: Sequence[str], teacher: Path) -> None:
+    """Replace ``folder/part`` by a relative link to the same part of the installed ``teacher`` after checking
+    they hold the same files (stock diffusers follows the links; the repository holds one copy)."""
+    for part in parts:
+        ours, theirs = folder / part, teacher / part
+        for file in sorted(p for p in ours.rglob("*") if p.is_file()):
+            twin = theirs / file.relative_to(ours)
+            if not twin.is_file() or not same_content(file, twin):
+                raise RuntimeError(f"{file} differs from {twin}: cannot share {part}/ with {teacher.name}")
+        shutil.rmtree(ours)
+        ours.symlink_to(Path("..") / teacher.name / part, target_is_directory=True)
 
 
 def model_card(recipe: Recipe, command: str, seconds: float, metrics: dict[str, Any]) -> str:
@@ -181,6 +216,8 @@ def install(recipe: Recipe, run: Path, root: Path, clip_run: str, command: str, 
     else:
         shutil.copytree(source, tmp)
     config = tmp / "config.json"
+    if recipe.linked and (root / "shapes-ldm").is_dir():  # else (a smoke run's root without it) keep the copies
+        link_shared(tmp, recipe.linked, root / "shapes-ldm")
     if config.is_file() and clip_run:  # point at the installed CLIP by its short name, not a run folder
         text = config.read_text().replace(json.dumps(str(Path(clip_run).resolve()))[1:-1], "shapes-clip")
         config.write_text(text.replace(json.dumps(clip_run)[1:-1], "shapes-clip"))
@@ -215,11 +252,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         run = runs / recipe.name
         extra = ["--out", str(run)] + (QUICK + recipe.quick if cfg.quick else [])
         outs = [run / f"stage{i + 1}" for i in range(len(recipe.before))] + [run]
-        stages = [fill(args, clip, vae, str(outs[i - 1] / recipe.artifact) if i else "") + ["--out", str(outs[i])] + extra[2:]
+        ldm = installed("shapes-ldm")  # the teacher of shapes-ldm-fast (installed before it when both are trained)
+        stages = [fill(args, clip, vae, str(outs[i - 1] / recipe.artifact) if i else "", ldm) + ["--out", str(outs[i])] + extra[2:]
                   for i, args in enumerate([*recipe.before, recipe.args])]
         program = f"t2i train {recipe.module.split('.')[-1].replace('_', '-')} "
         command = " && ".join(program + " ".join(  # installed models by their short names
             a.replace(installed("shapes-clip"), "shapes-clip").replace(installed("shapes-vae-kl"), "shapes-vae-kl")
+            .replace(installed("shapes-ldm"), "shapes-ldm")
             for a in args) for args in stages)
         print(f"[defaults] {recipe.name}: {command}", flush=True)
         start = time.perf_counter()

@@ -9,6 +9,10 @@ towers are exported to it by ``t2i.clip.export``), ``tokenizer`` (``CLIPTokenize
 A saved folder is ``model_index.json`` + ``vae/ text_encoder/ tokenizer/ unet/ scheduler/``;
 ``diffusers.StableDiffusionPipeline.from_pretrained`` loads it and gives the same images.
 
+A guidance-distilled UNet (``time_cond_proj_dim`` set, ``t2i train distill``) reads the guidance
+scale as an input and runs once per step, as stock diffusers runs it; with a negative prompt it
+falls back to the two-pass formula over its g = 1 output.
+
 Prompts are encoded exactly as Stable Diffusion does (padded to the tokenizer's
 ``model_max_length``, final-layer-norm token states, no attention mask); a prompt longer
 than the context is truncated with a warning naming what was cut. Training uses the same

@@ -1,0 +1,162 @@
+"""Few-step sampling study: latency and prompt accuracy of diffusion sampling configurations (issue 19).
+
+Each configuration is ``MODEL@STEPS`` (sampler and guidance: the model's own defaults from its
+``t2i_sampling.json``). For each one:
+- **latency** of the app's default request, 4 images of one prompt, median of ``--repeats`` calls
+  after a warm-up, with the time split by part (text encoder, UNet, VAE decode; the rest is the
+  scheduler, tensor-to-PIL and Python), measured by hooks around each part;
+- **prompt accuracy** by the shapes evaluator on ``--n`` one-object and ``--n`` two-object prompts of
+  ``test`` and of ``novel`` (held-out colour-shape pairs), one image per prompt, prompt i from seed i:
+  the images of ``t2i sample --model MODEL --prompts FILE --seed 0 --num-inference-steps STEPS``.
+A guidance-distilled model (``t2i train distill``) runs one UNet pass per step, its teacher two.
+
+Appends a section to ``benchmarks/RESULTS.md`` and writes ``benchmarks/results/fast_sampling.json``
+and ``fast_sampling.png`` (one row per configuration: the same 8 two-object test prompts and seeds).
+
+    python -m benchmarks.fast_sampling --configs shapes-ldm@20 shapes-ldm@8 shapes-ldm-fast@8 shapes-ldm-fast@4 --n 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmarks.diffusion_speed import OUT, append_section, machine
+
+LATENCY_PROMPT = "a small red circle in the center"
+PARTS = ("text_encoder", "unet", "vae_decode")
+
+
+class PartTimer:
+    """Wall time spent inside the text encoder, the UNet and the VAE decoder of a pipeline (hooks)."""
+
+    def __init__(self, pipe: Any):
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.unet_calls = 0
+        self._start: dict[str, float] = {}
+        for name in ("text_encoder", "unet"):
+            module = getattr(pipe, name)
+            module.register_forward_pre_hook(lambda m, a, name=name: self._begin(name))
+            module.register_forward_hook(lambda m, a, o, name=name: self._end(name))
+        decode = pipe.vae.decode
+
+        def timed_decode(*args: Any, **kwargs: Any) -> Any:
+            self._begin("vae_decode")
+            try:
+                return decode(*args, **kwargs)
+            finally:
+                self._end("vae_decode")
+
+        pipe.vae.decode = timed_decode
+
+    def _begin(self, name: str) -> None:
+        self._start[name] = time.perf_counter()
+
+    def _end(self, name: str) -> None:
+        self.seconds[name] += time.perf_counter() - self._start.pop(name)
+        self.unet_calls += name == "unet"
+
+    def reset(self) -> None:
+        self.seconds.clear()
+        self.unet_calls = 0
+
+
+def latency(gen: Any, steps: int, repeats: int) -> dict[str, Any]:
+    timer = PartTimer(gen.pipe)
+    gen.generate(prompts=[LATENCY_PROMPT], seed=0, num_images_per_prompt=4, num_inference_steps=steps)  # warm-up
+    totals, parts = [], []
+    for seed in range(repeats):
+        timer.reset()
+        start = time.perf_counter()
+        gen.generate(prompts=[LATENCY_PROMPT], seed=seed, num_images_per_prompt=4, num_inference_steps=steps)
+        totals.append(time.perf_counter() - start)
+        parts.append({**timer.seconds, "unet_calls": timer.unet_calls})
+    median = statistics.median(totals)
+    row = {"seconds_4_images": median, "slowest": max(totals), "unet_calls": parts[0]["unet_calls"]}
+    for part in PARTS:
+        row[part] = statistics.median(p.get(part, 0.0) for p in parts)
+    row["rest"] = median - sum(row[p] for p in PARTS)
+    return row
+
+
+def accuracy(gen: Any, n: int, steps: int) -> tuple[dict[str, Any], list]:
+    from t2i.data.shapes import prompts
+    from t2i.evaluators.shapes import ShapesEvaluator
+    from t2i.generator import generate_conditions
+
+    evaluator = ShapesEvaluator.from_pretrained()
+    table: dict[str, Any] = {}
+    strip: list = []
+    for split in ("test", "novel"):
+        for kind in ("one", "two"):
+            captions = [c for c, _ in prompts(n, seed=0, split=split, kind=kind)]
+            images = generate_conditions(gen, captions, seed=0, n=1, num_inference_steps=steps)
+            judged = evaluator.judge(images, captions)
+            keys = ("all_correct",) if kind == "one" else ("relation", "all_correct")
+            table[f"{split}_{kind}"] = {k: round(sum(j[k] for j in judged) / len(judged), 3) for k in keys}
+            if split == "test" and kind == "two":
+                strip = images[:8]
+    return table, strip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.fast_sampling", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configs", nargs="+", default=["shapes-ldm@20", "shapes-ldm@8", "shapes-ldm-fast@8",
+                                                         "shapes-ldm-fast@4"], help="MODEL@STEPS, in table order")
+    parser.add_argument("--n", type=int, default=200, help="prompts per split and kind (one image each)")
+    parser.add_argument("--repeats", type=int, default=7, help="timed 4-image requests per configuration")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    args = parser.parse_args(argv)
+    from gan_baselines.registry import load_generator
+    from t2i.runtime.grids import save_grid
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    results: dict[str, Any] = {"machine": machine(), "n": args.n, "configs": {}}
+    strips = []
+    for spec in args.configs:
+        model, _, steps_text = spec.rpartition("@")
+        if not model or not steps_text.isdigit():
+            parser.error(f"--configs: expected MODEL@STEPS, e.g. shapes-ldm@8; got {spec!r}")
+        gen = load_generator(model)
+        steps = int(steps_text)
+        row = {"model": model, "steps": steps, "sampler": gen.options.sampler, "guidance": gen.options.guidance_scale,
+               **latency(gen, steps, args.repeats)}
+        row["accuracy"], strip = accuracy(gen, args.n, steps)
+        strips += strip
+        results["configs"][spec] = row
+        print(spec, json.dumps(row), flush=True)
+    OUT.mkdir(exist_ok=True)
+    (OUT / "fast_sampling.json").write_text(json.dumps(results, indent=2) + "\n")
+    save_grid(strips, OUT / "fast_sampling.png", nrow=8)
+    lines = [f"{machine()}. Latency: 4 images of one prompt (the app's default request), median of {args.repeats} "
+             "after a warm-up; parts measured by hooks (rest = scheduler, PIL, Python). Accuracy: shapes evaluator, "
+             f"{args.n} prompts per split and kind, one image each, prompt i from seed i. Rows of "
+             "`results/fast_sampling.png`: the configurations in order, on the first 8 two-object test prompts.", "",
+             "| configuration | sampler, guidance | UNet passes | 4 images (s) | text / UNet / VAE / rest (s) | test one | "
+             "test two (relation) | novel one | novel two |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for spec, r in results["configs"].items():
+        a = r["accuracy"]
+        lines.append(f"| `{spec}` | {r['sampler']}, {r['guidance']:g} | {r['unet_calls']} | {r['seconds_4_images']:.3f} | "
+                     f"{r['text_encoder']:.3f} / {r['unet']:.3f} / {r['vae_decode']:.3f} / {r['rest']:.3f} | "
+                     f"{a['test_one']['all_correct']:.3f} | {a['test_two']['all_correct']:.3f} "
+                     f"({a['test_two']['relation']:.3f}) | {a['novel_one']['all_correct']:.3f} | "
+                     f"{a['novel_two']['all_correct']:.3f} |")
+    command = "python -m benchmarks.fast_sampling " + " ".join(sys.argv[1:] if argv is None else argv)
+    append_section("Few-step sampling: latency and accuracy (benchmarks/fast_sampling.py)", command, lines)
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,115 @@
+"""Guidance distillation (t2i.diffusion.distill, t2i train distill): the student's input, its loss,
+one pass per step, stock diffusers on a distilled folder, and a 2-step run of the command.
+
+Tiny random pipelines built locally; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from diffusers import StableDiffusionPipeline
+
+from t2i.diffusion.distill import distill_loss, guidance_embedding, guided_prediction, is_guidance_distilled, make_student
+from t2i.diffusion.pipeline import LatentDiffusionPipeline, encode_text
+from t2i.diffusion.testing import make_tiny_pipeline
+
+
+@pytest.fixture(scope="module")
+def teacher() -> LatentDiffusionPipeline:
+    pipe = make_tiny_pipeline()
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def test_guidance_embedding_is_what_stock_diffusers_feeds_the_unet():
+    scales = torch.tensor([1.0, 2.5, 5.0, 8.0])
+    for dim in (256, 7):
+        expected = StableDiffusionPipeline.get_guidance_scale_embedding(None, scales - 1, embedding_dim=dim)
+        torch.testing.assert_close(guidance_embedding(scales, dim), expected)
+
+
+def test_untrained_student_is_the_teachers_conditional_model(teacher):
+    student = make_student(teacher.unet)
+    assert is_guidance_distilled(student) and not is_guidance_distilled(teacher.unet)
+    x = torch.randn(2, teacher.unet.config.in_channels, 4, 4)
+    t = torch.tensor([10, 700])
+    cond = encode_text(teacher.tokenizer, teacher.text_encoder, ["a red circle", "a blue square"], "cpu")
+    with torch.no_grad():
+        expected = teacher.unet(x, t, encoder_hidden_states=cond).sample
+        got = student(x, t, encoder_hidden_states=cond, timestep_cond=guidance_embedding(torch.tensor([3.0, 7.0]), 256)).sample
+    torch.testing.assert_close(got, expected)
+    with pytest.raises(ValueError, match="already reads the guidance"):
+        make_student(student)
+
+
+def test_loss_is_the_mse_to_the_guided_teacher_by_hand(teacher):
+    student = make_student(teacher.unet)
+    torch.nn.init.normal_(student.time_embedding.cond_proj.weight, std=0.02)  # a student that differs from the teacher
+    cond = encode_text(teacher.tokenizer, teacher.text_encoder, ["a red circle", "a blue square"], "cpu")
+    uncond = encode_text(teacher.tokenizer, teacher.text_encoder, ["", ""], "cpu")
+    z0 = torch.randn(2, teacher.unet.config.in_channels, 4, 4)
+    loss = distill_loss(student, teacher.unet, teacher.scheduler, z0, cond, uncond, (2.0, 6.0),
+                        torch.Generator().manual_seed(5))
+    # the same draws by hand: noise, timesteps, then guidance scales
+    gen = torch.Generator().manual_seed(5)
+    eps = torch.randn(z0.shape, generator=gen)
+    t = torch.randint(0, 1000, (2,), generator=gen)
+    g = 2.0 + 4.0 * torch.rand(2, generator=gen)
+    abar = teacher.scheduler.alphas_cumprod[t].view(-1, 1, 1, 1)
+    zt = abar.sqrt() * z0 + (1 - abar).sqrt() * eps
+    with torch.no_grad():
+        e_c = teacher.unet(zt, t, encoder_hidden_states=cond).sample
+        e_u = teacher.unet(zt, t, encoder_hidden_states=uncond).sample
+        target = e_u + g.view(-1, 1, 1, 1) * (e_c - e_u)
+        pred = student(zt, t, encoder_hidden_states=cond, timestep_cond=guidance_embedding(g, 256)).sample
+    expected = (pred - target).pow(2).mean(dim=(1, 2, 3))
+    torch.testing.assert_close(loss.detach(), expected, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(guided_prediction(teacher.unet, zt, t, cond, uncond, g), target, atol=1e-5, rtol=1e-4)
+
+
+def count_unet_rows(pipe, **kwargs) -> list[int]:
+    rows = []
+    handle = pipe.unet.register_forward_pre_hook(lambda module, args: rows.append(args[0].shape[0]))
+    try:
+        pipe("a red circle", seed=0, num_inference_steps=3, output_type="np", **kwargs)
+    finally:
+        handle.remove()
+    return rows
+
+
+def test_distilled_unet_takes_one_pass_per_step_and_two_with_a_negative_prompt(teacher):
+    distilled = LatentDiffusionPipeline(teacher.vae, teacher.text_encoder, teacher.tokenizer, make_student(teacher.unet),
+                                        teacher.scheduler)
+    distilled.set_progress_bar_config(disable=True)
+    assert count_unet_rows(teacher, guidance_scale=5.0) == [2, 2, 2]  # classifier-free guidance: two rows per image
+    assert count_unet_rows(distilled, guidance_scale=5.0) == [1, 1, 1]
+    assert count_unet_rows(distilled, guidance_scale=5.0, negative_prompt="a blue square") == [2, 2, 2]
+
+
+@pytest.mark.slow
+def test_distill_command_writes_a_folder_stock_diffusers_samples_identically(teacher, tmp_path):
+    from gan_baselines.registry import load_generator
+    from train.cli import main as cli
+
+    teacher.save_pretrained(tmp_path / "teacher")
+    out = tmp_path / "student"
+    assert cli(["train", "distill", "--teacher", str(tmp_path / "teacher"), "--size", "16", "--n", "32", "--steps", "2",
+                "--batch-size", "8", "--sample-steps", "2", "--guidance", "4", "--checkpoint-every", "0",
+                "--out", str(out)]) == 0
+    assert json.loads((out / "unet" / "config.json").read_text())["time_cond_proj_dim"] == 256
+    assert json.loads((out / "t2i_distill.json").read_text())["guidance_range"] == [1.0, 8.0]
+    assert (out / "teacher.png").is_file() and list((out / "samples").glob("*.png"))
+    gen = load_generator(out)
+    assert gen.options.num_inference_steps == 2 and gen.options.guidance_scale == 4.0
+    ours = np.asarray(gen.generate(prompts=["a red circle"], seed=3)[0])
+    sd = StableDiffusionPipeline.from_pretrained(out)
+    sd.set_progress_bar_config(disable=True)
+    theirs = sd("a red circle", num_inference_steps=2, guidance_scale=4.0, generator=torch.Generator().manual_seed(3)).images[0]
+    np.testing.assert_array_equal(ours, np.asarray(theirs))
+    # a guidance outside the distilled range is refused before any work
+    assert cli(["train", "distill", "--teacher", str(tmp_path / "teacher"), "--guidance", "9", "--out",
+                str(tmp_path / "bad")]) == 2

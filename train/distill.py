@@ -1,0 +1,157 @@
+"""Distil a latent diffusion pipeline's classifier-free guidance into one pass per step (t2i train distill).
+
+The student starts as the teacher's UNet plus a zero-initialised guidance input and learns the
+teacher's guided prediction ``eps_u + g (eps_c - eps_u)`` for every ``g`` in
+``[--guidance-min, --guidance-max]`` (Meng et al. 2023, stage one; ``t2i.diffusion.distill``),
+on latents of the training data at uniform timesteps. Sampling then costs half the UNet
+passes at any step count, and the guidance scale stays a sampling option.
+
+Output: a pipeline folder (the teacher's ``vae/``, ``text_encoder/``, ``tokenizer/``, the
+student ``unet/`` with ``time_cond_proj_dim``, ``scheduler/`` = the default sampler) +
+``t2i_sampling.json`` (``--sampler``, ``--sample-steps``, the teacher's guidance unless
+``--guidance``) + ``t2i_distill.json`` (teacher, guidance range), next to the run's
+``config.json``, ``checkpoints/``, ``samples/`` (student grids) and ``teacher.png`` (the teacher's
+grid of the same prompts and seeds at its own defaults). ``t2i sample --model OUT``, the app and
+``StableDiffusionPipeline.from_pretrained(OUT)`` load it; stock diffusers gives the same images.
+
+    t2i train distill --teacher shapes-ldm --steps 20 --batch-size 16 --out /tmp/distill
+    t2i train distill --preset shapes-guidance --out runs/shapes-ldm-fast    # the built-in recipe
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from t2i.builtin import reference, resolve
+from t2i.config import parse_config, presets_in
+from t2i.data import load_dataset, shapes_options
+from t2i.diffusion.distill import GUIDANCE_EMBED_DIM, distill_loss, make_student
+from t2i.diffusion.interop import load_pipeline
+from t2i.diffusion.options import DiffusionOptions, SamplerName, load_sampling_options, save_sampling_options
+from t2i.diffusion.pipeline import LatentDiffusionPipeline, LDMGenerator, make_scheduler
+from t2i.diffusion.training import build_latent_cache, build_text_cache, sample_cached
+from t2i.runtime import Run, RunConfig
+from t2i.runtime.grids import save_grid
+
+PRESETS = Path(__file__).resolve().parents[1] / "t2i" / "diffusion" / "presets" / "distill"
+SAMPLE_PROMPTS = ("a large red circle in the center|a small blue square in the top left|"
+                  "a large green triangle in the bottom right|a small yellow cross in the top right|"
+                  "a white cross above a red triangle|a blue circle to the left of a yellow square|"
+                  "a magenta square below a cyan circle|a green circle to the right of a white square")
+
+
+@dataclass
+class DistillConfig(RunConfig):
+    teacher: str = "shapes-ldm"  # the pipeline to distil: a folder, a built-in name or a hub id
+    guidance_min: float = 1.0  # smallest guidance scale the student learns (1 = the conditional model)
+    guidance_max: float = 8.0  # largest guidance scale the student learns
+    embed_dim: int = GUIDANCE_EMBED_DIM  # width of the guidance embedding (the UNet's time_cond_proj_dim)
+    n: int = 0  # use only the first N training items (0 = the whole train split)
+    p_two: float = 0.5  # shapes only: probability that a training scene holds two objects (use the teacher's)
+    lr: float = 1e-4  # AdamW learning rate
+    warmup_steps: int = 50  # linear learning-rate warm-up steps
+    batch_size: int = 64  # global batch per optimiser step
+    steps: int = 2000  # optimiser steps to train for
+    grad_clip: float = 1.0  # clip the global gradient norm to this value; 0 = off
+    checkpoint_every: int = 500  # write a resumable checkpoint every N steps; 0 = only at the end
+    sample_prompts: str = SAMPLE_PROMPTS  # fixed prompts of the sample grids, separated by "|"
+    sampler: SamplerName = "dpm-solver++"  # sampler of the grids and the saved default
+    sample_steps: int = 8  # sampling steps of the grids and the saved default
+    guidance: float = 0.0  # guidance of the grids and the saved default; 0 = the teacher's default
+
+
+def check(cfg: DistillConfig) -> None:
+    if not 0 <= cfg.guidance_min <= cfg.guidance_max:
+        raise SystemExit(f"--guidance-min/--guidance-max must satisfy 0 <= min <= max, got {cfg.guidance_min}, "
+                         f"{cfg.guidance_max}")
+    if cfg.embed_dim < 4 or cfg.embed_dim % 2:
+        raise SystemExit(f"--embed-dim must be an even number >= 4, got {cfg.embed_dim}")
+
+
+@torch.no_grad()
+def grid_images(pipe: LatentDiffusionPipeline, options: DiffusionOptions, prompts: list[str]) -> list:
+    """One image per prompt through the generator contract, prompt i from seed i (``t2i sample --seed 0``)."""
+    from t2i.generator import generate_conditions
+
+    was_training = pipe.unet.training
+    pipe.unet.eval()
+    images = generate_conditions(LDMGenerator(pipe, options), prompts, seed=0, n=1)
+    pipe.unet.train(was_training)
+    return images
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_config(DistillConfig, argv, prog="t2i train distill", description=__doc__, presets=presets_in(PRESETS))
+    check(cfg)
+    teacher_pipe = load_pipeline(cfg.teacher)
+    source = resolve(cfg.teacher, hub=True, what="pipeline")
+    teacher_options = load_sampling_options(source) if isinstance(source, Path) else DiffusionOptions()
+    options = DiffusionOptions(sampler=cfg.sampler, num_inference_steps=cfg.sample_steps,
+                               guidance_scale=cfg.guidance or teacher_options.guidance_scale)
+    if not cfg.guidance_min <= options.guidance_scale <= cfg.guidance_max:
+        raise SystemExit(f"the saved guidance {options.guidance_scale} is outside the distilled range "
+                         f"[{cfg.guidance_min}, {cfg.guidance_max}]: widen it or give --guidance")
+    run = Run(cfg, name="distill")
+    vae, text_encoder, tokenizer, teacher = (teacher_pipe.vae, teacher_pipe.text_encoder, teacher_pipe.tokenizer,
+                                             teacher_pipe.unet)
+    scheduler = make_scheduler("ddpm", teacher_pipe.scheduler.config)  # the training noise schedule
+    for frozen in (vae, text_encoder, teacher):
+        frozen.requires_grad_(False).eval().to(run.device)
+    student = make_student(teacher, cfg.embed_dim)
+    student.requires_grad_(True).train()
+    prompts = [p.strip() for p in cfg.sample_prompts.split("|") if p.strip()]
+    if run.is_main:  # what the student is measured against: the teacher at its own defaults, same seeds
+        save_grid(grid_images(teacher_pipe, teacher_options, prompts), run.out / "teacher.png", nrow=min(8, len(prompts)))
+
+    dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
+                           **shapes_options(cfg.data, cfg.p_two))
+    cached = build_latent_cache(dataset, vae, run.device)  # posterior moments: the teacher's VAE is frozen
+    text_table = build_text_cache(cached.texts, tokenizer, text_encoder, run.device).to(run.device)  # (U+1, T, D)
+    opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps)))
+    student, opt, sched = run.prepare(student, opt, sched)
+    ema = run.ema(student)
+    scale = vae.config.scaling_factor
+    run.print(f"student UNet {sum(p.numel() for p in run.unwrap(student).parameters()) / 1e6:.2f} M parameters, "
+              f"guidance range [{cfg.guidance_min}, {cfg.guidance_max}], {len(cached)} items, "
+              f"{len(text_table) - 1} distinct captions; teacher {cfg.teacher} at {teacher_options}")
+
+    def current() -> LatentDiffusionPipeline:
+        unet = ema.model if ema is not None else run.unwrap(student)
+        return LatentDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                                       scheduler=make_scheduler(cfg.sampler, scheduler.config))
+
+    for step, batch in run.loop(run.dataloader(cached)):
+        with torch.no_grad():
+            cond = text_table[batch["text_id"]]  # (B, T, D)
+            uncond = text_table[-1:].expand_as(cond)  # the empty prompt, (B, T, D)
+            z0 = sample_cached(batch["moments"], run.generator) * scale  # (B, C, h, w)
+        with run.accumulate(student):
+            loss = distill_loss(student, teacher, scheduler, z0, cond, uncond, (cfg.guidance_min, cfg.guidance_max),
+                                run.generator).mean()
+            run.backward(loss)
+            opt.step()
+            sched.step()
+            opt.zero_grad()
+        run.log(loss=loss)
+        if run.should_sample() and run.is_main and step + 1 < cfg.steps:
+            run.save_grid(grid_images(current(), options, prompts), "samples", nrow=min(8, len(prompts)))
+    if run.is_main:
+        pipe = current()
+        run.save_grid(grid_images(pipe, options, prompts), "samples", nrow=min(8, len(prompts)))
+        pipe.save_pretrained(str(run.out))
+        save_sampling_options(options, run.out)
+        (run.out / "t2i_distill.json").write_text(json.dumps(
+            {"method": "guidance distillation (Meng et al. 2023, stage one)", "teacher": reference(cfg.teacher),
+             "guidance_range": [cfg.guidance_min, cfg.guidance_max]}, indent=2) + "\n")
+        run.print(f"saved the guidance-distilled pipeline to {run.out} (defaults: {options})")
+    run.finish()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
