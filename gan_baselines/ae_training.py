@@ -126,7 +126,8 @@ def code_stats(model: nn.Module, dataset, device: torch.device, max_items: int =
 def train_autoencoder(cfg: AEConfig) -> Path:
     """Train one autoencoder on the runtime; returns the saved model folder (``OUT/model``)."""
     run = Run(cfg, name=f"ae-{cfg.variant}")
-    dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict)
+    dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
+                           image_column=cfg.image_column, caption_column=cfg.caption_column)
     model_config = model_config_for(cfg, dataset.channels)
     model = build_model(model_config)
     loss_fn = make_loss(cfg)

@@ -85,7 +85,8 @@ def train_vae(cfg: VAEConfig) -> Path:
         raise ValueError(f"conditioning must be one of {CONDITIONINGS}, got {cfg.conditioning!r}")
     family = "vae" if cfg.conditioning == "none" else "cvae"
     run = Run(cfg, name=family if family == "vae" else f"cvae-{cfg.conditioning}")
-    dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict)
+    dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
+                           image_column=cfg.image_column, caption_column=cfg.caption_column)
     extra: dict[str, Any] = {}
     encoder = None
     cond_dim = 0

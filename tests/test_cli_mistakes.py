@@ -57,8 +57,8 @@ MISTAKES = [
     (["train", "dcgan", "--data", "{tmp}/notes.txt"], r"\(not a recognised dataset\); use 'shapes', 'digits'"),
     (["train", "dcgan", "--data", "{tmp}/bad_data", "--strict"], r"strict mode: .*run without --strict to skip"),
     (["train", "dcgan", "--data", "{tmp}/all_bad"], r"no usable items in .*: fix the items listed"),
-    (["train", "dcgan", "--data", "{tmp}/nocolumn.csv"], r"no 'filepath' column \(rename the column"),
-    (["train", "dcgan", "--data", "{tmp}/nocaption"], r"no 'text' column \(rename the column"),
+    (["train", "dcgan", "--data", "{tmp}/nocolumn.csv"], r"no 'filepath' column \(set --image-column"),
+    (["train", "dcgan", "--data", "{tmp}/nocaption"], r"no 'text' column \(set --caption-column"),
     (["train", "dcgan", "--data", "shapes", "--n", "-1"], r"n must be a positive number of scenes"),
     # resume
     (["train", "dcgan", "--resume", "{tmp}/nowhere"], r"no such checkpoint folder; give a step_N folder .* --resume latest"),

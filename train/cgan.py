@@ -71,7 +71,8 @@ def evaluate(generator: cgan.ClassConditionalGenerator, per_class: int, seed: in
 def train(cfg: CGANConfig) -> Path:
     """Train the conditional GAN; returns the saved generator folder (``OUT/model``)."""
     run = Run(cfg, name="cgan")
-    dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict)
+    dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
+                           image_column=cfg.image_column, caption_column=cfg.caption_column)
     num_classes = getattr(dataset, "num_classes", None) or 0
     if num_classes < 2:
         raise ValueError(f"cgan needs a labelled dataset (digits, shapes, or a folder with labels); "

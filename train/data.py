@@ -30,7 +30,7 @@ from t2i.data import DEFAULT_N, describe_source, load_dataset, shapes
 from t2i.data.bad_data import BadDataReport
 from t2i.data.digits import write_digits
 from t2i.data.folder import find_metadata
-from t2i.data.shards import ShardDataset, write_shards
+from t2i.data.shards import write_shards
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,8 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="a folder with metadata.jsonl, a .csv/.tsv file, or WebDataset shards")
     p.add_argument("--strict", action="store_true", help="also count images that needed conversion to RGB")
     p.add_argument("--split", default=None, help="only this split of a folder with split subfolders; None: all of them")
-    p.add_argument("--image-column", default=None, help="image column; None: file_name for folders, filepath for CSV")
-    p.add_argument("--caption-column", default=None, help="caption column; None: text for folders, title for CSV")
+    p.add_argument("--image-column", default=None, help="image column; None: file_name for folders, filepath for CSV, any image extension for shards")
+    p.add_argument("--caption-column", default=None, help="caption column; None: text for folders, title for CSV, txt for shards")
     p.add_argument("--sep", default=None, help="CSV separator; None: by extension, ',' (.csv) or tab (.tsv)")
     return parser
 
@@ -107,9 +107,9 @@ def _validate(args: argparse.Namespace) -> int:
                if v is not None}
     try:
         if kind == "shards":
-            if columns or args.sep:
-                raise ValueError("--image-column/--caption-column/--sep apply to folders and CSV files only")
-            reports.append(ShardDataset(args.path).scan())
+            if args.sep:
+                raise ValueError("--sep applies to CSV files only")
+            reports.append(load_dataset(args.path, **columns).scan())
         else:
             if kind == "csv" and args.sep is not None:
                 columns["sep"] = args.sep

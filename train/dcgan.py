@@ -42,7 +42,8 @@ class DCGANConfig(GANRunConfig):
 def train(cfg: DCGANConfig) -> Path:
     """Train the DCGAN; returns the saved generator folder (``OUT/model``)."""
     run = Run(cfg, name="dcgan")
-    dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict)
+    dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
+                           image_column=cfg.image_column, caption_column=cfg.caption_column)
     arch = {"latent_dim": cfg.latent_dim, "channels": dataset.channels, "size": cfg.size, "g_base": cfg.g_base,
             "d_base": cfg.d_base}
     G, D = dcgan.build(arch)

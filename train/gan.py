@@ -43,7 +43,8 @@ class GANConfig(GANRunConfig):
 def train(cfg: GANConfig) -> Path:
     """Train the MLP GAN; returns the saved generator folder (``OUT/model``)."""
     run = Run(cfg, name="gan")
-    dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict)
+    dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
+                           image_column=cfg.image_column, caption_column=cfg.caption_column)
     arch = {"latent_dim": cfg.latent_dim, "channels": dataset.channels, "size": cfg.size, "hidden": cfg.hidden,
             "layers": cfg.layers}
     G, D = gan.build(arch)

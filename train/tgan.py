@@ -113,7 +113,8 @@ def evaluate(generator: tgan.TextGANGenerator, n: int, size: int, seed: int) -> 
 def train(cfg: TGANConfig) -> Path:
     """Train the text-conditional GAN; returns the saved generator folder (``OUT/model``)."""
     run = Run(cfg, name="tgan")
-    dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict)
+    dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
+                           image_column=cfg.image_column, caption_column=cfg.caption_column)
     encoder = TextEncoder.from_pretrained(cfg.clip, device=run.device)
     embed = CaptionCache(encoder)
     arch = {"text_dim": encoder.pooled_dim, "latent_dim": cfg.latent_dim, "cond_dim": cfg.cond_dim,

@@ -162,7 +162,8 @@ def evaluate(generator: tgan_attn.AttnTextGANGenerator, n: int, size: int, seed:
 def train(cfg: AttnGANConfig) -> Path:
     """Train the attention text GAN; returns the saved generator folder (``OUT/model``)."""
     run = Run(cfg, name="tgan-attn")
-    dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict)
+    dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
+                           image_column=cfg.image_column, caption_column=cfg.caption_column)
     encoder = TextEncoder.from_pretrained(cfg.clip, device=run.device)
     embed = TokenCache(encoder)
     pool = None

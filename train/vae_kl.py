@@ -87,7 +87,8 @@ def shapes_reconstruction_accuracy(vae, device: torch.device, size: int, n: int 
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_config(VAEKLConfig, argv, prog="t2i train vae-kl", description=__doc__, presets=presets_in(PRESETS))
     run = Run(cfg, name="vae-kl")
-    dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict)
+    dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
+                           image_column=cfg.image_column, caption_column=cfg.caption_column)
     vae = build_vae(cfg.arch, sample_size=cfg.size, latent_channels=cfg.latent_channels)
     if cfg.size % vae_factor(vae):
         raise SystemExit(f"--size {cfg.size} must be a multiple of the VAE factor {vae_factor(vae)}")
@@ -141,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         # (digits' test split has only 355 images, fewer than the default)
         try:
             test = load_dataset(cfg.data, split="test", size=cfg.size, seed=cfg.seed,
-                                n=cfg.eval_images if cfg.data == "shapes" else None)
+                                n=cfg.eval_images if cfg.data == "shapes" else None,
+                                image_column=cfg.image_column, caption_column=cfg.caption_column)
         except ValueError as err:  # a single-split folder, a CSV or shards: no test split to measure on
             run.print(f"vae-kl: no test split ({err}); the PSNR below is measured on training images")
             test = dataset

@@ -111,7 +111,8 @@ def _check_options(kind: str, options: dict[str, Any], allowed: tuple[str, ...])
 
 
 def load_dataset(source: str | Path, split: str = "train", size: int = 32, n: int | None = None,
-                 seed: int = 0, strict: bool = False, channels: int | None = None, **options: Any):
+                 seed: int = 0, strict: bool = False, channels: int | None = None, image_column: str = "",
+                 caption_column: str = "", **options: Any):
     """Load any dataset source (see the module docstring) as a torch dataset.
 
     ``strict=True`` turns bad data (corrupt/truncated/missing images, empty captions)
@@ -124,8 +125,20 @@ def load_dataset(source: str | Path, split: str = "train", size: int = 32, n: in
     For user data ``n`` keeps the first ``n`` rows (before bad ones are dropped); shapes
     and digits default to ``DEFAULT_N`` / the whole split. A name (``shapes``, ``digits``)
     wins over a folder of that name: write ``./shapes`` for the folder.
+
+    ``image_column`` / ``caption_column`` (every trainer's ``--image-column`` / ``--caption-column``)
+    name where user data keeps its images and captions; "" = the source's default (metadata.jsonl
+    ``file_name``/``text``, CSV ``filepath``/``title`` as open_clip, shards: any image extension /
+    ``txt``). For shards they are member extensions (``jpg``, ``caption``). Shapes and digits refuse them.
     """
     kind = describe_source(source)
+    columns = {k: v for k, v in (("image_column", image_column), ("caption_column", caption_column)) if v}
+    if columns and kind in ("shapes", "digits"):
+        raise ValueError(f"--image-column/--caption-column name columns of user data (a folder, a .csv/.tsv, "
+                         f"shards); {kind!r} has none (drop them)")
+    if kind == "shards":  # a WebDataset sample's members are named by extension
+        columns = {("image_ext" if k == "image_column" else "caption_ext"): v for k, v in columns.items()}
+    options = {**options, **columns}
     if kind == "shapes":
         _check_options(kind, options, SHAPES_OPTIONS)
         return shapes_dataset(split, size, n, seed, channels, **options)

@@ -248,8 +248,8 @@ def _to_rows(table: list[tuple[str, dict[str, Any]]], base: Path, image_column: 
     columns = sorted({str(k) for _, r in table for k in r})
     for needed, option in ((image_column, "image_column"), (caption_column, "caption_column")):
         if table and needed not in columns:
-            raise ValueError(f"{source}: no {needed!r} column (rename the column to {needed!r}, or in Python pass "
-                             f"{option}=... to load_dataset); columns found: {columns}")
+            raise ValueError(f"{source}: no {needed!r} column (set --{option.replace('_', '-')}, or {option}=... "
+                             f"in load_dataset, to one of the columns found: {columns})")
     rows = []
     inside = os.path.normpath(base.absolute())
     for where, r in table[:n] if n is not None else table:

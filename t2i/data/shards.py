@@ -38,7 +38,7 @@ from webdataset.tariterators import group_by_keys, tar_file_expander, url_opener
 
 from .bad_data import BadDataReport, BadImage, check_caption, load_image
 
-SHARD_OPTIONS = ("shuffle_buffer", "start", "caption_ext", "split_by_worker")
+SHARD_OPTIONS = ("shuffle_buffer", "start", "image_ext", "caption_ext", "split_by_worker")
 IMAGE_EXTS = ("png", "jpg", "jpeg", "webp", "bmp")
 
 
@@ -60,7 +60,8 @@ class ShardDataset(IterableDataset):
 
     def __init__(self, source: str | Path, size: int = 32, n: int | None = None, seed: int = 0,
                  strict: bool = False, channels: int | None = None, shuffle_buffer: int = 0,
-                 start: int = 0, caption_ext: str = "txt", split: str = "train", split_by_worker: bool = False):
+                 start: int = 0, caption_ext: str = "txt", split: str = "train", split_by_worker: bool = False,
+                 image_ext: str = ""):
         if split != "train":
             raise ValueError(f"WebDataset shards are a single split: use split='train', got {split!r}")
         if channels not in (None, 1, 3):
@@ -73,10 +74,27 @@ class ShardDataset(IterableDataset):
         self.n, self.seed, self.epoch = n, int(seed), 0
         self.shuffle_buffer, self.start, self.caption_ext = int(shuffle_buffer), int(start), caption_ext
         self.split_by_worker = bool(split_by_worker)
+        self.image_exts = (image_ext,) if image_ext else IMAGE_EXTS  # "" = the first image extension present
         self.num_classes, self.class_names, self.records = 0, [], None
         self.report = BadDataReport(source=self.source)
+        if image_ext or caption_ext != "txt":
+            self._check_members()
         if strict:
             self.scan().raise_if_problems()
+
+    def _check_members(self) -> None:
+        """A chosen image/caption extension must be a member of the first sample (ValueError listing them)."""
+        first = next(iter(self.raw_samples()), None)
+        if first is None:
+            return
+        members = sorted(k for k in first if not k.startswith("__"))
+        chosen = [(self.caption_ext, "caption_column")]
+        if self.image_exts != IMAGE_EXTS:
+            chosen.append((self.image_exts[0], "image_column"))
+        for ext, option in chosen:
+            if ext not in first:
+                raise ValueError(f"{self.source}: no {ext!r} member in sample {first['__key__']!r} "
+                                 f"(set {option} to one of its members: {members})")
 
     def set_epoch(self, epoch: int) -> None:
         """Reseed the shuffle buffer (no effect without one)."""
@@ -111,9 +129,9 @@ class ShardDataset(IterableDataset):
     def decode(self, sample: dict[str, Any], position: int) -> dict[str, Any]:
         """A raw sample -> an item; raises ``BadImage`` when it cannot be used."""
         name = f"{sample.get('__url__', '?')}:{sample['__key__']}"
-        ext = next((e for e in IMAGE_EXTS if e in sample), None)
+        ext = next((e for e in self.image_exts if e in sample), None)
         if ext is None:
-            raise BadImage("missing", f"no image ({'/'.join(IMAGE_EXTS)}) for this key")
+            raise BadImage("missing", f"no image ({'/'.join(self.image_exts)}) for this key")
         raw = sample.get(self.caption_ext)
         try:
             text = check_caption(raw.decode("utf-8") if isinstance(raw, bytes) else raw)

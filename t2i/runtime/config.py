@@ -34,6 +34,8 @@ class RunConfig:
     num_workers: int = 0  # DataLoader worker processes (0 = load in the training process)
     strict: bool = False  # turn any bad data item into an error before training starts instead of skipping it
     data: str = "shapes"  # training data: shapes | digits | a folder with metadata.jsonl | a .csv/.tsv | WebDataset shards
+    image_column: str = ""  # user data: the image column ("" = file_name in metadata.jsonl, filepath in a CSV; shards: the image extension, "" = any)
+    caption_column: str = ""  # user data: the caption column ("" = text in metadata.jsonl, title in a CSV; shards: the caption extension, "" = txt)
     size: int = 32  # image side length in pixels
     cpu: bool = False  # train on the CPU even when a GPU is available
     divergence_factor: float = 1e4  # stop when |loss| exceeds this many times max(1, |first loss|): a loss explosion (too high an lr); 0 = off
@@ -48,6 +50,10 @@ class RunConfig:
         "checkpoints_keep", "sample_every", "log_every", "tensorboard", "num_workers", "strict", "cpu",
         "divergence_factor", "eval_n", "eval_images", "max_minutes", "sample_prompts", "sampler", "sample_steps",
         "guidance", "save_dtype")
+
+    # Fields added after runs existed: left out of the identity while at these values, so a checkpoint
+    # written before the field existed stays resumable (its run learnt exactly what the default gives).
+    identity_defaults: ClassVar[dict[str, object]] = {"image_column": "", "caption_column": ""}
 
     def validate(self) -> None:
         """Raise ValueError naming the bad field and what is allowed (called by ``Run``)."""

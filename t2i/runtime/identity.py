@@ -57,7 +57,9 @@ class RunIdentity:
 def identity_of(cfg: Any, name: str) -> RunIdentity:
     """The identity of a run of trainer ``name`` with config ``cfg`` (a ``RunConfig`` subclass)."""
     resumable = set(getattr(type(cfg), "resumable", ()))
-    settings = {k: v for k, v in sorted(config_to_dict(cfg).items()) if k not in resumable and k != "seed"}
+    later = getattr(type(cfg), "identity_defaults", {})  # fields added later count only when set
+    settings = {k: v for k, v in sorted(config_to_dict(cfg).items())
+                if k not in resumable and k != "seed" and not (k in later and v == later[k])}
     digest = hashlib.sha256(json.dumps({"name": name, **settings}, sort_keys=True).encode()).hexdigest()[:12]
     return RunIdentity(name, int(cfg.seed), digest, settings)
 
