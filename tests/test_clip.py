@@ -72,6 +72,29 @@ def test_pretrained_file_and_folder(tmp_path):
         create_clip("t2i-small", pretrained=folder)
 
 
+def test_pretrained_loads_without_the_random_init_warning_and_says_where(tmp_path, caplog):
+    """Issue 16: open_clip logged "No pretrained weights loaded ... initialized randomly" before we loaded them."""
+    import logging
+
+    from t2i.builtin import ROOT
+
+    folder = save_clip(create_clip("t2i-tiny"), tmp_path / "m")
+    for pretrained, expected in ((folder, folder / "open_clip_model.safetensors"),
+                                 ("shapes-clip", ROOT / "shapes-clip" / "open_clip_model.safetensors")):
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            create_clip("t2i-tiny", pretrained=pretrained)
+        assert not [r for r in caplog.records if "initialized randomly" in r.getMessage()]
+        ours = [r.getMessage() for r in caplog.records if r.name == "t2i.clip.model"]
+        assert ours == [f"CLIP t2i-tiny: weights loaded from {expected}"]
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        load_clip("shapes-clip")
+    assert not [r for r in caplog.records if "initialized randomly" in r.getMessage()]
+    assert [r.getMessage() for r in caplog.records if r.name == "t2i.clip.model"] == [
+        f"CLIP shapes-clip: weights loaded from {ROOT / 'shapes-clip' / 'open_clip_model.safetensors'}"]
+
+
 def test_missing_pretrained_weight_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(FileNotFoundError, match="laion/CLIP-ViT-B-32-laion2B-s34B-b79K") as info:

@@ -192,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         run.print(f"clip: note: data at {size} px is resized to the model's {image_size(model)} px input")
     tokenizer = get_tokenizer(model)
     dataset = load_dataset(cfg.data, split="train", size=size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
+                           image_column=cfg.image_column, caption_column=cfg.caption_column,
                            **shapes_options(cfg.data, cfg.p_two))
     records = getattr(dataset, "records", None)  # shapes: scene labels, for the structured perturber
     kinds = check_kinds(cfg.kinds(), cfg.hard_negatives) if cfg.hard_negatives != "off" else []
@@ -199,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     run.print(f"clip: {cfg.model} ({trainable / 1e6:.2f} M trainable parameters), "
               f"{cfg.loss if not kinds else f'NegCLIP ({cfg.negatives_per_caption} of {kinds})'} loss, "
               f"{len(dataset) if hasattr(dataset, '__len__') else 'streamed'} training items at {size} px")
+    start = (f"the weights of {cfg.pretrained}" if cfg.pretrained else
+             f"the saved weights of {cfg.model}" if is_saved(cfg.model) else "random weights")
+    run.print(f"clip: starting from {start}")
 
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
 

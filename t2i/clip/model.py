@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ import torch
 import torch.nn.functional as F
 
 from t2i.io import save_model
+
+logger = logging.getLogger(__name__)
 
 CONFIG_NAME = "open_clip_config.json"
 WEIGHTS_NAME = "open_clip_model.safetensors"
@@ -90,6 +93,7 @@ def load_clip(folder_or_name: str | Path, device: str | torch.device = "cpu") ->
         raise FileNotFoundError(f"{folder} has {CONFIG_NAME} but no weights; looked for {list(CHECKPOINT_NAMES)}")
     register_presets()
     model = open_clip.create_model("local-dir:" + str(folder), device=device)
+    logger.info("CLIP %s: weights loaded from %s", folder_or_name, _checkpoint_in(folder))
     model_cfg = json.loads((folder / CONFIG_NAME).read_text())["model_cfg"]
     return _attach_cfg(model, model_cfg, "local-dir:" + str(folder)).eval()
 
@@ -106,7 +110,10 @@ def create_clip(name: str | Path, pretrained: str | Path | None = None, device: 
     """Build a CLIP by architecture name / preset / folder, with optional pretrained weights.
 
     ``pretrained`` is an open_clip tag (``laion2b_s34b_b79k``: needs the network or a warm
-    cache), a checkpoint file, or a folder (an open_clip folder or one holding a weight file).
+    cache), a checkpoint file, a folder (an open_clip folder or one holding a weight file) or a
+    built-in name (``shapes-clip``). A file or folder is handed to open_clip as its ``pretrained``
+    file, so it loads the weights itself (strictly) and logs no "initialized randomly"; one INFO
+    line of logger ``t2i.clip.model`` says which weights were loaded from where.
     ``model_overrides`` change top-level model_cfg keys, e.g. ``init_logit_bias=-10.0`` for SigLIP.
     """
     import open_clip
@@ -127,7 +134,9 @@ def create_clip(name: str | Path, pretrained: str | Path | None = None, device: 
     model_cfg.update(model_overrides)
     checkpoint, tag = None, None
     if pretrained is not None:
-        path = Path(str(pretrained)).expanduser()
+        from t2i.builtin import is_builtin, resolve
+
+        path = resolve(pretrained) if is_builtin(pretrained) else Path(str(pretrained)).expanduser()
         if path.is_dir():
             if is_clip_folder(path):  # a saved model of the same architecture
                 saved = json.loads((path / CONFIG_NAME).read_text())["model_cfg"]
@@ -139,10 +148,11 @@ def create_clip(name: str | Path, pretrained: str | Path | None = None, device: 
             checkpoint = path
         else:
             tag = _check_tag(name, str(pretrained))
-    if tag is None:
+    if checkpoint is not None:  # open_clip loads the file itself (strict), so it does not warn "initialized randomly"
+        model = open_clip.create_model(name, pretrained=str(checkpoint), device=device, **model_overrides)
+        logger.info("CLIP %s: weights loaded from %s", name, checkpoint)
+    elif tag is None:  # an architecture with random weights: open_clip's own warning says so, truly
         model = open_clip.create_model(name, pretrained=None, device=device, **model_overrides)
-        if checkpoint is not None:
-            open_clip.load_checkpoint(model, str(checkpoint), strict=True)
     else:  # open_clip downloads (or finds in its cache) the tag's file and applies its preprocess cfg
         try:
             model = open_clip.create_model(name, pretrained=tag, device=device, **model_overrides)
