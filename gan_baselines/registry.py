@@ -57,8 +57,8 @@ def options_type(family: str) -> type:
 
 
 def family_of(folder: Path) -> str:
-    if (folder / "model_index.json").is_file():
-        return "ldm"
+    if (folder / "model_index.json").is_file() or (folder / "t2i_lora.json").is_file():
+        return "ldm"  # a pipeline folder, or a LoRA run of `t2i train ldm --lora-rank` (its config.json is the run's)
     config = folder / "config.json"
     if not config.is_file():
         raise FileNotFoundError(f"{folder} is not a saved model: it has neither config.json nor model_index.json; "

@@ -14,7 +14,10 @@ Output (the diffusers convention: the run folder is the model):
   the run's ``config.json``, ``checkpoints/``, ``samples/`` (grids of the fixed prompts) and
   ``curves.png``; ``t2i sample --model OUT`` and ``StableDiffusionPipeline.from_pretrained(OUT)`` load it;
 - LoRA: ``OUT/pytorch_lora_weights.safetensors`` (``pipe.load_lora_weights(OUT)``) and
-  ``OUT/t2i_lora.json`` naming the base pipeline.
+  ``OUT/t2i_lora.json`` naming the base pipeline (a built-in name as it is, a path made absolute);
+  ``t2i sample/eval/bench/app`` load the run folder like a pipeline.
+Sampling defaults (``t2i_sampling.json``): ``--sampler/--sample-steps/--guidance`` when given, else,
+with ``--init``, the base pipeline's own saved defaults, else ``DiffusionOptions()``.
 
     t2i train ldm --data shapes --vae /tmp/vae-kl --clip shapes-clip --unet test --steps 20 --batch-size 16 --out /tmp/ldm
     t2i train ldm --preset shapes-tiny --vae runs/shapes-vae-kl --out runs/shapes-ldm    # the built-in recipe
@@ -23,6 +26,7 @@ Output (the diffusers convention: the run folder is the model):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,12 +34,13 @@ from typing import Literal
 
 import torch
 
+from t2i.builtin import reference, resolve
 from t2i.config import parse_config, presets_in
 from t2i.data import load_dataset, shapes_options
 from t2i.diffusion.first_stage import load_vae
 from t2i.diffusion.interop import check_components, load_pipeline, load_text_components
 from t2i.diffusion.lora import add_lora, save_lora
-from t2i.diffusion.options import DiffusionOptions, SamplerName, save_sampling_options
+from t2i.diffusion.options import DiffusionOptions, SamplerName, load_sampling_options, save_sampling_options
 from t2i.diffusion.pipeline import (LatentDiffusionPipeline, LDMGenerator, encode_text, make_scheduler,
                                     training_scheduler)
 from t2i.diffusion.training import (build_latent_cache, build_text_cache, diffusion_loss, drop_captions,
@@ -72,9 +77,9 @@ class LDMConfig(RunConfig):
     grad_clip: float = 1.0  # clip the global gradient norm to this value; 0 = off
     checkpoint_every: int = 1000  # write a resumable checkpoint every N steps; 0 = only at the end
     sample_prompts: str = SAMPLE_PROMPTS  # fixed prompts of the sample grids, separated by "|"
-    sampler: SamplerName = "dpm-solver++"  # sampler of the grids and the saved default
-    sample_steps: int = 20  # sampling steps of the grids and the saved default
-    guidance: float = 3.0  # classifier-free guidance of the grids and the saved default (1 = none)
+    sampler: SamplerName | None = None  # sampler of the grids and the saved default; None = the --init pipeline's saved one, else dpm-solver++
+    sample_steps: int | None = None  # sampling steps of the grids and the saved default; None = the --init pipeline's, else 20
+    guidance: float | None = None  # classifier-free guidance of the grids and the saved default (1 = none); None = the --init pipeline's, else 3
 
 
 def build_components(cfg: LDMConfig) -> dict:
@@ -97,12 +102,20 @@ def build_components(cfg: LDMConfig) -> dict:
 
 
 def sampling_defaults(cfg: LDMConfig) -> DiffusionOptions:
-    """The options of the grids, saved as the model's defaults (``t2i_sampling.json``)."""
-    return DiffusionOptions(sampler=cfg.sampler, num_inference_steps=cfg.sample_steps, guidance_scale=cfg.guidance)
+    """The options of the grids, saved as the model's defaults (``t2i_sampling.json``): the ones given
+    (``--sampler``, ``--sample-steps``, ``--guidance``) over, when fine-tuning, the base pipeline's own
+    ``t2i_sampling.json`` (a fine-tune keeps its base's guidance unless told otherwise), else
+    ``DiffusionOptions()``."""
+    base = DiffusionOptions()
+    if cfg.init:
+        source = resolve(cfg.init, hub=True, what="pipeline")
+        base = load_sampling_options(source) if isinstance(source, Path) else base  # a hub id has no such file
+    given = {"sampler": cfg.sampler, "num_inference_steps": cfg.sample_steps, "guidance_scale": cfg.guidance}
+    return dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})
 
 
 @torch.no_grad()
-def sample_grid(run: Run, parts: dict, unet, cfg: LDMConfig, prompts: list[str]) -> None:
+def sample_grid(run: Run, parts: dict, unet, options: DiffusionOptions, prompts: list[str]) -> None:
     """One image per fixed prompt through the generator contract, prompt i from seed i: the last grid is
     ``t2i sample --model OUT --prompts <the prompts> --seed 0``."""
     from t2i.generator import generate_conditions
@@ -110,7 +123,7 @@ def sample_grid(run: Run, parts: dict, unet, cfg: LDMConfig, prompts: list[str])
     pipe = LatentDiffusionPipeline(parts["vae"], parts["text_encoder"], parts["tokenizer"], unet, parts["scheduler"])
     was_training = unet.training
     unet.eval()
-    images = generate_conditions(LDMGenerator(pipe, sampling_defaults(cfg)), prompts, seed=0, n=1)
+    images = generate_conditions(LDMGenerator(pipe, options), prompts, seed=0, n=1)
     unet.train(was_training)
     run.save_grid(images, "samples", nrow=min(8, len(images)))
 
@@ -136,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     unet.train()
     scale = vae.config.scaling_factor
     dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
+                           image_column=cfg.image_column, caption_column=cfg.caption_column,
                            **shapes_options(cfg.data, cfg.p_two))
 
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -153,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
               f"latents {tuple(run.unwrap(unet).config[k] for k in ('in_channels', 'sample_size'))} (channels, side), "
               f"scaling factor {scale:.4f}, {items} items, cache={cfg.cache}")
     prompts = [p.strip() for p in cfg.sample_prompts.split("|") if p.strip()]
+    options = sampling_defaults(cfg)
 
     for step, batch in run.loop(run.dataloader(dataset)):
         with torch.no_grad():
@@ -175,23 +190,23 @@ def main(argv: list[str] | None = None) -> int:
             opt.zero_grad()
         run.log(loss=loss)
         if run.should_sample() and run.is_main and step + 1 < cfg.steps:
-            sample_grid(run, parts, ema.model if ema is not None else run.unwrap(unet), cfg, prompts)
+            sample_grid(run, parts, ema.model if ema is not None else run.unwrap(unet), options, prompts)
     if run.is_main:  # the last grid from the weights that are saved (the EMA's last update included)
-        sample_grid(run, parts, ema.model if ema is not None else run.unwrap(unet), cfg, prompts)
+        sample_grid(run, parts, ema.model if ema is not None else run.unwrap(unet), options, prompts)
 
     final = ema.model if ema is not None else run.unwrap(unet)
     if run.is_main:
         if cfg.lora_rank:
             save_lora(run.out, final)
             (run.out / "t2i_lora.json").write_text(json.dumps(
-                {"family": "ldm", "base": str(Path(cfg.init).resolve()) if Path(cfg.init).exists() else cfg.init,
+                {"family": "ldm", "base": reference(cfg.init),
                  "rank": cfg.lora_rank, "alpha": cfg.lora_alpha or cfg.lora_rank}, indent=2) + "\n")
         else:
             # the folder's scheduler is the default sampler, built on the training noise schedule
             pipe = LatentDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=final,
-                                           scheduler=make_scheduler(cfg.sampler, scheduler.config))
+                                           scheduler=make_scheduler(options.sampler, scheduler.config))
             pipe.save_pretrained(str(run.out))
-        save_sampling_options(sampling_defaults(cfg), run.out)
+        save_sampling_options(options, run.out)
         run.print(f"saved {'LoRA weights' if cfg.lora_rank else 'pipeline'} to {run.out}")
     run.finish()
     return 0

@@ -318,9 +318,11 @@ def load_generator(path: Any) -> LDMGenerator:
     folder = Path(str(path))
     lora = folder / "t2i_lora.json"
     if lora.is_file():
+        from t2i.builtin import resolve
         from t2i.diffusion.lora import apply_lora
 
-        pipe = LatentDiffusionPipeline.from_pretrained(json.loads(lora.read_text())["base"], dtype=torch.float32)
+        base = resolve(json.loads(lora.read_text())["base"], hub=True, what=f"base pipeline of the LoRA run {folder}")
+        pipe = LatentDiffusionPipeline.from_pretrained(str(base), dtype=torch.float32)
         apply_lora(pipe, folder)
     else:  # float32 even for half-precision files (compact built-ins): CPU sampling wants it
         pipe = LatentDiffusionPipeline.from_pretrained(str(path), dtype=torch.float32)

@@ -1,0 +1,72 @@
+"""Fine-tuning runs of `t2i train ldm --init` (issue 16): a LoRA run folder loads in sample, eval, bench and
+the app; its base is saved by reference (a built-in name stays a name); the sampling defaults are the base
+pipeline's unless --guidance/--sampler/--sample-steps are given."""
+
+import json
+
+import pytest
+
+from gan_baselines.registry import load_generator
+from t2i.builtin import ROOT
+from t2i.diffusion.options import load_sampling_options
+from train.cli import main as t2i
+
+RUN = ["--steps", "2", "--batch-size", "8", "--n", "16", "--log-every", "1", "--checkpoint-every", "0",
+       "--sample-prompts", "a red circle"]
+BASE = load_sampling_options(ROOT / "shapes-ldm")  # guidance 5, the trainer's own default is 3
+
+
+@pytest.fixture(scope="module")
+def lora_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("lora") / "run"
+    assert t2i(["train", "ldm", "--init", "shapes-ldm", "--lora-rank", "2", *RUN, "--out", str(out)]) == 0
+    return out
+
+
+def test_lora_run_names_its_builtin_base_and_keeps_its_sampling_defaults(lora_run):
+    assert json.loads((lora_run / "t2i_lora.json").read_text())["base"] == "shapes-ldm"
+    assert load_sampling_options(lora_run) == BASE and BASE.guidance_scale == 5.0
+
+
+def test_lora_run_loads_in_sample_eval_bench_and_app(lora_run, tmp_path):
+    from apps.app import AppConfig
+    from apps.models import AppModels
+    from t2i.bench.config import BenchConfig, resolve
+    from train.bench import Bench
+
+    generator = load_generator(lora_run)
+    assert generator.family == "ldm" and generator.options == BASE
+    assert t2i(["sample", "--model", str(lora_run), "--prompt", "a red circle", "--num-inference-steps", "2",
+                "--out", str(tmp_path / "sample")]) == 0
+    assert t2i(["eval", "--model", str(lora_run), "--prompts", "shapes:test:2", "--clip", "shapes-clip",
+                "--metrics", "clip-score", "--out", str(tmp_path / "eval")]) == 0
+    bench = Bench(resolve(BenchConfig(quick=True, out=str(tmp_path / "b"), work=str(tmp_path / "w"))), [], {})
+    assert bench.load(lora_run).family == "ldm"
+    models = AppModels.load(AppConfig(diffusion=str(lora_run), outputs=str(tmp_path / "outputs")))
+    assert models.diffusion.options == BASE
+
+
+def test_lora_base_given_as_a_path_is_stored_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)  # a relative path to the base
+    out = tmp_path / "run"
+    assert t2i(["train", "ldm", "--init", "shapes-ldm/", "--lora-rank", "2", *RUN, "--out", str(out)]) == 0
+    assert json.loads((out / "t2i_lora.json").read_text())["base"] == str(ROOT / "shapes-ldm")
+
+
+def test_full_fine_tune_keeps_the_base_defaults_and_given_options_win(tmp_path):
+    full = tmp_path / "full"
+    assert t2i(["train", "ldm", "--init", "shapes-ldm", *RUN, "--out", str(full)]) == 0
+    assert load_sampling_options(full) == BASE
+    given = tmp_path / "given"
+    assert t2i(["train", "ldm", "--init", "shapes-ldm", "--lora-rank", "2", "--guidance", "2", "--sampler", "ddim",
+                "--sample-steps", "4", *RUN, "--out", str(given)]) == 0
+    options = load_sampling_options(given)
+    assert (options.guidance_scale, options.sampler, options.num_inference_steps) == (2.0, "ddim", 4)
+
+
+def test_training_from_scratch_keeps_the_old_defaults(tmp_path):
+    out = tmp_path / "scratch"
+    assert t2i(["train", "ldm", "--vae", "shapes-vae-kl", "--unet", "test", "--sample-steps", "2", *RUN,
+                "--out", str(out)]) == 0
+    options = load_sampling_options(out)
+    assert (options.guidance_scale, options.sampler) == (3.0, "dpm-solver++")
