@@ -6,10 +6,12 @@ models with the diffusion model's own default sampler, steps and guidance, round
 included (median of 5 seeds). Needs the test extra (`gradio_client`).
 
     python -m benchmarks.app_latency            # prints a table; append it to benchmarks/RESULTS.md by hand
+    python -m benchmarks.app_latency --diffusion shapes-ldm --repeats 9   # another diffusion model in the app
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 import statistics
@@ -43,23 +45,29 @@ def wait_until_up(url: str, proc: subprocess.Popen, limit: float = 300.0) -> Non
     raise SystemExit(f"t2i app not ready after {limit:.0f} s")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    from apps.app import AppConfig
     from t2i.builtin import resolve
     from t2i.diffusion.options import load_sampling_options
 
-    defaults = load_sampling_options(resolve("shapes-ldm"))  # what the app's controls start at
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.app_latency", description=__doc__.split("\n")[0])
+    parser.add_argument("--diffusion", default=AppConfig.diffusion, help="the app's diffusion model (default: the app's)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed requests (seeds 0, 1, ...)")
+    args = parser.parse_args(argv)
+    defaults = load_sampling_options(resolve(args.diffusion))  # what the app's controls start at
     sampler, steps, guidance = defaults.sampler, defaults.num_inference_steps, defaults.guidance_scale
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "train.cli", "app", "--port", str(port)], cwd=Path(__file__).parents[1],
+    proc = subprocess.Popen([sys.executable, "-m", "train.cli", "app", "--port", str(port), "--diffusion", args.diffusion],
+                            cwd=Path(__file__).parents[1],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_until_up(url, proc)
         ready = time.perf_counter() - start
         client = Client(url, verbose=False)
         rows = []
-        for seed in range(5):
+        for seed in range(args.repeats):
             t0 = time.perf_counter()
             *_, summary, _ = client.predict("a small red circle in the center", "", seed, False, 4, sampler, steps,
                                             guidance, False, api_name="/generate")
@@ -69,7 +77,8 @@ def main() -> None:
         proc.wait(timeout=30)
     print(f"load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs")
     print(f"| ready (`t2i app` launched until the page answers) | 4-image request for both models via gradio_client "
-          f"(median of 5; {steps} {sampler} steps, guidance {guidance:g}) | slowest of 5 |")
+          f"(median of {args.repeats}; `{args.diffusion}`, {steps} {sampler} steps, guidance {guidance:g}) | "
+          f"slowest of {args.repeats} |")
     print("| --- | --- | --- |")
     print(f"| {ready:.1f} s | {statistics.median(rows):.2f} s | {max(rows):.2f} s |")
     print("last summary:\n" + str(summary))

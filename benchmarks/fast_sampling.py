@@ -1,19 +1,19 @@
 """Few-step sampling study: latency and prompt accuracy of diffusion sampling configurations (issue 19).
 
-Each configuration is ``MODEL@STEPS`` (sampler and guidance: the model's own defaults from its
-``t2i_sampling.json``). For each one:
+Each configuration is ``MODEL@STEPS`` or ``MODEL@SAMPLER:STEPS`` (sampler and guidance otherwise the
+model's own defaults from its ``t2i_sampling.json``). For each one:
 - **latency** of the app's default request, 4 images of one prompt, median of ``--repeats`` calls
   after a warm-up, with the time split by part (text encoder, UNet, VAE decode; the rest is the
   scheduler, tensor-to-PIL and Python), measured by hooks around each part;
 - **prompt accuracy** by the shapes evaluator on ``--n`` one-object and ``--n`` two-object prompts of
   ``test`` and of ``novel`` (held-out colour-shape pairs), one image per prompt, prompt i from seed i:
-  the images of ``t2i sample --model MODEL --prompts FILE --seed 0 --num-inference-steps STEPS``.
+  the images of ``t2i sample --model MODEL --prompts FILE --seed 0 --sampler SAMPLER --num-inference-steps STEPS``.
 A guidance-distilled model (``t2i train distill``) runs one UNet pass per step, its teacher two.
 
 Appends a section to ``benchmarks/RESULTS.md`` and writes ``benchmarks/results/fast_sampling.json``
 and ``fast_sampling.png`` (one row per configuration: the same 8 two-object test prompts and seeds).
 
-    python -m benchmarks.fast_sampling --configs shapes-ldm@20 shapes-ldm@8 shapes-ldm-fast@8 shapes-ldm-fast@4 --n 200
+    python -m benchmarks.fast_sampling --configs shapes-ldm@20 shapes-ldm@ddim:8 shapes-ldm-fast@8 shapes-ldm-fast@4 --n 200
 """
 
 from __future__ import annotations
@@ -69,14 +69,14 @@ class PartTimer:
         self.unet_calls = 0
 
 
-def latency(gen: Any, steps: int, repeats: int) -> dict[str, Any]:
+def latency(gen: Any, options: dict[str, Any], repeats: int) -> dict[str, Any]:
     timer = PartTimer(gen.pipe)
-    gen.generate(prompts=[LATENCY_PROMPT], seed=0, num_images_per_prompt=4, num_inference_steps=steps)  # warm-up
+    gen.generate(prompts=[LATENCY_PROMPT], seed=0, num_images_per_prompt=4, **options)  # warm-up
     totals, parts = [], []
     for seed in range(repeats):
         timer.reset()
         start = time.perf_counter()
-        gen.generate(prompts=[LATENCY_PROMPT], seed=seed, num_images_per_prompt=4, num_inference_steps=steps)
+        gen.generate(prompts=[LATENCY_PROMPT], seed=seed, num_images_per_prompt=4, **options)
         totals.append(time.perf_counter() - start)
         parts.append({**timer.seconds, "unet_calls": timer.unet_calls})
     median = statistics.median(totals)
@@ -87,7 +87,7 @@ def latency(gen: Any, steps: int, repeats: int) -> dict[str, Any]:
     return row
 
 
-def accuracy(gen: Any, n: int, steps: int) -> tuple[dict[str, Any], list]:
+def accuracy(gen: Any, n: int, options: dict[str, Any]) -> tuple[dict[str, Any], list]:
     from t2i.data.shapes import prompts
     from t2i.evaluators.shapes import ShapesEvaluator
     from t2i.generator import generate_conditions
@@ -98,7 +98,7 @@ def accuracy(gen: Any, n: int, steps: int) -> tuple[dict[str, Any], list]:
     for split in ("test", "novel"):
         for kind in ("one", "two"):
             captions = [c for c, _ in prompts(n, seed=0, split=split, kind=kind)]
-            images = generate_conditions(gen, captions, seed=0, n=1, num_inference_steps=steps)
+            images = generate_conditions(gen, captions, seed=0, n=1, **options)
             judged = evaluator.judge(images, captions)
             keys = ("all_correct",) if kind == "one" else ("relation", "all_correct")
             table[f"{split}_{kind}"] = {k: round(sum(j[k] for j in judged) / len(judged), 3) for k in keys}
@@ -110,7 +110,7 @@ def accuracy(gen: Any, n: int, steps: int) -> tuple[dict[str, Any], list]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.fast_sampling", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--configs", nargs="+", default=["shapes-ldm@20", "shapes-ldm@8", "shapes-ldm-fast@8",
+    parser.add_argument("--configs", nargs="+", default=["shapes-ldm@20", "shapes-ldm@ddim:8", "shapes-ldm-fast@8",
                                                          "shapes-ldm-fast@4"], help="MODEL@STEPS, in table order")
     parser.add_argument("--n", type=int, default=200, help="prompts per split and kind (one image each)")
     parser.add_argument("--repeats", type=int, default=7, help="timed 4-image requests per configuration")
@@ -124,14 +124,15 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"machine": machine(), "n": args.n, "configs": {}}
     strips = []
     for spec in args.configs:
-        model, _, steps_text = spec.rpartition("@")
+        model, _, setting = spec.rpartition("@")
+        sampler, _, steps_text = setting.rpartition(":")
         if not model or not steps_text.isdigit():
-            parser.error(f"--configs: expected MODEL@STEPS, e.g. shapes-ldm@8; got {spec!r}")
+            parser.error(f"--configs: expected MODEL@STEPS or MODEL@SAMPLER:STEPS, e.g. shapes-ldm@ddim:8; got {spec!r}")
         gen = load_generator(model)
-        steps = int(steps_text)
-        row = {"model": model, "steps": steps, "sampler": gen.options.sampler, "guidance": gen.options.guidance_scale,
-               **latency(gen, steps, args.repeats)}
-        row["accuracy"], strip = accuracy(gen, args.n, steps)
+        options = {"num_inference_steps": int(steps_text), "sampler": sampler or gen.options.sampler}
+        row = {"model": model, "steps": int(steps_text), "sampler": options["sampler"],
+               "guidance": gen.options.guidance_scale, **latency(gen, options, args.repeats)}
+        row["accuracy"], strip = accuracy(gen, args.n, options)
         strips += strip
         results["configs"][spec] = row
         print(spec, json.dumps(row), flush=True)

@@ -208,6 +208,9 @@ def install(recipe: Recipe, run: Path, root: Path, clip_run: str, command: str, 
     shutil.rmtree(tmp, ignore_errors=True)
     if recipe.half:
         save_half_copy(source, tmp)
+        for part in recipe.parts:  # files beside the pipeline that the half copy does not write
+            if (source / part).is_file() and not (tmp / part).exists():
+                shutil.copy2(source / part, tmp / part)
     elif recipe.parts:
         tmp.mkdir(parents=True)
         for part in recipe.parts:

@@ -59,9 +59,9 @@ class DistillConfig(RunConfig):
     grad_clip: float = 1.0  # clip the global gradient norm to this value; 0 = off
     checkpoint_every: int = 500  # write a resumable checkpoint every N steps; 0 = only at the end
     sample_prompts: str = SAMPLE_PROMPTS  # fixed prompts of the sample grids, separated by "|"
-    sampler: SamplerName = "dpm-solver++"  # sampler of the grids and the saved default
+    sampler: SamplerName = "ddim"  # sampler of the grids and the saved default (at 8 steps DDIM beat DPM-Solver++: benchmarks/RESULTS.md)
     sample_steps: int = 8  # sampling steps of the grids and the saved default
-    guidance: float = 0.0  # guidance of the grids and the saved default; 0 = the teacher's default
+    guidance: float | None = None  # guidance of the grids and the saved default; None = the teacher's saved one
 
 
 def check(cfg: DistillConfig) -> None:
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     source = resolve(cfg.teacher, hub=True, what="pipeline")
     teacher_options = load_sampling_options(source) if isinstance(source, Path) else DiffusionOptions()
     options = DiffusionOptions(sampler=cfg.sampler, num_inference_steps=cfg.sample_steps,
-                               guidance_scale=cfg.guidance or teacher_options.guidance_scale)
+                               guidance_scale=teacher_options.guidance_scale if cfg.guidance is None else cfg.guidance)
     if not cfg.guidance_min <= options.guidance_scale <= cfg.guidance_max:
         raise SystemExit(f"the saved guidance {options.guidance_scale} is outside the distilled range "
                          f"[{cfg.guidance_min}, {cfg.guidance_max}]: widen it or give --guidance")
