@@ -195,3 +195,23 @@ def test_auto_judge_ranks_the_built_in_models_as_the_bench_does():
     assert len(votes) == 30 and {v.judge for v in votes} == {"auto"}
     rows = leaderboard(votes, rounds=50)
     assert [r.model for r in rows] == bench_order, [(r.model, round(r.rating)) for r in rows]
+
+
+@pytest.mark.slow
+def test_command_auto_judge_leaderboard_export(tmp_path, capsys):
+    from train.cli import main
+
+    db = str(tmp_path / "arena.sqlite")
+    assert main(["arena", "auto-judge", "--models", "shapes-tgan,shapes-cvae", "--n", "4", "--db", db,
+                 "--rounds", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "played 4 battles" in out and "| 1 |" in out and "shapes-cvae" in out
+    assert main(["arena", "leaderboard", "--db", db, "--judge", "human"]) == 0
+    assert "no human votes" in capsys.readouterr().out
+    assert main(["arena", "leaderboard", "--db", db, "--rounds", "20"]) == 0
+    assert "4 votes" in capsys.readouterr().out
+    assert main(["arena", "export", "--db", db, "--out", str(tmp_path / "v.jsonl")]) == 0
+    assert len(read_votes(tmp_path / "v.jsonl")) == 4
+    assert main(["arena", "leaderboard", "--db", str(tmp_path / "none.sqlite")]) == 2
+    assert "no vote database" in capsys.readouterr().err
+    assert main(["arena", "rank"]) == 2
