@@ -30,13 +30,14 @@ KINDS = ("one", "two", "any")  # prompts with one object, two objects, or a mix 
 
 
 def battle_plan(models: list[str], n: int, seed: int) -> list[tuple[str, str]]:
-    """``n`` (model A, model B) pairs: every pair in turn, sides drawn by a coin seeded with ``seed``."""
+    """``n`` (model A, model B) pairs: every pair in turn, sides drawn by a coin seeded with ``seed``.
+    The plan depends on the set of models, not on their order."""
     if len(set(models)) != len(models) or len(models) < 2:
         raise ValueError(f"the auto-judge needs at least two different models, got {models}")
     if n < 1:
         raise ValueError(f"the number of battles must be >= 1, got {n}")
     rng = np.random.default_rng(seed)
-    pairs = list(itertools.combinations(models, 2))
+    pairs = list(itertools.combinations(sorted(models), 2))
     plan = []
     for i in range(n):
         a, b = pairs[i % len(pairs)]
