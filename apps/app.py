@@ -1,9 +1,14 @@
-"""Gradio app: type a prompt once, see the text GAN and the diffusion model side by side.
+"""Gradio app: type a prompt once, see the text GAN and the diffusion model side by side; an arena.
 
 Runs on the built-in default models unless told otherwise, on 127.0.0.1:7860, with
 analytics off and requests queued (one at a time by default, so concurrent users never
 share a model mid-call). Named API endpoints (see README): ``/generate``,
-``/interpolate``, ``/prior_samples``.
+``/interpolate``, ``/prior_samples`` and the arena's ``/arena_battle``, ``/arena_vote_a``
+(``_b``, ``_tie``, ``_both_bad``), ``/arena_leaderboard``, ``/arena_auto_judge``, ``/arena_export``.
+
+The arena tab (``apps/arena.py``): two anonymous models answer one prompt, the user votes, the
+names are revealed; votes go to ``OUTPUTS/arena.sqlite``; a Bradley-Terry leaderboard with bootstrap
+intervals; an auto-judge that plays battles judged by the shapes evaluator; vote export.
 
 What the server writes and serves (``apps/serving.py``): only ``--outputs`` (also gradio's
 cache folder), where every answer's images are written under unique names atomically and
@@ -26,12 +31,16 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Sequence  # noqa: E402
 
+from t2i.arena.ratings import HEADER  # noqa: E402
 from t2i.config import parse_config  # noqa: E402
 
+from apps.arena import SHOWN, Arena  # noqa: E402
 from apps.models import MAX_PROMPT_CHARS, AppModels, RequestError  # noqa: E402
 from apps.serving import OutputsFolder, RefuseUploads  # noqa: E402
 
-API_NAMES = ("generate", "interpolate", "prior_samples")
+VOTES = {"a": "A is better", "b": "B is better", "tie": "Tie", "both_bad": "Both are bad"}  # outcome -> button
+API_NAMES = ("generate", "interpolate", "prior_samples", "arena_battle", "arena_leaderboard", "arena_auto_judge",
+             "arena_export") + tuple(f"arena_vote_{outcome}" for outcome in VOTES)
 
 EXAMPLES = [
     "a small red circle in the center",
@@ -75,6 +84,8 @@ class AppConfig:
     display_size: int = 128  # images are upscaled (nearest) to this many pixels for display
     outputs: str = "outputs/app"  # the only folder the app writes to or serves files from (also gradio's cache)
     max_outputs_mb: float = 256.0  # keep --outputs under this size: the oldest images are deleted first
+    arena: str = "shapes-cvae"  # more text-conditional models for the arena tab besides --gan and --diffusion (comma-separated)
+    max_auto_battles: int = 200  # battles one auto-judge request may play, at most
 
 
 def use_outputs_as_gradio_cache(cfg: AppConfig) -> Path:
@@ -86,12 +97,15 @@ def use_outputs_as_gradio_cache(cfg: AppConfig) -> Path:
     return root
 
 
-def build_app(cfg: AppConfig, models: AppModels | None = None):
-    """The Gradio Blocks UI over ``AppModels``; ``models`` may be given (tests)."""
+def build_app(cfg: AppConfig, models: AppModels | None = None, arena: Arena | None = None):
+    """The Gradio Blocks UI over ``AppModels`` and the ``Arena``; either may be given (tests)."""
     use_outputs_as_gradio_cache(cfg)
     import gradio as gr
+    import pandas as pd
 
     models = models or AppModels.load(cfg)
+    arena = arena or Arena.from_app(cfg, models)
+    arena.max_auto_battles = cfg.max_auto_battles
     saved = OutputsFolder(cfg.outputs, max_bytes=int(cfg.max_outputs_mb * 1e6))
 
     def text_only(box: gr.Textbox) -> gr.Textbox:
@@ -142,6 +156,48 @@ def build_app(cfg: AppConfig, models: AppModels | None = None):
             return saved.save(ae_prior), saved.save(vae_prior), info
         except Exception as err:
             raise failed("sampling", err) from None
+
+    # ---- arena ----------------------------------------------------------------------
+    def board(shown):
+        return pd.DataFrame(arena.leaderboard(shown), columns=list(HEADER))
+
+    def battle(prompt, seed, randomize):
+        try:
+            seed = random.randint(0, 2**31 - 1) if randomize is True else seed
+            state, image_a, image_b = arena.battle(prompt, seed)
+            path_a, path_b = saved.save([image_a, image_b])
+            return (path_a, path_b, state, "Which image matches the prompt better? The names are shown after your vote.",
+                    *[gr.update(interactive=True)] * len(VOTES))
+        except Exception as err:
+            raise failed("the battle", err) from None
+
+    def vote(outcome):
+        def cast(state, shown):
+            try:
+                reveal, _ = arena.vote(state, outcome)
+                return reveal, board(shown), None, *[gr.update(interactive=False)] * len(VOTES)
+            except Exception as err:
+                raise failed("the vote", err) from None
+        return cast
+
+    def leaderboard(shown):
+        try:
+            return board(shown)
+        except Exception as err:
+            raise failed("the leaderboard", err) from None
+
+    def auto_judge(n, seed, shown, progress=gr.Progress()):
+        try:
+            summary = arena.auto_judge(n, seed, progress=lambda text: progress(None, desc=text))
+            return summary, board(shown)
+        except Exception as err:
+            raise failed("the auto-judge", err) from None
+
+    def export(fmt):
+        try:
+            return str(arena.export(fmt))
+        except Exception as err:
+            raise failed("the export", err) from None
 
     with gr.Blocks(title="t2i: GAN vs diffusion", analytics_enabled=False) as demo:
         gr.Markdown("# t2i: one prompt, a GAN and a diffusion model side by side")
@@ -203,6 +259,49 @@ def build_app(cfg: AppConfig, models: AppModels | None = None):
                 prior_info = gr.Markdown()
                 prior_button.click(prior_samples, [prior_count, prior_seed], [prior_ae, prior_vae, prior_info],
                                    api_name="prior_samples")
+        with gr.Tab("Arena"):
+            gr.Markdown(
+                "Two models drawn at random from this app's text-conditional models ("
+                + ", ".join(f"`{n}`" for n in arena.contenders) + ") answer the same prompt and seed. "
+                "Vote for the better image; the names are revealed after the vote. The leaderboard fits "
+                "Bradley-Terry ratings (Elo scale, mean 1000; a tie or *both bad* counts half a win each) with "
+                "95% bootstrap intervals.")
+            with gr.Row():
+                arena_prompt = text_only(gr.Textbox(label="Prompt", value=EXAMPLES[1], scale=4, elem_id="arena-prompt",
+                                                    max_length=MAX_PROMPT_CHARS))
+                arena_seed = gr.Number(label="Seed", value=0, precision=0, minimum=0, maximum=2**31 - 1)
+                arena_random = gr.Checkbox(label="Random seed", value=True)
+            battle_button = gr.Button("New battle", variant="primary", elem_id="battle")
+            with gr.Row():
+                image_a = gr.Image(label="Model A", type="filepath", format="png", interactive=False, elem_id="arena-a")
+                image_b = gr.Image(label="Model B", type="filepath", format="png", interactive=False, elem_id="arena-b")
+            with gr.Row():
+                vote_buttons = {o: gr.Button(text, interactive=False, elem_id=f"vote-{o.replace('_', '-')}")
+                                for o, text in VOTES.items()}
+            reveal = gr.Markdown(elem_id="reveal")
+            battle_state = gr.State(None)  # the battle, names included, kept on the server until the vote
+            gr.Markdown("### Leaderboard")
+            shown = gr.Radio(list(SHOWN), value="all", label="Votes counted (people, the auto-judge or both)")
+            table = gr.Dataframe(value=board("all"), headers=list(HEADER), interactive=False, elem_id="leaderboard")
+            with gr.Row():
+                auto_n = gr.Slider(3, cfg.max_auto_battles, value=30, step=1, label="Auto-judge battles")
+                auto_seed = gr.Number(label="Auto-judge seed", value=0, precision=0, minimum=0)
+                auto_button = gr.Button("Run the auto-judge", elem_id="auto-judge")
+            auto_summary = gr.Markdown(elem_id="auto-summary")
+            with gr.Row():
+                export_format = gr.Radio(["csv", "jsonl"], value="csv", label="Export format")
+                export_button = gr.Button("Export the votes", elem_id="export")
+                export_file = gr.File(label="Votes", elem_id="export-file")
+            buttons = list(vote_buttons.values())
+            battle_button.click(battle, [arena_prompt, arena_seed, arena_random],
+                                [image_a, image_b, battle_state, reveal, *buttons], api_name="arena_battle")
+            for outcome, button_ in vote_buttons.items():  # votes are quick database writes: not queued behind images
+                button_.click(vote(outcome), [battle_state, shown], [reveal, table, battle_state, *buttons],
+                              api_name=f"arena_vote_{outcome}", concurrency_limit=None)
+            shown.change(leaderboard, [shown], [table], api_name="arena_leaderboard", concurrency_limit=None)
+            auto_button.click(auto_judge, [auto_n, auto_seed, shown], [auto_summary, table], api_name="arena_auto_judge")
+            export_button.click(export, [export_format], [export_file], api_name="arena_export", concurrency_limit=None)
+        demo.load(leaderboard, [shown], [table], api_name=False)  # each page opens on the current standings
     demo.queue(default_concurrency_limit=cfg.concurrency, max_size=cfg.queue_size)
     return demo
 

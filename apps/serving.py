@@ -5,7 +5,9 @@
   half-write a file (gradio's own PIL cache names files by content and rewrites them in place).
   The folder is also gradio's cache (``GRADIO_TEMP_DIR``), so it is the only folder served,
   and it is kept under a size cap: the oldest files go first, never ones younger than
-  ``min_age_s`` (an answer's files must outlive its download).
+  ``min_age_s`` (an answer's files must outlive its download). The arena's vote database
+  (``arena.sqlite`` and SQLite's ``-wal`` / ``-shm`` files beside it) lives here too and is never
+  pruned or counted: ``keep`` names it.
 - ``RefuseUploads``: an ASGI middleware that refuses every upload (this app takes none) and
   answers an unknown API name with 404 and the list of names instead of a server error.
 
@@ -28,6 +30,8 @@ from PIL import Image
 
 class OutputsFolder:
     """Unique, atomically written images under ``root/images``; the whole folder kept under ``max_bytes``."""
+
+    KEEP = ("arena.sqlite", "arena.sqlite-wal", "arena.sqlite-shm")  # files of the root never pruned
 
     def __init__(self, root: str | Path, max_bytes: int, min_age_s: float = 120.0):
         self.root = Path(root).resolve()
@@ -53,8 +57,12 @@ class OutputsFolder:
         self.prune()
         return paths
 
+    def _kept(self, path: Path) -> bool:
+        return path.parent == self.root and path.name in self.KEEP
+
     def size(self) -> int:
-        return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+        """Bytes of the prunable files (the kept database files left out)."""
+        return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file() and not self._kept(p))
 
     def prune(self) -> int:
         """Delete the oldest files (older than ``min_age_s``) until the folder fits ``max_bytes``; bytes freed."""
@@ -62,7 +70,7 @@ class OutputsFolder:
             files = []
             for p in self.root.rglob("*"):
                 try:
-                    if p.is_file():
+                    if p.is_file() and not self._kept(p):
                         st = p.stat()
                         files.append((st.st_mtime, st.st_size, p))
                 except OSError:  # deleted meanwhile

@@ -70,6 +70,7 @@ COMMANDS: dict[str, str | dict[str, str]] = {
     "bench": "train.bench",
     "models": "train.models",
     "app": "apps.app",
+    "arena": "train.arena",
 }
 # a command with a sub-command of its own: (command, word) -> module (`t2i eval clip ...`)
 SUBCOMMANDS: dict[tuple[str, str], str] = {("eval", "clip"): "train.eval_clip"}
