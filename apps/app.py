@@ -36,7 +36,7 @@ from t2i.config import parse_config  # noqa: E402
 
 from apps.arena import SHOWN, Arena  # noqa: E402
 from apps.models import MAX_PROMPT_CHARS, AppModels, RequestError  # noqa: E402
-from apps.serving import OutputsFolder, RefuseUploads  # noqa: E402
+from apps.serving import ModelThreads, OutputsFolder, RefuseUploads  # noqa: E402
 
 VOTES = {"a": "A is better", "b": "B is better", "tie": "Tie", "both_bad": "Both are bad"}  # outcome -> button
 API_NAMES = ("generate", "interpolate", "prior_samples", "arena_battle", "arena_leaderboard", "arena_auto_judge",
@@ -55,10 +55,12 @@ ABOUT = """
 scale) to an image in one forward pass, cross-attending to every token of the prompt; a
 multi-resolution discriminator judges whether image and caption match. One step, so it is fast.
 
-**Latent diffusion** (`shapes-ldm`): a UNet removes noise from an autoencoder's latent
+**Latent diffusion** (`shapes-ldm-fast`): a UNet removes noise from an autoencoder's latent
 step by step, attending to every token of the prompt (cross-attention on CLIP token
-states); classifier-free guidance trades diversity for faithfulness. Many steps, so it
-costs more per image.
+states); classifier-free guidance trades diversity for faithfulness. This is `shapes-ldm`
+with its guidance distilled into the UNet (one pass per step) sampled in 8 DDIM steps;
+`t2i app --diffusion shapes-ldm` shows the 20-step original. Several steps, so it costs more
+per image.
 
 Both read prompts through the same CLIP text tower (`shapes-clip`), trained on the
 `shapes` grammar: *a {small|large} {colour} {shape} in the {position}* or
@@ -71,12 +73,13 @@ class AppConfig:
     host: str = "127.0.0.1"  # interface to listen on; localhost by default
     port: int = 7860  # port to listen on
     share: bool = False  # create a public gradio.live link (off by default)
-    diffusion: str = "shapes-ldm"  # our pipeline folder, a Stable-Diffusion-layout folder or hub id, or a built-in name
+    diffusion: str = "shapes-ldm-fast"  # our pipeline folder, a Stable-Diffusion-layout folder or hub id, or a built-in name
     gan: str = "shapes-tgan"  # a text-conditional generator folder or built-in name
     clip: str = "shapes-clip"  # open_clip folder or built-in name used for CLIP scores
     ae: str = "digits-ae"  # 2-D autoencoder for the latent-space tab ("" to hide the tab)
     vae: str = "digits-vae"  # 2-D VAE for the latent-space tab ("" to hide the tab)
     concurrency: int = 1  # requests served at once; more are queued
+    torch_threads: int = 1  # torch threads per request (0 = torch's default); 1 was fastest for the built-ins on 2 cores
     queue_size: int = 64  # requests waiting at most; more are refused with a message
     max_images: int = 8  # images per model per request, at most
     max_steps: int = 100  # diffusion steps per request, at most
@@ -107,6 +110,7 @@ def build_app(cfg: AppConfig, models: AppModels | None = None, arena: Arena | No
     arena = arena or Arena.from_app(cfg, models)
     arena.max_auto_battles = cfg.max_auto_battles
     saved = OutputsFolder(cfg.outputs, max_bytes=int(cfg.max_outputs_mb * 1e6))
+    on_model_thread = ModelThreads(cfg.concurrency, cfg.torch_threads)  # model calls: long-lived threads, one torch pool each
 
     def text_only(box: gr.Textbox) -> gr.Textbox:
         """Make ``box``'s API refuse lists, dicts and numbers instead of turning them into text.
@@ -135,7 +139,7 @@ def build_app(cfg: AppConfig, models: AppModels | None = None, arena: Arena | No
                  progress=gr.Progress()):
         try:
             seed = random.randint(0, 2**31 - 1) if randomize is True else seed
-            result = models.generate(prompt, negative_prompt, seed, n, sampler, steps, guidance,
+            result = on_model_thread(models.generate, prompt, negative_prompt, seed, n, sampler, steps, guidance,
                                      intermediates is True,
                                      progress=lambda i, total: progress((i, total), desc="denoising"))
             return (saved.save(result["gan"]), saved.save(result["diffusion"]), result["seed"],
@@ -145,14 +149,14 @@ def build_app(cfg: AppConfig, models: AppModels | None = None, arena: Arena | No
 
     def interpolate(digit_a, digit_b, num_steps):
         try:
-            ae_walk, vae_walk = models.interpolate(digit_a, digit_b, num_steps)
+            ae_walk, vae_walk = on_model_thread(models.interpolate, digit_a, digit_b, num_steps)
             return saved.save(ae_walk), saved.save(vae_walk)
         except Exception as err:
             raise failed("interpolation", err) from None
 
     def prior_samples(count, seed):
         try:
-            ae_prior, vae_prior, info = models.prior_samples(count, seed)
+            ae_prior, vae_prior, info = on_model_thread(models.prior_samples, count, seed)
             return saved.save(ae_prior), saved.save(vae_prior), info
         except Exception as err:
             raise failed("sampling", err) from None
@@ -164,7 +168,7 @@ def build_app(cfg: AppConfig, models: AppModels | None = None, arena: Arena | No
     def battle(prompt, seed, randomize):
         try:
             seed = random.randint(0, 2**31 - 1) if randomize is True else seed
-            state, image_a, image_b = arena.battle(prompt, seed)
+            state, image_a, image_b = on_model_thread(arena.battle, prompt, seed)
             path_a, path_b = saved.save([image_a, image_b])
             return (path_a, path_b, state, "Which image matches the prompt better? The names are shown after your vote.",
                     *[gr.update(interactive=True)] * len(VOTES))
@@ -188,7 +192,7 @@ def build_app(cfg: AppConfig, models: AppModels | None = None, arena: Arena | No
 
     def auto_judge(n, seed, shown, progress=gr.Progress()):
         try:
-            summary = arena.auto_judge(n, seed, progress=lambda text: progress(None, desc=text))
+            summary = on_model_thread(arena.auto_judge, n, seed, progress=lambda text: progress(None, desc=text))
             return summary, board(shown)
         except Exception as err:
             raise failed("the auto-judge", err) from None

@@ -8,6 +8,10 @@
   ``min_age_s`` (an answer's files must outlive its download). The arena's vote database
   (``arena.sqlite`` and SQLite's ``-wal`` / ``-shm`` files beside it) lives here too and is never
   pruned or counted: ``keep`` names it.
+- ``ModelThreads``: every model call runs on one of ``concurrency`` long-lived threads with a fixed
+  number of torch threads. torch's CPU thread pool belongs to the thread that calls it; gradio calls
+  handlers from changing worker threads, and a fresh pool per request doubled the time of 4 images
+  (8 DDIM steps: 0.39 -> 0.73 s on 2 cores; one torch thread: 0.31 s; ``benchmarks/RESULTS.md``).
 - ``RefuseUploads``: an ASGI middleware that refuses every upload (this app takes none) and
   answers an unknown API name with 404 and the list of names instead of a server error.
 
@@ -16,6 +20,8 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextvars
 import json
 import os
 import tempfile
@@ -23,7 +29,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from PIL import Image
 
@@ -90,6 +96,29 @@ class OutputsFolder:
                 except OSError:
                     pass
             return freed
+
+
+class ModelThreads:
+    """Run model calls on ``workers`` long-lived threads, each with ``torch_threads`` torch threads (0 = torch's default).
+
+    ``threads(fn, *args)`` returns ``fn(*args)`` (or raises its error); the caller's context
+    variables travel along, so gradio's progress bars still find their request.
+    """
+
+    def __init__(self, workers: int = 1, torch_threads: int = 1):
+        self.torch_threads = torch_threads
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="model",
+                                                          initializer=self._init_thread)
+
+    def _init_thread(self) -> None:
+        if self.torch_threads > 0:
+            import torch
+
+            torch.set_num_threads(self.torch_threads)
+
+    def __call__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        context = contextvars.copy_context()
+        return self.pool.submit(context.run, fn, *args, **kwargs).result()
 
 
 class RefuseUploads:

@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=200, help="prompts per split and kind (one image each)")
     parser.add_argument("--repeats", type=int, default=7, help="timed 4-image requests per configuration")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    parser.add_argument("--no-accuracy", action="store_true", help="latency only (accuracy does not depend on threads)")
     args = parser.parse_args(argv)
     from gan_baselines.registry import load_generator
     from t2i.runtime.grids import save_grid
@@ -132,13 +133,16 @@ def main(argv: list[str] | None = None) -> int:
         options = {"num_inference_steps": int(steps_text), "sampler": sampler or gen.options.sampler}
         row = {"model": model, "steps": int(steps_text), "sampler": options["sampler"],
                "guidance": gen.options.guidance_scale, **latency(gen, options, args.repeats)}
-        row["accuracy"], strip = accuracy(gen, args.n, options)
-        strips += strip
+        if not args.no_accuracy:
+            row["accuracy"], strip = accuracy(gen, args.n, options)
+            strips += strip
         results["configs"][spec] = row
         print(spec, json.dumps(row), flush=True)
     OUT.mkdir(exist_ok=True)
-    (OUT / "fast_sampling.json").write_text(json.dumps(results, indent=2) + "\n")
-    save_grid(strips, OUT / "fast_sampling.png", nrow=8)
+    name = "fast_sampling_latency" if args.no_accuracy else "fast_sampling"
+    (OUT / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    if strips:
+        save_grid(strips, OUT / "fast_sampling.png", nrow=8)
     lines = [f"{machine()}. Latency: 4 images of one prompt (the app's default request), median of {args.repeats} "
              "after a warm-up; parts measured by hooks (rest = scheduler, PIL, Python). Accuracy: shapes evaluator, "
              f"{args.n} prompts per split and kind, one image each, prompt i from seed i. Rows of "
@@ -147,12 +151,12 @@ def main(argv: list[str] | None = None) -> int:
              "test two (relation) | novel one | novel two |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for spec, r in results["configs"].items():
-        a = r["accuracy"]
+        a = r.get("accuracy")
+        scores = "not measured (--no-accuracy) | | | " if a is None else (
+            f"{a['test_one']['all_correct']:.3f} | {a['test_two']['all_correct']:.3f} ({a['test_two']['relation']:.3f}) | "
+            f"{a['novel_one']['all_correct']:.3f} | {a['novel_two']['all_correct']:.3f} |")
         lines.append(f"| `{spec}` | {r['sampler']}, {r['guidance']:g} | {r['unet_calls']} | {r['seconds_4_images']:.3f} | "
-                     f"{r['text_encoder']:.3f} / {r['unet']:.3f} / {r['vae_decode']:.3f} / {r['rest']:.3f} | "
-                     f"{a['test_one']['all_correct']:.3f} | {a['test_two']['all_correct']:.3f} "
-                     f"({a['test_two']['relation']:.3f}) | {a['novel_one']['all_correct']:.3f} | "
-                     f"{a['novel_two']['all_correct']:.3f} |")
+                     f"{r['text_encoder']:.3f} / {r['unet']:.3f} / {r['vae_decode']:.3f} / {r['rest']:.3f} | {scores}")
     command = "python -m benchmarks.fast_sampling " + " ".join(sys.argv[1:] if argv is None else argv)
     append_section("Few-step sampling: latency and accuracy (benchmarks/fast_sampling.py)", command, lines)
     print("\n".join(lines))

@@ -212,3 +212,34 @@ def test_models_must_answer_the_protocols_the_app_uses(models):
         AppModels(gan=models.gan, diffusion=models.gan, scorer=models.scorer)
     with pytest.raises(ValueError, match="code space"):
         AppModels(gan=models.gan, diffusion=models.diffusion, scorer=models.scorer, ae=models.gan)
+
+
+def test_model_calls_run_on_one_long_lived_thread_with_the_callers_context():
+    """Regression: gradio's changing handler threads gave each request a fresh torch thread pool (2x slower)."""
+    import contextvars
+    import threading
+
+    import torch
+
+    from apps.serving import ModelThreads
+
+    run = ModelThreads(workers=1, torch_threads=1)
+    request = contextvars.ContextVar("request", default=None)
+    seen = []
+
+    def call():
+        seen.append((threading.get_ident(), torch.get_num_threads(), request.get()))
+        return len(seen)
+
+    for i in range(3):  # from three different caller threads, as gradio's worker threads
+        def caller(i=i):
+            request.set(f"r{i}")
+            assert run(call) == i + 1
+        thread = threading.Thread(target=caller)
+        thread.start()
+        thread.join()
+    assert len({ident for ident, _, _ in seen}) == 1 and seen[0][0] != threading.get_ident()
+    assert [threads for _, threads, _ in seen] == [1, 1, 1]
+    assert [value for _, _, value in seen] == ["r0", "r1", "r2"]
+    with pytest.raises(ZeroDivisionError):
+        run(lambda: 1 / 0)
