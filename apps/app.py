@@ -28,6 +28,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is i
 import dataclasses  # noqa: E402
 import random  # noqa: E402
 import sys  # noqa: E402
+import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Sequence  # noqa: E402
 
@@ -135,13 +136,24 @@ def build_app(cfg: AppConfig, models: AppModels | None = None, arena: Arena | No
         return gr.Error(f"{name} failed on the server (the log has the details); try other settings.",
                         print_exception=False)
 
+    def throttled(progress, desc: str, every_s: float = 0.25):
+        """``progress((i, total))`` at most every ``every_s`` seconds (and at the end): each update is a
+        message to the browser, and per-step updates of a fast sampler cost more than the steps."""
+        last = [time.perf_counter()]
+
+        def update(i: int, total: int) -> None:
+            now = time.perf_counter()
+            if now - last[0] >= every_s or i == total:
+                last[0] = now
+                progress((i, total), desc=desc)
+        return update
+
     def generate(prompt, negative_prompt, seed, randomize, n, sampler, steps, guidance, intermediates,
                  progress=gr.Progress()):
         try:
             seed = random.randint(0, 2**31 - 1) if randomize is True else seed
             result = on_model_thread(models.generate, prompt, negative_prompt, seed, n, sampler, steps, guidance,
-                                     intermediates is True,
-                                     progress=lambda i, total: progress((i, total), desc="denoising"))
+                                     intermediates is True, progress=throttled(progress, "denoising"))
             return (saved.save(result["gan"]), saved.save(result["diffusion"]), result["seed"],
                     result["summary"], saved.save(result["intermediates"]))
         except Exception as err:  # never a stack trace or a raw Python message to the user
