@@ -175,3 +175,31 @@ def test_ldm_refuses_lora_without_a_base(tmp_path):
 
     with pytest.raises(SystemExit, match="--lora-rank adapts an existing pipeline"):
         train.ldm.main([*TINY, "--vae", "x", "--lora-rank", "4", "--out", str(tmp_path / "x")])
+
+
+@pytest.mark.slow
+def test_fine_tune_measures_the_first_stage_on_the_data_and_warns_with_the_remedy(tmp_path, capsys):
+    """Issue 16: fine-tunes on white-background images gave coloured blobs on black and nothing warned."""
+    import json
+
+    from PIL import Image, ImageDraw
+
+    import train.ldm
+
+    folder = tmp_path / "white"
+    (folder / "images").mkdir(parents=True)
+    rows = []
+    for i in range(8):  # dark strokes on white: far from the black-background shapes the built-in first stage knows
+        im = Image.new("RGB", (32, 32), "white")
+        ImageDraw.Draw(im).line([(2, 4 * i), (30, 31 - 3 * i)], fill=(20 * i, 0, 90), width=2)
+        im.save(folder / "images" / f"{i}.png")
+        rows.append({"file_name": f"images/{i}.png", "text": f"a stroke number {i}"})
+    (folder / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    common = ["--init", "shapes-ldm", "--steps", "1", "--batch-size", "4", "--checkpoint-every", "0",
+              "--first-stage-check", "8", "--sample-steps", "1"]
+    assert train.ldm.main([*common, "--data", str(folder), "--out", str(tmp_path / "white-run")]) == 0
+    out = capsys.readouterr().out
+    assert "first stage:" in out and f"t2i train vae-kl --data {folder}" in out
+    assert train.ldm.main([*common, "--data", "shapes", "--n", "8", "--out", str(tmp_path / "shapes-run")]) == 0
+    out = capsys.readouterr().out
+    assert "first stage:" in out and "warning: the first stage" not in out

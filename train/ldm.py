@@ -44,7 +44,7 @@ from t2i.diffusion.options import DiffusionOptions, SamplerName, load_sampling_o
 from t2i.diffusion.pipeline import (LatentDiffusionPipeline, LDMGenerator, encode_text, make_scheduler,
                                     training_scheduler)
 from t2i.diffusion.training import (build_latent_cache, build_text_cache, diffusion_loss, drop_captions,
-                                    sample_cached, to_vae_input)
+                                    first_stage_warning, reconstruction_psnr, sample_cached, to_vae_input)
 from t2i.diffusion.unet import UNetPreset, build_unet
 from t2i.runtime import Run, RunConfig
 
@@ -66,6 +66,8 @@ class LDMConfig(RunConfig):
     caption_dropout: float = 0.1  # probability of training on the empty caption "" (for classifier-free guidance)
     lora_rank: int = 0  # > 0: train only a LoRA of this rank on the UNet attention (with --init), saved apart
     lora_alpha: float = 0.0  # LoRA scale numerator (update = alpha / rank * B A); 0 = rank
+    first_stage_check: int = 64  # training images the first stage reconstructs before training (PSNR printed); 0 = skip
+    min_psnr: float = 20.0  # warn (with the remedy) when that PSNR is below this many dB
     cache: bool = False  # encode every image (VAE posterior) and caption once before training: faster steps
     n: int = 0  # use only the first N training items (0 = the whole train split)
     p_two: float = 0.5  # shapes only: probability that a training scene holds two objects (the spec's default 0.5)
@@ -152,6 +154,12 @@ def main(argv: list[str] | None = None) -> int:
                            image_column=cfg.image_column, caption_column=cfg.caption_column,
                            **shapes_options(cfg.data, cfg.p_two))
 
+    if cfg.first_stage_check and run.is_main:  # the ceiling of what the model can draw, before any training
+        psnr = reconstruction_psnr(vae, dataset, run.device, cfg.first_stage_check)
+        run.print(f"first stage: {psnr:.1f} dB PSNR on the first {cfg.first_stage_check} training images")
+        warning = first_stage_warning(psnr, cfg.min_psnr, cfg.data)
+        if warning:
+            run.print(warning)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps)))
     unet, opt, sched = run.prepare(unet, opt, sched)

@@ -26,7 +26,7 @@ from t2i.config import config_to_dict, parse_config, presets_in
 from t2i.data import load_dataset
 from t2i.diffusion.first_stage import (PatchDiscriminator, VAEPreset, build_vae, hinge_d_loss, hinge_g_loss,
                                        measure_scaling_factor, vae_factor, vae_loss)
-from t2i.diffusion.training import to_vae_input
+from t2i.diffusion.training import reconstruction_psnr, to_vae_input
 from t2i.runtime import Run, RunConfig
 
 PRESETS = Path(__file__).resolve().parents[1] / "t2i" / "diffusion" / "presets" / "vae_kl"
@@ -47,19 +47,6 @@ class VAEKLConfig(RunConfig):
     scale_images: int = 2048  # training images used to measure the latent scaling factor (1 / std)
     eval_images: int = 512  # test-split images for the reconstruction PSNR in vae_metrics.json
     checkpoint_every: int = 1000  # write a resumable checkpoint every N steps; 0 = only at the end
-
-
-@torch.no_grad()
-def reconstruction_psnr(vae, dataset, device: torch.device, n: int) -> float:
-    """Mean PSNR (dB, images in [0, 1]) of posterior-mean reconstructions of the first ``n`` items."""
-    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, range(min(n, len(dataset)))), batch_size=128)
-    psnrs = []
-    for batch in loader:
-        x = to_vae_input(batch["image"].to(device))
-        x_hat = vae.decode(vae.encode(x).latent_dist.mode()).sample.clamp(-1, 1)
-        mse = ((x_hat - x) / 2).pow(2).mean(dim=(1, 2, 3)).clamp_min(1e-10)  # in [0, 1] units
-        psnrs.append(-10 * torch.log10(mse))
-    return float(torch.cat(psnrs).mean())
 
 
 @torch.no_grad()

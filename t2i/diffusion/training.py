@@ -70,6 +70,34 @@ def to_vae_input(images: torch.Tensor) -> torch.Tensor:
     return images * 2 - 1
 
 
+@torch.no_grad()
+def reconstruction_psnr(vae: Any, dataset: Dataset, device: torch.device | str, n: int) -> float:
+    """Mean PSNR (dB, images in [0, 1]) of posterior-mean reconstructions of the first ``n`` items
+    (map-style or streamed datasets)."""
+    items = torch.utils.data.Subset(dataset, range(min(n, len(dataset)))) if hasattr(dataset, "__len__") else dataset
+    psnrs: list[torch.Tensor] = []
+    for batch in DataLoader(items, batch_size=min(n, 128)):
+        x = to_vae_input(batch["image"][:n - sum(len(p) for p in psnrs)].to(device))
+        x_hat = vae.decode(vae.encode(x).latent_dist.mode()).sample.clamp(-1, 1)
+        mse = ((x_hat - x) / 2).pow(2).mean(dim=(1, 2, 3)).clamp_min(1e-10)  # in [0, 1] units
+        psnrs.append(-10 * torch.log10(mse))
+        if sum(len(p) for p in psnrs) >= n:
+            break
+    if not psnrs:
+        raise ValueError("cannot measure the first stage's reconstructions: the dataset is empty")
+    return float(torch.cat(psnrs).mean())
+
+
+def first_stage_warning(psnr: float, min_psnr: float, data: str) -> str | None:
+    """The warning for a first stage that reconstructs the training data poorly (None when it is fine):
+    a latent diffusion model cannot draw finer than its first stage reconstructs."""
+    if psnr >= min_psnr:
+        return None
+    return (f"warning: the first stage reconstructs this data at {psnr:.1f} dB PSNR (< {min_psnr:g} dB): samples "
+            f"cannot be sharper than its reconstructions. Train a first stage on it (`t2i train vae-kl --data {data}`) "
+            f"and a diffusion model on that (`t2i train ldm --vae RUN --data {data}`)")
+
+
 class CachedLatents(Dataset):
     """Items ``{"moments": (2C, h, w) posterior mean and std, "text_id": int}`` over a text table."""
 

@@ -49,7 +49,7 @@ class RunConfig:
         "out", "resume", "steps", "lr", "batch_size", "grad_accum", "mixed_precision", "checkpoint_every",
         "checkpoints_keep", "sample_every", "log_every", "tensorboard", "num_workers", "strict", "cpu",
         "divergence_factor", "eval_n", "eval_images", "max_minutes", "sample_prompts", "sampler", "sample_steps",
-        "guidance", "save_dtype")
+        "guidance", "save_dtype", "first_stage_check", "min_psnr")
 
     # Fields added after runs existed: left out of the identity while at these values, so a checkpoint
     # written before the field existed stays resumable (its run learnt exactly what the default gives).
