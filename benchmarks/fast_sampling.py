@@ -3,8 +3,8 @@
 Each configuration is ``MODEL@STEPS`` or ``MODEL@SAMPLER:STEPS`` (sampler and guidance otherwise the
 model's own defaults from its ``t2i_sampling.json``). For each one:
 - **latency** of the app's default request, 4 images of one prompt, median of ``--repeats`` calls
-  after a warm-up, with the time split by part (text encoder, UNet, VAE decode; the rest is the
-  scheduler, tensor-to-PIL and Python), measured by hooks around each part;
+  after a warm-up, with the time split by part (text encoder, UNet and the attention layers inside
+  it, VAE decode; the rest is the scheduler, tensor-to-PIL and Python), measured by hooks around each part;
 - **prompt accuracy** by the shapes evaluator on ``--n`` one-object and ``--n`` two-object prompts of
   ``test`` and of ``novel`` (held-out colour-shape pairs), one image per prompt, prompt i from seed i:
   the images of ``t2i sample --model MODEL --prompts FILE --seed 0 --sampler SAMPLER --num-inference-steps STEPS``.
@@ -36,14 +36,18 @@ PARTS = ("text_encoder", "unet", "vae_decode")
 
 
 class PartTimer:
-    """Wall time spent inside the text encoder, the UNet and the VAE decoder of a pipeline (hooks)."""
+    """Wall time spent inside the text encoder, the UNet (and its attention layers) and the VAE decoder of a
+    pipeline, by hooks."""
 
     def __init__(self, pipe: Any):
+        from diffusers.models.attention_processor import Attention
+
         self.seconds: dict[str, float] = defaultdict(float)
         self.unet_calls = 0
         self._start: dict[str, float] = {}
-        for name in ("text_encoder", "unet"):
-            module = getattr(pipe, name)
+        parts = [("text_encoder", pipe.text_encoder), ("unet", pipe.unet)]
+        parts += [(f"attention.{i}", m) for i, m in enumerate(m for m in pipe.unet.modules() if isinstance(m, Attention))]
+        for name, module in parts:
             module.register_forward_pre_hook(lambda m, a, name=name: self._begin(name))
             module.register_forward_hook(lambda m, a, o, name=name: self._end(name))
         decode = pipe.vae.decode
@@ -61,7 +65,8 @@ class PartTimer:
         self._start[name] = time.perf_counter()
 
     def _end(self, name: str) -> None:
-        self.seconds[name] += time.perf_counter() - self._start.pop(name)
+        elapsed = time.perf_counter() - self._start.pop(name)
+        self.seconds["unet_attention" if name.startswith("attention.") else name] += elapsed
         self.unet_calls += name == "unet"
 
     def reset(self) -> None:
@@ -81,7 +86,7 @@ def latency(gen: Any, options: dict[str, Any], repeats: int) -> dict[str, Any]:
         parts.append({**timer.seconds, "unet_calls": timer.unet_calls})
     median = statistics.median(totals)
     row = {"seconds_4_images": median, "slowest": max(totals), "unet_calls": parts[0]["unet_calls"]}
-    for part in PARTS:
+    for part in (*PARTS, "unet_attention"):
         row[part] = statistics.median(p.get(part, 0.0) for p in parts)
     row["rest"] = median - sum(row[p] for p in PARTS)
     return row
@@ -147,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
              "after a warm-up; parts measured by hooks (rest = scheduler, PIL, Python). Accuracy: shapes evaluator, "
              f"{args.n} prompts per split and kind, one image each, prompt i from seed i. Rows of "
              "`results/fast_sampling.png`: the configurations in order, on the first 8 two-object test prompts.", "",
-             "| configuration | sampler, guidance | UNet passes | 4 images (s) | text / UNet / VAE / rest (s) | test one | "
+             "| configuration | sampler, guidance | UNet passes | 4 images (s) | text / UNet (its attention) / VAE / rest (s) | test one | "
              "test two (relation) | novel one | novel two |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for spec, r in results["configs"].items():
@@ -156,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{a['test_one']['all_correct']:.3f} | {a['test_two']['all_correct']:.3f} ({a['test_two']['relation']:.3f}) | "
             f"{a['novel_one']['all_correct']:.3f} | {a['novel_two']['all_correct']:.3f} |")
         lines.append(f"| `{spec}` | {r['sampler']}, {r['guidance']:g} | {r['unet_calls']} | {r['seconds_4_images']:.3f} | "
-                     f"{r['text_encoder']:.3f} / {r['unet']:.3f} / {r['vae_decode']:.3f} / {r['rest']:.3f} | {scores}")
+                     f"{r['text_encoder']:.3f} / {r['unet']:.3f} ({r['unet_attention']:.3f}) / {r['vae_decode']:.3f} / "
+                     f"{r['rest']:.3f} | {scores}")
     command = "python -m benchmarks.fast_sampling " + " ".join(sys.argv[1:] if argv is None else argv)
     append_section("Few-step sampling: latency and accuracy (benchmarks/fast_sampling.py)", command, lines)
     print("\n".join(lines))
