@@ -203,3 +203,30 @@ def test_fine_tune_measures_the_first_stage_on_the_data_and_warns_with_the_remed
     assert train.ldm.main([*common, "--data", "shapes", "--n", "8", "--out", str(tmp_path / "shapes-run")]) == 0
     out = capsys.readouterr().out
     assert "first stage:" in out and "warning: the first stage" not in out
+
+
+def test_load_vae_refuses_other_models_and_never_unpickles(tmp_path):
+    """Issue 14: `t2i train ldm --vae <a GAN folder>` tried to unpickle a weights file; now a one-line refusal."""
+    import json
+    import pickle
+
+    from t2i.diffusion.first_stage import build_vae, load_vae
+
+    gan = tmp_path / "gan"
+    gan.mkdir()
+    (gan / "config.json").write_text(json.dumps({"family": "dcgan", "z_dim": 64}))
+    with pytest.raises(FileNotFoundError, match="holds no VAE: its config.json describes dcgan"):
+        load_vae(gan)
+
+    class Marker:  # unpickling this would write a file
+        def __reduce__(self):
+            return (open, (str(tmp_path / "unpickled"), "w"))
+
+    vae_dir = tmp_path / "vae"
+    build_vae("f4-test", sample_size=16).save_pretrained(vae_dir)
+    for weights in vae_dir.glob("*.safetensors"):
+        weights.unlink()
+    (vae_dir / "diffusion_pytorch_model.bin").write_bytes(pickle.dumps(Marker()))
+    with pytest.raises(OSError):
+        load_vae(vae_dir)
+    assert not (tmp_path / "unpickled").exists()
