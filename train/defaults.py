@@ -38,7 +38,8 @@ class Recipe:
     quick: list[str] = dataclasses.field(default_factory=list)  # extra options of the --quick smoke run
     parts: tuple[str, ...] = ()  # entries of the artifact folder to install; () = all of it
     half: bool = False  # install a float16 copy of a diffusers folder (half the bytes; loaders compute in float32)
-    linked: tuple[str, ...] = ()  # parts shared with the built-in of {teacher}: installed as relative links to it (one copy)
+    linked: tuple[str, ...] = ()  # parts identical to those of the built-in `links_to`: installed as relative links (one copy)
+    links_to: str = ""  # the built-in (in the same root) that holds the linked parts
     before: tuple[list[str], ...] = ()  # options of earlier runs, in order, into <run>/stage1, stage2, ...; {previous} = the model of the run before
 
 
@@ -75,7 +76,7 @@ RECIPES: list[Recipe] = [
     Recipe("shapes-ldm-fast", "train.distill", ["--preset", "shapes-guidance", "--teacher", "{ldm}"],
            ".", "shapes 32 px, train split (70% two-object scenes, as its teacher)", ["--n", "32"],
            ("model_index.json", "scheduler", "text_encoder", "tokenizer", "unet", "vae", "t2i_sampling.json",
-            "t2i_distill.json"), half=True, linked=("text_encoder", "tokenizer", "vae")),
+            "t2i_distill.json"), half=True, linked=("text_encoder", "tokenizer", "vae"), links_to="shapes-ldm"),
     Recipe("digits-ae", "train.ae", ["--variant", "plain", "--latent-dim", "2", "--hidden", "96", "--steps", "3000",
                                      "--batch-size", "64", "--lr", "2e-3", "--data", "digits"],
            "model", "scikit-learn digits at 32 px, train split (1442 images)", ["--n", "32"]),
@@ -219,8 +220,8 @@ def install(recipe: Recipe, run: Path, root: Path, clip_run: str, command: str, 
     else:
         shutil.copytree(source, tmp)
     config = tmp / "config.json"
-    if recipe.linked and (root / "shapes-ldm").is_dir():  # else (a smoke run's root without it) keep the copies
-        link_shared(tmp, recipe.linked, root / "shapes-ldm")
+    if recipe.linked and (root / recipe.links_to).is_dir():  # else (a smoke run's root without it) keep the copies
+        link_shared(tmp, recipe.linked, root / recipe.links_to)
     if config.is_file() and clip_run:  # point at the installed CLIP by its short name, not a run folder
         text = config.read_text().replace(json.dumps(str(Path(clip_run).resolve()))[1:-1], "shapes-clip")
         config.write_text(text.replace(json.dumps(clip_run)[1:-1], "shapes-clip"))

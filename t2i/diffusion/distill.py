@@ -76,7 +76,7 @@ def guided_prediction(teacher: Any, zt: torch.Tensor, t: torch.Tensor, cond: tor
 
 def distill_loss(student: Any, teacher: Any, scheduler: Any, z0: torch.Tensor, cond: torch.Tensor,
                  uncond: torch.Tensor, guidance_range: tuple[float, float], generator: torch.Generator) -> torch.Tensor:
-    """Per-sample guidance-distillation loss ``(B,)`` (Meng et al. 2023, Eq. 7, at data latents ``z0``).
+    """Per-sample guidance-distillation loss ``(B,)`` (Meng et al. 2023, Sec. 3.1, at data latents ``z0``).
 
     ``cond``/``uncond``: text states ``(B, T, D)`` of the captions and of the empty prompt; timesteps,
     noise and guidance scales come from ``generator`` (a CPU generator: reproducible and resumable).

@@ -16,7 +16,6 @@ Optional adversarial term: a small PatchGAN discriminator with the hinge loss (E
 from __future__ import annotations
 
 import json
-
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
@@ -133,7 +132,7 @@ def load_vae(path_or_id: str | Path) -> AutoencoderKL:
             except OSError as err:
                 raise hub_error(source, "VAE", err) from None
     path = source
-    f32["use_safetensors"] = True  # local folders: never unpickle a .bin (the toolkit refuses pickles)
+    f32 = {**f32, "use_safetensors": True}  # local folders: never unpickle a .bin (the toolkit refuses pickles)
     if (path / "vae" / "config.json").is_file():
         return AutoencoderKL.from_pretrained(str(path / "vae"), **f32)
     if (path / "config.json").is_file() and not (path / "model_index.json").is_file():
