@@ -218,3 +218,29 @@ def test_random_flip_is_refused_on_shapes_data(tmp_path, capsys):
     assert t2i(["data", "shapes", "--out", str(tmp_path / "s"), "--n", "4"]) in (0, None)
     with pytest.raises(ValueError, match="captions name positions"):  # a folder written by `t2i data shapes`
         load_dataset(tmp_path / "s", random_flip=0.5)
+
+
+def test_random_crops_and_flips_repeat_in_workers_and_on_resume(tmp_path):
+    root = tmp_path / "f"
+    root.mkdir()
+    rows = []
+    for i in range(4):
+        _columns(8, 4 + i).save(root / f"{i}.png")
+        rows.append(json.dumps({"file_name": f"{i}.png", "text": [f"image {i}", f"picture {i}"]}))
+    (root / "metadata.jsonl").write_text("\n".join(rows) + "\n")
+
+    def batches(workers, start_epoch=0, n=6):
+        ds = load_dataset(root, size=4, resize="random-crop", random_flip=0.5, draw_caption=True, seed=7)
+        loader = RunLoader(ds, micro=2, num_processes=1, rank=0, seed=7, shuffle=True, num_workers=workers,
+                           collate_fn=None, pin_memory=False)
+        loader.load_state_dict({"epoch": start_epoch, "batch": 0})
+        it = loader.batches()
+        return [next(it) for _ in range(n)]
+
+    plain, in_worker, resumed = batches(0), batches(1), batches(0, start_epoch=1, n=4)
+    for a, b in zip(plain, in_worker):
+        assert torch.equal(a["image"], b["image"]) and a["text"] == b["text"]
+    for a, b in zip(plain[2:], resumed):  # two batches per epoch: epoch 1 starts at the third
+        assert torch.equal(a["image"], b["image"]) and a["text"] == b["text"]
+    same_item = [b["image"][k] for b in plain for k, i in enumerate(b["index"]) if i == 0]
+    assert any(not torch.equal(same_item[0], x) for x in same_item[1:])  # a new crop/flip each epoch
