@@ -26,7 +26,7 @@ from gan_baselines import cgan
 from gan_baselines.gan_losses import game_stats, get_loss
 from gan_baselines.gan_training import GANRunConfig, adam, finish, millions, noise, save_samples, shown_network
 from t2i.config import parse_config
-from t2i.data import load_dataset
+from t2i.data import load_dataset, training_options
 from t2i.generator import generate_conditions
 from t2i.runtime import Run
 
@@ -72,7 +72,7 @@ def train(cfg: CGANConfig) -> Path:
     """Train the conditional GAN; returns the saved generator folder (``OUT/model``)."""
     run = Run(cfg, name="cgan")
     dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
-                           image_column=cfg.image_column, caption_column=cfg.caption_column)
+                           **training_options(cfg))
     num_classes = getattr(dataset, "num_classes", None) or 0
     if num_classes < 2:
         raise ValueError(f"cgan needs a labelled dataset (digits, shapes, or a folder with labels); "

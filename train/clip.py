@@ -46,7 +46,7 @@ from t2i.clip.model import (
 )
 from t2i.clip.presets import train_presets
 from t2i.config import parse_config
-from t2i.data import describe_source, load_dataset, shapes_options
+from t2i.data import describe_source, load_dataset, shapes_options, training_options
 from t2i.runtime import Run, RunConfig
 
 LOSSES = ("clip", "siglip")
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         run.print(f"clip: note: data at {size} px is resized to the model's {image_size(model)} px input")
     tokenizer = get_tokenizer(model)
     dataset = load_dataset(cfg.data, split="train", size=size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
-                           image_column=cfg.image_column, caption_column=cfg.caption_column,
+                           **training_options(cfg),
                            **shapes_options(cfg.data, cfg.p_two))
     records = getattr(dataset, "records", None)  # shapes: scene labels, for the structured perturber
     kinds = check_kinds(cfg.kinds(), cfg.hard_negatives) if cfg.hard_negatives != "off" else []

@@ -25,7 +25,7 @@ from gan_baselines.gan_losses import get_loss
 from gan_baselines.gan_training import (GANRunConfig, adam, adversarial_step, finish, millions, save_samples,
                                         shown_network)
 from t2i.config import parse_config
-from t2i.data import load_dataset
+from t2i.data import load_dataset, training_options
 from t2i.runtime import Run
 
 
@@ -43,7 +43,7 @@ def train(cfg: DCGANConfig) -> Path:
     """Train the DCGAN; returns the saved generator folder (``OUT/model``)."""
     run = Run(cfg, name="dcgan")
     dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
-                           image_column=cfg.image_column, caption_column=cfg.caption_column)
+                           **training_options(cfg))
     arch = {"latent_dim": cfg.latent_dim, "channels": dataset.channels, "size": cfg.size, "g_base": cfg.g_base,
             "d_base": cfg.d_base}
     G, D = dcgan.build(arch)

@@ -28,7 +28,7 @@ import torch
 
 from t2i.builtin import reference, resolve
 from t2i.config import parse_config, presets_in
-from t2i.data import load_dataset, shapes_options
+from t2i.data import load_dataset, shapes_options, training_options
 from t2i.diffusion.distill import GUIDANCE_EMBED_DIM, distill_loss, make_student
 from t2i.diffusion.interop import load_pipeline
 from t2i.diffusion.options import DiffusionOptions, SamplerName, load_sampling_options, save_sampling_options
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         save_grid(grid_images(teacher_pipe, teacher_options, prompts), run.out / "teacher.png", nrow=min(8, len(prompts)))
 
     dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
-                           image_column=cfg.image_column, caption_column=cfg.caption_column,
+                           **training_options(cfg),
                            **shapes_options(cfg.data, cfg.p_two))
     cached = build_latent_cache(dataset, vae, run.device)  # posterior moments: the teacher's VAE is frozen
     text_table = build_text_cache(cached.texts, tokenizer, text_encoder, run.device).to(run.device)  # (U+1, T, D)

@@ -26,7 +26,7 @@ from gan_baselines.gan_losses import get_loss
 from gan_baselines.gan_training import (GANRunConfig, adam, adversarial_step, finish, millions, save_samples,
                                         shown_network)
 from t2i.config import parse_config
-from t2i.data import load_dataset
+from t2i.data import load_dataset, training_options
 from t2i.runtime import Run
 
 
@@ -44,7 +44,7 @@ def train(cfg: GANConfig) -> Path:
     """Train the MLP GAN; returns the saved generator folder (``OUT/model``)."""
     run = Run(cfg, name="gan")
     dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
-                           image_column=cfg.image_column, caption_column=cfg.caption_column)
+                           **training_options(cfg))
     arch = {"latent_dim": cfg.latent_dim, "channels": dataset.channels, "size": cfg.size, "hidden": cfg.hidden,
             "layers": cfg.layers}
     G, D = gan.build(arch)

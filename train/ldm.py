@@ -36,7 +36,7 @@ import torch
 
 from t2i.builtin import reference, resolve
 from t2i.config import parse_config, presets_in
-from t2i.data import load_dataset, shapes_options
+from t2i.data import load_dataset, shapes_options, training_options
 from t2i.diffusion.first_stage import load_vae
 from t2i.diffusion.interop import check_components, load_pipeline, load_text_components
 from t2i.diffusion.lora import add_lora, save_lora
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     unet.train()
     scale = vae.config.scaling_factor
     dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
-                           image_column=cfg.image_column, caption_column=cfg.caption_column,
+                           **training_options(cfg),
                            **shapes_options(cfg.data, cfg.p_two))
 
     if cfg.first_stage_check and run.is_main:  # the ceiling of what the model can draw, before any training

@@ -37,7 +37,7 @@ from gan_baselines.gan_losses import game_stats, get_loss, mode_seeking
 from gan_baselines.gan_training import GANRunConfig, adam, finish, millions, noise, save_samples, shown_network
 from t2i.builtin import reference
 from t2i.config import parse_config
-from t2i.data import load_dataset
+from t2i.data import load_dataset, training_options
 from t2i.generator import generate_conditions
 from t2i.runtime import Run
 from t2i.text import TextEncoder
@@ -114,7 +114,7 @@ def train(cfg: TGANConfig) -> Path:
     """Train the text-conditional GAN; returns the saved generator folder (``OUT/model``)."""
     run = Run(cfg, name="tgan")
     dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
-                           image_column=cfg.image_column, caption_column=cfg.caption_column)
+                           **training_options(cfg))
     encoder = TextEncoder.from_pretrained(cfg.clip, device=run.device)
     embed = CaptionCache(encoder)
     arch = {"text_dim": encoder.pooled_dim, "latent_dim": cfg.latent_dim, "cond_dim": cfg.cond_dim,

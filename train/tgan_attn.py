@@ -44,7 +44,7 @@ from gan_baselines.gan_training import GANRunConfig, adam, finish, millions, noi
 from gan_baselines.tgan import ClipSimilarity
 from t2i.builtin import reference
 from t2i.config import parse_config
-from t2i.data import load_dataset
+from t2i.data import load_dataset, training_options
 from t2i.generator import generate_conditions
 from t2i.runtime import Run
 from t2i.text import TextEncoder, TextOutput
@@ -163,7 +163,7 @@ def train(cfg: AttnGANConfig) -> Path:
     """Train the attention text GAN; returns the saved generator folder (``OUT/model``)."""
     run = Run(cfg, name="tgan-attn")
     dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
-                           image_column=cfg.image_column, caption_column=cfg.caption_column)
+                           **training_options(cfg))
     encoder = TextEncoder.from_pretrained(cfg.clip, device=run.device)
     embed = TokenCache(encoder)
     pool = None

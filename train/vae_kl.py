@@ -23,7 +23,7 @@ from typing import Literal
 import torch
 
 from t2i.config import config_to_dict, parse_config, presets_in
-from t2i.data import load_dataset
+from t2i.data import evaluation_options, load_dataset, training_options
 from t2i.diffusion.first_stage import (PatchDiscriminator, VAEPreset, build_vae, hinge_d_loss, hinge_g_loss,
                                        measure_scaling_factor, vae_factor, vae_loss)
 from t2i.diffusion.training import reconstruction_psnr, to_vae_input
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = parse_config(VAEKLConfig, argv, prog="t2i train vae-kl", description=__doc__, presets=presets_in(PRESETS))
     run = Run(cfg, name="vae-kl")
     dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
-                           image_column=cfg.image_column, caption_column=cfg.caption_column)
+                           **training_options(cfg))
     vae = build_vae(cfg.arch, sample_size=cfg.size, latent_channels=cfg.latent_channels)
     if cfg.size % vae_factor(vae):
         raise SystemExit(f"--size {cfg.size} must be a multiple of the VAE factor {vae_factor(vae)}")
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             test = load_dataset(cfg.data, split="test", size=cfg.size, seed=cfg.seed,
                                 n=cfg.eval_images if cfg.data == "shapes" else None,
-                                image_column=cfg.image_column, caption_column=cfg.caption_column)
+                                **evaluation_options(cfg))
         except ValueError as err:  # a single-split folder, a CSV or shards: no test split to measure on
             run.print(f"vae-kl: no test split ({err}); the PSNR below is measured on training images")
             test = dataset

@@ -10,7 +10,15 @@ Sources (see ``docs/DESIGN.md``, "Data"):
   with ``train/``, ``test/`` subfolders), e.g. one written by ``t2i data shapes``;
 - a ``.csv`` / ``.tsv`` file of image path + caption (open_clip's ``filepath``/``title``);
 - WebDataset shards: a ``.tar``, a brace pattern ``data-{000..009}.tar``, or a folder of
-  ``.tar`` files, streamed as an ``IterableDataset``.
+  ``.tar`` files, streamed as an ``IterableDataset``;
+- Hugging Face ``datasets`` (``t2i.data.hf``): a ``save_to_disk`` folder, a hub name
+  (``hf:org/name``, or ``org/name`` when no such local path exists; offline from the cache),
+  or a local builder script ``my_dataset.py``.
+
+User data (not shapes/digits) takes the preprocessing options of ``t2i.data.transforms``:
+``resize`` (``center-crop``, ``random-crop``, ``pad``, ``stretch``), ``random_flip`` and
+``draw_caption`` (several captions per image: one drawn per access); ``training_options(cfg)``
+gives a trainer's, ``evaluation_options(cfg)`` the deterministic ones for evaluation.
 
 Items: ``{"image": FloatTensor (C, S, S) in [0, 1], "text": str, "label": int (-1 if
 none), "index": int}``. Attributes: ``channels``, ``size``, ``num_classes``,
@@ -32,9 +40,10 @@ from tqdm.auto import tqdm
 from . import shapes
 from .bad_data import BadDataError, BadDataReport
 from .base import TensorImageText, convert_channels
+from .transforms import RESIZE_MODES, Augment, check_resize
 
 __all__ = ["load_dataset", "BadDataReport", "BadDataError", "shapes_dataset", "DEFAULT_N", "describe_source",
-           "shapes_options"]
+           "shapes_options", "training_options", "evaluation_options", "random_choices", "RESIZE_MODES"]
 
 # default number of generated shapes scenes per split
 DEFAULT_N = {"train": 20_000, "test": 2_000, "novel": 2_000}
@@ -69,7 +78,10 @@ def shapes_dataset(split: str = "train", size: int = 32, n: int | None = None, s
 
 
 def describe_source(source: str | Path) -> str:
-    """Which loader a source goes to: shapes, digits, folder, csv or shards (ValueError if none)."""
+    """Which loader a source goes to: shapes, digits, folder, csv, shards, hf-disk, hf-script or
+    hf-hub (ValueError if none)."""
+    from .hf import hub_name, is_saved_dataset
+
     text = str(source)
     if text in ("shapes", "digits"):
         return text
@@ -81,8 +93,15 @@ def describe_source(source: str | Path) -> str:
             return "csv"
         if path.suffix.lower() == ".tar":
             return "shards"
+        if path.suffix.lower() == ".py":
+            return "hf-script"
+    if hub_name(text) is not None:
+        return "hf-hub"
     if path.is_dir():
         from .folder import find_metadata
+
+        if is_saved_dataset(path):
+            return "hf-disk"
 
         if find_metadata(path) is not None or any(find_metadata(path / s) for s in ("train", "test", "validation")):
             return "folder"
@@ -91,7 +110,8 @@ def describe_source(source: str | Path) -> str:
     where = "not found" if not path.exists() else "not a recognised dataset"
     raise ValueError(f"data source {text!r} ({where}); use 'shapes', 'digits', a folder with "
                      "metadata.jsonl (or metadata.csv), a .csv/.tsv file of image path + caption, "
-                     "or WebDataset shards (a .tar file, a pattern like data-{000..009}.tar, or a folder of .tar)")
+                     "WebDataset shards (a .tar file, a pattern like data-{000..009}.tar, or a folder of .tar), "
+                     "a datasets save_to_disk folder, a dataset script .py, or a hub name hf:org/name")
 
 
 def shapes_options(source: str | Path, p_two: float) -> dict[str, Any]:
@@ -104,6 +124,31 @@ def shapes_options(source: str | Path, p_two: float) -> dict[str, Any]:
     return {}
 
 
+def training_options(cfg: Any) -> dict[str, Any]:
+    """A trainer's user-data options from its ``RunConfig`` (columns, resize mode, flips, caption draws)."""
+    return {"image_column": cfg.image_column, "caption_column": cfg.caption_column, "resize": cfg.resize,
+            "random_flip": cfg.random_flip, "draw_caption": True}
+
+
+def evaluation_options(cfg: Any) -> dict[str, Any]:
+    """The same for evaluation: no random crop (the centre instead), no flip, the first caption."""
+    return {"image_column": cfg.image_column, "caption_column": cfg.caption_column,
+            "resize": "center-crop" if cfg.resize == "random-crop" else cfg.resize}
+
+
+def random_choices(dataset: Any) -> list[str]:
+    """What differs between two accesses of one item (random crops, flips, caption draws); [] if nothing.
+    A cache of prepared items (latent diffusion's) would freeze these, so it refuses them."""
+    augment = getattr(dataset, "augment", None)  # user-data loaders have one; shapes/digits are fixed
+    if not isinstance(augment, Augment):
+        return []
+    found = ["--resize random-crop"] if augment.resize == "random-crop" else []
+    found += ["--random-flip"] if augment.random_flip > 0 else []
+    if augment.draw and any(len(c) > 1 for c in getattr(dataset, "caption_lists", ())):
+        found.append("several captions per image")
+    return found
+
+
 def _check_options(kind: str, options: dict[str, Any], allowed: tuple[str, ...]) -> None:
     unknown = sorted(set(options) - set(allowed))
     if unknown:
@@ -112,7 +157,8 @@ def _check_options(kind: str, options: dict[str, Any], allowed: tuple[str, ...])
 
 def load_dataset(source: str | Path, split: str = "train", size: int = 32, n: int | None = None,
                  seed: int = 0, strict: bool = False, channels: int | None = None, image_column: str = "",
-                 caption_column: str = "", **options: Any):
+                 caption_column: str = "", resize: str = "center-crop", random_flip: float = 0.0,
+                 draw_caption: bool = False, **options: Any):
     """Load any dataset source (see the module docstring) as a torch dataset.
 
     ``strict=True`` turns bad data (corrupt/truncated/missing images, empty captions)
@@ -129,13 +175,28 @@ def load_dataset(source: str | Path, split: str = "train", size: int = 32, n: in
     ``image_column`` / ``caption_column`` (every trainer's ``--image-column`` / ``--caption-column``)
     name where user data keeps its images and captions; "" = the source's default (metadata.jsonl
     ``file_name``/``text``, CSV ``filepath``/``title`` as open_clip, shards: any image extension /
-    ``txt``). For shards they are member extensions (``jpg``, ``caption``). Shapes and digits refuse them.
+    ``txt``, datasets: ``image``/``text``). For shards they are member extensions (``jpg``, ``caption``).
+    Shapes and digits refuse them.
+
+    ``resize`` (``RESIZE_MODES``), ``random_flip`` (probability of a horizontal flip) and
+    ``draw_caption`` (several captions per image: draw one per access; False: the first) prepare
+    user images (``t2i.data.transforms``); random choices are seeded by ``seed``, the epoch
+    (``dataset.set_epoch``) and the item's index. Shapes and digits refuse a resize mode (they are
+    drawn square at ``size``) and flips (a flip turns "left of" into "right of", and mirrors digits).
     """
     kind = describe_source(source)
+    check_resize(resize)
     columns = {k: v for k, v in (("image_column", image_column), ("caption_column", caption_column)) if v}
     if columns and kind in ("shapes", "digits"):
         raise ValueError(f"--image-column/--caption-column name columns of user data (a folder, a .csv/.tsv, "
                          f"shards); {kind!r} has none (drop them)")
+    if kind in ("shapes", "digits") and random_flip:
+        raise ValueError(f"--random-flip is refused on {kind!r}: a flipped image no longer matches its caption "
+                         f"({'left/right positions swap' if kind == 'shapes' else 'mirrored digits'}); use 0")
+    if kind in ("shapes", "digits") and resize != "center-crop":
+        raise ValueError(f"--resize applies to user images of any shape; {kind!r} is drawn square at --size "
+                         "(drop --resize)")
+    augment = Augment(resize, float(random_flip), bool(draw_caption), int(seed))
     if kind == "shards":  # a WebDataset sample's members are named by extension
         columns = {("image_ext" if k == "image_column" else "caption_ext"): v for k, v in columns.items()}
     options = {**options, **columns}
@@ -152,8 +213,16 @@ def load_dataset(source: str | Path, split: str = "train", size: int = 32, n: in
 
         _check_options(kind, options, FOLDER_OPTIONS if kind == "folder" else CSV_OPTIONS)
         loader = load_folder if kind == "folder" else load_csv
-        return loader(source, split=split, size=size, n=n, strict=strict, channels=channels, **options)
+        return loader(source, split=split, size=size, n=n, strict=strict, channels=channels, augment=augment,
+                      **options)
+    if kind.startswith("hf-"):
+        from .hf import HF_OPTIONS, load_hf
+
+        _check_options(kind, options, HF_OPTIONS)
+        return load_hf(source, kind, split=split, size=size, n=n, strict=strict, channels=channels, augment=augment,
+                       **options)
     from .shards import SHARD_OPTIONS, ShardDataset
 
     _check_options(kind, options, SHARD_OPTIONS)
-    return ShardDataset(source, size=size, n=n, seed=seed, strict=strict, channels=channels, split=split, **options)
+    return ShardDataset(source, size=size, n=n, seed=seed, strict=strict, channels=channels, split=split,
+                        augment=augment, **options)

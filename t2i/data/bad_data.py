@@ -25,6 +25,7 @@ name, a path leaving the dataset folder, or a non-integer label).
 from __future__ import annotations
 
 import io
+import random
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageOps
+
+from .transforms import Augment
 
 PROBLEMS = ("missing", "corrupt", "truncated", "too_large", "unsupported", "empty_caption", "bad_row")
 MAX_PIXELS = 64_000_000  # width x height above which an image is refused unread (Pillow warns at 89 M, refuses at 179 M)
@@ -160,13 +163,6 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB") if img.mode != "RGB" else img
 
 
-def fit(img: Image.Image, size: int) -> Image.Image:
-    """Resize the shorter side to ``size`` (bicubic, antialiased) and centre-crop to a square."""
-    if img.size == (size, size):
-        return img
-    return ImageOps.fit(img, (size, size), method=Image.Resampling.BICUBIC, centering=(0.5, 0.5))
-
-
 def to_tensor(img: Image.Image, channels: int = 3) -> torch.Tensor:
     """RGB PIL image -> FloatTensor (C, H, W) in [0, 1]; channels=1 uses ITU-R 601 luma."""
     if channels == 1:
@@ -176,9 +172,11 @@ def to_tensor(img: Image.Image, channels: int = 3) -> torch.Tensor:
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)  # (C, H, W)
 
 
-def load_image(src: str | Path | bytes, size: int, channels: int = 3, name: str = "") -> tuple[torch.Tensor, bool]:
-    """Fully decode, convert, fit. Returns ``(tensor (C, size, size), converted)``; raises ``BadImage``."""
-    img = open_image(src, name)
+def load_image(src: str | Path | bytes | Image.Image, size: int, channels: int = 3, name: str = "",
+               augment: Augment | None = None, rng: random.Random | None = None) -> tuple[torch.Tensor, bool]:
+    """Fully decode, convert, resize by ``augment`` (default: centre crop) and maybe flip.
+    Returns ``(tensor (C, size, size), converted)``; raises ``BadImage``."""
+    img = src if isinstance(src, Image.Image) else open_image(src, name)
     converted = check_mode(img)
     try:
         img.seek(0)  # first frame of animated images
@@ -189,7 +187,7 @@ def load_image(src: str | Path | bytes, size: int, channels: int = 3, name: str 
     except Exception as err:  # malformed files make Pillow raise odd errors (struct.error, IndexError, ...)
         raise BadImage("corrupt", f"cannot decode: {type(err).__name__}: {err}") from err
     try:
-        return to_tensor(fit(to_rgb(img), size), channels), converted
+        return to_tensor((augment or Augment()).image(to_rgb(img), size, rng or random.Random(0)), channels), converted
     except Exception as err:
         raise BadImage("unsupported", f"cannot convert {img.mode} {img.size}: {type(err).__name__}: {err}") from err
 

@@ -5,7 +5,8 @@
   to the metadata file) and ``text``; optionally split subfolders ``train/``, ``test/``
   each holding their own metadata. An integer ``label`` column is used when present;
   ``objects``/``relation`` columns (a folder written by ``t2i data shapes``) become
-  ``dataset.records``.
+  ``dataset.records``. ``text`` may be a list of captions: one is drawn per access in
+  training, the first is used otherwise (``t2i.data.transforms``).
 - **CSV/TSV**: open_clip's layout, columns ``filepath`` and ``title`` by default
   (``image_column``, ``caption_column``); separator by extension (``,`` for ``.csv``, tab
   for ``.tsv``) unless ``sep`` is given; relative paths resolve against the CSV's folder
@@ -15,8 +16,8 @@
 Metadata is read line by line: a line that is not UTF-8 or not valid JSON is a ``bad_row``
 reported with its line number; the other lines are used. A UTF-8 byte-order mark is ignored.
 
-Images are converted to RGB (rules in ``t2i.data.bad_data``), the shorter side resized to
-``size`` and centre-cropped. At construction every row is checked cheaply (caption, file
+Images are converted to RGB (rules in ``t2i.data.bad_data``) and made ``size x size`` by the
+resize mode (default: shorter side to ``size``, centre crop; ``t2i.data.transforms``). At construction every row is checked cheaply (caption, file
 exists, image header readable: ``check="header"``) and bad rows are dropped and reported;
 ``check="decode"`` (implied by ``strict=True``) decodes every image too, so truncated files
 are caught up front. A file that only fails when decoded during training is reported
@@ -40,7 +41,8 @@ from typing import Any
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from .bad_data import BadDataReport, BadImage, check_caption, check_mode, load_image, open_image
+from .bad_data import BadDataReport, BadImage, check_mode, load_image, open_image
+from .transforms import Augment, check_captions
 
 FOLDER_OPTIONS = ("image_column", "caption_column", "label_column", "check")
 CSV_OPTIONS = ("image_column", "caption_column", "label_column", "sep", "check")
@@ -70,28 +72,31 @@ class CaptionedFiles(Dataset):
     """Map-style dataset over checked ``Row``s; see the module docstring."""
 
     def __init__(self, rows: list[Row], size: int = 32, channels: int | None = None, strict: bool = False,
-                 check: str = "header", source: str = "", bad_rows: list[tuple[str, str]] = ()):
+                 check: str = "header", source: str = "", bad_rows: list[tuple[str, str]] = (),
+                 augment: Augment | None = None):
         if check not in CHECKS:
             raise ValueError(f"check must be one of {list(CHECKS)}, got {check!r}")
         if channels not in (None, 1, 3):
             raise ValueError(f"channels must be 1, 3 or None (RGB), got {channels!r}")
         self.size, self.channels, self.source = int(size), channels or 3, source
+        self.augment = augment or Augment()
         self.report = BadDataReport(source=source, checked=len(rows) + len(bad_rows))
         for name, detail in bad_rows:
             self.report.add("bad_row", name, detail)
         decode = strict or check == "decode"
         self._labelled = any(row.label is not None and row.label != "" for row in rows)  # then every row needs one
-        self.rows, self.captions, self.labels, self._sizes = [], [], [], []
+        self.rows, self.caption_lists, self.labels, self._sizes = [], [], [], []
         for row in tqdm(rows, desc=f"checking {source}", unit="img", disable=len(rows) < PROGRESS_ABOVE):
             try:
-                text, label, width = self._check(row, decode)
+                texts, label, width = self._check(row, decode)
             except BadImage as bad:
                 self.report.add(bad.kind, row.name, bad.detail)
                 continue
             self.rows.append(row)
-            self.captions.append(text)
+            self.caption_lists.append(texts)
             self.labels.append(label)
             self._sizes.append(width)
+        self.captions = [texts[0] for texts in self.caption_lists]  # the first of each: evaluation, sample prompts
         if strict:
             self.report.raise_if_problems()
         if not self.rows:
@@ -101,10 +106,13 @@ class CaptionedFiles(Dataset):
         self.num_classes = max(labelled) + 1 if labelled else 0
         self.class_names = [str(i) for i in range(self.num_classes)]
         self.records = self._records()
+        if self.records is not None and self.augment.random_flip > 0:
+            raise ValueError(f"random_flip on {source}: its captions name positions (left/right), which a flip "
+                             "would make false; use random_flip=0 for shapes data")
         self._failed: set[int] = set()  # rows that failed to decode in this process
 
-    def _check(self, row: Row, decode: bool) -> tuple[str, int, int | None]:
-        text = check_caption(row.text)
+    def _check(self, row: Row, decode: bool) -> tuple[list[str], int, int | None]:
+        texts = check_captions(row.text)  # a caption or a list of captions (one drawn per access)
         if row.extra is not None:
             check_objects(row.extra.get("objects"))
         label = -1  # no label column at all: -1 for every row
@@ -123,7 +131,7 @@ class CaptionedFiles(Dataset):
                 width = img.size[0] if img.size[0] == img.size[1] else None
         if converted:
             self.report.add("converted", row.name, "converted to RGB")
-        return text, label, width
+        return texts, label, width
 
     def _records(self) -> list[dict[str, Any]] | None:
         """Structured labels of a shapes folder, rescaled to ``size`` when the images are square."""
@@ -142,6 +150,10 @@ class CaptionedFiles(Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
+    def set_epoch(self, epoch: int) -> None:
+        """Reseed the random crops, flips and caption draws (``Run.dataloader`` calls it)."""
+        self.augment.epoch = int(epoch)
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for a dataset of {len(self)} items")
@@ -151,13 +163,15 @@ class CaptionedFiles(Dataset):
             if j in self._failed:
                 continue
             row = self.rows[j]
+            rng = self.augment.rng(j)  # caption draw, then crop, then flip
+            text = self.augment.caption(self.caption_lists[j], rng)
             try:
-                image, _ = load_image(row.path, self.size, self.channels, name=row.name)
+                image, _ = load_image(row.path, self.size, self.channels, name=row.name, augment=self.augment, rng=rng)
             except BadImage as bad:
                 self._failed.add(j)  # reported once, skipped silently afterwards
                 self.report.warn(bad.kind, row.name, bad.detail)
                 continue
-            return {"image": image, "text": self.captions[j], "label": self.labels[j], "index": j}
+            return {"image": image, "text": text, "label": self.labels[j], "index": j}
         raise RuntimeError(f"{MAX_SUBSTITUTES} consecutive unreadable images from index {index} in "
                            f"{self.source}; run `t2i data validate {self.source}`")
 
@@ -269,7 +283,8 @@ def _to_rows(table: list[tuple[str, dict[str, Any]]], base: Path, image_column: 
 
 def load_folder(source: str | Path, split: str = "train", size: int = 32, n: int | None = None,
                 strict: bool = False, channels: int | None = None, image_column: str = "file_name",
-                caption_column: str = "text", label_column: str = "label", check: str = "header") -> CaptionedFiles:
+                caption_column: str = "text", label_column: str = "label", check: str = "header",
+                augment: Augment | None = None) -> CaptionedFiles:
     """An imagefolder with ``metadata.jsonl``/``metadata.csv``, flat or with split subfolders."""
     root = Path(source)
     folder = root
@@ -284,13 +299,13 @@ def load_folder(source: str | Path, split: str = "train", size: int = 32, n: int
     assert meta is not None
     table, bad = _read_jsonl(meta) if meta.suffix == ".jsonl" else _read_csv(meta, ",")
     rows = _to_rows(table, folder, image_column, caption_column, label_column, str(meta), bad, n, contained=True)
-    return CaptionedFiles(rows, size, channels, strict, check, source=str(folder), bad_rows=bad)
+    return CaptionedFiles(rows, size, channels, strict, check, source=str(folder), bad_rows=bad, augment=augment)
 
 
 def load_csv(source: str | Path, split: str = "train", size: int = 32, n: int | None = None,
              strict: bool = False, channels: int | None = None, image_column: str = "filepath",
              caption_column: str = "title", label_column: str = "label", sep: str | None = None,
-             check: str = "header") -> CaptionedFiles:
+             check: str = "header", augment: Augment | None = None) -> CaptionedFiles:
     """A CSV/TSV of image path + caption (open_clip's ``filepath``/``title`` by default)."""
     path = Path(source)
     if split != "train":
@@ -298,4 +313,4 @@ def load_csv(source: str | Path, split: str = "train", size: int = 32, n: int | 
     sep = sep if sep is not None else ("\t" if path.suffix.lower() == ".tsv" else ",")
     table, bad = _read_csv(path, sep)
     rows = _to_rows(table, path.parent, image_column, caption_column, label_column, str(path), bad, n, contained=False)
-    return CaptionedFiles(rows, size, channels, strict, check, source=str(path), bad_rows=bad)
+    return CaptionedFiles(rows, size, channels, strict, check, source=str(path), bad_rows=bad, augment=augment)

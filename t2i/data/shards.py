@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from webdataset.tariterators import group_by_keys, tar_file_expander, url_opener
 
 from .bad_data import BadDataReport, BadImage, check_caption, load_image
+from .transforms import Augment
 
 SHARD_OPTIONS = ("shuffle_buffer", "start", "image_ext", "caption_ext", "split_by_worker")
 IMAGE_EXTS = ("png", "jpg", "jpeg", "webp", "bmp")
@@ -61,7 +62,7 @@ class ShardDataset(IterableDataset):
     def __init__(self, source: str | Path, size: int = 32, n: int | None = None, seed: int = 0,
                  strict: bool = False, channels: int | None = None, shuffle_buffer: int = 0,
                  start: int = 0, caption_ext: str = "txt", split: str = "train", split_by_worker: bool = False,
-                 image_ext: str = ""):
+                 image_ext: str = "", augment: Augment | None = None):
         if split != "train":
             raise ValueError(f"WebDataset shards are a single split: use split='train', got {split!r}")
         if channels not in (None, 1, 3):
@@ -74,6 +75,7 @@ class ShardDataset(IterableDataset):
         self.n, self.seed, self.epoch = n, int(seed), 0
         self.shuffle_buffer, self.start, self.caption_ext = int(shuffle_buffer), int(start), caption_ext
         self.split_by_worker = bool(split_by_worker)
+        self.augment = augment or Augment(seed=self.seed)  # resize mode, flips (by seed, epoch, position)
         self.image_exts = (image_ext,) if image_ext else IMAGE_EXTS  # "" = the first image extension present
         self.num_classes, self.class_names, self.records = 0, [], None
         self.report = BadDataReport(source=self.source)
@@ -97,8 +99,8 @@ class ShardDataset(IterableDataset):
                                  f"(set {option} to one of its members: {members})")
 
     def set_epoch(self, epoch: int) -> None:
-        """Reseed the shuffle buffer (no effect without one)."""
-        self.epoch = int(epoch)
+        """Reseed the shuffle buffer and the random crops and flips."""
+        self.epoch = self.augment.epoch = int(epoch)
 
     def _on_error(self, exn: Exception) -> bool:
         where = next((a for a in reversed(exn.args) if isinstance(a, str)), self.source)
@@ -143,7 +145,8 @@ class ShardDataset(IterableDataset):
                 label = int(sample["cls"].decode("utf-8").strip())
             except (UnicodeDecodeError, ValueError) as err:
                 raise BadImage("bad_row", f"label {sample['cls'][:20]!r} is not an integer") from err
-        image, converted = load_image(sample[ext], self.size, self.channels, name=name)
+        image, converted = load_image(sample[ext], self.size, self.channels, name=name, augment=self.augment,
+                                      rng=self.augment.rng(position))
         if converted:
             self.report.add("converted", name, "converted to RGB")
         return {"image": image, "text": text, "label": label, "index": position}

@@ -113,7 +113,15 @@ class CachedLatents(Dataset):
 
 @torch.no_grad()
 def build_latent_cache(dataset: Dataset, vae: Any, device: torch.device, batch_size: int = 256) -> CachedLatents:
-    """Encode every image once: posterior (mean, std) as float32 ``(N, 2C, h, w)``; captions as ids."""
+    """Encode every image once: posterior (mean, std) as float32 ``(N, 2C, h, w)``; captions as ids.
+    Refuses data whose items differ per access (random crops, flips, caption draws): one copy would freeze them."""
+    from t2i.data import random_choices
+
+    varying = random_choices(dataset)
+    if varying:
+        raise ValueError(f"a latent cache keeps one prepared copy of each item, but {' and '.join(varying)} change "
+                         "it at every access; train without the cache (ldm: --cache false; distill always caches) "
+                         "or without them")
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
     moments, texts, table = [], [], {}
     for batch in tqdm(loader, desc="caching latents", unit="batch"):

@@ -16,6 +16,9 @@ so a run may resume with another number of processes or ``grad_accum`` as long a
   batches ``j`` with ``j % W == w`` (DataLoader returns them in order). On resume the
   consumed samples are read again and skipped: exact, but it costs one pass over them.
   If the dataset has ``set_epoch(epoch)`` it is called before each epoch (seeded shuffles).
+- Either kind: ``set_epoch(epoch)``, when the dataset has it, is called before each epoch, so
+  per-item random choices (crops, flips, caption draws: ``t2i.data.transforms``) depend on
+  (seed, epoch, index) and a resumed run repeats them exactly.
 
     python -c "from t2i.runtime.data import demo; demo()"
 """
@@ -123,6 +126,8 @@ class RunLoader:
         """Endless: the rest of the current epoch, then the next epochs. Advances the position."""
         while True:
             self._source.epoch, self._source.start = self.epoch, self.batch
+            if not self.iterable and hasattr(self.dataset, "set_epoch"):  # reseeds random crops/flips/captions
+                self.dataset.set_epoch(self.epoch)  # before the DataLoader copies the dataset into its workers
             self._generator.manual_seed(epoch_seed(self.seed, self.epoch) + self.rank)
             taken = 0
             for batch in self._loader:

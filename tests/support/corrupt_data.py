@@ -118,7 +118,7 @@ def write_zoo(root: Path, n_good: int = 24) -> dict:
         (json.dumps({"file_name": "../outside.png", "text": "leaves the folder"}).encode(), "bad_row"),
         (json.dumps({"file_name": "/etc/passwd", "text": "an absolute path elsewhere"}).encode(), "bad_row"),
         (json.dumps({"file_name": "good_02.png", "label": 0}).encode(), "empty_caption"),  # no text key
-        (json.dumps({"file_name": "good_03.png", "text": ["a", "list"], "label": 0}).encode(), "empty_caption"),
+        (json.dumps({"file_name": "good_03.png", "text": ["", " "], "label": 0}).encode(), "empty_caption"),  # several captions, none usable
         (json.dumps({"file_name": "good_04.png", "text": 12, "label": 0}).encode(), "empty_caption"),
         (json.dumps({"file_name": "good_05.png", "text": "  ", "label": 0}).encode(), "empty_caption"),
         (json.dumps({"file_name": "good_06.png", "text": "label is text", "label": "seven"}).encode(), "bad_row"),

@@ -1,0 +1,245 @@
+"""Hugging Face ``datasets`` sources: a ``save_to_disk`` folder, a hub name, a local builder script.
+
+- a folder written by ``Dataset.save_to_disk`` / ``DatasetDict.save_to_disk`` (recognised by
+  its ``state.json`` + ``dataset_info.json``, or ``dataset_dict.json``; a DatasetDict gives ``split``);
+- a hub name, ``hf:org/name`` or a plain ``org/name`` that is not a local path, through
+  ``datasets.load_dataset(name, split=split)``: offline (``HF_HUB_OFFLINE=1``) it loads from
+  the ``datasets`` cache, and when the name is not cached the error says so in one line;
+- a local builder script ``my_dataset.py`` (a ``datasets.DatasetBuilder`` subclass, the old
+  "loading script" layout, which ``datasets`` >= 4 no longer runs itself): we import it, prepare
+  it into the ``datasets`` cache (once per script content) and read the split.
+
+All three end as an Arrow table, memory-mapped from disk, so a dataset larger than memory
+trains without being read into it. Columns (``image_column``, default ``image``;
+``caption_column``, default ``text``; ``label_column``, default ``label``): an image may be an
+``Image`` feature (decoded here, with the bad-data rules of ``t2i.data.bad_data``), a file
+path (relative paths resolve against the saved folder or the script's folder) or bytes; a
+caption a string or a list of strings (one drawn per access in training, the first otherwise).
+Captions are checked up front; images when read (a bad one is reported and replaced by the
+next good item, as in ``t2i.data.folder``), or all up front with ``check="decode"`` (implied by
+``strict=True``; ``t2i data validate`` uses it).
+
+    python -c "from t2i.data.hf import demo; demo()"
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+
+from .bad_data import BadDataReport, BadImage, load_image
+from .folder import CHECKS, MAX_SUBSTITUTES, PROGRESS_ABOVE
+from .transforms import Augment, check_captions
+
+HF_OPTIONS = ("image_column", "caption_column", "label_column", "check")
+_HUB_NAME = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+|[A-Za-z0-9][\w.-]*")  # org/name or a canonical name
+
+
+def is_saved_dataset(path: Path) -> bool:
+    """A ``save_to_disk`` folder: a Dataset (``state.json`` + ``dataset_info.json``) or a DatasetDict."""
+    return path.is_dir() and ((path / "state.json").is_file() and (path / "dataset_info.json").is_file()
+                              or (path / "dataset_dict.json").is_file())
+
+
+def hub_name(source: str) -> str | None:
+    """``hf:org/name`` -> ``org/name``; a plain ``org/name`` that is not a local path too; else None."""
+    if source.startswith("hf:"):
+        return source[3:]
+    if "/" in source and _HUB_NAME.fullmatch(source) and not Path(source).exists():
+        return source
+    return None
+
+
+def _open_saved(path: Path, split: str):
+    import datasets
+
+    table = datasets.load_from_disk(str(path))
+    if isinstance(table, datasets.DatasetDict):
+        if split not in table:
+            raise ValueError(f"{path} is a DatasetDict without split {split!r}; its splits are {list(table)}")
+        table = table[split]
+    elif split != "train":
+        raise ValueError(f"{path} is a single saved split (a Dataset, not a DatasetDict): use split='train', "
+                         f"got {split!r}")
+    return table
+
+
+def _open_hub(name: str, split: str):
+    import datasets
+
+    try:
+        return datasets.load_dataset(name, split=split)
+    except Exception as err:  # offline and not cached, no such repo, no such split: one line, what to do
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        offline = datasets.config.HF_HUB_OFFLINE
+        hint = (f"offline (HF_HUB_OFFLINE=1) a hub dataset loads only from the datasets cache "
+                f"{datasets.config.HF_DATASETS_CACHE}: load it once online, or give a save_to_disk folder"
+                if offline else "check the name and split on the hub, or give a save_to_disk folder")
+        raise ValueError(f"hub dataset {name!r} split {split!r} could not be loaded ({type(err).__name__}: "
+                         f"{first[:200]}); {hint}") from err
+
+
+def _open_script(path: Path, split: str):
+    """Import ``path``, find its one ``DatasetBuilder`` subclass, prepare it into the cache, read ``split``."""
+    import datasets
+
+    code = path.read_bytes()
+    digest = hashlib.sha256(code).hexdigest()[:16]
+    spec = importlib.util.spec_from_file_location(f"t2i_dataset_script_{digest}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # datasets re-imports a builder's module by name
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    builders = [c for _, c in inspect.getmembers(module, inspect.isclass)
+                if issubclass(c, datasets.DatasetBuilder) and c.__module__ == module.__name__]
+    if len(builders) != 1:
+        raise ValueError(f"{path}: a dataset script defines exactly one datasets.DatasetBuilder subclass "
+                         f"(e.g. GeneratorBasedBuilder), found {[c.__name__ for c in builders]}")
+    builder = builders[0](dataset_name=path.stem, hash=digest, base_path=str(path.parent))
+    builder.download_and_prepare()  # a no-op when this script's content was prepared before
+    try:
+        return builder.as_dataset(split=split)
+    except (ValueError, KeyError) as err:
+        splits = list(builder.info.splits or {})
+        raise ValueError(f"{path} has no split {split!r}; its splits are {splits}") from err
+
+
+def open_table(source: str, kind: str, split: str):
+    """The ``datasets.Dataset`` of a source of kind ``hf-disk``, ``hf-hub`` or ``hf-script``."""
+    if kind == "hf-disk":
+        return _open_saved(Path(source), split)
+    if kind == "hf-script":
+        return _open_script(Path(source), split)
+    return _open_hub(hub_name(source) or source, split)
+
+
+class HFImageText(Dataset):
+    """Map-style dataset over a ``datasets.Dataset`` with image and caption columns."""
+
+    def __init__(self, table, size: int = 32, n: int | None = None, channels: int | None = None,
+                 strict: bool = False, image_column: str = "image", caption_column: str = "text",
+                 label_column: str = "label", source: str = "", base: Path | None = None,
+                 augment: Augment | None = None, check: str = "header"):
+        import datasets
+
+        if check not in CHECKS:
+            raise ValueError(f"check must be one of {list(CHECKS)}, got {check!r}")
+        if channels not in (None, 1, 3):
+            raise ValueError(f"channels must be 1, 3 or None (RGB), got {channels!r}")
+        for needed, option in ((image_column, "image_column"), (caption_column, "caption_column")):
+            if needed not in table.column_names:
+                raise ValueError(f"{source}: no {needed!r} column (set --{option.replace('_', '-')}, or {option}=... "
+                                 f"in load_dataset, to one of the columns found: {sorted(table.column_names)})")
+        if n is not None:
+            table = table.select(range(min(int(n), len(table))))
+        feature = table.features[image_column]
+        if isinstance(feature, datasets.Image) and feature.decode:
+            table = table.cast_column(image_column, datasets.Image(decode=False))  # {bytes, path}: we decode
+        self.table, self.image_column, self.base = table, image_column, base
+        self.size, self.channels, self.source = int(size), channels or 3, source
+        self.augment = augment or Augment()
+        self.report = BadDataReport(source=source, checked=len(table))
+        label_feature = table.features.get(label_column)
+        raw_labels = table[label_column] if label_feature is not None else [None] * len(table)
+        self.rows, self.caption_lists, self.labels = [], [], []
+        for i, (raw, label) in enumerate(tqdm(zip(table[caption_column], raw_labels), total=len(table),
+                                              desc=f"checking {source}", disable=len(table) < PROGRESS_ABOVE)):
+            try:
+                texts = check_captions(raw)
+                if label is not None and (isinstance(label, bool) or not isinstance(label, int) or label < 0):
+                    raise BadImage("bad_row", f"label {label!r} is not an integer >= 0")
+                if strict or check == "decode":
+                    self._load(i, Augment())
+            except BadImage as bad:
+                self.report.add(bad.kind, f"{source}[{i}]", bad.detail)
+                continue
+            self.rows.append(i)
+            self.caption_lists.append(texts)
+            self.labels.append(-1 if label is None else int(label))
+        if strict:
+            self.report.raise_if_problems()
+        if not self.rows:
+            raise ValueError(f"no usable items in {source}:\n{self.report.summary()}")
+        self.captions = [texts[0] for texts in self.caption_lists]  # the first of each: evaluation, prompts
+        names = getattr(label_feature, "names", None)  # a ClassLabel names its classes
+        self.num_classes = len(names) if names else (max(self.labels) + 1 if max(self.labels) >= 0 else 0)
+        self.class_names = list(names) if names else [str(i) for i in range(self.num_classes)]
+        self.records = None
+        self._failed: set[int] = set()
+
+    def _load(self, row: int, augment: Augment, rng=None):
+        value = self.table[row][self.image_column]
+        name = f"{self.source}[{row}]"
+        if isinstance(value, dict):  # an Image feature read undecoded: {"bytes": ..., "path": ...}
+            value = value.get("bytes") or value.get("path")
+        if isinstance(value, str):
+            name = value
+            value = self.base / value if self.base is not None and not Path(value).is_absolute() else Path(value)
+        if value is None:
+            raise BadImage("missing", "no image in this row")
+        return load_image(value, self.size, self.channels, name=name, augment=augment, rng=rng)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Reseed the random crops, flips and caption draws (``Run.dataloader`` calls it)."""
+        self.augment.epoch = int(epoch)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for a dataset of {len(self)} items")
+        index %= len(self)
+        for k in range(min(MAX_SUBSTITUTES, len(self))):
+            j = (index + k) % len(self)  # an image that fails now is replaced by the next one
+            if j in self._failed:
+                continue
+            rng = self.augment.rng(j)  # caption draw, then crop, then flip
+            text = self.augment.caption(self.caption_lists[j], rng)
+            try:
+                image, _ = self._load(self.rows[j], self.augment, rng)
+            except BadImage as bad:
+                self._failed.add(j)
+                self.report.warn(bad.kind, f"{self.source}[{self.rows[j]}]", bad.detail)
+                continue
+            return {"image": image, "text": text, "label": self.labels[j], "index": j}
+        raise RuntimeError(f"{MAX_SUBSTITUTES} consecutive unreadable images from index {index} in {self.source}")
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(source={self.source!r}, n={len(self)}, channels={self.channels}, "
+                f"size={self.size}, skipped={self.report.problems})")
+
+
+def load_hf(source: str | Path, kind: str, split: str = "train", size: int = 32, n: int | None = None,
+            strict: bool = False, channels: int | None = None, image_column: str = "image",
+            caption_column: str = "text", label_column: str = "label", check: str = "header",
+            augment: Augment | None = None) -> HFImageText:
+    table = open_table(str(source), kind, split)
+    base = Path(source) if kind == "hf-disk" else Path(source).parent if kind == "hf-script" else None
+    return HFImageText(table, size, n, channels, strict, image_column or "image", caption_column or "text",
+                       label_column, source=f"{source}:{split}", base=base, augment=augment, check=check)
+
+
+def demo() -> None:
+    import tempfile
+
+    import datasets
+
+    from . import shapes
+
+    recs = shapes.make_scenes(4)
+    table = datasets.Dataset.from_dict({"image": [shapes.render(r) for r in recs],
+                                        "text": [[r["caption"], "a picture"] for r in recs]},
+                                       features=datasets.Features({"image": datasets.Image(),
+                                                                   "text": datasets.Sequence(datasets.Value("string"))}))
+    with tempfile.TemporaryDirectory() as tmp:
+        table.save_to_disk(tmp)
+        ds = load_hf(tmp, "hf-disk", augment=Augment(draw=True))
+        print(ds, [ds[i]["text"] for i in range(4)])

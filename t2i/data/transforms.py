@@ -1,0 +1,127 @@
+"""Per-item preprocessing of user images and captions: resize mode, random flip, caption draw.
+
+Every user-data loader (folders, CSV, shards, ``datasets``) applies the same rules, the options
+of diffusers' ``train_text_to_image.py`` (``--resolution``, ``--center_crop``, ``--random_flip``):
+
+- ``resize`` (``RESIZE_MODES``) turns an image of any shape into ``size x size``:
+  ``center-crop`` (default) resizes the shorter side to ``size`` and keeps the centre;
+  ``random-crop`` resizes the same way and keeps a random window along the longer side;
+  ``pad`` resizes the longer side to ``size`` and letterboxes on black (nothing is cut off);
+  ``stretch`` resizes both sides to ``size`` (the aspect ratio changes).
+- ``random_flip``: probability of a horizontal flip. A flip turns "left of" into "right of", so
+  data whose captions name positions (shapes) refuses it.
+- several captions per image: one is drawn per access; without ``draw`` (evaluation) the first.
+
+Random choices come from ``item_rng(seed, epoch, index)``, a ``random.Random`` seeded by those
+three numbers alone: the same run draws the same crops, flips and captions in any process or
+DataLoader worker, and a resumed run (same epoch, same indices) continues bit-identically.
+``Run.dataloader`` calls ``dataset.set_epoch(epoch)`` before each epoch.
+
+    python -c "from t2i.data.transforms import demo; demo()"
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from PIL import Image, ImageOps
+
+RESIZE_MODES = ("center-crop", "random-crop", "pad", "stretch")
+_RESAMPLE = Image.Resampling.BICUBIC
+
+
+@dataclass
+class Augment:
+    """How a user-data loader prepares each item (see the module docstring)."""
+
+    resize: str = "center-crop"  # one of RESIZE_MODES
+    random_flip: float = 0.0  # probability of a horizontal flip
+    draw: bool = False  # several captions: draw one per access (training); False = the first (evaluation)
+    seed: int = 0  # with the epoch and the item index, seeds every random choice
+    epoch: int = 0  # set by set_epoch before each epoch
+
+    def __post_init__(self):
+        check_resize(self.resize)
+        if not 0.0 <= self.random_flip <= 1.0:
+            raise ValueError(f"random_flip is a probability in [0, 1], got {self.random_flip!r}")
+
+    @property
+    def random(self) -> bool:
+        """True when items differ between accesses (so a cache of prepared images would be wrong)."""
+        return self.resize == "random-crop" or self.random_flip > 0 or self.draw
+
+    def rng(self, index: int) -> random.Random:
+        return item_rng(self.seed, self.epoch, index)
+
+    def caption(self, captions: Sequence[str], rng: random.Random) -> str:
+        """The first caption, or (``draw``) one drawn from ``rng``."""
+        if self.draw and len(captions) > 1:
+            return captions[rng.randrange(len(captions))]
+        return captions[0]
+
+    def image(self, img: Image.Image, size: int, rng: random.Random) -> Image.Image:
+        img = fit(img, size, self.resize, rng)
+        if self.random_flip > 0 and rng.random() < self.random_flip:
+            img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        return img
+
+
+def check_resize(mode: str) -> str:
+    if mode not in RESIZE_MODES:
+        raise ValueError(f"resize must be one of {list(RESIZE_MODES)}, got {mode!r}")
+    return mode
+
+
+def item_rng(seed: int, epoch: int, index: int) -> random.Random:
+    """The random choices for one access of item ``index`` in ``epoch`` (string seeds hash with
+    SHA-512 in ``random``, independent of PYTHONHASHSEED)."""
+    return random.Random(f"t2i-item|{int(seed)}|{int(epoch)}|{int(index)}")
+
+
+def fit(img: Image.Image, size: int, mode: str = "center-crop", rng: random.Random | None = None) -> Image.Image:
+    """``img`` (any W x H) -> ``size x size`` by ``mode`` (``RESIZE_MODES``); bicubic, antialiased."""
+    w, h = img.size
+    if (w, h) == (size, size):
+        return img
+    if mode == "center-crop":  # the pre-existing rule: crop the centred square region, then resize
+        return ImageOps.fit(img, (size, size), method=_RESAMPLE, centering=(0.5, 0.5))
+    if mode == "stretch":
+        return img.resize((size, size), _RESAMPLE)
+    if mode == "pad":
+        scale = size / max(w, h)
+        inner = (max(1, round(w * scale)), max(1, round(h * scale)))
+        canvas = Image.new("RGB", (size, size))  # black, as alpha is composited on black
+        canvas.paste(img if img.size == inner else img.resize(inner, _RESAMPLE),
+                     ((size - inner[0]) // 2, (size - inner[1]) // 2))
+        return canvas
+    if mode == "random-crop":
+        scale = size / min(w, h)
+        rw, rh = max(size, round(w * scale)), max(size, round(h * scale))
+        if (rw, rh) != (w, h):
+            img = img.resize((rw, rh), _RESAMPLE)
+        rng = rng or random.Random(0)
+        left, top = rng.randint(0, rw - size), rng.randint(0, rh - size)
+        return img.crop((left, top, left + size, top + size))
+    raise ValueError(f"resize must be one of {list(RESIZE_MODES)}, got {mode!r}")
+
+
+def check_captions(value: Any) -> list[str]:
+    """A caption or a list of captions -> the non-blank ones, stripped; ``BadImage`` if none."""
+    from .bad_data import BadImage, check_caption
+
+    if isinstance(value, (list, tuple)):
+        captions = [c.strip() for c in value if isinstance(c, str) and c.strip()]
+        if not captions:
+            raise BadImage("empty_caption", f"no non-empty caption in a list of {len(value)}")
+        return captions
+    return [check_caption(value)]
+
+
+def demo() -> None:
+    img = Image.new("RGB", (8, 4), (255, 0, 0))
+    aug = Augment(resize="random-crop", random_flip=0.5, draw=True, seed=1)
+    for mode in RESIZE_MODES:
+        print(mode, fit(img, 4, mode, aug.rng(0)).size)
+    print([aug.caption(["a", "b", "c"], aug.rng(i)) for i in range(6)])
