@@ -156,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if cfg.first_stage_check and run.is_main:  # the ceiling of what the model can draw, before any training
         psnr = reconstruction_psnr(vae, dataset, run.device, cfg.first_stage_check)
-        run.print(f"first stage: {psnr:.1f} dB PSNR on the first {cfg.first_stage_check} training images")
+        count = min(cfg.first_stage_check, len(dataset)) if hasattr(dataset, "__len__") else cfg.first_stage_check
+        run.print(f"first stage: {psnr:.1f} dB PSNR on the first {count} training images")
         warning = first_stage_warning(psnr, cfg.min_psnr, cfg.data)
         if warning:
             run.print(warning)
