@@ -48,6 +48,8 @@ COMMANDS: dict[str, str | dict[str, str]] = {
         "cgan": "train.cgan",
         "tgan": "train.tgan",
         "tgan-attn": "train.tgan_attn",
+        "pix2pix": "train.pix2pix",
+        "cyclegan": "train.cyclegan",
         "clip": "train.clip",
         "vae-kl": "train.vae_kl",
         "ldm": "train.ldm",
