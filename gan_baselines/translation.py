@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -220,6 +221,36 @@ def build_pix2pix(arch: dict) -> tuple[UNet, PatchGAN]:
     G = UNet(arch["size"], c, c, base=arch["g_base"], dropout=arch.get("dropout", 0.5))
     D = PatchGAN(2 * c, arch["d_base"], arch.get("n_layers") or default_n_layers(arch["size"]))  # D sees (x, y)
     return G, D
+
+
+TRANSLATION_FAMILIES = ("pix2pix", "cyclegan")
+
+
+def load_translator(path: str | Path, direction: str = "ab") -> tuple[UNet, dict]:
+    """The generator saved by ``t2i train pix2pix|cyclegan`` (a run folder or its ``model/``) in eval mode, and
+    its config. ``direction="ba"``: a CycleGAN run's B -> A generator (``model_ba/``)."""
+    from t2i.io import load_config_json, load_weights
+
+    folder = Path(path)
+    if direction not in ("ab", "ba"):
+        raise ValueError(f"direction must be one of ['ab', 'ba'], got {direction!r}")
+    name = "model" if direction == "ab" else "model_ba"
+    if (folder / name / "config.json").is_file():
+        folder = folder / name  # a training run folder
+    elif direction == "ba" and folder.name == "model" and (folder.parent / name).is_dir():
+        folder = folder.parent / name
+    if direction == "ba" and folder.name != name:
+        raise ValueError(f"{path} has no B -> A generator (only CycleGAN runs have one, in model_ba/)")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} does not exist: give a run folder of t2i train pix2pix|cyclegan or its model/")
+    config = load_config_json(folder)
+    if config.get("family") not in TRANSLATION_FAMILIES:
+        raise ValueError(f"{folder} holds family {config.get('family')!r}, not an image-to-image model "
+                         f"{list(TRANSLATION_FAMILIES)}")
+    arch = config["arch"]
+    G = UNet(arch["size"], arch["channels"], arch["channels"], base=arch["g_base"], dropout=arch.get("dropout", 0.5))
+    G.load_state_dict(load_weights(folder))
+    return G.eval(), config
 
 
 def demo() -> None:

@@ -245,3 +245,25 @@ def test_cyclegan_two_steps_and_exact_resume(tmp_path):
 
 def test_tasks_are_listed_once():
     assert set(TASKS) == {"outline", "greyscale", "background"}
+
+
+def test_translate_command_matches_the_trainers_outputs(tmp_path, capsys):
+    from gan_baselines.translation import load_translator
+    from gan_baselines.translation_eval import translate
+    from train import pix2pix
+    from train import translate as translate_cmd
+
+    assert pix2pix.main(TINY + ["--data", "greyscale", "--steps", "1", "--out", str(tmp_path / "run")]) == 0
+    data = write_translation(tmp_path / "data", "greyscale", 3, split="test")
+    assert translate_cmd.main(["--model", str(tmp_path / "run"), "--input", str(data / "AB"),
+                               "--out", str(tmp_path / "out")]) == 0
+    G, config = load_translator(tmp_path / "run")
+    expected = translate(G, load_translation(data).A.float() / 255)
+    got = torch.tensor(list(Image.open(tmp_path / "out" / "00001.png").tobytes()), dtype=torch.uint8).view(32, 32, 3)
+    got = got.permute(2, 0, 1)
+    assert torch.equal(got, (expected[1] * 255).round().to(torch.uint8))
+    with pytest.raises(ValueError, match="no B -> A generator"):
+        load_translator(tmp_path / "run", "ba")
+    with pytest.raises(ValueError, match="translates 32x32"):
+        translate_cmd.main(["--model", str(tmp_path / "run"), "--input", str(tmp_path / "run" / "curves.png"),
+                            "--out", str(tmp_path / "bad")])

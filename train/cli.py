@@ -68,6 +68,7 @@ COMMANDS: dict[str, str | dict[str, str]] = {
         "mode-collapse": "train.studies.mode_collapse",
     },
     "sample": "train.sample",
+    "translate": "train.translate",
     "eval": "train.eval",
     "bench": "train.bench",
     "models": "train.models",
