@@ -4,6 +4,10 @@ Sub-commands:
 - ``t2i data shapes --out DIR --n N --size 32 --split train --seed 0 --p-two 0.5``:
   an imagefolder (``images/*.png`` + ``metadata.jsonl`` with ``file_name``, ``text``,
   ``objects``, ``relation``), byte-identical for the same arguments.
+- ``t2i data translation --task outline|greyscale|background --out DIR --n N --size 32 --seed 0``:
+  image-to-image pairs from the shapes scenes in pix2pix's side-by-side layout (``AB/*.png``, A | B)
+  and the two-folder layout (``A/``, ``B/``, same names) + ``metadata.jsonl`` with the scene labels
+  (``t2i.data.translation``); ``t2i train pix2pix|cyclegan --data DIR`` reads either layout.
 - ``t2i data digits --out DIR --size 32``: both splits as imagefolders,
   ``DIR/train`` and ``DIR/test`` (``metadata.jsonl`` with ``file_name``, ``text``, ``label``).
 - ``t2i data shards SOURCE --out DIR --per-shard 1000``: any map-style source (shapes,
@@ -27,6 +31,7 @@ from typing import Sequence
 from tqdm.auto import tqdm
 
 from t2i.data import DEFAULT_N, describe_source, load_dataset, shapes
+from t2i.data import translation
 from t2i.data.bad_data import BadDataReport
 from t2i.data.digits import write_digits
 from t2i.data.folder import find_metadata
@@ -36,7 +41,7 @@ from t2i.data.shards import write_shards
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentDefaultsHelpFormatter
     parser = argparse.ArgumentParser(prog="t2i data", description=__doc__.split("\n\n")[0], formatter_class=fmt)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{shapes,digits,shards,validate}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{shapes,translation,digits,shards,validate}")
 
     p = sub.add_parser("shapes", help="write the shapes dataset as an imagefolder", formatter_class=fmt)
     p.add_argument("--out", required=True, help="output folder")
@@ -46,6 +51,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train/test never hold the held-out pairs; novel always does")
     p.add_argument("--seed", type=int, default=0, help="seed of the scene stream")
     p.add_argument("--p-two", type=float, default=0.5, help="probability that a scene holds two objects")
+
+    p = sub.add_parser("translation", help="write an image-to-image task (A|B, A/, B/) from shapes scenes",
+                       formatter_class=fmt)
+    p.add_argument("--task", choices=list(translation.TASKS), required=True,
+                   help="; ".join(f"{k}: {v}" for k, v in translation.TASKS.items()))
+    p.add_argument("--out", required=True, help="output folder (gets AB/, A/, B/ and metadata.jsonl)")
+    p.add_argument("--n", type=int, default=1000, help="number of pairs")
+    p.add_argument("--size", type=int, default=32, help="image side in pixels (32 or 64)")
+    p.add_argument("--split", choices=shapes.SPLITS, default="train", help="which scene stream (as t2i data shapes)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the scene stream")
 
     p = sub.add_parser("digits", help="write sklearn digits (train and test) as imagefolders", formatter_class=fmt)
     p.add_argument("--out", required=True, help="output folder (gets train/ and test/)")
@@ -142,6 +157,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "shapes":
         out = shapes.write_dataset(args.out, args.n, args.seed, args.size, args.split, args.p_two)
         print(f"wrote {args.n} {args.split} scenes ({args.size}px, seed {args.seed}) to {out}")
+        return 0
+    if args.command == "translation":
+        out = translation.write_translation(args.out, args.task, args.n, args.seed, args.size, args.split)
+        print(f"wrote {args.n} {args.task} pairs ({args.size}px, {args.split}, seed {args.seed}) to {out} "
+              "(AB/ side by side, A/ and B/, metadata.jsonl)")
         return 0
     if args.command == "digits":
         out = write_digits(args.out, args.size)

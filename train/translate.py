@@ -1,0 +1,69 @@
+"""Translate images with a trained pix2pix or CycleGAN generator (t2i translate).
+
+``--model`` is a run folder of ``t2i train pix2pix|cyclegan`` (or its ``model/``); ``--direction ba``
+uses a CycleGAN run's B -> A generator. ``--input`` is one image or a folder of PNG/JPEG images of the
+model's size (side-by-side A|B files of twice the width are read as their A half); outputs go to
+``--out`` under the same names.
+
+    t2i data translation --task greyscale --out /tmp/grey --n 8 --split test
+    t2i translate --model runs/p2p-grey --input /tmp/grey/A --out /tmp/grey-out
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from gan_baselines.translation import load_translator
+from gan_baselines.translation_eval import translate
+
+SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def _inputs(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise FileNotFoundError(f"--input {path} does not exist: give an image or a folder of images")
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in SUFFIXES)
+    if not files:
+        raise ValueError(f"--input {path} holds no images ({', '.join(SUFFIXES)})")
+    return files
+
+
+def _load(path: Path, size: int) -> torch.Tensor:
+    image = Image.open(path).convert("RGB")
+    if image.size == (2 * size, size):
+        image = image.crop((0, 0, size, size))  # a side-by-side A|B file: its A half
+    if image.size != (size, size):
+        raise ValueError(f"{path} is {image.size[0]}x{image.size[1]} px; the model translates {size}x{size} images "
+                         f"(or {2 * size}x{size} A|B pairs)")
+    return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1).float() / 255  # (3, S, S)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="t2i translate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="run folder of t2i train pix2pix|cyclegan, or its model/")
+    parser.add_argument("--input", required=True, help="an image or a folder of images")
+    parser.add_argument("--out", required=True, help="output folder (same file names as the inputs)")
+    parser.add_argument("--direction", choices=("ab", "ba"), default="ab", help="ba: a CycleGAN run's B -> A generator")
+    args = parser.parse_args(argv)
+    G, config = load_translator(args.model, args.direction)
+    files = _inputs(Path(args.input))
+    x = torch.stack([_load(f, config["arch"]["size"]) for f in files])  # (N, 3, S, S) in [0, 1]
+    y = translate(G, x)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for f, image in zip(files, y):
+        Image.fromarray((image * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()).save(out / (f.stem + ".png"))
+    print(f"translated {len(files)} image(s) with {config['family']} ({args.direction}) to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
