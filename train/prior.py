@@ -6,8 +6,8 @@ Ramesh et al. 2022, Sec. 2.1), with ``cond_dropout`` of captions replaced by "" 
 guidance (``t2i.prior.model``). The frozen CLIP (``--clip``, an open_clip run or built-in name) embeds
 every training image and distinct caption once, before training.
 
-At the end the prior is evaluated on held-out pairs (``--eval-splits`` of shapes/digits, or
-``--eval-data``): cosine of the sampled vs the true image embedding, and retrieval of the true image
+At the end the prior is evaluated on held-out pairs (``--eval-splits`` of ``--data``, by default shapes'
+``test`` and ``novel``, digits' ``test``; or ``--eval-data``): cosine of the sampled vs the true image embedding, and retrieval of the true image
 among ``--gallery`` images (R@1, R@5), against using the text embedding as the image embedding, with
 bootstrap 95% intervals (``t2i.prior.evaluate``).
 
@@ -61,7 +61,7 @@ class PriorConfig(RunConfig):
     sampler: PriorSampler = "ddpm"  # sampler of the evaluation and the saved default: ddpm (UnCLIPScheduler) | ddim
     sample_steps: int = 25  # sampling steps of the evaluation and the saved default
     guidance: float = 4.0  # classifier-free guidance of the evaluation and the saved default (1 = none)
-    eval_splits: str = "test,novel"  # held-out splits of shapes/digits to evaluate on, comma-separated ("" = none)
+    eval_splits: str = "auto"  # held-out splits of --data to evaluate on, comma-separated; auto = shapes: test,novel, digits: test, other data: none; "" = none
     eval_data: str = ""  # evaluate on this held-out data instead (a folder/.csv of captioned images)
     eval_n: int = 1000  # held-out pairs per split (whole galleries of --gallery are used)
     gallery: int = 100  # retrieval: rank the true image among this many images
@@ -70,14 +70,20 @@ class PriorConfig(RunConfig):
     resumable: ClassVar[tuple[str, ...]] = RunConfig.resumable + ("eval_splits", "eval_data", "gallery", "n_boot")
 
 
-def evaluate(cfg: PriorConfig, prior, scheduler, clip, tokenizer, device) -> dict:
-    """{split: compare(...)} on the held-out data of the config."""
-    sets = {}
+AUTO_SPLITS = {"shapes": "test,novel", "digits": "test"}  # --eval-splits auto
+
+
+def eval_sets(cfg: PriorConfig) -> dict:
+    """{name: held-out dataset}, loaded before training so a bad split fails fast."""
     if cfg.eval_data:
-        sets["eval-data"] = load_dataset(cfg.eval_data, split="test", size=cfg.size, n=cfg.eval_n)
-    else:
-        for split in [s.strip() for s in cfg.eval_splits.split(",") if s.strip()]:
-            sets[split] = load_dataset(cfg.data, split=split, size=cfg.size, n=cfg.eval_n, seed=cfg.seed)
+        return {"eval-data": load_dataset(cfg.eval_data, split="test", size=cfg.size, n=cfg.eval_n)}
+    splits = AUTO_SPLITS.get(str(cfg.data), "") if cfg.eval_splits == "auto" else cfg.eval_splits
+    return {split: load_dataset(cfg.data, split=split, size=cfg.size, n=cfg.eval_n, seed=cfg.seed)
+            for split in [s.strip() for s in splits.split(",") if s.strip()]}
+
+
+def evaluate(cfg: PriorConfig, sets: dict, prior, scheduler, clip, tokenizer, device) -> dict:
+    """{split: compare(...)} on the held-out sets."""
     return {split: evaluate_prior(prior, scheduler, clip, tokenizer, data, cfg.gallery, cfg.sample_steps, cfg.guidance,
                                   cfg.sampler, seed=cfg.seed, n_boot=cfg.n_boot, device=device)
             for split, data in sets.items()}
@@ -97,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
                            image_column=cfg.image_column, caption_column=cfg.caption_column,
                            **shapes_options(cfg.data, cfg.p_two))
+    held_out = eval_sets(cfg)
     cache = build_cache(clip, tokenizer, dataset, run.device)  # every image and distinct caption, once
     table_cond = cache.conditions.to(run.device)  # (U+1, ...); the last row is ""
     embed_dim, num_tokens, width = cache.image_embeds.shape[1], *table_cond.tokens.shape[1:]
@@ -133,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         save_prior(run.out, final, scheduler, {"clip": reference(cfg.clip), "sampler": cfg.sampler,
                                                "num_inference_steps": cfg.sample_steps,
                                                "guidance_scale": cfg.guidance})
-        results = evaluate(cfg, final, scheduler, clip, tokenizer, run.device)
+        results = evaluate(cfg, held_out, final, scheduler, clip, tokenizer, run.device)
         if results:
             (run.out / "prior_metrics.json").write_text(json.dumps(
                 {"clip": reference(cfg.clip), "sampler": cfg.sampler, "num_inference_steps": cfg.sample_steps,
