@@ -60,7 +60,7 @@ class PriorConfig(RunConfig):
     checkpoint_every: int = 1000  # write a resumable checkpoint every N steps; 0 = only at the end
     sampler: PriorSampler = "ddpm"  # sampler of the evaluation and the saved default: ddpm (UnCLIPScheduler) | ddim
     sample_steps: int = 25  # sampling steps of the evaluation and the saved default
-    guidance: float = 4.0  # classifier-free guidance of the evaluation and the saved default (1 = none)
+    guidance: float = 1.0  # classifier-free guidance of the evaluation and the saved default (1 = none; on shapes 4 and 8 were worse, benchmarks/RESULTS.md)
     eval_splits: str = "auto"  # held-out splits of --data to evaluate on, comma-separated; auto = shapes: test,novel, digits: test, other data: none; "" = none
     eval_data: str = ""  # evaluate on this held-out data instead (a folder/.csv of captioned images)
     eval_n: int = 1000  # held-out pairs per split (whole galleries of --gallery are used)

@@ -84,7 +84,7 @@ def demo() -> None:
 
 @torch.no_grad()
 def evaluate_prior(prior: Any, scheduler: Any, clip: Any, tokenizer: Any, dataset: Any, gallery: int = 100,
-                   num_inference_steps: int = 25, guidance_scale: float = 4.0, sampler: str = "ddpm", seed: int = 0,
+                   num_inference_steps: int = 25, guidance_scale: float = 1.0, sampler: str = "ddpm", seed: int = 0,
                    n_boot: int = 1000, batch_size: int = 500, device: Any = "cpu") -> dict[str, Any]:
     """``compare`` on a held-out dataset of ``{"image", "text"}`` items: the frozen CLIP embeds the images
     (targets) and captions (baseline and conditions); the prior samples one embedding per caption, batch j

@@ -179,7 +179,7 @@ def drop_conditions(ids: torch.Tensor, p: float, empty_id: int, generator: torch
 
 @torch.no_grad()
 def sample_prior(prior: PriorTransformer, scheduler: UnCLIPScheduler, cond: TextConditions, uncond: TextConditions,
-                 num_inference_steps: int = 25, guidance_scale: float = 4.0, seed: int = 0,
+                 num_inference_steps: int = 25, guidance_scale: float = 1.0, seed: int = 0,
                  sampler: PriorSampler = "ddpm") -> torch.Tensor:
     """Unit-norm CLIP image embeddings ``(B, D)`` for the captions of ``cond``; ``uncond`` is "" (one row).
 
