@@ -53,6 +53,7 @@ COMMANDS: dict[str, str | dict[str, str]] = {
         "clip": "train.clip",
         "vae-kl": "train.vae_kl",
         "ldm": "train.ldm",
+        "prior": "train.prior",
         "distill": "train.distill",
         "evaluators": "train.evaluators",
         "defaults": "train.defaults",
