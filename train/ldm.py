@@ -16,6 +16,8 @@ Output (the diffusers convention: the run folder is the model):
 - LoRA: ``OUT/pytorch_lora_weights.safetensors`` (``pipe.load_lora_weights(OUT)``) and
   ``OUT/t2i_lora.json`` naming the base pipeline (a built-in name as it is, a path made absolute);
   ``t2i sample/eval/bench/app`` load the run folder like a pipeline.
+Speed (opt-in; ``benchmarks/train_throughput.py`` times them against diffusers' ``train_text_to_image.py``):
+``--cache`` (VAE posteriors and text states once), ``--fused-adamw``, ``--compile`` (torch.compile of the UNet step).
 Sampling defaults (``t2i_sampling.json``): ``--sampler/--sample-steps/--guidance`` when given, else,
 with ``--init``, the base pipeline's own saved defaults, else ``DiffusionOptions()``.
 
