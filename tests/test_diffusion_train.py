@@ -230,3 +230,41 @@ def test_load_vae_refuses_other_models_and_never_unpickles(tmp_path):
     with pytest.raises(OSError):
         load_vae(vae_dir)
     assert not (tmp_path / "unpickled").exists()
+
+
+def assert_same_training(a: dict, b: dict, lr: float, steps: int) -> None:
+    """Weights after the same steps computed two ways: all but a few agree to float tolerance; Adam moves a
+    weight by about ``lr`` per step whatever its gradient's size, so where a gradient is ~0 a last-bit
+    difference (compiled kernels) may flip that step's sign: bounded by ``2 lr`` per step."""
+    diff = torch.cat([(a[k].float() - b[k].float()).abs().flatten() for k in b])
+    assert float(diff.max()) <= 2 * lr * steps
+    assert float((diff > 1e-5).float().mean()) < 1e-3, f"{int((diff > 1e-5).sum())} of {diff.numel()} weights differ"
+
+
+@pytest.mark.parametrize("option", ["--fused-adamw", pytest.param("--compile", marks=pytest.mark.slow)])
+def test_ldm_speed_options_learn_what_the_plain_step_learns(vae_run, ldm_run, tmp_path, option):
+    """A 2-step run with a speed option saves a pipeline (and checkpoints of the plain module's weights,
+    EMA included) equal to the plain run's within float tolerance."""
+    import train.ldm
+    from diffusers import UNet2DConditionModel
+
+    from gan_baselines.registry import load_generator
+    from t2i.runtime.checkpoint import read_checkpoint
+
+    common = [*TINY, *GRID, "--vae", str(vae_run), "--clip", str(ldm_run), "--unet", "test", "--cache", "--lr", "1e-3",
+              "--warmup-steps", "1", "--ema-decay", "0.5", "--checkpoint-every", "1"]
+    assert train.ldm.main([*common, "--out", str(tmp_path / "plain")]) == 0
+    assert train.ldm.main([*common, option, "--out", str(tmp_path / "fast")]) == 0
+    plain = UNet2DConditionModel.from_pretrained(tmp_path / "plain" / "unet").state_dict()
+    fast = UNet2DConditionModel.from_pretrained(tmp_path / "fast" / "unet").state_dict()
+    assert plain.keys() == fast.keys()
+    assert_same_training(fast, plain, lr=1e-3, steps=2)
+    _, states = read_checkpoint(tmp_path / "fast" / "checkpoints" / "step_000002")
+    _, reference = read_checkpoint(tmp_path / "plain" / "checkpoints" / "step_000002")
+    assert states["model_0"].keys() == reference["model_0"].keys()  # the plain module's names, no _orig_mod.
+    assert_same_training(states["model_0"], reference["model_0"], lr=1e-3, steps=2)
+    first = read_checkpoint(tmp_path / "plain" / "checkpoints" / "step_000001")[1]["model_0"]
+    assert any(not torch.equal(first[k], reference["model_0"][k]) for k in first)  # the weights did move
+    images = load_generator(tmp_path / "fast").generate(["a red circle"], seed=0, num_inference_steps=2)
+    again = load_generator(tmp_path / "plain").generate(["a red circle"], seed=0, num_inference_steps=2)
+    assert np.abs(np.asarray(images[0], dtype=float) - np.asarray(again[0], dtype=float)).max() <= 2

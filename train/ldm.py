@@ -16,6 +16,8 @@ Output (the diffusers convention: the run folder is the model):
 - LoRA: ``OUT/pytorch_lora_weights.safetensors`` (``pipe.load_lora_weights(OUT)``) and
   ``OUT/t2i_lora.json`` naming the base pipeline (a built-in name as it is, a path made absolute);
   ``t2i sample/eval/bench/app`` load the run folder like a pipeline.
+Speed (opt-in; ``benchmarks/train_throughput.py`` times them against diffusers' ``train_text_to_image.py``):
+``--cache`` (VAE posteriors and text states once), ``--fused-adamw``, ``--compile`` (torch.compile of the UNet step).
 Sampling defaults (``t2i_sampling.json``): ``--sampler/--sample-steps/--guidance`` when given, else,
 with ``--init``, the base pipeline's own saved defaults, else ``DiffusionOptions()``.
 
@@ -30,7 +32,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 
@@ -69,6 +71,10 @@ class LDMConfig(RunConfig):
     first_stage_check: int = 64  # training images the first stage reconstructs before training (PSNR printed); 0 = skip
     min_psnr: float = 20.0  # warn (with the remedy) when that PSNR is below this many dB
     cache: bool = False  # encode every image (VAE posterior) and caption once before training: faster steps
+    # speed options (opt-in; benchmarks/train_throughput.py measures them). They change how a step is
+    # computed, not what is learnt, so a run may be resumed with them switched (they are not in its identity).
+    compile: bool = False  # torch.compile the UNet for the training step (the first steps compile: minutes on a CPU); checkpoints, EMA, grids and the saved pipeline use the plain module
+    fused_adamw: bool = False  # AdamW's fused kernel (one pass over all parameters, CPU and CUDA) instead of its per-parameter loop
     n: int = 0  # use only the first N training items (0 = the whole train split)
     p_two: float = 0.5  # shapes only: probability that a training scene holds two objects (the spec's default 0.5)
     lr: float = 2e-4  # AdamW learning rate
@@ -82,6 +88,8 @@ class LDMConfig(RunConfig):
     sampler: SamplerName | None = None  # sampler of the grids and the saved default; None = the --init pipeline's saved one, else dpm-solver++
     sample_steps: int | None = None  # sampling steps of the grids and the saved default; None = the --init pipeline's, else 20
     guidance: float | None = None  # classifier-free guidance of the grids and the saved default (1 = none); None = the --init pipeline's, else 3
+
+    resumable: ClassVar[tuple[str, ...]] = RunConfig.resumable + ("compile", "fused_adamw")
 
 
 def build_components(cfg: LDMConfig) -> dict:
@@ -161,10 +169,13 @@ def main(argv: list[str] | None = None) -> int:
         warning = first_stage_warning(psnr, cfg.min_psnr, cfg.data)
         if warning:
             run.print(warning)
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=cfg.fused_adamw or None)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps)))
     unet, opt, sched = run.prepare(unet, opt, sched)
     ema = run.ema(unet)
+    # the step runs the compiled module; it shares its parameters with `unet`, which is what the
+    # checkpoints, the EMA, the grids and the saved pipeline read (no `_orig_mod.` prefixes anywhere)
+    step_unet = torch.compile(unet, dynamic=False) if cfg.compile else unet
     text_table = None
     if cfg.cache:  # posterior moments of every image + text states of every distinct caption (and "")
         cached = build_latent_cache(dataset, vae, run.device)
@@ -192,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                 posterior = vae.encode(to_vae_input(batch["image"])).latent_dist
                 z0 = posterior.sample(run.generator) * scale  # (B, C, h, w)
         with run.accumulate(unet):
-            loss = diffusion_loss(unet, scheduler, z0, cond, run.generator, cfg.snr_gamma).mean()
+            loss = diffusion_loss(step_unet, scheduler, z0, cond, run.generator, cfg.snr_gamma).mean()
             run.backward(loss)
             opt.step()
             sched.step()
