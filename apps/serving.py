@@ -11,7 +11,8 @@
 - ``ModelThreads``: every model call runs on one of ``concurrency`` long-lived threads with a fixed
   number of torch threads. torch's CPU thread pool belongs to the thread that calls it; gradio calls
   handlers from changing worker threads, and a fresh pool per request doubled the time of 4 images
-  (8 DDIM steps: 0.39 -> 0.73 s on 2 cores; one torch thread: 0.31 s; ``benchmarks/RESULTS.md``).
+  (8 DDIM steps, in an ad-hoc in-process check, not a repo benchmark: 0.39 -> 0.73 s on 2 cores; one
+  torch thread: 0.31 s. One thread's lead is measured by ``benchmarks/fast_sampling.py --threads 1``).
 - ``RefuseUploads``: an ASGI middleware that refuses every upload (this app takes none) and
   answers an unknown API name with 404 and the list of names instead of a server error.
 

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from benchmarks.diffusion_speed import OUT, append_section, machine
+from benchmarks.relations import measure
 
 LATENCY_PROMPT = "a small red circle in the center"
 PARTS = ("text_encoder", "unet", "vae_decode")
@@ -92,26 +93,6 @@ def latency(gen: Any, options: dict[str, Any], repeats: int) -> dict[str, Any]:
     return row
 
 
-def accuracy(gen: Any, n: int, options: dict[str, Any]) -> tuple[dict[str, Any], list]:
-    from t2i.data.shapes import prompts
-    from t2i.evaluators.shapes import ShapesEvaluator
-    from t2i.generator import generate_conditions
-
-    evaluator = ShapesEvaluator.from_pretrained()
-    table: dict[str, Any] = {}
-    strip: list = []
-    for split in ("test", "novel"):
-        for kind in ("one", "two"):
-            captions = [c for c, _ in prompts(n, seed=0, split=split, kind=kind)]
-            images = generate_conditions(gen, captions, seed=0, n=1, **options)
-            judged = evaluator.judge(images, captions)
-            keys = ("all_correct",) if kind == "one" else ("relation", "all_correct")
-            table[f"{split}_{kind}"] = {k: round(sum(j[k] for j in judged) / len(judged), 3) for k in keys}
-            if split == "test" and kind == "two":
-                strip = images[:8]
-    return table, strip
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.fast_sampling", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -139,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         row = {"model": model, "steps": int(steps_text), "sampler": options["sampler"],
                "guidance": gen.options.guidance_scale, **latency(gen, options, args.repeats)}
         if not args.no_accuracy:
-            row["accuracy"], strip = accuracy(gen, args.n, options)
-            strips += strip
+            row["accuracy"], kept = measure(gen, args.n, **options)
+            strips += kept["test_two"][1][:8]
         results["configs"][spec] = row
         print(spec, json.dumps(row), flush=True)
     OUT.mkdir(exist_ok=True)

@@ -29,26 +29,24 @@ FRAME = {"all": (40, 170, 60), "relation": (240, 150, 20), "wrong": (210, 40, 40
 CELL = 96  # pixels of one upscaled image in the figure
 
 
-def generate_all(model: str, captions: Sequence[str]) -> list[Image.Image]:
-    """One image per caption; caption i from seed i (the generator contract's seeding rule), so
-    `t2i sample --prompts FILE --seed 0` on the same list draws the same images."""
+def measure(model: Any, n: int, **options: Any) -> tuple[dict[str, Any], dict[str, tuple[list[str], list[Image.Image], list[dict]]]]:
+    """Shapes-evaluator table per split (test, novel) and kind (one, two objects) of ``model`` (a name, a
+    folder or a loaded generator) with its sampling ``options``: one image per caption, caption i from seed
+    i (the generator contract's seeding rule), so `t2i sample --prompts FILE --seed 0` on the same list draws
+    the same images. Also returns (captions, images, judgements) per list."""
     from gan_baselines.registry import load_generator
-    from t2i.generator import generate_conditions
-
-    return generate_conditions(load_generator(model), list(captions), seed=0, n=1)
-
-
-def measure(model: str, n: int) -> tuple[dict[str, Any], dict[str, tuple[list[str], list[Image.Image], list[dict]]]]:
     from t2i.data.shapes import prompts
     from t2i.evaluators.shapes import ShapesEvaluator
+    from t2i.generator import generate_conditions
 
+    generator = load_generator(model) if isinstance(model, (str, Path)) else model
     evaluator = ShapesEvaluator.from_pretrained()
     table: dict[str, Any] = {}
     kept = {}
     for split in ("test", "novel"):
         for kind in ("one", "two"):
             captions = [c for c, _ in prompts(n, seed=0, split=split, kind=kind)]
-            images = generate_all(model, captions)
+            images = generate_conditions(generator, captions, seed=0, n=1, **options)
             judged = evaluator.judge(images, captions)
             keys = ("colour", "shape", "size", "position", "all_correct") if kind == "one" else \
                 ("colour", "shape", "binding", "relation", "all_correct")
