@@ -68,7 +68,46 @@ def find_metadata(folder: Path) -> Path | None:
     return None
 
 
-class CaptionedFiles(Dataset):
+class SkipsBadImages(Dataset):
+    """Item access shared by the user-data datasets: an image that fails to decode is reported once and
+    replaced by the next readable one (at most ``MAX_SUBSTITUTES`` tried); captions, crops and flips come
+    from ``augment``'s per-item, per-epoch generator. Subclasses set ``rows``, ``caption_lists``, ``labels``,
+    ``augment``, ``report``, ``source``, ``size``, ``channels``, ``_failed`` and define ``_load_item(j, rng)``
+    (the decoded image) and ``_item_name(j)`` (how the report names item ``j``)."""
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Reseed the random crops, flips and caption draws (``Run.dataloader`` calls it)."""
+        self.augment.epoch = int(epoch)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for a dataset of {len(self)} items")
+        index %= len(self)
+        for k in range(min(MAX_SUBSTITUTES, len(self))):
+            j = (index + k) % len(self)  # a file that fails now is replaced by the next one
+            if j in self._failed:
+                continue
+            rng = self.augment.rng(j)  # caption draw, then crop, then flip
+            text = self.augment.caption(self.caption_lists[j], rng)
+            try:
+                image = self._load_item(j, rng)
+            except BadImage as bad:
+                self._failed.add(j)  # reported once, skipped silently afterwards
+                self.report.warn(bad.kind, self._item_name(j), bad.detail)
+                continue
+            return {"image": image, "text": text, "label": self.labels[j], "index": j}
+        raise RuntimeError(f"{MAX_SUBSTITUTES} consecutive unreadable images from index {index} in "
+                           f"{self.source}; run `t2i data validate {self.source}`")
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(source={self.source!r}, n={len(self)}, channels={self.channels}, "
+                f"size={self.size}, skipped={self.report.problems})")
+
+
+class CaptionedFiles(SkipsBadImages):
     """Map-style dataset over checked ``Row``s; see the module docstring."""
 
     def __init__(self, rows: list[Row], size: int = 32, channels: int | None = None, strict: bool = False,
@@ -147,37 +186,12 @@ class CaptionedFiles(Dataset):
                             "image_size": self.size if width else None})
         return records
 
-    def __len__(self) -> int:
-        return len(self.rows)
+    def _load_item(self, j: int, rng: Any) -> Any:
+        row = self.rows[j]
+        return load_image(row.path, self.size, self.channels, name=row.name, augment=self.augment, rng=rng)[0]
 
-    def set_epoch(self, epoch: int) -> None:
-        """Reseed the random crops, flips and caption draws (``Run.dataloader`` calls it)."""
-        self.augment.epoch = int(epoch)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index {index} out of range for a dataset of {len(self)} items")
-        index %= len(self)
-        for k in range(min(MAX_SUBSTITUTES, len(self))):
-            j = (index + k) % len(self)  # a file that fails now is replaced by the next one
-            if j in self._failed:
-                continue
-            row = self.rows[j]
-            rng = self.augment.rng(j)  # caption draw, then crop, then flip
-            text = self.augment.caption(self.caption_lists[j], rng)
-            try:
-                image, _ = load_image(row.path, self.size, self.channels, name=row.name, augment=self.augment, rng=rng)
-            except BadImage as bad:
-                self._failed.add(j)  # reported once, skipped silently afterwards
-                self.report.warn(bad.kind, row.name, bad.detail)
-                continue
-            return {"image": image, "text": text, "label": self.labels[j], "index": j}
-        raise RuntimeError(f"{MAX_SUBSTITUTES} consecutive unreadable images from index {index} in "
-                           f"{self.source}; run `t2i data validate {self.source}`")
-
-    def __repr__(self) -> str:
-        return (f"{type(self).__name__}(source={self.source!r}, n={len(self)}, channels={self.channels}, "
-                f"size={self.size}, skipped={self.report.problems})")
+    def _item_name(self, j: int) -> str:
+        return self.rows[j].name
 
 
 def check_objects(objects: Any) -> None:

@@ -32,11 +32,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from .bad_data import BadDataReport, BadImage, load_image
-from .folder import CHECKS, MAX_SUBSTITUTES, PROGRESS_ABOVE
+from .folder import CHECKS, PROGRESS_ABOVE, SkipsBadImages
 from .transforms import Augment, check_captions
 
 HF_OPTIONS = ("image_column", "caption_column", "label_column", "check")
@@ -120,7 +119,7 @@ def open_table(source: str, kind: str, split: str):
     return _open_hub(hub_name(source) or source, split)
 
 
-class HFImageText(Dataset):
+class HFImageText(SkipsBadImages):
     """Map-style dataset over a ``datasets.Dataset`` with image and caption columns."""
 
     def __init__(self, table, size: int = 32, n: int | None = None, channels: int | None = None,
@@ -186,35 +185,11 @@ class HFImageText(Dataset):
             raise BadImage("missing", "no image in this row")
         return load_image(value, self.size, self.channels, name=name, augment=augment, rng=rng)
 
-    def __len__(self) -> int:
-        return len(self.rows)
+    def _load_item(self, j: int, rng: Any) -> Any:
+        return self._load(self.rows[j], self.augment, rng)[0]
 
-    def set_epoch(self, epoch: int) -> None:
-        """Reseed the random crops, flips and caption draws (``Run.dataloader`` calls it)."""
-        self.augment.epoch = int(epoch)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index {index} out of range for a dataset of {len(self)} items")
-        index %= len(self)
-        for k in range(min(MAX_SUBSTITUTES, len(self))):
-            j = (index + k) % len(self)  # an image that fails now is replaced by the next one
-            if j in self._failed:
-                continue
-            rng = self.augment.rng(j)  # caption draw, then crop, then flip
-            text = self.augment.caption(self.caption_lists[j], rng)
-            try:
-                image, _ = self._load(self.rows[j], self.augment, rng)
-            except BadImage as bad:
-                self._failed.add(j)
-                self.report.warn(bad.kind, f"{self.source}[{self.rows[j]}]", bad.detail)
-                continue
-            return {"image": image, "text": text, "label": self.labels[j], "index": j}
-        raise RuntimeError(f"{MAX_SUBSTITUTES} consecutive unreadable images from index {index} in {self.source}")
-
-    def __repr__(self) -> str:
-        return (f"{type(self).__name__}(source={self.source!r}, n={len(self)}, channels={self.channels}, "
-                f"size={self.size}, skipped={self.report.problems})")
+    def _item_name(self, j: int) -> str:
+        return f"{self.source}[{self.rows[j]}]"
 
 
 def load_hf(source: str | Path, kind: str, split: str = "train", size: int = 32, n: int | None = None,
