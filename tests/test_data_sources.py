@@ -101,16 +101,17 @@ def test_save_to_disk_folder_loads_and_trains(saved, tmp_path):
 
 
 @pytest.mark.slow
-def test_ldm_fine_tunes_on_a_saved_dataset_and_its_cache_refuses_random_items(saved, tmp_path, capsys):
+def test_ldm_fine_tunes_on_a_saved_dataset_and_its_cache_refuses_random_images(saved, tmp_path, capsys):
     from t2i.diffusion.testing import make_sd_folder
 
     sd = make_sd_folder(tmp_path / "sd")
     ldm = ["train", "ldm", "--data", str(saved), "--init", str(sd), "--size", "16", *TINY, "--sample-steps", "2",
            "--sample-prompts", "a red circle"]
     assert t2i([*ldm, "--resize", "pad", "--out", str(tmp_path / "ft")]) == 0
-    assert t2i([*ldm, "--cache", "--out", str(tmp_path / "cached")]) == 2  # two captions per image: one frozen
+    assert t2i([*ldm, "--cache", "--out", str(tmp_path / "cached")]) == 0  # two captions per image: both cached
+    assert t2i([*ldm, "--cache", "--random-flip", "0.5", "--out", str(tmp_path / "flip")]) == 2  # a flip: frozen
     err = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress bars of loading the model
-    assert "a latent cache keeps one prepared copy" in err and "several captions per image" in err
+    assert "a latent cache keeps one prepared copy" in err and "--random-flip" in err
     assert "--cache false" in err
 
 
@@ -163,6 +164,26 @@ def test_several_captions_are_drawn_per_epoch_reproducibly(tmp_path):
     assert draws(1) != first
     assert [load_dataset(root)[0]["text"] for _ in range(3)] == ["caption 0"] * 3  # evaluation: the first
     assert random_choices(load_dataset(root, draw_caption=True)) == ["several captions per image"]
+
+
+def test_the_latent_cache_draws_the_captions_the_loader_draws(tmp_path):
+    """Regression (issue 16 recipe): the cache refused several captions per image; it now keeps them all and
+    draws one per access by the loader's own rule, epoch by epoch."""
+    from t2i.diffusion.testing import make_tiny_pipeline
+    from t2i.diffusion.training import build_latent_cache
+
+    root = _folder_with_captions(tmp_path / "f")
+    loader = load_dataset(root, seed=3, draw_caption=True, size=16)
+    cached = build_latent_cache(load_dataset(root, seed=3, draw_caption=True, size=16), make_tiny_pipeline().vae, "cpu")
+    seen = set()
+    for epoch in range(6):
+        loader.set_epoch(epoch)
+        cached.set_epoch(epoch)
+        for i in range(len(loader)):
+            text = cached.texts[cached[i]["text_id"]]
+            assert text == loader[i]["text"]
+            seen.add(text)
+    assert len(seen) == 3 * len(loader)  # every caption of every image drawn at some epoch
 
 
 def _columns(width: int, height: int) -> Image.Image:

@@ -170,6 +170,52 @@ def test_ldm_fine_tunes_a_stable_diffusion_folder(tmp_path):
     StableDiffusionPipeline.from_pretrained(out)  # still loads in stock diffusers
 
 
+def test_vae_kl_decoder_fine_tune_keeps_the_latent_space(vae_run, tmp_path):
+    """--init --train-part decoder: the encoder (so the latents a diffusion model learnt) and the scaling
+    factor stay the base's, the decoder moves; --train-part decoder without --init is refused."""
+    import train.vae_kl
+
+    out = tmp_path / "ft"
+    assert train.vae_kl.main([*TINY, "--init", str(vae_run), "--train-part", "decoder", "--size", "32", "--lr", "0.01",
+                              "--scale-images", "16", "--eval-images", "8", "--out", str(out)]) == 0
+    base, tuned = AutoencoderKL.from_pretrained(vae_run / "vae"), AutoencoderKL.from_pretrained(out / "vae")
+    old, new = base.state_dict(), tuned.state_dict()
+    assert all(torch.equal(old[k], new[k]) for k in old if k.startswith(("encoder.", "quant_conv.")))
+    assert any(not torch.equal(old[k], new[k]) for k in old if k.startswith("decoder."))
+    assert tuned.config.scaling_factor == base.config.scaling_factor and tuned.config.sample_size == 32
+    with pytest.raises(SystemExit, match="give --init"):
+        train.vae_kl.main([*TINY, "--train-part", "decoder", "--out", str(tmp_path / "x")])
+
+
+def test_ldm_fine_tune_replaces_the_first_stage_and_text_encoder_at_another_size(vae_run, ldm_run, tmp_path):
+    """--init BASE --vae V --clip C --size S: the saved pipeline (full) or the LoRA run folder carries the
+    replaced parts and the new default size; the registry loads both with them."""
+    import train.ldm
+    from t2i.diffusion.first_stage import load_vae
+    from t2i.diffusion.pipeline import load_generator
+
+    tuned_vae = tmp_path / "vae"
+    import train.vae_kl
+
+    assert train.vae_kl.main([*TINY, "--init", str(vae_run), "--train-part", "decoder", "--lr", "0.01",
+                              "--scale-images", "16", "--eval-images", "8", "--out", str(tuned_vae)]) == 0
+    replace = ["--init", str(ldm_run), "--vae", str(tuned_vae), "--clip", str(ldm_run), "--size", "32"]
+    full, lora = tmp_path / "full", tmp_path / "lora"
+    assert train.ldm.main([*TINY, *GRID, *replace, "--out", str(full)]) == 0
+    assert train.ldm.main([*TINY, *GRID, *replace, "--lora-rank", "2", "--out", str(lora)]) == 0
+    record = json.loads((lora / "t2i_lora.json").read_text())
+    assert record["replaced"] == ["vae", "text_encoder"] and record["sample_size"] == 8
+    decoder = load_vae(tuned_vae).state_dict()
+    for run in (full, lora):
+        gen = load_generator(run)
+        assert gen.generate(["a red circle"], seed=0, num_inference_steps=2)[0].size == (32, 32)
+        assert all(torch.equal(v, gen.pipe.vae.state_dict()[k]) for k, v in decoder.items())
+    wrong = tmp_path / "wrong_vae"  # 8 latent channels for a 4-channel UNet
+    build_vae("f4-test", sample_size=16, latent_channels=8).save_pretrained(wrong)
+    with pytest.raises(SystemExit, match="8 latent channels but the --init UNet takes 4"):
+        train.ldm.main([*TINY, "--init", str(ldm_run), "--vae", str(wrong), "--out", str(tmp_path / "x")])
+
+
 def test_ldm_refuses_lora_without_a_base(tmp_path):
     import train.ldm
 

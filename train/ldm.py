@@ -32,7 +32,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 
@@ -59,9 +59,9 @@ SAMPLE_PROMPTS = ("a large red circle in the center|a small blue square in the t
 
 @dataclass
 class LDMConfig(RunConfig):
-    vae: str = ""  # first stage: a `t2i train vae-kl` run, an AutoencoderKL folder, a pipeline folder or a hub id
-    clip: str = "shapes-clip"  # text encoder: open_clip run / built-in name (exported), CLIPTextModel folder or hub id
-    init: str = ""  # fine-tune this pipeline (our folder, Stable-Diffusion layout or hub id); then --vae/--clip/--unet are unused
+    vae: str = ""  # first stage: a `t2i train vae-kl` run, an AutoencoderKL folder, a pipeline folder or a hub id; with --init: replaces the base's
+    clip: str = ""  # text encoder: open_clip run / built-in name (exported), CLIPTextModel folder or hub id; "" = shapes-clip from scratch, the base's own with --init
+    init: str = ""  # fine-tune this pipeline (our folder, Stable-Diffusion layout or hub id); --vae/--clip replace its parts, --unet is unused
     unet: UNetPreset = "tiny"  # UNet preset when training from scratch (t2i.diffusion.unet)
     prediction_type: Literal["epsilon", "v_prediction"] = "epsilon"  # what the UNet predicts (from scratch; --init keeps its own)
     snr_gamma: float = 0.0  # min-SNR-gamma loss weighting (Hang et al. 2023), typically 5; 0 = plain MSE
@@ -96,19 +96,41 @@ def build_components(cfg: LDMConfig) -> dict:
     """vae, text_encoder, tokenizer, unet, scheduler: from --init, or new UNet on --vae + --clip."""
     if cfg.init:
         pipe = load_pipeline(cfg.init)
-        scheduler = make_scheduler("ddpm", pipe.scheduler.config)  # the same noise schedule, as DDPM
-        return {"vae": pipe.vae, "text_encoder": pipe.text_encoder, "tokenizer": pipe.tokenizer, "unet": pipe.unet,
-                "scheduler": scheduler}
+        parts = {"vae": pipe.vae, "text_encoder": pipe.text_encoder, "tokenizer": pipe.tokenizer, "unet": pipe.unet,
+                 "scheduler": make_scheduler("ddpm", pipe.scheduler.config)}  # the same noise schedule, as DDPM
+        if cfg.vae:  # a first stage fitted to the new data (`t2i train vae-kl --init BASE --train-part decoder`)
+            parts["vae"] = load_vae(cfg.vae)
+        if cfg.clip:  # a text encoder that knows the new captions' words (a CLIP fine-tuned on them)
+            parts["text_encoder"], parts["tokenizer"] = load_text_components(cfg.clip)
+        check_replacements(pipe, parts)
+        factor = 2 ** (len(parts["vae"].config.block_out_channels) - 1)
+        if cfg.size % factor:
+            raise SystemExit(f"--size {cfg.size} must be a multiple of the VAE factor {factor}")
+        if cfg.size // factor != parts["unet"].config.sample_size:  # fine-tuning at another resolution
+            parts["unet"].register_to_config(sample_size=cfg.size // factor)  # the saved pipeline's default size
+        return parts
     if not cfg.vae:
         raise SystemExit("give --vae (a `t2i train vae-kl` run or AutoencoderKL folder) or --init (a pipeline folder)")
     vae = load_vae(cfg.vae)
-    text_encoder, tokenizer = load_text_components(cfg.clip)
+    text_encoder, tokenizer = load_text_components(cfg.clip or "shapes-clip")
     factor = 2 ** (len(vae.config.block_out_channels) - 1)
     if cfg.size % factor:
         raise SystemExit(f"--size {cfg.size} must be a multiple of the VAE factor {factor}")
     unet = build_unet(cfg.unet, cfg.size // factor, vae.config.latent_channels, text_encoder.config.hidden_size)
     return {"vae": vae, "text_encoder": text_encoder, "tokenizer": tokenizer, "unet": unet,
             "scheduler": training_scheduler(cfg.prediction_type)}
+
+
+def check_replacements(base: Any, parts: dict) -> None:
+    """A replaced VAE or text encoder must fit the base UNet: the same latent channels, the same width
+    of the text states its cross-attention reads."""
+    channels, width = parts["vae"].config.latent_channels, parts["text_encoder"].config.hidden_size
+    if channels != base.unet.config.in_channels:
+        raise SystemExit(f"--vae has {channels} latent channels but the --init UNet takes {base.unet.config.in_channels}: "
+                         "fine-tune the base's own VAE (`t2i train vae-kl --init BASE --train-part decoder`)")
+    if width != base.unet.config.cross_attention_dim:
+        raise SystemExit(f"--clip gives {width}-wide text states but the --init UNet attends to "
+                         f"{base.unet.config.cross_attention_dim}: fine-tune the base's own CLIP (`t2i train clip --pretrained ...`)")
 
 
 def sampling_defaults(cfg: LDMConfig) -> DiffusionOptions:
@@ -218,9 +240,15 @@ def main(argv: list[str] | None = None) -> int:
     if run.is_main:
         if cfg.lora_rank:
             save_lora(run.out, final)
-            (run.out / "t2i_lora.json").write_text(json.dumps(
-                {"family": "ldm", "base": reference(cfg.init),
-                 "rank": cfg.lora_rank, "alpha": cfg.lora_alpha or cfg.lora_rank}, indent=2) + "\n")
+            record = {"family": "ldm", "base": reference(cfg.init), "rank": cfg.lora_rank,
+                      "alpha": cfg.lora_alpha or cfg.lora_rank, "sample_size": final.config.sample_size}
+            if cfg.vae:  # the replaced parts travel with the run (the base stays a reference)
+                vae.save_pretrained(str(run.out / "vae"))
+            if cfg.clip:
+                text_encoder.save_pretrained(str(run.out / "text_encoder"))
+                tokenizer.save_pretrained(str(run.out / "tokenizer"))
+            record["replaced"] = [name for name, given in (("vae", cfg.vae), ("text_encoder", cfg.clip)) if given]
+            (run.out / "t2i_lora.json").write_text(json.dumps(record, indent=2) + "\n")
         else:
             # the folder's scheduler is the default sampler, built on the training noise schedule
             pipe = LatentDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=final,

@@ -8,8 +8,14 @@ samples) and stored in the VAE's config; the VAE is written in diffusers' layout
 (test PSNR, scaling factor) and ``OUT/reconstructions.png`` (top: inputs, bottom: outputs).
 ``t2i train ldm --vae OUT`` takes the run folder.
 
+Fine-tuning (``--init``, any VAE ``t2i train ldm --vae`` accepts): the first stage of a diffusion model
+fitted to new data. ``--train-part decoder`` keeps the encoder, and so the latent space (and scaling
+factor) the diffusion model was trained on, fixed and trains only the decoder, as Stability AI's
+fine-tuned Stable Diffusion VAEs (``sd-vae-ft-mse``) did; ``all`` trains both and re-measures the factor.
+
     t2i train vae-kl --data shapes --steps 20 --batch-size 16 --out /tmp/vae-kl
     t2i train vae-kl --preset shapes-f4 --out runs/shapes-vae-kl      # the built-in recipe
+    t2i train vae-kl --init shapes-ldm --train-part decoder --data my_images/ --size 64 --out runs/my-vae
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import torch
 from t2i.config import config_to_dict, parse_config, presets_in
 from t2i.data import evaluation_options, load_dataset, training_options
 from t2i.diffusion.first_stage import (PatchDiscriminator, VAEPreset, build_vae, hinge_d_loss, hinge_g_loss,
-                                       measure_scaling_factor, vae_factor, vae_loss)
+                                       load_vae, measure_scaling_factor, vae_factor, vae_loss)
 from t2i.diffusion.training import reconstruction_psnr, to_vae_input
 from t2i.runtime import Run, RunConfig
 
@@ -34,7 +40,9 @@ PRESETS = Path(__file__).resolve().parents[1] / "t2i" / "diffusion" / "presets" 
 
 @dataclass
 class VAEKLConfig(RunConfig):
-    arch: VAEPreset = "f4-tiny"  # AutoencoderKL preset (f = downsampling factor)
+    arch: VAEPreset = "f4-tiny"  # AutoencoderKL preset (f = downsampling factor); unused with --init
+    init: str = ""  # fine-tune this VAE (a vae-kl run, pipeline or AutoencoderKL folder, built-in name, hub id); "" = new
+    train_part: Literal["all", "decoder"] = "all"  # decoder: encoder frozen, latent space and scaling factor kept
     latent_channels: int = 4  # channels of the latent z
     n: int = 0  # use only the first N training items (0 = the whole train split)
     lr: float = 4e-4  # Adam learning rate
@@ -76,10 +84,21 @@ def main(argv: list[str] | None = None) -> int:
     run = Run(cfg, name="vae-kl")
     dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
                            **training_options(cfg))
-    vae = build_vae(cfg.arch, sample_size=cfg.size, latent_channels=cfg.latent_channels)
+    if cfg.init:
+        vae = load_vae(cfg.init)
+        vae.register_to_config(sample_size=cfg.size)
+    elif cfg.train_part != "all":
+        raise SystemExit("--train-part decoder fine-tunes an existing VAE: give --init (a VAE, pipeline or built-in name)")
+    else:
+        vae = build_vae(cfg.arch, sample_size=cfg.size, latent_channels=cfg.latent_channels)
     if cfg.size % vae_factor(vae):
         raise SystemExit(f"--size {cfg.size} must be a multiple of the VAE factor {vae_factor(vae)}")
-    opt = torch.optim.Adam(vae.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
+    if cfg.train_part == "decoder":  # the encoder and its quant_conv define the latent space: frozen
+        vae.encoder.requires_grad_(False)
+        if vae.quant_conv is not None:
+            vae.quant_conv.requires_grad_(False)
+    trained = [p for p in vae.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(trained, lr=cfg.lr, betas=(0.5, 0.9))
     models = [vae, opt]
     disc = opt_d = None
     if cfg.adv_weight > 0:
@@ -91,8 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     if disc is not None:
         disc, opt_d = prepared[2], prepared[3]
     ema = run.ema(vae)
-    run.print(f"AutoencoderKL {cfg.arch}: factor {vae_factor(run.unwrap(vae))}, "
-              f"{sum(p.numel() for p in vae.parameters()) / 1e6:.2f} M parameters, {len(dataset)} images")
+    run.print(f"AutoencoderKL {'from ' + cfg.init if cfg.init else cfg.arch}: factor {vae_factor(run.unwrap(vae))}, "
+              f"{sum(p.numel() for p in trained) / 1e6:.2f} M of {sum(p.numel() for p in vae.parameters()) / 1e6:.2f} M "
+              f"parameters trained ({cfg.train_part}), {len(dataset)} images")
+    if cfg.init:
+        before = reconstruction_psnr(run.unwrap(vae), dataset, run.device, cfg.eval_images)
+        run.print(f"reconstruction PSNR of {cfg.init} on the training images before fine-tuning: {before:.2f} dB")
 
     for step, batch in run.loop(run.dataloader(dataset)):
         x = to_vae_input(batch["image"])  # (B, 3, S, S) in [-1, 1]
@@ -122,7 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     final.eval()
     if run.is_main:
         batches = (to_vae_input(b["image"]) for b in torch.utils.data.DataLoader(dataset, batch_size=256))
-        factor = measure_scaling_factor(final, batches, max_images=cfg.scale_images)
+        if cfg.train_part == "decoder":  # the latent space is the init's: so is its scale
+            factor = final.config.scaling_factor
+        else:
+            factor = measure_scaling_factor(final, batches, max_images=cfg.scale_images)
         final.register_to_config(scaling_factor=factor)  # stored in vae/config.json, read by every pipeline
         final.save_pretrained(str(run.out / "vae"))
         # shapes renders exactly eval_images; other sources load their split and keep its first eval_images

@@ -308,6 +308,19 @@ class LDMGenerator(Generator):
         return self
 
 
+def _load_part(name: str, path: Path) -> Any:
+    """A pipeline part saved in a LoRA run folder (diffusers/transformers layout)."""
+    from diffusers import AutoencoderKL
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    kinds = {"vae": AutoencoderKL, "text_encoder": CLIPTextModel, "tokenizer": CLIPTokenizer}
+    if name not in kinds:
+        raise ValueError(f"a LoRA run can replace {sorted(kinds)}, its t2i_lora.json lists {name!r}")
+    if name == "tokenizer":
+        return CLIPTokenizer.from_pretrained(str(path))
+    return kinds[name].from_pretrained(str(path), torch_dtype=torch.float32, use_safetensors=True)
+
+
 def load_generator(path: Any) -> LDMGenerator:
     """Registry entry of family "ldm": a pipeline folder (ours or Stable-Diffusion layout), a hub id,
     or a LoRA run (``t2i_lora.json`` naming the base pipeline + ``pytorch_lora_weights.safetensors``).
@@ -321,8 +334,16 @@ def load_generator(path: Any) -> LDMGenerator:
         from t2i.builtin import resolve
         from t2i.diffusion.lora import apply_lora
 
-        base = resolve(json.loads(lora.read_text())["base"], hub=True, what=f"base pipeline of the LoRA run {folder}")
-        pipe = LatentDiffusionPipeline.from_pretrained(str(base), dtype=torch.float32)
+        record = json.loads(lora.read_text())
+        base = resolve(record["base"], hub=True, what=f"base pipeline of the LoRA run {folder}")
+        # parts the run replaced (a first stage or text encoder fitted to its data) load from the run itself
+        replaced = {name: folder / name for name in record.get("replaced", [])}
+        if "text_encoder" in replaced:
+            replaced["tokenizer"] = folder / "tokenizer"
+        parts = {name: _load_part(name, path) for name, path in replaced.items()}
+        pipe = LatentDiffusionPipeline.from_pretrained(str(base), dtype=torch.float32, **parts)
+        if record.get("sample_size"):  # trained at another resolution than its base
+            pipe.unet.register_to_config(sample_size=record["sample_size"])
         apply_lora(pipe, folder)
     else:  # float32 even for half-precision files (compact built-ins): CPU sampling wants it
         pipe = LatentDiffusionPipeline.from_pretrained(str(path), dtype=torch.float32)

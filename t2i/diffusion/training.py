@@ -99,27 +99,42 @@ def first_stage_warning(psnr: float, min_psnr: float, data: str) -> str | None:
 
 
 class CachedLatents(Dataset):
-    """Items ``{"moments": (2C, h, w) posterior mean and std, "text_id": int}`` over a text table."""
+    """Items ``{"moments": (2C, h, w) posterior mean and std, "text_id": int}`` over a text table.
 
-    def __init__(self, moments: torch.Tensor, text_ids: torch.Tensor, texts: list[str]):
+    With several captions per image (``caption_ids[i]`` lists them), each access draws one by the
+    loader's own rule (``t2i.data.transforms.item_rng``: seed, epoch, index), so a cached run sees the
+    same captions as an uncached one and resumes exactly."""
+
+    def __init__(self, moments: torch.Tensor, text_ids: torch.Tensor, texts: list[str],
+                 caption_ids: list[list[int]] | None = None, seed: int = 0):
         self.moments, self.text_ids, self.texts = moments, text_ids, texts
+        self.caption_ids, self.seed, self.epoch = caption_ids, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
 
     def __len__(self) -> int:
         return len(self.moments)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
+        if self.caption_ids is not None and len(self.caption_ids[i]) > 1:
+            from t2i.data.transforms import item_rng
+
+            choices = self.caption_ids[i]
+            return {"moments": self.moments[i], "text_id": choices[item_rng(self.seed, self.epoch, i).randrange(len(choices))]}
         return {"moments": self.moments[i], "text_id": int(self.text_ids[i])}
 
 
 @torch.no_grad()
 def build_latent_cache(dataset: Dataset, vae: Any, device: torch.device, batch_size: int = 256) -> CachedLatents:
-    """Encode every image once: posterior (mean, std) as float32 ``(N, 2C, h, w)``; captions as ids.
-    Refuses data whose items differ per access (random crops, flips, caption draws): one copy would freeze them."""
+    """Encode every image once: posterior (mean, std) as float32 ``(N, 2C, h, w)``; captions as ids
+    (every caption of an image when it has several: one is drawn per access, as the loader would).
+    Refuses data whose images differ per access (random crops, flips): one copy would freeze them."""
     from t2i.data import random_choices
 
-    varying = random_choices(dataset)
+    varying = [v for v in random_choices(dataset) if v != "several captions per image"]
     if varying:
-        raise ValueError(f"a latent cache keeps one prepared copy of each item, but {' and '.join(varying)} change "
+        raise ValueError(f"a latent cache keeps one prepared copy of each image, but {' and '.join(varying)} change "
                          "it at every access; train without the cache (ldm: --cache false; distill always caches) "
                          "or without them")
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
@@ -129,7 +144,11 @@ def build_latent_cache(dataset: Dataset, vae: Any, device: torch.device, batch_s
         moments.append(torch.cat([posterior.mean, posterior.std], dim=1).float().cpu())  # (B, 2C, h, w)
         texts.extend(batch["text"])
     ids = torch.tensor([table.setdefault(t, len(table)) for t in texts])
-    cached = CachedLatents(torch.cat(moments), ids, list(table))
+    caption_ids = None
+    augment = getattr(dataset, "augment", None)
+    if "several captions per image" in random_choices(dataset):  # every caption of item i, in its list's order
+        caption_ids = [[table.setdefault(c, len(table)) for c in captions] for captions in dataset.caption_lists]
+    cached = CachedLatents(torch.cat(moments), ids, list(table), caption_ids, seed=augment.seed if augment else 0)
     cached.report = getattr(dataset, "report", None)  # the bad-data report travels with the data (run.dataloader prints it)
     return cached
 
