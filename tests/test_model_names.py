@@ -71,3 +71,16 @@ def test_bench_judges_and_loads_by_builtin_name(tmp_path):
     bench = Bench(cfg, [], {"tgan": "shapes-tgan"})
     assert type(bench.load_evaluator()).__name__ == "ShapesEvaluator"
     assert bench.load(bench.loads["tgan"]).path == ROOT / "shapes-tgan"
+
+
+def test_a_clip_run_folder_works_wherever_a_clip_folder_does(tmp_path):
+    """Regression (issue 16 recipe): `t2i eval clip --model RUN` and `t2i train ldm --clip RUN` refused the folder
+    `t2i train clip` writes (its CLIP is in RUN/model/); every CLIP option now accepts it."""
+    run = tmp_path / "clip"
+    assert t2i(["train", "clip", "--pretrained", "shapes-clip", "--eval-n", "0", *RUN, "--out", str(run)]) == 0
+    assert not (run / "open_clip_config.json").exists() and (run / "model" / "open_clip_config.json").is_file()
+    for command in (["eval", "clip", "--model", str(run), "--n", "16", "--split", "test"],
+                    ["train", "ldm", "--init", "shapes-ldm", "--clip", str(run), *LDM, *RUN],
+                    ["train", "tgan", "--clip", str(run), *GAN, *RUN],
+                    ["train", "clip", "--pretrained", str(run), "--eval-n", "0", *RUN]):
+        assert t2i([*command, "--out", str(tmp_path / command[1])]) == 0, command

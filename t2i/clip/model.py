@@ -58,18 +58,28 @@ def list_architectures() -> list[str]:
     return open_clip.list_models()
 
 
+def clip_model_folder(path: str | Path) -> Path:
+    """The folder holding ``open_clip_config.json``: ``path`` itself, or the ``model/`` folder of a
+    ``t2i train clip`` run (so a run folder works wherever a CLIP folder does)."""
+    path = Path(path)
+    if not (path / CONFIG_NAME).is_file() and (path / "model" / CONFIG_NAME).is_file():
+        return path / "model"
+    return path
+
+
 def is_clip_folder(path: str | Path) -> bool:
-    return (Path(path) / CONFIG_NAME).is_file()
+    """A saved CLIP (open_clip layout) or a `t2i train clip` run folder holding one."""
+    return (clip_model_folder(path) / CONFIG_NAME).is_file()
 
 
 def _resolve_folder(path_or_name: str | Path) -> Path | None:
-    """A built-in short name or a folder holding ``open_clip_config.json`` -> the folder."""
+    """A built-in short name, a folder holding ``open_clip_config.json`` or a run folder -> that folder."""
     from t2i.builtin import is_builtin, resolve
 
     if is_builtin(path_or_name):
         return resolve(path_or_name)
     path = Path(str(path_or_name)).expanduser()
-    return path if path.is_dir() else None
+    return clip_model_folder(path) if path.is_dir() else None
 
 
 def _attach_cfg(model: torch.nn.Module, model_cfg: dict[str, Any], source: str) -> torch.nn.Module:
@@ -137,6 +147,7 @@ def create_clip(name: str | Path, pretrained: str | Path | None = None, device: 
         from t2i.builtin import is_builtin, resolve
 
         path = resolve(pretrained) if is_builtin(pretrained) else Path(str(pretrained)).expanduser()
+        path = clip_model_folder(path) if path.is_dir() else path
         if path.is_dir():
             if is_clip_folder(path):  # a saved model of the same architecture
                 saved = json.loads((path / CONFIG_NAME).read_text())["model_cfg"]
