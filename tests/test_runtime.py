@@ -154,6 +154,9 @@ def test_logs_samples_curves_and_final_model(tmp_path):
     assert json.loads((tmp_path / "config.json").read_text())["steps"] == 6
     assert json.loads((tmp_path / "model" / "config.json").read_text())["family"] == "runtime-demo"
     assert list((tmp_path / "tensorboard").rglob("events.out.tfevents.*"))
+    cost = json.loads((tmp_path / "run_cost.json").read_text())  # time and memory per step (issue 16)
+    assert cost["steps"] == 6 and cost["wall_s"] > 0 and cost["s_per_step"] == pytest.approx(cost["wall_s"] / 6, rel=0.05, abs=1e-3)
+    assert cost["peak_rss_mb"] > 50 and cost["batch_size"] == 8 and cost["device"] == "cpu"
 
 
 def test_should_sample_schedule_and_prepare_errors(tmp_path):

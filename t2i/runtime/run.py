@@ -267,11 +267,30 @@ class Run:
                     self.save_checkpoint()
                 if self.step >= self.cfg.steps:
                     break
+            self._write_cost(bar.format_dict.get("elapsed", 0.0), self.step - bar.format_dict.get("initial", 0))
         finally:
             self._in_loop = False
             self.sync = True
             self.accelerator.gradient_state._set_sync_gradients(True)
             bar.close()
+
+    def _write_cost(self, seconds: float, steps: int) -> None:
+        """What this session of the loop cost: wall time per step and peak memory (process RSS; the
+        accelerator's peak allocation on CUDA), printed and written to ``out/run_cost.json``."""
+        if not self.is_main or steps <= 0:
+            return
+        import resource
+
+        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+        cost = {"steps": steps, "wall_s": round(seconds, 3), "s_per_step": round(seconds / steps, 5),
+                "batch_size": self.cfg.batch_size, "peak_rss_mb": round(rss_mb), "device": str(self.device),
+                "processes": self.num_processes, "torch_threads": torch.get_num_threads()}
+        if self.device.type == "cuda":
+            cost["cuda_peak_mb"] = round(torch.cuda.max_memory_allocated(self.device) / 2**20)
+        (self.out / "run_cost.json").write_text(json.dumps(cost, indent=2) + "\n")
+        self.print(f"{self.name}: {steps} steps in {seconds / 60:.1f} min ({seconds / steps:.3f} s/step), "
+                   f"peak memory {cost.get('cuda_peak_mb', cost['peak_rss_mb'])} MB "
+                   f"({'CUDA' if 'cuda_peak_mb' in cost else 'process RSS'})")
 
     @contextlib.contextmanager
     def accumulate(self, *models: torch.nn.Module):
