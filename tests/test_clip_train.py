@@ -49,6 +49,27 @@ def test_two_step_train_saves_open_clip_folder_and_evaluates(tiny, tmp_path):
     assert TextEncoder.from_pretrained(out / "model")(["a red circle"]).pooled.shape == (1, 16)
 
 
+def test_a_user_folder_with_a_test_split_is_evaluated_at_the_end(tiny, tmp_path, capsys):
+    """Regression (issue 16 recipe): user data with a test/ split was never evaluated ("no built-in held-out
+    split"); now its retrieval is reported; a single-split folder still says how to evaluate."""
+    from t2i.data import shapes
+
+    for split, n in (("train", 16), ("test", 8)):
+        folder = tmp_path / "data" / split
+        folder.mkdir(parents=True)
+        rows = []
+        for i, scene in enumerate(shapes.make_scenes(n, seed=len(split))):
+            shapes.render(scene).save(folder / f"{i}.png")
+            rows.append(json.dumps({"file_name": f"{i}.png", "text": scene["caption"]}))
+        (folder / "metadata.jsonl").write_text("\n".join(rows) + "\n")
+    common = ["--model", str(tiny), "--batch-size", "8", "--steps", "2", "--eval-n", "8"]
+    assert train.clip.main([*common, "--data", str(tmp_path / "data"), "--out", str(tmp_path / "split")]) == 0
+    test = json.loads((tmp_path / "split" / "eval.json").read_text())["splits"]["test"]["retrieval"]
+    assert test["num_images"] == 8 and 0 <= test["image_to_text_R@1"] <= 1
+    assert train.clip.main([*common, "--data", str(tmp_path / "data" / "train"), "--out", str(tmp_path / "one")]) == 0
+    assert "no held-out split to evaluate" in capsys.readouterr().out and not (tmp_path / "one" / "eval.json").exists()
+
+
 def test_resume_gives_the_same_weights(tiny, tmp_path):
     train.clip.main(_args(tiny, tmp_path / "straight", "--steps", "3", "--checkpoint-every", "0"))
     train.clip.main(_args(tiny, tmp_path / "resumed", "--steps", "2", "--checkpoint-every", "1"))

@@ -270,17 +270,20 @@ def main(argv: list[str] | None = None) -> int:
         run.print(f"clip: saved {folder} (open_clip layout; t2i.text.TextEncoder.from_pretrained loads it)")
         if cfg.eval_n > 0:
             final = load_clip(folder, device=run.device)  # evaluate what was saved
-            splits = [s for s in default_splits(cfg.data) if describe_source(cfg.data) in ("shapes", "digits")]
-            if splits:
-                results = evaluate_splits(final.eval(), cfg.data, splits, n=cfg.eval_n if cfg.data == "shapes" else None,
-                                          size=size, device=run.device)
+            builtin = describe_source(cfg.data) in ("shapes", "digits")
+            try:  # the built-in data's held-out splits; a user source's test split when it has one
+                results = evaluate_splits(final.eval(), cfg.data, default_splits(cfg.data),
+                                          n=cfg.eval_n if cfg.data == "shapes" else None, size=size, device=run.device)
+            except ValueError as err:  # a single-split folder, a CSV or shards
+                if builtin:
+                    raise
+                run.print(f"clip: no held-out split to evaluate ({err}); give one with `t2i eval clip --model "
+                          f"{folder} --data DIR --split test`")
+            else:
                 report = write_report(results, run.out, title=f"{cfg.model} on {cfg.data}",
                                       extra={"model": str(folder), "steps": stopped_at,
                                              "train_minutes": round(train_minutes, 2)})
                 run.print(summary(results) + f"\nclip: wrote {report}")
-            else:
-                run.print("clip: no built-in held-out split for this data; evaluate with `t2i eval clip --model "
-                          f"{folder} --data DIR --split test`")
     return 0
 
 
