@@ -7,6 +7,9 @@ preset) learns to denoise ``z * scaling_factor`` under the DDPM schedule, epsilo
 prediction, optional min-SNR-gamma weighting, with ``caption_dropout`` of captions replaced by
 "" for classifier-free guidance. Fine-tuning: ``--init`` a pipeline folder (ours or Stable
 Diffusion layout) or hub id; full UNet, or ``--lora-rank R`` (peft LoRA on the attention).
+On new data, ``--vae`` and ``--clip`` replace the base's first stage and text encoder (a decoder
+fitted by ``t2i train vae-kl --init BASE --train-part decoder``, a CLIP fine-tuned on the captions)
+and ``--size`` may differ from the base's: the UNet is convolutional, its saved default size follows.
 
 Output (the diffusers convention: the run folder is the model):
 - full training: ``OUT`` is a pipeline folder (``model_index.json``, ``vae/``, ``text_encoder/``,
@@ -14,7 +17,8 @@ Output (the diffusers convention: the run folder is the model):
   the run's ``config.json``, ``checkpoints/``, ``samples/`` (grids of the fixed prompts) and
   ``curves.png``; ``t2i sample --model OUT`` and ``StableDiffusionPipeline.from_pretrained(OUT)`` load it;
 - LoRA: ``OUT/pytorch_lora_weights.safetensors`` (``pipe.load_lora_weights(OUT)``) and
-  ``OUT/t2i_lora.json`` naming the base pipeline (a built-in name as it is, a path made absolute);
+  ``OUT/t2i_lora.json`` naming the base pipeline (a built-in name as it is, a path made absolute) and
+  the parts the run replaced, saved beside it (``vae/``, ``text_encoder/`` + ``tokenizer/``);
   ``t2i sample/eval/bench/app`` load the run folder like a pipeline.
 Speed (opt-in; ``benchmarks/train_throughput.py`` times them against diffusers' ``train_text_to_image.py``):
 ``--cache`` (VAE posteriors and text states once), ``--fused-adamw``, ``--compile`` (torch.compile of the UNet step).
@@ -24,6 +28,7 @@ with ``--init``, the base pipeline's own saved defaults, else ``DiffusionOptions
     t2i train ldm --data shapes --vae /tmp/vae-kl --clip shapes-clip --unet test --steps 20 --batch-size 16 --out /tmp/ldm
     t2i train ldm --preset shapes-tiny --vae runs/shapes-vae-kl --out runs/shapes-ldm    # the built-in recipe
     t2i train ldm --init runs/shapes-ldm --lora-rank 4 --data my_captions/ --steps 500 --out runs/my-lora
+    t2i train ldm --init shapes-ldm --vae runs/my-vae --clip runs/my-clip --data my_captions/ --size 64 --cache --out runs/my-ldm
 """
 
 from __future__ import annotations
