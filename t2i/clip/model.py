@@ -63,12 +63,15 @@ def is_clip_folder(path: str | Path) -> bool:
 
 
 def _resolve_folder(path_or_name: str | Path) -> Path | None:
-    """A built-in short name or a folder holding ``open_clip_config.json`` -> the folder."""
+    """A built-in short name, a folder holding ``open_clip_config.json`` or a ``t2i train clip`` run folder
+    (its ``model/``) -> the folder."""
     from t2i.builtin import is_builtin, resolve
 
     if is_builtin(path_or_name):
         return resolve(path_or_name)
     path = Path(str(path_or_name)).expanduser()
+    if path.is_dir() and not is_clip_folder(path) and is_clip_folder(path / "model"):
+        return path / "model"  # the run folder of `t2i train clip --out PATH`
     return path if path.is_dir() else None
 
 
@@ -88,7 +91,8 @@ def load_clip(folder_or_name: str | Path, device: str | torch.device = "cpu") ->
     if folder is None or not is_clip_folder(folder):
         raise FileNotFoundError(
             f"{folder_or_name!s} is not a CLIP folder: expected {CONFIG_NAME} + {WEIGHTS_NAME} "
-            "(written by t2i.clip.save_clip or open_clip's push_to_hf_hub) or a built-in name")
+            "(written by `t2i train clip`, in OUT/model, t2i.clip.save_clip or open_clip's push_to_hf_hub) "
+            "or a built-in name (shapes-clip)")
     if not any((folder / n).is_file() for n in CHECKPOINT_NAMES):
         raise FileNotFoundError(f"{folder} has {CONFIG_NAME} but no weights; looked for {list(CHECKPOINT_NAMES)}")
     register_presets()
