@@ -54,6 +54,28 @@ class CaptionedOptions:
     kid_subset_size: int = 1000  # KID subsets (all points when both sets are smaller)
 
 
+def load_held_out(source: str, split: str = "auto", size: int = 32, n: int | None = None, seed: int = 0,
+                  image_column: str = "", caption_column: str = "") -> tuple[HeldOut, Any]:
+    """The held-out split of any captioned source (``t2i.data.load_dataset``), read once, in order.
+
+    ``split="auto"``: ``t2i.data.held_out_split`` (``test``, or the only split of a flat folder / CSV:
+    the source given is the held-out data). Returns the ``HeldOut`` and the dataset's ``BadDataReport``
+    (or None). Evaluation options: centre crop, no flips, the first of several captions.
+    """
+    from t2i.data import held_out_split, load_dataset
+
+    split = held_out_split(source) if split == "auto" else split
+    dataset = load_dataset(source, split=split, size=size, n=n, seed=seed, image_column=image_column,
+                           caption_column=caption_column)
+    images, captions = [], []
+    for batch in torch.utils.data.DataLoader(dataset, batch_size=64, shuffle=False):
+        images.append(batch["image"])  # (B, C, S, S)
+        captions.extend(batch["text"])
+    if not captions:
+        raise ValueError(f"{source} (split {split!r}) holds no captioned images; give a held-out split with captions")
+    return HeldOut(torch.cat(images), captions, f"{source}:{split}"), getattr(dataset, "report", None)
+
+
 def check_held_out(held_out: HeldOut) -> None:
     """At least 2 distinct captions (R-precision needs a distractor) and 2 items per half (a covariance)."""
     if len(held_out.captions) != len(held_out.images):
