@@ -109,8 +109,8 @@ def read_prompts(spec: str) -> tuple[list[str] | None, list[int] | None, list[bo
         return None, [i % 10 for i in range(int(count))], None
     path = Path(spec)
     if not path.is_file():
-        raise SystemExit(f"t2i eval: --prompts {spec!r} is neither a prompts file (.txt, .jsonl), shapes:SPLIT:N / "
-                         "digits:N, nor a captioned source (a folder with metadata.jsonl, a .csv, shards, hf:NAME)")
+        raise SystemExit(f"t2i eval: --prompts {spec!r} is neither a file nor shapes:SPLIT:N / digits:N nor a "
+                         "captioned source (a folder with metadata.jsonl, a .csv, shards, a datasets folder, hf:NAME)")
     if path.suffix == ".jsonl":
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         texts = [r.get("text") for r in rows]

@@ -64,6 +64,7 @@ def load_held_out(source: str, split: str = "auto", size: int = 32, n: int | Non
     """
     from t2i.data import held_out_split, load_dataset
 
+    single = split == "auto" and held_out_split(source) == "train"  # a flat folder / CSV: all of it is held out
     split = held_out_split(source) if split == "auto" else split
     dataset = load_dataset(source, split=split, size=size, n=n, seed=seed, image_column=image_column,
                            caption_column=caption_column)
@@ -73,7 +74,8 @@ def load_held_out(source: str, split: str = "auto", size: int = 32, n: int | Non
         captions.extend(batch["text"])
     if not captions:
         raise ValueError(f"{source} (split {split!r}) holds no captioned images; give a held-out split with captions")
-    return HeldOut(torch.cat(images), captions, f"{source}:{split}"), getattr(dataset, "report", None)
+    return HeldOut(torch.cat(images), captions, str(source) if single else f"{source}:{split}"), \
+        getattr(dataset, "report", None)
 
 
 def check_held_out(held_out: HeldOut) -> None:
