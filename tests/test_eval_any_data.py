@@ -185,3 +185,20 @@ def test_bad_input_is_one_line_naming_the_fix(setup, tmp_path, capsys):
         assert message in err and len(err.splitlines()) == 1, (extra, err)
     assert t2i(["eval", "--images", str(setup["data"]), "--metrics", "r-precision", "--out", str(tmp_path / "y")]) == 2
     assert "held-out captioned split" in capsys.readouterr().err
+
+
+def test_held_out_split_of_a_csv_and_a_saved_dataset_dict(setup, tmp_path):
+    from t2i.metrics.captioned import load_held_out
+
+    rows = [json.loads(line) for line in (setup["data"] / "metadata.jsonl").read_text().splitlines()]
+    csv = tmp_path / "held_out.csv"  # open_clip's columns, paths relative to the CSV
+    csv.write_text("filepath,title\n" + "".join(f"{setup['data'] / r['file_name']},{r['text']}\n" for r in rows))
+    held_out, _ = load_held_out(str(csv), size=16)
+    assert held_out.source == str(csv) and len(held_out.captions) == 12 and held_out.images.shape == (12, 3, 16, 16)
+    datasets = pytest.importorskip("datasets")
+    table = datasets.Dataset.from_dict({"image": [str(setup["data"] / r["file_name"]) for r in rows],
+                                        "text": [r["text"] for r in rows]}).cast_column("image", datasets.Image())
+    saved = tmp_path / "saved"
+    datasets.DatasetDict({"train": table.select(range(8)), "test": table.select(range(8, 12))}).save_to_disk(saved)
+    held_out, _ = load_held_out(str(saved), size=16)  # a DatasetDict: its test split
+    assert held_out.source.endswith(":test") and held_out.captions == [r["text"] for r in rows[8:]]

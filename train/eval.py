@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         from train.cli import main as t2i_command
 
         return t2i_command(["eval", "clip", *argv[1:]])
-    cfg = parse_config(EvalConfig, argv, prog="t2i eval", description=__doc__.split("\n\n    t2i")[0])
+    cfg = parse_config(EvalConfig, argv, prog="t2i eval", description=__doc__)
     if bool(cfg.model) == bool(cfg.images):
         raise SystemExit("t2i eval: give exactly one of --model (with --prompts) or --images DIR")
     if cfg.model and captioned_source(cfg.prompts):
