@@ -175,7 +175,7 @@ def test_bad_input_is_one_line_naming_the_fix(setup, tmp_path, capsys):
         (["--prompts", str(one)], "at least 2"),
         (["--clip", str(setup["model"])], "is not a CLIP folder"),
         (["--clip", ""], "need --clip"),
-        (["--metrics", "prompt-accuracy"], "do not apply to a captioned source"),
+        (["--metrics", "prompt-accuracy"], "are not measures for a captioned source"),
     ]
     for extra, message in cases:
         argv = ["eval", "--model", str(setup["model"]), "--prompts", str(setup["data"]), "--clip", str(setup["clip"]),

@@ -279,8 +279,8 @@ def evaluate_captioned(cfg: EvalConfig) -> int:
     names = list(CAPTIONED_METRICS) if cfg.metrics == "auto" else metric_names(cfg.metrics)
     other = [m for m in names if m not in CAPTIONED_METRICS]
     if other:
-        raise SystemExit(f"t2i eval: {other} do not apply to a captioned source ({cfg.prompts}); choose from "
-                         f"{list(CAPTIONED_METRICS)} (or auto), or give shapes:SPLIT:N / digits:N prompts for the others")
+        raise SystemExit(f"t2i eval: {other} are not measures for a captioned source ({cfg.prompts}); choose from "
+                         f"{list(CAPTIONED_METRICS)} (or auto); the shapes/digits metrics take shapes:SPLIT:N / digits:N")
     if not cfg.clip:
         raise SystemExit("t2i eval: measures on captioned data need --clip, an evaluation CLIP trained on the training "
                          "split only (e.g. `t2i train clip --data mydata --out runs/eval-clip`, then --clip runs/eval-clip)")
