@@ -19,8 +19,21 @@ perfect generator would score with this many images. Writes ``OUT/metrics.json``
 ``OUT/grid.png`` (and, for shapes, ``OUT/judgements.jsonl``). ``t2i eval clip ...`` evaluates a
 CLIP model instead (``train/eval_clip.py``).
 
+Any captioned data: ``--prompts`` may be a captioned source (a folder with metadata.jsonl, a
+.csv/.tsv, shards, a datasets folder or hf:NAME; ``--real-split``, default its test split or, for
+a single-split source such as ``mydata/test``, all of it): its captions are the prompts (the first
+``--real-n``), its images the reals. Judged by ``--clip``, an evaluation CLIP trained on the
+training split only (``t2i train clip --data mydata --out runs/eval-clip``), ``--metrics auto``
+gives (``t2i.metrics.captioned``): r-precision (own caption ranked first among 100 held-out
+captions, Xu et al. 2018, 95% interval) beside the real images' R-precision (the ceiling),
+clip-score beside the real images', clip-fid/clip-kid (FID/KID on the CLIP's image embeddings)
+beside the real-vs-real floor (two disjoint halves of the reals), clip-retrieval R@1/5/10. The grid
+shows each real image next to the generated ones, with the caption. Metric names take - or _.
+
     t2i eval --images /tmp/samples --out /tmp/eval
     t2i eval --model shapes-tgan --prompts shapes:novel:100 --n 2 --out /tmp/eval-tgan
+    t2i eval --model runs/ldm --prompts mydata/test --clip runs/eval-clip --n 1 --out runs/eval-ldm \\
+        --metrics r_precision,clip_score,clip_fid,clip_kid
 """
 
 from __future__ import annotations
@@ -47,16 +60,36 @@ DISTRIBUTION = ("domain-fid", "domain-kid", "precision-recall", "density-coverag
 class EvalConfig:
     model: str = ""  # a saved generator folder or built-in name (or use --images)
     images: str = ""  # a folder of generated images with metadata.jsonl (instead of --model)
-    prompts: str = ""  # with --model: a .txt/.jsonl file, shapes:SPLIT:N or digits:N
-    metrics: str = "auto"  # comma-separated metric names, or auto (what fits the data)
+    prompts: str = ""  # with --model: a .txt/.jsonl file, shapes:SPLIT:N, digits:N, or a captioned source (held-out split)
+    metrics: str = "auto"  # comma-separated metric names (- or _), or auto (what fits the data)
     n: int = 1  # images per prompt (with --model)
-    seed: int = 0  # seed of the first prompt; prompt i uses seed + i, as in t2i sample
+    seed: int = 0  # seed of the first prompt; prompt i uses seed + i, as in t2i sample (also: R-precision draws)
     out: str = "runs/eval"  # output folder: metrics.json, grid.png
-    real_n: int = 1000  # real images for distribution metrics (digits: at most its test split, 355)
-    real_split: str = "auto"  # split of the real images; auto: shapes novel if every prompt is novel, else test
-    clip: str = ""  # CLIP for clip-score: an open_clip folder or built-in name (not the generators' own)
+    real_n: int = 1000  # real images for distribution metrics (digits: at most 355); a captioned source: its first N items
+    real_split: str = "auto"  # split of the real images; auto: shapes novel if every prompt is novel, else test (a single-split source: all of it)
+    clip: str = ""  # the evaluation CLIP: an open_clip folder, a t2i train clip run or built-in name (not the generators' own)
+    image_column: str = ""  # a captioned source's image column ("" = its default, as in training)
+    caption_column: str = ""  # a captioned source's caption column ("" = its default, as in training)
+    candidates: int = 100  # r-precision: the true caption + (candidates - 1) others of the held-out split
     inception_weights: str = ""  # local FID Inception weights file for fid/kid/inception-score ($T2I_INCEPTION_WEIGHTS)
-    device: str = "cpu"  # device of the generator
+    device: str = "cpu"  # device of the generator (and the evaluation CLIP)
+
+
+def captioned_source(spec: str) -> bool:
+    """Whether ``--prompts`` names a captioned dataset (its captions are prompts, its images reals)."""
+    if not spec or spec.startswith(("shapes:", "digits:")) or Path(spec).suffix.lower() in (".txt", ".jsonl"):
+        return False
+    from t2i.data import describe_source
+
+    try:
+        describe_source(spec)
+    except ValueError:
+        return False
+    return True
+
+
+def metric_names(text: str) -> list[str]:
+    return [m.strip().replace("_", "-") for m in text.split(",") if m.strip()]
 
 
 def read_prompts(spec: str) -> tuple[list[str] | None, list[int] | None, list[bool] | None]:
@@ -76,7 +109,8 @@ def read_prompts(spec: str) -> tuple[list[str] | None, list[int] | None, list[bo
         return None, [i % 10 for i in range(int(count))], None
     path = Path(spec)
     if not path.is_file():
-        raise SystemExit(f"t2i eval: --prompts {spec!r} is neither a file nor shapes:SPLIT:N / digits:N")
+        raise SystemExit(f"t2i eval: --prompts {spec!r} is neither a file nor shapes:SPLIT:N / digits:N nor a "
+                         "captioned source (a folder with metadata.jsonl, a .csv, shards, a datasets folder, hf:NAME)")
     if path.suffix == ".jsonl":
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         texts = [r.get("text") for r in rows]
@@ -167,9 +201,11 @@ def main(argv: list[str] | None = None) -> int:
         from train.cli import main as t2i_command
 
         return t2i_command(["eval", "clip", *argv[1:]])
-    cfg = parse_config(EvalConfig, argv, prog="t2i eval", description=__doc__.split("\n")[0])
+    cfg = parse_config(EvalConfig, argv, prog="t2i eval", description=__doc__)
     if bool(cfg.model) == bool(cfg.images):
         raise SystemExit("t2i eval: give exactly one of --model (with --prompts) or --images DIR")
+    if cfg.model and captioned_source(cfg.prompts):
+        return evaluate_captioned(cfg)
     start = time.perf_counter()
     novel = None
     per_prompt = 1
@@ -192,10 +228,16 @@ def main(argv: list[str] | None = None) -> int:
     kind = kind_of(texts, labels, images)
     groups = labels if kind == "digits" and labels is not None else texts
     per_group = max(Counter(groups).values())
-    names = auto_metrics(kind, cfg, per_group) if cfg.metrics == "auto" else [m for m in cfg.metrics.split(",") if m]
+    names = auto_metrics(kind, cfg, per_group) if cfg.metrics == "auto" else metric_names(cfg.metrics)
     unknown = [m for m in names if m not in METRICS]
     if unknown:
         raise SystemExit(f"t2i eval: unknown metric(s) {unknown}; choose from {sorted(METRICS)}")
+    from t2i.metrics.captioned import CAPTIONED_METRICS
+
+    held_out_only = [m for m in names if m in CAPTIONED_METRICS and m != "clip-score"]
+    if held_out_only:
+        raise SystemExit(f"t2i eval: {held_out_only} need a held-out captioned split: give --model with --prompts "
+                         "a captioned source (a folder with metadata.jsonl, a .csv, a datasets folder) and --clip")
     if not names:
         raise SystemExit("t2i eval: no metric fits these images (neither shapes nor digits): give --clip for "
                          "clip-score or --inception-weights for fid/kid/inception-score")
@@ -219,6 +261,63 @@ def main(argv: list[str] | None = None) -> int:
               "config": config_to_dict(cfg)}
     (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({"metrics": results, "real_vs_real_floor": floor}, indent=2))
+    print(f"wrote {out / 'metrics.json'} and {out / 'grid.png'}")
+    return 0
+
+
+def evaluate_captioned(cfg: EvalConfig) -> int:
+    """``--prompts`` is a captioned source: generate for each held-out caption, score with the evaluation CLIP
+    against the held-out images (``t2i.metrics.captioned``), write metrics.json and the real-vs-generated grid."""
+    from gan_baselines.registry import load_generator
+    from t2i.clip import load_clip
+    from t2i.clip.model import image_size
+    from t2i.metrics.captioned import (CAPTIONED_METRICS, CaptionedOptions, check_held_out, load_held_out,
+                                       score_captioned, summary_lines)
+    from t2i.runtime.grids import save_captioned_rows
+
+    start = time.perf_counter()
+    names = list(CAPTIONED_METRICS) if cfg.metrics == "auto" else metric_names(cfg.metrics)
+    other = [m for m in names if m not in CAPTIONED_METRICS]
+    if other:
+        raise SystemExit(f"t2i eval: {other} are not measures for a captioned source ({cfg.prompts}); choose from "
+                         f"{list(CAPTIONED_METRICS)} (or auto); the shapes/digits metrics take shapes:SPLIT:N / digits:N")
+    if not cfg.clip:
+        raise SystemExit("t2i eval: measures on captioned data need --clip, an evaluation CLIP trained on the training "
+                         "split only (e.g. `t2i train clip --data mydata --out runs/eval-clip`, then --clip runs/eval-clip)")
+    try:
+        model = load_clip(cfg.clip, device=cfg.device)
+    except FileNotFoundError as err:
+        raise SystemExit(f"t2i eval: --clip: {err}") from None
+    held_out, report = load_held_out(cfg.prompts, cfg.real_split, image_size(model), cfg.real_n or None, cfg.seed,
+                                     cfg.image_column, cfg.caption_column)
+    if report is not None and report.problems:
+        print(report.summary(), file=sys.stderr)
+    check_held_out(held_out)
+    distinct = len(set(held_out.captions))
+    print(f"held-out split {held_out.source}: {len(held_out.captions)} captioned images, {distinct} distinct captions")
+    if "r-precision" in names and distinct < cfg.candidates:
+        print(f"r-precision: {distinct} candidates per caption (all the distinct captions; fewer than {cfg.candidates})")
+    generator = load_generator(cfg.model, device=cfg.device)
+    if generator.conditioning != "text":
+        raise SystemExit(f"t2i eval: {cfg.model} is not text-conditional ({generator.conditioning}); captioned "
+                         "prompts need a text-to-image generator")
+    images, _, _ = generate(generator, held_out.captions, None, cfg.n, cfg.seed)
+    options = CaptionedOptions(seed=cfg.seed, num_candidates=cfg.candidates)
+    results, floor = score_captioned(names, images, held_out, model, cfg.clip, cfg.n, options)
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    from torchvision.transforms.functional import to_pil_image
+
+    rows = [(held_out.captions[i], [to_pil_image(held_out.images[i])] + images[i * cfg.n:(i + 1) * cfg.n][:4])
+            for i in range(min(16, len(held_out.captions)))]
+    save_captioned_rows(rows, out / "grid.png")
+    report_json = {"source": cfg.model, "data": "captioned", "held_out": {
+        "source": held_out.source, "n_items": len(held_out.captions), "distinct_captions": distinct},
+        "n_images": len(images), "metrics": results, "real_vs_real_floor": floor,
+        "seconds": round(time.perf_counter() - start, 1), "config": config_to_dict(cfg)}
+    (out / "metrics.json").write_text(json.dumps(report_json, indent=2) + "\n")
+    print("\n".join(summary_lines(results, floor)))
     print(f"wrote {out / 'metrics.json'} and {out / 'grid.png'}")
     return 0
 

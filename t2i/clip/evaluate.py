@@ -195,8 +195,11 @@ def evaluate(model, dataset, kind: str = "", classes: Sequence[str] | None = Non
 
 
 def default_splits(data: str) -> list[str]:
-    """Held-out splits evaluated by default: shapes test + novel, everything else test."""
-    return ["test", "novel"] if str(data) == "shapes" else ["test"]
+    """Held-out splits evaluated by default: shapes test + novel; else ``t2i.data.held_out_split``: test, or the
+    one split of a single-split source (a flat folder or a CSV of held-out items, e.g. ``mydata/test``)."""
+    from t2i.data import held_out_split
+
+    return ["test", "novel"] if str(data) == "shapes" else [held_out_split(data)]
 
 
 def evaluate_splits(model, data: str, splits: Sequence[str] | None = None, n: int | None = None, size: int | None = None,

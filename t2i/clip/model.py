@@ -98,7 +98,8 @@ def load_clip(folder_or_name: str | Path, device: str | torch.device = "cpu") ->
     if folder is None or not is_clip_folder(folder):
         raise FileNotFoundError(
             f"{folder_or_name!s} is not a CLIP folder: expected {CONFIG_NAME} + {WEIGHTS_NAME} "
-            "(written by t2i.clip.save_clip or open_clip's push_to_hf_hub) or a built-in name")
+            "(written by `t2i train clip`, in OUT/model, t2i.clip.save_clip or open_clip's push_to_hf_hub) "
+            "or a built-in name (shapes-clip)")
     if not any((folder / n).is_file() for n in CHECKPOINT_NAMES):
         raise FileNotFoundError(f"{folder} has {CONFIG_NAME} but no weights; looked for {list(CHECKPOINT_NAMES)}")
     register_presets()

@@ -43,7 +43,8 @@ from .base import TensorImageText, convert_channels
 from .transforms import RESIZE_MODES, Augment, check_resize
 
 __all__ = ["load_dataset", "BadDataReport", "BadDataError", "shapes_dataset", "DEFAULT_N", "describe_source",
-           "shapes_options", "training_options", "evaluation_options", "random_choices", "RESIZE_MODES"]
+           "shapes_options", "training_options", "evaluation_options", "random_choices", "RESIZE_MODES",
+           "held_out_split"]
 
 # default number of generated shapes scenes per split
 DEFAULT_N = {"train": 20_000, "test": 2_000, "novel": 2_000}
@@ -112,6 +113,22 @@ def describe_source(source: str | Path) -> str:
                      "metadata.jsonl (or metadata.csv), a .csv/.tsv file of image path + caption, "
                      "WebDataset shards (a .tar file, a pattern like data-{000..009}.tar, or a folder of .tar), "
                      "a datasets save_to_disk folder, a dataset script .py, or a hub name hf:org/name")
+
+
+def held_out_split(source: str | Path) -> str:
+    """The split an evaluation reads by default: ``test`` where the source has named splits (shapes,
+    digits, a folder with ``train/`` ``test/``, a saved ``DatasetDict``, a hub or script dataset), else
+    ``train``, the one split of a single-split source (a flat folder, a CSV, shards, a saved ``Dataset``):
+    there the source given *is* the held-out data, e.g. ``mydata/test``."""
+    kind = describe_source(source)
+    path = Path(str(source))
+    if kind == "folder":
+        from .folder import find_metadata
+
+        return "train" if find_metadata(path) is not None else "test"
+    if kind == "hf-disk":
+        return "test" if (path / "dataset_dict.json").is_file() else "train"
+    return "train" if kind in ("csv", "shards") else "test"
 
 
 def shapes_options(source: str | Path, p_two: float) -> dict[str, Any]:

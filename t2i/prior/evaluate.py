@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from t2i.metrics.intervals import bootstrap_mean as bootstrap  # the one bootstrap of the project
+
 
 def gallery_ranks(queries: torch.Tensor, images: torch.Tensor, gallery: int = 100) -> torch.Tensor:
     """1-based rank ``(M,)`` of image i among its block of ``gallery`` images for query i (M = whole blocks)."""
@@ -35,15 +37,6 @@ def per_pair(queries: torch.Tensor, images: torch.Tensor, gallery: int = 100) ->
     m = len(ranks)
     cos = torch.nn.functional.cosine_similarity(queries[:m].float(), images[:m].float(), dim=-1)
     return {"cosine": cos, "R@1": (ranks <= 1).float(), "R@5": (ranks <= 5).float()}
-
-
-def bootstrap(values: torch.Tensor, n_boot: int = 1000, seed: int = 0) -> tuple[float, float, float]:
-    """(mean, 2.5th percentile, 97.5th percentile) of the mean of ``values`` ``(M,)`` over resampled pairs."""
-    g = torch.Generator().manual_seed(seed)
-    idx = torch.randint(0, len(values), (n_boot, len(values)), generator=g)
-    means = values.double()[idx].mean(1)
-    lo, hi = torch.quantile(means, torch.tensor([0.025, 0.975], dtype=torch.float64)).tolist()
-    return float(values.double().mean()), lo, hi
 
 
 def compare(predicted: torch.Tensor, text: torch.Tensor, images: torch.Tensor, gallery: int = 100,

@@ -1,4 +1,5 @@
-"""Pictures of a run: sample grids (torchvision ``make_grid``) and training curves (matplotlib).
+"""Pictures of a run: sample grids (torchvision ``make_grid``), real-next-to-generated grids with
+their captions (``t2i eval`` on captioned data) and training curves (matplotlib).
 
     python -c "from t2i.runtime.grids import demo; demo()"
 """
@@ -30,6 +31,37 @@ def save_grid(images: torch.Tensor | Sequence[Image.Image], path: str | Path, nr
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_image(images, path, nrow=nrow or max(1, math.ceil(math.sqrt(len(images)))), padding=2, pad_value=1.0)
+    return path
+
+
+def save_captioned_rows(rows: Sequence[tuple[str, Sequence[Image.Image]]], path: str | Path,
+                        headers: Sequence[str] = ("real", "generated"), cell: int = 96, text_width: int = 300) -> Path:
+    """One row per caption: its images side by side (e.g. the real one, then the generated ones), the caption
+    wrapped on the right; ``headers`` label the first columns. Images are scaled to ``cell`` px squares."""
+    import textwrap
+
+    from PIL import ImageDraw, ImageFont
+
+    if not rows:
+        raise ValueError("save_captioned_rows needs at least one row")
+    cols = max(len(images) for _, images in rows)
+    pad, head = 4, 16
+    width = pad + cols * (cell + pad) + text_width
+    canvas = Image.new("RGB", (width, head + len(rows) * (cell + pad) + pad), "white")
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default()
+    for c, label in enumerate(list(headers)[:cols]):
+        draw.text((pad + c * (cell + pad), 2), label, fill="black", font=font)
+    for r, (caption, images) in enumerate(rows):
+        y = head + r * (cell + pad)
+        for c, im in enumerate(images):
+            resample = Image.Resampling.NEAREST if im.size[0] <= cell else Image.Resampling.LANCZOS  # sharp pixels
+            canvas.paste(im.convert("RGB").resize((cell, cell), resample), (pad + c * (cell + pad), y))
+        lines = textwrap.wrap(caption, width=max(10, text_width // 7))[: max(1, cell // 12)]
+        draw.multiline_text((pad + cols * (cell + pad), y + 2), "\n".join(lines), fill="black", font=font)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)
     return path
 
 
