@@ -46,7 +46,7 @@ from t2i.clip.model import (
 )
 from t2i.clip.presets import train_presets
 from t2i.config import parse_config
-from t2i.data import describe_source, load_dataset, shapes_options, training_options
+from t2i.data import load_dataset, shapes_options, training_options
 from t2i.runtime import Run, RunConfig
 
 LOSSES = ("clip", "siglip")
@@ -270,16 +270,15 @@ def main(argv: list[str] | None = None) -> int:
         run.print(f"clip: saved {folder} (open_clip layout; t2i.text.TextEncoder.from_pretrained loads it)")
         if cfg.eval_n > 0:
             final = load_clip(folder, device=run.device)  # evaluate what was saved
-            builtin = describe_source(cfg.data) in ("shapes", "digits")
-            try:  # the built-in data's held-out splits; a user source's test split when it has one
-                results = evaluate_splits(final.eval(), cfg.data, default_splits(cfg.data),
-                                          n=cfg.eval_n if cfg.data == "shapes" else None, size=size, device=run.device)
-            except ValueError as err:  # a single-split folder, a CSV or shards
-                if builtin:
-                    raise
-                run.print(f"clip: no held-out split to evaluate ({err}); give one with `t2i eval clip --model "
-                          f"{folder} --data DIR --split test`")
+            # the built-in data's held-out splits; a user source's test split when it has one (a single-split
+            # source is the training data itself: nothing held out to evaluate)
+            splits = default_splits(cfg.data)
+            if splits == ["train"]:
+                run.print(f"clip: no held-out split to evaluate in {cfg.data}; give one with `t2i eval clip --model "
+                          f"{folder} --data HELD_OUT`")
             else:
+                results = evaluate_splits(final.eval(), cfg.data, splits,
+                                          n=cfg.eval_n if cfg.data == "shapes" else None, size=size, device=run.device)
                 report = write_report(results, run.out, title=f"{cfg.model} on {cfg.data}",
                                       extra={"model": str(folder), "steps": stopped_at,
                                              "train_minutes": round(train_minutes, 2)})
