@@ -153,6 +153,21 @@ def build_app(cfg: AppConfig, models: AppModels | None = None, arena: Arena | No
         box.preprocess = preprocess
         return box
 
+    def readable_image(image: gr.Image) -> gr.Image:
+        """Make ``image``'s upload that Pillow cannot decode a one-line message (gradio decodes it before the
+        handler runs), wrapping the instance's ``preprocess`` as ``text_only`` does."""
+        to_image = image.preprocess
+
+        def preprocess(payload):
+            try:
+                return to_image(payload)
+            except Exception:
+                raise gr.Error("The upload is not an image Pillow can read; upload a PNG or JPEG.",
+                               print_exception=False) from None
+
+        image.preprocess = preprocess
+        return image
+
     def failed(name: str, err: Exception):
         """A message for the user; the details stay in the server log."""
         if isinstance(err, RequestError):
@@ -339,7 +354,8 @@ def build_app(cfg: AppConfig, models: AppModels | None = None, arena: Arena | No
                             + "\n".join(f"- {m.about()}" for m in translators.models.values()))
                 translator = gr.Dropdown(names, value=names[0], label="Translator", elem_id="translator")
                 with gr.Row():
-                    upload = gr.Image(label="Your image", type="filepath", sources=["upload"], elem_id="translate-input")
+                    upload = readable_image(gr.Image(label="Your image", type="filepath", sources=["upload"],
+                                                     elem_id="translate-input"))
                     example = gr.Dropdown(translators.example_labels(names[0]), label="Or an example",
                                           value=translators.example_labels(names[0])[0], elem_id="translate-example")
                 with gr.Row():

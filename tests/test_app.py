@@ -56,7 +56,7 @@ def test_generate_both_models_with_times_scores_and_intermediates(models):
     assert all(im.size == (128, 128) for im in result["gan"] + result["diffusion"])
     assert result["seed"] == 3 and result["gan_seconds"] > 0 and result["diffusion_seconds"] > 0
     assert len(result["gan_scores"]) == 4 and all(-100 <= s <= 100 for s in result["gan_scores"])
-    assert "text GAN" in result["summary"] and "CLIP score" in result["summary"]
+    assert "tgan (`tgan`)" in result["summary"] and "CLIP score" in result["summary"]  # the model by its name
     assert seen[-1] == (4, 4) and len(seen) == 4  # progress over the denoising steps
     assert 1 <= len(result["intermediates"]) <= 4  # the x0 estimates along the way, decoded
     assert all(im.size == (128, 128) for im in result["intermediates"])
