@@ -61,13 +61,13 @@ EXAMPLES = [
     "a cyan cross to the left of a red triangle",
 ]
 FAMILY_TEXT = {  # how each kind of model draws, for the "About these models" text
-    "ldm": "a UNet removes noise from an autoencoder's latent step by step, attending to every token of the "
+    "ldm": "A UNet removes noise from an autoencoder's latent step by step, attending to every token of the "
            "prompt (cross-attention on CLIP token states); classifier-free guidance trades diversity for "
            "faithfulness. Several steps, so it costs more per image.",
-    "tgan-attn": "a generator maps noise (entering at every scale) to an image in one forward pass, "
+    "tgan-attn": "A generator maps noise (entering at every scale) to an image in one forward pass, "
                  "cross-attending to every token of the prompt. One step, so it is fast.",
-    "tgan": "a generator maps noise and the prompt's pooled CLIP embedding to an image in one forward pass.",
-    "cvae": "a decoder maps a random code and the prompt's pooled CLIP embedding to an image in one pass.",
+    "tgan": "A generator maps noise and the prompt's pooled CLIP embedding to an image in one forward pass.",
+    "cvae": "A decoder maps a random code and the prompt's pooled CLIP embedding to an image in one pass.",
 }
 SHAPES_GRAMMAR = ("Models trained on `shapes` know its grammar: *a {small|large} {colour} {shape} in the {position}* "
                   "or *a {colour} {shape} {above|below|to the left of|to the right of} a {colour} {shape}*; "
@@ -79,7 +79,7 @@ def about_models(models: AppModels) -> str:
     lines = ["### About these models"]
     for name, generator in ((models.gan_name, models.gan), (models.diffusion_name, models.diffusion)):
         lines.append("- " + models.about.get(name, f"**{name}** (family `{generator.family}`)")
-                     + (f" {FAMILY_TEXT[generator.family].capitalize()}" if generator.family in FAMILY_TEXT else ""))
+                     + (f" {FAMILY_TEXT[generator.family]}" if generator.family in FAMILY_TEXT else ""))
     if any(t.data == "shapes" for t in models.trained.values()):
         lines.append("\n" + SHAPES_GRAMMAR)
     return "\n".join(lines)
@@ -355,7 +355,7 @@ def build_app(cfg: AppConfig, models: AppModels | None = None, arena: Arena | No
                 translator = gr.Dropdown(names, value=names[0], label="Translator", elem_id="translator")
                 with gr.Row():
                     upload = readable_image(gr.Image(label="Your image", type="filepath", sources=["upload"],
-                                                     elem_id="translate-input"))
+                                                     image_mode=None, elem_id="translate-input"))  # its own mode: noted
                     example = gr.Dropdown(translators.example_labels(names[0]), label="Or an example",
                                           value=translators.example_labels(names[0])[0], elem_id="translate-example")
                 with gr.Row():

@@ -102,7 +102,11 @@ class Translators:
         """(the input as the model sees it, its translation, a note); ``image``: a PIL image or a file path."""
         model = self.get(name)
         image = _open(image)
-        x, note = translator_input(image, model.size, model.channels, resize=True)
+        try:
+            x, note = translator_input(image, model.size, model.channels, resize=True)
+        except (ValueError, OSError) as err:  # a mode Pillow cannot convert (e.g. 16-bit greyscale to RGB)
+            raise RequestError(f"Cannot use this {image.mode} image: {str(err).splitlines()[0][:120]}; "
+                               "upload an 8-bit PNG or JPEG.") from None
         y = translate(model.G, x[None])  # (1, C, S, S) in [0, 1]
         shown_in = to_pil(x[None])[0]
         info = f"{model.about()}." + (f" The input was {note}." if note else "")
