@@ -61,7 +61,7 @@ def whole_number(name: str, value: Any, low: int, high: int) -> int:
 class AppModels:
     gan: Generator
     diffusion: Generator
-    scorer: Any  # CLIP scorer of both models unless ``scoring`` names one per model: score(images, prompts) -> list[float]
+    scorer: Any  # CLIP scorer of both models unless ``scoring`` names one per model: ``name``, score(images, prompts) -> list[float]
     ae: Generator | None = None
     vae: Generator | None = None
     max_images: int = 8
@@ -194,7 +194,7 @@ class AppModels:
         summary = (
             f"| model | time for {n} image(s) | ms / image | scored by | mean CLIP score | CLIP score per image |\n"
             "|---|---|---|---|---|---|\n"
-            + "".join(f"| {label} | {seconds:.2f} s | {1000 * seconds / n:.0f} | `{getattr(scorer, 'name', 'CLIP')}` | "
+            + "".join(f"| {label} | {seconds:.2f} s | {1000 * seconds / n:.0f} | `{scorer.name}` | "
                       f"{sum(scores) / n:.1f} | {', '.join(f'{s:.1f}' for s in scores)} |\n"
                       for label, seconds, scores, scorer in rows)
             + f"\nCLIP score = 100 x cosine(image, prompt), unclamped: near 0 or below, the CLIP finds image and "
