@@ -1,4 +1,4 @@
-"""Gradio app: type a prompt once, see the text GAN and the diffusion model side by side; an arena.
+"""Gradio app: type a prompt once, see a text GAN and a diffusion model side by side; an arena; translation.
 
 Runs on the built-in default models unless told otherwise, on 127.0.0.1:7860, with
 analytics off and requests queued (one at a time by default, so concurrent users never
@@ -10,13 +10,20 @@ The arena tab (``apps/arena.py``): two anonymous models answer one prompt, the u
 names are revealed; votes go to ``OUTPUTS/arena.sqlite``; a Bradley-Terry leaderboard with bootstrap
 intervals; an auto-judge that plays battles judged by the shapes evaluator; vote export.
 
+Any registered generator serves (``--gan``, ``--diffusion``: folders, run folders, built-in names,
+LoRA runs); each is shown by its name and family (``apps/catalog.py``) and scored by the CLIP it was
+trained with unless ``--clip`` says otherwise. A prompt with words a model's training captions never
+held gets a warning beside the images (``t2i.provenance``). The translation tab (``--translator``,
+``apps/translation.py``) runs pix2pix / CycleGAN runs on an uploaded image or an example.
+
 What the server writes and serves (``apps/serving.py``): only ``--outputs`` (also gradio's
 cache folder), where every answer's images are written under unique names atomically and
-the folder is kept under ``--max-outputs-mb``; uploads are refused; every text input is
-capped; bad requests get a message, unexpected failures a generic one (details in the log).
+the folder is kept under ``--max-outputs-mb``; uploads are refused, except images for the translation
+tab when it is shown (``--max-upload-mb``, written into that folder too); every text input is capped; bad requests get a message, unexpected failures a generic one (details in the log).
 
     t2i app                                   # built-in models
     t2i app --diffusion runs/ldm --gan runs/tgan --port 7861
+    t2i app --translator runs/p2p-grey,runs/cyclegan-outline
 """
 
 from __future__ import annotations
@@ -38,10 +45,12 @@ from t2i.config import parse_config  # noqa: E402
 from apps.arena import SHOWN, Arena  # noqa: E402
 from apps.models import MAX_PROMPT_CHARS, AppModels, RequestError  # noqa: E402
 from apps.serving import ModelThreads, OutputsFolder, RefuseUploads  # noqa: E402
+from apps.translation import Translators  # noqa: E402
 
 VOTES = {"a": "A is better", "b": "B is better", "tie": "Tie", "both_bad": "Both are bad"}  # outcome -> button
 API_NAMES = ("generate", "interpolate", "prior_samples", "arena_battle", "arena_leaderboard", "arena_auto_judge",
              "arena_export") + tuple(f"arena_vote_{outcome}" for outcome in VOTES)
+TRANSLATION_API = ("translate", "translate_example", "translation_examples")  # with --translator only
 
 EXAMPLES = [
     "a small red circle in the center",
@@ -51,22 +60,29 @@ EXAMPLES = [
     "a green circle above a magenta square",
     "a cyan cross to the left of a red triangle",
 ]
-ABOUT = """
-**Text GAN** (`shapes-tgan`, family `tgan-attn`): a generator maps noise (entering at every
-scale) to an image in one forward pass, cross-attending to every token of the prompt; a
-multi-resolution discriminator judges whether image and caption match. One step, so it is fast.
+FAMILY_TEXT = {  # how each kind of model draws, for the "About these models" text
+    "ldm": "A UNet removes noise from an autoencoder's latent step by step, attending to every token of the "
+           "prompt (cross-attention on CLIP token states); classifier-free guidance trades diversity for "
+           "faithfulness. Several steps, so it costs more per image.",
+    "tgan-attn": "A generator maps noise (entering at every scale) to an image in one forward pass, "
+                 "cross-attending to every token of the prompt. One step, so it is fast.",
+    "tgan": "A generator maps noise and the prompt's pooled CLIP embedding to an image in one forward pass.",
+    "cvae": "A decoder maps a random code and the prompt's pooled CLIP embedding to an image in one pass.",
+}
+SHAPES_GRAMMAR = ("Models trained on `shapes` know its grammar: *a {small|large} {colour} {shape} in the {position}* "
+                  "or *a {colour} {shape} {above|below|to the left of|to the right of} a {colour} {shape}*; "
+                  "other words get a warning beside the images.")
 
-**Latent diffusion** (`shapes-ldm-fast`): a UNet removes noise from an autoencoder's latent
-step by step, attending to every token of the prompt (cross-attention on CLIP token
-states); classifier-free guidance trades diversity for faithfulness. This is `shapes-ldm`
-with its guidance distilled into the UNet (one pass per step) sampled in 8 DDIM steps;
-`t2i app --diffusion shapes-ldm` shows the 20-step original. Several steps, so it costs more
-per image.
 
-Both read prompts through the same CLIP text tower (`shapes-clip`), trained on the
-`shapes` grammar: *a {small|large} {colour} {shape} in the {position}* or
-*a {colour} {shape} {above|below|to the left of|to the right of} a {colour} {shape}*.
-"""
+def about_models(models: AppModels) -> str:
+    """What each model of the text-to-image tab is, by its name, family and training record."""
+    lines = ["### About these models"]
+    for name, generator in ((models.gan_name, models.gan), (models.diffusion_name, models.diffusion)):
+        lines.append("- " + models.about.get(name, f"**{name}** (family `{generator.family}`)")
+                     + (f" {FAMILY_TEXT[generator.family]}" if generator.family in FAMILY_TEXT else ""))
+    if any(t.data == "shapes" for t in models.trained.values()):
+        lines.append("\n" + SHAPES_GRAMMAR)
+    return "\n".join(lines)
 
 
 @dataclasses.dataclass
@@ -76,7 +92,7 @@ class AppConfig:
     share: bool = False  # create a public gradio.live link (off by default)
     diffusion: str = "shapes-ldm-fast"  # our pipeline folder, a Stable-Diffusion-layout folder or hub id, or a built-in name
     gan: str = "shapes-tgan"  # a text-conditional generator folder or built-in name
-    clip: str = "shapes-clip"  # open_clip folder or built-in name used for CLIP scores
+    clip: str = ""  # open_clip folder or built-in name that scores every model; "" = each model's own (shapes-clip if unrecorded)
     ae: str = "digits-ae"  # 2-D autoencoder for the latent-space tab ("" to hide the tab)
     vae: str = "digits-vae"  # 2-D VAE for the latent-space tab ("" to hide the tab)
     concurrency: int = 1  # requests served at once; more are queued
@@ -90,6 +106,8 @@ class AppConfig:
     max_outputs_mb: float = 256.0  # keep --outputs under this size: the oldest images are deleted first
     arena: str = "shapes-cvae"  # more text-conditional models for the arena tab besides --gan and --diffusion (comma-separated)
     max_auto_battles: int = 200  # battles one auto-judge request may play, at most
+    translator: str = ""  # pix2pix / CycleGAN run folders for the translation tab (comma-separated; "" = tab explains how)
+    max_upload_mb: float = 4.0  # largest image the translation tab takes (uploads are refused without --translator)
 
 
 def use_outputs_as_gradio_cache(cfg: AppConfig) -> Path:
@@ -101,13 +119,20 @@ def use_outputs_as_gradio_cache(cfg: AppConfig) -> Path:
     return root
 
 
-def build_app(cfg: AppConfig, models: AppModels | None = None, arena: Arena | None = None):
-    """The Gradio Blocks UI over ``AppModels`` and the ``Arena``; either may be given (tests)."""
+def translator_specs(cfg: AppConfig) -> list[str]:
+    return [s.strip() for s in cfg.translator.split(",") if s.strip()]
+
+
+def build_app(cfg: AppConfig, models: AppModels | None = None, arena: Arena | None = None,
+              translators: Translators | None = None):
+    """The Gradio Blocks UI over ``AppModels``, the ``Arena`` and the ``Translators``; any may be given (tests)."""
     use_outputs_as_gradio_cache(cfg)
     import gradio as gr
     import pandas as pd
 
     models = models or AppModels.load(cfg)
+    if translators is None and translator_specs(cfg):
+        translators = Translators.load(translator_specs(cfg), display_size=cfg.display_size)
     arena = arena or Arena.from_app(cfg, models)
     arena.max_auto_battles = cfg.max_auto_battles
     saved = OutputsFolder(cfg.outputs, max_bytes=int(cfg.max_outputs_mb * 1e6))
@@ -127,6 +152,21 @@ def build_app(cfg: AppConfig, models: AppModels | None = None, arena: Arena | No
 
         box.preprocess = preprocess
         return box
+
+    def readable_image(image: gr.Image) -> gr.Image:
+        """Make ``image``'s upload that Pillow cannot decode a one-line message (gradio decodes it before the
+        handler runs), wrapping the instance's ``preprocess`` as ``text_only`` does."""
+        to_image = image.preprocess
+
+        def preprocess(payload):
+            try:
+                return to_image(payload)
+            except Exception:
+                raise gr.Error("The upload is not an image Pillow can read; upload a PNG or JPEG.",
+                               print_exception=False) from None
+
+        image.preprocess = preprocess
+        return image
 
     def failed(name: str, err: Exception):
         """A message for the user; the details stay in the server log."""
@@ -154,7 +194,7 @@ def build_app(cfg: AppConfig, models: AppModels | None = None, arena: Arena | No
             seed = random.randint(0, 2**31 - 1) if randomize is True else seed
             result = on_model_thread(models.generate, prompt, negative_prompt, seed, n, sampler, steps, guidance,
                                      intermediates is True, progress=throttled(progress, "denoising"))
-            return (saved.save(result["gan"]), saved.save(result["diffusion"]), result["seed"],
+            return (saved.save(result["gan"]), saved.save(result["diffusion"]), result["warning"], result["seed"],
                     result["summary"], saved.save(result["intermediates"]))
         except Exception as err:  # never a stack trace or a raw Python message to the user
             raise failed("generation", err) from None
@@ -172,6 +212,28 @@ def build_app(cfg: AppConfig, models: AppModels | None = None, arena: Arena | No
             return saved.save(ae_prior), saved.save(vae_prior), info
         except Exception as err:
             raise failed("sampling", err) from None
+
+    # ---- translation ----------------------------------------------------------------
+    def translate(name, image):
+        try:
+            shown_in, out, info = on_model_thread(translators.translate, name, image)
+            return *saved.save([shown_in, out]), info
+        except Exception as err:
+            raise failed("the translation", err) from None
+
+    def translate_example(name, label):
+        try:
+            shown_in, out, info = on_model_thread(translators.translate_example, name, label)
+            return *saved.save([shown_in, out]), info
+        except Exception as err:
+            raise failed("the translation", err) from None
+
+    def translation_examples(name):
+        try:
+            labels = translators.example_labels(translators.get(name).name)
+            return gr.update(choices=labels, value=labels[0] if labels else None)
+        except Exception as err:
+            raise failed("the examples", err) from None
 
     # ---- arena ----------------------------------------------------------------------
     def board(shown):
@@ -216,7 +278,7 @@ def build_app(cfg: AppConfig, models: AppModels | None = None, arena: Arena | No
             raise failed("the export", err) from None
 
     with gr.Blocks(title="t2i: GAN vs diffusion", analytics_enabled=False) as demo:
-        gr.Markdown("# t2i: one prompt, a GAN and a diffusion model side by side")
+        gr.Markdown(f"# t2i: one prompt, `{models.gan_name}` and `{models.diffusion_name}` side by side")
         with gr.Tab("Text to image"):
             with gr.Row():
                 prompt = text_only(gr.Textbox(label="Prompt", value=EXAMPLES[0], scale=4, elem_id="prompt",
@@ -238,16 +300,19 @@ def build_app(cfg: AppConfig, models: AppModels | None = None, arena: Arena | No
                     intermediates = gr.Checkbox(label="Show intermediate images", value=False)
             button = gr.Button("Generate", variant="primary", elem_id="generate")
             with gr.Row():
-                gan_gallery = gr.Gallery(label="Text GAN", columns=4, format="png", elem_id="gan-gallery")
-                diffusion_gallery = gr.Gallery(label="Latent diffusion", columns=4, format="png", elem_id="diffusion-gallery")
+                gan_gallery = gr.Gallery(label=f"{models.gan_name} ({models.gan.family})", columns=4, format="png",
+                                         elem_id="gan-gallery")
+                diffusion_gallery = gr.Gallery(label=f"{models.diffusion_name} ({models.diffusion.family})", columns=4,
+                                               format="png", elem_id="diffusion-gallery")
+            vocabulary_warning = gr.Markdown(elem_id="vocabulary-warning")  # beside the images: words the models never saw
             with gr.Row():
                 seed_used = gr.Number(label="Seed used", precision=0, interactive=False)
                 summary = gr.Markdown(elem_id="summary")
             strip = gr.Gallery(label="Diffusion: the latents decoded along the denoising steps (first image)", columns=8, format="png")
             gr.Examples(EXAMPLES, inputs=[prompt])
-            gr.Markdown(ABOUT)
+            gr.Markdown(about_models(models), elem_id="about-models")
             inputs = [prompt, negative, seed, randomize, count, sampler, steps, guidance, intermediates]
-            outputs = [gan_gallery, diffusion_gallery, seed_used, summary, strip]
+            outputs = [gan_gallery, diffusion_gallery, vocabulary_warning, seed_used, summary, strip]
             button.click(generate, inputs, outputs, api_name="generate")
             prompt.submit(generate, inputs, outputs, api_name=False)
         if models.has_latent_tab:
@@ -275,6 +340,39 @@ def build_app(cfg: AppConfig, models: AppModels | None = None, arena: Arena | No
                 prior_info = gr.Markdown()
                 prior_button.click(prior_samples, [prior_count, prior_seed], [prior_ae, prior_vae, prior_info],
                                    api_name="prior_samples")
+        with gr.Tab("Translation"):
+            if translators is None:
+                gr.Markdown(
+                    "No translator loaded. Train one and start the app with it, e.g. "
+                    "`t2i train pix2pix --data greyscale --steps 2000 --out runs/p2p-grey` (or `t2i train cyclegan`), "
+                    "then `t2i app --translator runs/p2p-grey` (several: comma-separated).", elem_id="translation-help")
+            else:
+                names = list(translators.models)
+                gr.Markdown("Image-to-image translation (pix2pix, CycleGAN). Upload an image (any mode or size: "
+                            "it is converted and its centre square resized to the model's size) or pick an example "
+                            "from the data the model was trained on.\n\n"
+                            + "\n".join(f"- {m.about()}" for m in translators.models.values()))
+                translator = gr.Dropdown(names, value=names[0], label="Translator", elem_id="translator")
+                with gr.Row():
+                    upload = readable_image(gr.Image(label="Your image", type="filepath", sources=["upload"],
+                                                     image_mode=None, elem_id="translate-input"))  # its own mode: noted
+                    example = gr.Dropdown(translators.example_labels(names[0]), label="Or an example",
+                                          value=translators.example_labels(names[0])[0], elem_id="translate-example")
+                with gr.Row():
+                    translate_button = gr.Button("Translate my image", variant="primary", elem_id="translate")
+                    example_button = gr.Button("Translate the example", elem_id="translate-example-button")
+                with gr.Row():
+                    seen = gr.Image(label="Input, as the model sees it", type="filepath", format="png",
+                                    interactive=False, elem_id="translate-seen")
+                    translated = gr.Image(label="Translation", type="filepath", format="png", interactive=False,
+                                          elem_id="translate-output")
+                translate_info = gr.Markdown(elem_id="translate-info")
+                translate_button.click(translate, [translator, upload], [seen, translated, translate_info],
+                                       api_name="translate")
+                example_button.click(translate_example, [translator, example], [seen, translated, translate_info],
+                                     api_name="translate_example")
+                translator.change(translation_examples, [translator], [example], api_name="translation_examples",
+                                  concurrency_limit=None)
         with gr.Tab("Arena"):
             gr.Markdown(
                 "Two models drawn at random from this app's text-conditional models ("
@@ -323,18 +421,25 @@ def build_app(cfg: AppConfig, models: AppModels | None = None, arena: Arena | No
 
 
 def launch(demo, cfg: AppConfig, **kwargs):
-    """Start the server: files only from --outputs, no uploads, no raw exception text to clients."""
+    """Start the server: files only from --outputs, no uploads (but images up to --max-upload-mb for the
+    translation tab when it has translators), no raw exception text to clients."""
     from starlette.middleware import Middleware
 
+    uploads = bool(translator_specs(cfg))
+    names = API_NAMES + (TRANSLATION_API if uploads else ())
     return demo.launch(server_name=cfg.host, server_port=cfg.port, share=cfg.share, show_error=False,
-                       allowed_paths=[str(Path(cfg.outputs).resolve())], max_file_size=0,
-                       app_kwargs={"middleware": [Middleware(RefuseUploads, api_names=API_NAMES)]}, **kwargs)
+                       allowed_paths=[str(Path(cfg.outputs).resolve())],
+                       max_file_size=int(cfg.max_upload_mb * 1e6) if uploads else 0,
+                       app_kwargs={"middleware": [Middleware(RefuseUploads, api_names=names, allow_uploads=uploads)]},
+                       **kwargs)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_config(AppConfig, argv, prog="t2i app", description=__doc__)
     if cfg.max_outputs_mb <= 0:
         raise ValueError(f"max_outputs_mb must be > 0, got {cfg.max_outputs_mb}")
+    if cfg.max_upload_mb <= 0:
+        raise ValueError(f"max_upload_mb must be > 0, got {cfg.max_upload_mb}")
     demo = build_app(cfg)
     launch(demo, cfg)
     return 0

@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from PIL import Image
 
+from apps.catalog import model_names
 from apps.models import MAX_PROMPT_CHARS, AppModels, RequestError, whole_number
 from gan_baselines.registry import load_generator
 from t2i.arena import DuplicateVote, Vote, VoteStore, export_votes, format_table, leaderboard
@@ -34,20 +35,6 @@ from t2i.generator import GenerationError, Generator
 DB_NAME = "arena.sqlite"  # the votes' file under the app's outputs folder
 SHOWN = ("all",) + JUDGES  # whose votes the leaderboard counts
 VERDICT = {"a": "Model A is better", "b": "Model B is better", "tie": "a tie", "both_bad": "both are bad"}
-
-
-def model_names(specs: list[str]) -> list[str]:
-    """Short, distinct names for the leaderboard: a built-in name as is, a folder by its name (a run's
-    ``model/`` folder by the run's), a repeated name with ``-2``, ``-3``, ..."""
-    names: list[str] = []
-    for spec in specs:
-        path = Path(spec)
-        name = path.parent.name if path.name == "model" and path.parent.name else (path.name or spec)
-        base, k = name, 2
-        while name in names:
-            name, k = f"{base}-{k}", k + 1
-        names.append(name)
-    return names
 
 
 @dataclass

@@ -2,7 +2,9 @@
 
 Kept apart from ``apps/app.py`` so it can be tested and benchmarked without a browser.
 
-Everything it asks of the models goes through the generator contract (``t2i.generator``):
+The models are named by what they are and scored by the CLIP that fits them (``apps.catalog``); a
+prompt with words a model's training captions never held gets a warning beside its images
+(``t2i.provenance``). Everything it asks of the models goes through the generator contract (``t2i.generator``):
 ``generate`` with typed options, the ``Denoising`` protocol for the strip of intermediate
 images (the x0 estimate at each step, decoded), and the ``LatentCodes`` protocol for the
 latent-space tab. The sampler choices and the prompt length limit come from the library.
@@ -14,15 +16,17 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
 from PIL import Image
 
+from apps.catalog import Scoring, choose_scorers, describe, model_names
 from gan_baselines.registry import load_generator
 from t2i.generator import (MAX_PROMPT_CHARS, Denoising, DenoisingStep, GenerationError, Generator, LatentCodes,
                            option_choices, to_pil)
+from t2i.provenance import TrainedOn, off_vocabulary_warning, trained_on
 
 
 class RequestError(ValueError):
@@ -53,36 +57,28 @@ def whole_number(name: str, value: Any, low: int, high: int) -> int:
     return int(number)
 
 
-class ClipScorer:
-    """CLIP score (Hessel et al. 2021, eq. 1, w = 100) of each image with its prompt."""
-
-    def __init__(self, clip: str):
-        from t2i.clip import get_tokenizer, load_clip
-
-        self.model = load_clip(clip).eval()
-        self.tokenizer = get_tokenizer(self.model)
-
-    def score(self, images: list[Image.Image], prompts: list[str]) -> list[float]:
-        from t2i.metrics.clip_score import clip_cosines
-
-        cosines = clip_cosines(images, prompts, self.model, self.tokenizer)
-        return [100 * max(float(c), 0.0) for c in cosines]
-
-
 @dataclass
 class AppModels:
     gan: Generator
     diffusion: Generator
-    scorer: Any  # t2i.metrics CLIP scorer: score(images, prompts) -> list[float]
+    scorer: Any  # CLIP scorer of both models unless ``scoring`` names one per model: ``name``, score(images, prompts) -> list[float]
     ae: Generator | None = None
     vae: Generator | None = None
     max_images: int = 8
     max_steps: int = 100
     max_guidance: float = 20.0
     display_size: int = 128
+    gan_name: str = "text GAN"  # what the models are called (apps.catalog.model_names)
+    diffusion_name: str = "latent diffusion"
+    trained: dict[str, TrainedOn] = field(default_factory=dict)  # model name -> what its training recorded
+    scoring: Scoring | None = None  # model name -> the CLIP that scores it, and notes for the user
+    about: dict[str, str] = field(default_factory=dict)  # model name -> one Markdown line (apps.catalog.describe)
     _digits: Any = None  # digits test split, loaded on the first interpolation
 
     def __post_init__(self) -> None:
+        if self.gan.conditioning != "text":
+            raise ValueError(f"the app's --gan must be a text-conditional generator (tgan, tgan-attn, a text cvae); "
+                             f"{self.gan.family!r} is conditioned on {self.gan.conditioning!r}")
         if not isinstance(self.diffusion, Denoising):
             raise ValueError(f"the app's diffusion model must be a denoising generator (latent diffusion); "
                              f"{self.diffusion.family!r} is not")
@@ -94,10 +90,26 @@ class AppModels:
 
     @classmethod
     def load(cls, cfg) -> "AppModels":
+        gan, diffusion = load_generator(cfg.gan), load_generator(cfg.diffusion)
+        gan_name, diffusion_name = model_names([cfg.gan, cfg.diffusion])
+        trained = {gan_name: trained_on(cfg.gan), diffusion_name: trained_on(cfg.diffusion)}
+        scoring = choose_scorers(cfg.clip, trained)
+        about = {name: describe(spec, name, g.family, trained[name])
+                 for spec, name, g in ((cfg.gan, gan_name, gan), (cfg.diffusion, diffusion_name, diffusion))}
         return cls(
-            gan=load_generator(cfg.gan), diffusion=load_generator(cfg.diffusion), scorer=ClipScorer(cfg.clip),
+            gan=gan, diffusion=diffusion, scorer=scoring.scorers[diffusion_name],
             ae=load_generator(cfg.ae) if cfg.ae else None, vae=load_generator(cfg.vae) if cfg.vae else None,
-            max_images=cfg.max_images, max_steps=cfg.max_steps, max_guidance=cfg.max_guidance, display_size=cfg.display_size)
+            max_images=cfg.max_images, max_steps=cfg.max_steps, max_guidance=cfg.max_guidance, display_size=cfg.display_size,
+            gan_name=gan_name, diffusion_name=diffusion_name, trained=trained, scoring=scoring, about=about)
+
+    def scorer_of(self, name: str) -> Any:
+        return self.scoring.scorers.get(name, self.scorer) if self.scoring else self.scorer
+
+    def warnings(self, prompt: str) -> list[str]:
+        """One line per model whose training captions never held some of the prompt's words."""
+        found = [off_vocabulary_warning(prompt, name, self.trained.get(name, TrainedOn()))
+                 for name in (self.gan_name, self.diffusion_name)]
+        return [w for w in found if w]
 
     @property
     def samplers(self) -> tuple[str, ...]:
@@ -172,20 +184,28 @@ class AppModels:
         except GenerationError as err:
             raise RequestError(str(err)) from None
         intermediate_images = self._decode_strip(strip)
-        gan_scores = self.scorer.score(gan_images, [prompt] * len(gan_images))
-        diffusion_scores = self.scorer.score(diffusion_images, [prompt] * len(diffusion_images))
+        gan_scorer, diffusion_scorer = self.scorer_of(self.gan_name), self.scorer_of(self.diffusion_name)
+        gan_scores = gan_scorer.score(gan_images, [prompt] * len(gan_images))
+        diffusion_scores = diffusion_scorer.score(diffusion_images, [prompt] * len(diffusion_images))
+        rows = [(f"{self.gan_name} (`{self.gan.family}`)", gan_seconds, gan_scores, gan_scorer),
+                (f"{self.diffusion_name} (`{self.diffusion.family}`; {sampler}, {steps} steps, guidance {guidance:g})",
+                 diffusion_seconds, diffusion_scores, diffusion_scorer)]
+        notes = self.scoring.notes if self.scoring else []
         summary = (
-            f"| model | time for {n} image(s) | ms / image | mean CLIP score | CLIP score per image |\n|---|---|---|---|---|\n"
-            f"| text GAN | {gan_seconds:.2f} s | {1000 * gan_seconds / n:.0f} | {sum(gan_scores) / n:.1f} | "
-            f"{', '.join(f'{s:.1f}' for s in gan_scores)} |\n"
-            f"| latent diffusion ({sampler}, {steps} steps, guidance {guidance:g}) | {diffusion_seconds:.2f} s | "
-            f"{1000 * diffusion_seconds / n:.0f} | {sum(diffusion_scores) / n:.1f} | {', '.join(f'{s:.1f}' for s in diffusion_scores)} |\n\n"
-            f"CLIP score = 100 x cosine(image, prompt) under the toolkit's CLIP; seed {seed}.")
+            f"| model | time for {n} image(s) | ms / image | scored by | mean CLIP score | CLIP score per image |\n"
+            "|---|---|---|---|---|---|\n"
+            + "".join(f"| {label} | {seconds:.2f} s | {1000 * seconds / n:.0f} | `{scorer.name}` | "
+                      f"{sum(scores) / n:.1f} | {', '.join(f'{s:.1f}' for s in scores)} |\n"
+                      for label, seconds, scores, scorer in rows)
+            + f"\nCLIP score = 100 x cosine(image, prompt), unclamped: near 0 or below, the CLIP finds image and "
+            f"prompt unrelated; seed {seed}." + "".join(f"\n\n{note}" for note in notes))
+        warnings = self.warnings(prompt)
         return {
             "gan": self._display(gan_images), "diffusion": self._display(diffusion_images), "seed": seed,
             "summary": summary, "intermediates": self._display(intermediate_images),
             "gan_seconds": gan_seconds, "diffusion_seconds": diffusion_seconds,
-            "gan_scores": gan_scores, "diffusion_scores": diffusion_scores,
+            "gan_scores": gan_scores, "diffusion_scores": diffusion_scores, "warnings": warnings,
+            "warning": "\n\n".join(f"**Outside the training captions:** {w}." for w in warnings),
         }
 
     # ---- latent-space tab -----------------------------------------------------------

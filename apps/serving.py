@@ -13,8 +13,9 @@
   handlers from changing worker threads, and a fresh pool per request doubled the time of 4 images
   (8 DDIM steps, in an ad-hoc in-process check, not a repo benchmark: 0.39 -> 0.73 s on 2 cores; one
   torch thread: 0.31 s. One thread's lead is measured by ``benchmarks/fast_sampling.py --threads 1``).
-- ``RefuseUploads``: an ASGI middleware that refuses every upload (this app takes none) and
-  answers an unknown API name with 404 and the list of names instead of a server error.
+- ``RefuseUploads``: an ASGI middleware that refuses every upload (unless the translation tab takes
+  images: ``allow_uploads``, size-capped by gradio's ``max_file_size``) and answers an unknown API
+  name with 404 and the list of names instead of a server error.
 
     python -c "from apps.serving import demo; demo()"
 """
@@ -123,16 +124,17 @@ class ModelThreads:
 
 
 class RefuseUploads:
-    """ASGI middleware: 403 for uploads, 404 (with the valid names) for unknown API names."""
+    """ASGI middleware: 403 for uploads (unless ``allow_uploads``), 404 (with the valid names) for unknown API names."""
 
-    def __init__(self, app: Any, api_names: Iterable[str] = ()):
+    def __init__(self, app: Any, api_names: Iterable[str] = (), allow_uploads: bool = False):
         self.app = app
         self.api_names = sorted(api_names)
+        self.allow_uploads = allow_uploads
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope.get("type") == "http":
             path = scope.get("path", "")
-            if scope.get("method") == "POST" and path.rstrip("/").endswith("/upload"):
+            if not self.allow_uploads and scope.get("method") == "POST" and path.rstrip("/").endswith("/upload"):
                 return await _reply(send, 403, "This app takes no file uploads.")
             name = _called_api_name(path)
             if name is not None and self.api_names and name not in self.api_names:

@@ -150,6 +150,10 @@ def train_vae(cfg: VAEConfig) -> Path:
     config = {"family": family, "conditioning": cfg.conditioning, **final.config(), "loss": cfg.loss, "beta": cfg.beta,
               "data": cfg.data, **extra}
     paths = run.finish(save={"model": (final, config)})
+    if run.is_main and cfg.conditioning == "text":  # the words of its captions, for off-vocabulary warnings
+        from t2i.provenance import write_record
+
+        write_record(run.out, cfg.data, dataset, clip=cfg.text_encoder)
     return paths.get("model", run.out / "model")
 
 

@@ -55,8 +55,8 @@ def test_generate_both_models_with_times_scores_and_intermediates(models):
     assert len(result["gan"]) == 4 and len(result["diffusion"]) == 4
     assert all(im.size == (128, 128) for im in result["gan"] + result["diffusion"])
     assert result["seed"] == 3 and result["gan_seconds"] > 0 and result["diffusion_seconds"] > 0
-    assert len(result["gan_scores"]) == 4 and all(0 <= s <= 100 for s in result["gan_scores"])
-    assert "text GAN" in result["summary"] and "CLIP score" in result["summary"]
+    assert len(result["gan_scores"]) == 4 and all(-100 <= s <= 100 for s in result["gan_scores"])
+    assert "tgan (`tgan`)" in result["summary"] and "CLIP score" in result["summary"]  # the model by its name
     assert seen[-1] == (4, 4) and len(seen) == 4  # progress over the denoising steps
     assert 1 <= len(result["intermediates"]) <= 4  # the x0 estimates along the way, decoded
     assert all(im.size == (128, 128) for im in result["intermediates"])
@@ -99,9 +99,13 @@ def test_gradio_client_endpoints_errors_and_concurrency(app_config, models):
         api = client.view_api(print_info=False, return_format="dict")
         assert {"/generate", "/interpolate", "/prior_samples"} <= set(api["named_endpoints"])
 
-        gan, diffusion, seed_used, summary, strip = client.predict(
+        gan, diffusion, warning, seed_used, summary, strip = client.predict(
             PROMPT, "", 5, False, 2, "ddim", 3, 2.0, False, api_name="/generate")
         assert len(gan) == 2 and len(diffusion) == 2 and seed_used == 5 and "CLIP score" in summary
+        assert warning == ""  # a shapes prompt: no word outside the training captions
+        *_, warning, _, _, _ = client.predict("a photo of a cat", "", 5, False, 1, "ddim", 2, 2.0, False,
+                                              api_name="/generate")
+        assert "'photo', 'cat'" in warning and "tgan" in warning  # beside the images, naming the model
 
         with pytest.raises(Exception, match="empty"):  # a clean error, not a stack trace
             client.predict("", "", 5, False, 2, "ddim", 3, 2.0, False, api_name="/generate")
@@ -121,7 +125,7 @@ def test_gradio_client_endpoints_errors_and_concurrency(app_config, models):
 
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             answers = list(pool.map(ask, [11, 12, 13, 14, 11, 12]))
-        for seed, (gan, diffusion, seed_used, _, _) in answers:
+        for seed, (gan, diffusion, _, seed_used, _, _) in answers:
             assert seed_used == seed
             expected = models.generate(PROMPT, "", seed, 2, "ddim", 3, 2.0, False)
             for got, want in zip(gan + diffusion, expected["gan"] + expected["diffusion"]):

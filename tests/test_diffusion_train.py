@@ -153,6 +153,12 @@ def test_ldm_lora_fine_tuning_saves_adapters_apart(ldm_run, tmp_path):
                            "--warmup-steps", "1", "--out", str(out)]) == 0
     assert (out / "pytorch_lora_weights.safetensors").is_file() and not (out / "unet").exists()
     assert json.loads((out / "t2i_lora.json").read_text())["base"] == str(ldm_run.resolve())
+    from pathlib import Path
+
+    from t2i.provenance import trained_on
+
+    assert trained_on(ldm_run).data == "shapes" and Path(trained_on(ldm_run).clip).is_absolute()  # the tiny CLIP
+    assert trained_on(out).clip == trained_on(ldm_run).clip and trained_on(out).words == trained_on(ldm_run).words
     base = load_generator(ldm_run).generate(["a red circle"], seed=0, num_inference_steps=2)[0]
     tuned = load_generator(out).generate(["a red circle"], seed=0, num_inference_steps=2)[0]  # base + LoRA
     assert np.abs(np.asarray(base, dtype=float) - np.asarray(tuned, dtype=float)).max() > 0
@@ -249,6 +255,15 @@ def test_fine_tune_measures_the_first_stage_on_the_data_and_warns_with_the_remed
     assert train.ldm.main([*common, "--data", "shapes", "--n", "8", "--out", str(tmp_path / "shapes-run")]) == 0
     out = capsys.readouterr().out
     assert "first stage:" in out and "warning: the first stage" not in out
+    # issue 16: the fine-tune records its captions' words; with its base's, they make its vocabulary
+    from t2i.data.shapes import vocabulary
+    from t2i.provenance import trained_on, unknown_words
+
+    tuned = trained_on(tmp_path / "white-run")
+    assert tuned.data == str(folder) and tuned.clip == "shapes-clip"  # the base's text encoder
+    assert tuned.words == vocabulary() | {"stroke", "number"} | {str(i) for i in range(8)}
+    assert unknown_words("a stroke number 3 above a red circle", tuned.words) == []
+    assert unknown_words("a photo of a cat", tuned.words) == ["photo", "cat"]
 
 
 def test_load_vae_refuses_other_models_and_never_unpickles(tmp_path):

@@ -71,7 +71,8 @@ RECIPES: list[Recipe] = [
     Recipe("shapes-ldm", "train.ldm", ["--preset", "shapes-tiny", "--vae", "{vae}", "--clip", "{clip}", "--p-two", "0.7",
                                        "--steps", "5000"],
            ".", "shapes 32 px, train split", ["--n", "32", "--unet", "test"],
-           ("model_index.json", "scheduler", "text_encoder", "tokenizer", "unet", "vae", "t2i_sampling.json"), half=True),
+           ("model_index.json", "scheduler", "text_encoder", "tokenizer", "unet", "vae", "t2i_sampling.json",
+            "t2i_training.json"), half=True),
     # shapes-ldm's guidance distilled into one UNet pass per step (issue 19); it shares shapes-ldm's VAE and text encoder
     Recipe("shapes-ldm-fast", "train.distill", ["--preset", "shapes-guidance", "--teacher", "{ldm}"],
            ".", "shapes 32 px, train split (70% two-object scenes, as its teacher)", ["--n", "32"],
@@ -219,12 +220,12 @@ def install(recipe: Recipe, run: Path, root: Path, clip_run: str, command: str, 
             copy(source / part, tmp / part)
     else:
         shutil.copytree(source, tmp)
-    config = tmp / "config.json"
     if recipe.linked and (root / recipe.links_to).is_dir():  # else (a smoke run's root without it) keep the copies
         link_shared(tmp, recipe.linked, root / recipe.links_to)
-    if config.is_file() and clip_run:  # point at the installed CLIP by its short name, not a run folder
-        text = config.read_text().replace(json.dumps(str(Path(clip_run).resolve()))[1:-1], "shapes-clip")
-        config.write_text(text.replace(json.dumps(clip_run)[1:-1], "shapes-clip"))
+    for config in (tmp / "config.json", tmp / "t2i_training.json"):
+        if config.is_file() and clip_run:  # point at the installed CLIP by its short name, not a run folder
+            text = config.read_text().replace(json.dumps(str(Path(clip_run).resolve()))[1:-1], "shapes-clip")
+            config.write_text(text.replace(json.dumps(clip_run)[1:-1], "shapes-clip"))
     metrics = collect_metrics(run)
     if recipe.name in TEXT_GENERATORS:
         metrics.update(prompt_accuracy_metrics(tmp, MEASURE_PROMPTS[quick]))

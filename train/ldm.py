@@ -53,6 +53,7 @@ from t2i.diffusion.pipeline import (LatentDiffusionPipeline, LDMGenerator, encod
 from t2i.diffusion.training import (build_latent_cache, build_text_cache, diffusion_loss, drop_captions,
                                     first_stage_warning, reconstruction_psnr, sample_cached, to_vae_input)
 from t2i.diffusion.unet import UNetPreset, build_unet
+from t2i.provenance import write_record
 from t2i.runtime import Run, RunConfig
 
 PRESETS = Path(__file__).resolve().parents[1] / "t2i" / "diffusion" / "presets" / "ldm"
@@ -203,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     # the step runs the compiled module; it shares its parameters with `unet`, which is what the
     # checkpoints, the EMA, the grids and the saved pipeline read (no `_orig_mod.` prefixes anywhere)
     step_unet = torch.compile(unet, dynamic=False) if cfg.compile else unet
-    text_table = None
+    train_set, text_table = dataset, None  # train_set: the captions' record (t2i.provenance)
     if cfg.cache:  # posterior moments of every image + text states of every distinct caption (and "")
         cached = build_latent_cache(dataset, vae, run.device)
         text_table = build_text_cache(cached.texts, tokenizer, text_encoder, run.device).to(run.device)  # (U+1, T, D)
@@ -260,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
                                            scheduler=make_scheduler(options.sampler, scheduler.config))
             pipe.save_pretrained(str(run.out))
         save_sampling_options(options, run.out)
+        write_record(run.out, cfg.data, train_set, clip=None if cfg.init else cfg.clip, base=cfg.init or None)
         run.print(f"saved {'LoRA weights' if cfg.lora_rank else 'pipeline'} to {run.out}")
     run.finish()
     return 0

@@ -16,7 +16,9 @@ Family options are flags derived from each family's typed options (diffusers' na
 latent diffusion: ``--sampler``, ``--num-inference-steps``, ``--guidance-scale``,
 ``--negative-prompt``; ``--temperature`` and ``--latents`` for VAEs). A given option the
 loaded family does not take is ignored with a note on stderr, never an error, so one command
-line serves every model of a comparison.
+line serves every model of a comparison. Prompts with words the model's training captions never held
+(``t2i.provenance``: the record its trainer wrote) get one warning line on stderr; a model without a
+record gets none.
 
     t2i sample --model shapes-ldm --prompt "a large red circle in the center" --n 8 --seed 0 --out /tmp/samples
     t2i sample --model shapes-ldm --prompts prompts.txt --sampler dpm-solver++ --num-inference-steps 20 --out /tmp/s
@@ -111,6 +113,18 @@ def split_options(generator: Any, args: argparse.Namespace) -> tuple[dict[str, A
     return options, ignored
 
 
+def vocabulary_warning(model: str, prompts: list[str]) -> str | None:
+    """One line naming the prompts' words that ``model``'s training captions never held; None if none (or unknown)."""
+    from t2i.provenance import off_vocabulary_warning, trained_on, unknown_words
+
+    trained = trained_on(model)
+    outside = [p for p in prompts if unknown_words(p, trained.words)]
+    if not outside:
+        return None
+    line = off_vocabulary_warning(" ".join(outside), model, trained)
+    return line if len(prompts) == 1 else f"{len(outside)} of {len(prompts)} prompts: {line}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     from gan_baselines.registry import load_generator
@@ -134,6 +148,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if generator.conditioning == "none" and (prompts is not None or labels is not None):
         print(f"t2i sample: note: {args.model} is unconditional; --prompt/--prompts/--labels ignored", file=sys.stderr)
         prompts = labels = None
+    if prompts is not None and generator.conditioning == "text":
+        warning = vocabulary_warning(args.model, prompts)
+        if warning:
+            print(f"t2i sample: warning: {warning}", file=sys.stderr)
     conditions = conditions_for(generator, prompts, labels)
     try:
         images = generate_conditions(generator, conditions, seed=args.seed, n=args.n, batch_images=args.batch_size,

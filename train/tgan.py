@@ -39,6 +39,7 @@ from t2i.builtin import reference
 from t2i.config import parse_config
 from t2i.data import load_dataset, training_options
 from t2i.generator import generate_conditions
+from t2i.provenance import write_record
 from t2i.runtime import Run
 from t2i.text import TextEncoder
 
@@ -184,6 +185,8 @@ def train(cfg: TGANConfig) -> Path:
             save_samples(run, shown, prompts, seed=cfg.seed + 1, n=8)
     save_samples(run, shown, prompts, seed=cfg.seed + 1, n=8)  # the saved model's grid
     final, model_dir = finish(run, G, ema, config, title=f"tgan, {cfg.loss} loss (GAN-CLS)")
+    if run.is_main:  # the words of its captions and its CLIP, for off-vocabulary warnings (t2i.provenance)
+        write_record(run.out, cfg.data, dataset, clip=cfg.clip)
     if run.is_main and cfg.data == "shapes" and cfg.eval_n > 0:
         generator = tgan.TextGANGenerator(final.eval(), encoder, config).to(run.device)
         scores = evaluate(generator, cfg.eval_n, cfg.size, cfg.seed)

@@ -15,12 +15,11 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import torch
 from PIL import Image
 
 from gan_baselines.translation import load_translator
-from gan_baselines.translation_eval import translate
+from gan_baselines.translation_eval import translate, translator_input
 
 SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -37,13 +36,11 @@ def _inputs(path: Path) -> list[Path]:
 
 
 def _load(path: Path, size: int) -> torch.Tensor:
-    image = Image.open(path).convert("RGB")
-    if image.size == (2 * size, size):
-        image = image.crop((0, 0, size, size))  # a side-by-side A|B file: its A half
-    if image.size != (size, size):
-        raise ValueError(f"{path} is {image.size[0]}x{image.size[1]} px; the model translates {size}x{size} images "
-                         f"(or {2 * size}x{size} A|B pairs)")
-    return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1).float() / 255  # (3, S, S)
+    try:
+        image, _ = translator_input(Image.open(path), size)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+    return image  # (3, S, S) in [0, 1]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -258,6 +258,15 @@ GRAMMAR = ("'a {size} {colour} {shape} in the {position}' or "
            "'a {colour} {shape} {relation} a {colour} {shape}'")
 
 
+def vocabulary() -> frozenset[str]:
+    """Every word a shapes caption can hold: the grammar's fixed words and each slot's values."""
+    fixed = GRAMMAR.replace("'", " ").replace(" or ", " ")
+    for slot in ("size", "colour", "shape", "position", "relation"):
+        fixed = fixed.replace("{" + slot + "}", " ")
+    values = [*SIZES, *COLOURS, *SHAPES, *POSITIONS, *RELATIONS]
+    return frozenset(" ".join([fixed, *values]).split())
+
+
 def parse_caption(text: str) -> dict[str, Any]:
     """Parse a shapes caption into ``{"objects": [...], "relation": ...}`` (no geometry).
 

@@ -1,0 +1,162 @@
+"""Users bring their own models (issue 16, item 6): the app names them by what they are, scores them by the
+CLIP they were trained with (raw scores, never a silent 0.0), and warns beside the images when a prompt has
+words the model's training captions never held; ``t2i sample`` warns on stderr. Models without a record:
+no warning."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from apps.catalog import FALLBACK_CLIP, choose_scorers, describe, model_names
+from apps.models import AppModels
+from t2i.data.shapes import vocabulary
+from t2i.provenance import RECORD, TrainedOn, caption_words, off_vocabulary_warning, trained_on, unknown_words
+
+from .app_fixtures import build_tiny_models
+
+OFF = "a photo of a cat"
+CLEAN = "a small red circle in the center"
+
+
+@pytest.fixture(scope="module")
+def app_config(tmp_path_factory):
+    return build_tiny_models(tmp_path_factory.mktemp("own_models"))
+
+
+@pytest.fixture(scope="module")
+def models(app_config):
+    return AppModels.load(app_config)
+
+
+# ----------------------------------------------------------------------------- the record
+def test_the_trainer_records_its_captions_words_and_clip(app_config):
+    run = app_config.gan.removesuffix("/model")
+    record = json.loads((Path(run) / RECORD).read_text())
+    assert record["data"] == "shapes" and record["captions"] == 32 and set(record["words"]) == vocabulary()
+    assert record["clip"] == app_config.clip  # the tiny CLIP, by absolute path
+    assert trained_on(app_config.gan) == trained_on(run) == TrainedOn("shapes", app_config.clip, vocabulary())
+
+
+def test_builtins_know_the_shapes_grammar_and_their_clip():
+    for name in ("shapes-ldm", "shapes-ldm-fast", "shapes-tgan", "shapes-cvae"):  # a record, a teacher, configs
+        assert trained_on(name) == TrainedOn("shapes", "shapes-clip", vocabulary()), name
+    assert unknown_words(OFF, vocabulary()) == ["photo", "cat"]  # "of" is in the grammar ("to the left of")
+    assert unknown_words("A Small RED circle, in the center.", vocabulary()) == []
+
+
+def test_a_model_without_a_record_gets_no_warning(app_config, tmp_path):
+    assert trained_on(app_config.diffusion) == TrainedOn()  # a bare pipeline folder
+    assert trained_on("org/not-downloaded") == TrainedOn() and trained_on(tmp_path / "missing") == TrainedOn()
+    assert unknown_words(OFF, None) == [] and off_vocabulary_warning(OFF, "x", TrainedOn()) is None
+
+
+def test_a_fine_tune_knows_its_base_words_and_its_own(tmp_path):
+    lora = tmp_path / "lora"
+    lora.mkdir()
+    (lora / "t2i_lora.json").write_text(json.dumps({"family": "ldm", "base": "shapes-ldm"}))
+    assert trained_on(lora) == TrainedOn("shapes", "shapes-clip", vocabulary())  # an older run: the base's
+    (lora / RECORD).write_text(json.dumps({"data": "cats/", "clip": None, "base": "shapes-ldm", "words": ["cat"]}))
+    assert trained_on(lora) == TrainedOn("cats/", "shapes-clip", vocabulary() | {"cat"})
+    (lora / RECORD).write_text(json.dumps({"data": "shards/", "clip": None, "base": "shapes-ldm", "words": None}))
+    assert trained_on(lora).words is None  # its own captions were streamed: unknown, so no warnings
+
+
+def test_caption_words_of_user_data_and_streams():
+    class Folder:  # what the user-data loaders hold: every caption of every image
+        caption_lists = [["A Cat on a mat"], ["a dog", "the dog's bone"]]
+
+    assert caption_words("my/folder", Folder()) == {"a", "cat", "on", "mat", "dog", "the", "s", "bone"}
+    assert caption_words("shapes", None) == vocabulary()
+    assert caption_words("data-{000..009}.tar", iter(())) is None
+
+
+# ----------------------------------------------------------------------------- the app
+def test_the_app_names_models_by_what_they_are(app_config, models):
+    from apps.app import about_models, build_app
+
+    assert (models.gan_name, models.diffusion_name) == ("tgan", "ldm")  # the folders' names, not "shapes-ldm"
+    result = models.generate(CLEAN, "", 0, 1, "ddim", 2, 2.0, False)
+    assert "tgan (`tgan`)" in result["summary"] and "ldm (`ldm`" in result["summary"]
+    about = about_models(models)
+    assert "**tgan** (family `tgan`" in about and "**ldm** (family `ldm`" in about and "shapes-ldm" not in about
+    labels = {c["props"].get("label") for c in build_app(app_config, models=models).config["components"]}
+    assert {"tgan (tgan)", "ldm (ldm)"} <= labels
+    assert model_names(["shapes-ldm", "runs/a/model", "x/runs/a", "b/ldm"]) == ["shapes-ldm", "a", "a-2", "ldm"]
+    assert describe("shapes-ldm", "shapes-ldm", "ldm").startswith("**shapes-ldm** (family `ldm`: latent diffusion")
+
+
+def test_off_vocabulary_prompt_is_warned_beside_the_images(models):
+    warned = models.generate(OFF, "", 0, 1, "ddim", 2, 2.0, False)
+    assert len(warned["warnings"]) == 1  # the tgan has a record; the bare ldm folder has none: no false alarm
+    assert "tgan never saw 'photo', 'cat'" in warned["warning"] and "(shapes)" in warned["warning"]
+    clean = models.generate(CLEAN, "", 0, 1, "ddim", 2, 2.0, False)
+    assert clean["warnings"] == [] and clean["warning"] == ""
+
+
+def test_scores_are_raw_and_say_which_clip_gave_them(models):
+    class Negative:
+        name = "my-clip"
+
+        def score(self, images, prompts):
+            return [-12.5] * len(images)
+
+    own = AppModels(gan=models.gan, diffusion=models.diffusion, scorer=Negative())
+    result = own.generate(CLEAN, "", 0, 2, "ddim", 2, 2.0, False)
+    assert result["gan_scores"] == [-12.5, -12.5]  # never clamped to a silent 0.0
+    assert "-12.5" in result["summary"] and "`my-clip`" in result["summary"] and "unclamped" in result["summary"]
+
+
+def test_default_clip_is_the_one_each_model_was_trained_with():
+    loads = []
+
+    def load(reference):
+        if reference == "hub/text-only":
+            raise FileNotFoundError("hub/text-only is not a CLIP folder: expected open_clip_config.json")
+        loads.append(reference)
+        return f"scorer of {reference}"
+
+    trained = {"a": TrainedOn(clip="clip-a"), "b": TrainedOn(clip="clip-a"), "c": TrainedOn()}
+    scoring = choose_scorers("", trained, load=load)
+    assert scoring.scorers == {"a": "scorer of clip-a", "b": "scorer of clip-a", "c": f"scorer of {FALLBACK_CLIP}"}
+    assert loads == ["clip-a", FALLBACK_CLIP]  # each CLIP loaded once
+    assert any("c records no CLIP" in n and "may not fit" in n for n in scoring.notes)
+    assert any("do not compare" in n for n in scoring.notes)
+
+    same = choose_scorers("", {"a": TrainedOn(clip="clip-a")}, load=load)
+    assert same.notes == []  # the CLIP that fits: nothing to say
+    given = choose_scorers("clip-z", {"a": TrainedOn(clip="clip-a"), "b": TrainedOn()}, load=load)
+    assert set(given.scorers.values()) == {"scorer of clip-z"} and len(given.notes) == 1 and "--clip" in given.notes[0]
+    text_only = choose_scorers("", {"a": TrainedOn(clip="hub/text-only")}, load=load)
+    assert text_only.scorers["a"] == f"scorer of {FALLBACK_CLIP}" and "cannot score images" in text_only.notes[0]
+
+
+def test_app_loads_the_recorded_clip_by_default(app_config):
+    import dataclasses
+
+    models = AppModels.load(dataclasses.replace(app_config, clip=""))
+    assert models.scorer_of("tgan").name == app_config.clip  # the tgan's recorded CLIP
+    assert models.scorer_of("ldm").name == FALLBACK_CLIP  # the bare pipeline records none: noted
+    assert any("ldm records no CLIP" in n for n in models.scoring.notes)
+    summary = models.generate(CLEAN, "", 0, 1, "ddim", 2, 2.0, False)["summary"]
+    assert "ldm records no CLIP" in summary and "do not compare" in summary
+
+
+# ----------------------------------------------------------------------------- t2i sample
+def test_sample_warns_on_stderr_in_one_line(app_config, tmp_path, capsys):
+    from train import sample
+
+    assert sample.main(["--model", app_config.gan, "--prompt", OFF, "--out", str(tmp_path / "a")]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(err) == 1 and "'photo', 'cat'" in err[0]
+    assert sample.main(["--model", app_config.gan, "--prompt", CLEAN, "--out", str(tmp_path / "b")]) == 0
+    assert "warning" not in capsys.readouterr().err
+    (tmp_path / "p.txt").write_text(f"{CLEAN}\n{OFF}\n")
+    assert sample.main(["--model", app_config.gan, "--prompts", str(tmp_path / "p.txt"), "--out", str(tmp_path / "c")]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(err) == 1 and "1 of 2 prompts" in err[0]
+    assert sample.main(["--model", app_config.diffusion, "--prompt", OFF, "--num-inference-steps", "1",
+                        "--out", str(tmp_path / "d")]) == 0
+    assert "warning" not in capsys.readouterr().err  # no record, no warning
