@@ -211,6 +211,8 @@ def test_ldm_fine_tune_replaces_the_first_stage_and_text_encoder_at_another_size
     assert train.ldm.main([*TINY, *GRID, *replace, "--lora-rank", "2", "--out", str(lora)]) == 0
     record = json.loads((lora / "t2i_lora.json").read_text())
     assert record["replaced"] == ["vae", "text_encoder"] and record["sample_size"] == 8
+    for run in (full, lora):  # the app scores with the CLIP that replaced the base's (t2i.provenance)
+        assert json.loads((run / "t2i_training.json").read_text())["clip"] == str(ldm_run.resolve())
     decoder = load_vae(tuned_vae).state_dict()
     for run in (full, lora):
         gen = load_generator(run)

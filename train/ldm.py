@@ -261,7 +261,9 @@ def main(argv: list[str] | None = None) -> int:
                                            scheduler=make_scheduler(options.sampler, scheduler.config))
             pipe.save_pretrained(str(run.out))
         save_sampling_options(options, run.out)
-        write_record(run.out, cfg.data, train_set, clip=None if cfg.init else cfg.clip, base=cfg.init or None)
+        # the CLIP the text encoder came from: a replacing --clip, else the base's (found through base) or shapes-clip
+        write_record(run.out, cfg.data, train_set, clip=cfg.clip or (None if cfg.init else "shapes-clip"),
+                     base=cfg.init or None)
         run.print(f"saved {'LoRA weights' if cfg.lora_rank else 'pipeline'} to {run.out}")
     run.finish()
     return 0
