@@ -27,6 +27,11 @@ def vae_costs(name):
 
 
 @functools.cache
+def unet_costs(name):
+    return cost.unet_costs(name)
+
+
+@functools.cache
 def gan_costs(name):
     return cost.gan_costs(name)
 
@@ -38,7 +43,7 @@ def test_preset_networks_have_the_output_shape_of_their_resolution(name):
     factor = 4 if size == 64 else 8  # SD-like: 16x16 latents at 64 and 128 px, 32x32 at 256
     latent = (1, 4, size // factor, size // factor)
     assert encoder.output == latent and decoder.output == (1, 3, size, size)
-    (unet,) = cost.unet_costs(name)
+    (unet,) = unet_costs(name)
     assert unet.output == latent  # the noise prediction has the latent's shape
     g, d = gan_costs(name)
     assert g.output == (1, 3, size, size) and d.output[0] == 1
@@ -48,6 +53,12 @@ def test_preset_networks_have_the_output_shape_of_their_resolution(name):
         before = RESOLUTIONS[RESOLUTIONS.index(name) - 1]
         previous = [*vae_costs(before), *gan_costs(before)]
         assert all(now.gflops > then.gflops for now, then in zip([encoder, decoder, g, d], previous))
+
+
+def test_readme_table_is_what_the_benchmark_prints():
+    rows = [row for name in RESOLUTIONS for row in (*vae_costs(name), *unet_costs(name), *gan_costs(name))]
+    readme = (cost.ROOT / "README.md").read_text()
+    assert cost.markdown(rows) in readme, "README's Resolutions table is stale: paste `python -m benchmarks.presets`"
 
 
 @pytest.mark.parametrize("trainer", sorted(PRESET_DIRS))
