@@ -76,6 +76,18 @@ def test_resolution_presets_parse_and_leave_the_data_to_the_user(trainer):
         assert cfg.size == int(name.removeprefix("px")) and cfg.data == "my_images/"
 
 
+def test_dcgan_networks_reach_256_px():
+    import torch
+
+    from gan_baselines import dcgan
+
+    g, d = dcgan.build({"latent_dim": 8, "channels": 3, "size": 256, "g_base": 2, "d_base": 2})
+    x = g(torch.zeros(2, 8))  # 4x4 doubled 6 times
+    assert x.shape == (2, 3, 256, 256) and d(x).shape == (2,)
+    with pytest.raises(ValueError, match=r"must be one of \[16, 32, 64, 128, 256\]"):
+        dcgan.num_doublings(512)
+
+
 def test_tgan_attn_at_another_size_names_the_presets(tmp_path):
     from train import tgan_attn
 
