@@ -5,8 +5,8 @@ fractionally-strided ones in G), batch norm in both except G's output and D's in
 layer, ReLU in G with Tanh at the output, LeakyReLU(0.2) in D, weights from N(0, 0.02).
 Images live in [-1, 1] inside the networks; the data's [0, 1] is mapped with ``x * 2 - 1``.
 
-Both networks work at any power-of-two size from 16 to 128 px (32 and 64 are the tested
-ones): G starts from a 4x4 map and doubles it ``log2(S) - 2`` times; D halves it back to
+Both networks work at any power-of-two size from 16 to 256 px (tests run 2 steps at 32, 64
+and 128): G starts from a 4x4 map and doubles it ``log2(S) - 2`` times; D halves it back to
 4x4. The conditional GANs (``cgan``, ``tgan``) reuse these two networks.
 
     python -c "from gan_baselines.dcgan import demo; demo()"
@@ -24,7 +24,7 @@ from torch import nn
 from gan_baselines.gan import UnconditionalGenerator, load_net_config
 from t2i.io import load_weights
 
-SIZES = (16, 32, 64, 128)
+SIZES = (16, 32, 64, 128, 256)  # image sides G and D are built for (4x4 doubled 2 to 6 times)
 
 
 def num_doublings(size: int) -> int:

@@ -58,7 +58,7 @@ class AttnGANArch:
     max_tokens: int  # T: the text encoder's context length
     latent_dim: int = 64  # size of z ~ N(0, I) (all chunks together)
     channels: int = 3  # image channels
-    size: int = 32  # image side (16, 32, 64 or 128)
+    size: int = 32  # image side (16, 32, 64, 128 or 256: gan_baselines.dcgan.SIZES)
     text_width: int = 64  # width of the learned text transformer in G and in D
     text_layers: int = 1  # its layers (0 = a linear map of the CLIP states only)
     heads: int = 4  # attention heads everywhere

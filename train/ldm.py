@@ -27,6 +27,7 @@ with ``--init``, the base pipeline's own saved defaults, else ``DiffusionOptions
 
     t2i train ldm --data shapes --vae /tmp/vae-kl --clip shapes-clip --unet test --steps 20 --batch-size 16 --out /tmp/ldm
     t2i train ldm --preset shapes-tiny --vae runs/shapes-vae-kl --out runs/shapes-ldm    # the built-in recipe
+    t2i train ldm --preset px128 --data my_captions/ --vae runs/vae128 --clip my-clip --out runs/ldm128   # px64|px128|px256
     t2i train ldm --init runs/shapes-ldm --lora-rank 4 --data my_captions/ --steps 500 --out runs/my-lora
     t2i train ldm --init shapes-ldm --vae runs/my-vae --clip runs/my-clip --data my_captions/ --size 64 --cache --out runs/my-ldm
 """

@@ -23,6 +23,7 @@ image per ``--eval-n`` test prompts with the shapes evaluator (``OUT/eval.json``
 
     t2i train tgan-attn --clip /tmp/tiny-clip --n 256 --steps 50 --out /tmp/tgan-attn
     t2i train tgan-attn --data shapes --clip shapes-clip --out runs/shapes-tgan-attn
+    t2i train tgan-attn --preset px64 --data my_captions/ --clip my-clip --out runs/my-tgan-attn64   # 64 px networks
 """
 
 from __future__ import annotations
@@ -43,12 +44,14 @@ from gan_baselines.text_gan_losses import generator_loss, matching_aware_d_loss,
 from gan_baselines.gan_training import GANRunConfig, adam, finish, millions, noise, save_samples, shown_network
 from gan_baselines.tgan import ClipSimilarity
 from t2i.builtin import reference
-from t2i.config import parse_config
+from t2i.config import parse_config, presets_in
 from t2i.data import load_dataset, training_options
 from t2i.generator import generate_conditions
 from t2i.provenance import write_record
 from t2i.runtime import Run
 from t2i.text import TextEncoder, TextOutput
+
+PRESETS = Path(__file__).resolve().parents[1] / "gan_baselines" / "presets" / "tgan_attn"  # px64, px128, px256
 
 
 @dataclass
@@ -97,7 +100,12 @@ class AttnGANConfig(GANRunConfig):
             raise ValueError(f"augment must list names among {list(AUGMENTATIONS)}, got {bad}")
         if self.augment_shift < 0:
             raise ValueError(f"augment_shift must be >= 0, got {self.augment_shift!r}")
-        self.arch_for(token_dim=1, pooled_dim=1, max_tokens=1, channels=3).validate()  # resolutions, channels
+        try:
+            self.arch_for(token_dim=1, pooled_dim=1, max_tokens=1, channels=3).validate()  # resolutions, channels
+        except ValueError as err:
+            sized = sorted(presets_in(PRESETS))
+            raise ValueError(f"{err} (the defaults are 32 px networks; --preset {' / '.join(sized)} sets the channel "
+                             "lists and resolutions for those sizes)") from None
 
     def arch_for(self, token_dim: int, pooled_dim: int, max_tokens: int, channels: int) -> tgan_attn.AttnGANArch:
         """The networks' architecture for a text encoder of these sizes and images of ``channels``."""
@@ -274,7 +282,8 @@ def train(cfg: AttnGANConfig) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = parse_config(AttnGANConfig, argv, prog="t2i train tgan-attn", description=__doc__)
+    cfg = parse_config(AttnGANConfig, argv, prog="t2i train tgan-attn", description=__doc__,
+                       presets=presets_in(PRESETS))
     print(f"saved {train(cfg)}")
     return 0
 

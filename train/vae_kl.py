@@ -15,6 +15,7 @@ fine-tuned Stable Diffusion VAEs (``sd-vae-ft-mse``) did; ``all`` trains both an
 
     t2i train vae-kl --data shapes --steps 20 --batch-size 16 --out /tmp/vae-kl
     t2i train vae-kl --preset shapes-f4 --out runs/shapes-vae-kl      # the built-in recipe
+    t2i train vae-kl --preset px128 --data my_images/ --out runs/vae128   # px64|px128|px256: README "Resolutions"
     t2i train vae-kl --init shapes-ldm --train-part decoder --data my_images/ --size 64 --out runs/my-vae
 """
 

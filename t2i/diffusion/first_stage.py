@@ -30,6 +30,9 @@ VAE_PRESETS: dict[str, dict[str, Any]] = {
     "f4-tiny": dict(block_out_channels=(32, 64, 64), layers_per_block=1, latent_channels=4, norm_num_groups=16),
     "f4-small": dict(block_out_channels=(64, 128, 128), layers_per_block=2, latent_channels=4, norm_num_groups=32),
     "f8-small": dict(block_out_channels=(64, 128, 128, 128), layers_per_block=2, latent_channels=4, norm_num_groups=32),
+    # 256 px (the px256 preset): 32x32 latents; Stable Diffusion's (128, 256, 512, 512) at half the width
+    "f8-medium": dict(block_out_channels=(64, 128, 256, 256), layers_per_block=2, latent_channels=4,
+                      norm_num_groups=32),
 }
 VAEPreset = Literal[tuple(VAE_PRESETS)]  # type: ignore[valid-type]  # the names above, for configs and CLI choices
 

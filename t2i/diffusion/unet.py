@@ -26,11 +26,18 @@ UNET_PRESETS: dict[str, dict[str, Any]] = {
                  down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
                  up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"), layers_per_block=1,
                  attention_head_dim=4, norm_num_groups=32),
-    # 64 px images through a factor-4 VAE (16x16 latents), or 32 px with more capacity
+    # 16x16 latents: 64 px through a factor-4 VAE (px64), 128 px through a factor-8 one (px128); or 32 px with
+    # more capacity. Cross-attention at 16 and 8
     "small": dict(block_out_channels=(96, 192, 256),
                   down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
                   up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"), layers_per_block=2,
                   attention_head_dim=8, norm_num_groups=32),
+    # 32x32 latents: 256 px through a factor-8 VAE (px256): 32, 16, 8, 4; cross-attention at 16 and 8 (and the
+    # 4x4 middle), none at 32x32 where 1024 query tokens would cost most and add least
+    "medium": dict(block_out_channels=(128, 256, 384, 384),
+                   down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+                   up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+                   layers_per_block=2, attention_head_dim=8, norm_num_groups=32),
 }
 UNetPreset = Literal[tuple(UNET_PRESETS)]  # type: ignore[valid-type]  # the names above, for configs and CLI choices
 
