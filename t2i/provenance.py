@@ -120,7 +120,10 @@ def trained_on(path_or_name: str | Path, _depth: int = 0) -> TrainedOn:
         base = base or config.get("init") or None
     inherited = trained_on(base, _depth + 1) if isinstance(base, str) else TrainedOn()
     data = record.get("data") or config.get("data") or inherited.data
-    clip = record.get("clip") or inherited.clip or (None if base else config.get("clip") or config.get("text_encoder"))
+    # an older fine-tune's own --clip (a text encoder that replaced its base's) wins over the base's
+    own_clip = config.get("clip") or config.get("text_encoder")
+    clip = record.get("clip") or (own_clip if base and not record and config.get("init") else None) or inherited.clip \
+        or (None if base else own_clip)
     if record:
         own = frozenset(record["words"]) if isinstance(record.get("words"), list) else None
     elif data == "shapes" and not base:
@@ -131,8 +134,8 @@ def trained_on(path_or_name: str | Path, _depth: int = 0) -> TrainedOn:
         own = None
     if base and record:  # a fine-tune knows its base's words and its own
         words = own | inherited.words if own is not None and inherited.words is not None else None
-    elif base:  # no record of its own (a distilled model, an older LoRA run): its base's
-        words = inherited.words
+    elif base:  # no record of its own (a distilled model, an older LoRA run): its base's, when on the base's data
+        words = inherited.words if str(data) == str(inherited.data) else None  # other data: unknown, no false alarm
     else:
         words = own
     return TrainedOn(data=str(data) if data else None, clip=str(clip) if clip else None, words=words)

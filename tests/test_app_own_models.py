@@ -64,6 +64,18 @@ def test_a_fine_tune_knows_its_base_words_and_its_own(tmp_path):
     assert trained_on(lora).words is None  # its own captions were streamed: unknown, so no warnings
 
 
+def test_an_older_fine_tune_on_other_data_gets_no_false_alarm_and_its_own_clip(tmp_path):
+    """Regression (the emoji recipe's runs, made before records): a run with only config.json, fine-tuned
+    from shapes-ldm on another folder with a replacing --clip, was warned with shapes words ("never saw
+    'cat', 'face'" for its own captions) and scored by shapes-clip."""
+    run = tmp_path / "ft"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"init": "shapes-ldm", "data": "emoji/", "clip": "runs/emoji-clip"}))
+    assert trained_on(run) == TrainedOn("emoji/", "runs/emoji-clip", None)
+    (run / "config.json").write_text(json.dumps({"init": "shapes-ldm", "data": "shapes", "clip": ""}))
+    assert trained_on(run) == TrainedOn("shapes", "shapes-clip", vocabulary())  # on the base's data: its words
+
+
 def test_caption_words_of_user_data_and_streams():
     class Folder:  # what the user-data loaders hold: every caption of every image
         caption_lists = [["A Cat on a mat"], ["a dog", "the dog's bone"]]
