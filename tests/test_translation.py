@@ -200,6 +200,9 @@ def test_pix2pix_two_steps_and_l1_only(tmp_path):
     report = json.loads((tmp_path / "gan" / "eval.json").read_text())
     assert report["n"] == 4 and "psnr" in report and "ssim" in report and "colour" in report["evaluator"]
     assert json.loads((tmp_path / "gan" / "model" / "config.json").read_text())["family"] == "pix2pix"
+    card = (tmp_path / "gan" / "README.md").read_text()  # the model card: recipe, cost, every figure
+    assert f"--config {tmp_path / 'gan' / 'config.json'}" in card and "Training: 2 steps x" in card
+    assert f"| psnr | {report['psnr']:.4g} |" in card and "| evaluator.colour |" in card
     assert pix2pix.main(TINY + ["--data", "outline", "--steps", "1", "--l1-only", "--out", str(tmp_path / "l1")]) == 0
     rows = [json.loads(line) for line in (tmp_path / "l1" / "metrics.jsonl").read_text().splitlines()]
     assert "loss_d" not in rows[-1] and rows[-1]["g_adv"] == 0  # D is not trained
@@ -240,6 +243,7 @@ def test_cyclegan_two_steps_and_exact_resume(tmp_path):
     report = json.loads((tmp_path / "straight" / "eval.json").read_text())
     assert {"cycle_l1", "domain_fid", "evaluator", "psnr"} <= set(report["A->B"])  # filled scenes on black: judged
     assert (tmp_path / "straight" / "model_ba" / "config.json").is_file()
+    assert f"| A->B.cycle_l1 | {report['A->B']['cycle_l1']:.4g} |" in (tmp_path / "straight" / "README.md").read_text()
     assert list((tmp_path / "straight" / "samples").glob("cycle_*.png"))
 
 
