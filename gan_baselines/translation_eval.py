@@ -8,7 +8,7 @@
 - ``unpaired_report`` (CycleGAN): domain FID of G(A) against real B on the evaluator's features,
   the cycle error |F(G(a)) - a|, and whether colour and shape survive (the evaluator on G(A)
   against A's captions);
-- ``model_card``: the run folder's ``README.md``: what was trained, how (the command, time per step),
+- ``write_model_card`` / ``model_card``: the run folder's ``README.md``: what was trained, how (the command, time per step),
   and the figures of its ``eval.json``.
 
 The evaluator judges scenes on black; targets on another background (the ``background`` task)
@@ -19,6 +19,8 @@ get the pixel metrics only.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -115,6 +117,16 @@ def unpaired_report(fake_b: torch.Tensor, real_b: torch.Tensor, cycled_a: torch.
         report["domain_fid"] = round(domain_fid(real_b, fake_b, extractor)["domain_fid"], 3)
         report["evaluator"] = _accuracy(fake_b, records_a)  # type: ignore[arg-type]
     return report
+
+
+def write_model_card(out: Path, family: str, report: dict[str, Any]) -> Path:
+    """``out/README.md`` for a finished run: the command that re-makes it (its own config.json), its
+    ``run_cost.json`` when the loop wrote one, and ``report``'s figures."""
+    cost_file = out / "run_cost.json"
+    cost = json.loads(cost_file.read_text()) if cost_file.is_file() else None
+    command = f"t2i train {family} --config {out / 'config.json'}"
+    (out / "README.md").write_text(model_card(family, command, report, cost))
+    return out / "README.md"
 
 
 def model_card(family: str, command: str, report: dict[str, Any], cost: dict[str, Any] | None) -> str:

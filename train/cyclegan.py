@@ -34,7 +34,7 @@ import torch
 
 from gan_baselines.gan_training import millions
 from gan_baselines.translation import CycleGANLoss, ImagePool, PatchGAN, UNet, default_n_layers, receptive_field
-from gan_baselines.translation_eval import model_card, paired_report, translate, unpaired_report
+from gan_baselines.translation_eval import paired_report, translate, unpaired_report, write_model_card
 from t2i.config import parse_config
 from t2i.data.translation import TASKS, load_translation
 from t2i.runtime import Run, RunConfig
@@ -142,10 +142,7 @@ def train(cfg: CycleGANConfig) -> Path:
         report.update(data=cfg.data, steps=cfg.steps)
         (run.out / "eval.json").write_text(json.dumps(report, indent=1) + "\n")
         run.print(f"cyclegan eval: {json.dumps(report)}")
-        cost_file = run.out / "run_cost.json"
-        cost = json.loads(cost_file.read_text()) if cost_file.is_file() else None
-        command = f"t2i train cyclegan --config {run.out / 'config.json'}"  # the run's own config re-makes it
-        (run.out / "README.md").write_text(model_card("cyclegan", command, report, cost))
+        write_model_card(run.out, "cyclegan", report)
     return paths.get("model", run.out / "model")
 
 

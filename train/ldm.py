@@ -45,7 +45,7 @@ import torch
 from t2i.builtin import reference, resolve
 from t2i.config import parse_config, presets_in
 from t2i.data import load_dataset, shapes_options, training_options
-from t2i.diffusion.first_stage import load_vae
+from t2i.diffusion.first_stage import load_vae, vae_factor
 from t2i.diffusion.interop import check_components, load_pipeline, load_text_components
 from t2i.diffusion.lora import add_lora, save_lora
 from t2i.diffusion.options import DiffusionOptions, SamplerName, load_sampling_options, save_sampling_options
@@ -110,7 +110,7 @@ def build_components(cfg: LDMConfig) -> dict:
         if cfg.clip:  # a text encoder that knows the new captions' words (a CLIP fine-tuned on them)
             parts["text_encoder"], parts["tokenizer"] = load_text_components(cfg.clip)
         check_replacements(pipe, parts)
-        factor = 2 ** (len(parts["vae"].config.block_out_channels) - 1)
+        factor = vae_factor(parts["vae"])
         if cfg.size % factor:
             raise SystemExit(f"--size {cfg.size} must be a multiple of the VAE factor {factor}")
         if cfg.size // factor != parts["unet"].config.sample_size:  # fine-tuning at another resolution
@@ -120,7 +120,7 @@ def build_components(cfg: LDMConfig) -> dict:
         raise SystemExit("give --vae (a `t2i train vae-kl` run or AutoencoderKL folder) or --init (a pipeline folder)")
     vae = load_vae(cfg.vae)
     text_encoder, tokenizer = load_text_components(cfg.clip or "shapes-clip")
-    factor = 2 ** (len(vae.config.block_out_channels) - 1)
+    factor = vae_factor(vae)
     if cfg.size % factor:
         raise SystemExit(f"--size {cfg.size} must be a multiple of the VAE factor {factor}")
     unet = build_unet(cfg.unet, cfg.size // factor, vae.config.latent_channels, text_encoder.config.hidden_size)

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from gan_baselines.translation import Pix2PixLoss, build_pix2pix, receptive_field
-from gan_baselines.translation_eval import model_card, paired_report, translate
+from gan_baselines.translation_eval import paired_report, translate, write_model_card
 from gan_baselines.gan_training import millions
 from t2i.config import parse_config
 from t2i.data.translation import TASKS, load_translation
@@ -132,10 +132,7 @@ def train(cfg: Pix2PixConfig) -> Path:
                       steps=cfg.steps)
         (run.out / "eval.json").write_text(json.dumps(report, indent=1) + "\n")
         run.print(f"pix2pix eval: {json.dumps(report)}")
-        cost_file = run.out / "run_cost.json"
-        cost = json.loads(cost_file.read_text()) if cost_file.is_file() else None
-        command = f"t2i train pix2pix --config {run.out / 'config.json'}"  # the run's own config re-makes it
-        (run.out / "README.md").write_text(model_card("pix2pix", command, report, cost))
+        write_model_card(run.out, "pix2pix", report)
     return paths.get("model", run.out / "model")
 
 

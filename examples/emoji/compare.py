@@ -12,11 +12,12 @@ import random
 import textwrap
 from pathlib import Path
 
+import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from gan_baselines.registry import load_generator
 from t2i.data import load_dataset
-from t2i.generator import generate_conditions
+from t2i.generator import generate_conditions, to_pil
 
 LABEL_FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     picks = random.Random(args.seed).sample(range(len(data)), min(args.n, len(data)))
     items = [data[i] for i in picks]
     captions = [item["text"] for item in items]
-    rows: list[tuple[str, list[Image.Image]]] = [("real", [_to_pil(item["image"]) for item in items])]
+    rows: list[tuple[str, list[Image.Image]]] = [("real", to_pil(torch.stack([item["image"] for item in items])))]
     for spec in args.models:
         name, _, folder = spec.partition("=")
         generator = load_generator(folder)
@@ -55,11 +56,6 @@ def main(argv: list[str] | None = None) -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     sheet.save(args.out)
     print(f"wrote {args.out}: {len(captions)} {args.split} captions x {len(rows)} rows")
-
-
-def _to_pil(image) -> Image.Image:
-    array = (image.permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()
-    return Image.fromarray(array)
 
 
 if __name__ == "__main__":

@@ -107,8 +107,10 @@ class CachedLatents(Dataset):
 
     def __init__(self, moments: torch.Tensor, text_ids: torch.Tensor, texts: list[str],
                  caption_ids: list[list[int]] | None = None, seed: int = 0):
+        from t2i.data.transforms import item_rng  # the loaders' draw rule (imported once, not per item)
+
         self.moments, self.text_ids, self.texts = moments, text_ids, texts
-        self.caption_ids, self.seed, self.epoch = caption_ids, seed, 0
+        self.caption_ids, self.seed, self.epoch, self._item_rng = caption_ids, seed, 0, item_rng
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -118,10 +120,8 @@ class CachedLatents(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         if self.caption_ids is not None and len(self.caption_ids[i]) > 1:
-            from t2i.data.transforms import item_rng
-
             choices = self.caption_ids[i]
-            return {"moments": self.moments[i], "text_id": choices[item_rng(self.seed, self.epoch, i).randrange(len(choices))]}
+            return {"moments": self.moments[i], "text_id": choices[self._item_rng(self.seed, self.epoch, i).randrange(len(choices))]}
         return {"moments": self.moments[i], "text_id": int(self.text_ids[i])}
 
 
@@ -132,7 +132,8 @@ def build_latent_cache(dataset: Dataset, vae: Any, device: torch.device, batch_s
     Refuses data whose images differ per access (random crops, flips): one copy would freeze them."""
     from t2i.data import random_choices
 
-    varying = [v for v in random_choices(dataset) if v != "several captions per image"]
+    choices = random_choices(dataset)
+    varying = [v for v in choices if v != "several captions per image"]
     if varying:
         raise ValueError(f"a latent cache keeps one prepared copy of each image, but {' and '.join(varying)} change "
                          "it at every access; train without the cache (ldm: --cache false; distill always caches) "
@@ -146,7 +147,7 @@ def build_latent_cache(dataset: Dataset, vae: Any, device: torch.device, batch_s
     ids = torch.tensor([table.setdefault(t, len(table)) for t in texts])
     caption_ids = None
     augment = getattr(dataset, "augment", None)
-    if "several captions per image" in random_choices(dataset):  # every caption of item i, in its list's order
+    if "several captions per image" in choices:  # every caption of item i, in its list's order
         caption_ids = [[table.setdefault(c, len(table)) for c in captions] for captions in dataset.caption_lists]
     cached = CachedLatents(torch.cat(moments), ids, list(table), caption_ids, seed=augment.seed if augment else 0)
     cached.report = getattr(dataset, "report", None)  # the bad-data report travels with the data (run.dataloader prints it)
