@@ -156,3 +156,93 @@ def test_export_refuses_unsupported_text_towers(tmp_path):
     folder = make_tiny_clip(tmp_path / "clip", text_cfg=text_cfg)
     with pytest.raises(ValueError, match="no_causal_mask"):
         export_text_encoder(folder, tmp_path / "hf")
+
+
+def _shapes_images(n: int = 4, size: int = 32):
+    """Rendered shapes scenes: the PIL images and the same as a (N, 3, S, S) tensor in [0, 1]."""
+    from t2i.data import shapes
+    from t2i.data.bad_data import to_tensor
+
+    images = [shapes.render(r) for r in shapes.make_scenes(n, seed=5, size=size, split="test")]
+    return images, torch.stack([to_tensor(im) for im in images])
+
+
+@pytest.fixture(scope="module")
+def shapes_image_encoder(tmp_path_factory):
+    from t2i.clip.export import export_image_encoder
+
+    return export_image_encoder("shapes-clip", tmp_path_factory.mktemp("hf") / "image_encoder")
+
+
+def test_export_image_encoder_matches_open_clip_on_shapes_clip(shapes_image_encoder):
+    from transformers import CLIPVisionModelWithProjection
+
+    model = load_clip("shapes-clip")
+    hf = CLIPVisionModelWithProjection.from_pretrained(shapes_image_encoder).eval()
+    assert (hf.config.hidden_size, hf.config.num_attention_heads, hf.config.projection_dim) == (128, 4, 64)
+    _, scenes = _shapes_images()
+    random = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))  # normalised-scale pixels
+    for x in (random, preprocess_images(model, scenes)):
+        with torch.no_grad():
+            ref, out = model.encode_image(x), hf(pixel_values=x).image_embeds
+        torch.testing.assert_close(out, ref, rtol=0, atol=1e-5)
+
+
+def test_image_processor_matches_preprocess_images(shapes_image_encoder, tmp_path):
+    from transformers import CLIPImageProcessor
+
+    from t2i.clip.export import write_image_processor
+
+    model = load_clip("shapes-clip")
+    processor = CLIPImageProcessor.from_pretrained(shapes_image_encoder)
+    pil, scenes = _shapes_images()
+    pixels = processor(pil, return_tensors="pt").pixel_values
+    torch.testing.assert_close(pixels, preprocess_images(model, scenes), rtol=0, atol=1e-6)  # no resize at 32 px
+    # larger images are resized (bicubic, antialiased) by both, on uint8 vs float pixels: close, not equal
+    pil64, scenes64 = _shapes_images(2, size=64)
+    diff = (processor(pil64, return_tensors="pt").pixel_values - preprocess_images(model, scenes64)).abs()
+    assert diff.mean() < 0.01 and diff.max() < 0.3
+    # a cfg dict works as well as the model; open_clip's padded 'longest' resize is refused
+    cfg = dict(model.visual.preprocess_cfg)
+    assert write_image_processor(tmp_path / "p", {"preprocess_cfg": cfg}).to_dict() == processor.to_dict()
+    with pytest.raises(ValueError, match="longest"):
+        write_image_processor(tmp_path / "q", cfg | {"resize_mode": "longest"})
+
+
+@pytest.mark.parametrize("options", [{"quick_gelu": True},
+                                     {"vision_cfg": {"final_ln_after_pool": True, "patch_dropout": 0.5,
+                                                     "pos_embed_type": "sin_cos_2d"}}])
+def test_export_image_encoder_tiny_vit_round_trips(tmp_path, options):
+    from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
+
+    from t2i.clip.export import export_image_encoder
+
+    overrides = {k: v for k, v in options.items() if k != "vision_cfg"}
+    if "vision_cfg" in options:
+        overrides["vision_cfg"] = copy.deepcopy(TINY_MODEL_CFG["vision_cfg"]) | options["vision_cfg"]
+    folder = make_tiny_clip(tmp_path / "clip", seed=3, **overrides)
+    out = export_image_encoder(folder, tmp_path / "hf")
+    model = load_clip(folder)
+    hf = CLIPVisionModelWithProjection.from_pretrained(out).eval()
+    assert hf.config.hidden_act == ("quick_gelu" if options.get("quick_gelu") else "gelu")
+    pil, _ = _shapes_images(2)
+    x = CLIPImageProcessor.from_pretrained(out)(pil, return_tensors="pt").pixel_values
+    x = torch.cat([x, torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))])
+    with torch.no_grad():
+        torch.testing.assert_close(hf(pixel_values=x).image_embeds, model.encode_image(x), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("vision_cfg, match", [
+    ({"pool_type": "avg"}, "pool_type"),
+    ({"attentional_pool": True}, "attentional_pool"),
+    ({"ls_init_value": 0.1}, "ls_init_value"),
+    ({"no_ln_pre": True}, "no_ln_pre"),
+    ({"layers": [1, 1, 1, 1], "width": 8, "head_width": 8}, "ModifiedResNet"),
+])
+def test_export_image_encoder_refuses_unsupported_towers(tmp_path, vision_cfg, match):
+    from t2i.clip.export import export_image_encoder
+
+    folder = make_tiny_clip(tmp_path / "clip", vision_cfg=copy.deepcopy(TINY_MODEL_CFG["vision_cfg"]) | vision_cfg)
+    with pytest.raises(ValueError, match=match):
+        export_image_encoder(folder, tmp_path / "hf")
+    assert not (tmp_path / "hf").exists()
