@@ -43,6 +43,8 @@ FAMILIES: dict[str, Family] = {
                         about="text-conditional GAN with cross-attention to the CLIP token states"),
     "ldm": Family("t2i.diffusion.pipeline:load_generator", "t2i.diffusion.options:DiffusionOptions",
                   "latent diffusion pipeline (diffusers)"),
+    "unclip": Family("t2i.unclip.pipeline:load_generator", "t2i.unclip.pipeline:UnCLIPOptions",
+                     "unCLIP (DALL-E 2 style): CLIP prior + image-embedding decoder (diffusers Kandinsky 2.2 layout)"),
 }
 
 
@@ -59,6 +61,8 @@ def options_type(family: str) -> type:
 def family_of(folder: Path) -> str:
     if (folder / "model_index.json").is_file() or (folder / "t2i_lora.json").is_file():
         return "ldm"  # a pipeline folder, or a LoRA run of `t2i train ldm --lora-rank` (its config.json is the run's)
+    if (folder / "t2i_unclip.json").is_file():
+        return "unclip"  # prior/ + decoder/ of `t2i train unclip --prior` (its config.json is the run's)
     config = folder / "config.json"
     if not config.is_file():
         raise FileNotFoundError(f"{folder} is not a saved model: it has neither config.json nor model_index.json; "

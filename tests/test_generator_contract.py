@@ -85,6 +85,10 @@ def build(family: str, root) -> object:
         (folder / "t2i_sampling.json").write_text(json.dumps({"sampler": "ddim", "num_inference_steps": 2,
                                                               "guidance_scale": 2.0}))
         return folder
+    if family == "unclip":
+        from t2i.unclip.testing import make_tiny_unclip
+
+        return make_tiny_unclip(folder)
     raise KeyError(f"no tiny {family!r} model here: a new family adds its builder to this test")
 
 

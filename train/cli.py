@@ -54,6 +54,7 @@ COMMANDS: dict[str, str | dict[str, str]] = {
         "vae-kl": "train.vae_kl",
         "ldm": "train.ldm",
         "prior": "train.prior",
+        "unclip": "train.unclip",
         "distill": "train.distill",
         "evaluators": "train.evaluators",
         "defaults": "train.defaults",

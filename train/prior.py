@@ -1,6 +1,6 @@
 """Train a diffusion prior (unCLIP's first half): text -> CLIP image embedding, on a frozen CLIP (t2i train prior).
 
-A diffusers ``PriorTransformer`` learns to denoise the unit-norm, standardised CLIP image embedding
+A diffusers ``PriorTransformer`` learns to denoise the standardised CLIP image embedding (unnormalised, as Kandinsky's)
 given the caption's pooled text embedding and token states, predicting the clean embedding (MSE,
 Ramesh et al. 2022, Sec. 2.1), with ``cond_dropout`` of captions replaced by "" for classifier-free
 guidance (``t2i.prior.model``). The frozen CLIP (``--clip``, an open_clip run or built-in name) embeds

@@ -32,11 +32,13 @@ def snr(scheduler: DDPMScheduler, t: torch.Tensor) -> torch.Tensor:
     return abar / (1 - abar)
 
 
-def diffusion_loss(unet: Any, scheduler: DDPMScheduler, z0: torch.Tensor, cond: torch.Tensor,
+def diffusion_loss(unet: Any, scheduler: DDPMScheduler, z0: torch.Tensor, cond: torch.Tensor | dict[str, Any],
                    generator: torch.Generator, snr_gamma: float = 0.0) -> torch.Tensor:
-    """Per-sample denoising loss ``(B,)`` for scaled latents ``z0`` (B, C, h, w) and text states ``cond`` (B, T, D).
+    """Per-sample denoising loss ``(B,)`` for scaled latents ``z0`` (B, C, h, w) and text states ``cond`` (B, T, D),
+    or ``cond`` the UNet's conditioning keyword arguments (the unCLIP decoder's ``added_cond_kwargs``).
 
-    Noise and timesteps come from ``generator`` (a CPU generator: reproducible and resumable).
+    Noise and timesteps come from ``generator`` (a CPU generator: reproducible and resumable). A UNet with
+    more output channels than ``C`` (Kandinsky's layout: prediction, then variance) is scored on its first ``C``.
     """
     b = z0.shape[0]
     eps = torch.randn(z0.shape, generator=generator).to(z0.device, z0.dtype)  # (B, C, h, w)
@@ -48,7 +50,8 @@ def diffusion_loss(unet: Any, scheduler: DDPMScheduler, z0: torch.Tensor, cond: 
         target = scheduler.get_velocity(z0, eps, t)  # v = sqrt(abar_t) eps - sqrt(1 - abar_t) z0
     else:
         raise ValueError(f"prediction_type must be 'epsilon' or 'v_prediction', got {scheduler.config.prediction_type!r}")
-    pred = unet(zt, t, encoder_hidden_states=cond).sample  # (B, C, h, w)
+    kwargs = cond if isinstance(cond, dict) else {"encoder_hidden_states": cond}
+    pred = unet(zt, t, **kwargs).sample[:, :z0.shape[1]]  # (B, C, h, w)
     mse = (pred.float() - target.float()).pow(2).mean(dim=(1, 2, 3))  # (B,)
     if snr_gamma > 0:  # Min-SNR-gamma weighting, Hang et al. 2023, Eq. 9
         s = snr(scheduler, t)

@@ -6,14 +6,17 @@ and the text token states (``encoder_hidden_states`` with the padding ``attentio
 predicts the clean embedding ``x_0`` directly ("we find it better to predict the unnoised z_i
 directly", Sec. 2.1) under a squared-cosine DDPM schedule, with an MSE loss.
 
-Embedding space (one rule, everywhere): CLIP's own normalisation is to unit length, so the image
-embedding is first made unit-norm, then standardised per dimension by the training set's mean
-and std: ``x = (e / |e| - clip_mean) / clip_std``. The stats are stored in the model itself
+Embedding space (one rule, everywhere; Kandinsky 2.2's, so that its stock prior pipeline runs this prior):
+the CLIP embeddings as they leave the towers, not normalised (``CLIPVisionModelWithProjection``'s
+``image_embeds``, ``CLIPTextModelWithProjection``'s ``text_embeds``, i.e. open_clip's ``encode_image`` /
+``encode_text``). The image embedding is standardised per dimension by the training set's mean and std,
+``x = (e - clip_mean) / clip_std``; the stats are stored in the model itself
 (``PriorTransformer(clip_embed_dim=D)``'s ``clip_mean`` / ``clip_std``, frozen), so
-``prior.post_process_latents(x)`` returns to CLIP space as Kandinsky's prior pipeline does; the
-embedding a decoder should use is that, re-normalised to unit length (``sample_prior`` does it).
-The text conditions are CLIP's unit-norm pooled text embedding and its final-LayerNorm token
-states (``t2i.clip.text_states``). Classifier-free guidance: the conditions of the empty caption
+``prior.post_process_latents(x)`` returns to CLIP space exactly as Kandinsky's prior pipeline does, and
+the decoder (``t2i.unclip``) is trained on the same unnormalised image embeddings. Comparisons
+(cosine, retrieval) normalise where they compare. The text conditions are CLIP's pooled text embedding
+and its final-LayerNorm token states (``t2i.clip.text_states``).
+Classifier-free guidance: the conditions of the empty caption
 "" replace the caption's with probability ``cond_dropout`` in training (Kandinsky's negative prompt
 is "" too); sampling mixes ``x0_uncond + w (x0_cond - x0_uncond)``.
 
@@ -56,15 +59,15 @@ def freeze_stats(prior: PriorTransformer) -> None:
 
 
 def set_clip_stats(prior: PriorTransformer, image_embeds: torch.Tensor) -> None:
-    """Store the per-dimension mean and std of the unit-norm training image embeddings ``(N, D)``."""
-    e = torch.nn.functional.normalize(image_embeds.float(), dim=-1)
+    """Store the per-dimension mean and std of the training image embeddings ``(N, D)``."""
+    e = image_embeds.float()
     prior.clip_mean.data.copy_(e.mean(0, keepdim=True))
     prior.clip_std.data.copy_(e.std(0, keepdim=True).clamp_min(1e-6))
 
 
 def to_prior_space(prior: PriorTransformer, image_embeds: torch.Tensor) -> torch.Tensor:
-    """CLIP image embeddings ``(B, D)`` -> the prior's standardised space ``(e/|e| - mean) / std``."""
-    e = torch.nn.functional.normalize(image_embeds.float(), dim=-1)
+    """CLIP image embeddings ``(B, D)`` -> the prior's standardised space ``(e - mean) / std``."""
+    e = image_embeds.float()
     return (e - prior.clip_mean.to(e.device)) / prior.clip_std.to(e.device)
 
 
@@ -78,7 +81,7 @@ def training_scheduler(num_train_timesteps: int = 1000) -> UnCLIPScheduler:
 
 @dataclass
 class TextConditions:
-    """What the prior reads of a caption: pooled ``(B, D)`` unit-norm, tokens ``(B, T, D)``, mask ``(B, T)`` bool."""
+    """What the prior reads of a caption: pooled ``(B, D)`` (``encode_text``, not normalised), tokens ``(B, T, D)``, mask ``(B, T)`` bool."""
 
     pooled: torch.Tensor
     tokens: torch.Tensor
@@ -104,7 +107,7 @@ def encode_captions(clip: Any, tokenizer: Any, texts: Sequence[str], device: tor
     for i in range(0, len(texts), batch_size):
         ids = tokenizer(list(texts[i:i + batch_size])).to(device)  # (B, T)
         states, p = text_states(clip, ids)  # (B, T, D), (B, D)
-        pooled.append(torch.nn.functional.normalize(p.float(), dim=-1).cpu())
+        pooled.append(p.float().cpu())
         tokens.append(states.float().cpu())
         masks.append((ids != 0).cpu())  # open_clip pads with 0 after the end token
     return TextConditions(torch.cat(pooled), torch.cat(tokens), torch.cat(masks))
@@ -113,14 +116,14 @@ def encode_captions(clip: Any, tokenizer: Any, texts: Sequence[str], device: tor
 @torch.no_grad()
 def encode_images(clip: Any, images: Dataset | torch.Tensor, device: torch.device | str = "cpu",
                   batch_size: int = 256, progress: bool = True) -> tuple[torch.Tensor, list[str]]:
-    """Unit-norm CLIP image embeddings ``(N, D)`` (and the captions) of a dataset of ``{"image", "text"}`` items."""
+    """CLIP image embeddings ``(N, D)`` (``encode_image``, not normalised; and the captions) of a dataset of ``{"image", "text"}`` items."""
     from t2i.clip import preprocess_images
 
     feats, texts = [], []
     for batch in tqdm(DataLoader(images, batch_size=batch_size, shuffle=False), desc="CLIP image embeddings",
                       disable=not progress, leave=False):
         x = preprocess_images(clip, batch["image"].to(device))  # (B, 3, S, S)
-        feats.append(clip.encode_image(x, normalize=True).float().cpu())  # (B, D)
+        feats.append(clip.encode_image(x).float().cpu())  # (B, D)
         texts.extend(batch["text"])
     return torch.cat(feats), texts
 
@@ -181,7 +184,7 @@ def drop_conditions(ids: torch.Tensor, p: float, empty_id: int, generator: torch
 def sample_prior(prior: PriorTransformer, scheduler: UnCLIPScheduler, cond: TextConditions, uncond: TextConditions,
                  num_inference_steps: int = 25, guidance_scale: float = 1.0, seed: int = 0,
                  sampler: PriorSampler = "ddpm") -> torch.Tensor:
-    """Unit-norm CLIP image embeddings ``(B, D)`` for the captions of ``cond``; ``uncond`` is "" (one row).
+    """CLIP image embeddings ``(B, D)`` (CLIP space, not normalised) for the captions of ``cond``; ``uncond`` is "" (one row).
 
     The same (conditions, seed, settings) give the same embeddings: all noise comes from one CPU
     generator seeded with ``seed``. Loop (Kandinsky's prior pipeline, made explicit):
@@ -221,8 +224,8 @@ def sample_prior(prior: PriorTransformer, scheduler: UnCLIPScheduler, cond: Text
             x = scheduler.step(x0, t, x, prev_timestep=prev, generator=generator).prev_sample
         else:
             x = scheduler.step(x0, t, x, eta=0.0).prev_sample
-    # 4. back to CLIP space, unit length
-    return torch.nn.functional.normalize(prior.post_process_latents(x).float(), dim=-1)
+    # 4. back to CLIP space
+    return prior.post_process_latents(x).float()
 
 
 def tiny_prior(embed_dim: int = 8, num_tokens: int = 5, seed: int = 0) -> PriorTransformer:
@@ -239,7 +242,7 @@ def random_conditions(b: int, embed_dim: int = 8, num_tokens: int = 5, seed: int
     g = torch.Generator().manual_seed(seed)
     mask = torch.ones(b, num_tokens, dtype=torch.bool)
     mask[:, -2:] = False  # two padding tokens
-    return TextConditions(torch.nn.functional.normalize(torch.randn(b, embed_dim, generator=g), dim=-1),
+    return TextConditions(torch.randn(b, embed_dim, generator=g),
                           torch.randn(b, num_tokens, embed_dim, generator=g), mask)
 
 

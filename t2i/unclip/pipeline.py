@@ -1,0 +1,188 @@
+"""unCLIP (DALL-E 2 style, Ramesh et al. 2022): text -> CLIP image embedding (prior) -> image (decoder).
+
+A saved model is two stock diffusers pipelines, loadable separately as Kandinsky 2.2's are:
+- ``prior/``: ``KandinskyV22PriorPipeline`` (``PriorTransformer`` + ``UnCLIPScheduler`` of ``t2i train prior``,
+  and the project's CLIP exported to transformers: ``text_encoder/`` ``CLIPTextModelWithProjection``,
+  ``tokenizer/``, ``image_encoder/`` ``CLIPVisionModelWithProjection``, ``image_processor/``);
+- ``decoder/``: ``KandinskyV22Pipeline`` (``unet/``, ``scheduler/``, ``movq/``; ``t2i.unclip.decoder``);
+- ``t2i_unclip.json``: the family, the CLIP it was trained on and the sampling defaults.
+Stock use: ``out = KandinskyV22PriorPipeline.from_pretrained(F / "prior")(prompt, guidance_scale=1.0)``,
+then ``KandinskyV22Pipeline.from_pretrained(F / "decoder")(image_embeds=out.image_embeds,
+negative_image_embeds=out.negative_image_embeds, height=32, width=32)``. ``UnCLIPGenerator`` runs exactly
+those two calls behind the toolkit's generator contract (per-condition seeds: every image draws from
+its condition's generator, ``t2i.generator.rngs_per_image``), and adds what the app shows:
+- **variations** (Sec. 3.1): the image's CLIP embedding, decoded with new noise;
+- **text-guided edits** (Sec. 3.3 uses slerp on "text diffs"; here Kandinsky's ``interpolate``): the
+  weighted sum ``(1 - w) e_image + w e_prior(text)``, decoded.
+
+    HF_HUB_OFFLINE=1 python -m t2i.unclip.pipeline   # a tiny random unCLIP, saved, loaded, sampled
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from diffusers import KandinskyV22Pipeline, KandinskyV22PriorPipeline
+from PIL import Image
+
+from t2i.diffusion.options import SamplerName
+from t2i.diffusion.pipeline import make_scheduler
+from t2i.generator import GenerationError, Generator, rngs_per_image, validate_request
+
+INFO_NAME = "t2i_unclip.json"
+
+
+@dataclass
+class UnCLIPOptions:
+    sampler: SamplerName = "ddim"  # decoder sampler (a diffusers scheduler on the decoder's training noise schedule)
+    num_inference_steps: int = 20  # decoder denoising steps
+    guidance_scale: float = 4.0  # decoder classifier-free guidance against the null image embedding (1 = none)
+    prior_steps: int = 25  # prior denoising steps (UnCLIPScheduler, DDPM posterior steps)
+    prior_guidance: float = 1.0  # prior classifier-free guidance against the empty caption (1 = none)
+
+
+def _quiet(pipe: Any) -> Any:
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _images(size: int, pipe: KandinskyV22Pipeline, embeds: torch.Tensor, negative: torch.Tensor,
+            generators: list[torch.Generator], options: UnCLIPOptions) -> list[Image.Image]:
+    """The decoder pipeline's PIL images for embeddings ``(B, D)``, its scheduler set to ``options.sampler``."""
+    pipe.scheduler = make_scheduler(options.sampler, pipe.scheduler.config)
+    return pipe(image_embeds=embeds, negative_image_embeds=negative, height=size, width=size,
+                num_inference_steps=options.num_inference_steps, guidance_scale=options.guidance_scale,
+                generator=generators).images
+
+
+@torch.no_grad()
+def decode_embeddings(unet: Any, movq: Any, scheduler: Any, embeds: torch.Tensor, null: torch.Tensor,
+                      options: UnCLIPOptions, seed: int = 0, size: int = 32) -> list[Image.Image]:
+    """Decode CLIP image embeddings ``(B, D)`` with a decoder in training (embedding i from seed ``seed + i``)."""
+    pipe = _quiet(KandinskyV22Pipeline(unet=unet, scheduler=scheduler, movq=movq))
+    negative = null.to(embeds).expand(len(embeds), -1)
+    return _images(size, pipe, embeds, negative, rngs_per_image(seed, len(embeds), 1), options)
+
+
+def save_decoder(folder: str | Path, unet: Any, scheduler: Any, movq: Any) -> Path:
+    """``folder`` as a ``KandinskyV22Pipeline`` (the scheduler is the default sampler on the training schedule)."""
+    KandinskyV22Pipeline(unet=unet, scheduler=scheduler, movq=movq).save_pretrained(str(folder))
+    return Path(folder)
+
+
+def save_prior_pipeline(folder: str | Path, prior_run: str | Path, clip: str) -> Path:
+    """``folder`` as a ``KandinskyV22PriorPipeline``: the prior run's model and scheduler with ``clip`` exported."""
+    from transformers import CLIPImageProcessor, CLIPTextModelWithProjection, CLIPTokenizer, CLIPVisionModelWithProjection
+
+    from t2i.builtin import resolve
+    from t2i.clip.export import export_image_encoder, export_text_encoder
+    from t2i.clip.model import clip_model_folder
+    from t2i.prior.io import load_prior
+
+    bundle = load_prior(prior_run)
+    source = clip_model_folder(resolve(clip, what="CLIP"))
+    with tempfile.TemporaryDirectory() as tmp:
+        text_dir, image_dir = Path(tmp) / "text", Path(tmp) / "image"
+        export_text_encoder(source, text_dir, with_projection=True)
+        export_image_encoder(source, image_dir)  # and its CLIPImageProcessor
+        pipe = KandinskyV22PriorPipeline(
+            prior=bundle.prior, scheduler=bundle.scheduler,
+            text_encoder=CLIPTextModelWithProjection.from_pretrained(text_dir),
+            tokenizer=CLIPTokenizer.from_pretrained(text_dir),
+            image_encoder=CLIPVisionModelWithProjection.from_pretrained(image_dir),
+            image_processor=CLIPImageProcessor.from_pretrained(image_dir))
+        pipe.save_pretrained(str(folder))
+    return Path(folder)
+
+
+def save_unclip(out: str | Path, prior_run: str | Path, clip: str, options: UnCLIPOptions) -> Path:
+    """Complete ``out`` (whose ``decoder/`` is written) with ``prior/`` and ``t2i_unclip.json``."""
+    from t2i.builtin import reference
+
+    out = Path(out)
+    if not (out / "decoder" / "model_index.json").is_file():
+        raise FileNotFoundError(f"{out}/decoder is not a decoder pipeline: save the decoder first")
+    save_prior_pipeline(out / "prior", prior_run, clip)
+    (out / INFO_NAME).write_text(json.dumps({"family": "unclip", "clip": reference(clip), "prior": reference(prior_run),
+                                             "options": dataclasses.asdict(options)}, indent=2) + "\n")
+    return out
+
+
+class UnCLIPGenerator(Generator):
+    """Prior + decoder behind the generator contract; ``variations`` and ``edit`` for image inputs."""
+
+    family = "unclip"
+    conditioning = "text"
+    Options = UnCLIPOptions
+
+    def __init__(self, prior: KandinskyV22PriorPipeline, decoder: KandinskyV22Pipeline, options: UnCLIPOptions,
+                 size: int):
+        self.prior, self.decoder, self.options, self.size = _quiet(prior), _quiet(decoder), options, size
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {"prior": self.prior.prior, "text_encoder": self.prior.text_encoder,
+                "image_encoder": self.prior.image_encoder, "unet": self.decoder.unet, "movq": self.decoder.movq}
+
+    @torch.no_grad()
+    def generate(self, prompts: Sequence[str] | None = None, labels: Sequence[int] | None = None, seed: int = 0,
+                 num_images_per_prompt: int = 1, **options: Any) -> list[Image.Image]:
+        count = validate_request(prompts, labels, num_images_per_prompt, needs="text")
+        o = self.resolve_options(**options)
+        generators = rngs_per_image(seed, count, num_images_per_prompt)
+        texts = [p for p in prompts for _ in range(num_images_per_prompt)]
+        out = self.prior(texts, num_inference_steps=o.prior_steps, guidance_scale=o.prior_guidance,
+                         generator=generators, output_type="pt")
+        return _images(self.size, self.decoder, out.image_embeds, out.negative_image_embeds, generators, o)
+
+    def embed_image(self, image: Image.Image) -> torch.Tensor:
+        """The CLIP image embedding ``(1, D)`` of a PIL image (the prior pipeline's image encoder and processor)."""
+        if not isinstance(image, Image.Image):
+            raise GenerationError(f"an image is needed (PIL.Image), got {type(image).__name__}")
+        pixels = self.prior.image_processor(image.convert("RGB"), return_tensors="pt").pixel_values
+        return self.prior.image_encoder(pixels.to(self.device)).image_embeds
+
+    @torch.no_grad()
+    def variations(self, image: Image.Image, n: int = 4, seed: int = 0, **options: Any) -> list[Image.Image]:
+        """``n`` decodings of ``image``'s CLIP embedding (image i of the n from ``seed``'s generator in order)."""
+        validate_request(["image"], None, n, needs="text")
+        o = self.resolve_options(**options)
+        e = self.embed_image(image).expand(n, -1)
+        return _images(self.size, self.decoder, e, self.prior.get_zero_embed(n, self.device), rngs_per_image(seed, 1, n), o)
+
+    @torch.no_grad()
+    def edit(self, image: Image.Image, prompt: str, weight: float = 0.5, n: int = 4, seed: int = 0,
+             **options: Any) -> list[Image.Image]:
+        """``n`` decodings of ``(1 - weight) e(image) + weight e_prior(prompt)`` (Kandinsky's ``interpolate``)."""
+        validate_request([prompt], None, n, needs="text")
+        if not 0.0 <= weight <= 1.0:
+            raise GenerationError(f"weight must be in [0, 1] (0 = the image, 1 = the prompt), got {weight}")
+        if not isinstance(image, Image.Image):
+            raise GenerationError(f"an image is needed (PIL.Image), got {type(image).__name__}")
+        o = self.resolve_options(**options)
+        generators = rngs_per_image(seed, 1, n)
+        out = self.prior.interpolate([image.convert("RGB"), prompt], [1.0 - weight, weight], num_images_per_prompt=n,
+                                     num_inference_steps=o.prior_steps, guidance_scale=o.prior_guidance,
+                                     generator=generators)
+        return _images(self.size, self.decoder, out.image_embeds, out.negative_image_embeds, generators, o)
+
+
+def load_generator(folder: str | Path) -> UnCLIPGenerator:
+    folder = Path(folder)
+    missing = [p for p in ("prior/model_index.json", "decoder/model_index.json", INFO_NAME) if not (folder / p).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{folder} is not an unCLIP model (no {', '.join(missing)}): give a "
+                                "`t2i train unclip --prior PRIOR_RUN` output")
+    info = json.loads((folder / INFO_NAME).read_text())
+    from t2i.config import config_from_dict
+
+    options = config_from_dict(UnCLIPOptions, info.get("options", {}), source=f"{folder / INFO_NAME} options")
+    prior = KandinskyV22PriorPipeline.from_pretrained(str(folder / "prior"))
+    decoder = KandinskyV22Pipeline.from_pretrained(str(folder / "decoder"))
+    size = decoder.unet.config.sample_size * 2 ** (len(decoder.movq.config.block_out_channels) - 1)
+    return UnCLIPGenerator(prior.to(torch.float32), decoder.to(torch.float32), options, size)
