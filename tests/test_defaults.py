@@ -18,7 +18,7 @@ def test_quick_defaults_train_and_install_every_model(tmp_path):
     for recipe in RECIPES:
         folder = root / recipe.name
         assert (folder / "README.md").is_file() and json.loads((folder / "metrics.json").read_text()) is not None
-    for name in ("shapes-tgan", "shapes-cvae", "shapes-ldm", "shapes-ldm-fast"):  # measured by the shapes evaluator after training
+    for name in ("shapes-tgan", "shapes-cvae", "shapes-ldm", "shapes-ldm-fast", "shapes-unclip"):  # measured by the shapes evaluator after training
         metrics = json.loads((root / name / "metrics.json").read_text())
         assert 0 <= metrics["novel_one_object_colour"] <= 1 and "test_one_object_all_correct" in metrics
     assert json.loads((root / "shapes-tgan" / "config.json").read_text())["family"] == "tgan-attn"
@@ -34,6 +34,12 @@ def test_quick_defaults_train_and_install_every_model(tmp_path):
     assert json.loads((fast / "unet" / "config.json").read_text())["time_cond_proj_dim"] is not None
     assert load_generator(fast).generate(prompts=["a small red circle in the center"], seed=0)[0].size == (32, 32)
     assert not (ROOT / ".shapes-ldm.tmp").exists()
+    # unCLIP: a prior run (another entry point) then the decoder, chained; the card gives both commands
+    unclip = root / "shapes-unclip"
+    card = (unclip / "README.md").read_text()
+    assert "t2i train prior --preset shapes-prior --clip shapes-clip" in card and " && t2i train unclip " in card
+    assert "--prior " in card and json.loads((unclip / "t2i_unclip.json").read_text())["clip"] == "shapes-clip"
+    assert load_generator(unclip).generate(prompts=["a small red circle in the center"], seed=0)[0].size == (32, 32)
     # retraining one model against the installed CLIP: its card names that CLIP by short name, not by path
     assert main(["--quick", "--only", "shapes-cvae", "--out", str(tmp_path / "runs2"), "--builtin-root", str(root)]) == 0
     card = (root / "shapes-cvae" / "README.md").read_text()
@@ -41,7 +47,7 @@ def test_quick_defaults_train_and_install_every_model(tmp_path):
     # the diffusers folders are installed in half precision, as the shipped built-ins are (the 40 MB cap)
     from safetensors import safe_open
 
-    for weights in [*(root / "shapes-ldm").glob("*/*.safetensors"), root / "shapes-vae-kl" / "diffusion_pytorch_model.safetensors"]:
+    for weights in [*(root / "shapes-ldm").glob("*/*.safetensors"), *(root / "shapes-unclip").glob("*/*/*.safetensors"), root / "shapes-vae-kl" / "diffusion_pytorch_model.safetensors"]:
         with safe_open(str(weights), "pt") as f:
             assert {str(f.get_slice(k).get_dtype()) for k in f.keys()} == {"F16"}, weights
 

@@ -137,3 +137,42 @@ def test_two_step_training_run_makes_a_text_to_image_model(tmp_path):
     with pytest.raises(SystemExit, match="trained on the CLIP .* not on --clip"):
         train_unclip.main(["--clip", str(other), "--vae", str(tmp_path / "vae"), "--prior", str(tmp_path / "prior"),
                            "--out", str(tmp_path / "bad"), *common])
+
+
+def test_sample_command_makes_variations_and_edits_of_an_image(tmp_path, unclip, capsys):
+    from train import sample
+
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(tmp_path / "scene.png")
+    assert sample.main(["--model", str(unclip), "--image", str(tmp_path / "scene.png"), "--n", "3",
+                        "--out", str(tmp_path / "var")]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "var" / "metadata.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and rows[0]["text"] == "" and (tmp_path / "var" / "grid.png").is_file()
+    assert sample.main(["--model", str(unclip), "--image", str(tmp_path / "scene.png"), "--prompt", "a blue square",
+                        "--weight", "0.25", "--out", str(tmp_path / "edit")]) == 0
+    row = json.loads((tmp_path / "edit" / "metadata.jsonl").read_text())
+    assert row["weight"] == 0.25 and row["text"] == "a blue square"
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
+    with pytest.raises(SystemExit, match="is not a readable image .*give a PNG/JPEG file"):
+        sample.main(["--model", str(unclip), "--image", str(tmp_path / "broken.png"), "--out", str(tmp_path / "x")])
+    with pytest.raises(SystemExit, match="--image needs an unCLIP model"):
+        sample.main(["--model", "shapes-ldm", "--image", str(tmp_path / "scene.png"), "--out", str(tmp_path / "y")])
+
+
+def test_half_copy_is_float16_on_disk_and_float32_in_stock_pipelines(tmp_path, unclip):
+    from safetensors import safe_open
+
+    from t2i.unclip.pipeline import save_half
+
+    half = save_half(unclip, tmp_path / "half")
+    files = list(half.glob("*/*/*.safetensors"))
+    assert len(files) >= 5
+    for weights in files:
+        with safe_open(str(weights), "pt") as f:
+            assert {str(f.get_slice(k).get_dtype()) for k in f.keys()} == {"F16"}, weights
+    prior = KandinskyV22PriorPipeline.from_pretrained(half / "prior")  # stock, no dtype argument
+    decoder = KandinskyV22Pipeline.from_pretrained(half / "decoder")
+    dtypes = {m.dtype for m in (prior.prior, prior.text_encoder, prior.image_encoder, decoder.unet, decoder.movq)}
+    assert dtypes == {torch.float32}
+    a = load_generator(unclip).generate(["a red circle"], seed=0)
+    b = load_generator(half).generate(["a red circle"], seed=0)
+    assert np.abs(pixels(a) - pixels(b)).mean() < 8  # float16 rounding of the weights only

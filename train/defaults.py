@@ -41,9 +41,11 @@ class Recipe:
     linked: tuple[str, ...] = ()  # parts identical to those of the built-in `links_to`: installed as relative links (one copy)
     links_to: str = ""  # the built-in (in the same root) that holds the linked parts
     before: tuple[list[str], ...] = ()  # options of earlier runs, in order, into <run>/stage1, stage2, ...; {previous} = the model of the run before
+    before_module: str = ""  # entry point of the earlier runs ("" = module)
+    before_quick: list[str] | None = None  # extra options of the earlier runs in --quick (None = quick)
 
 
-TEXT_GENERATORS = ("shapes-tgan", "shapes-cvae", "shapes-ldm", "shapes-ldm-fast")  # measured by prompt accuracy after training
+TEXT_GENERATORS = ("shapes-tgan", "shapes-cvae", "shapes-ldm", "shapes-ldm-fast", "shapes-unclip")  # measured by prompt accuracy after training
 MEASURE_PROMPTS = {False: 200, True: 4}  # prompts per split and kind (one / two objects; full, --quick)
 QUICK = ["--steps", "2", "--batch-size", "8", "--log-every", "1", "--checkpoint-every", "0"]
 
@@ -78,6 +80,13 @@ RECIPES: list[Recipe] = [
            ".", "shapes 32 px, train split (70% two-object scenes, as its teacher)", ["--n", "32"],
            ("model_index.json", "scheduler", "text_encoder", "tokenizer", "unet", "vae", "t2i_sampling.json",
             "t2i_distill.json"), half=True, linked=("text_encoder", "tokenizer", "vae"), links_to="shapes-ldm"),
+    # DALL-E 2 style (issue 17): a prior on shapes-clip (stage1), then the decoder, assembled into prior/ + decoder/
+    Recipe("shapes-unclip", "train.unclip", ["--preset", "shapes-unclip", "--clip", "{clip}", "--vae", "{vae}",
+                                             "--prior", "{previous}"],
+           ".", "shapes 32 px, train split (prior: 50% two-object scenes; decoder: 70%)", ["--n", "32", "--unet", "test"],
+           ("prior", "decoder", "t2i_unclip.json"), half=True,
+           before=(["--preset", "shapes-prior", "--clip", "{clip}"],), before_module="train.prior",
+           before_quick=["--n", "32", "--eval-splits", ""]),
     Recipe("digits-ae", "train.ae", ["--variant", "plain", "--latent-dim", "2", "--hidden", "96", "--steps", "3000",
                                      "--batch-size", "64", "--lr", "2e-3", "--data", "digits"],
            "model", "scikit-learn digits at 32 px, train split (1442 images)", ["--n", "32"]),
@@ -170,6 +179,10 @@ def save_half_copy(source: Path, dest: Path) -> None:
         from t2i.diffusion.interop import save_half
 
         save_half(source, dest)
+    elif (source / "t2i_unclip.json").is_file():
+        from t2i.unclip.pipeline import save_half
+
+        save_half(source, dest)
     else:
         from t2i.diffusion.first_stage import load_vae
 
@@ -222,7 +235,7 @@ def install(recipe: Recipe, run: Path, root: Path, clip_run: str, command: str, 
         shutil.copytree(source, tmp)
     if recipe.linked and (root / recipe.links_to).is_dir():  # else (a smoke run's root without it) keep the copies
         link_shared(tmp, recipe.linked, root / recipe.links_to)
-    for config in (tmp / "config.json", tmp / "t2i_training.json"):
+    for config in (tmp / "config.json", tmp / "t2i_training.json", tmp / "t2i_unclip.json"):
         if config.is_file() and clip_run:  # point at the installed CLIP by its short name, not a run folder
             text = config.read_text().replace(json.dumps(str(Path(clip_run).resolve()))[1:-1], "shapes-clip")
             config.write_text(text.replace(json.dumps(clip_run)[1:-1], "shapes-clip"))
@@ -255,20 +268,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         if recipe.name not in wanted:
             continue
         run = runs / recipe.name
-        extra = ["--out", str(run)] + (QUICK + recipe.quick if cfg.quick else [])
         outs = [run / f"stage{i + 1}" for i in range(len(recipe.before))] + [run]
+        modules = [recipe.before_module or recipe.module] * len(recipe.before) + [recipe.module]
+        quick = [(recipe.quick if recipe.before_quick is None else recipe.before_quick)] * len(recipe.before) + [recipe.quick]
         ldm = installed("shapes-ldm")  # the teacher of shapes-ldm-fast (installed before it when both are trained)
-        stages = [fill(args, clip, vae, str(outs[i - 1] / recipe.artifact) if i else "", ldm) + ["--out", str(outs[i])] + extra[2:]
+        # {previous} of a stage = the model of the stage before (the artifact of an earlier run of the final module,
+        # the whole run folder of an earlier run of another module: a prior run is its model)
+        previous = [""] + [str(outs[i] / recipe.artifact) if modules[i] == recipe.module else str(outs[i])
+                           for i in range(len(recipe.before))]
+        stages = [fill(args, clip, vae, previous[i], ldm) + ["--out", str(outs[i])] + (QUICK + quick[i] if cfg.quick else [])
                   for i, args in enumerate([*recipe.before, recipe.args])]
-        program = f"t2i train {recipe.module.split('.')[-1].replace('_', '-')} "
-        command = " && ".join(program + " ".join(  # installed models by their short names
+        command = " && ".join(f"t2i train {module.split('.')[-1].replace('_', '-')} " + " ".join(
             a.replace(installed("shapes-clip"), "shapes-clip").replace(installed("shapes-vae-kl"), "shapes-vae-kl")
-            .replace(installed("shapes-ldm"), "shapes-ldm")
-            for a in args) for args in stages)
+            .replace(installed("shapes-ldm"), "shapes-ldm")  # installed models by their short names
+            for a in args) for module, args in zip(modules, stages))
         print(f"[defaults] {recipe.name}: {command}", flush=True)
         start = time.perf_counter()
-        for args in stages:
-            importlib.import_module(recipe.module).main(args)
+        for module, args in zip(modules, stages):
+            importlib.import_module(module).main(args)
         seconds = time.perf_counter() - start
         if may_install:
             target = install(recipe, run, root, clip if recipe.name != "shapes-clip" else "", command, seconds, cfg.quick)

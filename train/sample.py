@@ -23,6 +23,13 @@ record gets none.
     t2i sample --model shapes-ldm --prompt "a large red circle in the center" --n 8 --seed 0 --out /tmp/samples
     t2i sample --model shapes-ldm --prompts prompts.txt --sampler dpm-solver++ --num-inference-steps 20 --out /tmp/s
     t2i sample --model digits-vae --n 16 --temperature 0.8 --out /tmp/digits          # unconditional
+
+Image inputs (unCLIP models, ``t2i train unclip``): ``--image PATH`` alone draws ``--n`` variations of the
+image (its CLIP embedding decoded with new noise); with ``--prompt`` it edits the image towards the prompt
+by ``--weight`` (0 = the image, 1 = the prompt). The images are drawn from ``--seed``.
+
+    t2i sample --model shapes-unclip --image scene.png --n 4 --out /tmp/variations
+    t2i sample --model shapes-unclip --image scene.png --prompt "a large blue square in the center" --weight 0.5 --out /tmp/edit
 """
 
 from __future__ import annotations
@@ -60,6 +67,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     cond.add_argument("--prompt", help="one prompt")
     cond.add_argument("--prompts", metavar="FILE", help="a text file with one prompt per line (blank lines skipped)")
     cond.add_argument("--labels", help="class labels for class-conditional models, e.g. 0,1,2")
+    p.add_argument("--image", metavar="PATH", help="unCLIP models: variations of this image (with --prompt: an edit towards it)")
+    p.add_argument("--weight", type=float, default=0.5, help="with --image and --prompt: 0 = the image, 1 = the prompt (default: 0.5)")
     p.add_argument("--n", type=int, default=1, help="images per prompt / label (default: 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first prompt; prompt i uses seed + i (default: 0)")
     p.add_argument("--out", required=True, help="output folder (images/ + metadata.jsonl + grid.png)")
@@ -125,6 +134,45 @@ def vocabulary_warning(model: str, prompts: list[str]) -> str | None:
     return line if len(prompts) == 1 else f"{len(outside)} of {len(prompts)} prompts: {line}"
 
 
+def image_inputs(generator: Any, args: argparse.Namespace, options: dict[str, Any]) -> int:
+    """``--image``: variations (no prompt) or an edit towards ``--prompt``; images, metadata.jsonl and grid.png."""
+    from t2i.data.bad_data import BadImage, open_image
+    from t2i.generator import GenerationError
+    from t2i.runtime.grids import save_grid
+
+    if not hasattr(generator, "variations"):
+        raise SystemExit(f"t2i sample: --image needs an unCLIP model (`t2i train unclip`); {args.model} is a "
+                         f"{generator.family!r} model")
+    if args.prompts is not None or args.labels is not None:
+        raise SystemExit("t2i sample: --image takes one --prompt (an edit) or none (variations), not --prompts/--labels")
+    try:
+        image = open_image(Path(args.image))
+        image.load()  # a truncated file fails here, not in the model
+    except (BadImage, OSError) as err:
+        raise SystemExit(f"t2i sample: --image {args.image} is not a readable image ({err}); give a PNG/JPEG file") from None
+    try:
+        if args.prompt is None:
+            images = generator.variations(image, n=args.n, seed=args.seed, **options)
+        else:
+            images = generator.edit(image, args.prompt, weight=args.weight, n=args.n, seed=args.seed, **options)
+    except GenerationError as err:
+        raise SystemExit(f"t2i sample: {err}") from None
+    out = Path(args.out)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for j, im in enumerate(images):
+        name = f"images/{j:05d}.png"
+        im.save(out / name)
+        row = {"file_name": name, "text": args.prompt or "", "source_image": str(args.image), "seed": args.seed,
+               "image_index": j}
+        rows.append(row if args.prompt is None else {**row, "weight": args.weight})
+    (out / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    save_grid(images, out / "grid.png")
+    what = "variations" if args.prompt is None else f"edits (weight {args.weight})"
+    print(f"wrote {len(rows)} {what} of {args.image} to {out} (metadata.jsonl, grid.png)")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     from gan_baselines.registry import load_generator
@@ -141,6 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ignored:
         print(f"t2i sample: note: {', '.join(ignored)} ignored: family {generator.family!r} does not take them",
               file=sys.stderr)
+    if args.image is not None:
+        return image_inputs(generator, args, options)
     if generator.conditioning == "text" and prompts is None:
         raise SystemExit(f"t2i sample: {args.model} is text-conditional: give --prompt or --prompts")
     if generator.conditioning == "label" and labels is None:

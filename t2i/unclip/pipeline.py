@@ -109,9 +109,28 @@ def save_unclip(out: str | Path, prior_run: str | Path, clip: str, options: UnCL
     if not (out / "decoder" / "model_index.json").is_file():
         raise FileNotFoundError(f"{out}/decoder is not a decoder pipeline: save the decoder first")
     save_prior_pipeline(out / "prior", prior_run, clip)
-    (out / INFO_NAME).write_text(json.dumps({"family": "unclip", "clip": reference(clip), "prior": reference(prior_run),
+    (out / INFO_NAME).write_text(json.dumps({"family": "unclip", "clip": reference(clip),
                                              "options": dataclasses.asdict(options)}, indent=2) + "\n")
     return out
+
+
+def save_half(source: str | Path, dest: str | Path) -> Path:
+    """A copy of an unCLIP folder with float16 weights (half the bytes; the built-ins ship so). Loading computes
+    in float32: ``load_generator`` casts, and the transformers configs name float32 so that stock pipelines get
+    one dtype (diffusers loads its models in float32 unless told otherwise)."""
+    import shutil
+
+    source, dest = Path(source), Path(dest)
+    for part, cls in (("prior", KandinskyV22PriorPipeline), ("decoder", KandinskyV22Pipeline)):
+        cls.from_pretrained(str(source / part), dtype=torch.float16).save_pretrained(str(dest / part))
+        for name in ("text_encoder", "image_encoder"):
+            config = dest / part / name / "config.json"
+            if config.is_file():
+                values = json.loads(config.read_text())
+                values.pop("torch_dtype", None)
+                config.write_text(json.dumps({**values, "dtype": "float32"}, indent=2) + "\n")
+    shutil.copy(source / INFO_NAME, dest / INFO_NAME)
+    return dest
 
 
 class UnCLIPGenerator(Generator):
@@ -182,7 +201,8 @@ def load_generator(folder: str | Path) -> UnCLIPGenerator:
     from t2i.config import config_from_dict
 
     options = config_from_dict(UnCLIPOptions, info.get("options", {}), source=f"{folder / INFO_NAME} options")
-    prior = KandinskyV22PriorPipeline.from_pretrained(str(folder / "prior"))
-    decoder = KandinskyV22Pipeline.from_pretrained(str(folder / "decoder"))
+    # half-precision files (the compact built-ins) are computed in float32
+    prior = KandinskyV22PriorPipeline.from_pretrained(str(folder / "prior"), dtype=torch.float32)
+    decoder = KandinskyV22Pipeline.from_pretrained(str(folder / "decoder"), dtype=torch.float32)
     size = decoder.unet.config.sample_size * 2 ** (len(decoder.movq.config.block_out_channels) - 1)
-    return UnCLIPGenerator(prior.to(torch.float32), decoder.to(torch.float32), options, size)
+    return UnCLIPGenerator(prior, decoder, options, size)
