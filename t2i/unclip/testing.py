@@ -42,7 +42,7 @@ def make_tiny_unclip(folder: str | Path, seed: int = 0, options: UnCLIPOptions =
 def demo() -> None:
     import tempfile
 
-    from gan_baselines.registry import load_generator
+    from t2i.unclip.pipeline import load_generator
 
     with tempfile.TemporaryDirectory() as d:
         gen = load_generator(make_tiny_unclip(Path(d) / "unclip"))
