@@ -1,4 +1,4 @@
-"""Gradio app: type a prompt once, see a text GAN and a diffusion model side by side; an arena; translation.
+"""Gradio app: type a prompt once, see a text GAN and a diffusion model side by side; an arena; translation; unCLIP.
 
 Runs on the built-in default models unless told otherwise, on 127.0.0.1:7860, with
 analytics off and requests queued (one at a time by default, so concurrent users never
@@ -14,16 +14,19 @@ Any registered generator serves (``--gan``, ``--diffusion``: folders, run folder
 LoRA runs); each is shown by its name and family (``apps/catalog.py``) and scored by the CLIP it was
 trained with unless ``--clip`` says otherwise. A prompt with words a model's training captions never
 held gets a warning beside the images (``t2i.provenance``). The translation tab (``--translator``,
-``apps/translation.py``) runs pix2pix / CycleGAN runs on an uploaded image or an example.
+``apps/translation.py``) runs pix2pix / CycleGAN runs on an uploaded image or an example. The unCLIP tab
+(``--unclip``, ``apps/unclip.py``) makes variations of an uploaded image or an example and edits it toward a
+prompt (``/unclip_variations``, ``/unclip_edit``).
 
 What the server writes and serves (``apps/serving.py``): only ``--outputs`` (also gradio's
 cache folder), where every answer's images are written under unique names atomically and
 the folder is kept under ``--max-outputs-mb``; uploads are refused, except images for the translation
-tab when it is shown (``--max-upload-mb``, written into that folder too); every text input is capped; bad requests get a message, unexpected failures a generic one (details in the log).
+and unCLIP tabs when they have a model (``--max-upload-mb``, written into that folder too); every text input is capped; bad requests get a message, unexpected failures a generic one (details in the log).
 
     t2i app                                   # built-in models
     t2i app --diffusion runs/ldm --gan runs/tgan --port 7861
     t2i app --translator runs/p2p-grey,runs/cyclegan-outline
+    t2i app --unclip runs/shapes-unclip
 """
 
 from __future__ import annotations
@@ -46,11 +49,13 @@ from apps.arena import SHOWN, Arena  # noqa: E402
 from apps.models import MAX_PROMPT_CHARS, AppModels, RequestError  # noqa: E402
 from apps.serving import ModelThreads, OutputsFolder, RefuseUploads  # noqa: E402
 from apps.translation import Translators  # noqa: E402
+from apps.unclip import TRAIN_HINT, UnCLIPTab, unclip_spec  # noqa: E402
 
 VOTES = {"a": "A is better", "b": "B is better", "tie": "Tie", "both_bad": "Both are bad"}  # outcome -> button
 API_NAMES = ("generate", "interpolate", "prior_samples", "arena_battle", "arena_leaderboard", "arena_auto_judge",
              "arena_export") + tuple(f"arena_vote_{outcome}" for outcome in VOTES)
 TRANSLATION_API = ("translate", "translate_example", "translation_examples")  # with --translator only
+UNCLIP_API = ("unclip_variations", "unclip_edit")  # with an unCLIP model only
 
 EXAMPLES = [
     "a small red circle in the center",
@@ -107,7 +112,8 @@ class AppConfig:
     arena: str = "shapes-cvae"  # more text-conditional models for the arena tab besides --gan and --diffusion (comma-separated)
     max_auto_battles: int = 200  # battles one auto-judge request may play, at most
     translator: str = ""  # pix2pix / CycleGAN run folders for the translation tab (comma-separated; "" = tab explains how)
-    max_upload_mb: float = 4.0  # largest image the translation tab takes (uploads are refused without --translator)
+    unclip: str = "shapes-unclip"  # unCLIP model for the unCLIP tab (variations, edits); "" or the built-in not in this checkout = the tab explains how to train one
+    max_upload_mb: float = 4.0  # largest image the translation and unCLIP tabs take (uploads are refused when neither has a model)
 
 
 def use_outputs_as_gradio_cache(cfg: AppConfig) -> Path:
@@ -123,9 +129,15 @@ def translator_specs(cfg: AppConfig) -> list[str]:
     return [s.strip() for s in cfg.translator.split(",") if s.strip()]
 
 
+def takes_uploads(cfg: AppConfig) -> bool:
+    """Whether a tab that reads images has a model (the translation tab, the unCLIP tab)."""
+    return bool(translator_specs(cfg)) or bool(unclip_spec(cfg.unclip))
+
+
 def build_app(cfg: AppConfig, models: AppModels | None = None, arena: Arena | None = None,
-              translators: Translators | None = None):
-    """The Gradio Blocks UI over ``AppModels``, the ``Arena`` and the ``Translators``; any may be given (tests)."""
+              translators: Translators | None = None, unclip: UnCLIPTab | None = None):
+    """The Gradio Blocks UI over ``AppModels``, the ``Arena``, the ``Translators`` and the ``UnCLIPTab``; any may be
+    given (tests)."""
     use_outputs_as_gradio_cache(cfg)
     import gradio as gr
     import pandas as pd
@@ -133,6 +145,8 @@ def build_app(cfg: AppConfig, models: AppModels | None = None, arena: Arena | No
     models = models or AppModels.load(cfg)
     if translators is None and translator_specs(cfg):
         translators = Translators.load(translator_specs(cfg), display_size=cfg.display_size)
+    if unclip is None and unclip_spec(cfg.unclip):
+        unclip = UnCLIPTab.load(unclip_spec(cfg.unclip), display_size=cfg.display_size, max_images=cfg.max_images)
     arena = arena or Arena.from_app(cfg, models)
     arena.max_auto_battles = cfg.max_auto_battles
     saved = OutputsFolder(cfg.outputs, max_bytes=int(cfg.max_outputs_mb * 1e6))
@@ -234,6 +248,21 @@ def build_app(cfg: AppConfig, models: AppModels | None = None, arena: Arena | No
             return gr.update(choices=labels, value=labels[0] if labels else None)
         except Exception as err:
             raise failed("the examples", err) from None
+
+    # ---- unCLIP ---------------------------------------------------------------------
+    def unclip_variations(image, example, n, seed):
+        try:
+            shown_in, images, info = on_model_thread(unclip.variations, image, example, n, seed)
+            return saved.save([shown_in])[0], saved.save(images), info
+        except Exception as err:
+            raise failed("the variations", err) from None
+
+    def unclip_edit(image, example, prompt, weight, n, seed):
+        try:
+            shown_in, images, info = on_model_thread(unclip.edit, image, example, prompt, weight, n, seed)
+            return saved.save([shown_in])[0], saved.save(images), info
+        except Exception as err:
+            raise failed("the edit", err) from None
 
     # ---- arena ----------------------------------------------------------------------
     def board(shown):
@@ -373,6 +402,47 @@ def build_app(cfg: AppConfig, models: AppModels | None = None, arena: Arena | No
                                      api_name="translate_example")
                 translator.change(translation_examples, [translator], [example], api_name="translation_examples",
                                   concurrency_limit=None)
+        with gr.Tab("unCLIP"):
+            if unclip is None:
+                gr.Markdown(f"No unCLIP model loaded (the built-in `shapes-unclip` is not in this checkout). Train one: "
+                            f"{TRAIN_HINT}.", elem_id="unclip-help")
+            else:
+                labels = unclip.example_labels()
+                gr.Markdown("unCLIP (DALL-E 2 style): a CLIP prior maps text to a CLIP image embedding, a decoder maps "
+                            "embeddings to images. **Variations** decode your image's CLIP embedding with new noise; "
+                            "**Edit** decodes (1 - weight) x the image's embedding + weight x the prior's embedding of "
+                            "the prompt. Upload an image (any mode or size: it is converted and its centre square "
+                            "resized to the model's size) or clear the upload to use the example.\n\n- " + unclip.about)
+                with gr.Row():
+                    unclip_upload = readable_image(gr.Image(label="Your image", type="filepath", sources=["upload"],
+                                                            image_mode=None, elem_id="unclip-input"))
+                    unclip_example = gr.Dropdown(labels, value=labels[0], label="Or an example (held-out shapes scenes)",
+                                                 elem_id="unclip-example")
+                with gr.Row():
+                    unclip_count = gr.Slider(1, cfg.max_images, value=4, step=1, label="Images", elem_id="unclip-count")
+                    unclip_seed = gr.Number(label="Seed", value=0, precision=0, minimum=0, maximum=2**31 - 1,
+                                            elem_id="unclip-seed")
+                variations_button = gr.Button("Variations", variant="primary", elem_id="unclip-variations")
+                with gr.Row():
+                    edit_prompt = text_only(gr.Textbox(label="Edit toward this prompt", value=EXAMPLES[1], scale=4,
+                                                       max_length=MAX_PROMPT_CHARS, elem_id="unclip-prompt"))
+                    edit_weight = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Weight (0 = the image, 1 = the prompt)",
+                                            elem_id="unclip-weight")
+                    edit_button = gr.Button("Edit", elem_id="unclip-edit")
+                with gr.Row():
+                    unclip_seen = gr.Image(label="Input, as the model sees it", type="filepath", format="png",
+                                           interactive=False, elem_id="unclip-seen", scale=1)
+                    unclip_gallery = gr.Gallery(label=f"{unclip.name} (unclip)", columns=4, format="png",
+                                                elem_id="unclip-gallery", scale=3)
+                unclip_info = gr.Markdown(elem_id="unclip-info")
+                unclip_outputs = [unclip_seen, unclip_gallery, unclip_info]
+                variations_button.click(unclip_variations, [unclip_upload, unclip_example, unclip_count, unclip_seed],
+                                        unclip_outputs, api_name="unclip_variations")
+                edit_inputs = [unclip_upload, unclip_example, edit_prompt, edit_weight, unclip_count, unclip_seed]
+                edit_button.click(unclip_edit, edit_inputs, unclip_outputs, api_name="unclip_edit")
+                edit_prompt.submit(unclip_edit, edit_inputs, unclip_outputs, api_name=False)
+                unclip_example.change(lambda _: None, [unclip_example], [unclip_upload], api_name=False,
+                                      concurrency_limit=None)  # a picked example is what the buttons use
         with gr.Tab("Arena"):
             gr.Markdown(
                 "Two models drawn at random from this app's text-conditional models ("
@@ -422,11 +492,12 @@ def build_app(cfg: AppConfig, models: AppModels | None = None, arena: Arena | No
 
 def launch(demo, cfg: AppConfig, **kwargs):
     """Start the server: files only from --outputs, no uploads (but images up to --max-upload-mb for the
-    translation tab when it has translators), no raw exception text to clients."""
+    translation and unCLIP tabs when they have a model), no raw exception text to clients."""
     from starlette.middleware import Middleware
 
-    uploads = bool(translator_specs(cfg))
-    names = API_NAMES + (TRANSLATION_API if uploads else ())
+    uploads = takes_uploads(cfg)
+    names = (API_NAMES + (TRANSLATION_API if translator_specs(cfg) else ())
+             + (UNCLIP_API if unclip_spec(cfg.unclip) else ()))
     return demo.launch(server_name=cfg.host, server_port=cfg.port, share=cfg.share, show_error=False,
                        allowed_paths=[str(Path(cfg.outputs).resolve())],
                        max_file_size=int(cfg.max_upload_mb * 1e6) if uploads else 0,

@@ -57,6 +57,14 @@ def whole_number(name: str, value: Any, low: int, high: int) -> int:
     return int(number)
 
 
+def number_in(name: str, value: Any, low: float, high: float) -> float:
+    """``value`` as a float in [low, high], or RequestError naming the range."""
+    number = _as_float(value)
+    if number is None or not low <= number <= high:
+        raise RequestError(f"The {name} must be a number from {low:g} to {high:g}; got {_shown(value)}.")
+    return number
+
+
 @dataclass
 class AppModels:
     gan: Generator

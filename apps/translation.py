@@ -101,7 +101,7 @@ class Translators:
     def translate(self, name: Any, image: Any) -> tuple[Image.Image, Image.Image, str]:
         """(the input as the model sees it, its translation, a note); ``image``: a PIL image or a file path."""
         model = self.get(name)
-        image = _open(image)
+        image = open_upload(image)
         try:
             x, note = translator_input(image, model.size, model.channels, resize=True)
         except (ValueError, OSError) as err:  # a mode Pillow cannot convert (e.g. 16-bit greyscale to RGB)
@@ -116,7 +116,7 @@ class Translators:
         return self.translate(name, self.example(name, label))
 
 
-def _open(image: Any) -> Image.Image:
+def open_upload(image: Any) -> Image.Image:
     """A PIL image from an upload (a path) or an image; RequestError, one line, for anything else."""
     if isinstance(image, Image.Image):
         return image

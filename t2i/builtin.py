@@ -70,6 +70,11 @@ def is_builtin(path_or_name: str | Path) -> bool:
     return str(path_or_name) in BUILTIN
 
 
+def is_installed(name: str | Path) -> bool:
+    """Whether ``name`` is a built-in whose folder is in this checkout (so ``resolve`` finds it)."""
+    return is_builtin(name) and (ROOT / str(name)).exists()
+
+
 _HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+")  # org/name
 
 

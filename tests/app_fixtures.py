@@ -27,7 +27,7 @@ def build_tiny_models(root: Path) -> AppConfig:
     vae.main(TINY + ["--n", "64", "--latent-dim", "2", "--hidden", "32", "--out", str(root / "vae")])
     return AppConfig(gan=str(root / "tgan" / "model"), diffusion=str(root / "ldm"), clip=str(clip),
                      ae=str(root / "ae" / "model"), vae=str(root / "vae" / "model"), port=free_port(),
-                     outputs=str(root / "outputs"))
+                     outputs=str(root / "outputs"), unclip="")  # the unCLIP tab: tests/test_app_unclip.py
 
 
 def free_port() -> int:
