@@ -61,8 +61,8 @@ def options_type(family: str) -> type:
 def family_of(folder: Path) -> str:
     if (folder / "model_index.json").is_file() or (folder / "t2i_lora.json").is_file():
         return "ldm"  # a pipeline folder, or a LoRA run of `t2i train ldm --lora-rank` (its config.json is the run's)
-    if (folder / "t2i_unclip.json").is_file():
-        return "unclip"  # prior/ + decoder/ of `t2i train unclip --prior` (its config.json is the run's)
+    if (folder / "t2i_unclip.json").is_file() or (folder / "decoder" / "model_index.json").is_file():
+        return "unclip"  # `t2i train unclip` (its config.json is the run's); without --prior its loader says what is missing
     config = folder / "config.json"
     if not config.is_file():
         raise FileNotFoundError(f"{folder} is not a saved model: it has neither config.json nor model_index.json; "

@@ -114,7 +114,7 @@ def test_a_folder_without_its_parts_is_a_one_line_error(tmp_path, unclip):
 
 
 def test_two_step_training_run_makes_a_text_to_image_model(tmp_path):
-    """`t2i train prior` then `t2i train unclip --prior` (2 steps each): the output loads and samples."""
+    """`t2i train prior` then `t2i train unclip` (2 steps each), resumed with --prior: the output loads and samples."""
     from t2i.clip.testing import make_tiny_clip
     from train import prior as train_prior
     from train import unclip as train_unclip
@@ -125,9 +125,13 @@ def test_two_step_training_run_makes_a_text_to_image_model(tmp_path):
     common = ["--steps", "2", "--batch-size", "8", "--n", "32", "--log-every", "1", "--checkpoint-every", "0"]
     assert train_prior.main(["--clip", str(clip), "--layers", "1", "--heads", "2", "--head-dim", "8",
                              "--eval-splits", "", "--out", str(tmp_path / "prior"), *common]) == 0
-    assert train_unclip.main(["--clip", str(clip), "--vae", str(tmp_path / "vae"), "--prior", str(tmp_path / "prior"),
-                              "--unet", "test", "--cross-attention-dim", "16", "--sample-steps", "2",
-                              "--prior-steps", "2", "--out", str(tmp_path / "unclip"), *common]) == 0
+    decoder_args = ["--clip", str(clip), "--vae", str(tmp_path / "vae"), "--unet", "test", "--cross-attention-dim", "16",
+                    "--sample-steps", "2", "--prior-steps", "2", "--out", str(tmp_path / "unclip"), *common]
+    assert train_unclip.main(decoder_args) == 0  # the decoder alone: variations only, not yet a text-to-image model
+    with pytest.raises(FileNotFoundError, match="not an unCLIP model"):
+        load_generator(tmp_path / "unclip")
+    # the finished run resumed with --prior: nothing retrained, the prior assembled beside the decoder
+    assert train_unclip.main(decoder_args + ["--resume", "latest", "--prior", str(tmp_path / "prior")]) == 0
     out = tmp_path / "unclip"
     assert (out / "decoder" / "model_index.json").is_file() and (out / "prior" / "model_index.json").is_file()
     assert list((out / "samples").glob("samples_*.png"))

@@ -18,12 +18,14 @@ Output (OUT is the model, as diffusers' convention):
 
     t2i train unclip --steps 20 --batch-size 16 --n 256 --unet test --out /tmp/unclip-decoder
     t2i train unclip --preset shapes-unclip --prior runs/shapes-prior --out runs/shapes-unclip
+    t2i train unclip --preset shapes-unclip --out runs/dec && t2i train unclip --preset shapes-unclip --out runs/dec --resume latest --prior runs/shapes-prior
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torchvision.transforms.functional import pil_to_tensor
@@ -69,6 +71,10 @@ class UnCLIPConfig(RunConfig):
     guidance: float = 4.0  # decoder classifier-free guidance of the grids and the saved default (1 = none)
     prior_steps: int = 25  # prior sampling steps of the saved default
     prior_guidance: float = 1.0  # prior classifier-free guidance of the saved default (1 = none)
+
+    # the prior is assembled beside the trained decoder, not learnt with it: a finished decoder run resumed with
+    # --prior (and other sampling defaults) becomes a complete model without retraining
+    resumable: ClassVar[tuple[str, ...]] = RunConfig.resumable + ("prior", "prior_steps", "prior_guidance")
 
 
 def main(argv: list[str] | None = None) -> int:
