@@ -92,6 +92,16 @@ def test_store_is_keyed_by_fingerprint(tmp_path):
     assert not list(tmp_path.glob("*.tmp*"))  # written atomically: no temporary file is left
 
 
+def test_stage_cpu_time_is_kept_once_and_summed(tmp_path):
+    from train.bench import cpu_seconds_to, record_stage_time
+
+    record_stage_time(tmp_path, 5, 2.0, 3.0)
+    record_stage_time(tmp_path, 5, 0.1, 0.1)  # re-entered only to export after a kill: the real cost stays
+    record_stage_time(tmp_path, 10, 1.0, 1.0)
+    assert cpu_seconds_to(tmp_path, [5, 10]) == [2.0, 3.0]  # cumulative: one run, checkpointed
+    assert cpu_seconds_to(tmp_path, [5, 20]) is None
+
+
 def _family(a: list[float], flops: list[float], hours: list[float], cost: dict) -> dict:
     stages = [{"flops": f, "metrics": {"acc_all": v, "domain_fid": 10 - v}} for f, v in zip(flops, a)]
     return {"seeds": {"0": {"stages": stages}, "1": {"stages": stages}},
@@ -174,4 +184,6 @@ def test_ladder_resumes_after_kill_9(tmp_path):
     assert json.dumps(_scores(resumed), sort_keys=True) == json.dumps(_scores(uninterrupted), sort_keys=True)  # NaN too
     steps = [r["steps"] for r in resumed["families"]["cvae"]["rungs"]]
     assert len(steps) == 2 and steps[0] < steps[1]
+    rungs = resumed["families"]["cvae"]["rungs"]
+    assert [r["cpu_hours_from"] for r in rungs] == ["process CPU time"] * 2 and 0 < rungs[0]["cpu_hours"] < rungs[1]["cpu_hours"]
     assert "cores" in resumed["machine"] and "Machine:" in (tmp_path / "out" / "report.md").read_text()

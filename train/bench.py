@@ -86,6 +86,31 @@ def snapshot(folder: Path, fam: Family, dest: Path) -> None:
     tmp.rename(dest)
 
 
+def record_stage_time(folder: Path, steps: int, cpu_s: float, wall_s: float) -> None:
+    """Keep the process CPU and wall seconds that training up to ``steps`` took (``bench_stage_time.json``).
+
+    A stage already recorded keeps its record: a rerun after a kill between the trainer's end and the
+    snapshot re-enters the trainer only to export, which must not replace the real cost."""
+    path = folder / "bench_stage_time.json"
+    times = json.loads(path.read_text()) if path.is_file() else {}
+    if str(steps) not in times:
+        times[str(steps)] = {"cpu_s": cpu_s, "wall_s": wall_s}
+        write_results(times, path)
+
+
+def cpu_seconds_to(folder: str | Path, stages: list[int]) -> list[float] | None:
+    """Process CPU seconds spent training one run up to each of ``stages`` (cumulative); None if not recorded."""
+    path = Path(folder) / "bench_stage_time.json"
+    times = json.loads(path.read_text()) if path.is_file() else {}
+    if any(str(s) not in times for s in stages):
+        return None
+    total, out = 0.0, []
+    for s in stages:
+        total += times[str(s)]["cpu_s"]
+        out.append(total)
+    return out
+
+
 class Bench:
     """One benchmark run: the judges and eval sets, then per family: count, train, evaluate."""
 
@@ -235,7 +260,9 @@ class Bench:
             snap = folder / f"stage-{steps:06d}"
             if not snap.exists():
                 print(f"bench: training {fam.name} (lr {lr:g}, seed {seed}) to step {steps}", flush=True)
+                cpu, wall = time.process_time(), time.perf_counter()
                 main(argv + [f"--steps={steps}", "--resume=latest"])
+                record_stage_time(folder, steps, time.process_time() - cpu, time.perf_counter() - wall)
                 snapshot(folder, fam, snap)
             snaps.append((steps, snap))
         return {"folder": folder, "stages": snaps, "argv": argv,
@@ -315,9 +342,10 @@ class Bench:
 
         # every seed with the selected lr, each stage scored on the held-out prompts as soon as the seed is trained
         # (a killed sweep then keeps every finished seed's scores)
-        entry["seeds"] = {}
+        entry["seeds"], folders = {}, []
         for seed in range(cfg.seeds):
             run = runs[lr] if seed == 0 else self.train(fam, lr, seed, stages)
+            folders.append(run["folder"])
             records, images, gen = self.evaluate_run(fam, run, flops_at, guidance, seed)
             for r in records[:-1]:
                 r.pop("details")
@@ -333,7 +361,7 @@ class Bench:
         entry["cost"].update(train_flops=first_flops + steps * step,
                              train_images_per_s=sum(speeds) / len(speeds) if speeds else None)
         if self.ladder:
-            entry["rungs"] = self.rungs(fam, stages, flops_at, entry["cost"]["train_images_per_s"])
+            entry["rungs"] = self.rungs(fam, stages, flops_at, entry["cost"]["train_images_per_s"], folders)
         return entry
 
     def evaluate_run(self, fam: Family, run: dict[str, Any], flops_at: dict[int, float], guidance: float | None,
@@ -367,19 +395,26 @@ class Bench:
         return {"argv": run["argv"], "steps": steps, "guidance": guidance,
                 "eval": {k: getattr(self.cfg, k) for k in keys}}
 
-    def rungs(self, fam: Family, stages: list[int], flops_at: dict[int, float],
-              images_per_s: float | None) -> list[dict[str, Any]]:
-        """The ladder's rungs of one family: budget asked, steps, FLOPs spent and CPU-hours (wall seconds of training
-        at the measured images/s, times torch threads; the first stage's at its own rate)."""
-        threads, first = torch.get_num_threads(), self.first_stage_info if fam.first_stage else {}
-        first_s = (first["steps"] * first["batch_size"] / first["train_images_per_s"]
-                   if first.get("train_images_per_s") else 0.0)
-        out = []
-        for m, steps in zip(self.ladder, stages):
-            seconds = first_s + steps * fam.batch_size / images_per_s if images_per_s else None
-            out.append({"multiple": m, "budget": self.budget * m, "steps": steps, "flops": flops_at[steps],
-                        "cpu_hours": seconds * threads / 3600 if seconds is not None else None})
-        return out
+    def rungs(self, fam: Family, stages: list[int], flops_at: dict[int, float], images_per_s: float | None,
+              folders: list[Path]) -> list[dict[str, Any]]:
+        """The ladder's rungs of one family: budget asked, steps, FLOPs spent and CPU-hours: the process CPU time
+        training took up to the rung (mean over seeds; trainer start-up per stage and the first stage included).
+        Runs trained before that was recorded fall back to wall seconds at the measured images/s x torch threads."""
+        first = self.first_stage_info if fam.first_stage else {}
+        per_seed = [cpu_seconds_to(f, stages) for f in folders]
+        first_cpu = cpu_seconds_to(self.first_stage, [first["steps"]]) if first else [0.0]
+        if None not in per_seed and first_cpu is not None:
+            source, seconds = "process CPU time", [first_cpu[-1] + sum(c) / len(c) for c in zip(*per_seed)]
+        else:
+            threads = torch.get_num_threads()
+            first_s = (first["steps"] * first["batch_size"] / first["train_images_per_s"]
+                       if first.get("train_images_per_s") else 0.0)
+            source = f"wall seconds at the measured images/s x {threads} thread(s)"
+            seconds = [(first_s + s * fam.batch_size / images_per_s) * threads if images_per_s else None
+                       for s in stages]
+        return [{"multiple": m, "budget": self.budget * m, "steps": steps, "flops": flops_at[steps],
+                 "cpu_hours": sec / 3600 if sec is not None else None, "cpu_hours_from": source}
+                for m, steps, sec in zip(self.ladder, stages, seconds)]
 
     def diffusion_study(self, fam: Family, path: str | Path, entry: dict[str, Any],
                         argv: list[str] | None = None) -> float:
@@ -508,8 +543,9 @@ class Bench:
             "checkpoint of every rung (anytime evaluation): the trainers' learning rates are constant (tgan, cvae, "
             "cgan, vae-kl) or constant after a fixed linear warm-up (ldm: 100 steps), so no schedule depends on the "
             "final budget and the rung-m checkpoint is the run a budget of m x base would have made",
-            "CPU-hours: training wall seconds at the family's measured images/s (median logged rate, mean over seeds) "
-            f"x {torch.get_num_threads()} torch thread(s) / 3600",
+            "CPU-hours (each rung's cpu_hours_from in results.json): the process CPU time that training up to the "
+            "rung took, mean over seeds, trainer start-up per stage and latent diffusion's first stage included; "
+            "runs trained before that was recorded: wall seconds at the measured images/s x torch threads",
             f"crossover: diffusion's seed-mean curve against each family's, interpolated in log FLOPs; the interval "
             f"is the 5-95% percentile bootstrap over seeds ({self.cfg.bootstrap} resamples), 'reached' the share of "
             "resamples that cross within the ladder"]

@@ -73,7 +73,11 @@ def machine() -> dict[str, Any]:
             "date": datetime.datetime.now().isoformat(timespec="seconds")}
     try:
         info["load_average"] = [round(x, 2) for x in os.getloadavg()]
-    except OSError:
+        info["nice"] = os.nice(0)  # a niced process on a busy machine gets a fraction of a core: wall times stretch
+        kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                   if line.startswith("MemTotal:"))
+        info["memory_gb"] = round(kib / 2**20, 1)
+    except (OSError, StopIteration, ValueError):
         pass
     return info
 
@@ -115,7 +119,8 @@ def render_report(results: dict[str, Any], plots: dict[str, str]) -> str:
     lines = [f"# t2i bench: {results['config']['data']} at {results['config']['size']} px", ""]
     lines += [f"Command: `{results['command']}`", "",
               f"Machine: {m['cpu']}, {m['cores']} cores ({m['threads']} torch threads), device {m['device']}, "
-              f"torch {m['torch']}, Python {m['python']}; load average at the end {m.get('load_average', '-')}; "
+              f"{m.get('memory_gb', '-')} GB RAM, torch {m['torch']}, Python {m['python']}; load average at the end "
+              f"{m.get('load_average', '-')}, process niceness {m.get('nice', '-')}; "
               f"{m['date']}. Wall time {results.get('wall_minutes', 0):.1f} min.", ""]
     unit = "FLOPs" if budget["kind"] == "flops" else "images"
     lines += [f"Budget per family run: {_fmt(float(budget['value']))} training {unit} (FlopCounterMode on one real "
