@@ -93,7 +93,7 @@ def test_store_is_keyed_by_fingerprint(tmp_path):
 
 
 def test_stage_cpu_time_is_kept_once_and_summed(tmp_path):
-    from train.bench import cpu_seconds_to, record_stage_time
+    from t2i.bench.cost import cpu_seconds_to, record_stage_time
 
     record_stage_time(tmp_path, 5, 2.0, 3.0)
     record_stage_time(tmp_path, 5, 0.1, 0.1)  # re-entered only to export after a kill: the real cost stays

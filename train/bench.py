@@ -50,7 +50,8 @@ import torch
 from gan_baselines.registry import load_generator
 from t2i.bench import plots
 from t2i.bench.config import OPTION_FIELDS, BenchConfig, floats, parse_loads, resolve
-from t2i.bench.cost import count_parameters, sampling_cost, step_flops_by_difference, training_images_per_s
+from t2i.bench.cost import (count_parameters, cpu_seconds_to, record_stage_time, sampling_cost,
+                            step_flops_by_difference, training_images_per_s)
 from t2i.bench.evaluate import diffusion_options, evaluate_stages, guidance_sweep, sample_and_score, sampler_curves, select
 from t2i.bench.families import (FIRST_STAGE, Family, ladder_steps, parse_families, stage_steps, steps_for_budget,
                                  with_options)
@@ -84,31 +85,6 @@ def snapshot(folder: Path, fam: Family, dest: Path) -> None:
             elif (folder / part).is_file():
                 shutil.copy2(folder / part, tmp / part)
     tmp.rename(dest)
-
-
-def record_stage_time(folder: Path, steps: int, cpu_s: float, wall_s: float) -> None:
-    """Keep the process CPU and wall seconds that training up to ``steps`` took (``bench_stage_time.json``).
-
-    A stage already recorded keeps its record: a rerun after a kill between the trainer's end and the
-    snapshot re-enters the trainer only to export, which must not replace the real cost."""
-    path = folder / "bench_stage_time.json"
-    times = json.loads(path.read_text()) if path.is_file() else {}
-    if str(steps) not in times:
-        times[str(steps)] = {"cpu_s": cpu_s, "wall_s": wall_s}
-        write_results(times, path)
-
-
-def cpu_seconds_to(folder: str | Path, stages: list[int]) -> list[float] | None:
-    """Process CPU seconds spent training one run up to each of ``stages`` (cumulative); None if not recorded."""
-    path = Path(folder) / "bench_stage_time.json"
-    times = json.loads(path.read_text()) if path.is_file() else {}
-    if any(str(s) not in times for s in stages):
-        return None
-    total, out = 0.0, []
-    for s in stages:
-        total += times[str(s)]["cpu_s"]
-        out.append(total)
-    return out
 
 
 class Bench:

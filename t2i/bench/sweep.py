@@ -137,12 +137,19 @@ def _seed_curves(family: dict[str, Any], metric: str) -> tuple[list[float], list
     return [float(st["flops"]) for st in seeds[0]], values
 
 
+def _hours_at(rungs: list[dict[str, Any]], flops: float | None) -> float | None:
+    """A family's CPU-hours at a FLOP budget, interpolated between its rungs; None where unknown."""
+    hours = [r.get("cpu_hours") for r in rungs]
+    if flops is None or not rungs or None in hours:
+        return None
+    return interpolate_log([r["flops"] for r in rungs], hours, flops)
+
+
 def crossovers(families: dict[str, Any], diffusion: str, metrics: Sequence[str], higher: dict[str, bool],
                n_boot: int) -> list[dict[str, Any]]:
     """Where ``diffusion`` overtakes every other trained family on each metric, in FLOPs and CPU-hours
     (diffusion's own CPU-hours at that budget, interpolated between its rungs)."""
     rungs = families[diffusion].get("rungs") or []
-    hours = [r["cpu_hours"] for r in rungs]
     out = []
     for other, fam in families.items():
         if other == diffusion or not fam.get("rungs"):
@@ -152,10 +159,8 @@ def crossovers(families: dict[str, Any], diffusion: str, metrics: Sequence[str],
             if a is None or b is None:
                 continue
             c = crossover(a[0], a[1], b[0], b[1], higher[metric], n_boot=n_boot)
-            to_hours = (lambda f: interpolate_log([r["flops"] for r in rungs], hours, f)) if None not in hours else (
-                lambda f: None)
-            c.update(diffusion=diffusion, other=other, metric=metric, cpu_hours=to_hours(c["budget"]),
-                     cpu_hours_interval=[to_hours(v) for v in c["interval"]] if c["interval"] else None)
+            c.update(diffusion=diffusion, other=other, metric=metric, cpu_hours=_hours_at(rungs, c["budget"]),
+                     cpu_hours_interval=[_hours_at(rungs, v) for v in c["interval"]] if c["interval"] else None)
             out.append(c)
     return out
 
