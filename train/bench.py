@@ -13,13 +13,25 @@ evaluation) and a quality-vs-steps curve per sampler. Cost: parameters, training
 and images/s, sampling ms, images/s and GFLOP per image. Training runs in stages that
 resume exactly, so the quality-vs-budget curve costs no extra training.
 
+Budget sweep (``--ladder 1,2,4,8,16,32,64``): the rungs are multiples of the base budget; each
+family and seed is ONE run checkpointed at every rung (anytime evaluation: the trainers' learning
+rates are constant, or constant after a fixed warm-up, so no schedule depends on the final
+budget) and scored there. The report then states where diffusion overtakes each other family
+on every headline metric, in FLOPs and CPU-hours with a bootstrap interval over seeds, the
+sampling-cost Pareto front (families and diffusion's sampler x steps points, GFLOP and ms per
+image) and total cost for 1e3..1e7 images (``t2i.bench.sweep``). A sweep is resumable: every
+scored rung is stored atomically in ``--work``/results (``t2i.bench.store``) and trained stages
+are kept, so a killed sweep run again with the same command redoes nothing it finished.
+
 Output (``--out``): ``report.md``, ``results.json``, ``quality_vs_budget.png``,
-``quality_vs_steps.png``, ``guidance.png``, ``cost_vs_quality.png``, ``grid.png``. Trained
+``quality_vs_steps.png``, ``guidance.png``, ``cost_vs_quality.png``, ``grid.png`` (a sweep adds
+``pareto.png`` and ``total_cost.png``). Trained
 models, CLIPs and FLOP counts go to ``--work`` (``--reuse`` picks them up again).
 
     t2i bench --quick --out /tmp/bench-quick                     # CI smoke run, under 3 minutes on 2 cores
     t2i bench --data shapes --out benchmarks/shapes              # the full default run, under an hour
     t2i bench --families tgan,ldm --budget-flops 2e13 --trials 2 --reuse
+    t2i bench --quick --families cvae --ladder 1,2 --seeds 2 --budget-flops 1e10 --out /tmp/sweep  # a tiny sweep
 """
 
 from __future__ import annotations
@@ -38,11 +50,15 @@ import torch
 from gan_baselines.registry import load_generator
 from t2i.bench import plots
 from t2i.bench.config import OPTION_FIELDS, BenchConfig, floats, parse_loads, resolve
-from t2i.bench.cost import count_parameters, sampling_cost, step_flops_by_difference, training_images_per_s
+from t2i.bench.cost import (count_parameters, cpu_seconds_to, record_stage_time, sampling_cost,
+                            step_flops_by_difference, training_images_per_s)
 from t2i.bench.evaluate import diffusion_options, evaluate_stages, guidance_sweep, sample_and_score, sampler_curves, select
-from t2i.bench.families import FIRST_STAGE, Family, parse_families, stage_steps, steps_for_budget, with_options
+from t2i.bench.families import (FIRST_STAGE, Family, ladder_steps, parse_families, stage_steps, steps_for_budget,
+                                 with_options)
 from t2i.bench.report import machine, summarize, write_report, write_results
-from t2i.bench.scoring import Scorer, bench_sets, real_row
+from t2i.bench.scoring import HEADLINE, Scorer, bench_sets, real_row
+from t2i.bench.store import ResultStore
+from t2i.bench.sweep import CROSSOVER_METRICS, parse_ladder, sweep_summary
 from t2i.builtin import resolve as resolve_builtin
 from t2i.config import config_to_dict, parse_config
 
@@ -86,6 +102,9 @@ class Bench:
         self.first_stage: str = ""
         self.first_stage_info: dict[str, Any] = {}
         self.metric = "acc_all" if cfg.data == "shapes" else "digit_acc"
+        self.ladder = parse_ladder(cfg.ladder) if cfg.ladder else []
+        self.resume = cfg.reuse or bool(self.ladder)  # a sweep always picks up its own finished work
+        self.store = ResultStore(self.work / "results") if self.resume else None
 
     def with_extra(self, fam: Family) -> Family:
         return with_options(fam, getattr(self.cfg, OPTION_FIELDS[fam.name]))
@@ -101,7 +120,7 @@ class Bench:
         if self.cfg.cpu:
             argv.append("--cpu=true")
         marker = folder / "bench_argv.json"
-        if not (self.cfg.reuse and marker.is_file() and json.loads(marker.read_text()) == argv
+        if not (self.resume and marker.is_file() and json.loads(marker.read_text()) == argv
                 and (folder / "model").is_dir()):
             shutil.rmtree(folder, ignore_errors=True)
             print(f"bench: training the {name} CLIP (t2i-tiny, seed {seed})", flush=True)
@@ -151,7 +170,7 @@ class Bench:
                 raise
             problem = str(err).splitlines()[0]
         folder = self.work / "evaluators"
-        if not (self.cfg.reuse and (folder / name).is_dir()):
+        if not (self.resume and (folder / name).is_dir()):
             argv = [f"--out={folder}", f"--which={self.cfg.data}"] + (EVALUATOR_QUICK if self.cfg.quick else [])
             importlib.import_module("train.evaluators").main(argv)
         self.notes.append(f"the built-in {name} could not be loaded ({problem}): it was trained here ({folder / name})"
@@ -181,7 +200,7 @@ class Bench:
         key = fam.name + " " + " ".join(a for a in argv if not a.startswith(("--vae=", "--clip=", "--text-encoder=")))
         if fam.first_stage:  # its per-step cost includes encoding with the first stage
             key += " first stage: " + " ".join(self.first_stage_info.get("options", [self.first_stage]))
-        if not (self.cfg.reuse and key in cache):
+        if not (self.resume and key in cache):
             main = importlib.import_module(fam.trainer).main
             tail = ["--scale-images=64", "--eval-images=16"] if fam.name == "vae-kl" else []  # cheaper constant tail
             root = self.work / "flop-count" / fam.name
@@ -207,7 +226,7 @@ class Bench:
         folder = self.work / fam.name / f"lr{lr:g}-seed{seed}"
         argv = self.trainer_argv(fam, lr, seed) + [f"--out={folder}"]
         marker, plan = folder / "bench_run.json", {"argv": argv, "stages": stages}
-        if not (self.cfg.reuse and marker.is_file() and json.loads(marker.read_text()) == plan):
+        if not (self.resume and marker.is_file() and json.loads(marker.read_text()) == plan):
             shutil.rmtree(folder, ignore_errors=True)  # a stage past the new plan's first cannot be undone
             folder.mkdir(parents=True)
             marker.write_text(json.dumps(plan) + "\n")
@@ -217,10 +236,13 @@ class Bench:
             snap = folder / f"stage-{steps:06d}"
             if not snap.exists():
                 print(f"bench: training {fam.name} (lr {lr:g}, seed {seed}) to step {steps}", flush=True)
+                cpu, wall = time.process_time(), time.perf_counter()
                 main(argv + [f"--steps={steps}", "--resume=latest"])
+                record_stage_time(folder, steps, time.process_time() - cpu, time.perf_counter() - wall)
                 snapshot(folder, fam, snap)
             snaps.append((steps, snap))
-        return {"folder": folder, "stages": snaps, "images_per_s": training_images_per_s(folder / "metrics.jsonl")}
+        return {"folder": folder, "stages": snaps, "argv": argv,
+                "images_per_s": training_images_per_s(folder / "metrics.jsonl")}
 
     def train_first_stage(self, budget: float) -> float:
         """Latent diffusion's first stage, trained once under ``budget``; returns its training FLOPs."""
@@ -239,7 +261,7 @@ class Bench:
         metrics_file = run["folder"] / "vae_metrics.json"
         psnr = json.loads(metrics_file.read_text()).get("test_psnr_db") if metrics_file.is_file() else None
         self.first_stage_info = {"steps": steps, "step_flops": step, "flops": steps * step, "batch_size": fam.batch_size,
-                                 "test_psnr_db": psnr, "options": fam.options}
+                                 "test_psnr_db": psnr, "options": fam.options, "train_images_per_s": run["images_per_s"]}
         return float(steps * step)
 
     # ------------------------------------------------------------------ one family
@@ -256,16 +278,21 @@ class Bench:
                                  "options": fam.options}
         if fam.name in self.loads:
             return self.given_family(fam, entry)
-        first_flops, budget = 0.0, self.budget
+        # a sweep's first stage is trained once under the top rung's share and charged in full at every rung
+        top = self.budget * (self.ladder[-1] if self.ladder else 1)
+        first_flops, share = 0.0, 0.0
         if fam.first_stage:
-            first_budget = self.budget * cfg.first_stage_share
-            first_flops = self.train_first_stage(first_budget)
-            if "vae-kl" not in self.loads:  # a given first stage costs this budget nothing
-                budget -= first_budget
+            first_flops = self.train_first_stage(top * cfg.first_stage_share)
+            share = cfg.first_stage_share if "vae-kl" not in self.loads else 0.0  # a given one costs the budget nothing
             entry["first_stage"] = self.first_stage_info or {"given": self.first_stage}
         step = self.step_flops(fam)
-        steps = self.steps_for(budget, fam, step)
-        stages = stage_steps(steps, floats(cfg.budget_fractions))
+        if self.ladder:
+            budgets = [self.budget * m - self.budget * m * share for m in self.ladder]
+            stages = ladder_steps([self.steps_for(b, fam, step) for b in budgets], self.ladder)
+            steps = stages[-1]
+        else:
+            steps = self.steps_for(self.budget - self.budget * share, fam, step)
+            stages = stage_steps(steps, floats(cfg.budget_fractions))
         flops_at = {s: first_flops + s * step for s in stages}
         entry.update(step_flops=step, steps=steps, stages=stages, first_stage_flops=first_flops or None)
 
@@ -286,35 +313,98 @@ class Bench:
         entry.update(lr=lr, trials=trials)
 
         # diffusion: guidance sweep (chosen on validation prompts), then the steps curve per sampler
-        guidance = self.diffusion_study(fam, runs[lr]["stages"][-1][1], entry) if fam.diffusion else None
+        guidance = (self.diffusion_study(fam, runs[lr]["stages"][-1][1], entry, runs[lr]["argv"]) if fam.diffusion
+                    else None)
 
-        # every seed with the selected lr, each stage scored on the held-out prompts
-        for seed in range(1, cfg.seeds):
-            runs[(lr, seed)] = self.train(fam, lr, seed, stages)
-        entry["seeds"] = {}
+        # every seed with the selected lr, each stage scored on the held-out prompts as soon as the seed is trained
+        # (a killed sweep then keeps every finished seed's scores)
+        entry["seeds"], folders = {}, []
         for seed in range(cfg.seeds):
-            run = runs[lr] if seed == 0 else runs[(lr, seed)]
-            stage_list = [(s, flops_at[s], path) for s, path in run["stages"]]
-            records, images, gen = evaluate_stages(self.load, stage_list, self.eval_set, self.scorer,
-                                                   self.eval_options(fam, guidance), desc=f"{fam.name} seed {seed}")
+            run = runs[lr] if seed == 0 else self.train(fam, lr, seed, stages)
+            folders.append(run["folder"])
+            records, images, gen = self.evaluate_run(fam, run, flops_at, guidance, seed)
             for r in records[:-1]:
                 r.pop("details")
             entry["seeds"][str(seed)] = {"stages": records, "metrics": records[-1]["metrics"],
                                          "details": records[-1].pop("details"), "model": str(run["stages"][-1][1]),
                                          "train_images_per_s": run["images_per_s"]}
             if seed == 0:
-                self.grid_rows.append((fam.name, self.grid_images(images)))
+                self.grid_rows.append((fam.name, images))
                 entry["cost"] = self.cost(gen, fam, guidance)
                 entry["sample_command"] = self.sample_command(fam, run["stages"][-1][1], guidance)
         entry["summary"] = summarize([s["metrics"] for s in entry["seeds"].values()])
         speeds = [s["train_images_per_s"] for s in entry["seeds"].values() if s["train_images_per_s"]]
         entry["cost"].update(train_flops=first_flops + steps * step,
                              train_images_per_s=sum(speeds) / len(speeds) if speeds else None)
+        if self.ladder:
+            entry["rungs"] = self.rungs(fam, stages, flops_at, entry["cost"]["train_images_per_s"], folders)
         return entry
 
-    def diffusion_study(self, fam: Family, path: str | Path, entry: dict[str, Any]) -> float:
-        """Guidance sweep (best scale on the validation prompts, returned), then the steps curve per sampler."""
-        cfg, gen = self.cfg, self.load(path)
+    def evaluate_run(self, fam: Family, run: dict[str, Any], flops_at: dict[int, float], guidance: float | None,
+                     seed: int) -> tuple[list[dict[str, Any]], torch.Tensor, Any]:
+        """Score every stage of one run on the eval set; with --reuse/--ladder a stage scored before is read back
+        (``t2i.bench.store``), so a killed bench redoes no finished rung. Returns the records, the last stage's
+        grid images and its generator."""
+        if self.store is None:
+            stage_list = [(s, flops_at[s], path) for s, path in run["stages"]]
+            records, images, gen = evaluate_stages(self.load, stage_list, self.eval_set, self.scorer,
+                                                   self.eval_options(fam, guidance), desc=f"{fam.name} seed {seed}")
+            return records, self.grid_images(images), gen
+        records = []
+        for steps, path in run["stages"]:
+            name, fingerprint = f"{fam.name}-seed{seed}-step{steps:06d}", self.fingerprint(run, steps, guidance)
+            record = self.store.get(name, fingerprint)
+            if record is None:
+                (record,), images, _ = evaluate_stages(self.load, [(steps, flops_at[steps], path)], self.eval_set,
+                                                       self.scorer, self.eval_options(fam, guidance),
+                                                       desc=f"{fam.name} seed {seed}")
+                if steps == run["stages"][-1][0]:
+                    self.store.put_tensor(name, fingerprint, self.grid_images(images))
+                self.store.put(name, fingerprint, record)  # the JSON last: it marks the rung finished
+            records.append(record)
+        return records, self.store.get_tensor(name, fingerprint), self.load(run["stages"][-1][1])  # the last stage's
+
+    def fingerprint(self, run: dict[str, Any], steps: int, guidance: float | None) -> dict[str, Any]:
+        """Everything one stage's score depends on: the run's trainer argv, the step and the evaluation settings."""
+        keys = ("data", "size", "clip", "score_clip", "evaluator", "eval_prompts", "novel_prompts", "images_per_prompt",
+                "reference_images", "eval_seed", "sampler", "sample_steps", "n")
+        return {"argv": run["argv"], "steps": steps, "guidance": guidance,
+                "eval": {k: getattr(self.cfg, k) for k in keys}}
+
+    def rungs(self, fam: Family, stages: list[int], flops_at: dict[int, float], images_per_s: float | None,
+              folders: list[Path]) -> list[dict[str, Any]]:
+        """The ladder's rungs of one family: budget asked, steps, FLOPs spent and CPU-hours: the process CPU time
+        training took up to the rung (mean over seeds; trainer start-up per stage and the first stage included).
+        Runs trained before that was recorded fall back to wall seconds at the measured images/s x torch threads."""
+        first = self.first_stage_info if fam.first_stage else {}
+        per_seed = [cpu_seconds_to(f, stages) for f in folders]
+        first_cpu = cpu_seconds_to(self.first_stage, [first["steps"]]) if first else [0.0]
+        if None not in per_seed and first_cpu is not None:
+            source, seconds = "process CPU time", [first_cpu[-1] + sum(c) / len(c) for c in zip(*per_seed)]
+        else:
+            threads = torch.get_num_threads()
+            first_s = (first["steps"] * first["batch_size"] / first["train_images_per_s"]
+                       if first.get("train_images_per_s") else 0.0)
+            source = f"wall seconds at the measured images/s x {threads} thread(s)"
+            seconds = [(first_s + s * fam.batch_size / images_per_s) * threads if images_per_s else None
+                       for s in stages]
+        return [{"multiple": m, "budget": self.budget * m, "steps": steps, "flops": flops_at[steps],
+                 "cpu_hours": sec / 3600 if sec is not None else None, "cpu_hours_from": source}
+                for m, steps, sec in zip(self.ladder, stages, seconds)]
+
+    def diffusion_study(self, fam: Family, path: str | Path, entry: dict[str, Any],
+                        argv: list[str] | None = None) -> float:
+        """Guidance sweep (best scale on the validation prompts, returned), then the steps curve per sampler; read
+        back from the store when this model (trained by ``argv``) was studied before."""
+        cfg = self.cfg
+        keys = ("guidance", "sampler", "sample_steps", "samplers", "sampler_steps", "curve_prompts", "eval_seed",
+                "data", "size", "score_clip", "evaluator")
+        fingerprint = {"model": str(path), "argv": argv, "study": {k: getattr(cfg, k) for k in keys}}
+        stored = self.store.get(f"{fam.name}-diffusion-study", fingerprint) if self.store else None
+        if stored is not None:
+            self.diffusion, entry["sampling"] = stored["diffusion"], stored["sampling"]
+            return self.diffusion["chosen_guidance"]
+        gen = self.load(path)
         sweep, guidance = guidance_sweep(gen, self.val_set, self.scorer, floats(cfg.guidance), cfg.sampler,
                                          cfg.sample_steps, self.metric)
         curves = sampler_curves(gen, self.val_set, self.scorer, [s for s in cfg.samplers.split(",") if s],
@@ -323,6 +413,9 @@ class Bench:
                           "sweep_sampler": cfg.sampler, "sweep_steps": cfg.sample_steps, "select_metric": self.metric,
                           "sampler_curves": curves}
         entry["sampling"] = {"sampler": cfg.sampler, "steps": cfg.sample_steps, "guidance": guidance}
+        if self.store:
+            self.store.put(f"{fam.name}-diffusion-study", fingerprint,
+                           {"diffusion": self.diffusion, "sampling": entry["sampling"]})
         return guidance
 
     def given_family(self, fam: Family, entry: dict[str, Any]) -> dict[str, Any]:
@@ -408,9 +501,32 @@ class Bench:
                             "reference_images": len(self.reference.images), "validation_conditions":
                                 len(self.val_set.prompts), "floor_images": len(self.floor_set.images)},
                    "floor": floor, "families": families, "diffusion": self.diffusion}
+        if self.ladder:
+            results["sweep"] = self.sweep(families)
         results["wall_minutes"] = (time.perf_counter() - start) / 60
         self.write(results)
         return results
+
+    def sweep(self, families: dict[str, Any]) -> dict[str, Any]:
+        """The ladder's answers (``t2i.bench.sweep``): crossovers with bootstrap intervals, sampling-cost fronts,
+        total cost; and the notes that say how to read them."""
+        trained = [f for f in self.families if f.name not in self.loads]
+        diffusion = next((f.name for f in trained if f.diffusion), None)
+        higher = {k: v[1] for k, v in HEADLINE.items()}
+        self.notes += [
+            f"budget ladder: rungs {', '.join(f'{m:g}' for m in self.ladder)} x {self.budget:.3g} "
+            f"{self.budget_kind} (a {self.ladder[-1] / self.ladder[0]:g}x span); each seed is ONE run, scored at the "
+            "checkpoint of every rung (anytime evaluation): the trainers' learning rates are constant (tgan, cvae, "
+            "cgan, vae-kl) or constant after a fixed linear warm-up (ldm: 100 steps), so no schedule depends on the "
+            "final budget and the rung-m checkpoint is the run a budget of m x base would have made",
+            "CPU-hours (each rung's cpu_hours_from in results.json): the process CPU time that training up to the "
+            "rung took, mean over seeds, trainer start-up per stage and latent diffusion's first stage included; "
+            "runs trained before that was recorded: wall seconds at the measured images/s x torch threads",
+            f"crossover: diffusion's seed-mean curve against each family's, interpolated in log FLOPs; the interval "
+            f"is the 5-95% percentile bootstrap over seeds ({self.cfg.bootstrap} resamples), 'reached' the share of "
+            "resamples that cross within the ladder"]
+        return sweep_summary(families, diffusion, self.diffusion, self.cfg.data, higher, self.cfg.bootstrap,
+                             torch.get_num_threads())
 
     def write(self, results: dict[str, Any]) -> None:
         fams, floor, out = results["families"], results["floor"], self.out
@@ -425,6 +541,13 @@ class Bench:
                     out / "quality_vs_steps.png")
             files["guidance sweep"] = plots.plot_guidance(self.diffusion["guidance_sweep"], [self.metric, "domain_fid"],
                                                           out / "guidance.png", self.diffusion["chosen_guidance"])
+        if results.get("sweep"):
+            sweep_metrics = [k for k in CROSSOVER_METRICS[self.cfg.data]]
+            files["quality vs training budget"] = plots.plot_quality_vs_budget(fams, floor, sweep_metrics,
+                                                                               out / "quality_vs_budget.png")
+            files["quality vs sampling cost (Pareto)"] = plots.plot_pareto(results["sweep"], out / "pareto.png")
+            files["total cost for N images"] = plots.plot_total_cost(results["sweep"]["total_cost"],
+                                                                     out / "total_cost.png")
         rows = [("real", real_row(self.eval_set, self.reference, GRID_PROMPTS, self.cfg.size))] + self.grid_rows
         files["same prompts, every model"] = plots.save_side_by_side(rows, self.eval_set.prompts[:GRID_PROMPTS],
                                                                      out / "grid.png")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from t2i.bench.sweep import parse_ladder
 from t2i.diffusion.options import SAMPLERS
 
 QUICK = dict(budget_flops=3e10, seeds=1, n=1000, eval_prompts=12, novel_prompts=4, reference_images=200, curve_prompts=8,
@@ -34,7 +35,7 @@ class BenchConfig:
     trials: int = 1  # tuning trials per family: learning rates x1, x2, x0.5, x4, x0.25 of the family default
     families: str = ""  # comma list of tgan, cvae, cvae-label, cgan, ldm ("" = shapes: tgan,cvae,ldm; digits: cgan,cvae-label,ldm)
     load: str = ""  # evaluate saved models instead of training: FAMILY=PATH,... (vae-kl=PATH: a given first stage)
-    reuse: bool = False  # reuse models, CLIPs and FLOP counts left in --work by an earlier run with the same settings
+    reuse: bool = False  # pick up models, CLIPs, FLOP counts and scores left in --work with the same settings (--ladder: always)
     n: int = -1  # training items (0 = the whole train split; -1 = mode default: all, quick 1000)
     clip: str = "shapes-clip"  # conditioning text encoder of the text families (trained into --work if the built-in is absent)
     score_clip: str = ""  # CLIP of the CLIP score; "" = train one (t2i-tiny, seed 1) into --work
@@ -45,6 +46,8 @@ class BenchConfig:
     reference_images: int = 0  # real reference images of FID/KID/precision/recall (0 = 1000, quick 200; digits: the test split)
     eval_seed: int = 1234  # seed of the held-out prompts and of sampling (validation and real sets use the next ones)
     budget_fractions: str = ""  # budget points of the quality-vs-budget curve ("" = 0.25,0.5,1; quick: 1)
+    ladder: str = ""  # budget sweep: rungs x the base budget, e.g. 1,2,4,...,64: one run per seed scored at each ("" = off)
+    bootstrap: int = 1000  # bootstrap resamples of the seeds for the crossover interval (--ladder)
     first_stage_share: float = 0.25  # share of latent diffusion's budget spent on its first stage (vae-kl)
     samplers: str = ",".join(SAMPLERS)  # samplers of the quality-vs-steps curve (names of t2i.diffusion.options.SAMPLERS)
     sampler_steps: str = ""  # sampling steps of that curve ("" = 5,10,20,40; quick: 2,4)
@@ -68,6 +71,12 @@ def resolve(cfg: BenchConfig) -> BenchConfig:
     if cfg.budget_flops > 0 and cfg.budget_images > 0:
         raise ValueError("give one budget, --budget-flops or --budget-images, not both")
     defaults, changes = BenchConfig(), {}
+    if cfg.ladder:
+        parse_ladder(cfg.ladder)
+        if cfg.budget_fractions:
+            raise ValueError("give --ladder (checkpoints of one run) or --budget-fractions (of one budget), not both")
+        if cfg.bootstrap < 1:
+            raise ValueError(f"--bootstrap must be >= 1, got {cfg.bootstrap}")
     for key, value in (QUICK if cfg.quick else FULL).items():
         if key == "budget_flops" and cfg.budget_images > 0:
             continue

@@ -14,6 +14,9 @@ One training step of a trainer we do not want to open up is counted by differenc
 export are the same in both runs and cancel, what is left is exactly one real step
 (data encoding by frozen towers included, when the trainer does it per step).
 
+A sweep's CPU-hours are the process CPU time each trained stage took (``record_stage_time``,
+summed per run by ``cpu_seconds_to``), not wall time, which a shared machine stretches.
+
 Budgets are counted in these FLOPs (or in images seen), never in wall-clock seconds, which
 a shared machine makes noisy; seconds are still measured and reported beside them.
 
@@ -23,6 +26,7 @@ a shared machine makes noisy; seconds are still measured and reported beside the
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -117,6 +121,34 @@ def training_images_per_s(metrics_jsonl: str | Path, skip_first: bool = True) ->
     if skip_first and len(values) > 1:
         values = values[1:]
     return statistics.median(values) if values else None
+
+
+def record_stage_time(folder: str | Path, steps: int, cpu_s: float, wall_s: float) -> None:
+    """Keep the process CPU and wall seconds of the training stage that ended at ``steps`` (in the run
+    folder's ``bench_stage_time.json``).
+
+    A stage already recorded keeps its record: a rerun after a kill between the trainer's end and the
+    snapshot re-enters the trainer only to export, which must not replace the real cost."""
+    path = Path(folder) / "bench_stage_time.json"
+    times = json.loads(path.read_text()) if path.is_file() else {}
+    if str(steps) not in times:
+        times[str(steps)] = {"cpu_s": cpu_s, "wall_s": wall_s}
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(times, indent=2) + "\n")
+        os.replace(tmp, path)  # atomic: a kill leaves the old record or the new one
+
+
+def cpu_seconds_to(folder: str | Path, stages: list[int]) -> list[float] | None:
+    """Process CPU seconds spent training one run up to each of ``stages`` (cumulative); None if not recorded."""
+    path = Path(folder) / "bench_stage_time.json"
+    times = json.loads(path.read_text()) if path.is_file() else {}
+    if any(str(s) not in times for s in stages):
+        return None
+    total, out = 0.0, []
+    for s in stages:
+        total += times[str(s)]["cpu_s"]
+        out.append(total)
+    return out
 
 
 def demo() -> None:

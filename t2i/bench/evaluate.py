@@ -7,7 +7,8 @@ depend on the model families.
 - ``sample_and_score``: one model, one eval set -> metrics (and the images, for grids).
 - ``guidance_sweep``: classifier-free guidance scales at a fixed sampler and step count;
   the best scale on the validation prompts is the one every seed is evaluated with.
-- ``sampler_curves``: quality (and time) per sampler and number of steps.
+- ``sampler_curves``: quality, time and FLOPs per image per sampler and number of steps (the
+  points of the sampling-cost Pareto front).
 - ``select``: the best of several runs on a validation metric (ties: lower domain FID).
 
     python -c "from t2i.bench.evaluate import demo; demo()"
@@ -21,6 +22,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from t2i.bench.cost import count_flops
 from t2i.bench.scoring import HEADLINE, EvalSet, Scorer, generate_images
 from t2i.generator import Denoising, Generator
 
@@ -82,15 +84,20 @@ def guidance_sweep(generator: Any, eval_set: EvalSet, scorer: Scorer, scales: Se
 
 def sampler_curves(generator: Any, eval_set: EvalSet, scorer: Scorer, samplers: Sequence[str],
                    steps_list: Sequence[int], guidance: float) -> dict[str, list[dict[str, Any]]]:
-    """Quality and time per sampler and step count, at one guidance scale."""
+    """Quality, time and FLOPs per image per sampler and step count, at one guidance scale.
+
+    FLOPs are counted on one request for the first two conditions, one image each (text encoder included).
+    """
     curves: dict[str, list[dict[str, Any]]] = {}
+    request = {"prompts": eval_set.prompts[:2], "seed": eval_set.seed, "num_images_per_prompt": 1}
     for sampler in samplers:
         curves[sampler] = []
         for steps in steps_list:
-            metrics, _ = sample_and_score(generator, eval_set, scorer,
-                                          diffusion_options(generator, sampler, steps, guidance),
-                                          desc=f"{sampler} {steps} steps")
-            curves[sampler].append({"steps": steps, "metrics": _flat(metrics), "ms_per_image": metrics["ms_per_image"]})
+            options = diffusion_options(generator, sampler, steps, guidance)
+            metrics, _ = sample_and_score(generator, eval_set, scorer, options, desc=f"{sampler} {steps} steps")
+            images, flops = count_flops(lambda: generator.generate(**request, **options))
+            curves[sampler].append({"steps": steps, "metrics": _flat(metrics), "ms_per_image": metrics["ms_per_image"],
+                                    "gflop_per_image": flops / len(images) / 1e9})
     return curves
 
 

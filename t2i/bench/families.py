@@ -8,6 +8,10 @@ default budget on 2 CPU cores (``--tgan-options`` and friends on the command lin
 them). Every family's own EMA setting is kept (the GANs and latent diffusion use one, the
 VAE does not).
 
+Budget sweep (``--ladder``): rung ``m`` buys the steps of ``m x`` the base budget (``ladder_steps``),
+all taken as checkpoints of one run per seed; the first stage is trained once under
+``first_stage_share`` of the top rung's budget and charged in full at every rung.
+
 Budget rules (``steps_for_budget``): a FLOP budget ``B`` buys ``floor(B / F_step)``
 optimiser steps, with ``F_step`` counted by ``t2i.bench.cost.step_flops_by_difference``;
 an image budget ``N`` buys ``floor(N / batch)``. Latent diffusion pays for its first stage
@@ -123,6 +127,15 @@ def stage_steps(total: int, fractions: list[float]) -> list[int]:
         raise ValueError(f"budget fractions must increase within (0, 1], got {fractions}")
     points = sorted({max(1, round(total * f)) for f in fractions} | {total})
     return points
+
+
+def ladder_steps(steps: list[int], multiples: list[float]) -> list[int]:
+    """The steps of a budget ladder's rungs (one run checkpointed at each); refuses rungs too close to differ."""
+    same = [(a, b) for (a, b), (s, t) in zip(zip(multiples, multiples[1:]), zip(steps, steps[1:])) if t <= s]
+    if same:
+        raise ValueError(f"ladder rungs {same[0][0]:g} and {same[0][1]:g} buy the same number of steps ({steps}); "
+                         "raise the base budget or space the rungs further apart")
+    return list(steps)
 
 
 def demo() -> None:

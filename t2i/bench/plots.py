@@ -1,5 +1,6 @@
 """The benchmark's pictures: quality vs training budget, vs sampling steps, vs guidance, cost vs quality,
-and one side-by-side grid of the same prompts for every model.
+the budget sweep's sampling-cost Pareto front and total cost for N images, and one side-by-side grid of
+the same prompts for every model.
 
 Inputs are the plain structures of ``results.json`` (see ``t2i.bench.report``); every
 curve is a mean over seeds with a +/- 1 std band where there are several seeds, and the
@@ -60,9 +61,14 @@ def _mean_std(rows: list[list[float | None]]) -> tuple[np.ndarray, np.ndarray]:
 
 def plot_quality_vs_budget(families: dict[str, Any], floor: dict[str, Any] | None, metrics: Sequence[str],
                            path: str | Path) -> Path:
-    """One panel per metric: x = training FLOPs spent (log), y = metric, a line per family (mean +/- std over seeds)."""
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.8), squeeze=False)
-    for ax, metric in zip(axes[0], metrics):
+    """One panel per metric (three to a row): x = training FLOPs spent (log), y = metric, a line per family
+    (mean +/- std over seeds)."""
+    cols = min(3, len(metrics))
+    rows = -(-len(metrics) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.8 * rows), squeeze=False)
+    for ax in axes.flat[len(metrics):]:
+        ax.axis("off")
+    for ax, metric in zip(axes.flat, metrics):
         for name, fam in families.items():
             seeds = [s for s in fam.get("seeds", {}).values() if s.get("stages")]
             if not seeds:
@@ -136,6 +142,53 @@ def plot_cost_vs_quality(families: dict[str, Any], floor: dict[str, Any] | None,
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle("cost vs quality (mean +/- std over seeds)")
+    return _save(fig, path)
+
+
+def plot_pareto(sweep: dict[str, Any], path: str | Path) -> Path:
+    """Quality against sampling GFLOP and ms per image: every family at its top rung (filled, eval prompts), the
+    diffusion sampler x steps points (hollow, validation prompts), the Pareto front of each panel as a line."""
+    points, metric = sweep["sampling_points"], sweep["metric"]
+    costs = (("gflop_per_image", "sampling GFLOP / image"), ("ms_per_image", "sampling ms / image"))
+    colour = {name: f"C{i}" for i, name in enumerate(dict.fromkeys(p["family"] for p in points))}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, (key, xlabel) in zip(axes, costs):
+        for p in points:
+            if p.get(key) is None or p.get("quality") is None:
+                continue
+            evaluated = p["prompts"] == "eval"
+            ax.scatter([p[key]], [p["quality"]], s=40 if evaluated else 18, marker="o",
+                       facecolors=colour[p["family"]] if evaluated else "none", edgecolors=colour[p["family"]])
+            if evaluated:
+                ax.annotate(p["label"], (p[key], p["quality"]), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        front = [points[i] for i in sweep["pareto"].get(key, [])]
+        ax.step([p[key] for p in front], [p["quality"] for p in front], where="post", color="k", lw=1,
+                label="Pareto front")
+        _x_axis(ax, [p.get(key) for p in points])
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(_label(metric))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("quality vs sampling cost (filled: top rung, eval prompts; hollow: diffusion sampler x steps, "
+                 "validation prompts)", fontsize=9)
+    return _save(fig, path)
+
+
+def plot_total_cost(totals: list[dict[str, Any]], path: str | Path) -> Path:
+    """Training plus N images' sampling cost against N (log-log), in FLOPs and in CPU-hours, a line per family."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, (key, ylabel) in zip(axes, (("flops", "total FLOPs (train + N images)"),
+                                        ("cpu_hours", "total CPU-hours (train + N images)"))):
+        for t in totals:
+            if t.get(key):
+                ax.plot(t["images"], t[key], marker="o", label=t["family"])
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("images sampled N")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("total cost: training (top rung) + N images")
     return _save(fig, path)
 
 

@@ -12,8 +12,12 @@
                          "summary": {metric: {"mean", "std", "n"}},
                          "cost": {"parameters", "train_flops", "train_images_per_s", "ms_per_image",
                                   "images_per_s", "gflop_per_image"},
-                         "sampling": {options used}}},
-     "diffusion": {"family", "guidance_sweep": [...], "chosen_guidance", "sampler_curves": {sampler: [...]}}}
+                         "sampling": {options used},
+                         "rungs": [{"multiple", "budget", "steps", "flops", "cpu_hours"}]}},   # --ladder only
+     "diffusion": {"family", "guidance_sweep": [...], "chosen_guidance", "sampler_curves": {sampler: [...]}},
+     "sweep": {"metric", "crossovers": [{"diffusion", "other", "metric", "status", "budget", "interval", "reached",
+                                         "cpu_hours", "cpu_hours_interval"}],
+               "sampling_points": [...], "pareto": {cost: [point index]}, "total_cost": [...]}}   # --ladder only
 
     python -c "from t2i.bench.report import demo; demo()"
 """
@@ -69,7 +73,11 @@ def machine() -> dict[str, Any]:
             "date": datetime.datetime.now().isoformat(timespec="seconds")}
     try:
         info["load_average"] = [round(x, 2) for x in os.getloadavg()]
-    except OSError:
+        info["nice"] = os.nice(0)  # a niced process on a busy machine gets a fraction of a core: wall times stretch
+        kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                   if line.startswith("MemTotal:"))
+        info["memory_gb"] = round(kib / 2**20, 1)
+    except (OSError, StopIteration, ValueError):
         pass
     return info
 
@@ -111,7 +119,8 @@ def render_report(results: dict[str, Any], plots: dict[str, str]) -> str:
     lines = [f"# t2i bench: {results['config']['data']} at {results['config']['size']} px", ""]
     lines += [f"Command: `{results['command']}`", "",
               f"Machine: {m['cpu']}, {m['cores']} cores ({m['threads']} torch threads), device {m['device']}, "
-              f"torch {m['torch']}, Python {m['python']}; load average at the end {m.get('load_average', '-')}; "
+              f"{m.get('memory_gb', '-')} GB RAM, torch {m['torch']}, Python {m['python']}; load average at the end "
+              f"{m.get('load_average', '-')}, process niceness {m.get('nice', '-')}; "
               f"{m['date']}. Wall time {results.get('wall_minutes', 0):.1f} min.", ""]
     unit = "FLOPs" if budget["kind"] == "flops" else "images"
     lines += [f"Budget per family run: {_fmt(float(budget['value']))} training {unit} (FlopCounterMode on one real "
@@ -166,8 +175,56 @@ def render_report(results: dict[str, Any], plots: dict[str, str]) -> str:
             rows = [[s] + [next((p["metrics"].get(metric) for p in pts if p["steps"] == st), None) for st in steps]
                     for s, pts in diff["sampler_curves"].items()]
             lines += _table(["sampler"] + [f"{st} steps" for st in steps], rows)
+    if results.get("sweep"):
+        lines += sweep_lines(results)
     lines += ["## Plots", ""] + [f"![{name}]({file})" for name, file in plots.items()] + [""]
     return "\n".join(lines)
+
+
+def _crossing_text(c: dict[str, Any]) -> str:
+    if c["budget"] is None:
+        return c["status"]
+    at = "at or below" if c["status"] == "ahead from the smallest common budget" else "at"
+    return f"{c['status']}: {at} {_fmt(c['budget'])} FLOPs"
+
+
+def sweep_lines(results: dict[str, Any]) -> list[str]:
+    """The budget sweep's sections: the ladder per rung, the crossovers, sampling cost (Pareto) and total cost."""
+    sweep, fams = results["sweep"], results["families"]
+    keys = [c for c in dict.fromkeys(c["metric"] for c in sweep["crossovers"])] or [sweep["metric"]]
+    lines = ["## Budget ladder (one run per seed, scored at every rung; mean +/- std over seeds)", ""]
+    rows = []
+    for name, f in fams.items():
+        seeds = [s["stages"] for s in f.get("seeds", {}).values() if s.get("stages")]
+        for i, rung in enumerate(f.get("rungs", [])):
+            rows.append([name, f"x{rung['multiple']:g}", rung["steps"], rung["flops"], rung["cpu_hours"]]
+                        + [mean_std([st[i]["metrics"].get(k) for st in seeds]) for k in keys])
+    lines += _table(["model", "rung", "steps", "training FLOPs", "CPU-hours"] + [HEADLINE[k][0] for k in keys], rows)
+    if sweep["crossovers"]:
+        lines += ["## Crossover: where diffusion overtakes", ""]
+        lines += [f"- {c['diffusion']} vs {c['other']}, {HEADLINE[c['metric']][0]}: {_crossing_text(c)}"
+                  + (f" ({_fmt(c['cpu_hours'])} CPU-hours)" if c.get("cpu_hours") is not None else "")
+                  + (f"; 90% bootstrap interval {_fmt(c['interval'][0])} - {_fmt(c['interval'][1])} FLOPs"
+                     if c["interval"] else "") + f"; {c['reached']:.0%} of resamples cross" for c in sweep["crossovers"]]
+        lines += ["", "'crossed' = diffusion is behind at a lower rung and ahead from the given budget to the top of "
+                  "the ladder; 'not reached within the ladder' = still behind (or tied) at the top rung.", ""]
+    metric = HEADLINE[sweep["metric"]][0]
+    lines += [f"## Sampling cost: {metric} vs cost per image (the Pareto front)", ""]
+    pts, front = sweep["sampling_points"], sweep["pareto"]
+    lines += _table(["model / sampler steps", "prompts", "GFLOP / image", "ms / image", metric, "front (GFLOP)",
+                     "front (ms)"],
+                    [[p["label"], p["prompts"], p.get("gflop_per_image"), p.get("ms_per_image"), p.get("quality"),
+                      "yes" if i in front.get("gflop_per_image", []) else "", "yes" if i in front.get("ms_per_image", [])
+                      else ""] for i, p in enumerate(pts)])
+    lines += ["Families at their top rung on the eval prompts (mean over seeds); the diffusion sampler x steps "
+              "points on the validation prompts (seed 0, top rung), as the quality-vs-steps curve measures them.", ""]
+    if sweep["total_cost"]:
+        ns = sweep["total_cost"][0]["images"]
+        lines += ["## Total cost: training (top rung) + N images", ""]
+        lines += _table(["model", "unit"] + [f"N = {n:.0e}" for n in ns],
+                        [[t["family"], unit] + list(t[key] or [None] * len(ns)) for t in sweep["total_cost"]
+                         for key, unit in (("flops", "FLOPs"), ("cpu_hours", "CPU-hours"))])
+    return lines
 
 
 def write_report(results: dict[str, Any], plots: dict[str, str], path: str | Path) -> Path:

@@ -1,0 +1,65 @@
+"""Finished results on disk, so a killed ``t2i bench`` run again with the same command skips them.
+
+One record per finished piece of work (a rung of one run scored on the eval set, the diffusion
+study), a JSON file named ``<name>-<hash>.json`` where the hash is of its *fingerprint*:
+everything the result depends on (the trainer's argv, the step, the evaluation settings). A
+changed setting therefore looks up another file instead of finding a stale result, and nothing
+is ever overwritten with something else. Files are written to a temporary name and moved into
+place with ``os.replace`` (atomic on POSIX), so after ``kill -9`` a record is complete or absent.
+Tensors that go with a record (the grid's images) are written first; the JSON marks completion.
+
+    python -c "from t2i.bench.store import demo; demo()"
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+class ResultStore:
+    """Records keyed by ``(name, fingerprint)`` under one folder (``--work``/results)."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def path(self, name: str, fingerprint: dict[str, Any], suffix: str = ".json") -> Path:
+        digest = hashlib.sha1(json.dumps(fingerprint, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return self.root / f"{name}-{digest}{suffix}"
+
+    def get(self, name: str, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
+        """The stored record, or None when this exact work has not finished."""
+        path = self.path(name, fingerprint)
+        return json.loads(path.read_text())["record"] if path.is_file() else None
+
+    def put(self, name: str, fingerprint: dict[str, Any], record: dict[str, Any]) -> Path:
+        path = self.path(name, fingerprint)
+        text = json.dumps({"fingerprint": fingerprint, "record": record}, indent=1, default=str) + "\n"
+        return _atomic(path, lambda tmp: tmp.write_text(text))
+
+    def get_tensor(self, name: str, fingerprint: dict[str, Any]) -> torch.Tensor | None:
+        path = self.path(name, fingerprint, ".pt")
+        return torch.load(path) if path.is_file() else None
+
+    def put_tensor(self, name: str, fingerprint: dict[str, Any], tensor: torch.Tensor) -> Path:
+        return _atomic(self.path(name, fingerprint, ".pt"), lambda tmp: torch.save(tensor.clone(), tmp))
+
+
+def _atomic(path: Path, write) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    write(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def demo() -> None:
+    store = ResultStore("/tmp/bench_store_demo")
+    fp = {"argv": ["--lr=2e-4"], "steps": 100}
+    store.put("tgan-seed0-step000100", fp, {"metrics": {"acc_all": 0.5}})
+    print(store.get("tgan-seed0-step000100", fp), store.get("tgan-seed0-step000100", {**fp, "steps": 200}))

@@ -1,0 +1,189 @@
+"""The budget sweep (``t2i bench --ladder``): crossover against a hand-computed example, its bootstrap,
+the Pareto front, total cost, the ladder's checks, the result store, and a kill -9 resume (slow)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from t2i.bench.families import ladder_steps
+from t2i.bench.report import render_report
+from t2i.bench.store import ResultStore
+from t2i.bench.sweep import (AHEAD, CROSSED, NO_OVERLAP, NOT_REACHED, crossing, crossover, interpolate_log,
+                             pareto_front, parse_ladder, sweep_summary, total_cost)
+
+X = [1.0, 2.0, 4.0]
+RISING, FLAT = [0.0, 0.2, 0.6], [0.3, 0.3, 0.3]
+
+
+def test_crossing_matches_hand_computed_example():
+    """d = A - B = (-0.3, -0.1, +0.3): the zero lies a quarter of the way from 2 to 4 in log2 budget,
+    log2 x = 1 + 0.1 / 0.4 = 1.25, so x = 2 ** 1.25 = 2.3784."""
+    status, x = crossing(X, [RISING], X, [FLAT], higher=True)
+    assert status == CROSSED and x == pytest.approx(2 ** 1.25)
+    # lower is better (an FID): the same curves mirrored cross at the same budget
+    status, x = crossing(X, [[-v for v in RISING]], X, [[-v for v in FLAT]], higher=False)
+    assert status == CROSSED and x == pytest.approx(2 ** 1.25)
+
+
+def test_crossing_statuses():
+    assert crossing(X, [FLAT], X, [RISING], higher=True) == (NOT_REACHED, None)  # behind at the top
+    assert crossing(X, [[0.5, 0.6, 0.7]], X, [FLAT], higher=True) == (AHEAD, 1.0)
+    assert crossing([8.0, 16.0], [[1.0, 1.0]], X, [FLAT], higher=True) == (NO_OVERLAP, None)
+    # ahead, behind, ahead again: the crossing that lasts is the second one (between 2 and 4)
+    assert crossing(X, [[0.5, 0.2, 0.6]], X, [FLAT], higher=True)[1] == pytest.approx(2 ** 1.25)
+    # different rungs (diffusion's are shifted by its first stage): B is interpolated in log budget onto A's
+    status, x = crossing([2.0, 4.0], [[0.2, 0.6]], X, [FLAT], higher=True)
+    assert status == CROSSED and x == pytest.approx(2 ** 1.25)
+
+
+def test_crossover_bootstrap_over_seeds():
+    """Seeds 0.1 apart: the mean crosses at 2 ** 1.25; the resampled crossings spread around it."""
+    seeds_a = [[v - 0.1 for v in RISING], RISING, [v + 0.1 for v in RISING]]
+    c = crossover(X, seeds_a, X, [FLAT], higher=True, n_boot=200)
+    assert c["status"] == CROSSED and c["budget"] == pytest.approx(2 ** 1.25)
+    lo, hi = c["interval"]
+    assert 2.0 <= lo < c["budget"] < hi <= 4.0 and c["reached"] == 1.0
+    assert crossover(X, seeds_a, X, [FLAT], higher=True, n_boot=200) == c  # seeded: the same interval
+    assert crossover(X, [FLAT], X, [RISING], higher=True, n_boot=20)["interval"] is None
+
+
+def test_pareto_front_and_total_cost():
+    points = [{"c": 1.0, "q": 0.1}, {"c": 2.0, "q": 0.5}, {"c": 3.0, "q": 0.4}, {"c": 0.5, "q": 0.1},
+              {"c": 4.0, "q": 0.9}, {"c": None, "q": 1.0}]
+    assert pareto_front(points, "c", "q", higher=True) == [3, 1, 4]
+    assert pareto_front(points, "c", "q", higher=False) == [3]
+    assert total_cost(1e12, 2e8, (1e3, 1e6)) == [1e12 + 2e11, 1e12 + 2e14]
+    assert interpolate_log([1.0, 4.0], [0.0, 2.0], 2.0) == pytest.approx(1.0)
+    assert interpolate_log([1.0, 4.0], [0.0, 2.0], 8.0) is None
+
+
+def test_ladder_parsing_and_steps():
+    assert parse_ladder("1,2,4,8,16,32,64") == [1, 2, 4, 8, 16, 32, 64]
+    for bad in ("", "2,1", "0,1", "1,1"):
+        with pytest.raises(ValueError, match="increasing positive multiples"):
+            parse_ladder(bad)
+    assert ladder_steps([5, 10, 20], [1, 2, 4]) == [5, 10, 20]
+    with pytest.raises(ValueError, match="raise the base budget"):
+        ladder_steps([1, 1, 2], [1, 2, 4])
+    from t2i.bench.config import BenchConfig, resolve
+
+    assert resolve(BenchConfig(quick=True, ladder="1,2")).budget_fractions == "1"  # the fraction default is unused
+    with pytest.raises(ValueError, match="not both"):
+        resolve(BenchConfig(quick=True, ladder="1,2", budget_fractions="0.5,1"))
+
+
+def test_store_is_keyed_by_fingerprint(tmp_path):
+    store = ResultStore(tmp_path)
+    fp = {"argv": ["--lr=2e-4"], "steps": 10}
+    assert store.get("tgan-seed0", fp) is None
+    store.put("tgan-seed0", fp, {"acc_all": 0.5})
+    store.put_tensor("tgan-seed0", fp, torch.ones(2, 3))
+    assert store.get("tgan-seed0", fp) == {"acc_all": 0.5} and store.get("tgan-seed0", {**fp, "steps": 20}) is None
+    assert torch.equal(store.get_tensor("tgan-seed0", fp), torch.ones(2, 3))
+    assert not list(tmp_path.glob("*.tmp*"))  # written atomically: no temporary file is left
+
+
+def test_stage_cpu_time_is_kept_once_and_summed(tmp_path):
+    from t2i.bench.cost import cpu_seconds_to, record_stage_time
+
+    record_stage_time(tmp_path, 5, 2.0, 3.0)
+    record_stage_time(tmp_path, 5, 0.1, 0.1)  # re-entered only to export after a kill: the real cost stays
+    record_stage_time(tmp_path, 10, 1.0, 1.0)
+    assert cpu_seconds_to(tmp_path, [5, 10]) == [2.0, 3.0]  # cumulative: one run, checkpointed
+    assert cpu_seconds_to(tmp_path, [5, 20]) is None
+
+
+def _family(a: list[float], flops: list[float], hours: list[float], cost: dict) -> dict:
+    stages = [{"flops": f, "metrics": {"acc_all": v, "domain_fid": 10 - v}} for f, v in zip(flops, a)]
+    return {"seeds": {"0": {"stages": stages}, "1": {"stages": stages}},
+            "rungs": [{"multiple": 2 ** i, "steps": i + 1, "flops": f, "cpu_hours": h}
+                      for i, (f, h) in enumerate(zip(flops, hours))],
+            "summary": {"acc_all": {"mean": a[-1], "std": 0.0, "n": 2}}, "cost": cost}
+
+
+def test_sweep_summary_and_report():
+    fams = {"tgan": _family(FLAT, X, [0.1, 0.2, 0.4], {"train_flops": 4.0, "gflop_per_image": 0.01,
+                                                       "ms_per_image": 0.5}),
+            "ldm": _family(RISING, X, [0.2, 0.4, 0.8], {"train_flops": 4.0, "gflop_per_image": 0.3,
+                                                        "ms_per_image": 10.0})}
+    fams["ldm"]["sampling"] = {"sampler": "ddim", "steps": 20}
+    study = {"family": "ldm", "sampler_curves": {"ddim": [
+        {"steps": 5, "metrics": {"acc_all": 0.5}, "ms_per_image": 3.0, "gflop_per_image": 0.08}]}}
+    higher = {"acc_all": True, "domain_fid": False}
+    sweep = sweep_summary(fams, "ldm", study, "shapes", higher, n_boot=50, threads=1)
+    by_metric = {c["metric"]: c for c in sweep["crossovers"]}
+    assert set(by_metric) == {"acc_all", "domain_fid"}  # the metrics the records have
+    assert by_metric["acc_all"]["budget"] == pytest.approx(2 ** 1.25)
+    assert by_metric["acc_all"]["cpu_hours"] == pytest.approx(0.4 + 0.25 * 0.4)  # ldm's hours at 2 ** 1.25, log-linear
+    assert [sweep["sampling_points"][i]["label"] for i in sweep["pareto"]["gflop_per_image"]] == [
+        "tgan", "ldm ddim 5", "ldm (ddim, 20 steps)"]
+    tgan = sweep["total_cost"][0]
+    assert tgan["flops"][0] == pytest.approx(4.0 + 1e3 * 0.01e9)
+    assert tgan["cpu_hours"][-1] == pytest.approx(0.4 + 1e7 * 0.5e-3 / 3600)
+    results = {"command": "t2i bench --ladder 1,2,4", "config": {"data": "shapes", "size": 32, "seeds": 2, "trials": 1},
+               "machine": {"cpu": "cpu", "cores": 2, "threads": 1, "device": "cpu", "torch": "x", "python": "3",
+                           "date": "today"}, "budget": {"kind": "flops", "value": 1.0},
+               "eval": {"conditions": 4, "images_per_prompt": 2, "images": 8, "seed": 0, "reference_images": 10},
+               "floor": {}, "families": fams, "sweep": sweep}
+    text = render_report(results, {})
+    assert "## Crossover: where diffusion overtakes" in text and "crossed: at 2.378 FLOPs" in text
+    assert "## Total cost" in text and "## Sampling cost" in text and "| tgan | x4 | 3 |" in text
+
+
+# a ladder small enough for a test: one family, two rungs, two seeds, a few prompts
+TINY = ["--quick", "--families=cvae", "--ladder=1,2", "--budget-flops=1e10", "--seeds=2", "--n=500", "--eval-prompts=4",
+        "--novel-prompts=2", "--reference-images=64", "--cpu=true"]
+
+
+def _bench(out: Path, work: Path) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.Popen([sys.executable, "-m", "train.bench", *TINY, f"--out={out}", f"--work={work}"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _scores(results: dict) -> dict:
+    """What must not change between runs: every stage's metrics (wall-clock times left out)."""
+    return {name: {seed: [{k: v for k, v in st["metrics"].items() if k != "ms_per_image"} | {"flops": st["flops"]}
+                          for st in s["stages"]] for seed, s in fam["seeds"].items()}
+            for name, fam in results["families"].items()}
+
+
+@pytest.mark.slow
+def test_ladder_resumes_after_kill_9(tmp_path):
+    """Kill -9 a sweep once its first rung is scored, rerun the same command: nothing finished is redone and the
+    scores equal an uninterrupted run's."""
+    whole = _bench(tmp_path / "whole", tmp_path / "whole-work")
+    killed = _bench(tmp_path / "out", tmp_path / "work")
+    results = tmp_path / "work" / "results"
+    deadline = time.time() + 900
+    while not list(results.glob("cvae-seed0-step*.json")):
+        assert killed.poll() is None and time.time() < deadline, killed.communicate()[0][-3000:]
+        time.sleep(0.2)
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait()
+    first = {p.name: p.stat().st_mtime_ns for p in results.glob("*.json")}
+    assert 1 <= len(first) < 4 and not (tmp_path / "out" / "results.json").exists()  # 2 seeds x 2 rungs in all
+
+    rerun = _bench(tmp_path / "out", tmp_path / "work")
+    log = rerun.communicate()[0]
+    assert rerun.returncode == 0, log[-3000:]
+    assert whole.wait() == 0
+    assert all((results / n).stat().st_mtime_ns == t for n, t in first.items())  # the scored rung was read back
+    assert "training cvae (lr 0.001, seed 0)" not in log and "training cvae (lr 0.001, seed 1)" in log
+    resumed, uninterrupted = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("out", "whole"))
+    assert json.dumps(_scores(resumed), sort_keys=True) == json.dumps(_scores(uninterrupted), sort_keys=True)  # NaN too
+    steps = [r["steps"] for r in resumed["families"]["cvae"]["rungs"]]
+    assert len(steps) == 2 and steps[0] < steps[1]
+    rungs = resumed["families"]["cvae"]["rungs"]
+    assert [r["cpu_hours_from"] for r in rungs] == ["process CPU time"] * 2 and 0 < rungs[0]["cpu_hours"] < rungs[1]["cpu_hours"]
+    assert "cores" in resumed["machine"] and "Machine:" in (tmp_path / "out" / "report.md").read_text()
