@@ -88,8 +88,8 @@ def model_seconds(summary: str) -> float:
 class App:
     """One `t2i app` process from ``checkout``, and a client of it."""
 
-    def __init__(self, label: str, checkout: Path, diffusion: str, breakdown: bool):
-        self.label, self.breakdown = label, breakdown
+    def __init__(self, label: str, checkout: Path, diffusion: str, breakdown: bool, ssl_verify: bool = True):
+        self.label, self.breakdown, self.ssl_verify = label, breakdown, ssl_verify
         port = free_port()
         self.url = f"http://127.0.0.1:{port}/"
         env = dict(os.environ, PYTHONPATH=str(checkout), **({"GRADIO_PROFILING": "1"} if breakdown else {}))
@@ -105,7 +105,8 @@ class App:
             raise
         self.ready = time.perf_counter() - start
         # as a user calls it (downloads every file); --breakdown times the downloads itself
-        self.client = Client(self.url, verbose=False, **({"download_files": False} if breakdown else {}))
+        self.client = Client(self.url, verbose=False, ssl_verify=ssl_verify,
+                             **({"download_files": False} if breakdown else {}))
         self.http = httpx.Client(timeout=60)
 
     def request(self, seed: int, sampler: str, steps: int, guidance: float) -> str:
@@ -117,7 +118,7 @@ class App:
             files = [self.url + "gradio_api/file=" + e["path"] for e in file_entries(out)]
             t1 = time.perf_counter()
             for url in files:  # as gradio_client 2.x downloads: httpx.stream, so a fresh client per file
-                with httpx.stream("GET", url) as response:
+                with httpx.stream("GET", url, verify=self.ssl_verify) as response:
                     response.read()
             row["downloads"] = time.perf_counter() - t1
             row["request"] += row["downloads"]
@@ -170,6 +171,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed requests (seeds 0, 1, ...)")
     parser.add_argument("--breakdown", action="store_true", help="say where each request's time goes (see above)")
     parser.add_argument("--against", default="", help="another checkout whose app is timed in alternation with this one")
+    parser.add_argument("--no-ssl-verify", action="store_true",
+                        help="gradio_client with ssl_verify=False: no TLS on this plain-http URL either way, but with it "
+                             "on, httpx loads the CA bundle for each of the client's HTTP requests (one per file)")
     args = parser.parse_args(argv)
     if args.against and not (Path(args.against) / "apps" / "app.py").is_file():
         raise SystemExit(f"--against must be a checkout of this project (with apps/app.py), got {args.against!r}")
@@ -181,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     apps: list[App] = []
     try:
         for label, checkout in checkouts:  # one after the other: loading models is what ``ready`` times
-            apps.append(App(label, checkout, args.diffusion, args.breakdown))
+            apps.append(App(label, checkout, args.diffusion, args.breakdown, ssl_verify=not args.no_ssl_verify))
         trivial = {app.label: [] for app in apps}
         for seed in range(args.repeats):
             for app in apps if seed % 2 == 0 else apps[::-1]:  # alternate which goes first
@@ -191,7 +195,8 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         for app in apps:
             app.close()
-    print(f"load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs")
+    print(f"load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs; gradio_client ssl_verify "
+          f"{'off' if args.no_ssl_verify else 'on (its default)'}")
     print(f"| app | ready (`t2i app` launched until the page answers) | 4-image request for both models via gradio_client "
           f"(median of {args.repeats}; `{args.diffusion}`, {steps} {sampler} steps, guidance {guidance:g}) | "
           f"slowest of {args.repeats} |")
