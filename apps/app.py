@@ -208,8 +208,10 @@ def build_app(cfg: AppConfig, models: AppModels | None = None, arena: Arena | No
             seed = random.randint(0, 2**31 - 1) if randomize is True else seed
             result = on_model_thread(models.generate, prompt, negative_prompt, seed, n, sampler, steps, guidance,
                                      intermediates is True, progress=throttled(progress, "denoising"))
-            return (saved.save(result["gan"]), saved.save(result["diffusion"]), result["warning"], result["seed"],
-                    result["summary"], saved.save(result["intermediates"]))
+            gan, diffusion, strip = result["gan"], result["diffusion"], result["intermediates"]
+            paths = saved.save(gan + diffusion + strip)  # one call: the folder is checked against its cap once
+            return (paths[:len(gan)], paths[len(gan):len(gan) + len(diffusion)], result["warning"], result["seed"],
+                    result["summary"], paths[len(gan) + len(diffusion):])
         except Exception as err:  # never a stack trace or a raw Python message to the user
             raise failed("generation", err) from None
 

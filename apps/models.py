@@ -193,8 +193,13 @@ class AppModels:
             raise RequestError(str(err)) from None
         intermediate_images = self._decode_strip(strip)
         gan_scorer, diffusion_scorer = self.scorer_of(self.gan_name), self.scorer_of(self.diffusion_name)
-        gan_scores = gan_scorer.score(gan_images, [prompt] * len(gan_images))
-        diffusion_scores = diffusion_scorer.score(diffusion_images, [prompt] * len(diffusion_images))
+        both = gan_images + diffusion_images
+        if gan_scorer is diffusion_scorer and len({(im.size, im.mode) for im in both}) == 1:  # one CLIP call, not two
+            scores = gan_scorer.score(both, [prompt] * len(both))
+            gan_scores, diffusion_scores = scores[:len(gan_images)], scores[len(gan_images):]
+        else:
+            gan_scores = gan_scorer.score(gan_images, [prompt] * len(gan_images))
+            diffusion_scores = diffusion_scorer.score(diffusion_images, [prompt] * len(diffusion_images))
         rows = [(f"{self.gan_name} (`{self.gan.family}`)", gan_seconds, gan_scores, gan_scorer),
                 (f"{self.diffusion_name} (`{self.diffusion.family}`; {sampler}, {steps} steps, guidance {guidance:g})",
                  diffusion_seconds, diffusion_scores, diffusion_scorer)]

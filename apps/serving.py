@@ -5,7 +5,10 @@
   half-write a file (gradio's own PIL cache names files by content and rewrites them in place).
   The folder is also gradio's cache (``GRADIO_TEMP_DIR``), so it is the only folder served,
   and it is kept under a size cap: the oldest files go first, never ones younger than
-  ``min_age_s`` (an answer's files must outlive its download). The arena's vote database
+  ``min_age_s`` (an answer's files must outlive its download). The folder is walked (every file
+  stat'ed) only when the bytes written since the last walk may have crossed the cap, or ``rescan_s``
+  after it (to count files gradio wrote): a walk per answer grew with the folder, about 10 ms of CPU
+  per answer at 500 files and linear in the file count up to the cap. The arena's vote database
   (``arena.sqlite`` and SQLite's ``-wal`` / ``-shm`` files beside it) lives here too and is never
   pruned or counted: ``keep`` names it.
 - ``ModelThreads``: every model call runs on one of ``concurrency`` long-lived threads with a fixed
@@ -25,6 +28,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextvars
 import json
+import math
 import os
 import tempfile
 import threading
@@ -41,28 +45,39 @@ class OutputsFolder:
 
     KEEP = ("arena.sqlite", "arena.sqlite-wal", "arena.sqlite-shm")  # files of the root never pruned
 
-    def __init__(self, root: str | Path, max_bytes: int, min_age_s: float = 120.0):
+    def __init__(self, root: str | Path, max_bytes: int, min_age_s: float = 120.0, rescan_s: float = 10.0):
         self.root = Path(root).resolve()
         self.images = self.root / "images"
         self.images.mkdir(parents=True, exist_ok=True)
-        self.max_bytes, self.min_age_s = int(max_bytes), float(min_age_s)
+        self.max_bytes, self.min_age_s, self.rescan_s = int(max_bytes), float(min_age_s), float(rescan_s)
         self._lock = threading.Lock()
+        self._bytes: int | None = None  # bytes found by the last walk plus those saved since (None: never walked)
+        self._walked_at = -math.inf  # time.monotonic() of the last walk
 
     def save(self, images: Iterable[Image.Image]) -> list[str]:
-        """Write each image as ``images/<uuid>.png`` (temp file + rename); return the paths."""
-        paths = []
+        """Write each image as ``images/<uuid>.png`` (temp file + rename); return the paths.
+
+        Give all images of one answer in one call: the folder is checked against its cap once per call."""
+        paths, written = [], 0
         for image in images:
             final = self.images / f"{uuid.uuid4().hex}.png"
             fd, tmp = tempfile.mkstemp(dir=self.images, prefix=".", suffix=".png.tmp")
             try:
                 with os.fdopen(fd, "wb") as fh:
                     image.save(fh, format="PNG")
+                    written += fh.tell()
                 os.replace(tmp, final)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
             paths.append(str(final))
-        self.prune()
+        with self._lock:
+            if self._bytes is not None:
+                self._bytes += written
+            walk = (self._bytes is None or self._bytes > self.max_bytes
+                    or time.monotonic() - self._walked_at >= self.rescan_s)
+        if walk:
+            self.prune()
         return paths
 
     def _kept(self, path: Path) -> bool:
@@ -84,6 +99,7 @@ class OutputsFolder:
                 except OSError:  # deleted meanwhile
                     continue
             total = sum(size for _, size, _ in files)
+            self._bytes, self._walked_at = total, time.monotonic()
             if total <= self.max_bytes:
                 return 0
             freed, now = 0, time.time()
@@ -92,6 +108,7 @@ class OutputsFolder:
                     break
                 path.unlink(missing_ok=True)
                 freed += size
+            self._bytes = total - freed
             for folder in sorted((p for p in self.root.rglob("*") if p.is_dir() and p != self.images), reverse=True):
                 try:
                     folder.rmdir()  # gradio's per-file cache folders, once empty

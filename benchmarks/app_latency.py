@@ -5,14 +5,26 @@ the page answers; request = a `gradio_client` call of `/generate` for 4 images f
 models with the diffusion model's own default sampler, steps and guidance, round trip
 included (median of 5 seeds). Needs the test extra (`gradio_client`).
 
+``--breakdown`` says where each request's time goes: the server's own phases (gradio's profiling,
+``GRADIO_PROFILING=1``: queue wait, preprocess, the handler, postprocess), the models inside the
+handler (the app's summary), the event stream back to the client, and the file downloads, timed as
+gradio_client makes them (a fresh httpx client per file, which loads the CA bundle even for plain
+http), without that TLS set-up (``ssl_verify=False``) and over one kept-alive connection (as a
+browser does); plus the CPU seconds of the server and of the client per request (steadier than wall
+time on a shared machine). ``--against DIR`` starts a second app from another checkout (e.g. the
+main branch) and alternates requests between the two, so both see the same load.
+
     python -m benchmarks.app_latency            # prints a table; append it to benchmarks/RESULTS.md by hand
     python -m benchmarks.app_latency --diffusion shapes-ldm --repeats 9   # another diffusion model in the app
+    python -m benchmarks.app_latency --repeats 9 --breakdown --against /work/main   # old vs this checkout
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -21,7 +33,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+import httpx
 from gradio_client import Client
+
+PROMPT = "a small red circle in the center"
 
 
 def free_port() -> int:
@@ -45,6 +60,107 @@ def wait_until_up(url: str, proc: subprocess.Popen, limit: float = 300.0) -> Non
     raise SystemExit(f"t2i app not ready after {limit:.0f} s")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux ``/proc``), NaN elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def file_entries(value) -> list[dict]:
+    """Every gradio FileData dict in a prediction (galleries nest them)."""
+    if isinstance(value, dict):
+        if isinstance(value.get("path"), str) and value.get("meta", {}).get("_type") == "gradio.FileData":
+            return [value]
+        return [e for v in value.values() for e in file_entries(v)]
+    if isinstance(value, (list, tuple)):
+        return [e for v in value for e in file_entries(v)]
+    return []
+
+
+def model_seconds(summary: str) -> float:
+    """Seconds of both models in the app's summary table (``| model | 0.41 s | ...``)."""
+    return sum(float(s) for s in re.findall(r"^\| [^|]+ \| ([0-9.]+) s \|", summary, flags=re.M))
+
+
+class App:
+    """One `t2i app` process from ``checkout``, and a client of it."""
+
+    def __init__(self, label: str, checkout: Path, diffusion: str, breakdown: bool, ssl_verify: bool = True):
+        self.label, self.breakdown, self.ssl_verify = label, breakdown, ssl_verify
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}/"
+        env = dict(os.environ, PYTHONPATH=str(checkout), **({"GRADIO_PROFILING": "1"} if breakdown else {}))
+        start = time.perf_counter()
+        self.proc = subprocess.Popen([sys.executable, "-m", "train.cli", "app", "--port", str(port),
+                                      "--diffusion", diffusion], cwd=checkout, env=env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.rows: list[dict[str, float]] = []
+        try:
+            wait_until_up(self.url, self.proc)
+        except BaseException:
+            self.close()
+            raise
+        self.ready = time.perf_counter() - start
+        # as a user calls it (downloads every file); --breakdown times the downloads itself
+        self.client = Client(self.url, verbose=False, ssl_verify=ssl_verify,
+                             **({"download_files": False} if breakdown else {}))
+        self.http = httpx.Client(timeout=60)
+
+    def request(self, seed: int, sampler: str, steps: int, guidance: float) -> str:
+        server0, client0, t0 = cpu_seconds(self.proc.pid), time.process_time(), time.perf_counter()
+        out = self.client.predict(PROMPT, "", seed, False, 4, sampler, steps, guidance, False, api_name="/generate")
+        row = {"request": time.perf_counter() - t0}
+        summary = out[4]
+        if self.breakdown:
+            files = [self.url + "gradio_api/file=" + e["path"] for e in file_entries(out)]
+            t1 = time.perf_counter()
+            for url in files:  # as gradio_client 2.x downloads: httpx.stream, so a fresh client per file
+                with httpx.stream("GET", url, verify=self.ssl_verify) as response:
+                    response.read()
+            row["downloads"] = time.perf_counter() - t1
+            row["request"] += row["downloads"]
+            row["server CPU"] = cpu_seconds(self.proc.pid) - server0
+            row["client CPU"] = time.process_time() - client0
+            t2 = time.perf_counter()
+            for url in files:  # one kept-alive connection, as a browser fetches them (not in the request's time)
+                self.http.get(url).read()
+            row["same downloads, one connection"] = time.perf_counter() - t2
+            t3 = time.perf_counter()
+            for url in files:  # fresh clients again, without building a verifying TLS context for plain http
+                with httpx.stream("GET", url, verify=False) as response:
+                    response.read()
+            row["same downloads, fresh clients, ssl_verify off"] = time.perf_counter() - t3
+            row["files"] = len(files)
+            with urllib.request.urlopen(self.url + "gradio_api/profiling/traces?last_n=1") as response:
+                trace = json.loads(response.read())[-1]
+            for phase in ("queue_wait", "preprocess", "fn_call", "postprocess", "total"):
+                row[f"server {phase}"] = trace[f"{phase}_ms"] / 1000
+            row["models"] = model_seconds(summary)
+            row["handler beyond the models"] = row["server fn_call"] - row["models"]
+            row["event stream and client"] = row["request"] - row["downloads"] - row["server total"]
+        self.rows.append(row)
+        return summary
+
+    def trivial(self) -> float:
+        """Round trip of a request that does almost nothing (the leaderboard of an empty arena)."""
+        t0 = time.perf_counter()
+        self.client.predict("all", api_name="/arena_leaderboard")
+        return time.perf_counter() - t0
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+BREAKDOWN = ["request", "server queue_wait", "server preprocess", "server fn_call", "models", "handler beyond the models",
+             "server postprocess", "server total", "event stream and client", "downloads",
+             "same downloads, one connection", "same downloads, fresh clients, ssl_verify off", "server CPU",
+             "client CPU"]
+
+
 def main(argv: list[str] | None = None) -> None:
     from apps.app import AppConfig
     from t2i.builtin import resolve
@@ -53,34 +169,54 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.app_latency", description=__doc__.split("\n")[0])
     parser.add_argument("--diffusion", default=AppConfig.diffusion, help="the app's diffusion model (default: the app's)")
     parser.add_argument("--repeats", type=int, default=5, help="timed requests (seeds 0, 1, ...)")
+    parser.add_argument("--breakdown", action="store_true", help="say where each request's time goes (see above)")
+    parser.add_argument("--against", default="", help="another checkout whose app is timed in alternation with this one")
+    parser.add_argument("--no-ssl-verify", action="store_true",
+                        help="gradio_client with ssl_verify=False: no TLS on this plain-http URL either way, but with it "
+                             "on, httpx loads the CA bundle for each of the client's HTTP requests (one per file)")
     args = parser.parse_args(argv)
+    if args.against and not (Path(args.against) / "apps" / "app.py").is_file():
+        raise SystemExit(f"--against must be a checkout of this project (with apps/app.py), got {args.against!r}")
     defaults = load_sampling_options(resolve(args.diffusion))  # what the app's controls start at
     sampler, steps, guidance = defaults.sampler, defaults.num_inference_steps, defaults.guidance_scale
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "train.cli", "app", "--port", str(port), "--diffusion", args.diffusion],
-                            cwd=Path(__file__).parents[1],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    here = Path(__file__).resolve().parents[1]
+    checkouts = [("this checkout", here)] + ([(f"--against {args.against}", Path(args.against).resolve())]
+                                             if args.against else [])
+    apps: list[App] = []
     try:
-        wait_until_up(url, proc)
-        ready = time.perf_counter() - start
-        client = Client(url, verbose=False)
-        rows = []
+        for label, checkout in checkouts:  # one after the other: loading models is what ``ready`` times
+            apps.append(App(label, checkout, args.diffusion, args.breakdown, ssl_verify=not args.no_ssl_verify))
+        trivial = {app.label: [] for app in apps}
         for seed in range(args.repeats):
-            t0 = time.perf_counter()
-            *_, summary, _ = client.predict("a small red circle in the center", "", seed, False, 4, sampler, steps,
-                                            guidance, False, api_name="/generate")
-            rows.append(time.perf_counter() - t0)
+            for app in apps if seed % 2 == 0 else apps[::-1]:  # alternate which goes first
+                summary = app.request(seed, sampler, steps, guidance)
+                if args.breakdown:
+                    trivial[app.label].append(app.trivial())
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-    print(f"load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs")
-    print(f"| ready (`t2i app` launched until the page answers) | 4-image request for both models via gradio_client "
+        for app in apps:
+            app.close()
+    print(f"load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs; gradio_client ssl_verify "
+          f"{'off' if args.no_ssl_verify else 'on (its default)'}")
+    print(f"| app | ready (`t2i app` launched until the page answers) | 4-image request for both models via gradio_client "
           f"(median of {args.repeats}; `{args.diffusion}`, {steps} {sampler} steps, guidance {guidance:g}) | "
           f"slowest of {args.repeats} |")
-    print("| --- | --- | --- |")
-    print(f"| {ready:.1f} s | {statistics.median(rows):.2f} s | {max(rows):.2f} s |")
+    print("| --- | --- | --- | --- |")
+    for app in apps:
+        times = [row["request"] for row in app.rows]
+        print(f"| {app.label} | {app.ready:.1f} s | {statistics.median(times):.2f} s | {max(times):.2f} s |")
+    if len(apps) == 2:
+        ratio = statistics.median(row["request"] for row in apps[1].rows) / statistics.median(
+            row["request"] for row in apps[0].rows)
+        print(f"\n{apps[1].label} / this checkout, median request: {ratio:.2f}x")
+    if args.breakdown:
+        print(f"\nWhere a request's time goes (medians, seconds; {apps[0].rows[0]['files']:.0f} files per answer):\n")
+        print("| part | " + " | ".join(app.label for app in apps) + " |")
+        print("| --- |" + " --- |" * len(apps))
+        for part in BREAKDOWN:
+            print(f"| {part} | " + " | ".join(f"{statistics.median(row[part] for row in app.rows):.3f}" for app in apps)
+                  + " |")
+        print("| trivial request (`/arena_leaderboard`) round trip | "
+              + " | ".join(f"{statistics.median(trivial[app.label]):.3f}" for app in apps) + " |")
     print("last summary:\n" + str(summary))
 
 

@@ -172,6 +172,58 @@ def test_outputs_folder_is_unique_atomic_and_size_capped(tmp_path):
     assert all(Path(p).exists() for p in kept)  # an answer's files outlive their download
 
 
+def test_outputs_folder_walks_the_folder_only_near_its_cap_or_after_rescan_s(tmp_path):
+    """Regression (issue 19): every answer walked and stat'ed the whole folder three times (once per gallery)."""
+    from apps.serving import OutputsFolder
+
+    images = [Image.fromarray(np.random.default_rng(i).integers(0, 255, (16, 16, 3), dtype=np.uint8)) for i in range(4)]
+    walks = []
+
+    def counting(folder):
+        prune = folder.prune
+        folder.prune = lambda: walks.append(1) or prune()
+        return folder
+
+    roomy = counting(OutputsFolder(tmp_path / "roomy", max_bytes=10**9, min_age_s=0, rescan_s=3600))
+    for _ in range(5):
+        roomy.save(images)
+    assert len(walks) == 1  # the first save finds the folder's size; later ones add what they wrote
+    walks.clear()
+    tight = counting(OutputsFolder(tmp_path / "tight", max_bytes=4_000, min_age_s=0, rescan_s=3600))
+    for _ in range(5):
+        tight.save(images)
+        assert tight.size() <= 4_000  # the bytes written carry it over the cap: walked and pruned every time
+    assert len(walks) == 5
+    walks.clear()
+    often = counting(OutputsFolder(tmp_path / "often", max_bytes=6_000, min_age_s=0, rescan_s=0))
+    often.save(images[:1])
+    (tmp_path / "often" / "gradio-file.bin").write_bytes(b"x" * 5_500)  # written by gradio, not by save
+    often.save(images[:1])  # its own bytes stay under the cap, but rescan_s=0: it walks and counts gradio's file
+    assert len(walks) == 2 and often.size() <= 6_000
+
+
+def test_both_models_scored_in_one_clip_call_as_in_two(models):
+    """Images of one size from both models go through the shared CLIP in one call, with the scores of one call
+    per model; images of two sizes (this GAN draws 32 px, this diffusion model 16 px) in one call each."""
+    calls = []
+    scorer = models.scorer
+    assert models.scorer_of(models.gan_name) is models.scorer_of(models.diffusion_name) is scorer
+    score, draw = scorer.score, models.gan.generate
+    scorer.score = lambda images, prompts: calls.append(len(images)) or score(images, prompts)
+    try:
+        two_sizes = models.generate(PROMPT, "", 4, 3, "ddim", 2, 2.0, False)
+        assert calls == [3, 3]
+        calls.clear()
+        models.gan.generate = lambda **kw: [im.resize((16, 16)) for im in draw(**kw)]  # the diffusion model's size
+        one_size = models.generate(PROMPT, "", 4, 3, "ddim", 2, 2.0, False)
+        assert calls == [6]
+        gan_images = models.gan.generate(prompts=[PROMPT], seed=4, num_images_per_prompt=3)
+    finally:
+        scorer.score, models.gan.generate = score, draw
+    assert np.allclose(one_size["gan_scores"], score(gan_images, [PROMPT] * 3), atol=1e-3)
+    assert np.allclose(one_size["diffusion_scores"], two_sizes["diffusion_scores"], atol=1e-3)
+
+
 @pytest.mark.parametrize("field,value,match", [
     ("negative_prompt", "n" * 1001, "negative prompt is 1001 characters"),  # the library's limit
     ("negative_prompt", ["a"], "negative prompt must be text"),
