@@ -61,7 +61,7 @@ def judge_variation(pred: dict[str, Any], source: dict[str, Any]) -> dict[str, b
             "shape": any(o["shape"] == want["shape"] for o in objects), "layout_differs": moved}
 
 
-def variations(gen: Any, n: int, k: int, seed: int = 0) -> tuple[dict[str, Any], list[list[Image.Image]]]:
+def variations(gen: Any, n: int, k: int, seed: int = 0, **options: Any) -> tuple[dict[str, Any], list[list[Image.Image]]]:
     from t2i.data.shapes import prompts, render
     from t2i.evaluators.shapes import ShapesEvaluator
     from t2i.metrics.intervals import bootstrap_mean
@@ -72,7 +72,7 @@ def variations(gen: Any, n: int, k: int, seed: int = 0) -> tuple[dict[str, Any],
     rows = []
     for i, record in enumerate(scenes):
         source = render(record)
-        images = gen.variations(source, n=k, seed=seed + i)
+        images = gen.variations(source, n=k, seed=seed + i, **options)
         judged = [judge_variation(p, record) for p in evaluator.predict(images)]
         for key in ("kept", "colour", "shape", "layout_differs"):
             per_scene[key].append(float(np.mean([j[key] for j in judged])))
@@ -85,7 +85,7 @@ def variations(gen: Any, n: int, k: int, seed: int = 0) -> tuple[dict[str, Any],
     for key, values in per_scene.items():
         mean, lo, hi = bootstrap_mean(torch.tensor(values), 1000, seed)
         table[key] = {"mean": round(mean, 3), "ci95": [round(lo, 3), round(hi, 3)]}
-    return {"scenes": n, "variations_per_scene": k, **table}, rows
+    return {"scenes": n, "variations_per_scene": k, "options": options, **table}, rows
 
 
 def edits(gen: Any, count: int, seed: int = 0) -> tuple[list[dict[str, Any]], list[list[Image.Image]]]:
@@ -132,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="shapes-unclip", help="an unCLIP model folder or built-in name")
     parser.add_argument("--n", type=int, default=200, help="one-object test scenes for the variations")
     parser.add_argument("--k", type=int, default=4, help="variations per scene")
+    parser.add_argument("--sampler", default=None, help="decoder sampler of the variations (default: the model's)")
+    parser.add_argument("--guidance-scale", type=float, default=None, help="decoder guidance of the variations (default: the model's)")
+    parser.add_argument("--strength", type=float, default=0.0, help="variations re-sampled through the prior this far (0..1)")
     parser.add_argument("--edits", type=int, default=4, help="scenes in the edit figure")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sweep", default="", help="decoder guidance values to compare, e.g. 1,2,4,7 (\"\" = no sweep)")
@@ -155,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.n:
         return 0
     start = time.perf_counter()
-    table, rows = variations(gen, args.n, args.k, args.seed)
+    given = {"sampler": args.sampler, "guidance_scale": args.guidance_scale, "strength": args.strength or None}
+    table, rows = variations(gen, args.n, args.k, args.seed, **{k: v for k, v in given.items() if v is not None})
     table["seconds"] = round(time.perf_counter() - start, 1)
     strip(rows).save(out / "variations.png")
     edit_rows = []

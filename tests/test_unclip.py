@@ -96,6 +96,12 @@ def test_variations_and_edits(unclip):
     assert len(a) == 3 and a[0].size == (32, 32)
     np.testing.assert_array_equal(pixels(a), pixels(gen.variations(image, n=3, seed=1)))
     assert np.abs(pixels(a[:1]) - pixels(a[1:2])).max() > 0  # new noise per variation
+    # re-sampled through the prior first: deterministic in the seed, not the plain variations
+    far = gen.variations(image, n=3, seed=1, strength=1.0)
+    np.testing.assert_array_equal(pixels(far), pixels(gen.variations(image, n=3, seed=1, strength=1.0)))
+    assert np.abs(pixels(far) - pixels(a)).max() > 0
+    with pytest.raises(GenerationError, match=r"strength must be in \[0, 1\]"):
+        gen.variations(image, strength=-0.1)
     edits = gen.edit(image, "a blue square", weight=0.5, n=2, seed=0)
     assert len(edits) == 2
     np.testing.assert_array_equal(pixels(edits), pixels(gen.edit(image, "a blue square", weight=0.5, n=2, seed=0)))

@@ -68,6 +68,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     cond.add_argument("--prompts", metavar="FILE", help="a text file with one prompt per line (blank lines skipped)")
     cond.add_argument("--labels", help="class labels for class-conditional models, e.g. 0,1,2")
     p.add_argument("--image", metavar="PATH", help="unCLIP models: variations of this image (with --prompt: an edit towards it)")
+    p.add_argument("--strength", type=float, default=0.0, help="with --image alone: re-sample the image's embedding through the prior this far first, 0..1 (default: 0)")
     p.add_argument("--weight", type=float, default=0.5, help="with --image and --prompt: 0 = the image, 1 = the prompt (default: 0.5)")
     p.add_argument("--n", type=int, default=1, help="images per prompt / label (default: 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first prompt; prompt i uses seed + i (default: 0)")
@@ -152,7 +153,7 @@ def image_inputs(generator: Any, args: argparse.Namespace, options: dict[str, An
         raise SystemExit(f"t2i sample: --image {args.image} is not a readable image ({err}); give a PNG/JPEG file") from None
     try:
         if args.prompt is None:
-            images = generator.variations(image, n=args.n, seed=args.seed, **options)
+            images = generator.variations(image, n=args.n, seed=args.seed, strength=args.strength, **options)
         else:
             images = generator.edit(image, args.prompt, weight=args.weight, n=args.n, seed=args.seed, **options)
     except GenerationError as err:
@@ -165,7 +166,7 @@ def image_inputs(generator: Any, args: argparse.Namespace, options: dict[str, An
         im.save(out / name)
         row = {"file_name": name, "text": args.prompt or "", "source_image": str(args.image), "seed": args.seed,
                "image_index": j}
-        rows.append(row if args.prompt is None else {**row, "weight": args.weight})
+        rows.append({**row, "strength": args.strength} if args.prompt is None else {**row, "weight": args.weight})
     (out / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     save_grid(images, out / "grid.png")
     what = "variations" if args.prompt is None else f"edits (weight {args.weight})"

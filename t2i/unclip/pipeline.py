@@ -11,7 +11,10 @@ then ``KandinskyV22Pipeline.from_pretrained(F / "decoder")(image_embeds=out.imag
 negative_image_embeds=out.negative_image_embeds, height=32, width=32)``. ``UnCLIPGenerator`` runs exactly
 those two calls behind the toolkit's generator contract (per-condition seeds: every image draws from
 its condition's generator, ``t2i.generator.rngs_per_image``), and adds what the app shows:
-- **variations** (Sec. 3.1): the image's CLIP embedding, decoded with new noise;
+- **variations** (Sec. 3.1): the image's CLIP embedding, decoded with new noise; with ``strength`` > 0 the
+  embedding is first re-sampled through the prior (SDEdit, Meng et al. 2022, in the embedding space:
+  noised to ``strength`` of the prior's schedule, denoised on the empty caption), so what the
+  embedding pins (on `shapes`, the layout too) can change;
 - **text-guided edits** (Sec. 3.3 uses slerp on "text diffs"; here Kandinsky's ``interpolate``): the
   weighted sum ``(1 - w) e_image + w e_prior(text)``, decoded.
 
@@ -28,7 +31,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-from diffusers import KandinskyV22Pipeline, KandinskyV22PriorPipeline
+from diffusers import KandinskyV22Pipeline, KandinskyV22PriorPipeline, UnCLIPScheduler
 from PIL import Image
 
 from t2i.diffusion.options import SamplerName
@@ -167,12 +170,39 @@ class UnCLIPGenerator(Generator):
         return self.prior.image_encoder(pixels.to(self.device)).image_embeds
 
     @torch.no_grad()
-    def variations(self, image: Image.Image, n: int = 4, seed: int = 0, **options: Any) -> list[Image.Image]:
-        """``n`` decodings of ``image``'s CLIP embedding (image i of the n from ``seed``'s generator in order)."""
+    def variations(self, image: Image.Image, n: int = 4, seed: int = 0, strength: float = 0.0,
+                   **options: Any) -> list[Image.Image]:
+        """``n`` decodings of ``image``'s CLIP embedding (image i of the n from ``seed``'s generator in order);
+        ``strength`` in [0, 1]: how far the embedding is re-sampled through the prior first (0 = not at all)."""
         validate_request(["image"], None, n, needs="text")
+        if not 0.0 <= strength <= 1.0:
+            raise GenerationError(f"strength must be in [0, 1] (0 = the image's own embedding), got {strength}")
         o = self.resolve_options(**options)
+        generators = rngs_per_image(seed, 1, n)
         e = self.embed_image(image).expand(n, -1)
-        return _images(self.size, self.decoder, e, self.prior.get_zero_embed(n, self.device), rngs_per_image(seed, 1, n), o)
+        if strength > 0:
+            e = self.resample(e, strength, generators, o)
+        return _images(self.size, self.decoder, e, self.prior.get_zero_embed(n, self.device), generators, o)
+
+    def resample(self, embeds: torch.Tensor, strength: float, generators: list[torch.Generator],
+                 o: UnCLIPOptions) -> torch.Tensor:
+        """SDEdit in the prior's space: embeddings ``(B, D)`` standardised, noised to the timestep ``strength`` of the
+        way along the prior's sampling schedule, then denoised by the prior on the empty caption (no guidance)."""
+        prior = self.prior.prior
+        scheduler = UnCLIPScheduler.from_config(self.prior.scheduler.config)  # a copy: set_timesteps mutates it
+        scheduler.set_timesteps(o.prior_steps, device=self.device)
+        start = min(len(scheduler.timesteps) - 1, round(len(scheduler.timesteps) * (1.0 - strength)))
+        timesteps = scheduler.timesteps[start:]
+        x0 = (embeds - prior.clip_mean) / prior.clip_std  # (B, D)
+        noise = torch.cat([torch.randn((1, x0.shape[1]), generator=g) for g in generators]).to(x0)
+        x = scheduler.add_noise(x0, noise, timesteps[:1].expand(len(x0)))  # q(x_t | x_0), Ho et al. 2020 Eq. 4
+        text, states, mask = self.prior._encode_prompt([""] * len(x0), self.device, 1, False)
+        for i, t in enumerate(timesteps):
+            x0_hat = prior(x, timestep=t, proj_embedding=text, encoder_hidden_states=states,
+                           attention_mask=mask).predicted_image_embedding
+            prev = None if i + 1 == len(timesteps) else timesteps[i + 1]
+            x = scheduler.step(x0_hat, timestep=t, sample=x, prev_timestep=prev, generator=generators).prev_sample
+        return prior.post_process_latents(x)
 
     @torch.no_grad()
     def edit(self, image: Image.Image, prompt: str, weight: float = 0.5, n: int = 4, seed: int = 0,
