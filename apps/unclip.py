@@ -25,7 +25,7 @@ from apps.models import MAX_PROMPT_CHARS, RequestError, number_in, whole_number
 from apps.translation import open_upload
 from gan_baselines.registry import load_generator
 from t2i.builtin import is_installed
-from t2i.data.transforms import fit
+from t2i.data.transforms import convert_onto_black, fit
 from t2i.generator import GenerationError
 from t2i.provenance import TrainedOn, off_vocabulary_warning, trained_on
 from t2i.unclip.pipeline import UnCLIPGenerator
@@ -52,11 +52,7 @@ def model_input(image: Image.Image, size: int) -> tuple[Image.Image, str]:
     notes = []
     if image.mode != "RGB":
         notes.append(f"converted from {image.mode} to RGB")
-        # Copied from gan_baselines.translation_eval.translator_input: transparency onto black (the shapes background)
-        if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-            rgba = image.convert("RGBA")
-            image = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
-        image = image.convert("RGB")
+        image = convert_onto_black(image, "RGB")
     if image.size != (size, size):
         notes.append(f"resized from {image.width}x{image.height} to {size}x{size} (its centre square)")
         image = fit(image, size, "center-crop")

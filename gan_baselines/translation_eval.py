@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from t2i.data.transforms import convert_onto_black
 from t2i.metrics.pixels import psnr, ssim
 
 
@@ -40,10 +41,7 @@ def translator_input(image: Image.Image, size: int, channels: int = 3, resize: b
     mode = "RGB" if channels == 3 else "L"
     if image.mode != mode:
         notes.append(f"converted from {image.mode} to {mode}")
-        if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-            rgba = image.convert("RGBA")
-            image = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
-        image = image.convert(mode)
+        image = convert_onto_black(image, mode)
     width, height = image.size
     if (width, height) == (2 * size, size):
         image = image.crop((0, 0, size, size))
