@@ -252,9 +252,9 @@ def build_app(cfg: AppConfig, models: AppModels | None = None, arena: Arena | No
             raise failed("the examples", err) from None
 
     # ---- unCLIP ---------------------------------------------------------------------
-    def unclip_variations(image, example, n, seed):
+    def unclip_variations(image, example, n, seed, strength):
         try:
-            shown_in, images, info = on_model_thread(unclip.variations, image, example, n, seed)
+            shown_in, images, info = on_model_thread(unclip.variations, image, example, n, seed, strength)
             return saved.save([shown_in])[0], saved.save(images), info
         except Exception as err:
             raise failed("the variations", err) from None
@@ -424,7 +424,12 @@ def build_app(cfg: AppConfig, models: AppModels | None = None, arena: Arena | No
                     unclip_count = gr.Slider(1, cfg.max_images, value=4, step=1, label="Images", elem_id="unclip-count")
                     unclip_seed = gr.Number(label="Seed", value=0, precision=0, minimum=0, maximum=2**31 - 1,
                                             elem_id="unclip-seed")
-                variations_button = gr.Button("Variations", variant="primary", elem_id="unclip-variations")
+                with gr.Row():
+                    variation_strength = gr.Slider(0.0, 1.0, value=0.0, step=0.05, scale=4,
+                                                   label="Variation strength (0 = decode the image's own embedding; "
+                                                         "more = re-sample it through the prior first: more change)",
+                                                   elem_id="unclip-strength")
+                    variations_button = gr.Button("Variations", variant="primary", elem_id="unclip-variations")
                 with gr.Row():
                     edit_prompt = text_only(gr.Textbox(label="Edit toward this prompt", value=EXAMPLES[1], scale=4,
                                                        max_length=MAX_PROMPT_CHARS, elem_id="unclip-prompt"))
@@ -438,7 +443,8 @@ def build_app(cfg: AppConfig, models: AppModels | None = None, arena: Arena | No
                                                 elem_id="unclip-gallery", scale=3)
                 unclip_info = gr.Markdown(elem_id="unclip-info")
                 unclip_outputs = [unclip_seen, unclip_gallery, unclip_info]
-                variations_button.click(unclip_variations, [unclip_upload, unclip_example, unclip_count, unclip_seed],
+                variations_button.click(unclip_variations, [unclip_upload, unclip_example, unclip_count, unclip_seed,
+                                                            variation_strength],
                                         unclip_outputs, api_name="unclip_variations")
                 edit_inputs = [unclip_upload, unclip_example, edit_prompt, edit_weight, unclip_count, unclip_seed]
                 edit_button.click(unclip_edit, edit_inputs, unclip_outputs, api_name="unclip_edit")

@@ -87,6 +87,7 @@ def test_bad_requests_are_one_line_errors(tab, tmp_path):
         (lambda: tab.variations(None, "nope", 2, 0), "Upload an image or pick one of the examples"),
         (lambda: tab.variations(None, label, 5, 0), "number of images must be a whole number from 1 to 4"),
         (lambda: tab.variations(None, label, 2, -1), "seed"),
+        (lambda: tab.variations(None, label, 2, 0, 1.5), "strength"),
     ]
     for call, match in cases:
         with pytest.raises(RequestError, match=match) as err:
@@ -148,7 +149,7 @@ def test_upload_variations_and_edit_through_gradio_client(folder, tab, tmp_path)
     try:
         client = Client(f"http://127.0.0.1:{cfg.port}/", verbose=False)
         Image.new("RGB", (80, 80), (200, 200, 200)).save(tmp_path / "up.png")
-        seen, gallery, info = client.predict(handle_file(str(tmp_path / "up.png")), tab.example_labels()[0], 3, 0,
+        seen, gallery, info = client.predict(handle_file(str(tmp_path / "up.png")), tab.example_labels()[0], 3, 0, 0.0,
                                              api_name="/unclip_variations")
         assert Image.open(seen).size == (64, 64) and len(gallery) == 3 and "resized from 80x80" in info
         _, gallery, info = client.predict(None, tab.example_labels()[0], PROMPT, 0.5, 2, 0, api_name="/unclip_edit")
@@ -157,6 +158,8 @@ def test_upload_variations_and_edit_through_gradio_client(folder, tab, tmp_path)
             client.predict(None, tab.example_labels()[0], "", 0.5, 2, 0, api_name="/unclip_edit")
         (tmp_path / "bad.png").write_bytes(b"nope")
         with pytest.raises(Exception, match="not an image Pillow can read"):
-            client.predict(handle_file(str(tmp_path / "bad.png")), None, 2, 0, api_name="/unclip_variations")
+            client.predict(handle_file(str(tmp_path / "bad.png")), None, 2, 0, 0.0, api_name="/unclip_variations")
+        _, gallery, info = client.predict(None, tab.example_labels()[0], 2, 0, 0.5, api_name="/unclip_variations")
+        assert len(gallery) == 2 and "re-sampled through the prior (strength 0.5)" in info
     finally:
         demo.close()
