@@ -275,8 +275,10 @@ def build_app(cfg: AppConfig, models: AppModels | None = None, arena: Arena | No
             seed = random.randint(0, 2**31 - 1) if randomize is True else seed
             state, image_a, image_b = on_model_thread(arena.battle, prompt, seed)
             path_a, path_b = saved.save([image_a, image_b])
-            return (path_a, path_b, state, "Which image matches the prompt better? The names are shown after your vote.",
-                    *[gr.update(interactive=True)] * len(VOTES))
+            ask = "Which image matches the prompt better? The names are shown after your vote."
+            if state.get("warning"):
+                ask += f"\n\n**{state['warning']}**"
+            return (path_a, path_b, state, ask, *[gr.update(interactive=True)] * len(VOTES))
         except Exception as err:
             raise failed("the battle", err) from None
 

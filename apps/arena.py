@@ -31,6 +31,7 @@ from t2i.arena.judge import auto_judge
 from t2i.arena.ratings import HEADER, table_rows
 from t2i.arena.store import FORMATS, JUDGES, OUTCOMES
 from t2i.generator import GenerationError, Generator
+from t2i.provenance import TrainedOn, trained_on, unknown_words
 
 DB_NAME = "arena.sqlite"  # the votes' file under the app's outputs folder
 SHOWN = ("all",) + JUDGES  # whose votes the leaderboard counts
@@ -47,6 +48,7 @@ class Arena:
     rounds: int = 200  # bootstrap resamplings of the leaderboard's intervals
     rng: random.Random = field(default_factory=random.Random)  # draws the two models of a battle
     _evaluator: Any = None  # the shapes evaluator, loaded on the first auto-judge
+    trained: dict[str, TrainedOn] = field(default_factory=dict)  # name -> its training captions' words (no entry: unknown)
 
     def __post_init__(self) -> None:
         if len(self.contenders) < 2:
@@ -61,9 +63,11 @@ class Arena:
         extra = [s.strip() for s in cfg.arena.split(",") if s.strip()]
         specs = [cfg.gan, cfg.diffusion] + extra
         generators = [models.gan, models.diffusion] + [load_generator(s) for s in extra]
-        contenders = {n: g for n, g in zip(model_names(specs), generators) if g.conditioning == "text"}
+        names = model_names(specs)
+        contenders = {n: g for n, g in zip(names, generators) if g.conditioning == "text"}
+        trained = {n: models.trained.get(n) or trained_on(spec) for n, spec in zip(names, specs) if n in contenders}
         return cls(contenders, VoteStore(Path(cfg.outputs) / DB_NAME), Path(cfg.outputs) / "exports",
-                   display_size=cfg.display_size)
+                   display_size=cfg.display_size, trained=trained)
 
     def _display(self, image: Image.Image) -> Image.Image:
         return image.convert("RGB").resize((self.display_size, self.display_size), Image.NEAREST)
@@ -84,8 +88,18 @@ class Arena:
             image_b = self.contenders[model_b].generate(prompts=[prompt], seed=seed)[0]
         except GenerationError as err:
             raise RequestError(str(err)) from None
-        battle = {"battle_id": uuid.uuid4().hex, "prompt": prompt, "seed": seed, "model_a": model_a, "model_b": model_b}
+        battle = {"battle_id": uuid.uuid4().hex, "prompt": prompt, "seed": seed, "model_a": model_a, "model_b": model_b,
+                  "warning": self.vocabulary_warning(prompt, (model_a, model_b))}
         return battle, self._display(image_a), self._display(image_b)
+
+    def vocabulary_warning(self, prompt: str, models: tuple[str, str]) -> str:
+        """One line when the prompt has words the battle's models never saw in training, naming neither model
+        (the battle is anonymous until the vote); "" otherwise, or when their training captions are unknown."""
+        unknown = [set(unknown_words(prompt, self.trained.get(m, TrainedOn()).words)) for m in models]
+        groups = [(sorted(unknown[0] & unknown[1]), "neither model"), (sorted(unknown[0] ^ unknown[1]), "one of the two")]
+        parts = [f"{', '.join(repr(w) for w in words[:6])}{' ...' if len(words) > 6 else ''} ({who})"
+                 for words, who in groups if words]
+        return f"Words outside the training captions: {'; '.join(parts)}; a model may ignore them." if parts else ""
 
     def vote(self, battle: dict[str, Any] | None, outcome: str) -> tuple[str, Vote]:
         """Store the vote on ``battle``; (the reveal text, the vote). A battle takes one vote."""

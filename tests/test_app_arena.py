@@ -132,3 +132,23 @@ def test_gradio_client_arena_twenty_voters(app_config, models):
         assert read_votes(Path(exported)) == votes
     finally:
         demo.close()
+
+
+def test_battle_warns_of_words_outside_the_training_captions_without_naming_a_model(arena):
+    """Regression (issue 16): the arena showed no off-vocabulary warning, though the text-to-image tab did."""
+    from t2i.provenance import TrainedOn
+
+    shapes_words = frozenset("a small large red blue circle square in the center".split())
+    arena.trained = {"tgan": TrainedOn(words=shapes_words), "ldm": TrainedOn(words=shapes_words | {"cat"}),
+                     "shapes-cvae": TrainedOn()}  # the last: no record, so never a warning
+    prompt = "a photo of a cat"
+    assert arena.vocabulary_warning(prompt, ("tgan", "ldm")) == (
+        "Words outside the training captions: 'of', 'photo' (neither model); 'cat' (one of the two); "
+        "a model may ignore them.")
+    assert arena.vocabulary_warning(prompt, ("shapes-cvae", "tgan")).startswith(
+        "Words outside the training captions: 'cat', 'of', 'photo' (one of the two)")
+    assert arena.vocabulary_warning(PROMPT, ("tgan", "ldm")) == ""
+    assert arena.vocabulary_warning(prompt, ("shapes-cvae", "shapes-cvae")) == ""
+    battle, _, _ = arena.battle(prompt, 0)  # the battle carries it, and it names no model (anonymous until the vote)
+    assert battle["warning"] == arena.vocabulary_warning(prompt, (battle["model_a"], battle["model_b"])) != ""
+    assert not any(name in battle["warning"] for name in arena.contenders)
