@@ -61,12 +61,11 @@ def judge_variation(pred: dict[str, Any], source: dict[str, Any]) -> dict[str, b
             "shape": any(o["shape"] == want["shape"] for o in objects), "layout_differs": moved}
 
 
-def variations(gen: Any, n: int, k: int, seed: int = 0, **options: Any) -> tuple[dict[str, Any], list[list[Image.Image]]]:
+def variations(gen: Any, evaluator: Any, n: int, k: int, seed: int = 0,
+               **options: Any) -> tuple[dict[str, Any], list[list[Image.Image]]]:
     from t2i.data.shapes import prompts, render
-    from t2i.evaluators.shapes import ShapesEvaluator
     from t2i.metrics.intervals import bootstrap_mean
 
-    evaluator = ShapesEvaluator.from_pretrained()
     scenes = [record for _, record in prompts(n, seed=seed, split="test", kind="one")]
     per_scene: dict[str, list[float]] = {"kept": [], "colour": [], "shape": [], "layout_differs": [], "pixel_distance": []}
     rows = []
@@ -88,12 +87,10 @@ def variations(gen: Any, n: int, k: int, seed: int = 0, **options: Any) -> tuple
     return {"scenes": n, "variations_per_scene": k, "options": options, **table}, rows
 
 
-def edits(gen: Any, count: int, seed: int = 0) -> tuple[list[dict[str, Any]], list[list[Image.Image]]]:
+def edits(gen: Any, evaluator: Any, count: int, seed: int = 0) -> tuple[list[dict[str, Any]], list[list[Image.Image]]]:
     """``count`` test scenes, each edited towards a prompt naming another colour and shape at every weight."""
     from t2i.data.shapes import prompts, render
-    from t2i.evaluators.shapes import ShapesEvaluator
 
-    evaluator = ShapesEvaluator.from_pretrained()
     scenes = [record for _, record in prompts(count, seed=seed, split="test", kind="one")]
     targets = [caption for caption, record in prompts(4 * count, seed=seed + 1, split="test", kind="one")]
     found, rows = [], []
@@ -159,12 +156,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     start = time.perf_counter()
     given = {"sampler": args.sampler, "guidance_scale": args.guidance_scale, "strength": args.strength or None}
-    table, rows = variations(gen, args.n, args.k, args.seed, **{k: v for k, v in given.items() if v is not None})
+    from t2i.evaluators.shapes import ShapesEvaluator
+
+    evaluator = ShapesEvaluator.from_pretrained()  # one load for the variations and the edits
+    table, rows = variations(gen, evaluator, args.n, args.k, args.seed, **{k: v for k, v in given.items() if v is not None})
     table["seconds"] = round(time.perf_counter() - start, 1)
     strip(rows).save(out / "variations.png")
     edit_rows = []
     if args.edits:
-        found, edit_rows = edits(gen, args.edits, args.seed)
+        found, edit_rows = edits(gen, evaluator, args.edits, args.seed)
         table["edits"] = found
         strip(edit_rows).save(out / "edits.png")
     table["command"] = "python -m benchmarks.unclip " + " ".join(argv if argv is not None else sys.argv[1:])

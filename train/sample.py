@@ -139,7 +139,6 @@ def image_inputs(generator: Any, args: argparse.Namespace, options: dict[str, An
     """``--image``: variations (no prompt) or an edit towards ``--prompt``; images, metadata.jsonl and grid.png."""
     from t2i.data.bad_data import BadImage, open_image
     from t2i.generator import GenerationError
-    from t2i.runtime.grids import save_grid
 
     if not hasattr(generator, "variations"):
         raise SystemExit(f"t2i sample: --image needs an unCLIP model (`t2i train unclip`); {args.model} is a "
@@ -158,27 +157,33 @@ def image_inputs(generator: Any, args: argparse.Namespace, options: dict[str, An
             images = generator.edit(image, args.prompt, weight=args.weight, n=args.n, seed=args.seed, **options)
     except GenerationError as err:
         raise SystemExit(f"t2i sample: {err}") from None
-    out = Path(args.out)
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    rows = []
-    for j, im in enumerate(images):
-        name = f"images/{j:05d}.png"
-        im.save(out / name)
-        row = {"file_name": name, "text": args.prompt or "", "source_image": str(args.image), "seed": args.seed,
-               "image_index": j}
-        rows.append({**row, "strength": args.strength} if args.prompt is None else {**row, "weight": args.weight})
-    (out / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    save_grid(images, out / "grid.png")
+    setting = {"strength": args.strength} if args.prompt is None else {"weight": args.weight}
+    rows = [{"text": args.prompt or "", "source_image": str(args.image), "seed": args.seed, "image_index": j, **setting}
+            for j in range(len(images))]
+    write_outputs(Path(args.out), images, rows)
     what = "variations" if args.prompt is None else f"edits (weight {args.weight})"
-    print(f"wrote {len(rows)} {what} of {args.image} to {out} (metadata.jsonl, grid.png)")
+    print(f"wrote {len(rows)} {what} of {args.image} to {args.out} (metadata.jsonl, grid.png)")
     return 0
+
+
+def write_outputs(out: Path, images: list, rows: list[dict[str, Any]], nrow: int | None = None) -> None:
+    """``out/images/00000.png ...``, ``out/metadata.jsonl`` (each row with its ``file_name`` first) and ``out/grid.png``."""
+    from t2i.runtime.grids import save_grid
+
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    named = []
+    for k, (image, row) in enumerate(zip(images, rows)):
+        name = f"images/{k:05d}.png"
+        image.save(out / name)
+        named.append({"file_name": name, **row})
+    (out / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in named), encoding="utf-8")
+    save_grid(images, out / "grid.png", nrow=nrow)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     from gan_baselines.registry import load_generator
     from t2i.generator import GenerationError, conditions_for, generate_conditions
-    from t2i.runtime.grids import save_grid
 
     if args.n < 1:
         raise SystemExit(f"t2i sample: --n must be >= 1, got {args.n}")
@@ -210,24 +215,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GenerationError as err:
         raise SystemExit(f"t2i sample: {err}") from None
 
-    out = Path(args.out)
-    (out / "images").mkdir(parents=True, exist_ok=True)
     names = generator.class_names
     rows = []
-    for k, image in enumerate(images):
+    for k in range(len(images)):
         i, j = divmod(k, args.n)  # condition i, its image j
         condition = conditions[i]
-        name = f"images/{k:05d}.png"
-        image.save(out / name)
         text = condition if isinstance(condition, str) else "" if condition is None else (
             names[condition] if names and condition < len(names) else str(condition))
-        row = {"file_name": name, "text": text, "seed": args.seed + i, "image_index": j}
+        row = {"text": text, "seed": args.seed + i, "image_index": j}
         if labels is not None:
             row["label"] = condition
         rows.append(row)
-    (out / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    save_grid(images, out / "grid.png", nrow=args.n if len(conditions) > 1 and args.n > 1 else None)
-    print(f"wrote {len(rows)} images of {generator.family} to {out} (metadata.jsonl, grid.png)")
+    write_outputs(Path(args.out), images, rows, nrow=args.n if len(conditions) > 1 and args.n > 1 else None)
+    print(f"wrote {len(rows)} images of {generator.family} to {args.out} (metadata.jsonl, grid.png)")
     return 0
 
 

@@ -74,6 +74,15 @@ def export_stable_diffusion(pipe_or_folder: Any, out_dir: str | Path) -> Path:
     return Path(out_dir)
 
 
+def declare_float32(config_path: str | Path) -> None:
+    """Name float32 in a transformers model's ``config.json``. transformers loads a model in its config's dtype,
+    diffusers in float32: so a stock pipeline over half-precision files gets one dtype (float32 compute)."""
+    path = Path(config_path)
+    config = json.loads(path.read_text())
+    config.pop("torch_dtype", None)
+    path.write_text(json.dumps({**config, "dtype": "float32"}, indent=2) + "\n")
+
+
 def save_half(pipe_or_folder: Any, out_dir: str | Path) -> Path:
     """Write a pipeline folder with half-precision weights (half the bytes; the built-ins ship so).
 
@@ -91,12 +100,7 @@ def save_half(pipe_or_folder: Any, out_dir: str | Path) -> Path:
     half.save_pretrained(str(out_dir))
     for name in ("vae", "text_encoder", "unet"):
         getattr(half, name).to(torch.float32)
-    # transformers loads a model in its config's dtype, diffusers in float32: name float32 so that a stock
-    # StableDiffusionPipeline.from_pretrained(folder) gets one dtype (half-precision files, float32 compute)
-    text_config = Path(out_dir) / "text_encoder" / "config.json"
-    config = json.loads(text_config.read_text())
-    config.pop("torch_dtype", None)
-    text_config.write_text(json.dumps({**config, "dtype": "float32"}, indent=2) + "\n")
+    declare_float32(Path(out_dir) / "text_encoder" / "config.json")
     if src is not None and (src / "t2i_sampling.json").is_file():
         shutil.copy(src / "t2i_sampling.json", Path(out_dir) / "t2i_sampling.json")
     return Path(out_dir)

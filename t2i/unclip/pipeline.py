@@ -123,15 +123,14 @@ def save_half(source: str | Path, dest: str | Path) -> Path:
     one dtype (diffusers loads its models in float32 unless told otherwise)."""
     import shutil
 
+    from t2i.diffusion.interop import declare_float32
+
     source, dest = Path(source), Path(dest)
     for part, cls in (("prior", KandinskyV22PriorPipeline), ("decoder", KandinskyV22Pipeline)):
         cls.from_pretrained(str(source / part), dtype=torch.float16).save_pretrained(str(dest / part))
         for name in ("text_encoder", "image_encoder"):
-            config = dest / part / name / "config.json"
-            if config.is_file():
-                values = json.loads(config.read_text())
-                values.pop("torch_dtype", None)
-                config.write_text(json.dumps({**values, "dtype": "float32"}, indent=2) + "\n")
+            if (dest / part / name / "config.json").is_file():
+                declare_float32(dest / part / name / "config.json")
     shutil.copy(source / INFO_NAME, dest / INFO_NAME)
     return dest
 
