@@ -5,7 +5,8 @@ For each model, the same held-out two-object prompts ("a blue square above a yel
 image each (prompt i drawn from seed i), judged by the shapes evaluator (spec rules: colour,
 shape, binding = each object with its own colour and shape, relation, all correct). Prints a
 table and writes a figure: one row per model, the same prompts in the columns, each image
-framed green when all is correct, orange when only the relation is wrong, red otherwise.
+framed green when all is correct, orange when only the relation is wrong, red otherwise
+(``--figure-prompts`` picks the list: two-object test prompts by default).
 
     python -m benchmarks.relations --models before=/path/to/old/shapes-ldm shapes-ldm \
         --n 200 --figure docs/figures/relations_before_after.png --json benchmarks/results/relations.json
@@ -95,7 +96,7 @@ def figure(rows: dict[str, tuple[list[str], list[Image.Image], list[dict]]], pat
         for c in range(len(captions)):
             x = side + c * (CELL + 6)
             j = judged[c]
-            colour = FRAME["all"] if j["all_correct"] else FRAME["relation"] if j["binding"] else FRAME["wrong"]
+            colour = FRAME["all"] if j["all_correct"] else FRAME["relation"] if j.get("binding") else FRAME["wrong"]
             draw.rectangle((x - 3, y - 3, x + CELL + 2, y + CELL + 2), fill=colour)
             sheet.paste(images[c].convert("RGB").resize((CELL, CELL), Image.NEAREST), (x, y))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -108,7 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--models", nargs="*", default=[], help="generators: names or folders, optionally LABEL=MODEL")
     parser.add_argument("--clips", nargs="*", default=[], help="CLIPs for the CLIP-score check: names or folders, optionally LABEL=MODEL")
     parser.add_argument("--n", type=int, default=200, help="prompts per split and kind (one image each)")
-    parser.add_argument("--figure", default="", help="PNG of the first 8 two-object test prompts, one row per model")
+    parser.add_argument("--figure", default="", help="PNG of the first 8 prompts of --figure-prompts, one row per model")
+    parser.add_argument("--figure-prompts", default="test_two", choices=[f"{s}_{k}" for s in ("test", "novel")
+                                                                         for k in ("one", "two")],
+                        help="which prompt list the figure shows (split_kind)")
     parser.add_argument("--json", default="", help="where to write the table")
     args = parser.parse_args(argv)
     results, rows, clips = {}, {}, {}
@@ -123,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         start = time.perf_counter()
         table, kept = measure(model, args.n)
         results[label] = {"model": model, "seconds": round(time.perf_counter() - start, 1), **table}
-        rows[label] = kept["test_two"]
+        rows[label] = kept[args.figure_prompts]
         print(f"{label}: " + "; ".join(f"{k} " + ", ".join(f"{a} {v:.3f}" for a, v in t.items())
                                       for k, t in table.items()), flush=True)
     if not results:

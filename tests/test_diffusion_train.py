@@ -224,6 +224,44 @@ def test_ldm_fine_tune_replaces_the_first_stage_and_text_encoder_at_another_size
         train.ldm.main([*TINY, "--init", str(ldm_run), "--vae", str(wrong), "--out", str(tmp_path / "x")])
 
 
+def test_partial_captions_enter_the_text_table_and_replace_only_one_object_captions():
+    from t2i.diffusion.training import CachedLatents, add_partial_captions, draw_partial
+
+    one = {"caption": "a small cyan square in the top left", "relation": "",
+           "objects": [{"colour": "cyan", "shape": "square", "size": "small", "position": "top left"}]}
+    two = {"caption": "a red circle above a blue cross", "relation": "above",
+           "objects": [{"colour": "red", "shape": "circle", "size": "small"},
+                       {"colour": "blue", "shape": "cross", "size": "small"}]}
+    texts = [one["caption"], two["caption"]]
+    cached = CachedLatents(torch.zeros(3, 2, 2, 2), torch.tensor([0, 1, 0]), list(texts))
+    assert add_partial_captions(cached, [one, two, one]) == 2
+    assert cached.texts[:2] == texts  # existing ids keep their meaning
+    assert [cached.texts[i] for i in cached[0]["partial_ids"]] == [
+        "a cyan square in the top left", "a small square in the top left", "a small cyan square"]
+    assert cached[1]["partial_ids"].tolist() == [-1, -1, -1] and cached[2]["partial_ids"].equal(cached[0]["partial_ids"])
+
+    ids, partial = torch.tensor([0, 1, 0] * 300), torch.stack([cached[i]["partial_ids"] for i in (0, 1, 2)] * 300)
+    always = draw_partial(ids, partial, 1.0, torch.Generator().manual_seed(0))
+    assert (always[1::3] == 1).all()  # the two-object scene keeps its caption
+    drawn = torch.bincount(always[0::3])[partial[0]].float() / 300
+    assert ((drawn - 1 / 3).abs() < 0.06).all()  # each partial caption, uniformly; never the full one
+    assert draw_partial(ids, partial, 0.0, torch.Generator().manual_seed(0)).equal(ids)
+    half = draw_partial(ids, partial, 0.5, torch.Generator().manual_seed(0))
+    assert 0.4 < (half[0::3] != 0).float().mean() < 0.6
+
+
+def test_ldm_partial_captions_run_and_refusal(vae_run, ldm_run, tmp_path, capsys):
+    import train.ldm
+
+    out = tmp_path / "partial"
+    assert train.ldm.main([*TINY, *GRID, "--vae", str(vae_run), "--clip", str(ldm_run), "--unet", "test", "--cache",
+                           "--partial-captions", "0.5", "--out", str(out)]) == 0
+    assert "partial captions:" in capsys.readouterr().out
+    assert (out / "unet" / "config.json").exists()
+    with pytest.raises(SystemExit, match="use it with --data shapes --cache"):
+        train.ldm.main([*TINY, "--vae", str(vae_run), "--partial-captions", "0.5", "--out", str(tmp_path / "x")])
+
+
 def test_ldm_refuses_lora_without_a_base(tmp_path):
     import train.ldm
 

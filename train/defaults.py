@@ -69,9 +69,9 @@ RECIPES: list[Recipe] = [
     Recipe("shapes-vae-kl", "train.vae_kl", ["--preset", "shapes-f4"],
            "vae", "shapes 32 px, train split", ["--n", "32", "--arch", "f4-test", "--scale-images", "16",
                                                   "--eval-images", "16"], half=True),
-    # 70% two-object scenes for relations; 5000 of the preset's 7000 steps (constant lr after warm-up: a prefix of it)
+    # 70% two-object scenes for relations; half the one-object scenes captioned partially, for held-out colour-shape pairs
     Recipe("shapes-ldm", "train.ldm", ["--preset", "shapes-tiny", "--vae", "{vae}", "--clip", "{clip}", "--p-two", "0.7",
-                                       "--steps", "5000"],
+                                       "--partial-captions", "0.5", "--fused-adamw"],
            ".", "shapes 32 px, train split", ["--n", "32", "--unet", "test"],
            ("model_index.json", "scheduler", "text_encoder", "tokenizer", "unet", "vae", "t2i_sampling.json",
             "t2i_training.json"), half=True),

@@ -5,7 +5,9 @@ From scratch: ``--vae`` (a ``t2i train vae-kl`` run, an AutoencoderKL folder or 
 or a transformers CLIP text model) are frozen; a new ``UNet2DConditionModel`` (``--unet``
 preset) learns to denoise ``z * scaling_factor`` under the DDPM schedule, epsilon or v
 prediction, optional min-SNR-gamma weighting, with ``caption_dropout`` of captions replaced by
-"" for classifier-free guidance. Fine-tuning: ``--init`` a pipeline folder (ours or Stable
+"" for classifier-free guidance; on ``shapes`` with ``--cache``, ``--partial-captions P`` captions a
+one-object scene, with probability P, by a true caption without its size, colour or position (the
+built-in recipe: 0.5; held-out colour-shape pairs need it). Fine-tuning: ``--init`` a pipeline folder (ours or Stable
 Diffusion layout) or hub id; full UNet, or ``--lora-rank R`` (peft LoRA on the attention).
 On new data, ``--vae`` and ``--clip`` replace the base's first stage and text encoder (a decoder
 fitted by ``t2i train vae-kl --init BASE --train-part decoder``, a CLIP fine-tuned on the captions)
@@ -51,8 +53,9 @@ from t2i.diffusion.lora import add_lora, save_lora
 from t2i.diffusion.options import DiffusionOptions, SamplerName, load_sampling_options, save_sampling_options
 from t2i.diffusion.pipeline import (LatentDiffusionPipeline, LDMGenerator, encode_text, make_scheduler,
                                     training_scheduler)
-from t2i.diffusion.training import (build_latent_cache, build_text_cache, diffusion_loss, drop_captions,
-                                    first_stage_warning, reconstruction_psnr, sample_cached, to_vae_input)
+from t2i.diffusion.training import (add_partial_captions, build_latent_cache, build_text_cache, diffusion_loss,
+                                    draw_partial, drop_captions, first_stage_warning, reconstruction_psnr,
+                                    sample_cached, to_vae_input)
 from t2i.diffusion.unet import UNetPreset, build_unet
 from t2i.provenance import write_record
 from t2i.runtime import Run, RunConfig
@@ -78,6 +81,7 @@ class LDMConfig(RunConfig):
     first_stage_check: int = 64  # training images the first stage reconstructs before training (PSNR printed); 0 = skip
     min_psnr: float = 20.0  # warn (with the remedy) when that PSNR is below this many dB
     cache: bool = False  # encode every image (VAE posterior) and caption once before training: faster steps
+    partial_captions: float = 0.0  # shapes, with --cache: probability that a one-object scene is captioned with its size, colour or position left out (true but partial: the shape word moves; t2i.diffusion.training.add_partial_captions)
     # speed options (opt-in; benchmarks/train_throughput.py measures them). They change how a step is
     # computed, not what is learnt, so a run may be resumed with them switched (they are not in its identity).
     compile: bool = False  # torch.compile the UNet for the training step (the first steps compile: minutes on a CPU); checkpoints, EMA, grids and the saved pipeline use the plain module
@@ -173,6 +177,11 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--caption-dropout must be in [0, 1), got {cfg.caption_dropout}")
     if cfg.lora_rank and not cfg.init:
         raise SystemExit("--lora-rank adapts an existing pipeline: give --init PIPELINE_FOLDER")
+    if not 0 <= cfg.partial_captions <= 1:
+        raise SystemExit(f"--partial-captions must be a probability in [0, 1], got {cfg.partial_captions}")
+    if cfg.partial_captions and (str(cfg.data) != "shapes" or not cfg.cache):
+        raise SystemExit("--partial-captions writes captions from shapes' scene labels into the latent cache: "
+                         "use it with --data shapes --cache")
     run = Run(cfg, name="ldm")
     parts = build_components(cfg)
     vae, text_encoder, tokenizer, unet, scheduler = (parts[k] for k in ("vae", "text_encoder", "tokenizer", "unet",
@@ -208,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     train_set, text_table = dataset, None  # train_set: the captions' record (t2i.provenance)
     if cfg.cache:  # posterior moments of every image + text states of every distinct caption (and "")
         cached = build_latent_cache(dataset, vae, run.device)
+        if cfg.partial_captions:
+            run.print(f"partial captions: {add_partial_captions(cached, dataset.records)} one-object scenes, "
+                      f"each captioned by one with probability {cfg.partial_captions}")
         text_table = build_text_cache(cached.texts, tokenizer, text_encoder, run.device).to(run.device)  # (U+1, T, D)
         dataset = cached
     total = sum(p.numel() for p in run.unwrap(unet).parameters())
@@ -222,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         with torch.no_grad():
             if text_table is not None:
                 ids = batch["text_id"]  # (B,)
+                if cfg.partial_captions:
+                    ids = draw_partial(ids, batch["partial_ids"], cfg.partial_captions, run.generator)
                 drop = torch.rand(len(ids), generator=run.generator) < cfg.caption_dropout
                 ids = torch.where(drop.to(ids.device), len(text_table) - 1, ids)  # the last row is ""
                 cond = text_table[ids]  # (B, T, D)

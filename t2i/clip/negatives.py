@@ -58,6 +58,7 @@ from t2i.data import shapes as vocab
 SHAPES_KINDS: tuple[str, ...] = ("swap_objects", "flip_relation", "swap_colours", "swap_shapes",
                                  "replace_colour", "replace_shape", "replace_size", "replace_position")
 RULE_KINDS: tuple[str, ...] = ("swap_noun_phrases", "swap_modifiers", "swap_nouns", "shuffle")
+PARTIAL_DROPS: tuple[str, ...] = ("size", "colour", "position")  # what a partial caption leaves out (one of them)
 PERTURBERS: tuple[str, ...] = ("off", "shapes", "rules", "auto")  # what `t2i train clip --hard-negatives` takes
 OPPOSITE: dict[str, str] = {"above": "below", "below": "above",
                             "to the left of": "to the right of", "to the right of": "to the left of"}
@@ -130,7 +131,19 @@ def partial_scene(record: dict[str, Any], rng: random.Random) -> dict[str, Any]:
     would also be true of other images in the batch, which the loss counts as negatives."""
     if len(record["objects"]) != 1:
         raise ValueError("partial_scene needs a one-object scene")
-    dropped = rng.choice(["size", "colour", "position"])
+    return _without(record, rng.choice(PARTIAL_DROPS))
+
+
+def partial_captions(record: dict[str, Any]) -> list[str]:
+    """Every partial caption of a one-object scene (``partial_scene``'s three, in ``PARTIAL_DROPS``
+    order); none for a two-object scene (leaving one object's colour out was measured for the
+    diffusion model and lost accuracy everywhere: ``benchmarks/RESULTS.md``, "Partial captions")."""
+    if len(record["objects"]) != 1:
+        return []
+    return [_without(record, dropped)["caption"] for dropped in PARTIAL_DROPS]
+
+
+def _without(record: dict[str, Any], dropped: str) -> dict[str, Any]:
     obj = {k: (None if k == dropped else v) for k, v in record["objects"][0].items()}
     return {**record, "objects": [obj], "caption": one_object_caption(**obj)}
 

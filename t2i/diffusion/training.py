@@ -114,6 +114,7 @@ class CachedLatents(Dataset):
 
         self.moments, self.text_ids, self.texts = moments, text_ids, texts
         self.caption_ids, self.seed, self.epoch, self._item_rng = caption_ids, seed, 0, item_rng
+        self.partial_ids: torch.Tensor | None = None  # (N, K) ids of true partial captions, -1 = none (add_partial_captions)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -122,10 +123,45 @@ class CachedLatents(Dataset):
         return len(self.moments)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
+        item = {"moments": self.moments[i], "text_id": int(self.text_ids[i])}
         if self.caption_ids is not None and len(self.caption_ids[i]) > 1:
             choices = self.caption_ids[i]
-            return {"moments": self.moments[i], "text_id": choices[self._item_rng(self.seed, self.epoch, i).randrange(len(choices))]}
-        return {"moments": self.moments[i], "text_id": int(self.text_ids[i])}
+            item["text_id"] = choices[self._item_rng(self.seed, self.epoch, i).randrange(len(choices))]
+        if self.partial_ids is not None:
+            item["partial_ids"] = self.partial_ids[i]
+        return item
+
+
+def add_partial_captions(cached: CachedLatents, records: Sequence[dict[str, Any]]) -> int:
+    """Give each one-object ``shapes`` scene of ``cached`` its partial captions (one of size,
+    colour or position left out: ``t2i.clip.negatives.partial_captions``), appended to its text
+    table; ``draw_partial`` then captions the scene by one of them. Returns how many scenes have them.
+
+    Why: trained on full captions only, a model draws a held-out colour-shape pair as a seen pair
+    of the same colour ("a small cyan circle" gave no circle in 30 images, small cyan squares; "a
+    large cyan circle" 29 circles); with true captions that leave a word out, each named attribute has to
+    act on its own, the same remedy as the CLIP's partial captions (``train/clip.py``). Measured in
+    ``benchmarks/RESULTS.md``, "Partial captions"."""
+    from t2i.clip.negatives import PARTIAL_DROPS, partial_captions
+
+    table = {t: i for i, t in enumerate(cached.texts)}
+    rows = []
+    for record in records:
+        ids = [table.setdefault(c, len(table)) for c in partial_captions(record)]
+        rows.append(ids + [-1] * (len(PARTIAL_DROPS) - len(ids)))  # two-object scenes have none
+    cached.texts = list(table)
+    cached.partial_ids = torch.tensor(rows, dtype=torch.long)  # (N, 3)
+    return int((cached.partial_ids[:, 0] >= 0).sum())
+
+
+def draw_partial(text_ids: torch.Tensor, partial_ids: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
+    """Replace each text id, with probability ``p``, by one of the item's partial captions drawn
+    uniformly (``partial_ids (B, K)``: the first ones >= 0, then -1 padding); ``text_ids (B,)``."""
+    take = (torch.rand(len(text_ids), generator=generator) < p).to(text_ids.device)
+    counts = (partial_ids >= 0).sum(1)  # (B,)
+    pick = (torch.rand(len(text_ids), generator=generator).to(text_ids.device) * counts).long()
+    chosen = partial_ids.gather(1, pick.clamp_max(partial_ids.shape[1] - 1)[:, None])[:, 0]
+    return torch.where(take & (counts > 0), chosen, text_ids)
 
 
 @torch.no_grad()
