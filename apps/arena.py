@@ -24,7 +24,7 @@ from typing import Any, Callable
 from PIL import Image
 
 from apps.catalog import model_names
-from apps.models import MAX_PROMPT_CHARS, AppModels, RequestError, whole_number
+from apps.models import AppModels, RequestError, check_prompt, upscaled, whole_number
 from gan_baselines.registry import load_generator
 from t2i.arena import DuplicateVote, Vote, VoteStore, export_votes, format_table, leaderboard
 from t2i.arena.judge import auto_judge
@@ -70,17 +70,13 @@ class Arena:
                    display_size=cfg.display_size, trained=trained)
 
     def _display(self, image: Image.Image) -> Image.Image:
-        return image.convert("RGB").resize((self.display_size, self.display_size), Image.NEAREST)
+        return upscaled(image, self.display_size)
 
     # ---- a battle and its vote ------------------------------------------------------
     def battle(self, prompt: Any, seed: Any) -> tuple[dict[str, Any], Image.Image, Image.Image]:
         """Two different models drawn at random answer ``prompt`` with ``seed``: (battle, image A, image B).
         The battle (names included) stays on the server until the vote."""
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise RequestError("Please type a prompt: it is empty." if isinstance(prompt, str) or prompt is None
-                               else f"The prompt must be text, not {type(prompt).__name__}.")
-        if len(prompt) > MAX_PROMPT_CHARS:
-            raise RequestError(f"The prompt is {len(prompt)} characters long; at most {MAX_PROMPT_CHARS} are allowed.")
+        check_prompt(prompt)
         prompt, seed = " ".join(prompt.split()), whole_number("seed", seed, 0, 2**31 - 1)
         model_a, model_b = self.rng.sample(sorted(self.contenders), 2)
         try:

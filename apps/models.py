@@ -57,6 +57,20 @@ def whole_number(name: str, value: Any, low: int, high: int) -> int:
     return int(number)
 
 
+def check_prompt(prompt: Any, empty: str = "Please type a prompt: it is empty.") -> None:
+    """RequestError (``empty`` for a blank one) unless ``prompt`` is non-blank text of at most MAX_PROMPT_CHARS."""
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise RequestError(empty if isinstance(prompt, str) or prompt is None
+                           else f"The prompt must be text, not {type(prompt).__name__}.")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise RequestError(f"The prompt is {len(prompt)} characters long; at most {MAX_PROMPT_CHARS} are allowed.")
+
+
+def upscaled(image: Image.Image, size: int) -> Image.Image:
+    """An image as the app shows it: RGB, ``size x size``, nearest-neighbour (pixels stay sharp)."""
+    return image.convert("RGB").resize((size, size), Image.NEAREST)
+
+
 def number_in(name: str, value: Any, low: float, high: float) -> float:
     """``value`` as a float in [low, high], or RequestError naming the range."""
     number = _as_float(value)
@@ -138,11 +152,7 @@ class AppModels:
     def check(self, prompt: str, seed: Any, n: Any, steps: Any, guidance: Any, sampler: str,
               negative_prompt: Any = "") -> tuple[int, int, int, float]:
         """Refuse a bad request with a message for the user (``RequestError``); never a raw Python error."""
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise RequestError("Please type a prompt: it is empty." if isinstance(prompt, str) or prompt is None
-                               else f"The prompt must be text, not {type(prompt).__name__}.")
-        if len(prompt) > MAX_PROMPT_CHARS:
-            raise RequestError(f"The prompt is {len(prompt)} characters long; at most {MAX_PROMPT_CHARS} are allowed.")
+        check_prompt(prompt)
         if negative_prompt is not None and not isinstance(negative_prompt, str):
             raise RequestError(f"The negative prompt must be text, not {type(negative_prompt).__name__}.")
         if negative_prompt and len(negative_prompt) > MAX_PROMPT_CHARS:
@@ -165,7 +175,7 @@ class AppModels:
         return to_pil(self.diffusion.decode_latents(torch.cat(strip)))  # (K, 3, H, W) in [0, 1]
 
     def _display(self, images: list[Image.Image]) -> list[Image.Image]:
-        return [im.convert("RGB").resize((self.display_size, self.display_size), Image.NEAREST) for im in images]
+        return [upscaled(im, self.display_size) for im in images]
 
     # ---- text to image ------------------------------------------------------------
     def generate(self, prompt: str, negative_prompt: str, seed: Any, n: Any, sampler: str, steps: Any, guidance: Any,

@@ -21,7 +21,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from apps.catalog import model_names
-from apps.models import RequestError
+from apps.models import RequestError, upscaled
 from gan_baselines.translation import load_translator
 from gan_baselines.translation_eval import translate, translator_input
 from t2i.generator import to_pil
@@ -78,7 +78,7 @@ class Translators:
         return self.models[name]
 
     def _display(self, image: Image.Image) -> Image.Image:
-        return image.convert("RGB").resize((self.display_size, self.display_size), Image.NEAREST)
+        return upscaled(image, self.display_size)
 
     # ---- examples -------------------------------------------------------------------
     def examples(self, name: str) -> list[tuple[str, Image.Image]]:

@@ -22,7 +22,7 @@ from typing import Any
 from PIL import Image
 
 from apps.catalog import describe, model_names
-from apps.models import MAX_PROMPT_CHARS, RequestError, number_in, whole_number
+from apps.models import RequestError, check_prompt, number_in, upscaled, whole_number
 from apps.translation import open_upload
 from gan_baselines.registry import load_generator
 from t2i.builtin import is_installed
@@ -87,7 +87,7 @@ class UnCLIPTab:
         return self.generator.size
 
     def _display(self, images: list[Image.Image]) -> list[Image.Image]:
-        return [im.convert("RGB").resize((self.display_size, self.display_size), Image.NEAREST) for im in images]
+        return [upscaled(im, self.display_size) for im in images]
 
     # ---- examples -------------------------------------------------------------------
     def examples(self) -> list[tuple[str, Image.Image]]:
@@ -142,11 +142,7 @@ class UnCLIPTab:
     def edit(self, image: Any, example: Any, prompt: Any, weight: Any, n: Any,
              seed: Any) -> tuple[Image.Image, list[Image.Image], str]:
         """(the input as the model sees it, ``n`` edits toward ``prompt``, a note); ``weight`` 0 = the image, 1 = the prompt."""
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise RequestError("Type a prompt for the edit: it is empty." if isinstance(prompt, str) or prompt is None
-                               else f"The prompt must be text, not {type(prompt).__name__}.")
-        if len(prompt) > MAX_PROMPT_CHARS:
-            raise RequestError(f"The prompt is {len(prompt)} characters long; at most {MAX_PROMPT_CHARS} are allowed.")
+        check_prompt(prompt, empty="Type a prompt for the edit: it is empty.")
         w = number_in("weight (0 = the image, 1 = the prompt)", weight, 0.0, 1.0)
         n, seed = self._check(n, seed)
         prompt = " ".join(prompt.split())

@@ -26,7 +26,6 @@ a shared machine makes noisy; seconds are still measured and reported beside the
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import time
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import Any, Callable
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from t2i.bench.store import atomic_write
 from t2i.generator import Generator
 
 
@@ -133,9 +133,7 @@ def record_stage_time(folder: str | Path, steps: int, cpu_s: float, wall_s: floa
     times = json.loads(path.read_text()) if path.is_file() else {}
     if str(steps) not in times:
         times[str(steps)] = {"cpu_s": cpu_s, "wall_s": wall_s}
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(times, indent=2) + "\n")
-        os.replace(tmp, path)  # atomic: a kill leaves the old record or the new one
+        atomic_write(path, lambda tmp: tmp.write_text(json.dumps(times, indent=2) + "\n"))
 
 
 def cpu_seconds_to(folder: str | Path, stages: list[int]) -> list[float] | None:

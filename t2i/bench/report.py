@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from t2i.bench.scoring import HEADLINE
+from t2i.bench.store import atomic_write
 
 
 def mean_std(values: Sequence[float | None]) -> dict[str, float] | None:
@@ -83,12 +84,7 @@ def machine() -> dict[str, Any]:
 
 
 def write_results(results: dict[str, Any], path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
-    return path
+    return atomic_write(Path(path), lambda tmp: tmp.write_text(json.dumps(results, indent=2, default=str) + "\n"))
 
 
 def _fmt(v: Any, digits: int = 3) -> str:

@@ -40,17 +40,19 @@ class ResultStore:
     def put(self, name: str, fingerprint: dict[str, Any], record: dict[str, Any]) -> Path:
         path = self.path(name, fingerprint)
         text = json.dumps({"fingerprint": fingerprint, "record": record}, indent=1, default=str) + "\n"
-        return _atomic(path, lambda tmp: tmp.write_text(text))
+        return atomic_write(path, lambda tmp: tmp.write_text(text))
 
     def get_tensor(self, name: str, fingerprint: dict[str, Any]) -> torch.Tensor | None:
         path = self.path(name, fingerprint, ".pt")
         return torch.load(path) if path.is_file() else None
 
     def put_tensor(self, name: str, fingerprint: dict[str, Any], tensor: torch.Tensor) -> Path:
-        return _atomic(self.path(name, fingerprint, ".pt"), lambda tmp: torch.save(tensor.clone(), tmp))
+        return atomic_write(self.path(name, fingerprint, ".pt"), lambda tmp: torch.save(tensor.clone(), tmp))
 
 
-def _atomic(path: Path, write) -> Path:
+def atomic_write(path: Path, write) -> Path:
+    """``write(tmp)`` to a temporary name beside ``path``, then ``os.replace`` it into place: after a kill the
+    file is the old one or the new one, never half written (the bench's records, costs and results)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     write(tmp)
