@@ -69,6 +69,8 @@ class AttnGANArch:
     d_heads: list[int] = field(default_factory=lambda: [16, 8, 4])  # D resolutions with a realism + projection head
     d_words: list[int] = field(default_factory=lambda: [8, 4])  # d_heads that also score word -> region attention
     spectral_norm: bool = True  # spectral normalisation of D's layers (Miyato et al. 2018)
+    g_full: int = 0  # channels of a G block at full resolution before a 3x3 RGB convolution (0 = the last up-sampling draws RGB)
+    d_full: int = 0  # channels of a stride-1 3x3 convolution at full resolution before D's first down-sampling (0 = none)
 
     def validate(self) -> None:
         n = num_doublings(self.size)  # raises for unsupported sizes
@@ -88,6 +90,8 @@ class AttnGANArch:
             raise ValueError(f"noise_scales must be one of {list(NOISE_SCALES)}, got {self.noise_scales!r}")
         if self.noise_scales == "all" and self.latent_dim < n:
             raise ValueError(f"noise_scales=all cuts z into {n} chunks: latent_dim must be >= {n}")
+        if self.g_full < 0 or self.d_full < 0:
+            raise ValueError(f"g_full and d_full are channel counts (0 = off), got {self.g_full} and {self.d_full}")
         if self.text_width % self.heads:
             raise ValueError(f"text_width {self.text_width} must be a multiple of heads {self.heads}")
 
@@ -211,8 +215,14 @@ class AttnGenerator(nn.Module):
             blocks.append(GBlock(c_in, c_out, 2 * W + z_k, side, up=k > 0, attn=side in arch.g_attn,
                                  text_width=W, heads=arch.heads))
         self.blocks = nn.ModuleList(blocks)
-        # the last up-sampling draws the image itself, without normalisation (DCGAN's output layer)
-        self.to_rgb = nn.ConvTranspose2d(arch.g_channels[-1], arch.channels, 4, 2, 1)
+        if arch.g_full:  # one more block at full resolution, then a 3x3 convolution draws the image (edges of small
+            # objects are drawn by a layer that sees its neighbours at full resolution, not by one up-sampling step)
+            self.full = GBlock(arch.g_channels[-1], arch.g_full, 2 * W, arch.size, up=True, attn=False, text_width=W,
+                               heads=arch.heads)
+            self.to_rgb = nn.Conv2d(arch.g_full, arch.channels, 3, 1, 1)
+        else:  # the last up-sampling draws the image itself, without normalisation (DCGAN's output layer)
+            self.full = None
+            self.to_rgb = nn.ConvTranspose2d(arch.g_channels[-1], arch.channels, 4, 2, 1)
 
     def forward(self, z: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
         tokens, mask = trim(tokens, mask)
@@ -223,7 +233,9 @@ class AttnGenerator(nn.Module):
         for k, block in enumerate(self.blocks):
             style = torch.cat([w, zs[k]], dim=1) if k >= 1 and len(zs) > 1 else w  # block k's noise joins its style
             h = block(h, style, states, mask)  # (B, C_k, 4 * 2^k, 4 * 2^k)
-        return torch.tanh(self.to_rgb(h))  # (B, C, S/2, S/2) -> (B, C, S, S)
+        if self.full is not None:
+            h = self.full(h, w, states, mask)  # (B, g_full, S, S)
+        return torch.tanh(self.to_rgb(h))  # (B, C, S, S)
 
 
 class DHead(nn.Module):
@@ -264,7 +276,9 @@ class AttnDiscriminator(nn.Module):
         chans = arch.d_channels  # at S/2, S/4, ..., 4 px
         self.text = TextTransformer(arch.token_dim, arch.pooled_dim, arch.max_tokens, W, arch.text_layers, arch.heads)
         # strided 4x4 convolutions halve the side (DCGAN); no normalisation layers (R1 / spectral norm instead)
-        self.from_rgb = nn.Conv2d(arch.channels, chans[0], 4, 2, 1)
+        # an optional stride-1 3x3 convolution first, so the first down-sampling sees edges, not raw pixels
+        self.stem = nn.Conv2d(arch.channels, arch.d_full, 3, 1, 1) if arch.d_full else None
+        self.from_rgb = nn.Conv2d(arch.d_full or arch.channels, chans[0], 4, 2, 1)
         self.downs = nn.ModuleList(nn.Conv2d(a, b, 4, 2, 1) for a, b in zip(chans[:-1], chans[1:]))
         sides = [arch.size // 2 ** (k + 1) for k in range(len(chans))]
         self.head_at = {s: k for k, s in enumerate(sides) if s in arch.d_heads}  # side -> trunk level
@@ -277,6 +291,8 @@ class AttnDiscriminator(nn.Module):
 
     def features(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
         """Trunk feature maps at the head resolutions: {side: (B, C_side, side, side)}."""
+        if self.stem is not None:
+            x = F.leaky_relu(self.stem(x), 0.2)  # (B, d_full, S, S)
         h = F.leaky_relu(self.from_rgb(x), 0.2)  # (B, C_0, S/2, S/2)
         out = {}
         for k, down in enumerate([None, *self.downs]):

@@ -128,6 +128,30 @@ def test_discriminator_heads_depend_on_the_text_and_d_is_spectrally_normalised()
     assert any("parametrizations" in name for name, _ in D.named_parameters())
 
 
+def test_full_resolution_layers_of_g_and_d():
+    """g_full: a G block at full resolution + a 3x3 RGB conv; d_full: a stride-1 conv before D's first down-sampling."""
+    torch.manual_seed(0)
+    plain_g, plain_d = tgan_attn.build(tgan_attn.AttnGANArch(**ARCH))
+    G, D = tgan_attn.build(tgan_attn.AttnGANArch(**ARCH, g_full=8, d_full=4))
+    assert plain_g.full is None and plain_d.stem is None  # off by default: saved models keep their weights' names
+    assert isinstance(G.to_rgb, torch.nn.Conv2d) and G.to_rgb.in_channels == 8 and G.full.conv.out_channels == 8
+    G.eval()
+    tokens, mask, pooled = text_batch()
+    x = G(torch.randn(4, 16), tokens, mask, pooled)
+    assert x.shape == (4, 3, 32, 32) and x.abs().max() <= 1
+    torch.nn.init.normal_(G.full.film.weight, std=0.5)  # the full-resolution block reads the style (text and noise)
+    z = torch.randn(4, 16)
+    a = G(z, tokens, mask, pooled)
+    style_only = G(z, tokens, mask, pooled.flip(0))
+    assert not torch.allclose(a, style_only)
+    assert D.stem.weight.shape == (4, 3, 3, 3)
+    assert D.from_rgb.in_channels == 4 and D(x, tokens, mask, pooled).shape == (4, 3)
+    extra = sum(p.numel() for p in D.parameters()) - sum(p.numel() for p in plain_d.parameters())
+    assert extra == 4 * 3 * 9 + 4 + (4 - 3) * 8 * 16  # the stem's weights and biases, from_rgb's extra input channel
+    with pytest.raises(ValueError, match="g_full and d_full are channel counts"):
+        tgan_attn.AttnGANArch(**ARCH, g_full=-1).validate()
+
+
 def test_arch_errors_name_the_allowed_values():
     with pytest.raises(ValueError, match="d_words must be among d_heads"):
         tgan_attn.AttnGANArch(**ARCH, d_heads=[8], d_words=[4]).validate()

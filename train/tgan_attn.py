@@ -71,6 +71,8 @@ class AttnGANConfig(GANRunConfig):
     d_heads: list[int] = field(default_factory=lambda: [16, 8, 4])  # D resolutions with a realism + projection head (Miyato & Koyama 2018)
     d_words: list[int] = field(default_factory=lambda: [8, 4])  # d_heads that also score word -> region attention ("" = none)
     spectral_norm: bool = True  # spectral normalisation of D's layers (Miyato et al. 2018)
+    g_full: int = 0  # channels of a G block at full resolution before a 3x3 RGB convolution (0 = the last up-sampling draws RGB)
+    d_full: int = 0  # channels of a stride-1 3x3 convolution at full resolution at the start of D (0 = none)
     mismatch_weight: float = 0.5  # weight of (real image, wrong caption) in D's fake term (GAN-CLS: 1/2); 0 = off
     hard_negatives: float = 0.5  # share of wrong captions that are a nearest other caption (by CLIP embedding) instead of a random one
     hard_negatives_k: int = 6  # hard negatives are drawn among each caption's k nearest other captions
@@ -114,7 +116,7 @@ class AttnGANConfig(GANRunConfig):
             channels=channels, size=self.size, text_width=self.text_width, text_layers=self.text_layers,
             g_channels=list(self.g_channels), g_attn=list(self.g_attn), noise_scales=self.noise_scales,
             d_channels=list(self.d_channels), d_heads=list(self.d_heads), d_words=list(self.d_words),
-            spectral_norm=self.spectral_norm)
+            spectral_norm=self.spectral_norm, g_full=self.g_full, d_full=self.d_full)
 
 
 class TokenCache:
