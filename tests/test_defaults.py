@@ -32,6 +32,8 @@ def test_quick_defaults_train_and_install_every_model(tmp_path):
     assert all((fast / part).is_symlink() and (fast / part).resolve() == (root / "shapes-ldm" / part).resolve()
                for part in ("vae", "text_encoder", "tokenizer"))
     assert json.loads((fast / "unet" / "config.json").read_text())["time_cond_proj_dim"] is not None
+    # its teacher by name, not by the path of this root (regression: it recorded --builtin-root's folder)
+    assert json.loads((fast / "t2i_distill.json").read_text())["teacher"] == "shapes-ldm"
     assert load_generator(fast).generate(prompts=["a small red circle in the center"], seed=0)[0].size == (32, 32)
     assert not (ROOT / ".shapes-ldm.tmp").exists()
     # unCLIP: a prior run (another entry point) then the decoder, chained; the card gives both commands

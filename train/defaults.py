@@ -213,8 +213,27 @@ def prompt_accuracy_metrics(folder: Path, n: int, seed: int = 0) -> dict[str, fl
     return found
 
 
-def install(recipe: Recipe, run: Path, root: Path, clip_run: str, command: str, seconds: float,
+CONFIGS = ("config.json", "t2i_training.json", "t2i_unclip.json", "t2i_distill.json")  # JSON that names other models
+
+
+def name_models(folder: Path, names: dict[str, str]) -> None:
+    """In ``folder``'s configs, name the models they were trained from (``names``: path -> built-in name)
+    by their built-in names, not by paths that exist only on the machine that trained them. Whole JSON
+    strings only, so ``.../shapes-ldm`` never rewrites ``.../shapes-ldm-fast``."""
+    for config in (folder / c for c in CONFIGS):
+        if not config.is_file():
+            continue
+        text = config.read_text()
+        for path, name in names.items():
+            for form in {path, str(Path(path).resolve())}:
+                text = text.replace(json.dumps(form), json.dumps(name))
+        config.write_text(text)
+
+
+def install(recipe: Recipe, run: Path, root: Path, names: dict[str, str], command: str, seconds: float,
             quick: bool = False) -> Path:
+    """Copy a finished run's model into ``root`` (half precision, linked parts, configs naming other models by
+    their built-in names: ``names``, path -> name), measure it, and write its card."""
     source = run / recipe.artifact
     if not source.is_dir():
         raise FileNotFoundError(f"{recipe.name}: the run did not write {source}")
@@ -235,10 +254,7 @@ def install(recipe: Recipe, run: Path, root: Path, clip_run: str, command: str, 
         shutil.copytree(source, tmp)
     if recipe.linked and (root / recipe.links_to).is_dir():  # else (a smoke run's root without it) keep the copies
         link_shared(tmp, recipe.linked, root / recipe.links_to)
-    for config in (tmp / "config.json", tmp / "t2i_training.json", tmp / "t2i_unclip.json"):
-        if config.is_file() and clip_run:  # point at the installed CLIP by its short name, not a run folder
-            text = config.read_text().replace(json.dumps(str(Path(clip_run).resolve()))[1:-1], "shapes-clip")
-            config.write_text(text.replace(json.dumps(clip_run)[1:-1], "shapes-clip"))
+    name_models(tmp, names)
     metrics = collect_metrics(run)
     if recipe.name in TEXT_GENERATORS:
         metrics.update(prompt_accuracy_metrics(tmp, MEASURE_PROMPTS[quick]))
@@ -288,7 +304,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             importlib.import_module(module).main(args)
         seconds = time.perf_counter() - start
         if may_install:
-            target = install(recipe, run, root, clip if recipe.name != "shapes-clip" else "", command, seconds, cfg.quick)
+            names = {installed(n): n for n in ("shapes-clip", "shapes-vae-kl", "shapes-ldm")}  # the teacher of shapes-ldm-fast
+            if recipe.name != "shapes-clip":
+                names[clip] = "shapes-clip"  # a CLIP trained in this call, installed as shapes-clip before it
+            target = install(recipe, run, root, names, command, seconds, cfg.quick)
             print(f"[defaults] installed {recipe.name} -> {target} ({seconds / 60:.1f} min)", flush=True)
     return 0
 
