@@ -285,7 +285,7 @@ def test_ldm_cache_dir_runs_learn_what_the_memory_cache_learns_and_reuse_the_fol
     for run in ("first", "second"):
         trained = UNet2DConditionModel.from_pretrained(tmp_path / run / "unet").state_dict()
         assert all(torch.equal(trained[k], memory[k]) for k in memory), run
-    with pytest.raises(ValueError, match=r"\(data.seed differ\): give another --cache-dir or delete"):
+    with pytest.raises(ValueError, match=r"\(it differs in data.seed\): give another --cache-dir or delete"):
         train.ldm.main([*common, "--seed", "1", "--cache-dir", str(cache), "--out", str(tmp_path / "other")])
     with pytest.raises(SystemExit, match="add --cache"):
         train.ldm.main([*TINY, "--vae", str(vae_run), "--cache-dir", str(cache), "--out", str(tmp_path / "x")])

@@ -50,6 +50,13 @@ class CountingTextEncoder:
         return self.text_encoder(ids)
 
 
+class Stream(torch.utils.data.IterableDataset):
+    """Data of unknown length, as WebDataset shards are."""
+
+    def __iter__(self):
+        yield from ()
+
+
 @pytest.fixture(scope="module")
 def pipe():
     return make_tiny_pipeline()
@@ -158,23 +165,25 @@ def test_a_kill_between_writing_a_chunk_and_recording_it_loses_only_that_chunk(t
 def test_a_cache_of_other_data_or_models_is_refused(tmp_path, pipe, data):
     folder = open_folder(tmp_path / "cache", pipe, data)
     build(folder, pipe, data)
-    with pytest.raises(ValueError, match=r"\(data.seed differ\): give another --cache-dir or delete"):
+    with pytest.raises(ValueError, match=r"\(it differs in data.seed\): give another --cache-dir or delete"):
         open_folder(folder, pipe, data, seed=1)
     other = make_tiny_pipeline(seed=1)
     fingerprint = cache_fingerprint(data, "shapes", OPTIONS, other.vae, pipe.text_encoder, pipe.tokenizer)
-    with pytest.raises(ValueError, match=r"\(vae differ\)"):
+    with pytest.raises(ValueError, match=r"\(it differs in vae\)"):
         open_cache_dir(folder, fingerprint)
     fingerprint = cache_fingerprint(data, "shapes", OPTIONS, pipe.vae, other.text_encoder, pipe.tokenizer)
-    with pytest.raises(ValueError, match=r"\(text_encoder.weights differ\)"):
+    with pytest.raises(ValueError, match=r"\(it differs in text_encoder.weights\)"):
         open_cache_dir(folder, fingerprint)
-    with pytest.raises(ValueError, match=r"\(format differ\)"):
-        open_cache_dir(folder, {**cache_fingerprint(data, "shapes", OPTIONS, pipe.vae, pipe.text_encoder, pipe.tokenizer),
-                                "format": disk_cache.FORMAT + 1})
+    fingerprint = cache_fingerprint(data, "shapes", OPTIONS, pipe.vae, pipe.text_encoder, pipe.tokenizer)
+    with pytest.raises(ValueError, match=r"\(it differs in format\)"):
+        open_cache_dir(folder, {**fingerprint, "format": disk_cache.FORMAT + 1})
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "todo.txt").write_text("mine")
     with pytest.raises(ValueError, match="not a cache .* give a new or empty folder"):
         open_folder(tmp_path / "notes", pipe, data)
     assert weights_digest(make_tiny_pipeline().vae) == weights_digest(pipe.vae)  # the weights, not the object
+    with pytest.raises(ValueError, match="WebDataset shards are streamed: drop --cache-dir"):
+        cache_fingerprint(Stream(), "data-{000..009}.tar", {}, pipe.vae)
 
 
 def test_another_caption_table_gets_its_own_text_states(tmp_path, pipe, data, in_memory):

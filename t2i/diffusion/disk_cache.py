@@ -96,7 +96,7 @@ def open_cache_dir(folder: str | Path, fingerprint: dict[str, Any]) -> Path:
         stored = json.loads(path.read_text())
         if stored != expected:
             raise ValueError(f"--cache-dir {folder} holds the cache of other data or models "
-                             f"({', '.join(differences(expected, stored))} differ): give another --cache-dir "
+                             f"(it differs in {', '.join(differences(expected, stored))}): give another --cache-dir "
                              f"or delete {folder}")
         return folder
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
@@ -201,7 +201,8 @@ def build_text_states(folder: Path, rows: Sequence[str], encode: Callable[[list[
         log(f"text cache: reusing {path} ({len(rows)} rows), nothing encoded")
     elif done:
         log(f"text cache: resuming in {folder} at row {done} of {len(rows)}")
-    for start in tqdm(range(done, len(rows), batch_size), desc="caching text states", unit="batch"):
+    for start in tqdm(range(done, len(rows), batch_size), desc="caching text states", unit="batch",
+                      disable=done == len(rows)):
         states = encode(list(rows[start:start + batch_size])).float().cpu().numpy()  # (B, T, D)
         write_rows(path, start, states, len(rows))
         save_progress(progress_path, {"rows": start + len(states), "digest": digest})
