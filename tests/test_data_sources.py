@@ -166,15 +166,22 @@ def test_several_captions_are_drawn_per_epoch_reproducibly(tmp_path):
     assert random_choices(load_dataset(root, draw_caption=True)) == ["several captions per image"]
 
 
-def test_the_latent_cache_draws_the_captions_the_loader_draws(tmp_path):
+@pytest.mark.parametrize("on_disk", [False, True])
+def test_the_latent_cache_draws_the_captions_the_loader_draws(tmp_path, on_disk):
     """Regression (issue 16 recipe): the cache refused several captions per image; it now keeps them all and
-    draws one per access by the loader's own rule, epoch by epoch."""
+    draws one per access by the loader's own rule, epoch by epoch; in memory or on disk (--cache-dir)."""
+    from t2i.diffusion.disk_cache import cache_fingerprint, open_cache_dir
     from t2i.diffusion.testing import make_tiny_pipeline
     from t2i.diffusion.training import build_latent_cache
 
     root = _folder_with_captions(tmp_path / "f")
     loader = load_dataset(root, seed=3, draw_caption=True, size=16)
-    cached = build_latent_cache(load_dataset(root, seed=3, draw_caption=True, size=16), make_tiny_pipeline().vae, "cpu")
+    data, vae = load_dataset(root, seed=3, draw_caption=True, size=16), make_tiny_pipeline().vae
+    folder = None
+    if on_disk:
+        fingerprint = cache_fingerprint(data, str(root), {"seed": 3, "draw_caption": True, "size": 16}, vae)
+        folder = open_cache_dir(tmp_path / "cache", fingerprint)
+    cached = build_latent_cache(data, vae, "cpu", folder=folder)
     seen = set()
     for epoch in range(6):
         loader.set_epoch(epoch)

@@ -262,6 +262,35 @@ def test_ldm_partial_captions_run_and_refusal(vae_run, ldm_run, tmp_path, capsys
         train.ldm.main([*TINY, "--vae", str(vae_run), "--partial-captions", "0.5", "--out", str(tmp_path / "x")])
 
 
+def test_ldm_cache_dir_runs_learn_what_the_memory_cache_learns_and_reuse_the_folder(vae_run, ldm_run, tmp_path, capsys):
+    """--cache-dir: the first run writes the cache, the next one reuses it without encoding anything (its files
+    untouched), both train exactly as --cache in memory does; a run on other data is refused; --cache-dir
+    without --cache is refused."""
+    import train.ldm
+    from diffusers import UNet2DConditionModel
+
+    common = [*TINY, *GRID, "--vae", str(vae_run), "--clip", str(ldm_run), "--unet", "test", "--cache",
+              "--checkpoint-every", "0", "--first-stage-check", "0"]
+    cache = tmp_path / "cache"
+    assert train.ldm.main([*common, "--out", str(tmp_path / "memory")]) == 0
+    assert train.ldm.main([*common, "--cache-dir", str(cache), "--out", str(tmp_path / "first")]) == 0
+    assert "reusing" not in capsys.readouterr().out
+    written = {p.name: p.stat().st_mtime_ns for p in cache.iterdir()}
+    assert {"fingerprint.json", "moments.npy", "text_ids.npy", "texts.jsonl", "text_states.npy"} <= set(written)
+    assert train.ldm.main([*common, "--cache-dir", str(cache), "--out", str(tmp_path / "second")]) == 0
+    out = capsys.readouterr().out
+    assert f"latent cache: reusing {cache} (32 items" in out and "text cache: reusing" in out
+    assert {p.name: p.stat().st_mtime_ns for p in cache.iterdir()} == written  # read, never rewritten
+    memory = UNet2DConditionModel.from_pretrained(tmp_path / "memory" / "unet").state_dict()
+    for run in ("first", "second"):
+        trained = UNet2DConditionModel.from_pretrained(tmp_path / run / "unet").state_dict()
+        assert all(torch.equal(trained[k], memory[k]) for k in memory), run
+    with pytest.raises(ValueError, match=r"\(it differs in data.seed\): give another --cache-dir or delete"):
+        train.ldm.main([*common, "--seed", "1", "--cache-dir", str(cache), "--out", str(tmp_path / "other")])
+    with pytest.raises(SystemExit, match="add --cache"):
+        train.ldm.main([*TINY, "--vae", str(vae_run), "--cache-dir", str(cache), "--out", str(tmp_path / "x")])
+
+
 def test_ldm_refuses_lora_without_a_base(tmp_path):
     import train.ldm
 

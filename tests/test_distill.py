@@ -113,3 +113,23 @@ def test_distill_command_writes_a_folder_stock_diffusers_samples_identically(tea
     # a guidance outside the distilled range is refused before any work
     assert cli(["train", "distill", "--teacher", str(tmp_path / "teacher"), "--guidance", "9", "--out",
                 str(tmp_path / "bad")]) == 2
+
+
+@pytest.mark.slow
+def test_distill_with_a_cache_dir_learns_what_the_memory_cache_learns(teacher, tmp_path, capsys):
+    """--cache-dir keeps distillation's latents and text states on disk: the same student, bit for bit."""
+    from diffusers import UNet2DConditionModel
+
+    from train.cli import main as cli
+
+    teacher.save_pretrained(tmp_path / "teacher")
+    common = ["train", "distill", "--teacher", str(tmp_path / "teacher"), "--size", "16", "--n", "32", "--steps", "2",
+              "--batch-size", "8", "--sample-steps", "2", "--guidance", "4", "--checkpoint-every", "0"]
+    assert cli([*common, "--out", str(tmp_path / "memory")]) == 0
+    assert cli([*common, "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "disk")]) == 0
+    assert cli([*common, "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "again")]) == 0
+    assert "latent cache: reusing" in capsys.readouterr().out
+    memory = UNet2DConditionModel.from_pretrained(tmp_path / "memory" / "unet").state_dict()
+    for run in ("disk", "again"):
+        student = UNet2DConditionModel.from_pretrained(tmp_path / run / "unet").state_dict()
+        assert all(torch.equal(student[k], memory[k]) for k in memory), run

@@ -3,8 +3,9 @@
 The student starts as the teacher's UNet plus a zero-initialised guidance input and learns the
 teacher's guided prediction ``eps_u + g (eps_c - eps_u)`` for every ``g`` in
 ``[--guidance-min, --guidance-max]`` (Meng et al. 2023, stage one; ``t2i.diffusion.distill``),
-on latents of the training data at uniform timesteps. Sampling then costs half the UNet
-passes at any step count, and the guidance scale stays a sampling option.
+on latents of the training data at uniform timesteps (encoded once, with the captions' text states:
+in memory, or on disk with ``--cache-dir DIR``, resumable and reused). Sampling then costs half the
+UNet passes at any step count, and the guidance scale stays a sampling option.
 
 Output: a pipeline folder (the teacher's ``vae/``, ``text_encoder/``, ``tokenizer/``, the
 student ``unet/`` with ``time_cond_proj_dim``, ``scheduler/`` = the default sampler) +
@@ -16,19 +17,23 @@ grid of the same prompts and seeds at its own defaults). ``t2i sample --model OU
 
     t2i train distill --teacher shapes-ldm --steps 20 --batch-size 16 --out /tmp/distill
     t2i train distill --preset shapes-guidance --out runs/shapes-ldm-fast    # the built-in recipe
+    t2i train distill --teacher runs/my-ldm --data my_captions/ --size 64 --cache-dir cache/my-distill --out runs/my-ldm-fast
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 
 from t2i.builtin import reference, resolve
 from t2i.config import parse_config, presets_in
 from t2i.data import load_dataset, shapes_options, training_options
+from t2i.diffusion.disk_cache import cache_fingerprint, open_cache_dir
 from t2i.diffusion.distill import GUIDANCE_EMBED_DIM, distill_loss, make_student
 from t2i.diffusion.interop import load_pipeline
 from t2i.diffusion.options import DiffusionOptions, SamplerName, load_sampling_options, save_sampling_options
@@ -62,6 +67,9 @@ class DistillConfig(RunConfig):
     sampler: SamplerName = "ddim"  # sampler of the grids and the saved default (at 8 steps DDIM beat DPM-Solver++: benchmarks/RESULTS.md)
     sample_steps: int = 8  # sampling steps of the grids and the saved default
     guidance: float | None = None  # guidance of the grids and the saved default; None = the teacher's saved one
+    cache_dir: str = ""  # keep the latent and text cache in this folder, memory-mapped, resumed after an interruption and reused by later runs on the same data and teacher (t2i.diffusion.disk_cache); "" = in memory
+
+    resumable: ClassVar[tuple[str, ...]] = RunConfig.resumable + ("cache_dir",)  # where the cache is, not what it holds
 
 
 def check(cfg: DistillConfig) -> None:
@@ -107,11 +115,19 @@ def main(argv: list[str] | None = None) -> int:
     if run.is_main:  # what the student is measured against: the teacher at its own defaults, same seeds
         save_grid(grid_images(teacher_pipe, teacher_options, prompts), run.out / "teacher.png", nrow=min(8, len(prompts)))
 
-    dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
-                           **training_options(cfg),
-                           **shapes_options(cfg.data, cfg.p_two))
-    cached = build_latent_cache(dataset, vae, run.device)  # posterior moments: the teacher's VAE is frozen
-    text_table = build_text_cache(cached.texts, tokenizer, text_encoder, run.device).to(run.device)  # (U+1, T, D)
+    data_options = dict(split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, **training_options(cfg),
+                        **shapes_options(cfg.data, cfg.p_two))
+    dataset = load_dataset(cfg.data, strict=cfg.strict, **data_options)
+    folder = None
+    with run.main_process_first() if cfg.cache_dir else contextlib.nullcontext():  # one process writes the folder
+        if cfg.cache_dir:  # refused when it holds the cache of other data or models
+            folder = open_cache_dir(cfg.cache_dir, cache_fingerprint(dataset, cfg.data, data_options, vae, text_encoder,
+                                                                     tokenizer))
+        cached = build_latent_cache(dataset, vae, run.device, folder=folder, log=run.print)  # the teacher's VAE is frozen
+        text_table = build_text_cache(cached.texts, tokenizer, text_encoder, run.device, folder=folder,
+                                      log=run.print)  # (U+1, T, D)
+    if folder is None:  # in memory it lives on the device; mapped from disk, a batch's rows are read per step
+        text_table = text_table.to(run.device)
     opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps)))
     student, opt, sched = run.prepare(student, opt, sched)
@@ -128,8 +144,8 @@ def main(argv: list[str] | None = None) -> int:
 
     for step, batch in run.loop(run.dataloader(cached)):
         with torch.no_grad():
-            cond = text_table[batch["text_id"]]  # (B, T, D)
-            uncond = text_table[-1:].expand_as(cond)  # the empty prompt, (B, T, D)
+            cond = text_table[batch["text_id"].to(text_table.device)].to(run.device)  # (B, T, D)
+            uncond = text_table[-1:].to(run.device).expand_as(cond)  # the empty prompt, (B, T, D)
             z0 = sample_cached(batch["moments"], run.generator) * scale  # (B, C, h, w)
         with run.accumulate(student):
             loss = distill_loss(student, teacher, scheduler, z0, cond, uncond, (cfg.guidance_min, cfg.guidance_max),

@@ -23,7 +23,8 @@ Output (the diffusers convention: the run folder is the model):
   the parts the run replaced, saved beside it (``vae/``, ``text_encoder/`` + ``tokenizer/``);
   ``t2i sample/eval/bench/app`` load the run folder like a pipeline.
 Speed (opt-in; ``benchmarks/train_throughput.py`` times them against diffusers' ``train_text_to_image.py``):
-``--cache`` (VAE posteriors and text states once), ``--fused-adamw``, ``--compile`` (torch.compile of the UNet step).
+``--cache`` (VAE posteriors and text states once; ``--cache-dir DIR`` keeps them on disk, memory-mapped, resumable
+and reused by a later run on the same data and models), ``--fused-adamw``, ``--compile`` (torch.compile of the UNet step).
 Sampling defaults (``t2i_sampling.json``): ``--sampler/--sample-steps/--guidance`` when given, else,
 with ``--init``, the base pipeline's own saved defaults, else ``DiffusionOptions()``.
 
@@ -36,6 +37,7 @@ with ``--init``, the base pipeline's own saved defaults, else ``DiffusionOptions
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from dataclasses import dataclass
@@ -47,6 +49,7 @@ import torch
 from t2i.builtin import reference, resolve
 from t2i.config import parse_config, presets_in
 from t2i.data import load_dataset, shapes_options, training_options
+from t2i.diffusion.disk_cache import cache_fingerprint, open_cache_dir
 from t2i.diffusion.first_stage import load_vae, vae_factor
 from t2i.diffusion.interop import check_components, load_pipeline, load_text_components
 from t2i.diffusion.lora import add_lora, save_lora
@@ -80,10 +83,12 @@ class LDMConfig(RunConfig):
     lora_alpha: float = 0.0  # LoRA scale numerator (update = alpha / rank * B A); 0 = rank
     first_stage_check: int = 64  # training images the first stage reconstructs before training (PSNR printed); 0 = skip
     min_psnr: float = 20.0  # warn (with the remedy) when that PSNR is below this many dB
-    cache: bool = False  # encode every image (VAE posterior) and caption once before training: faster steps
+    cache: bool = False  # encode every image (VAE posterior) and caption once before training: faster steps; in memory, or on disk with --cache-dir
+    cache_dir: str = ""  # with --cache: keep the cache in this folder, memory-mapped (data larger than memory), resumed after an interruption and reused by later runs on the same data and models (t2i.diffusion.disk_cache); "" = in memory
     partial_captions: float = 0.0  # shapes, with --cache: probability that a one-object scene is captioned with its size, colour or position left out (true but partial: the shape word moves; t2i.diffusion.training.add_partial_captions)
     # speed options (opt-in; benchmarks/train_throughput.py measures them). They change how a step is
-    # computed, not what is learnt, so a run may be resumed with them switched (they are not in its identity).
+    # computed, not what is learnt, so a run may be resumed with them switched (they are not in its identity;
+    # nor is --cache-dir: the cache on disk holds the values the one in memory holds).
     compile: bool = False  # torch.compile the UNet for the training step (the first steps compile: minutes on a CPU); checkpoints, EMA, grids and the saved pipeline use the plain module
     fused_adamw: bool = False  # AdamW's fused kernel (one pass over all parameters, CPU and CUDA) instead of its per-parameter loop
     n: int = 0  # use only the first N training items (0 = the whole train split)
@@ -100,7 +105,7 @@ class LDMConfig(RunConfig):
     sample_steps: int | None = None  # sampling steps of the grids and the saved default; None = the --init pipeline's, else 20
     guidance: float | None = None  # classifier-free guidance of the grids and the saved default (1 = none); None = the --init pipeline's, else 3
 
-    resumable: ClassVar[tuple[str, ...]] = RunConfig.resumable + ("compile", "fused_adamw")
+    resumable: ClassVar[tuple[str, ...]] = RunConfig.resumable + ("compile", "fused_adamw", "cache_dir")
 
 
 def build_components(cfg: LDMConfig) -> dict:
@@ -182,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.partial_captions and (str(cfg.data) != "shapes" or not cfg.cache):
         raise SystemExit("--partial-captions writes captions from shapes' scene labels into the latent cache: "
                          "use it with --data shapes --cache")
+    if cfg.cache_dir and not cfg.cache:
+        raise SystemExit("--cache-dir is where --cache keeps its latents and text states: add --cache")
     run = Run(cfg, name="ldm")
     parts = build_components(cfg)
     vae, text_encoder, tokenizer, unet, scheduler = (parts[k] for k in ("vae", "text_encoder", "tokenizer", "unet",
@@ -196,9 +203,9 @@ def main(argv: list[str] | None = None) -> int:
         params = list(unet.parameters())
     unet.train()
     scale = vae.config.scaling_factor
-    dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
-                           **training_options(cfg),
-                           **shapes_options(cfg.data, cfg.p_two))
+    data_options = dict(split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, **training_options(cfg),
+                        **shapes_options(cfg.data, cfg.p_two))
+    dataset = load_dataset(cfg.data, strict=cfg.strict, **data_options)
 
     if cfg.first_stage_check and run.is_main:  # the ceiling of what the model can draw, before any training
         psnr = reconstruction_psnr(vae, dataset, run.device, cfg.first_stage_check)
@@ -216,11 +223,19 @@ def main(argv: list[str] | None = None) -> int:
     step_unet = torch.compile(unet, dynamic=False) if cfg.compile else unet
     train_set, text_table = dataset, None  # train_set: the captions' record (t2i.provenance)
     if cfg.cache:  # posterior moments of every image + text states of every distinct caption (and "")
-        cached = build_latent_cache(dataset, vae, run.device)
-        if cfg.partial_captions:
-            run.print(f"partial captions: {add_partial_captions(cached, dataset.records)} one-object scenes, "
-                      f"each captioned by one with probability {cfg.partial_captions}")
-        text_table = build_text_cache(cached.texts, tokenizer, text_encoder, run.device).to(run.device)  # (U+1, T, D)
+        folder = None
+        with run.main_process_first() if cfg.cache_dir else contextlib.nullcontext():  # one process writes the folder
+            if cfg.cache_dir:  # refused when it holds the cache of other data or models
+                fingerprint = cache_fingerprint(dataset, cfg.data, data_options, vae, text_encoder, tokenizer)
+                folder = open_cache_dir(cfg.cache_dir, fingerprint)
+            cached = build_latent_cache(dataset, vae, run.device, folder=folder, log=run.print)
+            if cfg.partial_captions:
+                run.print(f"partial captions: {add_partial_captions(cached, dataset.records)} one-object scenes, "
+                          f"each captioned by one with probability {cfg.partial_captions}")
+            text_table = build_text_cache(cached.texts, tokenizer, text_encoder, run.device, folder=folder,
+                                          log=run.print)  # (U+1, T, D)
+        if folder is None:  # in memory it lives on the device; mapped from disk, a batch's rows are read per step
+            text_table = text_table.to(run.device)
         dataset = cached
     total = sum(p.numel() for p in run.unwrap(unet).parameters())
     items = len(dataset) if hasattr(dataset, "__len__") else "streamed"
@@ -238,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
                     ids = draw_partial(ids, batch["partial_ids"], cfg.partial_captions, run.generator)
                 drop = torch.rand(len(ids), generator=run.generator) < cfg.caption_dropout
                 ids = torch.where(drop.to(ids.device), len(text_table) - 1, ids)  # the last row is ""
-                cond = text_table[ids]  # (B, T, D)
+                cond = text_table[ids.to(text_table.device)].to(run.device)  # (B, T, D)
                 z0 = sample_cached(batch["moments"], run.generator) * scale  # (B, C, h, w)
             else:
                 texts = drop_captions(batch["text"], cfg.caption_dropout, run.generator)

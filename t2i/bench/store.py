@@ -52,7 +52,8 @@ class ResultStore:
 
 def atomic_write(path: Path, write) -> Path:
     """``write(tmp)`` to a temporary name beside ``path``, then ``os.replace`` it into place: after a kill the
-    file is the old one or the new one, never half written (the bench's records, costs and results)."""
+    file is the old one or the new one, never half written (the bench's records, costs and results; the latent
+    cache's progress on disk, ``t2i.diffusion.disk_cache``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     write(tmp)

@@ -9,20 +9,24 @@ for v, where ``SNR(t) = abar_t / (1 - abar_t)``.
 
 Caches (an opt-in speed-up; ``benchmarks/diffusion_speed.py`` measures it): the VAE posterior
 ``(mean, std)`` of every image, so a fresh ``z_0 = mean + std * n`` is still drawn each time
-(same objective as encoding on the fly), and the text states of every distinct caption.
+(same objective as encoding on the fly), and the text states of every distinct caption. In memory, or
+on disk (``--cache-dir``: memory-mapped, resumable, fingerprinted; ``t2i.diffusion.disk_cache``).
 
     HF_HUB_OFFLINE=1 python -c "from t2i.diffusion.training import demo; demo()"
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import functools
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
 import torch
 from diffusers import DDPMScheduler
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from t2i.diffusion.disk_cache import build_latents, build_text_states
 from t2i.diffusion.pipeline import encode_text
 
 
@@ -165,9 +169,30 @@ def draw_partial(text_ids: torch.Tensor, partial_ids: torch.Tensor, p: float, ge
 
 
 @torch.no_grad()
-def build_latent_cache(dataset: Dataset, vae: Any, device: torch.device, batch_size: int = 256) -> CachedLatents:
+def encode_moments(vae: Any, images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Posterior (mean, std) of dataset images ``(B, C, S, S)`` in [0, 1] -> float32 ``(B, 2C, h, w)`` on the CPU."""
+    posterior = vae.encode(to_vae_input(images.to(device))).latent_dist
+    return torch.cat([posterior.mean, posterior.std], dim=1).float().cpu()
+
+
+def latents_in_memory(dataset: Dataset, encode: Callable[[torch.Tensor], torch.Tensor],
+                      batch_size: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Moments ``(N, 2C, h, w)``, caption ids ``(N,)`` (by first appearance) and the caption table, in memory."""
+    moments, texts, table = [], [], {}
+    for batch in tqdm(DataLoader(dataset, batch_size=batch_size, shuffle=False), desc="caching latents", unit="batch"):
+        moments.append(encode(batch["image"]))  # (B, 2C, h, w)
+        texts.extend(batch["text"])
+    ids = torch.tensor([table.setdefault(t, len(table)) for t in texts])
+    return torch.cat(moments), ids, list(table)
+
+
+@torch.no_grad()
+def build_latent_cache(dataset: Dataset, vae: Any, device: torch.device, batch_size: int = 256,
+                       folder: Path | None = None, log: Callable[[str], None] = print) -> CachedLatents:
     """Encode every image once: posterior (mean, std) as float32 ``(N, 2C, h, w)``; captions as ids
     (every caption of an image when it has several: one is drawn per access, as the loader would).
+    In memory, or with ``folder`` (``t2i.diffusion.disk_cache.open_cache_dir``) in memory-mapped files there,
+    resumed where an interrupted build stopped and reused once finished (``log`` says which).
     Refuses data whose images differ per access (random crops, flips): one copy would freeze them."""
     from t2i.data import random_choices
 
@@ -177,28 +202,32 @@ def build_latent_cache(dataset: Dataset, vae: Any, device: torch.device, batch_s
         raise ValueError(f"a latent cache keeps one prepared copy of each image, but {' and '.join(varying)} change "
                          "it at every access; train without the cache (ldm: --cache false; distill always caches) "
                          "or without them")
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    moments, texts, table = [], [], {}
-    for batch in tqdm(loader, desc="caching latents", unit="batch"):
-        posterior = vae.encode(to_vae_input(batch["image"].to(device))).latent_dist
-        moments.append(torch.cat([posterior.mean, posterior.std], dim=1).float().cpu())  # (B, 2C, h, w)
-        texts.extend(batch["text"])
-    ids = torch.tensor([table.setdefault(t, len(table)) for t in texts])
+    encode = functools.partial(encode_moments, vae, device=device)
+    if folder is None:
+        moments, ids, texts = latents_in_memory(dataset, encode, batch_size)
+    else:
+        moments, ids, texts = build_latents(folder, dataset, encode, batch_size, log)
+    table = {t: i for i, t in enumerate(texts)}
     caption_ids = None
     augment = getattr(dataset, "augment", None)
     if "several captions per image" in choices:  # every caption of item i, in its list's order
         caption_ids = [[table.setdefault(c, len(table)) for c in captions] for captions in dataset.caption_lists]
-    cached = CachedLatents(torch.cat(moments), ids, list(table), caption_ids, seed=augment.seed if augment else 0)
+    cached = CachedLatents(moments, ids, list(table), caption_ids, seed=augment.seed if augment else 0)
     cached.report = getattr(dataset, "report", None)  # the bad-data report travels with the data (run.dataloader prints it)
     return cached
 
 
 @torch.no_grad()
 def build_text_cache(texts: Sequence[str], tokenizer: Any, text_encoder: Any, device: torch.device,
-                     batch_size: int = 256) -> torch.Tensor:
-    """Text states of each distinct caption, ``(U, T, D)``; row ``U`` (appended) is the empty prompt."""
+                     batch_size: int = 256, folder: Path | None = None,
+                     log: Callable[[str], None] = print) -> torch.Tensor:
+    """Text states of each distinct caption, ``(U, T, D)``; row ``U`` (appended) is the empty prompt. In memory,
+    or with ``folder`` (as ``build_latent_cache``) a float32 array mapped from disk: index it per batch."""
     rows = list(texts) + [""]
-    chunks = [encode_text(tokenizer, text_encoder, rows[i:i + batch_size], device).cpu()
+    encode = functools.partial(encode_text, tokenizer, text_encoder, device=device)
+    if folder is not None:
+        return build_text_states(folder, rows, encode, batch_size, log)
+    chunks = [encode(rows[i:i + batch_size]).cpu()
               for i in tqdm(range(0, len(rows), batch_size), desc="caching text states", unit="batch")]
     return torch.cat(chunks)
 

@@ -148,6 +148,10 @@ class Run:
     def wait(self) -> None:
         self.accelerator.wait_for_everyone()
 
+    def main_process_first(self):
+        """A context: the main process runs the block, then the others (to read what it wrote, e.g. a cache)."""
+        return self.accelerator.main_process_first()
+
     def unwrap(self, model: torch.nn.Module) -> torch.nn.Module:
         return self.accelerator.unwrap_model(model)
 
