@@ -158,6 +158,26 @@ def test_report_of_captioned_data_has_its_measures_and_no_shapes_columns():
     assert measures("mydata").metric == "r_precision" and measures("shapes").metric == "acc_all"
 
 
+def test_a_stored_diffusion_study_is_not_reused_for_other_validation_items(stripes, tmp_path):
+    """Captioned validation items are drawn after the eval ones among the first --reference-images held-out items:
+    changing either changes them, so --reuse must not read back a study made on others."""
+    from t2i.bench.config import BenchConfig, resolve
+    from train.bench import Bench
+
+    def study(**changes):
+        cfg = resolve(BenchConfig(data=str(stripes), quick=True, reuse=True, work=str(tmp_path), out=str(tmp_path),
+                                  tgan_options="--batch-size=8", cvae_options="--batch-size=8",
+                                  ldm_options="--batch-size=8", vae_kl_options="--batch-size=8", **changes))
+        bench = Bench(cfg, [], {})
+        return bench.sets.validation.prompts, bench.study_fingerprint("model", ["--lr=1"])
+
+    prompts, fingerprint = study()
+    other_prompts, other = study(eval_prompts=11)  # validation = items 11..18 of the draw, not 12..19
+    assert other_prompts != prompts and other != fingerprint
+    assert study(reference_images=20)[1] != fingerprint  # the first 20 read instead of the first 200
+    assert study(eval_seed=1234) == (prompts, fingerprint)  # the same settings (1234 is the default): read back
+
+
 def test_the_ladder_keys_off_the_headline_of_captioned_data():
     """Diffusion's R-precision rises 0 -> 0.2 -> 0.6 against a flat 0.3: it crosses at 2 ** 1.25 (the hand-computed
     example of tests/test_bench_sweep.py); the Pareto front ranks on R-precision, CLIP FID is lower-is-better."""

@@ -438,14 +438,20 @@ class Bench:
                  "cpu_hours": sec / 3600 if sec is not None else None, "cpu_hours_from": source}
                 for m, steps, sec in zip(self.ladder, stages, seconds)]
 
+    def study_fingerprint(self, path: str | Path, argv: list[str] | None) -> dict[str, Any]:
+        """Everything a diffusion study depends on: the model, its trainer argv and the study's settings."""
+        keys = ("guidance", "sampler", "sample_steps", "samplers", "sampler_steps", "curve_prompts", "eval_seed",
+                "data", "size", "score_clip", "evaluator")
+        if self.kind == "captioned":  # its validation items are drawn after the eval ones among the first read
+            keys += ("eval_prompts", "reference_images")
+        return {"model": str(path), "argv": argv, "study": {k: getattr(self.cfg, k) for k in keys}}
+
     def diffusion_study(self, fam: Family, path: str | Path, entry: dict[str, Any],
                         argv: list[str] | None = None) -> float:
         """Guidance sweep (best scale on the validation prompts, returned), then the steps curve per sampler; read
         back from the store when this model (trained by ``argv``) was studied before."""
         cfg = self.cfg
-        keys = ("guidance", "sampler", "sample_steps", "samplers", "sampler_steps", "curve_prompts", "eval_seed",
-                "data", "size", "score_clip", "evaluator")
-        fingerprint = {"model": str(path), "argv": argv, "study": {k: getattr(cfg, k) for k in keys}}
+        fingerprint = self.study_fingerprint(path, argv)
         stored = self.store.get(f"{fam.name}-diffusion-study", fingerprint) if self.store else None
         if stored is not None:
             self.diffusion, entry["sampling"] = stored["diffusion"], stored["sampling"]

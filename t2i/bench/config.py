@@ -42,7 +42,7 @@ class BenchConfig:
     clip: str = ""  # conditioning text encoder of the text families; "" = shapes/digits: shapes-clip (trained into --work if the built-in is absent), captioned data: one trained on its train split (t2i-tiny, seed 0) into --work
     score_clip: str = ""  # CLIP of the CLIP score (captioned data: the evaluation CLIP of every measure, trained on the train split only); "" = train one (t2i-tiny, seed 1) on the train split into --work
     evaluator: str = ""  # shapes evaluator or digits classifier folder; "" = the built-in one (captioned data: none, see --score-clip)
-    eval_prompts: int = 0  # held-out test-split conditions (0 = 96, quick 12; digits: rounded up to whole classes)
+    eval_prompts: int = 0  # held-out test-split conditions (0 = 96, quick 12; digits: rounded up to whole classes; captioned data: items of its held-out split)
     novel_prompts: int = -1  # held-out novel-composition prompts (shapes; -1 = 32, quick 4)
     images_per_prompt: int = 2  # images per condition (>= 2 for within-prompt diversity)
     reference_images: int = 0  # real reference images of FID/KID/precision/recall (0 = 1000, quick 200; digits: the test split; captioned data: the held-out items read, first N, as t2i eval --real-n)
@@ -56,7 +56,7 @@ class BenchConfig:
     guidance: str = ""  # guidance scales of the sweep ("" = 1,2,3,5,7.5; quick: 1,3)
     sampler: str = "dpm-solver++"  # diffusion sampler of the evaluation and of the guidance sweep
     sample_steps: int = 0  # diffusion steps (num_inference_steps) of the evaluation and of the sweep (0 = 20; quick: 4)
-    curve_prompts: int = 0  # validation conditions of trials, sweep and curves (0 = 48, quick 8)
+    curve_prompts: int = 0  # validation conditions of trials, sweep and curves (0 = 48, quick 8; captioned data: other held-out items)
     tgan_options: str = ""  # extra `t2i train tgan` flags, e.g. "--g-base=32 --d-base=32"
     cvae_options: str = ""  # extra `t2i train cvae` flags (cvae and cvae-label)
     cgan_options: str = ""  # extra `t2i train cgan` flags
