@@ -130,7 +130,7 @@ def test_config_fills_mode_defaults_and_refuses_unfair_settings():
     assert (quick.seeds, quick.sample_steps, quick.guidance, quick.eval_prompts) == (2, 4, "1,3", 12)
     full = resolve(BenchConfig(sample_steps=10))
     assert (full.seeds, full.sample_steps, full.sampler_steps, full.n) == (3, 10, "5,10,20,40", 0)
-    for bad, match in ((BenchConfig(seeds=2), "at least 3"), (BenchConfig(data="cifar"), "shapes or digits"),
+    for bad, match in ((BenchConfig(seeds=2), "at least 3"), (BenchConfig(data="cifar"), "not found"),
                        (BenchConfig(budget_flops=1, budget_images=1), "one budget"),
                        (BenchConfig(samplers="ddim,plms"), "plms")):
         with pytest.raises(ValueError, match=match):

@@ -16,6 +16,7 @@ import torch
 
 from t2i.bench.families import ladder_steps
 from t2i.bench.report import render_report
+from t2i.bench.scoring import measures
 from t2i.bench.store import ResultStore
 from t2i.bench.sweep import (AHEAD, CROSSED, NO_OVERLAP, NOT_REACHED, crossing, crossover, interpolate_log,
                              pareto_front, parse_ladder, sweep_summary, total_cost)
@@ -119,7 +120,7 @@ def test_sweep_summary_and_report():
     study = {"family": "ldm", "sampler_curves": {"ddim": [
         {"steps": 5, "metrics": {"acc_all": 0.5}, "ms_per_image": 3.0, "gflop_per_image": 0.08}]}}
     higher = {"acc_all": True, "domain_fid": False}
-    sweep = sweep_summary(fams, "ldm", study, "shapes", higher, n_boot=50, threads=1)
+    sweep = sweep_summary(fams, "ldm", study, measures("shapes").crossover, higher, n_boot=50, threads=1)
     by_metric = {c["metric"]: c for c in sweep["crossovers"]}
     assert set(by_metric) == {"acc_all", "domain_fid"}  # the metrics the records have
     assert by_metric["acc_all"]["budget"] == pytest.approx(2 ** 1.25)

@@ -6,7 +6,7 @@ import open_clip
 import pytest
 import torch
 
-from t2i.clip import create_clip, load_clip, preprocess_images, save_clip, text_states
+from t2i.clip import create_clip, get_tokenizer, load_clip, preprocess_images, save_clip, text_states
 from t2i.clip.export import export_text_encoder
 from t2i.clip.testing import TINY_MODEL_CFG, make_tiny_clip, tiny_clip
 from t2i.text import TextEncoder
@@ -54,7 +54,10 @@ def test_stock_open_clip_loads_our_folder(tiny_folder):
     model, _, preprocess = open_clip.create_model_and_transforms("local-dir:" + str(tiny_folder))
     tokenizer = open_clip.get_tokenizer("local-dir:" + str(tiny_folder))
     assert tokenizer.context_length == 16
-    ours = _embeddings(load_clip(tiny_folder))
+    loaded = load_clip(tiny_folder)
+    assert torch.equal(get_tokenizer(loaded)(PROMPTS), tokenizer(PROMPTS))  # open_clip's own choice of tokenizer
+    assert get_tokenizer(loaded) is get_tokenizer(loaded)  # built once per model (open_clip reads its vocabulary)
+    ours = _embeddings(loaded)
     theirs = _embeddings(model.eval())
     assert torch.equal(ours[0], theirs[0]) and torch.equal(ours[1], theirs[1])
     normalize = [t for t in preprocess.transforms if type(t).__name__ == "Normalize"][0]

@@ -1,7 +1,7 @@
 """Benchmark GANs, VAEs and latent diffusion under one training budget, with cost beside quality (t2i bench).
 
-For one dataset (``shapes`` 32 px by default, or ``digits``) every family is trained by its
-own ``t2i train`` command under the same budget, counted in training FLOPs
+For one dataset (``shapes`` 32 px by default, ``digits``, or any captioned data, below) every family
+is trained by its own ``t2i train`` command under the same budget, counted in training FLOPs
 (``FlopCounterMode`` on one real step, times the steps) or in images seen, never in seconds;
 each family gets the same number of tuning trials (learning rates x1, x2, x0.5, ... on
 seed 0, the best on the validation prompts kept) and ``--seeds`` seeds, with its EMA
@@ -23,6 +23,14 @@ image) and total cost for 1e3..1e7 images (``t2i.bench.sweep``). A sweep is resu
 scored rung is stored atomically in ``--work``/results (``t2i.bench.store``) and trained stages
 are kept, so a killed sweep run again with the same command redoes nothing it finished.
 
+Any captioned data (``--data mydata``, any source ``t2i.data.load_dataset`` reads with a held-out split: a
+folder with ``train/`` and ``test/`` holding ``metadata.jsonl``, a ``datasets`` DatasetDict, ...): the text
+families (tgan, cvae, ldm; the label-only ones are refused) train on its train split exactly as above, and
+are judged as ``t2i eval`` judges captioned data (``t2i.bench.captioned``): R-precision (the headline), CLIP
+score, CLIP FID/KID beside the real held-out images' figures, and diversity, all by an evaluation CLIP
+trained here on the train split only (``--score-clip`` gives one); the held-out items come from the split
+``t2i eval`` reads; the conditioning CLIP is trained on the train split too unless ``--clip`` names one.
+
 Output (``--out``): ``report.md``, ``results.json``, ``quality_vs_budget.png``,
 ``quality_vs_steps.png``, ``guidance.png``, ``cost_vs_quality.png``, ``grid.png`` (a sweep adds
 ``pareto.png`` and ``total_cost.png``). Trained
@@ -32,6 +40,7 @@ models, CLIPs and FLOP counts go to ``--work`` (``--reuse`` picks them up again)
     t2i bench --data shapes --out benchmarks/shapes              # the full default run, under an hour
     t2i bench --families tgan,ldm --budget-flops 2e13 --trials 2 --reuse
     t2i bench --quick --families cvae --ladder 1,2 --seeds 2 --budget-flops 1e10 --out /tmp/sweep  # a tiny sweep
+    t2i bench --data mydata --quick --out /tmp/bench-mydata      # mydata/train, mydata/test: your captioned images
 """
 
 from __future__ import annotations
@@ -49,22 +58,25 @@ import torch
 
 from gan_baselines.registry import load_generator
 from t2i.bench import plots
+from t2i.bench.captioned import CaptionedScorer, captioned_sets, check_train_split
 from t2i.bench.config import OPTION_FIELDS, BenchConfig, floats, parse_loads, resolve
 from t2i.bench.cost import (count_parameters, cpu_seconds_to, record_stage_time, sampling_cost,
                             step_flops_by_difference, training_images_per_s)
 from t2i.bench.evaluate import diffusion_options, evaluate_stages, guidance_sweep, sample_and_score, sampler_curves, select
-from t2i.bench.families import (FIRST_STAGE, Family, ladder_steps, parse_families, stage_steps, steps_for_budget,
-                                 with_options)
+from t2i.bench.families import (FIRST_STAGE, Family, data_kind, ladder_steps, parse_families, stage_steps,
+                                 steps_for_budget, with_options)
 from t2i.bench.report import machine, summarize, write_report, write_results
-from t2i.bench.scoring import HEADLINE, Scorer, bench_sets, real_row
+from t2i.bench.scoring import HEADLINE, BenchSets, Scorer, bench_sets, measures, real_row
 from t2i.bench.store import ResultStore
-from t2i.bench.sweep import CROSSOVER_METRICS, parse_ladder, sweep_summary
+from t2i.bench.sweep import parse_ladder, sweep_summary
 from t2i.builtin import resolve as resolve_builtin
 from t2i.config import config_to_dict, parse_config
 
-# the scoring CLIP (and the conditioning one when the built-in is absent): t2i-tiny, short recipes
-CLIP_RECIPE = {True: ["--steps=10", "--batch-size=32", "--n=256", "--warmup=2"],  # quick
-               False: ["--steps=300", "--batch-size=64", "--warmup=30"]}
+# the scoring CLIP (and the conditioning one when the built-in is absent or the data is captioned): t2i-tiny,
+# short recipes
+CLIP_BATCH = {True: 32, False: 64}  # quick, full
+CLIP_RECIPE = {True: ["--steps=10", f"--batch-size={CLIP_BATCH[True]}", "--n=256", "--warmup=2"],
+               False: ["--steps=300", f"--batch-size={CLIP_BATCH[False]}", "--warmup=30"]}
 EVALUATOR_QUICK = ["--silhouette-objects=400", "--silhouette-steps=20", "--scene-images=400", "--scene-steps=20",
                    "--digits-steps=20", "--eval-n=50"]
 PIPELINE_PARTS = ("model_index.json", "t2i_sampling.json", "vae", "text_encoder", "tokenizer", "unet", "scheduler")
@@ -96,15 +108,34 @@ class Bench:
         self.device = "cuda" if torch.cuda.is_available() and not cfg.cpu else "cpu"
         self.loads = loads
         self.families = [self.with_extra(f) for f in parse_families(cfg.families, cfg.data)]
+        self.kind, self.judged = data_kind(cfg.data), measures(cfg.data)
+        self.metric = self.judged.metric
         self.budget_kind = "images" if cfg.budget_images > 0 else "flops"
         self.budget = float(cfg.budget_images if self.budget_kind == "images" else cfg.budget_flops)
         self.notes: list[str] = []
         self.first_stage: str = ""
         self.first_stage_info: dict[str, Any] = {}
-        self.metric = "acc_all" if cfg.data == "shapes" else "digit_acc"
         self.ladder = parse_ladder(cfg.ladder) if cfg.ladder else []
         self.resume = cfg.reuse or bool(self.ladder)  # a sweep always picks up its own finished work
         self.store = ResultStore(self.work / "results") if self.resume else None
+        self.sets = self.make_sets()  # before anything trains: data that cannot fill them is refused now
+
+    def make_sets(self) -> BenchSets:
+        """The eval, validation, reference and floor sets; on captioned data, after checking that its train
+        split fills one batch of every run."""
+        cfg = self.cfg
+        if self.kind != "captioned":
+            return bench_sets(cfg.data, cfg.eval_prompts, cfg.novel_prompts, cfg.images_per_prompt,
+                              cfg.curve_prompts, cfg.reference_images, cfg.eval_seed, cfg.size)
+        trained = [f for f in self.families if f.name not in self.loads]
+        batches = {f.name: f.batch_size for f in trained}
+        if any(f.first_stage for f in trained) and "vae-kl" not in self.loads:
+            batches["vae-kl"] = self.with_extra(FIRST_STAGE).batch_size
+        if not (cfg.clip and cfg.score_clip):
+            batches["clip"] = CLIP_BATCH[cfg.quick]
+        check_train_split(cfg.data, cfg.n, cfg.size, batches)
+        return captioned_sets(cfg.data, cfg.eval_prompts, cfg.images_per_prompt, cfg.curve_prompts,
+                              cfg.reference_images, cfg.eval_seed, cfg.size)
 
     def with_extra(self, fam: Family) -> Family:
         return with_options(fam, getattr(self.cfg, OPTION_FIELDS[fam.name]))
@@ -128,17 +159,27 @@ class Bench:
             marker.write_text(json.dumps(argv) + "\n")
         return str(folder / "model")
 
-    def setup_judges(self) -> None:
-        cfg = self.cfg
+    def conditioning_clip(self) -> str:
+        """The text families' CLIP: --clip; captioned data: one trained on its train split (as is shapes-clip's
+        stand-in when the built-in is absent)."""
+        cfg, recipe = self.cfg, " ".join(CLIP_RECIPE[self.cfg.quick])
+        if not cfg.clip:
+            self.notes.append(f"the conditioning CLIP was trained here on {cfg.data}'s train split (t2i-tiny, seed 0, "
+                              f"`{recipe}`)")
+            return self.train_clip("conditioning-clip", seed=0)
         try:
             resolve_builtin(cfg.clip)
-            self.clip = cfg.clip
+            return cfg.clip
         except FileNotFoundError:
             if cfg.clip != "shapes-clip":
                 raise SystemExit(f"t2i bench: --clip {cfg.clip!r} not found (give a CLIP folder or a built-in name)")
-            self.clip = self.train_clip("conditioning-clip", seed=0)
-            self.notes.append(f"the built-in shapes-clip is absent: the conditioning CLIP was trained here "
-                              f"(t2i-tiny, seed 0, `{' '.join(CLIP_RECIPE[cfg.quick])}`)")
+        self.notes.append(f"the built-in shapes-clip is absent: the conditioning CLIP was trained here "
+                          f"(t2i-tiny, seed 0, `{recipe}`)")
+        return self.train_clip("conditioning-clip", seed=0)
+
+    def setup_judges(self) -> None:
+        cfg = self.cfg
+        self.clip = self.conditioning_clip()
         score = cfg.score_clip or self.train_clip("scoring-clip", seed=1)
         if Path(str(score)).resolve() == Path(str(self.clip)).resolve() or score == self.clip:
             raise SystemExit("t2i bench: --score-clip must not be the conditioning CLIP (the generators would be "
@@ -147,14 +188,19 @@ class Bench:
 
         model = load_clip(score, device=self.device)
         clip = (model, get_tokenizer(model), str(score))
-        self.notes.append(f"conditioning CLIP: {self.clip}; scoring CLIP (CLIP score only): {score}"
-                          + ("" if cfg.score_clip else f" (t2i-tiny, seed 1, `{' '.join(CLIP_RECIPE[cfg.quick])}`)"))
-        self.evaluator = self.load_evaluator()
-        sets = bench_sets(cfg.data, cfg.eval_prompts, cfg.novel_prompts, cfg.images_per_prompt, cfg.curve_prompts,
-                          cfg.reference_images, cfg.eval_seed, cfg.size)
+        role = ("evaluation CLIP (R-precision, CLIP score, CLIP FID/KID, diversity)" if self.kind == "captioned"
+                else "scoring CLIP (CLIP score only)")
+        self.notes.append(f"conditioning CLIP: {self.clip}; {role}: {score}"
+                          + ("" if cfg.score_clip else f" (t2i-tiny, seed 1, trained on {cfg.data}'s train split, "
+                                                       f"`{' '.join(CLIP_RECIPE[cfg.quick])}`)"))
+        sets = self.sets
         self.eval_set, self.val_set, self.reference, self.floor_set = sets.eval, sets.validation, sets.reference, sets.floor
         self.notes += sets.notes
-        self.scorer = Scorer(cfg.data, self.reference.images, self.evaluator, clip)
+        if self.kind == "captioned":
+            self.scorer = CaptionedScorer(clip, sets.candidates, cfg.eval_seed)
+        else:
+            self.evaluator = self.load_evaluator()
+            self.scorer = Scorer(cfg.data, self.reference.images, self.evaluator, clip)
 
     def load_evaluator(self) -> Any:
         from t2i.evaluators.digits import DigitsClassifier
@@ -392,14 +438,20 @@ class Bench:
                  "cpu_hours": sec / 3600 if sec is not None else None, "cpu_hours_from": source}
                 for m, steps, sec in zip(self.ladder, stages, seconds)]
 
+    def study_fingerprint(self, path: str | Path, argv: list[str] | None) -> dict[str, Any]:
+        """Everything a diffusion study depends on: the model, its trainer argv and the study's settings."""
+        keys = ("guidance", "sampler", "sample_steps", "samplers", "sampler_steps", "curve_prompts", "eval_seed",
+                "data", "size", "score_clip", "evaluator")
+        if self.kind == "captioned":  # its validation items are drawn after the eval ones among the first read
+            keys += ("eval_prompts", "reference_images")
+        return {"model": str(path), "argv": argv, "study": {k: getattr(self.cfg, k) for k in keys}}
+
     def diffusion_study(self, fam: Family, path: str | Path, entry: dict[str, Any],
                         argv: list[str] | None = None) -> float:
         """Guidance sweep (best scale on the validation prompts, returned), then the steps curve per sampler; read
         back from the store when this model (trained by ``argv``) was studied before."""
         cfg = self.cfg
-        keys = ("guidance", "sampler", "sample_steps", "samplers", "sampler_steps", "curve_prompts", "eval_seed",
-                "data", "size", "score_clip", "evaluator")
-        fingerprint = {"model": str(path), "argv": argv, "study": {k: getattr(cfg, k) for k in keys}}
+        fingerprint = self.study_fingerprint(path, argv)
         stored = self.store.get(f"{fam.name}-diffusion-study", fingerprint) if self.store else None
         if stored is not None:
             self.diffusion, entry["sampling"] = stored["diffusion"], stored["sampling"]
@@ -490,9 +542,11 @@ class Bench:
         if "ldm" in trained:
             self.notes.append(f"latent diffusion pays for its first stage: {cfg.first_stage_share:g} of its budget "
                               "trains the vae-kl once (seed 0), which all its trials and seeds share and are each charged for")
-        self.notes.append("held-out prompts: the evaluation prompts (test split"
-                          + (" + novel compositions" if cfg.data == "shapes" else "") + ") are disjoint from the "
-                          "validation prompts used for tuning trials and the guidance sweep (another seed of the test split)")
+        if self.kind != "captioned":  # captioned data: the sets' own note says how its held-out items were drawn
+            self.notes.append("held-out prompts: the evaluation prompts (test split"
+                              + (" + novel compositions" if cfg.data == "shapes" else "") + ") are disjoint from the "
+                              "validation prompts used for tuning trials and the guidance sweep (another seed of the "
+                              "test split)")
         results = {"command": "t2i bench " + " ".join(shlex.quote(a) for a in self.argv), "machine": machine(),
                    "config": config_to_dict(cfg), "notes": self.notes,
                    "budget": {"kind": self.budget_kind, "value": self.budget},
@@ -525,25 +579,24 @@ class Bench:
             f"crossover: diffusion's seed-mean curve against each family's, interpolated in log FLOPs; the interval "
             f"is the 5-95% percentile bootstrap over seeds ({self.cfg.bootstrap} resamples), 'reached' the share of "
             "resamples that cross within the ladder"]
-        return sweep_summary(families, diffusion, self.diffusion, self.cfg.data, higher, self.cfg.bootstrap,
+        return sweep_summary(families, diffusion, self.diffusion, self.judged.crossover, higher, self.cfg.bootstrap,
                              torch.get_num_threads())
 
     def write(self, results: dict[str, Any]) -> None:
         fams, floor, out = results["families"], results["floor"], self.out
-        metrics = [self.metric, "domain_fid"]
+        metrics = [self.metric, self.judged.fid]
         files = {"quality vs training budget": plots.plot_quality_vs_budget(fams, floor, metrics,
                                                                             out / "quality_vs_budget.png"),
                  "cost vs quality": plots.plot_cost_vs_quality(fams, floor, self.metric, out / "cost_vs_quality.png")}
         if self.diffusion:
             if self.diffusion.get("sampler_curves"):
                 files["quality vs sampling steps"] = plots.plot_sampler_curves(
-                    self.diffusion["sampler_curves"], [self.metric, "domain_kid", "ms_per_image"],
+                    self.diffusion["sampler_curves"], [self.metric, self.judged.kid, "ms_per_image"],
                     out / "quality_vs_steps.png")
-            files["guidance sweep"] = plots.plot_guidance(self.diffusion["guidance_sweep"], [self.metric, "domain_fid"],
+            files["guidance sweep"] = plots.plot_guidance(self.diffusion["guidance_sweep"], [self.metric, self.judged.fid],
                                                           out / "guidance.png", self.diffusion["chosen_guidance"])
         if results.get("sweep"):
-            sweep_metrics = [k for k in CROSSOVER_METRICS[self.cfg.data]]
-            files["quality vs training budget"] = plots.plot_quality_vs_budget(fams, floor, sweep_metrics,
+            files["quality vs training budget"] = plots.plot_quality_vs_budget(fams, floor, self.judged.crossover,
                                                                                out / "quality_vs_budget.png")
             files["quality vs sampling cost (Pareto)"] = plots.plot_pareto(results["sweep"], out / "pareto.png")
             files["total cost for N images"] = plots.plot_total_cost(results["sweep"]["total_cost"],
@@ -560,10 +613,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         cfg = resolve(parse_config(BenchConfig, argv, prog="t2i bench", description=__doc__))
-        loads = parse_loads(cfg.load)
+        bench = Bench(cfg, argv, parse_loads(cfg.load))  # families and eval sets: checked before anything trains
     except ValueError as err:
         raise SystemExit(f"t2i bench: {err}") from None
-    results = Bench(cfg, argv, loads).run()
+    results = bench.run()
     print(f"bench: wrote {Path(cfg.out) / 'report.md'}, results.json and plots in {results['wall_minutes']:.1f} min")
     return 0
 

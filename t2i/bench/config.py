@@ -10,7 +10,9 @@ setting (the command turns it into its one-line error). Nothing here reads ``sys
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
+from t2i.bench.families import data_kind
 from t2i.bench.sweep import parse_ladder
 from t2i.diffusion.options import SAMPLERS
 
@@ -24,26 +26,26 @@ OPTION_FIELDS = {"tgan": "tgan_options", "cvae": "cvae_options", "cvae-label": "
 
 @dataclass
 class BenchConfig:
-    data: str = "shapes"  # shapes | digits (the datasets the project's evaluators judge)
+    data: str = "shapes"  # shapes | digits (judged by the project's evaluators) | any captioned source with a held-out split (a folder with train/ and test/, a DatasetDict, ...; judged by an evaluation CLIP, as `t2i eval`)
     size: int = 32  # image side in pixels
     quick: bool = False  # CI smoke run: tiny budget, 1 seed allowed, few prompts (its numbers mean little)
-    out: str = ""  # report folder (report.md, results.json, plots); "" = runs/bench/<data>
-    work: str = ""  # trained models, CLIPs and FLOP counts (large: keep it out of git); "" = runs/bench-work/<data>
+    out: str = ""  # report folder (report.md, results.json, plots); "" = runs/bench/<data's name>
+    work: str = ""  # trained models, CLIPs and FLOP counts (large: keep it out of git); "" = runs/bench-work/<data's name>
     budget_flops: float = 0.0  # training FLOPs per family run (0 = 6e12, quick 3e10, unless --budget-images)
     budget_images: int = 0  # or: training images seen per family run (0 = use --budget-flops)
     seeds: int = 0  # training seeds per family, at least 3 (0 = 3; quick: 1)
     trials: int = 1  # tuning trials per family: learning rates x1, x2, x0.5, x4, x0.25 of the family default
-    families: str = ""  # comma list of tgan, cvae, cvae-label, cgan, ldm ("" = shapes: tgan,cvae,ldm; digits: cgan,cvae-label,ldm)
+    families: str = ""  # comma list of tgan, cvae, cvae-label, cgan, ldm ("" = shapes and captioned data: tgan,cvae,ldm; digits: cgan,cvae-label,ldm)
     load: str = ""  # evaluate saved models instead of training: FAMILY=PATH,... (vae-kl=PATH: a given first stage)
     reuse: bool = False  # pick up models, CLIPs, FLOP counts and scores left in --work with the same settings (--ladder: always)
     n: int = -1  # training items (0 = the whole train split; -1 = mode default: all, quick 1000)
-    clip: str = "shapes-clip"  # conditioning text encoder of the text families (trained into --work if the built-in is absent)
-    score_clip: str = ""  # CLIP of the CLIP score; "" = train one (t2i-tiny, seed 1) into --work
-    evaluator: str = ""  # shapes evaluator or digits classifier folder; "" = the built-in one
-    eval_prompts: int = 0  # held-out test-split conditions (0 = 96, quick 12; digits: rounded up to whole classes)
+    clip: str = ""  # conditioning text encoder of the text families; "" = shapes/digits: shapes-clip (trained into --work if the built-in is absent), captioned data: one trained on its train split (t2i-tiny, seed 0) into --work
+    score_clip: str = ""  # CLIP of the CLIP score (captioned data: the evaluation CLIP of every measure, trained on the train split only); "" = train one (t2i-tiny, seed 1) on the train split into --work
+    evaluator: str = ""  # shapes evaluator or digits classifier folder; "" = the built-in one (captioned data: none, see --score-clip)
+    eval_prompts: int = 0  # held-out test-split conditions (0 = 96, quick 12; digits: rounded up to whole classes; captioned data: items of its held-out split)
     novel_prompts: int = -1  # held-out novel-composition prompts (shapes; -1 = 32, quick 4)
     images_per_prompt: int = 2  # images per condition (>= 2 for within-prompt diversity)
-    reference_images: int = 0  # real reference images of FID/KID/precision/recall (0 = 1000, quick 200; digits: the test split)
+    reference_images: int = 0  # real reference images of FID/KID/precision/recall (0 = 1000, quick 200; digits: the test split; captioned data: the held-out items read, first N, as t2i eval --real-n)
     eval_seed: int = 1234  # seed of the held-out prompts and of sampling (validation and real sets use the next ones)
     budget_fractions: str = ""  # budget points of the quality-vs-budget curve ("" = 0.25,0.5,1; quick: 1)
     ladder: str = ""  # budget sweep: rungs x the base budget, e.g. 1,2,4,...,64: one run per seed scored at each ("" = off)
@@ -54,7 +56,7 @@ class BenchConfig:
     guidance: str = ""  # guidance scales of the sweep ("" = 1,2,3,5,7.5; quick: 1,3)
     sampler: str = "dpm-solver++"  # diffusion sampler of the evaluation and of the guidance sweep
     sample_steps: int = 0  # diffusion steps (num_inference_steps) of the evaluation and of the sweep (0 = 20; quick: 4)
-    curve_prompts: int = 0  # validation conditions of trials, sweep and curves (0 = 48, quick 8)
+    curve_prompts: int = 0  # validation conditions of trials, sweep and curves (0 = 48, quick 8; captioned data: other held-out items)
     tgan_options: str = ""  # extra `t2i train tgan` flags, e.g. "--g-base=32 --d-base=32"
     cvae_options: str = ""  # extra `t2i train cvae` flags (cvae and cvae-label)
     cgan_options: str = ""  # extra `t2i train cgan` flags
@@ -66,8 +68,14 @@ class BenchConfig:
 def resolve(cfg: BenchConfig) -> BenchConfig:
     """Fill in the mode's values (quick or full) for fields left at their defaults; refuse what would make
     the comparison unfair (a ValueError that names the option and what is allowed)."""
-    if cfg.data not in ("shapes", "digits"):
-        raise ValueError(f"--data must be shapes or digits (the datasets its evaluators judge), got {cfg.data!r}")
+    captioned = data_kind(cfg.data) == "captioned"
+    if captioned:
+        from t2i.bench.captioned import check_source  # reads the source's layout
+
+        check_source(cfg.data)
+        if cfg.evaluator:
+            raise ValueError("--evaluator judges shapes or digits; captioned data is judged by the evaluation CLIP "
+                             "(--score-clip): drop --evaluator")
     if cfg.budget_flops > 0 and cfg.budget_images > 0:
         raise ValueError("give one budget, --budget-flops or --budget-images, not both")
     defaults, changes = BenchConfig(), {}
@@ -84,7 +92,10 @@ def resolve(cfg: BenchConfig) -> BenchConfig:
             changes[key] = value
     if cfg.data != "shapes":
         changes["novel_prompts"] = 0
-    changes.update(out=cfg.out or f"runs/bench/{cfg.data}", work=cfg.work or f"runs/bench-work/{cfg.data}")
+    if not cfg.clip and not captioned:
+        changes["clip"] = "shapes-clip"
+    name = Path(cfg.data).name or cfg.data  # a captioned source's folder name, e.g. runs/bench/mydata
+    changes.update(out=cfg.out or f"runs/bench/{name}", work=cfg.work or f"runs/bench-work/{name}")
     cfg = replace(cfg, **changes)
     if cfg.seeds < 3 and not cfg.quick:
         raise ValueError(f"--seeds must be at least 3 (got {cfg.seeds}); fewer are allowed only with --quick")

@@ -9,7 +9,7 @@ depend on the model families.
   the best scale on the validation prompts is the one every seed is evaluated with.
 - ``sampler_curves``: quality, time and FLOPs per image per sampler and number of steps (the
   points of the sampling-cost Pareto front).
-- ``select``: the best of several runs on a validation metric (ties: lower domain FID).
+- ``select``: the best of several runs on a validation metric (ties: lower domain FID, or CLIP FID).
 
     python -c "from t2i.bench.evaluate import demo; demo()"
 """
@@ -25,6 +25,8 @@ import torch
 from t2i.bench.cost import count_flops
 from t2i.bench.scoring import HEADLINE, EvalSet, Scorer, generate_images
 from t2i.generator import Denoising, Generator
+
+TIE_BREAKERS = ("domain_fid", "clip_fid")  # lower is better: the first both candidates carry breaks a tie
 
 
 def diffusion_options(generator: Generator, sampler: str, steps: int, guidance: float) -> dict[str, Any]:
@@ -50,15 +52,15 @@ def sample_and_score(generator: Any, eval_set: EvalSet, scorer: Scorer, options:
 
 
 def better(a: dict[str, Any], b: dict[str, Any] | None, metric: str) -> bool:
-    """Is ``a`` better than ``b`` on ``metric`` (ties broken by lower domain FID)?"""
+    """Is ``a`` better than ``b`` on ``metric`` (ties broken by the lower FID both carry: domain, else CLIP)?"""
     if b is None:
         return True
     higher = HEADLINE.get(metric, (metric, True))[1]
     va, vb = a.get(metric), b.get(metric)
     if va is not None and vb is not None and va != vb:
         return va > vb if higher else va < vb
-    fa, fb = a.get("domain_fid"), b.get("domain_fid")
-    return fa is not None and fb is not None and fa < fb
+    fid = next((k for k in TIE_BREAKERS if a.get(k) is not None and b.get(k) is not None), None)
+    return fid is not None and a[fid] < b[fid]
 
 
 def select(candidates: Sequence[dict[str, Any]], metric: str) -> int:

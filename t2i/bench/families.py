@@ -30,6 +30,13 @@ from dataclasses import dataclass, field
 # lr multipliers of the tuning grid, in the order trials use them (trials=2 -> x1, x2)
 LR_GRID = (1.0, 2.0, 0.5, 4.0, 0.25)
 SHAPES_SAMPLE_PROMPT = "a large red circle in the center"
+TEXT_DATA = ("shapes", "digits", "captioned")  # a text family trains on any captions
+
+
+def data_kind(data: str) -> str:
+    """What the bench knows of ``--data``: ``shapes`` or ``digits`` (its evaluators judge them) or ``captioned``
+    (any other source ``t2i.data.load_dataset`` reads, judged by an evaluation CLIP)."""
+    return data if data in ("shapes", "digits") else "captioned"
 
 
 @dataclass
@@ -47,7 +54,7 @@ class Family:
     model_subdir: str = "model"  # where the run folder keeps the saved generator ("" = the run folder itself)
     first_stage: bool = False  # needs a first-stage autoencoder (latent diffusion)
     diffusion: bool = False  # sampled with sampler / steps / guidance
-    datasets: tuple[str, ...] = ("shapes", "digits")  # data it can train on
+    datasets: tuple[str, ...] = ("shapes", "digits")  # kinds of data it can train on (``data_kind``)
 
     def lrs(self, trials: int) -> list[float]:
         """The learning rates of ``trials`` tuning trials (the same count for every family)."""
@@ -58,11 +65,12 @@ class Family:
 
 FAMILIES: dict[str, Family] = {
     "tgan": Family("tgan", "train.tgan", "text-conditional GAN (GAN-CLS, DCGAN nets, pooled CLIP text)", lr=2e-4,
-                   batch_size=64, conditioning="text", options=["--g-base=16", "--d-base=16"], text_option="--clip"),
+                   batch_size=64, conditioning="text", options=["--g-base=16", "--d-base=16"], text_option="--clip",
+                   datasets=TEXT_DATA),
     "cvae": Family("cvae", "train.cvae", "conditional VAE on the pooled CLIP text embedding (conv)", lr=1e-3,
                    batch_size=128, conditioning="text", options=["--conditioning=text", "--arch=conv",
                                                                  "--widths=16,32,64"],
-                   text_option="--text-encoder"),
+                   text_option="--text-encoder", datasets=TEXT_DATA),
     "cvae-label": Family("cvae-label", "train.cvae", "conditional VAE on the class label (conv)", lr=1e-3,
                          batch_size=128, conditioning="label",
                          options=["--conditioning=label", "--arch=conv", "--widths=16,32,64"]),
@@ -70,29 +78,33 @@ FAMILIES: dict[str, Family] = {
                    batch_size=64, conditioning="label", options=["--g-base=16", "--d-base=16"]),
     "ldm": Family("ldm", "train.ldm", "latent diffusion: AutoencoderKL + cross-attention UNet on CLIP tokens", lr=2e-4,
                   batch_size=64, conditioning="text", text_option="--clip", model_subdir="", first_stage=True,
-                  diffusion=True, options=["--unet=test", "--ema-decay=0.999", "--sample-steps=2",
-                                           f"--sample-prompts={SHAPES_SAMPLE_PROMPT}"]),
+                  diffusion=True, datasets=TEXT_DATA,
+                  options=["--unet=test", "--ema-decay=0.999", "--sample-steps=2",
+                           f"--sample-prompts={SHAPES_SAMPLE_PROMPT}"]),
 }
 # the first stage of "ldm": trained once per bench under first_stage_share of the budget
 FIRST_STAGE = Family("vae-kl", "train.vae_kl", "diffusers AutoencoderKL first stage (factor 4)", lr=4e-4,
                      batch_size=64, conditioning="none", options=["--arch=f4-test", "--ema-decay=0.999"],
                      model_subdir="vae")
-DEFAULT_FAMILIES = {"shapes": ("tgan", "cvae", "ldm"), "digits": ("cgan", "cvae-label", "ldm")}
+DEFAULT_FAMILIES = {"shapes": ("tgan", "cvae", "ldm"), "digits": ("cgan", "cvae-label", "ldm"),
+                    "captioned": ("tgan", "cvae", "ldm")}
 
 
 def parse_families(text: str, data: str) -> list[Family]:
-    """``"tgan,cvae,ldm"`` -> families; "" = the dataset's default set. Unknown names are errors."""
-    names = [n.strip() for n in text.split(",") if n.strip()] if text else list(DEFAULT_FAMILIES.get(data, ()))
-    if not names:
-        raise ValueError(f"no default families for data {data!r}; give --families from {sorted(FAMILIES)}")
+    """``"tgan,cvae,ldm"`` -> families; "" = the data's default set. Unknown names, and families that cannot
+    train on the data (label-only ones on captioned data), are errors."""
+    kind = data_kind(data)
+    names = [n.strip() for n in text.split(",") if n.strip()] if text else list(DEFAULT_FAMILIES[kind])
     unknown = [n for n in names if n not in FAMILIES]
     if unknown:
         raise ValueError(f"unknown families {unknown}; choose from {sorted(FAMILIES)}")
     if len(set(names)) != len(names):
         raise ValueError(f"each family once, got {names}")
-    for n in names:
-        if data in ("shapes", "digits") and data not in FAMILIES[n].datasets:
-            raise ValueError(f"family {n!r} does not train on {data!r} (it takes {FAMILIES[n].datasets})")
+    refused = [n for n in names if kind not in FAMILIES[n].datasets]
+    if refused:
+        fit = [n for n, f in FAMILIES.items() if kind in f.datasets]
+        raise ValueError(f"--families {','.join(refused)} cannot train on {kind} data {data!r} (they need class "
+                         f"labels); the families that apply: {','.join(fit)}")
     return [FAMILIES[n] for n in names]
 
 

@@ -33,8 +33,20 @@ import statistics
 from pathlib import Path
 from typing import Any, Sequence
 
-from t2i.bench.scoring import HEADLINE
+from t2i.bench.families import data_kind
+from t2i.bench.scoring import HEADLINE, measures
 from t2i.bench.store import atomic_write
+
+EVALUATOR_DISTANCES = ("Domain FID/KID are computed on the project evaluator's features: they are not comparable "
+                       "with Inception FID.")
+DISTANCE_NOTES = {  # data kind -> what its distances are, under the quality table
+    "shapes": EVALUATOR_DISTANCES,
+    "digits": EVALUATOR_DISTANCES,
+    "captioned": "CLIP FID/KID are FID/KID on the evaluation CLIP's image embeddings (Kynkaanniemi et al. 2023): "
+                 "compare them with the floor row and across models judged by this CLIP only, never with "
+                 "Inception FID. The floor row's R-precision and CLIP score are the real held-out images' (the "
+                 "ceiling a generator can reach with this CLIP).",
+}
 
 
 def mean_std(values: Sequence[float | None]) -> dict[str, float] | None:
@@ -131,8 +143,7 @@ def render_report(results: dict[str, Any], plots: dict[str, str]) -> str:
     rows = [["real vs real (floor)"] + [floor.get(k) for k in present]]
     rows += [[name] + [f.get("summary", {}).get(k) for k in present] for name, f in fams.items()]
     lines += _table(header, rows)
-    lines += ["^ higher is better, v lower is better. Domain FID/KID are computed on the project evaluator's "
-              "features: they are not comparable with Inception FID.", ""]
+    lines += ["^ higher is better, v lower is better. " + DISTANCE_NOTES[data_kind(results["config"]["data"])], ""]
     lines += ["## Cost", ""]
     rows = []
     for name, f in fams.items():
@@ -150,9 +161,9 @@ def render_report(results: dict[str, Any], plots: dict[str, str]) -> str:
     trials = [(name, t) for name, f in fams.items() for t in f.get("trials", [])]
     if any(len(f.get("trials", [])) > 1 for f in fams.values()):
         lines += ["## Tuning trials (seed 0, scored on the validation prompts)", ""]
-        key = "acc_all" if results["config"]["data"] == "shapes" else "digit_acc"
-        lines += _table(["model", "lr", HEADLINE[key][0], "domain FID", "selected"],
-                        [[n, t["lr"], t["validation"].get(key), t["validation"].get("domain_fid"),
+        judged = measures(results["config"]["data"])
+        lines += _table(["model", "lr", HEADLINE[judged.metric][0], HEADLINE[judged.fid][0], "selected"],
+                        [[n, t["lr"], t["validation"].get(judged.metric), t["validation"].get(judged.fid),
                           "yes" if t.get("selected") else ""] for n, t in trials])
     diff = results.get("diffusion")
     if diff:

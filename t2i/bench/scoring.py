@@ -1,7 +1,8 @@
 """The same test for every model: held-out prompts, fixed seeds, one set of metrics, a real floor.
 
 - ``EvalSet``: the conditions every model is asked for (shapes: held-out ``test`` prompts
-  plus ``novel`` compositions; digits: every class the same number of times), with the
+  plus ``novel`` compositions; digits: every class the same number of times; any other
+  captioned data: items of its held-out split, ``t2i.bench.captioned``), with the
   number of images per condition and the seed. ``generate_images`` asks a generator for
   them with ``t2i.generator.generate_conditions`` (condition i from seed + i), so every family
   sees exactly the same requests and ``t2i sample --prompt P_i --seed SEED+i --n K`` re-makes
@@ -12,6 +13,9 @@
   generators were not conditioned on; within-prompt diversity (mode collapse).
 - ``Scorer.floor``: the same metrics for a second, disjoint set of real images of the
   same size: what a perfect generator would score at this sample count.
+- ``MEASURES``: what each kind of data is ranked on (the headline metric of trials, guidance
+  sweeps, plots and crossovers) and which distances stand beside it. Captioned data is scored by
+  ``t2i.bench.captioned.CaptionedScorer`` (R-precision, CLIP score, CLIP FID/KID), as ``t2i eval``.
 
     python -c "from t2i.bench.scoring import demo; demo()"
 """
@@ -22,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import torch
+
+from t2i.bench.families import data_kind
 from t2i.generator import conditions_for, generate_conditions
 from t2i.metrics import density_coverage, diversity, domain_fid, domain_kid, precision_recall, to_batch
 
@@ -36,8 +42,11 @@ HEADLINE = {  # metric key -> (label, higher is better); the order of the report
     "relation_two": ("2-object relation", True),  # the spatial relation between them
     "digit_acc": ("requested digit", True),
     "class_coverage": ("classes covered", True),
+    "r_precision": ("R-precision", True),  # own caption ranked first among the held-out captions (captioned data)
     "domain_fid": ("domain FID", False),
     "domain_kid": ("domain KID", False),
+    "clip_fid": ("CLIP FID", False),  # FID on the evaluation CLIP's image embeddings (captioned data)
+    "clip_kid": ("CLIP KID", False),
     "precision": ("precision", True),
     "recall": ("recall", True),
     "density": ("density", True),
@@ -45,6 +54,32 @@ HEADLINE = {  # metric key -> (label, higher is better); the order of the report
     "clip_score": ("CLIP score", True),
     "diversity_ratio": ("diversity ratio", True),
 }
+
+
+
+@dataclass(frozen=True)
+class Measures:
+    """What one kind of data (``t2i.bench.families.data_kind``) is ranked on."""
+
+    metric: str  # the headline: selects trials and the guidance scale, leads the plots and the Pareto front
+    fid: str  # the Frechet distance plotted beside it (lower is better)
+    kid: str  # the kernel distance of the quality-vs-steps plot
+    crossover: tuple[str, ...]  # the metrics whose crossover a --ladder report states, the headline first
+
+
+MEASURES = {
+    "shapes": Measures("acc_all", "domain_fid", "domain_kid",
+                       ("acc_all", "relation_two", "domain_fid", "precision", "recall", "diversity_ratio")),
+    "digits": Measures("digit_acc", "domain_fid", "domain_kid",
+                       ("digit_acc", "domain_fid", "precision", "recall", "diversity_ratio")),
+    "captioned": Measures("r_precision", "clip_fid", "clip_kid",
+                          ("r_precision", "clip_score", "clip_fid", "diversity_ratio")),
+}
+
+
+def measures(data: str) -> Measures:
+    """The measures of ``--data`` (shapes, digits, or any captioned source)."""
+    return MEASURES[data_kind(data)]
 
 
 @dataclass
@@ -58,6 +93,7 @@ class EvalSet:
     images_per_prompt: int = 2  # images per condition (>= 2 for the diversity metric)
     seed: int = 0  # condition i is drawn from seed + i (the generator contract's rule)
     records: list[dict[str, Any]] | None = None  # shapes: the scene record behind each prompt (its real render)
+    real: torch.Tensor | None = None  # captioned data: the held-out image of each prompt (C, S, S) in [0, 1]
 
     def __len__(self) -> int:
         return len(self.prompts) * self.images_per_prompt
@@ -128,6 +164,7 @@ class BenchSets:
     reference: RealSet  # real images the distribution metrics compare with
     floor: RealSet  # a second, disjoint real set the size of the eval sample (the real-vs-real floor)
     notes: list[str] = field(default_factory=list)  # how the sets were made, for the report
+    candidates: list[str] = field(default_factory=list)  # captioned data: every held-out caption read (R-precision's)
 
 
 def bench_sets(data: str, eval_prompts: int, novel_prompts: int, images_per_prompt: int, validation_prompts: int,
@@ -163,8 +200,10 @@ def bench_sets(data: str, eval_prompts: int, novel_prompts: int, images_per_prom
 
 def real_row(eval_set: EvalSet, reference: RealSet, count: int, size: int = 32) -> torch.Tensor:
     """Real images for the first ``count`` conditions: shapes renders of their records, digits a test image
-    of each requested class -> ``(count, C, S, S)``."""
+    of each requested class, captioned data the held-out image of each caption -> ``(count, C, S, S)``."""
     count = min(count, len(eval_set.prompts))
+    if eval_set.real is not None:
+        return eval_set.real[:count]
     if eval_set.records is not None:
         from t2i.data.shapes import render
 

@@ -31,10 +31,6 @@ from typing import Any, Sequence
 import numpy as np
 
 TOTAL_COST_IMAGES = (1e3, 1e4, 1e5, 1e6, 1e7)  # N of the total-cost table (train + N images)
-CROSSOVER_METRICS = {  # data -> the headline metrics whose crossover the report states
-    "shapes": ("acc_all", "relation_two", "domain_fid", "precision", "recall", "diversity_ratio"),
-    "digits": ("digit_acc", "domain_fid", "precision", "recall", "diversity_ratio"),
-}
 NOT_REACHED = "not reached within the ladder"
 AHEAD = "ahead from the smallest common budget"
 CROSSED = "crossed"
@@ -186,10 +182,11 @@ def sampling_points(families: dict[str, Any], diffusion_study: dict[str, Any] | 
     return points
 
 
-def sweep_summary(families: dict[str, Any], diffusion: str | None, diffusion_study: dict[str, Any] | None, data: str,
-                  higher: dict[str, bool], n_boot: int, threads: int) -> dict[str, Any]:
-    """``results.json``'s ``sweep``: crossovers, the sampling-cost points and fronts, and total cost for N images."""
-    metric = CROSSOVER_METRICS[data][0]
+def sweep_summary(families: dict[str, Any], diffusion: str | None, diffusion_study: dict[str, Any] | None,
+                  metrics: Sequence[str], higher: dict[str, bool], n_boot: int, threads: int) -> dict[str, Any]:
+    """``results.json``'s ``sweep``: crossovers on each of ``metrics`` (the data's ``Measures.crossover``), the
+    sampling-cost points and fronts on the first (the headline), and total cost for N images."""
+    metric = metrics[0]
     points = sampling_points(families, diffusion_study, metric)
     fronts = {cost: pareto_front(points, cost, "quality", higher[metric]) for cost in ("gflop_per_image", "ms_per_image")}
     totals = []
@@ -202,7 +199,7 @@ def sweep_summary(families: dict[str, Any], diffusion: str | None, diffusion_stu
                        "flops": total_cost(cost["train_flops"], cost["gflop_per_image"] * 1e9),
                        "cpu_hours": (total_cost(hours, cost["ms_per_image"] / 1000 * threads / 3600)
                                      if hours is not None and cost.get("ms_per_image") is not None else None)})
-    return {"metric": metric, "crossovers": crossovers(families, diffusion, CROSSOVER_METRICS[data], higher, n_boot)
+    return {"metric": metric, "crossovers": crossovers(families, diffusion, metrics, higher, n_boot)
             if diffusion else [], "sampling_points": points, "pareto": fronts, "total_cost": totals}
 
 

@@ -221,13 +221,17 @@ def save_clip(model: torch.nn.Module, folder: str | Path, model_cfg: dict[str, A
 
 
 def get_tokenizer(model: torch.nn.Module):
-    """open_clip's own tokenizer choice for a model built here (``open_clip.get_tokenizer``)."""
+    """open_clip's own tokenizer choice for a model built here (``open_clip.get_tokenizer``), built once per
+    model and kept on it: open_clip reads its BPE vocabulary at every build (about a second on a CPU), and the
+    measures on captioned data ask for it at every scoring call."""
     import open_clip
 
     source = getattr(model, "t2i_source", None)
     if source is None:
         raise ValueError("get_tokenizer needs a model built with t2i.clip.create_clip/load_clip")
-    return open_clip.get_tokenizer(source, context_length=context_length(model))
+    if getattr(model, "t2i_tokenizer", None) is None:
+        model.t2i_tokenizer = open_clip.get_tokenizer(source, context_length=context_length(model))
+    return model.t2i_tokenizer
 
 
 def context_length(model: torch.nn.Module) -> int:

@@ -100,11 +100,15 @@ def halves(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def score_captioned(names: Sequence[str], generated: Sequence[Image.Image] | torch.Tensor, held_out: HeldOut,
                     model: Any, model_name: str = "", n_per_prompt: int = 1,
-                    options: CaptionedOptions | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+                    options: CaptionedOptions | None = None,
+                    distractors: Sequence[str] = ()) -> tuple[dict[str, Any], dict[str, Any]]:
     """Each metric of ``names`` (``CAPTIONED_METRICS``) -> (results, real-vs-real floor).
 
     ``generated`` holds ``n_per_prompt`` images per held-out item, item-major (``[a0, a1, b0, b1]``, the
     generator contract's order): images ``i * n .. i * n + n - 1`` were generated for ``held_out.captions[i]``.
+    ``distractors``: more held-out captions that r-precision draws its mismatching candidates among (and
+    clip-retrieval ranks among) besides ``held_out``'s own, e.g. the rest of the split when only some of its
+    items are generated (``t2i bench``).
     """
     options = options or CaptionedOptions()
     unknown = [m for m in names if m not in CAPTIONED_METRICS]
@@ -118,7 +122,7 @@ def score_captioned(names: Sequence[str], generated: Sequence[Image.Image] | tor
     prompts = [c for c in held_out.captions for _ in range(n_per_prompt)]
     extractor = clip_extractor(model, model_name)
     f_gen, f_real = extractor(generated), extractor(held_out.images)  # (N * n, P), (N, P)
-    unique = sorted(set(held_out.captions))
+    unique = sorted(set(held_out.captions) | set(distractors))
     f_text = clip_text_features(model, unique)  # (U, P)
     results: dict[str, Any] = {}
     floor: dict[str, Any] = {}
