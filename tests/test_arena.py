@@ -178,8 +178,10 @@ def test_the_outputs_folder_never_prunes_the_vote_database(tmp_path):
 
 @pytest.mark.slow
 def test_auto_judge_ranks_the_built_in_models_as_the_bench_does():
-    """Thirty battles judged by the shapes evaluator order the built-ins by their measured
-    one-object all-correct accuracy (each model's metrics.json, from the bench's eval)."""
+    """Thirty battles on one- and two-object prompts, judged by the shapes evaluator, order the built-ins
+    by their measured all-correct accuracy (the mean of one- and two-object prompts in each model's
+    metrics.json). One-object prompts alone no longer separate shapes-ldm (0.98) from shapes-tgan (0.91)
+    in ten battles: most are ties."""
     import json
 
     from gan_baselines.registry import load_generator
@@ -187,11 +189,11 @@ def test_auto_judge_ranks_the_built_in_models_as_the_bench_does():
     from t2i.builtin import resolve
 
     names = ["shapes-cvae", "shapes-tgan", "shapes-ldm"]
-    measured = {n: json.loads((Path(resolve(n)) / "metrics.json").read_text())["test_one_object_all_correct"]
-                for n in names}
+    metrics = {n: json.loads((Path(resolve(n)) / "metrics.json").read_text()) for n in names}
+    measured = {n: (m["test_one_object_all_correct"] + m["test_two_object_all_correct"]) / 2 for n, m in metrics.items()}
     bench_order = sorted(names, key=measured.get, reverse=True)
     assert bench_order == ["shapes-ldm", "shapes-tgan", "shapes-cvae"]
-    votes = auto_judge({n: load_generator(n) for n in names}, n=30, seed=0)
+    votes = auto_judge({n: load_generator(n) for n in names}, n=30, seed=0, kind="any")
     assert len(votes) == 30 and {v.judge for v in votes} == {"auto"}
     rows = leaderboard(votes, rounds=50)
     assert [r.model for r in rows] == bench_order, [(r.model, round(r.rating)) for r in rows]
