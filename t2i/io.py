@@ -14,6 +14,8 @@ complete folder or the new complete one, never a missing or half-written ``model
 the exchange is not available (other systems, some file systems) the old folder is moved
 aside for the instant of the swap; ``recover_folder`` (called by every save) moves it back
 if a crash hit that instant.
+Single files that must never be read half written (records, progress) go through ``atomic_write``:
+a temporary name beside the file, then ``os.replace``.
 
     python -c "from t2i.io import demo; demo()"
 """
@@ -66,6 +68,17 @@ def write_text_durably(path: str | Path, text: str) -> None:
         fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def atomic_write(path: Path, write) -> Path:
+    """``write(tmp)`` to a temporary name beside ``path``, then ``os.replace`` it into place: after a kill the
+    file is the old one or the new one, never half written (not fsync'ed: a power cut is not covered; the bench's
+    records, costs and results, the latent cache's files on disk, ``t2i.diffusion.disk_cache``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    write(tmp)
+    os.replace(tmp, path)
+    return path
 
 
 def save_tensors_durably(tensors: dict[str, torch.Tensor], path: str | Path) -> None:

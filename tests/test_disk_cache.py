@@ -24,30 +24,25 @@ class Interrupted(Exception):
     """Stands for Ctrl-C or a kill in the middle of a build."""
 
 
-class CountingVAE:
-    """The VAE's ``encode``, counted, raising ``Interrupted`` on call ``fail_at`` (1-based; None = never)."""
+class Counting:
+    """A model's ``encode`` (the VAE) or forward (the text encoder), counted, raising ``Interrupted`` on call
+    ``fail_at`` (1-based; None = never)."""
 
-    def __init__(self, vae, fail_at: int | None = None):
-        self.vae, self.fail_at, self.calls = vae, fail_at, 0
+    def __init__(self, model, fail_at: int | None = None):
+        self.model, self.fail_at, self.calls = model, fail_at, 0
+
+    def count(self) -> None:
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise Interrupted
 
     def encode(self, x):
-        self.calls += 1
-        if self.calls == self.fail_at:
-            raise Interrupted
-        return self.vae.encode(x)
-
-
-class CountingTextEncoder:
-    """The text encoder's forward, counted, raising ``Interrupted`` on call ``fail_at``."""
-
-    def __init__(self, text_encoder, fail_at: int | None = None):
-        self.text_encoder, self.fail_at, self.calls = text_encoder, fail_at, 0
+        self.count()
+        return self.model.encode(x)
 
     def __call__(self, ids):
-        self.calls += 1
-        if self.calls == self.fail_at:
-            raise Interrupted
-        return self.text_encoder(ids)
+        self.count()
+        return self.model(ids)
 
 
 class Stream(torch.utils.data.IterableDataset):
@@ -112,23 +107,23 @@ def test_the_cache_on_disk_holds_what_the_cache_in_memory_holds(tmp_path, pipe, 
 def test_an_interrupted_build_resumes_after_its_last_finished_chunk(tmp_path, pipe, data, in_memory):
     folder = open_folder(tmp_path / "cache", pipe, data)
     with pytest.raises(Interrupted):  # killed while encoding the third chunk
-        build(folder, pipe, data, vae=CountingVAE(pipe.vae, fail_at=3))
+        build(folder, pipe, data, vae=Counting(pipe.vae, fail_at=3))
     assert json.loads((folder / "latents.json").read_text())["items"] == 16
     lines = []
-    vae = CountingVAE(pipe.vae)
+    vae = Counting(pipe.vae)
     with pytest.raises(Interrupted):  # the latents finish; killed in the second chunk of text states
         build(open_folder(folder, pipe, data), pipe, data, vae=vae,
-              text_encoder=CountingTextEncoder(pipe.text_encoder, fail_at=2), log=lines.append)
+              text_encoder=Counting(pipe.text_encoder, fail_at=2), log=lines.append)
     assert vae.calls == 1 and lines == [f"latent cache: resuming in {folder} at item 16 of 20 "
                                         "(its finished chunks are not encoded again)"]
-    vae, text_encoder, lines = CountingVAE(pipe.vae), CountingTextEncoder(pipe.text_encoder), []
+    vae, text_encoder, lines = Counting(pipe.vae), Counting(pipe.text_encoder), []
     got = build(open_folder(folder, pipe, data), pipe, data, vae=vae, text_encoder=text_encoder, log=lines.append)
     rows = len(in_memory[1])
     assert vae.calls == 0 and text_encoder.calls == len(range(8, rows, 8))  # only the unfinished text rows
     assert lines[1] == f"text cache: resuming in {folder} at row 8 of {rows}"
     assert_same_cache(got, in_memory)
 
-    vae, text_encoder, lines = CountingVAE(pipe.vae), CountingTextEncoder(pipe.text_encoder), []
+    vae, text_encoder, lines = Counting(pipe.vae), Counting(pipe.text_encoder), []
     again = build(open_folder(folder, pipe, data), pipe, data, vae=vae, text_encoder=text_encoder, log=lines.append)
     assert vae.calls == text_encoder.calls == 0  # finished: read as it is
     assert lines == [f"latent cache: reusing {folder} (20 items, {len(in_memory[0].texts)} captions), nothing encoded",
@@ -156,7 +151,7 @@ def test_a_kill_between_writing_a_chunk_and_recording_it_loses_only_that_chunk(t
     monkeypatch.undo()
     recorded = json.loads((folder / "latents.json").read_text())
     assert recorded["items"] == 8 and len((folder / "texts.jsonl").read_text().splitlines()) > recorded["texts"]
-    vae = CountingVAE(pipe.vae)
+    vae = Counting(pipe.vae)
     assert_same_cache(build(open_folder(folder, pipe, data), pipe, data, vae=vae), in_memory)
     assert vae.calls == 2  # the unrecorded chunk and the last one
     assert len((folder / "texts.jsonl").read_text().splitlines()) == len(in_memory[0].texts)

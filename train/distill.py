@@ -22,7 +22,6 @@ grid of the same prompts and seeds at its own defaults). ``t2i sample --model OU
 
 from __future__ import annotations
 
-import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,12 +32,11 @@ import torch
 from t2i.builtin import reference, resolve
 from t2i.config import parse_config, presets_in
 from t2i.data import load_dataset, shapes_options, training_options
-from t2i.diffusion.disk_cache import cache_fingerprint, open_cache_dir
 from t2i.diffusion.distill import GUIDANCE_EMBED_DIM, distill_loss, make_student
 from t2i.diffusion.interop import load_pipeline
 from t2i.diffusion.options import DiffusionOptions, SamplerName, load_sampling_options, save_sampling_options
 from t2i.diffusion.pipeline import LatentDiffusionPipeline, LDMGenerator, make_scheduler
-from t2i.diffusion.training import build_latent_cache, build_text_cache, sample_cached
+from t2i.diffusion.training import build_caches, sample_cached
 from t2i.runtime import Run, RunConfig
 from t2i.runtime.grids import save_grid
 
@@ -118,16 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     data_options = dict(split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, **training_options(cfg),
                         **shapes_options(cfg.data, cfg.p_two))
     dataset = load_dataset(cfg.data, strict=cfg.strict, **data_options)
-    folder = None
-    with run.main_process_first() if cfg.cache_dir else contextlib.nullcontext():  # one process writes the folder
-        if cfg.cache_dir:  # refused when it holds the cache of other data or models
-            folder = open_cache_dir(cfg.cache_dir, cache_fingerprint(dataset, cfg.data, data_options, vae, text_encoder,
-                                                                     tokenizer))
-        cached = build_latent_cache(dataset, vae, run.device, folder=folder, log=run.print)  # the teacher's VAE is frozen
-        text_table = build_text_cache(cached.texts, tokenizer, text_encoder, run.device, folder=folder,
-                                      log=run.print)  # (U+1, T, D)
-    if folder is None:  # in memory it lives on the device; mapped from disk, a batch's rows are read per step
-        text_table = text_table.to(run.device)
+    cached, text_table = build_caches(run, dataset, cfg.data, data_options, vae, text_encoder, tokenizer,
+                                      cfg.cache_dir)  # the teacher's VAE is frozen; text states (U+1, T, D)
     opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps)))
     student, opt, sched = run.prepare(student, opt, sched)

@@ -37,7 +37,6 @@ with ``--init``, the base pipeline's own saved defaults, else ``DiffusionOptions
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 from dataclasses import dataclass
@@ -49,14 +48,13 @@ import torch
 from t2i.builtin import reference, resolve
 from t2i.config import parse_config, presets_in
 from t2i.data import load_dataset, shapes_options, training_options
-from t2i.diffusion.disk_cache import cache_fingerprint, open_cache_dir
 from t2i.diffusion.first_stage import load_vae, vae_factor
 from t2i.diffusion.interop import check_components, load_pipeline, load_text_components
 from t2i.diffusion.lora import add_lora, save_lora
 from t2i.diffusion.options import DiffusionOptions, SamplerName, load_sampling_options, save_sampling_options
 from t2i.diffusion.pipeline import (LatentDiffusionPipeline, LDMGenerator, encode_text, make_scheduler,
                                     training_scheduler)
-from t2i.diffusion.training import (add_partial_captions, build_latent_cache, build_text_cache, diffusion_loss,
+from t2i.diffusion.training import (add_partial_captions, build_caches, diffusion_loss,
                                     draw_partial, drop_captions, first_stage_warning, reconstruction_psnr,
                                     sample_cached, to_vae_input)
 from t2i.diffusion.unet import UNetPreset, build_unet
@@ -223,19 +221,12 @@ def main(argv: list[str] | None = None) -> int:
     step_unet = torch.compile(unet, dynamic=False) if cfg.compile else unet
     train_set, text_table = dataset, None  # train_set: the captions' record (t2i.provenance)
     if cfg.cache:  # posterior moments of every image + text states of every distinct caption (and "")
-        folder = None
-        with run.main_process_first() if cfg.cache_dir else contextlib.nullcontext():  # one process writes the folder
-            if cfg.cache_dir:  # refused when it holds the cache of other data or models
-                fingerprint = cache_fingerprint(dataset, cfg.data, data_options, vae, text_encoder, tokenizer)
-                folder = open_cache_dir(cfg.cache_dir, fingerprint)
-            cached = build_latent_cache(dataset, vae, run.device, folder=folder, log=run.print)
-            if cfg.partial_captions:
-                run.print(f"partial captions: {add_partial_captions(cached, dataset.records)} one-object scenes, "
-                          f"each captioned by one with probability {cfg.partial_captions}")
-            text_table = build_text_cache(cached.texts, tokenizer, text_encoder, run.device, folder=folder,
-                                          log=run.print)  # (U+1, T, D)
-        if folder is None:  # in memory it lives on the device; mapped from disk, a batch's rows are read per step
-            text_table = text_table.to(run.device)
+        def partial(cached) -> None:
+            run.print(f"partial captions: {add_partial_captions(cached, dataset.records)} one-object scenes, "
+                      f"each captioned by one with probability {cfg.partial_captions}")
+
+        cached, text_table = build_caches(run, dataset, cfg.data, data_options, vae, text_encoder, tokenizer,
+                                          cfg.cache_dir, edit=partial if cfg.partial_captions else None)  # (U+1, T, D)
         dataset = cached
     total = sum(p.numel() for p in run.unwrap(unet).parameters())
     items = len(dataset) if hasattr(dataset, "__len__") else "streamed"

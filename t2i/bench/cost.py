@@ -34,7 +34,7 @@ from typing import Any, Callable
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from t2i.bench.store import atomic_write
+from t2i.io import atomic_write
 from t2i.generator import Generator
 
 

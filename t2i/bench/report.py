@@ -35,7 +35,7 @@ from typing import Any, Sequence
 
 from t2i.bench.families import data_kind
 from t2i.bench.scoring import HEADLINE, measures
-from t2i.bench.store import atomic_write
+from t2i.io import atomic_write
 
 EVALUATOR_DISTANCES = ("Domain FID/KID are computed on the project evaluator's features: they are not comparable "
                        "with Inception FID.")

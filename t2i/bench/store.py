@@ -5,7 +5,7 @@ study), a JSON file named ``<name>-<hash>.json`` where the hash is of its *finge
 everything the result depends on (the trainer's argv, the step, the evaluation settings). A
 changed setting therefore looks up another file instead of finding a stale result, and nothing
 is ever overwritten with something else. Files are written to a temporary name and moved into
-place with ``os.replace`` (atomic on POSIX), so after ``kill -9`` a record is complete or absent.
+place with ``os.replace`` (``t2i.io.atomic_write``), so after ``kill -9`` a record is complete or absent.
 Tensors that go with a record (the grid's images) are written first; the JSON marks completion.
 
     python -c "from t2i.bench.store import demo; demo()"
@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from t2i.io import atomic_write
 
 
 class ResultStore:
@@ -48,17 +49,6 @@ class ResultStore:
 
     def put_tensor(self, name: str, fingerprint: dict[str, Any], tensor: torch.Tensor) -> Path:
         return atomic_write(self.path(name, fingerprint, ".pt"), lambda tmp: torch.save(tensor.clone(), tmp))
-
-
-def atomic_write(path: Path, write) -> Path:
-    """``write(tmp)`` to a temporary name beside ``path``, then ``os.replace`` it into place: after a kill the
-    file is the old one or the new one, never half written (the bench's records, costs and results; the latent
-    cache's progress on disk, ``t2i.diffusion.disk_cache``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
-    return path
 
 
 def demo() -> None:

@@ -36,7 +36,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
-from t2i.bench.store import atomic_write
+from t2i.io import atomic_write
 
 FORMAT = 1  # the layout above; bump it when a file changes meaning, so older caches are refused, not misread
 
@@ -120,9 +120,8 @@ def write_rows(path: Path, start: int, rows: np.ndarray, total: int) -> None:
     """Rows ``[start, start + len(rows))`` of the ``.npy`` array at ``path``, created as ``(total, ...)`` when
     missing (a sparse file; created under a temporary name, so a kill never leaves half a header)."""
     if not path.is_file():
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        np.lib.format.open_memmap(tmp, mode="w+", dtype=rows.dtype, shape=(total, *rows.shape[1:])).flush()
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: np.lib.format.open_memmap(tmp, mode="w+", dtype=rows.dtype,
+                                                                  shape=(total, *rows.shape[1:])).flush())
     array = np.load(path, mmap_mode="r+")
     array[start:start + len(rows)] = rows
     array.flush()

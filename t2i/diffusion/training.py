@@ -18,6 +18,7 @@ on disk (``--cache-dir``: memory-mapped, resumable, fingerprinted; ``t2i.diffusi
 from __future__ import annotations
 
 import functools
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -26,7 +27,7 @@ from diffusers import DDPMScheduler
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from t2i.diffusion.disk_cache import build_latents, build_text_states
+from t2i.diffusion.disk_cache import build_latents, build_text_states, cache_fingerprint, open_cache_dir
 from t2i.diffusion.pipeline import encode_text
 
 
@@ -230,6 +231,27 @@ def build_text_cache(texts: Sequence[str], tokenizer: Any, text_encoder: Any, de
     chunks = [encode(rows[i:i + batch_size]).cpu()
               for i in tqdm(range(0, len(rows), batch_size), desc="caching text states", unit="batch")]
     return torch.cat(chunks)
+
+
+@torch.no_grad()
+def build_caches(run: Any, dataset: Dataset, source: str, data_options: dict[str, Any], vae: Any, text_encoder: Any,
+                 tokenizer: Any, cache_dir: str = "",
+                 edit: Callable[[CachedLatents], None] | None = None) -> tuple[CachedLatents, torch.Tensor]:
+    """The latent cache and the text states ``(U+1, T, D)`` of a trainer's data (``ldm --cache``, ``distill``):
+    in memory (the text states moved to ``run.device``), or with ``cache_dir`` in that folder (refused when it
+    holds the cache of other data or models, ``t2i.diffusion.disk_cache``; the text states stay mapped on the CPU:
+    index them per batch), built by the main process first. ``edit(cached)`` may add captions to the table
+    before its text states are encoded (``add_partial_captions``)."""
+    folder = None
+    with run.main_process_first() if cache_dir else nullcontext():  # one process writes the folder
+        if cache_dir:
+            folder = open_cache_dir(cache_dir, cache_fingerprint(dataset, source, data_options, vae, text_encoder,
+                                                                 tokenizer))
+        cached = build_latent_cache(dataset, vae, run.device, folder=folder, log=run.print)
+        if edit is not None:
+            edit(cached)
+        text_table = build_text_cache(cached.texts, tokenizer, text_encoder, run.device, folder=folder, log=run.print)
+    return cached, text_table if folder is not None else text_table.to(run.device)
 
 
 def sample_cached(moments: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
