@@ -398,3 +398,20 @@ def test_ldm_speed_options_learn_what_the_plain_step_learns(vae_run, ldm_run, tm
     images = load_generator(tmp_path / "fast").generate(["a red circle"], seed=0, num_inference_steps=2)
     again = load_generator(tmp_path / "plain").generate(["a red circle"], seed=0, num_inference_steps=2)
     assert np.abs(np.asarray(images[0], dtype=float) - np.asarray(again[0], dtype=float)).max() <= 2
+
+
+@pytest.mark.parametrize("preset, middle_side", [("tiny", 2), ("tiny-2level", 4)])
+def test_unet_presets_put_the_middle_block_at_their_stated_resolution(preset, middle_side, tmp_path):
+    # "tiny" halves 8x8 latents twice, where one 2x2 cell covers both the centre and the bottom-right quarter;
+    # "tiny-2level" keeps a 4x4 middle. Both are stock diffusers UNets (saved and reloaded as they are).
+    from diffusers import UNet2DConditionModel
+
+    from t2i.diffusion.unet import build_unet
+    unet = build_unet(preset, 8, 8, 64)
+    seen = []
+    unet.mid_block.register_forward_hook(lambda module, args, out: seen.append(tuple(out.shape[-2:])))
+    out = unet(torch.randn(2, 8, 8, 8), torch.tensor([10, 500]), torch.randn(2, 5, 64)).sample
+    assert seen == [(middle_side, middle_side)] and out.shape == (2, 8, 8, 8)
+    unet.save_pretrained(tmp_path)
+    again = UNet2DConditionModel.from_pretrained(tmp_path)
+    assert list(again.config.block_out_channels) == list(unet.config.block_out_channels)

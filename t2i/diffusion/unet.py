@@ -26,6 +26,15 @@ UNET_PRESETS: dict[str, dict[str, Any]] = {
                  down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
                  up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"), layers_per_block=1,
                  attention_head_dim=4, norm_num_groups=32),
+    # 32 px images, 8x8 latents -> 8, 4 with the middle block at 4x4; cross-attention at 8 and 4 (160 channels there
+    # keep "tiny"'s parameter count, 6.0 M vs 5.8 M). A stride-2 3x3 convolution (padding 1) on an even side centres
+    # its outputs on the even rows and columns, so after two halvings one 2x2 cell of "tiny" covers both the centre and
+    # the bottom-right quarter, where "tiny" misplaces large objects most. Measured (benchmarks/positions.py,
+    # RESULTS "Where large objects land"): the 4x4 middle moves those misses to other corners, no net gain; not adopted
+    "tiny-2level": dict(block_out_channels=(64, 160),
+                        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+                        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"), layers_per_block=1,
+                        attention_head_dim=4, norm_num_groups=32),
     # 16x16 latents: 64 px through a factor-4 VAE (px64), 128 px through a factor-8 one (px128); or 32 px with
     # more capacity. Cross-attention at 16 and 8
     "small": dict(block_out_channels=(96, 192, 256),
