@@ -223,11 +223,24 @@ def test_seed_determinism_of_training_and_sampling(tiny_clip, tmp_path):
     assert [x.tobytes() for x in first[2:]] == [x.tobytes() for x in pairs]
 
 
+def test_p_two_sets_the_share_of_two_object_training_scenes(tiny_clip, tmp_path, monkeypatch):
+    from train import tgan_attn as trainer
+
+    loaded = []
+    real_load = trainer.load_dataset
+    monkeypatch.setattr(trainer, "load_dataset", lambda *a, **k: loaded.append(real_load(*a, **k)) or loaded[-1])
+    for p_two in ("1.0", "0.0"):
+        trainer.main(TINY + ["--clip", str(tiny_clip), "--eval-n", "0", "--p-two", p_two, "--out", str(tmp_path / p_two)])
+    two_object = [[" in the " not in caption for caption in dataset.captions] for dataset in loaded]
+    assert all(two_object[0]) and not any(two_object[1]) and len(two_object[0]) == 32
+
+
 def test_bad_options_are_errors(tiny_clip, tmp_path):
     from train import tgan_attn as trainer
 
     for argv, match in ((["--augment", "flip"], "augment must list"), (["--r1-gamma", "-1"], "r1_gamma"),
-                        (["--mismatch-weight", "2"], "mismatch_weight"), (["--loss", "wasserstein"], "hinge")):
+                        (["--mismatch-weight", "2"], "mismatch_weight"), (["--loss", "wasserstein"], "hinge"),
+                        (["--data", "digits", "--p-two", "0.7"], "p-two is a shapes option")):
         with pytest.raises(ValueError, match=match):
             trainer.main(argv + ["--clip", str(tiny_clip), "--out", str(tmp_path / "bad")])
 

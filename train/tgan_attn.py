@@ -45,7 +45,7 @@ from gan_baselines.gan_training import GANRunConfig, adam, finish, millions, noi
 from gan_baselines.tgan import ClipSimilarity
 from t2i.builtin import reference
 from t2i.config import parse_config, presets_in
-from t2i.data import load_dataset, training_options
+from t2i.data import load_dataset, shapes_options, training_options
 from t2i.generator import generate_conditions
 from t2i.provenance import write_record
 from t2i.runtime import Run
@@ -84,6 +84,7 @@ class AttnGANConfig(GANRunConfig):
     clip_weight: float = 0.0  # weight of 1 - cos(CLIP(G(z, c)), CLIP(c)) in G's loss (needs the CLIP's image tower); 0 = off
     ema_decay: float = 0.999  # EMA of the generator's weights (the saved model); 0 = off
     eval_n: int = 400  # shapes only: test-split prompts judged by the shapes evaluator at the end (eval.json); 0 = off
+    p_two: float = 0.5  # shapes only: share of training scenes with two objects (the spec's default 0.5)
 
     def validate(self) -> None:
         super().validate()
@@ -174,7 +175,7 @@ def train(cfg: AttnGANConfig) -> Path:
     """Train the attention text GAN; returns the saved generator folder (``OUT/model``)."""
     run = Run(cfg, name="tgan-attn")
     dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
-                           **training_options(cfg))
+                           **training_options(cfg), **shapes_options(cfg.data, cfg.p_two))
     encoder = TextEncoder.from_pretrained(cfg.clip, device=run.device)
     embed = TokenCache(encoder)
     pool = None
