@@ -86,6 +86,13 @@ class ClipScorer:
         return [100 * float(c) for c in cosines]
 
 
+def same_clip(a: str, b: str) -> bool:
+    """Whether two CLIP references (built-in names, folders or run folders, relative or absolute) name one model."""
+    from t2i.clip.model import _resolve_folder
+    folders = [_resolve_folder(x) for x in (a, b)]
+    return a == b or (None not in folders and Path(folders[0]).resolve() == Path(folders[1]).resolve())
+
+
 @dataclass
 class Scoring:
     """Which CLIP scores each of the app's models, and what the user should know about it."""
@@ -108,7 +115,7 @@ def choose_scorers(clip: str, models: dict[str, TrainedOn], load: Any = ClipScor
     for name, trained in models.items():
         if clip:
             scorers[name] = get(clip)
-            if trained.clip and trained.clip != clip:
+            if trained.clip and not same_clip(trained.clip, clip):
                 notes.append(f"{name} was trained with the text encoder of `{trained.clip}`; its images are "
                              f"scored by `{clip}` (--clip), which may not fit it.")
             continue

@@ -21,3 +21,17 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip_gpu)
+
+
+@pytest.fixture(autouse=True)
+def _library_log_handlers_write_to_this_tests_stderr():
+    """diffusers and transformers bind their log handler to the ``sys.stderr`` of the moment it is made; made
+    inside a ``capsys`` test, it later writes to a closed stream ("--- Logging error ---" with a traceback in a
+    later test's output). Point it at the current stream before every test."""
+    import sys
+
+    for name in ("diffusers.utils.logging", "transformers.utils.logging"):
+        handler = getattr(sys.modules.get(name), "_default_handler", None)
+        if handler is not None:
+            handler.stream, handler.flush = sys.stderr, sys.stderr.flush  # not setStream: it flushes the old one
+    yield

@@ -145,6 +145,18 @@ def test_default_clip_is_the_one_each_model_was_trained_with():
     assert text_only.scorers["a"] == f"scorer of {FALLBACK_CLIP}" and "cannot score images" in text_only.notes[0]
 
 
+def test_a_given_clip_that_is_the_recorded_one_by_another_path_gets_no_warning(tmp_path, monkeypatch):
+    # regression: `--clip runs/clip` for a model that recorded /abs/runs/clip (or runs/clip/model) was "may not fit"
+    (tmp_path / "runs" / "clip" / "model").mkdir(parents=True)
+    (tmp_path / "runs" / "clip" / "model" / "open_clip_config.json").write_text("{}")
+    (tmp_path / "other").mkdir()
+    monkeypatch.chdir(tmp_path)
+    load = lambda reference: f"scorer of {reference}"
+    for recorded in (str(tmp_path / "runs" / "clip"), str(tmp_path / "runs" / "clip" / "model")):
+        assert choose_scorers("runs/clip", {"a": TrainedOn(clip=recorded)}, load=load).notes == []
+    assert "may not fit" in choose_scorers("other", {"a": TrainedOn(clip="runs/clip")}, load=load).notes[0]
+
+
 def test_app_loads_the_recorded_clip_by_default(app_config):
     import dataclasses
 

@@ -86,6 +86,8 @@ MISTAKES = [
     (["sample", "--model", "{tmp}/pickled", "--prompt", "x", "--out", "{tmp}/o"],
      r"has no model.safetensors, only \['w.pt'\]: pickles are refused.*convert"),
     (["sample", "--prompt", "x", "--out", "{tmp}/o"], r"the following arguments are required: --model"),
+    (["sample", "--model", "{tmp}/nowhere", "--prompt", " ", "--out", "{tmp}/o"],  # refused before loading the model
+     r"t2i sample: error: --prompt is empty: give the text"),
     (["sample", "--model", "digits-vae", "--labels", "one,two", "--out", "{tmp}/o"],
      r"--labels must be comma-separated integers"),
     (["sample", "--model", "digits-vae", "--n", "0", "--out", "{tmp}/o"], r"--n must be >= 1"),

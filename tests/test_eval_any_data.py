@@ -160,8 +160,20 @@ def test_eval_clip_reads_a_single_split_folder_as_the_held_out_split(setup, tmp_
     out = tmp_path / "clip-eval"
     assert t2i(["eval", "clip", "--model", str(setup["clip"]), "--data", str(setup["data"]), "--out", str(out),
                 "--order", "off"]) == 0
-    split = json.loads((out / "eval.json").read_text())["splits"]["train"]  # the folder's one split
+    split = json.loads((out / "eval.json").read_text())["splits"]["test"]  # the folder's one split, named as given
     assert split["retrieval"]["num_unique_captions"] == 6 and "image_to_text_R@10" in split["retrieval"]
+
+
+def test_eval_clip_reads_a_csv_with_other_column_names(setup, tmp_path, capsys):
+    rows = [json.loads(line) for line in (setup["data"] / "metadata.jsonl").read_text().splitlines()]
+    table = tmp_path / "held_out.csv"
+    table.write_text("path,description\n" + "".join(f"{setup['data'] / r['file_name']},{r['text']}\n" for r in rows))
+    out = tmp_path / "clip-eval"
+    assert t2i(["eval", "clip", "--model", str(setup["clip"]), "--data", str(table), "--image-column", "path",
+                "--caption-column", "description", "--out", str(out), "--order", "off"]) == 0
+    split = json.loads((out / "eval.json").read_text())["splits"]["held_out.csv"]
+    assert split["retrieval"]["num_unique_captions"] == 6
+    assert "held_out.csv" in capsys.readouterr().out
 
 
 def test_bad_input_is_one_line_naming_the_fix(setup, tmp_path, capsys):

@@ -24,6 +24,7 @@ import ast
 import importlib
 import importlib.util
 import os
+import re
 import sys
 import traceback
 from typing import Sequence
@@ -144,6 +145,7 @@ def _run(module: str, argv: list[str], prog: str, debug: bool = False) -> int:
     except SystemExit as exit_:
         if isinstance(exit_.code, str):  # raise SystemExit("message"): a user error worded by the entry point
             message = exit_.code if exit_.code.startswith("t2i") else f"{prog}: error: {exit_.code}"
+            message = re.sub(r"^(t2i[\w -]*?): (?!error: )", r"\1: error: ", message)  # "t2i sample: x" too
             print(message, file=sys.stderr)
             return 2
         raise

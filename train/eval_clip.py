@@ -38,6 +38,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="with --classes: average template embeddings (mean, CLIP paper) or sum caption probabilities")
     p.add_argument("--order", default="auto", choices=["auto", "shapes", "rules", "off"],
                    help="order-sensitivity report: perturbations from shapes labels, by rules on any caption, or off")
+    p.add_argument("--image-column", default="", help="the image column of a CSV / datasets source (default: the source's own)")
+    p.add_argument("--caption-column", default="", help="the caption column of a CSV / datasets source (default: the source's own)")
     p.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
     p.add_argument("--seed", type=int, default=0, help="seed of generated data (shapes)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
@@ -54,7 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] or None
     results = evaluate_splits(model, args.data, splits, n=args.n or None, size=args.size or None, classes=classes,
                               templates=args.templates, device=args.device, batch_size=args.batch_size,
-                              seed=args.seed, ensemble=args.ensemble, order=args.order)
+                              seed=args.seed, ensemble=args.ensemble, order=args.order,
+                              image_column=args.image_column, caption_column=args.caption_column)
+    if not args.split and splits == ["train"]:  # a single-split source given as the held-out data: name it as given
+        results = {Path(str(args.data).rstrip("/")).name: results["train"]}
     report = write_report(results, Path(args.out), title=f"{args.model} on {args.data}",
                           extra={"model": str(args.model), "data": args.data, "n": args.n})
     print(summary(results))

@@ -90,6 +90,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def read_conditions(args: argparse.Namespace) -> tuple[list[str] | None, list[int] | None]:
     if args.prompt is not None:
+        if not args.prompt.strip():  # before any model is loaded
+            raise SystemExit("t2i sample: --prompt is empty: give the text the images should show")
         return [args.prompt], None
     if args.prompts is not None:
         path = Path(args.prompts)
