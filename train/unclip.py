@@ -5,6 +5,9 @@ image it denoises (Ramesh et al. 2022, Sec. 2.1): the frozen ``--clip`` embeds e
 once, the frozen first stage (``--vae``) encodes it once (posterior moments; a fresh latent is drawn
 each time), and a new ``UNet2DConditionModel`` learns to denoise under the DDPM schedule with
 ``cond_dropout`` of the embeddings replaced by the null embedding for classifier-free guidance.
+The moments and embeddings are kept in memory, or with ``--cache-dir DIR`` on disk, memory-mapped: an
+interrupted encoding continues with the same command, a later run on the same data, first stage and CLIP
+reuses it, and a ``DIR`` made from other data or models is refused (``t2i.diffusion.disk_cache``).
 
 Output (OUT is the model, as diffusers' convention):
 - ``OUT/decoder/``: a ``KandinskyV22Pipeline`` folder (``unet/``, ``scheduler/``, ``movq/``): stock
@@ -18,6 +21,7 @@ Output (OUT is the model, as diffusers' convention):
 
     t2i train unclip --steps 20 --batch-size 16 --n 256 --unet test --out /tmp/unclip-decoder
     t2i train unclip --preset shapes-unclip --prior runs/shapes-prior --out runs/shapes-unclip
+    t2i train unclip --preset shapes-unclip --cache-dir cache/shapes-unclip --out runs/shapes-unclip
     t2i train unclip --preset shapes-unclip --out runs/dec && t2i train unclip --preset shapes-unclip --out runs/dec --resume latest --prior runs/shapes-prior
 """
 
@@ -37,11 +41,10 @@ from t2i.data import load_dataset, shapes_options, training_options
 from t2i.diffusion.first_stage import load_vae, vae_factor
 from t2i.diffusion.options import SamplerName
 from t2i.diffusion.pipeline import make_scheduler, training_scheduler
-from t2i.diffusion.training import build_latent_cache, diffusion_loss, sample_cached
+from t2i.diffusion.training import diffusion_loss, sample_cached
 from t2i.diffusion.unet import UNetPreset
-from t2i.prior.model import encode_images
 from t2i.runtime import Run, RunConfig
-from t2i.unclip.decoder import (CachedImageLatents, build_decoder_unet, decoder_kwargs, drop_embeddings,
+from t2i.unclip.decoder import (build_decoder_cache, build_decoder_unet, decoder_kwargs, drop_embeddings,
                                 movq_from_vae, null_image_embedding)
 from t2i.unclip.pipeline import UnCLIPOptions, decode_embeddings, save_decoder, save_unclip
 
@@ -71,10 +74,12 @@ class UnCLIPConfig(RunConfig):
     guidance: float = 4.0  # decoder classifier-free guidance of the grids and the saved default (1 = none)
     prior_steps: int = 25  # prior sampling steps of the saved default
     prior_guidance: float = 1.0  # prior classifier-free guidance of the saved default (1 = none)
+    cache_dir: str = ""  # keep the latent and CLIP-embedding cache in this folder, memory-mapped, resumed after an interruption and reused by later runs on the same data, VAE and CLIP (t2i.diffusion.disk_cache); "" = in memory
 
     # the prior is assembled beside the trained decoder, not learnt with it: a finished decoder run resumed with
-    # --prior (and other sampling defaults) becomes a complete model without retraining
-    resumable: ClassVar[tuple[str, ...]] = RunConfig.resumable + ("prior", "prior_steps", "prior_guidance")
+    # --prior (and other sampling defaults) becomes a complete model without retraining; --cache-dir is where the
+    # cache is, not what it holds
+    resumable: ClassVar[tuple[str, ...]] = RunConfig.resumable + ("prior", "prior_steps", "prior_guidance", "cache_dir")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,12 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     factor = vae_factor(vae)
     if cfg.size % factor:
         raise SystemExit(f"--size {cfg.size} must be a multiple of the VAE factor {factor}")
-    dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
-                           **training_options(cfg), **shapes_options(cfg.data, cfg.p_two))
-    latents = build_latent_cache(dataset, vae, run.device)  # (N, 2C, h, w) posterior moments
-    embeds, _ = encode_images(clip, dataset, run.device)  # (N, D), the same items in the same order
-    cache = CachedImageLatents(latents.moments, embeds)
-    cache.report = latents.report
+    data_options = dict(split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, **training_options(cfg),
+                        **shapes_options(cfg.data, cfg.p_two))
+    dataset = load_dataset(cfg.data, strict=cfg.strict, **data_options)
+    cache = build_decoder_cache(run, dataset, cfg.data, data_options, vae, clip, cfg.cache_dir)
+    embeds = cache.image_embeds  # (N, D); cache.moments (N, 2C, h, w) posterior moments of the same items
     null = null_image_embedding(clip).to(run.device)  # (D,)
     scale = vae.config.scaling_factor
     unet = build_decoder_unet(cfg.unet, cfg.size // factor, vae.config.latent_channels, embeds.shape[1],
@@ -115,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                             prior_steps=cfg.prior_steps, prior_guidance=cfg.prior_guidance)
     shown = torch.arange(min(8, len(cache)))  # the grids' training images
     run.print(f"decoder UNet {sum(p.numel() for p in run.unwrap(unet).parameters()) / 1e6:.2f} M parameters, "
-              f"latents {tuple(latents.moments.shape[1:])}, CLIP embedding {embeds.shape[1]}, {len(cache)} items")
+              f"latents {tuple(cache.moments.shape[1:])}, CLIP embedding {embeds.shape[1]}, {len(cache)} items")
 
     def grid() -> None:  # training images over their decodings from their own embeddings, seed 0
         model = (ema.model if ema is not None else run.unwrap(unet)).eval()

@@ -1,15 +1,19 @@
-"""The latent and text caches on disk (``t2i train ldm --cache --cache-dir DIR``): memory-mapped,
-resumable and fingerprinted, for data whose cache does not fit in memory or whose encoding may be cut short.
+"""The latent and text caches on disk (``t2i train ldm --cache --cache-dir DIR``; ``distill`` and ``unclip``
+``--cache-dir DIR``): memory-mapped, resumable and fingerprinted, for data whose cache does not fit in memory or
+whose encoding may be cut short.
 
 ``DIR`` holds numpy ``.npy`` arrays (``np.load(path, mmap_mode="r")`` reads them; training touches only
 the rows of its batches, through the OS page cache) and small JSON files:
 
 - ``fingerprint.json``: what the cache was made from: the data (source, split, n, size, seed, loading
   options, item count), digests of the first stage's and the text encoder's weights and of the
-  tokenizer's vocabulary, and ``FORMAT``. A run whose fingerprint differs is refused (``open_cache_dir``).
+  tokenizer's vocabulary (or of a CLIP image tower's weights and preprocessing, for ``image_embeds.npy``),
+  and ``FORMAT``. A run whose fingerprint differs is refused (``open_cache_dir``).
 - ``moments.npy`` ``(N, 2C, h, w)`` float32 posterior mean and std; ``text_ids.npy`` ``(N,)`` int64 caption
   id of each item; ``texts.jsonl`` the caption table, one JSON string per line in id order;
-  ``latents.json`` the progress: items and captions finished.
+  ``latents.json`` the progress: items and captions finished. Other per-item arrays encoded in the same
+  pass sit beside ``moments.npy`` under their names (the unCLIP decoder's ``image_embeds.npy`` ``(N, D)``
+  float32 CLIP image embeddings) and share its progress.
 - ``text_states.npy`` ``(U + 1, T, D)`` float32 text states of the table's rows, then "" (the last row);
   ``text_states.json`` the progress: rows finished, and a digest of the rows (``--partial-captions``
   adds rows: another table is encoded afresh).
@@ -58,10 +62,13 @@ def tokenizer_digest(tokenizer: Any) -> str:
 
 
 def cache_fingerprint(dataset: Dataset, source: str, options: dict[str, Any], vae: torch.nn.Module,
-                      text_encoder: torch.nn.Module | None = None, tokenizer: Any = None) -> dict[str, Any]:
+                      text_encoder: torch.nn.Module | None = None, tokenizer: Any = None,
+                      image_encoder: torch.nn.Module | None = None) -> dict[str, Any]:
     """Everything the cached arrays depend on: the data (``source`` and the ``load_dataset`` ``options`` that
     made ``dataset``, and its item count), the first stage's weights, the text encoder's weights and tokenizer
-    (None for a cache without text states), and ``FORMAT``."""
+    (None for a cache without text states), the image encoder's (an open_clip image tower, ``clip.visual``:
+    its weights and its ``preprocess_cfg``, input size, mean and std; only for a cache of image embeddings),
+    and ``FORMAT``."""
     from t2i.builtin import reference
 
     if not hasattr(dataset, "__len__"):
@@ -70,8 +77,12 @@ def cache_fingerprint(dataset: Dataset, source: str, options: dict[str, Any], va
     name = str(source) if str(source) in ("shapes", "digits") else reference(source)  # a path made absolute
     text = None if text_encoder is None else {"weights": weights_digest(text_encoder),
                                               "tokenizer": tokenizer_digest(tokenizer)}
-    return {"format": FORMAT, "data": {"source": name, "items": len(dataset), **options},
-            "vae": weights_digest(vae), "text_encoder": text}
+    fingerprint = {"format": FORMAT, "data": {"source": name, "items": len(dataset), **options},
+                   "vae": weights_digest(vae), "text_encoder": text}
+    if image_encoder is not None:  # absent otherwise: the fingerprints of ldm's and distill's caches are unchanged
+        fingerprint["image_encoder"] = {"weights": weights_digest(image_encoder),
+                                        "preprocess": dict(image_encoder.preprocess_cfg)}
+    return fingerprint
 
 
 def differences(ours: dict[str, Any], theirs: dict[str, Any], prefix: str = "") -> list[str]:
@@ -146,17 +157,25 @@ def read_texts(path: Path, count: int) -> dict[str, int]:
     return {t: i for i, t in enumerate(texts)}
 
 
-def build_latents(folder: Path, dataset: Dataset, encode: Callable[[torch.Tensor], torch.Tensor], batch_size: int,
-                  log: Callable[[str], None] = print) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+RESERVED = ("text_ids", "text_states")  # arrays of the caption table, not per-item encodings
+
+
+def build_latents(folder: Path, dataset: Dataset, encoders: dict[str, Callable[[torch.Tensor], torch.Tensor]],
+                  batch_size: int, log: Callable[[str], None] = print
+                  ) -> tuple[dict[str, torch.Tensor], torch.Tensor, list[str]]:
     """The latent cache in ``folder`` (from ``open_cache_dir``): encodes the items not yet finished there, one
-    chunk of ``batch_size`` at a time, with ``encode`` (images ``(B, C, S, S)`` -> float32 moments
-    ``(B, 2C, h, w)``). Returns the moments ``(N, 2C, h, w)`` and caption ids ``(N,)`` mapped from disk, and
+    chunk of ``batch_size`` at a time, with each of ``encoders`` (name -> images ``(B, C, S, S)`` -> float32
+    ``(B, ...)`` kept in ``name.npy``: ``moments`` ``(B, 2C, h, w)``, and any others such as ``image_embeds``
+    ``(B, D)``). Returns those arrays ``{name: (N, ...)}`` and the caption ids ``(N,)`` mapped from disk, and
     the caption table (ids by first appearance in item order, as the in-memory cache numbers them)."""
+    clash = [name for name in encoders if name in RESERVED]
+    if clash:
+        raise ValueError(f"cache arrays may not be named {' or '.join(RESERVED)}, got {clash}")
     n, progress_path = len(dataset), folder / "latents.json"
     progress = read_progress(progress_path, {"items": 0, "texts": 0})
     done = progress["items"]
     if done == 0:  # a fresh start (or a build killed in its first chunk): no stale file is kept
-        for stale in ("moments.npy", "text_ids.npy", "texts.jsonl"):
+        for stale in [f"{name}.npy" for name in encoders] + ["text_ids.npy", "texts.jsonl"]:
             (folder / stale).unlink(missing_ok=True)
     table = read_texts(folder / "texts.jsonl", progress["texts"])
     if done == n:
@@ -165,17 +184,19 @@ def build_latents(folder: Path, dataset: Dataset, encode: Callable[[torch.Tensor
         log(f"latent cache: resuming in {folder} at item {done} of {n} (its finished chunks are not encoded again)")
     loader = DataLoader(Subset(dataset, range(done, n)), batch_size=batch_size, shuffle=False)
     for batch in tqdm(loader, desc="caching latents", unit="batch", disable=done == n):
-        moments = encode(batch["image"]).numpy()  # (B, 2C, h, w) float32
+        arrays = {name: encode(batch["image"]).numpy() for name, encode in encoders.items()}  # (B, ...) float32
         new = [t for t in dict.fromkeys(batch["text"]) if t not in table]  # in order of first appearance
         for text in new:
             table[text] = len(table)
-        write_rows(folder / "moments.npy", done, moments, n)
+        for name, rows in arrays.items():
+            write_rows(folder / f"{name}.npy", done, rows, n)
         write_rows(folder / "text_ids.npy", done, np.array([table[t] for t in batch["text"]], dtype=np.int64), n)
         with (folder / "texts.jsonl").open("a", encoding="utf-8") as f:
             f.writelines(json.dumps(t) + "\n" for t in new)
-        done += len(moments)
+        done += len(batch["text"])
         save_progress(progress_path, {"items": done, "texts": len(table)})
-    return mapped(folder / "moments.npy"), mapped(folder / "text_ids.npy"), list(table)
+    return ({name: mapped(folder / f"{name}.npy") for name in encoders}, mapped(folder / "text_ids.npy"),
+            list(table))
 
 
 def rows_digest(rows: Sequence[str]) -> str:

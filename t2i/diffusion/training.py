@@ -120,6 +120,7 @@ class CachedLatents(Dataset):
         self.moments, self.text_ids, self.texts = moments, text_ids, texts
         self.caption_ids, self.seed, self.epoch, self._item_rng = caption_ids, seed, 0, item_rng
         self.partial_ids: torch.Tensor | None = None  # (N, K) ids of true partial captions, -1 = none (add_partial_captions)
+        self.extras: dict[str, torch.Tensor] = {}  # other per-item arrays (build_latent_cache's), not in the items
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -176,24 +177,30 @@ def encode_moments(vae: Any, images: torch.Tensor, device: torch.device) -> torc
     return torch.cat([posterior.mean, posterior.std], dim=1).float().cpu()
 
 
-def latents_in_memory(dataset: Dataset, encode: Callable[[torch.Tensor], torch.Tensor],
-                      batch_size: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """Moments ``(N, 2C, h, w)``, caption ids ``(N,)`` (by first appearance) and the caption table, in memory."""
-    moments, texts, table = [], [], {}
+def latents_in_memory(dataset: Dataset, encoders: dict[str, Callable[[torch.Tensor], torch.Tensor]],
+                      batch_size: int) -> tuple[dict[str, torch.Tensor], torch.Tensor, list[str]]:
+    """Each encoder's array ``{name: (N, ...)}`` (``moments`` ``(N, 2C, h, w)``), caption ids ``(N,)`` (by first
+    appearance) and the caption table, in memory (``t2i.diffusion.disk_cache.build_latents`` on disk)."""
+    chunks: dict[str, list[torch.Tensor]] = {name: [] for name in encoders}
+    texts, table = [], {}
     for batch in tqdm(DataLoader(dataset, batch_size=batch_size, shuffle=False), desc="caching latents", unit="batch"):
-        moments.append(encode(batch["image"]))  # (B, 2C, h, w)
+        for name, encode in encoders.items():
+            chunks[name].append(encode(batch["image"]))  # (B, ...)
         texts.extend(batch["text"])
     ids = torch.tensor([table.setdefault(t, len(table)) for t in texts])
-    return torch.cat(moments), ids, list(table)
+    return {name: torch.cat(c) for name, c in chunks.items()}, ids, list(table)
 
 
 @torch.no_grad()
 def build_latent_cache(dataset: Dataset, vae: Any, device: torch.device, batch_size: int = 256,
-                       folder: Path | None = None, log: Callable[[str], None] = print) -> CachedLatents:
+                       folder: Path | None = None, log: Callable[[str], None] = print,
+                       extras: dict[str, Callable[[torch.Tensor], torch.Tensor]] | None = None) -> CachedLatents:
     """Encode every image once: posterior (mean, std) as float32 ``(N, 2C, h, w)``; captions as ids
     (every caption of an image when it has several: one is drawn per access, as the loader would).
     In memory, or with ``folder`` (``t2i.diffusion.disk_cache.open_cache_dir``) in memory-mapped files there,
     resumed where an interrupted build stopped and reused once finished (``log`` says which).
+    ``extras`` (name -> images ``(B, C, S, S)`` in [0, 1] -> float32 ``(B, ...)`` on the CPU) are encoded in the
+    same pass and chunks, into ``cached.extras[name]`` (the unCLIP decoder's CLIP image embeddings).
     Refuses data whose images differ per access (random crops, flips): one copy would freeze them."""
     from t2i.data import random_choices
 
@@ -203,17 +210,22 @@ def build_latent_cache(dataset: Dataset, vae: Any, device: torch.device, batch_s
         raise ValueError(f"a latent cache keeps one prepared copy of each image, but {' and '.join(varying)} change "
                          "it at every access; train without the cache (ldm: --cache false; distill always caches) "
                          "or without them")
-    encode = functools.partial(encode_moments, vae, device=device)
+    extras = dict(extras or {})
+    if "moments" in extras:
+        raise ValueError("'moments' is the VAE posterior's array: give the extra array another name")
+    encoders = {"moments": functools.partial(encode_moments, vae, device=device), **extras}
     if folder is None:
-        moments, ids, texts = latents_in_memory(dataset, encode, batch_size)
+        arrays, ids, texts = latents_in_memory(dataset, encoders, batch_size)
     else:
-        moments, ids, texts = build_latents(folder, dataset, encode, batch_size, log)
+        arrays, ids, texts = build_latents(folder, dataset, encoders, batch_size, log)
     table = {t: i for i, t in enumerate(texts)}
     caption_ids = None
     augment = getattr(dataset, "augment", None)
     if "several captions per image" in choices:  # every caption of item i, in its list's order
         caption_ids = [[table.setdefault(c, len(table)) for c in captions] for captions in dataset.caption_lists]
+    moments = arrays.pop("moments")  # (N, 2C, h, w); the extras are left
     cached = CachedLatents(moments, ids, list(table), caption_ids, seed=augment.seed if augment else 0)
+    cached.extras = arrays
     cached.report = getattr(dataset, "report", None)  # the bad-data report travels with the data (run.dataloader prints it)
     return cached
 

@@ -114,16 +114,23 @@ def encode_captions(clip: Any, tokenizer: Any, texts: Sequence[str], device: tor
 
 
 @torch.no_grad()
-def encode_images(clip: Any, images: Dataset | torch.Tensor, device: torch.device | str = "cpu",
-                  batch_size: int = 256, progress: bool = True) -> tuple[torch.Tensor, list[str]]:
-    """CLIP image embeddings ``(N, D)`` (``encode_image``, not normalised; and the captions) of a dataset of ``{"image", "text"}`` items."""
+def embed_images(clip: Any, images: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+    """CLIP image embeddings ``(B, D)`` float32 on the CPU (``encode_image``, not normalised) of dataset images
+    ``(B, C, S, S)`` in [0, 1]."""
     from t2i.clip import preprocess_images
 
+    x = preprocess_images(clip, images.to(device))  # (B, 3, S', S')
+    return clip.encode_image(x).float().cpu()  # (B, D)
+
+
+@torch.no_grad()
+def encode_images(clip: Any, images: Dataset | torch.Tensor, device: torch.device | str = "cpu",
+                  batch_size: int = 256, progress: bool = True) -> tuple[torch.Tensor, list[str]]:
+    """CLIP image embeddings ``(N, D)`` (``embed_images``; and the captions) of a dataset of ``{"image", "text"}`` items."""
     feats, texts = [], []
     for batch in tqdm(DataLoader(images, batch_size=batch_size, shuffle=False), desc="CLIP image embeddings",
                       disable=not progress, leave=False):
-        x = preprocess_images(clip, batch["image"].to(device))  # (B, 3, S, S)
-        feats.append(clip.encode_image(x).float().cpu())  # (B, D)
+        feats.append(embed_images(clip, batch["image"], device))  # (B, D)
         texts.extend(batch["text"])
     return torch.cat(feats), texts
 

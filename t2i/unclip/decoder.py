@@ -25,13 +25,18 @@ probability ``cond_dropout`` in training.
 
 from __future__ import annotations
 
+import functools
+from contextlib import nullcontext
 from typing import Any
 
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel, VQModel
 from torch.utils.data import Dataset
 
+from t2i.diffusion.disk_cache import cache_fingerprint, open_cache_dir
+from t2i.diffusion.training import build_latent_cache
 from t2i.diffusion.unet import UNET_PRESETS
+from t2i.prior.model import embed_images
 
 
 def build_decoder_unet(preset: str, sample_size: int, latent_channels: int, embed_dim: int,
@@ -100,8 +105,7 @@ def null_image_embedding(clip: Any) -> torch.Tensor:
 
 class CachedImageLatents(Dataset):
     """Items ``{"moments": (2C, h, w) posterior mean and std, "image_embed": (D,)}``: each image's first-stage
-    posterior and its own CLIP embedding, computed once (``t2i.diffusion.training.build_latent_cache`` and
-    ``t2i.prior.model.encode_images`` over the same items in the same order)."""
+    posterior and its own CLIP embedding, computed once (``build_decoder_cache``)."""
 
     def __init__(self, moments: torch.Tensor, image_embeds: torch.Tensor):
         if len(moments) != len(image_embeds):
@@ -113,6 +117,27 @@ class CachedImageLatents(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return {"moments": self.moments[i], "image_embed": self.image_embeds[i]}
+
+
+@torch.no_grad()
+def build_decoder_cache(run: Any, dataset: Dataset, source: str, data_options: dict[str, Any], vae: Any, clip: Any,
+                        cache_dir: str = "") -> CachedImageLatents:
+    """Each training image's first-stage posterior moments ``(N, 2C, h, w)`` and CLIP image embedding ``(N, D)``,
+    encoded in one pass (``build_latent_cache``, the embeddings as its extra array ``image_embeds``). In memory,
+    or with ``cache_dir`` in that folder, memory-mapped, resumed after an interruption and reused (refused when it
+    holds the cache of other data, another first stage or another CLIP image tower: ``t2i.diffusion.disk_cache``),
+    built by the main process first, as ``t2i.diffusion.training.build_caches`` builds ldm's."""
+    folder = None
+    with run.main_process_first() if cache_dir else nullcontext():  # one process writes the folder
+        if cache_dir:
+            folder = open_cache_dir(cache_dir, cache_fingerprint(dataset, source, data_options, vae,
+                                                                 image_encoder=clip.visual))
+        embed = functools.partial(embed_images, clip, device=run.device)  # (B, C, S, S) -> (B, D)
+        latents = build_latent_cache(dataset, vae, run.device, folder=folder, log=run.print,
+                                     extras={"image_embeds": embed})
+    cache = CachedImageLatents(latents.moments, latents.extras["image_embeds"])
+    cache.report = latents.report  # the bad-data report travels with the data (run.dataloader prints it)
+    return cache
 
 
 def drop_embeddings(image_embeds: torch.Tensor, null: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
