@@ -165,3 +165,12 @@ def test_registered_state_and_second_optimizer_resume(tmp_path):
     states = read_checkpoint(tmp_path / "checkpoints" / "step_000004")[1]
     assert {"model_0", "model_1", "optimizer_0", "optimizer_1", "counters"} <= set(states)
     assert int(states["optimizer_1"]["state"][0]["step"]) == 4
+
+
+def test_resuming_with_another_batch_size_is_allowed_and_said_in_one_note(tmp_path, capsys):
+    train(cfg(tmp_path, steps=4))
+    run, _, _ = train(cfg(tmp_path, batch_size=4, resume="latest"))
+    assert run.step == 8
+    printed = capsys.readouterr()
+    assert "note: resuming with batch_size 4 instead of the checkpoint's 8" in printed.out + printed.err
+    assert "Warning" not in printed.err  # a note of the run, not a Python warning with a source line

@@ -121,6 +121,16 @@ def test_bad_command_lines_are_clear_errors(ldm_folder, tmp_path):
         train.sample.main(["--model", str(tmp_path / "missing"), "--prompt", "x", "--out", str(tmp_path)])
 
 
+def test_torch_threads_sets_torch_threads_before_sampling(ldm_folder, tmp_path, monkeypatch):
+    import torch
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    train.sample.main(["--model", str(ldm_folder), "--prompt", "x", "--torch-threads", "3", "--out", str(tmp_path / "a")])
+    assert calls == [3]
+    with pytest.raises(SystemExit, match="--torch-threads must be >= 0"):
+        train.sample.main(["--model", str(ldm_folder), "--prompt", "x", "--torch-threads", "-1", "--out", str(tmp_path)])
+
+
 def test_old_sampling_flags_name_their_new_form(capsys):
     """Regression: `t2i sample --steps 5` failed with argparse's bare "unrecognized arguments"."""
     from train.sample import main

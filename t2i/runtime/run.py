@@ -488,8 +488,8 @@ class Run:
             (self.unwrap(obj) if name.startswith("model_") else obj).load_state_dict(states[name])
         trainer = states["trainer"]
         if trainer["batch_size"] != self.cfg.batch_size:
-            warnings.warn(f"resuming with batch_size {self.cfg.batch_size} instead of {trainer['batch_size']}: "
-                          "the optimiser and LR schedule were tuned for the old one", RuntimeWarning, stacklevel=3)
+            self.print(f"{self.name}: note: resuming with batch_size {self.cfg.batch_size} instead of the checkpoint's "
+                       f"{trainer['batch_size']}: the optimiser and LR schedule were tuned for the old one")
         if self._loader is not None and "data" in states:
             self._loader.load_state_dict(states["data"])
         rng_key = f"rng_{self.process_index}"
