@@ -194,9 +194,16 @@ def test_shards_bad_samples(tmp_path):
             info.size = len(blob)
             tar.addfile(info, io.BytesIO(blob))
     ds = load_dataset(path)
-    with pytest.warns(UserWarning, match="skipping bad item"):
+    with pytest.warns(UserWarning, match="skipping bad item") as seen:
         items = list(ds)
     assert len(items) == 4 and ds.report.problems == 3 and ds.report.checked == 7
+    # the t2i command prints these as one line (a tester saw a site-packages path and a source line)
+    from train.cli import _format_warning
+    warning = next(w for w in seen if "skipping bad item" in str(w.message))
+    shown = _format_warning(warning.message, warning.category, warning.filename, warning.lineno)
+    assert shown == f"warning: {warning.message}\n" and warning.filename not in shown
+    other = _format_warning(UserWarning("x"), UserWarning, "f.py", 3)
+    assert other.startswith("f.py:3: UserWarning: x")
     assert ds.report.counts == {"corrupt": 1, "missing": 1, "empty_caption": 1}
     with pytest.raises(BadDataError, match="shard-00000.tar:900"), pytest.warns(UserWarning):
         load_dataset(path, strict=True)

@@ -27,6 +27,7 @@ import os
 import re
 import sys
 import traceback
+import warnings
 from typing import Sequence
 
 # Exceptions that mean "the input or the environment is wrong", never "the code is wrong": their
@@ -164,8 +165,20 @@ def _run(module: str, argv: list[str], prog: str, debug: bool = False) -> int:
     return result if isinstance(result, int) else 0  # some mains return what they wrote (a path)
 
 
+_python_format = warnings.formatwarning
+
+
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    """The data's skipped-item warnings (``t2i.data.bad_data.BadItemWarning``, matched by name so that ``t2i
+    --help`` imports no torch) as one line for the user; every other warning as Python formats it."""
+    if category.__name__ == "BadItemWarning":
+        return f"warning: {message}\n"
+    return _python_format(message, category, filename, lineno, line)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    warnings.formatwarning = _format_warning
     debug = "--debug" in argv or os.environ.get("T2I_DEBUG", "") not in ("", "0")
     argv = [a for a in argv if a != "--debug"]
     if not argv or argv[0] in ("-h", "--help", "help"):

@@ -48,6 +48,11 @@ class BadDataError(ValueError):
     """Raised under ``strict=True`` when a dataset has problems."""
 
 
+class BadItemWarning(UserWarning):
+    """An item skipped while iterating (found only when decoded, e.g. a truncated file); the ``t2i`` command
+    prints it as one ``warning: ...`` line, without Python's source location."""
+
+
 class BadImage(Exception):
     """An image that cannot be used; ``kind`` is one of ``PROBLEMS``."""
 
@@ -108,7 +113,7 @@ class BadDataReport:
     def warn(self, kind: str, path: str, detail: str) -> None:
         """Record a problem found while iterating (possibly in a DataLoader worker) and warn."""
         self.add(kind, path, detail)
-        warnings.warn(f"skipping bad item {path}: {kind} ({detail})", stacklevel=3)
+        warnings.warn(f"skipping bad item {path}: {kind} ({detail})", BadItemWarning, stacklevel=3)
 
 
 def open_image(src: str | Path | bytes, name: str = "") -> Image.Image:
