@@ -194,3 +194,11 @@ def test_the_installed_command_prints_one_line(scratch):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("t2i train dcgan: error: data source"), result.stderr
+
+
+def test_a_wrong_data_path_for_clip_is_reported_before_any_model_is_built(scratch, capsys, caplog, monkeypatch):
+    # regression: `t2i train clip --data nosuchdir` logged open_clip's "initialized randomly" before the error
+    monkeypatch.chdir(scratch)
+    code, output = run_cli(["train", "clip", "--data", str(scratch / "nowhere"), "--out", str(scratch / "c")], capsys)
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert code == 2 and "data source" in output and "initialized randomly" not in output + logged, output + logged

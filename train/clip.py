@@ -186,14 +186,15 @@ def main(argv: list[str] | None = None) -> int:
     cfg = parse_config(ClipConfig, argv, prog="t2i train clip", presets=train_presets(),
                        description=__doc__.split("\n")[0])
     run = Run(cfg, name="clip")
-    model = build_model(cfg)
     size = cfg.size  # the data's size; preprocess_images resizes if the model wants another
-    if size != image_size(model):
-        run.print(f"clip: note: data at {size} px is resized to the model's {image_size(model)} px input")
-    tokenizer = get_tokenizer(model)
+    # the data first: a wrong --data is reported before a from-scratch model logs its random initialisation
     dataset = load_dataset(cfg.data, split="train", size=size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
                            **training_options(cfg),
                            **shapes_options(cfg.data, cfg.p_two))
+    model = build_model(cfg)
+    if size != image_size(model):
+        run.print(f"clip: note: data at {size} px is resized to the model's {image_size(model)} px input")
+    tokenizer = get_tokenizer(model)
     records = getattr(dataset, "records", None)  # shapes: scene labels, for the structured perturber
     kinds = check_kinds(cfg.kinds(), cfg.hard_negatives) if cfg.hard_negatives != "off" else []
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
