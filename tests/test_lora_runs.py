@@ -70,3 +70,19 @@ def test_training_from_scratch_keeps_the_old_defaults(tmp_path):
                 "--out", str(out)]) == 0
     options = load_sampling_options(out)
     assert (options.guidance_scale, options.sampler) == (3.0, "dpm-solver++")
+
+
+def test_loading_a_lora_run_keeps_diffusers_text_encoder_note_out(lora_run):
+    # regression: every `t2i sample` / `t2i eval` of a LoRA run printed diffusers' long "No LoRA keys associated to
+    # CLIPTextModel ..." warning (our adapters are the UNet's only, so it is always true and never useful)
+    import logging
+
+    seen = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    logging.getLogger("diffusers").addHandler(handler)
+    try:
+        load_generator(lora_run)
+    finally:
+        logging.getLogger("diffusers").removeHandler(handler)
+    assert not [m for m in seen if m.startswith("No LoRA keys")], seen

@@ -15,6 +15,7 @@ peft config in the safetensors metadata), so both our pipeline and a stock
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,16 @@ def apply_lora(pipe: Any, folder: str | Path, scale: float = 1.0, fuse: bool = F
     folder = Path(folder)
     if not (folder / LORA_WEIGHTS).is_file():
         raise FileNotFoundError(f"no {LORA_WEIGHTS} in {folder}: expected the output of `t2i train ldm --lora-rank R`")
-    pipe.load_lora_weights(str(folder), weight_name=LORA_WEIGHTS, adapter_name="lora")
+    # our adapters are the UNet's alone, by design: diffusers' long note that the text encoder got no LoRA keys is
+    # true of every such file, so it is kept out of the user's output
+    loader_log = logging.getLogger("diffusers.loaders.lora_base")
+    quiet = logging.Filter()
+    quiet.filter = lambda record: not record.getMessage().startswith("No LoRA keys associated to")
+    loader_log.addFilter(quiet)
+    try:
+        pipe.load_lora_weights(str(folder), weight_name=LORA_WEIGHTS, adapter_name="lora")
+    finally:
+        loader_log.removeFilter(quiet)
     pipe.set_adapters(["lora"], adapter_weights=[scale])
     if fuse:
         pipe.fuse_lora(lora_scale=1.0)
