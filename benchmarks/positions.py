@@ -70,6 +70,8 @@ def figure(rows: dict[str, dict], path: Path, places=(("large", "bottom right"),
     """One row per model: `columns` images of each place in `places`, spread over its prompts, framed by position
     right (green) or wrong (red)."""
     from PIL import Image, ImageDraw
+
+    from benchmarks.relations import FRAME  # the frame colours of the relations figure: right / wrong
     cell, pad, side, head = 64, 4, 110, 16
     width = side + len(places) * columns * (cell + pad) + pad * 4
     sheet = Image.new("RGB", (width, head + len(rows) * (cell + pad)), "white")
@@ -85,7 +87,7 @@ def figure(rows: dict[str, dict], path: Path, places=(("large", "bottom right"),
             for c, i in enumerate(range(0, len(images), every)[:columns]):
                 x = side + p * (columns * (cell + pad) + pad * 4) + c * (cell + pad)
                 draw.rectangle((x - 2, y - 2, x + cell + 1, y + cell + 1),
-                               fill=(40, 170, 60) if judged[i]["position"] else (210, 40, 40))
+                               fill=FRAME["all"] if judged[i]["position"] else FRAME["wrong"])
                 sheet.paste(images[i].convert("RGB").resize((cell, cell), Image.NEAREST), (x, y))
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(path)
