@@ -13,7 +13,8 @@ import train.clip
 import train.eval_clip
 from t2i.clip.evaluate import encode_dataset, encode_texts
 from t2i.clip.loss import NegClipLoss, order_accuracy
-from t2i.clip.negatives import check_kinds, rule_negatives, sample_negatives, shapes_negatives
+from t2i.clip.negatives import (OBJECT_KINDS, check_kinds, object_replacements, rule_negatives, sample_negatives,
+                                shapes_negatives)
 from t2i.clip.order import order_sensitivity
 from t2i.clip.testing import make_tiny_clip, tiny_clip
 from t2i.data import load_dataset
@@ -79,6 +80,39 @@ def test_shapes_perturber_from_scene_labels():
         assert {k: v for k, v in changed.items() if k != key} == {
             k: v for k, v in parse_caption("a large red circle in the top left")["objects"][0].items() if k != key}
         assert changed[key] != parse_caption("a large red circle in the top left")["objects"][0][key]
+
+
+def test_object_replacements_change_one_attribute_of_one_object():
+    from t2i.data.shapes import HELD_OUT_PAIRS
+
+    caption = "a blue square above a green circle"
+    two = parse_caption(caption)
+    pairs = [(o["colour"], o["shape"]) for o in two["objects"]]
+    seen = {kind: set() for kind in OBJECT_KINDS}
+    for seed in range(200):
+        out = object_replacements(two, random.Random(seed))
+        for kind, key in (("replace_object_colour", "colour"), ("replace_object_shape", "shape")):
+            changed = parse_caption(out[kind])
+            assert changed["relation"] == "above"
+            new = [(o["colour"], o["shape"]) for o in changed["objects"]]
+            diffs = [(i, k) for i in range(2) for k in range(2) if new[i][k] != pairs[i][k]]
+            assert len(diffs) == 1 and diffs[0][1] == (0 if key == "colour" else 1)  # one attribute of one object
+            assert new[0] != new[1] and not set(new) & set(HELD_OUT_PAIRS)  # objects differ; no held-out pair added
+            seen[kind].add(out[kind])
+    # green -> a green triangle is held out; blue square vs green circle: every other value appears for both objects
+    assert "a blue square above a green triangle" not in seen["replace_object_shape"]
+    assert {"a blue circle above a green circle", "a blue cross above a green circle"} <= seen["replace_object_shape"]
+    assert "a green square above a green circle" in seen["replace_object_colour"]
+    alike = {object_replacements(parse_caption("a red circle above a red square"), random.Random(s))["replace_object_shape"]
+             for s in range(200)}
+    assert alike == {"a red triangle above a red square", "a red cross above a red square",
+                     "a red circle above a red triangle", "a red circle above a red cross"}  # never two red squares
+    # a scene that already holds a held-out pair may get more of them (the novel split is all held-out pairs)
+    novel = parse_caption("a yellow cross below a red circle")
+    shapes = {object_replacements(novel, random.Random(s))["replace_object_shape"] for s in range(200)}
+    assert "a yellow cross below a red square" in shapes
+    assert object_replacements(parse_caption("a large red circle in the top left"), random.Random(0)) == {
+        "replace_object_colour": None, "replace_object_shape": None}
 
 
 def test_sample_negatives_masks_missing_slots_and_is_keyed_per_item():

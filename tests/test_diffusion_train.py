@@ -291,6 +291,27 @@ def test_ldm_cache_dir_runs_learn_what_the_memory_cache_learns_and_reuse_the_fol
         train.ldm.main([*TINY, "--vae", str(vae_run), "--cache-dir", str(cache), "--out", str(tmp_path / "x")])
 
 
+def test_ldm_run_resumed_with_more_steps_learns_what_one_longer_run_learns(vae_run, ldm_run, tmp_path):
+    """The built-in recipe's options (cache, partial captions, two-object share, fused AdamW): 2 steps, then the same
+    run resumed to 4, saves the same EMA UNet as one 4-step run (the learning rate is constant after warm-up, so
+    a recipe's step count can be raised by resuming its last checkpoint)."""
+    import train.ldm
+    from diffusers import UNet2DConditionModel
+
+    common = [*TINY, *GRID, "--vae", str(vae_run), "--clip", str(ldm_run), "--unet", "test", "--cache",
+              "--partial-captions", "0.5", "--p-two", "0.7", "--fused-adamw", "--warmup-steps", "2",
+              "--ema-decay", "0.5", "--first-stage-check", "0"]
+    assert train.ldm.main([*common, "--steps", "4", "--checkpoint-every", "0", "--out", str(tmp_path / "straight")]) == 0
+    assert train.ldm.main([*common, "--steps", "2", "--checkpoint-every", "2", "--out", str(tmp_path / "split")]) == 0
+    halfway = UNet2DConditionModel.from_pretrained(tmp_path / "split" / "unet").state_dict()
+    assert train.ldm.main([*common, "--steps", "4", "--checkpoint-every", "2", "--resume", "latest",
+                           "--out", str(tmp_path / "split")]) == 0
+    straight = UNet2DConditionModel.from_pretrained(tmp_path / "straight" / "unet").state_dict()
+    split = UNet2DConditionModel.from_pretrained(tmp_path / "split" / "unet").state_dict()
+    assert all(torch.equal(split[k], straight[k]) for k in straight)
+    assert not all(torch.equal(halfway[k], straight[k]) for k in straight)  # the last two steps did learn
+
+
 def test_ldm_refuses_lora_without_a_base(tmp_path):
     import train.ldm
 

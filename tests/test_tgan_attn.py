@@ -2,6 +2,7 @@
 
 import json
 import math
+import random
 
 import pytest
 import torch
@@ -179,10 +180,11 @@ def test_train_tgan_attn_two_steps_and_sample(tiny_clip, tmp_path):
     out = tmp_path / "run"
     assert trainer.main(TINY + ["--clip", str(tiny_clip), "--loss", "non-saturating", "--r1-gamma", "1",
                                 "--r1-every", "1", "--augment", "translation,brightness", "--d-words", "16,8", "--clip-weight", "0.5",
-                                "--eval-n", "4", "--out", str(out)]) == 0
+                                "--perturbed-negatives", "1", "--eval-n", "4", "--out", str(out)]) == 0
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2]
-    assert {"d_real", "d_fake", "d_wrong", "loss_d", "loss_g", "r1", "mode_seeking", "clip_term", "value"} <= set(rows[-1])
+    assert {"d_real", "d_fake", "d_wrong", "d_perturbed", "loss_d", "loss_g", "r1", "mode_seeking", "clip_term",
+            "value"} <= set(rows[-1])
     assert 0 <= rows[-1]["clip_term"] <= 2  # 1 - cos
     assert (out / "game.png").is_file() and list((out / "samples").glob("samples_*.png"))
     config = json.loads((out / "model" / "config.json").read_text())
@@ -240,7 +242,11 @@ def test_bad_options_are_errors(tiny_clip, tmp_path):
 
     for argv, match in ((["--augment", "flip"], "augment must list"), (["--r1-gamma", "-1"], "r1_gamma"),
                         (["--mismatch-weight", "2"], "mismatch_weight"), (["--loss", "wasserstein"], "hinge"),
-                        (["--data", "digits", "--p-two", "0.7"], "p-two is a shapes option")):
+                        (["--data", "digits", "--p-two", "0.7"], "p-two is a shapes option"),
+                        (["--perturbed-negatives", "1.5"], "perturbed_negatives"),
+                        (["--perturbed-negatives", "0.5", "--mismatch-weight", "0"], "give --mismatch-weight > 0"),
+                        (["--perturbed-negatives", "0.5", "--perturbed-kinds", "swap_shapes,recolour"],
+                         r"unknown kind\(s\) \['recolour'\]")):
         with pytest.raises(ValueError, match=match):
             trainer.main(argv + ["--clip", str(tiny_clip), "--out", str(tmp_path / "bad")])
 
@@ -281,6 +287,28 @@ def test_wrong_captions_roll_by_one_or_take_a_neighbour():
     pool = NearestCaptions(HandEncoder(), ["a", "b", "c", "d"], k=1)
     wrong, differs = wrong_captions(["a", "c", "d"], pool, 1.0, g)  # share 1: always the nearest other caption
     assert wrong == ["b", "b", "c"] and differs.all()
+
+
+def test_perturbed_captions_draw_per_item_from_the_labels_or_the_rules():
+    from t2i.clip.negatives import object_replacements, shapes_negatives
+    from t2i.data.shapes import parse_caption
+    from train.tgan_attn import perturbed_captions
+
+    texts = ["a blue square above a yellow triangle", "a large red circle in the top left", "a cat on a mat"]
+    records = [parse_caption(texts[0]), parse_caption(texts[1]), None]
+    keys = [f"0|7|{i}" for i in range(3)]
+    assert perturbed_captions(texts, records, 0.0, [], keys) == [None, None, None]
+    drawn = perturbed_captions(texts, records, 1.0, [], keys)
+    assert drawn == perturbed_captions(texts, records, 1.0, [], keys)  # keyed per item: the same again
+    assert sorted(drawn[2].split()) == sorted(texts[2].split()) and drawn[2] != texts[2]  # the rules: same words, new order
+    only = perturbed_captions(texts[:2], records[:2], 1.0, ["replace_object_shape"], keys[:2])
+    assert only[1] is None  # a one-object scene has no object replacement
+    assert only[0] in {object_replacements(records[0], random.Random(s))["replace_object_shape"]
+                       for s in range(100)}
+    swapped = perturbed_captions(texts[:1], records[:1], 1.0, ["swap_shapes"], keys[:1])
+    assert swapped == [shapes_negatives(records[0])["swap_shapes"]] == ["a blue triangle above a yellow square"]
+    shares = perturbed_captions(texts[:1] * 400, records[:1] * 400, 0.25, [], [f"1|{i}" for i in range(400)])
+    assert 0.18 < sum(p is not None for p in shares) / 400 < 0.32
 
 
 def test_token_cache_matches_the_encoder_and_stays_bounded(tiny_clip):

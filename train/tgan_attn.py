@@ -7,7 +7,11 @@ run step is:
 1. **discriminator step** (matching-aware, GAN-CLS of Reed et al. 2016, Algorithm 1):
    (real image, its caption) is real; (G(z, caption), caption) and, with weight
    ``--mismatch-weight``, (real image, another item's caption) are fake. The real image's
-   trunk features are computed once and scored against both captions. Every head's loss
+   trunk features are computed once and scored against both captions. With
+   ``--perturbed-negatives``, a share of the wrong captions are perturbations of the item's own
+   caption (another colour or shape for one object, the objects swapped, the relation flipped;
+   ``t2i.clip.negatives``), the hard negatives of NegCLIP (Yuksekgonul et al. 2023) used as D's
+   mismatched pairs, so D has to check each object's words, not only the caption's gist. Every head's loss
    is averaged; with ``--augment`` real and generated images pass through the same kind of
    differentiable augmentation (DiffAugment, Zhao et al. 2020).
 2. **R1 regulariser** every ``--r1-every`` steps (lazy, Karras et al. 2020):
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -43,6 +48,7 @@ from gan_baselines.gan_losses import game_stats, get_loss, mode_seeking
 from gan_baselines.text_gan_losses import generator_loss, matching_aware_d_loss, r1_penalty
 from gan_baselines.gan_training import GANRunConfig, adam, finish, millions, noise, save_samples, shown_network
 from gan_baselines.tgan import ClipSimilarity
+from t2i.clip.negatives import OBJECT_KINDS, RULE_KINDS, SHAPES_KINDS, object_replacements, perturbations
 from t2i.builtin import reference
 from t2i.config import parse_config, presets_in
 from t2i.data import load_dataset, shapes_options, training_options
@@ -76,6 +82,8 @@ class AttnGANConfig(GANRunConfig):
     mismatch_weight: float = 0.5  # weight of (real image, wrong caption) in D's fake term (GAN-CLS: 1/2); 0 = off
     hard_negatives: float = 0.5  # share of wrong captions that are a nearest other caption (by CLIP embedding) instead of a random one
     hard_negatives_k: int = 6  # hard negatives are drawn among each caption's k nearest other captions
+    perturbed_negatives: float = 0.0  # share of wrong captions that are a perturbation of the item's own caption (t2i.clip.negatives: shapes labels, else word-order rules); 0 = off
+    perturbed_kinds: str = ""  # with --perturbed-negatives: comma-separated kinds to draw from ("" = every kind that applies)
     r1_gamma: float = 0.0  # R1 penalty weight gamma (Mescheder et al. 2018); 0 = off
     r1_every: int = 16  # apply R1 every N steps, scaled by N (lazy regularisation)
     augment: list[str] = field(default_factory=list)  # DiffAugment policy, e.g. translation,brightness (or cutout)
@@ -96,6 +104,15 @@ class AttnGANConfig(GANRunConfig):
         if not 0.0 <= self.hard_negatives <= 1.0 or self.hard_negatives_k < 1:
             raise ValueError(f"hard_negatives must be in [0, 1] and hard_negatives_k >= 1, got {self.hard_negatives!r} "
                              f"and {self.hard_negatives_k!r}")
+        if not 0.0 <= self.perturbed_negatives <= 1.0:
+            raise ValueError(f"perturbed_negatives must be in [0, 1] (0 = off), got {self.perturbed_negatives!r}")
+        if self.perturbed_negatives > 0 and self.mismatch_weight == 0:
+            raise ValueError("perturbed_negatives replaces wrong captions, which mismatch_weight 0 leaves unused: "
+                             "give --mismatch-weight > 0 or --perturbed-negatives 0")
+        allowed = SHAPES_KINDS + OBJECT_KINDS + RULE_KINDS
+        unknown = [k for k in self.kinds() if k not in allowed]
+        if unknown:
+            raise ValueError(f"perturbed_kinds: unknown kind(s) {unknown}; choose from {list(allowed)}")
         if self.r1_every < 1:
             raise ValueError(f"r1_every must be >= 1, got {self.r1_every!r}")
         bad = [a for a in self.augment if a not in AUGMENTATIONS]
@@ -109,6 +126,9 @@ class AttnGANConfig(GANRunConfig):
             sized = sorted(presets_in(PRESETS))
             raise ValueError(f"{err} (the defaults are 32 px networks; --preset {' / '.join(sized)} sets the channel "
                              "lists and resolutions for those sizes)") from None
+
+    def kinds(self) -> list[str]:
+        return [k.strip() for k in self.perturbed_kinds.split(",") if k.strip()]
 
     def arch_for(self, token_dim: int, pooled_dim: int, max_tokens: int, channels: int) -> tgan_attn.AttnGANArch:
         """The networks' architecture for a text encoder of these sizes and images of ``channels``."""
@@ -160,6 +180,26 @@ def wrong_captions(texts: Sequence[str], pool: NearestCaptions | None, share: fl
     return wrong, torch.tensor([a != b for a, b in zip(texts, wrong)])
 
 
+def perturbed_captions(texts: Sequence[str], records: Sequence[dict | None], share: float, kinds: Sequence[str],
+                       keys: Sequence[str]) -> list[str | None]:
+    """For each caption, with probability ``share``, one of its perturbations (among ``kinds``, all when empty), else
+    None. A shapes scene record gives the structured kinds (``SHAPES_KINDS`` and ``OBJECT_KINDS``), a caption without
+    one the word-order rules (``RULE_KINDS``). Drawn from ``random.Random(key)`` per item, so a resumed run or another
+    split of the batch over processes draws the same."""
+    out: list[str | None] = []
+    for text, record, key in zip(texts, records, keys, strict=True):
+        rng = random.Random(key)
+        if rng.random() >= share:
+            out.append(None)
+            continue
+        options = perturbations(text, record, "auto", rng)
+        if record is not None and record.get("objects"):
+            options.update(object_replacements(record, rng))
+        choices = [v for k, v in options.items() if v is not None and (not kinds or k in kinds)]
+        out.append(rng.choice(choices) if choices else None)
+    return out
+
+
 def evaluate(generator: tgan_attn.AttnTextGANGenerator, n: int, size: int, seed: int) -> dict:
     """Shapes: prompt accuracy (colour, shape, size, position, relation) of one image per test-split prompt
     (prompt i from seed + i, as ``t2i sample --prompts FILE --seed SEED`` draws them)."""
@@ -184,6 +224,7 @@ def train(cfg: AttnGANConfig) -> Path:
             raise ValueError(f"hard_negatives needs the captions up front (shapes, a folder or a CSV); {cfg.data} is "
                              "streamed: use --hard-negatives 0")
         pool = NearestCaptions(encoder, dataset.captions, cfg.hard_negatives_k, seed=cfg.seed)
+    records = getattr(dataset, "records", None)  # shapes: scene labels, for the structured perturbations
     arch = cfg.arch_for(encoder.token_dim, encoder.pooled_dim, encoder.max_length, dataset.channels)
     G, D = tgan_attn.build(arch)
     clip_sim = ClipSimilarity(cfg.clip).to(run.device) if cfg.clip_weight > 0 else None
@@ -212,6 +253,13 @@ def train(cfg: AttnGANConfig) -> Path:
         texts = list(batch["text"])
         text = embed(texts).to(run.device)  # tokens (b, T, D), pooled (b, P), mask (b, T)
         wrong_texts, differs = wrong_captions(texts, pool, cfg.hard_negatives, run.generator)
+        perturbed = None
+        if cfg.perturbed_negatives > 0:  # drawn per (seed, step, item): the same after a resume
+            index = [int(i) for i in batch["index"]]
+            perturbed = perturbed_captions(texts, [records[i] if records is not None else None for i in index],
+                                           cfg.perturbed_negatives, cfg.kinds(), [f"{cfg.seed}|{step}|{i}" for i in index])
+            wrong_texts = [p if p is not None else w for w, p in zip(wrong_texts, perturbed)]
+            differs = torch.tensor([a != b for a, b in zip(texts, wrong_texts)])
         differs = differs.to(run.device)
         b = x.shape[0]
         # discriminator step (GAN-CLS): real+caption is real; G(z, caption)+caption and real+wrong caption are fake
@@ -227,6 +275,9 @@ def train(cfg: AttnGANConfig) -> Path:
                 wrong = embed(wrong_texts).to(run.device)
                 wrong_logits = d_net.heads(real_feats, d_net.encode_text(wrong.tokens, wrong.mask, wrong.pooled))
                 run.log(d_wrong=torch.sigmoid(wrong_logits[differs].mean(1)).mean() if differs.any() else 0.0)
+                if perturbed is not None and any(p is not None for p in perturbed):  # D's belief in perturbed pairs
+                    rows = torch.tensor([p is not None for p in perturbed], device=run.device)
+                    run.log(d_perturbed=torch.sigmoid(wrong_logits[rows].mean(1)).mean())
             loss_d = matching_aware_d_loss(loss_fn, real_logits, fake_logits, wrong_logits, differs,
                                            cfg.mismatch_weight).mean()
             run.backward(loss_d)

@@ -19,6 +19,9 @@ One-object scenes ``a {size} {colour} {shape} in the {position}`` have no word o
 wrong; ``replace_colour``, ``replace_shape``, ``replace_size`` and ``replace_position`` put
 another value of one attribute in (drawn with the caller's ``random.Random``). A partial
 caption (``partial_scene``: "a red circle") gets replacements of the attributes it names.
+``object_replacements`` does the same to one object of a two-object scene
+(``replace_object_colour``, ``replace_object_shape``, ``OBJECT_KINDS``), never introducing a held-out
+colour-shape pair into a scene that has none, nor making the two objects alike.
 
 **Hard-negative images (``shapes``).** ``swapped_scene(record)`` is the same two objects with
 their places exchanged: the scene of the ``swap_objects`` caption, drawn, so a batch can hold
@@ -57,6 +60,9 @@ from t2i.data import shapes as vocab
 
 SHAPES_KINDS: tuple[str, ...] = ("swap_objects", "flip_relation", "swap_colours", "swap_shapes",
                                  "replace_colour", "replace_shape", "replace_size", "replace_position")
+# two-object scenes: one object (drawn) gets another colour / shape. Kept out of SHAPES_KINDS (the CLIP recipes draw
+# among those); the text GAN's discriminator takes them as wrong captions (train/tgan_attn.py --perturbed-negatives)
+OBJECT_KINDS: tuple[str, ...] = ("replace_object_colour", "replace_object_shape")
 RULE_KINDS: tuple[str, ...] = ("swap_noun_phrases", "swap_modifiers", "swap_nouns", "shuffle")
 PARTIAL_DROPS: tuple[str, ...] = ("size", "colour", "position")  # what a partial caption leaves out (one of them)
 PERTURBERS: tuple[str, ...] = ("off", "shapes", "rules", "auto")  # what `t2i train clip --hard-negatives` takes
@@ -112,6 +118,32 @@ def shapes_negatives(record: dict[str, Any], rng: random.Random | None = None) -
                               ("replace_size", "size", vocab.SIZES), ("replace_position", "position", vocab.POSITIONS)):
         if o.get(key) is not None:  # a partial caption (``partial_scene``) leaves some attributes out
             out[kind] = one_object_caption(**{**o, key: _other(rng, values, o[key])})
+    return out
+
+
+def object_replacements(record: dict[str, Any], rng: random.Random) -> dict[str, str | None]:
+    """Every ``OBJECT_KINDS`` perturbation of a two-object scene record (all ``None`` for one object).
+
+    One of the two objects, drawn by ``rng``, takes another colour (or shape) among those that keep
+    the two objects different and add no held-out pair (``vocab.HELD_OUT_PAIRS``) to a scene without one.
+    """
+    out: dict[str, str | None] = dict.fromkeys(OBJECT_KINDS)
+    if len(record["objects"]) != 2:
+        return out
+    pairs = [(o["colour"], o["shape"]) for o in record["objects"]]
+    seen_only = not any(p in vocab.HELD_OUT_PAIRS for p in pairs)
+    for kind, slot, values in (("replace_object_colour", 0, vocab.COLOURS), ("replace_object_shape", 1, vocab.SHAPES)):
+        which = rng.randrange(2)
+        other = pairs[1 - which]
+        options = []
+        for v in values:
+            new = tuple(v if k == slot else pairs[which][k] for k in range(2))
+            if v != pairs[which][slot] and new != other and not (seen_only and new in vocab.HELD_OUT_PAIRS):
+                options.append(new)
+        if options:
+            changed = list(pairs)
+            changed[which] = rng.choice(options)
+            out[kind] = _two(changed[0], record["relation"], changed[1])
     return out
 
 
