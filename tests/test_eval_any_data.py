@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from t2i.metrics import compute
-from t2i.metrics.captioned import HeldOut, check_held_out, halves, score_captioned
+from t2i.metrics.captioned import HeldOut, check_held_out, halves
 from t2i.metrics.intervals import bootstrap_mean
 from t2i.metrics.r_precision import draw_candidates, r_precision, r_precision_hits
 from train.cli import main as t2i
@@ -110,7 +110,7 @@ def setup(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("anydata")
     held_out = write_captioned(root / "mydata" / "test", [f"a {c} square" for c in COLOURS] * 2)
-    clip = make_tiny_clip(root / "eval-clip" / "model", seed=1)  # a `t2i train clip` run folder's layout
+    make_tiny_clip(root / "eval-clip" / "model", seed=1)  # a `t2i train clip` run folder's layout
     gen_clip = make_tiny_clip(root / "gen-clip", seed=2)
     torch.manual_seed(0)
     arch = {"text_dim": TextEncoder.from_pretrained(gen_clip).pooled_dim, "latent_dim": 8, "cond_dim": 16,

@@ -33,7 +33,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFilter
 from torch.utils.data import Dataset
 
-from t2i.data.shapes import COLOURS, SUPERSAMPLE, _draw_object, make_scenes
+from t2i.data.shapes import SUPERSAMPLE, _draw_object, make_scenes
 
 TASKS: dict[str, str] = {
     "outline": "object outlines -> filled objects",
