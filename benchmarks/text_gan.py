@@ -19,8 +19,16 @@ to ``benchmarks/RESULTS.md``.
 ``--batch`` prompts x 4 images, median of ``--repeats`` after a warm-up, with the torch
 threads given (2 = the target machine's cores).
 
+``critic``: what a ``tgan-attn`` run's discriminator checks. For ``--n`` real two-object test
+scenes it scores the true caption and each perturbation of it (``t2i.clip.negatives``: swapped
+objects, flipped relation, swapped colours / shapes, one object's colour / shape replaced, and
+another scene's caption), D's logit averaged over its heads, and prints the share of scenes
+where the true caption scores higher and the mean gap, per kind. A kind near 0.5 is one the
+generator gets no pressure to draw right.
+
     python -m benchmarks.text_gan quality --model shapes-tgan --n 200
     python -m benchmarks.text_gan speed --model shapes-tgan --threads 2
+    python -m benchmarks.text_gan critic --checkpoint runs/gan/PN/checkpoints/step_007500 --n 300
 """
 
 from __future__ import annotations
@@ -184,6 +192,55 @@ def run_speed(args: argparse.Namespace, command: str) -> dict[str, Any]:
     return result
 
 
+@torch.no_grad()
+def run_critic(args: argparse.Namespace, command: str) -> dict[str, Any]:
+    import torchvision.transforms.functional as TF
+
+    from gan_baselines import tgan_attn
+    from t2i.clip.negatives import object_replacements, shapes_negatives
+    from t2i.data.shapes import make_scenes, render
+    from t2i.runtime.checkpoint import read_checkpoint
+    from t2i.text import TextEncoder
+    from train.tgan_attn import AttnGANConfig
+
+    folder = Path(args.checkpoint)
+    run_config = json.loads((folder.parents[1] / "config.json").read_text())  # RUN/checkpoints/step_N -> RUN
+    cfg = AttnGANConfig(**{k: v for k, v in run_config.items() if k in AttnGANConfig.__dataclass_fields__})
+    encoder = TextEncoder.from_pretrained(cfg.clip)
+    _, D = tgan_attn.build(cfg.arch_for(encoder.token_dim, encoder.pooled_dim, encoder.max_length, 3))
+    step, states = read_checkpoint(folder)
+    D.load_state_dict(states["model_1"])  # the run prepares (G, D): model_1 is the discriminator
+    D.eval()
+    scenes = make_scenes(args.n, seed=args.seed, split="test", p_two=1.0)
+    images = torch.stack([TF.to_tensor(render(scene)) for scene in scenes]) * 2 - 1  # (n, 3, S, S) in [-1, 1]
+
+    def score(rows: list[int], captions: list[str]) -> torch.Tensor:
+        text = encoder(captions)
+        return D(images[rows], text.tokens.float(), text.mask, text.pooled.float()).mean(1)  # (len(rows),)
+
+    rng = random.Random(args.seed)
+    kinds: dict[str, list[str | None]] = {}
+    for i, scene in enumerate(scenes):
+        found = {k: v for k, v in shapes_negatives(scene).items() if k in
+                 ("swap_objects", "flip_relation", "swap_colours", "swap_shapes")}
+        found.update(object_replacements(scene, rng))
+        found["another_caption"] = scenes[(i + 1) % len(scenes)]["caption"]
+        for kind, caption in found.items():
+            kinds.setdefault(kind, []).append(caption)
+    true = score(list(range(len(scenes))), [scene["caption"] for scene in scenes])
+    result: dict[str, Any] = {"checkpoint": str(folder), "step": step, "scenes": len(scenes), "kinds": {}}
+    print(f"| kind ({folder}, step {step}) | n | true caption scores higher | mean logit gap |")
+    print("| --- | --- | --- | --- |")
+    for kind, captions in kinds.items():
+        rows = [i for i, c in enumerate(captions) if c is not None]
+        gap = true[rows] - score(rows, [captions[i] for i in rows])
+        result["kinds"][kind] = {"n": len(rows), "true_higher": round(float((gap > 0).float().mean()), 3),
+                                 "mean_gap": round(float(gap.mean()), 3)}
+        print(f"| {kind} | {len(rows)} | {result['kinds'][kind]['true_higher']:.3f} | "
+              f"{result['kinds'][kind]['mean_gap']:.3f} |")
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.text_gan", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -201,9 +258,13 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--batch", type=int, default=64, help="prompts per request (default: 64; 4 images each)")
     s.add_argument("--repeats", type=int, default=10)
     s.add_argument("--record", action="store_true", help="append a section to benchmarks/RESULTS.md")
+    c = sub.add_parser("critic", help="which caption perturbations a tgan-attn run's discriminator tells apart")
+    c.add_argument("--checkpoint", required=True, help="a run's checkpoint folder (RUN/checkpoints/step_N)")
+    c.add_argument("--n", type=int, default=300, help="real two-object test scenes (default: 300)")
+    c.add_argument("--seed", type=int, default=5, help="seed of the scenes and of the replaced values (default: 5)")
     args = p.parse_args(argv)
     command = "python -m benchmarks.text_gan " + " ".join(argv if argv is not None else sys.argv[1:])
-    (run_quality if args.command == "quality" else run_speed)(args, command)
+    {"quality": run_quality, "speed": run_speed, "critic": run_critic}[args.command](args, command)
     return 0
 
 

@@ -311,6 +311,21 @@ def test_perturbed_captions_draw_per_item_from_the_labels_or_the_rules():
     assert 0.18 < sum(p is not None for p in shares) / 400 < 0.32
 
 
+def test_critic_benchmark_reads_a_run_checkpoint(tiny_clip, tmp_path):
+    from benchmarks import text_gan
+    from train import tgan_attn as trainer
+
+    out = tmp_path / "run"
+    trainer.main(TINY + ["--clip", str(tiny_clip), "--eval-n", "0", "--checkpoint-every", "2", "--out", str(out)])
+    result = text_gan.run_critic(text_gan.argparse.Namespace(checkpoint=str(out / "checkpoints" / "step_000002"),
+                                                             n=6, seed=5), "")
+    assert result["step"] == 2 and result["scenes"] == 6
+    assert set(result["kinds"]) == {"swap_objects", "flip_relation", "swap_colours", "swap_shapes",
+                                    "replace_object_colour", "replace_object_shape", "another_caption"}
+    for kind, row in result["kinds"].items():
+        assert 1 <= row["n"] <= 6 and 0 <= row["true_higher"] <= 1, kind
+
+
 def test_token_cache_matches_the_encoder_and_stays_bounded(tiny_clip):
     from t2i.text import TextEncoder
     from train.tgan_attn import TokenCache

@@ -225,6 +225,7 @@ def train(cfg: AttnGANConfig) -> Path:
                              "streamed: use --hard-negatives 0")
         pool = NearestCaptions(encoder, dataset.captions, cfg.hard_negatives_k, seed=cfg.seed)
     records = getattr(dataset, "records", None)  # shapes: scene labels, for the structured perturbations
+    perturbed_kinds = cfg.kinds()
     arch = cfg.arch_for(encoder.token_dim, encoder.pooled_dim, encoder.max_length, dataset.channels)
     G, D = tgan_attn.build(arch)
     clip_sim = ClipSimilarity(cfg.clip).to(run.device) if cfg.clip_weight > 0 else None
@@ -257,7 +258,7 @@ def train(cfg: AttnGANConfig) -> Path:
         if cfg.perturbed_negatives > 0:  # drawn per (seed, step, item): the same after a resume
             index = [int(i) for i in batch["index"]]
             perturbed = perturbed_captions(texts, [records[i] if records is not None else None for i in index],
-                                           cfg.perturbed_negatives, cfg.kinds(), [f"{cfg.seed}|{step}|{i}" for i in index])
+                                           cfg.perturbed_negatives, perturbed_kinds, [f"{cfg.seed}|{step}|{i}" for i in index])
             wrong_texts = [p if p is not None else w for w, p in zip(wrong_texts, perturbed)]
             differs = torch.tensor([a != b for a, b in zip(texts, wrong_texts)])
         differs = differs.to(run.device)
