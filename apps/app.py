@@ -252,9 +252,9 @@ def build_app(cfg: AppConfig, models: AppModels | None = None, arena: Arena | No
             raise failed("the examples", err) from None
 
     # ---- unCLIP ---------------------------------------------------------------------
-    def unclip_variations(image, example, n, seed, strength):
+    def unclip_variations(image, example, n, seed, strength, keep_layout=False):
         try:
-            shown_in, images, info = on_model_thread(unclip.variations, image, example, n, seed, strength)
+            shown_in, images, info = on_model_thread(unclip.variations, image, example, n, seed, strength, keep_layout)
             return saved.save([shown_in])[0], saved.save(images), info
         except Exception as err:
             raise failed("the variations", err) from None
@@ -431,6 +431,8 @@ def build_app(cfg: AppConfig, models: AppModels | None = None, arena: Arena | No
                                                    label="Variation strength (0 = decode the image's own embedding; "
                                                          "more = re-sample it through the prior first: more change)",
                                                    elem_id="unclip-strength")
+                    keep_layout = gr.Checkbox(value=False, label="Keep the layout (off: each variation moves the content first)",
+                                              elem_id="unclip-keep-layout")
                     variations_button = gr.Button("Variations", variant="primary", elem_id="unclip-variations")
                 with gr.Row():
                     edit_prompt = text_only(gr.Textbox(label="Edit toward this prompt", value=EXAMPLES[1], scale=4,
@@ -446,7 +448,7 @@ def build_app(cfg: AppConfig, models: AppModels | None = None, arena: Arena | No
                 unclip_info = gr.Markdown(elem_id="unclip-info")
                 unclip_outputs = [unclip_seen, unclip_gallery, unclip_info]
                 variations_button.click(unclip_variations, [unclip_upload, unclip_example, unclip_count, unclip_seed,
-                                                            variation_strength],
+                                                            variation_strength, keep_layout],
                                         unclip_outputs, api_name="unclip_variations")
                 edit_inputs = [unclip_upload, unclip_example, edit_prompt, edit_weight, unclip_count, unclip_seed]
                 edit_button.click(unclip_edit, edit_inputs, unclip_outputs, api_name="unclip_edit")

@@ -6,8 +6,10 @@ The input is an upload (any mode or size: converted and its centre square resize
 and the answer says what was changed; a file that is no image is a one-line error) or, with no upload,
 an example: a held-out shapes scene (the test split). Two actions, both decoding CLIP image embeddings
 with the model's decoder (issue 17):
-- **variations** (DALL-E 2 Sec. 3.1): the image's CLIP embedding, decoded with new noise (with a strength > 0
-  first re-sampled that far through the prior, which frees what the embedding pins, on shapes the layout);
+- **variations** (DALL-E 2 Sec. 3.1): the image's CLIP embedding, decoded with new noise; by default each
+  variation embeds a copy with the content moved to a random place (``t2i.unclip.relayout``: shapes-clip
+  pins the layout in the embedding), or the image as it is ("keep the layout"); with a strength > 0 the
+  embeddings are first re-sampled that far through the prior;
 - **edit**: ``(1 - weight) e(image) + weight e_prior(prompt)`` decoded (0 = the image, 1 = the prompt).
 
     HF_HUB_OFFLINE=1 python -c "from apps.unclip import demo; demo()"
@@ -122,21 +124,26 @@ class UnCLIPTab:
         return whole_number("number of images", n, 1, self.max_images), whole_number("seed", seed, 0, 2**31 - 1)
 
     # ---- variations and edits ---------------------------------------------------------
-    def variations(self, image: Any, example: Any, n: Any, seed: Any,
-                   strength: Any = 0.0) -> tuple[Image.Image, list[Image.Image], str]:
+    def variations(self, image: Any, example: Any, n: Any, seed: Any, strength: Any = 0.0,
+                   keep_layout: Any = False) -> tuple[Image.Image, list[Image.Image], str]:
         """(the input as the model sees it, ``n`` variations, a note); ``image``: an upload (path or PIL) or None;
-        ``strength`` 0..1: how far the embedding is first re-sampled through the prior (0 = not at all)."""
+        ``strength`` 0..1: how far the embedding is first re-sampled through the prior (0 = not at all);
+        ``keep_layout``: embed the image as it is instead of copies with the content moved."""
         n, seed = self._check(n, seed)
         s = number_in("strength (0 = the image's own embedding)", strength, 0.0, 1.0)
+        if not isinstance(keep_layout, bool):
+            raise RequestError(f"Keep the layout must be true or false, got {keep_layout!r}.")
         shown, source = self._input(image, example)
         start = time.perf_counter()
         try:
-            images = self.generator.variations(shown, n=n, seed=seed, strength=s)
+            images = self.generator.variations(shown, n=n, seed=seed, strength=s,
+                                               layout="keep" if keep_layout else "move")
         except GenerationError as err:
             raise RequestError(str(err)) from None
         seconds = time.perf_counter() - start
-        how = "decoded with new noise" if s == 0 else f"re-sampled through the prior (strength {s:g}), decoded"
-        note = f"{n} variation(s) of {source} by **{self.name}**: its CLIP image embedding {how}; {seconds:.2f} s, seed {seed}."
+        how = "the image's CLIP image embedding" if keep_layout else "CLIP image embeddings of copies with the content moved"
+        how += ", decoded with new noise" if s == 0 else f", re-sampled through the prior (strength {s:g}), decoded"
+        note = f"{n} variation(s) of {source} by **{self.name}**: {how}; {seconds:.2f} s, seed {seed}."
         return self._display([shown])[0], self._display(images), note
 
     def edit(self, image: Any, example: Any, prompt: Any, weight: Any, n: Any,

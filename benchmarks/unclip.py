@@ -1,11 +1,17 @@
 """unCLIP variations and edits on `shapes`: what the CLIP image embedding keeps, and what the decoder redraws.
 
 Variations (Ramesh et al. 2022, Sec. 3.1): for each of ``--n`` one-object scenes of the `test` split,
-``--k`` decodings of its CLIP image embedding (``UnCLIPGenerator.variations``, scene i from seed i),
+``--k`` variations (``UnCLIPGenerator.variations``, scene i from seed i; ``--layout move``, the default:
+each decodes the CLIP image embedding of a copy with the object moved to a random place; ``keep``: of
+the scene as it is),
 each read by the shapes evaluator and compared with the scene's own labels (the renderer's record,
 not a prediction): **kept** = the variation shows one object of the scene's colour and shape;
 **layout differs** = its size or position cell differs from the scene's; and the mean pixel
 distance to the source. Rates with 95% bootstrap intervals over scenes.
+
+Two-object variations (``--two``): for each of ``--two`` two-object `test` scenes, ``--k`` variations judged
+by the evaluator against the scene's own caption (both objects' colour, shape and binding, and the relation:
+``t2i.evaluators.shapes.prompt_accuracy``), i.e. whether a variation still shows what the scene shows.
 
 Edits (Kandinsky's ``interpolate``, ``(1 - w) e(image) + w e_prior(prompt)``): a figure of
 ``--edits`` scenes, each decoded at the weights 0, 0.25, 0.5, 0.75, 1 towards a prompt that changes
@@ -87,6 +93,18 @@ def variations(gen: Any, evaluator: Any, n: int, k: int, seed: int = 0,
     return {"scenes": n, "variations_per_scene": k, "options": options, **table}, rows
 
 
+def two_object_variations(gen: Any, n: int, k: int, seed: int = 0, **options: Any) -> dict[str, float]:
+    """Prompt accuracy of ``k`` variations of each of ``n`` two-object `test` scenes against the scene's caption."""
+    from t2i.data.shapes import prompts, render
+    from t2i.evaluators.shapes import prompt_accuracy
+
+    images, captions = [], []
+    for i, (caption, record) in enumerate(prompts(n, seed=seed, split="test", kind="two")):
+        images += gen.variations(render(record), n=k, seed=seed + i, **options)
+        captions += [caption] * k
+    return {key: round(float(v), 3) for key, v in prompt_accuracy(images, captions)["two"].items()}
+
+
 def edits(gen: Any, evaluator: Any, count: int, seed: int = 0) -> tuple[list[dict[str, Any]], list[list[Image.Image]]]:
     """``count`` test scenes, each edited towards a prompt naming another colour and shape at every weight."""
     from t2i.data.shapes import prompts, render
@@ -132,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sampler", default=None, help="decoder sampler of the variations (default: the model's)")
     parser.add_argument("--guidance-scale", type=float, default=None, help="decoder guidance of the variations (default: the model's)")
     parser.add_argument("--strength", type=float, default=0.0, help="variations re-sampled through the prior this far (0..1)")
+    parser.add_argument("--layout", choices=("move", "keep"), default="move",
+                        help="variations of copies with the object moved (move) or of the scene as it is (keep)")
+    parser.add_argument("--two", type=int, default=0, help="two-object test scenes whose variations are judged against their caption")
     parser.add_argument("--edits", type=int, default=4, help="scenes in the edit figure")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sweep", default="", help="decoder guidance values to compare, e.g. 1,2,4,7 (\"\" = no sweep)")
@@ -155,11 +176,15 @@ def main(argv: list[str] | None = None) -> int:
     if not args.n:
         return 0
     start = time.perf_counter()
-    given = {"sampler": args.sampler, "guidance_scale": args.guidance_scale, "strength": args.strength or None}
+    given = {"sampler": args.sampler, "guidance_scale": args.guidance_scale, "strength": args.strength or None,
+             "layout": args.layout}
     from t2i.evaluators.shapes import ShapesEvaluator
 
     evaluator = ShapesEvaluator.from_pretrained()  # one load for the variations and the edits
     table, rows = variations(gen, evaluator, args.n, args.k, args.seed, **{k: v for k, v in given.items() if v is not None})
+    if args.two:
+        table["two_object"] = {"scenes": args.two, **two_object_variations(
+            gen, args.two, args.k, args.seed, **{k: v for k, v in given.items() if v is not None})}
     table["seconds"] = round(time.perf_counter() - start, 1)
     strip(rows).save(out / "variations.png")
     edit_rows = []

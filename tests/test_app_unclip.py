@@ -49,6 +49,11 @@ def test_variations_are_the_generators_n_images_deterministic_in_the_seed(tab):
     assert np.array_equal(pixels(images), pixels(tab.generator.variations(example, n=3, seed=5)))
     assert np.array_equal(pixels(tab.variations(None, label, 3, 5)[1]), pixels(images))
     assert not np.array_equal(pixels(tab.variations(None, label, 3, 6)[1]), pixels(images))
+    assert "copies with the content moved" in note
+    _, kept, note = tab.variations(None, label, 3, 5, 0.0, True)  # "Keep the layout"
+    assert "the image's CLIP image embedding" in note
+    assert np.array_equal(pixels(kept), pixels(tab.generator.variations(example, n=3, seed=5, layout="keep")))
+    assert not np.array_equal(pixels(kept), pixels(images))
 
 
 def test_edits_are_the_generators_n_images_deterministic_in_the_seed(tab):
@@ -88,6 +93,7 @@ def test_bad_requests_are_one_line_errors(tab, tmp_path):
         (lambda: tab.variations(None, label, 5, 0), "number of images must be a whole number from 1 to 4"),
         (lambda: tab.variations(None, label, 2, -1), "seed"),
         (lambda: tab.variations(None, label, 2, 0, 1.5), "strength"),
+        (lambda: tab.variations(None, label, 2, 0, 0.0, "yes"), "Keep the layout must be true or false"),
     ]
     for call, match in cases:
         with pytest.raises(RequestError, match=match) as err:
@@ -160,6 +166,8 @@ def test_upload_variations_and_edit_through_gradio_client(folder, tab, tmp_path)
         with pytest.raises(Exception, match="not an image Pillow can read"):
             client.predict(handle_file(str(tmp_path / "bad.png")), None, 2, 0, 0.0, api_name="/unclip_variations")
         _, gallery, info = client.predict(None, tab.example_labels()[0], 2, 0, 0.5, api_name="/unclip_variations")
-        assert len(gallery) == 2 and "re-sampled through the prior (strength 0.5)" in info
+        assert len(gallery) == 2 and "re-sampled through the prior (strength 0.5)" in info and "content moved" in info
+        _, gallery, info = client.predict(None, tab.example_labels()[0], 2, 0, 0.0, True, api_name="/unclip_variations")
+        assert len(gallery) == 2 and "the image's CLIP image embedding" in info
     finally:
         demo.close()

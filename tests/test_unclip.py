@@ -157,6 +157,10 @@ def test_sample_command_makes_variations_and_edits_of_an_image(tmp_path, unclip,
                         "--out", str(tmp_path / "var")]) == 0
     rows = [json.loads(line) for line in (tmp_path / "var" / "metadata.jsonl").read_text().splitlines()]
     assert len(rows) == 3 and rows[0]["text"] == "" and (tmp_path / "var" / "grid.png").is_file()
+    assert rows[0]["layout"] == "move" and rows[0]["strength"] == 0.0
+    assert sample.main(["--model", str(unclip), "--image", str(tmp_path / "scene.png"), "--n", "3", "--layout", "keep",
+                        "--out", str(tmp_path / "kept")]) == 0
+    assert json.loads((tmp_path / "kept" / "metadata.jsonl").read_text().splitlines()[0])["layout"] == "keep"
     assert sample.main(["--model", str(unclip), "--image", str(tmp_path / "scene.png"), "--prompt", "a blue square",
                         "--weight", "0.25", "--out", str(tmp_path / "edit")]) == 0
     row = json.loads((tmp_path / "edit" / "metadata.jsonl").read_text())

@@ -107,7 +107,7 @@ class Bench:
         self.out, self.work = Path(cfg.out), Path(cfg.work)
         self.device = "cuda" if torch.cuda.is_available() and not cfg.cpu else "cpu"
         self.loads = loads
-        self.families = [self.with_extra(f) for f in parse_families(cfg.families, cfg.data)]
+        self.families = [self.with_extra(f) for f in parse_families(cfg.families, cfg.data, tuple(loads))]
         self.kind, self.judged = data_kind(cfg.data), measures(cfg.data)
         self.metric = self.judged.metric
         self.budget_kind = "images" if cfg.budget_images > 0 else "flops"
@@ -138,7 +138,8 @@ class Bench:
                               cfg.reference_images, cfg.eval_seed, cfg.size)
 
     def with_extra(self, fam: Family) -> Family:
-        return with_options(fam, getattr(self.cfg, OPTION_FIELDS[fam.name]))
+        field = OPTION_FIELDS.get(fam.name)  # families the bench does not train take no trainer options
+        return with_options(fam, getattr(self.cfg, field)) if field else fam
 
     def load(self, path: str | Path) -> Any:
         return load_generator(path, device=self.device)

@@ -69,6 +69,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     cond.add_argument("--labels", help="class labels for class-conditional models, e.g. 0,1,2")
     p.add_argument("--image", metavar="PATH", help="unCLIP models: variations of this image (with --prompt: an edit towards it)")
     p.add_argument("--strength", type=float, default=0.0, help="with --image alone: re-sample the image's embedding through the prior this far first, 0..1 (default: 0)")
+    p.add_argument("--layout", choices=("move", "keep"), default="move",
+                   help="with --image alone: move: each variation starts from a copy with the content moved to a random place "
+                        "on its background (what a layout-reading CLIP pins then changes); keep: the image as it is (default: move)")
     p.add_argument("--weight", type=float, default=0.5, help="with --image and --prompt: 0 = the image, 1 = the prompt (default: 0.5)")
     p.add_argument("--n", type=int, default=1, help="images per prompt / label (default: 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first prompt; prompt i uses seed + i (default: 0)")
@@ -156,12 +159,13 @@ def image_inputs(generator: Any, args: argparse.Namespace, options: dict[str, An
         raise SystemExit(f"t2i sample: --image {args.image} is not a readable image ({err}); give a PNG/JPEG file") from None
     try:
         if args.prompt is None:
-            images = generator.variations(image, n=args.n, seed=args.seed, strength=args.strength, **options)
+            images = generator.variations(image, n=args.n, seed=args.seed, strength=args.strength,
+                                             layout=args.layout, **options)
         else:
             images = generator.edit(image, args.prompt, weight=args.weight, n=args.n, seed=args.seed, **options)
     except GenerationError as err:
         raise SystemExit(f"t2i sample: {err}") from None
-    setting = {"strength": args.strength} if args.prompt is None else {"weight": args.weight}
+    setting = {"strength": args.strength, "layout": args.layout} if args.prompt is None else {"weight": args.weight}
     rows = [{"text": args.prompt or "", "source_image": str(args.image), "seed": args.seed, "image_index": j, **setting}
             for j in range(len(images))]
     write_outputs(Path(args.out), images, rows)

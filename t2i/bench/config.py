@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from t2i.bench.families import data_kind
+from t2i.bench.families import FAMILIES, FIRST_STAGE, data_kind
 from t2i.bench.sweep import parse_ladder
 from t2i.diffusion.options import SAMPLERS
 
@@ -35,7 +35,7 @@ class BenchConfig:
     budget_images: int = 0  # or: training images seen per family run (0 = use --budget-flops)
     seeds: int = 0  # training seeds per family, at least 3 (0 = 3; quick: 1)
     trials: int = 1  # tuning trials per family: learning rates x1, x2, x0.5, x4, x0.25 of the family default
-    families: str = ""  # comma list of tgan, cvae, cvae-label, cgan, ldm ("" = shapes and captioned data: tgan,cvae,ldm; digits: cgan,cvae-label,ldm)
+    families: str = ""  # comma list of tgan, cvae, cvae-label, cgan, ldm, unclip (--load only) ("" = shapes and captioned data: tgan,cvae,ldm; digits: cgan,cvae-label,ldm)
     load: str = ""  # evaluate saved models instead of training: FAMILY=PATH,... (vae-kl=PATH: a given first stage)
     reuse: bool = False  # pick up models, CLIPs, FLOP counts and scores left in --work with the same settings (--ladder: always)
     n: int = -1  # training items (0 = the whole train split; -1 = mode default: all, quick 1000)
@@ -113,13 +113,14 @@ def floats(text: str) -> list[float]:
 
 
 def parse_loads(text: str) -> dict[str, str]:
-    """``"tgan=PATH,ldm=PATH"`` -> {family: path}."""
+    """``"tgan=PATH,ldm=PATH"`` -> {family: path}; a family of ``t2i.bench.families.FAMILIES`` or ``vae-kl``."""
+    names = sorted([*FAMILIES, FIRST_STAGE.name])
     loads = {}
     for item in filter(None, (s.strip() for s in text.split(","))):
         if "=" not in item:
             raise ValueError(f"--load takes FAMILY=PATH items, got {item!r}")
         name, path = item.split("=", 1)
-        if name not in OPTION_FIELDS:
-            raise ValueError(f"--load family must be one of {sorted(OPTION_FIELDS)}, got {name!r}")
+        if name not in names:
+            raise ValueError(f"--load family must be one of {names}, got {name!r}")
         loads[name] = path
     return loads

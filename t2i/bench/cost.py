@@ -68,13 +68,14 @@ def count_parameters(model: torch.nn.Module | Generator, include_text_encoder: b
 
     A generator's parts are its ``modules()``; its ``"text_encoder"`` is left out unless
     ``include_text_encoder`` (frozen text towers are shared by every text-conditional family of
-    a comparison). Shared tensors are counted once.
+    a comparison), and so is an ``"image_encoder"`` (unCLIP's frozen CLIP image tower: used for
+    variations, not to draw from text). Shared tensors are counted once.
     """
     parts: dict[str, int] = {}
     seen: set[int] = set()
     named = {"model": model} if isinstance(model, torch.nn.Module) else model.modules()
     for name, module in named.items():
-        if name == "text_encoder" and not include_text_encoder:
+        if (name == "text_encoder" and not include_text_encoder) or name == "image_encoder":
             continue
         n = 0
         for p in module.parameters():

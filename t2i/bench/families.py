@@ -55,6 +55,7 @@ class Family:
     first_stage: bool = False  # needs a first-stage autoencoder (latent diffusion)
     diffusion: bool = False  # sampled with sampler / steps / guidance
     datasets: tuple[str, ...] = ("shapes", "digits")  # kinds of data it can train on (``data_kind``)
+    bench_trains: bool = True  # False: the bench only evaluates a given model of it (``--load NAME=PATH``)
 
     def lrs(self, trials: int) -> list[float]:
         """The learning rates of ``trials`` tuning trials (the same count for every family)."""
@@ -81,6 +82,10 @@ FAMILIES: dict[str, Family] = {
                   diffusion=True, datasets=TEXT_DATA,
                   options=["--unet=test", "--ema-decay=0.999", "--sample-steps=2",
                            f"--sample-prompts={SHAPES_SAMPLE_PROMPT}"]),
+    # two stages (prior, then decoder) with no budget split of their own yet: evaluated, not trained, by the bench
+    "unclip": Family("unclip", "train.unclip", "unCLIP (DALL-E 2 style): a prior to the CLIP image embedding, then an "
+                     "image-embedding decoder (given with --load only)", lr=1e-4, batch_size=32, conditioning="text",
+                     model_subdir="", datasets=TEXT_DATA, bench_trains=False),
 }
 # the first stage of "ldm": trained once per bench under first_stage_share of the budget
 FIRST_STAGE = Family("vae-kl", "train.vae_kl", "diffusers AutoencoderKL first stage (factor 4)", lr=4e-4,
@@ -90,9 +95,10 @@ DEFAULT_FAMILIES = {"shapes": ("tgan", "cvae", "ldm"), "digits": ("cgan", "cvae-
                     "captioned": ("tgan", "cvae", "ldm")}
 
 
-def parse_families(text: str, data: str) -> list[Family]:
-    """``"tgan,cvae,ldm"`` -> families; "" = the data's default set. Unknown names, and families that cannot
-    train on the data (label-only ones on captioned data), are errors."""
+def parse_families(text: str, data: str, given: tuple[str, ...] = ()) -> list[Family]:
+    """``"tgan,cvae,ldm"`` -> families; "" = the data's default set. Unknown names, families that cannot
+    train on the data (label-only ones on captioned data), and families the bench does not train that are
+    not among ``given`` (the ``--load`` names) are errors."""
     kind = data_kind(data)
     names = [n.strip() for n in text.split(",") if n.strip()] if text else list(DEFAULT_FAMILIES[kind])
     unknown = [n for n in names if n not in FAMILIES]
@@ -105,6 +111,11 @@ def parse_families(text: str, data: str) -> list[Family]:
         fit = [n for n, f in FAMILIES.items() if kind in f.datasets]
         raise ValueError(f"--families {','.join(refused)} cannot train on {kind} data {data!r} (they need class "
                          f"labels); the families that apply: {','.join(fit)}")
+    untrained = [n for n in names if not FAMILIES[n].bench_trains and n not in given]
+    if untrained:
+        raise ValueError(f"the bench evaluates {','.join(untrained)} but does not train it: give the model with "
+                         + " ".join(f"--load {n}=PATH" for n in untrained) + " (a trained folder or a built-in name, "
+                         "e.g. shapes-unclip)")
     return [FAMILIES[n] for n in names]
 
 

@@ -11,10 +11,12 @@ then ``KandinskyV22Pipeline.from_pretrained(F / "decoder")(image_embeds=out.imag
 negative_image_embeds=out.negative_image_embeds, height=32, width=32)``. ``UnCLIPGenerator`` runs exactly
 those two calls behind the toolkit's generator contract (per-condition seeds: every image draws from
 its condition's generator, ``t2i.generator.rngs_per_image``), and adds what the app shows:
-- **variations** (Sec. 3.1): the image's CLIP embedding, decoded with new noise; with ``strength`` > 0 the
-  embedding is first re-sampled through the prior (SDEdit, Meng et al. 2022, in the embedding space:
-  noised to ``strength`` of the prior's schedule, denoised on the empty caption), so what the
-  embedding pins (on `shapes`, the layout too) can change;
+- **variations** (Sec. 3.1): the image's CLIP embedding, decoded with new noise. A CLIP that reads positions
+  (shapes-clip) pins the layout in the embedding, so by default (``layout="move"``) each variation embeds
+  its own copy of the image with the content moved to a random place on its background
+  (``t2i.unclip.relayout``); ``layout="keep"`` embeds the image as it is. With ``strength`` > 0 the
+  embeddings are then re-sampled through the prior (SDEdit, Meng et al. 2022, in the embedding space:
+  noised to ``strength`` of the prior's schedule, denoised on the empty caption), which changes more;
 - **text-guided edits** (Sec. 3.3 uses slerp on "text diffs"; here Kandinsky's ``interpolate``): the
   weighted sum ``(1 - w) e_image + w e_prior(text)``, decoded.
 
@@ -30,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 from diffusers import KandinskyV22Pipeline, KandinskyV22PriorPipeline, UnCLIPScheduler
 from PIL import Image
@@ -37,8 +40,11 @@ from PIL import Image
 from t2i.diffusion.options import SamplerName
 from t2i.diffusion.pipeline import make_scheduler
 from t2i.generator import GenerationError, Generator, rngs_per_image, validate_request
+from t2i.unclip.relayout import centre_square, relayout
 
 INFO_NAME = "t2i_unclip.json"
+LAYOUTS = ("move", "keep")  # variations: each one's content moved to a random place first / the image as it is
+LAYOUT_STREAM = 1  # second word of the numpy seed of the places ([seed, 1]): independent of the torch noise of ``seed``
 
 
 @dataclass
@@ -170,15 +176,24 @@ class UnCLIPGenerator(Generator):
 
     @torch.no_grad()
     def variations(self, image: Image.Image, n: int = 4, seed: int = 0, strength: float = 0.0,
-                   **options: Any) -> list[Image.Image]:
+                   layout: str = "move", **options: Any) -> list[Image.Image]:
         """``n`` decodings of ``image``'s CLIP embedding (image i of the n from ``seed``'s generator in order);
-        ``strength`` in [0, 1]: how far the embedding is re-sampled through the prior first (0 = not at all)."""
+        ``layout`` "move": variation i embeds a copy with the content moved to a random place (the i-th draw of
+        a numpy stream of ``seed``, so the decoder's noise is the same as with "keep"), "keep": the image as it is; ``strength`` in [0, 1]: how far the embeddings are re-sampled
+        through the prior before decoding (0 = not at all)."""
         validate_request(["image"], None, n, needs="text")
         if not 0.0 <= strength <= 1.0:
             raise GenerationError(f"strength must be in [0, 1] (0 = the image's own embedding), got {strength}")
+        if layout not in LAYOUTS:
+            raise GenerationError(f"layout must be one of {', '.join(LAYOUTS)} (move = vary where the content is), got {layout!r}")
         o = self.resolve_options(**options)
         generators = rngs_per_image(seed, 1, n)
-        e = self.embed_image(image).expand(n, -1)
+        if layout == "move" and isinstance(image, Image.Image):  # anything else fails in embed_image
+            places = np.random.default_rng([int(seed), LAYOUT_STREAM])  # a stream apart from the decoder's noise
+            square = centre_square(image)  # what the image processor would keep: moved content stays in view
+            e = torch.cat([self.embed_image(relayout(square, places)) for _ in range(n)])
+        else:
+            e = self.embed_image(image).expand(n, -1)
         if strength > 0:
             e = self.resample(e, strength, generators, o)
         return _images(self.size, self.decoder, e, self.prior.get_zero_embed(n, self.device), generators, o)
