@@ -50,3 +50,30 @@ def test_bench_quick_evaluates_a_given_unclip_model(tmp_path, tiny):
     assert {"acc_all", "domain_fid", "clip_score"} <= set(fam["summary"]) and fam["cost"]["ms_per_image"] > 0
     assert any(n.startswith(f"unclip was given ({tiny})") for n in results["notes"])
     assert "unclip" in (out / "report.md").read_text()
+
+
+def test_a_given_model_retrained_in_place_is_not_read_back_from_reuse(tmp_path):
+    """Regression: `--reuse` keyed a given model's diffusion study by its name, so the built-ins' report kept the
+    guidance sweep of a shapes-ldm since retrained. The fingerprint now holds the folder's digest."""
+    from t2i.bench.config import BenchConfig, resolve
+    from t2i.bench.store import folder_digest
+    from t2i.builtin import resolve as builtin_folder
+    from train.bench import Bench
+
+    model = tmp_path / "ldm"
+    (model / "unet").mkdir(parents=True)
+    (model / "unet" / "config.json").write_text('{"a": 1}')
+    (model / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"weights-1")
+    (model / "notes.md").write_text("not part of the model")
+    bench = Bench.__new__(Bench)  # the fingerprint needs only the settings
+    bench.cfg, bench.kind = resolve(BenchConfig(quick=True)), "shapes"
+    before = bench.study_fingerprint(str(model), None)
+    assert before["model_digest"] == folder_digest(model) != ""
+    (model / "notes.md").write_text("edited notes")
+    assert bench.study_fingerprint(str(model), None) == before  # only weights and configs count
+    (model / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"weights-2")
+    assert bench.study_fingerprint(str(model), None) != before
+    assert "model_digest" not in bench.study_fingerprint(str(model), ["--steps=2"])  # trained here: its argv says it
+    assert folder_digest("shapes-ldm") == folder_digest(builtin_folder("shapes-ldm")) != ""
+    assert folder_digest("org/not-downloaded") == ""
+

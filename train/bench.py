@@ -67,7 +67,7 @@ from t2i.bench.families import (FIRST_STAGE, Family, data_kind, ladder_steps, pa
                                  steps_for_budget, with_options)
 from t2i.bench.report import machine, summarize, write_report, write_results
 from t2i.bench.scoring import HEADLINE, BenchSets, Scorer, bench_sets, measures, real_row
-from t2i.bench.store import ResultStore
+from t2i.bench.store import ResultStore, folder_digest
 from t2i.bench.sweep import parse_ladder, sweep_summary
 from t2i.builtin import resolve as resolve_builtin
 from t2i.config import config_to_dict, parse_config
@@ -440,12 +440,14 @@ class Bench:
                 for m, steps, sec in zip(self.ladder, stages, seconds)]
 
     def study_fingerprint(self, path: str | Path, argv: list[str] | None) -> dict[str, Any]:
-        """Everything a diffusion study depends on: the model, its trainer argv and the study's settings."""
+        """Everything a diffusion study depends on: the model, its trainer argv and the study's settings; a given
+        model (no argv) by its files' digest too: a name or path retrained since is another model."""
         keys = ("guidance", "sampler", "sample_steps", "samplers", "sampler_steps", "curve_prompts", "eval_seed",
                 "data", "size", "score_clip", "evaluator")
         if self.kind == "captioned":  # its validation items are drawn after the eval ones among the first read
             keys += ("eval_prompts", "reference_images")
-        return {"model": str(path), "argv": argv, "study": {k: getattr(self.cfg, k) for k in keys}}
+        given = {} if argv is not None else {"model_digest": folder_digest(path)}
+        return {"model": str(path), "argv": argv, **given, "study": {k: getattr(self.cfg, k) for k in keys}}
 
     def diffusion_study(self, fam: Family, path: str | Path, entry: dict[str, Any],
                         argv: list[str] | None = None) -> float:

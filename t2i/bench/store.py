@@ -15,12 +15,36 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from t2i.io import atomic_write
+
+
+MODEL_FILES = (".safetensors", ".bin", ".pt", ".json", ".txt", ".model")  # weights, configs, vocabularies
+
+
+def folder_digest(path: str | Path) -> str:
+    """SHA-256 over a model folder's weight and config files (relative names and bytes, links followed; a built-in
+    name is its folder), so that a model retrained in place, under the same name or path, is another fingerprint;
+    "" for a hub id or a single file (kept as its name)."""
+    from t2i.builtin import resolve
+
+    try:
+        root = resolve(path, hub=True)
+    except FileNotFoundError:
+        return ""
+    if not isinstance(root, Path) or not root.is_dir():
+        return ""
+    digest = hashlib.sha256()
+    files = sorted(Path(d, f) for d, _, names in os.walk(root, followlinks=True) for f in names if f.endswith(MODEL_FILES))
+    for f in files:
+        digest.update(str(f.relative_to(root)).encode() + b"\0")
+        digest.update(hashlib.sha256(f.read_bytes()).digest())
+    return digest.hexdigest()
 
 
 class ResultStore:
