@@ -30,6 +30,7 @@ from gan_baselines.registry import load_generator
 from t2i.builtin import is_installed
 from t2i.data.transforms import convert_onto_black, fit
 from t2i.generator import GenerationError
+from t2i.unclip.relayout import background_colour, content_box
 from t2i.provenance import TrainedOn, off_vocabulary_warning, trained_on
 from t2i.unclip.pipeline import UnCLIPGenerator
 
@@ -141,7 +142,10 @@ class UnCLIPTab:
         except GenerationError as err:
             raise RequestError(str(err)) from None
         seconds = time.perf_counter() - start
-        how = "the image's CLIP image embedding" if keep_layout else "CLIP image embeddings of copies with the content moved"
+        movable = content_box(shown, background_colour(shown)) is not None
+        how = ("the image's CLIP image embedding" if keep_layout else
+               "CLIP image embeddings of copies with the content moved" if movable else
+               "the image's CLIP image embedding (its content reaches every edge: no plain background to move it on)")
         how += ", decoded with new noise" if s == 0 else f", re-sampled through the prior (strength {s:g}), decoded"
         note = f"{n} variation(s) of {source} by **{self.name}**: {how}; {seconds:.2f} s, seed {seed}."
         return self._display([shown])[0], self._display(images), note

@@ -73,6 +73,10 @@ def test_uploads_of_any_mode_and_size_are_converted_and_said_so(tab, tmp_path):
     seen, images, note = tab.variations(str(tmp_path / "odd.png"), tab.example_labels()[0], 2, 0)
     assert "of your image (converted from RGBA to RGB; resized from 50x40 to 32x32 (its centre square))" in note
     assert seen.getpixel((2, 2)) == (0, 0, 0) and len(images) == 2  # the upload wins over the example
+    assert "copies with the content moved" in note  # a green box on black: moved
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8))
+    _, _, note = tab.variations(noise, None, 1, 0)
+    assert "its content reaches every edge: no plain background to move it on" in note
     _, _, note = tab.edit(Image.new("RGB", (32, 32), (9, 9, 9)), None, PROMPT, 0.5, 1, 0)
     assert "of your image toward" in note and "converted" not in note
 
