@@ -30,9 +30,9 @@ from gan_baselines.registry import load_generator
 from t2i.builtin import is_installed
 from t2i.data.transforms import convert_onto_black, fit
 from t2i.generator import GenerationError
-from t2i.unclip.relayout import background_colour, content_box
 from t2i.provenance import TrainedOn, off_vocabulary_warning, trained_on
 from t2i.unclip.pipeline import UnCLIPGenerator
+from t2i.unclip.relayout import background_colour, content_box
 
 DEFAULT_UNCLIP = "shapes-unclip"  # the built-in the tab uses when --unclip is not given (once it is installed)
 EXAMPLES = 6  # example inputs: held-out shapes scenes

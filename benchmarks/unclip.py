@@ -39,6 +39,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from t2i.unclip.relayout import LAYOUTS
+
 EDIT_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 CELL = 64  # pixels of one upscaled image in the figures
 
@@ -150,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sampler", default=None, help="decoder sampler of the variations (default: the model's)")
     parser.add_argument("--guidance-scale", type=float, default=None, help="decoder guidance of the variations (default: the model's)")
     parser.add_argument("--strength", type=float, default=0.0, help="variations re-sampled through the prior this far (0..1)")
-    parser.add_argument("--layout", choices=("move", "keep"), default="move",
+    parser.add_argument("--layout", choices=LAYOUTS, default="move",
                         help="variations of copies with the object moved (move) or of the scene as it is (keep)")
     parser.add_argument("--two", type=int, default=0, help="two-object test scenes whose variations are judged against their caption")
     parser.add_argument("--edits", type=int, default=4, help="scenes in the edit figure")

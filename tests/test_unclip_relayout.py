@@ -117,7 +117,6 @@ def test_variations_benchmark_reports_one_and_two_object_scenes(tmp_path):
     import json
 
     from benchmarks import unclip as bench
-    from t2i.unclip.testing import make_tiny_unclip
 
     folder = make_tiny_unclip(tmp_path / "model")
     assert bench.main(["--model", str(folder), "--n", "2", "--k", "2", "--two", "2", "--edits", "1",

@@ -41,6 +41,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from t2i.unclip.relayout import LAYOUTS
+
 
 def family_options() -> dict[str, tuple[list[str], str]]:
     """Every option of every registered family: name -> (families that take it, help text)."""
@@ -69,7 +71,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     cond.add_argument("--labels", help="class labels for class-conditional models, e.g. 0,1,2")
     p.add_argument("--image", metavar="PATH", help="unCLIP models: variations of this image (with --prompt: an edit towards it)")
     p.add_argument("--strength", type=float, default=0.0, help="with --image alone: re-sample the image's embedding through the prior this far first, 0..1 (default: 0)")
-    p.add_argument("--layout", choices=("move", "keep"), default="move",
+    p.add_argument("--layout", choices=LAYOUTS, default="move",
                    help="with --image alone: move: each variation starts from a copy with the content moved to a random place "
                         "on its background (what a layout-reading CLIP pins then changes); keep: the image as it is (default: move)")
     p.add_argument("--weight", type=float, default=0.5, help="with --image and --prompt: 0 = the image, 1 = the prompt (default: 0.5)")

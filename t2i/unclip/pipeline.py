@@ -40,10 +40,9 @@ from PIL import Image
 from t2i.diffusion.options import SamplerName
 from t2i.diffusion.pipeline import make_scheduler
 from t2i.generator import GenerationError, Generator, rngs_per_image, validate_request
-from t2i.unclip.relayout import centre_square, relayout
+from t2i.unclip.relayout import LAYOUTS, centre_square, relayout
 
 INFO_NAME = "t2i_unclip.json"
-LAYOUTS = ("move", "keep")  # variations: each one's content moved to a random place first / the image as it is
 LAYOUT_STREAM = 1  # second word of the numpy seed of the places ([seed, 1]): independent of the torch noise of ``seed``
 
 
@@ -178,8 +177,9 @@ class UnCLIPGenerator(Generator):
     def variations(self, image: Image.Image, n: int = 4, seed: int = 0, strength: float = 0.0,
                    layout: str = "move", **options: Any) -> list[Image.Image]:
         """``n`` decodings of ``image``'s CLIP embedding (image i of the n from ``seed``'s generator in order);
-        ``layout`` "move": variation i embeds a copy with the content moved to a random place (the i-th draw of
-        a numpy stream of ``seed``, so the decoder's noise is the same as with "keep"), "keep": the image as it is; ``strength`` in [0, 1]: how far the embeddings are re-sampled
+        ``layout`` "move": variation i embeds a copy of the image's centre square with the content moved to a
+        random place (the i-th draw of a numpy stream of ``seed``, so the decoder's noise is the same as with
+        "keep"), "keep": the image as it is; ``strength`` in [0, 1]: how far the embeddings are re-sampled
         through the prior before decoding (0 = not at all)."""
         validate_request(["image"], None, n, needs="text")
         if not 0.0 <= strength <= 1.0:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+LAYOUTS = ("move", "keep")  # unCLIP variations: each one's content moved to a random place first / the image as it is
 TOLERANCE = 24  # a pixel is content when some channel differs from the background by more than this (0..255)
 
 
