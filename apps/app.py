@@ -413,7 +413,9 @@ def build_app(cfg: AppConfig, models: AppModels | None = None, arena: Arena | No
             else:
                 labels = unclip.example_labels()
                 gr.Markdown("unCLIP (DALL-E 2 style): a CLIP prior maps text to a CLIP image embedding, a decoder maps "
-                            "embeddings to images. **Variations** decode your image's CLIP embedding with new noise; "
+                            "embeddings to images. **Variations** decode, with new noise, the CLIP embeddings of copies of "
+                            "your image with its content moved to random places on its background (tick \"Keep the "
+                            "layout\" to decode the image's own embedding); "
                             "**Edit** decodes (1 - weight) x the image's embedding + weight x the prior's embedding of "
                             "the prompt. Upload an image (any mode or size: it is converted and its centre square "
                             "resized to the model's size) or clear the upload to use the example.\n\n- " + unclip.about)
