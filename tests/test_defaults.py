@@ -42,6 +42,9 @@ def test_quick_defaults_train_and_install_every_model(tmp_path):
     assert "t2i train prior --preset shapes-prior --clip " in card and " && t2i train unclip " in card
     assert "--prior " in card and json.loads((unclip / "t2i_unclip.json").read_text())["clip"] == "shapes-clip"
     assert load_generator(unclip).generate(prompts=["a small red circle in the center"], seed=0)[0].size == (32, 32)
+    from t2i.provenance import trained_on  # its prior's training record is installed (the app's vocabulary warning)
+
+    assert trained_on(unclip).data == "shapes" and "circle" in trained_on(unclip).words
     # retraining one model against the installed CLIP: its card names that CLIP by short name, not by path
     assert main(["--quick", "--only", "shapes-cvae", "--out", str(tmp_path / "runs2"), "--builtin-root", str(root)]) == 0
     card = (root / "shapes-cvae" / "README.md").read_text()

@@ -140,6 +140,11 @@ def test_two_step_training_run_makes_a_text_to_image_model(tmp_path):
     assert train_unclip.main(decoder_args + ["--resume", "latest", "--prior", str(tmp_path / "prior")]) == 0
     out = tmp_path / "unclip"
     assert (out / "decoder" / "model_index.json").is_file() and (out / "prior" / "model_index.json").is_file()
+    # the prior's training record comes along: the app knows the prompts' vocabulary (regression: "not recorded")
+    from t2i.provenance import trained_on
+
+    known = trained_on(out)
+    assert known.data == "shapes" and known.clip == str(clip.resolve()) and {"circle", "above"} <= known.words
     assert list((out / "samples").glob("samples_*.png"))
     images = load_generator(out).generate(["a red circle"], seed=0, num_images_per_prompt=1)
     assert images[0].size == (32, 32)

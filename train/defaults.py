@@ -87,7 +87,7 @@ RECIPES: list[Recipe] = [
     Recipe("shapes-unclip", "train.unclip", ["--preset", "shapes-unclip", "--clip", "{clip}", "--vae", "{vae}",
                                              "--prior", "{previous}"],
            ".", "shapes 32 px, train split (prior: 50% two-object scenes; decoder: 70%)", ["--n", "32", "--unet", "test"],
-           ("prior", "decoder", "t2i_unclip.json"), half=True,
+           ("prior", "decoder", "t2i_unclip.json", "t2i_training.json"), half=True,
            before=(["--preset", "shapes-prior", "--clip", "{clip}"],), before_module="train.prior",
            before_quick=["--n", "32", "--eval-splits", ""]),
     Recipe("digits-ae", "train.ae", ["--variant", "plain", "--latent-dim", "2", "--hidden", "96", "--steps", "3000",

@@ -36,6 +36,7 @@ from t2i.prior import (SAMPLERS, build_cache, build_prior, drop_conditions, prio
                        table, to_prior_space, training_scheduler)
 from t2i.prior.evaluate import evaluate_prior
 from t2i.prior.model import PriorSampler
+from t2i.provenance import write_record
 from t2i.runtime import Run, RunConfig
 
 PRESETS = Path(__file__).resolve().parents[1] / "t2i" / "prior" / "presets"
@@ -140,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         save_prior(run.out, final, scheduler, {"clip": reference(cfg.clip), "sampler": cfg.sampler,
                                                "num_inference_steps": cfg.sample_steps,
                                                "guidance_scale": cfg.guidance})
+        write_record(run.out, cfg.data, dataset, clip=cfg.clip)  # the prompts' words: unCLIP models copy it
         results = evaluate(cfg, held_out, final, scheduler, clip, tokenizer, run.device)
         if results:
             (run.out / "prior_metrics.json").write_text(json.dumps(

@@ -110,13 +110,19 @@ def save_prior_pipeline(folder: str | Path, prior_run: str | Path, clip: str) ->
 
 
 def save_unclip(out: str | Path, prior_run: str | Path, clip: str, options: UnCLIPOptions) -> Path:
-    """Complete ``out`` (whose ``decoder/`` is written) with ``prior/`` and ``t2i_unclip.json``."""
+    """Complete ``out`` (whose ``decoder/`` is written) with ``prior/``, ``t2i_unclip.json`` and the prior run's
+    training record (``t2i.provenance``: the words its captions held, so the app can warn of others)."""
+    import shutil
+
     from t2i.builtin import reference
+    from t2i.provenance import RECORD
 
     out = Path(out)
     if not (out / "decoder" / "model_index.json").is_file():
         raise FileNotFoundError(f"{out}/decoder is not a decoder pipeline: save the decoder first")
     save_prior_pipeline(out / "prior", prior_run, clip)
+    if (Path(prior_run) / RECORD).is_file():
+        shutil.copy(Path(prior_run) / RECORD, out / RECORD)
     (out / INFO_NAME).write_text(json.dumps({"family": "unclip", "clip": reference(clip),
                                              "options": dataclasses.asdict(options)}, indent=2) + "\n")
     return out
