@@ -49,7 +49,10 @@ def test_bench_quick_evaluates_a_given_unclip_model(tmp_path, tiny):
     assert fam["given"] == str(tiny) and fam["sample_command"].startswith(f"t2i sample --model {tiny} --prompts")
     assert {"acc_all", "domain_fid", "clip_score"} <= set(fam["summary"]) and fam["cost"]["ms_per_image"] > 0
     assert any(n.startswith(f"unclip was given ({tiny})") for n in results["notes"])
-    assert "unclip" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "| unclip |" in report
+    # regression: the report stated a training budget, seeds and trials though nothing was trained
+    assert "Every model was given (--load)" in report and "Budget per family run" not in report
 
 
 def test_a_given_model_retrained_in_place_is_not_read_back_from_reuse(tmp_path):

@@ -131,9 +131,13 @@ def render_report(results: dict[str, Any], plots: dict[str, str]) -> str:
               f"{m.get('load_average', '-')}, process niceness {m.get('nice', '-')}; "
               f"{m['date']}. Wall time {results.get('wall_minutes', 0):.1f} min.", ""]
     unit = "FLOPs" if budget["kind"] == "flops" else "images"
-    lines += [f"Budget per family run: {_fmt(float(budget['value']))} training {unit} (FlopCounterMode on one real "
-              f"step x steps; latent diffusion's first stage included). Seeds: {results['config']['seeds']}; tuning "
-              f"trials per family: {results['config']['trials']}. Evaluation: {ev['conditions']} held-out conditions "
+    if all("given" in f for f in fams.values()):  # every model passed with --load: nothing trained here
+        trained = "Every model was given (--load) and evaluated as it is: no training budget, seeds or trials apply. "
+    else:
+        trained = (f"Budget per family run: {_fmt(float(budget['value']))} training {unit} (FlopCounterMode on one real "
+                   f"step x steps; latent diffusion's first stage included). Seeds: {results['config']['seeds']}; "
+                   f"tuning trials per family: {results['config']['trials']}. ")
+    lines += [trained + f"Evaluation: {ev['conditions']} held-out conditions "
               f"x {ev['images_per_prompt']} images = {ev['images']} images per model, seed {ev['seed']}, against "
               f"{ev['reference_images']} real reference images.", ""]
     if results.get("notes"):
