@@ -172,11 +172,14 @@ class UnCLIPGenerator(Generator):
                          generator=generators, output_type="pt")
         return _images(self.size, self.decoder, out.image_embeds, out.negative_image_embeds, generators, o)
 
-    def embed_image(self, image: Image.Image) -> torch.Tensor:
-        """The CLIP image embedding ``(1, D)`` of a PIL image (the prior pipeline's image encoder and processor)."""
-        if not isinstance(image, Image.Image):
-            raise GenerationError(f"an image is needed (PIL.Image), got {type(image).__name__}")
-        pixels = self.prior.image_processor(image.convert("RGB"), return_tensors="pt").pixel_values
+    def embed_image(self, image: Image.Image | Sequence[Image.Image]) -> torch.Tensor:
+        """The CLIP image embeddings ``(N, D)`` of a PIL image (N = 1) or a list of them, in one pass of the prior
+        pipeline's image encoder and processor."""
+        images = list(image) if isinstance(image, (list, tuple)) else [image]
+        for im in images or [None]:
+            if not isinstance(im, Image.Image):
+                raise GenerationError(f"an image is needed (PIL.Image), got {type(im).__name__}")
+        pixels = self.prior.image_processor([im.convert("RGB") for im in images], return_tensors="pt").pixel_values
         return self.prior.image_encoder(pixels.to(self.device)).image_embeds
 
     @torch.no_grad()
@@ -197,7 +200,7 @@ class UnCLIPGenerator(Generator):
         if layout == "move" and isinstance(image, Image.Image):  # anything else fails in embed_image
             places = np.random.default_rng([int(seed), LAYOUT_STREAM])  # a stream apart from the decoder's noise
             square = centre_square(image)  # what the image processor would keep: moved content stays in view
-            e = torch.cat([self.embed_image(relayout(square, places)) for _ in range(n)])
+            e = self.embed_image([relayout(square, places) for _ in range(n)])  # (n, D), one encoder pass
         else:
             e = self.embed_image(image).expand(n, -1)
         if strength > 0:
