@@ -71,6 +71,8 @@ class AttnGANArch:
     spectral_norm: bool = True  # spectral normalisation of D's layers (Miyato et al. 2018)
     g_full: int = 0  # channels of a G block at full resolution before a 3x3 RGB convolution (0 = the last up-sampling draws RGB)
     d_full: int = 0  # channels of a stride-1 3x3 convolution at full resolution before D's first down-sampling (0 = none)
+    g_depth: int = 1  # convolutions per G resolution: 1 = the up-sampling only (DCGAN); each more adds a 3x3 one
+    d_depth: int = 1  # convolutions per D resolution: 1 = the down-sampling only (DCGAN); each more adds a 3x3 one
 
     def validate(self) -> None:
         n = num_doublings(self.size)  # raises for unsupported sizes
@@ -92,6 +94,9 @@ class AttnGANArch:
             raise ValueError(f"noise_scales=all cuts z into {n} chunks: latent_dim must be >= {n}")
         if self.g_full < 0 or self.d_full < 0:
             raise ValueError(f"g_full and d_full are channel counts (0 = off), got {self.g_full} and {self.d_full}")
+        if self.g_depth < 1 or self.d_depth < 1:
+            raise ValueError(f"g_depth and d_depth count convolutions per resolution (1 = one), got {self.g_depth} and "
+                             f"{self.d_depth}")
         if self.text_width % self.heads:
             raise ValueError(f"text_width {self.text_width} must be a multiple of heads {self.heads}")
 
@@ -165,11 +170,28 @@ def trim(tokens: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.
     return tokens[:, :used], mask[:, :used]
 
 
+class ConvFiLM(nn.Module):
+    """3x3 convolution -> batch norm with FiLM from the style -> LeakyReLU, at a constant side (B, C, H, W)."""
+
+    def __init__(self, channels: int, style_dim: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, 1, 1, bias=False)
+        self.norm = nn.BatchNorm2d(channels, affine=False)
+        self.film = nn.Linear(style_dim, 2 * channels)
+        nn.init.zeros_(self.film.weight)
+        nn.init.zeros_(self.film.bias)
+
+    def forward(self, h: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.film(style)[:, :, None, None].chunk(2, dim=1)  # (B, C, 1, 1) each
+        return F.leaky_relu(self.norm(self.conv(h)) * (1 + gamma) + beta, 0.2)
+
+
 class GBlock(nn.Module):
-    """[2x up-sampling] -> batch norm with FiLM from the style -> LeakyReLU [-> cross-attention to the text]."""
+    """[2x up-sampling] -> batch norm with FiLM from the style -> LeakyReLU, then ``depth - 1`` times a 3x3
+    convolution -> batch norm with FiLM -> LeakyReLU [-> cross-attention to the text]."""
 
     def __init__(self, c_in: int, c_out: int, style_dim: int, side: int, up: bool, attn: bool, text_width: int,
-                 heads: int):
+                 heads: int, depth: int = 1):
         super().__init__()
         # a 4x4 transposed convolution doubles the side (DCGAN, Radford et al. 2015); the 4x4 input has none
         self.conv = nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False) if up else None
@@ -177,6 +199,9 @@ class GBlock(nn.Module):
         self.film = nn.Linear(style_dim, 2 * c_out)  # conditional batch norm: gamma, beta from the style
         nn.init.zeros_(self.film.weight)
         nn.init.zeros_(self.film.bias)
+        # more convolutions at this resolution (two per resolution as in BigGAN and StyleGAN): a 9 px cross is drawn
+        # by layers that see its neighbourhood at this side, not by one up-sampling step alone
+        self.extra = nn.ModuleList(ConvFiLM(c_out, style_dim) for _ in range(depth - 1))
         self.attn = CrossAttention(c_out, text_width, heads if c_out % heads == 0 else 1) if attn else None
         self.pos = nn.Parameter(torch.randn(side * side, c_out) * 0.02) if attn else None
 
@@ -186,6 +211,8 @@ class GBlock(nn.Module):
         h = self.norm(h)
         gamma, beta = self.film(style)[:, :, None, None].chunk(2, dim=1)  # (B, C, 1, 1) each
         h = F.leaky_relu(h * (1 + gamma) + beta, 0.2)
+        for layer in self.extra:
+            h = layer(h, style)
         if self.attn is not None:
             B, C, H, W = h.shape
             q = h.flatten(2).transpose(1, 2) + self.pos  # (B, HW, C) with learned positions
@@ -213,12 +240,12 @@ class AttnGenerator(nn.Module):
             z_k = style_extra[k - 1] if k >= 1 and style_extra else 0  # the noise chunk of this block
             side = 4 * 2**k
             blocks.append(GBlock(c_in, c_out, 2 * W + z_k, side, up=k > 0, attn=side in arch.g_attn,
-                                 text_width=W, heads=arch.heads))
+                                 text_width=W, heads=arch.heads, depth=arch.g_depth))
         self.blocks = nn.ModuleList(blocks)
         if arch.g_full:  # one more block at full resolution, then a 3x3 convolution draws the image (edges of small
             # objects are drawn by a layer that sees its neighbours at full resolution, not by one up-sampling step)
             self.full = GBlock(arch.g_channels[-1], arch.g_full, 2 * W, arch.size, up=True, attn=False, text_width=W,
-                               heads=arch.heads)
+                               heads=arch.heads, depth=arch.g_depth)
             self.to_rgb = nn.Conv2d(arch.g_full, arch.channels, 3, 1, 1)
         else:  # the last up-sampling draws the image itself, without normalisation (DCGAN's output layer)
             self.full = None
@@ -280,6 +307,9 @@ class AttnDiscriminator(nn.Module):
         self.stem = nn.Conv2d(arch.channels, arch.d_full, 3, 1, 1) if arch.d_full else None
         self.from_rgb = nn.Conv2d(arch.d_full or arch.channels, chans[0], 4, 2, 1)
         self.downs = nn.ModuleList(nn.Conv2d(a, b, 4, 2, 1) for a, b in zip(chans[:-1], chans[1:]))
+        # d_depth > 1: stride-1 3x3 convolutions after each down-sampling (empty lists otherwise: no new weights)
+        self.extra = nn.ModuleList(nn.ModuleList(nn.Conv2d(c, c, 3, 1, 1) for _ in range(arch.d_depth - 1))
+                                   for c in chans)
         sides = [arch.size // 2 ** (k + 1) for k in range(len(chans))]
         self.head_at = {s: k for k, s in enumerate(sides) if s in arch.d_heads}  # side -> trunk level
         self.heads_ = nn.ModuleDict({str(s): DHead(chans[k], s, W, arch.heads, s in arch.d_words)
@@ -298,6 +328,8 @@ class AttnDiscriminator(nn.Module):
         for k, down in enumerate([None, *self.downs]):
             if down is not None:
                 h = F.leaky_relu(down(h), 0.2)  # (B, C_k, S / 2^(k+1), S / 2^(k+1))
+            for conv in self.extra[k]:
+                h = F.leaky_relu(conv(h), 0.2)
             side = h.shape[-1]
             if side in self.head_at:
                 out[side] = h

@@ -153,6 +153,35 @@ def test_full_resolution_layers_of_g_and_d():
         tgan_attn.AttnGANArch(**ARCH, g_full=-1).validate()
 
 
+def test_depth_adds_convolutions_per_resolution():
+    """g_depth / d_depth: 3x3 convolutions per resolution after G's up-sampling and D's down-sampling."""
+    torch.manual_seed(0)
+    plain_g, plain_d = tgan_attn.build(tgan_attn.AttnGANArch(**ARCH))
+    G, D = tgan_attn.build(tgan_attn.AttnGANArch(**ARCH, g_depth=2, d_depth=2))
+    # off by default: no new weights, so saved models keep loading
+    assert not any("extra" in k for k in [*plain_g.state_dict(), *plain_d.state_dict()])
+    # G: per block, a bias-free 3x3 conv c -> c and a FiLM map style -> (gamma, beta); the styles are 2W = 32 at
+    # 4 px and 2W + 5 (its noise chunk of z = 6 + 5 + 5) at 8 and 16 px; channels 32, 16, 16
+    by_hand_g = sum(c * c * 9 + s * 2 * c + 2 * c for c, s in ((32, 32), (16, 37), (16, 37)))
+    assert sum(p.numel() for p in G.parameters()) - sum(p.numel() for p in plain_g.parameters()) == by_hand_g == 18368
+    # D: a 3x3 conv c -> c with bias at each trunk level (8, 16, 16 channels)
+    by_hand_d = sum(c * c * 9 + c for c in (8, 16, 16))
+    assert sum(p.numel() for p in D.parameters()) - sum(p.numel() for p in plain_d.parameters()) == by_hand_d == 5224
+    assert all(torch.nn.utils.parametrize.is_parametrized(conv, "weight")  # spectral norm on them too
+               for level in D.extra for conv in level)
+    G.eval()
+    tokens, mask, pooled = text_batch()
+    z = torch.randn(4, 16)
+    x = G(z, tokens, mask, pooled)
+    assert x.shape == (4, 3, 32, 32) and x.abs().max() <= 1
+    for block in G.blocks:  # the extra layers read the style (text and noise) through their FiLM
+        torch.nn.init.normal_(block.extra[0].film.weight, std=0.5)
+    assert not torch.allclose(G(z, tokens, mask, pooled), G(z, tokens, mask, pooled.flip(0)))
+    assert D(x, tokens, mask, pooled).shape == (4, 3)
+    with pytest.raises(ValueError, match="g_depth and d_depth count convolutions"):
+        tgan_attn.AttnGANArch(**ARCH, d_depth=0).validate()
+
+
 def test_arch_errors_name_the_allowed_values():
     with pytest.raises(ValueError, match="d_words must be among d_heads"):
         tgan_attn.AttnGANArch(**ARCH, d_heads=[8], d_words=[4]).validate()

@@ -79,6 +79,8 @@ class AttnGANConfig(GANRunConfig):
     spectral_norm: bool = True  # spectral normalisation of D's layers (Miyato et al. 2018)
     g_full: int = 0  # channels of a G block at full resolution before a 3x3 RGB convolution (0 = the last up-sampling draws RGB)
     d_full: int = 0  # channels of a stride-1 3x3 convolution at full resolution at the start of D (0 = none)
+    g_depth: int = 1  # convolutions per G resolution (1 = the up-sampling only; 2 adds a 3x3 one, as BigGAN / StyleGAN)
+    d_depth: int = 1  # convolutions per D resolution (1 = the down-sampling only; 2 adds a stride-1 3x3 one)
     mismatch_weight: float = 0.5  # weight of (real image, wrong caption) in D's fake term (GAN-CLS: 1/2); 0 = off
     hard_negatives: float = 0.5  # share of wrong captions that are a nearest other caption (by CLIP embedding) instead of a random one
     hard_negatives_k: int = 6  # hard negatives are drawn among each caption's k nearest other captions
@@ -137,7 +139,8 @@ class AttnGANConfig(GANRunConfig):
             channels=channels, size=self.size, text_width=self.text_width, text_layers=self.text_layers,
             g_channels=list(self.g_channels), g_attn=list(self.g_attn), noise_scales=self.noise_scales,
             d_channels=list(self.d_channels), d_heads=list(self.d_heads), d_words=list(self.d_words),
-            spectral_norm=self.spectral_norm, g_full=self.g_full, d_full=self.d_full)
+            spectral_norm=self.spectral_norm, g_full=self.g_full, d_full=self.d_full, g_depth=self.g_depth,
+            d_depth=self.d_depth)
 
 
 class TokenCache:
