@@ -182,6 +182,15 @@ def test_depth_adds_convolutions_per_resolution():
         tgan_attn.AttnGANArch(**ARCH, d_depth=0).validate()
 
 
+def test_runs_from_before_the_depth_options_stay_resumable():
+    from t2i.runtime.identity import identity_of
+    from train.tgan_attn import AttnGANConfig
+
+    older = identity_of(AttnGANConfig(), "tgan-attn")  # the identity of a run from before the options existed
+    assert "g_depth" not in older.settings and "d_depth" not in older.settings
+    assert identity_of(AttnGANConfig(g_depth=2), "tgan-attn").config_hash != older.config_hash
+
+
 def test_arch_errors_name_the_allowed_values():
     with pytest.raises(ValueError, match="d_words must be among d_heads"):
         tgan_attn.AttnGANArch(**ARCH, d_heads=[8], d_words=[4]).validate()

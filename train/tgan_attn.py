@@ -37,7 +37,7 @@ import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 import torch
 
@@ -95,6 +95,9 @@ class AttnGANConfig(GANRunConfig):
     ema_decay: float = 0.999  # EMA of the generator's weights (the saved model); 0 = off
     eval_n: int = 400  # shapes only: test-split prompts judged by the shapes evaluator at the end (eval.json); 0 = off
     p_two: float = 0.5  # shapes only: share of training scenes with two objects (the spec's default 0.5)
+
+    # added after runs existed: at these values left out of the run identity, so older checkpoints stay resumable
+    identity_defaults: ClassVar[dict[str, object]] = {**GANRunConfig.identity_defaults, "g_depth": 1, "d_depth": 1}
 
     def validate(self) -> None:
         super().validate()
