@@ -62,7 +62,7 @@ RECIPES: list[Recipe] = [
                     "--steps", "300", "--lr", "3e-4", "--warmup", "30"])),
     # the attention text GAN (gan_baselines.tgan_attn); the simple pooled-embedding one stays `t2i train tgan`
     # D also takes perturbed captions as wrong ones (shape swaps and replacements: its measured blind spot); two
-    # convolutions per resolution in G and D draw and judge small shapes (benchmarks/RESULTS.md, 'depth per resolution')
+    # convolutions per resolution in G and D draw and judge small shapes (RESULTS.md: "Text GAN: two convolutions ...")
     Recipe("shapes-tgan", "train.tgan_attn", ["--clip", "{clip}", "--steps", "16500", "--g-full", "32", "--d-full", "32",
                                               "--g-attn", "4,8,16", "--g-depth", "2", "--d-depth", "2",
                                               "--diversity-weight", "0.02", "--perturbed-negatives", "0.5",
