@@ -142,9 +142,9 @@ class UnCLIPTab:
         except GenerationError as err:
             raise RequestError(str(err)) from None
         seconds = time.perf_counter() - start
-        movable = content_box(shown, background_colour(shown)) is not None
         how = ("the image's CLIP image embedding" if keep_layout else
-               "CLIP image embeddings of copies with the content moved" if movable else
+               "CLIP image embeddings of copies with the content moved"
+               if content_box(shown, background_colour(shown)) is not None else  # what relayout found to move
                "the image's CLIP image embedding (its content reaches every edge: no plain background to move it on)")
         how += ", decoded with new noise" if s == 0 else f", re-sampled through the prior (strength {s:g}), decoded"
         note = f"{n} variation(s) of {source} by **{self.name}**: {how}; {seconds:.2f} s, seed {seed}."
