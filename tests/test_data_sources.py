@@ -80,6 +80,16 @@ def cache(tmp_path, monkeypatch):
     return tmp_path / "hf-cache"
 
 
+def cache_as_hub_dataset(script) -> None:
+    """Leave the datasets cache as one online load of hub dataset 't2i-test/tiny_shapes' (org___name/config/
+    version/commit), built by ``script``'s builder; the name then loads offline."""
+    spec = importlib.util.spec_from_file_location("tiny_shapes_script", script)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    module.TinyShapes(repo_id="t2i-test/tiny_shapes", dataset_name="tiny_shapes", hash="0" * 40).download_and_prepare()
+
+
 def _train(family: str, data: str, out, *extra: str) -> int:
     models = {"clip": ["--preset", "t2i-tiny", "--eval-n", "0"], "dcgan": ["--g-base", "8", "--d-base", "8"]}
     return t2i(["train", family, "--data", data, *models[family], *TINY, *extra, "--out", str(out)])
@@ -122,12 +132,7 @@ def test_a_local_dataset_script_and_its_hub_name_train_offline(script, cache, tm
     assert _train("clip", str(script), tmp_path / "clip", "--caption-column", "caption") == 0
     assert _train("dcgan", str(script), tmp_path / "dcgan", "--caption-column", "caption") == 0
 
-    # a hub dataset as the datasets cache holds it after one online load: org___name/config/version/commit
-    spec = importlib.util.spec_from_file_location("tiny_shapes_script", script)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    module.TinyShapes(repo_id="t2i-test/tiny_shapes", dataset_name="tiny_shapes", hash="0" * 40).download_and_prepare()
+    cache_as_hub_dataset(script)
     hub = load_dataset("hf:t2i-test/tiny_shapes", caption_column="caption", size=16)
     assert hub.captions == ds.captions and torch.equal(hub[5]["image"], ds[5]["image"])
     assert len(load_dataset("t2i-test/tiny_shapes", caption_column="caption")) == 16  # plain org/name too
@@ -272,3 +277,65 @@ def test_random_crops_and_flips_repeat_in_workers_and_on_resume(tmp_path):
         assert torch.equal(a["image"], b["image"]) and a["text"] == b["text"]
     same_item = [b["image"][k] for b in plain for k, i in enumerate(b["index"]) if i == 0]
     assert any(not torch.equal(same_item[0], x) for x in same_item[1:])  # a new crop/flip each epoch
+
+
+# every trainer that reads images or captions, 2 steps on a `datasets` source; "CLIP", "VAE" and "TEACHER" are
+# filled in by the test (the image-to-image trainers read A/B folders and cgan needs labels: not here)
+EVERY_TRAINER = {
+    "ae": ["--variant", "conv", "--widths", "4,8"],
+    "vae": ["--arch", "conv", "--widths", "4,8", "--latent-dim", "2"],
+    "cvae": ["--conditioning", "text", "--text-encoder", "CLIP", "--arch", "conv", "--widths", "4,8"],
+    "gan": ["--hidden", "16"],
+    "dcgan": ["--g-base", "4", "--d-base", "4"],
+    "tgan": ["--g-base", "4", "--d-base", "4", "--eval-n", "2", "--clip", "CLIP"],
+    "tgan-attn": ["--clip", "CLIP", "--eval-n", "2"],
+    "clip": ["--preset", "t2i-tiny", "--eval-n", "0"],
+    "vae-kl": ["--arch", "f4-test", "--eval-images", "2"],
+    "ldm": ["--vae", "VAE", "--clip", "CLIP", "--unet", "test", "--sample-steps", "2", "--sample-prompts", "a red circle",
+            "--first-stage-check", "2"],
+    "distill": ["--teacher", "TEACHER", "--sample-steps", "2", "--sample-prompts", "a red circle"],
+    "prior": ["--clip", "CLIP", "--layers", "1", "--heads", "2", "--head-dim", "8", "--eval-n", "4", "--gallery", "2",
+              "--n-boot", "2", "--sample-steps", "2"],
+    "unclip": ["--clip", "CLIP", "--unet", "test"],
+}
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory):
+    """The tiny CLIP, first stage and teacher pipeline the trainers above are given."""
+    from t2i.clip.testing import make_tiny_clip
+    from t2i.diffusion.first_stage import build_vae
+    from t2i.diffusion.testing import make_tiny_pipeline
+
+    root = tmp_path_factory.mktemp("parts")
+    build_vae("f4-test", sample_size=32).save_pretrained(str(root / "vae"))
+    make_tiny_pipeline(size=32).save_pretrained(str(root / "teacher"))
+    return {"CLIP": str(make_tiny_clip(root / "clip")), "VAE": str(root / "vae"), "TEACHER": str(root / "teacher")}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("source", ["saved", "hub"])
+@pytest.mark.parametrize("trainer", sorted(EVERY_TRAINER))
+def test_every_trainer_trains_on_a_saved_folder_and_a_hub_name(trainer, source, saved, script, cache, parts, tmp_path):
+    if source == "hub":
+        cache_as_hub_dataset(script)
+        data, columns = "hf:t2i-test/tiny_shapes", ["--caption-column", "caption"]
+    else:
+        data, columns = str(saved), []
+    options = [parts.get(o, o) for o in EVERY_TRAINER[trainer]]
+    out = tmp_path / "run"
+    assert t2i(["train", trainer, "--data", data, *columns, *options, *TINY, "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert rows and rows[-1]["step"] == 2
+    record = out / "t2i_training.json"
+    if record.is_file():  # a text model's record of its data: both captions of every image were read
+        record = json.loads(record.read_text())
+        assert record["data"] == data and "picture" in record["words"]
+
+
+def test_a_missing_split_of_a_cached_hub_dataset_names_its_splits(script, cache):
+    cache_as_hub_dataset(script)
+    # it said "offline a hub dataset loads only from the datasets cache", of a dataset that was in the cache
+    with pytest.raises(ValueError, match=r"^hub dataset 't2i-test/tiny_shapes' has no split 'test'; "
+                                         r"its splits are \['train'\]$"):
+        load_dataset("hf:t2i-test/tiny_shapes", split="test", caption_column="caption")

@@ -78,6 +78,9 @@ def _open_hub(name: str, split: str):
         return datasets.load_dataset(name, split=split)
     except Exception as err:  # offline and not cached, no such repo, no such split: one line, what to do
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        known = re.search(r"Unknown split .*Should be one of (\[.*\])", first)
+        if known:  # the dataset loaded (from the cache or the hub): only this split is missing
+            raise ValueError(f"hub dataset {name!r} has no split {split!r}; its splits are {known.group(1)}") from err
         offline = datasets.config.HF_HUB_OFFLINE
         hint = (f"offline (HF_HUB_OFFLINE=1) a hub dataset loads only from the datasets cache "
                 f"{datasets.config.HF_DATASETS_CACHE}: load it once online, or give a save_to_disk folder"
