@@ -14,9 +14,16 @@ browser does); plus the CPU seconds of the server and of the client per request 
 time on a shared machine). ``--against DIR`` starts a second app from another checkout (e.g. the
 main branch) and alternates requests between the two, so both see the same load.
 
+``--browser`` times the request as a person meets it instead: the app's page open in headless
+Chromium (playwright driving the system's ``chromium``; ``pip install playwright``, ``apt-get install
+chromium``, no browser download), the seed typed in, Generate clicked, and the clock stopped when
+all 8 new images are decoded in both galleries (``performance.now()`` in the page, so no driver
+round trip is counted). The browser fetches the files over its kept-alive connections.
+
     python -m benchmarks.app_latency            # prints a table; append it to benchmarks/RESULTS.md by hand
     python -m benchmarks.app_latency --diffusion shapes-ldm --repeats 9   # another diffusion model in the app
     python -m benchmarks.app_latency --repeats 9 --breakdown --against /work/main   # old vs this checkout
+    python -m benchmarks.app_latency --repeats 9 --browser   # click to 8 images shown, in Chromium
 """
 
 from __future__ import annotations
@@ -37,6 +44,24 @@ import httpx
 from gradio_client import Client
 
 PROMPT = "a small red circle in the center"
+# resolves with the milliseconds from the click until both galleries show `count` new, decoded images
+CLICK_UNTIL_SHOWN = """([count, limit]) => new Promise((resolve, reject) => {
+  const images = (id) => [...document.querySelectorAll(`#${id} img`)].filter((i) => i.src.includes("/file="));
+  const before = new Set([...images("gan-gallery"), ...images("diffusion-gallery")].map((i) => i.src));
+  const t0 = performance.now();
+  document.querySelector("#generate").click();
+  const check = () => {
+    const shown = [images("gan-gallery"), images("diffusion-gallery")];
+    if (shown.every((g) => g.length >= count && g.every((i) => i.complete && i.naturalWidth > 0 && !before.has(i.src)))) {
+      resolve(performance.now() - t0);
+    } else if (performance.now() - t0 > limit) {
+      reject(new Error("no new images after " + limit + " ms"));
+    } else {
+      requestAnimationFrame(check);
+    }
+  };
+  check();
+})"""
 
 
 def free_port() -> int:
@@ -88,7 +113,8 @@ def model_seconds(summary: str) -> float:
 class App:
     """One `t2i app` process from ``checkout``, and a client of it."""
 
-    def __init__(self, label: str, checkout: Path, diffusion: str, breakdown: bool, ssl_verify: bool = True):
+    def __init__(self, label: str, checkout: Path, diffusion: str, breakdown: bool, ssl_verify: bool = True,
+                 browser: str = ""):
         self.label, self.breakdown, self.ssl_verify = label, breakdown, ssl_verify
         port = free_port()
         self.url = f"http://127.0.0.1:{port}/"
@@ -104,12 +130,36 @@ class App:
             self.close()
             raise
         self.ready = time.perf_counter() - start
+        self.page = self.open_page(browser) if browser else None
         # as a user calls it (downloads every file); --breakdown times the downloads itself
         self.client = Client(self.url, verbose=False, ssl_verify=ssl_verify,
                              **({"download_files": False} if breakdown else {}))
         self.http = httpx.Client(timeout=60)
 
+    def open_page(self, chromium: str):
+        """The app's page in headless Chromium (the page's controls start at the model's defaults)."""
+        from playwright.sync_api import sync_playwright
+
+        self.playwright = sync_playwright().start()
+        self.browser = self.playwright.chromium.launch(executable_path=chromium, headless=True)
+        page = self.browser.new_page()
+        page.goto(self.url)
+        page.wait_for_selector("#generate")
+        return page
+
+    def click(self, seed: int) -> str:
+        """Type the seed, click Generate, and time until the 8 new images are shown (in the page's clock)."""
+        self.page.get_by_label("Seed", exact=True).fill(str(seed))
+        self.page.get_by_label("Seed", exact=True).blur()
+        before = self.page.inner_text("#summary")
+        shown = self.page.evaluate(CLICK_UNTIL_SHOWN, [4, 60_000]) / 1000
+        self.page.wait_for_function("(before) => document.querySelector('#summary').innerText !== before", arg=before)
+        self.rows.append({"request": shown})
+        return self.page.inner_text("#summary")
+
     def request(self, seed: int, sampler: str, steps: int, guidance: float) -> str:
+        if self.page is not None:
+            return self.click(seed)
         server0, client0, t0 = cpu_seconds(self.proc.pid), time.process_time(), time.perf_counter()
         out = self.client.predict(PROMPT, "", seed, False, 4, sampler, steps, guidance, False, api_name="/generate")
         row = {"request": time.perf_counter() - t0}
@@ -151,6 +201,9 @@ class App:
         return time.perf_counter() - t0
 
     def close(self) -> None:
+        if getattr(self, "page", None) is not None:
+            self.browser.close()
+            self.playwright.stop()
         self.proc.terminate()
         self.proc.wait(timeout=30)
 
@@ -174,7 +227,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-ssl-verify", action="store_true",
                         help="gradio_client with ssl_verify=False: no TLS on this plain-http URL either way, but with it "
                              "on, httpx loads the CA bundle for each of the client's HTTP requests (one per file)")
+    parser.add_argument("--browser", nargs="?", const="chromium", default="",
+                        help="time click to images shown in headless Chromium (this executable; default: chromium)")
     args = parser.parse_args(argv)
+    if args.browser:
+        import shutil
+
+        if args.breakdown:
+            raise SystemExit("--browser times what a person sees; --breakdown times gradio_client's parts: give one")
+        found = shutil.which(args.browser)
+        if not found:
+            raise SystemExit(f"--browser {args.browser}: no such executable (apt-get install chromium, or give its path)")
+        args.browser = found
     if args.against and not (Path(args.against) / "apps" / "app.py").is_file():
         raise SystemExit(f"--against must be a checkout of this project (with apps/app.py), got {args.against!r}")
     defaults = load_sampling_options(resolve(args.diffusion))  # what the app's controls start at
@@ -185,7 +249,8 @@ def main(argv: list[str] | None = None) -> None:
     apps: list[App] = []
     try:
         for label, checkout in checkouts:  # one after the other: loading models is what ``ready`` times
-            apps.append(App(label, checkout, args.diffusion, args.breakdown, ssl_verify=not args.no_ssl_verify))
+            apps.append(App(label, checkout, args.diffusion, args.breakdown, ssl_verify=not args.no_ssl_verify,
+                            browser=args.browser))
         trivial = {app.label: [] for app in apps}
         for seed in range(args.repeats):
             for app in apps if seed % 2 == 0 else apps[::-1]:  # alternate which goes first
@@ -195,9 +260,10 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         for app in apps:
             app.close()
-    print(f"load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs; gradio_client ssl_verify "
-          f"{'off' if args.no_ssl_verify else 'on (its default)'}")
-    print(f"| app | ready (`t2i app` launched until the page answers) | 4-image request for both models via gradio_client "
+    client = (f"Chromium {args.browser}: click until the 8 new images are shown" if args.browser else
+              f"gradio_client (ssl_verify {'off' if args.no_ssl_verify else 'on, its default'}), files downloaded")
+    print(f"load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs; client: {client}")
+    print(f"| app | ready (`t2i app` launched until the page answers) | 4-image request for both models "
           f"(median of {args.repeats}; `{args.diffusion}`, {steps} {sampler} steps, guidance {guidance:g}) | "
           f"slowest of {args.repeats} |")
     print("| --- | --- | --- | --- |")

@@ -7,9 +7,11 @@ Each program runs in its own process, one after another, interleaved over ``--ro
 (``torch.optim.optimizer.register_optimizer_step_post_hook``) stamps the end of every
 optimiser step, and s/step is the median interval after the first ``--warmup`` steps (data
 loading, VAE/text encoding when not cached, forward, backward, clipping and AdamW all included;
-start-up, compilation of the first steps and the final save are not). Our variants: ``plain``
-(encode on the fly), ``--cache`` (VAE posteriors and text states once), ``--cache --fused-adamw``
-and, with ``--with-compile``, that plus ``--compile`` (torch.compile of the UNet; its first steps
+start-up, compilation of the first steps and the final save are not). diffusers' script runs as it
+comes (float32) and with ``--mixed_precision bf16`` (accelerate's autocast). Our variants: ``plain``
+(encode on the fly), ``--cache`` (VAE posteriors and text states once), ``--cache --fused-adamw``,
+that plus ``--bf16-weights`` (the step in a bfloat16 copy of the UNet, float32 master weights) and,
+with ``--with-compile``, ``--cache --fused-adamw --compile`` (torch.compile of the UNet; its first steps
 compile, which the warm-up leaves out; inductor's cache makes later runs compile faster).
 
 Efficiency: the UNet's forward + backward FLOPs per step (``torch.utils.flop_counter``) over
@@ -98,8 +100,11 @@ def programs(args: argparse.Namespace, data: Path, tmp: Path) -> dict[str, list[
     ours = ["ours", "--init", args.model, "--data", str(data), "--size", str(args.resolution),
             "--batch-size", str(args.batch_size), "--steps", steps, "--checkpoint-every", "0", "--log-every", steps,
             "--sample-steps", "1", "--sample-prompts", "a red circle", "--cpu", "--out", str(tmp / "ours-out")]
-    runs = {"diffusers train_text_to_image.py": diffusers, "t2i train ldm": ours,
-            "t2i train ldm --cache": ours + ["--cache"], "t2i train ldm --cache --fused-adamw": ours + BEST}
+    runs = {"diffusers train_text_to_image.py": diffusers,
+            "diffusers train_text_to_image.py --mixed_precision bf16": diffusers + ["--mixed_precision", "bf16"],
+            "t2i train ldm": ours, "t2i train ldm --cache": ours + ["--cache"],
+            "t2i train ldm --cache --fused-adamw": ours + BEST,
+            "t2i train ldm --cache --fused-adamw --bf16-weights": ours + BEST + ["--bf16-weights"]}
     if args.with_compile:
         runs["t2i train ldm --cache --fused-adamw --compile"] = ours + BEST + ["--compile"]
     return runs
