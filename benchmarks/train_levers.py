@@ -22,6 +22,7 @@ the time (``torch.profiler``), which says why the whole step does not get it.
 
     python -m benchmarks.train_levers                      # 1 torch thread, appends to RESULTS.md
     python -m benchmarks.train_levers --threads 2 --with-compile
+    python -m benchmarks.train_levers --size 64          # a fine-tune at 64 px: 16x16 latents
     python -m benchmarks.train_levers compare RUN_A RUN_B  # two runs' logged losses, window by window
 
 ``compare`` reads two ``t2i train`` runs' ``metrics.jsonl`` (same recipe and seed, so the same batches, noise
@@ -61,9 +62,10 @@ def median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def levers(model: str, batch: int, with_compile: bool) -> dict[str, tuple]:
-    """lever -> (module, latents, text states, autocast?) at the pipeline's training shapes."""
-    from diffusers import UNet2DConditionModel
+def levers(model: str, batch: int, size: int, with_compile: bool) -> dict[str, tuple]:
+    """lever -> (module, latents, text states, autocast?) at the pipeline's training shapes (images of ``size``
+    px, 0 = the pipeline's own)."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig
 
     from t2i.builtin import resolve
@@ -71,7 +73,8 @@ def levers(model: str, batch: int, with_compile: bool) -> dict[str, tuple]:
     folder = resolve(model, what="pipeline")
     unet = UNet2DConditionModel.from_pretrained(f"{folder}/unet").train()
     tokens = CLIPTextConfig.from_pretrained(f"{folder}/text_encoder").max_position_embeddings
-    side, channels = unet.config.sample_size, unet.config.in_channels
+    factor = 2 ** (len(AutoencoderKL.load_config(f"{folder}/vae")["block_out_channels"]) - 1)
+    side, channels = (size // factor if size else unet.config.sample_size), unet.config.in_channels
     z = torch.randn(batch, channels, side, side)  # (B, C, h, w)
     cond = torch.randn(batch, tokens, unet.config.cross_attention_dim)  # (B, T, D)
     channels_last = copy.deepcopy(unet).to(memory_format=torch.channels_last)
@@ -143,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="shapes-ldm", help="pipeline folder or built-in name (default: shapes-ldm)")
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--size", type=int, default=0, help="image side in px, as `t2i train ldm --size` (0 = the model's)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default: 1, as benchmarks.train_throughput)")
     p.add_argument("--repeats", type=int, default=7, help="timed steps per lever and round (default: 7)")
     p.add_argument("--rounds", type=int, default=2, help="interleaved rounds over the levers (default: 2)")
@@ -151,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     command = "python -m benchmarks.train_levers " + " ".join(argv)
     torch.set_num_threads(args.threads)
-    runs = levers(args.model, args.batch_size, args.with_compile)
+    runs = levers(args.model, args.batch_size, args.size, args.with_compile)
     times: dict[str, list[float]] = {name: [] for name in runs}
     t = torch.randint(0, 1000, (args.batch_size,))
     for r in range(args.rounds):
