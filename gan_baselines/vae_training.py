@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -47,6 +47,8 @@ class VAEConfig(RunConfig):
     text_encoder: str = "shapes-clip"  # text conditioning: CLIP folder, built-in name or transformers model
     checkpoint_every: int = 0  # write a resumable checkpoint every N steps; 0 = only at the end
     sample_every: int = 0  # save prior samples every N steps (and at the end); 0 = only at the end
+
+    aliases: ClassVar[dict[str, str]] = {"clip": "text_encoder"}  # --clip, as the other text trainers name it
 
 
 def build_model(cfg: VAEConfig, channels: int, cond_dim: int):

@@ -163,10 +163,12 @@ def build_parser(cls: type, prog: str, description: str = "", presets: dict[str,
                             help="start from a preset (JSON file); later options override it")
     parser.add_argument("--config", default=argparse.SUPPRESS, metavar="FILE.json",
                         help="start from a JSON config file; later options override it")
+    aliases = getattr(cls, "aliases", {})  # other option names of a field: {"clip": "text_encoder"}
     for f in dataclasses.fields(cls):
         flags = ["--" + f.name.replace("_", "-")]
         if "_" in f.name:
             flags.append("--" + f.name)
+        flags += ["--" + alias.replace("_", "-") for alias, name in aliases.items() if name == f.name]
         help_text = comments.get(f.name, "")
         parser.add_argument(*flags, dest=f.name, default=argparse.SUPPRESS, metavar="V",
                             nargs="?" if _resolve_type(cls, f) is bool else None,

@@ -6,7 +6,8 @@ from typing import Literal, Optional
 
 import pytest
 
-from t2i.config import ConfigError, config_from_dict, field_comments, load_config, parse_config, presets_in, save_config
+from t2i.config import (ConfigError, build_parser, config_from_dict, field_comments, load_config, parse_config,
+                        presets_in, save_config)
 
 
 @dataclasses.dataclass
@@ -76,3 +77,12 @@ def test_save_load_round_trip(tmp_path):
     cfg = Child(steps=3, hidden=(1, 2))
     save_config(cfg, tmp_path / "c.json")
     assert load_config(Child, tmp_path / "c.json") == cfg
+
+
+def test_an_alias_names_the_same_field():
+    from gan_baselines.vae_training import CVAEConfig
+
+    # every other text trainer takes its CLIP as --clip; cvae's field is text_encoder (a user's --clip was refused)
+    assert parse_config(CVAEConfig, ["--clip", "my-clip"]).text_encoder == "my-clip"
+    assert parse_config(CVAEConfig, ["--text-encoder", "my-clip"]).text_encoder == "my-clip"
+    assert "--clip" in build_parser(CVAEConfig, "t2i train cvae").format_help()
