@@ -191,8 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.cache_dir and not cfg.cache:
         raise SystemExit("--cache-dir is where --cache keeps its latents and text states: add --cache")
     run = Run(cfg, name="ldm")
-    if cfg.bf16_weights and bf16_refusal(run.num_processes, cfg.mixed_precision, cfg.compile):
-        raise SystemExit(bf16_refusal(run.num_processes, cfg.mixed_precision, cfg.compile))
+    refused = cfg.bf16_weights and bf16_refusal(run.num_processes, cfg.mixed_precision, cfg.compile)
+    if refused:  # before anything is loaded
+        raise SystemExit(refused)
     parts = build_components(cfg)
     vae, text_encoder, tokenizer, unet, scheduler = (parts[k] for k in ("vae", "text_encoder", "tokenizer", "unet",
                                                                        "scheduler"))
