@@ -130,7 +130,11 @@ class App:
             self.close()
             raise
         self.ready = time.perf_counter() - start
-        self.page = self.open_page(browser) if browser else None
+        try:
+            self.page = self.open_page(browser) if browser else None
+        except BaseException:
+            self.proc.terminate()
+            raise
         # as a user calls it (downloads every file); --breakdown times the downloads itself
         self.client = Client(self.url, verbose=False, ssl_verify=ssl_verify,
                              **({"download_files": False} if breakdown else {}))
