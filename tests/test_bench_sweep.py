@@ -1,5 +1,5 @@
 """The budget sweep (``t2i bench --ladder``): crossover against a hand-computed example, its bootstrap,
-the Pareto front, total cost, the ladder's checks, the result store, and a kill -9 resume (slow)."""
+the plateau test, the Pareto front, total cost, the ladder's checks, the result store, and a kill -9 resume (slow)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ from t2i.bench.families import ladder_steps
 from t2i.bench.report import render_report
 from t2i.bench.scoring import measures
 from t2i.bench.store import ResultStore
-from t2i.bench.sweep import (AHEAD, CROSSED, NO_OVERLAP, NOT_REACHED, crossing, crossover, interpolate_log,
-                             pareto_front, parse_ladder, sweep_summary, total_cost)
+from t2i.bench.sweep import (AHEAD, CROSSED, IMPROVING, NO_OVERLAP, NOT_REACHED, PLATEAU, TOO_SHORT, WORSE, crossing,
+                             crossover, interpolate_log, pareto_front, parse_ladder, plateau, sweep_summary,
+                             total_cost)
 
 X = [1.0, 2.0, 4.0]
 RISING, FLAT = [0.0, 0.2, 0.6], [0.3, 0.3, 0.3]
@@ -55,6 +56,25 @@ def test_crossover_bootstrap_over_seeds():
     assert 2.0 <= lo < c["budget"] < hi <= 4.0 and c["reached"] == 1.0
     assert crossover(X, seeds_a, X, [FLAT], higher=True, n_boot=200) == c  # seeded: the same interval
     assert crossover(X, [FLAT], X, [RISING], higher=True, n_boot=20)["interval"] is None
+
+
+def test_plateau_is_a_paired_test_over_the_last_doubling():
+    x = [1.0, 2.0, 4.0, 8.0]
+    rising = [[0.1, 0.2, 0.40, 0.50], [0.1, 0.2, 0.41, 0.52], [0.1, 0.2, 0.39, 0.50]]  # +0.10, +0.11, +0.11
+    p = plateau(x, rising, higher=True)
+    assert (p["status"], p["from"], p["to"]) == (IMPROVING, 4.0, 8.0)
+    assert p["change"] == pytest.approx(0.32 / 3) and p["stderr"] == pytest.approx(0.01 / 3 ** 0.5 / 3 ** 0.5)
+    flat = [[0.1, 0.5, 0.60, 0.61], [0.1, 0.5, 0.62, 0.60], [0.1, 0.5, 0.60, 0.615]]  # +0.01, -0.02, +0.015
+    assert plateau(x, flat, higher=True)["status"] == PLATEAU
+    # lower is better (a distance): falling is improving, rising is getting worse
+    assert plateau(x, [[9, 8, 5.0, 3.0], [9, 8, 5.2, 3.1], [9, 8, 4.9, 3.0]], higher=False)["status"] == IMPROVING
+    assert plateau(x, [[9, 8, 3.0, 5.0], [9, 8, 3.1, 5.2], [9, 8, 3.0, 4.9]], higher=False)["status"] == WORSE
+    # a large but noisy change is not called improving on 3 seeds; the change is still reported
+    noisy = plateau(x, [[0, 0, 0.2, 0.6], [0, 0, 0.5, 0.45], [0, 0, 0.3, 0.5]], higher=True)
+    assert noisy["status"] == PLATEAU and noisy["change"] == pytest.approx(0.55 / 3)
+    # no rung at or below half the top: nearest one below half is used; none at all: too short
+    assert plateau([1.0, 3.0, 4.0], [[0, 0.2, 0.5]] * 2, higher=True)["from"] == 1.0
+    assert plateau([1.0, 1.5], [[0, 1], [0, 1]], higher=True)["status"] == TOO_SHORT
 
 
 def test_pareto_front_and_total_cost():
@@ -138,6 +158,9 @@ def test_sweep_summary_and_report():
     text = render_report(results, {})
     assert "## Crossover: where diffusion overtakes" in text and "crossed: at 2.378 FLOPs" in text
     assert "## Total cost" in text and "## Sampling cost" in text and "| tgan | x4 | 3 |" in text
+    plateaus = {(p["family"], p["metric"]): p["status"] for p in sweep["plateaus"]}
+    assert plateaus[("ldm", "acc_all")] == IMPROVING and ("tgan", "acc_all") in plateaus
+    assert "## Plateau: has each family stopped improving?" in text and ": still improving" in text
 
 
 # a ladder small enough for a test: one family, two rungs, two seeds, a few prompts

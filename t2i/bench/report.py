@@ -199,6 +199,38 @@ def _crossing_text(c: dict[str, Any]) -> str:
     return f"{c['status']}: {at} {_fmt(c['budget'])} FLOPs"
 
 
+def plateau_lines(plateaus: list[dict[str, Any]], keys: Sequence[str]) -> list[str]:
+    """The plateau table (``t2i.bench.sweep.plateau``): one row per family, one cell per metric, and who has
+    stopped improving on every metric."""
+    if not plateaus:
+        return []
+    by = {(p["family"], p["metric"]): p for p in plateaus}
+    names = list(dict.fromkeys(p["family"] for p in plateaus))
+    shown = [k for k in keys if any((n, k) in by for n in names)]
+
+    def cell(p: dict[str, Any] | None) -> str:
+        if p is None:
+            return "-"
+        if p["change"] is None:
+            return p["status"]
+        spread = f" +/- {_fmt(p['stderr'])}" if p["stderr"] is not None else ""
+        return f"{'+' if p['change'] >= 0 else ''}{_fmt(p['change'])}{spread}: {p['status']}"
+
+    lines = ["## Plateau: has each family stopped improving?", "",
+             "Change of the seed mean over the last doubling of the budget (from the rung at half the top budget, "
+             "or the nearest below it, to the top rung), paired by seed, +/- its standard error; "
+             "'still improving' / 'getting worse' when a one-sided paired t-test at 95% says so, 'plateau' "
+             "(within noise) otherwise. Few seeds make the test weak: read the change beside the verdict.", ""]
+    lines += _table(["model"] + [HEADLINE[k][0] for k in shown], [[n] + [cell(by.get((n, k))) for k in shown]
+                                                                   for n in names])
+    flat = [n for n in names if all(by[(n, k)]["status"] == "plateau" for k in shown if (n, k) in by)]
+    rising = {n: [HEADLINE[k][0] for k in shown if (n, k) in by and by[(n, k)]["status"] == "still improving"]
+              for n in names}
+    lines += ["", "Within noise on every metric at the top of the ladder: " + (", ".join(flat) or "none") + "."
+              + "".join(f" {n} still improving on: {', '.join(m)}." for n, m in rising.items() if m), ""]
+    return lines
+
+
 def sweep_lines(results: dict[str, Any]) -> list[str]:
     """The budget sweep's sections: the ladder per rung, the crossovers, sampling cost (Pareto) and total cost."""
     sweep, fams = results["sweep"], results["families"]
@@ -211,6 +243,7 @@ def sweep_lines(results: dict[str, Any]) -> list[str]:
             rows.append([name, f"x{rung['multiple']:g}", rung["steps"], rung["flops"], rung["cpu_hours"]]
                         + [mean_std([st[i]["metrics"].get(k) for st in seeds]) for k in keys])
     lines += _table(["model", "rung", "steps", "training FLOPs", "CPU-hours"] + [HEADLINE[k][0] for k in keys], rows)
+    lines += plateau_lines(sweep.get("plateaus") or [], keys)
     if sweep["crossovers"]:
         lines += ["## Crossover: where diffusion overtakes", ""]
         lines += [f"- {c['diffusion']} vs {c['other']}, {HEADLINE[c['metric']][0]}: {_crossing_text(c)}"

@@ -17,6 +17,12 @@ would have made). This module turns those per-rung records into the issue's thre
 - ``pareto_front``: the points (sampling cost per image, quality) that no other point beats
   on both (lower cost, better quality).
 - ``total_cost``: training cost plus ``N`` images' sampling cost, for ``N`` = 1e3 .. 1e7.
+- ``plateau``: whether a family has stopped improving over its last doubling of budget, i.e.
+  "within noise": each seed's change from the rung at half the top budget (or the nearest rung
+  below it) to the top rung is a paired difference (the same run at two checkpoints), and the
+  family is still improving (or getting worse) only if a one-sided paired t-test at ``level``
+  says so (Student 1908); with 3 seeds that test is weak, so the change itself is reported beside
+  the verdict.
 
 Everything here is pure: plain lists and dicts in, plain dicts out (``results.json``'s ``sweep``).
 
@@ -35,6 +41,7 @@ NOT_REACHED = "not reached within the ladder"
 AHEAD = "ahead from the smallest common budget"
 CROSSED = "crossed"
 NO_OVERLAP = "no common budget range"
+PLATEAU, IMPROVING, WORSE, TOO_SHORT = "plateau", "still improving", "getting worse", "span shorter than a doubling"
 
 
 def parse_ladder(text: str) -> list[float]:
@@ -122,6 +129,47 @@ def total_cost(train: float, per_image: float, images: Sequence[float] = TOTAL_C
     return [train + n * per_image for n in images]
 
 
+def plateau(x: Sequence[float], seeds: Sequence[Sequence[float]], higher: bool, level: float = 0.95) -> dict[str, Any]:
+    """Has the curve stopped improving over its last doubling? (see the module docstring)
+
+    ``x``: the rung budgets, rising; ``seeds``: each seed's values at them. Returns ``{"status", "from", "to"
+    (the two budgets compared), "change" (seed-mean of to - from, in the metric's units), "stderr" (its
+    standard error over seeds; None for one seed), "t"}``; ``status`` is ``PLATEAU``, ``IMPROVING``, ``WORSE``
+    or ``TOO_SHORT``.
+    """
+    from scipy import stats
+
+    top = len(x) - 1
+    below = [i for i in range(top) if x[i] <= x[top] / 2 * (1 + 1e-9)]
+    if not below:
+        return {"status": TOO_SHORT, "from": None, "to": float(x[top]), "change": None, "stderr": None, "t": None}
+    i = below[-1]
+    diffs = np.array([float(s[top]) - float(s[i]) for s in seeds])  # (seeds,)
+    change = float(diffs.mean())
+    out = {"from": float(x[i]), "to": float(x[top]), "change": change, "stderr": None, "t": None}
+    if len(diffs) < 2:
+        return out | {"status": PLATEAU if change == 0 else (IMPROVING if (change > 0) == higher else WORSE)}
+    stderr = float(diffs.std(ddof=1) / math.sqrt(len(diffs)))
+    gain = change if higher else -change  # > 0: better at the top rung
+    t = gain / stderr if stderr > 0 else (math.copysign(math.inf, gain) if gain else 0.0)
+    critical = float(stats.t.ppf(level, len(diffs) - 1))
+    status = IMPROVING if t > critical else WORSE if t < -critical else PLATEAU
+    return out | {"status": status, "stderr": stderr, "t": t}
+
+
+def plateaus(families: dict[str, Any], metrics: Sequence[str], higher: dict[str, bool]) -> list[dict[str, Any]]:
+    """``plateau`` of every trained family (with rungs) on each metric its records have."""
+    out = []
+    for name, fam in families.items():
+        if not fam.get("rungs"):
+            continue
+        for metric in metrics:
+            curves = _seed_curves(fam, metric)
+            if curves is not None:
+                out.append(plateau(curves[0], curves[1], higher[metric]) | {"family": name, "metric": metric})
+    return out
+
+
 def _seed_curves(family: dict[str, Any], metric: str) -> tuple[list[float], list[list[float]]] | None:
     """A family's rung budgets (FLOPs spent) and per-seed values of ``metric`` at them; None if any is missing."""
     seeds = [s["stages"] for s in family.get("seeds", {}).values() if s.get("stages")]
@@ -184,8 +232,8 @@ def sampling_points(families: dict[str, Any], diffusion_study: dict[str, Any] | 
 
 def sweep_summary(families: dict[str, Any], diffusion: str | None, diffusion_study: dict[str, Any] | None,
                   metrics: Sequence[str], higher: dict[str, bool], n_boot: int, threads: int) -> dict[str, Any]:
-    """``results.json``'s ``sweep``: crossovers on each of ``metrics`` (the data's ``Measures.crossover``), the
-    sampling-cost points and fronts on the first (the headline), and total cost for N images."""
+    """``results.json``'s ``sweep``: crossovers and plateaus on each of ``metrics`` (the data's
+    ``Measures.crossover``), the sampling-cost points and fronts on the first (the headline), and total cost for N images."""
     metric = metrics[0]
     points = sampling_points(families, diffusion_study, metric)
     fronts = {cost: pareto_front(points, cost, "quality", higher[metric]) for cost in ("gflop_per_image", "ms_per_image")}
@@ -200,11 +248,13 @@ def sweep_summary(families: dict[str, Any], diffusion: str | None, diffusion_stu
                        "cpu_hours": (total_cost(hours, cost["ms_per_image"] / 1000 * threads / 3600)
                                      if hours is not None and cost.get("ms_per_image") is not None else None)})
     return {"metric": metric, "crossovers": crossovers(families, diffusion, metrics, higher, n_boot)
-            if diffusion else [], "sampling_points": points, "pareto": fronts, "total_cost": totals}
+            if diffusion else [], "plateaus": plateaus(families, metrics, higher), "sampling_points": points,
+            "pareto": fronts, "total_cost": totals}
 
 
 def demo() -> None:
     x = [1.0, 2.0, 4.0]
     print(crossover(x, [[0.0, 0.2, 0.6], [0.0, 0.2, 0.6]], x, [[0.3, 0.3, 0.3]], higher=True, n_boot=10))
     pts = [{"gflop": 0.01, "acc": 0.1}, {"gflop": 0.3, "acc": 0.6}, {"gflop": 0.5, "acc": 0.5}]
+    print("plateau:", plateau(x, [[0.0, 0.5, 0.52], [0.0, 0.6, 0.58], [0.1, 0.5, 0.53]], higher=True))
     print("front:", pareto_front(pts, "gflop", "acc", higher=True), "total:", total_cost(1e12, 1e7, (1e3, 1e6)))
