@@ -15,9 +15,9 @@ import pytest
 import torch
 
 from t2i.bench.families import ladder_steps
-from t2i.bench.report import render_report
+from t2i.bench.report import render_report, wall_time
 from t2i.bench.scoring import measures
-from t2i.bench.store import ResultStore
+from t2i.bench.store import ResultStore, log_invocation
 from t2i.bench.sweep import (AHEAD, CROSSED, IMPROVING, NO_OVERLAP, NOT_REACHED, PLATEAU, TOO_SHORT, WORSE, crossing,
                              crossover, interpolate_log, pareto_front, parse_ladder, plateau, sweep_summary,
                              total_cost)
@@ -111,6 +111,18 @@ def test_store_is_keyed_by_fingerprint(tmp_path):
     assert store.get("tgan-seed0", fp) == {"acc_all": 0.5} and store.get("tgan-seed0", {**fp, "steps": 20}) is None
     assert torch.equal(store.get_tensor("tgan-seed0", fp), torch.ones(2, 3))
     assert not list(tmp_path.glob("*.tmp*"))  # written atomically: no temporary file is left
+
+
+def test_a_report_made_from_stored_work_says_what_the_earlier_invocations_took(tmp_path):
+    log = tmp_path / "invocations.json"
+    assert log_invocation(log, "t2i bench --ladder 1,2 --out a", 50.0, "monday") == []
+    earlier = log_invocation(log, "t2i bench --ladder 1,2 --out b", 2.0, "tuesday")
+    assert [(e["command"], e["wall_minutes"]) for e in earlier] == [("t2i bench --ladder 1,2 --out a", 50.0)]
+    assert wall_time({"wall_minutes": 2.0, "earlier_invocations": earlier}) == (
+        "Wall time 2.0 min for this invocation, which reused the stored work of 1 earlier finished invocation(s) on "
+        "its --work folder (52.0 min in all; killed invocations not counted; results.json lists their commands).")
+    assert wall_time({"wall_minutes": 3.04}) == "Wall time 3.0 min."
+    assert len(json.loads(log.read_text())) == 2
 
 
 def test_stage_cpu_time_is_kept_once_and_summed(tmp_path):

@@ -67,7 +67,7 @@ from t2i.bench.families import (FIRST_STAGE, Family, data_kind, ladder_steps, pa
                                  steps_for_budget, with_options)
 from t2i.bench.report import machine, summarize, write_report, write_results
 from t2i.bench.scoring import HEADLINE, BenchSets, Scorer, bench_sets, measures, real_row
-from t2i.bench.store import ResultStore, folder_digest
+from t2i.bench.store import ResultStore, folder_digest, log_invocation
 from t2i.bench.sweep import parse_ladder, sweep_summary
 from t2i.builtin import resolve as resolve_builtin
 from t2i.config import config_to_dict, parse_config
@@ -561,6 +561,8 @@ class Bench:
         if self.ladder:
             results["sweep"] = self.sweep(families)
         results["wall_minutes"] = (time.perf_counter() - start) / 60
+        results["earlier_invocations"] = log_invocation(self.work / "invocations.json", results["command"],
+                                                        results["wall_minutes"], results["machine"]["date"])
         self.write(results)
         return results
 

@@ -59,6 +59,15 @@ def _mean_std(rows: list[list[float | None]]) -> tuple[np.ndarray, np.ndarray]:
     return np.nanmean(a, 0), (np.nanstd(a, 0) if len(a) > 1 else np.zeros(a.shape[1]))
 
 
+def _log_scale_if_wide(ax: Any) -> None:
+    """A log y axis when the plotted values are all positive and span more than 20x (a distance such as FID,
+    thousands for an untrained model and tens near the end: on a linear axis the end is flat)."""
+    ys = np.concatenate([np.asarray(line.get_ydata(), dtype=float) for line in ax.get_lines()] or [np.zeros(0)])
+    ys = ys[np.isfinite(ys)]
+    if ys.size and ys.min() > 0 and ys.max() / ys.min() > 20:
+        ax.set_yscale("log")
+
+
 def plot_quality_vs_budget(families: dict[str, Any], floor: dict[str, Any] | None, metrics: Sequence[str],
                            path: str | Path) -> Path:
     """One panel per metric (three to a row): x = training FLOPs spent (log), y = metric, a line per family
@@ -78,6 +87,7 @@ def plot_quality_vs_budget(families: dict[str, Any], floor: dict[str, Any] | Non
             ax.plot(x, mean, marker="o", label=name)
             ax.fill_between(x, mean - std, mean + std, alpha=0.2)
         _floor_line(ax, floor, metric)
+        _log_scale_if_wide(ax)
         _x_axis(ax, [st["flops"] for f in families.values() for s in f.get("seeds", {}).values()
                      for st in s.get("stages", []) if st.get("flops")])
         ax.set_xlabel("training FLOPs (incl. first stage)")

@@ -2,7 +2,8 @@
 
 ``results.json`` layout (what ``t2i bench`` fills in)::
 
-    {"command", "machine", "config", "notes": [...], "wall_minutes", "budget": {"kind", "value"},
+    {"command", "machine", "config", "notes": [...], "wall_minutes", "earlier_invocations": [{"command",
+     "wall_minutes", "date"}], "budget": {"kind", "value"},
      "eval": {"conditions", "images_per_prompt", "images", "seed", "reference_images"},
      "floor": {metric: value},                       # real vs real, same sample count
      "families": {name: {"title", "batch_size", "step_flops", "steps", "train_flops", "first_stage_flops",
@@ -119,6 +120,17 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     return lines + [""]
 
 
+def wall_time(results: dict[str, Any]) -> str:
+    """The report's wall-time sentence; a run that reused stored work also says what the earlier runs took."""
+    this, earlier = results.get("wall_minutes", 0), results.get("earlier_invocations") or []
+    if not earlier:
+        return f"Wall time {this:.1f} min."
+    total = this + sum(e["wall_minutes"] for e in earlier)
+    return (f"Wall time {this:.1f} min for this invocation, which reused the stored work of {len(earlier)} earlier "
+            f"finished invocation(s) on its --work folder ({total:.1f} min in all; killed invocations not counted; "
+            "results.json lists their commands).")
+
+
 def render_report(results: dict[str, Any], plots: dict[str, str]) -> str:
     """``report.md`` text from ``results`` (see the module docstring) and the plot file names."""
     fams, floor = results["families"], results.get("floor", {})
@@ -129,7 +141,7 @@ def render_report(results: dict[str, Any], plots: dict[str, str]) -> str:
               f"Machine: {m['cpu']}, {m['cores']} cores ({m['threads']} torch threads), device {m['device']}, "
               f"{m.get('memory_gb', '-')} GB RAM, torch {m['torch']}, Python {m['python']}; load average at the end "
               f"{m.get('load_average', '-')}, process niceness {m.get('nice', '-')}; "
-              f"{m['date']}. Wall time {results.get('wall_minutes', 0):.1f} min.", ""]
+              f"{m['date']}. {wall_time(results)}", ""]
     unit = "FLOPs" if budget["kind"] == "flops" else "images"
     if all("given" in f for f in fams.values()):  # every model passed with --load: nothing trained here
         trained = "Every model was given (--load) and evaluated as it is: no training budget, seeds or trials apply. "

@@ -75,6 +75,17 @@ class ResultStore:
         return atomic_write(self.path(name, fingerprint, ".pt"), lambda tmp: torch.save(tensor.clone(), tmp))
 
 
+def log_invocation(path: str | Path, command: str, wall_minutes: float, date: str) -> list[dict[str, Any]]:
+    """Add a finished bench invocation to ``path`` (a JSON list in ``--work``, written atomically) and return the
+    earlier finished invocations on that ``--work``, whose stored work this one may have reused: a report re-made
+    from stored results then still says what the whole sweep took (a killed invocation is not counted)."""
+    path = Path(path)
+    earlier = json.loads(path.read_text()) if path.is_file() else []
+    entry = {"command": command, "wall_minutes": wall_minutes, "date": date}
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(earlier + [entry], indent=1) + "\n"))
+    return earlier
+
+
 def demo() -> None:
     store = ResultStore("/tmp/bench_store_demo")
     fp = {"argv": ["--lr=2e-4"], "steps": 100}
