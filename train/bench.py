@@ -561,8 +561,9 @@ class Bench:
         if self.ladder:
             results["sweep"] = self.sweep(families)
         results["wall_minutes"] = (time.perf_counter() - start) / 60
-        results["earlier_invocations"] = log_invocation(self.work / "invocations.json", results["command"],
-                                                        results["wall_minutes"], results["machine"]["date"])
+        earlier = log_invocation(self.work / "invocations.json", results["command"], results["wall_minutes"],
+                                 results["machine"]["date"])
+        results["earlier_invocations"] = earlier if self.resume else []  # only a resuming run reuses their work
         self.write(results)
         return results
 

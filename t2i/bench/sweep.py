@@ -233,7 +233,8 @@ def sampling_points(families: dict[str, Any], diffusion_study: dict[str, Any] | 
 def sweep_summary(families: dict[str, Any], diffusion: str | None, diffusion_study: dict[str, Any] | None,
                   metrics: Sequence[str], higher: dict[str, bool], n_boot: int, threads: int) -> dict[str, Any]:
     """``results.json``'s ``sweep``: crossovers and plateaus on each of ``metrics`` (the data's
-    ``Measures.crossover``), the sampling-cost points and fronts on the first (the headline), and total cost for N images."""
+    ``Measures.crossover``), the sampling-cost points and fronts on the first (the headline), and total cost for N
+    images."""
     metric = metrics[0]
     points = sampling_points(families, diffusion_study, metric)
     fronts = {cost: pareto_front(points, cost, "quality", higher[metric]) for cost in ("gflop_per_image", "ms_per_image")}
