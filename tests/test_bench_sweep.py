@@ -18,9 +18,9 @@ from t2i.bench.families import ladder_steps
 from t2i.bench.report import render_report, wall_time
 from t2i.bench.scoring import measures
 from t2i.bench.store import ResultStore, log_invocation
-from t2i.bench.sweep import (AHEAD, CROSSED, IMPROVING, NO_OVERLAP, NOT_REACHED, PLATEAU, TOO_SHORT, WORSE, crossing,
-                             crossover, interpolate_log, pareto_front, parse_ladder, plateau, sweep_summary,
-                             total_cost)
+from t2i.bench.sweep import (AHEAD, CROSSED, IMPROVING, NO_OVERLAP, NOT_LEARNING, NOT_REACHED, PLATEAU, TOO_SHORT,
+                             WORSE, crossing, crossover, interpolate_log, pareto_front, parse_ladder, plateau,
+                             sweep_summary, total_cost)
 
 X = [1.0, 2.0, 4.0]
 RISING, FLAT = [0.0, 0.2, 0.6], [0.3, 0.3, 0.3]
@@ -72,6 +72,9 @@ def test_plateau_is_a_paired_test_over_the_last_doubling():
     # a large but noisy change is not called improving on 3 seeds; the change is still reported
     noisy = plateau(x, [[0, 0, 0.2, 0.6], [0, 0, 0.5, 0.45], [0, 0, 0.3, 0.5]], higher=True)
     assert noisy["status"] == PLATEAU and noisy["change"] == pytest.approx(0.55 / 3)
+    # flat from the first rung on (a model still at chance) is not a plateau reached
+    assert plateau(x, [[0.08, 0.09, 0.08, 0.08], [0.08, 0.08, 0.09, 0.08], [0.09, 0.08, 0.08, 0.09]],
+                   higher=True)["status"] == NOT_LEARNING
     # no rung at or below half the top: nearest one below half is used; none at all: too short
     assert plateau([1.0, 3.0, 4.0], [[0, 0.2, 0.5]] * 2, higher=True)["from"] == 1.0
     assert plateau([1.0, 1.5], [[0, 1], [0, 1]], higher=True)["status"] == TOO_SHORT

@@ -232,7 +232,9 @@ def plateau_lines(plateaus: list[dict[str, Any]], keys: Sequence[str]) -> list[s
              "Change of the seed mean over the last doubling of the budget (from the rung at half the top budget, "
              "or the nearest below it, to the top rung), paired by seed, +/- its standard error; "
              "'still improving' / 'getting worse' when a one-sided paired t-test at 95% says so, 'plateau' "
-             "(within noise) otherwise. Few seeds make the test weak: read the change beside the verdict.", ""]
+             "(within noise) otherwise, or 'no better than at the first rung' when the same test finds no gain "
+             "since the first rung either (flat from the start: not learning yet). Few seeds make the test weak: "
+             "read the change beside the verdict.", ""]
     lines += _table(["model"] + [HEADLINE[k][0] for k in shown], [[n] + [cell(by.get((n, k))) for k in shown]
                                                                    for n in names])
     flat = [n for n in names if all(by[(n, k)]["status"] == "plateau" for k in shown if (n, k) in by)]

@@ -22,7 +22,9 @@ would have made). This module turns those per-rung records into the issue's thre
   below it) to the top rung is a paired difference (the same run at two checkpoints), and the
   family is still improving (or getting worse) only if a one-sided paired t-test at ``level``
   says so (Student 1908); with 3 seeds that test is weak, so the change itself is reported beside
-  the verdict.
+  the verdict. A curve flat over the last doubling that the same test finds no better at the top
+  than at the first rung has not reached a plateau but not started (``NOT_LEARNING``: a model
+  still at chance, say).
 
 Everything here is pure: plain lists and dicts in, plain dicts out (``results.json``'s ``sweep``).
 
@@ -42,6 +44,7 @@ AHEAD = "ahead from the smallest common budget"
 CROSSED = "crossed"
 NO_OVERLAP = "no common budget range"
 PLATEAU, IMPROVING, WORSE, TOO_SHORT = "plateau", "still improving", "getting worse", "span shorter than a doubling"
+NOT_LEARNING = "no better than at the first rung"  # flat, but flat from the start: not a plateau reached
 
 
 def parse_ladder(text: str) -> list[float]:
@@ -149,11 +152,18 @@ def plateau(x: Sequence[float], seeds: Sequence[Sequence[float]], higher: bool, 
     out = {"from": float(x[i]), "to": float(x[top]), "change": change, "stderr": None, "t": None}
     if len(diffs) < 2:
         return out | {"status": PLATEAU if change == 0 else (IMPROVING if (change > 0) == higher else WORSE)}
-    stderr = float(diffs.std(ddof=1) / math.sqrt(len(diffs)))
-    gain = change if higher else -change  # > 0: better at the top rung
-    t = gain / stderr if stderr > 0 else (math.copysign(math.inf, gain) if gain else 0.0)
     critical = float(stats.t.ppf(level, len(diffs) - 1))
+
+    def paired_t(d: np.ndarray) -> tuple[float, float]:
+        """(t statistic of the gain, standard error of the mean difference)"""
+        stderr = float(d.std(ddof=1) / math.sqrt(len(d)))
+        gain = float(d.mean()) if higher else -float(d.mean())  # > 0: better at the top rung
+        return (gain / stderr if stderr > 0 else (math.copysign(math.inf, gain) if gain else 0.0)), stderr
+
+    t, stderr = paired_t(diffs)
     status = IMPROVING if t > critical else WORSE if t < -critical else PLATEAU
+    if status == PLATEAU and paired_t(np.array([float(s[top]) - float(s[0]) for s in seeds]))[0] <= critical:
+        status = NOT_LEARNING
     return out | {"status": status, "stderr": stderr, "t": t}
 
 
