@@ -137,8 +137,8 @@ def plateau(x: Sequence[float], seeds: Sequence[Sequence[float]], higher: bool, 
 
     ``x``: the rung budgets, rising; ``seeds``: each seed's values at them. Returns ``{"status", "from", "to"
     (the two budgets compared), "change" (seed-mean of to - from, in the metric's units), "stderr" (its
-    standard error over seeds; None for one seed), "t"}``; ``status`` is ``PLATEAU``, ``IMPROVING``, ``WORSE``
-    or ``TOO_SHORT``.
+    standard error over seeds; None for one seed), "t"}``; ``status`` is ``PLATEAU``, ``NOT_LEARNING``,
+    ``IMPROVING``, ``WORSE`` or ``TOO_SHORT``.
     """
     from scipy import stats
 
