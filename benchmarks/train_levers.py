@@ -184,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
             unet_step(bf16, zb, t, cb, False)
     top = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)[:5]
     total = sum(e.self_cpu_time_total for e in prof.key_averages())
-    lines += ["", "Where the bf16-weights step's time goes (torch.profiler, self CPU time, top 5): " + "; ".join(
+    lines += ["", "Where the step of the UNet cast whole to bfloat16 (lever 'bf16 weights') spends its time "
+              "(torch.profiler, self CPU time, top 5): " + "; ".join(
         f"`{e.key}` {e.self_cpu_time_total / total:.0%}" for e in top) + "."]
     print("\n".join(lines))
     if not args.no_append:

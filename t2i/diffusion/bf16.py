@@ -51,17 +51,16 @@ def _compute_dtype_output(module: torch.nn.Module, args: tuple, output: Any) -> 
 class BF16Compute(torch.nn.Module):
     """Calls like the UNet it wraps (float32 in, float32 ``.sample`` out), computes in bfloat16.
 
-    The master is held outside the module tree, so ``state_dict``, the optimiser and the EMA never
-    see the copy. Gradients reach the master through post-accumulate-grad hooks on the copy's
-    trained parameters, during backward, so gradient accumulation and clipping work on the master
-    as without this wrapper.
+    The master is not a submodule (only its trained parameters are kept, in ``pairs``), so its
+    ``state_dict``, the optimiser and the EMA never see the copy. Gradients reach the master through
+    post-accumulate-grad hooks on the copy's trained parameters, during backward, so gradient
+    accumulation and clipping work on the master as without this wrapper.
     """
 
     def __init__(self, master: torch.nn.Module):
         super().__init__()
         from diffusers.models.attention_processor import Attention
 
-        self._master = (master,)  # a tuple: not registered as a submodule
         self.compute = copy.deepcopy(master).to(COMPUTE_DTYPE)
         for module in self.compute.modules():
             if isinstance(module, Attention):  # float32 (see the module docstring), cast at its edges
