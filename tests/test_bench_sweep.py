@@ -17,7 +17,7 @@ import torch
 from t2i.bench.families import ladder_steps
 from t2i.bench.report import render_report, wall_time
 from t2i.bench.scoring import measures
-from t2i.bench.store import ResultStore, log_invocation
+from t2i.bench.store import ResultStore, continued_plan, log_invocation
 from t2i.bench.sweep import (AHEAD, CROSSED, IMPROVING, NO_OVERLAP, NOT_LEARNING, NOT_REACHED, PLATEAU, TOO_SHORT,
                              WORSE, crossing, crossover, interpolate_log, pareto_front, parse_ladder, plateau,
                              sweep_summary, total_cost)
@@ -116,6 +116,37 @@ def test_store_is_keyed_by_fingerprint(tmp_path):
     assert not list(tmp_path.glob("*.tmp*"))  # written atomically: no temporary file is left
 
 
+def test_a_run_goes_on_when_rungs_are_added_and_only_then():
+    plan = {"argv": ["--lr=2e-4"], "stages": [10, 20]}
+    assert continued_plan(None, plan) is None and continued_plan(plan, dict(plan)) == plan
+    longer = {**plan, "stages": [10, 20, 40]}
+    assert continued_plan(plan, longer) == longer  # a rung on top: train on from step 20
+    assert continued_plan(longer, plan) == longer  # a rung taken off: its stages are read back, the plan kept
+    assert continued_plan(plan, {**plan, "stages": [10, 30, 40]}) is None  # another spacing: stage 30 is gone
+    assert continued_plan(plan, {**longer, "argv": ["--lr=4e-4"]}) is None
+    assert continued_plan({**plan, "first_stage": {"steps": 5}}, {**longer, "first_stage": {"steps": 10}}) is None
+
+
+def test_a_diffusion_run_on_a_retrained_first_stage_is_not_read_back():
+    """Regression: latent diffusion's argv names its first stage by path only; a sweep with another top rung
+    retrains that first stage in place, so the run's plan and its scores' fingerprints must name the first stage."""
+    from t2i.bench.config import BenchConfig, resolve
+    from t2i.bench.families import FAMILIES
+    from train.bench import Bench
+
+    bench = Bench.__new__(Bench)  # the fingerprint arithmetic only: no judges, no data
+    bench.cfg, bench.kind = resolve(BenchConfig(quick=True, ladder="1,2")), "shapes"
+    bench.first_stage = "/work/vae-kl/lr0.0004-seed0"
+    ldm, cvae = FAMILIES["ldm"], FAMILIES["cvae"]
+    prints = []
+    for steps in (309, 618):
+        bench.first_stage_info = {"steps": steps, "options": ["--arch=f4-test"]}
+        assert bench.run_inputs(cvae) == {}  # no first stage: the fingerprints of other families are unchanged
+        run = {"argv": ["--vae=/work/vae-kl/lr0.0004-seed0"], "inputs": bench.run_inputs(ldm)}
+        prints.append((bench.fingerprint(run, 25, 3.0), bench.study_fingerprint("/stage-25", run["argv"], run["inputs"])))
+    assert prints[0][0] != prints[1][0] and prints[0][1] != prints[1][1]
+
+
 def test_a_report_made_from_stored_work_says_what_the_earlier_invocations_took(tmp_path):
     log = tmp_path / "invocations.json"
     assert log_invocation(log, "t2i bench --ladder 1,2 --out a", 50.0, "monday") == []
@@ -178,16 +209,16 @@ def test_sweep_summary_and_report():
     assert "## Plateau: has each family stopped improving?" in text and ": still improving" in text
 
 
-# a ladder small enough for a test: one family, two rungs, two seeds, a few prompts
-TINY = ["--quick", "--families=cvae", "--ladder=1,2", "--budget-flops=1e10", "--seeds=2", "--n=500", "--eval-prompts=4",
+# a ladder small enough for a test: one family, two rungs (three when extended), two seeds, a few prompts
+TINY = ["--quick", "--families=cvae", "--budget-flops=1e10", "--seeds=2", "--n=500", "--eval-prompts=4",
         "--novel-prompts=2", "--reference-images=64", "--cpu=true"]
 
 
-def _bench(out: Path, work: Path) -> subprocess.Popen:
+def _bench(out: Path, work: Path, ladder: str = "1,2") -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
            "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    return subprocess.Popen([sys.executable, "-m", "train.bench", *TINY, f"--out={out}", f"--work={work}"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen([sys.executable, "-m", "train.bench", *TINY, f"--ladder={ladder}", f"--out={out}",
+                             f"--work={work}"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def _scores(results: dict) -> dict:
@@ -198,10 +229,10 @@ def _scores(results: dict) -> dict:
 
 
 @pytest.mark.slow
-def test_ladder_resumes_after_kill_9(tmp_path):
-    """Kill -9 a sweep once its first rung is scored, rerun the same command: nothing finished is redone and the
-    scores equal an uninterrupted run's."""
-    whole = _bench(tmp_path / "whole", tmp_path / "whole-work")
+def test_ladder_resumes_after_kill_9_and_extends_without_retraining(tmp_path):
+    """Kill -9 a sweep once its first rung is scored, rerun the same command: nothing finished is redone. Then add
+    a rung on top: each run goes on from its last rung. The scores equal an uninterrupted run of the long ladder's."""
+    whole = _bench(tmp_path / "whole", tmp_path / "whole-work", ladder="1,2,4")
     killed = _bench(tmp_path / "out", tmp_path / "work")
     results = tmp_path / "work" / "results"
     deadline = time.time() + 900
@@ -216,13 +247,22 @@ def test_ladder_resumes_after_kill_9(tmp_path):
     rerun = _bench(tmp_path / "out", tmp_path / "work")
     log = rerun.communicate()[0]
     assert rerun.returncode == 0, log[-3000:]
-    assert whole.wait() == 0
     assert all((results / n).stat().st_mtime_ns == t for n, t in first.items())  # the scored rung was read back
     assert "training cvae (lr 0.001, seed 0)" not in log and "training cvae (lr 0.001, seed 1)" in log
-    resumed, uninterrupted = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("out", "whole"))
-    assert json.dumps(_scores(resumed), sort_keys=True) == json.dumps(_scores(uninterrupted), sort_keys=True)  # NaN too
-    steps = [r["steps"] for r in resumed["families"]["cvae"]["rungs"]]
-    assert len(steps) == 2 and steps[0] < steps[1]
+    resumed = json.loads((tmp_path / "out" / "results.json").read_text())
     rungs = resumed["families"]["cvae"]["rungs"]
+    assert len(rungs) == 2 and rungs[0]["steps"] < rungs[1]["steps"]
     assert [r["cpu_hours_from"] for r in rungs] == ["process CPU time"] * 2 and 0 < rungs[0]["cpu_hours"] < rungs[1]["cpu_hours"]
     assert "cores" in resumed["machine"] and "Machine:" in (tmp_path / "out" / "report.md").read_text()
+
+    snapshots = {p: p.stat().st_mtime_ns for p in (tmp_path / "work" / "cvae").glob("*/stage-*/*")}
+    extended = _bench(tmp_path / "out", tmp_path / "work", ladder="1,2,4")
+    log = extended.communicate()[0]
+    assert extended.returncode == 0, log[-3000:]
+    assert whole.wait() == 0
+    top = json.loads((tmp_path / "whole" / "results.json").read_text())["families"]["cvae"]["rungs"][-1]["steps"]
+    assert [line for line in log.splitlines() if line.startswith("bench: training cvae")] == [
+        f"bench: training cvae (lr 0.001, seed {seed}) to step {top}" for seed in (0, 1)]  # the new rung only
+    assert all(p.stat().st_mtime_ns == t for p, t in snapshots.items())
+    extended, uninterrupted = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("out", "whole"))
+    assert json.dumps(_scores(extended), sort_keys=True) == json.dumps(_scores(uninterrupted), sort_keys=True)  # NaN too

@@ -67,10 +67,11 @@ from t2i.bench.families import (FIRST_STAGE, Family, data_kind, ladder_steps, pa
                                  steps_for_budget, with_options)
 from t2i.bench.report import machine, summarize, write_report, write_results
 from t2i.bench.scoring import HEADLINE, BenchSets, Scorer, bench_sets, measures, real_row
-from t2i.bench.store import ResultStore, folder_digest, log_invocation
+from t2i.bench.store import ResultStore, continued_plan, folder_digest, log_invocation
 from t2i.bench.sweep import parse_ladder, sweep_summary
 from t2i.builtin import resolve as resolve_builtin
 from t2i.config import config_to_dict, parse_config
+from t2i.io import atomic_write
 
 # the scoring CLIP (and the conditioning one when the built-in is absent or the data is captioned): t2i-tiny,
 # short recipes
@@ -272,11 +273,15 @@ class Bench:
         """Train one run in stages (each resuming the last exactly), copying the model after each stage."""
         folder = self.work / fam.name / f"lr{lr:g}-seed{seed}"
         argv = self.trainer_argv(fam, lr, seed) + [f"--out={folder}"]
-        marker, plan = folder / "bench_run.json", {"argv": argv, "stages": stages}
-        if not (self.resume and marker.is_file() and json.loads(marker.read_text()) == plan):
+        inputs = self.run_inputs(fam)
+        marker, plan = folder / "bench_run.json", {"argv": argv, "stages": stages, **inputs}
+        kept = continued_plan(json.loads(marker.read_text()) if self.resume and marker.is_file() else None, plan)
+        if kept is None:
             shutil.rmtree(folder, ignore_errors=True)  # a stage past the new plan's first cannot be undone
             folder.mkdir(parents=True)
             marker.write_text(json.dumps(plan) + "\n")
+        elif kept["stages"] != json.loads(marker.read_text())["stages"]:  # rungs added on top: the run goes on
+            atomic_write(marker, lambda tmp: tmp.write_text(json.dumps(kept) + "\n"))
         main = importlib.import_module(fam.trainer).main
         snaps = []
         for steps in stages:
@@ -288,8 +293,17 @@ class Bench:
                 record_stage_time(folder, steps, time.process_time() - cpu, time.perf_counter() - wall)
                 snapshot(folder, fam, snap)
             snaps.append((steps, snap))
-        return {"folder": folder, "stages": snaps, "argv": argv,
+        return {"folder": folder, "stages": snaps, "argv": argv, "inputs": inputs,
                 "images_per_s": training_images_per_s(folder / "metrics.jsonl")}
+
+    def run_inputs(self, fam: Family) -> dict[str, Any]:
+        """What a run depends on beyond its argv: latent diffusion's first stage, which its ``--vae`` path names but
+        does not identify (a sweep with another top rung retrains it in place, under the same path)."""
+        if not fam.first_stage:
+            return {}
+        if self.first_stage_info:
+            return {"first_stage": {"steps": self.first_stage_info["steps"], "options": self.first_stage_info["options"]}}
+        return {"first_stage": {"digest": folder_digest(self.first_stage)}}  # given with --load vae-kl=PATH
 
     def train_first_stage(self, budget: float) -> float:
         """Latent diffusion's first stage, trained once under ``budget``; returns its training FLOPs."""
@@ -360,7 +374,7 @@ class Bench:
         entry.update(lr=lr, trials=trials)
 
         # diffusion: guidance sweep (chosen on validation prompts), then the steps curve per sampler
-        guidance = (self.diffusion_study(fam, runs[lr]["stages"][-1][1], entry, runs[lr]["argv"]) if fam.diffusion
+        guidance = (self.diffusion_study(fam, runs[lr]["stages"][-1][1], entry, runs[lr]["argv"], runs[lr]["inputs"]) if fam.diffusion
                     else None)
 
         # every seed with the selected lr, each stage scored on the held-out prompts as soon as the seed is trained
@@ -415,7 +429,7 @@ class Bench:
         """Everything one stage's score depends on: the run's trainer argv, the step and the evaluation settings."""
         keys = ("data", "size", "clip", "score_clip", "evaluator", "eval_prompts", "novel_prompts", "images_per_prompt",
                 "reference_images", "eval_seed", "sampler", "sample_steps", "n")
-        return {"argv": run["argv"], "steps": steps, "guidance": guidance,
+        return {"argv": run["argv"], **run["inputs"], "steps": steps, "guidance": guidance,
                 "eval": {k: getattr(self.cfg, k) for k in keys}}
 
     def rungs(self, fam: Family, stages: list[int], flops_at: dict[int, float], images_per_s: float | None,
@@ -439,22 +453,25 @@ class Bench:
                  "cpu_hours": sec / 3600 if sec is not None else None, "cpu_hours_from": source}
                 for m, steps, sec in zip(self.ladder, stages, seconds)]
 
-    def study_fingerprint(self, path: str | Path, argv: list[str] | None) -> dict[str, Any]:
-        """Everything a diffusion study depends on: the model, its trainer argv and the study's settings; a given
-        model (no argv) by its files' digest too: a name or path retrained since is another model."""
+    def study_fingerprint(self, path: str | Path, argv: list[str] | None,
+                          inputs: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Everything a diffusion study depends on: the model, its trainer argv and inputs (``run_inputs``) and the
+        study's settings; a given model (no argv) by its files' digest too: a name or path retrained since is
+        another model."""
         keys = ("guidance", "sampler", "sample_steps", "samplers", "sampler_steps", "curve_prompts", "eval_seed",
                 "data", "size", "score_clip", "evaluator")
         if self.kind == "captioned":  # its validation items are drawn after the eval ones among the first read
             keys += ("eval_prompts", "reference_images")
         given = {} if argv is not None else {"model_digest": folder_digest(path)}
-        return {"model": str(path), "argv": argv, **given, "study": {k: getattr(self.cfg, k) for k in keys}}
+        return {"model": str(path), "argv": argv, **(inputs or {}), **given,
+                "study": {k: getattr(self.cfg, k) for k in keys}}
 
     def diffusion_study(self, fam: Family, path: str | Path, entry: dict[str, Any],
-                        argv: list[str] | None = None) -> float:
+                        argv: list[str] | None = None, inputs: dict[str, Any] | None = None) -> float:
         """Guidance sweep (best scale on the validation prompts, returned), then the steps curve per sampler; read
         back from the store when this model (trained by ``argv``) was studied before."""
         cfg = self.cfg
-        fingerprint = self.study_fingerprint(path, argv)
+        fingerprint = self.study_fingerprint(path, argv, inputs)
         stored = self.store.get(f"{fam.name}-diffusion-study", fingerprint) if self.store else None
         if stored is not None:
             self.diffusion, entry["sampling"] = stored["diffusion"], stored["sampling"]

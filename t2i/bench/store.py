@@ -75,6 +75,25 @@ class ResultStore:
         return atomic_write(self.path(name, fingerprint, ".pt"), lambda tmp: torch.save(tensor.clone(), tmp))
 
 
+def continued_plan(kept: dict[str, Any] | None, plan: dict[str, Any]) -> dict[str, Any] | None:
+    """The plan a run folder keeps when a bench asks for ``plan`` and the folder was trained for ``kept``: ``kept``
+    or ``plan`` unchanged when they are equal, the longer of the two when they differ only in their stages and one's
+    stages begin with all of the other's (a ladder with rungs added on top, or taken off: its run goes on from the
+    last trained stage, or reads back the stages it has), else None (the folder must be trained again from scratch).
+
+    Continuing is exact because a run's stages resume it exactly and no trainer's schedule depends on its last
+    step (constant learning rates after a fixed warm-up)."""
+    if kept is None:
+        return None
+    if kept == plan:
+        return kept
+    rest = lambda p: {k: v for k, v in p.items() if k != "stages"}  # noqa: E731
+    short, long = sorted((kept["stages"], plan["stages"]), key=len)
+    if rest(kept) != rest(plan) or long[:len(short)] != short:
+        return None
+    return {**plan, "stages": long}
+
+
 def log_invocation(path: str | Path, command: str, wall_minutes: float, date: str) -> list[dict[str, Any]]:
     """Add a finished bench invocation to ``path`` (a JSON list in ``--work``, written atomically) and return the
     earlier finished invocations on that ``--work``, whose stored work this one may have reused: a report re-made
