@@ -18,7 +18,7 @@ from t2i.bench.families import ladder_steps
 from t2i.bench.report import render_report, wall_time
 from t2i.bench.scoring import measures
 from t2i.bench.store import ResultStore, continued_plan, log_invocation
-from t2i.bench.sweep import (AHEAD, CROSSED, IMPROVING, NO_OVERLAP, NOT_LEARNING, NOT_REACHED, PLATEAU, TOO_SHORT,
+from t2i.bench.sweep import (AHEAD, add_diversity_gap, CROSSED, IMPROVING, NO_OVERLAP, NOT_LEARNING, NOT_REACHED, PLATEAU, TOO_SHORT,
                              WORSE, crossing, crossover, interpolate_log, pareto_front, parse_ladder, plateau,
                              sweep_summary, total_cost)
 
@@ -266,3 +266,30 @@ def test_ladder_resumes_after_kill_9_and_extends_without_retraining(tmp_path):
     assert all(p.stat().st_mtime_ns == t for p, t in snapshots.items())
     extended, uninterrupted = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("out", "whole"))
     assert json.dumps(_scores(extended), sort_keys=True) == json.dumps(_scores(uninterrupted), sort_keys=True)  # NaN too
+
+
+def test_diversity_ranks_on_the_gap_to_the_real_ratio_so_prompt_blind_noise_does_not_lead():
+    """Regression: noise that ignores the prompt has a diversity ratio near 1, above real data's, and a sweep on the
+    raw ratio called diffusion "ahead from the smallest budget" while it drew noise."""
+    families = {"ldm": {"seeds": {"0": {"stages": [{"metrics": {"diversity_ratio": 1.0}},
+                                                   {"metrics": {"diversity_ratio": 0.72}}]}}},
+                "cgan": {"seeds": {"0": {"stages": [{"metrics": {"diversity_ratio": 0.5}},
+                                                    {"metrics": {"diversity_ratio": 0.6}}]}}}}
+    add_diversity_gap(families, real_ratio=0.7)
+    gaps = {n: [round(st["metrics"]["diversity_gap"], 6) for st in f["seeds"]["0"]["stages"]] for n, f in families.items()}
+    assert gaps == {"ldm": [0.3, 0.02], "cgan": [0.2, 0.1]}
+    x = [1.0, 2.0]
+    assert crossing(x, [gaps["ldm"]], x, [gaps["cgan"]], higher=False)[0] == CROSSED  # behind first, ahead at the top
+    assert crossing(x, [[1.0, 0.72]], x, [[0.5, 0.6]], higher=True)[0] == AHEAD  # what the raw ratio said
+
+
+def test_the_real_floor_has_its_own_diversity_ratio_when_conditions_repeat():
+    from t2i.bench.scoring import RealSet, Scorer, real_set
+    from t2i.evaluators.digits import DigitsClassifier
+
+    reference = real_set("digits", 100, 0, seed=2)
+    scorer = Scorer("digits", reference.images, DigitsClassifier.from_pretrained())
+    floor = scorer.floor(real_set("digits", 60, 0, seed=3, split="train"))
+    assert 0.3 < floor["diversity_ratio"] < 0.95  # a digit varies less within its class than across classes
+    unique = real_set("digits", 4, 0, seed=3, split="train")  # too few repeated classes to say
+    assert "diversity_ratio" not in scorer.floor(RealSet(unique.images, unique.captions, unique.novel, [0, 1, 2, 3]))

@@ -19,9 +19,11 @@ rates are constant, or constant after a fixed warm-up, so no schedule depends on
 budget) and scored there. The report then states where diffusion overtakes each other family
 on every headline metric, in FLOPs and CPU-hours with a bootstrap interval over seeds, the
 sampling-cost Pareto front (families and diffusion's sampler x steps points, GFLOP and ms per
-image) and total cost for 1e3..1e7 images (``t2i.bench.sweep``). A sweep is resumable: every
+image) and total cost for 1e3..1e7 images (``t2i.bench.sweep``); diversity is ranked there on its gap to the
+real images' own ratio, since a model that ignores its prompt has the highest raw ratio. A sweep is resumable: every
 scored rung is stored atomically in ``--work``/results (``t2i.bench.store``) and trained stages
-are kept, so a killed sweep run again with the same command redoes nothing it finished.
+are kept, so a killed sweep run again with the same command redoes nothing it finished, and the same command
+with rungs added on top trains each run on from its last rung (a run on another first stage starts over).
 
 Any captioned data (``--data mydata``, any source ``t2i.data.load_dataset`` reads with a held-out split: a
 folder with ``train/`` and ``test/`` holding ``metadata.jsonl``, a ``datasets`` DatasetDict, ...): the text
@@ -68,7 +70,7 @@ from t2i.bench.families import (FIRST_STAGE, Family, data_kind, ladder_steps, pa
 from t2i.bench.report import machine, summarize, write_report, write_results
 from t2i.bench.scoring import HEADLINE, BenchSets, Scorer, bench_sets, measures, real_row
 from t2i.bench.store import ResultStore, continued_plan, folder_digest, log_invocation
-from t2i.bench.sweep import parse_ladder, sweep_summary
+from t2i.bench.sweep import add_diversity_gap, parse_ladder, sweep_summary
 from t2i.builtin import resolve as resolve_builtin
 from t2i.config import config_to_dict, parse_config
 from t2i.io import atomic_write
@@ -576,7 +578,7 @@ class Bench:
                                 len(self.val_set.prompts), "floor_images": len(self.floor_set.images)},
                    "floor": floor, "families": families, "diffusion": self.diffusion}
         if self.ladder:
-            results["sweep"] = self.sweep(families)
+            results["sweep"] = self.sweep(families, floor)
         results["wall_minutes"] = (time.perf_counter() - start) / 60
         earlier = log_invocation(self.work / "invocations.json", results["command"], results["wall_minutes"],
                                  results["machine"]["date"])
@@ -584,12 +586,19 @@ class Bench:
         self.write(results)
         return results
 
-    def sweep(self, families: dict[str, Any]) -> dict[str, Any]:
+    def sweep(self, families: dict[str, Any], floor: dict[str, Any]) -> dict[str, Any]:
         """The ladder's answers (``t2i.bench.sweep``): crossovers with bootstrap intervals, sampling-cost fronts,
         total cost; and the notes that say how to read them."""
         trained = [f for f in self.families if f.name not in self.loads]
         diffusion = next((f.name for f in trained if f.diffusion), None)
         higher = {k: v[1] for k, v in HEADLINE.items()}
+        metrics = list(self.judged.crossover)
+        if floor.get("diversity_ratio") is not None and "diversity_ratio" in metrics:
+            add_diversity_gap(families, floor["diversity_ratio"])
+            metrics[metrics.index("diversity_ratio")] = "diversity_gap"
+            self.notes.append(f"diversity: crossovers and plateaus rank on the gap |diversity ratio - "
+                              f"{floor['diversity_ratio']:.3f}|, the real floor images' own ratio (within-condition over "
+                              "overall diversity), since a model that ignores its prompt scores a ratio near 1")
         self.notes += [
             f"budget ladder: rungs {', '.join(f'{m:g}' for m in self.ladder)} x {self.budget:.3g} "
             f"{self.budget_kind} (a {self.ladder[-1] / self.ladder[0]:g}x span); each seed is ONE run, scored at the "
@@ -602,7 +611,7 @@ class Bench:
             f"crossover: diffusion's seed-mean curve against each family's, interpolated in log FLOPs; the interval "
             f"is the 5-95% percentile bootstrap over seeds ({self.cfg.bootstrap} resamples), 'reached' the share of "
             "resamples that cross within the ladder"]
-        return sweep_summary(families, diffusion, self.diffusion, self.judged.crossover, higher, self.cfg.bootstrap,
+        return sweep_summary(families, diffusion, self.diffusion, metrics, higher, self.cfg.bootstrap,
                              torch.get_num_threads())
 
     def write(self, results: dict[str, Any]) -> None:

@@ -17,6 +17,8 @@ would have made). This module turns those per-rung records into the issue's thre
 - ``pareto_front``: the points (sampling cost per image, quality) that no other point beats
   on both (lower cost, better quality).
 - ``total_cost``: training cost plus ``N`` images' sampling cost, for ``N`` = 1e3 .. 1e7.
+- ``add_diversity_gap``: the diversity ratio's distance to the real images' own, which a sweep ranks on
+  (a model that ignores its prompt has the highest ratio, ~1).
 - ``plateau``: whether a family has stopped improving over its last doubling of budget, i.e.
   "within noise": each seed's change from the rung at half the top budget (or the nearest rung
   below it) to the top rung is a paired difference (the same run at two checkpoints), and the
@@ -238,6 +240,17 @@ def sampling_points(families: dict[str, Any], diffusion_study: dict[str, Any] | 
                            "family": diffusion_study["family"], "quality": p["metrics"].get(metric),
                            "gflop_per_image": p.get("gflop_per_image"), "ms_per_image": p.get("ms_per_image")})
     return points
+
+
+def add_diversity_gap(families: dict[str, Any], real_ratio: float) -> None:
+    """Give every rung record that has a diversity ratio its ``diversity_gap``, ``|ratio - real_ratio|`` (in place):
+    the ratio (within-prompt over overall diversity) is ~1 for a model that ignores its prompt, above real data's,
+    so crossovers and plateaus rank on the distance to the real images' own ratio instead."""
+    for fam in families.values():
+        for seed in fam.get("seeds", {}).values():
+            for stage in seed.get("stages", []):
+                if stage["metrics"].get("diversity_ratio") is not None:
+                    stage["metrics"]["diversity_gap"] = abs(stage["metrics"]["diversity_ratio"] - real_ratio)
 
 
 def sweep_summary(families: dict[str, Any], diffusion: str | None, diffusion_study: dict[str, Any] | None,
