@@ -376,7 +376,8 @@ class Bench:
         entry.update(lr=lr, trials=trials)
 
         # diffusion: guidance sweep (chosen on validation prompts), then the steps curve per sampler
-        guidance = (self.diffusion_study(fam, runs[lr]["stages"][-1][1], entry, runs[lr]["argv"], runs[lr]["inputs"]) if fam.diffusion
+        chosen = runs[lr]
+        guidance = (self.diffusion_study(fam, chosen["stages"][-1][1], entry, chosen["argv"], chosen["inputs"]) if fam.diffusion
                     else None)
 
         # every seed with the selected lr, each stage scored on the held-out prompts as soon as the seed is trained
