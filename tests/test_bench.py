@@ -132,7 +132,9 @@ def test_config_fills_mode_defaults_and_refuses_unfair_settings():
     assert (full.seeds, full.sample_steps, full.sampler_steps, full.n) == (3, 10, "5,10,20,40", 0)
     for bad, match in ((BenchConfig(seeds=2), "at least 3"), (BenchConfig(data="cifar"), "not found"),
                        (BenchConfig(budget_flops=1, budget_images=1), "one budget"),
-                       (BenchConfig(samplers="ddim,plms"), "plms")):
+                       (BenchConfig(samplers="ddim,plms"), "plms"),
+                       (BenchConfig(first_stage_flops=-1), "first-stage-flops"),
+                       (BenchConfig(first_stage_flops=1e12, budget_images=1000), "not --budget-images")):
         with pytest.raises(ValueError, match=match):
             resolve(bad)
     with pytest.raises(ValueError, match="FAMILY=PATH"):

@@ -341,11 +341,12 @@ class Bench:
                                  "options": fam.options}
         if fam.name in self.loads:
             return self.given_family(fam, entry)
-        # a sweep's first stage is trained once under the top rung's share and charged in full at every rung
+        # a sweep's first stage is trained once under the top rung's share (or --first-stage-flops) and charged in
+        # full at every rung; the family's own steps at every budget get the rest of the share
         top = self.budget * (self.ladder[-1] if self.ladder else 1)
         first_flops, share = 0.0, 0.0
         if fam.first_stage:
-            first_flops = self.train_first_stage(top * cfg.first_stage_share)
+            first_flops = self.train_first_stage(cfg.first_stage_flops or top * cfg.first_stage_share)
             share = cfg.first_stage_share if "vae-kl" not in self.loads else 0.0  # a given one costs the budget nothing
             entry["first_stage"] = self.first_stage_info or {"given": self.first_stage}
         step = self.step_flops(fam)
@@ -563,8 +564,11 @@ class Bench:
                 "family sizes are the bench's small ones (see the options column in results.json); EMA weights where "
                 "the family's trainer uses them (tgan, cgan, ldm: 0.999)"]
         if "ldm" in trained:
-            self.notes.append(f"latent diffusion pays for its first stage: {cfg.first_stage_share:g} of its budget "
-                              "trains the vae-kl once (seed 0), which all its trials and seeds share and are each charged for")
+            first = (f"--first-stage-flops {cfg.first_stage_flops:.4g} FLOPs" if cfg.first_stage_flops
+                     else f"{cfg.first_stage_share:g} of its budget" + (" at the top rung" if self.ladder else ""))
+            self.notes.append(f"latent diffusion pays for its first stage: {first} trains the vae-kl once (seed 0), "
+                              "which all its trials and seeds share and are each charged for in full; its own steps "
+                              f"get {1 - cfg.first_stage_share:g} of each budget")
         if self.kind != "captioned":  # captioned data: the sets' own note says how its held-out items were drawn
             self.notes.append("held-out prompts: the evaluation prompts (test split"
                               + (" + novel compositions" if cfg.data == "shapes" else "") + ") are disjoint from the "

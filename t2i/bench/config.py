@@ -51,6 +51,7 @@ class BenchConfig:
     ladder: str = ""  # budget sweep: rungs x the base budget, e.g. 1,2,4,...,64: one run per seed scored at each ("" = off)
     bootstrap: int = 1000  # bootstrap resamples of the seeds for the crossover interval (--ladder)
     first_stage_share: float = 0.25  # share of latent diffusion's budget spent on its first stage (vae-kl)
+    first_stage_flops: float = 0.0  # the first stage's budget in FLOPs (0 = first_stage_share x the top rung's budget); an earlier sweep's value keeps its latent diffusion runs when rungs are added on top
     samplers: str = ",".join(SAMPLERS)  # samplers of the quality-vs-steps curve (names of t2i.diffusion.options.SAMPLERS)
     sampler_steps: str = ""  # sampling steps of that curve ("" = 5,10,20,40; quick: 2,4)
     guidance: str = ""  # guidance scales of the sweep ("" = 1,2,3,5,7.5; quick: 1,3)
@@ -101,6 +102,9 @@ def resolve(cfg: BenchConfig) -> BenchConfig:
         raise ValueError(f"--seeds must be at least 3 (got {cfg.seeds}); fewer are allowed only with --quick")
     if cfg.seeds < 1 or cfg.images_per_prompt < 1 or not 0 <= cfg.first_stage_share < 1:
         raise ValueError("--seeds and --images-per-prompt must be >= 1, --first-stage-share in [0, 1)")
+    if cfg.first_stage_flops < 0 or (cfg.first_stage_flops > 0 and cfg.budget_images > 0):
+        raise ValueError("--first-stage-flops takes a FLOP count >= 0 (0 = --first-stage-share of the top rung) and a "
+                         "--budget-flops budget, not --budget-images")
     unknown = [s for s in cfg.samplers.split(",") if s and s not in SAMPLERS] + (
         [cfg.sampler] if cfg.sampler not in SAMPLERS else [])
     if unknown:

@@ -10,7 +10,7 @@ VAE does not).
 
 Budget sweep (``--ladder``): rung ``m`` buys the steps of ``m x`` the base budget (``ladder_steps``),
 all taken as checkpoints of one run per seed; the first stage is trained once under
-``first_stage_share`` of the top rung's budget and charged in full at every rung.
+``first_stage_share`` of the top rung's budget (or ``--first-stage-flops``) and charged in full at every rung.
 
 Budget rules (``steps_for_budget``): a FLOP budget ``B`` buys ``floor(B / F_step)``
 optimiser steps, with ``F_step`` counted by ``t2i.bench.cost.step_flops_by_difference``;
