@@ -118,6 +118,7 @@ class Bench:
         self.notes: list[str] = []
         self.first_stage: str = ""
         self.first_stage_info: dict[str, Any] = {}
+        self.first_stage_budget = 0.0  # FLOPs (or images) asked of the first stage
         self.ladder = parse_ladder(cfg.ladder) if cfg.ladder else []
         self.resume = cfg.reuse or bool(self.ladder)  # a sweep always picks up its own finished work
         self.store = ResultStore(self.work / "results") if self.resume else None
@@ -346,7 +347,8 @@ class Bench:
         top = self.budget * (self.ladder[-1] if self.ladder else 1)
         first_flops, share = 0.0, 0.0
         if fam.first_stage:
-            first_flops = self.train_first_stage(cfg.first_stage_flops or top * cfg.first_stage_share)
+            self.first_stage_budget = cfg.first_stage_flops or top * cfg.first_stage_share
+            first_flops = self.train_first_stage(self.first_stage_budget)
             share = cfg.first_stage_share if "vae-kl" not in self.loads else 0.0  # a given one costs the budget nothing
             entry["first_stage"] = self.first_stage_info or {"given": self.first_stage}
         step = self.step_flops(fam)
@@ -563,12 +565,14 @@ class Bench:
                 "embeddings, so its later steps are slightly cheaper than counted",
                 "family sizes are the bench's small ones (see the options column in results.json); EMA weights where "
                 "the family's trainer uses them (tgan, cgan, ldm: 0.999)"]
-        if "ldm" in trained:
-            first = (f"--first-stage-flops {cfg.first_stage_flops:.4g} FLOPs" if cfg.first_stage_flops
+        if "ldm" in trained and "vae-kl" not in self.loads:  # a given first stage has its own note
+            first = ("--first-stage-flops" if cfg.first_stage_flops
                      else f"{cfg.first_stage_share:g} of its budget" + (" at the top rung" if self.ladder else ""))
-            self.notes.append(f"latent diffusion pays for its first stage: {first} trains the vae-kl once (seed 0), "
-                              "which all its trials and seeds share and are each charged for in full; its own steps "
-                              f"get {1 - cfg.first_stage_share:g} of each budget")
+            self.notes.append(f"latent diffusion pays for its first stage: a budget of {self.first_stage_budget:.6g} "
+                              f"{'FLOPs' if self.budget_kind == 'flops' else 'images'} ({first}) trains the vae-kl once (seed 0), which all its trials and seeds share "
+                              f"and are each charged for in full; its own steps get {1 - cfg.first_stage_share:g} of "
+                              "each budget" + ("; a sweep extended with rungs on top keeps its latent diffusion runs "
+                                               "with --first-stage-flops at that budget" if self.ladder else ""))
         if self.kind != "captioned":  # captioned data: the sets' own note says how its held-out items were drawn
             self.notes.append("held-out prompts: the evaluation prompts (test split"
                               + (" + novel compositions" if cfg.data == "shapes" else "") + ") are disjoint from the "
