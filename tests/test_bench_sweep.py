@@ -18,9 +18,9 @@ from t2i.bench.families import ladder_steps
 from t2i.bench.report import render_report, wall_time
 from t2i.bench.scoring import measures
 from t2i.bench.store import ResultStore, continued_plan, log_invocation
-from t2i.bench.sweep import (AHEAD, add_diversity_gap, CROSSED, IMPROVING, NO_OVERLAP, NOT_LEARNING, NOT_REACHED, PLATEAU, TOO_SHORT,
-                             WORSE, crossing, crossover, interpolate_log, pareto_front, parse_ladder, plateau,
-                             sweep_summary, total_cost)
+from t2i.bench.sweep import (AHEAD, CROSSED, IMPROVING, NO_OVERLAP, NOT_LEARNING, NOT_REACHED, PLATEAU, TOO_SHORT,
+                             WORSE, add_diversity_gap, crossing, crossover, interpolate_log, pareto_front, parse_ladder,
+                             plateau, sweep_summary, total_cost)
 
 X = [1.0, 2.0, 4.0]
 RISING, FLAT = [0.0, 0.2, 0.6], [0.3, 0.3, 0.3]
