@@ -118,7 +118,6 @@ class Bench:
         self.notes: list[str] = []
         self.first_stage: str = ""
         self.first_stage_info: dict[str, Any] = {}
-        self.first_stage_budget = 0.0  # FLOPs (or images) asked of the first stage
         self.ladder = parse_ladder(cfg.ladder) if cfg.ladder else []
         self.resume = cfg.reuse or bool(self.ladder)  # a sweep always picks up its own finished work
         self.store = ResultStore(self.work / "results") if self.resume else None
@@ -278,12 +277,13 @@ class Bench:
         argv = self.trainer_argv(fam, lr, seed) + [f"--out={folder}"]
         inputs = self.run_inputs(fam)
         marker, plan = folder / "bench_run.json", {"argv": argv, "stages": stages, **inputs}
-        kept = continued_plan(json.loads(marker.read_text()) if self.resume and marker.is_file() else None, plan)
+        old = json.loads(marker.read_text()) if self.resume and marker.is_file() else None
+        kept = continued_plan(old, plan)
         if kept is None:
             shutil.rmtree(folder, ignore_errors=True)  # a stage past the new plan's first cannot be undone
             folder.mkdir(parents=True)
             marker.write_text(json.dumps(plan) + "\n")
-        elif kept["stages"] != json.loads(marker.read_text())["stages"]:  # rungs added on top: the run goes on
+        elif kept != old:  # rungs added on top: the run goes on
             atomic_write(marker, lambda tmp: tmp.write_text(json.dumps(kept) + "\n"))
         main = importlib.import_module(fam.trainer).main
         snaps = []
@@ -307,6 +307,11 @@ class Bench:
         if self.first_stage_info:
             return {"first_stage": {"steps": self.first_stage_info["steps"], "options": self.first_stage_info["options"]}}
         return {"first_stage": {"digest": folder_digest(self.first_stage)}}  # given with --load vae-kl=PATH
+
+    def first_stage_budget(self) -> float:
+        """Latent diffusion's first-stage budget: --first-stage-flops, else its share of the top rung's budget."""
+        top = self.budget * (self.ladder[-1] if self.ladder else 1)
+        return self.cfg.first_stage_flops or top * self.cfg.first_stage_share
 
     def train_first_stage(self, budget: float) -> float:
         """Latent diffusion's first stage, trained once under ``budget``; returns its training FLOPs."""
@@ -344,11 +349,9 @@ class Bench:
             return self.given_family(fam, entry)
         # a sweep's first stage is trained once under the top rung's share (or --first-stage-flops) and charged in
         # full at every rung; the family's own steps at every budget get the rest of the share
-        top = self.budget * (self.ladder[-1] if self.ladder else 1)
         first_flops, share = 0.0, 0.0
         if fam.first_stage:
-            self.first_stage_budget = cfg.first_stage_flops or top * cfg.first_stage_share
-            first_flops = self.train_first_stage(self.first_stage_budget)
+            first_flops = self.train_first_stage(self.first_stage_budget())
             share = cfg.first_stage_share if "vae-kl" not in self.loads else 0.0  # a given one costs the budget nothing
             entry["first_stage"] = self.first_stage_info or {"given": self.first_stage}
         step = self.step_flops(fam)
@@ -380,8 +383,8 @@ class Bench:
 
         # diffusion: guidance sweep (chosen on validation prompts), then the steps curve per sampler
         chosen = runs[lr]
-        guidance = (self.diffusion_study(fam, chosen["stages"][-1][1], entry, chosen["argv"], chosen["inputs"]) if fam.diffusion
-                    else None)
+        guidance = (self.diffusion_study(fam, chosen["stages"][-1][1], entry, chosen["argv"], chosen["inputs"])
+                    if fam.diffusion else None)
 
         # every seed with the selected lr, each stage scored on the held-out prompts as soon as the seed is trained
         # (a killed sweep then keeps every finished seed's scores)
@@ -568,7 +571,7 @@ class Bench:
         if "ldm" in trained and "vae-kl" not in self.loads:  # a given first stage has its own note
             first = ("--first-stage-flops" if cfg.first_stage_flops
                      else f"{cfg.first_stage_share:g} of its budget" + (" at the top rung" if self.ladder else ""))
-            self.notes.append(f"latent diffusion pays for its first stage: a budget of {self.first_stage_budget:.6g} "
+            self.notes.append(f"latent diffusion pays for its first stage: a budget of {self.first_stage_budget():.6g} "
                               f"{'FLOPs' if self.budget_kind == 'flops' else 'images'} ({first}) trains the vae-kl once (seed 0), which all its trials and seeds share "
                               f"and are each charged for in full; its own steps get {1 - cfg.first_stage_share:g} of "
                               "each budget" + ("; a sweep extended with rungs on top keeps its latent diffusion runs "
