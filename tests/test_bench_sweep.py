@@ -19,8 +19,8 @@ from t2i.bench.report import render_report, wall_time
 from t2i.bench.scoring import measures
 from t2i.bench.store import ResultStore, continued_plan, log_invocation
 from t2i.bench.sweep import (AHEAD, CROSSED, IMPROVING, NO_OVERLAP, NOT_LEARNING, NOT_REACHED, PLATEAU, TOO_SHORT,
-                             WORSE, add_diversity_gap, crossing, crossover, interpolate_log, pareto_front, parse_ladder,
-                             plateau, sweep_summary, total_cost)
+                             WORSE, add_diversity_gap, crossing, crossover, crossovers, interpolate_log, pareto_front,
+                             parse_ladder, parse_ladder_tops, plateau, sweep_summary, total_cost)
 
 X = [1.0, 2.0, 4.0]
 RISING, FLAT = [0.0, 0.2, 0.6], [0.3, 0.3, 0.3]
@@ -103,6 +103,47 @@ def test_ladder_parsing_and_steps():
     assert resolve(BenchConfig(quick=True, ladder="1,2")).budget_fractions == "1"  # the fraction default is unused
     with pytest.raises(ValueError, match="not both"):
         resolve(BenchConfig(quick=True, ladder="1,2", budget_fractions="0.5,1"))
+
+
+def test_ladder_tops_name_a_rung_and_need_a_ladder():
+    from t2i.bench.config import BenchConfig, resolve
+
+    assert parse_ladder_tops("cgan=128, cvae-label=64", [1, 64, 128]) == {"cgan": 128.0, "cvae-label": 64.0}
+    assert parse_ladder_tops("", [1, 2]) == {}
+    for bad in ("cgan=3", "cgan", "=2", "cgan=x"):
+        with pytest.raises(ValueError, match="--ladder-top takes FAMILY=RUNG"):
+            parse_ladder_tops(bad, [1, 2, 4])
+    assert resolve(BenchConfig(quick=True, ladder="1,2,4", ladder_top="cvae=2")).ladder_top == "cvae=2"
+    with pytest.raises(ValueError, match="give --ladder too"):
+        resolve(BenchConfig(quick=True, ladder_top="cvae=2"))
+    with pytest.raises(ValueError, match="one of --ladder's"):
+        resolve(BenchConfig(quick=True, ladder="1,2,4", ladder_top="cvae=8"))
+
+
+def _seeds_family(curves: list[list[float]], flops: list[float], top: float | None = None) -> dict:
+    """A family's sweep record: one curve of acc_all per seed at ``flops``; ``top``: its --ladder-top."""
+    return {"seeds": {str(i): {"stages": [{"flops": f, "metrics": {"acc_all": v}} for f, v in zip(flops, c)]}
+                      for i, c in enumerate(curves)},
+            "rungs": [{"multiple": f, "flops": f, "cpu_hours": None} for f in flops], "ladder_top": top}
+
+
+def test_a_family_ended_at_its_plateau_is_held_there_by_the_crossover():
+    """cgan rose, then stayed flat over its last doubling, and its ladder ended at x4; ldm, still rising, passes cgan's
+    top value (0.55) halfway between x8 and x16 in log budget (-0.1 at x8, +0.1 at x16): crossed at 2 ** 3.5. A family
+    ended while still improving is not held: there the crossing is sought within the common range only."""
+    ldm = _seeds_family([[v + e for v in (0.0, 0.1, 0.2, 0.45, 0.65)] for e in (-0.01, 0.0, 0.01)], [1, 2, 4, 8, 16])
+    cgan = _seeds_family([[0.1, 0.5, 0.5], [0.2, 0.6, 0.61], [0.1, 0.55, 0.54]], [1, 2, 4], top=4)
+    cvae = _seeds_family([[0.1, 0.3, 0.5], [0.1, 0.31, 0.52], [0.12, 0.3, 0.49]], [1, 2, 4], top=4)
+    assert plateau([1, 2, 4], [[0.1, 0.5, 0.5], [0.2, 0.6, 0.61], [0.1, 0.55, 0.54]], True)["status"] == PLATEAU
+    got = {c["other"]: c for c in crossovers({"ldm": ldm, "cgan": cgan, "cvae": cvae}, "ldm", ["acc_all"],
+                                             {"acc_all": True}, n_boot=50)}
+    assert got["cgan"]["status"] == CROSSED and got["cgan"]["budget"] == pytest.approx(2 ** 3.5)
+    assert got["cgan"]["held_from"] == 4 and got["cgan"]["reached"] > 0.5
+    assert got["cvae"]["status"] == NOT_REACHED and got["cvae"]["held_from"] is None
+    # the same cgan curves from a ladder that was not ended early: compared within the common range only
+    cgan["ladder_top"] = None
+    again = crossovers({"ldm": ldm, "cgan": cgan}, "ldm", ["acc_all"], {"acc_all": True}, n_boot=10)[0]
+    assert again["status"] == NOT_REACHED and again["held_from"] is None
 
 
 def test_store_is_keyed_by_fingerprint(tmp_path):
@@ -214,11 +255,11 @@ TINY = ["--quick", "--families=cvae", "--budget-flops=1e10", "--seeds=2", "--n=5
         "--novel-prompts=2", "--reference-images=64", "--cpu=true"]
 
 
-def _bench(out: Path, work: Path, ladder: str = "1,2") -> subprocess.Popen:
+def _bench(out: Path, work: Path, ladder: str = "1,2", extra: tuple[str, ...] = ()) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
            "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     return subprocess.Popen([sys.executable, "-m", "train.bench", *TINY, f"--ladder={ladder}", f"--out={out}",
-                             f"--work={work}"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             f"--work={work}", *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def _scores(results: dict) -> dict:
@@ -230,8 +271,9 @@ def _scores(results: dict) -> dict:
 
 @pytest.mark.slow
 def test_ladder_resumes_after_kill_9_and_extends_without_retraining(tmp_path):
-    """Kill -9 a sweep once its first rung is scored, rerun the same command: nothing finished is redone. Then add
-    a rung on top: each run goes on from its last rung. The scores equal an uninterrupted run of the long ladder's."""
+    """Kill -9 a sweep once its first rung is scored, rerun the same command: nothing finished is redone. The longer
+    ladder with the family ended at x2 (--ladder-top) trains nothing. Then add a rung on top: each run goes on from its
+    last rung. The scores equal an uninterrupted run of the long ladder's."""
     whole = _bench(tmp_path / "whole", tmp_path / "whole-work", ladder="1,2,4")
     killed = _bench(tmp_path / "out", tmp_path / "work")
     results = tmp_path / "work" / "results"
@@ -256,6 +298,11 @@ def test_ladder_resumes_after_kill_9_and_extends_without_retraining(tmp_path):
     assert "cores" in resumed["machine"] and "Machine:" in (tmp_path / "out" / "report.md").read_text()
 
     snapshots = {p: p.stat().st_mtime_ns for p in (tmp_path / "work" / "cvae").glob("*/stage-*/*")}
+    capped = _bench(tmp_path / "capped", tmp_path / "work", ladder="1,2,4", extra=["--ladder-top=cvae=2"])
+    log = capped.communicate()[0]
+    assert capped.returncode == 0 and "bench: training" not in log, log[-3000:]  # ended at x2: nothing to train
+    capped = json.loads((tmp_path / "capped" / "results.json").read_text())["families"]["cvae"]
+    assert [r["multiple"] for r in capped["rungs"]] == [1, 2] and capped["ladder_top"] == 2
     extended = _bench(tmp_path / "out", tmp_path / "work", ladder="1,2,4")
     log = extended.communicate()[0]
     assert extended.returncode == 0, log[-3000:]
@@ -293,3 +340,21 @@ def test_the_real_floor_has_its_own_diversity_ratio_when_conditions_repeat():
     assert 0.3 < floor["diversity_ratio"] < 0.95  # a digit varies less within its class than across classes
     unique = real_set("digits", 4, 0, seed=3, split="train")  # too few repeated classes to say
     assert "diversity_ratio" not in scorer.floor(RealSet(unique.images, unique.captions, unique.novel, [0, 1, 2, 3]))
+
+
+def test_the_plateau_summary_says_who_has_stopped_improving():
+    """A family flat on one metric and getting worse on another has stopped improving, though it is not flat on
+    every metric; one still improving anywhere has not (the digits sweep's cgan at x256: recall fell)."""
+    from t2i.bench.report import plateau_lines
+    from t2i.bench.scoring import HEADLINE
+
+    def p(family: str, metric: str, status: str) -> dict:
+        return {"family": family, "metric": metric, "status": status, "change": 0.0, "stderr": 0.01}
+
+    text = "\n".join(plateau_lines([p("cgan", "acc_all", PLATEAU), p("cgan", "recall", WORSE),
+                                    p("ldm", "acc_all", IMPROVING), p("ldm", "recall", PLATEAU),
+                                    p("tgan", "acc_all", PLATEAU), p("tgan", "recall", NOT_LEARNING)],
+                                   ["acc_all", "recall"]))
+    assert "Within noise on every metric at the top of the ladder: none." in text
+    assert "Stopped improving (within noise, or getting worse) on every metric: cgan." in text
+    assert f"ldm still improving on: {HEADLINE['acc_all'][0]}." in text

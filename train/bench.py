@@ -24,6 +24,8 @@ real images' own ratio, since a model that ignores its prompt has the highest ra
 scored rung is stored atomically in ``--work``/results (``t2i.bench.store``) and trained stages
 are kept, so a killed sweep run again with the same command redoes nothing it finished, and the same command
 with rungs added on top trains each run on from its last rung (a run on another first stage starts over).
+``--ladder-top cgan=128`` ends one family's ladder at a rung: a family whose last doubling was a plateau need not
+train on while the others climb; crossovers hold it at its top rung's values beyond, on the metrics where it is flat.
 
 Any captioned data (``--data mydata``, any source ``t2i.data.load_dataset`` reads with a held-out split: a
 folder with ``train/`` and ``test/`` holding ``metadata.jsonl``, a ``datasets`` DatasetDict, ...): the text
@@ -70,7 +72,7 @@ from t2i.bench.families import (FIRST_STAGE, Family, data_kind, ladder_steps, pa
 from t2i.bench.report import machine, summarize, write_report, write_results
 from t2i.bench.scoring import HEADLINE, BenchSets, Scorer, bench_sets, measures, real_row
 from t2i.bench.store import ResultStore, continued_plan, folder_digest, log_invocation
-from t2i.bench.sweep import add_diversity_gap, parse_ladder, sweep_summary
+from t2i.bench.sweep import add_diversity_gap, parse_ladder, parse_ladder_tops, sweep_summary
 from t2i.builtin import resolve as resolve_builtin
 from t2i.config import config_to_dict, parse_config
 from t2i.io import atomic_write
@@ -119,6 +121,11 @@ class Bench:
         self.first_stage: str = ""
         self.first_stage_info: dict[str, Any] = {}
         self.ladder = parse_ladder(cfg.ladder) if cfg.ladder else []
+        self.tops = parse_ladder_tops(cfg.ladder_top, self.ladder) if self.ladder else {}
+        trained = [f.name for f in self.families if f.name not in loads]
+        if set(self.tops) - set(trained):
+            raise ValueError(f"--ladder-top names {', '.join(sorted(set(self.tops) - set(trained)))}, which this bench "
+                             f"does not train (it trains: {', '.join(trained) or 'none'})")
         self.resume = cfg.reuse or bool(self.ladder)  # a sweep always picks up its own finished work
         self.store = ResultStore(self.work / "results") if self.resume else None
         self.sets = self.make_sets()  # before anything trains: data that cannot fill them is refused now
@@ -308,9 +315,14 @@ class Bench:
             return {"first_stage": {"steps": self.first_stage_info["steps"], "options": self.first_stage_info["options"]}}
         return {"first_stage": {"digest": folder_digest(self.first_stage)}}  # given with --load vae-kl=PATH
 
+    def ladder_of(self, fam: Family) -> list[float]:
+        """The rungs a family trains to: the ladder, ended at the family's --ladder-top if it has one."""
+        return [m for m in self.ladder if m <= self.tops.get(fam.name, self.ladder[-1])]
+
     def first_stage_budget(self) -> float:
-        """Latent diffusion's first-stage budget: --first-stage-flops, else its share of the top rung's budget."""
-        top = self.budget * (self.ladder[-1] if self.ladder else 1)
+        """Latent diffusion's first-stage budget: --first-stage-flops, else its share of its top rung's budget."""
+        ladder = next((self.ladder_of(f) for f in self.families if f.first_stage), self.ladder)
+        top = self.budget * (ladder[-1] if ladder else 1)
         return self.cfg.first_stage_flops or top * self.cfg.first_stage_share
 
     def train_first_stage(self, budget: float) -> float:
@@ -356,9 +368,11 @@ class Bench:
             entry["first_stage"] = self.first_stage_info or {"given": self.first_stage}
         step = self.step_flops(fam)
         if self.ladder:
-            budgets = [self.budget * m - self.budget * m * share for m in self.ladder]
-            stages = ladder_steps([self.steps_for(b, fam, step) for b in budgets], self.ladder)
+            ladder = self.ladder_of(fam)
+            budgets = [self.budget * m - self.budget * m * share for m in ladder]
+            stages = ladder_steps([self.steps_for(b, fam, step) for b in budgets], ladder)
             steps = stages[-1]
+            entry["ladder_top"] = self.tops.get(fam.name)
         else:
             steps = self.steps_for(self.budget - self.budget * share, fam, step)
             stages = stage_steps(steps, floats(cfg.budget_fractions))
@@ -460,7 +474,7 @@ class Bench:
                        for s in stages]
         return [{"multiple": m, "budget": self.budget * m, "steps": steps, "flops": flops_at[steps],
                  "cpu_hours": sec / 3600 if sec is not None else None, "cpu_hours_from": source}
-                for m, steps, sec in zip(self.ladder, stages, seconds)]
+                for m, steps, sec in zip(self.ladder_of(fam), stages, seconds)]
 
     def study_fingerprint(self, path: str | Path, argv: list[str] | None,
                           inputs: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -623,6 +637,11 @@ class Bench:
             f"crossover: diffusion's seed-mean curve against each family's, interpolated in log FLOPs; the interval "
             f"is the 5-95% percentile bootstrap over seeds ({self.cfg.bootstrap} resamples), 'reached' the share of "
             "resamples that cross within the ladder"]
+        if self.tops:
+            self.notes.append("ladder tops (--ladder-top): " + ", ".join(f"{n} ends at x{m:g}" for n, m in self.tops.items())
+                              + "; such a family trains no further, and crossovers hold it at its top rung's values beyond, on the "
+                              "metrics where its last doubling is a plateau (on the others they compare within the "
+                              "common range)")
         return sweep_summary(families, diffusion, self.diffusion, metrics, higher, self.cfg.bootstrap,
                              torch.get_num_threads())
 

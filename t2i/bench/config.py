@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from t2i.bench.families import FAMILIES, FIRST_STAGE, data_kind
-from t2i.bench.sweep import parse_ladder
+from t2i.bench.sweep import parse_ladder, parse_ladder_tops
 from t2i.diffusion.options import SAMPLERS
 
 QUICK = dict(budget_flops=3e10, seeds=1, n=1000, eval_prompts=12, novel_prompts=4, reference_images=200, curve_prompts=8,
@@ -49,6 +49,7 @@ class BenchConfig:
     eval_seed: int = 1234  # seed of the held-out prompts and of sampling (validation and real sets use the next ones)
     budget_fractions: str = ""  # budget points of the quality-vs-budget curve ("" = 0.25,0.5,1; quick: 1)
     ladder: str = ""  # budget sweep: rungs x the base budget, e.g. 1,2,4,...,64: one run per seed scored at each ("" = off)
+    ladder_top: str = ""  # FAMILY=RUNG,...: end a family's ladder at that rung, e.g. cgan=128 for one whose last doubling was a plateau (it trains no further; crossovers hold it at its top rung's values beyond, on the metrics where it is flat)
     bootstrap: int = 1000  # bootstrap resamples of the seeds for the crossover interval (--ladder)
     first_stage_share: float = 0.25  # share of latent diffusion's budget spent on its first stage (vae-kl)
     first_stage_flops: float = 0.0  # the first stage's budget in FLOPs (0 = first_stage_share x the top rung's budget); an earlier sweep's value keeps its latent diffusion runs when rungs are added on top
@@ -86,6 +87,9 @@ def resolve(cfg: BenchConfig) -> BenchConfig:
             raise ValueError("give --ladder (checkpoints of one run) or --budget-fractions (of one budget), not both")
         if cfg.bootstrap < 1:
             raise ValueError(f"--bootstrap must be >= 1, got {cfg.bootstrap}")
+        parse_ladder_tops(cfg.ladder_top, parse_ladder(cfg.ladder))
+    elif cfg.ladder_top:
+        raise ValueError("--ladder-top ends a family's budget ladder early: give --ladder too, or drop --ladder-top")
     for key, value in (QUICK if cfg.quick else FULL).items():
         if key == "budget_flops" and cfg.budget_images > 0:
             continue

@@ -240,7 +240,11 @@ def plateau_lines(plateaus: list[dict[str, Any]], keys: Sequence[str]) -> list[s
     flat = [n for n in names if all(by[(n, k)]["status"] == "plateau" for k in shown if (n, k) in by)]
     rising = {n: [HEADLINE[k][0] for k in shown if (n, k) in by and by[(n, k)]["status"] == "still improving"]
               for n in names}
+    stopped = [n for n in names if n not in flat  # flat or getting worse on each metric: no gain left
+               and all(by[(n, k)]["status"] in ("plateau", "getting worse") for k in shown if (n, k) in by)]
     lines += ["", "Within noise on every metric at the top of the ladder: " + (", ".join(flat) or "none") + "."
+              + (f" Stopped improving (within noise, or getting worse) on every metric: {', '.join(stopped)}."
+                 if stopped else "")
               + "".join(f" {n} still improving on: {', '.join(m)}." for n, m in rising.items() if m), ""]
     return lines
 
@@ -262,6 +266,8 @@ def sweep_lines(results: dict[str, Any]) -> list[str]:
         lines += ["## Crossover: where diffusion overtakes", ""]
         lines += [f"- {c['diffusion']} vs {c['other']}, {HEADLINE[c['metric']][0]}: {_crossing_text(c)}"
                   + (f" ({_fmt(c['cpu_hours'])} CPU-hours)" if c.get("cpu_hours") is not None else "")
+                  + (f"; {c['other']} held at its top rung's value beyond {_fmt(c['held_from'])} FLOPs (a plateau)"
+                     if c.get("held_from") else "")
                   + (f"; 90% bootstrap interval {_fmt(c['interval'][0])} - {_fmt(c['interval'][1])} FLOPs"
                      if c["interval"] else "") + f"; {c['reached']:.0%} of resamples cross" for c in sweep["crossovers"]]
         lines += ["", "'crossed' = diffusion is behind at a lower rung and ahead from the given budget to the top of "

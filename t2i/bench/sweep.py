@@ -17,6 +17,9 @@ would have made). This module turns those per-rung records into the issue's thre
 - ``pareto_front``: the points (sampling cost per image, quality) that no other point beats
   on both (lower cost, better quality).
 - ``total_cost``: training cost plus ``N`` images' sampling cost, for ``N`` = 1e3 .. 1e7.
+- A family whose ladder ends below the others' (``--ladder-top``: one that has reached its plateau need
+  not train on) is held at its top rung's values beyond it by ``crossovers``, on the metrics where its last
+  doubling is a plateau; on the others the crossing is sought within the common range as usual.
 - ``add_diversity_gap``: the diversity ratio's distance to the real images' own, which a sweep ranks on
   (a model that ignores its prompt has the highest ratio, ~1).
 - ``plateau``: whether a family has stopped improving over its last doubling of budget, i.e.
@@ -56,6 +59,22 @@ def parse_ladder(text: str) -> list[float]:
         raise ValueError(f"--ladder takes increasing positive multiples of the base budget, e.g. "
                          f"1,2,4,8,16,32,64; got {text!r}")
     return rungs
+
+
+def parse_ladder_tops(text: str, ladder: Sequence[float]) -> dict[str, float]:
+    """``"cgan=128,cvae-label=128"`` -> ``{"cgan": 128.0, ...}``: the rung of ``ladder`` where a family's ladder ends."""
+    tops = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        name, sep, rung = (part.strip() for part in item.partition("="))
+        try:
+            value = float(rung) if sep and name else None
+        except ValueError:
+            value = None
+        if value not in ladder:
+            raise ValueError(f"--ladder-top takes FAMILY=RUNG items, RUNG one of --ladder's "
+                             f"({','.join(f'{m:g}' for m in ladder)}), e.g. cgan={ladder[-1]:g}; got {item!r}")
+        tops[name] = value
+    return tops
 
 
 def _curves_on(x: Sequence[float], seeds: Sequence[Sequence[float]], grid: np.ndarray) -> np.ndarray:
@@ -204,7 +223,9 @@ def _hours_at(rungs: list[dict[str, Any]], flops: float | None) -> float | None:
 def crossovers(families: dict[str, Any], diffusion: str, metrics: Sequence[str], higher: dict[str, bool],
                n_boot: int) -> list[dict[str, Any]]:
     """Where ``diffusion`` overtakes every other trained family on each metric, in FLOPs and CPU-hours
-    (diffusion's own CPU-hours at that budget, interpolated between its rungs)."""
+    (diffusion's own CPU-hours at that budget, interpolated between its rungs). A family whose ladder was ended
+    early (its ``ladder_top``) is held at its top rung's values beyond it where its last doubling is a plateau
+    (``held_from``: its top budget)."""
     rungs = families[diffusion].get("rungs") or []
     out = []
     for other, fam in families.items():
@@ -214,8 +235,14 @@ def crossovers(families: dict[str, Any], diffusion: str, metrics: Sequence[str],
             a, b = _seed_curves(families[diffusion], metric), _seed_curves(fam, metric)
             if a is None or b is None:
                 continue
+            held = None
+            beyond = [x for x in a[0] if x > b[0][-1]]
+            if fam.get("ladder_top") and beyond and plateau(b[0], b[1], higher[metric])["status"] == PLATEAU:
+                held = b[0][-1]
+                b = (b[0] + beyond, [s + [s[-1]] * len(beyond) for s in b[1]])
             c = crossover(a[0], a[1], b[0], b[1], higher[metric], n_boot=n_boot)
-            c.update(diffusion=diffusion, other=other, metric=metric, cpu_hours=_hours_at(rungs, c["budget"]),
+            c.update(diffusion=diffusion, other=other, metric=metric, held_from=held,
+                     cpu_hours=_hours_at(rungs, c["budget"]),
                      cpu_hours_interval=[_hours_at(rungs, v) for v in c["interval"]] if c["interval"] else None)
             out.append(c)
     return out
