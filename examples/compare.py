@@ -1,7 +1,7 @@
-"""Side-by-side picture for the emoji recipe: for a few captions of a split, the real image and one
+"""Side-by-side picture for the real-data recipes (emoji, glyphs): for a few captions of a split, the real image and one
 image from each model (the generator contract: caption i from seed i), captions written above.
 
-    python examples/emoji/compare.py --data data/emoji --split test --models ldm=runs/emoji/ldm tgan=runs/emoji/tgan \
+    python examples/compare.py --data data/emoji --split test --models ldm=runs/emoji/ldm tgan=runs/emoji/tgan \
         --n 8 --out benchmarks/emoji/compare_test.png
 """
 
