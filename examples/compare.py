@@ -43,12 +43,12 @@ def main(argv: list[str] | None = None) -> None:
         generator = load_generator(folder)
         rows.append((name, generate_conditions(generator, captions, seed=0, progress=name)))
 
-    cell, label_h, name_w = args.cell, 40, 70
+    cell, label_h, name_w = args.cell, 62, 70
     font = ImageFont.truetype(LABEL_FONT, 11)
     sheet = Image.new("RGB", (name_w + cell * len(captions), label_h + cell * len(rows)), "white")
     draw = ImageDraw.Draw(sheet)
     for j, caption in enumerate(captions):
-        draw.multiline_text((name_w + j * cell + 2, 2), "\n".join(textwrap.wrap(caption, 16)[:3]), fill="black", font=font)
+        draw.multiline_text((name_w + j * cell + 2, 2), "\n".join(textwrap.wrap(caption, 16)[:4]), fill="black", font=font)
     for r, (name, images) in enumerate(rows):
         draw.text((4, label_h + r * cell + cell // 2 - 6), name, fill="black", font=font)
         for j, image in enumerate(images):

@@ -1,13 +1,19 @@
-"""The glyphs recipe's dataset builder (examples/glyphs/make_dataset.py), on the DejaVu faces matplotlib ships."""
+"""The glyphs recipe (examples/glyphs): its dataset builder, its read-back measure and its README commands, on the
+DejaVu faces matplotlib ships."""
 
 import importlib.util
 import json
+import os
+import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import matplotlib
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from t2i.data import load_dataset
@@ -81,3 +87,79 @@ def test_the_trainers_read_it_with_every_caption(glyphs):
         drawn.add(data[0]["text"])
     assert drawn <= set(rows(glyphs / "train")[0]["text"]) and len(drawn) >= 2
     assert tuple(data[0]["image"].shape) == (3, 32, 32)
+
+
+def load_reader():
+    spec = importlib.util.spec_from_file_location("glyphs_read_back", ROOT / "examples" / "glyphs" / "read_back.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_read_back_tells_a_wrong_letter_in_the_right_face_from_a_right_one():
+    """A judge whose caption embedding is character + face: a picture that shows another letter of the
+    requested face is a character miss and a face hit (R-precision among random captions would half count it)."""
+    reader = load_reader()
+    characters, faces = ["capital letter A", "digit 7", "small letter q"], ["DejaVu Sans bold", "Liberation Serif italic"]
+    basis = torch.eye(len(characters) + len(faces))
+    table = torch.stack([torch.stack([basis[c] + basis[len(characters) + f] for f in range(len(faces))])
+                         for c in range(len(characters))])  # (C, F, P)
+    captions = ["capital letter A, DejaVu Sans bold", "digit 7, Liberation Serif italic", "small letter q, DejaVu Sans bold"]
+    images = torch.stack([table[0, 0], table[2, 1], table[2, 1]])  # right; q drawn for 7 (right face); q in the wrong face
+    hits = reader.read_back(images, captions, table, characters, faces)
+    assert hits["character"].tolist() == [1.0, 0.0, 1.0]
+    assert hits["face"].tolist() == [1.0, 1.0, 0.0]
+    assert hits["both"].tolist() == [1.0, 0.0, 0.0]
+    res = reader.summary(hits, captions, characters)
+    assert res["character"]["accuracy"] == pytest.approx(2 / 3)
+    assert res["top_misreadings"] == [("digit 7 -> small letter q", 1)]
+    with pytest.raises(ValueError, match="not a glyphs caption"):
+        reader.split_caption("a photo of a cat")
+
+
+def test_read_back_command_reads_real_and_generated_images(glyphs, tmp_path, capsys):
+    out = tmp_path / "read_back.json"
+    load_reader().main(["--data", str(glyphs), "--judge", "shapes-clip", "--models", "shapes-ldm=shapes-ldm",
+                        "--n", "3", "--out", str(out)])
+    report = json.loads(out.read_text())
+    assert set(report["results"]) == {"real", "shapes-ldm"} and report["characters"] == 62 and report["faces"] == 3
+    for res in report["results"].values():
+        assert res["n_images"] == 3
+        assert all(0.0 <= res[q]["accuracy"] <= 1.0 for q in ("character", "face", "both"))
+    assert "| shapes-ldm |" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="NAME=FOLDER"):
+        load_reader().main(["--data", str(glyphs), "--judge", "shapes-clip", "--models", "runs/ldm"])
+
+
+def readme_commands() -> str:
+    """The bash block of examples/glyphs/README.md's "Commands" section, as a user would paste it."""
+    text = (ROOT / "examples" / "glyphs" / "README.md").read_text()
+    section = text[text.index("## Commands"):]
+    start = section.index("```bash\n") + len("```bash\n")
+    return section[start:section.index("\n```", start)]
+
+
+@pytest.mark.recipe  # 6 min on 2 cores, most of it the start-up of 15 commands: `pytest -m recipe`
+def test_the_readme_recipe_runs_end_to_end_at_two_steps(tmp_path):
+    """Every command of the recipe's README, pasted into a shell in a clean folder, with 2 training steps each,
+    matplotlib's DejaVu faces for the system's, and no `apt-get` or `t2i app` (a server): each writes its output."""
+    fonts = tmp_path / "fonts"
+    fonts.mkdir()
+    for name in FACES:
+        shutil.copy(MPL_FONTS / name, fonts / name)
+    script = readme_commands()
+    assert "t2i train ldm" in script and "--lora-rank" in script and "t2i train tgan-attn" in script
+    lines = [line for line in script.splitlines() if not line.startswith(("apt-get", "t2i app"))]
+    script = "\n".join(lines).replace("python examples/", f"{sys.executable} {ROOT}/examples/")
+    script = script.replace("--size 64\n", f"--size 64 --fonts {fonts}\n", 1)
+    script = re.sub(r"--steps \d+", "--steps 2", script)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(["bash", "-e", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = tmp_path / "runs" / "glyphs"
+    for folder in ("clip", "judge-clip", "ldm", "ldm-lora", "tgan", "eval-ldm-test", "eval-tgan-test"):
+        assert (runs / folder).is_dir(), folder
+    assert json.loads((runs / "eval-ldm-lora-test" / "metrics.json").read_text())["metrics"]["r-precision"]
+    assert set(json.loads((runs / "read_back.json").read_text())["results"]) == {"real", "shapes-ldm", "ldm", "lora", "tgan"}
+    assert Image.open(runs / "compare_test.png").size[0] > 8 * 64
+    assert len(list((runs / "look" / "images").glob("*.png"))) == 4
