@@ -151,7 +151,9 @@ def test_the_readme_recipe_runs_end_to_end_at_two_steps(tmp_path):
     assert "t2i train ldm" in script and "--lora-rank" in script and "t2i train tgan-attn" in script
     lines = [line for line in script.splitlines() if not line.startswith(("apt-get", "t2i app"))]
     script = "\n".join(lines).replace("python examples/", f"{sys.executable} {ROOT}/examples/")
-    script = script.replace("--size 64\n", f"--size 64 --fonts {fonts}\n", 1)
+    build = "make_dataset.py --out data/glyphs --size 64\n"
+    assert build in script
+    script = script.replace(build, f"{build[:-1]} --fonts {fonts}\n")
     script = re.sub(r"--steps \d+", "--steps 2", script)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     done = subprocess.run(["bash", "-e", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
