@@ -23,11 +23,16 @@ MPL_FONTS = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 FACES = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSerif-Italic.ttf", "DejaVuSansDisplay.ttf")  # the last lacks letters
 
 
-def load_builder():
-    spec = importlib.util.spec_from_file_location("glyphs_make_dataset", ROOT / "examples" / "glyphs" / "make_dataset.py")
+def load_script(name: str):
+    """examples/glyphs/NAME.py as a module (the recipe's scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location(f"glyphs_{name}", ROOT / "examples" / "glyphs" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_builder():
+    return load_script("make_dataset")
 
 
 @pytest.fixture(scope="module")
@@ -90,10 +95,7 @@ def test_the_trainers_read_it_with_every_caption(glyphs):
 
 
 def load_reader():
-    spec = importlib.util.spec_from_file_location("glyphs_read_back", ROOT / "examples" / "glyphs" / "read_back.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("read_back")
 
 
 def test_read_back_tells_a_wrong_letter_in_the_right_face_from_a_right_one():

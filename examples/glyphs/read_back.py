@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     bad = [spec for spec in args.models if "=" not in spec]
     if bad:
         raise SystemExit(f"error: --models takes NAME=FOLDER (e.g. ldm=runs/glyphs/ldm), got {bad[0]!r}")
+    models = dict(spec.partition("=")[::2] for spec in args.models)  # name -> folder
     data = Path(args.data)
     every = [split_caption(c) for split in ("train", "test") for c in first_captions(data / split)]
     characters, faces = sorted({c for c, _ in every}), sorted({f for _, f in every})
@@ -118,8 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     extractor = clip_extractor(judge, args.judge)
 
     results: dict[str, Any] = {}
-    sources = [("real", None)] + [tuple(spec.partition("=")[::2]) for spec in args.models]
-    for name, folder in sources:
+    for name, folder in [("real", None), *models.items()]:
         if folder is None:
             images = held_out.images
         else:
@@ -138,8 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         report = {"data": str(data), "split": args.split, "judge": args.judge, "seed": args.seed,
-                  "characters": len(characters), "faces": len(faces), "results": results,
-                  "models": dict(spec.partition("=")[::2] for spec in args.models)}
+                  "characters": len(characters), "faces": len(faces), "results": results, "models": models}
         Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
         print(f"wrote {args.out}")
 
