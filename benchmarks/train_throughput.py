@@ -11,8 +11,9 @@ start-up, compilation of the first steps and the final save are not). diffusers'
 comes (float32) and with ``--mixed_precision bf16`` (accelerate's autocast). Our variants: ``plain``
 (encode on the fly), ``--cache`` (VAE posteriors and text states once), ``--cache --fused-adamw``,
 that plus ``--bf16-weights`` (the step in a bfloat16 copy of the UNet, float32 master weights) and,
-with ``--with-compile``, ``--cache --fused-adamw --compile`` (torch.compile of the UNet; its first steps
-compile, which the warm-up leaves out; inductor's cache makes later runs compile faster).
+with ``--with-compile``, ``--cache --compile`` and ``--cache --bf16-weights --compile`` (torch.compile of the
+UNet step, or of its bfloat16 copy; its first steps compile, which the warm-up leaves out; inductor's cache
+makes later runs compile faster). ``--only NAME...`` keeps a few rows (and diffusers' float32 run).
 
 Efficiency: the UNet's forward + backward FLOPs per step (``torch.utils.flop_counter``) over
 each row's s/step, as a fraction of this CPU's measured peak of a channels-last 3x3 convolution
@@ -29,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -43,6 +45,7 @@ from benchmarks.diffusion_speed import OUT, append_section, machine
 
 REPO = Path(__file__).resolve().parents[1]
 BEST = ["--cache", "--fused-adamw"]  # our fastest options that need no compilation
+REFERENCE = "diffusers train_text_to_image.py"  # the row every ratio is against
 
 
 # ----------------------------------------------------------------------------------- child processes
@@ -100,13 +103,19 @@ def programs(args: argparse.Namespace, data: Path, tmp: Path) -> dict[str, list[
     ours = ["ours", "--init", args.model, "--data", str(data), "--size", str(args.resolution),
             "--batch-size", str(args.batch_size), "--steps", steps, "--checkpoint-every", "0", "--log-every", steps,
             "--sample-steps", "1", "--sample-prompts", "a red circle", "--cpu", "--out", str(tmp / "ours-out")]
-    runs = {"diffusers train_text_to_image.py": diffusers,
+    runs = {REFERENCE: diffusers,
             "diffusers train_text_to_image.py --mixed_precision bf16": diffusers + ["--mixed_precision", "bf16"],
             "t2i train ldm": ours, "t2i train ldm --cache": ours + ["--cache"],
             "t2i train ldm --cache --fused-adamw": ours + BEST,
             "t2i train ldm --cache --fused-adamw --bf16-weights": ours + BEST + ["--bf16-weights"]}
     if args.with_compile:
-        runs["t2i train ldm --cache --fused-adamw --compile"] = ours + BEST + ["--compile"]
+        runs["t2i train ldm --cache --compile"] = ours + ["--cache", "--compile"]
+        runs["t2i train ldm --cache --bf16-weights --compile"] = ours + ["--cache", "--bf16-weights", "--compile"]
+    if args.only:  # diffusers' float32 run stays: it is what every ratio is against
+        unknown = [name for name in args.only if name not in runs]
+        if unknown:
+            raise SystemExit(f"--only: no program {unknown}; choose among {list(runs)}")
+        runs = {name: program for name, program in runs.items() if name == REFERENCE or name in args.only}
     return runs
 
 
@@ -165,9 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=3, help="steps left out at the start of each run (default: 3)")
     p.add_argument("--rounds", type=int, default=2, help="interleaved rounds over the programs (default: 2)")
     p.add_argument("--threads", type=int, default=1, help="torch threads of every process (default: 1)")
-    p.add_argument("--with-compile", action="store_true", help="also time --cache --fused-adamw --compile")
+    p.add_argument("--with-compile", action="store_true",
+                   help="also time --cache --compile and --cache --bf16-weights --compile")
+    p.add_argument("--only", nargs="+", metavar="PROGRAM",
+                   help="time only these rows (their names as in the table, without backquotes) and diffusers' own")
     args = p.parse_args(argv)
-    command = "python -m benchmarks.train_throughput " + " ".join(argv)
+    command = "python -m benchmarks.train_throughput " + shlex.join(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(args.threads)
     from t2i.builtin import resolve
@@ -192,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
                 timings[name]["wall_s"].append(got["wall_s"])
     flops = unet_flops(Path(args.model_dir), args.batch_size, args.resolution)
     peak = conv_peak()
-    reference = timings["diffusers train_text_to_image.py"]
+    reference = timings[REFERENCE]
     ref_wall, ref_cpu = statistics.median(reference["intervals"]), statistics.median(reference["cpu"])
     rows = []
     for name, t in timings.items():

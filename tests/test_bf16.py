@@ -66,11 +66,12 @@ def test_micro_batches_add_up_and_every_step_reads_the_masters_new_weights():
 
 
 @pytest.mark.slow
-def test_ldm_trains_and_resumes_with_bf16_weights(tmp_path):
+@pytest.mark.parametrize("extra", [[], ["--compile"]])
+def test_ldm_trains_and_resumes_with_bf16_weights(extra, tmp_path):
     folder = tmp_path / "sd"
     make_tiny_pipeline(size=32).save_pretrained(str(folder))
     run = ["train", "ldm", "--init", str(folder), "--data", "shapes", "--n", "16", "--batch-size", "4", "--cache",
-           "--bf16-weights", "--log-every", "1", "--sample-steps", "2", "--sample-prompts", "a red circle",
+           "--bf16-weights", *extra, "--log-every", "1", "--sample-steps", "2", "--sample-prompts", "a red circle",
            "--first-stage-check", "0", "--out", str(tmp_path / "run")]
     assert t2i([*run, "--steps", "2", "--checkpoint-every", "2"]) == 0
     assert t2i([*run, "--steps", "4", "--resume", "latest"]) == 0
@@ -82,9 +83,35 @@ def test_ldm_trains_and_resumes_with_bf16_weights(tmp_path):
     assert saved.dtype == torch.float32  # the master is what is saved
 
 
-@pytest.mark.parametrize("extra,message", [(["--mixed-precision", "bf16"], "drop --mixed-precision bf16"),
-                                           (["--compile"], "not combined")])
-def test_bf16_weights_refuses_what_it_cannot_combine_with(extra, message, tmp_path, capsys):
-    assert t2i(["train", "ldm", "--init", "nowhere", "--bf16-weights", *extra, "--out", str(tmp_path)]) == 2
+def test_bf16_weights_refuses_autocast_on_top(tmp_path, capsys):
+    assert t2i(["train", "ldm", "--init", "nowhere", "--bf16-weights", "--mixed-precision", "bf16",
+                "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "--bf16-weights" in err and message in err
+    assert len(err.splitlines()) == 1 and "--bf16-weights" in err and "drop --mixed-precision bf16" in err
+
+
+@pytest.mark.slow
+def test_a_compiled_copy_gives_the_master_the_uncompiled_copys_gradients():
+    """``--bf16-weights --compile``: the bfloat16 copy's forward is compiled; its gradients still reach the
+    master through the copy's hooks, and every step still reads the master's new weights."""
+    unet = make_tiny_pipeline(size=32).unet.train()
+    z, t, cond, target = _batch(unet)
+    _loss(BF16Compute(unet), z, t, cond, target).backward()
+    reference = [p.grad.clone() for p in unet.parameters()]
+    unet.zero_grad(set_to_none=True)
+
+    step = BF16Compute(unet, compile=True)
+    assert list(step.state_dict()) == list(BF16Compute(unet).state_dict())  # the copy registered once
+    _loss(step, z, t, cond, target).backward()
+    got = [p.grad for p in unet.parameters()]
+    assert all(g is not None and g.dtype == torch.float32 for g in got)
+    flat_ref, flat_got = torch.cat([g.flatten() for g in reference]), torch.cat([g.flatten() for g in got])
+    assert torch.nn.functional.cosine_similarity(flat_ref, flat_got, dim=0) > 0.999  # fused kernels round differently
+
+    before = unet.conv_in.weight.grad.clone()
+    with torch.no_grad():
+        unet.conv_in.weight.add_(1.0)
+    unet.zero_grad(set_to_none=True)
+    _loss(step, z, t, cond, target).backward()
+    assert torch.equal(step.compute.conv_in.weight, unet.conv_in.weight.bfloat16())
+    assert not torch.allclose(unet.conv_in.weight.grad, before)  # computed from the new weights

@@ -41,7 +41,7 @@ Output (``--out``): ``report.md``, ``results.json``, ``quality_vs_budget.png``,
 models, CLIPs and FLOP counts go to ``--work`` (``--reuse`` picks them up again).
 
     t2i bench --quick --out /tmp/bench-quick                     # CI smoke run, under 3 minutes on 2 cores
-    t2i bench --data shapes --out benchmarks/shapes              # the full default run, under an hour
+    t2i bench --data shapes --out benchmarks/shapes-equal-budget # the full default run, under an hour
     t2i bench --families tgan,ldm --budget-flops 2e13 --trials 2 --reuse
     t2i bench --quick --families cvae --ladder 1,2 --seeds 2 --budget-flops 1e10 --out /tmp/sweep  # a tiny sweep
     t2i bench --data mydata --quick --out /tmp/bench-mydata      # mydata/train, mydata/test: your captioned images

@@ -25,7 +25,8 @@ Output (the diffusers convention: the run folder is the model):
 Speed (opt-in; ``benchmarks/train_throughput.py`` times them against diffusers' ``train_text_to_image.py``):
 ``--cache`` (VAE posteriors and text states once; ``--cache-dir DIR`` keeps them on disk, memory-mapped, resumable
 and reused by a later run on the same data and models), ``--fused-adamw``, ``--compile`` (torch.compile of the UNet step),
-``--bf16-weights`` (the step in a bfloat16 copy of the UNet, float32 master weights: ``t2i.diffusion.bf16``).
+``--bf16-weights`` (the step in a bfloat16 copy of the UNet, float32 master weights: ``t2i.diffusion.bf16``;
+with ``--compile`` the copy is what is compiled).
 Sampling defaults (``t2i_sampling.json``): ``--sampler/--sample-steps/--guidance`` when given, else,
 with ``--init``, the base pipeline's own saved defaults, else ``DiffusionOptions()``.
 
@@ -91,7 +92,7 @@ class LDMConfig(RunConfig):
     # nor is --cache-dir: the cache on disk holds the values the one in memory holds).
     compile: bool = False  # torch.compile the UNet for the training step (the first steps compile: minutes on a CPU); checkpoints, EMA, grids and the saved pipeline use the plain module
     fused_adamw: bool = False  # AdamW's fused kernel (one pass over all parameters, CPU and CUDA) instead of its per-parameter loop
-    bf16_weights: bool = False  # one process: forward and backward in a bfloat16 copy of the UNet, float32 master weights in the optimiser, EMA and checkpoints (t2i.diffusion.bf16; faster where the CPU has bfloat16 units, unlike --mixed-precision bf16)
+    bf16_weights: bool = False  # one process: forward and backward in a bfloat16 copy of the UNet, float32 master weights in the optimiser, EMA and checkpoints (t2i.diffusion.bf16; faster where the CPU has bfloat16 units, unlike --mixed-precision bf16); with --compile the copy is compiled
     n: int = 0  # use only the first N training items (0 = the whole train split)
     p_two: float = 0.5  # shapes only: probability that a training scene holds two objects (the spec's default 0.5)
     lr: float = 2e-4  # AdamW learning rate
@@ -191,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.cache_dir and not cfg.cache:
         raise SystemExit("--cache-dir is where --cache keeps its latents and text states: add --cache")
     run = Run(cfg, name="ldm")
-    refused = cfg.bf16_weights and bf16_refusal(run.num_processes, cfg.mixed_precision, cfg.compile)
+    refused = cfg.bf16_weights and bf16_refusal(run.num_processes, cfg.mixed_precision)
     if refused:  # before anything is loaded
         raise SystemExit(refused)
     parts = build_components(cfg)
@@ -224,9 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     ema = run.ema(unet)
     # the step runs the compiled module; it shares its parameters with `unet`, which is what the
     # checkpoints, the EMA, the grids and the saved pipeline read (no `_orig_mod.` prefixes anywhere)
-    step_unet = torch.compile(unet, dynamic=False) if cfg.compile else unet
-    if cfg.bf16_weights:  # the step computes in a bfloat16 copy; `unet` stays the float32 master
-        step_unet = BF16Compute(run.unwrap(unet))
+    step_unet = torch.compile(unet, dynamic=False) if cfg.compile and not cfg.bf16_weights else unet
+    if cfg.bf16_weights:  # the step computes in a bfloat16 copy (compiled with --compile); `unet` stays the master
+        step_unet = BF16Compute(run.unwrap(unet), compile=cfg.compile)
     train_set, text_table = dataset, None  # train_set: the captions' record (t2i.provenance)
     if cfg.cache:  # posterior moments of every image + text states of every distinct caption (and "")
         def partial(cached) -> None:

@@ -15,6 +15,7 @@ scaled-dot-product attention took about half of the bfloat16 step. Their inputs 
 their outputs down by forward hooks.
 
     step_unet = BF16Compute(unet)            # unet: the float32 master, trained by the optimiser
+                                             # (compile=True: torch.compile of the bfloat16 copy's forward)
     loss = diffusion_loss(step_unet, ...)    # float32 in, float32 out
     loss.backward()                          # the master's .grad now holds the gradients
 """
@@ -57,7 +58,7 @@ class BF16Compute(torch.nn.Module):
     accumulation and clipping work on the master as without this wrapper.
     """
 
-    def __init__(self, master: torch.nn.Module):
+    def __init__(self, master: torch.nn.Module, compile: bool = False):
         super().__init__()
         from diffusers.models.attention_processor import Attention
 
@@ -70,6 +71,9 @@ class BF16Compute(torch.nn.Module):
         self.pairs = [(m, c) for m, c in zip(master.parameters(), self.compute.parameters()) if m.requires_grad]
         for m, c in self.pairs:
             c.register_post_accumulate_grad_hook(self._to_master(m))
+        # a plain function, not a submodule: the copy's parameters stay registered once, under `compute`; the
+        # attention modules' hooks are traced into the graph, the gradient hooks run after its backward as usual
+        self.compute_forward = torch.compile(self.compute.forward, dynamic=False) if compile else self.compute.forward
 
     @staticmethod
     def _to_master(master_param: torch.nn.Parameter):
@@ -90,19 +94,17 @@ class BF16Compute(torch.nn.Module):
 
     def forward(self, sample: torch.Tensor, timestep: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
         self.pull()
-        out = self.compute(sample.to(COMPUTE_DTYPE), timestep, *_cast(args, COMPUTE_DTYPE),
-                           **_cast(kwargs, COMPUTE_DTYPE))
+        out = self.compute_forward(sample.to(COMPUTE_DTYPE), timestep, *_cast(args, COMPUTE_DTYPE),
+                                   **_cast(kwargs, COMPUTE_DTYPE))
         out.sample = out.sample.float()
         return out
 
 
-def refusal(num_processes: int, mixed_precision: str, compile: bool) -> str | None:
+def refusal(num_processes: int, mixed_precision: str) -> str | None:
     """Why ``--bf16-weights`` cannot run with these settings, or None."""
     if num_processes > 1:
         return ("--bf16-weights runs on one process (the copy's gradients bypass DDP's all-reduce); on several "
                 "processes or a GPU use --mixed-precision bf16")
     if mixed_precision != "no":
         return f"--bf16-weights already computes in bfloat16: drop --mixed-precision {mixed_precision}"
-    if compile:
-        return "--bf16-weights and --compile are not combined: give one"
     return None
