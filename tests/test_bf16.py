@@ -66,7 +66,7 @@ def test_micro_batches_add_up_and_every_step_reads_the_masters_new_weights():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("extra", [[], ["--compile"]])
+@pytest.mark.parametrize("extra", [[], pytest.param(["--compile"], marks=pytest.mark.compile)])
 def test_ldm_trains_and_resumes_with_bf16_weights(extra, tmp_path):
     folder = tmp_path / "sd"
     make_tiny_pipeline(size=32).save_pretrained(str(folder))
@@ -90,7 +90,7 @@ def test_bf16_weights_refuses_autocast_on_top(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "--bf16-weights" in err and "drop --mixed-precision bf16" in err
 
 
-@pytest.mark.slow
+@pytest.mark.compile
 def test_a_compiled_copy_gives_the_master_the_uncompiled_copys_gradients():
     """``--bf16-weights --compile``: the bfloat16 copy's forward is compiled; its gradients still reach the
     master through the copy's hooks, and every step still reads the master's new weights."""
