@@ -161,6 +161,11 @@ def test_report_renders_tables():
                                      "cost": {"parameters": {"total": 1000}, "train_flops": 1e12}, "lr": 2e-4}}}
     text = render_report(results, {"grid": "grid.png"})
     assert "| real vs real (floor) | 0.990 | 1.500 |" in text
+    assert "floor reconstructed" not in text
+    results["families"]["ldm"] = {"first_stage": {"ceiling": {"acc_all": 0.75, "domain_fid": 4.25}},
+                                  "summary": {"acc_all": {"mean": 0.25, "std": 0.0, "n": 2}}}
+    text = render_report(results, {"grid": "grid.png"})
+    assert "| ldm's first stage (floor reconstructed) | 0.750 | 4.250 |" in text
     assert "0.500 +/- 0.100" in text and "![grid](grid.png)" in text and "t2i bench --quick" in text
 
 
@@ -177,6 +182,8 @@ def test_bench_quick_end_to_end(tmp_path):
     assert set(results["families"]) == {"tgan", "cvae", "ldm"}
     assert {"command", "machine", "budget", "floor", "eval", "diffusion", "notes"} <= set(results)
     assert results["floor"]["acc_all"] > 0.5  # the evaluator reads real renders
+    ceiling = results["families"]["ldm"]["first_stage"]["ceiling"]  # the floor through a first stage of a few steps
+    assert ceiling["domain_fid"] > results["floor"]["domain_fid"] and "acc_all" in ceiling
     for name, fam in results["families"].items():
         assert fam["steps"] >= 1 and fam["step_flops"] > 0, name
         # the budget is respected and used: within one step of it (latent diffusion: with its first stage)
@@ -215,3 +222,26 @@ def test_bench_scores_binding_and_relation_of_two_object_prompts():
     assert right["binding_two"] == right["relation_two"] == right["acc_two"] == 1.0
     assert wrong["binding_two"] == 1.0 and wrong["relation_two"] == 0.0 and wrong["acc_two"] == 0.0
     assert wrong["acc_one"] == 1.0
+
+
+def test_first_stage_ceiling_scores_reconstructions_in_place_of_the_floor():
+    """Latent diffusion's ceiling row: the floor images through its first stage, scored like the floor."""
+    from t2i.bench.scoring import Scorer, real_set
+    from t2i.diffusion.first_stage import build_vae
+    from t2i.diffusion.training import reconstruct
+    from t2i.evaluators.shapes import ShapesEvaluator
+
+    torch.manual_seed(0)
+    real = real_set("shapes", 16, 0, seed=5)
+    scorer = Scorer("shapes", real_set("shapes", 16, 0, seed=6).images, ShapesEvaluator.from_pretrained())
+    vae = build_vae("f4-tiny").eval()  # untrained: its reconstructions keep nothing of the scenes
+    recon = reconstruct(vae, real.images)
+    assert recon.shape == (16, 3, 32, 32) and 0 <= recon.min() and recon.max() <= 1
+    assert torch.allclose(recon * 255, (recon * 255).round(), atol=1e-3)  # 8 bits, like a saved sample
+    assert reconstruct(vae, torch.rand(2, 1, 32, 32)).shape == (2, 3, 32, 32)  # digits: grey repeated to RGB
+    floor, ceiling = scorer.floor(real), scorer.floor(real, recon)
+    assert floor["acc_all"] > 0.9 and ceiling["acc_all"] < floor["acc_all"] - 0.5
+    assert ceiling["domain_fid"] > floor["domain_fid"]
+    assert scorer.floor(real, real.images)["domain_fid"] == pytest.approx(floor["domain_fid"])
+    with pytest.raises(ValueError, match="one per real image"):
+        scorer.floor(real, recon[:-1])

@@ -345,6 +345,15 @@ class Bench:
                                  "test_psnr_db": psnr, "options": fam.options, "train_images_per_s": run["images_per_s"]}
         return float(steps * step)
 
+    def first_stage_ceiling(self) -> dict[str, Any]:
+        """The floor set's real images passed through the first stage, scored like the floor: no latent model on
+        this first stage can beat these figures by more than the noise, however long it trains."""
+        from t2i.diffusion.first_stage import load_vae
+        from t2i.diffusion.training import reconstruct
+
+        recon = reconstruct(load_vae(self.first_stage).eval(), self.floor_set.images)
+        return {k: v for k, v in self.scorer.floor(self.floor_set, recon).items() if k != "details"}
+
     # ------------------------------------------------------------------ one family
     def eval_options(self, fam: Family, guidance: float | None = None):
         """The sampling options of a family's evaluation (diffusion: sampler, steps, guidance)."""
@@ -365,7 +374,8 @@ class Bench:
         if fam.first_stage:
             first_flops = self.train_first_stage(self.first_stage_budget())
             share = cfg.first_stage_share if "vae-kl" not in self.loads else 0.0  # a given one costs the budget nothing
-            entry["first_stage"] = self.first_stage_info or {"given": self.first_stage}
+            entry["first_stage"] = {**(self.first_stage_info or {"given": self.first_stage}),
+                                    "ceiling": self.first_stage_ceiling()}
         step = self.step_flops(fam)
         if self.ladder:
             ladder = self.ladder_of(fam)

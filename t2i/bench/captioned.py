@@ -127,9 +127,13 @@ class CaptionedScorer:
             out["diversity"], out["diversity_ratio"] = div["diversity"], div["diversity_ratio"]
         return out
 
-    def floor(self, real: RealSet) -> dict[str, Any]:
-        """The real held-out images scored like a sample set (one image per caption, so no diversity)."""
-        return self.score(real.images, EvalSet("floor", real.captions, None, real.novel, 1, 0, real=real.images))
+    def floor(self, real: RealSet, images: torch.Tensor | None = None) -> dict[str, Any]:
+        """The real held-out images scored like a sample set (one image per caption, so no diversity); ``images``,
+        one per real image and in its order (e.g. a first stage's reconstructions of them), in their place."""
+        images = real.images if images is None else images
+        if len(images) != len(real.images):
+            raise ValueError(f"{len(images)} images in place of {len(real.images)} real ones: give one per real image")
+        return self.score(images, EvalSet("floor", real.captions, None, real.novel, 1, 0, real=real.images))
 
 
 def demo() -> None:

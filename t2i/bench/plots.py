@@ -4,7 +4,8 @@ the same prompts for every model.
 
 Inputs are the plain structures of ``results.json`` (see ``t2i.bench.report``); every
 curve is a mean over seeds with a +/- 1 std band where there are several seeds, and the
-real-vs-real floor is drawn as a dashed line.
+real-vs-real floor is drawn as a dashed line (a latent model's first-stage ceiling, the floor images
+reconstructed, as a dotted one in its colour).
 
     python -c "from t2i.bench.plots import demo; demo()"   # writes /tmp/bench_plots_demo/*.png
 """
@@ -84,8 +85,11 @@ def plot_quality_vs_budget(families: dict[str, Any], floor: dict[str, Any] | Non
                 continue
             x = np.array([st["flops"] for st in seeds[0]["stages"]], dtype=float)
             mean, std = _mean_std([[st["metrics"].get(metric) for st in s["stages"]] for s in seeds])
-            ax.plot(x, mean, marker="o", label=name)
+            line, = ax.plot(x, mean, marker="o", label=name)
             ax.fill_between(x, mean - std, mean + std, alpha=0.2)
+            ceiling = fam.get("first_stage", {}).get("ceiling", {}).get(metric)
+            if ceiling is not None:  # the floor set through this family's first stage: the best it can reach
+                ax.axhline(ceiling, color=line.get_color(), ls=":", lw=1.2, label=f"{name}'s first stage")
         _floor_line(ax, floor, metric)
         _log_scale_if_wide(ax)
         _x_axis(ax, [st["flops"] for f in families.values() for s in f.get("seeds", {}).values()

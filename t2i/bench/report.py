@@ -13,6 +13,8 @@
                          "summary": {metric: {"mean", "std", "n"}},
                          "cost": {"parameters", "train_flops", "train_images_per_s", "ms_per_image",
                                   "images_per_s", "gflop_per_image"},
+                         "first_stage": {"steps", "flops", "test_psnr_db", ..., "ceiling": {metric: value}},
+                                                                     # latent diffusion: the floor set reconstructed
                          "sampling": {options used},
                          "rungs": [{"multiple", "budget", "steps", "flops", "cpu_hours"}]}},   # --ladder only
      "diffusion": {"family", "guidance_sweep": [...], "chosen_guidance", "sampler_curves": {sampler: [...]}},
@@ -157,9 +159,13 @@ def render_report(results: dict[str, Any], plots: dict[str, str]) -> str:
     lines += ["## Quality (mean +/- std over seeds)", ""]
     header = ["model"] + [HEADLINE[k][0] + (" ^" if HEADLINE[k][1] else " v") for k in present]
     rows = [["real vs real (floor)"] + [floor.get(k) for k in present]]
+    ceilings = {name: f["first_stage"]["ceiling"] for name, f in fams.items() if f.get("first_stage", {}).get("ceiling")}
+    rows += [[f"{name}'s first stage (floor reconstructed)"] + [c.get(k) for k in present] for name, c in ceilings.items()]
     rows += [[name] + [f.get("summary", {}).get(k) for k in present] for name, f in fams.items()]
     lines += _table(header, rows)
-    lines += ["^ higher is better, v lower is better. " + DISTANCE_NOTES[data_kind(results["config"]["data"])], ""]
+    lines += ["^ higher is better, v lower is better. " + DISTANCE_NOTES[data_kind(results["config"]["data"])]
+              + (" A first stage's row scores the floor images after encoding and decoding them: the best its latent "
+                 "model can reach on each metric, however long it trains." if ceilings else ""), ""]
     lines += ["## Cost", ""]
     rows = []
     for name, f in fams.items():

@@ -288,15 +288,19 @@ class Scorer:
             out["clip_score"] = clip_score(images, prompts, model, tokenizer, model_name=name)["clip_score"]
         return out
 
-    def floor(self, real: RealSet) -> dict[str, Any]:
+    def floor(self, real: RealSet, images: torch.Tensor | None = None) -> dict[str, Any]:
         """The real-vs-real floor: a second real set scored like a sample set, with the real images' own diversity
         ratio (within-condition over overall diversity, conditions = digit classes or captions) when at least
-        ``MIN_REAL_GROUPS`` conditions have two or more of its images."""
+        ``MIN_REAL_GROUPS`` conditions have two or more of its images. ``images``, one per real image and in its
+        order (e.g. a first stage's reconstructions of them), are scored in their place."""
+        images = real.images if images is None else images
+        if len(images) != len(real.images):
+            raise ValueError(f"{len(images)} images in place of {len(real.images)} real ones: give one per real image")
         labels = real.labels if self.data == "digits" else None
-        out = self.score(real.images, EvalSet("floor", real.captions, labels, real.novel, 1, 0))
+        out = self.score(images, EvalSet("floor", real.captions, labels, real.novel, 1, 0))
         groups = labels or real.captions
         if sum(n >= 2 for n in Counter(groups).values()) >= MIN_REAL_GROUPS:
-            out["diversity_ratio"] = diversity(self.extractor(real.images), groups=groups)["diversity_ratio"]
+            out["diversity_ratio"] = diversity(self.extractor(images), groups=groups)["diversity_ratio"]
         return out
 
 

@@ -79,6 +79,19 @@ def to_vae_input(images: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
+def reconstruct(vae: Any, images: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
+    """Posterior-mean reconstructions (B, 3, S, S) in [0, 1], rounded to 8 bits like a saved image, of ``images``
+    (B, C, S, S) in [0, 1]: what the first stage lets any latent model draw at best (Rombach et al. 2022, Sec. 3.1)."""
+    device = next(vae.parameters()).device
+    out = []
+    for x in images.split(batch_size):
+        x = to_vae_input(x.to(device))
+        x_hat = vae.decode(vae.encode(x).latent_dist.mode()).sample.clamp(-1, 1)
+        out.append(((x_hat + 1) / 2 * 255).round().div(255).cpu())
+    return torch.cat(out)
+
+
+@torch.no_grad()
 def reconstruction_psnr(vae: Any, dataset: Dataset, device: torch.device | str, n: int) -> float:
     """Mean PSNR (dB, images in [0, 1]) of posterior-mean reconstructions of the first ``n`` items
     (map-style or streamed datasets)."""
