@@ -346,8 +346,9 @@ class Bench:
         return float(steps * step)
 
     def first_stage_ceiling(self) -> dict[str, Any]:
-        """The floor set's real images passed through the first stage, scored like the floor: no latent model on
-        this first stage can beat these figures by more than the noise, however long it trains."""
+        """The floor set's real images passed through the first stage, scored like the floor: what a perfect latent
+        model on this first stage would score (its distances to the reference cannot fall much below these; its
+        precision can rise above, by drawing only typical images)."""
         from t2i.diffusion.first_stage import load_vae
         from t2i.diffusion.training import reconstruct
 
