@@ -33,7 +33,7 @@ from t2i.config import config_to_dict, parse_config, presets_in
 from t2i.data import evaluation_options, load_dataset, training_options
 from t2i.diffusion.first_stage import (PatchDiscriminator, VAEPreset, build_vae, hinge_d_loss, hinge_g_loss,
                                        load_vae, measure_scaling_factor, vae_factor, vae_loss)
-from t2i.diffusion.training import reconstruction_psnr, to_vae_input
+from t2i.diffusion.training import reconstruct, reconstruction_psnr, to_vae_input
 from t2i.runtime import Run, RunConfig
 
 PRESETS = Path(__file__).resolve().parents[1] / "t2i" / "diffusion" / "presets" / "vae_kl"
@@ -72,9 +72,8 @@ def shapes_reconstruction_accuracy(vae, device: torch.device, size: int, n: int 
     for split in ("test", "novel"):
         scenes = prompts(n, seed=0, split=split, kind="one", size=size)
         x = torch.stack([torch.from_numpy(np.array(render(r, size))).permute(2, 0, 1) for _, r in scenes])
-        x = to_vae_input(x.float().div(255).to(device))  # (N, 3, S, S) in [-1, 1]
-        x_hat = (vae.decode(vae.encode(x).latent_dist.mode()).sample.clamp(-1, 1) + 1) / 2
-        images = [Image.fromarray(a) for a in (x_hat.permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype("uint8")]
+        x_hat = reconstruct(vae, x.float().div(255).to(device))  # (N, 3, S, S) in [0, 1], on 8-bit levels
+        images = [Image.fromarray(a) for a in (x_hat.permute(0, 2, 3, 1).numpy() * 255).round().astype("uint8")]
         acc = prompt_accuracy(images, [caption for caption, _ in scenes])["one"]
         out[split] = {k: acc[k] for k in ("colour", "shape", "size", "position", "all_correct")}
     return out

@@ -88,7 +88,7 @@ def plot_quality_vs_budget(families: dict[str, Any], floor: dict[str, Any] | Non
             line, = ax.plot(x, mean, marker="o", label=name)
             ax.fill_between(x, mean - std, mean + std, alpha=0.2)
             ceiling = fam.get("first_stage", {}).get("ceiling", {}).get(metric)
-            if ceiling is not None:  # the floor set through this family's first stage: the best it can reach
+            if ceiling is not None:  # the floor set through this family's first stage: a perfect latent model's score
                 ax.axhline(ceiling, color=line.get_color(), ls=":", lw=1.2, label=f"{name}'s first stage")
         _floor_line(ax, floor, metric)
         _log_scale_if_wide(ax)

@@ -81,7 +81,7 @@ def to_vae_input(images: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def reconstruct(vae: Any, images: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
     """Posterior-mean reconstructions (B, 3, S, S) in [0, 1], rounded to 8 bits like a saved image, of ``images``
-    (B, C, S, S) in [0, 1]: what the first stage lets any latent model draw at best (Rombach et al. 2022, Sec. 3.1)."""
+    (B, C, S, S) in [0, 1]: what a perfect latent model on this first stage would draw (Rombach et al. 2022, Sec. 3.1)."""
     device = next(vae.parameters()).device
     out = []
     for x in images.split(batch_size):
