@@ -245,3 +245,21 @@ def test_first_stage_ceiling_scores_reconstructions_in_place_of_the_floor():
     assert scorer.floor(real, real.images)["domain_fid"] == pytest.approx(floor["domain_fid"])
     with pytest.raises(ValueError, match="one per real image"):
         scorer.floor(real, recon[:-1])
+
+
+def test_step_flops_command_counts_one_trainer_step_and_cleans_up(tmp_path, capsys):
+    """`python -m benchmarks.step_flops` (the figures RESULTS.md prices first stages with): one step of a real
+    trainer, linear in the batch as matmuls and convolutions are, its 1- and 2-step runs removed afterwards."""
+    from benchmarks.step_flops import main
+    from t2i.bench.cost import trainer_step_flops
+
+    flags = ["--data=digits", "--checkpoint-every=0", "--sample-every=0"]
+    root = tmp_path / "count"
+    small = trainer_step_flops("train.vae", flags + ["--batch-size=8"], root)
+    assert small > 0 and not root.exists()
+    assert main(["vae", *flags, "--batch-size=16"]) == 0
+    assert f"({2 * small})" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="leave out"):
+        main(["vae", *flags, "--steps=3"])
+    with pytest.raises(SystemExit, match="TRAINER one of"):
+        main(["no-such-trainer"])

@@ -436,3 +436,33 @@ def test_unet_presets_put_the_middle_block_at_their_stated_resolution(preset, mi
     unet.save_pretrained(tmp_path)
     again = UNet2DConditionModel.from_pretrained(tmp_path)
     assert list(again.config.block_out_channels) == list(unet.config.block_out_channels)
+
+
+class PixelFirstStage(torch.nn.Module):
+    """An AutoencoderKL stand-in whose latent is the image itself: decode(encode(x)) = x, or with the red and
+    blue channels swapped (``swap=True``), a first stage that loses colour."""
+
+    def __init__(self, swap: bool = False):
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(()))  # gives the stand-in a device
+        self.swap = swap
+
+    def encode(self, x):
+        return type("Out", (), {"latent_dist": type("Dist", (), {"mode": lambda _: x})()})()
+
+    def decode(self, z):
+        return type("Out", (), {"sample": z.flip(1) if self.swap else z})()
+
+
+def test_shapes_reconstruction_accuracy_judges_what_the_first_stage_gives_back():
+    """`t2i train vae-kl`'s shapes ceiling check: a lossless first stage gives back every one-object scene right on both
+    splits (the [0, 1] <-> [-1, 1] mapping and the 8-bit round trip are right), a colour-swapping one loses the colours
+    that swapping red and blue changes, and keeps every shape."""
+    from train.vae_kl import shapes_reconstruction_accuracy
+
+    lossless = shapes_reconstruction_accuracy(PixelFirstStage(), torch.device("cpu"), 32, n=40)
+    assert set(lossless) == {"test", "novel"}
+    assert all(lossless[split]["all_correct"] == 1.0 for split in lossless)
+    swapped = shapes_reconstruction_accuracy(PixelFirstStage(swap=True), torch.device("cpu"), 32, n=40)
+    assert all(swapped[split]["shape"] == 1.0 for split in swapped)
+    assert all(swapped[split]["colour"] < 0.8 for split in swapped)

@@ -65,7 +65,7 @@ from t2i.bench import plots
 from t2i.bench.captioned import CaptionedScorer, captioned_sets, check_train_split
 from t2i.bench.config import OPTION_FIELDS, BenchConfig, floats, parse_loads, resolve
 from t2i.bench.cost import (count_parameters, cpu_seconds_to, record_stage_time, sampling_cost,
-                            step_flops_by_difference, training_images_per_s)
+                            trainer_step_flops, training_images_per_s)
 from t2i.bench.evaluate import diffusion_options, evaluate_stages, guidance_sweep, sample_and_score, sampler_curves, select
 from t2i.bench.families import (FIRST_STAGE, Family, data_kind, ladder_steps, parse_families, stage_steps,
                                  steps_for_budget, with_options)
@@ -258,17 +258,9 @@ class Bench:
         if fam.first_stage:  # its per-step cost includes encoding with the first stage
             key += " first stage: " + " ".join(self.first_stage_info.get("options", [self.first_stage]))
         if not (self.resume and key in cache):
-            main = importlib.import_module(fam.trainer).main
             tail = ["--scale-images=64", "--eval-images=16"] if fam.name == "vae-kl" else []  # cheaper constant tail
-            root = self.work / "flop-count" / fam.name
-
-            def train_for(steps: int) -> None:
-                shutil.rmtree(root / str(steps), ignore_errors=True)
-                main(argv + tail + [f"--out={root / str(steps)}", f"--steps={steps}"])
-
             print(f"bench: counting the FLOPs of one {fam.name} step (runs of 1 and 2 steps)", flush=True)
-            cache[key] = step_flops_by_difference(train_for)
-            shutil.rmtree(root, ignore_errors=True)
+            cache[key] = trainer_step_flops(fam.trainer, argv + tail, self.work / "flop-count" / fam.name)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(cache, indent=2) + "\n")
         return int(cache[key])

@@ -25,7 +25,9 @@ a shared machine makes noisy; seconds are still measured and reported beside the
 
 from __future__ import annotations
 
+import importlib
 import json
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -60,6 +62,20 @@ def step_flops_by_difference(train_for: Callable[[int], Any], base_steps: int = 
     if per_step <= 0:
         raise RuntimeError(f"one more training step counted {per_step} FLOPs ({long} - {short}); "
                            "the trainer's per-step work is not visible to FlopCounterMode")
+    return per_step
+
+
+def trainer_step_flops(trainer: str, argv: list[str], root: Path) -> int:
+    """FLOPs of one optimiser step of the ``t2i train`` module ``trainer`` (e.g. ``"train.ldm"``) run with ``argv``:
+    runs of 1 and 2 steps written under ``root`` (removed afterwards), counted by difference."""
+    main = importlib.import_module(trainer).main
+
+    def train_for(steps: int) -> None:
+        shutil.rmtree(root / str(steps), ignore_errors=True)
+        main(argv + [f"--out={root / str(steps)}", f"--steps={steps}"])
+
+    per_step = step_flops_by_difference(train_for)
+    shutil.rmtree(root, ignore_errors=True)
     return per_step
 
 
