@@ -171,10 +171,12 @@ def test_report_renders_tables():
 
 @pytest.mark.slow
 def test_bench_quick_end_to_end(tmp_path):
+    """The whole bench at its smallest; latent diffusion on cached latents (--ldm-options=--cache), whose one-off
+    encoding of the train split comes out of its budget."""
     from train.bench import main
 
     out = tmp_path / "bench"
-    assert main(["--quick", f"--out={out}", f"--work={tmp_path / 'work'}"]) == 0
+    assert main(["--quick", f"--out={out}", f"--work={tmp_path / 'work'}", "--ldm-options=--cache"]) == 0
     for name in ("report.md", "results.json", "quality_vs_budget.png", "quality_vs_steps.png", "guidance.png",
                  "cost_vs_quality.png", "grid.png"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
@@ -184,6 +186,10 @@ def test_bench_quick_end_to_end(tmp_path):
     assert results["floor"]["acc_all"] > 0.5  # the evaluator reads real renders
     ceiling = results["families"]["ldm"]["first_stage"]["ceiling"]  # the floor through a first stage of a few steps
     assert ceiling["domain_fid"] > results["floor"]["domain_fid"] and "acc_all" in ceiling
+    ldm = results["families"]["ldm"]
+    assert ldm["cache_flops"] > 0 and any(n.startswith("ldm trains on cached latents") for n in results["notes"])
+    assert ldm["cost"]["train_flops"] == ldm["first_stage_flops"] + ldm["cache_flops"] + ldm["steps"] * ldm["step_flops"]
+    assert list((tmp_path / "work" / "ldm").glob("*/latent-cache"))  # built once per run, read by its later stages
     for name, fam in results["families"].items():
         assert fam["steps"] >= 1 and fam["step_flops"] > 0, name
         # the budget is respected and used: within one step of it (latent diffusion: with its first stage)
@@ -198,6 +204,7 @@ def test_bench_quick_end_to_end(tmp_path):
     assert results["diffusion"]["chosen_guidance"] in (1.0, 3.0)
     report = (out / "report.md").read_text()
     assert "QUICK MODE" in report and "real vs real" in report and results["command"] in report
+    assert "of which --cache build" in report
     assert any(n.startswith("budget (tgan, cvae, ldm)") for n in results["notes"])
 
 

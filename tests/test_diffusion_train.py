@@ -466,3 +466,18 @@ def test_shapes_reconstruction_accuracy_judges_what_the_first_stage_gives_back()
     swapped = shapes_reconstruction_accuracy(PixelFirstStage(swap=True), torch.device("cpu"), 32, n=40)
     assert all(swapped[split]["shape"] == 1.0 for split in swapped)
     assert all(swapped[split]["colour"] < 0.8 for split in swapped)
+
+
+def test_cache_flops_charge_the_encoders_once_per_item_in_place_of_once_per_step(vae_run, ldm_run, tmp_path):
+    """The bench's price of ``ldm --cache`` (t2i.bench.cost.trainer_cache_flops): a cached step runs no encoder, and
+    the one-off build runs the encoders once per training item: what a plain step of 8 spends on them, the build of
+    16 scenes spends twice (give or take a caption: the empty one of guidance dropout, a repeated one)."""
+    from t2i.bench.cost import trainer_cache_flops
+
+    argv = ["--data", "shapes", "--size", "16", "--n", "16", "--batch-size", "8", "--log-every", "1", *GRID,
+            "--vae", str(vae_run), "--clip", str(ldm_run), "--unet", "test", "--cache-dir", str(tmp_path / "kept")]
+    counts = trainer_cache_flops("train.ldm", argv, tmp_path / "count")
+    assert not (tmp_path / "count").exists() and not (tmp_path / "kept").exists()  # a kept cache would hide the build
+    encoders_per_batch = counts["plain_step"] - counts["step"]
+    assert 0 < counts["step"] < counts["plain_step"]
+    assert 1.9 * encoders_per_batch <= counts["once"] <= 2.1 * encoders_per_batch, counts  # measured: 2.0

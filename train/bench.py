@@ -65,7 +65,7 @@ from t2i.bench import plots
 from t2i.bench.captioned import CaptionedScorer, captioned_sets, check_train_split
 from t2i.bench.config import OPTION_FIELDS, BenchConfig, floats, parse_loads, resolve
 from t2i.bench.cost import (count_parameters, cpu_seconds_to, record_stage_time, sampling_cost,
-                            trainer_step_flops, training_images_per_s)
+                            trainer_cache_flops, trainer_step_flops, training_images_per_s)
 from t2i.bench.evaluate import diffusion_options, evaluate_stages, guidance_sweep, sample_and_score, sampler_curves, select
 from t2i.bench.families import (FIRST_STAGE, Family, data_kind, ladder_steps, parse_families, stage_steps,
                                  steps_for_budget, with_options)
@@ -102,6 +102,12 @@ def snapshot(folder: Path, fam: Family, dest: Path) -> None:
             elif (folder / part).is_file():
                 shutil.copy2(folder / part, tmp / part)
     tmp.rename(dest)
+
+
+def uses_cache(options: list[str]) -> bool:
+    """Whether trainer options turn on ``--cache`` (``--cache``, ``--cache=true`` or ``--cache true``)."""
+    return any(a == "--cache" and (i + 1 == len(options) or options[i + 1].lower() != "false")
+               or a.lower() == "--cache=true" for i, a in enumerate(options))
 
 
 class Bench:
@@ -251,19 +257,38 @@ class Bench:
 
     def step_flops(self, fam: Family) -> int:
         """FLOPs of one optimiser step by difference of 1- and 2-step runs (cached in --work per option set)."""
+        return self.counted_flops(fam)["step"]
+
+    def cache_flops(self, fam: Family) -> int:
+        """FLOPs of encoding the train split once, for a latent diffusion recipe with ``--cache`` (else 0): paid
+        once per run, before its first step, and charged in full at every rung as its first stage is."""
+        return self.counted_flops(fam).get("once", 0)
+
+    def counted_flops(self, fam: Family) -> dict[str, int]:
+        """``{"step": F}``, and ``"once"`` for ``--cache``: counted by ``t2i.bench.cost`` on runs of 1 and 2 steps,
+        stored in --work per option set."""
         path = self.work / "step_flops.json"
-        cache = json.loads(path.read_text()) if path.is_file() else {}
+        store = json.loads(path.read_text()) if path.is_file() else {}
         argv = self.trainer_argv(fam, fam.lr, 0)
         key = fam.name + " " + " ".join(a for a in argv if not a.startswith(("--vae=", "--clip=", "--text-encoder=")))
         if fam.first_stage:  # its per-step cost includes encoding with the first stage
             key += " first stage: " + " ".join(self.first_stage_info.get("options", [self.first_stage]))
-        if not (self.resume and key in cache):
-            tail = ["--scale-images=64", "--eval-images=16"] if fam.name == "vae-kl" else []  # cheaper constant tail
-            print(f"bench: counting the FLOPs of one {fam.name} step (runs of 1 and 2 steps)", flush=True)
-            cache[key] = trainer_step_flops(fam.trainer, argv + tail, self.work / "flop-count" / fam.name)
+        cached = fam.first_stage and uses_cache(fam.options)
+        keys = {"step": key, **({"once": key + " (encoding the train split once)"} if cached else {})}
+        if not (self.resume and all(k in store for k in keys.values())):
+            root = self.work / "flop-count" / fam.name
+            if cached:
+                print(f"bench: counting the FLOPs of one {fam.name} step and of its --cache build (runs of 1 and 2 "
+                      "steps, with and without --cache)", flush=True)
+                counts = trainer_cache_flops(fam.trainer, argv, root)
+            else:
+                tail = ["--scale-images=64", "--eval-images=16"] if fam.name == "vae-kl" else []  # cheaper tail
+                print(f"bench: counting the FLOPs of one {fam.name} step (runs of 1 and 2 steps)", flush=True)
+                counts = {"step": trainer_step_flops(fam.trainer, argv + tail, root)}
+            store.update({keys[k]: counts[k] for k in keys})
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(cache, indent=2) + "\n")
-        return int(cache[key])
+            path.write_text(json.dumps(store, indent=2) + "\n")
+        return {k: int(store[key]) for k, key in keys.items()}
 
     def steps_for(self, budget: float, fam: Family, step: int) -> int:
         if self.budget_kind == "images":
@@ -274,6 +299,8 @@ class Bench:
         """Train one run in stages (each resuming the last exactly), copying the model after each stage."""
         folder = self.work / fam.name / f"lr{lr:g}-seed{seed}"
         argv = self.trainer_argv(fam, lr, seed) + [f"--out={folder}"]
+        if uses_cache(argv) and not any(a.startswith("--cache-dir") for a in argv):
+            argv.append(f"--cache-dir={folder / 'latent-cache'}")  # built by the first stage, reused by the next
         inputs = self.run_inputs(fam)
         marker, plan = folder / "bench_run.json", {"argv": argv, "stages": stages, **inputs}
         old = json.loads(marker.read_text()) if self.resume and marker.is_file() else None
@@ -369,18 +396,28 @@ class Bench:
             share = cfg.first_stage_share if "vae-kl" not in self.loads else 0.0  # a given one costs the budget nothing
             entry["first_stage"] = {**(self.first_stage_info or {"given": self.first_stage}),
                                     "ceiling": self.first_stage_ceiling()}
-        step = self.step_flops(fam)
+        step, once = self.step_flops(fam), self.cache_flops(fam)
+        if once:
+            self.notes.append(f"{fam.name} trains on cached latents (--cache): encoding the train split once costs "
+                              f"{once:.3g} FLOPs (t2i.bench.cost.trainer_cache_flops), charged to every run in full "
+                              "(a ladder: on top of every rung, as its first stage; one budget: out of it); its "
+                              "steps then run no encoder")
         if self.ladder:
             ladder = self.ladder_of(fam)
             budgets = [self.budget * m - self.budget * m * share for m in ladder]
             stages = ladder_steps([self.steps_for(b, fam, step) for b in budgets], ladder)
             steps = stages[-1]
             entry["ladder_top"] = self.tops.get(fam.name)
-        else:
-            steps = self.steps_for(self.budget - self.budget * share, fam, step)
+        else:  # one budget: the --cache build comes out of it (a ladder's rungs are charged it on top, as a first stage)
+            left = self.budget - self.budget * share - (once if self.budget_kind == "flops" else 0)
+            if left <= 0:
+                raise SystemExit(f"bench: {fam.name}'s --cache build costs {once:.3g} FLOPs, all of its budget "
+                                 f"({self.budget - self.budget * share:.3g}): raise --budget-flops or drop --cache")
+            steps = self.steps_for(left, fam, step)
             stages = stage_steps(steps, floats(cfg.budget_fractions))
-        flops_at = {s: first_flops + s * step for s in stages}
-        entry.update(step_flops=step, steps=steps, stages=stages, first_stage_flops=first_flops or None)
+        flops_at = {s: first_flops + once + s * step for s in stages}
+        entry.update(step_flops=step, steps=steps, stages=stages, first_stage_flops=first_flops or None,
+                     cache_flops=once or None)
 
         # tuning trials on seed 0, selected on the validation prompts
         lrs = fam.lrs(cfg.trials)
@@ -421,7 +458,7 @@ class Bench:
                 entry["sample_command"] = self.sample_command(fam, run["stages"][-1][1], guidance)
         entry["summary"] = summarize([s["metrics"] for s in entry["seeds"].values()])
         speeds = [s["train_images_per_s"] for s in entry["seeds"].values() if s["train_images_per_s"]]
-        entry["cost"].update(train_flops=first_flops + steps * step,
+        entry["cost"].update(train_flops=first_flops + once + steps * step,
                              train_images_per_s=sum(speeds) / len(speeds) if speeds else None)
         if self.ladder:
             entry["rungs"] = self.rungs(fam, stages, flops_at, entry["cost"]["train_images_per_s"], folders)

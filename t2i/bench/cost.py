@@ -79,6 +79,49 @@ def trainer_step_flops(trainer: str, argv: list[str], root: Path) -> int:
     return per_step
 
 
+def without_options(argv: list[str], *names: str) -> list[str]:
+    """``argv`` less the options ``names`` in every spelling: ``--name``, ``--name=V``, ``--name V`` (a value is the
+    next token when it does not start with ``--``)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            if not arg.startswith("--"):
+                continue
+        if arg in names:
+            skip = True
+        elif not arg.startswith(tuple(n + "=" for n in names)):
+            out.append(arg)
+    return out
+
+
+def trainer_cache_flops(trainer: str, argv: list[str], root: Path, cache_option: str = "--cache") -> dict[str, int]:
+    """What a trainer's ``cache_option`` (``ldm --cache``: every image and caption encoded once before the first
+    step) costs once and per step: ``{"step": F_cached(2) - F_cached(1), "once": C, "plain_step": the step
+    without the cache}``.
+
+    One cached step and one uncached step differ by the one-off build and by the step itself:
+    ``F_cached(1) = S + C + step_cached + T`` and ``F_plain(1) = S + step_plain + T`` (S the set-up, T the final
+    samples, both shared), so ``C = F_cached(1) - F_plain(1) - step_cached + step_plain``. ``argv`` is the plain
+    run's; a ``--cache-dir`` in it is dropped (a folder built by an earlier run would hide the build)."""
+    main = importlib.import_module(trainer).main
+    plain = without_options(argv, cache_option, "--cache-dir")
+    totals: dict[tuple[bool, int], int] = {}
+    for cached in (False, True):
+        for steps in (1, 2):
+            folder = root / f"{'cached' if cached else 'plain'}-{steps}"
+            shutil.rmtree(folder, ignore_errors=True)
+            run_argv = plain + ([cache_option] if cached else []) + [f"--out={folder}", f"--steps={steps}"]
+            _, totals[cached, steps] = count_flops(lambda: main(run_argv))
+    shutil.rmtree(root, ignore_errors=True)
+    step = {cached: totals[cached, 2] - totals[cached, 1] for cached in (False, True)}
+    once = totals[True, 1] - totals[False, 1] - step[True] + step[False]
+    if min(step.values()) <= 0 or once <= 0:
+        raise RuntimeError(f"{cache_option} counted {once} FLOPs once and {step[True]} per step (plain step "
+                           f"{step[False]}): the trainer's work is not visible to FlopCounterMode")
+    return {"step": step[True], "once": once, "plain_step": step[False]}
+
+
 def count_parameters(model: torch.nn.Module | Generator, include_text_encoder: bool = False) -> dict[str, int]:
     """Parameters of a module or a generator: ``{"total": n, <part>: n, ...}``.
 

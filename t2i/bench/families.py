@@ -17,6 +17,9 @@ optimiser steps, with ``F_step`` counted by ``t2i.bench.cost.step_flops_by_diffe
 an image budget ``N`` buys ``floor(N / batch)``. Latent diffusion pays for its first stage
 out of the same budget: the first stage (``vae-kl``) gets ``first_stage_share * B`` and is
 trained once, then shared by every trial and seed, each of which is charged for it in full.
+With ``--ldm-options=--cache`` latent diffusion encodes its train split once before its first
+step and its steps run no encoder: that build (``t2i.bench.cost.trainer_cache_flops``) is
+charged to every run in full too, out of a single budget, on top of every rung of a ladder.
 
     python -c "from t2i.bench.families import demo; demo()"
 """

@@ -6,7 +6,7 @@
      "wall_minutes", "date"}], "budget": {"kind", "value"},
      "eval": {"conditions", "images_per_prompt", "images", "seed", "reference_images"},
      "floor": {metric: value},                       # real vs real, same sample count
-     "families": {name: {"title", "batch_size", "step_flops", "steps", "train_flops", "first_stage_flops",
+     "families": {name: {"title", "batch_size", "step_flops", "steps", "train_flops", "first_stage_flops", "cache_flops",
                          "lr", "trials": [{"lr", "validation": {...}, "selected"}],
                          "seeds": {seed: {"stages": [{"steps", "flops", "metrics"}], "metrics", "model",
                                           "train_images_per_s"}},
@@ -168,16 +168,17 @@ def render_report(results: dict[str, Any], plots: dict[str, str]) -> str:
                  "model on that first stage would score (its FID and recall cannot get much better than these; its "
                  "precision can, by drawing only typical images)." if ceilings else ""), ""]
     lines += ["## Cost", ""]
-    rows = []
+    rows, cached = [], any(f.get("cache_flops") for f in fams.values())  # a --cache recipe's one-off encoding
     for name, f in fams.items():
         c = f.get("cost", {})
         params = c.get("parameters", {})
         rows.append([name, params.get("total") if isinstance(params, dict) else params, f.get("lr"), f.get("batch_size"),
                      f.get("steps"), f.get("step_flops"), c.get("train_flops"), f.get("first_stage_flops"),
+                     *([f.get("cache_flops")] if cached else []),
                      c.get("train_images_per_s"), c.get("ms_per_image"), c.get("images_per_s"), c.get("gflop_per_image")])
     lines += _table(["model", "parameters", "lr", "batch", "steps", "FLOPs / step", "training FLOPs",
-                     "of which first stage", "train images/s", "sampling ms/image", "sampling images/s",
-                     "sampling GFLOP/image"], rows)
+                     "of which first stage", *(["of which --cache build"] if cached else []), "train images/s",
+                     "sampling ms/image", "sampling images/s", "sampling GFLOP/image"], rows)
     lines += ["Parameters exclude the frozen conditioning text encoder (shared by every text family); sampling "
               "FLOPs include it. Images/s and ms are wall-clock on the machine above (noisy on a shared machine); "
               "the budget is not.", ""]
