@@ -65,16 +65,17 @@ def step_flops_by_difference(train_for: Callable[[int], Any], base_steps: int = 
     return per_step
 
 
+def train_fresh(trainer: str, argv: list[str], folder: Path, steps: int) -> None:
+    """One run of the ``t2i train`` module ``trainer`` (e.g. ``"train.ldm"``) from scratch: ``steps`` steps into an
+    emptied ``folder``."""
+    shutil.rmtree(folder, ignore_errors=True)
+    importlib.import_module(trainer).main(argv + [f"--out={folder}", f"--steps={steps}"])
+
+
 def trainer_step_flops(trainer: str, argv: list[str], root: Path) -> int:
-    """FLOPs of one optimiser step of the ``t2i train`` module ``trainer`` (e.g. ``"train.ldm"``) run with ``argv``:
-    runs of 1 and 2 steps written under ``root`` (removed afterwards), counted by difference."""
-    main = importlib.import_module(trainer).main
-
-    def train_for(steps: int) -> None:
-        shutil.rmtree(root / str(steps), ignore_errors=True)
-        main(argv + [f"--out={root / str(steps)}", f"--steps={steps}"])
-
-    per_step = step_flops_by_difference(train_for)
+    """FLOPs of one optimiser step of the ``t2i train`` module ``trainer`` run with ``argv``: runs of 1 and 2 steps
+    written under ``root`` (removed afterwards), counted by difference."""
+    per_step = step_flops_by_difference(lambda steps: train_fresh(trainer, argv, root / str(steps), steps))
     shutil.rmtree(root, ignore_errors=True)
     return per_step
 
@@ -104,15 +105,13 @@ def trainer_cache_flops(trainer: str, argv: list[str], root: Path, cache_option:
     ``F_cached(1) = S + C + step_cached + T`` and ``F_plain(1) = S + step_plain + T`` (S the set-up, T the final
     samples, both shared), so ``C = F_cached(1) - F_plain(1) - step_cached + step_plain``. ``argv`` is the plain
     run's; a ``--cache-dir`` in it is dropped (a folder built by an earlier run would hide the build)."""
-    main = importlib.import_module(trainer).main
     plain = without_options(argv, cache_option, "--cache-dir")
     totals: dict[tuple[bool, int], int] = {}
     for cached in (False, True):
         for steps in (1, 2):
             folder = root / f"{'cached' if cached else 'plain'}-{steps}"
-            shutil.rmtree(folder, ignore_errors=True)
-            run_argv = plain + ([cache_option] if cached else []) + [f"--out={folder}", f"--steps={steps}"]
-            _, totals[cached, steps] = count_flops(lambda: main(run_argv))
+            run_argv = plain + ([cache_option] if cached else [])
+            _, totals[cached, steps] = count_flops(lambda: train_fresh(trainer, run_argv, folder, steps))
     shutil.rmtree(root, ignore_errors=True)
     step = {cached: totals[cached, 2] - totals[cached, 1] for cached in (False, True)}
     once = totals[True, 1] - totals[False, 1] - step[True] + step[False]
