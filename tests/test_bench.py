@@ -170,13 +170,16 @@ def test_report_renders_tables():
 
 
 @pytest.mark.slow
-def test_bench_quick_end_to_end(tmp_path):
+def test_bench_quick_end_to_end(tmp_path, capsys):
     """The whole bench at its smallest; latent diffusion on cached latents (--ldm-options=--cache), whose one-off
     encoding of the train split comes out of its budget."""
     from train.bench import main
 
     out = tmp_path / "bench"
     assert main(["--quick", f"--out={out}", f"--work={tmp_path / 'work'}", "--ldm-options=--cache"]) == 0
+    log = capsys.readouterr().out
+    for name in ("tgan", "cvae", "vae-kl", "ldm"):  # regression: each was counted twice (once per use)
+        assert log.count(f"bench: counting the FLOPs of one {name} step") == 1, name
     for name in ("report.md", "results.json", "quality_vs_budget.png", "quality_vs_steps.png", "guidance.png",
                  "cost_vs_quality.png", "grid.png"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name

@@ -124,6 +124,7 @@ class Bench:
         self.budget_kind = "images" if cfg.budget_images > 0 else "flops"
         self.budget = float(cfg.budget_images if self.budget_kind == "images" else cfg.budget_flops)
         self.notes: list[str] = []
+        self.counted_keys: set[str] = set()  # FLOP counts made by this invocation: reused even without --reuse
         self.first_stage: str = ""
         self.first_stage_info: dict[str, Any] = {}
         self.ladder = parse_ladder(cfg.ladder) if cfg.ladder else []
@@ -275,7 +276,8 @@ class Bench:
             key += " first stage: " + " ".join(self.first_stage_info.get("options", [self.first_stage]))
         cached = fam.first_stage and uses_cache(fam.options)
         keys = {"step": key, **({"once": key + " (encoding the train split once)"} if cached else {})}
-        if not (self.resume and all(k in store for k in keys.values())):
+        trusted = set(store) if self.resume else self.counted_keys  # a new bench counts afresh, once
+        if not all(k in trusted for k in keys.values()):
             root = self.work / "flop-count" / fam.name
             if cached:
                 print(f"bench: counting the FLOPs of one {fam.name} step and of its --cache build (runs of 1 and 2 "
@@ -286,6 +288,7 @@ class Bench:
                 print(f"bench: counting the FLOPs of one {fam.name} step (runs of 1 and 2 steps)", flush=True)
                 counts = {"step": trainer_step_flops(fam.trainer, argv + tail, root)}
             store.update({keys[k]: counts[k] for k in keys})
+            self.counted_keys.update(keys.values())
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(store, indent=2) + "\n")
         return {k: int(store[key]) for k, key in keys.items()}
