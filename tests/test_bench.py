@@ -275,9 +275,10 @@ def test_step_flops_command_counts_one_trainer_step_and_cleans_up(tmp_path, caps
         main(["no-such-trainer"])
 
 
-def test_relation_clutter_shows_random_blobs_scoring_relation_but_not_binding(capsys):
+def test_relation_clutter_scores_random_blobs_at_chance(capsys):
     """`python -m benchmarks.relation_clutter` (RESULTS.md's chance level of the 2-object relation): an empty image
-    scores nothing, many random blobs score relation far above binding, as the best-pair judge lets them."""
+    scores nothing; many random blobs score relation near chance (one of four directions), not the 0.8 they got
+    when the judge weighed the relation with colour and shape in choosing the pair."""
     from benchmarks.relation_clutter import main
 
     assert main(["--blobs", "0,12", "--conditions", "60"]) == 0
@@ -285,4 +286,4 @@ def test_relation_clutter_shows_random_blobs_scoring_relation_but_not_binding(ca
     table = {int(r[0]): [float(v) for v in r[1:]] for r in rows if r[0].strip().isdigit()}
     assert table[0] == [0.0, 0.0, 0.0]
     relation, binding, _ = table[12]
-    assert relation > 0.5 and binding < 0.3
+    assert relation < 0.45 and binding < 0.3

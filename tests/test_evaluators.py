@@ -87,6 +87,27 @@ def test_binding_fails_when_attributes_swap_between_objects(shapes_evaluator):
     assert "binding" in aggregate([right, wrong])["two"]
 
 
+def test_relation_is_judged_on_the_named_objects_not_on_any_pair():
+    """Regression: the pair was chosen on colour, shape and relation together, so clutter scored the relation."""
+    from t2i.evaluators.shapes import judge_prediction, parse_caption
+
+    def obj(colour, shape, x, y):
+        return {"colour": colour, "shape": shape, "centre": [x, y]}
+
+    target = parse_caption("a red circle to the left of a blue square")
+    # the named objects in the wrong order, and two stray blobs in the named relation
+    wrong = judge_prediction({"objects": [obj("red", "circle", 24, 16), obj("blue", "square", 8, 16),
+                                          obj("green", "star", 2, 2), obj("yellow", "triangle", 30, 2)]}, target)
+    assert wrong["binding"] and not wrong["relation"] and not wrong["all_correct"] and wrong["extra_objects"] == 2
+    # a named object drawn twice: correct when one of the copies holds the relation (the spec's "exists")
+    twice = judge_prediction({"objects": [obj("red", "circle", 24, 16), obj("blue", "square", 16, 16),
+                                          obj("red", "circle", 8, 16)]}, target)
+    assert twice["binding"] and twice["relation"] and twice["all_correct"]
+    # nothing named is found: the relation of two stray blobs (largest first) is judged, no tie-break on it
+    stray = judge_prediction({"objects": [obj("green", "star", 24, 16), obj("yellow", "triangle", 8, 16)]}, target)
+    assert not stray["binding"] and not stray["relation"]
+
+
 def test_extra_objects_are_reported_not_counted(shapes_evaluator):
     one = {"caption": "a small red circle in the top left", "relation": None, "image_size": 32, "objects": [
         {"colour": "red", "shape": "circle", "size": "small", "position": "top left", "centre": [8, 8],

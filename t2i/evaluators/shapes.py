@@ -231,15 +231,19 @@ def judge_prediction(pred: dict[str, Any], target: dict[str, Any]) -> dict[str, 
         result["all_correct"] = best is not None and _matches(best, t, keys) == len(keys)
         return result
     a, b = named
-    best_pair, best_score = None, -1
+    # The named objects are found first, by colour and shape alone (largest objects first on ties); the
+    # relation only chooses between pairs that both are the named objects (a named object drawn twice).
+    # Were it weighed with colour and shape, an image cluttered with blobs would nearly always hold some
+    # pair in the named relation (benchmarks.relation_clutter).
+    best_pair, best_key = None, (-1, False)
     for i, oa in enumerate(objs):  # every ordered pair: subject oa, other ob
         for j, ob in enumerate(objs):
             if i == j:
                 continue
-            score = (_matches(oa, a, ("colour", "shape")) + _matches(ob, b, ("colour", "shape"))
-                     + (relation_of(oa["centre"], ob["centre"]) == target["relation"]))
-            if score > best_score:
-                best_pair, best_score = (oa, ob), score
+            found = _matches(oa, a, ("colour", "shape")) + _matches(ob, b, ("colour", "shape"))
+            key = (found, found == 4 and relation_of(oa["centre"], ob["centre"]) == target["relation"])
+            if key > best_key:
+                best_pair, best_key = (oa, ob), key
     if best_pair is None:
         result.update(colour=False, shape=False, binding=False, relation=False, all_correct=False)
         return result
@@ -248,7 +252,7 @@ def judge_prediction(pred: dict[str, Any], target: dict[str, Any]) -> dict[str, 
     result["shape"] = oa["shape"] == a["shape"] and ob["shape"] == b["shape"]
     result["binding"] = result["colour"] and result["shape"]  # each named object with its own colour and shape
     result["relation"] = relation_of(oa["centre"], ob["centre"]) == target["relation"]
-    result["all_correct"] = best_score == 5
+    result["all_correct"] = result["binding"] and result["relation"]
     return result
 
 
