@@ -188,6 +188,24 @@ def test_a_diffusion_run_on_a_retrained_first_stage_is_not_read_back():
     assert prints[0][0] != prints[1][0] and prints[0][1] != prints[1][1]
 
 
+def test_scores_stored_under_earlier_judge_rules_are_not_read_back(monkeypatch):
+    """Regression: the fingerprints named the evaluator but not its rules, so a sweep resumed after the 2-object
+    relation judge changed would have mixed old and new scores along one curve."""
+    import t2i.evaluators.shapes as shapes
+    from t2i.bench.config import BenchConfig, resolve
+    from train.bench import Bench
+
+    bench = Bench.__new__(Bench)  # the fingerprint arithmetic only: no judges, no data
+    bench.cfg, bench.kind = resolve(BenchConfig(quick=True, ladder="1,2")), "shapes"
+    run = {"argv": ["--steps=2"], "inputs": {}}
+    now = bench.fingerprint(run, 25, 3.0), bench.study_fingerprint("/stage-25", run["argv"])
+    monkeypatch.setattr(shapes, "JUDGE_RULES", shapes.JUDGE_RULES + 1)
+    later = bench.fingerprint(run, 25, 3.0), bench.study_fingerprint("/stage-25", run["argv"])
+    assert now[0] != later[0] and now[1] != later[1]
+    bench.cfg = resolve(BenchConfig(quick=True, ladder="1,2", data="digits"))  # digits has its own judge
+    assert "judge_rules" not in bench.fingerprint(run, 25, None)
+
+
 def test_a_report_made_from_stored_work_says_what_the_earlier_invocations_took(tmp_path):
     log = tmp_path / "invocations.json"
     assert log_invocation(log, "t2i bench --ladder 1,2 --out a", 50.0, "monday") == []

@@ -496,7 +496,15 @@ class Bench:
         keys = ("data", "size", "clip", "score_clip", "evaluator", "eval_prompts", "novel_prompts", "images_per_prompt",
                 "reference_images", "eval_seed", "sampler", "sample_steps", "n")
         return {"argv": run["argv"], **run["inputs"], "steps": steps, "guidance": guidance,
-                "eval": {k: getattr(self.cfg, k) for k in keys}}
+                "eval": {k: getattr(self.cfg, k) for k in keys}, **self.judge_rules()}
+
+    def judge_rules(self) -> dict[str, int]:
+        """The shapes evaluator's rules version (``t2i.evaluators.shapes.JUDGE_RULES``) once past the first, so
+        that scores stored under earlier rules are made again (from the kept stage models: nothing retrains)
+        while stored digits and captioned work keeps its fingerprints."""
+        from t2i.evaluators.shapes import JUDGE_RULES
+
+        return {"judge_rules": JUDGE_RULES} if self.cfg.data == "shapes" and JUDGE_RULES > 1 else {}
 
     def rungs(self, fam: Family, stages: list[int], flops_at: dict[int, float], images_per_s: float | None,
               folders: list[Path]) -> list[dict[str, Any]]:
@@ -530,7 +538,7 @@ class Bench:
             keys += ("eval_prompts", "reference_images")
         given = {} if argv is not None else {"model_digest": folder_digest(path)}
         return {"model": str(path), "argv": argv, **(inputs or {}), **given,
-                "study": {k: getattr(self.cfg, k) for k in keys}}
+                "study": {k: getattr(self.cfg, k) for k in keys}, **self.judge_rules()}
 
     def diffusion_study(self, fam: Family, path: str | Path, entry: dict[str, Any],
                         argv: list[str] | None = None, inputs: dict[str, Any] | None = None) -> float:

@@ -40,6 +40,10 @@ from t2i.metrics.features import FeatureExtractor, to_batch
 
 FAMILY = "shapes-evaluator"
 SCENE_SIZE = 32  # SceneNet's input side; other sizes are resized to it
+# The version of judge_prediction's rules, raised whenever a change can move a score, so that t2i bench does not
+# read back scores stored under earlier rules. 2 (2026-12-02): a 2-object prompt's pair is found by colour and
+# shape alone (1 weighed the relation in, and clutter scored it).
+JUDGE_RULES = 2
 # SceneNet's targets: 28 (colour, shape) presence bits, two objects?, large?, 5 positions, 4 relations
 POSITION_NAMES = list(ANCHORS)
 NUM_SCENE_TARGETS = len(PAIRS) + 2 + len(POSITION_NAMES) + len(RELATIONS)
