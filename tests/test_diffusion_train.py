@@ -392,7 +392,7 @@ def assert_same_training(a: dict, b: dict, lr: float, steps: int) -> None:
     assert float((diff > 1e-5).float().mean()) < 1e-3, f"{int((diff > 1e-5).sum())} of {diff.numel()} weights differ"
 
 
-@pytest.mark.parametrize("option", ["--fused-adamw", pytest.param("--compile", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("option", ["--fused-adamw", pytest.param("--compile", marks=pytest.mark.compile)])
 def test_ldm_speed_options_learn_what_the_plain_step_learns(vae_run, ldm_run, tmp_path, option):
     """A 2-step run with a speed option saves a pipeline (and checkpoints of the plain module's weights,
     EMA included) equal to the plain run's within float tolerance."""
