@@ -208,6 +208,7 @@ def test_bench_quick_end_to_end(tmp_path, capsys):
     report = (out / "report.md").read_text()
     assert "QUICK MODE" in report and "real vs real" in report and results["command"] in report
     assert "of which --cache build" in report
+    assert "prompt-blind" in report and results["prompt_blind"]["acc_all"] < results["floor"]["acc_all"]
     assert any(n.startswith("budget (tgan, cvae, ldm)") for n in results["notes"])
 
 
@@ -273,6 +274,26 @@ def test_step_flops_command_counts_one_trainer_step_and_cleans_up(tmp_path, caps
         main(["vae", *flags, "--steps=3"])
     with pytest.raises(SystemExit, match="TRAINER one of"):
         main(["no-such-trainer"])
+
+
+def test_prompt_blind_row_is_the_chance_level_of_the_prompt_following_columns():
+    """Real renders judged against other renders' prompts: right about nothing in particular, yet the 2-object
+    relation lands well above 0 (two objects in some direction), which is why the report shows the row."""
+    from t2i.bench.scoring import Scorer, real_set
+    from t2i.evaluators.shapes import ShapesEvaluator
+
+    real = real_set("shapes", 96, 32, seed=5)
+    scorer = Scorer("shapes", real.images, ShapesEvaluator.from_pretrained())
+    floor, blind = scorer.score(real.images, _as_eval_set(real), distribution=False), scorer.prompt_blind(real)
+    assert floor["acc_all"] == floor["relation_two"] == 1.0
+    assert blind["acc_all"] < 0.2 and blind["binding_two"] < 0.2 and 0.1 < blind["relation_two"] < 0.6
+    assert "domain_fid" not in blind
+
+
+def _as_eval_set(real):
+    from t2i.bench.scoring import EvalSet
+
+    return EvalSet("floor", real.captions, None, real.novel, 1, 0)
 
 
 def test_relation_clutter_scores_random_blobs_at_chance(capsys):

@@ -621,6 +621,7 @@ class Bench:
         self.notes.append("every image of the eval set is re-made by one `t2i sample` command per model (the "
                           "`sample_command` of each family in results.json; prompts in eval_prompts.txt)")
         floor = {k: v for k, v in self.scorer.floor(self.floor_set).items() if k != "details"}
+        blind = self.scorer.prompt_blind(self.floor_set) if self.kind != "captioned" else None
         families = {}
         for fam in self.families:
             families[fam.name] = self.run_family(fam)
@@ -653,7 +654,8 @@ class Bench:
                             "images": len(self.eval_set), "seed": cfg.eval_seed,
                             "reference_images": len(self.reference.images), "validation_conditions":
                                 len(self.val_set.prompts), "floor_images": len(self.floor_set.images)},
-                   "floor": floor, "families": families, "diffusion": self.diffusion}
+                   "floor": floor, **({"prompt_blind": blind} if blind else {}), "families": families,
+                   "diffusion": self.diffusion}
         if self.ladder:
             results["sweep"] = self.sweep(families, floor)
         results["wall_minutes"] = (time.perf_counter() - start) / 60

@@ -6,6 +6,7 @@
      "wall_minutes", "date"}], "budget": {"kind", "value"},
      "eval": {"conditions", "images_per_prompt", "images", "seed", "reference_images"},
      "floor": {metric: value},                       # real vs real, same sample count
+     "prompt_blind": {metric: value},                # the floor's images judged against other prompts (not captioned)
      "families": {name: {"title", "batch_size", "step_flops", "steps", "train_flops", "first_stage_flops", "cache_flops",
                          "lr", "trials": [{"lr", "validation": {...}, "selected"}],
                          "seeds": {seed: {"stages": [{"steps", "flops", "metrics"}], "metrics", "model",
@@ -159,11 +160,17 @@ def render_report(results: dict[str, Any], plots: dict[str, str]) -> str:
     lines += ["## Quality (mean +/- std over seeds)", ""]
     header = ["model"] + [HEADLINE[k][0] + (" ^" if HEADLINE[k][1] else " v") for k in present]
     rows = [["real vs real (floor)"] + [floor.get(k) for k in present]]
+    blind = results.get("prompt_blind")
+    if blind:
+        rows.append(["real, judged against other prompts (prompt-blind)"] + [blind.get(k) for k in present])
     ceilings = {name: f["first_stage"]["ceiling"] for name, f in fams.items() if f.get("first_stage", {}).get("ceiling")}
     rows += [[f"{name}'s first stage (floor reconstructed)"] + [c.get(k) for k in present] for name, c in ceilings.items()]
     rows += [[name] + [f.get("summary", {}).get(k) for k in present] for name, f in fams.items()]
     lines += _table(header, rows)
     lines += ["^ higher is better, v lower is better. " + DISTANCE_NOTES[data_kind(results["config"]["data"])]
+              + (" The prompt-blind row judges the floor's real images against the prompts of other images (on shapes, "
+                 "naming as many objects): a model that draws perfect scenes but ignores its prompt scores this, the chance level of "
+                 "each prompt-following column." if blind else "")
               + (" A first stage's row scores the floor images after encoding and decoding them: what a perfect latent "
                  "model on that first stage would score (its FID and recall cannot get much better than these; its "
                  "precision can, by drawing only typical images)." if ceilings else ""), ""]

@@ -303,6 +303,28 @@ class Scorer:
             out["diversity_ratio"] = diversity(self.extractor(images), groups=groups)["diversity_ratio"]
         return out
 
+    def prompt_blind(self, real: RealSet) -> dict[str, Any]:
+        """The floor's real images judged against other images' prompts (shapes: prompts naming as many objects):
+        what a model that draws perfect scenes but ignores its prompt scores on the prompt-following measures,
+        i.e. their chance level (the 2-object relation's is well above 0: one of four directions). The
+        distribution measures are left out (they are the floor's)."""
+        n = len(real.captions)
+        if self.data == "shapes":
+            from t2i.data.shapes import parse_caption
+
+            kinds = [len(parse_caption(c)["objects"]) for c in real.captions]
+        else:
+            kinds = [0] * n
+        other = list(range(n))  # image i is judged against the prompt of image other[i]
+        for kind in set(kinds):
+            group = [i for i in range(n) if kinds[i] == kind]
+            half = len(group) // 2  # half-way round the group: far from any repeat of its own condition
+            for i, j in zip(group, group[half:] + group[:half]):
+                other[i] = j
+        labels = [real.labels[j] for j in other] if self.data == "digits" else None
+        blind = EvalSet("prompt-blind", [real.captions[j] for j in other], labels, [real.novel[j] for j in other], 1, 0)
+        return {k: v for k, v in self.score(real.images, blind, distribution=False).items() if k != "details"}
+
 
 def demo() -> None:
     s = shapes_eval_set("eval", 4, 2, 2, seed=0)
