@@ -188,6 +188,20 @@ def test_a_diffusion_run_on_a_retrained_first_stage_is_not_read_back():
     assert prints[0][0] != prints[1][0] and prints[0][1] != prints[1][1]
 
 
+def test_a_lead_no_better_than_the_prompt_blind_level_is_marked_at_chance():
+    """A diffusion lead on a prompt-following measure at the level real images of other prompts reach (the
+    2-object relation's ~0.27) is flagged, a lead above it is not, and without levels nothing is."""
+    flops = [1, 2, 4]
+    ldm = _seeds_family([[0.28, 0.27, 0.26], [0.27, 0.28, 0.27], [0.29, 0.26, 0.27]], flops)
+    gan = _seeds_family([[0.0, 0.05, 0.2], [0.0, 0.04, 0.21], [0.01, 0.05, 0.19]], flops)
+    at_chance = crossovers({"ldm": ldm, "tgan": gan}, "ldm", ["acc_all"], {"acc_all": True}, n_boot=10,
+                           chance={"acc_all": 0.3})[0]
+    assert at_chance["status"] == AHEAD and at_chance["at_chance"] == 0.3
+    assert "at_chance" not in crossovers({"ldm": ldm, "tgan": gan}, "ldm", ["acc_all"], {"acc_all": True},
+                                         n_boot=10, chance={"acc_all": 0.1})[0]
+    assert "at_chance" not in crossovers({"ldm": ldm, "tgan": gan}, "ldm", ["acc_all"], {"acc_all": True}, n_boot=10)[0]
+
+
 def test_scores_stored_under_earlier_judge_rules_are_not_read_back(monkeypatch):
     """Regression: the fingerprints named the evaluator but not its rules, so a sweep resumed after the 2-object
     relation judge changed would have mixed old and new scores along one curve."""

@@ -657,7 +657,7 @@ class Bench:
                    "floor": floor, **({"prompt_blind": blind} if blind else {}), "families": families,
                    "diffusion": self.diffusion}
         if self.ladder:
-            results["sweep"] = self.sweep(families, floor)
+            results["sweep"] = self.sweep(families, floor, blind or {})
         results["wall_minutes"] = (time.perf_counter() - start) / 60
         earlier = log_invocation(self.work / "invocations.json", results["command"], results["wall_minutes"],
                                  results["machine"]["date"])
@@ -665,9 +665,9 @@ class Bench:
         self.write(results)
         return results
 
-    def sweep(self, families: dict[str, Any], floor: dict[str, Any]) -> dict[str, Any]:
-        """The ladder's answers (``t2i.bench.sweep``): crossovers with bootstrap intervals, sampling-cost fronts,
-        total cost; and the notes that say how to read them."""
+    def sweep(self, families: dict[str, Any], floor: dict[str, Any], blind: dict[str, Any]) -> dict[str, Any]:
+        """The ladder's answers (``t2i.bench.sweep``): crossovers with bootstrap intervals (and the prompt-blind
+        levels ``blind`` they are read against), sampling-cost fronts, total cost; and the notes on reading them."""
         trained = [f for f in self.families if f.name not in self.loads]
         diffusion = next((f.name for f in trained if f.diffusion), None)
         higher = {k: v[1] for k, v in HEADLINE.items()}
@@ -696,7 +696,7 @@ class Bench:
                               "metrics where its last doubling is a plateau (on the others they compare within the "
                               "common range)")
         return sweep_summary(families, diffusion, self.diffusion, metrics, higher, self.cfg.bootstrap,
-                             torch.get_num_threads())
+                             torch.get_num_threads(), chance={k: v for k, v in blind.items() if isinstance(v, float)})
 
     def write(self, results: dict[str, Any]) -> None:
         fams, floor, out = results["families"], results["floor"], self.out

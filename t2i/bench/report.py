@@ -284,7 +284,10 @@ def sweep_lines(results: dict[str, Any]) -> list[str]:
                   + (f"; {c['other']} held at its top rung's value beyond {_fmt(c['held_from'])} FLOPs (a plateau)"
                      if c.get("held_from") else "")
                   + (f"; 90% bootstrap interval {_fmt(c['interval'][0])} - {_fmt(c['interval'][1])} FLOPs"
-                     if c["interval"] else "") + f"; {c['reached']:.0%} of resamples cross" for c in sweep["crossovers"]]
+                     if c["interval"] else "") + f"; {c['reached']:.0%} of resamples cross"
+                  + (f"; at chance: {c['diffusion']}'s top rung is no better than the prompt-blind level "
+                     f"{_fmt(c['at_chance'])}, so this is no prompt following" if c.get("at_chance") is not None else "")
+                  for c in sweep["crossovers"]]
         lines += ["", "'crossed' = diffusion is behind at a lower rung and ahead from the given budget to the top of "
                   "the ladder; 'not reached within the ladder' = still behind (or tied) at the top rung.", ""]
     metric = HEADLINE[sweep["metric"]][0]

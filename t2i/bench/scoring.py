@@ -323,7 +323,8 @@ class Scorer:
                 other[i] = j
         labels = [real.labels[j] for j in other] if self.data == "digits" else None
         blind = EvalSet("prompt-blind", [real.captions[j] for j in other], labels, [real.novel[j] for j in other], 1, 0)
-        return {k: v for k, v in self.score(real.images, blind, distribution=False).items() if k != "details"}
+        scores = self.score(real.images, blind, distribution=False)  # class coverage is the real images' own: left out
+        return {k: v for k, v in scores.items() if k not in ("details", "class_coverage")}
 
 
 def demo() -> None:

@@ -221,11 +221,12 @@ def _hours_at(rungs: list[dict[str, Any]], flops: float | None) -> float | None:
 
 
 def crossovers(families: dict[str, Any], diffusion: str, metrics: Sequence[str], higher: dict[str, bool],
-               n_boot: int) -> list[dict[str, Any]]:
+               n_boot: int, chance: dict[str, float] | None = None) -> list[dict[str, Any]]:
     """Where ``diffusion`` overtakes every other trained family on each metric, in FLOPs and CPU-hours
     (diffusion's own CPU-hours at that budget, interpolated between its rungs). A family whose ladder was ended
     early (its ``ladder_top``) is held at its top rung's values beyond it where its last doubling is a plateau
-    (``held_from``: its top budget)."""
+    (``held_from``: its top budget). ``chance``: a metric's prompt-blind level; a crossing or lead whose diffusion
+    seed mean at the top rung is no better than it gets ``at_chance`` (that level): it is not prompt following."""
     rungs = families[diffusion].get("rungs") or []
     out = []
     for other, fam in families.items():
@@ -241,6 +242,9 @@ def crossovers(families: dict[str, Any], diffusion: str, metrics: Sequence[str],
                 held = b[0][-1]
                 b = (b[0] + beyond, [s + [s[-1]] * len(beyond) for s in b[1]])
             c = crossover(a[0], a[1], b[0], b[1], higher[metric], n_boot=n_boot)
+            blind, top = (chance or {}).get(metric), sum(s[-1] for s in a[1]) / len(a[1])
+            if blind is not None and c["status"] in (CROSSED, AHEAD) and (top <= blind if higher[metric] else top >= blind):
+                c["at_chance"] = blind
             c.update(diffusion=diffusion, other=other, metric=metric, held_from=held,
                      cpu_hours=_hours_at(rungs, c["budget"]),
                      cpu_hours_interval=[_hours_at(rungs, v) for v in c["interval"]] if c["interval"] else None)
@@ -281,10 +285,11 @@ def add_diversity_gap(families: dict[str, Any], real_ratio: float) -> None:
 
 
 def sweep_summary(families: dict[str, Any], diffusion: str | None, diffusion_study: dict[str, Any] | None,
-                  metrics: Sequence[str], higher: dict[str, bool], n_boot: int, threads: int) -> dict[str, Any]:
-    """``results.json``'s ``sweep``: crossovers and plateaus on each of ``metrics`` (the data's
-    ``Measures.crossover``), the sampling-cost points and fronts on the first (the headline), and total cost for N
-    images."""
+                  metrics: Sequence[str], higher: dict[str, bool], n_boot: int, threads: int,
+                  chance: dict[str, float] | None = None) -> dict[str, Any]:
+    """``results.json``'s ``sweep``: crossovers (``chance``: the prompt-blind levels) and plateaus on each of
+    ``metrics`` (the data's ``Measures.crossover``), the sampling-cost points and fronts on the first (the
+    headline), and total cost for N images."""
     metric = metrics[0]
     points = sampling_points(families, diffusion_study, metric)
     fronts = {cost: pareto_front(points, cost, "quality", higher[metric]) for cost in ("gflop_per_image", "ms_per_image")}
@@ -298,7 +303,7 @@ def sweep_summary(families: dict[str, Any], diffusion: str | None, diffusion_stu
                        "flops": total_cost(cost["train_flops"], cost["gflop_per_image"] * 1e9),
                        "cpu_hours": (total_cost(hours, cost["ms_per_image"] / 1000 * threads / 3600)
                                      if hours is not None and cost.get("ms_per_image") is not None else None)})
-    return {"metric": metric, "crossovers": crossovers(families, diffusion, metrics, higher, n_boot)
+    return {"metric": metric, "crossovers": crossovers(families, diffusion, metrics, higher, n_boot, chance)
             if diffusion else [], "plateaus": plateaus(families, metrics, higher), "sampling_points": points,
             "pareto": fronts, "total_cost": totals}
 
