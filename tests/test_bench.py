@@ -284,16 +284,10 @@ def test_prompt_blind_row_is_the_chance_level_of_the_prompt_following_columns():
 
     real = real_set("shapes", 96, 32, seed=5)
     scorer = Scorer("shapes", real.images, ShapesEvaluator.from_pretrained())
-    floor, blind = scorer.score(real.images, _as_eval_set(real), distribution=False), scorer.prompt_blind(real)
+    floor, blind = scorer.floor(real), scorer.prompt_blind(real)
     assert floor["acc_all"] == floor["relation_two"] == 1.0
     assert blind["acc_all"] < 0.2 and blind["binding_two"] < 0.2 and 0.1 < blind["relation_two"] < 0.6
     assert "domain_fid" not in blind
-
-
-def _as_eval_set(real):
-    from t2i.bench.scoring import EvalSet
-
-    return EvalSet("floor", real.captions, None, real.novel, 1, 0)
 
 
 def test_relation_clutter_scores_random_blobs_at_chance(capsys):

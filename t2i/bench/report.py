@@ -168,9 +168,9 @@ def render_report(results: dict[str, Any], plots: dict[str, str]) -> str:
     rows += [[name] + [f.get("summary", {}).get(k) for k in present] for name, f in fams.items()]
     lines += _table(header, rows)
     lines += ["^ higher is better, v lower is better. " + DISTANCE_NOTES[data_kind(results["config"]["data"])]
-              + (" The prompt-blind row judges the floor's real images against the prompts of other images (on shapes, "
-                 "naming as many objects): a model that draws perfect scenes but ignores its prompt scores this, the chance level of "
-                 "each prompt-following column." if blind else "")
+              + (" The prompt-blind row judges the floor's real images against the prompts of other images (on "
+                 "shapes, naming as many objects): a model that draws perfect scenes but ignores its prompt scores "
+                 "this, the chance level of each prompt-following column." if blind else "")
               + (" A first stage's row scores the floor images after encoding and decoding them: what a perfect latent "
                  "model on that first stage would score (its FID and recall cannot get much better than these; its "
                  "precision can, by drawing only typical images)." if ceilings else ""), ""]

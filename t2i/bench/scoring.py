@@ -297,17 +297,23 @@ class Scorer:
         if len(images) != len(real.images):
             raise ValueError(f"{len(images)} images in place of {len(real.images)} real ones: give one per real image")
         labels = real.labels if self.data == "digits" else None
-        out = self.score(images, EvalSet("floor", real.captions, labels, real.novel, 1, 0))
+        out = self.score(images, self.real_eval_set(real, "floor"))
         groups = labels or real.captions
         if sum(n >= 2 for n in Counter(groups).values()) >= MIN_REAL_GROUPS:
             out["diversity_ratio"] = diversity(self.extractor(images), groups=groups)["diversity_ratio"]
         return out
 
+    def real_eval_set(self, real: RealSet, name: str, order: Sequence[int] | None = None) -> EvalSet:
+        """One condition per real image: image i asks for the caption (digits: label) of image ``order[i]``."""
+        order = range(len(real.captions)) if order is None else order
+        labels = [real.labels[j] for j in order] if self.data == "digits" else None
+        return EvalSet(name, [real.captions[j] for j in order], labels, [real.novel[j] for j in order], 1, 0)
+
     def prompt_blind(self, real: RealSet) -> dict[str, Any]:
         """The floor's real images judged against other images' prompts (shapes: prompts naming as many objects):
         what a model that draws perfect scenes but ignores its prompt scores on the prompt-following measures,
         i.e. their chance level (the 2-object relation's is well above 0: one of four directions). The
-        distribution measures are left out (they are the floor's)."""
+        distribution measures are left out (they are the floor's), as is class coverage (the real images' own)."""
         n = len(real.captions)
         if self.data == "shapes":
             from t2i.data.shapes import parse_caption
@@ -321,9 +327,7 @@ class Scorer:
             half = len(group) // 2  # half-way round the group: far from any repeat of its own condition
             for i, j in zip(group, group[half:] + group[:half]):
                 other[i] = j
-        labels = [real.labels[j] for j in other] if self.data == "digits" else None
-        blind = EvalSet("prompt-blind", [real.captions[j] for j in other], labels, [real.novel[j] for j in other], 1, 0)
-        scores = self.score(real.images, blind, distribution=False)  # class coverage is the real images' own: left out
+        scores = self.score(real.images, self.real_eval_set(real, "prompt-blind", other), distribution=False)
         return {k: v for k, v in scores.items() if k not in ("details", "class_coverage")}
 
 
