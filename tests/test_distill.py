@@ -133,3 +133,45 @@ def test_distill_with_a_cache_dir_learns_what_the_memory_cache_learns(teacher, t
     for run in ("disk", "again"):
         student = UNet2DConditionModel.from_pretrained(tmp_path / run / "unet").state_dict()
         assert all(torch.equal(student[k], memory[k]) for k in memory), run
+
+
+def test_distill_partial_captions_are_what_the_student_is_taught_on_and_are_refused_off_shapes(teacher, tmp_path,
+                                                                                              capsys, monkeypatch):
+    """--partial-captions distils on the teacher's caption distribution (one-object scenes captioned with a word
+    left out): with P = 1 every caption the loss sees is a partial one, with 0 none is; non-shapes data is
+    refused in one line."""
+    import train.distill
+    from train.cli import main as cli
+
+    seen: dict[str, list] = {"cached": [], "ids": []}
+    build_caches, distill_loss = train.distill.build_caches, train.distill.distill_loss
+
+    def marked_build_caches(*args, **kwargs):  # row i of the text states holds the number i: a cond row names its caption
+        cached, table = build_caches(*args, **kwargs)
+        seen["cached"].append(cached)
+        return cached, torch.arange(len(table), dtype=table.dtype)[:, None, None].expand_as(table).clone()
+
+    def recording_loss(student, teacher_unet, scheduler, z0, cond, *args, **kwargs):
+        seen["ids"] += cond[:, 0, 0].long().tolist()
+        return distill_loss(student, teacher_unet, scheduler, z0, cond, *args, **kwargs)
+
+    monkeypatch.setattr(train.distill, "build_caches", marked_build_caches)
+    monkeypatch.setattr(train.distill, "distill_loss", recording_loss)
+    teacher.save_pretrained(tmp_path / "teacher")
+    common = ["train", "distill", "--teacher", str(tmp_path / "teacher"), "--size", "16", "--n", "32", "--steps", "2",
+              "--batch-size", "8", "--sample-steps", "2", "--guidance", "4", "--checkpoint-every", "0", "--p-two", "0"]
+    for p in ("0", "1"):
+        seen["ids"].clear()
+        assert cli([*common, "--partial-captions", p, "--out", str(tmp_path / f"p{p}")]) == 0
+        cached = seen["cached"][-1]
+        full = set(cached.text_ids.tolist())  # each scene's own caption
+        assert len(seen["ids"]) == 16
+        if p == "0":
+            assert cached.partial_ids is None and set(seen["ids"]) <= full
+        else:
+            partial = set(cached.partial_ids[cached.partial_ids >= 0].tolist())
+            assert partial and not partial & full and set(seen["ids"]) <= partial
+    assert "partial captions: 32 one-object scenes" in capsys.readouterr().out
+    assert cli(["train", "distill", "--teacher", str(tmp_path / "teacher"), "--data", "digits",
+                "--partial-captions", "0.5", "--out", str(tmp_path / "bad")]) == 2
+    assert "is a shapes option" in capsys.readouterr().err

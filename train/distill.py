@@ -36,7 +36,7 @@ from t2i.diffusion.distill import GUIDANCE_EMBED_DIM, distill_loss, make_student
 from t2i.diffusion.interop import load_pipeline
 from t2i.diffusion.options import DiffusionOptions, SamplerName, load_sampling_options, save_sampling_options
 from t2i.diffusion.pipeline import LatentDiffusionPipeline, LDMGenerator, make_scheduler
-from t2i.diffusion.training import build_caches, sample_cached
+from t2i.diffusion.training import add_partial_captions, build_caches, draw_partial, sample_cached
 from t2i.runtime import Run, RunConfig
 from t2i.runtime.grids import save_grid
 
@@ -55,6 +55,7 @@ class DistillConfig(RunConfig):
     embed_dim: int = GUIDANCE_EMBED_DIM  # width of the guidance embedding (the UNet's time_cond_proj_dim)
     n: int = 0  # use only the first N training items (0 = the whole train split)
     p_two: float = 0.5  # shapes only: probability that a training scene holds two objects (use the teacher's)
+    partial_captions: float = 0.0  # shapes only: probability that a one-object scene is captioned with its size, colour or position left out (use the teacher's; t2i.diffusion.training.add_partial_captions)
     lr: float = 1e-4  # AdamW learning rate
     warmup_steps: int = 50  # linear learning-rate warm-up steps
     batch_size: int = 64  # global batch per optimiser step
@@ -76,6 +77,11 @@ def check(cfg: DistillConfig) -> None:
                          f"{cfg.guidance_max}")
     if cfg.embed_dim < 4 or cfg.embed_dim % 2:
         raise SystemExit(f"--embed-dim must be an even number >= 4, got {cfg.embed_dim}")
+    if not 0 <= cfg.partial_captions <= 1:
+        raise SystemExit(f"--partial-captions must be a probability in [0, 1], got {cfg.partial_captions}")
+    if cfg.partial_captions and str(cfg.data) != "shapes":
+        raise SystemExit("--partial-captions writes captions from shapes' scene labels: it is a shapes option "
+                         f"(drop it for {cfg.data!r})")
 
 
 @torch.no_grad()
@@ -116,8 +122,13 @@ def main(argv: list[str] | None = None) -> int:
     data_options = dict(split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, **training_options(cfg),
                         **shapes_options(cfg.data, cfg.p_two))
     dataset = load_dataset(cfg.data, strict=cfg.strict, **data_options)
+    def partial(cached) -> None:
+        run.print(f"partial captions: {add_partial_captions(cached, dataset.records)} one-object scenes, "
+                  f"each captioned by one with probability {cfg.partial_captions}")
+
     cached, text_table = build_caches(run, dataset, cfg.data, data_options, vae, text_encoder, tokenizer,
-                                      cfg.cache_dir)  # the teacher's VAE is frozen; text states (U+1, T, D)
+                                      cfg.cache_dir, edit=partial if cfg.partial_captions else None)
+    # the teacher's VAE is frozen; text states (U+1, T, D)
     opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps)))
     student, opt, sched = run.prepare(student, opt, sched)
@@ -134,7 +145,10 @@ def main(argv: list[str] | None = None) -> int:
 
     for step, batch in run.loop(run.dataloader(cached)):
         with torch.no_grad():
-            cond = text_table[batch["text_id"].to(text_table.device)].to(run.device)  # (B, T, D)
+            ids = batch["text_id"]  # (B,)
+            if cfg.partial_captions:  # the teacher's caption distribution: it generalises to held-out pairs by it
+                ids = draw_partial(ids, batch["partial_ids"], cfg.partial_captions, run.generator)
+            cond = text_table[ids.to(text_table.device)].to(run.device)  # (B, T, D)
             uncond = text_table[-1:].to(run.device).expand_as(cond)  # the empty prompt, (B, T, D)
             z0 = sample_cached(batch["moments"], run.generator) * scale  # (B, C, h, w)
         with run.accumulate(student):
