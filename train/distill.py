@@ -36,7 +36,7 @@ from t2i.diffusion.distill import GUIDANCE_EMBED_DIM, distill_loss, make_student
 from t2i.diffusion.interop import load_pipeline
 from t2i.diffusion.options import DiffusionOptions, SamplerName, load_sampling_options, save_sampling_options
 from t2i.diffusion.pipeline import LatentDiffusionPipeline, LDMGenerator, make_scheduler
-from t2i.diffusion.training import add_partial_captions, build_caches, draw_partial, sample_cached
+from t2i.diffusion.training import build_caches, draw_partial, partial_captions_edit, sample_cached
 from t2i.runtime import Run, RunConfig
 from t2i.runtime.grids import save_grid
 
@@ -122,12 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     data_options = dict(split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, **training_options(cfg),
                         **shapes_options(cfg.data, cfg.p_two))
     dataset = load_dataset(cfg.data, strict=cfg.strict, **data_options)
-    def partial(cached) -> None:
-        run.print(f"partial captions: {add_partial_captions(cached, dataset.records)} one-object scenes, "
-                  f"each captioned by one with probability {cfg.partial_captions}")
-
-    cached, text_table = build_caches(run, dataset, cfg.data, data_options, vae, text_encoder, tokenizer,
-                                      cfg.cache_dir, edit=partial if cfg.partial_captions else None)
+    cached, text_table = build_caches(run, dataset, cfg.data, data_options, vae, text_encoder, tokenizer, cfg.cache_dir,
+                                      edit=partial_captions_edit(dataset, cfg.partial_captions, run.print))
     # the teacher's VAE is frozen; text states (U+1, T, D)
     opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps)))
@@ -146,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     for step, batch in run.loop(run.dataloader(cached)):
         with torch.no_grad():
             ids = batch["text_id"]  # (B,)
-            if cfg.partial_captions:  # the teacher's caption distribution: it generalises to held-out pairs by it
+            if cfg.partial_captions:  # the teacher's caption mix (benchmarks/RESULTS.md: it fixes held-out colours, not all correct)
                 ids = draw_partial(ids, batch["partial_ids"], cfg.partial_captions, run.generator)
             cond = text_table[ids.to(text_table.device)].to(run.device)  # (B, T, D)
             uncond = text_table[-1:].to(run.device).expand_as(cond)  # the empty prompt, (B, T, D)

@@ -57,8 +57,8 @@ from t2i.diffusion.lora import add_lora, save_lora
 from t2i.diffusion.options import DiffusionOptions, SamplerName, load_sampling_options, save_sampling_options
 from t2i.diffusion.pipeline import (LatentDiffusionPipeline, LDMGenerator, encode_text, make_scheduler,
                                     training_scheduler)
-from t2i.diffusion.training import (add_partial_captions, build_caches, diffusion_loss,
-                                    draw_partial, drop_captions, first_stage_warning, reconstruction_psnr,
+from t2i.diffusion.training import (build_caches, diffusion_loss,
+                                    draw_partial, drop_captions, first_stage_warning, partial_captions_edit, reconstruction_psnr,
                                     sample_cached, to_vae_input)
 from t2i.diffusion.unet import UNetPreset, build_unet
 from t2i.provenance import write_record
@@ -230,12 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         step_unet = BF16Compute(run.unwrap(unet), compile=cfg.compile)
     train_set, text_table = dataset, None  # train_set: the captions' record (t2i.provenance)
     if cfg.cache:  # posterior moments of every image + text states of every distinct caption (and "")
-        def partial(cached) -> None:
-            run.print(f"partial captions: {add_partial_captions(cached, dataset.records)} one-object scenes, "
-                      f"each captioned by one with probability {cfg.partial_captions}")
-
-        cached, text_table = build_caches(run, dataset, cfg.data, data_options, vae, text_encoder, tokenizer,
-                                          cfg.cache_dir, edit=partial if cfg.partial_captions else None)  # (U+1, T, D)
+        cached, text_table = build_caches(run, dataset, cfg.data, data_options, vae, text_encoder, tokenizer, cfg.cache_dir,
+                                          edit=partial_captions_edit(dataset, cfg.partial_captions, run.print))  # (U+1, T, D)
         dataset = cached
     total = sum(p.numel() for p in run.unwrap(unet).parameters())
     items = len(dataset) if hasattr(dataset, "__len__") else "streamed"

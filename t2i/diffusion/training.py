@@ -173,6 +173,18 @@ def add_partial_captions(cached: CachedLatents, records: Sequence[dict[str, Any]
     return int((cached.partial_ids[:, 0] >= 0).sum())
 
 
+def partial_captions_edit(dataset: Any, p: float, log: Callable[[str], None]) -> Callable[[CachedLatents], None] | None:
+    """``build_caches``' ``edit`` for a trainer's ``--partial-captions P`` on ``shapes`` (``dataset.records``: its
+    scene labels): ``add_partial_captions``, said in one line; None when ``p`` is 0."""
+    if not p:
+        return None
+
+    def edit(cached: CachedLatents) -> None:
+        log(f"partial captions: {add_partial_captions(cached, dataset.records)} one-object scenes, "
+            f"each captioned by one with probability {p}")
+    return edit
+
+
 def draw_partial(text_ids: torch.Tensor, partial_ids: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
     """Replace each text id, with probability ``p``, by one of the item's partial captions drawn
     uniformly (``partial_ids (B, K)``: the first ones >= 0, then -1 padding); ``text_ids (B,)``."""
