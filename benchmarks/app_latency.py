@@ -156,10 +156,30 @@ class App:
         self.page.get_by_label("Seed", exact=True).fill(str(seed))
         self.page.get_by_label("Seed", exact=True).blur()
         before = self.page.inner_text("#summary")
+        server0, browser0 = cpu_seconds(self.proc.pid), self.browser_cpu_seconds()
         shown = self.page.evaluate(CLICK_UNTIL_SHOWN, [4, 60_000]) / 1000
         self.page.wait_for_function("(before) => document.querySelector('#summary').innerText !== before", arg=before)
-        self.rows.append({"request": shown})
-        return self.page.inner_text("#summary")
+        summary = self.page.inner_text("#summary")
+        self.rows.append({"request": shown, "models": model_seconds(summary),
+                          "server CPU": cpu_seconds(self.proc.pid) - server0,
+                          "browser CPU": self.browser_cpu_seconds() - browser0})
+        return summary
+
+    def browser_cpu_seconds(self) -> float:
+        """CPU seconds so far of every process this benchmark started except the app: Chromium's processes
+        and playwright's driver (the CPU the browser takes from the 2 cores the app runs on)."""
+        import psutil
+
+        server = {self.proc.pid} | {p.pid for p in psutil.Process(self.proc.pid).children(recursive=True)}
+        total = 0.0
+        for proc in psutil.Process().children(recursive=True):
+            if proc.pid not in server:
+                try:
+                    times = proc.cpu_times()
+                    total += times.user + times.system
+                except psutil.NoSuchProcess:
+                    pass
+        return total
 
     def request(self, seed: int, sampler: str, steps: int, guidance: float) -> str:
         if self.page is not None:
@@ -274,6 +294,14 @@ def main(argv: list[str] | None = None) -> None:
     for app in apps:
         times = [row["request"] for row in app.rows]
         print(f"| {app.label} | {app.ready:.1f} s | {statistics.median(times):.2f} s | {max(times):.2f} s |")
+    if args.browser:
+        print("\nPer request (medians, seconds): the models inside it (the app's summary), and the CPU seconds the "
+              "app's process and the browser (Chromium and playwright's driver) spent on it:\n")
+        print("| app | request | models | app CPU | browser CPU |")
+        print("| --- | --- | --- | --- | --- |")
+        for app in apps:
+            print(f"| {app.label} | " + " | ".join(f"{statistics.median(row[part] for row in app.rows):.3f}"
+                                                  for part in ("request", "models", "server CPU", "browser CPU")) + " |")
     if len(apps) == 2:
         ratio = statistics.median(row["request"] for row in apps[1].rows) / statistics.median(
             row["request"] for row in apps[0].rows)
