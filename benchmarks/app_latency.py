@@ -106,8 +106,34 @@ def file_entries(value) -> list[dict]:
 
 
 def model_seconds(summary: str) -> float:
-    """Seconds of both models in the app's summary table (``| model | 0.41 s | ...``)."""
-    return sum(float(s) for s in re.findall(r"^\| [^|]+ \| ([0-9.]+) s \|", summary, flags=re.M))
+    """Seconds of both models in the app's summary table: its Markdown (``| model | 0.41 s | ...``, from
+    gradio_client) or the page's text of it (cells separated by tabs, from the browser)."""
+    total = 0.0
+    for line in summary.splitlines():
+        cells = [c.strip() for c in re.split(r"[|\t]", line.strip().strip("|"))]
+        if len(cells) >= 2 and re.fullmatch(r"[0-9.]+ s", cells[1]):
+            total += float(cells[1][:-2])
+    return total
+
+
+_BROWSER: dict = {}  # the one playwright driver and Chromium of this run (playwright's sync API starts once per thread)
+
+
+def shared_browser(chromium: str):
+    """Headless Chromium, started on first use; every app's page is a tab of it (so the browser's CPU is one
+    process tree, and a second app's idle browser does not count)."""
+    if not _BROWSER:
+        from playwright.sync_api import sync_playwright
+
+        _BROWSER["playwright"] = sync_playwright().start()
+        _BROWSER["browser"] = _BROWSER["playwright"].chromium.launch(executable_path=chromium, headless=True)
+    return _BROWSER["browser"]
+
+
+def close_browser() -> None:
+    if _BROWSER:
+        _BROWSER.pop("browser").close()
+        _BROWSER.pop("playwright").stop()
 
 
 class App:
@@ -142,11 +168,7 @@ class App:
 
     def open_page(self, chromium: str):
         """The app's page in headless Chromium (the page's controls start at the model's defaults)."""
-        from playwright.sync_api import sync_playwright
-
-        self.playwright = sync_playwright().start()
-        self.browser = self.playwright.chromium.launch(executable_path=chromium, headless=True)
-        page = self.browser.new_page()
+        page = shared_browser(chromium).new_page()
         page.goto(self.url)
         page.wait_for_selector("#generate")
         return page
@@ -226,8 +248,7 @@ class App:
 
     def close(self) -> None:
         if getattr(self, "page", None) is not None:
-            self.browser.close()
-            self.playwright.stop()
+            self.page.close()
         self.proc.terminate()
         self.proc.wait(timeout=30)
 
@@ -284,6 +305,7 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         for app in apps:
             app.close()
+        close_browser()
     client = (f"Chromium {args.browser}: click until the 8 new images are shown" if args.browser else
               f"gradio_client (ssl_verify {'off' if args.no_ssl_verify else 'on, its default'}), files downloaded")
     print(f"load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs; client: {client}")
