@@ -18,7 +18,10 @@ main branch) and alternates requests between the two, so both see the same load.
 Chromium (playwright driving the system's ``chromium``; ``pip install playwright``, ``apt-get install
 chromium``, no browser download), the seed typed in, Generate clicked, and the clock stopped when
 all 8 new images are decoded in both galleries (``performance.now()`` in the page, so no driver
-round trip is counted). The browser fetches the files over its kept-alive connections.
+round trip is counted). The browser fetches the files over its kept-alive connections. A second table
+gives per request the models' seconds (the app's summary) and the CPU seconds of the app's process and
+of the browser (every Chromium process and playwright's driver): on one machine they share its cores.
+With ``--against`` both apps are tabs of one Chromium.
 
     python -m benchmarks.app_latency            # prints a table; append it to benchmarks/RESULTS.md by hand
     python -m benchmarks.app_latency --diffusion shapes-ldm --repeats 9   # another diffusion model in the app
