@@ -119,31 +119,11 @@ def model_seconds(summary: str) -> float:
     return total
 
 
-_BROWSER: dict = {}  # the one playwright driver and Chromium of this run (playwright's sync API starts once per thread)
-
-
-def shared_browser(chromium: str):
-    """Headless Chromium, started on first use; every app's page is a tab of it (so the browser's CPU is one
-    process tree, and a second app's idle browser does not count)."""
-    if not _BROWSER:
-        from playwright.sync_api import sync_playwright
-
-        _BROWSER["playwright"] = sync_playwright().start()
-        _BROWSER["browser"] = _BROWSER["playwright"].chromium.launch(executable_path=chromium, headless=True)
-    return _BROWSER["browser"]
-
-
-def close_browser() -> None:
-    if _BROWSER:
-        _BROWSER.pop("browser").close()
-        _BROWSER.pop("playwright").stop()
-
-
 class App:
     """One `t2i app` process from ``checkout``, and a client of it."""
 
     def __init__(self, label: str, checkout: Path, diffusion: str, breakdown: bool, ssl_verify: bool = True,
-                 browser: str = ""):
+                 browser=None):
         self.label, self.breakdown, self.ssl_verify = label, breakdown, ssl_verify
         port = free_port()
         self.url = f"http://127.0.0.1:{port}/"
@@ -160,7 +140,7 @@ class App:
             raise
         self.ready = time.perf_counter() - start
         try:
-            self.page = self.open_page(browser) if browser else None
+            self.page = self.open_page(browser) if browser is not None else None
         except BaseException:
             self.proc.terminate()
             raise
@@ -169,9 +149,9 @@ class App:
                              **({"download_files": False} if breakdown else {}))
         self.http = httpx.Client(timeout=60)
 
-    def open_page(self, chromium: str):
-        """The app's page in headless Chromium (the page's controls start at the model's defaults)."""
-        page = shared_browser(chromium).new_page()
+    def open_page(self, browser):
+        """The app's page, a tab of ``browser`` (the page's controls start at the model's defaults)."""
+        page = browser.new_page()
         page.goto(self.url)
         page.wait_for_selector("#generate")
         return page
@@ -295,10 +275,16 @@ def main(argv: list[str] | None = None) -> None:
     checkouts = [("this checkout", here)] + ([(f"--against {args.against}", Path(args.against).resolve())]
                                              if args.against else [])
     apps: list[App] = []
+    playwright = browser = None
     try:
+        if args.browser:  # one headless Chromium, each app a tab of it (playwright's sync API starts once per thread)
+            from playwright.sync_api import sync_playwright
+
+            playwright = sync_playwright().start()
+            browser = playwright.chromium.launch(executable_path=args.browser, headless=True)
         for label, checkout in checkouts:  # one after the other: loading models is what ``ready`` times
             apps.append(App(label, checkout, args.diffusion, args.breakdown, ssl_verify=not args.no_ssl_verify,
-                            browser=args.browser))
+                            browser=browser))
         trivial = {app.label: [] for app in apps}
         for seed in range(args.repeats):
             for app in apps if seed % 2 == 0 else apps[::-1]:  # alternate which goes first
@@ -308,7 +294,10 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         for app in apps:
             app.close()
-        close_browser()
+        if browser is not None:
+            browser.close()
+        if playwright is not None:
+            playwright.stop()
     client = (f"Chromium {args.browser}: click until the 8 new images are shown" if args.browser else
               f"gradio_client (ssl_verify {'off' if args.no_ssl_verify else 'on, its default'}), files downloaded")
     print(f"load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs; client: {client}")
