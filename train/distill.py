@@ -1,4 +1,4 @@
-"""Distil a latent diffusion pipeline's classifier-free guidance into one pass per step (t2i train distill).
+"""Distil a latent diffusion pipeline into one pass per step, or into a few steps (t2i train distill).
 
 The student starts as the teacher's UNet plus a zero-initialised guidance input and learns the
 teacher's guided prediction ``eps_u + g (eps_c - eps_u)`` for every ``g`` in
@@ -6,6 +6,11 @@ teacher's guided prediction ``eps_u + g (eps_c - eps_u)`` for every ``g`` in
 on latents of the training data at uniform timesteps (encoded once, with the captions' text states:
 in memory, or on disk with ``--cache-dir DIR``, resumable and reused). Sampling then costs half the
 UNet passes at any step count, and the guidance scale stays a sampling option.
+
+``--method consistency`` distils instead a latent consistency model (Luo et al. 2023;
+``t2i.diffusion.consistency``) that samples in 2-8 steps with ``--sampler lcm`` (diffusers'
+``LCMScheduler``): the target network is the run's EMA (``--ema-decay``, LCM: 0.95), and a
+guidance-distilled teacher (such as shapes-ldm-fast) is its own initial student and answers in one pass.
 
 Output: a pipeline folder (the teacher's ``vae/``, ``text_encoder/``, ``tokenizer/``, the
 student ``unet/`` with ``time_cond_proj_dim``, ``scheduler/`` = the default sampler) +
@@ -17,6 +22,7 @@ grid of the same prompts and seeds at its own defaults). ``t2i sample --model OU
 
     t2i train distill --teacher shapes-ldm --steps 20 --batch-size 16 --out /tmp/distill
     t2i train distill --preset shapes-guidance --out runs/shapes-ldm-fast    # the built-in recipe
+    t2i train distill --preset shapes-consistency --out runs/shapes-ldm-lcm  # 4 LCM steps, from shapes-ldm-fast
     t2i train distill --teacher runs/my-ldm --data my_captions/ --size 64 --cache-dir cache/my-distill --out runs/my-ldm-fast
 """
 
@@ -25,13 +31,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 
 from t2i.builtin import reference, resolve
 from t2i.config import parse_config, presets_in
 from t2i.data import load_dataset, shapes_options, training_options
+from t2i.diffusion.consistency import consistency_loss, consistency_student
 from t2i.diffusion.distill import GUIDANCE_EMBED_DIM, distill_loss, make_student
 from t2i.diffusion.interop import load_pipeline
 from t2i.diffusion.options import DiffusionOptions, SamplerName, load_sampling_options, save_sampling_options
@@ -41,6 +48,8 @@ from t2i.runtime import Run, RunConfig
 from t2i.runtime.grids import save_grid
 
 PRESETS = Path(__file__).resolve().parents[1] / "t2i" / "diffusion" / "presets" / "distill"
+METHODS = {"guidance": "guidance distillation (Meng et al. 2023, stage one)",
+           "consistency": "latent consistency distillation (Luo et al. 2023, Algorithm 1)"}
 SAMPLE_PROMPTS = ("a large red circle in the center|a small blue square in the top left|"
                   "a large green triangle in the bottom right|a small yellow cross in the top right|"
                   "a white cross above a red triangle|a blue circle to the left of a yellow square|"
@@ -50,6 +59,8 @@ SAMPLE_PROMPTS = ("a large red circle in the center|a small blue square in the t
 @dataclass
 class DistillConfig(RunConfig):
     teacher: str = "shapes-ldm"  # the pipeline to distil: a folder, a built-in name or a hub id
+    method: Literal["guidance", "consistency"] = "guidance"  # guidance: one UNet pass per step (Meng et al. 2023); consistency: a few steps with --sampler lcm (Luo et al. 2023)
+    huber_c: float = 0.001  # consistency: the pseudo-Huber constant of the loss (diffusers' LCM script's)
     guidance_min: float = 1.0  # smallest guidance scale the student learns (1 = the conditional model)
     guidance_max: float = 8.0  # largest guidance scale the student learns
     embed_dim: int = GUIDANCE_EMBED_DIM  # width of the guidance embedding (the UNet's time_cond_proj_dim)
@@ -63,8 +74,8 @@ class DistillConfig(RunConfig):
     grad_clip: float = 1.0  # clip the global gradient norm to this value; 0 = off
     checkpoint_every: int = 500  # write a resumable checkpoint every N steps; 0 = only at the end
     sample_prompts: str = SAMPLE_PROMPTS  # fixed prompts of the sample grids, separated by "|"
-    sampler: SamplerName = "ddim"  # sampler of the grids and the saved default (at 8 steps DDIM beat DPM-Solver++: benchmarks/RESULTS.md)
-    sample_steps: int = 8  # sampling steps of the grids and the saved default
+    sampler: SamplerName | None = None  # sampler of the grids and the saved default; None = ddim for guidance (at 8 steps DDIM beat DPM-Solver++: benchmarks/RESULTS.md), lcm for consistency
+    sample_steps: int = 0  # sampling steps of the grids and the saved default; 0 = 8 for guidance, 4 for consistency
     guidance: float | None = None  # guidance of the grids and the saved default; None = the teacher's saved one
     cache_dir: str = ""  # keep the latent and text cache in this folder, memory-mapped, resumed after an interruption and reused by later runs on the same data and teacher (t2i.diffusion.disk_cache); "" = in memory
 
@@ -79,6 +90,15 @@ def check(cfg: DistillConfig) -> None:
         raise SystemExit(f"--embed-dim must be an even number >= 4, got {cfg.embed_dim}")
     if not 0 <= cfg.partial_captions <= 1:
         raise SystemExit(f"--partial-captions must be a probability in [0, 1], got {cfg.partial_captions}")
+    consistency = cfg.method == "consistency"
+    if consistency and cfg.ema_decay == 0:
+        raise SystemExit("--method consistency needs a target network, the EMA of the student: give --ema-decay "
+                         "(LCM: 0.95)")
+    if cfg.sampler is not None and consistency != (cfg.sampler == "lcm"):
+        raise SystemExit(f"--method {cfg.method} samples with "
+                         f"{'--sampler lcm' if consistency else 'a solver (not --sampler lcm)'}, got --sampler {cfg.sampler}")
+    if cfg.huber_c <= 0:
+        raise SystemExit(f"--huber-c must be > 0, got {cfg.huber_c}")
     if cfg.partial_captions and str(cfg.data) != "shapes":
         raise SystemExit("--partial-captions writes captions from shapes' scene labels: it is a shapes option "
                          f"(drop it for {cfg.data!r})")
@@ -102,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     teacher_pipe = load_pipeline(cfg.teacher)
     source = resolve(cfg.teacher, hub=True, what="pipeline")
     teacher_options = load_sampling_options(source) if isinstance(source, Path) else DiffusionOptions()
-    options = DiffusionOptions(sampler=cfg.sampler, num_inference_steps=cfg.sample_steps,
+    consistency = cfg.method == "consistency"
+    options = DiffusionOptions(sampler=cfg.sampler or ("lcm" if consistency else "ddim"),
+                               num_inference_steps=cfg.sample_steps or (4 if consistency else 8),
                                guidance_scale=teacher_options.guidance_scale if cfg.guidance is None else cfg.guidance)
     if not cfg.guidance_min <= options.guidance_scale <= cfg.guidance_max:
         raise SystemExit(f"the saved guidance {options.guidance_scale} is outside the distilled range "
@@ -113,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     scheduler = make_scheduler("ddpm", teacher_pipe.scheduler.config)  # the training noise schedule
     for frozen in (vae, text_encoder, teacher):
         frozen.requires_grad_(False).eval().to(run.device)
-    student = make_student(teacher, cfg.embed_dim)
+    student = consistency_student(teacher, cfg.embed_dim) if consistency else make_student(teacher, cfg.embed_dim)
+    lcm = make_scheduler("lcm", scheduler.config)  # its solver grid and boundary scalings are what the loss matches
     student.requires_grad_(True).train()
     prompts = [p.strip() for p in cfg.sample_prompts.split("|") if p.strip()]
     if run.is_main:  # what the student is measured against: the teacher at its own defaults, same seeds
@@ -131,13 +154,13 @@ def main(argv: list[str] | None = None) -> int:
     ema = run.ema(student)
     scale = vae.config.scaling_factor
     run.print(f"student UNet {sum(p.numel() for p in run.unwrap(student).parameters()) / 1e6:.2f} M parameters, "
-              f"guidance range [{cfg.guidance_min}, {cfg.guidance_max}], {len(cached)} items, "
+              f"{cfg.method} distillation, guidance range [{cfg.guidance_min}, {cfg.guidance_max}], {len(cached)} items, "
               f"{len(text_table) - 1} distinct captions; teacher {cfg.teacher} at {teacher_options}")
 
     def current() -> LatentDiffusionPipeline:
         unet = ema.model if ema is not None else run.unwrap(student)
         return LatentDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                                       scheduler=make_scheduler(cfg.sampler, scheduler.config))
+                                       scheduler=make_scheduler(options.sampler, scheduler.config))
 
     for step, batch in run.loop(run.dataloader(cached)):
         with torch.no_grad():
@@ -148,8 +171,13 @@ def main(argv: list[str] | None = None) -> int:
             uncond = text_table[-1:].to(run.device).expand_as(cond)  # the empty prompt, (B, T, D)
             z0 = sample_cached(batch["moments"], run.generator) * scale  # (B, C, h, w)
         with run.accumulate(student):
-            loss = distill_loss(student, teacher, scheduler, z0, cond, uncond, (cfg.guidance_min, cfg.guidance_max),
-                                run.generator).mean()
+            guidance_range = (cfg.guidance_min, cfg.guidance_max)
+            if consistency:  # the target network is the run's EMA of the student
+                loss = consistency_loss(student, ema.model, teacher, scheduler, z0, cond, uncond, guidance_range,
+                                        lcm.config.original_inference_steps, lcm.config.timestep_scaling, cfg.huber_c,
+                                        run.generator).mean()
+            else:
+                loss = distill_loss(student, teacher, scheduler, z0, cond, uncond, guidance_range, run.generator).mean()
             run.backward(loss)
             opt.step()
             sched.step()
@@ -163,9 +191,9 @@ def main(argv: list[str] | None = None) -> int:
         pipe.save_pretrained(str(run.out))
         save_sampling_options(options, run.out)
         (run.out / "t2i_distill.json").write_text(json.dumps(
-            {"method": "guidance distillation (Meng et al. 2023, stage one)", "teacher": reference(cfg.teacher),
+            {"method": METHODS[cfg.method], "teacher": reference(cfg.teacher),
              "guidance_range": [cfg.guidance_min, cfg.guidance_max]}, indent=2) + "\n")
-        run.print(f"saved the guidance-distilled pipeline to {run.out} (defaults: {options})")
+        run.print(f"saved the {cfg.method}-distilled pipeline to {run.out} (defaults: {options})")
     run.finish()
     return 0
 

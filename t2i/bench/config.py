@@ -14,7 +14,7 @@ from pathlib import Path
 
 from t2i.bench.families import FAMILIES, FIRST_STAGE, data_kind
 from t2i.bench.sweep import parse_ladder, parse_ladder_tops
-from t2i.diffusion.options import SAMPLERS
+from t2i.diffusion.options import SAMPLERS, SOLVERS
 
 QUICK = dict(budget_flops=3e10, seeds=1, n=1000, eval_prompts=12, novel_prompts=4, reference_images=200, curve_prompts=8,
              budget_fractions="1", sampler_steps="2,4", guidance="1,3", sample_steps=4)
@@ -53,7 +53,7 @@ class BenchConfig:
     bootstrap: int = 1000  # bootstrap resamples of the seeds for the crossover interval (--ladder)
     first_stage_share: float = 0.25  # share of latent diffusion's budget spent on its first stage (vae-kl)
     first_stage_flops: float = 0.0  # the first stage's budget in FLOPs (0 = first_stage_share x the top rung's budget); an earlier sweep's value keeps its latent diffusion runs when rungs are added on top
-    samplers: str = ",".join(SAMPLERS)  # samplers of the quality-vs-steps curve (names of t2i.diffusion.options.SAMPLERS)
+    samplers: str = ",".join(SOLVERS)  # samplers of the quality-vs-steps curve (names of t2i.diffusion.options.SAMPLERS)
     sampler_steps: str = ""  # sampling steps of that curve ("" = 5,10,20,40; quick: 2,4)
     guidance: str = ""  # guidance scales of the sweep ("" = 1,2,3,5,7.5; quick: 1,3)
     sampler: str = "dpm-solver++"  # diffusion sampler of the evaluation and of the guidance sweep

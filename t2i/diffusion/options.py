@@ -26,7 +26,10 @@ SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
     "euler": ("EulerDiscreteScheduler", {}),  # Euler steps of Karras et al. 2022, Algorithm 2 (no churn), k-diffusion's sample_euler
     "euler-ancestral": ("EulerAncestralDiscreteScheduler", {}),  # Euler with ancestral noise (k-diffusion's sample_euler_ancestral)
     "unipc": ("UniPCMultistepScheduler", {}),  # Zhao et al. 2023, predictor-corrector
+    "lcm": ("LCMScheduler", {}),  # consistency sampling (Luo et al. 2023, Alg. 3): for consistency-distilled models only
 }
+# the samplers of any noise-prediction model (lcm needs one trained by `t2i train distill --method consistency`)
+SOLVERS = tuple(name for name in SAMPLERS if name != "lcm")
 SamplerName = Literal[tuple(SAMPLERS)]  # type: ignore[valid-type]  # the names above, for configs and CLI choices
 SAMPLING_FILE = "t2i_sampling.json"
 # keys of t2i_sampling.json files written before the options took diffusers' names (the shipped shapes-ldm)

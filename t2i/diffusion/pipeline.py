@@ -205,6 +205,10 @@ class LatentDiffusionPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin)
         if generator is None and seed is not None:
             generator = torch.Generator("cpu").manual_seed(int(seed))
         scheduler = self.scheduler if sampler is None else make_scheduler(sampler, self.scheduler.config)
+        if sampler == "lcm" and type(self.scheduler).__name__ != "LCMScheduler":  # a consistency model saves its LCMScheduler
+            warnings.warn("the lcm sampler is for consistency-distilled models (t2i train distill --method consistency); "
+                          "this pipeline was not saved with one: expect blurred images, use ddim or dpm-solver++",
+                          UserWarning, stacklevel=2)
         device, n = self._execution_device, num_images_per_prompt
         # a guidance-distilled UNet (t2i.diffusion.distill) reads g itself: one pass per step, as in stock
         # diffusers; a negative prompt (or g < 1) still takes the two-pass formula, over its g = 1 output
