@@ -10,8 +10,8 @@ model's own defaults from its ``t2i_sampling.json``). For each one:
   the images of ``t2i sample --model MODEL --prompts FILE --seed 0 --sampler SAMPLER --num-inference-steps STEPS``.
 A guidance-distilled model (``t2i train distill``) runs one UNet pass per step, its teacher two.
 
-Appends a section to ``benchmarks/RESULTS.md`` and writes ``benchmarks/results/fast_sampling.json``
-and ``fast_sampling.png`` (one row per configuration: the same 8 two-object test prompts and seeds).
+Appends a section to ``benchmarks/RESULTS.md`` and writes ``benchmarks/results/NAME.json`` and ``NAME.png``
+(``--name``, default ``fast_sampling``; one row per configuration: the same 8 two-object test prompts and seeds).
 
     python -m benchmarks.fast_sampling --configs shapes-ldm@20 shapes-ldm@ddim:8 shapes-ldm-fast@8 shapes-ldm-fast@4 --n 200
 """
@@ -101,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=7, help="timed 4-image requests per configuration")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     parser.add_argument("--no-accuracy", action="store_true", help="latency only (accuracy does not depend on threads)")
+    parser.add_argument("--name", default="fast_sampling",
+                        help="file stem under benchmarks/results/ (NAME.json, NAME.png; NAME_latency.json with "
+                             "--no-accuracy), so a new study does not overwrite the figures an earlier one published")
     args = parser.parse_args(argv)
     from gan_baselines.registry import load_generator
     from t2i.runtime.grids import save_grid
@@ -124,14 +127,14 @@ def main(argv: list[str] | None = None) -> int:
         results["configs"][spec] = row
         print(spec, json.dumps(row), flush=True)
     OUT.mkdir(exist_ok=True)
-    name = "fast_sampling_latency" if args.no_accuracy else "fast_sampling"
+    name = f"{args.name}_latency" if args.no_accuracy else args.name
     (OUT / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
     if strips:
-        save_grid(strips, OUT / "fast_sampling.png", nrow=8)
+        save_grid(strips, OUT / f"{args.name}.png", nrow=8)
     lines = [f"{machine()}. Latency: 4 images of one prompt (the app's default request), median of {args.repeats} "
              "after a warm-up; parts measured by hooks (rest = scheduler, PIL, Python). Accuracy: shapes evaluator, "
              f"{args.n} prompts per split and kind, one image each, prompt i from seed i. Rows of "
-             "`results/fast_sampling.png`: the configurations in order, on the first 8 two-object test prompts.", "",
+             f"`results/{args.name}.png`: the configurations in order, on the first 8 two-object test prompts.", "",
              "| configuration | sampler, guidance | UNet passes | 4 images (s) | text / UNet (its attention) / VAE / rest (s) | test one | "
              "test two (relation) | novel one | novel two |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
