@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     (OUT / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
     if strips:
         save_grid(strips, OUT / f"{args.name}.png", nrow=8)
-    lines = [f"{machine()}. Latency: 4 images of one prompt (the app's default request), median of {args.repeats} "
+    lines = [f"Latency: 4 images of one prompt (the app's default request), median of {args.repeats} "
              "after a warm-up; parts measured by hooks (rest = scheduler, PIL, Python). Accuracy: shapes evaluator, "
              f"{args.n} prompts per split and kind, one image each, prompt i from seed i. Rows of "
              f"`results/{args.name}.png`: the configurations in order, on the first 8 two-object test prompts.", "",

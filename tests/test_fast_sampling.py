@@ -21,6 +21,7 @@ def test_name_chooses_the_files_and_the_default_stays(tmp_path, monkeypatch):
     row = json.loads((out / "my_study_latency.json").read_text())["configs"][f"{model}@ddim:2"]
     assert row["unet_calls"] == 2  # 2 steps, one call each (guidance doubles the batch, not the calls)
     assert "`results/my_study.png`" in sections[0][0]
+    assert "torch threads" not in sections[0][0]  # the machine line is append_section's; it once came twice
 
     assert fast_sampling.main(args) == 0  # without --name: the files it always wrote
     assert sorted(p.name for p in out.iterdir()) == ["fast_sampling_latency.json", "my_study_latency.json"]

@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     for frozen in (vae, text_encoder, teacher):
         frozen.requires_grad_(False).eval().to(run.device)
     student = consistency_student(teacher, cfg.embed_dim) if consistency else make_student(teacher, cfg.embed_dim)
-    lcm = make_scheduler("lcm", scheduler.config)  # its solver grid and boundary scalings are what the loss matches
+    # consistency: the LCM scheduler's solver grid and boundary scalings are what the loss matches
+    lcm = make_scheduler("lcm", scheduler.config) if consistency else None
     student.requires_grad_(True).train()
     prompts = [p.strip() for p in cfg.sample_prompts.split("|") if p.strip()]
     if run.is_main:  # what the student is measured against: the teacher at its own defaults, same seeds
