@@ -12,6 +12,12 @@ UNet passes at any step count, and the guidance scale stays a sampling option.
 ``LCMScheduler``): the target network is the run's EMA (``--ema-decay``, LCM: 0.95), and a
 guidance-distilled teacher (such as shapes-ldm-fast) is its own initial student and answers in one pass.
 
+``--method progressive`` halves the DDIM steps instead (Salimans & Ho 2022, Algorithm 2; Meng et al.
+2023, stage two; ``t2i.diffusion.progressive``): the student's one DDIM step learns its teacher's two,
+at the timesteps DDIM samples at ``--sample-steps`` (default: half the teacher's saved steps), so the
+saved folder samples with stock ``DDIMScheduler`` at exactly that many steps; run it again on the
+student to halve again.
+
 Output: a pipeline folder (the teacher's ``vae/``, ``text_encoder/``, ``tokenizer/``, the
 student ``unet/`` with ``time_cond_proj_dim``, ``scheduler/`` = the default sampler) +
 ``t2i_sampling.json`` (``--sampler``, ``--sample-steps``, the teacher's guidance unless
@@ -23,6 +29,7 @@ grid of the same prompts and seeds at its own defaults). ``t2i sample --model OU
     t2i train distill --teacher shapes-ldm --steps 20 --batch-size 16 --out /tmp/distill
     t2i train distill --preset shapes-guidance --out runs/shapes-ldm-fast    # the built-in recipe
     t2i train distill --preset shapes-consistency --out runs/shapes-ldm-lcm  # 4 LCM steps, from shapes-ldm-fast
+    t2i train distill --preset shapes-progressive --out runs/shapes-ldm-6    # 6 DDIM steps, from shapes-ldm-fast at 12
     t2i train distill --teacher runs/my-ldm --data my_captions/ --size 64 --cache-dir cache/my-distill --out runs/my-ldm-fast
 """
 
@@ -43,13 +50,15 @@ from t2i.diffusion.distill import GUIDANCE_EMBED_DIM, distill_loss, make_student
 from t2i.diffusion.interop import load_pipeline
 from t2i.diffusion.options import DiffusionOptions, SamplerName, load_sampling_options, save_sampling_options
 from t2i.diffusion.pipeline import LatentDiffusionPipeline, LDMGenerator, make_scheduler
+from t2i.diffusion.progressive import progressive_loss, student_grid
 from t2i.diffusion.training import build_caches, draw_partial, partial_captions_edit, sample_cached
 from t2i.runtime import Run, RunConfig
 from t2i.runtime.grids import save_grid
 
 PRESETS = Path(__file__).resolve().parents[1] / "t2i" / "diffusion" / "presets" / "distill"
 METHODS = {"guidance": "guidance distillation (Meng et al. 2023, stage one)",
-           "consistency": "latent consistency distillation (Luo et al. 2023, Algorithm 1)"}
+           "consistency": "latent consistency distillation (Luo et al. 2023, Algorithm 1)",
+           "progressive": "progressive distillation (Salimans & Ho 2022, Algorithm 2; Meng et al. 2023, stage two)"}
 SAMPLE_PROMPTS = ("a large red circle in the center|a small blue square in the top left|"
                   "a large green triangle in the bottom right|a small yellow cross in the top right|"
                   "a white cross above a red triangle|a blue circle to the left of a yellow square|"
@@ -59,7 +68,7 @@ SAMPLE_PROMPTS = ("a large red circle in the center|a small blue square in the t
 @dataclass
 class DistillConfig(RunConfig):
     teacher: str = "shapes-ldm"  # the pipeline to distil: a folder, a built-in name or a hub id
-    method: Literal["guidance", "consistency"] = "guidance"  # guidance: one UNet pass per step (Meng et al. 2023); consistency: a few steps with --sampler lcm (Luo et al. 2023)
+    method: Literal["guidance", "consistency", "progressive"] = "guidance"  # guidance: one UNet pass per step (Meng et al. 2023); consistency: a few steps with --sampler lcm (Luo et al. 2023); progressive: half the teacher's DDIM steps (Salimans & Ho 2022)
     huber_c: float = 0.001  # consistency: the pseudo-Huber constant of the loss (diffusers' LCM script's)
     guidance_min: float = 1.0  # smallest guidance scale the student learns (1 = the conditional model)
     guidance_max: float = 8.0  # largest guidance scale the student learns
@@ -74,8 +83,8 @@ class DistillConfig(RunConfig):
     grad_clip: float = 1.0  # clip the global gradient norm to this value; 0 = off
     checkpoint_every: int = 500  # write a resumable checkpoint every N steps; 0 = only at the end
     sample_prompts: str = SAMPLE_PROMPTS  # fixed prompts of the sample grids, separated by "|"
-    sampler: SamplerName | None = None  # sampler of the grids and the saved default; None = ddim for guidance (at 8 steps DDIM beat DPM-Solver++: benchmarks/RESULTS.md), lcm for consistency
-    sample_steps: int = 0  # sampling steps of the grids and the saved default; 0 = 8 for guidance, 4 for consistency
+    sampler: SamplerName | None = None  # sampler of the grids and the saved default; None = ddim for guidance (at 8 steps DDIM beat DPM-Solver++: benchmarks/RESULTS.md) and progressive, lcm for consistency
+    sample_steps: int = 0  # sampling steps of the grids and the saved default (progressive: the steps it is trained for); 0 = 8 for guidance, 4 for consistency, half the teacher's saved steps for progressive
     guidance: float | None = None  # guidance of the grids and the saved default; None = the teacher's saved one
     cache_dir: str = ""  # keep the latent and text cache in this folder, memory-mapped, resumed after an interruption and reused by later runs on the same data and teacher (t2i.diffusion.disk_cache); "" = in memory
 
@@ -97,6 +106,8 @@ def check(cfg: DistillConfig) -> None:
     if cfg.sampler is not None and consistency != (cfg.sampler == "lcm"):
         raise SystemExit(f"--method {cfg.method} samples with "
                          f"{'--sampler lcm' if consistency else 'a solver (not --sampler lcm)'}, got --sampler {cfg.sampler}")
+    if cfg.method == "progressive" and cfg.sampler not in (None, "ddim"):
+        raise SystemExit(f"--method progressive trains a DDIM student: drop --sampler {cfg.sampler} (or give ddim)")
     if cfg.huber_c <= 0:
         raise SystemExit(f"--huber-c must be > 0, got {cfg.huber_c}")
     if cfg.partial_captions and str(cfg.data) != "shapes":
@@ -122,22 +133,30 @@ def main(argv: list[str] | None = None) -> int:
     teacher_pipe = load_pipeline(cfg.teacher)
     source = resolve(cfg.teacher, hub=True, what="pipeline")
     teacher_options = load_sampling_options(source) if isinstance(source, Path) else DiffusionOptions()
-    consistency = cfg.method == "consistency"
+    consistency, progressive = cfg.method == "consistency", cfg.method == "progressive"
+    default_steps = max(1, teacher_options.num_inference_steps // 2) if progressive else 4 if consistency else 8
     options = DiffusionOptions(sampler=cfg.sampler or ("lcm" if consistency else "ddim"),
-                               num_inference_steps=cfg.sample_steps or (4 if consistency else 8),
+                               num_inference_steps=cfg.sample_steps or default_steps,
                                guidance_scale=teacher_options.guidance_scale if cfg.guidance is None else cfg.guidance)
     if not cfg.guidance_min <= options.guidance_scale <= cfg.guidance_max:
         raise SystemExit(f"the saved guidance {options.guidance_scale} is outside the distilled range "
                          f"[{cfg.guidance_min}, {cfg.guidance_max}]: widen it or give --guidance")
+    if progressive:  # before the run folder exists
+        try:
+            student_grid(make_scheduler("ddim", teacher_pipe.scheduler.config), options.num_inference_steps)
+        except ValueError as err:
+            raise SystemExit(f"--sample-steps: {err}") from None
     run = Run(cfg, name="distill")
     vae, text_encoder, tokenizer, teacher = (teacher_pipe.vae, teacher_pipe.text_encoder, teacher_pipe.tokenizer,
                                              teacher_pipe.unet)
     scheduler = make_scheduler("ddpm", teacher_pipe.scheduler.config)  # the training noise schedule
     for frozen in (vae, text_encoder, teacher):
         frozen.requires_grad_(False).eval().to(run.device)
-    student = consistency_student(teacher, cfg.embed_dim) if consistency else make_student(teacher, cfg.embed_dim)
+    student = (consistency_student(teacher, cfg.embed_dim) if consistency or progressive
+               else make_student(teacher, cfg.embed_dim))
     # consistency: the LCM scheduler's solver grid and boundary scalings are what the loss matches
     lcm = make_scheduler("lcm", scheduler.config) if consistency else None
+    ddim = make_scheduler("ddim", scheduler.config) if progressive else None  # the student's sampler: its step is halved
     student.requires_grad_(True).train()
     prompts = [p.strip() for p in cfg.sample_prompts.split("|") if p.strip()]
     if run.is_main:  # what the student is measured against: the teacher at its own defaults, same seeds
@@ -177,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
                 loss = consistency_loss(student, ema.model, teacher, scheduler, z0, cond, uncond, guidance_range,
                                         lcm.config.original_inference_steps, lcm.config.timestep_scaling, cfg.huber_c,
                                         run.generator).mean()
+            elif progressive:
+                loss = progressive_loss(student, teacher, ddim, z0, cond, uncond, guidance_range,
+                                        options.num_inference_steps, run.generator).mean()
             else:
                 loss = distill_loss(student, teacher, scheduler, z0, cond, uncond, guidance_range, run.generator).mean()
             run.backward(loss)
@@ -193,7 +215,10 @@ def main(argv: list[str] | None = None) -> int:
         save_sampling_options(options, run.out)
         (run.out / "t2i_distill.json").write_text(json.dumps(
             {"method": METHODS[cfg.method], "teacher": reference(cfg.teacher),
-             "guidance_range": [cfg.guidance_min, cfg.guidance_max]}, indent=2) + "\n")
+             "guidance_range": [cfg.guidance_min, cfg.guidance_max],
+             **({"teacher_ddim_steps": 2 * options.num_inference_steps, "ddim_steps": options.num_inference_steps}
+                if progressive else {})},
+            indent=2) + "\n")
         run.print(f"saved the {cfg.method}-distilled pipeline to {run.out} (defaults: {options})")
     run.finish()
     return 0
