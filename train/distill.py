@@ -15,8 +15,8 @@ guidance-distilled teacher (such as shapes-ldm-fast) is its own initial student 
 ``--method progressive`` halves the DDIM steps instead (Salimans & Ho 2022, Algorithm 2; Meng et al.
 2023, stage two; ``t2i.diffusion.progressive``): the student's one DDIM step learns its teacher's two,
 at the timesteps DDIM samples at ``--sample-steps`` (default: half the teacher's saved steps), so the
-saved folder samples with stock ``DDIMScheduler`` at exactly that many steps; run it again on the
-student to halve again.
+saved folder samples with stock ``DDIMScheduler`` at exactly that many steps (a step count whose
+DDIM step is not twice the teacher's is refused: 12 -> 6 and 10 -> 5 work, 16 -> 8 does not).
 
 Output: a pipeline folder (the teacher's ``vae/``, ``text_encoder/``, ``tokenizer/``, the
 student ``unet/`` with ``time_cond_proj_dim``, ``scheduler/`` = the default sampler) +

@@ -13,7 +13,8 @@ Algorithm 2), applied to a guidance-distilled model as Meng et al. 2023 do in th
 - the loss is the squared error on ``x0`` weighted by the truncated SNR ``max(a^2 / s^2, 1)``
   (Salimans & Ho, Sec. 4), the student's output kept in its own parameterisation.
 
-So a student of a 12-step teacher samples in 6 steps; run it again on the student for 3.
+So a student of a 12-step teacher samples in 6 steps. Halving again needs ``T // N`` to be twice
+``T // 2N`` (``student_grid`` refuses the rest): with ``T`` = 1000, 6 -> 3 and 16 -> 8 are refused, 10 -> 5 works.
 
     HF_HUB_OFFLINE=1 python -m t2i.diffusion.progressive   # a tiny random teacher: the loss of one batch
 """
