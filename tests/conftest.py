@@ -23,6 +23,16 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_gpu)
 
 
+@pytest.fixture(scope="module")
+def teacher():
+    """A tiny random latent diffusion pipeline built locally (the teacher of the distillation tests)."""
+    from t2i.diffusion.testing import make_tiny_pipeline
+
+    pipe = make_tiny_pipeline()
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
 @pytest.fixture(autouse=True)
 def _library_log_handlers_write_to_this_tests_stderr():
     """diffusers and transformers bind their log handler to the ``sys.stderr`` of the moment it is made; made

@@ -13,20 +13,13 @@ import json
 import numpy as np
 import pytest
 import torch
-from diffusers import LCMScheduler, StableDiffusionPipeline
+from diffusers import LCMScheduler
 
 from t2i.diffusion.consistency import (boundary_scalings, consistency_loss, consistency_student, solver_grid,
                                        teacher_prediction, x0_and_eps)
 from t2i.diffusion.distill import guidance_embedding, make_student
 from t2i.diffusion.pipeline import LatentDiffusionPipeline, encode_text, make_scheduler
-from t2i.diffusion.testing import make_tiny_pipeline
-
-
-@pytest.fixture(scope="module")
-def teacher() -> LatentDiffusionPipeline:
-    pipe = make_tiny_pipeline()
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+from t2i.diffusion.testing import ours_and_stock
 
 
 def test_solver_grid_and_boundary_scalings_are_the_lcm_schedulers(teacher):
@@ -133,11 +126,7 @@ def test_consistency_command_writes_an_lcm_folder_stock_diffusers_samples_identi
     assert json.loads((out / "t2i_distill.json").read_text())["method"].startswith("latent consistency")
     gen = load_generator(out)
     assert (gen.options.sampler, gen.options.num_inference_steps, gen.options.guidance_scale) == ("lcm", 4, 4.0)
-    ours = np.asarray(gen.generate(prompts=["a red circle"], seed=3)[0])
-    sd = StableDiffusionPipeline.from_pretrained(out)
-    sd.set_progress_bar_config(disable=True)
-    theirs = sd("a red circle", num_inference_steps=4, guidance_scale=4.0, generator=torch.Generator().manual_seed(3)).images[0]
-    np.testing.assert_array_equal(ours, np.asarray(theirs))  # LCM's noise between steps included
+    np.testing.assert_array_equal(*ours_and_stock(out, "a red circle", seed=3))  # LCM's noise between steps included
 
 
 def test_lcm_sampler_on_a_model_not_distilled_for_it_warns(teacher):

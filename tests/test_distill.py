@@ -15,14 +15,7 @@ from diffusers import StableDiffusionPipeline
 
 from t2i.diffusion.distill import distill_loss, guidance_embedding, guided_prediction, is_guidance_distilled, make_student
 from t2i.diffusion.pipeline import LatentDiffusionPipeline, encode_text
-from t2i.diffusion.testing import make_tiny_pipeline
-
-
-@pytest.fixture(scope="module")
-def teacher() -> LatentDiffusionPipeline:
-    pipe = make_tiny_pipeline()
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+from t2i.diffusion.testing import ours_and_stock
 
 
 def test_guidance_embedding_is_what_stock_diffusers_feeds_the_unet():
@@ -105,11 +98,7 @@ def test_distill_command_writes_a_folder_stock_diffusers_samples_identically(tea
     assert (out / "teacher.png").is_file() and list((out / "samples").glob("*.png"))
     gen = load_generator(out)
     assert gen.options.num_inference_steps == 2 and gen.options.guidance_scale == 4.0
-    ours = np.asarray(gen.generate(prompts=["a red circle"], seed=3)[0])
-    sd = StableDiffusionPipeline.from_pretrained(out)
-    sd.set_progress_bar_config(disable=True)
-    theirs = sd("a red circle", num_inference_steps=2, guidance_scale=4.0, generator=torch.Generator().manual_seed(3)).images[0]
-    np.testing.assert_array_equal(ours, np.asarray(theirs))
+    np.testing.assert_array_equal(*ours_and_stock(out, "a red circle", seed=3))
     # a guidance outside the distilled range is refused before any work
     assert cli(["train", "distill", "--teacher", str(tmp_path / "teacher"), "--guidance", "9", "--out",
                 str(tmp_path / "bad")]) == 2

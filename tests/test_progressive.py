@@ -15,19 +15,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from diffusers import DDIMScheduler, StableDiffusionPipeline
+from diffusers import DDIMScheduler
 
 from t2i.diffusion.consistency import consistency_student, teacher_prediction
-from t2i.diffusion.pipeline import LatentDiffusionPipeline, encode_text, make_scheduler
+from t2i.diffusion.pipeline import encode_text, make_scheduler
 from t2i.diffusion.progressive import progressive_loss, student_grid, two_step_target
-from t2i.diffusion.testing import make_tiny_pipeline
-
-
-@pytest.fixture(scope="module")
-def teacher() -> LatentDiffusionPipeline:
-    pipe = make_tiny_pipeline()
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+from t2i.diffusion.testing import ours_and_stock
 
 
 def _ddim(pipe, spacing: str = "trailing") -> DDIMScheduler:
@@ -118,8 +111,4 @@ def test_progressive_command_writes_a_ddim_folder_stock_diffusers_samples_identi
     assert record["method"].startswith("progressive") and (record["teacher_ddim_steps"], record["ddim_steps"]) == (8, 4)
     gen = load_generator(out)
     assert (gen.options.sampler, gen.options.num_inference_steps, gen.options.guidance_scale) == ("ddim", 4, 4.0)
-    ours = np.asarray(gen.generate(prompts=["a red circle"], seed=3)[0])
-    sd = StableDiffusionPipeline.from_pretrained(out)
-    sd.set_progress_bar_config(disable=True)
-    theirs = sd("a red circle", num_inference_steps=4, guidance_scale=4.0, generator=torch.Generator().manual_seed(3)).images[0]
-    np.testing.assert_array_equal(ours, np.asarray(theirs))
+    np.testing.assert_array_equal(*ours_and_stock(out, "a red circle", seed=3))

@@ -64,6 +64,11 @@ def x0_and_eps(pred: torch.Tensor, x_t: torch.Tensor, alpha_bar: torch.Tensor,
     raise ValueError(f"consistency distillation needs an epsilon or v_prediction teacher, got {prediction_type!r}")
 
 
+def ddim_step(x0: torch.Tensor, eps: torch.Tensor, alpha_bar_prev: torch.Tensor) -> torch.Tensor:
+    """Deterministic DDIM (Song et al. 2021, Eq. 12, eta = 0): ``sqrt(a') x0 + sqrt(1 - a') eps``."""
+    return alpha_bar_prev.sqrt() * x0 + (1 - alpha_bar_prev).sqrt() * eps
+
+
 def solver_grid(num_train_timesteps: int, solver_steps: int) -> torch.Tensor:
     """The teacher solver's timesteps ``t_n = n k - 1`` (``k = T / N``, n = 1..N), as ``LCMScheduler`` samples them."""
     k = num_train_timesteps // solver_steps
@@ -112,7 +117,7 @@ def consistency_loss(student: Any, target: Any, teacher: Any, scheduler: Any, z0
     with torch.no_grad():  # one DDIM step of the guided teacher, then the target network at x_{t_n}
         x0_teacher, eps_teacher = x0_and_eps(teacher_prediction(teacher, zt, t_start, cond, uncond, g), zt, a_start,
                                              prediction_type)
-        x_prev = a_prev.sqrt() * x0_teacher + (1 - a_prev).sqrt() * eps_teacher
+        x_prev = ddim_step(x0_teacher, eps_teacher, a_prev)
         out_target = target(x_prev.to(z0.dtype), t_prev, encoder_hidden_states=cond, timestep_cond=embed).sample.float()
         c_skip_prev, c_out_prev = boundary_scalings(t_prev, timestep_scaling)
         goal = c_skip_prev * x_prev + c_out_prev * x0_and_eps(out_target, x_prev, a_prev, prediction_type)[0]

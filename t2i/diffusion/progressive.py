@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from t2i.diffusion.consistency import teacher_prediction, x0_and_eps
+from t2i.diffusion.consistency import ddim_step, teacher_prediction, x0_and_eps
 from t2i.diffusion.distill import guidance_embedding
 
 
@@ -48,11 +48,6 @@ def _alpha_bar(ddim: Any, t: torch.Tensor) -> torch.Tensor:
     alphas = ddim.alphas_cumprod.to(t.device)
     final = torch.as_tensor(ddim.final_alpha_cumprod, dtype=alphas.dtype, device=t.device)
     return torch.where(t >= 0, alphas[t.clamp(min=0)], final).view(-1, 1, 1, 1)
-
-
-def ddim_step(x0: torch.Tensor, eps: torch.Tensor, alpha_bar_prev: torch.Tensor) -> torch.Tensor:
-    """Deterministic DDIM (Song et al. 2021, Eq. 12, eta = 0): ``sqrt(a') x0 + sqrt(1 - a') eps``."""
-    return alpha_bar_prev.sqrt() * x0 + (1 - alpha_bar_prev).sqrt() * eps
 
 
 @torch.no_grad()

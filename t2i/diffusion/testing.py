@@ -66,6 +66,23 @@ def make_tiny_pipeline(seed: int = 0, **kwargs: Any) -> Any:
     return LatentDiffusionPipeline(**make_tiny_components(seed, **kwargs))
 
 
+def ours_and_stock(folder: str | Path, prompt: str, seed: int) -> tuple[Any, Any]:
+    """The image of ``prompt`` at ``seed`` from our generator on ``folder`` (its saved sampler, steps and
+    guidance) and from stock ``StableDiffusionPipeline.from_pretrained(folder)`` given the same, as arrays."""
+    import numpy as np
+    from diffusers import StableDiffusionPipeline
+
+    from t2i.diffusion.pipeline import load_generator
+
+    gen = load_generator(folder)
+    ours = gen.generate(prompts=[prompt], seed=seed)[0]
+    sd = StableDiffusionPipeline.from_pretrained(str(folder))
+    sd.set_progress_bar_config(disable=True)
+    theirs = sd(prompt, num_inference_steps=gen.options.num_inference_steps, guidance_scale=gen.options.guidance_scale,
+                generator=torch.Generator().manual_seed(seed)).images[0]
+    return np.asarray(ours), np.asarray(theirs)
+
+
 def make_sd_folder(folder: str | Path, seed: int = 0, **kwargs: Any) -> Path:
     """A Stable-Diffusion-layout folder (as the hub ships them) of tiny random components."""
     from diffusers import StableDiffusionPipeline
