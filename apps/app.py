@@ -95,7 +95,7 @@ class AppConfig:
     host: str = "127.0.0.1"  # interface to listen on; localhost by default
     port: int = 7860  # port to listen on
     share: bool = False  # create a public gradio.live link (off by default)
-    diffusion: str = "shapes-ldm-fast"  # our pipeline folder, a Stable-Diffusion-layout folder or hub id, or a built-in name
+    diffusion: str = "shapes-ldm-6"  # our pipeline folder, a Stable-Diffusion-layout folder or hub id, or a built-in name
     gan: str = "shapes-tgan"  # a text-conditional generator folder or built-in name
     clip: str = ""  # open_clip folder or built-in name that scores every model; "" = each model's own (shapes-clip if unrecorded)
     ae: str = "digits-ae"  # 2-D autoencoder for the latent-space tab ("" to hide the tab)

@@ -27,6 +27,7 @@ BUILTIN: dict[str, str] = {
     "shapes-vae-kl": "diffusers AutoencoderKL first stage for 32 px shapes (factor 4)",
     "shapes-ldm": "latent diffusion pipeline on 32 px shapes (shapes-vae-kl + UNet + shapes-clip)",
     "shapes-ldm-fast": "shapes-ldm with its guidance distilled: one UNet pass per step, 12 steps (shares its VAE and text encoder)",
+    "shapes-ldm-6": "shapes-ldm-fast progressively distilled to 6 DDIM steps, one UNet pass each; the app's default (shares shapes-ldm's VAE and text encoder)",
     "shapes-unclip": "unCLIP (DALL-E 2 style) on 32 px shapes: a prior to shapes-clip's image embedding, then an image-embedding decoder (Kandinsky 2.2 layout)",
     "digits-ae": "MLP autoencoder on 32 px digits, 2-D code (latent-space tab)",
     "digits-vae": "MLP VAE on 32 px digits, 2-D code (latent-space tab)",

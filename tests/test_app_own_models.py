@@ -41,7 +41,7 @@ def test_the_trainer_records_its_captions_words_and_clip(app_config):
 
 
 def test_builtins_know_the_shapes_grammar_and_their_clip():
-    for name in ("shapes-ldm", "shapes-ldm-fast", "shapes-tgan", "shapes-cvae"):  # a record, a teacher, configs
+    for name in ("shapes-ldm", "shapes-ldm-fast", "shapes-ldm-6", "shapes-tgan", "shapes-cvae"):  # a record, a teacher (of a teacher), configs
         assert trained_on(name) == TrainedOn("shapes", "shapes-clip", vocabulary()), name
     assert unknown_words(OFF, vocabulary()) == ["photo", "cat"]  # "of" is in the grammar ("to the left of")
     assert unknown_words("A Small RED circle, in the center.", vocabulary()) == []

@@ -18,7 +18,7 @@ def test_quick_defaults_train_and_install_every_model(tmp_path):
     for recipe in RECIPES:
         folder = root / recipe.name
         assert (folder / "README.md").is_file() and json.loads((folder / "metrics.json").read_text()) is not None
-    for name in ("shapes-tgan", "shapes-cvae", "shapes-ldm", "shapes-ldm-fast", "shapes-unclip"):  # measured by the shapes evaluator after training
+    for name in ("shapes-tgan", "shapes-cvae", "shapes-ldm", "shapes-ldm-fast", "shapes-ldm-6", "shapes-unclip"):  # measured by the shapes evaluator after training
         metrics = json.loads((root / name / "metrics.json").read_text())
         assert 0 <= metrics["novel_one_object_colour"] <= 1 and "test_one_object_all_correct" in metrics
     assert json.loads((root / "shapes-tgan" / "config.json").read_text())["family"] == "tgan-attn"
@@ -35,6 +35,12 @@ def test_quick_defaults_train_and_install_every_model(tmp_path):
     # its teacher by name, not by the path of this root (regression: it recorded --builtin-root's folder)
     assert json.loads((fast / "t2i_distill.json").read_text())["teacher"] == "shapes-ldm"
     assert load_generator(fast).generate(prompts=["a small red circle in the center"], seed=0)[0].size == (32, 32)
+    # its progressive student: taught by this root's shapes-ldm-fast (named by its built-in name), samples in 6 steps
+    six = root / "shapes-ldm-6"
+    assert all((six / part).resolve() == (root / "shapes-ldm" / part).resolve() for part in ("vae", "text_encoder", "tokenizer"))
+    assert json.loads((six / "t2i_distill.json").read_text())["teacher"] == "shapes-ldm-fast"
+    assert json.loads((six / "t2i_sampling.json").read_text())["num_inference_steps"] == 6
+    assert "--teacher shapes-ldm-fast" in (six / "README.md").read_text()
     assert not (ROOT / ".shapes-ldm.tmp").exists()
     # unCLIP: a prior run (another entry point) then the decoder, chained; the card gives both commands
     unclip = root / "shapes-unclip"

@@ -32,7 +32,7 @@ from t2i.config import parse_config
 class Recipe:
     name: str  # built-in short name
     module: str  # entry point run as module.main(args)
-    args: list[str]  # its options; {clip} and {vae} are filled in (the run or the installed model)
+    args: list[str]  # its options; {clip}, {vae}, {ldm} and {ldm_fast} are filled in (the run or the installed model)
     artifact: str  # the model folder inside the run folder
     data: str  # what it trains on, for the model card
     quick: list[str] = dataclasses.field(default_factory=list)  # extra options of the --quick smoke run
@@ -45,7 +45,7 @@ class Recipe:
     before_quick: list[str] | None = None  # extra options of the earlier runs in --quick (None = quick)
 
 
-TEXT_GENERATORS = ("shapes-tgan", "shapes-cvae", "shapes-ldm", "shapes-ldm-fast", "shapes-unclip")  # measured by prompt accuracy after training
+TEXT_GENERATORS = ("shapes-tgan", "shapes-cvae", "shapes-ldm", "shapes-ldm-fast", "shapes-ldm-6", "shapes-unclip")  # measured by prompt accuracy after training
 MEASURE_PROMPTS = {False: 200, True: 4}  # prompts per split and kind (one / two objects; full, --quick)
 QUICK = ["--steps", "2", "--batch-size", "8", "--log-every", "1", "--checkpoint-every", "0"]
 
@@ -85,6 +85,11 @@ RECIPES: list[Recipe] = [
            ".", "shapes 32 px, train split (70% two-object scenes, as its teacher)", ["--n", "32"],
            ("model_index.json", "scheduler", "text_encoder", "tokenizer", "unet", "vae", "t2i_sampling.json",
             "t2i_distill.json"), half=True, linked=("text_encoder", "tokenizer", "vae"), links_to="shapes-ldm"),
+    # shapes-ldm-fast's 12 DDIM steps halved to 6 by progressive distillation (issue 19): the app's default
+    Recipe("shapes-ldm-6", "train.distill", ["--preset", "shapes-progressive", "--teacher", "{ldm_fast}"],
+           ".", "shapes 32 px, train split (70% two-object scenes, as its teacher)", ["--n", "32"],
+           ("model_index.json", "scheduler", "text_encoder", "tokenizer", "unet", "vae", "t2i_sampling.json",
+            "t2i_distill.json"), half=True, linked=("text_encoder", "tokenizer", "vae"), links_to="shapes-ldm"),
     # DALL-E 2 style (issue 17): a prior on shapes-clip (stage1), then the decoder, assembled into prior/ + decoder/
     Recipe("shapes-unclip", "train.unclip", ["--preset", "shapes-unclip", "--clip", "{clip}", "--vae", "{vae}",
                                              "--prior", "{previous}"],
@@ -110,9 +115,9 @@ class DefaultsConfig:
     builtin_root: str = str(ROOT)  # where models are installed
 
 
-def fill(args: Sequence[str], clip: str, vae: str, previous: str = "", ldm: str = "") -> list[str]:
+def fill(args: Sequence[str], clip: str, vae: str, previous: str = "", ldm: str = "", ldm_fast: str = "") -> list[str]:
     return [a.replace("{clip}", clip).replace("{vae}", vae).replace("{previous}", previous).replace("{ldm}", ldm)
-            for a in args]
+            .replace("{ldm_fast}", ldm_fast) for a in args]
 
 
 def same_content(a: Path, b: Path) -> bool:
@@ -292,16 +297,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         outs = [run / f"stage{i + 1}" for i in range(len(recipe.before))] + [run]
         modules = [recipe.before_module or recipe.module] * len(recipe.before) + [recipe.module]
         quick = [(recipe.quick if recipe.before_quick is None else recipe.before_quick)] * len(recipe.before) + [recipe.quick]
-        ldm = installed("shapes-ldm")  # the teacher of shapes-ldm-fast (installed before it when both are trained)
+        # the teachers of shapes-ldm-fast and shapes-ldm-6 (each installed before its student when both are trained)
+        ldm, ldm_fast = installed("shapes-ldm"), installed("shapes-ldm-fast")
         # {previous} of a stage = the model of the stage before (the artifact of an earlier run of the final module,
         # the whole run folder of an earlier run of another module: a prior run is its model)
         previous = [""] + [str(outs[i] / recipe.artifact) if modules[i] == recipe.module else str(outs[i])
                            for i in range(len(recipe.before))]
-        stages = [fill(args, clip, vae, previous[i], ldm) + ["--out", str(outs[i])] + (QUICK + quick[i] if cfg.quick else [])
+        stages = [fill(args, clip, vae, previous[i], ldm, ldm_fast) + ["--out", str(outs[i])] + (QUICK + quick[i] if cfg.quick else [])
                   for i, args in enumerate([*recipe.before, recipe.args])]
         command = " && ".join(f"t2i train {module.split('.')[-1].replace('_', '-')} " + " ".join(
             a.replace(installed("shapes-clip"), "shapes-clip").replace(installed("shapes-vae-kl"), "shapes-vae-kl")
-            .replace(installed("shapes-ldm"), "shapes-ldm")  # installed models by their short names
+            .replace(installed("shapes-ldm-fast"), "shapes-ldm-fast").replace(installed("shapes-ldm"), "shapes-ldm")  # installed models by their short names
             for a in args) for module, args in zip(modules, stages))
         print(f"[defaults] {recipe.name}: {command}", flush=True)
         start = time.perf_counter()
@@ -309,7 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             importlib.import_module(module).main(args)
         seconds = time.perf_counter() - start
         if may_install:
-            names = {installed(n): n for n in ("shapes-clip", "shapes-vae-kl", "shapes-ldm")}  # the teacher of shapes-ldm-fast
+            names = {installed(n): n for n in ("shapes-clip", "shapes-vae-kl", "shapes-ldm", "shapes-ldm-fast")}  # the teachers
             if recipe.name != "shapes-clip":
                 names[clip] = "shapes-clip"  # a CLIP trained in this call, installed as shapes-clip before it
             target = install(recipe, run, root, names, command, seconds, cfg.quick)
