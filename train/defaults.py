@@ -47,6 +47,8 @@ class Recipe:
 
 TEXT_GENERATORS = ("shapes-tgan", "shapes-cvae", "shapes-ldm", "shapes-ldm-fast", "shapes-ldm-6", "shapes-unclip")  # measured by prompt accuracy after training
 MEASURE_PROMPTS = {False: 200, True: 4}  # prompts per split and kind (one / two objects; full, --quick)
+DISTILLED_PARTS = ("model_index.json", "scheduler", "text_encoder", "tokenizer", "unet", "vae", "t2i_sampling.json",
+                   "t2i_distill.json")  # what a distilled pipeline installs (its run folder holds checkpoints and grids too)
 QUICK = ["--steps", "2", "--batch-size", "8", "--log-every", "1", "--checkpoint-every", "0"]
 
 RECIPES: list[Recipe] = [
@@ -83,13 +85,11 @@ RECIPES: list[Recipe] = [
     # shapes-ldm's guidance distilled into one UNet pass per step (issue 19); it shares shapes-ldm's VAE and text encoder
     Recipe("shapes-ldm-fast", "train.distill", ["--preset", "shapes-guidance", "--teacher", "{ldm}"],
            ".", "shapes 32 px, train split (70% two-object scenes, as its teacher)", ["--n", "32"],
-           ("model_index.json", "scheduler", "text_encoder", "tokenizer", "unet", "vae", "t2i_sampling.json",
-            "t2i_distill.json"), half=True, linked=("text_encoder", "tokenizer", "vae"), links_to="shapes-ldm"),
+           DISTILLED_PARTS, half=True, linked=("text_encoder", "tokenizer", "vae"), links_to="shapes-ldm"),
     # shapes-ldm-fast's 12 DDIM steps halved to 6 by progressive distillation (issue 19): the app's default
     Recipe("shapes-ldm-6", "train.distill", ["--preset", "shapes-progressive", "--teacher", "{ldm_fast}"],
            ".", "shapes 32 px, train split (70% two-object scenes, as its teacher)", ["--n", "32"],
-           ("model_index.json", "scheduler", "text_encoder", "tokenizer", "unet", "vae", "t2i_sampling.json",
-            "t2i_distill.json"), half=True, linked=("text_encoder", "tokenizer", "vae"), links_to="shapes-ldm"),
+           DISTILLED_PARTS, half=True, linked=("text_encoder", "tokenizer", "vae"), links_to="shapes-ldm"),
     # DALL-E 2 style (issue 17): a prior on shapes-clip (stage1), then the decoder, assembled into prior/ + decoder/
     Recipe("shapes-unclip", "train.unclip", ["--preset", "shapes-unclip", "--clip", "{clip}", "--vae", "{vae}",
                                              "--prior", "{previous}"],
