@@ -12,7 +12,9 @@ gradio_client makes them (a fresh httpx client per file, which loads the CA bund
 http), without that TLS set-up (``ssl_verify=False``) and over one kept-alive connection (as a
 browser does); plus the CPU seconds of the server and of the client per request (steadier than wall
 time on a shared machine). ``--against DIR`` starts a second app from another checkout (e.g. the
-main branch) and alternates requests between the two, so both see the same load.
+main branch) and alternates requests between the two, so both see the same load; ``--against-diffusion
+MODEL`` gives that app another diffusion model (default: the same), so two models are compared in one run
+(``--against .`` for two apps of this checkout).
 
 ``--browser`` times the request as a person meets it instead: the app's page open in headless
 Chromium (playwright driving the system's ``chromium``; ``pip install playwright``, ``apt-get install
@@ -27,6 +29,7 @@ With ``--against`` both apps are tabs of one Chromium.
     python -m benchmarks.app_latency --diffusion shapes-ldm --repeats 9   # another diffusion model in the app
     python -m benchmarks.app_latency --repeats 9 --breakdown --against /work/main   # old vs this checkout
     python -m benchmarks.app_latency --repeats 9 --browser   # click to 8 images shown, in Chromium
+    python -m benchmarks.app_latency --repeats 11 --browser --against . --against-diffusion shapes-ldm-fast  # two models
 """
 
 from __future__ import annotations
@@ -124,7 +127,12 @@ class App:
 
     def __init__(self, label: str, checkout: Path, diffusion: str, breakdown: bool, ssl_verify: bool = True,
                  browser=None):
+        from t2i.builtin import resolve
+        from t2i.diffusion.options import load_sampling_options
+
         self.label, self.breakdown, self.ssl_verify = label, breakdown, ssl_verify
+        self.diffusion = diffusion
+        self.options = load_sampling_options(resolve(diffusion))  # what the app's controls start at
         port = free_port()
         self.url = f"http://127.0.0.1:{port}/"
         env = dict(os.environ, PYTHONPATH=str(checkout), **({"GRADIO_PROFILING": "1"} if breakdown else {}))
@@ -186,11 +194,14 @@ class App:
                     pass
         return total
 
-    def request(self, seed: int, sampler: str, steps: int, guidance: float) -> str:
+    def request(self, seed: int) -> str:
+        """One 4-image request at the diffusion model's own defaults (the page's controls start at them)."""
         if self.page is not None:
             return self.click(seed)
+        options = self.options
         server0, client0, t0 = cpu_seconds(self.proc.pid), time.process_time(), time.perf_counter()
-        out = self.client.predict(PROMPT, "", seed, False, 4, sampler, steps, guidance, False, api_name="/generate")
+        out = self.client.predict(PROMPT, "", seed, False, 4, options.sampler, options.num_inference_steps,
+                                  options.guidance_scale, False, api_name="/generate")
         row = {"request": time.perf_counter() - t0}
         summary = out[4]
         if self.breakdown:
@@ -242,16 +253,28 @@ BREAKDOWN = ["request", "server queue_wait", "server preprocess", "server fn_cal
              "client CPU"]
 
 
+def app_specs(here: Path, diffusion: str, against: str = "", against_diffusion: str = "") -> list[tuple[str, Path, str]]:
+    """(label, checkout, diffusion model) of each app to start: this checkout's, then ``--against``'s, whose
+    diffusion model is ``--against-diffusion`` (default: the same as this one's)."""
+    specs = [("this checkout", here, diffusion)]
+    if against:
+        other = against_diffusion or diffusion
+        label = f"--against {against}" + (f" ({other})" if other != diffusion else "")
+        specs.append((label, Path(against).resolve(), other))
+    return specs
+
+
 def main(argv: list[str] | None = None) -> None:
     from apps.app import AppConfig
-    from t2i.builtin import resolve
-    from t2i.diffusion.options import load_sampling_options
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.app_latency", description=__doc__.split("\n")[0])
     parser.add_argument("--diffusion", default=AppConfig.diffusion, help="the app's diffusion model (default: the app's)")
     parser.add_argument("--repeats", type=int, default=5, help="timed requests (seeds 0, 1, ...)")
     parser.add_argument("--breakdown", action="store_true", help="say where each request's time goes (see above)")
     parser.add_argument("--against", default="", help="another checkout whose app is timed in alternation with this one")
+    parser.add_argument("--against-diffusion", default="",
+                        help="the diffusion model of the --against app (default: --diffusion); with --against . two "
+                             "models of this checkout are compared in one run")
     parser.add_argument("--no-ssl-verify", action="store_true",
                         help="gradio_client with ssl_verify=False: no TLS on this plain-http URL either way, but with it "
                              "on, httpx loads the CA bundle for each of the client's HTTP requests (one per file)")
@@ -269,11 +292,10 @@ def main(argv: list[str] | None = None) -> None:
         args.browser = found
     if args.against and not (Path(args.against) / "apps" / "app.py").is_file():
         raise SystemExit(f"--against must be a checkout of this project (with apps/app.py), got {args.against!r}")
-    defaults = load_sampling_options(resolve(args.diffusion))  # what the app's controls start at
-    sampler, steps, guidance = defaults.sampler, defaults.num_inference_steps, defaults.guidance_scale
-    here = Path(__file__).resolve().parents[1]
-    checkouts = [("this checkout", here)] + ([(f"--against {args.against}", Path(args.against).resolve())]
-                                             if args.against else [])
+    if args.against_diffusion and not args.against:
+        raise SystemExit("--against-diffusion is the model of the --against app: give --against too (--against . for "
+                         "this checkout)")
+    specs = app_specs(Path(__file__).resolve().parents[1], args.diffusion, args.against, args.against_diffusion)
     apps: list[App] = []
     playwright = browser = None
     try:
@@ -282,13 +304,13 @@ def main(argv: list[str] | None = None) -> None:
 
             playwright = sync_playwright().start()
             browser = playwright.chromium.launch(executable_path=args.browser, headless=True)
-        for label, checkout in checkouts:  # one after the other: loading models is what ``ready`` times
-            apps.append(App(label, checkout, args.diffusion, args.breakdown, ssl_verify=not args.no_ssl_verify,
+        for label, checkout, diffusion in specs:  # one after the other: loading models is what ``ready`` times
+            apps.append(App(label, checkout, diffusion, args.breakdown, ssl_verify=not args.no_ssl_verify,
                             browser=browser))
         trivial = {app.label: [] for app in apps}
         for seed in range(args.repeats):
             for app in apps if seed % 2 == 0 else apps[::-1]:  # alternate which goes first
-                summary = app.request(seed, sampler, steps, guidance)
+                summary = app.request(seed)
                 if args.breakdown:
                     trivial[app.label].append(app.trivial())
     finally:
@@ -301,13 +323,14 @@ def main(argv: list[str] | None = None) -> None:
     client = (f"Chromium {args.browser}: click until the 8 new images are shown" if args.browser else
               f"gradio_client (ssl_verify {'off' if args.no_ssl_verify else 'on, its default'}), files downloaded")
     print(f"load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs; client: {client}")
-    print(f"| app | ready (`t2i app` launched until the page answers) | 4-image request for both models "
-          f"(median of {args.repeats}; `{args.diffusion}`, {steps} {sampler} steps, guidance {guidance:g}) | "
-          f"slowest of {args.repeats} |")
-    print("| --- | --- | --- | --- |")
+    print(f"| app | diffusion model (its sampler, steps, guidance) | ready (`t2i app` launched until the page answers) | "
+          f"4-image request for both models (median of {args.repeats}) | slowest of {args.repeats} |")
+    print("| --- | --- | --- | --- | --- |")
     for app in apps:
         times = [row["request"] for row in app.rows]
-        print(f"| {app.label} | {app.ready:.1f} s | {statistics.median(times):.2f} s | {max(times):.2f} s |")
+        o = app.options
+        print(f"| {app.label} | `{app.diffusion}` ({o.sampler}, {o.num_inference_steps}, {o.guidance_scale:g}) | "
+              f"{app.ready:.1f} s | {statistics.median(times):.2f} s | {max(times):.2f} s |")
     if args.browser:
         print("\nPer request (medians, seconds): the models inside it (the app's summary), and the CPU seconds the "
               "app's process and the browser (Chromium and playwright's driver) spent on it:\n")

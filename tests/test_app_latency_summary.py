@@ -1,6 +1,11 @@
-"""benchmarks/app_latency.py reads the models' seconds from the app's summary as either client sees it."""
+"""benchmarks/app_latency.py reads the models' seconds from the app's summary as either client sees it, and
+starts the --against app with its own diffusion model."""
 
-from benchmarks.app_latency import model_seconds
+from pathlib import Path
+
+import pytest
+
+from benchmarks.app_latency import app_specs, main, model_seconds
 
 MARKDOWN = """| model | time for 4 image(s) | ms / image | scored by | mean CLIP score | CLIP score per image |
 |---|---|---|---|---|---|
@@ -21,3 +26,16 @@ def test_model_seconds_sums_both_models_from_markdown_and_from_the_page():
     assert abs(model_seconds(MARKDOWN) - 0.36) < 1e-9
     assert abs(model_seconds(PAGE_TEXT) - 0.36) < 1e-9  # read as 0 before the page's tabs were parsed
     assert model_seconds("no table yet") == 0.0
+
+
+def test_the_against_app_gets_its_own_diffusion_model(tmp_path):
+    """Regression: --against passed this app's --diffusion to the other checkout too, so two models could not be
+    timed in one run (and a checkout without this one's default built-in exited before it was ready)."""
+    here = Path(".")
+    assert app_specs(here, "shapes-ldm-6") == [("this checkout", here, "shapes-ldm-6")]
+    same = app_specs(here, "shapes-ldm-6", str(tmp_path))
+    assert [d for _, _, d in same] == ["shapes-ldm-6", "shapes-ldm-6"] and same[1][1] == tmp_path.resolve()
+    two = app_specs(here, "shapes-ldm-6", ".", "shapes-ldm-fast")
+    assert [d for _, _, d in two] == ["shapes-ldm-6", "shapes-ldm-fast"] and "shapes-ldm-fast" in two[1][0]
+    with pytest.raises(SystemExit, match="give --against too"):
+        main(["--against-diffusion", "shapes-ldm-fast"])
