@@ -83,10 +83,12 @@ def test_loss_is_zero_for_a_perfect_denoiser_and_positive_otherwise(teacher):
     perfect = _PerfectDenoiser(x0, ddim.alphas_cumprod)
     z0 = x0.expand(8, -1, -1, -1).clone()
     cond = uncond = torch.zeros(8, 3, 8)
-    loss = progressive_loss(perfect, perfect, ddim, z0, cond, uncond, (2.0, 8.0), 6, torch.Generator().manual_seed(1))
+    loss = progressive_loss(perfect, perfect, ddim, z0, cond, uncond, (2.0, 8.0), student_grid(ddim, 6),
+                            torch.Generator().manual_seed(1))
     assert loss.shape == (8,) and loss.max() < 1e-8
     wrong = _PerfectDenoiser(x0, ddim.alphas_cumprod, offset=0.1)
-    loss = progressive_loss(wrong, perfect, ddim, z0, cond, uncond, (2.0, 8.0), 6, torch.Generator().manual_seed(1))
+    loss = progressive_loss(wrong, perfect, ddim, z0, cond, uncond, (2.0, 8.0), student_grid(ddim, 6),
+                            torch.Generator().manual_seed(1))
     assert loss.min() > 1e-4
     loss.mean().backward()  # the gradient reaches the student
     assert wrong.scale.grad is not None and perfect.scale.grad is None

@@ -141,9 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     if not cfg.guidance_min <= options.guidance_scale <= cfg.guidance_max:
         raise SystemExit(f"the saved guidance {options.guidance_scale} is outside the distilled range "
                          f"[{cfg.guidance_min}, {cfg.guidance_max}]: widen it or give --guidance")
-    if progressive:  # before the run folder exists
+    # progressive: the student's sampler, whose step is halved, and its grid (checked before the run folder exists)
+    ddim = make_scheduler("ddim", teacher_pipe.scheduler.config) if progressive else None
+    if progressive:
         try:
-            student_grid(make_scheduler("ddim", teacher_pipe.scheduler.config), options.num_inference_steps)
+            grid = student_grid(ddim, options.num_inference_steps)
         except ValueError as err:
             raise SystemExit(f"--sample-steps: {err}") from None
     run = Run(cfg, name="distill")
@@ -156,7 +158,6 @@ def main(argv: list[str] | None = None) -> int:
                else make_student(teacher, cfg.embed_dim))
     # consistency: the LCM scheduler's solver grid and boundary scalings are what the loss matches
     lcm = make_scheduler("lcm", scheduler.config) if consistency else None
-    ddim = make_scheduler("ddim", scheduler.config) if progressive else None  # the student's sampler: its step is halved
     student.requires_grad_(True).train()
     prompts = [p.strip() for p in cfg.sample_prompts.split("|") if p.strip()]
     if run.is_main:  # what the student is measured against: the teacher at its own defaults, same seeds
@@ -197,8 +198,8 @@ def main(argv: list[str] | None = None) -> int:
                                         lcm.config.original_inference_steps, lcm.config.timestep_scaling, cfg.huber_c,
                                         run.generator).mean()
             elif progressive:
-                loss = progressive_loss(student, teacher, ddim, z0, cond, uncond, guidance_range,
-                                        options.num_inference_steps, run.generator).mean()
+                loss = progressive_loss(student, teacher, ddim, z0, cond, uncond, guidance_range, grid,
+                                        run.generator).mean()
             else:
                 loss = distill_loss(student, teacher, scheduler, z0, cond, uncond, guidance_range, run.generator).mean()
             run.backward(loss)

@@ -69,15 +69,17 @@ def two_step_target(teacher: Any, ddim: Any, zt: torch.Tensor, t: torch.Tensor, 
 
 
 def progressive_loss(student: Any, teacher: Any, ddim: Any, z0: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor,
-                     guidance_range: tuple[float, float], steps: int, generator: torch.Generator) -> torch.Tensor:
-    """Per-sample progressive distillation loss ``(B,)`` for a student sampled with ``steps`` DDIM steps.
+                     guidance_range: tuple[float, float], grid: tuple[torch.Tensor, int],
+                     generator: torch.Generator) -> torch.Tensor:
+    """Per-sample progressive distillation loss ``(B,)`` for a student sampled on ``grid`` (``student_grid``'s
+    timesteps and step, built once per run).
 
     ``z0``: data latents ``(B, C, h, w)``; ``cond``/``uncond``: text states ``(B, T, D)``; ``ddim``: a
     ``DDIMScheduler`` on the training noise schedule. Grid points, noise and guidance scales come from
     ``generator`` (a CPU generator: reproducible and resumable)."""
     b, device = z0.shape[0], z0.device
     prediction_type = ddim.config.prediction_type
-    grid, step = student_grid(ddim, steps)
+    grid, step = grid
     t = grid[torch.randint(0, len(grid), (b,), generator=generator)].to(device)  # (B,)
     a_t = _alpha_bar(ddim, t)
     lo, hi = guidance_range
@@ -104,7 +106,8 @@ def demo() -> None:
     cond = encode_text(pipe.tokenizer, pipe.text_encoder, ["a red circle", "a blue square"], "cpu")
     uncond = encode_text(pipe.tokenizer, pipe.text_encoder, ["", ""], "cpu")
     z0 = torch.randn(2, pipe.unet.config.in_channels, 4, 4)
-    print(progressive_loss(student, pipe.unet, ddim, z0, cond, uncond, (2.0, 8.0), 6, torch.Generator().manual_seed(0)))
+    print(progressive_loss(student, pipe.unet, ddim, z0, cond, uncond, (2.0, 8.0), student_grid(ddim, 6),
+                           torch.Generator().manual_seed(0)))
 
 
 if __name__ == "__main__":
