@@ -26,6 +26,9 @@ are kept, so a killed sweep run again with the same command redoes nothing it fi
 with rungs added on top trains each run on from its last rung (a run on another first stage starts over).
 ``--ladder-top cgan=128`` ends one family's ladder at a rung: a family whose last doubling was a plateau need not
 train on while the others climb; crossovers hold it at its top rung's values beyond, on the metrics where it is flat.
+``--workers N`` trains every run (family x seed; with tuning trials, the other seeds after the selection) side by
+side in N worker processes (``t2i.bench.workers``) before anything is evaluated or timed, each on this process's
+torch threads / N: the same runs, the same scores as one process on those threads.
 
 Any captioned data (``--data mydata``, any source ``t2i.data.load_dataset`` reads with a held-out split: a
 folder with ``train/`` and ``test/`` holding ``metadata.jsonl``, a ``datasets`` DatasetDict, ...): the text
@@ -73,6 +76,7 @@ from t2i.bench.report import machine, summarize, write_report, write_results
 from t2i.bench.scoring import HEADLINE, BenchSets, Scorer, bench_sets, measures, real_row
 from t2i.bench.store import ResultStore, continued_plan, folder_digest, log_invocation
 from t2i.bench.sweep import add_diversity_gap, parse_ladder, parse_ladder_tops, sweep_summary
+from t2i.bench.workers import Job, run_side_by_side, worker_threads
 from t2i.builtin import resolve as resolve_builtin
 from t2i.config import config_to_dict, parse_config
 from t2i.io import atomic_write
@@ -104,6 +108,21 @@ def snapshot(folder: Path, fam: Family, dest: Path) -> None:
     tmp.rename(dest)
 
 
+def train_stages(fam: Family, folder: Path, argv: list[str], stages: list[int], lr: float, seed: int) -> None:
+    """Train one run folder to each of ``stages`` in turn with its family's trainer (each stage resuming the last
+    exactly), keeping a copy of the model and the stage's process CPU and wall seconds after each; stages already
+    copied are skipped. Runs in the bench's process or in a worker (``--workers``)."""
+    main = importlib.import_module(fam.trainer).main
+    for steps in stages:
+        snap = folder / f"stage-{steps:06d}"
+        if not snap.exists():
+            print(f"bench: training {fam.name} (lr {lr:g}, seed {seed}) to step {steps}", flush=True)
+            cpu, wall = time.process_time(), time.perf_counter()
+            main(argv + [f"--steps={steps}", "--resume=latest"])
+            record_stage_time(folder, steps, time.process_time() - cpu, time.perf_counter() - wall)
+            snapshot(folder, fam, snap)
+
+
 def uses_cache(options: list[str]) -> bool:
     """Whether trainer options turn on ``--cache`` (``--cache``, ``--cache=true`` or ``--cache true``)."""
     return any(a == "--cache" and (i + 1 == len(options) or options[i + 1].lower() != "false")
@@ -127,6 +146,7 @@ class Bench:
         self.counted_keys: set[str] = set()  # FLOP counts made by this invocation: reused even without --reuse
         self.first_stage: str = ""
         self.first_stage_info: dict[str, Any] = {}
+        self.plans: dict[str, dict[str, Any]] = {}  # family name -> ``plan``
         self.ladder = parse_ladder(cfg.ladder) if cfg.ladder else []
         self.tops = parse_ladder_tops(cfg.ladder_top, self.ladder) if self.ladder else {}
         trained = [f.name for f in self.families if f.name not in loads]
@@ -298,8 +318,9 @@ class Bench:
             return steps_for_budget(budget_images=int(budget), batch_size=fam.batch_size)
         return steps_for_budget(budget_flops=budget, step_flops=step)
 
-    def train(self, fam: Family, lr: float, seed: int, stages: list[int]) -> dict[str, Any]:
-        """Train one run in stages (each resuming the last exactly), copying the model after each stage."""
+    def prepare_run(self, fam: Family, lr: float, seed: int, stages: list[int]) -> tuple[Path, list[str], dict[str, Any]]:
+        """One run's folder, trainer argv and inputs; a folder trained for another plan starts over, one whose plan
+        this extends (rungs added on top) is kept and goes on."""
         folder = self.work / fam.name / f"lr{lr:g}-seed{seed}"
         argv = self.trainer_argv(fam, lr, seed) + [f"--out={folder}"]
         if uses_cache(argv) and not any(a.startswith("--cache-dir") for a in argv):
@@ -314,19 +335,33 @@ class Bench:
             marker.write_text(json.dumps(plan) + "\n")
         elif kept != old:  # rungs added on top: the run goes on
             atomic_write(marker, lambda tmp: tmp.write_text(json.dumps(kept) + "\n"))
-        main = importlib.import_module(fam.trainer).main
-        snaps = []
-        for steps in stages:
-            snap = folder / f"stage-{steps:06d}"
-            if not snap.exists():
-                print(f"bench: training {fam.name} (lr {lr:g}, seed {seed}) to step {steps}", flush=True)
-                cpu, wall = time.process_time(), time.perf_counter()
-                main(argv + [f"--steps={steps}", "--resume=latest"])
-                record_stage_time(folder, steps, time.process_time() - cpu, time.perf_counter() - wall)
-                snapshot(folder, fam, snap)
-            snaps.append((steps, snap))
-        return {"folder": folder, "stages": snaps, "argv": argv, "inputs": inputs,
-                "images_per_s": training_images_per_s(folder / "metrics.jsonl")}
+        return folder, argv, inputs
+
+    def train(self, fam: Family, lr: float, seed: int, stages: list[int]) -> dict[str, Any]:
+        """Train one run in stages (each resuming the last exactly), copying the model after each stage; stages
+        trained before (by a worker, or an earlier invocation) are kept."""
+        folder, argv, inputs = self.prepare_run(fam, lr, seed, stages)
+        train_stages(fam, folder, argv, stages, lr, seed)
+        return {"folder": folder, "stages": [(s, folder / f"stage-{s:06d}") for s in stages], "argv": argv,
+                "inputs": inputs, "images_per_s": training_images_per_s(folder / "metrics.jsonl")}
+
+    def train_side_by_side(self, runs: list[tuple[Family, float, int]]) -> None:
+        """With --workers > 1: train these runs (family, lr, seed) to the end of their plans, at most --workers
+        at once in worker processes (``t2i.bench.workers``); ``train`` then finds their stages done. Nothing else
+        runs meanwhile, so no evaluation or timing shares the cores with training."""
+        if self.cfg.workers < 2:
+            return
+        jobs = []
+        for fam, lr, seed in runs:
+            stages = self.plan(fam)["stages"]
+            folder, argv, _ = self.prepare_run(fam, lr, seed, stages)
+            if not all((folder / f"stage-{s:06d}").exists() for s in stages):
+                jobs.append(Job(f"{fam.name} (lr {lr:g}, seed {seed}) to step {stages[-1]}", train_stages,
+                                (fam, folder, argv, stages, lr, seed), folder / "bench_train.log"))
+        if jobs:
+            print(f"bench: training {len(jobs)} run(s) side by side in {min(self.cfg.workers, len(jobs))} worker "
+                  "process(es)", flush=True)
+            run_side_by_side(jobs, self.cfg.workers)
 
     def run_inputs(self, fam: Family) -> dict[str, Any]:
         """What a run depends on beyond its argv: latent diffusion's first stage, which its ``--vae`` path names but
@@ -385,20 +420,18 @@ class Bench:
         return lambda gen: diffusion_options(gen, self.cfg.sampler, self.cfg.sample_steps,
                                              guidance if guidance is not None else gen.options.guidance_scale)
 
-    def run_family(self, fam: Family) -> dict[str, Any]:
+    def plan(self, fam: Family) -> dict[str, Any]:
+        """What every run of a family trains (worked out once): its first stage's FLOPs (latent diffusion: the
+        first stage is trained here, once), one step's FLOPs and a --cache build's, and the steps of its stages."""
+        if fam.name in self.plans:
+            return self.plans[fam.name]
         cfg = self.cfg
-        entry: dict[str, Any] = {"title": fam.title, "batch_size": fam.batch_size, "conditioning": fam.conditioning,
-                                 "options": fam.options}
-        if fam.name in self.loads:
-            return self.given_family(fam, entry)
         # a sweep's first stage is trained once under the top rung's share (or --first-stage-flops) and charged in
         # full at every rung; the family's own steps at every budget get the rest of the share
         first_flops, share = 0.0, 0.0
         if fam.first_stage:
             first_flops = self.train_first_stage(self.first_stage_budget())
             share = cfg.first_stage_share if "vae-kl" not in self.loads else 0.0  # a given one costs the budget nothing
-            entry["first_stage"] = {**(self.first_stage_info or {"given": self.first_stage}),
-                                    "ceiling": self.first_stage_ceiling()}
         step, once = self.step_flops(fam), self.cache_flops(fam)
         if once:
             self.notes.append(f"{fam.name} trains on cached latents (--cache): encoding the train split once costs "
@@ -409,15 +442,29 @@ class Bench:
             ladder = self.ladder_of(fam)
             budgets = [self.budget * m - self.budget * m * share for m in ladder]
             stages = ladder_steps([self.steps_for(b, fam, step) for b in budgets], ladder)
-            steps = stages[-1]
-            entry["ladder_top"] = self.tops.get(fam.name)
         else:  # one budget: the --cache build comes out of it (a ladder's rungs are charged it on top, as a first stage)
             left = self.budget - self.budget * share - (once if self.budget_kind == "flops" else 0)
             if left <= 0:
                 raise SystemExit(f"bench: {fam.name}'s --cache build costs {once:.3g} FLOPs, all of its budget "
                                  f"({self.budget - self.budget * share:.3g}): raise --budget-flops or drop --cache")
-            steps = self.steps_for(left, fam, step)
-            stages = stage_steps(steps, floats(cfg.budget_fractions))
+            stages = stage_steps(self.steps_for(left, fam, step), floats(cfg.budget_fractions))
+        self.plans[fam.name] = {"first_flops": first_flops, "once": once, "step": step, "steps": stages[-1],
+                                "stages": stages}
+        return self.plans[fam.name]
+
+    def run_family(self, fam: Family) -> dict[str, Any]:
+        cfg = self.cfg
+        entry: dict[str, Any] = {"title": fam.title, "batch_size": fam.batch_size, "conditioning": fam.conditioning,
+                                 "options": fam.options}
+        if fam.name in self.loads:
+            return self.given_family(fam, entry)
+        plan = self.plan(fam)
+        first_flops, once, step, steps, stages = (plan[k] for k in ("first_flops", "once", "step", "steps", "stages"))
+        if fam.first_stage:
+            entry["first_stage"] = {**(self.first_stage_info or {"given": self.first_stage}),
+                                    "ceiling": self.first_stage_ceiling()}
+        if self.ladder:
+            entry["ladder_top"] = self.tops.get(fam.name)
         flops_at = {s: first_flops + once + s * step for s in stages}
         entry.update(step_flops=step, steps=steps, stages=stages, first_stage_flops=first_flops or None,
                      cache_flops=once or None)
@@ -437,6 +484,7 @@ class Bench:
             t["selected"] = i == best
         lr = lrs[best]
         entry.update(lr=lr, trials=trials)
+        self.train_side_by_side([(fam, lr, seed) for seed in range(1, cfg.seeds)])  # --workers: the other seeds at once
 
         # diffusion: guidance sweep (chosen on validation prompts), then the steps curve per sampler
         chosen = runs[lr]
@@ -622,6 +670,14 @@ class Bench:
                           "`sample_command` of each family in results.json; prompts in eval_prompts.txt)")
         floor = {k: v for k, v in self.scorer.floor(self.floor_set).items() if k != "details"}
         blind = self.scorer.prompt_blind(self.floor_set) if self.kind != "captioned" else None
+        if cfg.workers > 1:  # every run known before any evaluation trains now, side by side (the other seeds of
+            # a family with tuning trials wait for its selection)
+            trained = [f for f in self.families if f.name not in self.loads]
+            self.train_side_by_side([(f, lr, seed) for f in trained for lr in f.lrs(cfg.trials)
+                                     for seed in (range(cfg.seeds) if cfg.trials == 1 else [0])])
+            self.notes.append(f"--workers {cfg.workers}: runs trained side by side in up to {cfg.workers} processes of "
+                              f"{worker_threads(cfg.workers)} torch thread(s) each, nothing else running meanwhile; a "
+                              "run's train images/s is one worker's beside the others, its CPU-hours its own process's")
         families = {}
         for fam in self.families:
             families[fam.name] = self.run_family(fam)

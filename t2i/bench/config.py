@@ -65,6 +65,7 @@ class BenchConfig:
     ldm_options: str = ""  # extra `t2i train ldm` flags, e.g. "--unet=tiny"
     vae_kl_options: str = ""  # extra `t2i train vae-kl` flags of the first stage, e.g. "--arch=f4-tiny"
     cpu: bool = False  # train and sample on the CPU even when a GPU is present
+    workers: int = 1  # training processes: runs of every family and seed train side by side, each worker on this process's torch threads / workers (at least 1); 1 = in this process
 
 
 def resolve(cfg: BenchConfig) -> BenchConfig:
@@ -104,6 +105,8 @@ def resolve(cfg: BenchConfig) -> BenchConfig:
     cfg = replace(cfg, **changes)
     if cfg.seeds < 3 and not cfg.quick:
         raise ValueError(f"--seeds must be at least 3 (got {cfg.seeds}); fewer are allowed only with --quick")
+    if cfg.workers < 1:
+        raise ValueError(f"--workers takes the number of training processes, at least 1; got {cfg.workers}")
     if cfg.seeds < 1 or cfg.images_per_prompt < 1 or not 0 <= cfg.first_stage_share < 1:
         raise ValueError("--seeds and --images-per-prompt must be >= 1, --first-stage-share in [0, 1)")
     if cfg.first_stage_flops < 0 or (cfg.first_stage_flops > 0 and cfg.budget_images > 0):

@@ -1,0 +1,137 @@
+"""Training runs side by side in worker processes (``t2i bench --workers N``).
+
+A sweep's runs (every family and seed, and every tuning trial) are independent once their first stage
+exists, so they can train at once: a machine with many cores, or a GPU that one small run leaves
+mostly idle, trains several; on a small CPU, single-thread processes of these small models get more
+steps done than one process spreading each step over every thread (``benchmarks/RESULTS.md``).
+
+Each job is one freshly spawned process (``multiprocessing``'s spawn start: no forked torch or
+thread-pool state) that sets its torch threads, writes everything it prints to its own log file and
+dies with its parent (Linux ``PR_SET_PDEATHSIG``): a bench killed with ``kill -9`` leaves no run
+training behind its back, and the same command run again resumes every run from its last finished
+stage. A job that fails stops the others and is reported in one line with the end of its log.
+
+    python -c "from t2i.bench.workers import demo; demo()"
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import os
+import signal
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+from pathlib import Path
+from typing import Any, Callable
+
+PR_SET_PDEATHSIG = 1  # prctl option: the signal this process gets when its parent exits (linux/prctl.h)
+
+
+@dataclass
+class Job:
+    """One call to run in a worker: ``fn(*args)``, its output appended to ``log``."""
+
+    name: str  # what it is, for progress lines and errors, e.g. "cvae (lr 0.001, seed 1)"
+    fn: Callable[..., Any]  # a module-level function (the spawned process imports it by name)
+    args: tuple = ()
+    log: Path = field(default_factory=Path)
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this process when its parent exits (a no-op elsewhere)."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            pass
+
+
+def _run_job(fn: Callable[..., Any], args: tuple, log: str, threads: int, parent: int) -> None:
+    """A worker's body: threads, output to the log, die with the parent, run; exit 1 on any error (in the log)."""
+    _die_with_parent()
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
+    import torch
+
+    torch.set_num_threads(threads)
+    Path(log).parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a", buffering=1) as out:
+        os.dup2(out.fileno(), 1)
+        os.dup2(out.fileno(), 2)
+        try:
+            fn(*args)
+        except BaseException:  # noqa: BLE001 - SystemExit from a trainer's one-line error too: into the log
+            traceback.print_exc()
+            sys.stderr.flush()
+            os._exit(1)
+    sys.stdout.flush()
+
+
+def worker_threads(workers: int, threads: int | None = None) -> int:
+    """Torch threads of each of ``workers`` processes: this process's threads (``threads``) shared out, at least 1."""
+    if threads is None:
+        import torch
+
+        threads = torch.get_num_threads()
+    return max(1, threads // workers)
+
+
+def _log_tail(log: Path, lines: int = 1) -> str:
+    """The last non-empty lines of a log (progress bars' carriage returns split too)."""
+    if not log.is_file():
+        return "(no log)"
+    text = log.read_text(errors="replace").replace("\r", "\n")
+    tail = [line.strip() for line in text.splitlines() if line.strip()][-lines:]
+    return " | ".join(tail) or "(empty log)"
+
+
+def run_side_by_side(jobs: list[Job], workers: int, threads: int | None = None,
+                     say: Callable[[str], None] = lambda line: print(line, flush=True)) -> float:
+    """Run ``jobs`` in at most ``workers`` processes at once, in order, each on ``worker_threads`` torch threads.
+    Returns the wall seconds. A failed job kills the running ones and raises ``SystemExit`` with a one-line
+    error that names the job, its log and its log's last line."""
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    per_job = worker_threads(workers, threads)
+    ctx = multiprocessing.get_context("spawn")
+    queue, running, done, start = list(jobs), {}, 0, time.perf_counter()
+    try:
+        while queue or running:
+            while queue and len(running) < workers:
+                job = queue.pop(0)
+                proc = ctx.Process(target=_run_job, args=(job.fn, job.args, str(job.log), per_job, os.getpid()),
+                                   name=f"bench-{job.name}", daemon=True)
+                proc.start()
+                running[proc.sentinel] = (proc, job, time.perf_counter())
+                say(f"bench: worker started: {job.name} ({per_job} torch thread(s); log: {job.log})")
+            for sentinel in wait(list(running)):
+                proc, job, began = running.pop(sentinel)
+                proc.join()
+                if proc.exitcode != 0:
+                    raise SystemExit(f"t2i bench: {job.name} failed in its worker (exit code {proc.exitcode}); its log "
+                                     f"{job.log} ends: {_log_tail(job.log)}. Fix that and run the same command again: "
+                                     "finished stages are kept")
+                done += 1
+                say(f"bench: worker finished: {job.name} in {(time.perf_counter() - began) / 60:.1f} min "
+                    f"[{done} of {len(jobs)} jobs]")
+    finally:
+        for proc, _, _ in running.values():  # a failure or an interrupt: stop the rest (they resume on a rerun)
+            proc.kill()
+            proc.join()
+    return time.perf_counter() - start
+
+
+def _demo_job(n: int) -> None:
+    import torch
+
+    print(f"job {n}: {torch.get_num_threads()} thread(s), sum {sum(range(n))}")
+
+
+def demo() -> None:
+    logs = Path("/tmp/bench_workers_demo")
+    jobs = [Job(f"job {n}", _demo_job, (n,), logs / f"{n}.log") for n in (10, 20, 30)]
+    print(f"{run_side_by_side(jobs, workers=2):.1f} s;", [(logs / f"{n}.log").read_text().strip() for n in (10, 20, 30)])

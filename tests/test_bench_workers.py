@@ -1,0 +1,98 @@
+"""t2i bench --workers: runs trained side by side in worker processes give the scores one process gives; a killed
+bench leaves no worker training, and the same command finishes the sweep."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from t2i.bench.config import BenchConfig, resolve
+from t2i.bench.workers import Job, run_side_by_side, worker_threads
+
+# two families, two seeds, two rungs: four runs for two workers
+TINY = ["--quick", "--families=cvae,tgan", "--budget-flops=1e10", "--seeds=2", "--n=500", "--eval-prompts=4",
+        "--novel-prompts=2", "--reference-images=64", "--cpu=true", "--ladder=1,2"]
+
+
+def _bench(out: Path, work: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.Popen([sys.executable, "-m", "train.bench", *TINY, f"--out={out}", f"--work={work}", *extra],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _scores(path: Path) -> str:
+    """Every stage's metrics and FLOPs (wall-clock times left out), as sorted JSON."""
+    results = json.loads(path.read_text())
+    return json.dumps({name: {seed: [{k: v for k, v in st["metrics"].items() if k != "ms_per_image"}
+                                     | {"flops": st["flops"]} for st in s["stages"]]
+                              for seed, s in fam["seeds"].items()}
+                       for name, fam in results["families"].items()}, sort_keys=True)
+
+
+@pytest.mark.slow
+def test_workers_killed_with_the_bench_and_the_rerun_scores_as_one_process(tmp_path):
+    """One process on one thread, and --workers 2 (one thread each), train the same runs: the same scores. A kill -9
+    of the bench while its workers train takes the workers with it (nothing trains on behind a rerun's back), and
+    the same command then finishes with those scores."""
+    serial = _bench(tmp_path / "serial", tmp_path / "serial-work")
+    killed = _bench(tmp_path / "out", tmp_path / "work", "--workers=2")
+    deadline, logs = time.time() + 900, []
+    while len(logs) < 2:  # both workers have started a run
+        assert killed.poll() is None and time.time() < deadline, killed.communicate()[0][-3000:]
+        logs = [p for p in (tmp_path / "work").glob("*/*/bench_train.log") if "bench: training" in p.read_text()]
+        time.sleep(0.2)
+    workers = psutil.Process(killed.pid).children(recursive=True)
+    assert len(workers) >= 2
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait()
+    gone, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive, [p.cmdline() for p in alive]
+
+    rerun = _bench(tmp_path / "out", tmp_path / "work", "--workers=2")
+    log = rerun.communicate()[0]
+    assert rerun.returncode == 0, log[-3000:]
+    assert "side by side in 2 worker process(es)" in log and "[4 of 4 jobs]" in log
+    assert serial.wait() == 0, serial.communicate()[0][-3000:]
+    assert _scores(tmp_path / "out" / "results.json") == _scores(tmp_path / "serial" / "results.json")
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "--workers 2: runs trained side by side" in report
+    again = _bench(tmp_path / "out", tmp_path / "work", "--workers=2")  # all trained: no worker starts
+    log = again.communicate()[0]
+    assert again.returncode == 0 and "worker started" not in log, log[-3000:]
+
+
+def _fails(message: str) -> None:
+    print("about to fail")
+    raise SystemExit(message)
+
+
+def _sleeps(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def test_a_failing_job_stops_the_others_and_says_where_its_log_is(tmp_path):
+    jobs = [Job("slow one", _sleeps, (120,), tmp_path / "slow.log"),
+            Job("bad one", _fails, ("--data: no such folder 'nowhere'",), tmp_path / "bad.log")]
+    start = time.perf_counter()
+    with pytest.raises(SystemExit) as err:
+        run_side_by_side(jobs, workers=2, say=lambda line: None)
+    message = str(err.value)
+    assert "bad one failed in its worker" in message and str(tmp_path / "bad.log") in message
+    assert "no such folder 'nowhere'" in message and "\n" not in message
+    assert time.perf_counter() - start < 60  # the sleeping worker was killed, not waited for
+    assert "about to fail" in (tmp_path / "bad.log").read_text()
+
+
+def test_workers_share_the_threads_and_are_checked():
+    assert worker_threads(2, threads=2) == 1 and worker_threads(4, threads=16) == 4 and worker_threads(3, threads=2) == 1
+    with pytest.raises(ValueError, match="--workers"):
+        resolve(BenchConfig(quick=True, workers=0))
