@@ -229,6 +229,10 @@ def test_a_report_made_from_stored_work_says_what_the_earlier_invocations_took(t
         "Wall time 2.0 min for this invocation, which reused the stored work of 1 earlier finished invocation(s) on "
         "its --work folder (52.0 min in all; killed invocations not counted; results.json lists their commands).")
     assert wall_time({"wall_minutes": 3.04}) == "Wall time 3.0 min."
+    assert wall_time({"wall_minutes": 3.04, "training_minutes": 2.0, "config": {"workers": 2}}) == (
+        "Wall time 3.0 min (training 2.0 min of it, in 2 worker processes).")
+    assert wall_time({"wall_minutes": 3.04, "training_minutes": 2.0, "config": {"workers": 1}}) == (
+        "Wall time 3.0 min (training 2.0 min of it).")
     assert len(json.loads(log.read_text())) == 2
 
 

@@ -147,6 +147,7 @@ class Bench:
         self.first_stage: str = ""
         self.first_stage_info: dict[str, Any] = {}
         self.plans: dict[str, dict[str, Any]] = {}  # family name -> ``plan``
+        self.training_seconds = 0.0  # wall seconds this invocation spent training runs (a first stage too; not CLIPs or FLOP counts)
         self.ladder = parse_ladder(cfg.ladder) if cfg.ladder else []
         self.tops = parse_ladder_tops(cfg.ladder_top, self.ladder) if self.ladder else {}
         trained = [f.name for f in self.families if f.name not in loads]
@@ -341,7 +342,9 @@ class Bench:
         """Train one run in stages (each resuming the last exactly), copying the model after each stage; stages
         trained before (by a worker, or an earlier invocation) are kept."""
         folder, argv, inputs = self.prepare_run(fam, lr, seed, stages)
+        start = time.perf_counter()
         train_stages(fam, folder, argv, stages, lr, seed)
+        self.training_seconds += time.perf_counter() - start
         return {"folder": folder, "stages": [(s, folder / f"stage-{s:06d}") for s in stages], "argv": argv,
                 "inputs": inputs, "images_per_s": training_images_per_s(folder / "metrics.jsonl")}
 
@@ -361,7 +364,9 @@ class Bench:
         if jobs:
             print(f"bench: training {len(jobs)} run(s) side by side in {min(self.cfg.workers, len(jobs))} worker "
                   "process(es)", flush=True)
-            run_side_by_side(jobs, self.cfg.workers)
+            seconds = run_side_by_side(jobs, self.cfg.workers)
+            self.training_seconds += seconds
+            print(f"bench: {len(jobs)} run(s) trained side by side in {seconds / 60:.1f} min", flush=True)
 
     def run_inputs(self, fam: Family) -> dict[str, Any]:
         """What a run depends on beyond its argv: latent diffusion's first stage, which its ``--vae`` path names but
@@ -715,6 +720,7 @@ class Bench:
         if self.ladder:
             results["sweep"] = self.sweep(families, floor, blind or {})
         results["wall_minutes"] = (time.perf_counter() - start) / 60
+        results["training_minutes"] = self.training_seconds / 60
         earlier = log_invocation(self.work / "invocations.json", results["command"], results["wall_minutes"],
                                  results["machine"]["date"])
         results["earlier_invocations"] = earlier if self.resume else []  # only a resuming run reuses their work

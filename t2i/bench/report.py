@@ -126,10 +126,14 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
 def wall_time(results: dict[str, Any]) -> str:
     """The report's wall-time sentence; a run that reused stored work also says what the earlier runs took."""
     this, earlier = results.get("wall_minutes", 0), results.get("earlier_invocations") or []
+    workers = (results.get("config") or {}).get("workers", 1)
+    training = (f" (training {results['training_minutes']:.1f} min of it" + (f", in {workers} worker processes)"
+                                                                                if workers > 1 else ")")
+                if results.get("training_minutes") is not None else "")
     if not earlier:
-        return f"Wall time {this:.1f} min."
+        return f"Wall time {this:.1f} min{training}."
     total = this + sum(e["wall_minutes"] for e in earlier)
-    return (f"Wall time {this:.1f} min for this invocation, which reused the stored work of {len(earlier)} earlier "
+    return (f"Wall time {this:.1f} min for this invocation{training}, which reused the stored work of {len(earlier)} earlier "
             f"finished invocation(s) on its --work folder ({total:.1f} min in all; killed invocations not counted; "
             "results.json lists their commands).")
 
