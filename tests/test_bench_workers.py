@@ -96,3 +96,19 @@ def test_workers_share_the_threads_and_are_checked():
     assert worker_threads(2, threads=2) == 1 and worker_threads(4, threads=16) == 4 and worker_threads(3, threads=2) == 1
     with pytest.raises(ValueError, match="--workers"):
         resolve(BenchConfig(quick=True, workers=0))
+
+
+@pytest.mark.slow
+def test_workers_without_a_ladder_train_each_run_once(tmp_path):
+    """Regression: without --ladder or --reuse a bench does not resume, and its own serial pass deleted the folders
+    its workers had just trained and trained them again."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    run = subprocess.run([sys.executable, "-m", "train.bench", "--quick", "--families=cvae", "--budget-flops=1e10",
+                          "--seeds=2", "--n=500", "--eval-prompts=4", "--novel-prompts=2", "--reference-images=64",
+                          "--cpu=true", "--workers=2", f"--out={tmp_path / 'out'}", f"--work={tmp_path / 'work'}"],
+                         env=env, capture_output=True, text=True)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    assert "[2 of 2 jobs]" in run.stdout and "bench: training cvae" not in run.stdout
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert len(results["families"]["cvae"]["seeds"]) == 2

@@ -147,6 +147,7 @@ class Bench:
         self.first_stage: str = ""
         self.first_stage_info: dict[str, Any] = {}
         self.plans: dict[str, dict[str, Any]] = {}  # family name -> ``plan``
+        self.prepared: set[Path] = set()  # run folders this invocation has prepared (``prepare_run``)
         self.training_seconds = 0.0  # wall seconds this invocation spent training runs (a first stage too; not CLIPs or FLOP counts)
         self.ladder = parse_ladder(cfg.ladder) if cfg.ladder else []
         self.tops = parse_ladder_tops(cfg.ladder_top, self.ladder) if self.ladder else {}
@@ -328,7 +329,8 @@ class Bench:
             argv.append(f"--cache-dir={folder / 'latent-cache'}")  # built by the first stage, reused by the next
         inputs = self.run_inputs(fam)
         marker, plan = folder / "bench_run.json", {"argv": argv, "stages": stages, **inputs}
-        old = json.loads(marker.read_text()) if self.resume and marker.is_file() else None
+        mine = self.resume or folder in self.prepared  # a folder this invocation prepared (for a worker) is its own
+        old = json.loads(marker.read_text()) if mine and marker.is_file() else None
         kept = continued_plan(old, plan)
         if kept is None:
             shutil.rmtree(folder, ignore_errors=True)  # a stage past the new plan's first cannot be undone
@@ -336,6 +338,7 @@ class Bench:
             marker.write_text(json.dumps(plan) + "\n")
         elif kept != old:  # rungs added on top: the run goes on
             atomic_write(marker, lambda tmp: tmp.write_text(json.dumps(kept) + "\n"))
+        self.prepared.add(folder)
         return folder, argv, inputs
 
     def train(self, fam: Family, lr: float, seed: int, stages: list[int]) -> dict[str, Any]:
