@@ -92,6 +92,20 @@ def test_a_failing_job_stops_the_others_and_says_where_its_log_is(tmp_path):
     assert "about to fail" in (tmp_path / "bad.log").read_text()
 
 
+def _writes(path: str, text: str) -> None:
+    with open(path, "a") as f:
+        f.write(text + "\n")
+
+
+def test_the_costliest_jobs_start_first(tmp_path):
+    """One worker runs the jobs one after another: in falling cost, ties in the order given."""
+    order = tmp_path / "order.txt"
+    jobs = [Job(name, _writes, (str(order), name), tmp_path / f"{name}.log", cost=cost)
+            for name, cost in (("small", 1.0), ("big", 9.0), ("medium", 5.0), ("medium too", 5.0))]
+    run_side_by_side(jobs, workers=1, say=lambda line: None)
+    assert order.read_text().split("\n")[:-1] == ["big", "medium", "medium too", "small"]
+
+
 def test_workers_share_the_threads_and_are_checked():
     assert worker_threads(2, threads=2) == 1 and worker_threads(4, threads=16) == 4 and worker_threads(3, threads=2) == 1
     with pytest.raises(ValueError, match="--workers"):

@@ -359,11 +359,14 @@ class Bench:
             return
         jobs = []
         for fam, lr, seed in runs:
-            stages = self.plan(fam)["stages"]
+            plan = self.plan(fam)
+            stages = plan["stages"]
             folder, argv, _ = self.prepare_run(fam, lr, seed, stages)
-            if not all((folder / f"stage-{s:06d}").exists() for s in stages):
+            done = [s for s in stages if (folder / f"stage-{s:06d}").exists()]
+            if len(done) < len(stages):
+                left = (stages[-1] - max(done, default=0)) * plan["step"] + (0 if done else plan["once"])  # FLOPs
                 jobs.append(Job(f"{fam.name} (lr {lr:g}, seed {seed}) to step {stages[-1]}", train_stages,
-                                (fam, folder, argv, stages, lr, seed), folder / "bench_train.log"))
+                                (fam, folder, argv, stages, lr, seed), folder / "bench_train.log", cost=left))
         if jobs:
             print(f"bench: training {len(jobs)} run(s) side by side in {min(self.cfg.workers, len(jobs))} worker "
                   "process(es)", flush=True)

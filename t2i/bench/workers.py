@@ -39,6 +39,7 @@ class Job:
     fn: Callable[..., Any]  # a module-level function (the spawned process imports it by name)
     args: tuple = ()
     log: Path = field(default_factory=Path)
+    cost: float = 0.0  # expected work (e.g. training FLOPs left): the costliest jobs start first
 
 
 def _die_with_parent() -> None:
@@ -91,14 +92,15 @@ def _log_tail(log: Path, lines: int = 1) -> str:
 
 def run_side_by_side(jobs: list[Job], workers: int, threads: int | None = None,
                      say: Callable[[str], None] = lambda line: print(line, flush=True)) -> float:
-    """Run ``jobs`` in at most ``workers`` processes at once, in order, each on ``worker_threads`` torch threads.
-    Returns the wall seconds. A failed job kills the running ones and raises ``SystemExit`` with a one-line
+    """Run ``jobs`` in at most ``workers`` processes at once, each on ``worker_threads`` torch threads, the costliest
+    first (longest-processing-time-first, Graham 1969: no long job is left to run alone at the end while the
+    other workers idle; equal costs keep their order). Returns the wall seconds. A failed job kills the running ones and raises ``SystemExit`` with a one-line
     error that names the job, its log and its log's last line."""
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     per_job = worker_threads(workers, threads)
     ctx = multiprocessing.get_context("spawn")
-    queue, running, done, start = list(jobs), {}, 0, time.perf_counter()
+    queue, running, done, start = sorted(jobs, key=lambda j: -j.cost), {}, 0, time.perf_counter()
     try:
         while queue or running:
             while queue and len(running) < workers:
