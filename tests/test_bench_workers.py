@@ -70,7 +70,7 @@ def test_workers_killed_with_the_bench_and_the_rerun_scores_as_one_process(tmp_p
     assert again.returncode == 0 and "worker started" not in log, log[-3000:]
 
 
-def _fails(message: str) -> None:
+def _fails(message: str | int) -> None:
     print("about to fail")
     raise SystemExit(message)
 
@@ -80,6 +80,7 @@ def _sleeps(seconds: float) -> None:
 
 
 def test_a_failing_job_stops_the_others_and_says_where_its_log_is(tmp_path):
+    assert run_side_by_side([Job("exits 0", _fails, (0,), tmp_path / "zero.log")], 1, say=lambda line: None) > 0
     jobs = [Job("slow one", _sleeps, (120,), tmp_path / "slow.log"),
             Job("bad one", _fails, ("--data: no such folder 'nowhere'",), tmp_path / "bad.log")]
     start = time.perf_counter()

@@ -65,7 +65,11 @@ def _run_job(fn: Callable[..., Any], args: tuple, log: str, threads: int, parent
         os.dup2(out.fileno(), 2)
         try:
             fn(*args)
-        except BaseException:  # noqa: BLE001 - SystemExit from a trainer's one-line error too: into the log
+        except SystemExit as done:
+            if done.code not in (0, None):  # a trainer's one-line error: into the log
+                print(done, file=sys.stderr, flush=True)
+                os._exit(1)
+        except BaseException:  # noqa: BLE001 - anything else: its traceback into the log
             traceback.print_exc()
             sys.stderr.flush()
             os._exit(1)
