@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from t2i.bench.config import BenchConfig, resolve
-from t2i.bench.workers import Job, run_side_by_side, worker_threads
+from t2i.bench.workers import Job, JobFailed, run_side_by_side, worker_threads
 
 # two families, two seeds, two rungs: four runs for two workers
 TINY = ["--quick", "--families=cvae,tgan", "--budget-flops=1e10", "--seeds=2", "--n=500", "--eval-prompts=4",
@@ -84,7 +84,7 @@ def test_a_failing_job_stops_the_others_and_says_where_its_log_is(tmp_path):
     jobs = [Job("slow one", _sleeps, (120,), tmp_path / "slow.log"),
             Job("bad one", _fails, ("--data: no such folder 'nowhere'",), tmp_path / "bad.log")]
     start = time.perf_counter()
-    with pytest.raises(SystemExit) as err:
+    with pytest.raises(JobFailed) as err:
         run_side_by_side(jobs, workers=2, say=lambda line: None)
     message = str(err.value)
     assert "bad one failed in its worker" in message and str(tmp_path / "bad.log") in message

@@ -76,7 +76,7 @@ from t2i.bench.report import machine, summarize, write_report, write_results
 from t2i.bench.scoring import HEADLINE, BenchSets, Scorer, bench_sets, measures, real_row
 from t2i.bench.store import ResultStore, continued_plan, folder_digest, log_invocation
 from t2i.bench.sweep import add_diversity_gap, parse_ladder, parse_ladder_tops, sweep_summary
-from t2i.bench.workers import Job, run_side_by_side, worker_threads
+from t2i.bench.workers import Job, JobFailed, run_side_by_side, worker_threads
 from t2i.builtin import resolve as resolve_builtin
 from t2i.config import config_to_dict, parse_config
 from t2i.io import atomic_write
@@ -370,7 +370,10 @@ class Bench:
         if jobs:
             print(f"bench: training {len(jobs)} run(s) side by side in {min(self.cfg.workers, len(jobs))} worker "
                   "process(es)", flush=True)
-            seconds = run_side_by_side(jobs, self.cfg.workers)
+            try:
+                seconds = run_side_by_side(jobs, self.cfg.workers)
+            except JobFailed as err:
+                raise SystemExit(f"t2i bench: {err}") from None
             self.training_seconds += seconds
             print(f"bench: {len(jobs)} run(s) trained side by side in {seconds / 60:.1f} min", flush=True)
 

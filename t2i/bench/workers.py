@@ -9,7 +9,7 @@ Each job is one freshly spawned process (``multiprocessing``'s spawn start: no f
 thread-pool state) that sets its torch threads, writes everything it prints to its own log file and
 dies with its parent (Linux ``PR_SET_PDEATHSIG``): a bench killed with ``kill -9`` leaves no run
 training behind its back, and the same command run again resumes every run from its last finished
-stage. A job that fails stops the others and is reported in one line with the end of its log.
+stage. A job that fails stops the others and raises ``JobFailed``: one line with the end of its log.
 
     python -c "from t2i.bench.workers import demo; demo()"
 """
@@ -29,6 +29,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 PR_SET_PDEATHSIG = 1  # prctl option: the signal this process gets when its parent exits (linux/prctl.h)
+
+
+class JobFailed(RuntimeError):
+    """A job's worker exited with an error; the message is one line naming the job, its log and the log's end."""
 
 
 @dataclass
@@ -98,8 +102,8 @@ def run_side_by_side(jobs: list[Job], workers: int, threads: int | None = None,
                      say: Callable[[str], None] = lambda line: print(line, flush=True)) -> float:
     """Run ``jobs`` in at most ``workers`` processes at once, each on ``worker_threads`` torch threads, the costliest
     first (longest-processing-time-first, Graham 1969: no long job is left to run alone at the end while the
-    other workers idle; equal costs keep their order). Returns the wall seconds. A failed job kills the running ones and raises ``SystemExit`` with a one-line
-    error that names the job, its log and its log's last line."""
+    other workers idle; equal costs keep their order). Returns the wall seconds. A failed job kills the running
+    ones and raises ``JobFailed``."""
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     per_job = worker_threads(workers, threads)
@@ -118,7 +122,7 @@ def run_side_by_side(jobs: list[Job], workers: int, threads: int | None = None,
                 proc, job, began = running.pop(sentinel)
                 proc.join()
                 if proc.exitcode != 0:
-                    raise SystemExit(f"t2i bench: {job.name} failed in its worker (exit code {proc.exitcode}); its log "
+                    raise JobFailed(f"{job.name} failed in its worker (exit code {proc.exitcode}); its log "
                                      f"{job.log} ends: {_log_tail(job.log)}. Fix that and run the same command again: "
                                      "finished stages are kept")
                 done += 1
