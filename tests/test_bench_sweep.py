@@ -394,3 +394,16 @@ def test_the_plateau_summary_says_who_has_stopped_improving():
     assert "Within noise on every metric at the top of the ladder: none." in text
     assert "Stopped improving (within noise, or getting worse) on every metric: cgan." in text
     assert f"ldm still improving on: {HEADLINE['acc_all'][0]}." in text
+
+
+def test_the_diversity_ratio_is_marked_best_at_the_real_value_not_higher():
+    """Regression: tables and plots called the diversity ratio "higher is better", while a model that ignores its
+    prompt has the highest ratio (about 1) and real images score 0.14 on shapes."""
+    from t2i.bench.plots import _label
+
+    results = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "shapes-given-first-stage-cached"
+                          / "results.json").read_text())
+    header = next(line for line in render_report(results, {}).splitlines() if line.startswith("| model | prompt acc."))
+    assert "| diversity ratio ~ |" in header and "diversity ratio ^" not in header and "| domain FID v |" in header
+    assert _label("diversity_ratio") == "diversity ratio (best at real's)"
+    assert _label("recall") == "recall (higher is better)"

@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from t2i.bench.scoring import HEADLINE  # noqa: E402
+from t2i.bench.scoring import CLOSER_TO_REAL, HEADLINE  # noqa: E402
 
 
 EXTRA_LABELS = {"ms_per_image": ("sampling ms / image", False)}
@@ -32,6 +32,8 @@ EXTRA_LABELS = {"ms_per_image": ("sampling ms / image", False)}
 
 def _label(metric: str) -> str:
     label, higher = {**HEADLINE, **EXTRA_LABELS}.get(metric, (metric, True))
+    if metric in CLOSER_TO_REAL:
+        return f"{label} (best at real's)"
     return f"{label} ({'higher' if higher else 'lower'} is better)"
 
 

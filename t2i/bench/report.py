@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from t2i.bench.families import data_kind
-from t2i.bench.scoring import HEADLINE, measures
+from t2i.bench.scoring import CLOSER_TO_REAL, HEADLINE, measures
 from t2i.io import atomic_write
 
 EVALUATOR_DISTANCES = ("Domain FID/KID are computed on the project evaluator's features: they are not comparable "
@@ -162,7 +162,8 @@ def render_report(results: dict[str, Any], plots: dict[str, str]) -> str:
     if results.get("notes"):
         lines += ["Notes:", ""] + [f"- {n}" for n in results["notes"]] + [""]
     lines += ["## Quality (mean +/- std over seeds)", ""]
-    header = ["model"] + [HEADLINE[k][0] + (" ^" if HEADLINE[k][1] else " v") for k in present]
+    header = ["model"] + [HEADLINE[k][0] + (" ~" if k in CLOSER_TO_REAL else " ^" if HEADLINE[k][1] else " v")
+                          for k in present]
     rows = [["real vs real (floor)"] + [floor.get(k) for k in present]]
     blind = results.get("prompt_blind")
     if blind:
@@ -171,7 +172,7 @@ def render_report(results: dict[str, Any], plots: dict[str, str]) -> str:
     rows += [[f"{name}'s first stage (floor reconstructed)"] + [c.get(k) for k in present] for name, c in ceilings.items()]
     rows += [[name] + [f.get("summary", {}).get(k) for k in present] for name, f in fams.items()]
     lines += _table(header, rows)
-    lines += ["^ higher is better, v lower is better. " + DISTANCE_NOTES[data_kind(results["config"]["data"])]
+    lines += ["^ higher is better, v lower is better, ~ best at the real floor's value. " + DISTANCE_NOTES[data_kind(results["config"]["data"])]
               + (" The prompt-blind row judges the floor's real images against the prompts of other images (on "
                  "shapes, naming as many objects): a model that draws perfect scenes but ignores its prompt scores "
                  "this, the chance level of each prompt-following column." if blind else "")

@@ -58,6 +58,7 @@ HEADLINE = {  # metric key -> (label, higher is better); the order of the report
     # real data's, so the ratio alone rewards it; a sweep ranks on this gap when the real ratio is known
     "diversity_gap": ("diversity gap to real", False),
 }
+CLOSER_TO_REAL = ("diversity_ratio",)  # best at the real images' own value, not at an end (tables mark it ~)
 MIN_REAL_GROUPS = 5  # conditions with >= 2 real images needed for the real images' own diversity ratio
 
 
