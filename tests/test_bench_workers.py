@@ -107,6 +107,26 @@ def test_the_costliest_jobs_start_first(tmp_path):
     assert order.read_text().split("\n")[:-1] == ["big", "medium", "medium too", "small"]
 
 
+def _child_writes(path: str) -> None:
+    Path(path).write_text("child ran")
+
+
+def _starts_a_child(path: str) -> None:
+    import multiprocessing
+
+    child = multiprocessing.get_context("spawn").Process(target=_child_writes, args=(path,))
+    child.start()
+    child.join()
+
+
+def test_a_job_may_start_processes_of_its_own(tmp_path):
+    """Regression: workers were daemonic, and a daemonic process may not have children, so a trainer given
+    --num-workers=2 (DataLoader worker processes) failed inside a bench worker."""
+    run_side_by_side([Job("loader", _starts_a_child, (str(tmp_path / "out.txt"),), tmp_path / "job.log")], 1,
+                     say=lambda line: None)
+    assert (tmp_path / "out.txt").read_text() == "child ran"
+
+
 def test_workers_share_the_threads_and_are_checked():
     assert worker_threads(2, threads=2) == 1 and worker_threads(4, threads=16) == 4 and worker_threads(3, threads=2) == 1
     with pytest.raises(ValueError, match="--workers"):

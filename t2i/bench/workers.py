@@ -114,7 +114,7 @@ def run_side_by_side(jobs: list[Job], workers: int, threads: int | None = None,
             while queue and len(running) < workers:
                 job = queue.pop(0)
                 proc = ctx.Process(target=_run_job, args=(job.fn, job.args, str(job.log), per_job, os.getpid()),
-                                   name=f"bench-{job.name}", daemon=True)
+                                   name=f"bench-{job.name}")  # not daemonic: a trainer's DataLoader workers
                 proc.start()
                 running[proc.sentinel] = (proc, job, time.perf_counter())
                 say(f"bench: worker started: {job.name} ({per_job} torch thread(s); log: {job.log})")
