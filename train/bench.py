@@ -108,13 +108,18 @@ def snapshot(folder: Path, fam: Family, dest: Path) -> None:
     tmp.rename(dest)
 
 
+def stage_dir(folder: Path, steps: int) -> Path:
+    """Where a run folder keeps its model's copy after the stage that ended at ``steps``."""
+    return folder / f"stage-{steps:06d}"
+
+
 def train_stages(fam: Family, folder: Path, argv: list[str], stages: list[int], lr: float, seed: int) -> None:
     """Train one run folder to each of ``stages`` in turn with its family's trainer (each stage resuming the last
     exactly), keeping a copy of the model and the stage's process CPU and wall seconds after each; stages already
     copied are skipped. Runs in the bench's process or in a worker (``--workers``)."""
     main = importlib.import_module(fam.trainer).main
     for steps in stages:
-        snap = folder / f"stage-{steps:06d}"
+        snap = stage_dir(folder, steps)
         if not snap.exists():
             print(f"bench: training {fam.name} (lr {lr:g}, seed {seed}) to step {steps}", flush=True)
             cpu, wall = time.process_time(), time.perf_counter()
@@ -348,7 +353,7 @@ class Bench:
         start = time.perf_counter()
         train_stages(fam, folder, argv, stages, lr, seed)
         self.training_seconds += time.perf_counter() - start
-        return {"folder": folder, "stages": [(s, folder / f"stage-{s:06d}") for s in stages], "argv": argv,
+        return {"folder": folder, "stages": [(s, stage_dir(folder, s)) for s in stages], "argv": argv,
                 "inputs": inputs, "images_per_s": training_images_per_s(folder / "metrics.jsonl")}
 
     def train_side_by_side(self, runs: list[tuple[Family, float, int]]) -> None:
@@ -362,7 +367,7 @@ class Bench:
             plan = self.plan(fam)
             stages = plan["stages"]
             folder, argv, _ = self.prepare_run(fam, lr, seed, stages)
-            done = [s for s in stages if (folder / f"stage-{s:06d}").exists()]
+            done = [s for s in stages if stage_dir(folder, s).exists()]
             if len(done) < len(stages):
                 left = (stages[-1] - max(done, default=0)) * plan["step"] + (0 if done else plan["once"])  # FLOPs
                 jobs.append(Job(f"{fam.name} (lr {lr:g}, seed {seed}) to step {stages[-1]}", train_stages,
