@@ -15,7 +15,9 @@ import psutil
 import pytest
 
 from t2i.bench.config import BenchConfig, resolve
+from t2i.bench.cost import cpu_seconds_per_step, record_stage_time
 from t2i.bench.workers import Job, JobFailed, run_side_by_side, worker_threads
+from train.bench import expected_costs
 
 # two families, two seeds, two rungs: four runs for two workers
 TINY = ["--quick", "--families=cvae,tgan", "--budget-flops=1e10", "--seeds=2", "--n=500", "--eval-prompts=4",
@@ -105,6 +107,23 @@ def test_the_costliest_jobs_start_first(tmp_path):
             for name, cost in (("small", 1.0), ("big", 9.0), ("medium", 5.0), ("medium too", 5.0))]
     run_side_by_side(jobs, workers=1, say=lambda line: None)
     assert order.read_text().split("\n")[:-1] == ["big", "medium", "medium too", "small"]
+
+
+def test_runs_are_ordered_by_their_recorded_seconds_when_every_run_has_them(tmp_path):
+    """A sweep extended by a rung gives every family the same FLOPs left, but latent diffusion's steps take longer:
+    the workers' order must follow the runs' recorded CPU seconds per step, not FLOPs (which left the slowest runs
+    for last, one worker training alone at the end)."""
+    slow, fast = tmp_path / "ldm", tmp_path / "cvae"
+    for folder, seconds in ((slow, 40.0), (fast, 10.0)):
+        folder.mkdir()
+        record_stage_time(folder, 100, seconds, seconds)
+        record_stage_time(folder, 200, seconds, seconds)
+    assert cpu_seconds_per_step(slow, [100, 200]) == pytest.approx(0.4)
+    assert cpu_seconds_per_step(slow, [100, 200, 400]) is None  # the rung to come has no record yet
+    assert cpu_seconds_per_step(slow, []) is None  # a run not started
+    seconds = [cpu_seconds_per_step(f, [100, 200]) * 200 for f in (fast, slow)]
+    assert expected_costs([2.6e13, 2.5e13], seconds) == [20.0, 80.0]  # slow first, though it has fewer FLOPs
+    assert expected_costs([2.6e13, 2.5e13], [seconds[0], None]) == [2.6e13, 2.5e13]  # one unknown: FLOPs for all
 
 
 def _child_writes(path: str) -> None:

@@ -67,8 +67,8 @@ from gan_baselines.registry import load_generator
 from t2i.bench import plots
 from t2i.bench.captioned import CaptionedScorer, captioned_sets, check_train_split
 from t2i.bench.config import OPTION_FIELDS, BenchConfig, floats, parse_loads, resolve
-from t2i.bench.cost import (count_parameters, cpu_seconds_to, record_stage_time, sampling_cost,
-                            trainer_cache_flops, trainer_step_flops, training_images_per_s)
+from t2i.bench.cost import (count_parameters, cpu_seconds_per_step, cpu_seconds_to, record_stage_time,
+                            sampling_cost, trainer_cache_flops, trainer_step_flops, training_images_per_s)
 from t2i.bench.evaluate import diffusion_options, evaluate_stages, guidance_sweep, sample_and_score, sampler_curves, select
 from t2i.bench.families import (FIRST_STAGE, Family, data_kind, ladder_steps, parse_families, stage_steps,
                                  steps_for_budget, with_options)
@@ -126,6 +126,15 @@ def train_stages(fam: Family, folder: Path, argv: list[str], stages: list[int], 
             main(argv + [f"--steps={steps}", "--resume=latest"])
             record_stage_time(folder, steps, time.process_time() - cpu, time.perf_counter() - wall)
             snapshot(folder, fam, snap)
+
+
+def expected_costs(flops_left: list[float], seconds_left: list[float | None]) -> list[float]:
+    """What each run left to train is expected to cost, for the workers' costliest-first order: CPU seconds at its
+    recorded rate when every run has one (a sweep extended to a new rung: FLOPs are equal across families there, but
+    their seconds are not), else training FLOPs (a first invocation has no rates)."""
+    if seconds_left and all(s is not None for s in seconds_left):
+        return [float(s) for s in seconds_left]
+    return list(flops_left)
 
 
 def uses_cache(options: list[str]) -> bool:
@@ -362,16 +371,21 @@ class Bench:
         runs meanwhile, so no evaluation or timing shares the cores with training."""
         if self.cfg.workers < 2:
             return
-        jobs = []
+        jobs, flops_left, seconds_left = [], [], []
         for fam, lr, seed in runs:
             plan = self.plan(fam)
             stages = plan["stages"]
             folder, argv, _ = self.prepare_run(fam, lr, seed, stages)
             done = [s for s in stages if stage_dir(folder, s).exists()]
             if len(done) < len(stages):
-                left = (stages[-1] - max(done, default=0)) * plan["step"] + (0 if done else plan["once"])  # FLOPs
+                steps_left = stages[-1] - max(done, default=0)
+                flops_left.append(steps_left * plan["step"] + (0 if done else plan["once"]))
+                rate = cpu_seconds_per_step(folder, done)
+                seconds_left.append(None if rate is None else rate * steps_left)
                 jobs.append(Job(f"{fam.name} (lr {lr:g}, seed {seed}) to step {stages[-1]}", train_stages,
-                                (fam, folder, argv, stages, lr, seed), folder / "bench_train.log", cost=left))
+                                (fam, folder, argv, stages, lr, seed), folder / "bench_train.log"))
+        for job, cost in zip(jobs, expected_costs(flops_left, seconds_left)):
+            job.cost = cost
         if jobs:
             print(f"bench: training {len(jobs)} run(s) side by side in {min(self.cfg.workers, len(jobs))} worker "
                   "process(es)", flush=True)

@@ -208,6 +208,13 @@ def cpu_seconds_to(folder: str | Path, stages: list[int]) -> list[float] | None:
     return out
 
 
+def cpu_seconds_per_step(folder: str | Path, stages: list[int]) -> float | None:
+    """A run's process CPU seconds per training step over its recorded ``stages`` (trained in order from step 0;
+    start-up and any --cache build included): what its next steps are expected to cost. None if not recorded."""
+    totals = cpu_seconds_to(folder, stages) if stages else None
+    return totals[-1] / stages[-1] if totals else None
+
+
 def demo() -> None:
     layer = torch.nn.Linear(16, 8)
     x = torch.randn(4, 16)

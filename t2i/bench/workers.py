@@ -43,7 +43,7 @@ class Job:
     fn: Callable[..., Any]  # a module-level function (the spawned process imports it by name)
     args: tuple = ()
     log: Path = field(default_factory=Path)
-    cost: float = 0.0  # expected work (e.g. training FLOPs left): the costliest jobs start first
+    cost: float = 0.0  # expected work (CPU seconds or training FLOPs left): the costliest jobs start first
 
 
 def _die_with_parent() -> None:
