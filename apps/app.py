@@ -46,7 +46,7 @@ from t2i.arena.ratings import HEADER  # noqa: E402
 from t2i.config import parse_config  # noqa: E402
 
 from apps.arena import SHOWN, Arena  # noqa: E402
-from apps.models import MAX_PROMPT_CHARS, AppModels, RequestError  # noqa: E402
+from apps.models import DEFAULT_IMAGES, MAX_PROMPT_CHARS, AppModels, RequestError  # noqa: E402
 from apps.serving import ModelThreads, OutputsFolder, RefuseUploads  # noqa: E402
 from apps.translation import Translators  # noqa: E402
 from apps.unclip import TRAIN_HINT, UnCLIPTab, unclip_spec  # noqa: E402
@@ -102,6 +102,7 @@ class AppConfig:
     vae: str = "digits-vae"  # 2-D VAE for the latent-space tab ("" to hide the tab)
     concurrency: int = 1  # requests served at once; more are queued
     torch_threads: int = 1  # torch threads per request (0 = torch's default); 1 was fastest for the built-ins on 2 cores
+    compile: bool = False  # torch.compile the diffusion UNet for the default request before serving (about a minute on 2 cores; then 1.35x faster for the built-in, benchmarks/RESULTS.md)
     queue_size: int = 64  # requests waiting at most; more are refused with a message
     max_images: int = 8  # images per model per request, at most
     max_steps: int = 100  # diffusion steps per request, at most
@@ -151,6 +152,9 @@ def build_app(cfg: AppConfig, models: AppModels | None = None, arena: Arena | No
     arena.max_auto_battles = cfg.max_auto_battles
     saved = OutputsFolder(cfg.outputs, max_bytes=int(cfg.max_outputs_mb * 1e6))
     on_model_thread = ModelThreads(cfg.concurrency, cfg.torch_threads)  # model calls: long-lived threads, one torch pool each
+    if cfg.compile:  # on a model thread: the compiled kernels are made for its torch threads
+        print("app: compiling the diffusion UNet for the default request (about a minute on 2 cores)...", flush=True)
+        print(on_model_thread(models.compile_diffusion), flush=True)
 
     def text_only(box: gr.Textbox) -> gr.Textbox:
         """Make ``box``'s API refuse lists, dicts and numbers instead of turning them into text.
@@ -321,7 +325,7 @@ def build_app(cfg: AppConfig, models: AppModels | None = None, arena: Arena | No
             with gr.Row():
                 seed = gr.Number(label="Seed", value=0, precision=0, minimum=0, maximum=2**31 - 1)
                 randomize = gr.Checkbox(label="Random seed", value=False)
-                count = gr.Slider(1, cfg.max_images, value=4, step=1, label="Images per model")
+                count = gr.Slider(1, cfg.max_images, value=DEFAULT_IMAGES, step=1, label="Images per model")
             with gr.Accordion("Diffusion sampler", open=False):
                 with gr.Row():
                     default_sampler, default_steps, default_guidance = models.diffusion_defaults  # the model's own

@@ -30,6 +30,7 @@ With ``--against`` both apps are tabs of one Chromium.
     python -m benchmarks.app_latency --repeats 9 --breakdown --against /work/main   # old vs this checkout
     python -m benchmarks.app_latency --repeats 9 --browser   # click to 8 images shown, in Chromium
     python -m benchmarks.app_latency --repeats 11 --browser --against . --against-diffusion shapes-ldm-fast  # two models
+    python -m benchmarks.app_latency --repeats 11 --browser --against . --against-app-options=--compile  # an app option
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import socket
 import statistics
 import subprocess
@@ -45,6 +47,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Sequence
 
 import httpx
 from gradio_client import Client
@@ -126,7 +129,7 @@ class App:
     """One `t2i app` process from ``checkout``, and a client of it."""
 
     def __init__(self, label: str, checkout: Path, diffusion: str, breakdown: bool, ssl_verify: bool = True,
-                 browser=None):
+                 browser=None, options: Sequence[str] = ()):
         from t2i.builtin import resolve
         from t2i.diffusion.options import load_sampling_options
 
@@ -138,7 +141,7 @@ class App:
         env = dict(os.environ, PYTHONPATH=str(checkout), **({"GRADIO_PROFILING": "1"} if breakdown else {}))
         start = time.perf_counter()
         self.proc = subprocess.Popen([sys.executable, "-m", "train.cli", "app", "--port", str(port),
-                                      "--diffusion", diffusion], cwd=checkout, env=env,
+                                      "--diffusion", diffusion, *options], cwd=checkout, env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.rows: list[dict[str, float]] = []
         try:
@@ -253,14 +256,17 @@ BREAKDOWN = ["request", "server queue_wait", "server preprocess", "server fn_cal
              "client CPU"]
 
 
-def app_specs(here: Path, diffusion: str, against: str = "", against_diffusion: str = "") -> list[tuple[str, Path, str]]:
-    """(label, checkout, diffusion model) of each app to start: this checkout's, then ``--against``'s, whose
-    diffusion model is ``--against-diffusion`` (default: the same as this one's)."""
-    specs = [("this checkout", here, diffusion)]
+def app_specs(here: Path, diffusion: str, against: str = "", against_diffusion: str = "", app_options: str = "",
+              against_app_options: str = "") -> list[tuple[str, Path, str, list[str]]]:
+    """(label, checkout, diffusion model, more `t2i app` options) of each app to start: this checkout's, then
+    ``--against``'s, whose diffusion model is ``--against-diffusion`` (default: the same as this one's)."""
+    label = "this checkout" + (f" ({app_options})" if app_options else "")
+    specs = [(label, here, diffusion, shlex.split(app_options))]
     if against:
         other = against_diffusion or diffusion
-        label = f"--against {against}" + (f" ({other})" if other != diffusion else "")
-        specs.append((label, Path(against).resolve(), other))
+        label = (f"--against {against}" + (f" ({other})" if other != diffusion else "")
+                 + (f" ({against_app_options})" if against_app_options else ""))
+        specs.append((label, Path(against).resolve(), other, shlex.split(against_app_options)))
     return specs
 
 
@@ -275,6 +281,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--against-diffusion", default="",
                         help="the diffusion model of the --against app (default: --diffusion); with --against . two "
                              "models of this checkout are compared in one run")
+    parser.add_argument("--app-options", default="", help="more `t2i app` options for this checkout's app, e.g. "
+                                                          "--app-options=--compile")
+    parser.add_argument("--against-app-options", default="", help="more `t2i app` options for the --against app")
     parser.add_argument("--no-ssl-verify", action="store_true",
                         help="gradio_client with ssl_verify=False: no TLS on this plain-http URL either way, but with it "
                              "on, httpx loads the CA bundle for each of the client's HTTP requests (one per file)")
@@ -295,7 +304,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.against_diffusion and not args.against:
         raise SystemExit("--against-diffusion is the model of the --against app: give --against too (--against . for "
                          "this checkout)")
-    specs = app_specs(Path(__file__).resolve().parents[1], args.diffusion, args.against, args.against_diffusion)
+    if args.against_app_options and not args.against:
+        raise SystemExit("--against-app-options are the --against app's: give --against too (--against . for this "
+                         "checkout)")
+    specs = app_specs(Path(__file__).resolve().parents[1], args.diffusion, args.against, args.against_diffusion,
+                      args.app_options, args.against_app_options)
     apps: list[App] = []
     playwright = browser = None
     try:
@@ -304,9 +317,9 @@ def main(argv: list[str] | None = None) -> None:
 
             playwright = sync_playwright().start()
             browser = playwright.chromium.launch(executable_path=args.browser, headless=True)
-        for label, checkout, diffusion in specs:  # one after the other: loading models is what ``ready`` times
+        for label, checkout, diffusion, options in specs:  # one after the other: loading models is what ``ready`` times
             apps.append(App(label, checkout, diffusion, args.breakdown, ssl_verify=not args.no_ssl_verify,
-                            browser=browser))
+                            browser=browser, options=options))
         trivial = {app.label: [] for app in apps}
         for seed in range(args.repeats):
             for app in apps if seed % 2 == 0 else apps[::-1]:  # alternate which goes first

@@ -1,7 +1,9 @@
 """Few-step sampling study: latency and prompt accuracy of diffusion sampling configurations (issue 19).
 
 Each configuration is ``MODEL@STEPS`` or ``MODEL@SAMPLER:STEPS`` (sampler and guidance otherwise the
-model's own defaults from its ``t2i_sampling.json``). For each one:
+model's own defaults from its ``t2i_sampling.json``), with ``+compile`` at the end for the UNet's forward under
+``torch.compile`` (its first call, the compilation, is reported apart; the attention layers are then inside the
+compiled graph and not timed on their own). For each one:
 - **latency** of the app's default request, 4 images of one prompt, median of ``--repeats`` calls
   after a warm-up, with the time split by part (text encoder, UNet and the attention layers inside
   it, VAE decode; the rest is the scheduler, tensor-to-PIL and Python), measured by hooks around each part;
@@ -26,6 +28,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
+import numpy as np
 import torch
 
 from benchmarks.diffusion_speed import OUT, append_section, machine
@@ -36,17 +39,19 @@ PARTS = ("text_encoder", "unet", "vae_decode")
 
 
 class PartTimer:
-    """Wall time spent inside the text encoder, the UNet (and its attention layers) and the VAE decoder of a
-    pipeline, by hooks."""
+    """Wall time spent inside the text encoder, the UNet (and its attention layers, unless ``attention`` is False)
+    and the VAE decoder of a pipeline, by hooks."""
 
-    def __init__(self, pipe: Any):
+    def __init__(self, pipe: Any, attention: bool = True):
         from diffusers.models.attention_processor import Attention
 
         self.seconds: dict[str, float] = defaultdict(float)
         self.unet_calls = 0
         self._start: dict[str, float] = {}
         parts = [("text_encoder", pipe.text_encoder), ("unet", pipe.unet)]
-        parts += [(f"attention.{i}", m) for i, m in enumerate(m for m in pipe.unet.modules() if isinstance(m, Attention))]
+        if attention:
+            parts += [(f"attention.{i}", m)
+                      for i, m in enumerate(m for m in pipe.unet.modules() if isinstance(m, Attention))]
         for name, module in parts:
             module.register_forward_pre_hook(lambda m, a, name=name: self._begin(name))
             module.register_forward_hook(lambda m, a, o, name=name: self._end(name))
@@ -74,9 +79,18 @@ class PartTimer:
         self.unet_calls = 0
 
 
-def latency(gen: Any, options: dict[str, Any], repeats: int) -> dict[str, Any]:
-    timer = PartTimer(gen.pipe)
-    gen.generate(prompts=[LATENCY_PROMPT], seed=0, num_images_per_prompt=4, **options)  # warm-up
+def latency(gen: Any, options: dict[str, Any], repeats: int, compiled: bool = False) -> dict[str, Any]:
+    timer = PartTimer(gen.pipe, attention=not compiled)
+    request = {"prompts": [LATENCY_PROMPT], "seed": 0, "num_images_per_prompt": 4, **options}
+    if compiled:  # the hooks stay outside: Module.__call__ runs them around the compiled forward
+        eager = gen.generate(**request)
+        gen.pipe.unet.forward = torch.compile(gen.pipe.unet.forward, dynamic=False)
+    start = time.perf_counter()
+    first = gen.generate(**request)  # warm-up (for +compile: the compilation)
+    first_call = time.perf_counter() - start
+    # the same images? max abs difference in 0-255 pixel values, compiled against eager
+    pixel_diff = max(int(np.abs(np.asarray(a, np.int16) - np.asarray(b, np.int16)).max())
+                     for a, b in zip(eager, first)) if compiled else 0
     totals, parts = [], []
     for seed in range(repeats):
         timer.reset()
@@ -85,7 +99,8 @@ def latency(gen: Any, options: dict[str, Any], repeats: int) -> dict[str, Any]:
         totals.append(time.perf_counter() - start)
         parts.append({**timer.seconds, "unet_calls": timer.unet_calls})
     median = statistics.median(totals)
-    row = {"seconds_4_images": median, "slowest": max(totals), "unet_calls": parts[0]["unet_calls"]}
+    row = {"seconds_4_images": median, "slowest": max(totals), "unet_calls": parts[0]["unet_calls"],
+           "first_call_s": first_call, "compiled": compiled, "max_pixel_diff_vs_eager": pixel_diff}
     for part in (*PARTS, "unet_attention"):
         row[part] = statistics.median(p.get(part, 0.0) for p in parts)
     row["rest"] = median - sum(row[p] for p in PARTS)
@@ -113,19 +128,22 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"machine": machine(), "n": args.n, "configs": {}}
     strips = []
     for spec in args.configs:
-        model, _, setting = spec.rpartition("@")
+        compiled = spec.endswith("+compile")
+        model, _, setting = spec.removesuffix("+compile").rpartition("@")
         sampler, _, steps_text = setting.rpartition(":")
         if not model or not steps_text.isdigit():
-            parser.error(f"--configs: expected MODEL@STEPS or MODEL@SAMPLER:STEPS, e.g. shapes-ldm@ddim:8; got {spec!r}")
+            parser.error("--configs: expected MODEL@STEPS or MODEL@SAMPLER:STEPS, optionally +compile, e.g. "
+                         f"shapes-ldm@ddim:8+compile; got {spec!r}")
         gen = load_generator(model)
         options = {"num_inference_steps": int(steps_text), "sampler": sampler or gen.options.sampler}
         row = {"model": model, "steps": int(steps_text), "sampler": options["sampler"],
-               "guidance": gen.options.guidance_scale, **latency(gen, options, args.repeats)}
+               "guidance": gen.options.guidance_scale, **latency(gen, options, args.repeats, compiled)}
         if not args.no_accuracy:
             row["accuracy"], kept = measure(gen, args.n, **options)
             strips += kept["test_two"][1][:8]
-        results["configs"][spec] = row
-        print(spec, json.dumps(row), flush=True)
+        key = spec if spec not in results["configs"] else f"{spec} (run {len(results['configs']) + 1})"
+        results["configs"][key] = row  # a configuration given twice (A, B, A) keeps both rows
+        print(key, json.dumps(row), flush=True)
     OUT.mkdir(exist_ok=True)
     name = f"{args.name}_latency" if args.no_accuracy else args.name
     (OUT / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -135,16 +153,20 @@ def main(argv: list[str] | None = None) -> int:
              "after a warm-up; parts measured by hooks (rest = scheduler, PIL, Python). Accuracy: shapes evaluator, "
              f"{args.n} prompts per split and kind, one image each, prompt i from seed i. Rows of "
              f"`results/{args.name}.png`: the configurations in order, on the first 8 two-object test prompts.", "",
-             "| configuration | sampler, guidance | UNet passes | 4 images (s) | text / UNet (its attention) / VAE / rest (s) | test one | "
-             "test two (relation) | novel one | novel two |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| configuration | sampler, guidance | UNet passes | 4 images (s) | first call (s) | text / UNet (its "
+             "attention) / VAE / rest (s) | test one | test two (relation) | novel one | novel two |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for spec, r in results["configs"].items():
         a = r.get("accuracy")
         scores = "not measured (--no-accuracy) | | | " if a is None else (
             f"{a['test_one']['all_correct']:.3f} | {a['test_two']['all_correct']:.3f} ({a['test_two']['relation']:.3f}) | "
             f"{a['novel_one']['all_correct']:.3f} | {a['novel_two']['all_correct']:.3f} |")
-        lines.append(f"| `{spec}` | {r['sampler']}, {r['guidance']:g} | {r['unet_calls']} | {r['seconds_4_images']:.3f} | "
-                     f"{r['text_encoder']:.3f} / {r['unet']:.3f} ({r['unet_attention']:.3f}) / {r['vae_decode']:.3f} / "
+        attention = "in the graph" if r["compiled"] else f"{r['unet_attention']:.3f}"
+        label = f"`{spec}`" + (f" (max pixel difference from eager {r['max_pixel_diff_vs_eager']}/255)"
+                               if r["compiled"] else "")
+        lines.append(f"| {label} | {r['sampler']}, {r['guidance']:g} | {r['unet_calls']} | {r['seconds_4_images']:.3f} | "
+                     f"{r['first_call_s']:.1f} | {r['text_encoder']:.3f} / {r['unet']:.3f} ({attention}) / "
+                     f"{r['vae_decode']:.3f} / "
                      f"{r['rest']:.3f} | {scores}")
     command = "python -m benchmarks.fast_sampling " + " ".join(sys.argv[1:] if argv is None else argv)
     append_section("Few-step sampling: latency and accuracy (benchmarks/fast_sampling.py)", command, lines)

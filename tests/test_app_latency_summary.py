@@ -32,10 +32,20 @@ def test_the_against_app_gets_its_own_diffusion_model(tmp_path):
     """Regression: --against passed this app's --diffusion to the other checkout too, so two models could not be
     timed in one run (and a checkout without this one's default built-in exited before it was ready)."""
     here = Path(".")
-    assert app_specs(here, "shapes-ldm-6") == [("this checkout", here, "shapes-ldm-6")]
+    assert app_specs(here, "shapes-ldm-6") == [("this checkout", here, "shapes-ldm-6", [])]
     same = app_specs(here, "shapes-ldm-6", str(tmp_path))
-    assert [d for _, _, d in same] == ["shapes-ldm-6", "shapes-ldm-6"] and same[1][1] == tmp_path.resolve()
+    assert [d for _, _, d, _ in same] == ["shapes-ldm-6", "shapes-ldm-6"] and same[1][1] == tmp_path.resolve()
     two = app_specs(here, "shapes-ldm-6", ".", "shapes-ldm-fast")
-    assert [d for _, _, d in two] == ["shapes-ldm-6", "shapes-ldm-fast"] and "shapes-ldm-fast" in two[1][0]
+    assert [d for _, _, d, _ in two] == ["shapes-ldm-6", "shapes-ldm-fast"] and "shapes-ldm-fast" in two[1][0]
     with pytest.raises(SystemExit, match="give --against too"):
         main(["--against-diffusion", "shapes-ldm-fast"])
+
+
+def test_app_options_go_to_their_app_and_name_it(tmp_path):
+    """--app-options / --against-app-options: one checkout's app with and without an option in one run."""
+    here = Path(".")
+    specs = app_specs(here, "shapes-ldm-6", ".", "", "", "--compile --torch-threads 1")
+    assert [o for _, _, _, o in specs] == [[], ["--compile", "--torch-threads", "1"]]
+    assert specs[0][0] == "this checkout" and "(--compile --torch-threads 1)" in specs[1][0]
+    with pytest.raises(SystemExit, match="give --against too"):
+        main(["--against-app-options=--compile"])
