@@ -102,7 +102,7 @@ class AppConfig:
     vae: str = "digits-vae"  # 2-D VAE for the latent-space tab ("" to hide the tab)
     concurrency: int = 1  # requests served at once; more are queued
     torch_threads: int = 1  # torch threads per request (0 = torch's default); 1 was fastest for the built-ins on 2 cores
-    compile: bool = False  # torch.compile the diffusion UNet for the default request before serving (about a minute on 2 cores; then 1.35x faster for the built-in, benchmarks/RESULTS.md)
+    compile: bool = False  # torch.compile the diffusion UNet for the default request before serving (about a minute on 2 cores the first time; then the built-in samples about 1.25x faster, benchmarks/RESULTS.md)
     queue_size: int = 64  # requests waiting at most; more are refused with a message
     max_images: int = 8  # images per model per request, at most
     max_steps: int = 100  # diffusion steps per request, at most
