@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch._dynamo.exc import RecompileError
 
 from t2i.diffusion.compiled import CompiledForShapes
 
@@ -39,18 +38,25 @@ def test_only_the_warmed_up_shapes_run_compiled():
     assert torch.equal(layer(torch.ones(4, 3)), expected) and fake.calls == 2 and "forward" not in vars(layer)
 
 
-def test_a_call_that_would_compile_again_runs_eagerly_from_then_on(capsys):
+def test_a_call_that_would_compile_again_runs_eagerly_and_the_others_stay_compiled(capsys):
+    """Regression: torch raises the stance's refusal as a plain RuntimeError (not RecompileError), so a request with
+    another sampler (float timesteps against DDIM's integers) failed; and one such call must not turn the
+    warmed-up calls eager."""
     layer = torch.nn.Linear(3, 2)
     wrapped = CompiledForShapes(layer)
     wrapped.compiled = Counting(wrapped.eager)
     wrapped.warm_up(lambda: layer(torch.ones(4, 3)))
-    stance = RecompileError("Detected recompile when torch.compile stance is 'fail_on_recompile'")
-    wrapped.compiled = fake = Counting(wrapped.eager, stance)
+    refusal = RuntimeError("Detected recompile when torch.compile stance is 'fail_on_recompile'. filename: 'x.py'\n"
+                           "    triggered by the following guard failure(s):\n"
+                           "    - 0/0: tensor 'args[1]' dtype mismatch. expected Long, actual Float")
+    wrapped.compiled = fake = Counting(wrapped.eager, refusal)
     assert torch.equal(layer(torch.ones(4, 3)), wrapped.eager(torch.ones(4, 3)))  # answered eagerly
-    assert fake.calls == 1 and wrapped.shapes == set()
     layer(torch.ones(4, 3))
-    assert fake.calls == 1  # not tried again
-    assert "served eagerly from now on" in capsys.readouterr().err
+    assert fake.calls == 2 and wrapped.shapes == {(4, 3)}  # still tried compiled: the next call may match
+    assert capsys.readouterr().err.count("dtype mismatch") == 1  # said once
+    wrapped.compiled = Counting(wrapped.eager, RuntimeError("a real error inside the model"))
+    with pytest.raises(RuntimeError, match="a real error"):
+        layer(torch.ones(4, 3))
 
 
 @pytest.mark.compile
@@ -75,3 +81,7 @@ def test_app_compile_gives_the_eager_images_and_compiles_no_request(tmp_path):
     assert max(np.abs(np.asarray(a, np.int16) - np.asarray(b, np.int16)).max() for a, b in zip(eager, compiled)) <= 1
     request(DEFAULT_IMAGES - 1)  # another size: eager
     assert counted.calls == steps
+    other = "euler" if sampler != "euler" else "ddim"  # another timestep dtype: eager, and no error
+    models.generate("a small red circle in the center", "", 5, DEFAULT_IMAGES, other, steps, guidance, False)
+    assert counted.calls == 2 * steps
+    assert request(DEFAULT_IMAGES)["diffusion"] == compiled and counted.calls == 3 * steps

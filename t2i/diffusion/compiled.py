@@ -4,7 +4,8 @@
 minute for the built-in UNet on 2 CPU cores): a server that compiled only its default request would stall a user
 who asks for 3 images instead of 4. ``CompiledForShapes`` replaces a module's ``forward``: the compiled one for
 the shapes of ``warm_up``'s calls, the eager one for any other; a call that would compile again anyway (a guard
-other than the shape failed) runs eagerly from then on for that shape (``torch.compiler.set_stance``).
+other than the shape failed: a sampler whose timesteps are floats, say) runs eagerly, and the warmed-up calls stay
+compiled (``torch.compiler.set_stance("fail_on_recompile")``).
 
     unet = CompiledForShapes(pipe.unet)
     seconds = unet.warm_up(lambda: pipe(["a red circle"], num_images_per_prompt=4))
@@ -17,7 +18,6 @@ import time
 from typing import Any, Callable
 
 import torch
-from torch._dynamo.exc import RecompileError
 
 
 class CompiledForShapes:
@@ -30,6 +30,7 @@ class CompiledForShapes:
         self.compiled = torch.compile(module.forward, dynamic=False)
         self.shapes: set[tuple[int, ...]] = set()  # first-argument shapes served compiled
         self.warming = False
+        self.refused: set[str] = set()  # guard failures already reported
         module.forward = self
 
     def __call__(self, sample: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
@@ -42,10 +43,16 @@ class CompiledForShapes:
         try:
             with torch.compiler.set_stance("fail_on_recompile"):
                 return self.compiled(sample, *args, **kwargs)
-        except RecompileError as err:  # e.g. another dtype: it would compile inside this request
-            self.shapes.discard(shape)
-            print(f"t2i: input {shape} needs another compilation ({str(err).splitlines()[0][:120]}); served "
-                  "eagerly from now on", file=sys.stderr)
+        except RuntimeError as err:  # torch raises a plain RuntimeError for the stance (RecompileError elsewhere)
+            if "fail_on_recompile" not in str(err):
+                raise
+            # another guard failed (e.g. a sampler whose timesteps are floats): this call runs eagerly, the
+            # warmed-up calls stay compiled
+            reason = next((line.strip() for line in str(err).splitlines() if line.strip().startswith("- ")), "")
+            if reason not in self.refused:
+                self.refused.add(reason)
+                print(f"t2i: a call with input {shape} would compile again ({reason.lstrip('- ')}); such calls run "
+                      "eagerly", file=sys.stderr)
             return self.eager(sample, *args, **kwargs)
 
     def warm_up(self, request: Callable[[], Any]) -> float:
