@@ -115,3 +115,16 @@ def test_a_compiled_copy_gives_the_master_the_uncompiled_copys_gradients():
     _loss(step, z, t, cond, target).backward()
     assert torch.equal(step.compute.conv_in.weight, unet.conv_in.weight.bfloat16())
     assert not torch.allclose(unet.conv_in.weight.grad, before)  # computed from the new weights
+
+
+def test_bf16_weights_warns_on_a_cpu_without_bfloat16_units(monkeypatch):
+    """On an AVX2-only CPU ``--bf16-weights`` was 18x slower than float32: the trainer says so in one line."""
+    from t2i.diffusion import bf16
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    warning = bf16.emulation_warning(torch.device("cpu"))
+    assert warning and len(warning.splitlines()) == 1 and "drop --bf16-weights" in warning
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert bf16.emulation_warning(torch.device("cpu")) is None
+    assert bf16.emulation_warning(torch.device("cuda")) is None  # a GPU: not this check's business

@@ -50,7 +50,7 @@ import torch
 from t2i.builtin import reference, resolve
 from t2i.config import parse_config, presets_in
 from t2i.data import load_dataset, shapes_options, training_options
-from t2i.diffusion.bf16 import BF16Compute, refusal as bf16_refusal
+from t2i.diffusion.bf16 import BF16Compute, emulation_warning as bf16_emulation_warning, refusal as bf16_refusal
 from t2i.diffusion.first_stage import load_vae, vae_factor
 from t2i.diffusion.interop import check_components, load_pipeline, load_text_components
 from t2i.diffusion.lora import add_lora, save_lora
@@ -195,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     refused = cfg.bf16_weights and bf16_refusal(run.num_processes, cfg.mixed_precision)
     if refused:  # before anything is loaded
         raise SystemExit(refused)
+    emulated = cfg.bf16_weights and bf16_emulation_warning(run.device)
+    if emulated:
+        run.print(emulated)
     parts = build_components(cfg)
     vae, text_encoder, tokenizer, unet, scheduler = (parts[k] for k in ("vae", "text_encoder", "tokenizer", "unet",
                                                                        "scheduler"))

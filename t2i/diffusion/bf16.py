@@ -100,6 +100,23 @@ class BF16Compute(torch.nn.Module):
         return out
 
 
+def cpu_has_bfloat16_units() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX); without them bfloat16 is emulated."""
+    checks = (getattr(torch.cpu, "_is_avx512_bf16_supported", None), getattr(torch.cpu, "_is_amx_tile_supported", None))
+    return any(check() for check in checks if check is not None)
+
+
+def emulation_warning(device: torch.device) -> str | None:
+    """A one-line warning when ``--bf16-weights`` would run on a CPU without bfloat16 units, or None.
+
+    Measured on an AVX2-only CPU: the cached step 7.06 s against 0.38-0.40 s in float32 (``benchmarks/RESULTS.md``, "1.21-1.31x on a CPU
+    without AVX-512")."""
+    if device.type != "cpu" or cpu_has_bfloat16_units():
+        return None
+    return ("warning: --bf16-weights on a CPU without bfloat16 units (no AVX-512 BF16 or AMX): bfloat16 is emulated "
+            "and the step was 18x slower than float32 on an AVX2-only CPU; drop --bf16-weights")
+
+
 def refusal(num_processes: int, mixed_precision: str) -> str | None:
     """Why ``--bf16-weights`` cannot run with these settings, or None."""
     if num_processes > 1:
