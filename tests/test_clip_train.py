@@ -166,3 +166,18 @@ def test_zero_shot_ensembles_agree_on_one_template():
     many = zero_shot(model, feats, ZeroShotTask("c", classes, ["a {} thing", "the {} one"], list(range(50)), labels))
     assert many["ensemble"] == "mean" and many["accuracy"] == many["accuracy_mean"]
     assert sum(map(sum, many["confusion"])) == 50
+
+
+def test_init_names_the_starting_weights_as_in_the_other_trainers_and_a_long_warmup_is_noted(tiny, tmp_path, capsys):
+    """Regression: `t2i train clip --init shapes-clip` (the spelling of `t2i train ldm`) was refused as unknown;
+    a fine-tune shorter than --warmup (default 100) ran at a rising learning rate with no word about it."""
+    out = tmp_path / "run"
+    assert train.clip.main(["--init", str(tiny), "--data", "shapes", "--n", "32", "--batch-size", "16",
+                            "--eval-n", "0", "--steps", "2", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out  # the tiny CLIP is not the default --model's architecture: fine-tuned as saved
+    assert f"starting from the weights of {tiny} in its own architecture" in printed
+    assert "--warmup 100 is not shorter than --steps 2" in printed and "--warmup 1" in printed
+    assert json.loads((out / "config.json").read_text())["pretrained"] == str(tiny)
+    saved = json.loads((out / "model" / "open_clip_config.json").read_text())["model_cfg"]
+    assert saved == json.loads((tiny / "open_clip_config.json").read_text())["model_cfg"]
+    assert not torch.equal(_weights(tiny)["visual.conv1.weight"], _weights(out / "model")["visual.conv1.weight"])

@@ -28,21 +28,24 @@ The final model (EMA weights with ``--ema-decay``) is saved in open_clip's layou
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 
-from t2i.builtin import is_builtin
+from t2i.builtin import is_builtin, resolve
 from t2i.clip.evaluate import default_splits, evaluate_splits, summary, write_report
 from t2i.clip.loss import NegClipLoss, order_accuracy
 from t2i.clip.negatives import PERTURBERS, check_kinds, partial_scene, sample_negatives, swapped_scene
 from t2i.clip.model import (
-    create_clip, get_tokenizer, image_size, load_clip, preprocess_images, register_presets, save_clip,
+    CONFIG_NAME, clip_model_folder, create_clip, get_tokenizer, image_size, is_clip_folder, load_clip,
+    preprocess_images, register_presets, save_clip,
 )
 from t2i.clip.presets import train_presets
 from t2i.config import parse_config
@@ -57,6 +60,7 @@ SAVE_DTYPES = {"float32": None, "float16": torch.float16, "bfloat16": torch.bflo
 class ClipConfig(RunConfig):
     model: str = "t2i-tiny"  # open_clip architecture (ViT-B-32, ...), our preset (t2i-tiny, t2i-small) or a saved CLIP folder
     pretrained: str = ""  # initial weights: an open_clip tag, a checkpoint file or a folder; "" = random init
+    aliases: ClassVar[dict[str, str]] = {"init": "pretrained"}  # --init, as the other trainers name fine-tuning's start
     loss: str = "clip"  # clip (symmetric InfoNCE, learned temperature) | siglip (pairwise sigmoid, learned scale + bias)
     lr: float = 1e-3  # peak AdamW learning rate (after warm-up; cosine decay to 0 by the last step)
     warmup: int = 100  # linear learning-rate warm-up steps
@@ -100,6 +104,27 @@ def is_saved(model: str) -> bool:
     return is_builtin(model) or Path(model).expanduser().is_dir()
 
 
+def saved_architecture(name: str) -> dict | None:
+    """The model config of a saved CLIP (a built-in name, a folder or a run folder), or None when it is not one."""
+    path = resolve(name) if is_builtin(name) else Path(name).expanduser()
+    if not (path.is_dir() and is_clip_folder(path)):
+        return None
+    return json.loads((clip_model_folder(path) / CONFIG_NAME).read_text())["model_cfg"]
+
+
+def model_source(cfg: ClipConfig) -> tuple[str, str | None]:
+    """(--model, --pretrained) to build from. A saved CLIP given to --pretrained / --init with --model left at its
+    default is fine-tuned as saved, in its own architecture, where open_clip would refuse it as a mismatch."""
+    import open_clip
+
+    register_presets()
+    if cfg.pretrained and cfg.model == ClipConfig.model:
+        saved = saved_architecture(cfg.pretrained)
+        if saved is not None and saved != open_clip.get_model_config(cfg.model):
+            return cfg.pretrained, None
+    return cfg.model, cfg.pretrained or None
+
+
 def build_model(cfg: ClipConfig) -> torch.nn.Module:
     import open_clip
 
@@ -110,13 +135,14 @@ def build_model(cfg: ClipConfig) -> torch.nn.Module:
         raise ValueError(f"save_dtype must be one of {list(SAVE_DTYPES)}, got {cfg.save_dtype!r}")
     # SigLIP starts from t = 10, b = -10 (Zhai et al. 2023, sec. 3.2); saved folders and SigLIP
     # architectures (with their own init_logit_bias) keep theirs
-    arch_cfg = open_clip.get_model_config(cfg.model) if not is_saved(cfg.model) else None
+    source, pretrained = model_source(cfg)
+    arch_cfg = open_clip.get_model_config(source) if not is_saved(source) else None
     overrides = {}
     if cfg.loss == "siglip" and arch_cfg is not None and "init_logit_bias" not in arch_cfg:
         overrides = {"init_logit_scale": math.log(10), "init_logit_bias": -10.0}
-    model = create_clip(cfg.model, pretrained=cfg.pretrained or None, **overrides)
+    model = create_clip(source, pretrained=pretrained, **overrides)
     if cfg.loss == "siglip" and model.logit_bias is None:
-        raise ValueError(f"--loss siglip needs a learned logit bias; {cfg.model} was saved without one "
+        raise ValueError(f"--loss siglip needs a learned logit bias; {source} was saved without one "
                          "(train it from an architecture name, or keep --loss clip)")
     if cfg.lock_image:
         model.lock_image_tower(unlocked_groups=cfg.lock_image_unlocked_groups, freeze_bn_stats=True)
@@ -198,13 +224,17 @@ def main(argv: list[str] | None = None) -> int:
     records = getattr(dataset, "records", None)  # shapes: scene labels, for the structured perturber
     kinds = check_kinds(cfg.kinds(), cfg.hard_negatives) if cfg.hard_negatives != "off" else []
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    run.print(f"clip: {cfg.model} ({trainable / 1e6:.2f} M trainable parameters), "
+    run.print(f"clip: {model_source(cfg)[0]} ({trainable / 1e6:.2f} M trainable parameters), "
               f"{cfg.loss if not kinds else f'NegCLIP ({cfg.negatives_per_caption} of {kinds})'} loss, "
               f"{len(dataset) if hasattr(dataset, '__len__') else 'streamed'} training items at {size} px")
-    start = (f"the weights of {cfg.pretrained}" if cfg.pretrained else
+    as_saved = cfg.pretrained and model_source(cfg)[0] == cfg.pretrained
+    start = (f"the weights of {cfg.pretrained}" + (" in its own architecture" if as_saved else "") if cfg.pretrained else
              f"the saved weights of {cfg.model}" if is_saved(cfg.model) else "random weights")
     run.print(f"clip: starting from {start}")
 
+    if cfg.warmup >= cfg.steps:
+        run.print(f"clip: note: --warmup {cfg.warmup} is not shorter than --steps {cfg.steps}, so the learning rate "
+                  f"rises all run and never decays; for a short fine-tune give e.g. --warmup {max(1, cfg.steps // 10)}")
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
 
     def lr_factor(step: int) -> float:  # linear warm-up, then cosine to 0 (open_clip_train's cosine_lr)
