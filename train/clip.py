@@ -224,12 +224,14 @@ def main(argv: list[str] | None = None) -> int:
     records = getattr(dataset, "records", None)  # shapes: scene labels, for the structured perturber
     kinds = check_kinds(cfg.kinds(), cfg.hard_negatives) if cfg.hard_negatives != "off" else []
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    run.print(f"clip: {model_source(cfg)[0]} ({trainable / 1e6:.2f} M trainable parameters), "
+    source, _ = model_source(cfg)
+    run.print(f"clip: {source} ({trainable / 1e6:.2f} M trainable parameters), "
               f"{cfg.loss if not kinds else f'NegCLIP ({cfg.negatives_per_caption} of {kinds})'} loss, "
               f"{len(dataset) if hasattr(dataset, '__len__') else 'streamed'} training items at {size} px")
-    as_saved = cfg.pretrained and model_source(cfg)[0] == cfg.pretrained
-    start = (f"the weights of {cfg.pretrained}" + (" in its own architecture" if as_saved else "") if cfg.pretrained else
-             f"the saved weights of {cfg.model}" if is_saved(cfg.model) else "random weights")
+    if cfg.pretrained:
+        start = f"the weights of {cfg.pretrained}" + (" in its own architecture" if source == cfg.pretrained else "")
+    else:
+        start = f"the saved weights of {cfg.model}" if is_saved(cfg.model) else "random weights"
     run.print(f"clip: starting from {start}")
 
     if cfg.warmup >= cfg.steps:

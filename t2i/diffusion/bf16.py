@@ -109,8 +109,8 @@ def cpu_has_bfloat16_units() -> bool:
 def emulation_warning(device: torch.device) -> str | None:
     """A one-line warning when ``--bf16-weights`` would run on a CPU without bfloat16 units, or None.
 
-    Measured on an AVX2-only CPU: the cached step 7.06 s against 0.38-0.40 s in float32 (``benchmarks/RESULTS.md``, "1.21-1.31x on a CPU
-    without AVX-512")."""
+    Measured on an AVX2-only CPU: the cached step 7.06 s against 0.38-0.40 s in float32 (``benchmarks/RESULTS.md``,
+    "1.21-1.31x on a CPU without AVX-512")."""
     if device.type != "cpu" or cpu_has_bfloat16_units():
         return None
     return ("warning: --bf16-weights on a CPU without bfloat16 units (no AVX-512 BF16 or AMX): bfloat16 is emulated "
