@@ -16,6 +16,7 @@ depend on the model families.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -74,7 +75,12 @@ def select(candidates: Sequence[dict[str, Any]], metric: str) -> int:
 
 def guidance_sweep(generator: Any, eval_set: EvalSet, scorer: Scorer, scales: Sequence[float], sampler: str,
                    steps: int, metric: str) -> tuple[list[dict[str, Any]], float]:
-    """Score every guidance scale; return the points and the best scale on ``metric``."""
+    """Score every guidance scale; return the points and the best scale on ``metric``.
+
+    One untimed image first, so the first scale's ``ms_per_image`` does not carry the model's first-call costs."""
+    one = dataclasses.replace(eval_set, prompts=eval_set.prompts[:1], labels=(eval_set.labels or [])[:1] or None,
+                              novel=eval_set.novel[:1], images_per_prompt=1, records=None, real=None)
+    generate_images(generator, one, diffusion_options(generator, sampler, steps, scales[0]), desc="warm-up")
     points = []
     for g in scales:
         metrics, _ = sample_and_score(generator, eval_set, scorer, diffusion_options(generator, sampler, steps, g),
