@@ -3,7 +3,9 @@
 Each configuration is ``MODEL@STEPS`` or ``MODEL@SAMPLER:STEPS`` (sampler and guidance otherwise the
 model's own defaults from its ``t2i_sampling.json``), with ``+compile`` at the end for the UNet's forward under
 ``torch.compile`` (its first call, the compilation, is reported apart; the attention layers are then inside the
-compiled graph and not timed on their own). For each one:
+compiled graph and not timed on their own) and/or ``+bf16`` for the whole pipeline in bfloat16 (for GPUs;
+CPUs without bfloat16 units emulate it slowly). ``--device cuda`` runs every configuration on the GPU
+(the part timers then synchronise the device at each hook, so the parts add up to GPU time). For each one:
 - **latency** of the app's default request, 4 images of one prompt, median of ``--repeats`` calls
   after a warm-up, with the time split by part (text encoder, UNet and the attention layers inside
   it, VAE decode; the rest is the scheduler, tensor-to-PIL and Python), measured by hooks around each part;
@@ -45,6 +47,7 @@ class PartTimer:
     def __init__(self, pipe: Any, attention: bool = True):
         from diffusers.models.attention_processor import Attention
 
+        self.sync = pipe.unet.device.type == "cuda"  # kernels run asynchronously: wait for them at each hook
         self.seconds: dict[str, float] = defaultdict(float)
         self.unet_calls = 0
         self._start: dict[str, float] = {}
@@ -67,9 +70,13 @@ class PartTimer:
         pipe.vae.decode = timed_decode
 
     def _begin(self, name: str) -> None:
+        if self.sync:
+            torch.cuda.synchronize()
         self._start[name] = time.perf_counter()
 
     def _end(self, name: str) -> None:
+        if self.sync:
+            torch.cuda.synchronize()
         elapsed = time.perf_counter() - self._start.pop(name)
         self.seconds["unet_attention" if name.startswith("attention.") else name] += elapsed
         self.unet_calls += name == "unet"
@@ -115,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=200, help="prompts per split and kind (one image each)")
     parser.add_argument("--repeats", type=int, default=7, help="timed 4-image requests per configuration")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda (default: cpu)")
     parser.add_argument("--no-accuracy", action="store_true", help="latency only (accuracy does not depend on threads)")
     parser.add_argument("--name", default="fast_sampling",
                         help="file stem under benchmarks/results/ (NAME.json, NAME.png; NAME_latency.json with "
@@ -128,13 +136,16 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"machine": machine(), "n": args.n, "configs": {}}
     strips = []
     for spec in args.configs:
-        compiled = spec.endswith("+compile")
-        model, _, setting = spec.removesuffix("+compile").rpartition("@")
+        base, *suffixes = spec.split("+")
+        compiled, bf16 = "compile" in suffixes, "bf16" in suffixes
+        model, _, setting = base.rpartition("@")
         sampler, _, steps_text = setting.rpartition(":")
-        if not model or not steps_text.isdigit():
-            parser.error("--configs: expected MODEL@STEPS or MODEL@SAMPLER:STEPS, optionally +compile, e.g. "
-                         f"shapes-ldm@ddim:8+compile; got {spec!r}")
-        gen = load_generator(model)
+        if not model or not steps_text.isdigit() or set(suffixes) - {"compile", "bf16"}:
+            parser.error("--configs: expected MODEL@STEPS or MODEL@SAMPLER:STEPS, optionally +compile and/or +bf16, "
+                         f"e.g. shapes-ldm@ddim:8+compile; got {spec!r}")
+        gen = load_generator(model, device=args.device)
+        if bf16:
+            gen.pipe.to(dtype=torch.bfloat16)
         options = {"num_inference_steps": int(steps_text), "sampler": sampler or gen.options.sampler}
         row = {"model": model, "steps": int(steps_text), "sampler": options["sampler"],
                "guidance": gen.options.guidance_scale, **latency(gen, options, args.repeats, compiled)}

@@ -19,6 +19,11 @@ Efficiency: the UNet's forward + backward FLOPs per step (``torch.utils.flop_cou
 each row's s/step, as a fraction of this CPU's measured peak of a channels-last 3x3 convolution
 (the best of a few sizes, same thread count).
 
+``--device cuda`` runs both programs on the GPU (diffusers' script through accelerate, ours without
+``--cpu``), adds ``--mixed-precision bf16`` (autocast, the GPU's lever) to our rows, synchronises the
+device at every optimiser-step stamp, and takes GFLOP/s on the wall time against the GPU's own
+float32 3x3 convolution peak.
+
 The diffusers script is not part of this repository: fetch it from the diffusers repository
 (the same version as the installed diffusers) and give its path. It needs ``datasets``.
 
@@ -57,8 +62,13 @@ def child(argv: list[str]) -> int:
     from torch.optim.optimizer import register_optimizer_step_post_hook
 
     stamps: list[float] = []
-    # (wall, CPU time of this process) at the end of every optimiser step
-    register_optimizer_step_post_hook(lambda opt, args, kwargs: stamps.append((time.perf_counter(), time.process_time())))
+    sync = torch.cuda.synchronize if torch.cuda.is_available() and "--cpu" not in rest else (lambda: None)
+
+    def stamp(opt: Any, args: Any, kwargs: Any) -> None:  # (wall, CPU time of this process) at each step's end
+        sync()  # on a GPU: the step's kernels have run
+        stamps.append((time.perf_counter(), time.process_time()))
+
+    register_optimizer_step_post_hook(stamp)
     start = time.perf_counter()
     try:
         if program == "diffusers":
@@ -102,12 +112,15 @@ def programs(args: argparse.Namespace, data: Path, tmp: Path) -> dict[str, list[
                  "--output_dir", str(tmp / "diffusers-out")]
     ours = ["ours", "--init", args.model, "--data", str(data), "--size", str(args.resolution),
             "--batch-size", str(args.batch_size), "--steps", steps, "--checkpoint-every", "0", "--log-every", steps,
-            "--sample-steps", "1", "--sample-prompts", "a red circle", "--cpu", "--out", str(tmp / "ours-out")]
+            "--sample-steps", "1", "--sample-prompts", "a red circle", "--out", str(tmp / "ours-out")]
+    ours += ["--cpu"] if args.device == "cpu" else []
     runs = {REFERENCE: diffusers,
             "diffusers train_text_to_image.py --mixed_precision bf16": diffusers + ["--mixed_precision", "bf16"],
             "t2i train ldm": ours, "t2i train ldm --cache": ours + ["--cache"],
             "t2i train ldm --cache --fused-adamw": ours + BEST,
             "t2i train ldm --cache --fused-adamw --bf16-weights": ours + BEST + ["--bf16-weights"]}
+    if args.device != "cpu":  # autocast: the GPU's bfloat16 lever
+        runs["t2i train ldm --cache --fused-adamw --mixed-precision bf16"] = ours + BEST + ["--mixed-precision", "bf16"]
     if args.with_compile:
         runs["t2i train ldm --cache --compile"] = ours + ["--cache", "--compile"]
         runs["t2i train ldm --cache --bf16-weights --compile"] = ours + ["--cache", "--bf16-weights", "--compile"]
@@ -120,7 +133,7 @@ def programs(args: argparse.Namespace, data: Path, tmp: Path) -> dict[str, list[
 
 
 # ----------------------------------------------------------------------------------- FLOPs and peak
-def unet_flops(model_dir: Path, batch: int, resolution: int) -> float:
+def unet_flops(model_dir: Path, batch: int, resolution: int) -> float:  # counted on the CPU: same count anywhere
     """FLOPs of one UNet forward + backward on a training batch (latents and text states of its shapes)."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from torch.utils.flop_counter import FlopCounterMode
@@ -138,19 +151,27 @@ def unet_flops(model_dir: Path, batch: int, resolution: int) -> float:
     return float(counter.get_total_flops())
 
 
-def conv_peak(repeats: int = 5) -> dict[str, Any]:
-    """GFLOP/s of a float32 channels-last 3x3 convolution (forward), the best of a few sizes."""
+def conv_peak(repeats: int = 5, device: str = "cpu") -> dict[str, Any]:
+    """GFLOP/s of a float32 channels-last 3x3 convolution (forward), the best of a few sizes (GPU: larger ones,
+    each timed over 20 calls, since one small call is launch-bound)."""
     best: dict[str, Any] = {"gflops": 0.0}
-    for n, c, s in ((32, 128, 32), (32, 256, 16), (16, 256, 32)):
-        conv = torch.nn.Conv2d(c, c, 3, padding=1, bias=False).to(memory_format=torch.channels_last)
-        x = torch.randn(n, c, s, s).contiguous(memory_format=torch.channels_last)
-        flops = 2 * n * c * c * 9 * s * s
+    gpu = device != "cpu"
+    sizes = ((256, 256, 32), (128, 512, 16), (64, 256, 64)) if gpu else ((32, 128, 32), (32, 256, 16), (16, 256, 32))
+    calls = 20 if gpu else 1
+    sync = torch.cuda.synchronize if gpu else (lambda: None)
+    for n, c, s in sizes:
+        conv = torch.nn.Conv2d(c, c, 3, padding=1, bias=False).to(device, memory_format=torch.channels_last)
+        x = torch.randn(n, c, s, s, device=device).contiguous(memory_format=torch.channels_last)
+        flops = 2 * n * c * c * 9 * s * s * calls
         with torch.no_grad():
             conv(x)
             times = []
             for _ in range(repeats):
+                sync()
                 start = time.perf_counter()
-                conv(x)
+                for _ in range(calls):
+                    conv(x)
+                sync()
                 times.append(time.perf_counter() - start)
         gflops = flops / min(times) / 1e9
         if gflops > best["gflops"]:
@@ -166,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.train_throughput", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--diffusers-script", type=Path, required=True, help="path to diffusers' train_text_to_image.py")
+    p.add_argument("--device", default="cpu", help="cpu | cuda: where both programs train (default: cpu)")
     p.add_argument("--model", default="shapes-ldm", help="pipeline folder or built-in name (default: shapes-ldm)")
     p.add_argument("--images", type=int, default=512, help="shapes scenes in the imagefolder (default: 512)")
     p.add_argument("--resolution", type=int, default=32)
@@ -203,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
                 timings[name]["cpu"] += got["cpu"][args.warmup:]
                 timings[name]["wall_s"].append(got["wall_s"])
     flops = unet_flops(Path(args.model_dir), args.batch_size, args.resolution)
-    peak = conv_peak()
+    peak = conv_peak(device=args.device)
+    gpu = args.device != "cpu"  # GFLOP/s on the wall time (a GPU step's CPU time is the host's launching)
     reference = timings[REFERENCE]
     ref_wall, ref_cpu = statistics.median(reference["intervals"]), statistics.median(reference["cpu"])
     rows = []
@@ -211,26 +234,29 @@ def main(argv: list[str] | None = None) -> int:
         s, c = statistics.median(t["intervals"]), statistics.median(t["cpu"])
         rows.append({"program": name, "s_per_step": s, "cpu_s_per_step": c, "images_per_s": args.batch_size / s,
                      "images_per_cpu_s": args.batch_size / c, "ratio": ref_wall / s, "ratio_cpu": ref_cpu / c,
-                     "unet_gflops_per_cpu_s": flops / c / 1e9, "steps_timed": len(t["intervals"]),
+                     "unet_gflops_per_cpu_s": flops / c / 1e9, "unet_gflops_per_s": flops / s / 1e9,
+                     "steps_timed": len(t["intervals"]),
                      "wall_s": t["wall_s"]})
     results.update({"rows": rows, "unet_fwd_bwd_gflop_per_step": flops / 1e9, "conv_peak": peak})
     OUT.mkdir(exist_ok=True)
-    (OUT / "train_throughput.json").write_text(json.dumps(results, indent=2) + "\n")
+    (OUT / ("train_throughput.json" if not gpu else f"train_throughput_{args.device}.json")).write_text(
+        json.dumps(results, indent=2) + "\n")
     lines = [f"`{args.model}` (UNet forward + backward {flops / 1e9:.1f} GFLOP per step), {args.images} shapes scenes "
              f"as an imagefolder, {args.resolution} px, batch {args.batch_size}, {args.threads} torch thread(s) per "
              f"process, {args.rounds} interleaved round(s) of {args.steps} timed steps after {args.warmup} warm-up "
              "steps; s/step = median interval between optimiser steps (same hook in both programs), in wall time "
              "and in the process's CPU time (one thread: the CPU time is the step's own work, which other jobs on a "
-             "shared machine and pauses slow down less than the wall time). UNet GFLOP/s on the CPU time. Conv peak: "
+             "shared machine and pauses slow down less than the wall time). UNet GFLOP/s on the "
+             f"{'wall' if gpu else 'CPU'} time. Conv peak on the {args.device}: "
              f"{peak['gflops']:.1f} GFLOP/s (float32 channels-last 3x3 conv forward, {peak['shape']}, best of 5).", "",
              "| program | wall s/step | CPU s/step | images/s (wall) | images per CPU-s | vs diffusers (wall) | "
              "vs diffusers (CPU) | UNet GFLOP/s | fraction of conv peak |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in rows:
+        gflops = row["unet_gflops_per_s" if gpu else "unet_gflops_per_cpu_s"]
         lines.append(f"| `{row['program']}` | {row['s_per_step']:.3f} | {row['cpu_s_per_step']:.3f} | "
                      f"{row['images_per_s']:.1f} | {row['images_per_cpu_s']:.1f} | {row['ratio']:.2f}x | "
-                     f"{row['ratio_cpu']:.2f}x | {row['unet_gflops_per_cpu_s']:.1f} | "
-                     f"{row['unet_gflops_per_cpu_s'] / peak['gflops']:.2f} |")
+                     f"{row['ratio_cpu']:.2f}x | {gflops:.1f} | {gflops / peak['gflops']:.2g} |")
     append_section("Latent diffusion training throughput vs diffusers' train_text_to_image.py "
                    "(benchmarks/train_throughput.py)", command, lines)
     print("\n".join(lines))

@@ -4,6 +4,7 @@ json and the sample grid that the README's table was published from."""
 import json
 
 import pytest
+import torch
 
 from benchmarks import fast_sampling
 from t2i.diffusion.testing import make_tiny_pipeline
@@ -43,6 +44,25 @@ def test_a_configuration_given_twice_keeps_both_rows(tmp_path, monkeypatch):
     assert list(rows) == [a, b, f"{a} (run 3)"]
     assert [r["unet_calls"] for r in rows.values()] == [2, 3, 2]
     assert sum(line.startswith("| `") for line in sections[0]) == 3
+
+
+def test_bf16_config_runs_the_pipeline_in_bfloat16_and_unknown_suffixes_are_refused(tmp_path, monkeypatch):
+    """``+bf16``: the whole pipeline in bfloat16 (the GPU study's row); a misspelt suffix is a one-line error,
+    not a silently float32 row."""
+    model = tmp_path / "tiny"
+    make_tiny_pipeline().save_pretrained(str(model))
+    monkeypatch.setattr(fast_sampling, "OUT", tmp_path / "results")
+    monkeypatch.setattr(fast_sampling, "append_section", lambda title, command, lines: None)
+    seen, real = [], fast_sampling.latency
+    monkeypatch.setattr(fast_sampling, "latency", lambda gen, *a, **k: seen.append(gen.pipe.unet.dtype) or real(
+        gen, *a, **k))
+    spec = f"{model}@ddim:2+bf16"
+    assert fast_sampling.main(["--configs", spec, "--no-accuracy", "--repeats", "1"]) == 0
+    assert seen == [torch.bfloat16]
+    rows = json.loads((tmp_path / "results" / "fast_sampling_latency.json").read_text())["configs"]
+    assert rows[spec]["unet_calls"] == 2
+    with pytest.raises(SystemExit):
+        fast_sampling.main(["--configs", f"{model}@ddim:2+bf61", "--no-accuracy"])
 
 
 @pytest.mark.compile
