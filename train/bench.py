@@ -777,6 +777,9 @@ class Bench:
             "CPU-hours (each rung's cpu_hours_from in results.json): the process CPU time that training up to the "
             "rung took, mean over seeds, trainer start-up per stage and latent diffusion's first stage included; "
             "runs trained before that was recorded: wall seconds at the measured images/s x torch threads",
+            *(["on the GPU these 'CPU-hours' are the training processes' host CPU time (launching the GPU's "
+                "work), not GPU time; each stage's wall seconds are in its run's bench_stage_time.json"]
+              if self.device == "cuda" else []),
             f"crossover: diffusion's seed-mean curve against each family's, interpolated in log FLOPs; the interval "
             f"is the 5-95% percentile bootstrap over seeds ({self.cfg.bootstrap} resamples), 'reached' the share of "
             "resamples that cross within the ladder"]
