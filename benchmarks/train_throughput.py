@@ -133,7 +133,7 @@ def programs(args: argparse.Namespace, data: Path, tmp: Path) -> dict[str, list[
 
 
 # ----------------------------------------------------------------------------------- FLOPs and peak
-def unet_flops(model_dir: Path, batch: int, resolution: int) -> float:  # counted on the CPU: same count anywhere
+def unet_flops(model_dir: Path, batch: int, resolution: int) -> float:  # counted on the CPU, whatever --device
     """FLOPs of one UNet forward + backward on a training batch (latents and text states of its shapes)."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from torch.utils.flop_counter import FlopCounterMode
