@@ -136,8 +136,9 @@ def programs(args: argparse.Namespace, data: Path, tmp: Path) -> dict[str, list[
 def unet_flops(model_dir: Path, batch: int, resolution: int) -> float:  # counted on the CPU, whatever --device
     """FLOPs of one UNet forward + backward on a training batch (latents and text states of its shapes)."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
-    from torch.utils.flop_counter import FlopCounterMode
     from transformers import CLIPTextConfig
+
+    from t2i.bench.cost import flop_counter
 
     unet = UNet2DConditionModel.from_pretrained(model_dir / "unet").train()
     vae = AutoencoderKL.load_config(model_dir / "vae")
@@ -146,7 +147,7 @@ def unet_flops(model_dir: Path, batch: int, resolution: int) -> float:  # counte
     z = torch.randn(batch, unet.config.in_channels, side, side)  # (B, C, h, w)
     cond = torch.randn(batch, tokens, unet.config.cross_attention_dim)  # (B, T, D)
     t = torch.randint(0, 1000, (batch,))
-    with FlopCounterMode(display=False) as counter:
+    with flop_counter() as counter:  # attention counted on the CPU too
         unet(z, t, encoder_hidden_states=cond).sample.pow(2).mean().backward()
     return float(counter.get_total_flops())
 
