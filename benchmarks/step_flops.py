@@ -1,8 +1,8 @@
 """FLOPs of one optimiser step of a ``t2i train`` command, counted as ``t2i bench`` counts its budgets.
 
 Runs the trainer for 1 and 2 steps under ``FlopCounterMode`` in a temporary folder and prints the
-difference (``t2i.bench.cost.trainer_step_flops``): matmuls and convolutions, forward and backward,
-including frozen encoders the trainer runs every step. Give the trainer's own flags, ``--steps``
+difference (``t2i.bench.cost.trainer_step_flops``): matmuls, convolutions and attention, forward and
+backward, including frozen encoders the trainer runs every step. Give the trainer's own flags, ``--steps``
 and ``--out`` excepted. Use it to price a configuration before putting it in a sweep.
 
     python -m benchmarks.step_flops vae-kl --data=shapes --size=32 --batch-size=64 --arch=f4-tiny --latent-channels=8
