@@ -718,9 +718,9 @@ class Bench:
         if trained:  # what the budget means; given models were trained elsewhere, at an unknown cost
             self.notes += [
                 f"budget ({', '.join(trained)}): every family run gets the same training budget; one step's FLOPs are "
-                "counted by FlopCounterMode as F(2 steps) - F(1 step) of the family's own trainer (matmuls and "
-                "convolutions, forward and backward, including frozen encoders run per step); tgan caches caption "
-                "embeddings, so its later steps are slightly cheaper than counted",
+                "counted by FlopCounterMode as F(2 steps) - F(1 step) of the family's own trainer (matmuls, "
+                "convolutions and attention, forward and backward, including frozen encoders run per step); tgan "
+                "caches caption embeddings, so its later steps are slightly cheaper than counted",
                 "family sizes are the bench's small ones (see the options column in results.json); EMA weights where "
                 "the family's trainer uses them (tgan, cgan, ldm: 0.999)"]
         if "ldm" in trained and "vae-kl" not in self.loads:  # a given first stage has its own note
