@@ -407,3 +407,25 @@ def test_the_diversity_ratio_is_marked_best_at_the_real_value_not_higher():
     assert "| diversity ratio ~ |" in header and "diversity ratio ^" not in header and "| domain FID v |" in header
     assert _label("diversity_ratio") == "diversity ratio (best at real's)"
     assert _label("recall") == "recall (higher is better)"
+
+
+def test_a_crossing_not_reached_reports_both_curves_at_equal_flops():
+    """Regression: a diffusion top rung that cost more FLOPs (its latent cache's build) read 0.306 against the GAN's
+    0.294 while the crossover said 'not reached': at the GAN's top budget diffusion's curve is still below. The
+    report line now gives both seed means at that common budget."""
+    from t2i.bench.report import sweep_lines
+
+    ldm = _seeds_family([[0.0, 0.1, 0.31], [0.0, 0.1, 0.30], [0.0, 0.1, 0.31]], [1.1e12, 2.2e12, 4.4e12])
+    gan = _seeds_family([[0.1, 0.25, 0.30], [0.1, 0.25, 0.29], [0.1, 0.25, 0.30]], [1e12, 2e12, 4e12])
+    c = crossovers({"ldm": ldm, "tgan": gan}, "ldm", ["acc_all"], {"acc_all": True}, n_boot=10)[0]
+    assert c["status"] == NOT_REACHED
+    top = c["common_top"]
+    assert top["flops"] == 4e12 and top["other"] == pytest.approx(0.89 / 3)  # the GAN's top rung itself
+    assert 0.92 / 3 > top["other"]  # diffusion's own top rung reads ahead, at 4.4e12 FLOPs
+    assert 0.1 < top["diffusion"] < top["other"]  # its curve at 4e12, between 2.2e12 and 4.4e12 in log FLOPs
+    for rung in ldm["rungs"] + gan["rungs"]:
+        rung["steps"] = 10
+    results = {"sweep": {"crossovers": [c], "metric": "acc_all", "plateaus": [], "sampling_points": [], "pareto": {},
+                         "total_cost": {}}, "families": {"ldm": ldm, "tgan": gan}}
+    line = next(l for l in sweep_lines(results) if l.startswith("- ldm vs tgan"))
+    assert f"(at equal FLOPs, 4e+12: ldm {top['diffusion']:.3f}, tgan 0.297)" in line

@@ -231,6 +231,16 @@ def _crossing_text(c: dict[str, Any]) -> str:
     return f"{c['status']}: {at} {_fmt(c['budget'])} FLOPs"
 
 
+def _common_top_text(c: dict[str, Any]) -> str:
+    """Both seed means at the common top budget, for a crossing not reached: a top rung that cost more FLOPs than
+    the other's can read ahead on its own while the curves at equal FLOPs do not cross."""
+    top = c.get("common_top")
+    if c["status"] != "not reached within the ladder" or not top:
+        return ""
+    return (f" (at equal FLOPs, {_fmt(top['flops'])}: {c['diffusion']} {_fmt(top['diffusion'])}, "
+            f"{c['other']} {_fmt(top['other'])})")
+
+
 def plateau_lines(plateaus: list[dict[str, Any]], keys: Sequence[str]) -> list[str]:
     """The plateau table (``t2i.bench.sweep.plateau``): one row per family, one cell per metric, and who has
     stopped improving on every metric."""
@@ -285,6 +295,7 @@ def sweep_lines(results: dict[str, Any]) -> list[str]:
     if sweep["crossovers"]:
         lines += ["## Crossover: where diffusion overtakes", ""]
         lines += [f"- {c['diffusion']} vs {c['other']}, {HEADLINE[c['metric']][0]}: {_crossing_text(c)}"
+                  + _common_top_text(c)
                   + (f" ({_fmt(c['cpu_hours'])} CPU-hours)" if c.get("cpu_hours") is not None else "")
                   + (f"; {c['other']} held at its top rung's value beyond {_fmt(c['held_from'])} FLOPs (a plateau)"
                      if c.get("held_from") else "")

@@ -226,7 +226,8 @@ def crossovers(families: dict[str, Any], diffusion: str, metrics: Sequence[str],
     (diffusion's own CPU-hours at that budget, interpolated between its rungs). A family whose ladder was ended
     early (its ``ladder_top``) is held at its top rung's values beyond it where its last doubling is a plateau
     (``held_from``: its top budget). ``chance``: a metric's prompt-blind level; a crossing or lead whose diffusion
-    seed mean at the top rung is no better than it gets ``at_chance`` (that level): it is not prompt following."""
+    seed mean at the top rung is no better than it gets ``at_chance`` (that level): it is not prompt following.
+    ``common_top``: both seed means at the smaller of the two top budgets, where the comparison ends."""
     rungs = families[diffusion].get("rungs") or []
     out = []
     for other, fam in families.items():
@@ -242,6 +243,11 @@ def crossovers(families: dict[str, Any], diffusion: str, metrics: Sequence[str],
                 held = b[0][-1]
                 b = (b[0] + beyond, [s + [s[-1]] * len(beyond) for s in b[1]])
             c = crossover(a[0], a[1], b[0], b[1], higher[metric], n_boot=n_boot)
+            # the two seed means where the comparison ends: a top rung can cost more FLOPs than the other's (a
+            # latent cache's build), so its value alone may read ahead while the curves at equal FLOPs do not
+            common_top = min(a[0][-1], b[0][-1])
+            c["common_top"] = {"flops": common_top, "diffusion": float(_curves_on(*a, np.array([common_top])).mean()),
+                               "other": float(_curves_on(*b, np.array([common_top])).mean())}
             blind, top = (chance or {}).get(metric), sum(s[-1] for s in a[1]) / len(a[1])
             if blind is not None and c["status"] in (CROSSED, AHEAD) and (top <= blind if higher[metric] else top >= blind):
                 c["at_chance"] = blind
