@@ -39,6 +39,7 @@ from typing import Any, Sequence
 
 from t2i.bench.families import data_kind
 from t2i.bench.scoring import CLOSER_TO_REAL, HEADLINE, measures
+from t2i.bench.sweep import AHEAD, NOT_REACHED
 from t2i.io import atomic_write
 
 EVALUATOR_DISTANCES = ("Domain FID/KID are computed on the project evaluator's features: they are not comparable "
@@ -227,7 +228,7 @@ def render_report(results: dict[str, Any], plots: dict[str, str]) -> str:
 def _crossing_text(c: dict[str, Any]) -> str:
     if c["budget"] is None:
         return c["status"]
-    at = "at or below" if c["status"] == "ahead from the smallest common budget" else "at"
+    at = "at or below" if c["status"] == AHEAD else "at"
     return f"{c['status']}: {at} {_fmt(c['budget'])} FLOPs"
 
 
@@ -235,7 +236,7 @@ def _common_top_text(c: dict[str, Any]) -> str:
     """Both seed means at the common top budget, for a crossing not reached: a top rung that cost more FLOPs than
     the other's can read ahead on its own while the curves at equal FLOPs do not cross."""
     top = c.get("common_top")
-    if c["status"] != "not reached within the ladder" or not top:
+    if c["status"] != NOT_REACHED or not top:
         return ""
     return (f" (at equal FLOPs, {_fmt(top['flops'])}: {c['diffusion']} {_fmt(top['diffusion'])}, "
             f"{c['other']} {_fmt(top['other'])})")
