@@ -220,6 +220,41 @@ def test_scores_stored_under_earlier_judge_rules_are_not_read_back(monkeypatch):
     assert "judge_rules" not in bench.fingerprint(run, 25, None)
 
 
+def test_a_report_re_made_from_stored_work_keeps_its_sampling_times(tmp_path, monkeypatch):
+    """Regression: every invocation timed sampling again, so a report re-made from stored work moved its ms per
+    image and total costs with the machine's load (28x slower in one re-render beside a CI run). The timing is
+    stored with the model's digest, the request and the machine; another model or machine is timed again."""
+    from types import SimpleNamespace
+
+    import train.bench as tb
+    from t2i.bench.config import BenchConfig, resolve
+    from t2i.bench.families import FAMILIES
+
+    bench = tb.Bench.__new__(tb.Bench)  # the cost bookkeeping only: no judges, no data
+    bench.cfg = resolve(BenchConfig(quick=True, ladder="1,2"))
+    bench.eval_set = SimpleNamespace(prompts=["a red circle", "a blue square"], labels=None)
+    bench.store, bench.timed_before = ResultStore(tmp_path / "results"), {}
+    timings = iter([1.5, 40.0, 7.0, 9.0])
+    monkeypatch.setattr(tb, "sampling_cost", lambda gen, request, repeats: {"ms_per_image": next(timings)})
+    monkeypatch.setattr(tb, "count_parameters", lambda gen: {"total": 3})
+    model = tmp_path / "stage-25"
+    model.mkdir()
+    (model / "weights.safetensors").write_bytes(b"one")
+    gen, tgan = SimpleNamespace(conditioning="text"), FAMILIES["tgan"]
+
+    first = bench.cost(gen, tgan, None, model)
+    assert first == {"parameters": {"total": 3}, "ms_per_image": 1.5} and bench.timed_before == {}
+    assert bench.cost(gen, tgan, None, model) == first  # re-made: read back, not timed again at another load
+    assert bench.timed_before["tgan"]["date"] and "load_average" in bench.timed_before["tgan"]
+    (model / "weights.safetensors").write_bytes(b"two")  # retrained in place
+    assert bench.cost(gen, tgan, None, model)["ms_per_image"] == 40.0
+    here = tb.machine()
+    monkeypatch.setattr(tb, "machine", lambda: {**here, "threads": here["threads"] + 1})  # another machine's setup
+    assert bench.cost(gen, tgan, None, model)["ms_per_image"] == 7.0
+    bench.store = None  # no --reuse, no ladder: timed every time
+    assert bench.cost(gen, tgan, None, model)["ms_per_image"] == 9.0
+
+
 def test_a_report_made_from_stored_work_says_what_the_earlier_invocations_took(tmp_path):
     log = tmp_path / "invocations.json"
     assert log_invocation(log, "t2i bench --ladder 1,2 --out a", 50.0, "monday") == []
@@ -337,8 +372,11 @@ def test_ladder_resumes_after_kill_9_and_extends_without_retraining(tmp_path):
     capped = _bench(tmp_path / "capped", tmp_path / "work", ladder="1,2,4", extra=["--ladder-top=cvae=2"])
     log = capped.communicate()[0]
     assert capped.returncode == 0 and "bench: training" not in log, log[-3000:]  # ended at x2: nothing to train
-    capped = json.loads((tmp_path / "capped" / "results.json").read_text())["families"]["cvae"]
+    capped_results = json.loads((tmp_path / "capped" / "results.json").read_text())
+    capped = capped_results["families"]["cvae"]
     assert [r["multiple"] for r in capped["rungs"]] == [1, 2] and capped["ladder_top"] == 2
+    assert capped["cost"]["ms_per_image"] == resumed["families"]["cvae"]["cost"]["ms_per_image"]  # read back
+    assert any(n.startswith("sampling cost (ms/image") for n in capped_results["notes"])
     extended = _bench(tmp_path / "out", tmp_path / "work", ladder="1,2,4")
     log = extended.communicate()[0]
     assert extended.returncode == 0, log[-3000:]

@@ -24,6 +24,8 @@ real images' own ratio, since a model that ignores its prompt has the highest ra
 scored rung is stored atomically in ``--work``/results (``t2i.bench.store``) and trained stages
 are kept, so a killed sweep run again with the same command redoes nothing it finished, and the same command
 with rungs added on top trains each run on from its last rung (a run on another first stage starts over).
+Sampling times are stored too (per model digest, request and machine), so a report re-made from stored work
+prints the ms per image and total costs of the invocation that timed them, not of the load at re-making.
 ``--ladder-top cgan=128`` ends one family's ladder at a rung: a family whose last doubling was a plateau need not
 train on while the others climb; crossovers hold it at its top rung's values beyond, on the metrics where it is flat.
 ``--workers N`` trains every run (family x seed; with tuning trials, the other seeds after the selection) side by
@@ -162,6 +164,7 @@ class Bench:
         self.first_stage_info: dict[str, Any] = {}
         self.plans: dict[str, dict[str, Any]] = {}  # family name -> ``plan``
         self.prepared: set[Path] = set()  # run folders this invocation has prepared (``prepare_run``)
+        self.timed_before: dict[str, dict[str, Any]] = {}  # family -> its sampling cost read back from the store
         self.training_seconds = 0.0  # wall seconds this invocation spent training runs (a first stage too; not CLIPs or FLOP counts)
         self.ladder = parse_ladder(cfg.ladder) if cfg.ladder else []
         self.tops = parse_ladder_tops(cfg.ladder_top, self.ladder) if self.ladder else {}
@@ -538,7 +541,7 @@ class Bench:
                                          "train_images_per_s": run["images_per_s"]}
             if seed == 0:
                 self.grid_rows.append((fam.name, images))
-                entry["cost"] = self.cost(gen, fam, guidance)
+                entry["cost"] = self.cost(gen, fam, guidance, run["stages"][-1][1])
                 entry["sample_command"] = self.sample_command(fam, run["stages"][-1][1], guidance)
         entry["summary"] = summarize([s["metrics"] for s in entry["seeds"].values()])
         speeds = [s["train_images_per_s"] for s in entry["seeds"].values() if s["train_images_per_s"]]
@@ -655,7 +658,7 @@ class Bench:
         entry.update(given=path, lr=None, trials=[], seeds={"given": {"stages": [], "metrics": records[0]["metrics"],
                                                                     "details": records[0]["details"], "model": path}})
         entry["summary"] = summarize([records[0]["metrics"]])
-        entry["cost"] = self.cost(gen, fam, guidance)
+        entry["cost"] = self.cost(gen, fam, guidance, path)
         entry["sample_command"] = self.sample_command(fam, path, guidance)
         self.grid_rows.append((fam.name, self.grid_images(images)))
         return entry
@@ -672,8 +675,13 @@ class Bench:
         return (f"t2i sample --model {model} {conditions} --seed {cfg.eval_seed} --n {cfg.images_per_prompt}"
                 f"{options} --out OUT")
 
-    def cost(self, gen: Any, fam: Family, guidance: float | None) -> dict[str, Any]:
-        """Parameters and sampling cost on the first conditions of the eval set, one image each."""
+    def cost(self, gen: Any, fam: Family, guidance: float | None, path: str | Path) -> dict[str, Any]:
+        """Parameters and sampling cost on the first conditions of the eval set, one image each.
+
+        With a store (--reuse, --ladder) the timing is kept: the same model (its folder's digest), request and
+        machine (CPU, cores, torch threads, device, torch) read it back, so a report re-made from stored work
+        reproduces its ms per image and total costs instead of re-timing them at whatever load the machine has
+        then; the record says when and at what load average it was timed (a note of the report)."""
         k = min(16, len(self.eval_set.prompts))
         request: dict[str, Any] = ({"labels": self.eval_set.labels[:k]} if gen.conditioning == "label"
                                    else {"prompts": self.eval_set.prompts[:k]})
@@ -681,7 +689,19 @@ class Bench:
         if fam.diffusion:
             request.update(diffusion_options(gen, self.cfg.sampler, self.cfg.sample_steps,
                                              gen.options.guidance_scale if guidance is None else guidance))
-        return {"parameters": count_parameters(gen), **sampling_cost(gen, request, repeats=2)}
+        here = machine()
+        fingerprint = {"model_digest": folder_digest(path), "request": request, "repeats": 2,
+                       **{k: here[k] for k in ("cpu", "cores", "threads", "device", "torch")}}
+        name = f"{fam.name}-sampling-cost"
+        record = self.store.get(name, fingerprint) if self.store else None
+        if record is not None:
+            self.timed_before[fam.name] = record
+        else:
+            record = {"cost": sampling_cost(gen, request, repeats=2), "date": here["date"],
+                      "load_average": here.get("load_average")}
+            if self.store:
+                self.store.put(name, fingerprint, record)
+        return {"parameters": count_parameters(gen), **record["cost"]}
 
     def grid_images(self, images: torch.Tensor) -> torch.Tensor:
         k = self.cfg.images_per_prompt
@@ -736,6 +756,11 @@ class Bench:
                               + (" + novel compositions" if cfg.data == "shapes" else "") + ") are disjoint from the "
                               "validation prompts used for tuning trials and the guidance sweep (another seed of the "
                               "test split)")
+        if self.timed_before:
+            self.notes.append("sampling cost (ms/image, images/s and the total costs built on them) read back from "
+                              "the invocation that timed the same model on this machine (CPU, cores, torch threads, "
+                              "device): " + "; ".join(f"{n} at {r['date']}, load average {r.get('load_average')}"
+                                                      for n, r in self.timed_before.items()))
         results = {"command": "t2i bench " + " ".join(shlex.quote(a) for a in self.argv), "machine": machine(),
                    "config": config_to_dict(cfg), "notes": self.notes,
                    "budget": {"kind": self.budget_kind, "value": self.budget},
