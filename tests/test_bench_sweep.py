@@ -20,7 +20,7 @@ from t2i.bench.scoring import measures
 from t2i.bench.store import ResultStore, continued_plan, log_invocation
 from t2i.bench.sweep import (AHEAD, CROSSED, IMPROVING, NO_OVERLAP, NOT_LEARNING, NOT_REACHED, PLATEAU, TOO_SHORT,
                              WORSE, add_diversity_gap, crossing, crossover, crossovers, interpolate_log, pareto_front,
-                             parse_ladder, parse_ladder_tops, plateau, sweep_summary, total_cost)
+                             parse_ladder, parse_ladder_tops, plateau, plateaus, sweep_summary, total_cost)
 
 X = [1.0, 2.0, 4.0]
 RISING, FLAT = [0.0, 0.2, 0.6], [0.3, 0.3, 0.3]
@@ -125,6 +125,21 @@ def _seeds_family(curves: list[list[float]], flops: list[float], top: float | No
     return {"seeds": {str(i): {"stages": [{"flops": f, "metrics": {"acc_all": v}} for f, v in zip(flops, c)]}
                       for i, c in enumerate(curves)},
             "rungs": [{"multiple": f, "flops": f, "cpu_hours": None} for f in flops], "ladder_top": top}
+
+
+def test_the_last_doubling_is_the_ladders_even_with_a_one_off_cost_in_the_flops():
+    """Regression: latent diffusion's FLOPs carry a one-off latent-cache build (2.24e12), so its x512 rung (5.34e13)
+    sat just above half of its x1024 rung (1.05e14), and the plateau test compared x1024 with x256: its recall read
+    "+0.135: still improving" while it fell from 0.789 to 0.763 over the last doubling."""
+    flops = [2.78e13, 5.34e13, 1.05e14]  # x256, x512, x1024 of the shapes sweep, cache build included
+    recall = [[0.62, 0.79, 0.76], [0.64, 0.785, 0.74], [0.625, 0.79, 0.78]]
+    assert plateau(flops, recall, higher=True)["from"] == 2.78e13  # on the FLOPs alone: two doublings back
+    p = plateau(flops, recall, higher=True, multiples=[256, 512, 1024])
+    assert (p["from"], p["to"], p["status"]) == (5.34e13, 1.05e14, PLATEAU) and p["change"] == pytest.approx(-0.085 / 3)
+    family = {"seeds": {str(i): {"stages": [{"flops": f, "metrics": {"recall": v}} for f, v in zip(flops, seed)]}
+                        for i, seed in enumerate(recall)},
+              "rungs": [{"multiple": m, "flops": f} for m, f in zip([256, 512, 1024], flops)]}
+    assert plateaus({"ldm": family}, ["recall"], {"recall": True})[0]["from"] == 5.34e13
 
 
 def test_a_family_ended_at_its_plateau_is_held_there_by_the_crossover():

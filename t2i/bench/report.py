@@ -260,8 +260,9 @@ def plateau_lines(plateaus: list[dict[str, Any]], keys: Sequence[str]) -> list[s
         return f"{'+' if p['change'] >= 0 else ''}{_fmt(p['change'])}{spread}: {p['status']}"
 
     lines = ["## Plateau: has each family stopped improving?", "",
-             "Change of the seed mean over the last doubling of the budget (from the rung at half the top budget, "
-             "or the nearest below it, to the top rung), paired by seed, +/- its standard error; "
+             "Change of the seed mean over the last doubling of the budget (from the rung at half the top rung's "
+             "multiple, or the nearest below it, to the top rung; one-off costs such as a first stage or a latent "
+             "cache's build are not doubled), paired by seed, +/- its standard error; "
              "'still improving' / 'getting worse' when a one-sided paired t-test at 95% says so, 'plateau' "
              "(within noise) otherwise, or 'no better than at the first rung' when the same test finds no gain "
              "since the first rung either (flat from the start: not learning yet). Few seeds make the test weak: "

@@ -23,8 +23,8 @@ would have made). This module turns those per-rung records into the issue's thre
 - ``add_diversity_gap``: the diversity ratio's distance to the real images' own, which a sweep ranks on
   (a model that ignores its prompt has the highest ratio, ~1).
 - ``plateau``: whether a family has stopped improving over its last doubling of budget, i.e.
-  "within noise": each seed's change from the rung at half the top budget (or the nearest rung
-  below it) to the top rung is a paired difference (the same run at two checkpoints), and the
+  "within noise": each seed's change from the rung at half the top rung's ladder multiple (or the nearest
+  rung below it) to the top rung is a paired difference (the same run at two checkpoints), and the
   family is still improving (or getting worse) only if a one-sided paired t-test at ``level``
   says so (Student 1908); with 3 seeds that test is weak, so the change itself is reported beside
   the verdict. A curve flat over the last doubling that the same test finds no better at the top
@@ -153,10 +153,14 @@ def total_cost(train: float, per_image: float, images: Sequence[float] = TOTAL_C
     return [train + n * per_image for n in images]
 
 
-def plateau(x: Sequence[float], seeds: Sequence[Sequence[float]], higher: bool, level: float = 0.95) -> dict[str, Any]:
+def plateau(x: Sequence[float], seeds: Sequence[Sequence[float]], higher: bool, level: float = 0.95,
+            multiples: Sequence[float] | None = None) -> dict[str, Any]:
     """Has the curve stopped improving over its last doubling? (see the module docstring)
 
-    ``x``: the rung budgets, rising; ``seeds``: each seed's values at them. Returns ``{"status", "from", "to"
+    ``x``: the rung budgets, rising; ``seeds``: each seed's values at them; ``multiples``: the rungs' ladder
+    multiples, on which the doubling is judged when given. A one-off cost inside ``x`` (a first stage, a latent
+    cache's build) is not doubled with the rungs, so on ``x`` the rung below the top can sit just above half of
+    it and the comparison would reach back two rungs. Returns ``{"status", "from", "to"
     (the two budgets compared), "change" (seed-mean of to - from, in the metric's units), "stderr" (its
     standard error over seeds; None for one seed), "t"}``; ``status`` is ``PLATEAU``, ``NOT_LEARNING``,
     ``IMPROVING``, ``WORSE`` or ``TOO_SHORT``.
@@ -164,7 +168,8 @@ def plateau(x: Sequence[float], seeds: Sequence[Sequence[float]], higher: bool, 
     from scipy import stats
 
     top = len(x) - 1
-    below = [i for i in range(top) if x[i] <= x[top] / 2 * (1 + 1e-9)]
+    scale = list(multiples) if multiples is not None and len(multiples) == len(x) else list(x)
+    below = [i for i in range(top) if scale[i] <= scale[top] / 2 * (1 + 1e-9)]
     if not below:
         return {"status": TOO_SHORT, "from": None, "to": float(x[top]), "change": None, "stderr": None, "t": None}
     i = below[-1]
@@ -197,7 +202,8 @@ def plateaus(families: dict[str, Any], metrics: Sequence[str], higher: dict[str,
         for metric in metrics:
             curves = _seed_curves(fam, metric)
             if curves is not None:
-                out.append(plateau(curves[0], curves[1], higher[metric]) | {"family": name, "metric": metric})
+                out.append(plateau(curves[0], curves[1], higher[metric], multiples=_multiples(fam))
+                           | {"family": name, "metric": metric})
     return out
 
 
@@ -210,6 +216,12 @@ def _seed_curves(family: dict[str, Any], metric: str) -> tuple[list[float], list
     if any(v is None for row in values for v in row):
         return None
     return [float(st["flops"]) for st in seeds[0]], values
+
+
+def _multiples(family: dict[str, Any]) -> list[float] | None:
+    """A family's rungs' ladder multiples (x1, x2, ...), None where its rungs do not record them."""
+    multiples = [r.get("multiple") for r in family.get("rungs") or []]
+    return [float(m) for m in multiples] if multiples and None not in multiples else None
 
 
 def _hours_at(rungs: list[dict[str, Any]], flops: float | None) -> float | None:
@@ -239,7 +251,8 @@ def crossovers(families: dict[str, Any], diffusion: str, metrics: Sequence[str],
                 continue
             held = None
             beyond = [x for x in a[0] if x > b[0][-1]]
-            if fam.get("ladder_top") and beyond and plateau(b[0], b[1], higher[metric])["status"] == PLATEAU:
+            if (fam.get("ladder_top") and beyond
+                    and plateau(b[0], b[1], higher[metric], multiples=_multiples(fam))["status"] == PLATEAU):
                 held = b[0][-1]
                 b = (b[0] + beyond, [s + [s[-1]] * len(beyond) for s in b[1]])
             c = crossover(a[0], a[1], b[0], b[1], higher[metric], n_boot=n_boot)
