@@ -249,7 +249,7 @@ def test_a_report_re_made_from_stored_work_keeps_its_sampling_times(tmp_path, mo
     bench.cfg = resolve(BenchConfig(quick=True, ladder="1,2"))
     bench.eval_set = SimpleNamespace(prompts=["a red circle", "a blue square"], labels=None)
     bench.store, bench.timed_before = ResultStore(tmp_path / "results"), {}
-    timings = iter([1.5, 40.0, 7.0, 9.0])
+    timings = iter([1.5, 40.0, 7.0, 9.0, 10.0, 11.0])
     monkeypatch.setattr(tb, "sampling_cost", lambda gen, request, repeats: {"ms_per_image": next(timings)})
     monkeypatch.setattr(tb, "count_parameters", lambda gen: {"total": 3})
     model = tmp_path / "stage-25"
@@ -266,8 +266,11 @@ def test_a_report_re_made_from_stored_work_keeps_its_sampling_times(tmp_path, mo
     here = tb.machine()
     monkeypatch.setattr(tb, "machine", lambda: {**here, "threads": here["threads"] + 1})  # another machine's setup
     assert bench.cost(gen, tgan, None, model)["ms_per_image"] == 7.0
+    assert bench.cost(gen, tgan, None, "org/a-hub-model")["ms_per_image"] == 9.0  # no folder, no digest: its name
+    assert bench.cost(gen, tgan, None, "org/another-hub-model")["ms_per_image"] == 10.0
+    assert bench.cost(gen, tgan, None, "org/a-hub-model")["ms_per_image"] == 9.0
     bench.store = None  # no --reuse, no ladder: timed every time
-    assert bench.cost(gen, tgan, None, model)["ms_per_image"] == 9.0
+    assert bench.cost(gen, tgan, None, model)["ms_per_image"] == 11.0
 
 
 def test_a_report_made_from_stored_work_says_what_the_earlier_invocations_took(tmp_path):

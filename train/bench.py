@@ -689,8 +689,9 @@ class Bench:
         if fam.diffusion:
             request.update(diffusion_options(gen, self.cfg.sampler, self.cfg.sample_steps,
                                              gen.options.guidance_scale if guidance is None else guidance))
-        here = machine()
-        fingerprint = {"model_digest": folder_digest(path), "request": request, "repeats": 2,
+        here, digest = machine(), folder_digest(path)
+        fingerprint = {"model_digest": digest, **({} if digest else {"model": str(path)}),  # a hub id has no digest
+                       "request": request, "repeats": 2,
                        **{k: here[k] for k in ("cpu", "cores", "threads", "device", "torch")}}
         name = f"{fam.name}-sampling-cost"
         record = self.store.get(name, fingerprint) if self.store else None
