@@ -689,19 +689,20 @@ class Bench:
         if fam.diffusion:
             request.update(diffusion_options(gen, self.cfg.sampler, self.cfg.sample_steps,
                                              gen.options.guidance_scale if guidance is None else guidance))
+        if self.store is None:  # nothing to keep it in: no model digest to take
+            return {"parameters": count_parameters(gen), **sampling_cost(gen, request, repeats=2)}
         here, digest = machine(), folder_digest(path)
         fingerprint = {"model_digest": digest, **({} if digest else {"model": str(path)}),  # a hub id has no digest
                        "request": request, "repeats": 2,
                        **{k: here[k] for k in ("cpu", "cores", "threads", "device", "torch")}}
         name = f"{fam.name}-sampling-cost"
-        record = self.store.get(name, fingerprint) if self.store else None
+        record = self.store.get(name, fingerprint)
         if record is not None:
             self.timed_before[fam.name] = record
         else:
             record = {"cost": sampling_cost(gen, request, repeats=2), "date": here["date"],
                       "load_average": here.get("load_average")}
-            if self.store:
-                self.store.put(name, fingerprint, record)
+            self.store.put(name, fingerprint, record)
         return {"parameters": count_parameters(gen), **record["cost"]}
 
     def grid_images(self, images: torch.Tensor) -> torch.Tensor:
