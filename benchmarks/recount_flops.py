@@ -22,19 +22,23 @@ diffusion trained with ``--cache`` are refused (the cached shapes sweep was re-m
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable
 
 import t2i.bench.cost as cost
+from gan_baselines.registry import load_generator
 from t2i.bench import plots
 from t2i.bench.evaluate import diffusion_options
-from t2i.bench.families import FAMILIES, FIRST_STAGE
+from t2i.bench.families import FAMILIES, FIRST_STAGE, Family
 from t2i.bench.report import write_report, write_results
 from t2i.bench.scoring import HEADLINE
 from t2i.bench.sweep import sweep_summary
+from train.bench import FIRST_STAGE_COUNT_TAIL, trainer_argv
 
 COST_CONDITIONS, CURVE_CONDITIONS = 16, 2  # as train/bench.py's cost() and t2i.bench.evaluate.sampler_curves
 NOTE = ("FLOPs re-counted on {date} from this results.json by `python -m benchmarks.recount_flops` (nothing trained, "
@@ -54,30 +58,20 @@ def old_and_new(count: Callable[[], Any]) -> tuple[Any, Any]:
     return old, count()
 
 
-def trainer_argv(results: dict[str, Any], family: Any, lr: float, batch_size: int, vae: Path | str | None,
-                 options: list[str]) -> list[str]:
-    """The bench's ``trainer_argv`` (train/bench.py) rebuilt from a results.json, seed 0."""
-    cfg = results["config"]
-    argv = [f"--data={cfg['data']}", f"--size={cfg['size']}", f"--batch-size={batch_size}", f"--lr={lr:g}", "--seed=0",
-            "--checkpoint-every=0", "--checkpoints-keep=1", "--sample-every=0", "--log-every=10"]
-    if cfg.get("n", 0) > 0:
-        argv.append(f"--n={cfg['n']}")
-    if cfg.get("cpu"):
-        argv.append("--cpu=true")
-    if family.text_option:
-        argv.append(f"{family.text_option}={cfg['clip']}")
-    if vae is not None:
-        argv.append(f"--vae={vae}")
-    return argv + options
+def argv_of(results: dict[str, Any], family: Family, lr: float, batch_size: int, options: list[str],
+            vae: Path | str | None) -> list[str]:
+    """The bench's argv for ``family`` as results.json records its run (seed 0), built by the bench's own
+    ``trainer_argv``."""
+    cfg = SimpleNamespace(**{k: results["config"].get(k, 0) for k in ("data", "size", "n", "cpu")})
+    recipe = dataclasses.replace(family, batch_size=batch_size, options=options)
+    return trainer_argv(cfg, recipe, lr, 0, results["config"].get("clip"), vae)
 
 
-def sampling_gflop(model: Path, request: dict[str, Any]) -> tuple[float, float]:
-    """(old, new) GFLOP per image of one request to the generator saved at ``model``."""
-    from gan_baselines.registry import load_generator
-
-    gen = load_generator(model, device="cpu")
+def sampling_gflop(gen: Any, request: dict[str, Any]) -> tuple[float, float]:
+    """(old, new) GFLOP per image of one request to ``gen`` (prompts become as many labels for a label model)."""
     if gen.conditioning != "text":
-        request = {"labels": [0] * len(request.pop("prompts")), **request}  # FLOPs do not depend on the label
+        request = {**request, "labels": [0] * len(request["prompts"])}  # FLOPs do not depend on the label
+        del request["prompts"]
 
     def count() -> float:
         images, flops = cost.count_flops(lambda: gen.generate(**request))
@@ -101,10 +95,10 @@ def recount_family(results: dict[str, Any], name: str, prompts: list[str], root:
         fs = fam.get("first_stage") or {}
         given = dict(item.split("=", 1) for item in results["config"].get("load", "").split(",") if "=" in item)
         if "options" in fs:  # trained by the bench: count its step, and train it one step to stand in for it
-            fs_argv = trainer_argv(results, FIRST_STAGE, FIRST_STAGE.lr, fs["batch_size"], None,
-                                   [o for o in fs["options"] if not o.startswith("--eval-images")])
+            fs_argv = argv_of(results, FIRST_STAGE, FIRST_STAGE.lr, fs["batch_size"],
+                              [o for o in fs["options"] if not o.startswith("--eval-images")], None)
             old, new = old_and_new(lambda: cost.trainer_step_flops(
-                FIRST_STAGE.trainer, fs_argv + ["--scale-images=64", "--eval-images=16"], root / "count"))
+                FIRST_STAGE.trainer, fs_argv + FIRST_STAGE_COUNT_TAIL, root / "count"))
             check(name, "its first stage's step", old, fs["step_flops"])
             out["first_stage_step"] = new
             cost.train_fresh(FIRST_STAGE.trainer, fs_argv + ["--eval-images=16"], root / "first-stage", 1)
@@ -113,21 +107,19 @@ def recount_family(results: dict[str, Any], name: str, prompts: list[str], root:
             vae = given["vae-kl"]
         else:
             raise SystemExit(f"{name}: its first stage is neither recorded nor given in results.json; nothing written")
-    argv = trainer_argv(results, family, fam["lr"], fam["batch_size"], vae, fam.get("options", []))
+    argv = argv_of(results, family, fam["lr"], fam["batch_size"], fam.get("options", []), vae)
     old, new = old_and_new(lambda: cost.trainer_step_flops(family.trainer, argv, root / "count"))
     check(name, "its step", old, fam["step_flops"])
     out["step"] = new
     cost.train_fresh(family.trainer, argv, root / name, 1)
-    model = root / name / family.model_subdir
+    gen = load_generator(root / name / family.model_subdir, device="cpu")
     request: dict[str, Any] = {"prompts": prompts[:COST_CONDITIONS], "seed": results["config"]["eval_seed"],
                                "num_images_per_prompt": 1}
     study = results.get("diffusion") or {}
     if family.diffusion:
-        from gan_baselines.registry import load_generator
-        gen = load_generator(model, device="cpu")
         s = fam["sampling"]
         request.update(diffusion_options(gen, s["sampler"], s["steps"], s["guidance"]))
-    old, new = sampling_gflop(model, dict(request))
+    old, new = sampling_gflop(gen, request)
     check(name, "sampling GFLOP per image", old, fam["cost"]["gflop_per_image"])
     out["gflop_per_image"] = new
     if study.get("family") == name:
@@ -136,7 +128,7 @@ def recount_family(results: dict[str, Any], name: str, prompts: list[str], root:
             for p in points:
                 req = {"prompts": prompts[:CURVE_CONDITIONS], "seed": results["config"]["eval_seed"],
                        "num_images_per_prompt": 1, **diffusion_options(gen, sampler, p["steps"], study["chosen_guidance"])}
-                old, new = sampling_gflop(model, req)
+                old, new = sampling_gflop(gen, req)
                 check(name, f"{sampler} at {p['steps']} steps", old, p["gflop_per_image"])
                 out["curves"][(sampler, p["steps"])] = new
     return out
@@ -144,7 +136,7 @@ def recount_family(results: dict[str, Any], name: str, prompts: list[str], root:
 
 def apply(results: dict[str, Any], counts: dict[str, dict[str, Any]]) -> list[str]:
     """Re-write every FLOP figure of ``results`` from the new counts (in place); returns the changes, in words."""
-    changes = []
+    changes, unchanged = [], []
     for name, new in counts.items():
         fam = results["families"][name]
         old_step, old_fs = fam["step_flops"], float(fam.get("first_stage_flops") or 0)
@@ -168,15 +160,17 @@ def apply(results: dict[str, Any], counts: dict[str, dict[str, Any]]) -> list[st
         fam["cost"]["train_flops"] = at(fam["steps"], fam["cost"]["train_flops"])
         if new["step"] != old_step:
             changes.append(f"{name} step {old_step:.4g} -> {new['step']:.4g}")
+        elif new_fs == old_fs and new["gflop_per_image"] == fam["cost"]["gflop_per_image"]:
+            unchanged.append(name)
         fam["step_flops"] = new["step"]
         if new["gflop_per_image"] != fam["cost"]["gflop_per_image"]:
             changes.append(f"{name} sampling {fam['cost']['gflop_per_image']:.3f} -> {new['gflop_per_image']:.3f} "
                            "GFLOP per image")
         fam["cost"]["gflop_per_image"] = new["gflop_per_image"]
-        for sampler, points in (results["diffusion"]["sampler_curves"].items() if "curves" in new else []):
-            for p in points:
-                p["gflop_per_image"] = new["curves"][(sampler, p["steps"])]
-    unchanged = [n for n in counts if not any(c.startswith(n + " ") or c.startswith(n + "'s") for c in changes)]
+        if "curves" in new:
+            for sampler, points in results["diffusion"]["sampler_curves"].items():
+                for p in points:
+                    p["gflop_per_image"] = new["curves"][(sampler, p["steps"])]
     return changes + ([f"{', '.join(unchanged)} unchanged (no attention)"] if unchanged else [])
 
 

@@ -145,6 +145,27 @@ def uses_cache(options: list[str]) -> bool:
                or a.lower() == "--cache=true" for i, a in enumerate(options))
 
 
+# appended to the first stage's argv when its step is counted: a cheaper end of run (the same in both counted runs)
+FIRST_STAGE_COUNT_TAIL = ["--scale-images=64", "--eval-images=16"]
+
+
+def trainer_argv(cfg: Any, fam: Family, lr: float, seed: int, clip: str | Path | None,
+                 first_stage: str | Path | None) -> list[str]:
+    """The ``t2i train`` argv of one bench run: ``cfg`` (a BenchConfig, or anything with its data, size, n and cpu),
+    the family's recipe, and the conditioning CLIP and first stage it is given."""
+    argv = [f"--data={cfg.data}", f"--size={cfg.size}", f"--batch-size={fam.batch_size}", f"--lr={lr:g}",
+            f"--seed={seed}", "--checkpoint-every=0", "--checkpoints-keep=1", "--sample-every=0", "--log-every=10"]
+    if cfg.n > 0:
+        argv.append(f"--n={cfg.n}")
+    if cfg.cpu:
+        argv.append("--cpu=true")
+    if fam.text_option:
+        argv.append(f"{fam.text_option}={clip}")
+    if fam.first_stage:
+        argv.append(f"--vae={first_stage}")
+    return argv + fam.options
+
+
 class Bench:
     """One benchmark run: the judges and eval sets, then per family: count, train, evaluate."""
 
@@ -282,18 +303,7 @@ class Bench:
 
     # ------------------------------------------------------------------ training
     def trainer_argv(self, fam: Family, lr: float, seed: int) -> list[str]:
-        argv = [f"--data={self.cfg.data}", f"--size={self.cfg.size}", f"--batch-size={fam.batch_size}",
-                f"--lr={lr:g}", f"--seed={seed}", "--checkpoint-every=0", "--checkpoints-keep=1", "--sample-every=0",
-                "--log-every=10"]
-        if self.cfg.n > 0:
-            argv.append(f"--n={self.cfg.n}")
-        if self.cfg.cpu:
-            argv.append("--cpu=true")
-        if fam.text_option:
-            argv.append(f"{fam.text_option}={self.clip}")
-        if fam.first_stage:
-            argv.append(f"--vae={self.first_stage}")
-        return argv + fam.options
+        return trainer_argv(self.cfg, fam, lr, seed, self.clip, self.first_stage)
 
     def step_flops(self, fam: Family) -> int:
         """FLOPs of one optimiser step by difference of 1- and 2-step runs (cached in --work per option set)."""
@@ -323,7 +333,7 @@ class Bench:
                       "steps, with and without --cache)", flush=True)
                 counts = trainer_cache_flops(fam.trainer, argv, root)
             else:
-                tail = ["--scale-images=64", "--eval-images=16"] if fam.name == "vae-kl" else []  # cheaper tail
+                tail = FIRST_STAGE_COUNT_TAIL if fam.name == "vae-kl" else []
                 print(f"bench: counting the FLOPs of one {fam.name} step (runs of 1 and 2 steps)", flush=True)
                 counts = {"step": trainer_step_flops(fam.trainer, argv + tail, root)}
             store.update({keys[k]: counts[k] for k in keys})
