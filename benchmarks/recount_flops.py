@@ -33,6 +33,7 @@ from typing import Any, Callable
 import t2i.bench.cost as cost
 from gan_baselines.registry import load_generator
 from t2i.bench import plots
+from t2i.bench.config import parse_loads
 from t2i.bench.evaluate import diffusion_options
 from t2i.bench.families import FAMILIES, FIRST_STAGE, Family
 from t2i.bench.report import write_report, write_results
@@ -93,7 +94,7 @@ def recount_family(results: dict[str, Any], name: str, prompts: list[str], root:
     vae, out = None, {}
     if family.first_stage:
         fs = fam.get("first_stage") or {}
-        given = dict(item.split("=", 1) for item in results["config"].get("load", "").split(",") if "=" in item)
+        given = parse_loads(results["config"].get("load", ""))
         if "options" in fs:  # trained by the bench: count its step, and train it one step to stand in for it
             fs_argv = argv_of(results, FIRST_STAGE, FIRST_STAGE.lr, fs["batch_size"],
                               [o for o in fs["options"] if not o.startswith("--eval-images")], None)
