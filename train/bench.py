@@ -22,7 +22,8 @@ sampling-cost Pareto front (families and diffusion's sampler x steps points, GFL
 image) and total cost for 1e3..1e7 images (``t2i.bench.sweep``); diversity is ranked there on its gap to the
 real images' own ratio, since a model that ignores its prompt has the highest raw ratio. A sweep is resumable: every
 scored rung is stored atomically in ``--work``/results (``t2i.bench.store``) and trained stages
-are kept, so a killed sweep run again with the same command redoes nothing it finished, and the same command
+are kept, so a killed sweep run again with the same command redoes nothing it finished (a long stage is trained in
+segments of about ``--segment-minutes`` that each end with a checkpoint: a kill loses one at most), and the same command
 with rungs added on top trains each run on from its last rung (a run on another first stage starts over).
 Sampling times are stored too (per model digest, request and machine), so a report re-made from stored work
 prints the ms per image and total costs of the invocation that timed them, not of the load at re-making.
@@ -69,8 +70,8 @@ from gan_baselines.registry import load_generator
 from t2i.bench import plots
 from t2i.bench.captioned import CaptionedScorer, captioned_sets, check_train_split
 from t2i.bench.config import OPTION_FIELDS, BenchConfig, floats, parse_loads, resolve
-from t2i.bench.cost import (count_parameters, cpu_seconds_per_step, cpu_seconds_to, record_stage_time,
-                            sampling_cost, trainer_cache_flops, trainer_step_flops, training_images_per_s)
+from t2i.bench.cost import (count_parameters, cpu_seconds_per_step, cpu_seconds_to, partial_stage,
+                            record_partial_stage, record_stage_time, sampling_cost, trainer_cache_flops, trainer_step_flops, training_images_per_s)
 from t2i.bench.evaluate import diffusion_options, evaluate_stages, guidance_sweep, sample_and_score, sampler_curves, select
 from t2i.bench.families import (FIRST_STAGE, Family, data_kind, ladder_steps, parse_families, stage_steps,
                                  steps_for_budget, with_options)
@@ -115,19 +116,44 @@ def stage_dir(folder: Path, steps: int) -> Path:
     return folder / f"stage-{steps:06d}"
 
 
-def train_stages(fam: Family, folder: Path, argv: list[str], stages: list[int], lr: float, seed: int) -> None:
+def segment_ends(start: int, stage: int, every: int) -> list[int]:
+    """Where a stage trained from step ``start`` to ``stage`` stops for a checkpoint: every ``every`` steps
+    (0 = nowhere), then at its end."""
+    return (list(range(start + every, stage, every)) if every > 0 else []) + [stage]
+
+
+def train_stages(fam: Family, folder: Path, argv: list[str], stages: list[int], lr: float, seed: int,
+                 segment_s: float = 0.0) -> None:
     """Train one run folder to each of ``stages`` in turn with its family's trainer (each stage resuming the last
     exactly), keeping a copy of the model and the stage's process CPU and wall seconds after each; stages already
-    copied are skipped. Runs in the bench's process or in a worker (``--workers``)."""
+    copied are skipped. Runs in the bench's process or in a worker (``--workers``).
+
+    A stage expected to take longer than ``segment_s`` CPU seconds (at the run's recorded rate; a first stage has
+    none) is trained in segments of about that length, each a trainer call that ends with a checkpoint, so a
+    killed bench loses at most one segment: the rerun resumes the stage from its last checkpoint and carries
+    the finished segments' seconds (``record_partial_stage``). Segments change nothing in the run (resumes are
+    exact), so they are not part of its plan or fingerprint."""
     main = importlib.import_module(fam.trainer).main
-    for steps in stages:
+    for i, steps in enumerate(stages):
         snap = stage_dir(folder, steps)
-        if not snap.exists():
-            print(f"bench: training {fam.name} (lr {lr:g}, seed {seed}) to step {steps}", flush=True)
+        if snap.exists():
+            continue
+        print(f"bench: training {fam.name} (lr {lr:g}, seed {seed}) to step {steps}", flush=True)
+        carried = partial_stage(folder, steps) or {"step": stages[i - 1] if i else 0, "cpu_s": 0.0, "wall_s": 0.0}
+        rate = cpu_seconds_per_step(folder, stages[:i]) if i else None
+        every = max(1, int(segment_s / rate)) if segment_s > 0 and rate else 0
+        cpu_s, wall_s = carried["cpu_s"], carried["wall_s"]
+        if carried["step"] > (stages[i - 1] if i else 0):
+            print(f"bench: resuming it from its checkpoint at step {carried['step']} "
+                  f"({cpu_s / 60:.1f} CPU-min of it done)", flush=True)
+        for end in segment_ends(carried["step"], steps, every):
             cpu, wall = time.process_time(), time.perf_counter()
-            main(argv + [f"--steps={steps}", "--resume=latest"])
-            record_stage_time(folder, steps, time.process_time() - cpu, time.perf_counter() - wall)
-            snapshot(folder, fam, snap)
+            main(argv + [f"--steps={end}", "--resume=latest"])
+            cpu_s, wall_s = cpu_s + time.process_time() - cpu, wall_s + time.perf_counter() - wall
+            if end < steps:
+                record_partial_stage(folder, steps, end, cpu_s, wall_s)
+        record_stage_time(folder, steps, cpu_s, wall_s)
+        snapshot(folder, fam, snap)
 
 
 def expected_costs(flops_left: list[float], seconds_left: list[float | None]) -> list[float]:
@@ -373,7 +399,7 @@ class Bench:
         trained before (by a worker, or an earlier invocation) are kept."""
         folder, argv, inputs = self.prepare_run(fam, lr, seed, stages)
         start = time.perf_counter()
-        train_stages(fam, folder, argv, stages, lr, seed)
+        train_stages(fam, folder, argv, stages, lr, seed, self.cfg.segment_minutes * 60)
         self.training_seconds += time.perf_counter() - start
         return {"folder": folder, "stages": [(s, stage_dir(folder, s)) for s in stages], "argv": argv,
                 "inputs": inputs, "images_per_s": training_images_per_s(folder / "metrics.jsonl")}
@@ -396,7 +422,8 @@ class Bench:
                 rate = cpu_seconds_per_step(folder, done)
                 seconds_left.append(None if rate is None else rate * steps_left)
                 jobs.append(Job(f"{fam.name} (lr {lr:g}, seed {seed}) to step {stages[-1]}", train_stages,
-                                (fam, folder, argv, stages, lr, seed), folder / "bench_train.log"))
+                                (fam, folder, argv, stages, lr, seed, self.cfg.segment_minutes * 60),
+                                folder / "bench_train.log"))
         for job, cost in zip(jobs, expected_costs(flops_left, seconds_left)):
             job.cost = cost
         if jobs:

@@ -66,6 +66,7 @@ class BenchConfig:
     vae_kl_options: str = ""  # extra `t2i train vae-kl` flags of the first stage, e.g. "--arch=f4-tiny"
     cpu: bool = False  # train and sample on the CPU even when a GPU is present
     workers: int = 1  # training processes: runs of every family and seed train side by side, each worker on this process's torch threads / workers (at least 1); 1 = in this process
+    segment_minutes: float = 30.0  # a stage expected to take longer (CPU-minutes at its run's recorded rate) is trained in segments of about this length, each ending with a checkpoint, so a killed bench loses at most one (0 = whole stages)
 
 
 def resolve(cfg: BenchConfig) -> BenchConfig:
@@ -105,6 +106,9 @@ def resolve(cfg: BenchConfig) -> BenchConfig:
     cfg = replace(cfg, **changes)
     if cfg.seeds < 3 and not cfg.quick:
         raise ValueError(f"--seeds must be at least 3 (got {cfg.seeds}); fewer are allowed only with --quick")
+    if cfg.segment_minutes < 0:
+        raise ValueError(f"--segment-minutes takes CPU-minutes per segment, or 0 for whole stages; "
+                         f"got {cfg.segment_minutes}")
     if cfg.workers < 1:
         raise ValueError(f"--workers takes the number of training processes, at least 1; got {cfg.workers}")
     if cfg.seeds < 1 or cfg.images_per_prompt < 1 or not 0 <= cfg.first_stage_share < 1:

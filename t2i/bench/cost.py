@@ -220,6 +220,26 @@ def record_stage_time(folder: str | Path, steps: int, cpu_s: float, wall_s: floa
     if str(steps) not in times:
         times[str(steps)] = {"cpu_s": cpu_s, "wall_s": wall_s}
         atomic_write(path, lambda tmp: tmp.write_text(json.dumps(times, indent=2) + "\n"))
+    (Path(folder) / PARTIAL_STAGE).unlink(missing_ok=True)  # the stage is whole: nothing of it is carried any more
+
+
+# a stage trained in segments (``t2i bench --segment-minutes``) keeps what its finished segments cost here
+PARTIAL_STAGE = "bench_stage_partial.json"
+
+
+def record_partial_stage(folder: str | Path, stage: int, step: int, cpu_s: float, wall_s: float) -> None:
+    """Keep the process CPU and wall seconds the stage ending at ``stage`` has cost up to its checkpoint at
+    ``step`` (written after that checkpoint): a bench killed later in the stage resumes from that checkpoint and
+    adds these seconds, so the stage's recorded cost is what training it took, its interruption left out."""
+    record = {"stage": stage, "step": step, "cpu_s": cpu_s, "wall_s": wall_s}
+    atomic_write(Path(folder) / PARTIAL_STAGE, lambda tmp: tmp.write_text(json.dumps(record, indent=2) + "\n"))
+
+
+def partial_stage(folder: str | Path, stage: int) -> dict[str, float] | None:
+    """What the finished segments of the stage ending at ``stage`` cost (step, cpu_s, wall_s), or None."""
+    path = Path(folder) / PARTIAL_STAGE
+    record = json.loads(path.read_text()) if path.is_file() else None
+    return record if record is not None and record["stage"] == stage else None
 
 
 def cpu_seconds_to(folder: str | Path, stages: list[int]) -> list[float] | None:

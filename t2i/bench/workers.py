@@ -9,7 +9,7 @@ Each job is one freshly spawned process (``multiprocessing``'s spawn start: no f
 thread-pool state) that sets its torch threads, writes everything it prints to its own log file and
 dies with its parent (Linux ``PR_SET_PDEATHSIG``): a bench killed with ``kill -9`` leaves no run
 training behind its back, and the same command run again resumes every run from its last finished
-stage. A job that fails stops the others and raises ``JobFailed``: one line with the end of its log.
+stage or segment. A job that fails stops the others and raises ``JobFailed``: one line with the end of its log.
 
     python -c "from t2i.bench.workers import demo; demo()"
 """
