@@ -5,6 +5,8 @@ a stage trained whole."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -74,3 +76,22 @@ def test_a_stage_killed_between_segments_resumes_and_ends_as_one_trained_whole(t
         name = f"stage-{steps:06d}/model.safetensors"
         ours, whole = load_file(tmp_path / "run" / name), load_file(tmp_path / "whole" / name)
         assert ours.keys() == whole.keys() and all((ours[k] == whole[k]).all() for k in ours)
+
+
+def test_a_bench_stopped_by_sigterm_logs_its_invocation_as_interrupted(tmp_path, monkeypatch, capsys):
+    """SIGTERM is handled as Ctrl-C: the bench stops (exit 130), says how to go on and logs its wall time, which
+    the next report on that --work counts (its finished stages and segments are kept)."""
+    import train.bench
+
+    def terminated(self):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)  # the handler interrupts this
+
+    monkeypatch.setattr(train.bench.Bench, "run", terminated)
+    argv = ["--quick", "--families=cvae", f"--out={tmp_path / 'out'}", f"--work={tmp_path / 'work'}"]
+    start = time.perf_counter()
+    assert train.bench.main(argv) == 130 and time.perf_counter() - start < 20
+    assert "interrupted after" in capsys.readouterr().err
+    logged = json.loads((tmp_path / "work" / "invocations.json").read_text())
+    assert [(e["command"], e["interrupted"]) for e in logged] == [(train.bench.command_line(argv), True)]
+    assert signal.getsignal(signal.SIGTERM) is not train.bench._interrupt  # the handler is put back

@@ -280,13 +280,19 @@ def test_a_report_made_from_stored_work_says_what_the_earlier_invocations_took(t
     assert [(e["command"], e["wall_minutes"]) for e in earlier] == [("t2i bench --ladder 1,2 --out a", 50.0)]
     assert wall_time({"wall_minutes": 2.0, "earlier_invocations": earlier}) == (
         "Wall time 2.0 min for this invocation, which reused the stored work of 1 earlier finished invocation(s) on "
-        "its --work folder (52.0 min in all; killed invocations not counted; results.json lists their commands).")
+        "its --work folder (52.0 min in all; invocations killed with kill -9 not counted; results.json lists their "
+        "commands).")
+    log_invocation(log, "t2i bench --ladder 1,2 --out c", 30.0, "wednesday", interrupted=True)
+    earlier = log_invocation(log, "t2i bench --ladder 1,2 --out c", 1.0, "thursday")
+    assert wall_time({"wall_minutes": 1.0, "earlier_invocations": earlier}).startswith(
+        "Wall time 1.0 min for this invocation, which reused the stored work of 2 finished and 1 interrupted "
+        "invocation(s) on its --work folder (83.0 min in all;")
     assert wall_time({"wall_minutes": 3.04}) == "Wall time 3.0 min."
     assert wall_time({"wall_minutes": 3.04, "training_minutes": 2.0, "config": {"workers": 2}}) == (
         "Wall time 3.0 min (training 2.0 min of it, in 2 worker processes).")
     assert wall_time({"wall_minutes": 3.04, "training_minutes": 2.0, "config": {"workers": 1}}) == (
         "Wall time 3.0 min (training 2.0 min of it).")
-    assert len(json.loads(log.read_text())) == 2
+    assert len(json.loads(log.read_text())) == 4
 
 
 def test_stage_cpu_time_is_kept_once_and_summed(tmp_path):

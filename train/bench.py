@@ -59,6 +59,7 @@ import importlib
 import json
 import shlex
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -800,7 +801,7 @@ class Bench:
                               "the invocation that timed the same model on this machine (CPU, cores, torch threads, "
                               "device): " + "; ".join(f"{n} at {r['date']}, load average {r.get('load_average')}"
                                                       for n, r in self.timed_before.items()))
-        results = {"command": "t2i bench " + " ".join(shlex.quote(a) for a in self.argv), "machine": machine(),
+        results = {"command": command_line(self.argv), "machine": machine(),
                    "config": config_to_dict(cfg), "notes": self.notes,
                    "budget": {"kind": self.budget_kind, "value": self.budget},
                    "eval": {"conditions": len(self.eval_set.prompts), "images_per_prompt": cfg.images_per_prompt,
@@ -882,6 +883,15 @@ class Bench:
         write_report(results, results["plots"], out / "report.md")
 
 
+def command_line(argv: list[str]) -> str:
+    """The ``t2i bench`` command of ``argv``, as the report and the invocation log give it."""
+    return "t2i bench " + " ".join(shlex.quote(a) for a in argv)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # SIGTERM is handled as Ctrl-C: logged, workers stopped
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -889,7 +899,18 @@ def main(argv: list[str] | None = None) -> int:
         bench = Bench(cfg, argv, parse_loads(cfg.load))  # families and eval sets: checked before anything trains
     except ValueError as err:
         raise SystemExit(f"t2i bench: {err}") from None
-    results = bench.run()
+    start, before = time.perf_counter(), signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        results = bench.run()
+    except KeyboardInterrupt:
+        minutes = (time.perf_counter() - start) / 60
+        log_invocation(Path(cfg.work) / "invocations.json", command_line(argv), minutes, machine()["date"],
+                       interrupted=True)
+        print(f"t2i bench: interrupted after {minutes:.1f} min; finished stages and segments are kept: run the same "
+              "command again to go on", file=sys.stderr, flush=True)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, before)
     print(f"bench: wrote {Path(cfg.out) / 'report.md'}, results.json and plots in {results['wall_minutes']:.1f} min")
     return 0
 

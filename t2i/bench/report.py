@@ -3,7 +3,7 @@
 ``results.json`` layout (what ``t2i bench`` fills in)::
 
     {"command", "machine", "config", "notes": [...], "wall_minutes", "earlier_invocations": [{"command",
-     "wall_minutes", "date"}], "budget": {"kind", "value"},
+     "wall_minutes", "date", "interrupted" (when stopped by Ctrl-C or SIGTERM)}], "budget": {"kind", "value"},
      "eval": {"conditions", "images_per_prompt", "images", "seed", "reference_images"},
      "floor": {metric: value},                       # real vs real, same sample count
      "prompt_blind": {metric: value},                # the floor's images judged against other prompts (not captioned)
@@ -134,9 +134,12 @@ def wall_time(results: dict[str, Any]) -> str:
     if not earlier:
         return f"Wall time {this:.1f} min{training}."
     total = this + sum(e["wall_minutes"] for e in earlier)
-    return (f"Wall time {this:.1f} min for this invocation{training}, which reused the stored work of {len(earlier)} earlier "
-            f"finished invocation(s) on its --work folder ({total:.1f} min in all; killed invocations not counted; "
-            "results.json lists their commands).")
+    stopped = sum(bool(e.get("interrupted")) for e in earlier)
+    kinds = (f"{len(earlier) - stopped} finished and {stopped} interrupted invocation(s)" if stopped
+             else f"{len(earlier)} earlier finished invocation(s)")
+    return (f"Wall time {this:.1f} min for this invocation{training}, which reused the stored work of {kinds} on its "
+            f"--work folder ({total:.1f} min in all; invocations killed with kill -9 not counted; results.json lists "
+            "their commands).")
 
 
 def render_report(results: dict[str, Any], plots: dict[str, str]) -> str:

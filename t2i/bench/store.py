@@ -94,13 +94,16 @@ def continued_plan(kept: dict[str, Any] | None, plan: dict[str, Any]) -> dict[st
     return {**plan, "stages": long}
 
 
-def log_invocation(path: str | Path, command: str, wall_minutes: float, date: str) -> list[dict[str, Any]]:
-    """Add a finished bench invocation to ``path`` (a JSON list in ``--work``, written atomically) and return the
-    earlier finished invocations on that ``--work``, whose stored work this one may have reused: a report re-made
-    from stored results then still says what the whole sweep took (a killed invocation is not counted)."""
+def log_invocation(path: str | Path, command: str, wall_minutes: float, date: str,
+                   interrupted: bool = False) -> list[dict[str, Any]]:
+    """Add a bench invocation to ``path`` (a JSON list in ``--work``, written atomically) and return the earlier
+    ones on that ``--work``, whose stored work this one may have reused: a report re-made from stored results then
+    still says what the whole sweep took. An invocation stopped by Ctrl-C or SIGTERM is logged ``interrupted``
+    (its finished stages and segments are kept, so its time counts); one killed with ``kill -9`` cannot log."""
     path = Path(path)
     earlier = json.loads(path.read_text()) if path.is_file() else []
-    entry = {"command": command, "wall_minutes": wall_minutes, "date": date}
+    entry = {"command": command, "wall_minutes": wall_minutes, "date": date, **({"interrupted": True} if interrupted
+                                                                               else {})}
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(earlier + [entry], indent=1) + "\n"))
     return earlier
 
