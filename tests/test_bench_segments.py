@@ -15,9 +15,9 @@ from safetensors.torch import load_file
 
 import train.cvae
 from t2i.bench.config import BenchConfig, resolve
-from t2i.bench.cost import PARTIAL_STAGE, partial_stage
+from t2i.bench.cost import PARTIAL_STAGE, partial_stage, record_partial_stage
 from t2i.bench.families import FAMILIES
-from train.bench import segment_ends, train_stages
+from train.bench import segment_ends, train_stages, trained_to
 
 STAGES = [2, 6]
 
@@ -95,3 +95,12 @@ def test_a_bench_stopped_by_sigterm_logs_its_invocation_as_interrupted(tmp_path,
     logged = json.loads((tmp_path / "work" / "invocations.json").read_text())
     assert [(e["command"], e["interrupted"]) for e in logged] == [(train.bench.command_line(argv), True)]
     assert signal.getsignal(signal.SIGTERM) is not train.bench._interrupt  # the handler is put back
+
+
+def test_the_work_left_counts_from_the_last_segment(tmp_path):
+    """The workers' costliest-first order counts a run's steps left from its last trained segment."""
+    assert trained_to(tmp_path, [10, 20, 40], [10, 20]) == 20
+    record_partial_stage(tmp_path, 40, 35, 60.0, 61.0)
+    assert trained_to(tmp_path, [10, 20, 40], [10, 20]) == 35
+    assert trained_to(tmp_path, [10, 20, 40, 80], [10]) == 10  # the record is of another stage
+    assert trained_to(tmp_path, [10, 20], [10, 20]) == 20

@@ -157,6 +157,12 @@ def train_stages(fam: Family, folder: Path, argv: list[str], stages: list[int], 
         snapshot(folder, fam, snap)
 
 
+def trained_to(folder: Path, stages: list[int], done: list[int]) -> int:
+    """The step a run folder has trained to: its last finished stage, or the last segment of the next one."""
+    carried = partial_stage(folder, stages[len(done)]) if len(done) < len(stages) else None
+    return carried["step"] if carried else max(done, default=0)
+
+
 def expected_costs(flops_left: list[float], seconds_left: list[float | None]) -> list[float]:
     """What each run left to train is expected to cost, for the workers' costliest-first order: CPU seconds at its
     recorded rate when every run has one (a sweep extended to a new rung: FLOPs are equal across families there, but
@@ -418,7 +424,7 @@ class Bench:
             folder, argv, _ = self.prepare_run(fam, lr, seed, stages)
             done = [s for s in stages if stage_dir(folder, s).exists()]
             if len(done) < len(stages):
-                steps_left = stages[-1] - max(done, default=0)
+                steps_left = stages[-1] - trained_to(folder, stages, done)
                 flops_left.append(steps_left * plan["step"] + (0 if done else plan["once"]))
                 rate = cpu_seconds_per_step(folder, done)
                 seconds_left.append(None if rate is None else rate * steps_left)
