@@ -72,7 +72,8 @@ from t2i.bench import plots
 from t2i.bench.captioned import CaptionedScorer, captioned_sets, check_train_split
 from t2i.bench.config import OPTION_FIELDS, BenchConfig, floats, parse_loads, resolve
 from t2i.bench.cost import (count_parameters, cpu_seconds_per_step, cpu_seconds_to, partial_stage,
-                            record_partial_stage, record_stage_time, sampling_cost, trainer_cache_flops, trainer_step_flops, training_images_per_s)
+                            record_partial_stage, record_stage_time, sampling_cost, trainer_cache_flops,
+                            trainer_step_flops, training_images_per_s)
 from t2i.bench.evaluate import diffusion_options, evaluate_stages, guidance_sweep, sample_and_score, sampler_curves, select
 from t2i.bench.families import (FIRST_STAGE, Family, data_kind, ladder_steps, parse_families, stage_steps,
                                  steps_for_budget, with_options)
@@ -140,11 +141,12 @@ def train_stages(fam: Family, folder: Path, argv: list[str], stages: list[int], 
         if snap.exists():
             continue
         print(f"bench: training {fam.name} (lr {lr:g}, seed {seed}) to step {steps}", flush=True)
-        carried = partial_stage(folder, steps) or {"step": stages[i - 1] if i else 0, "cpu_s": 0.0, "wall_s": 0.0}
+        start = stages[i - 1] if i else 0
+        carried = partial_stage(folder, steps) or {"step": start, "cpu_s": 0.0, "wall_s": 0.0}
         rate = cpu_seconds_per_step(folder, stages[:i]) if i else None
         every = max(1, int(segment_s / rate)) if segment_s > 0 and rate else 0
         cpu_s, wall_s = carried["cpu_s"], carried["wall_s"]
-        if carried["step"] > (stages[i - 1] if i else 0):
+        if carried["step"] > start:
             print(f"bench: resuming it from its checkpoint at step {carried['step']} "
                   f"({cpu_s / 60:.1f} CPU-min of it done)", flush=True)
         for end in segment_ends(carried["step"], steps, every):
