@@ -15,9 +15,9 @@ import psutil
 import pytest
 
 from t2i.bench.config import BenchConfig, resolve
-from t2i.bench.cost import cpu_seconds_per_step, record_stage_time
-from t2i.bench.workers import Job, JobFailed, run_side_by_side, worker_threads
-from train.bench import expected_costs
+from t2i.bench.cost import cpu_seconds_per_step, logged_step, record_stage_time
+from t2i.bench.workers import Job, JobFailed, run_side_by_side, share_done, worker_threads
+from train.bench import expected_costs, run_progress
 
 # two families, two seeds, two rungs: four runs for two workers
 TINY = ["--quick", "--families=cvae,tgan", "--budget-flops=1e10", "--seeds=2", "--n=500", "--eval-prompts=4",
@@ -124,6 +124,45 @@ def test_runs_are_ordered_by_their_recorded_seconds_when_every_run_has_them(tmp_
     seconds = [cpu_seconds_per_step(f, [100, 200]) * 200 for f in (fast, slow)]
     assert expected_costs([2.6e13, 2.5e13], seconds) == [20.0, 80.0]  # slow first, though it has fewer FLOPs
     assert expected_costs([2.6e13, 2.5e13], [seconds[0], None]) == [2.6e13, 2.5e13]  # one unknown: FLOPs for all
+
+
+def test_the_progress_bar_weighs_each_job_by_its_cost():
+    """The bar's share: finished jobs whole, running ones by their progress, each weighted by its expected cost."""
+    jobs = [Job("big", _sleeps, cost=3.0, progress=lambda: 0.5), Job("small", _sleeps, cost=1.0),
+            Job("queued", _sleeps, cost=4.0, progress=lambda: 0.0)]
+    assert share_done(jobs, finished=set()) == pytest.approx(1.5 / 8)
+    assert share_done(jobs, finished={1}) == pytest.approx(2.5 / 8)
+    assert share_done(jobs, finished={0, 1, 2}) == 1.0
+    jobs[2].cost = 0.0  # a cost unknown: every job weighs the same
+    jobs[2].progress = lambda: 1.7  # a progress past the end counts whole, no more
+    assert share_done(jobs, finished=set()) == pytest.approx(1.5 / 3)
+
+
+def test_a_runs_progress_is_read_from_the_steps_its_trainer_logged(tmp_path):
+    """Read while the trainer appends: a half-written last row is passed over; no log yet is no progress."""
+    assert logged_step(tmp_path / "metrics.jsonl") is None and run_progress(tmp_path, 100, 300) == 0.0
+    rows = "".join(json.dumps({"step": s, "loss": 0.1}) + "\n" for s in range(10, 210, 10))
+    (tmp_path / "metrics.jsonl").write_text(rows + '{"step": 21')
+    assert logged_step(tmp_path / "metrics.jsonl") == 200
+    assert run_progress(tmp_path, 100, 300) == 0.5  # resumed at step 100 of this invocation's 100 -> 300
+    assert run_progress(tmp_path, 250, 300) == 0.0  # rows left from before the resume point count nothing
+
+
+def _logs_steps(path: str, steps: int) -> None:
+    with open(path, "a") as f:
+        for step in range(10, steps + 1, 10):
+            f.write(json.dumps({"step": step}) + "\n")
+
+
+def test_the_bar_ends_full_when_the_jobs_finish(tmp_path, capsys):
+    folders = [tmp_path / "a", tmp_path / "b"]
+    jobs = [Job(f.name, _logs_steps, (str(f / "metrics.jsonl"), 100), f / "job.log", cost=1.0,
+                progress=lambda f=f: run_progress(f, 0, 100)) for f in folders]
+    for f in folders:
+        f.mkdir()
+    run_side_by_side(jobs, workers=2, poll_seconds=0.1)
+    out = capsys.readouterr()
+    assert "bench: training: 100%" in out.err and "[2 of 2 jobs]" in out.out
 
 
 def _child_writes(path: str) -> None:

@@ -62,6 +62,7 @@ import shutil
 import signal
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,7 @@ from gan_baselines.registry import load_generator
 from t2i.bench import plots
 from t2i.bench.captioned import CaptionedScorer, captioned_sets, check_train_split
 from t2i.bench.config import OPTION_FIELDS, BenchConfig, floats, parse_loads, resolve
-from t2i.bench.cost import (count_parameters, cpu_seconds_per_step, cpu_seconds_to, partial_stage,
+from t2i.bench.cost import (count_parameters, cpu_seconds_per_step, cpu_seconds_to, logged_step, partial_stage,
                             record_partial_stage, record_stage_time, sampling_cost, trainer_cache_flops,
                             trainer_step_flops, training_images_per_s)
 from t2i.bench.evaluate import diffusion_options, evaluate_stages, guidance_sweep, sample_and_score, sampler_curves, select
@@ -163,6 +164,13 @@ def trained_to(folder: Path, stages: list[int], done: list[int]) -> int:
     """The step a run folder has trained to: its last finished stage, or the last segment of the next one."""
     carried = partial_stage(folder, stages[len(done)]) if len(done) < len(stages) else None
     return carried["step"] if carried else max(done, default=0)
+
+
+def run_progress(folder: Path, start: int, end: int) -> float:
+    """The share (0..1) of a run's training from step ``start`` to ``end`` done, from its logged steps (the bench's
+    progress bar while workers train)."""
+    step = logged_step(folder / "metrics.jsonl")
+    return 0.0 if step is None or end <= start else min(max((step - start) / (end - start), 0.0), 1.0)
 
 
 def expected_costs(flops_left: list[float], seconds_left: list[float | None]) -> list[float]:
@@ -426,13 +434,14 @@ class Bench:
             folder, argv, _ = self.prepare_run(fam, lr, seed, stages)
             done = [s for s in stages if stage_dir(folder, s).exists()]
             if len(done) < len(stages):
-                steps_left = stages[-1] - trained_to(folder, stages, done)
+                start = trained_to(folder, stages, done)
+                steps_left = stages[-1] - start
                 flops_left.append(steps_left * plan["step"] + (0 if done else plan["once"]))
                 rate = cpu_seconds_per_step(folder, done)
                 seconds_left.append(None if rate is None else rate * steps_left)
                 jobs.append(Job(f"{fam.name} (lr {lr:g}, seed {seed}) to step {stages[-1]}", train_stages,
                                 (fam, folder, argv, stages, lr, seed, self.cfg.segment_minutes * 60),
-                                folder / "bench_train.log"))
+                                folder / "bench_train.log", progress=partial(run_progress, folder, start, stages[-1])))
         for job, cost in zip(jobs, expected_costs(flops_left, seconds_left)):
             job.cost = cost
         if jobs:

@@ -209,6 +209,24 @@ def training_images_per_s(metrics_jsonl: str | Path, skip_first: bool = True) ->
     return statistics.median(values) if values else None
 
 
+def logged_step(metrics_jsonl: str | Path) -> int | None:
+    """The last step the runtime logged in ``metrics.jsonl`` (None: no row yet). Read while a trainer writes it,
+    so a half-written or rewritten last line is passed over."""
+    path = Path(metrics_jsonl)
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, 2) - 4096))
+            lines = f.read().decode(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        try:
+            return int(json.loads(line)["step"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return None
+
+
 def record_stage_time(folder: str | Path, steps: int, cpu_s: float, wall_s: float) -> None:
     """Keep the process CPU and wall seconds of the training stage that ended at ``steps`` (in the run
     folder's ``bench_stage_time.json``).

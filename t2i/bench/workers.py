@@ -10,6 +10,8 @@ thread-pool state) that sets its torch threads, writes everything it prints to i
 dies with its parent (Linux ``PR_SET_PDEATHSIG``): a bench killed with ``kill -9`` leaves no run
 training behind its back, and the same command run again resumes every run from its last finished
 stage or segment. A job that fails stops the others and raises ``JobFailed``: one line with the end of its log.
+While the jobs run, one progress bar over all of them (each job's ``progress``, weighted by its ``cost``) says how
+much of this invocation's training is done and, from its rate, about how long is left.
 
     python -c "from t2i.bench.workers import demo; demo()"
 """
@@ -28,6 +30,8 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any, Callable
 
+from tqdm.auto import tqdm
+
 PR_SET_PDEATHSIG = 1  # prctl option: the signal this process gets when its parent exits (linux/prctl.h)
 
 
@@ -44,6 +48,7 @@ class Job:
     args: tuple = ()
     log: Path = field(default_factory=Path)
     cost: float = 0.0  # expected work (CPU seconds or training FLOPs left): the costliest jobs start first
+    progress: Callable[[], float] | None = None  # share of the job done (0..1), read by the parent for its bar
 
 
 def _die_with_parent() -> None:
@@ -98,17 +103,34 @@ def _log_tail(log: Path, lines: int = 1) -> str:
     return " | ".join(tail) or "(empty log)"
 
 
+def share_done(jobs: list[Job], finished: set[int]) -> float:
+    """The share (0..1) of ``jobs`` done: finished jobs (their indices) count whole, the others by their
+    ``progress`` (none: nothing yet), each weighted by its ``cost`` (all equal when any cost is not positive)."""
+    weights = [j.cost for j in jobs] if all(j.cost > 0 for j in jobs) else [1.0] * len(jobs)
+    done = 0.0
+    for i, (job, weight) in enumerate(zip(jobs, weights)):
+        part = 1.0 if i in finished else job.progress() if job.progress is not None else 0.0
+        done += weight * min(max(part, 0.0), 1.0)
+    return done / sum(weights) if jobs else 1.0
+
+
 def run_side_by_side(jobs: list[Job], workers: int, threads: int | None = None,
-                     say: Callable[[str], None] = lambda line: print(line, flush=True)) -> float:
+                     say: Callable[[str], None] | None = None, poll_seconds: float = 15.0) -> float:
     """Run ``jobs`` in at most ``workers`` processes at once, each on ``worker_threads`` torch threads, the costliest
     first (longest-processing-time-first, Graham 1969: no long job is left to run alone at the end while the
-    other workers idle; equal costs keep their order). Returns the wall seconds. A failed job kills the running
-    ones and raises ``JobFailed``."""
+    other workers idle; equal costs keep their order). Every ``poll_seconds`` a progress bar over all the jobs
+    (``share_done``, in percent) is brought up to date. Lines go to ``say`` (default: printed above the bar).
+    Returns the wall seconds. A failed job kills the running ones and raises ``JobFailed``."""
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     per_job = worker_threads(workers, threads)
     ctx = multiprocessing.get_context("spawn")
-    queue, running, done, start = sorted(jobs, key=lambda j: -j.cost), {}, 0, time.perf_counter()
+    order = sorted(range(len(jobs)), key=lambda i: -jobs[i].cost)
+    queue, running, finished, start = [jobs[i] for i in order], {}, set(), time.perf_counter()
+    index = {id(job): i for i, job in enumerate(jobs)}
+    bar = tqdm(total=100.0, desc="bench: training", unit="%", mininterval=poll_seconds,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed} so far, about {remaining} left")
+    say = say or bar.write
     try:
         while queue or running:
             while queue and len(running) < workers:
@@ -118,17 +140,19 @@ def run_side_by_side(jobs: list[Job], workers: int, threads: int | None = None,
                 proc.start()
                 running[proc.sentinel] = (proc, job, time.perf_counter())
                 say(f"bench: worker started: {job.name} ({per_job} torch thread(s); log: {job.log})")
-            for sentinel in wait(list(running)):
+            for sentinel in wait(list(running), timeout=poll_seconds):
                 proc, job, began = running.pop(sentinel)
                 proc.join()
                 if proc.exitcode != 0:
                     raise JobFailed(f"{job.name} failed in its worker (exit code {proc.exitcode}); its log "
                                      f"{job.log} ends: {_log_tail(job.log)}. Fix that and run the same command again: "
                                      "finished stages are kept")
-                done += 1
+                finished.add(index[id(job)])
                 say(f"bench: worker finished: {job.name} in {(time.perf_counter() - began) / 60:.1f} min "
-                    f"[{done} of {len(jobs)} jobs]")
+                    f"[{len(finished)} of {len(jobs)} jobs]")
+            bar.update(100.0 * share_done(jobs, finished) - bar.n)
     finally:
+        bar.close()
         for proc, _, _ in running.values():  # a failure or an interrupt: stop the rest (they resume on a rerun)
             proc.kill()
             proc.join()
