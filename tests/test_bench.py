@@ -100,6 +100,16 @@ def test_training_images_per_s_skips_warmup_row(tmp_path):
     assert training_images_per_s(tmp_path / "missing.jsonl") is None
 
 
+def test_training_images_per_s_stops_at_the_reports_top_step(tmp_path):
+    """Regression: a report re-made from a --work whose runs had trained on toward a longer ladder read the later
+    rows' rate too (ldm 367.6 images/s instead of its 372.5 to x2048)."""
+    path = tmp_path / "metrics.jsonl"
+    rows = [{"step": s, "images_per_s": v} for s, v in ((10, 1.0), (20, 60.0), (30, 60.0), (40, 5.0), (50, 5.0), (60, 5.0))]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"step": 7')
+    assert training_images_per_s(path, up_to=30) == 60.0
+    assert training_images_per_s(path) == 5.0
+
+
 def test_budget_arithmetic():
     assert steps_for_budget(budget_flops=1e12, step_flops=3e9) == 333
     assert steps_for_budget(budget_images=10_000, batch_size=64) == 156

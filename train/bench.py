@@ -419,7 +419,7 @@ class Bench:
         train_stages(fam, folder, argv, stages, lr, seed, self.cfg.segment_minutes * 60)
         self.training_seconds += time.perf_counter() - start
         return {"folder": folder, "stages": [(s, stage_dir(folder, s)) for s in stages], "argv": argv,
-                "inputs": inputs, "images_per_s": training_images_per_s(folder / "metrics.jsonl")}
+                "inputs": inputs, "images_per_s": training_images_per_s(folder / "metrics.jsonl", up_to=stages[-1])}
 
     def train_side_by_side(self, runs: list[tuple[Family, float, int]]) -> None:
         """With --workers > 1: train these runs (family, lr, seed) to the end of their plans, at most --workers

@@ -197,12 +197,20 @@ def sampling_cost(generator: Generator, request: dict[str, Any], repeats: int = 
             "batch": count}
 
 
-def training_images_per_s(metrics_jsonl: str | Path, skip_first: bool = True) -> float | None:
-    """Median ``images_per_s`` the runtime logged (``metrics.jsonl``); the first row (warm-up) is skipped."""
+def training_images_per_s(metrics_jsonl: str | Path, skip_first: bool = True, up_to: int | None = None) -> float | None:
+    """Median ``images_per_s`` the runtime logged (``metrics.jsonl``) in the rows up to step ``up_to`` (a run
+    trained on since, by a longer ladder, keeps its rate to the report's top rung); the first row (warm-up) is
+    skipped. A half-written last row (a trainer still writing) is passed over."""
     path = Path(metrics_jsonl)
     if not path.is_file():
         return None
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
+    rows = [row for row in rows if up_to is None or row.get("step", 0) <= up_to]
     values = [row["images_per_s"] for row in rows if "images_per_s" in row]
     if skip_first and len(values) > 1:
         values = values[1:]
