@@ -463,8 +463,7 @@ def test_the_diversity_ratio_is_marked_best_at_the_real_value_not_higher():
     prompt has the highest ratio (about 1) and real images score 0.14 on shapes."""
     from t2i.bench.plots import _label
 
-    results = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "shapes-given-first-stage-cached"
-                          / "results.json").read_text())
+    results = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "shapes" / "results.json").read_text())
     header = next(line for line in render_report(results, {}).splitlines() if line.startswith("| model | prompt acc."))
     assert "| diversity ratio ~ |" in header and "diversity ratio ^" not in header and "| domain FID v |" in header
     assert _label("diversity_ratio") == "diversity ratio (best at real's)"
