@@ -343,6 +343,12 @@ def test_sweep_summary_and_report():
     plateaus = {(p["family"], p["metric"]): p["status"] for p in sweep["plateaus"]}
     assert plateaus[("ldm", "acc_all")] == IMPROVING and ("tgan", "acc_all") in plateaus
     assert "## Plateau: has each family stopped improving?" in text and ": still improving" in text
+    short = next(line for line in text.splitlines() if line.startswith("**In short**"))  # the answer, before the notes
+    assert text.index(short) < text.index("## Quality")
+    assert "on prompt acc. (all correct): ldm overtakes tgan at 2.378 FLOPs" in short
+    assert "ldm 0.600 +/- 0.000 at x4 (4.000 FLOPs)" in short and "ldm still improving" in short
+    by_metric["acc_all"].update(status=NOT_REACHED, budget=None)
+    assert "ldm has not overtaken tgan (not reached within the ladder). Top rungs" in render_report(results, {})
 
 
 # a ladder small enough for a test: one family, two rungs (three when extended), two seeds, a few prompts

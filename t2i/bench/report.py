@@ -39,7 +39,7 @@ from typing import Any, Sequence
 
 from t2i.bench.families import data_kind
 from t2i.bench.scoring import CLOSER_TO_REAL, HEADLINE, measures
-from t2i.bench.sweep import AHEAD, NOT_REACHED
+from t2i.bench.sweep import AHEAD, CROSSED, NOT_REACHED
 from t2i.io import atomic_write
 
 EVALUATOR_DISTANCES = ("Domain FID/KID are computed on the project evaluator's features: they are not comparable "
@@ -163,6 +163,7 @@ def render_report(results: dict[str, Any], plots: dict[str, str]) -> str:
     lines += [trained + f"Evaluation: {ev['conditions']} held-out conditions "
               f"x {ev['images_per_prompt']} images = {ev['images']} images per model, seed {ev['seed']}, against "
               f"{ev['reference_images']} real reference images.", ""]
+    lines += summary_lines(results)
     if results.get("notes"):
         lines += ["Notes:", ""] + [f"- {n}" for n in results["notes"]] + [""]
     lines += ["## Quality (mean +/- std over seeds)", ""]
@@ -226,6 +227,44 @@ def render_report(results: dict[str, Any], plots: dict[str, str]) -> str:
         lines += sweep_lines(results)
     lines += ["## Plots", ""] + [f"![{name}]({file})" for name, file in plots.items()] + [""]
     return "\n".join(lines)
+
+
+def summary_lines(results: dict[str, Any]) -> list[str]:
+    """A sweep's answer before its details: on the headline metric, where diffusion overtakes each family (with the
+    interval over seeds), every family's top rung, and who still improves over its last doubling."""
+    sweep = results.get("sweep") or {}
+    metric = sweep.get("metric")
+    crossings = [c for c in sweep.get("crossovers") or [] if c["metric"] == metric]
+    if not crossings:
+        return []
+    name, fams, diffusion = HEADLINE[metric][0], results["families"], crossings[0]["diffusion"]
+
+    def crossed(c: dict[str, Any]) -> str:
+        interval = f"; 90% interval {_fmt(c['interval'][0])} - {_fmt(c['interval'][1])}" if c["interval"] else ""
+        hours = f"; {_fmt(c['cpu_hours'])} CPU-hours" if c.get("cpu_hours") is not None else ""
+        return f"{c['other']} at {_fmt(c['budget'])} FLOPs ({c['reached']:.0%} of seed resamples cross{interval}{hours})"
+
+    def top(fam: str) -> str:
+        f, rung = fams[fam], (fams[fam].get("rungs") or [{}])[-1]
+        at = f" at x{rung['multiple']:g} ({_fmt(rung['flops'])} FLOPs)" if rung else ""
+        return f"{fam} {_fmt(f.get('summary', {}).get(metric))}{at}"
+
+    def listed(items: list[str]) -> str:
+        return ", ".join(items[:-1]) + " and " * (len(items) > 1) + items[-1]
+
+    clauses = []
+    if won := [crossed(c) for c in crossings if c["status"] == CROSSED]:
+        clauses.append(f"{diffusion} overtakes {listed(won)}")
+    if ahead := [c["other"] for c in crossings if c["status"] == AHEAD]:
+        clauses.append(f"{diffusion} is ahead of {listed(ahead)} from their smallest common budget")
+    if behind := [f"{c['other']} ({c['status']})" for c in crossings if c["status"] not in (CROSSED, AHEAD)]:
+        clauses.append(f"{diffusion} has not overtaken {listed(behind)}")
+    text = f"**In short**, on {name}: " + "; ".join(clauses) + ". Top rungs (mean over seeds): " + ", ".join(
+        top(f) for f in fams) + "."
+    verdicts = {p["family"]: p["status"] for p in sweep.get("plateaus") or [] if p["metric"] == metric}
+    if verdicts:
+        text += " Over the last doubling: " + ", ".join(f"{f} {v}" for f, v in verdicts.items()) + "."
+    return [text, ""]
 
 
 def _crossing_text(c: dict[str, Any]) -> str:
