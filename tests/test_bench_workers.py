@@ -165,6 +165,25 @@ def test_the_bar_ends_full_when_the_jobs_finish(tmp_path, capsys):
     assert "bench: training: 100%" in out.err and "[2 of 2 jobs]" in out.out
 
 
+def test_worker_lines_reach_a_log_file_while_the_jobs_run(tmp_path):
+    """Regression: the lines above the bar went through tqdm.write, which does not flush, so a bench writing to a
+    file (nohup ... > LOG) showed "worker started" only when its buffer filled, hours later."""
+    code = ("from tests.test_bench_workers import _sleeps; from t2i.bench.workers import Job, run_side_by_side; "
+            f"run_side_by_side([Job('sleeper', _sleeps, (30,), __import__('pathlib').Path({str(tmp_path)!r}) / 'j.log')], 1)")
+    with open(tmp_path / "out.log", "w") as out:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # a file's stdout is block-buffered
+        bench = subprocess.Popen([sys.executable, "-c", code], stdout=out, stderr=subprocess.DEVNULL, env=env,
+                                 cwd=Path(__file__).resolve().parents[1])
+        try:
+            deadline = time.time() + 25
+            while "worker started: sleeper" not in (tmp_path / "out.log").read_text():
+                assert bench.poll() is None and time.time() < deadline, "the line came only at the end, or never"
+                time.sleep(0.2)
+        finally:
+            bench.kill()
+            bench.wait()
+
+
 def _child_writes(path: str) -> None:
     Path(path).write_text("child ran")
 

@@ -130,7 +130,7 @@ def run_side_by_side(jobs: list[Job], workers: int, threads: int | None = None,
     index = {id(job): i for i, job in enumerate(jobs)}
     bar = tqdm(total=100.0, desc="bench: training", unit="%", mininterval=poll_seconds,
                bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed} so far, about {remaining} left")
-    say = say or bar.write
+    say = say or (lambda line: (bar.write(line), sys.stdout.flush()))  # above the bar, at once in a log file too
     try:
         while queue or running:
             while queue and len(running) < workers:
