@@ -125,29 +125,30 @@ def run_side_by_side(jobs: list[Job], workers: int, threads: int | None = None,
         raise ValueError(f"workers must be >= 1, got {workers}")
     per_job = worker_threads(workers, threads)
     ctx = multiprocessing.get_context("spawn")
-    order = sorted(range(len(jobs)), key=lambda i: -jobs[i].cost)
-    queue, running, finished, start = [jobs[i] for i in order], {}, set(), time.perf_counter()
-    index = {id(job): i for i, job in enumerate(jobs)}
+    queue = sorted(range(len(jobs)), key=lambda i: -jobs[i].cost)  # indices into jobs
+    running, finished, start = {}, set(), time.perf_counter()
     bar = tqdm(total=100.0, desc="bench: training", unit="%", mininterval=poll_seconds,
                bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed} so far, about {remaining} left")
     say = say or (lambda line: (bar.write(line), sys.stdout.flush()))  # above the bar, at once in a log file too
     try:
         while queue or running:
             while queue and len(running) < workers:
-                job = queue.pop(0)
+                i = queue.pop(0)
+                job = jobs[i]
                 proc = ctx.Process(target=_run_job, args=(job.fn, job.args, str(job.log), per_job, os.getpid()),
                                    name=f"bench-{job.name}")  # not daemonic: a trainer's DataLoader workers
                 proc.start()
-                running[proc.sentinel] = (proc, job, time.perf_counter())
+                running[proc.sentinel] = (proc, i, time.perf_counter())
                 say(f"bench: worker started: {job.name} ({per_job} torch thread(s); log: {job.log})")
             for sentinel in wait(list(running), timeout=poll_seconds):
-                proc, job, began = running.pop(sentinel)
+                proc, i, began = running.pop(sentinel)
+                job = jobs[i]
                 proc.join()
                 if proc.exitcode != 0:
                     raise JobFailed(f"{job.name} failed in its worker (exit code {proc.exitcode}); its log "
                                      f"{job.log} ends: {_log_tail(job.log)}. Fix that and run the same command again: "
                                      "finished stages are kept")
-                finished.add(index[id(job)])
+                finished.add(i)
                 say(f"bench: worker finished: {job.name} in {(time.perf_counter() - began) / 60:.1f} min "
                     f"[{len(finished)} of {len(jobs)} jobs]")
             bar.update(100.0 * share_done(jobs, finished) - bar.n)
