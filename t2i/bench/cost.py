@@ -197,6 +197,17 @@ def sampling_cost(generator: Generator, request: dict[str, Any], repeats: int = 
             "batch": count}
 
 
+def _whole_rows(lines: list[str]) -> list[dict[str, Any]]:
+    """The rows of ``metrics.jsonl`` lines that parse: a trainer still writing leaves its last line half-written."""
+    rows = []
+    for line in lines:
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
+    return [row for row in rows if isinstance(row, dict)]
+
+
 def training_images_per_s(metrics_jsonl: str | Path, skip_first: bool = True, up_to: int | None = None) -> float | None:
     """Median ``images_per_s`` the runtime logged (``metrics.jsonl``) in the rows up to step ``up_to`` (a run
     trained on since, by a longer ladder, keeps its rate to the report's top rung); the first row (warm-up) is
@@ -204,13 +215,7 @@ def training_images_per_s(metrics_jsonl: str | Path, skip_first: bool = True, up
     path = Path(metrics_jsonl)
     if not path.is_file():
         return None
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            continue
-    rows = [row for row in rows if up_to is None or row.get("step", 0) <= up_to]
+    rows = [row for row in _whole_rows(path.read_text().splitlines()) if up_to is None or row.get("step", 0) <= up_to]
     values = [row["images_per_s"] for row in rows if "images_per_s" in row]
     if skip_first and len(values) > 1:
         values = values[1:]
@@ -227,12 +232,8 @@ def logged_step(metrics_jsonl: str | Path) -> int | None:
             lines = f.read().decode(errors="replace").splitlines()
     except OSError:
         return None
-    for line in reversed(lines):
-        try:
-            return int(json.loads(line)["step"])
-        except (ValueError, KeyError, TypeError):
-            continue
-    return None
+    steps = [row["step"] for row in _whole_rows(lines) if "step" in row]
+    return int(steps[-1]) if steps else None
 
 
 def record_stage_time(folder: str | Path, steps: int, cpu_s: float, wall_s: float) -> None:

@@ -129,7 +129,12 @@ def run_side_by_side(jobs: list[Job], workers: int, threads: int | None = None,
     running, finished, start = {}, set(), time.perf_counter()
     bar = tqdm(total=100.0, desc="bench: training", unit="%", mininterval=poll_seconds,
                bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed} so far, about {remaining} left")
-    say = say or (lambda line: (bar.write(line), sys.stdout.flush()))  # above the bar, at once in a log file too
+
+    def above_bar(line: str) -> None:
+        bar.write(line)
+        sys.stdout.flush()  # tqdm.write does not: a log file would get the line only when its buffer fills
+
+    say = say or above_bar
     try:
         while queue or running:
             while queue and len(running) < workers:
