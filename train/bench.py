@@ -27,6 +27,10 @@ segments of about ``--segment-minutes`` that each end with a checkpoint: a kill 
 with rungs added on top trains each run on from its last rung (a run on another first stage starts over).
 Sampling times are stored too (per model digest, request and machine), so a report re-made from stored work
 prints the ms per image and total costs of the invocation that timed them, not of the load at re-making.
+Diffusion's guidance scale is chosen once, on seed 0's top rung, and used at every rung (``--guidance-at top``, the
+default, how the committed sweeps were scored): adding a rung can then move the lower rungs' scores. ``--guidance-at
+stage`` sweeps the scales on seed 0's model at every rung and scores each rung at its own best, as it would score at
+the top of a shorter ladder (one more guidance sweep per rung, on the validation prompts).
 ``--ladder-top cgan=128`` ends one family's ladder at a rung: a family whose last doubling was a plateau need not
 train on while the others climb; crossovers hold it at its top rung's values beyond, on the metrics where it is flat.
 ``--workers N`` trains every run (family x seed; with tuning trials, the other seeds after the selection) side by
@@ -577,10 +581,12 @@ class Bench:
         entry.update(lr=lr, trials=trials)
         self.train_side_by_side([(fam, lr, seed) for seed in range(1, cfg.seeds)])  # --workers: the other seeds at once
 
-        # diffusion: guidance sweep (chosen on validation prompts), then the steps curve per sampler
+        # diffusion: guidance sweep (chosen on validation prompts), then the steps curve per sampler; with
+        # --guidance-at stage a sweep on every lower stage of seed 0 too
         chosen = runs[lr]
-        guidance = (self.diffusion_study(fam, chosen["stages"][-1][1], entry, chosen["argv"], chosen["inputs"])
-                    if fam.diffusion else None)
+        top = (self.diffusion_study(fam, chosen["stages"][-1][1], entry, chosen["argv"], chosen["inputs"])
+               if fam.diffusion else None)
+        guidance = self.stage_guidance(fam, chosen, top) if fam.diffusion else {s: None for s in stages}
 
         # every seed with the selected lr, each stage scored on the held-out prompts as soon as the seed is trained
         # (a killed sweep then keeps every finished seed's scores)
@@ -596,33 +602,40 @@ class Bench:
                                          "train_images_per_s": run["images_per_s"]}
             if seed == 0:
                 self.grid_rows.append((fam.name, images))
-                entry["cost"] = self.cost(gen, fam, guidance, run["stages"][-1][1])
-                entry["sample_command"] = self.sample_command(fam, run["stages"][-1][1], guidance)
+                entry["cost"] = self.cost(gen, fam, top, run["stages"][-1][1])
+                entry["sample_command"] = self.sample_command(fam, run["stages"][-1][1], top)
         entry["summary"] = summarize([s["metrics"] for s in entry["seeds"].values()])
         speeds = [s["train_images_per_s"] for s in entry["seeds"].values() if s["train_images_per_s"]]
         entry["cost"].update(train_flops=first_flops + once + steps * step,
                              train_images_per_s=sum(speeds) / len(speeds) if speeds else None)
         if self.ladder:
             entry["rungs"] = self.rungs(fam, stages, flops_at, entry["cost"]["train_images_per_s"], folders)
+            if fam.diffusion:
+                for rung in entry["rungs"]:
+                    rung["guidance"] = guidance[rung["steps"]]
         return entry
 
-    def evaluate_run(self, fam: Family, run: dict[str, Any], flops_at: dict[int, float], guidance: float | None,
-                     seed: int) -> tuple[list[dict[str, Any]], torch.Tensor, Any]:
-        """Score every stage of one run on the eval set; with --reuse/--ladder a stage scored before is read back
+    def evaluate_run(self, fam: Family, run: dict[str, Any], flops_at: dict[int, float],
+                     guidance: dict[int, float | None], seed: int) -> tuple[list[dict[str, Any]], torch.Tensor, Any]:
+        """Score every stage of one run on the eval set, each at its guidance scale (``guidance``: steps -> scale,
+        None for a family without one); with --reuse/--ladder a stage scored before is read back
         (``t2i.bench.store``), so a killed bench redoes no finished rung. Returns the records, the last stage's
         grid images and its generator."""
         if self.store is None:
-            stage_list = [(s, flops_at[s], path) for s, path in run["stages"]]
-            records, images, gen = evaluate_stages(self.load, stage_list, self.eval_set, self.scorer,
-                                                   self.eval_options(fam, guidance), desc=f"{fam.name} seed {seed}")
+            records = []
+            for steps, path in run["stages"]:
+                (record,), images, gen = evaluate_stages(self.load, [(steps, flops_at[steps], path)], self.eval_set,
+                                                         self.scorer, self.eval_options(fam, guidance[steps]),
+                                                         desc=f"{fam.name} seed {seed}")
+                records.append(record)
             return records, self.grid_images(images), gen
         records = []
         for steps, path in run["stages"]:
-            name, fingerprint = f"{fam.name}-seed{seed}-step{steps:06d}", self.fingerprint(run, steps, guidance)
+            name, fingerprint = f"{fam.name}-seed{seed}-step{steps:06d}", self.fingerprint(run, steps, guidance[steps])
             record = self.store.get(name, fingerprint)
             if record is None:
                 (record,), images, _ = evaluate_stages(self.load, [(steps, flops_at[steps], path)], self.eval_set,
-                                                       self.scorer, self.eval_options(fam, guidance),
+                                                       self.scorer, self.eval_options(fam, guidance[steps]),
                                                        desc=f"{fam.name} seed {seed}")
                 if steps == run["stages"][-1][0]:
                     self.store.put_tensor(name, fingerprint, self.grid_images(images))
@@ -702,6 +715,33 @@ class Bench:
             self.store.put(f"{fam.name}-diffusion-study", fingerprint,
                            {"diffusion": self.diffusion, "sampling": entry["sampling"]})
         return guidance
+
+    def stage_guidance(self, fam: Family, run: dict[str, Any], top: float) -> dict[int, float]:
+        """The guidance scale of each stage of a diffusion family's runs: steps -> scale. --guidance-at top: the
+        diffusion study's (chosen on seed 0's last stage) at every stage. --guidance-at stage: each lower stage's own
+        best, by the same sweep on seed 0's model at that stage (``run``, validation prompts), so that a rung scores
+        as it would at the top of a shorter ladder; the sweeps are kept in ``self.diffusion["stage_guidance"]`` and
+        stored, so a resumed or extended sweep reads them back."""
+        cfg, steps_list = self.cfg, [steps for steps, _ in run["stages"]]
+        if cfg.guidance_at == "top":
+            return {steps: top for steps in steps_list}
+        chosen, kept = {}, []
+        for steps, path in run["stages"][:-1]:
+            name = f"{fam.name}-seed0-step{steps:06d}-guidance"
+            fingerprint = {**self.fingerprint(run, steps, None), "scales": cfg.guidance, "curve_prompts": cfg.curve_prompts}
+            record = self.store.get(name, fingerprint) if self.store else None
+            if record is None:
+                sweep, best = guidance_sweep(self.load(path), self.val_set, self.scorer, floats(cfg.guidance),
+                                             cfg.sampler, cfg.sample_steps, self.metric)
+                record = {"steps": steps, "guidance_sweep": sweep, "chosen_guidance": best}
+                if self.store:
+                    self.store.put(name, fingerprint, record)
+            chosen[steps] = record["chosen_guidance"]
+            kept.append(record)
+        chosen[steps_list[-1]] = top
+        self.diffusion["stage_guidance"] = kept + [{"steps": steps_list[-1], "guidance_sweep":
+                                                    self.diffusion["guidance_sweep"], "chosen_guidance": top}]
+        return chosen
 
     def given_family(self, fam: Family, entry: dict[str, Any]) -> dict[str, Any]:
         """A model passed with --load: evaluated once (no training figures, no seeds)."""

@@ -20,6 +20,7 @@ QUICK = dict(budget_flops=3e10, seeds=1, n=1000, eval_prompts=12, novel_prompts=
              budget_fractions="1", sampler_steps="2,4", guidance="1,3", sample_steps=4)
 FULL = dict(budget_flops=6e12, seeds=3, n=0, eval_prompts=96, novel_prompts=32, reference_images=1000, curve_prompts=48,
             budget_fractions="0.25,0.5,1", sampler_steps="5,10,20,40", guidance="1,2,3,5,7.5", sample_steps=20)
+GUIDANCE_AT = ("top", "stage")  # values of --guidance-at
 OPTION_FIELDS = {"tgan": "tgan_options", "cvae": "cvae_options", "cvae-label": "cvae_options", "cgan": "cgan_options",
                  "ldm": "ldm_options", "vae-kl": "vae_kl_options"}
 
@@ -56,6 +57,7 @@ class BenchConfig:
     samplers: str = ",".join(SOLVERS)  # samplers of the quality-vs-steps curve (names of t2i.diffusion.options.SAMPLERS)
     sampler_steps: str = ""  # sampling steps of that curve ("" = 5,10,20,40; quick: 2,4)
     guidance: str = ""  # guidance scales of the sweep ("" = 1,2,3,5,7.5; quick: 1,3)
+    guidance_at: str = "top"  # where diffusion's guidance scale is chosen (best of the sweep on the validation prompts, seed 0's model): "top" = on the last stage, used at every stage (how the committed sweeps were scored); "stage" = on every stage's own model, so a rung's score does not depend on the rungs above it
     sampler: str = "dpm-solver++"  # diffusion sampler of the evaluation and of the guidance sweep
     sample_steps: int = 0  # diffusion steps (num_inference_steps) of the evaluation and of the sweep (0 = 20; quick: 4)
     curve_prompts: int = 0  # validation conditions of trials, sweep and curves (0 = 48, quick 8; captioned data: other held-out items)
@@ -116,6 +118,8 @@ def resolve(cfg: BenchConfig) -> BenchConfig:
     if cfg.first_stage_flops < 0 or (cfg.first_stage_flops > 0 and cfg.budget_images > 0):
         raise ValueError("--first-stage-flops takes a FLOP count >= 0 (0 = --first-stage-share of the top rung) and a "
                          "--budget-flops budget, not --budget-images")
+    if cfg.guidance_at not in GUIDANCE_AT:
+        raise ValueError(f"--guidance-at takes one of {list(GUIDANCE_AT)}, got {cfg.guidance_at!r}")
     unknown = [s for s in cfg.samplers.split(",") if s and s not in SAMPLERS] + (
         [cfg.sampler] if cfg.sampler not in SAMPLERS else [])
     if unknown:

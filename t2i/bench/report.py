@@ -17,8 +17,10 @@
                          "first_stage": {"steps", "flops", "test_psnr_db", ..., "ceiling": {metric: value}},
                                                                      # latent diffusion: the floor set reconstructed
                          "sampling": {options used},
-                         "rungs": [{"multiple", "budget", "steps", "flops", "cpu_hours"}]}},   # --ladder only
-     "diffusion": {"family", "guidance_sweep": [...], "chosen_guidance", "sampler_curves": {sampler: [...]}},
+                         "rungs": [{"multiple", "budget", "steps", "flops", "cpu_hours",
+                                    "guidance"}]}},   # --ladder only; guidance: diffusion's scale at that rung
+     "diffusion": {"family", "guidance_sweep": [...], "chosen_guidance", "sampler_curves": {sampler: [...]},
+                   "stage_guidance": [{"steps", "guidance_sweep", "chosen_guidance"}]},   # --guidance-at stage only
      "sweep": {"metric", "crossovers": [{"diffusion", "other", "metric", "status", "budget", "interval", "reached",
                                          "cpu_hours", "cpu_hours_interval"}],
                "sampling_points": [...], "pareto": {cost: [point index]}, "total_cost": [...]}}   # --ladder only
@@ -210,12 +212,15 @@ def render_report(results: dict[str, Any], plots: dict[str, str]) -> str:
     if diff:
         lines += [f"## Diffusion sampling ({diff['family']}, seed 0, validation prompts)", ""]
         if diff.get("guidance_sweep"):
+            used = ("used at the top stage; every lower stage was scored at its own best (--guidance-at stage, "
+                    "below)" if diff.get("stage_guidance") else "used for every seed's evaluation")
             lines += [f"Guidance sweep ({diff['sweep_sampler']}, {diff['sweep_steps']} steps); chosen: "
-                      f"{diff.get('chosen_guidance')} (best {diff['select_metric']}), used for every seed's evaluation.", ""]
+                      f"{diff.get('chosen_guidance')} (best {diff['select_metric']}), {used}.", ""]
             keys = [k for k in present if any(k in p["metrics"] for p in diff["guidance_sweep"])][:6]
             lines += _table(["guidance"] + [HEADLINE[k][0] for k in keys] + ["ms/image"],
                             [[p["guidance"]] + [p["metrics"].get(k) for k in keys] + [p.get("ms_per_image")]
                              for p in diff["guidance_sweep"]])
+            lines += stage_guidance_lines(diff)
         if diff.get("sampler_curves"):
             metric = diff["select_metric"]
             steps = sorted({p["steps"] for pts in diff["sampler_curves"].values() for p in pts})
@@ -227,6 +232,21 @@ def render_report(results: dict[str, Any], plots: dict[str, str]) -> str:
         lines += sweep_lines(results)
     lines += ["## Plots", ""] + [f"![{name}]({file})" for name, file in plots.items()] + [""]
     return "\n".join(lines)
+
+
+def stage_guidance_lines(diff: dict[str, Any]) -> list[str]:
+    """--guidance-at stage: the sweep of every stage of seed 0 (headline metric per scale) and the scale chosen."""
+    stages = diff.get("stage_guidance")
+    if not stages:
+        return []
+    metric = diff["select_metric"]
+    scales = [p["guidance"] for p in stages[-1]["guidance_sweep"]]
+    rows = [[st["steps"], f"{st['chosen_guidance']:g}"]
+            + [next((p["metrics"].get(metric) for p in st["guidance_sweep"] if p["guidance"] == g), None) for g in scales]
+            for st in stages]
+    return [f"{HEADLINE[metric][0]} by guidance at every stage of seed 0 (validation prompts); each stage's scores, "
+            "every seed's, use its own chosen scale:", ""] + _table(
+        ["steps", "chosen"] + [f"guidance {g:g}" for g in scales], rows)
 
 
 def summary_lines(results: dict[str, Any]) -> list[str]:
