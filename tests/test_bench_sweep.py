@@ -496,3 +496,70 @@ def test_a_crossing_not_reached_reports_both_curves_at_equal_flops():
                          "total_cost": {}}, "families": {"ldm": ldm, "tgan": gan}}
     line = next(l for l in sweep_lines(results) if l.startswith("- ldm vs tgan"))
     assert f"(at equal FLOPs, 4e+12: ldm {top['diffusion']:.3f}, tgan 0.297)" in line
+
+
+def test_a_report_shows_the_guidance_chosen_at_every_stage():
+    def sweep(at_1: float, at_3: float) -> list[dict]:
+        return [{"guidance": g, "metrics": {"acc_all": v}, "ms_per_image": 1.0} for g, v in ((1.0, at_1), (3.0, at_3))]
+
+    diffusion = {"family": "ldm", "guidance_sweep": sweep(0.3, 0.6), "chosen_guidance": 3.0, "sweep_sampler": "ddim",
+                 "sweep_steps": 4, "select_metric": "acc_all"}
+    results = {"command": "t2i bench --ladder 1,2", "config": {"data": "shapes", "size": 32, "seeds": 3, "trials": 1},
+               "machine": {"cpu": "cpu", "cores": 2, "threads": 1, "device": "cpu", "torch": "x", "python": "3",
+                           "date": "today"}, "budget": {"kind": "flops", "value": 1.0},
+               "eval": {"conditions": 4, "images_per_prompt": 2, "images": 8, "seed": 0, "reference_images": 10},
+               "floor": {}, "families": {"ldm": {"summary": {"acc_all": {"mean": 0.5, "std": 0.0, "n": 3}}}},
+               "diffusion": diffusion}
+    assert "used for every seed's evaluation" in render_report(results, {})  # --guidance-at top
+    diffusion["stage_guidance"] = [{"steps": 10, "guidance_sweep": sweep(0.2, 0.1), "chosen_guidance": 1.0},
+                                   {"steps": 20, "guidance_sweep": sweep(0.3, 0.6), "chosen_guidance": 3.0}]
+    text = render_report(results, {})
+    assert "every lower stage was scored at its own best (--guidance-at stage" in text
+    assert "| steps | chosen | guidance 1 | guidance 3 |" in text
+    assert "| 10 | 1 | 0.200 | 0.100 |" in text and "| 20 | 3 | 0.300 | 0.600 |" in text
+
+
+@pytest.mark.slow
+def test_guidance_at_stage_scores_each_rung_at_its_own_best_and_keeps_it_when_the_ladder_grows(tmp_path):
+    """--guidance-at stage: each lower rung of latent diffusion is scored at the scale its own seed-0 model does best
+    with on the validation prompts, so adding a rung on top re-scores nothing below it (with --guidance-at top the
+    lower rungs are scored at the new top's scale)."""
+    from t2i.bench.evaluate import select
+
+    work = tmp_path / "work"
+    args = ["--quick", "--families=ldm", "--seeds=1", "--guidance-at=stage", "--ldm-options=--cache", "--n=500",
+            "--first-stage-flops=3e10", "--eval-prompts=4", "--novel-prompts=2", "--reference-images=64",
+            "--cpu=true", f"--work={work}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+
+    def bench(ladder: str, out: Path) -> dict:
+        done = subprocess.run([sys.executable, "-m", "train.bench", *args, f"--ladder={ladder}", f"--out={out}"],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert done.returncode == 0, done.stdout[-3000:]
+        return json.loads((out / "results.json").read_text())
+
+    def scored_at() -> dict[int, tuple[float, int]]:
+        """Each stored seed-0 score: its step -> (the guidance in its fingerprint, the file's mtime)."""
+        files = [p for p in (work / "results").glob("ldm-seed0-step*.json") if "-guidance-" not in p.name]
+        stored = {p: json.loads(p.read_text()) for p in files}
+        return {r["record"]["steps"]: (r["fingerprint"]["guidance"], p.stat().st_mtime_ns) for p, r in stored.items()}
+
+    short = bench("1,2", tmp_path / "short")
+    stages = short["diffusion"]["stage_guidance"]
+    assert [s["steps"] for s in stages] == [r["steps"] for r in short["families"]["ldm"]["rungs"]]
+    for stage in stages:  # each stage's own best on the validation prompts
+        points = stage["guidance_sweep"]
+        assert stage["chosen_guidance"] == points[select([p["metrics"] for p in points], "acc_all")]["guidance"]
+    assert stages[-1]["chosen_guidance"] == short["diffusion"]["chosen_guidance"]  # the top's is the study's
+    chosen = {s["steps"]: s["chosen_guidance"] for s in stages}
+    assert {r["steps"]: r["guidance"] for r in short["families"]["ldm"]["rungs"]} == chosen
+    before = scored_at()
+    assert {steps: g for steps, (g, _) in before.items()} == chosen  # each rung was scored at its own scale
+
+    grown = bench("1,2,4", tmp_path / "grown")
+    rungs = grown["families"]["ldm"]["rungs"]
+    assert [r["guidance"] for r in rungs[:2]] == [chosen[r["steps"]] for r in rungs[:2]]
+    after = scored_at()
+    assert all(after[steps] == before[steps] for steps in before)  # read back, not scored again
+    assert len(after) == 3 and "by guidance at every stage of seed 0" in (tmp_path / "grown" / "report.md").read_text()
