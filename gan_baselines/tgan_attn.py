@@ -371,6 +371,7 @@ class AttnTextGANGenerator(Generator):
     conditioning = "text"
     chunk = 256  # images per forward pass (bounds memory; the images do not depend on it: G is in eval mode)
 
+    # Copied from gan_baselines.tgan.TextGANGenerator, with token states (and the device) for the pooled embedding
     def __init__(self, net: AttnGenerator, encoder, config: dict[str, Any]):
         self.net, self.encoder, self.config = net, encoder, config
         self.latent_dim = config["arch"]["latent_dim"]

@@ -41,6 +41,7 @@ class DCGANConfig(GANRunConfig):
 
 def train(cfg: DCGANConfig) -> Path:
     """Train the DCGAN; returns the saved generator folder (``OUT/model``)."""
+    # Copied from train.gan.train with the convolutional networks (each trainer reads top to bottom)
     run = Run(cfg, name="dcgan")
     dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
                            **training_options(cfg))

@@ -302,6 +302,7 @@ def train(cfg: AttnGANConfig) -> Path:
                 opt_d.zero_grad()
             run.log(r1=penalty.mean())
         # generator step, after every d_steps discriminator steps: descend g(D(G(z, c), c)) [+ mode seeking, CLIP]
+        # Copied from train.tgan's generator step, with token states for the pooled embedding and augmented D inputs
         if (step + 1) % cfg.d_steps == 0:
             D.requires_grad_(False)  # the generator loss must not leave gradients in D
             with run.accumulate(G):
