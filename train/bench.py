@@ -27,10 +27,10 @@ segments of about ``--segment-minutes`` that each end with a checkpoint: a kill 
 with rungs added on top trains each run on from its last rung (a run on another first stage starts over).
 Sampling times are stored too (per model digest, request and machine), so a report re-made from stored work
 prints the ms per image and total costs of the invocation that timed them, not of the load at re-making.
-Diffusion's guidance scale is chosen once, on seed 0's top rung, and used at every rung (``--guidance-at top``, the
-default, how the committed sweeps were scored): adding a rung can then move the lower rungs' scores. ``--guidance-at
-stage`` sweeps the scales on seed 0's model at every rung and scores each rung at its own best, as it would score at
-the top of a shorter ladder (one more guidance sweep per rung, on the validation prompts).
+Diffusion's guidance scale is chosen at every rung (``--guidance-at stage``, the default): the guidance sweep runs
+on seed 0's model there and the rung is scored at its own best, as it would be at the top of a shorter ladder, so
+adding a rung changes no score below it (one more sweep per rung, on the validation prompts). ``--guidance-at top``
+chooses once, on the top rung, for every rung: how the reports committed before 2026-12-05 were scored.
 ``--ladder-top cgan=128`` ends one family's ladder at a rung: a family whose last doubling was a plateau need not
 train on while the others climb; crossovers hold it at its top rung's values beyond, on the metrics where it is flat.
 ``--workers N`` trains every run (family x seed; with tuning trials, the other seeds after the selection) side by

@@ -57,7 +57,7 @@ class BenchConfig:
     samplers: str = ",".join(SOLVERS)  # samplers of the quality-vs-steps curve (names of t2i.diffusion.options.SAMPLERS)
     sampler_steps: str = ""  # sampling steps of that curve ("" = 5,10,20,40; quick: 2,4)
     guidance: str = ""  # guidance scales of the sweep ("" = 1,2,3,5,7.5; quick: 1,3)
-    guidance_at: str = "top"  # where diffusion's guidance scale is chosen (best of the sweep on the validation prompts, seed 0's model): "top" = on the last stage, used at every stage (how the committed sweeps were scored); "stage" = on every stage's own model, so a rung's score does not depend on the rungs above it
+    guidance_at: str = "stage"  # where diffusion's guidance scale is chosen (best of the sweep on the validation prompts, seed 0's model): "stage" = on every stage's own model, so a rung's score does not depend on the rungs above it; "top" = on the last stage, used at every stage (how every report committed before 2026-12-05 was scored: add it to re-make one)
     sampler: str = "dpm-solver++"  # diffusion sampler of the evaluation and of the guidance sweep
     sample_steps: int = 0  # diffusion steps (num_inference_steps) of the evaluation and of the sweep (0 = 20; quick: 4)
     curve_prompts: int = 0  # validation conditions of trials, sweep and curves (0 = 48, quick 8; captioned data: other held-out items)

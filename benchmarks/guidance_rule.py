@@ -1,0 +1,77 @@
+"""How the bench's guidance rule moves a sweep's diffusion scores and crossovers: two reports of the same runs side by
+side, one scored with ``--guidance-at top`` (one scale, chosen on the top rung, for every rung) and one with
+``--guidance-at stage`` (each rung at its own best).
+
+Prints, per rung the two share, the scale each rule used and the seed means of the headline metrics under each, and
+marks the rungs where every seed's scores agree to 1e-4 (relative): where both rules chose the same scale, such a rung
+checks that the two reports' runs were trained alike (re-trained runs: the judged counts match exactly, FID and KID
+to float rounding). Then the crossover of diffusion over every other family of the
+``--top`` report on the ladder cut at the last common rung, under each rule (``t2i.bench.sweep.crossover``, the
+bench's own bootstrap over seeds).
+
+    python -m benchmarks.guidance_rule --top benchmarks/shapes --stage benchmarks/shapes-guidance-per-rung
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+from pathlib import Path
+
+from t2i.bench.scoring import HEADLINE
+from t2i.bench.sweep import crossover
+
+METRICS = ("acc_all", "acc_two", "relation_two", "domain_fid", "precision", "recall")
+
+
+def seed_curves(family: dict, metric: str, rungs: int) -> tuple[list[float], list[list[float]]]:
+    """(FLOPs of the first ``rungs`` rungs, per seed the metric at each)."""
+    x = [r["flops"] for r in family["rungs"][:rungs]]
+    return x, [[st[i]["metrics"][metric] for i in range(rungs)] for st in (s["stages"] for s in family["seeds"].values())]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--top", required=True, help="report folder scored with --guidance-at top")
+    parser.add_argument("--stage", required=True, help="report folder of the same runs scored with --guidance-at stage")
+    parser.add_argument("--family", default="ldm", help="the diffusion family")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of the crossover interval")
+    args = parser.parse_args(argv)
+    top, stage = (json.loads((Path(p) / "results.json").read_text()) for p in (args.top, args.stage))
+    a, b = top["families"][args.family], stage["families"][args.family]
+    n = min(len(a["rungs"]), len(b["rungs"]))
+    if [r["steps"] for r in a["rungs"][:n]] != [r["steps"] for r in b["rungs"][:n]]:
+        raise SystemExit("guidance_rule: the two reports' rungs train different steps: not the same runs")
+    chosen_top = top["diffusion"]["chosen_guidance"]
+    header = ["rung", "steps", "guidance top / stage"] + [f"{HEADLINE[m][0]} top / stage" for m in METRICS]
+    print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+    for i in range(n):
+        cells = [f"x{b['rungs'][i]['multiple']:g}", str(b["rungs"][i]["steps"]),
+                 f"{a['rungs'][i].get('guidance', chosen_top):g} / {b['rungs'][i]['guidance']:g}"]
+        same = True
+        for m in METRICS:
+            ya, yb = (seed_curves(f, m, n)[1] for f in (a, b))
+            same &= all(math.isclose(u[i], v[i], rel_tol=1e-4, abs_tol=1e-9) for u, v in zip(ya, yb))
+            cells.append(f"{statistics.mean(s[i] for s in ya):.3f} / {statistics.mean(s[i] for s in yb):.3f}")
+        print("| " + " | ".join(cells) + " |" + (" the same on every seed (to 1e-4)" if same else ""))
+    print(f"\ncrossovers of {args.family} on the ladder cut at x{b['rungs'][n - 1]['multiple']:g} "
+          "(budget, 90% bootstrap interval, share of resamples that cross):")
+    for other, fam in top["families"].items():
+        if other == args.family or not fam.get("rungs"):
+            continue
+        m_other = sum(1 for r in fam["rungs"] if r["multiple"] <= b["rungs"][n - 1]["multiple"])
+        for metric in ("acc_all", "relation_two"):
+            line = []
+            for rule, f in (("top", a), ("stage", b)):
+                c = crossover(*seed_curves(f, metric, n), *seed_curves(fam, metric, m_other), True, n_boot=args.bootstrap)
+                where = f"{c['budget']:.3g}" if c["budget"] else c["status"]
+                interval = "-".join(f"{v:.2g}" for v in c["interval"]) if c["interval"] else "-"
+                line.append(f"{rule}: {where} ({interval}; {c['reached']:.0%})")
+            print(f"- {args.family} vs {other}, {HEADLINE[metric][0]}: " + "; ".join(line))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
