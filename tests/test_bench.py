@@ -231,6 +231,8 @@ def test_bench_quick_end_to_end(tmp_path, capsys):
     assert set(curves) == {"ddpm", "ddim", "dpm-solver++", "euler", "euler-ancestral", "unipc"}
     assert results["diffusion"]["chosen_guidance"] in (1.0, 3.0)
     report = (out / "report.md").read_text()
+    # one stage (quick): nothing below the top, so no per-stage guidance table (regression: a table of one row)
+    assert "stage_guidance" not in results["diffusion"] and "used for every seed's evaluation" in report
     assert "QUICK MODE" in report and "real vs real" in report and results["command"] in report
     assert "of which --cache build" in report
     assert "prompt-blind" in report and results["prompt_blind"]["acc_all"] < results["floor"]["acc_all"]

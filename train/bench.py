@@ -739,8 +739,9 @@ class Bench:
             chosen[steps] = record["chosen_guidance"]
             kept.append(record)
         chosen[steps_list[-1]] = top
-        self.diffusion["stage_guidance"] = kept + [{"steps": steps_list[-1], "guidance_sweep":
-                                                    self.diffusion["guidance_sweep"], "chosen_guidance": top}]
+        if kept:  # a run of one stage (--quick, a --load) has nothing below its top
+            self.diffusion["stage_guidance"] = kept + [{"steps": steps_list[-1], "guidance_sweep":
+                                                        self.diffusion["guidance_sweep"], "chosen_guidance": top}]
         return chosen
 
     def given_family(self, fam: Family, entry: dict[str, Any]) -> dict[str, Any]:
