@@ -21,15 +21,15 @@ import statistics
 from pathlib import Path
 
 from t2i.bench.scoring import HEADLINE
-from t2i.bench.sweep import crossover
+from t2i.bench.sweep import crossover, seed_curves
 
 METRICS = ("acc_all", "acc_two", "relation_two", "domain_fid", "precision", "recall")
 
 
-def seed_curves(family: dict, metric: str, rungs: int) -> tuple[list[float], list[list[float]]]:
-    """(FLOPs of the first ``rungs`` rungs, per seed the metric at each)."""
-    x = [r["flops"] for r in family["rungs"][:rungs]]
-    return x, [[st[i]["metrics"][metric] for i in range(rungs)] for st in (s["stages"] for s in family["seeds"].values())]
+def first_rungs(family: dict, metric: str, rungs: int) -> tuple[list[float], list[list[float]]]:
+    """``t2i.bench.sweep.seed_curves`` cut at the first ``rungs`` rungs: their FLOPs, per seed the metric at each."""
+    x, seeds = seed_curves(family, metric)
+    return x[:rungs], [s[:rungs] for s in seeds]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     if [r["steps"] for r in a["rungs"][:n]] != [r["steps"] for r in b["rungs"][:n]]:
         raise SystemExit("guidance_rule: the two reports' rungs train different steps: not the same runs")
     chosen_top = top["diffusion"]["chosen_guidance"]
+    curves = {m: (first_rungs(a, m, n)[1], first_rungs(b, m, n)[1]) for m in METRICS}  # per seed, top and stage
     header = ["rung", "steps", "guidance top / stage"] + [f"{HEADLINE[m][0]} top / stage" for m in METRICS]
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
     for i in range(n):
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
                  f"{a['rungs'][i].get('guidance', chosen_top):g} / {b['rungs'][i]['guidance']:g}"]
         same = True
         for m in METRICS:
-            ya, yb = (seed_curves(f, m, n)[1] for f in (a, b))
+            ya, yb = curves[m]
             same &= all(math.isclose(u[i], v[i], rel_tol=1e-4, abs_tol=1e-9) for u, v in zip(ya, yb))
             cells.append(f"{statistics.mean(s[i] for s in ya):.3f} / {statistics.mean(s[i] for s in yb):.3f}")
         print("| " + " | ".join(cells) + " |" + (" the same on every seed (to 1e-4)" if same else ""))
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         for metric in ("acc_all", "relation_two"):
             line = []
             for rule, f in (("top", a), ("stage", b)):
-                c = crossover(*seed_curves(f, metric, n), *seed_curves(fam, metric, m_other), True, n_boot=args.bootstrap)
+                c = crossover(*first_rungs(f, metric, n), *first_rungs(fam, metric, m_other), True, n_boot=args.bootstrap)
                 where = f"{c['budget']:.3g}" if c["budget"] else c["status"]
                 interval = "-".join(f"{v:.2g}" for v in c["interval"]) if c["interval"] else "-"
                 line.append(f"{rule}: {where} ({interval}; {c['reached']:.0%})")

@@ -14,8 +14,8 @@ def _family(acc: list[list[float]], guidance: list[float] | None = None, steps=(
     rungs = [{"multiple": 2 ** i, "steps": s, "flops": 1e12 * 2 ** i} for i, s in enumerate(steps)]
     for rung, g in zip(rungs, guidance or []):
         rung["guidance"] = g
-    seeds = {str(k): {"stages": [{"metrics": {**{m: 0.5 for m in METRICS}, "acc_all": a}} for a in curve]}
-             for k, curve in enumerate(acc)}
+    seeds = {str(k): {"stages": [{"flops": r["flops"], "metrics": {**{m: 0.5 for m in METRICS}, "acc_all": a}}
+                                 for r, a in zip(rungs, curve)]} for k, curve in enumerate(acc)}
     return {"rungs": rungs, "seeds": seeds}
 
 

@@ -621,26 +621,21 @@ class Bench:
         None for a family without one); with --reuse/--ladder a stage scored before is read back
         (``t2i.bench.store``), so a killed bench redoes no finished rung. Returns the records, the last stage's
         grid images and its generator."""
-        if self.store is None:
-            records = []
-            for steps, path in run["stages"]:
-                (record,), images, gen = evaluate_stages(self.load, [(steps, flops_at[steps], path)], self.eval_set,
-                                                         self.scorer, self.eval_options(fam, guidance[steps]),
-                                                         desc=f"{fam.name} seed {seed}")
-                records.append(record)
-            return records, self.grid_images(images), gen
         records = []
         for steps, path in run["stages"]:
             name, fingerprint = f"{fam.name}-seed{seed}-step{steps:06d}", self.fingerprint(run, steps, guidance[steps])
-            record = self.store.get(name, fingerprint)
+            record = self.store.get(name, fingerprint) if self.store else None
             if record is None:
-                (record,), images, _ = evaluate_stages(self.load, [(steps, flops_at[steps], path)], self.eval_set,
-                                                       self.scorer, self.eval_options(fam, guidance[steps]),
-                                                       desc=f"{fam.name} seed {seed}")
-                if steps == run["stages"][-1][0]:
+                (record,), images, gen = evaluate_stages(self.load, [(steps, flops_at[steps], path)], self.eval_set,
+                                                         self.scorer, self.eval_options(fam, guidance[steps]),
+                                                         desc=f"{fam.name} seed {seed}")
+                if self.store and steps == run["stages"][-1][0]:
                     self.store.put_tensor(name, fingerprint, self.grid_images(images))
-                self.store.put(name, fingerprint, record)  # the JSON last: it marks the rung finished
+                if self.store:
+                    self.store.put(name, fingerprint, record)  # the JSON last: it marks the rung finished
             records.append(record)
+        if self.store is None:  # every stage was scored here: the last one's images and generator are at hand
+            return records, self.grid_images(images), gen
         return records, self.store.get_tensor(name, fingerprint), self.load(run["stages"][-1][1])  # the last stage's
 
     def fingerprint(self, run: dict[str, Any], steps: int, guidance: float | None) -> dict[str, Any]:
@@ -703,8 +698,7 @@ class Bench:
             self.diffusion, entry["sampling"] = stored["diffusion"], stored["sampling"]
             return self.diffusion["chosen_guidance"]
         gen = self.load(path)
-        sweep, guidance = guidance_sweep(gen, self.val_set, self.scorer, floats(cfg.guidance), cfg.sampler,
-                                         cfg.sample_steps, self.metric)
+        sweep, guidance = self.sweep_guidance(gen)
         curves = sampler_curves(gen, self.val_set, self.scorer, [s for s in cfg.samplers.split(",") if s],
                                 [int(s) for s in floats(cfg.sampler_steps)], guidance)
         self.diffusion = {"family": fam.name, "model": str(path), "guidance_sweep": sweep, "chosen_guidance": guidance,
@@ -715,6 +709,12 @@ class Bench:
             self.store.put(f"{fam.name}-diffusion-study", fingerprint,
                            {"diffusion": self.diffusion, "sampling": entry["sampling"]})
         return guidance
+
+    def sweep_guidance(self, gen) -> tuple[list[dict[str, Any]], float]:
+        """The guidance sweep of one diffusion model on the validation prompts: its points and the best scale."""
+        cfg = self.cfg
+        return guidance_sweep(gen, self.val_set, self.scorer, floats(cfg.guidance), cfg.sampler, cfg.sample_steps,
+                              self.metric)
 
     def stage_guidance(self, fam: Family, run: dict[str, Any], top: float) -> dict[int, float]:
         """The guidance scale of each stage of a diffusion family's runs: steps -> scale. --guidance-at top: the
@@ -731,8 +731,7 @@ class Bench:
             fingerprint = {**self.fingerprint(run, steps, None), "scales": cfg.guidance, "curve_prompts": cfg.curve_prompts}
             record = self.store.get(name, fingerprint) if self.store else None
             if record is None:
-                sweep, best = guidance_sweep(self.load(path), self.val_set, self.scorer, floats(cfg.guidance),
-                                             cfg.sampler, cfg.sample_steps, self.metric)
+                sweep, best = self.sweep_guidance(self.load(path))
                 record = {"steps": steps, "guidance_sweep": sweep, "chosen_guidance": best}
                 if self.store:
                     self.store.put(name, fingerprint, record)

@@ -200,14 +200,14 @@ def plateaus(families: dict[str, Any], metrics: Sequence[str], higher: dict[str,
         if not fam.get("rungs"):
             continue
         for metric in metrics:
-            curves = _seed_curves(fam, metric)
+            curves = seed_curves(fam, metric)
             if curves is not None:
                 out.append(plateau(curves[0], curves[1], higher[metric], multiples=_multiples(fam))
                            | {"family": name, "metric": metric})
     return out
 
 
-def _seed_curves(family: dict[str, Any], metric: str) -> tuple[list[float], list[list[float]]] | None:
+def seed_curves(family: dict[str, Any], metric: str) -> tuple[list[float], list[list[float]]] | None:
     """A family's rung budgets (FLOPs spent) and per-seed values of ``metric`` at them; None if any is missing."""
     seeds = [s["stages"] for s in family.get("seeds", {}).values() if s.get("stages")]
     if not seeds:
@@ -246,7 +246,7 @@ def crossovers(families: dict[str, Any], diffusion: str, metrics: Sequence[str],
         if other == diffusion or not fam.get("rungs"):
             continue
         for metric in metrics:
-            a, b = _seed_curves(families[diffusion], metric), _seed_curves(fam, metric)
+            a, b = seed_curves(families[diffusion], metric), seed_curves(fam, metric)
             if a is None or b is None:
                 continue
             held = None
