@@ -6,8 +6,9 @@ Prints, per rung the two share, the scale each rule used and the seed means of t
 marks the rungs where every seed's scores agree to 1e-4 (relative): where both rules chose the same scale, such a rung
 checks that the two reports' runs were trained alike (re-trained runs: the judged counts match exactly, FID and KID
 to float rounding). Then the crossover of diffusion over every other family of the
-``--top`` report on the ladder cut at the last common rung, under each rule (``t2i.bench.sweep.crossover``, the
-bench's own bootstrap over seeds).
+``--top`` report on the ladder cut at the last common rung, under each rule (``t2i.bench.sweep.crossovers``, the
+bench's own: its bootstrap over seeds, and a family whose ladder ended early held at its top rung beyond it where
+that rung is a plateau).
 
     python -m benchmarks.guidance_rule --top benchmarks/shapes --stage benchmarks/shapes-guidance-per-rung
 """
@@ -21,7 +22,7 @@ import statistics
 from pathlib import Path
 
 from t2i.bench.scoring import HEADLINE
-from t2i.bench.sweep import crossover, seed_curves
+from t2i.bench.sweep import crossovers, seed_curves
 
 METRICS = ("acc_all", "acc_two", "relation_two", "domain_fid", "precision", "recall")
 
@@ -30,6 +31,14 @@ def first_rungs(family: dict, metric: str, rungs: int) -> tuple[list[float], lis
     """``t2i.bench.sweep.seed_curves`` cut at the first ``rungs`` rungs: their FLOPs, per seed the metric at each."""
     x, seeds = seed_curves(family, metric)
     return x[:rungs], [s[:rungs] for s in seeds]
+
+
+def cut_at(family: dict, multiple: float) -> dict:
+    """A report's family as a ladder ending at ``multiple`` would have left it: its rungs and every seed's stages up
+    to that rung (one stage per rung)."""
+    n = sum(1 for r in family["rungs"] if r["multiple"] <= multiple)
+    seeds = {k: {**s, "stages": s["stages"][:n]} for k, s in family["seeds"].items()}
+    return {**family, "rungs": family["rungs"][:n], "seeds": seeds}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,17 +68,21 @@ def main(argv: list[str] | None = None) -> int:
         print("| " + " | ".join(cells) + " |" + (" the same on every seed (to 1e-4)" if same else ""))
     print(f"\ncrossovers of {args.family} on the ladder cut at x{b['rungs'][n - 1]['multiple']:g} "
           "(budget, 90% bootstrap interval, share of resamples that cross):")
-    for other, fam in top["families"].items():
-        if other == args.family or not fam.get("rungs"):
-            continue
-        m_other = sum(1 for r in fam["rungs"] if r["multiple"] <= b["rungs"][n - 1]["multiple"])
-        for metric in ("acc_all", "relation_two"):
+    last = b["rungs"][n - 1]["multiple"]
+    others = {name: cut_at(f, last) for name, f in top["families"].items() if name != args.family and f.get("rungs")}
+    metrics, higher = ("acc_all", "relation_two"), {k: v[1] for k, v in HEADLINE.items()}
+    found = {rule: {(c["other"], c["metric"]): c for c in crossovers({args.family: cut_at(f, last), **others},
+                                                                     args.family, metrics, higher, args.bootstrap)}
+             for rule, f in (("top", a), ("stage", b))}
+    for other in others:
+        for metric in metrics:
             line = []
-            for rule, f in (("top", a), ("stage", b)):
-                c = crossover(*first_rungs(f, metric, n), *first_rungs(fam, metric, m_other), True, n_boot=args.bootstrap)
+            for rule in ("top", "stage"):
+                c = found[rule][other, metric]
                 where = f"{c['budget']:.3g}" if c["budget"] else c["status"]
                 interval = "-".join(f"{v:.2g}" for v in c["interval"]) if c["interval"] else "-"
-                line.append(f"{rule}: {where} ({interval}; {c['reached']:.0%})")
+                held = f", {other} held at its top rung beyond {c['held_from']:.2g}" if c.get("held_from") else ""
+                line.append(f"{rule}: {where} ({interval}; {c['reached']:.0%}{held})")
             print(f"- {args.family} vs {other}, {HEADLINE[metric][0]}: " + "; ".join(line))
     return 0
 

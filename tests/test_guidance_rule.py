@@ -44,3 +44,16 @@ def test_reports_of_other_runs_are_refused(tmp_path):
     stage = _write(tmp_path / "stage", {"ldm": _family([[0.1, 0.2, 0.4]] * 3, [3.0] * 3, steps=(10, 21, 40))}, 3.0)
     with pytest.raises(SystemExit, match="train different steps"):
         main(["--top", top, "--stage", stage])
+
+
+def test_a_family_whose_ladder_ended_early_is_held_at_its_plateau_as_the_bench_holds_it(tmp_path, capsys):
+    # the GAN's ladder ends at x4 (--ladder-top), flat over its last doubling: the bench's crossovers hold it at 0.3
+    # beyond, so diffusion (0.2 -> 0.4) overtakes it half-way (log) between 4e12 and 8e12; compared only within the
+    # common range (to 4e12) it would never cross (regression: the script did that)
+    gan = _family([[0.1, 0.3, 0.3], [0.1, 0.31, 0.3], [0.1, 0.29, 0.3]]) | {"ladder_top": 4.0}
+    ldm = _family([[0.05, 0.1, 0.2, 0.4]] * 3, guidance=[3.0] * 4, steps=(10, 20, 40, 80))
+    top = _write(tmp_path / "top", {"ldm": ldm, "tgan": gan}, chosen=3.0)
+    stage = _write(tmp_path / "stage", {"ldm": ldm}, chosen=3.0)
+    assert main(["--top", top, "--stage", stage, "--bootstrap", "20"]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if "ldm vs tgan, prompt acc." in line)
+    assert f"stage: {4e12 * 2 ** 0.5:.3g}" in line and "tgan held at its top rung beyond 4e+12" in line
