@@ -35,10 +35,12 @@ def first_rungs(family: dict, metric: str, rungs: int) -> tuple[list[float], lis
 
 def cut_at(family: dict, multiple: float) -> dict:
     """A report's family as a ladder ending at ``multiple`` would have left it: its rungs and every seed's stages up
-    to that rung (one stage per rung)."""
+    to that rung (one stage per rung), and its ``--ladder-top`` only where that lies within the cut ladder."""
     n = sum(1 for r in family["rungs"] if r["multiple"] <= multiple)
     seeds = {k: {**s, "stages": s["stages"][:n]} for k, s in family["seeds"].items()}
-    return {**family, "rungs": family["rungs"][:n], "seeds": seeds}
+    top = family.get("ladder_top")
+    return {**family, "rungs": family["rungs"][:n], "seeds": seeds,
+            "ladder_top": top if top is not None and top <= multiple else None}
 
 
 def main(argv: list[str] | None = None) -> int:

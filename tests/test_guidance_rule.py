@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from benchmarks.guidance_rule import METRICS, main
+from benchmarks.guidance_rule import METRICS, cut_at, main
 
 
 def _family(acc: list[list[float]], guidance: list[float] | None = None, steps=(10, 20, 40)) -> dict:
@@ -57,3 +57,6 @@ def test_a_family_whose_ladder_ended_early_is_held_at_its_plateau_as_the_bench_h
     assert main(["--top", top, "--stage", stage, "--bootstrap", "20"]) == 0
     line = next(line for line in capsys.readouterr().out.splitlines() if "ldm vs tgan, prompt acc." in line)
     assert f"stage: {4e12 * 2 ** 0.5:.3g}" in line and "tgan held at its top rung beyond 4e+12" in line
+    # a ladder cut below the GAN's top never ended it early: no hold there
+    assert cut_at(gan, 2.0)["ladder_top"] is None and len(cut_at(gan, 2.0)["rungs"]) == 2
+    assert cut_at(gan, 4.0)["ladder_top"] == 4.0
