@@ -27,12 +27,6 @@ from t2i.bench.sweep import crossovers, seed_curves
 METRICS = ("acc_all", "acc_two", "relation_two", "domain_fid", "precision", "recall")
 
 
-def first_rungs(family: dict, metric: str, rungs: int) -> tuple[list[float], list[list[float]]]:
-    """``t2i.bench.sweep.seed_curves`` cut at the first ``rungs`` rungs: their FLOPs, per seed the metric at each."""
-    x, seeds = seed_curves(family, metric)
-    return x[:rungs], [s[:rungs] for s in seeds]
-
-
 def cut_at(family: dict, multiple: float) -> dict:
     """A report's family as a ladder ending at ``multiple`` would have left it: its rungs and every seed's stages up
     to that rung (one stage per rung), and its ``--ladder-top`` only where that lies within the cut ladder."""
@@ -55,8 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     n = min(len(a["rungs"]), len(b["rungs"]))
     if [r["steps"] for r in a["rungs"][:n]] != [r["steps"] for r in b["rungs"][:n]]:
         raise SystemExit("guidance_rule: the two reports' rungs train different steps: not the same runs")
-    chosen_top = top["diffusion"]["chosen_guidance"]
-    curves = {m: (first_rungs(a, m, n)[1], first_rungs(b, m, n)[1]) for m in METRICS}  # per seed, top and stage
+    chosen_top, last = top["diffusion"]["chosen_guidance"], b["rungs"][n - 1]["multiple"]
+    a, b = cut_at(a, last), cut_at(b, last)  # the same n rungs each (their steps match)
+    curves = {m: (seed_curves(a, m)[1], seed_curves(b, m)[1]) for m in METRICS}  # per seed, top and stage
     header = ["rung", "steps", "guidance top / stage"] + [f"{HEADLINE[m][0]} top / stage" for m in METRICS]
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
     for i in range(n):
@@ -68,12 +63,11 @@ def main(argv: list[str] | None = None) -> int:
             same &= all(math.isclose(u[i], v[i], rel_tol=1e-4, abs_tol=1e-9) for u, v in zip(ya, yb))
             cells.append(f"{statistics.mean(s[i] for s in ya):.3f} / {statistics.mean(s[i] for s in yb):.3f}")
         print("| " + " | ".join(cells) + " |" + (" the same on every seed (to 1e-4)" if same else ""))
-    print(f"\ncrossovers of {args.family} on the ladder cut at x{b['rungs'][n - 1]['multiple']:g} "
+    print(f"\ncrossovers of {args.family} on the ladder cut at x{last:g} "
           "(budget, 90% bootstrap interval, share of resamples that cross):")
-    last = b["rungs"][n - 1]["multiple"]
     others = {name: cut_at(f, last) for name, f in top["families"].items() if name != args.family and f.get("rungs")}
     metrics, higher = ("acc_all", "relation_two"), {k: v[1] for k, v in HEADLINE.items()}
-    found = {rule: {(c["other"], c["metric"]): c for c in crossovers({args.family: cut_at(f, last), **others},
+    found = {rule: {(c["other"], c["metric"]): c for c in crossovers({args.family: f, **others},
                                                                      args.family, metrics, higher, args.bootstrap)}
              for rule, f in (("top", a), ("stage", b))}
     for other in others:

@@ -629,9 +629,9 @@ class Bench:
                 (record,), images, gen = evaluate_stages(self.load, [(steps, flops_at[steps], path)], self.eval_set,
                                                          self.scorer, self.eval_options(fam, guidance[steps]),
                                                          desc=f"{fam.name} seed {seed}")
-                if self.store and steps == run["stages"][-1][0]:
-                    self.store.put_tensor(name, fingerprint, self.grid_images(images))
                 if self.store:
+                    if steps == run["stages"][-1][0]:
+                        self.store.put_tensor(name, fingerprint, self.grid_images(images))
                     self.store.put(name, fingerprint, record)  # the JSON last: it marks the rung finished
             records.append(record)
         if self.store is None:  # every stage was scored here: the last one's images and generator are at hand
