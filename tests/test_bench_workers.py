@@ -184,6 +184,34 @@ def test_worker_lines_reach_a_log_file_while_the_jobs_run(tmp_path):
             bench.wait()
 
 
+def _draws_a_bar_and_sleeps(seconds: float) -> None:
+    from tqdm.auto import tqdm
+
+    with tqdm(total=2, desc="sleeping") as bar:
+        bar.update(1)
+        time.sleep(seconds)
+
+
+def test_an_interrupted_bench_leaves_no_semaphores_for_the_resource_tracker(tmp_path):
+    """Regression: each worker's progress bar made tqdm's multiprocessing lock (a named semaphore); the workers of an
+    interrupted bench are killed, so the bench ended with "resource_tracker: There appear to be 3 leaked semaphore
+    objects to clean up at shutdown" on every Ctrl-C."""
+    code = ("from tests.test_bench_workers import _draws_a_bar_and_sleeps as f; from pathlib import Path; "
+            "from t2i.bench.workers import Job, run_side_by_side; "
+            f"run_side_by_side([Job(str(n), f, (60,), Path({str(tmp_path)!r}) / f'{{n}}.log') for n in (1, 2)], 2)")
+    bench = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             text=True, cwd=Path(__file__).resolve().parents[1])
+    deadline = time.time() + 60
+    while not all((tmp_path / f"{n}.log").is_file() and "sleeping" in (tmp_path / f"{n}.log").read_text()
+                  for n in (1, 2)):
+        assert bench.poll() is None and time.time() < deadline, bench.communicate()[1][-3000:]
+        time.sleep(0.2)
+    bench.send_signal(signal.SIGINT)
+    err = bench.communicate(timeout=60)[1]
+    assert "KeyboardInterrupt" in err, err[-3000:]
+    assert "leaked semaphore" not in err, err[-3000:]
+
+
 def _child_writes(path: str) -> None:
     Path(path).write_text("child ran")
 

@@ -23,6 +23,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -66,8 +67,12 @@ def _run_job(fn: Callable[..., Any], args: tuple, log: str, threads: int, parent
     if os.getppid() != parent:  # the parent died before the line above took effect
         os._exit(1)
     import torch
+    from tqdm.std import tqdm as every_tqdm
 
     torch.set_num_threads(threads)
+    # A lock of this process alone for its progress bars: tqdm's default adds a named semaphore, which a worker
+    # killed with its interrupted bench leaves to the resource tracker ("leaked semaphore objects" at exit).
+    every_tqdm.set_lock(threading.RLock())
     Path(log).parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a", buffering=1) as out:
         os.dup2(out.fileno(), 1)
