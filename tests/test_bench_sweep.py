@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from t2i.bench.families import ladder_steps
-from t2i.bench.report import render_report, wall_time
+from t2i.bench.report import render_report, summary_lines, wall_time
 from t2i.bench.scoring import measures
 from t2i.bench.store import ResultStore, continued_plan, log_invocation
 from t2i.bench.sweep import (AHEAD, CROSSED, IMPROVING, NO_OVERLAP, NOT_LEARNING, NOT_REACHED, PLATEAU, TOO_SHORT,
@@ -349,6 +349,20 @@ def test_sweep_summary_and_report():
     assert "ldm 0.600 +/- 0.000 at x4 (4.000 FLOPs)" in short and "ldm still improving" in short
     by_metric["acc_all"].update(status=NOT_REACHED, budget=None)
     assert "ldm has not overtaken tgan (not reached within the ladder). Top rungs" in render_report(results, {})
+
+
+def test_a_sweep_of_one_family_opens_with_its_top_rung_and_plateau_verdict():
+    """Regression: the "In short" line needed a crossover, so a ladder of one family (diffusion alone, e.g. its
+    guidance rule re-made) opened straight with its notes."""
+    fams = {"ldm": _family(RISING, X, [0.2, 0.4, 0.8], {"train_flops": 4.0, "gflop_per_image": 0.3,
+                                                        "ms_per_image": 10.0})}
+    higher = {"acc_all": True, "domain_fid": False}
+    sweep = sweep_summary(fams, "ldm", None, measures("shapes").crossover, higher, n_boot=50, threads=1)
+    assert sweep["crossovers"] == []
+    short = summary_lines({"families": fams, "sweep": sweep})[0]
+    assert short == ("**In short**, on prompt acc. (all correct): Top rung (mean over seeds): ldm 0.600 +/- 0.000 "
+                     "at x4 (4.000 FLOPs). Over the last doubling: ldm still improving.")
+    assert summary_lines({"families": fams, "sweep": {}}) == []  # no ladder: nothing to say before the tables
 
 
 # a ladder small enough for a test: one family, two rungs (three when extended), two seeds, a few prompts

@@ -251,13 +251,15 @@ def stage_guidance_lines(diff: dict[str, Any]) -> list[str]:
 
 def summary_lines(results: dict[str, Any]) -> list[str]:
     """A sweep's answer before its details: on the headline metric, where diffusion overtakes each family (with the
-    interval over seeds), every family's top rung, and who still improves over its last doubling."""
+    interval over seeds), every family's top rung, and who still improves over its last doubling (a sweep of one
+    family: its top rung and that verdict alone)."""
     sweep = results.get("sweep") or {}
     metric = sweep.get("metric")
     crossings = [c for c in sweep.get("crossovers") or [] if c["metric"] == metric]
-    if not crossings:
+    verdicts = {p["family"]: p["status"] for p in sweep.get("plateaus") or [] if p["metric"] == metric}
+    if not crossings and not verdicts:
         return []
-    name, fams, diffusion = HEADLINE[metric][0], results["families"], crossings[0]["diffusion"]
+    name, fams = HEADLINE[metric][0], results["families"]
 
     def crossed(c: dict[str, Any]) -> str:
         interval = f"; 90% interval {_fmt(c['interval'][0])} - {_fmt(c['interval'][1])}" if c["interval"] else ""
@@ -272,16 +274,15 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
     def listed(items: list[str]) -> str:
         return ", ".join(items[:-1]) + " and " * (len(items) > 1) + items[-1]
 
-    clauses = []
+    clauses, diffusion = [], crossings[0]["diffusion"] if crossings else None
     if won := [crossed(c) for c in crossings if c["status"] == CROSSED]:
         clauses.append(f"{diffusion} overtakes {listed(won)}")
     if ahead := [c["other"] for c in crossings if c["status"] == AHEAD]:
         clauses.append(f"{diffusion} is ahead of {listed(ahead)} from their smallest common budget")
     if behind := [f"{c['other']} ({c['status']})" for c in crossings if c["status"] not in (CROSSED, AHEAD)]:
         clauses.append(f"{diffusion} has not overtaken {listed(behind)}")
-    text = f"**In short**, on {name}: " + "; ".join(clauses) + ". Top rungs (mean over seeds): " + ", ".join(
-        top(f) for f in fams) + "."
-    verdicts = {p["family"]: p["status"] for p in sweep.get("plateaus") or [] if p["metric"] == metric}
+    text = f"**In short**, on {name}: " + ("; ".join(clauses) + ". " if clauses else "")
+    text += f"Top rung{'s' * (len(fams) > 1)} (mean over seeds): " + ", ".join(top(f) for f in fams) + "."
     if verdicts:
         text += " Over the last doubling: " + ", ".join(f"{f} {v}" for f, v in verdicts.items()) + "."
     return [text, ""]
