@@ -481,3 +481,20 @@ def test_cache_flops_charge_the_encoders_once_per_item_in_place_of_once_per_step
     encoders_per_batch = counts["plain_step"] - counts["step"]
     assert 0 < counts["step"] < counts["plain_step"]
     assert 1.9 * encoders_per_batch <= counts["once"] <= 2.1 * encoders_per_batch, counts  # measured: 2.0
+
+
+def test_first_stage_check_spreads_over_a_sorted_folder():
+    """Regression: the check read the first 64 items only, so a folder sorted by kind (plain icons first,
+    detailed ones last) was judged on its plain first kind, and a poor first stage went unwarned."""
+    from t2i.diffusion.first_stage import load_vae
+    from t2i.diffusion.training import reconstruction_psnr
+
+    noise = torch.Generator().manual_seed(0)
+    data = [{"image": torch.zeros(3, 32, 32)} for _ in range(64)]  # black first ...
+    data += [{"image": torch.rand(3, 32, 32, generator=noise)} for _ in range(64)]  # ... then noise
+    vae = load_vae("shapes-vae-kl").eval()
+    with torch.no_grad():
+        first = reconstruction_psnr(vae, data, "cpu", 16)
+        spread = reconstruction_psnr(vae, data, "cpu", 16, spread=True)
+        noise_only = reconstruction_psnr(vae, data[64:], "cpu", 16)
+    assert spread < first - 5 and spread > noise_only  # half of the spread sample is noise

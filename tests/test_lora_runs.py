@@ -86,3 +86,29 @@ def test_loading_a_lora_run_keeps_diffusers_text_encoder_note_out(lora_run):
     finally:
         logging.getLogger("diffusers").removeHandler(handler)
     assert not [m for m in seen if m.startswith("No LoRA keys")], seen
+
+
+def test_grids_on_ones_own_data_draw_its_captions(tmp_path):
+    """Regression: a fine-tune on one's own captioned images drew its sample grids from fixed shapes prompts."""
+    from PIL import Image
+
+    data = tmp_path / "mine"
+    data.mkdir()
+    captions = [f"a photo of thing {i % 10}" for i in range(12)]  # 10 distinct, two repeated
+    for i, caption in enumerate(captions):
+        Image.new("RGB", (40, 40), (20 * i, 100, 200 - 10 * i)).save(data / f"{i}.png")
+    (data / "metadata.jsonl").write_text("".join(json.dumps({"file_name": f"{i}.png", "text": c}) + "\n"
+                                                 for i, c in enumerate(captions)))
+    out = tmp_path / "run"
+    assert t2i(["train", "ldm", "--init", "shapes-ldm", "--lora-rank", "2", "--data", str(data), "--steps", "1",
+                "--batch-size", "4", "--checkpoint-every", "0", "--sample-steps", "2", "--out", str(out)]) == 0
+    assert (out / "samples" / "prompts.txt").read_text().splitlines() == [f"a photo of thing {i}" for i in range(8)]
+
+
+def test_grid_prompts_given_shapes_and_none():
+    from t2i.runtime.grids import SHAPES_GRID_PROMPTS, grid_prompts
+
+    assert grid_prompts(" a red circle | a blue square|", "anything", []) == ["a red circle", "a blue square"]
+    assert grid_prompts("", "shapes", []) == list(SHAPES_GRID_PROMPTS)
+    with pytest.raises(SystemExit, match="--sample-prompts"):
+        grid_prompts("", "my_data/", [{"text": ""}])

@@ -53,16 +53,12 @@ from t2i.diffusion.pipeline import LatentDiffusionPipeline, LDMGenerator, make_s
 from t2i.diffusion.progressive import progressive_loss, student_grid
 from t2i.diffusion.training import build_caches, draw_partial, partial_captions_edit, sample_cached
 from t2i.runtime import Run, RunConfig
-from t2i.runtime.grids import save_grid
+from t2i.runtime.grids import grid_prompts, save_grid
 
 PRESETS = Path(__file__).resolve().parents[1] / "t2i" / "diffusion" / "presets" / "distill"
 METHODS = {"guidance": "guidance distillation (Meng et al. 2023, stage one)",
            "consistency": "latent consistency distillation (Luo et al. 2023, Algorithm 1)",
            "progressive": "progressive distillation (Salimans & Ho 2022, Algorithm 2; Meng et al. 2023, stage two)"}
-SAMPLE_PROMPTS = ("a large red circle in the center|a small blue square in the top left|"
-                  "a large green triangle in the bottom right|a small yellow cross in the top right|"
-                  "a white cross above a red triangle|a blue circle to the left of a yellow square|"
-                  "a magenta square below a cyan circle|a green circle to the right of a white square")
 
 
 @dataclass
@@ -82,7 +78,7 @@ class DistillConfig(RunConfig):
     steps: int = 2000  # optimiser steps to train for
     grad_clip: float = 1.0  # clip the global gradient norm to this value; 0 = off
     checkpoint_every: int = 500  # write a resumable checkpoint every N steps; 0 = only at the end
-    sample_prompts: str = SAMPLE_PROMPTS  # fixed prompts of the sample grids, separated by "|"
+    sample_prompts: str = ""  # fixed prompts of the sample grids, separated by "|"; "" = on shapes a fixed eight (t2i.runtime.grids), else the first 8 distinct training captions
     sampler: SamplerName | None = None  # sampler of the grids and the saved default; None = ddim for guidance (at 8 steps DDIM beat DPM-Solver++: benchmarks/RESULTS.md) and progressive, lcm for consistency
     sample_steps: int = 0  # sampling steps of the grids and the saved default (progressive: the steps it is trained for); 0 = 8 for guidance, 4 for consistency, half the teacher's saved steps for progressive
     guidance: float | None = None  # guidance of the grids and the saved default; None = the teacher's saved one
@@ -159,13 +155,14 @@ def main(argv: list[str] | None = None) -> int:
     # consistency: the LCM scheduler's solver grid and boundary scalings are what the loss matches
     lcm = make_scheduler("lcm", scheduler.config) if consistency else None
     student.requires_grad_(True).train()
-    prompts = [p.strip() for p in cfg.sample_prompts.split("|") if p.strip()]
-    if run.is_main:  # what the student is measured against: the teacher at its own defaults, same seeds
-        save_grid(grid_images(teacher_pipe, teacher_options, prompts), run.out / "teacher.png", nrow=min(8, len(prompts)))
-
     data_options = dict(split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, **training_options(cfg),
                         **shapes_options(cfg.data, cfg.p_two))
     dataset = load_dataset(cfg.data, strict=cfg.strict, **data_options)
+    prompts = grid_prompts(cfg.sample_prompts, cfg.data, dataset)
+    if run.is_main:  # what the student is measured against: the teacher at its own defaults, same seeds
+        save_grid(grid_images(teacher_pipe, teacher_options, prompts), run.out / "teacher.png", nrow=min(8, len(prompts)))
+        (run.out / "samples").mkdir(parents=True, exist_ok=True)
+        (run.out / "samples" / "prompts.txt").write_text("\n".join(prompts) + "\n")
     cached, text_table = build_caches(run, dataset, cfg.data, data_options, vae, text_encoder, tokenizer, cfg.cache_dir,
                                       edit=partial_captions_edit(dataset, cfg.partial_captions, run.print))
     # the teacher's VAE is frozen; text states (U+1, T, D)

@@ -16,7 +16,8 @@ and ``--size`` may differ from the base's: the UNet is convolutional, its saved 
 Output (the diffusers convention: the run folder is the model):
 - full training: ``OUT`` is a pipeline folder (``model_index.json``, ``vae/``, ``text_encoder/``,
   ``tokenizer/``, ``unet/``, ``scheduler/``) + ``t2i_sampling.json`` (sampling defaults), next to
-  the run's ``config.json``, ``checkpoints/``, ``samples/`` (grids of the fixed prompts) and
+  the run's ``config.json``, ``checkpoints/``, ``samples/`` (grids of fixed prompts, listed in
+  ``samples/prompts.txt``: on your own data its first eight distinct captions unless ``--sample-prompts``) and
   ``curves.png``; ``t2i sample --model OUT`` and ``StableDiffusionPipeline.from_pretrained(OUT)`` load it;
 - LoRA: ``OUT/pytorch_lora_weights.safetensors`` (``pipe.load_lora_weights(OUT)``) and
   ``OUT/t2i_lora.json`` naming the base pipeline (a built-in name as it is, a path made absolute) and
@@ -63,12 +64,9 @@ from t2i.diffusion.training import (build_caches, diffusion_loss,
 from t2i.diffusion.unet import UNetPreset, build_unet
 from t2i.provenance import write_record
 from t2i.runtime import Run, RunConfig
+from t2i.runtime.grids import grid_prompts
 
 PRESETS = Path(__file__).resolve().parents[1] / "t2i" / "diffusion" / "presets" / "ldm"
-SAMPLE_PROMPTS = ("a large red circle in the center|a small blue square in the top left|"
-                  "a large green triangle in the bottom right|a small yellow cross in the top right|"
-                  "a large magenta square in the bottom left|a small cyan circle in the center|"
-                  "a white cross above a red triangle|a blue circle to the left of a yellow square")
 
 
 @dataclass
@@ -82,7 +80,7 @@ class LDMConfig(RunConfig):
     caption_dropout: float = 0.1  # probability of training on the empty caption "" (for classifier-free guidance)
     lora_rank: int = 0  # > 0: train only a LoRA of this rank on the UNet attention (with --init), saved apart
     lora_alpha: float = 0.0  # LoRA scale numerator (update = alpha / rank * B A); 0 = rank
-    first_stage_check: int = 64  # training images the first stage reconstructs before training (PSNR printed); 0 = skip
+    first_stage_check: int = 64  # training images (evenly spaced over the data) the first stage reconstructs before training (PSNR printed); 0 = skip
     min_psnr: float = 20.0  # warn (with the remedy) when that PSNR is below this many dB
     cache: bool = False  # encode every image (VAE posterior) and caption once before training: faster steps; in memory, or on disk with --cache-dir
     cache_dir: str = ""  # with --cache: keep the cache in this folder, memory-mapped (data larger than memory), resumed after an interruption and reused by later runs on the same data and models (t2i.diffusion.disk_cache); "" = in memory
@@ -102,7 +100,7 @@ class LDMConfig(RunConfig):
     steps: int = 5000  # optimiser steps to train for
     grad_clip: float = 1.0  # clip the global gradient norm to this value; 0 = off
     checkpoint_every: int = 1000  # write a resumable checkpoint every N steps; 0 = only at the end
-    sample_prompts: str = SAMPLE_PROMPTS  # fixed prompts of the sample grids, separated by "|"
+    sample_prompts: str = ""  # fixed prompts of the sample grids, separated by "|"; "" = on shapes a fixed eight (t2i.runtime.grids), else the first 8 distinct training captions
     sampler: SamplerName | None = None  # sampler of the grids and the saved default; None = the --init pipeline's saved one, else dpm-solver++
     sample_steps: int | None = None  # sampling steps of the grids and the saved default; None = the --init pipeline's, else 20
     guidance: float | None = None  # classifier-free guidance of the grids and the saved default (1 = none); None = the --init pipeline's, else 3
@@ -216,9 +214,12 @@ def main(argv: list[str] | None = None) -> int:
     dataset = load_dataset(cfg.data, strict=cfg.strict, **data_options)
 
     if cfg.first_stage_check and run.is_main:  # the ceiling of what the model can draw, before any training
-        psnr = reconstruction_psnr(vae, dataset, run.device, cfg.first_stage_check)
-        count = min(cfg.first_stage_check, len(dataset)) if hasattr(dataset, "__len__") else cfg.first_stage_check
-        run.print(f"first stage: {psnr:.1f} dB PSNR on the first {count} training images")
+        psnr = reconstruction_psnr(vae, dataset, run.device, cfg.first_stage_check, spread=True)
+        if hasattr(dataset, "__len__"):
+            where = f"{min(cfg.first_stage_check, len(dataset))} training images spread over the data"
+        else:
+            where = f"the first {cfg.first_stage_check} training images"
+        run.print(f"first stage: {psnr:.1f} dB PSNR on {where}")
         warning = first_stage_warning(psnr, cfg.min_psnr, cfg.data)
         if warning:
             run.print(warning)
@@ -241,7 +242,10 @@ def main(argv: list[str] | None = None) -> int:
     run.print(f"UNet {total / 1e6:.2f} M parameters ({sum(p.numel() for p in params) / 1e6:.3f} M trained), "
               f"latents {tuple(run.unwrap(unet).config[k] for k in ('in_channels', 'sample_size'))} (channels, side), "
               f"scaling factor {scale:.4f}, {items} items, cache={cfg.cache}")
-    prompts = [p.strip() for p in cfg.sample_prompts.split("|") if p.strip()]
+    prompts = grid_prompts(cfg.sample_prompts, cfg.data, train_set)
+    if run.is_main:  # the grids' prompts, in the order of their images
+        (run.out / "samples").mkdir(parents=True, exist_ok=True)
+        (run.out / "samples" / "prompts.txt").write_text("\n".join(prompts) + "\n")
     options = sampling_defaults(cfg)
 
     for step, batch in run.loop(run.dataloader(dataset)):

@@ -92,10 +92,16 @@ def reconstruct(vae: Any, images: torch.Tensor, batch_size: int = 128) -> torch.
 
 
 @torch.no_grad()
-def reconstruction_psnr(vae: Any, dataset: Dataset, device: torch.device | str, n: int) -> float:
-    """Mean PSNR (dB, images in [0, 1]) of posterior-mean reconstructions of the first ``n`` items
-    (map-style or streamed datasets)."""
-    items = torch.utils.data.Subset(dataset, range(min(n, len(dataset)))) if hasattr(dataset, "__len__") else dataset
+def reconstruction_psnr(vae: Any, dataset: Dataset, device: torch.device | str, n: int, spread: bool = False) -> float:
+    """Mean PSNR (dB, images in [0, 1]) of posterior-mean reconstructions of the first ``n`` items (map-style or
+    streamed datasets), or with ``spread`` of ``n`` items evenly spaced over a map-style dataset (a folder sorted
+    by kind would otherwise be judged on its first kind alone)."""
+    if hasattr(dataset, "__len__"):
+        count = min(n, len(dataset))
+        indices = torch.linspace(0, len(dataset) - 1, count).round().long().tolist() if spread else range(count)
+        items = torch.utils.data.Subset(dataset, indices)
+    else:
+        items = dataset
     psnrs: list[torch.Tensor] = []
     for batch in DataLoader(items, batch_size=min(n, 128)):
         x = to_vae_input(batch["image"][:n - sum(len(p) for p in psnrs)].to(device))

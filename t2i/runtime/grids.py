@@ -6,16 +6,45 @@ their captions (``t2i eval`` on captioned data) and training curves (matplotlib)
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import torch
 from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
 from torchvision.utils import save_image
+
+
+# The sample grids' prompts on shapes (``--sample-prompts`` default there): four one-object and four
+# two-object captions of the spec's grammar, two of them on held-out colour-shape pairs.
+SHAPES_GRID_PROMPTS = ("a large red circle in the center", "a small blue square in the top left",
+                       "a large green triangle in the bottom right", "a small yellow cross in the top right",
+                       "a white cross above a red triangle", "a blue circle to the left of a yellow square",
+                       "a magenta square below a cyan circle", "a green circle to the right of a white square")
+
+
+def grid_prompts(given: str, data: str, dataset: Iterable[dict], count: int = 8, scan: int = 256) -> list[str]:
+    """The prompts of a trainer's sample grids: ``given`` ("|"-separated, ``--sample-prompts``) when set; the
+    fixed shapes prompts on ``shapes``; else the first ``count`` distinct captions among the first ``scan``
+    training items, so that a run on one's own captioned images draws its own kind of caption."""
+    if given.strip():
+        return [p.strip() for p in given.split("|") if p.strip()]
+    if str(data) == "shapes":
+        return list(SHAPES_GRID_PROMPTS)
+    found: list[str] = []
+    for item in itertools.islice(iter(dataset), scan):
+        if item["text"] and item["text"] not in found:
+            found.append(item["text"])
+            if len(found) == count:
+                break
+    if not found:
+        raise SystemExit(f"no captions in the first {scan} items of {data} to draw sample grids for: "
+                         "give --sample-prompts 'a prompt|another'")
+    return found
 
 
 def save_grid(images: torch.Tensor | Sequence[Image.Image], path: str | Path, nrow: int | None = None,
