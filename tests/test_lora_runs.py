@@ -112,3 +112,5 @@ def test_grid_prompts_given_shapes_and_none():
     assert grid_prompts("", "shapes", []) == list(SHAPES_GRID_PROMPTS)
     with pytest.raises(SystemExit, match="--sample-prompts"):
         grid_prompts("", "my_data/", [{"text": ""}])
+    with pytest.raises(SystemExit, match="holds no prompt"):  # regression: failed after training, before the model was saved
+        grid_prompts(" | ", "shapes", [])

@@ -31,8 +31,11 @@ def grid_prompts(given: str, data: str, dataset: Iterable[dict], count: int = 8,
     """The prompts of a trainer's sample grids: ``given`` ("|"-separated, ``--sample-prompts``) when set; the
     fixed shapes prompts on ``shapes``; else the first ``count`` distinct captions among the first ``scan``
     training items, so that a run on one's own captioned images draws its own kind of caption."""
-    if given.strip():
-        return [p.strip() for p in given.split("|") if p.strip()]
+    if given:
+        prompts = [p.strip() for p in given.split("|") if p.strip()]
+        if not prompts:
+            raise SystemExit(f"--sample-prompts {given!r} holds no prompt: give 'a prompt|another', or leave it out")
+        return prompts
     if str(data) == "shapes":
         return list(SHAPES_GRID_PROMPTS)
     found: list[str] = []
