@@ -114,3 +114,32 @@ def test_grid_prompts_given_shapes_and_none():
         grid_prompts("", "my_data/", [{"text": ""}])
     with pytest.raises(SystemExit, match="holds no prompt"):  # regression: failed after training, before the model was saved
         grid_prompts(" | ", "shapes", [])
+
+
+def test_a_lora_run_is_a_teacher_and_a_base_with_its_adapter_merged(tmp_path):
+    """Regression: `t2i train distill --teacher RUN` and `t2i train ldm --init RUN` refused a LoRA run folder
+    (no model_index.json), though sample, eval, bench and the app load it. Now its base loads with the adapter
+    merged into the UNet's weights: the same UNet outputs as the adapted one."""
+    import torch
+
+    from t2i.diffusion.interop import load_pipeline
+    from t2i.diffusion.pipeline import LatentDiffusionPipeline
+
+    run = tmp_path / "lora"
+    assert t2i(["train", "ldm", "--init", "shapes-ldm", "--lora-rank", "2", "--lr", "0.01", *RUN, "--out", str(run)]) == 0
+    merged, adapted = load_pipeline(run).unet, load_generator(run).pipe.unet
+    base = LatentDiffusionPipeline.from_pretrained(str(ROOT / "shapes-ldm"), dtype=torch.float32).unet
+    assert not getattr(merged, "peft_config", None)  # a plain UNet, no adapter layers left
+    z = torch.randn(2, merged.config.in_channels, 8, 8, generator=torch.Generator().manual_seed(0))
+    cond = torch.randn(2, 5, merged.config.cross_attention_dim, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        outs = [unet(z, torch.tensor([400, 700]), cond).sample for unet in (merged, adapted, base)]
+    assert torch.allclose(outs[0], outs[1], atol=1e-4) and (outs[1] - outs[2]).abs().max() > 1e-3
+
+    grid = ["--sample-steps", "2", "--sample-prompts", "a red circle", "--checkpoint-every", "0"]
+    assert t2i(["train", "distill", "--teacher", str(run), "--n", "16", "--steps", "1", "--batch-size", "8", *grid,
+                "--out", str(tmp_path / "student")]) == 0
+    again = tmp_path / "lora-on-lora"  # its base is the LoRA run, merged when it loads
+    assert t2i(["train", "ldm", "--init", str(run), "--lora-rank", "2", *RUN, "--out", str(again)]) == 0
+    assert json.loads((again / "t2i_lora.json").read_text())["base"] == str(run)
+    assert load_generator(again).family == "ldm"

@@ -63,7 +63,7 @@ METHODS = {"guidance": "guidance distillation (Meng et al. 2023, stage one)",
 
 @dataclass
 class DistillConfig(RunConfig):
-    teacher: str = "shapes-ldm"  # the pipeline to distil: a folder, a built-in name or a hub id
+    teacher: str = "shapes-ldm"  # the pipeline to distil: a folder, a LoRA run (merged), a built-in name or a hub id
     method: Literal["guidance", "consistency", "progressive"] = "guidance"  # guidance: one UNet pass per step (Meng et al. 2023); consistency: a few steps with --sampler lcm (Luo et al. 2023); progressive: half the teacher's DDIM steps (Salimans & Ho 2022)
     huber_c: float = 0.001  # consistency: the pseudo-Huber constant of the loss (diffusers' LCM script's)
     guidance_min: float = 1.0  # smallest guidance scale the student learns (1 = the conditional model)

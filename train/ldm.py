@@ -73,7 +73,7 @@ PRESETS = Path(__file__).resolve().parents[1] / "t2i" / "diffusion" / "presets" 
 class LDMConfig(RunConfig):
     vae: str = ""  # first stage: a `t2i train vae-kl` run, an AutoencoderKL folder, a pipeline folder or a hub id; with --init: replaces the base's
     clip: str = ""  # text encoder: open_clip run / built-in name (exported), CLIPTextModel folder or hub id; "" = shapes-clip from scratch, the base's own with --init
-    init: str = ""  # fine-tune this pipeline (our folder, Stable-Diffusion layout or hub id); --vae/--clip replace its parts, --unet is unused
+    init: str = ""  # fine-tune this pipeline (our folder, Stable-Diffusion layout, a LoRA run (merged) or hub id); --vae/--clip replace its parts, --unet is unused
     unet: UNetPreset = "tiny"  # UNet preset when training from scratch (t2i.diffusion.unet)
     prediction_type: Literal["epsilon", "v_prediction"] = "epsilon"  # what the UNet predicts (from scratch; --init keeps its own)
     snr_gamma: float = 0.0  # min-SNR-gamma loss weighting (Hang et al. 2023), typically 5; 0 = plain MSE

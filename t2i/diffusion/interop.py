@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from t2i.diffusion.pipeline import LatentDiffusionPipeline
+from t2i.diffusion.pipeline import LatentDiffusionPipeline, load_lora_run
 
 
 def check_components(pipe: Any) -> None:
@@ -43,11 +43,16 @@ def check_components(pipe: Any) -> None:
 
 
 def load_pipeline(path_or_id: str | Path, **kwargs: Any) -> LatentDiffusionPipeline:
-    """Our pipeline from our folder, a built-in name, a Stable-Diffusion-layout folder or a hub id (offline: local only)."""
+    """Our pipeline from our folder, a built-in name, a Stable-Diffusion-layout folder or a hub id (offline: local
+    only); from a LoRA run folder, its base with the adapter merged into the UNet's weights."""
     from t2i.builtin import hub_error, resolve
 
     path_or_id = resolve(path_or_id, hub=True, what="pipeline")
     path = Path(str(path_or_id)).expanduser()
+    if (path / "t2i_lora.json").is_file():  # `t2i train ldm --lora-rank R`'s run folder
+        pipe = load_lora_run(path, fuse=True)
+        check_components(pipe)
+        return pipe
     if path.exists() and not (path / "model_index.json").is_file():
         raise FileNotFoundError(f"{path} is not a pipeline folder: no model_index.json (expected vae/, text_encoder/, "
                                 "tokenizer/, unet/, scheduler/ as written by `t2i train ldm` or diffusers)")

@@ -325,30 +325,41 @@ def _load_part(name: str, path: Path) -> Any:
     return kinds[name].from_pretrained(str(path), torch_dtype=torch.float32, use_safetensors=True)
 
 
+def load_lora_run(folder: Path, fuse: bool = False) -> LatentDiffusionPipeline:
+    """A LoRA run folder (``t2i_lora.json`` naming the base pipeline + ``pytorch_lora_weights.safetensors``) as a
+    pipeline: its base (a pipeline, or itself a LoRA run, fused), the parts the run replaced, and its adapter,
+    merged into the UNet's weights with ``fuse`` (a plain UNet, for trainers that start from it)."""
+    from t2i.builtin import resolve
+    from t2i.diffusion.lora import apply_lora
+
+    record = json.loads((folder / "t2i_lora.json").read_text())
+    base = Path(str(resolve(record["base"], hub=True, what=f"base pipeline of the LoRA run {folder}")))
+    # parts the run replaced (a first stage or text encoder fitted to its data) load from the run itself
+    replaced = {name: folder / name for name in record.get("replaced", [])}
+    if "text_encoder" in replaced:
+        replaced["tokenizer"] = folder / "tokenizer"
+    parts = {name: _load_part(name, path) for name, path in replaced.items()}
+    if (base / "t2i_lora.json").is_file():  # a LoRA trained on a LoRA run
+        pipe = load_lora_run(base, fuse=True)
+        pipe.register_modules(**parts)
+    else:
+        pipe = LatentDiffusionPipeline.from_pretrained(str(base), dtype=torch.float32, **parts)
+    if record.get("sample_size"):  # trained at another resolution than its base
+        pipe.unet.register_to_config(sample_size=record["sample_size"])
+    apply_lora(pipe, folder, fuse=fuse)
+    return pipe
+
+
 def load_generator(path: Any) -> LDMGenerator:
     """Registry entry of family "ldm": a pipeline folder (ours or Stable-Diffusion layout), a hub id,
-    or a LoRA run (``t2i_lora.json`` naming the base pipeline + ``pytorch_lora_weights.safetensors``).
+    or a LoRA run (``load_lora_run``).
 
     Sampling defaults come from ``t2i_sampling.json`` in the folder when training wrote one (the
     guidance chosen by its sweep), else ``DiffusionOptions()``.
     """
     folder = Path(str(path))
-    lora = folder / "t2i_lora.json"
-    if lora.is_file():
-        from t2i.builtin import resolve
-        from t2i.diffusion.lora import apply_lora
-
-        record = json.loads(lora.read_text())
-        base = resolve(record["base"], hub=True, what=f"base pipeline of the LoRA run {folder}")
-        # parts the run replaced (a first stage or text encoder fitted to its data) load from the run itself
-        replaced = {name: folder / name for name in record.get("replaced", [])}
-        if "text_encoder" in replaced:
-            replaced["tokenizer"] = folder / "tokenizer"
-        parts = {name: _load_part(name, path) for name, path in replaced.items()}
-        pipe = LatentDiffusionPipeline.from_pretrained(str(base), dtype=torch.float32, **parts)
-        if record.get("sample_size"):  # trained at another resolution than its base
-            pipe.unet.register_to_config(sample_size=record["sample_size"])
-        apply_lora(pipe, folder)
+    if (folder / "t2i_lora.json").is_file():
+        pipe = load_lora_run(folder)
     else:  # float32 even for half-precision files (compact built-ins): CPU sampling wants it
         pipe = LatentDiffusionPipeline.from_pretrained(str(path), dtype=torch.float32)
     return LDMGenerator(pipe, load_sampling_options(folder) if folder.is_dir() else None)
