@@ -67,6 +67,26 @@ def test_train_tgan_two_steps_with_tiny_clip(tmp_path):
     assert scores["all"]["n"] == 4 and 0 <= scores["all_correct"] <= 1
 
 
+def test_text_gan_grids_draw_distinct_captions(tmp_path):
+    """Regression: the grids drew the first 8 items' captions, so a folder with several images per caption
+    drew the same row several times; now the first 8 distinct ones."""
+    from PIL import Image
+
+    from t2i.clip.testing import make_tiny_clip
+    from train import tgan
+
+    data = tmp_path / "pairs"
+    data.mkdir()
+    for i in range(20):  # two images per caption
+        Image.new("RGB", (32, 32), (12 * i, 80, 160)).save(data / f"{i}.png")
+    (data / "metadata.jsonl").write_text("".join(json.dumps({"file_name": f"{i}.png", "text": f"thing {i // 2}"}) + "\n"
+                                                 for i in range(20)))
+    out = tmp_path / "run"
+    assert tgan.main(TINY + ["--data", str(data), "--n", "20", "--clip", str(make_tiny_clip(tmp_path / "clip")),
+                             "--g-base", "8", "--d-base", "8", "--out", str(out)]) == 0
+    assert (out / "samples" / "prompts.txt").read_text().splitlines() == [f"thing {k}" for k in range(8)]
+
+
 def test_bad_options_are_errors(tmp_path):
     from train import gan
 

@@ -24,7 +24,6 @@ judging one image per ``--eval-n`` test-split prompts with the project's shapes 
 
 from __future__ import annotations
 
-import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +40,7 @@ from t2i.data import load_dataset, training_options
 from t2i.generator import generate_conditions
 from t2i.provenance import write_record
 from t2i.runtime import Run
+from t2i.runtime.grids import grid_prompts
 from t2i.text import TextEncoder
 
 
@@ -131,7 +131,7 @@ def train(cfg: TGANConfig) -> Path:
               "d_steps": cfg.d_steps, "mismatch_weight": cfg.mismatch_weight, "clip_weight": cfg.clip_weight,
               "data": cfg.data}
     shown = tgan.TextGANGenerator(shown_network(run, G, ema), encoder, config).to(run.device)
-    prompts = [item["text"] for item in itertools.islice(iter(dataset), 8)]  # fixed grid prompts, one row each
+    prompts = grid_prompts("", cfg.data, dataset)  # fixed grid prompts, one row each
     if run.is_main:
         (run.out / "samples").mkdir(parents=True, exist_ok=True)
         (run.out / "samples" / "prompts.txt").write_text("\n".join(prompts) + "\n")

@@ -32,7 +32,6 @@ image per ``--eval-n`` test prompts with the shapes evaluator (``OUT/eval.json``
 
 from __future__ import annotations
 
-import itertools
 import json
 import random
 from dataclasses import dataclass, field
@@ -55,6 +54,7 @@ from t2i.data import load_dataset, shapes_options, training_options
 from t2i.generator import generate_conditions
 from t2i.provenance import write_record
 from t2i.runtime import Run
+from t2i.runtime.grids import grid_prompts
 from t2i.text import TextEncoder, TextOutput
 
 PRESETS = Path(__file__).resolve().parents[1] / "gan_baselines" / "presets" / "tgan_attn"  # px64, px128, px256
@@ -249,7 +249,7 @@ def train(cfg: AttnGANConfig) -> Path:
               "augment": list(cfg.augment), "diversity_weight": cfg.diversity_weight, "clip_weight": cfg.clip_weight,
               "data": cfg.data}
     shown = tgan_attn.AttnTextGANGenerator(shown_network(run, G, ema), encoder, config).to(run.device)
-    prompts = [item["text"] for item in itertools.islice(iter(dataset), 8)]  # fixed grid prompts, one row each
+    prompts = grid_prompts("", cfg.data, dataset)  # fixed grid prompts, one row each
     if run.is_main:
         (run.out / "samples").mkdir(parents=True, exist_ok=True)
         (run.out / "samples" / "prompts.txt").write_text("\n".join(prompts) + "\n")
