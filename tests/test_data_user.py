@@ -113,6 +113,39 @@ def test_conversions(tmp_path):
     assert "float.tif" not in got and ds.report.counts == {"converted": 4, "unsupported": 1}
 
 
+def test_background_white_shows_dark_drawings_on_transparency(tmp_path):
+    """Regression: alpha was always composited on black, so a dark glyph on a transparent canvas (a symbolic
+    icon, line art) loaded as an all-black image; --background white keeps it visible, also around a pad."""
+    glyph = Image.new("RGBA", (16, 8), (0, 0, 0, 0))
+    glyph.paste((20, 20, 20, 255), (6, 2, 10, 6))  # a dark square in the middle, transparent around it
+    folder = write_folder(tmp_path / "icons", [{"file_name": "g.png", "text": "a dark square"}], {"g.png": glyph})
+    black = load_dataset(folder, size=8)[0]["image"]
+    assert black.max() <= 20 / 255 + 1e-6  # nothing to see on black
+    white = load_dataset(folder, size=8, background="white", resize="pad")[0]["image"]  # 16 x 8 -> 8 x 4 centred
+    assert white[:, 0, 0].tolist() == [1.0, 1.0, 1.0]  # the letterbox and the transparent pixels: white
+    assert white[:, 4, 4].max() < 0.5  # the glyph: dark on white
+    with pytest.raises(ValueError, match="drawn on black"):
+        load_dataset("shapes", n=4, background="white")
+    with pytest.raises(ValueError, match="background must be one of"):
+        load_dataset(folder, background="grey")
+
+
+def test_background_reaches_trainers_and_evaluation_and_is_left_out_at_black(tmp_path):
+    from t2i.data import evaluation_options, training_options
+    from t2i.metrics.captioned import load_held_out
+    from t2i.runtime import RunConfig
+
+    assert "background" not in training_options(RunConfig())  # old latent-cache fingerprints stay valid
+    assert training_options(RunConfig(background="white"))["background"] == "white"
+    assert evaluation_options(RunConfig(background="white"))["background"] == "white"
+    with pytest.raises(ValueError, match="background must be one of"):
+        RunConfig(background="grey").validate()
+    clear = Image.new("RGBA", (8, 8), (0, 0, 0, 0))
+    folder = write_folder(tmp_path / "held", [{"file_name": "c.png", "text": "nothing"}], {"c.png": clear})
+    held_out, _ = load_held_out(str(folder), size=8, background="white")  # t2i eval --background white
+    assert held_out.images.min() == 1.0
+
+
 def test_bad_data_is_skipped_reported_and_strict_fails(bad_folder):
     ds = load_dataset(bad_folder)  # header check: corrupt, missing and empty caption found now
     assert len(ds) == 7 and ds.report.problems == 3

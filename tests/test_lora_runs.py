@@ -143,3 +143,23 @@ def test_a_lora_run_is_a_teacher_and_a_base_with_its_adapter_merged(tmp_path):
     assert t2i(["train", "ldm", "--init", str(run), "--lora-rank", "2", *RUN, "--out", str(again)]) == 0
     assert json.loads((again / "t2i_lora.json").read_text())["base"] == str(run)
     assert load_generator(again).family == "ldm"
+
+
+def test_first_stage_warning_names_the_data_as_given(tmp_path, capsys):
+    """Regression: the warning's `t2i train vae-kl --data ...` left out --background/--resize, so following it
+    trained a first stage on other images than the run's."""
+    from PIL import Image
+
+    data = tmp_path / "glyphs"
+    data.mkdir()
+    for i in range(4):
+        glyph = Image.new("RGBA", (40, 32), (0, 0, 0, 0))
+        glyph.paste((10 * i, 10, 10, 255), (10, 8, 30, 24))
+        glyph.save(data / f"{i}.png")
+    (data / "metadata.jsonl").write_text("".join(json.dumps({"file_name": f"{i}.png", "text": f"glyph {i}"}) + "\n"
+                                                 for i in range(4)))
+    assert t2i(["train", "ldm", "--init", "shapes-ldm", "--lora-rank", "2", "--data", str(data), "--background",
+                "white", "--resize", "pad", "--min-psnr", "99", "--steps", "1", "--batch-size", "4",
+                "--checkpoint-every", "0", "--sample-steps", "2", "--out", str(tmp_path / "run")]) == 0
+    warning = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("warning: the first stage"))
+    assert f"`t2i train vae-kl --data {data} --resize pad --background white`" in warning

@@ -70,6 +70,7 @@ class EvalConfig:
     clip: str = ""  # the evaluation CLIP: an open_clip folder, a t2i train clip run or built-in name (not the generators' own)
     image_column: str = ""  # a captioned source's image column ("" = its default, as in training)
     caption_column: str = ""  # a captioned source's caption column ("" = its default, as in training)
+    background: str = "black"  # a captioned source's colour under transparent pixels: black | white (as in training)
     candidates: int = 100  # r-precision: the true caption + (candidates - 1) others of the held-out split
     inception_weights: str = ""  # local FID Inception weights file for fid/kid/inception-score ($T2I_INCEPTION_WEIGHTS)
     device: str = "cpu"  # device of the generator (and the evaluation CLIP)
@@ -289,7 +290,7 @@ def evaluate_captioned(cfg: EvalConfig) -> int:
     except FileNotFoundError as err:
         raise SystemExit(f"t2i eval: --clip: {err}") from None
     held_out, report = load_held_out(cfg.prompts, cfg.real_split, image_size(model), cfg.real_n or None, cfg.seed,
-                                     cfg.image_column, cfg.caption_column)
+                                     cfg.image_column, cfg.caption_column, cfg.background)
     if report is not None and report.problems:
         print(report.summary(), file=sys.stderr)
     check_held_out(held_out)

@@ -38,6 +38,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="with --classes: average template embeddings (mean, CLIP paper) or sum caption probabilities")
     p.add_argument("--order", default="auto", choices=["auto", "shapes", "rules", "off"],
                    help="order-sensitivity report: perturbations from shapes labels, by rules on any caption, or off")
+    p.add_argument("--background", default="black", choices=["black", "white"],
+                   help="user images: the colour under transparent pixels, as the CLIP was trained (--background)")
     p.add_argument("--image-column", default="", help="the image column of a CSV / datasets source (default: the source's own)")
     p.add_argument("--caption-column", default="", help="the caption column of a CSV / datasets source (default: the source's own)")
     p.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
@@ -57,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     results = evaluate_splits(model, args.data, splits, n=args.n or None, size=args.size or None, classes=classes,
                               templates=args.templates, device=args.device, batch_size=args.batch_size,
                               seed=args.seed, ensemble=args.ensemble, order=args.order,
-                              image_column=args.image_column, caption_column=args.caption_column)
+                              image_column=args.image_column, caption_column=args.caption_column,
+                              background=args.background)
     if not args.split and splits == ["train"]:  # a single-split source given as the held-out data: name it as given
         results = {Path(str(args.data).rstrip("/")).name: results["train"]}
     report = write_report(results, Path(args.out), title=f"{args.model} on {args.data}",

@@ -220,7 +220,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             where = f"the first {cfg.first_stage_check} training images"
         run.print(f"first stage: {psnr:.1f} dB PSNR on {where}")
-        warning = first_stage_warning(psnr, cfg.min_psnr, cfg.data)
+        data = " ".join([str(cfg.data)] + [f"--{k.replace('_', '-')} {v}" for k, v in (("resize", cfg.resize),
+                         ("background", cfg.background)) if v != getattr(LDMConfig, k)])  # what the data is, as given
+        warning = first_stage_warning(psnr, cfg.min_psnr, data)
         if warning:
             run.print(warning)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=cfg.fused_adamw or None)

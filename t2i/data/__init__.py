@@ -144,13 +144,19 @@ def shapes_options(source: str | Path, p_two: float) -> dict[str, Any]:
 def training_options(cfg: Any) -> dict[str, Any]:
     """A trainer's user-data options from its ``RunConfig`` (columns, resize mode, flips, caption draws)."""
     return {"image_column": cfg.image_column, "caption_column": cfg.caption_column, "resize": cfg.resize,
-            "random_flip": cfg.random_flip, "draw_caption": True}
+            "random_flip": cfg.random_flip, "draw_caption": True, **_background(cfg)}
 
 
 def evaluation_options(cfg: Any) -> dict[str, Any]:
     """The same for evaluation: no random crop (the centre instead), no flip, the first caption."""
     return {"image_column": cfg.image_column, "caption_column": cfg.caption_column,
-            "resize": "center-crop" if cfg.resize == "random-crop" else cfg.resize}
+            "resize": "center-crop" if cfg.resize == "random-crop" else cfg.resize, **_background(cfg)}
+
+
+def _background(cfg: Any) -> dict[str, str]:
+    """``--background`` when it is not the default: left out at black, so the options (and the fingerprints of
+    latent caches on disk built from them) stay what they were before the option existed."""
+    return {"background": cfg.background} if cfg.background != "black" else {}
 
 
 def random_choices(dataset: Any) -> list[str]:
@@ -175,7 +181,7 @@ def _check_options(kind: str, options: dict[str, Any], allowed: tuple[str, ...])
 def load_dataset(source: str | Path, split: str = "train", size: int = 32, n: int | None = None,
                  seed: int = 0, strict: bool = False, channels: int | None = None, image_column: str = "",
                  caption_column: str = "", resize: str = "center-crop", random_flip: float = 0.0,
-                 draw_caption: bool = False, **options: Any):
+                 draw_caption: bool = False, background: str = "black", **options: Any):
     """Load any dataset source (see the module docstring) as a torch dataset.
 
     ``strict=True`` turns bad data (corrupt/truncated/missing images, empty captions)
@@ -200,6 +206,7 @@ def load_dataset(source: str | Path, split: str = "train", size: int = 32, n: in
     user images (``t2i.data.transforms``); random choices are seeded by ``seed``, the epoch
     (``dataset.set_epoch``) and the item's index. Shapes and digits refuse a resize mode (they are
     drawn square at ``size``) and flips (a flip turns "left of" into "right of", and mirrors digits).
+    ``background`` (``black`` or ``white``) goes under transparent pixels and around ``pad``'s letterbox.
     """
     kind = describe_source(source)
     check_resize(resize)
@@ -210,10 +217,13 @@ def load_dataset(source: str | Path, split: str = "train", size: int = 32, n: in
     if kind in ("shapes", "digits") and random_flip:
         raise ValueError(f"--random-flip is refused on {kind!r}: a flipped image no longer matches its caption "
                          f"({'left/right positions swap' if kind == 'shapes' else 'mirrored digits'}); use 0")
+    if kind in ("shapes", "digits") and background != "black":
+        raise ValueError(f"--background applies to user images with transparency; {kind!r} is drawn on black "
+                         "(drop --background)")
     if kind in ("shapes", "digits") and resize != "center-crop":
         raise ValueError(f"--resize applies to user images of any shape; {kind!r} is drawn square at --size "
                          "(drop --resize)")
-    augment = Augment(resize, float(random_flip), bool(draw_caption), int(seed))
+    augment = Augment(resize, float(random_flip), bool(draw_caption), int(seed), background=background)
     if kind == "shards":  # a WebDataset sample's members are named by extension
         columns = {("image_ext" if k == "image_column" else "caption_ext"): v for k, v in columns.items()}
     options = {**options, **columns}

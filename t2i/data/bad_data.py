@@ -7,7 +7,8 @@ images through ``load_image`` and records problems in a ``BadDataReport``; with
 Conversion rules (applied, counted under ``converted``, not problems):
 - grayscale ``L`` / bilevel ``1``: replicated to RGB;
 - palette ``P``: expanded to its colours (RGBA first if it has transparency);
-- alpha (``RGBA``, ``LA``, ``PA``): composited on black, the background of ``shapes``;
+- alpha (``RGBA``, ``LA``, ``PA``): composited on black, the background of ``shapes`` (or on white:
+  ``--background white``, ``Augment.background``);
 - 16/32-bit integer grayscale (``I;16*``, ``I``): scaled by 255/65535 (assumed 16-bit);
 - ``CMYK``, ``YCbCr``, ``LAB``, ``HSV``: Pillow's conversion to RGB;
 - EXIF orientation is applied; animated images use their first frame.
@@ -34,7 +35,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from .transforms import Augment
+from .transforms import BACKGROUNDS, Augment
 
 PROBLEMS = ("missing", "corrupt", "truncated", "too_large", "unsupported", "empty_caption", "bad_row")
 MAX_PIXELS = 64_000_000  # width x height above which an image is refused unread (Pillow warns at 89 M, refuses at 179 M)
@@ -151,8 +152,8 @@ def check_mode(img: Image.Image) -> bool:
     return img.mode != "RGB"
 
 
-def to_rgb(img: Image.Image) -> Image.Image:
-    """Apply the conversion rules of the module docstring; ``img`` must be decoded."""
+def to_rgb(img: Image.Image, background: tuple[int, int, int] = (0, 0, 0)) -> Image.Image:
+    """Apply the conversion rules of the module docstring, alpha onto ``background``; ``img`` must be decoded."""
     mode = img.mode
     if mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
@@ -161,10 +162,9 @@ def to_rgb(img: Image.Image) -> Image.Image:
         arr = np.asarray(img, dtype=np.float64) * (255.0 / 65535.0)
         img = Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8), "L")
         mode = "L"
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):  # composite on black
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):  # composite on the background
         rgba = img.convert("RGBA")
-        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
-        img = Image.alpha_composite(black, rgba)
+        img = Image.alpha_composite(Image.new("RGBA", rgba.size, (*background, 255)), rgba)
     return img.convert("RGB") if img.mode != "RGB" else img
 
 
@@ -192,7 +192,9 @@ def load_image(src: str | Path | bytes | Image.Image, size: int, channels: int =
     except Exception as err:  # malformed files make Pillow raise odd errors (struct.error, IndexError, ...)
         raise BadImage("corrupt", f"cannot decode: {type(err).__name__}: {err}") from err
     try:
-        return to_tensor((augment or Augment()).image(to_rgb(img), size, rng or random.Random(0)), channels), converted
+        augment = augment or Augment()
+        rgb = to_rgb(img, BACKGROUNDS[augment.background])
+        return to_tensor(augment.image(rgb, size, rng or random.Random(0)), channels), converted
     except Exception as err:
         raise BadImage("unsupported", f"cannot convert {img.mode} {img.size}: {type(err).__name__}: {err}") from err
 

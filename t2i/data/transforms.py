@@ -6,11 +6,13 @@ of diffusers' ``train_text_to_image.py`` (``--resolution``, ``--center_crop``, `
 - ``resize`` (``RESIZE_MODES``) turns an image of any shape into ``size x size``:
   ``center-crop`` (default) resizes the shorter side to ``size`` and keeps the centre;
   ``random-crop`` resizes the same way and keeps a random window along the longer side;
-  ``pad`` resizes the longer side to ``size`` and letterboxes on black (nothing is cut off);
+  ``pad`` resizes the longer side to ``size`` and letterboxes on the background (nothing is cut off);
   ``stretch`` resizes both sides to ``size`` (the aspect ratio changes).
 - ``random_flip``: probability of a horizontal flip. A flip turns "left of" into "right of", so
   data whose captions name positions (shapes) refuses it.
 - several captions per image: one is drawn per access; without ``draw`` (evaluation) the first.
+- ``background`` (``BACKGROUNDS``): the colour under transparent pixels and around a padded image;
+  black (the default, the background of shapes), or white for dark drawings on transparency (icons, line art).
 
 Random choices come from ``item_rng(seed, epoch, index)``, a ``random.Random`` seeded by those
 three numbers alone: the same run draws the same crops, flips and captions in any process or
@@ -29,6 +31,7 @@ from typing import Any, Sequence
 from PIL import Image, ImageOps
 
 RESIZE_MODES = ("center-crop", "random-crop", "pad", "stretch")
+BACKGROUNDS = {"black": (0, 0, 0), "white": (255, 255, 255)}  # --background: name -> RGB
 _RESAMPLE = Image.Resampling.BICUBIC
 
 
@@ -41,9 +44,11 @@ class Augment:
     draw: bool = False  # several captions: draw one per access (training); False = the first (evaluation)
     seed: int = 0  # with the epoch and the item index, seeds every random choice
     epoch: int = 0  # set by set_epoch before each epoch
+    background: str = "black"  # one of BACKGROUNDS: under transparent pixels and around a padded image
 
     def __post_init__(self):
         check_resize(self.resize)
+        check_background(self.background)
         if not 0.0 <= self.random_flip <= 1.0:
             raise ValueError(f"random_flip is a probability in [0, 1], got {self.random_flip!r}")
 
@@ -62,7 +67,7 @@ class Augment:
         return captions[0]
 
     def image(self, img: Image.Image, size: int, rng: random.Random) -> Image.Image:
-        img = fit(img, size, self.resize, rng)
+        img = fit(img, size, self.resize, rng, BACKGROUNDS[self.background])
         if self.random_flip > 0 and rng.random() < self.random_flip:
             img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         return img
@@ -74,14 +79,22 @@ def check_resize(mode: str) -> str:
     return mode
 
 
+def check_background(name: str) -> str:
+    if name not in BACKGROUNDS:
+        raise ValueError(f"background must be one of {list(BACKGROUNDS)}, got {name!r}")
+    return name
+
+
 def item_rng(seed: int, epoch: int, index: int) -> random.Random:
     """The random choices for one access of item ``index`` in ``epoch`` (string seeds hash with
     SHA-512 in ``random``, independent of PYTHONHASHSEED)."""
     return random.Random(f"t2i-item|{int(seed)}|{int(epoch)}|{int(index)}")
 
 
-def fit(img: Image.Image, size: int, mode: str = "center-crop", rng: random.Random | None = None) -> Image.Image:
-    """``img`` (any W x H) -> ``size x size`` by ``mode`` (``RESIZE_MODES``); bicubic, antialiased."""
+def fit(img: Image.Image, size: int, mode: str = "center-crop", rng: random.Random | None = None,
+        background: tuple[int, int, int] = (0, 0, 0)) -> Image.Image:
+    """``img`` (any W x H) -> ``size x size`` by ``mode`` (``RESIZE_MODES``; ``pad`` on ``background``); bicubic,
+    antialiased."""
     w, h = img.size
     if (w, h) == (size, size):
         return img
@@ -92,7 +105,7 @@ def fit(img: Image.Image, size: int, mode: str = "center-crop", rng: random.Rand
     if mode == "pad":
         scale = size / max(w, h)
         inner = (max(1, round(w * scale)), max(1, round(h * scale)))
-        canvas = Image.new("RGB", (size, size))  # black, as alpha is composited on black
+        canvas = Image.new("RGB", (size, size), background)  # the colour alpha is composited on
         canvas.paste(img if img.size == inner else img.resize(inner, _RESAMPLE),
                      ((size - inner[0]) // 2, (size - inner[1]) // 2))
         return canvas

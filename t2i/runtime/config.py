@@ -36,8 +36,9 @@ class RunConfig:
     data: str = "shapes"  # training data: shapes | digits | a folder with metadata.jsonl | a .csv/.tsv | WebDataset shards | a datasets save_to_disk folder, builder script .py or hub name hf:org/name
     image_column: str = ""  # user data: the image column ("" = file_name in metadata.jsonl, filepath in a CSV, image in datasets; shards: the image extension, "" = any)
     caption_column: str = ""  # user data: the caption column ("" = text in metadata.jsonl and datasets, title in a CSV; shards: the caption extension, "" = txt); a list of captions: one drawn per item and epoch
-    resize: str = "center-crop"  # user images to size x size: center-crop (short side to size) | random-crop | pad (letterbox on black) | stretch
+    resize: str = "center-crop"  # user images to size x size: center-crop (short side to size) | random-crop | pad (letterbox on --background) | stretch
     random_flip: float = 0.0  # user data: probability of a horizontal flip per item (refused on shapes/digits: "left of" would become false)
+    background: str = "black"  # user data: colour under transparent pixels and around --resize pad: black | white (dark drawings on transparency: icons, line art)
     size: int = 32  # image side length in pixels
     cpu: bool = False  # train on the CPU even when a GPU is available
     divergence_factor: float = 1e4  # stop when |loss| exceeds this many times max(1, |first loss|): a loss explosion (too high an lr); 0 = off
@@ -56,7 +57,7 @@ class RunConfig:
     # Fields added after runs existed: left out of the identity while at these values, so a checkpoint
     # written before the field existed stays resumable (its run learnt exactly what the default gives).
     identity_defaults: ClassVar[dict[str, object]] = {"image_column": "", "caption_column": "", "resize": "center-crop",
-                                                      "random_flip": 0.0}
+                                                      "random_flip": 0.0, "background": "black"}
 
     def validate(self) -> None:
         """Raise ValueError naming the bad field and what is allowed (called by ``Run``)."""
@@ -76,11 +77,13 @@ class RunConfig:
             raise ValueError(f"ema_decay must be in [0, 1) (0 = no EMA; typical 0.999), got {self.ema_decay!r}")
         if not self.divergence_factor >= 0:
             raise ValueError(f"divergence_factor must be >= 0 (0 = off; default 1e4), got {self.divergence_factor!r}")
-        from t2i.data.transforms import RESIZE_MODES
+        from t2i.data.transforms import BACKGROUNDS, RESIZE_MODES
 
         if self.resize not in RESIZE_MODES:
             raise ValueError(f"resize must be one of {list(RESIZE_MODES)}, got {self.resize!r}")
         if not 0.0 <= self.random_flip <= 1.0:
             raise ValueError(f"random_flip is a probability in [0, 1], got {self.random_flip!r}")
+        if self.background not in BACKGROUNDS:
+            raise ValueError(f"background must be one of {list(BACKGROUNDS)}, got {self.background!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
