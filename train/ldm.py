@@ -212,6 +212,10 @@ def main(argv: list[str] | None = None) -> int:
     data_options = dict(split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, **training_options(cfg),
                         **shapes_options(cfg.data, cfg.p_two))
     dataset = load_dataset(cfg.data, strict=cfg.strict, **data_options)
+    prompts = grid_prompts(cfg.sample_prompts, cfg.data, dataset)
+    if run.is_main:  # the grids' prompts, in the order of their images
+        (run.out / "samples").mkdir(parents=True, exist_ok=True)
+        (run.out / "samples" / "prompts.txt").write_text("\n".join(prompts) + "\n")
 
     if cfg.first_stage_check and run.is_main:  # the ceiling of what the model can draw, before any training
         psnr = reconstruction_psnr(vae, dataset, run.device, cfg.first_stage_check, spread=True)
@@ -244,10 +248,6 @@ def main(argv: list[str] | None = None) -> int:
     run.print(f"UNet {total / 1e6:.2f} M parameters ({sum(p.numel() for p in params) / 1e6:.3f} M trained), "
               f"latents {tuple(run.unwrap(unet).config[k] for k in ('in_channels', 'sample_size'))} (channels, side), "
               f"scaling factor {scale:.4f}, {items} items, cache={cfg.cache}")
-    prompts = grid_prompts(cfg.sample_prompts, cfg.data, train_set)
-    if run.is_main:  # the grids' prompts, in the order of their images
-        (run.out / "samples").mkdir(parents=True, exist_ok=True)
-        (run.out / "samples" / "prompts.txt").write_text("\n".join(prompts) + "\n")
     options = sampling_defaults(cfg)
 
     for step, batch in run.loop(run.dataloader(dataset)):

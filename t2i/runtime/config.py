@@ -77,13 +77,12 @@ class RunConfig:
             raise ValueError(f"ema_decay must be in [0, 1) (0 = no EMA; typical 0.999), got {self.ema_decay!r}")
         if not self.divergence_factor >= 0:
             raise ValueError(f"divergence_factor must be >= 0 (0 = off; default 1e4), got {self.divergence_factor!r}")
-        from t2i.data.transforms import BACKGROUNDS, RESIZE_MODES
+        from t2i.data.transforms import RESIZE_MODES, check_background
 
         if self.resize not in RESIZE_MODES:
             raise ValueError(f"resize must be one of {list(RESIZE_MODES)}, got {self.resize!r}")
         if not 0.0 <= self.random_flip <= 1.0:
             raise ValueError(f"random_flip is a probability in [0, 1], got {self.random_flip!r}")
-        if self.background not in BACKGROUNDS:
-            raise ValueError(f"background must be one of {list(BACKGROUNDS)}, got {self.background!r}")
+        check_background(self.background)
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
