@@ -111,6 +111,8 @@ def test_conversions(tmp_path):
     assert got["g16.png"] == [127, 127, 127]  # 16-bit scaled by 255/65535
     assert got["pal.png"] == [10, 200, 30]
     assert "float.tif" not in got and ds.report.counts == {"converted": 4, "unsupported": 1}
+    details = {Path(path).name: detail for path, detail in ds.report.examples["converted"]}
+    assert details["grey.png"] == "L -> RGB" and "onto --background" in details["rgba.png"]  # names the option
 
 
 def test_background_white_shows_dark_drawings_on_transparency(tmp_path):

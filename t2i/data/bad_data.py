@@ -145,11 +145,15 @@ def open_image(src: str | Path | bytes, name: str = "") -> Image.Image:
     return img
 
 
-def check_mode(img: Image.Image) -> bool:
-    """True when the image needs conversion to RGB; ``BadImage`` when it cannot be converted."""
+def check_mode(img: Image.Image) -> str:
+    """The conversion the image needs, for the report ("" for RGB: none); ``BadImage`` when it cannot be converted."""
     if img.mode not in CONVERTIBLE:
         raise BadImage("unsupported", f"image mode {img.mode!r} has no meaningful RGB conversion")
-    return img.mode != "RGB"
+    if img.mode == "RGB":
+        return ""
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info):
+        return f"{img.mode} -> RGB, transparency onto --background, black by default"
+    return f"{img.mode} -> RGB"
 
 
 def to_rgb(img: Image.Image, background: tuple[int, int, int] = (0, 0, 0)) -> Image.Image:
@@ -178,9 +182,9 @@ def to_tensor(img: Image.Image, channels: int = 3) -> torch.Tensor:
 
 
 def load_image(src: str | Path | bytes | Image.Image, size: int, channels: int = 3, name: str = "",
-               augment: Augment | None = None, rng: random.Random | None = None) -> tuple[torch.Tensor, bool]:
+               augment: Augment | None = None, rng: random.Random | None = None) -> tuple[torch.Tensor, str]:
     """Fully decode, convert, resize by ``augment`` (default: centre crop) and maybe flip.
-    Returns ``(tensor (C, size, size), converted)``; raises ``BadImage``."""
+    Returns ``(tensor (C, size, size), the conversion applied or "")``; raises ``BadImage``."""
     img = src if isinstance(src, Image.Image) else open_image(src, name)
     converted = check_mode(img)
     try:

@@ -169,7 +169,7 @@ class CaptionedFiles(SkipsBadImages):
                 converted = check_mode(img)
                 width = img.size[0] if img.size[0] == img.size[1] else None
         if converted:
-            self.report.add("converted", row.name, "converted to RGB")
+            self.report.add("converted", row.name, converted)
         return texts, label, width
 
     def _records(self) -> list[dict[str, Any]] | None:

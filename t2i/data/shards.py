@@ -148,7 +148,7 @@ class ShardDataset(IterableDataset):
         image, converted = load_image(sample[ext], self.size, self.channels, name=name, augment=self.augment,
                                       rng=self.augment.rng(position))
         if converted:
-            self.report.add("converted", name, "converted to RGB")
+            self.report.add("converted", name, converted)
         return {"image": image, "text": text, "label": label, "index": position}
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
