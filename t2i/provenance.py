@@ -154,6 +154,26 @@ def unknown_words(prompt: str, words: Iterable[str] | None) -> list[str]:
     return found
 
 
+def new_words_warning(base: str, source: str, dataset: Any, data: str | None = None) -> str | None:
+    """For a fine-tune of ``base`` on ``dataset`` (from ``source``; ``data`` as the user gave it) that keeps the base's
+    text encoder: one line when more than a quarter of its captions' words never occur in the base's training
+    captions (the text encoder never learnt to tell them apart), naming the remedy; None otherwise, or when either
+    side's words are not recorded."""
+    trained = trained_on(base)
+    words = caption_words(source, dataset)
+    if trained.words is None or not words:
+        return None
+    new = sorted(words - trained.words, key=lambda w: (not w.isalpha(), w))  # words before numbers
+    if len(new) <= len(words) / 4:
+        return None
+    shown = ", ".join(repr(w) for w in new[:6]) + (", ..." if len(new) > 6 else "")
+    clip = f"--init {trained.clip} " if trained.clip else ""
+    return (f"warning: {len(new)} of the {len(words)} words of these captions ({shown}) never occur in {base}'s "
+            "training captions, so its text encoder was never trained to tell them apart and they will steer the "
+            f"model little. Fine-tune a CLIP on them (`t2i train clip {clip}--data {data or source}`) and give it "
+            "as --clip")
+
+
 def off_vocabulary_warning(prompt: str, name: str, trained: TrainedOn) -> str | None:
     """One line for a prompt with words ``name``'s training captions never held; None when there are none."""
     unknown = unknown_words(prompt, trained.words)

@@ -165,3 +165,24 @@ def test_first_stage_warning_names_the_data_as_given(tmp_path, capsys):
                 "--checkpoint-every", "0", "--sample-steps", "2", "--out", str(tmp_path / "run")]) == 0
     warning = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("warning: the first stage"))
     assert f"`t2i train vae-kl --data {data} --resize pad --background white`" in warning
+
+
+def test_a_fine_tune_on_new_words_is_told_its_text_encoder_never_learnt_them(tmp_path, capsys):
+    """Regression: a LoRA of shapes-ldm on captions of other words trained in silence, though the base's text
+    encoder never learnt them (the icons of a new-user check came out as shapes)."""
+    from PIL import Image
+
+    data = tmp_path / "photos"
+    data.mkdir()
+    for i in range(4):
+        Image.new("RGB", (32, 32), (60 * i, 90, 120)).save(data / f"{i}.png")
+    (data / "metadata.jsonl").write_text("".join(json.dumps({"file_name": f"{i}.png", "text": f"a photo of kitten {i}"})
+                                                 + "\n" for i in range(4)))
+    common = ["--lora-rank", "2", "--steps", "1", "--batch-size", "4", "--first-stage-check", "0", "--checkpoint-every",
+              "0", "--sample-steps", "2", "--sample-prompts", "a red circle"]
+    assert t2i(["train", "ldm", "--init", "shapes-ldm", "--data", str(data), *common, "--out", str(tmp_path / "a")]) == 0
+    warning = next(line for line in capsys.readouterr().out.splitlines() if "never occur in" in line)
+    assert "'kitten', 'photo'" in warning and f"`t2i train clip --init shapes-clip --data {data}`" in warning
+    assert t2i(["train", "ldm", "--init", "shapes-ldm", "--data", "shapes", "--n", "8", *common,
+                "--out", str(tmp_path / "b")]) == 0
+    assert "never occur in" not in capsys.readouterr().out  # the base's own kind of caption: no warning

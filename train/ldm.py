@@ -62,7 +62,7 @@ from t2i.diffusion.training import (build_caches, diffusion_loss,
                                     draw_partial, drop_captions, first_stage_warning, partial_captions_edit, reconstruction_psnr,
                                     sample_cached, to_vae_input)
 from t2i.diffusion.unet import UNetPreset, build_unet
-from t2i.provenance import write_record
+from t2i.provenance import new_words_warning, write_record
 from t2i.runtime import Run, RunConfig
 from t2i.runtime.grids import grid_prompts
 
@@ -217,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
         (run.out / "samples").mkdir(parents=True, exist_ok=True)
         (run.out / "samples" / "prompts.txt").write_text("\n".join(prompts) + "\n")
 
+    data_as_given = " ".join([str(cfg.data)] + [f"--{k.replace('_', '-')} {v}" for k, v in (
+        ("resize", cfg.resize), ("background", cfg.background)) if v != getattr(LDMConfig, k)])  # for the warnings' commands
     if cfg.first_stage_check and run.is_main:  # the ceiling of what the model can draw, before any training
         psnr = reconstruction_psnr(vae, dataset, run.device, cfg.first_stage_check, spread=True)
         if hasattr(dataset, "__len__"):
@@ -224,9 +226,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             where = f"the first {cfg.first_stage_check} training images"
         run.print(f"first stage: {psnr:.1f} dB PSNR on {where}")
-        data = " ".join([str(cfg.data)] + [f"--{k.replace('_', '-')} {v}" for k, v in (("resize", cfg.resize),
-                         ("background", cfg.background)) if v != getattr(LDMConfig, k)])  # what the data is, as given
-        warning = first_stage_warning(psnr, cfg.min_psnr, data)
+        warning = first_stage_warning(psnr, cfg.min_psnr, data_as_given)
+        if warning:
+            run.print(warning)
+    if cfg.init and not cfg.clip and run.is_main:  # the base's text encoder reads these captions
+        warning = new_words_warning(cfg.init, cfg.data, dataset, data_as_given)
         if warning:
             run.print(warning)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=cfg.fused_adamw or None)
