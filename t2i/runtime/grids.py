@@ -20,7 +20,7 @@ from torchvision.utils import save_image
 
 
 # The sample grids' prompts on shapes (``--sample-prompts`` default there): four one-object and four
-# two-object captions of the spec's grammar, two of them on held-out colour-shape pairs.
+# two-object captions of the spec's grammar; three name held-out colour-shape pairs (the novel split's).
 SHAPES_GRID_PROMPTS = ("a large red circle in the center", "a small blue square in the top left",
                        "a large green triangle in the bottom right", "a small yellow cross in the top right",
                        "a white cross above a red triangle", "a blue circle to the left of a yellow square",
