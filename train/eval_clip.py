@@ -22,6 +22,7 @@ import torch
 
 from t2i.clip.evaluate import default_splits, evaluate_splits, summary, write_report
 from t2i.clip.model import load_clip
+from t2i.data.transforms import BACKGROUNDS
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -38,7 +39,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="with --classes: average template embeddings (mean, CLIP paper) or sum caption probabilities")
     p.add_argument("--order", default="auto", choices=["auto", "shapes", "rules", "off"],
                    help="order-sensitivity report: perturbations from shapes labels, by rules on any caption, or off")
-    p.add_argument("--background", default="black", choices=["black", "white"],
+    p.add_argument("--background", default="black", choices=list(BACKGROUNDS),
                    help="user images: the colour under transparent pixels, as the CLIP was trained (--background)")
     p.add_argument("--image-column", default="", help="the image column of a CSV / datasets source (default: the source's own)")
     p.add_argument("--caption-column", default="", help="the caption column of a CSV / datasets source (default: the source's own)")

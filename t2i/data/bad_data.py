@@ -37,6 +37,7 @@ from PIL import Image, ImageOps
 
 from .transforms import BACKGROUNDS, Augment
 
+ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")  # modes with transparency, composited on the background
 PROBLEMS = ("missing", "corrupt", "truncated", "too_large", "unsupported", "empty_caption", "bad_row")
 MAX_PIXELS = 64_000_000  # width x height above which an image is refused unread (Pillow warns at 89 M, refuses at 179 M)
 CONVERTIBLE = {"RGB", "L", "1", "P", "RGBA", "LA", "PA", "I;16", "I;16B", "I;16L", "I;16N", "I",
@@ -151,7 +152,7 @@ def check_mode(img: Image.Image) -> str:
         raise BadImage("unsupported", f"image mode {img.mode!r} has no meaningful RGB conversion")
     if img.mode == "RGB":
         return ""
-    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info):
+    if img.mode in ALPHA_MODES or (img.mode == "P" and "transparency" in img.info):
         return f"{img.mode} -> RGB, transparency onto --background, black by default"
     return f"{img.mode} -> RGB"
 
@@ -166,7 +167,7 @@ def to_rgb(img: Image.Image, background: tuple[int, int, int] = (0, 0, 0)) -> Im
         arr = np.asarray(img, dtype=np.float64) * (255.0 / 65535.0)
         img = Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8), "L")
         mode = "L"
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):  # composite on the background
+    if mode in ALPHA_MODES:  # composite on the background
         rgba = img.convert("RGBA")
         img = Image.alpha_composite(Image.new("RGBA", rgba.size, (*background, 255)), rgba)
     return img.convert("RGB") if img.mode != "RGB" else img

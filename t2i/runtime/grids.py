@@ -30,7 +30,8 @@ SHAPES_GRID_PROMPTS = ("a large red circle in the center", "a small blue square 
 def grid_prompts(given: str, data: str, dataset: Iterable[dict], count: int = 8, scan: int = 256) -> list[str]:
     """The prompts of a trainer's sample grids: ``given`` ("|"-separated, ``--sample-prompts``) when set; the
     fixed shapes prompts on ``shapes``; else the first ``count`` distinct captions among the first ``scan``
-    training items, so that a run on one's own captioned images draws its own kind of caption."""
+    training items (their ``captions`` list when the dataset has one, so no image is decoded; a streamed one is
+    read), so that a run on one's own captioned images draws its own kind of caption."""
     if given:
         prompts = [p.strip() for p in given.split("|") if p.strip()]
         if not prompts:
@@ -38,10 +39,12 @@ def grid_prompts(given: str, data: str, dataset: Iterable[dict], count: int = 8,
         return prompts
     if str(data) == "shapes":
         return list(SHAPES_GRID_PROMPTS)
+    listed = getattr(dataset, "captions", None)
+    texts = listed[:scan] if listed is not None else (item["text"] for item in itertools.islice(iter(dataset), scan))
     found: list[str] = []
-    for item in itertools.islice(iter(dataset), scan):
-        if item["text"] and item["text"] not in found:
-            found.append(item["text"])
+    for text in texts:
+        if text and text not in found:
+            found.append(text)
             if len(found) == count:
                 break
     if not found:
