@@ -112,7 +112,37 @@ def test_conversions(tmp_path):
     assert got["pal.png"] == [10, 200, 30]
     assert "float.tif" not in got and ds.report.counts == {"converted": 4, "unsupported": 1}
     details = {Path(path).name: detail for path, detail in ds.report.examples["converted"]}
-    assert details["grey.png"] == "L -> RGB" and "onto --background" in details["rgba.png"]  # names the option
+    assert details["grey.png"] == "L -> RGB" and "onto black (--background)" in details["rgba.png"]  # names the option
+    white = load_dataset(tmp_path / "c", size=8, background="white")
+    assert dict(white.report.examples["converted"])["rgba.png"].endswith("onto white (--background)")
+
+
+def test_report_counts_conversions_per_rule_and_the_images_a_crop_cuts(tmp_path, capsys):
+    """Regression: the report listed every converted file (hundreds of lines for a folder of transparent
+    drawings, each saying "black by default" even under --background white), and said nothing when the
+    default centre crop cut the ends off images far from square (a 4:1 drawing lost 75% of its width)."""
+    images = {f"wide{i}.png": Image.new("RGBA", (40, 10)) for i in range(6)}
+    images |= {"tall.png": Image.new("LA", (10, 30)), "square.png": Image.new("RGB", (20, 19))}
+    folder = write_folder(tmp_path / "d", [{"file_name": n, "text": n} for n in images], images)
+    ds = load_dataset(folder, size=8, background="white")
+    report = ds.report.summary()
+    assert "RGBA -> RGB, transparent pixels onto white (--background): 6 (" in report and "... and 3 more)" in report
+    assert "LA -> RGB, transparent pixels onto white (--background): 1 (tall.png)" in report
+    assert "wide5.png" not in report  # three examples per rule, not every file
+    assert "not square: 7 of 8 images (width / height 0.33 to 4.00)" in report and "(up to 75%)" in report
+    assert "--resize pad keeps whole images" in report
+    assert "not square" not in load_dataset(folder, size=8, resize="pad").report.summary()  # nothing is cut
+    assert data_main(["validate", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "not square: 7 of 8" in out and "wide5.png" not in out
+    assert data_main(["validate", str(folder), "--strict"]) == 1 and "wide5.png" in capsys.readouterr().out
+
+    from t2i.runtime import Run, RunConfig
+
+    wide = {f"w{i}.png": Image.new("RGB", (40, 10)) for i in range(2)}  # nothing converted, only cut
+    cropped = load_dataset(write_folder(tmp_path / "w", [{"file_name": n, "text": n} for n in wide], wide), size=8)
+    Run(RunConfig(out=str(tmp_path / "run"), steps=1, batch_size=2), "x").dataloader(cropped)
+    assert "bad-data report" in capsys.readouterr().out  # a trainer says so before its first step
 
 
 def test_background_white_shows_dark_drawings_on_transparency(tmp_path):

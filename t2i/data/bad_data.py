@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from .transforms import BACKGROUNDS, Augment
+from .transforms import BACKGROUNDS, Augment, ImageShapes
 
 ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")  # modes with transparency, composited on the background
 PROBLEMS = ("missing", "corrupt", "truncated", "too_large", "unsupported", "empty_caption", "bad_row")
@@ -43,6 +43,7 @@ MAX_PIXELS = 64_000_000  # width x height above which an image is refused unread
 CONVERTIBLE = {"RGB", "L", "1", "P", "RGBA", "LA", "PA", "I;16", "I;16B", "I;16L", "I;16N", "I",
                "CMYK", "YCbCr", "LAB", "HSV", "RGBX", "RGBa", "La"}
 MAX_EXAMPLES = 5  # how many paths per kind a summary shows by default (trainers print this)
+CONVERTED_EXAMPLES = 3  # how many paths per conversion a summary shows (conversions are not problems)
 MAX_KEPT = 1000  # how many paths per kind the report keeps (``t2i data validate`` shows them all)
 
 
@@ -65,15 +66,20 @@ class BadImage(Exception):
 
 @dataclass
 class BadDataReport:
-    """Counts per kind and the first few ``(path, detail)`` examples of each."""
+    """Counts per kind and the first few ``(path, detail)`` examples of each; conversions counted per rule;
+    the images' aspect ratios (``shapes``: how many a crop cuts)."""
 
     source: str = ""  # what was checked (a folder, a CSV, shards)
     counts: dict[str, int] = field(default_factory=dict)  # kind -> how many items
     examples: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # kind -> first few
     checked: int = 0  # items looked at
+    conversions: dict[str, int] = field(default_factory=dict)  # conversion rule (the detail) -> how many items
+    shapes: ImageShapes = field(default_factory=ImageShapes)  # aspect ratios of the images checked
 
     def add(self, kind: str, path: str, detail: str = "") -> None:
         self.counts[kind] = self.counts.get(kind, 0) + 1
+        if kind == "converted":
+            self.conversions[detail] = self.conversions.get(detail, 0) + 1
         shown = self.examples.setdefault(kind, [])
         if len(shown) < MAX_KEPT and (path, detail) not in shown:
             shown.append((str(path), detail))
@@ -90,20 +96,33 @@ class BadDataReport:
     def __bool__(self) -> bool:  # truthy when something was skipped
         return self.problems > 0
 
-    def summary(self, max_examples: int | None = MAX_EXAMPLES) -> str:
-        """Counts per kind with the first ``max_examples`` paths of each (None: all kept)."""
+    @property
+    def noteworthy(self) -> bool:
+        """Something to tell before training: items skipped, converted, or cut by a crop."""
+        return bool(self.problems or self.converted or self.shapes.summary())
+
+    def summary(self, max_examples: int | None = MAX_EXAMPLES,
+                converted_examples: int | None = CONVERTED_EXAMPLES) -> str:
+        """Counts per problem kind with the first ``max_examples`` paths of each (None: all kept); conversions
+        per rule with ``converted_examples`` paths each; the aspect-ratio line when a crop cuts images."""
         head = f"{self.source or 'data'}: {self.checked} items checked, {self.problems} skipped"
         if self.converted:
             head += f", {self.converted} converted"
         lines = [head]
-        for kind in [*PROBLEMS, "converted"]:
+        for kind in PROBLEMS:
             if self.counts.get(kind):
                 lines.append(f"  {kind}: {self.counts[kind]}")
                 shown = self.examples.get(kind, [])[:max_examples]
                 lines += [f"    {p}" + (f"  ({d})" if d else "") for p, d in shown]
                 if self.counts[kind] > len(shown):
                     lines.append(f"    ... and {self.counts[kind] - len(shown)} more")
-        return "\n".join(lines)
+        if self.converted:
+            lines.append(f"  converted: {self.converted}")
+            for rule, count in sorted(self.conversions.items(), key=lambda kv: -kv[1]):
+                paths = [p for p, d in self.examples.get("converted", []) if d == rule][:converted_examples]
+                more = f", ... and {count - len(paths)} more" if count > len(paths) else ""
+                lines.append(f"    {rule}: {count}" + (f" ({', '.join(paths)}{more})" if paths else ""))
+        return "\n".join(filter(None, [*lines, self.shapes.summary()]))
 
     __str__ = summary
 
@@ -146,14 +165,14 @@ def open_image(src: str | Path | bytes, name: str = "") -> Image.Image:
     return img
 
 
-def check_mode(img: Image.Image) -> str:
+def check_mode(img: Image.Image, background: str = "black") -> str:
     """The conversion the image needs, for the report ("" for RGB: none); ``BadImage`` when it cannot be converted."""
     if img.mode not in CONVERTIBLE:
         raise BadImage("unsupported", f"image mode {img.mode!r} has no meaningful RGB conversion")
     if img.mode == "RGB":
         return ""
     if img.mode in ALPHA_MODES or (img.mode == "P" and "transparency" in img.info):
-        return f"{img.mode} -> RGB, transparency onto --background, black by default"
+        return f"{img.mode} -> RGB, transparent pixels onto {background} (--background)"
     return f"{img.mode} -> RGB"
 
 
@@ -187,7 +206,8 @@ def load_image(src: str | Path | bytes | Image.Image, size: int, channels: int =
     """Fully decode, convert, resize by ``augment`` (default: centre crop) and maybe flip.
     Returns ``(tensor (C, size, size), the conversion applied or "")``; raises ``BadImage``."""
     img = src if isinstance(src, Image.Image) else open_image(src, name)
-    converted = check_mode(img)
+    augment = augment or Augment()
+    converted = check_mode(img, augment.background)
     try:
         img.seek(0)  # first frame of animated images
         img = ImageOps.exif_transpose(img)
@@ -197,7 +217,6 @@ def load_image(src: str | Path | bytes | Image.Image, size: int, channels: int =
     except Exception as err:  # malformed files make Pillow raise odd errors (struct.error, IndexError, ...)
         raise BadImage("corrupt", f"cannot decode: {type(err).__name__}: {err}") from err
     try:
-        augment = augment or Augment()
         rgb = to_rgb(img, BACKGROUNDS[augment.background])
         return to_tensor(augment.image(rgb, size, rng or random.Random(0)), channels), converted
     except Exception as err:

@@ -42,7 +42,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from .bad_data import BadDataReport, BadImage, check_mode, load_image, open_image
-from .transforms import Augment, check_captions
+from .transforms import Augment, ImageShapes, check_captions
 
 FOLDER_OPTIONS = ("image_column", "caption_column", "label_column", "check")
 CSV_OPTIONS = ("image_column", "caption_column", "label_column", "sep", "check")
@@ -119,7 +119,8 @@ class CaptionedFiles(SkipsBadImages):
             raise ValueError(f"channels must be 1, 3 or None (RGB), got {channels!r}")
         self.size, self.channels, self.source = int(size), channels or 3, source
         self.augment = augment or Augment()
-        self.report = BadDataReport(source=source, checked=len(rows) + len(bad_rows))
+        self.report = BadDataReport(source=source, checked=len(rows) + len(bad_rows),
+                                    shapes=ImageShapes(self.augment.resize))
         for name, detail in bad_rows:
             self.report.add("bad_row", name, detail)
         decode = strict or check == "decode"
@@ -161,13 +162,13 @@ class CaptionedFiles(SkipsBadImages):
             if isinstance(row.label, bool) or not str(row.label).strip().isdigit():
                 raise BadImage("bad_row", f"label {row.label!r} is not an integer >= 0")
             label = int(str(row.label).strip())
-        if decode:
-            _, converted = load_image(row.path, self.size, self.channels, name=row.name)
-            width = None
-        else:
-            with open_image(row.path, row.name) as img:
-                converted = check_mode(img)
-                width = img.size[0] if img.size[0] == img.size[1] else None
+        with open_image(row.path, row.name) as img:
+            self.report.shapes.add(*img.size)
+            width = img.size[0] if img.size[0] == img.size[1] else None
+            if decode:
+                _, converted = load_image(img, self.size, self.channels, name=row.name, augment=self.augment)
+            else:
+                converted = check_mode(img, self.augment.background)
         if converted:
             self.report.add("converted", row.name, converted)
         return texts, label, width

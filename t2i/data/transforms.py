@@ -32,6 +32,7 @@ from PIL import Image, ImageOps
 
 RESIZE_MODES = ("center-crop", "random-crop", "pad", "stretch")
 BACKGROUNDS = {"black": (0, 0, 0), "white": (255, 255, 255)}  # --background: name -> RGB
+CUT_NOTED = 0.1  # ImageShapes counts images a crop cuts by more than this fraction of their long side
 _RESAMPLE = Image.Resampling.BICUBIC
 
 
@@ -118,6 +119,38 @@ def fit(img: Image.Image, size: int, mode: str = "center-crop", rng: random.Rand
         left, top = rng.randint(0, rw - size), rng.randint(0, rh - size)
         return img.crop((left, top, left + size, top + size))
     raise ValueError(f"resize must be one of {list(RESIZE_MODES)}, got {mode!r}")
+
+
+@dataclass
+class ImageShapes:
+    """How many images a crop cuts, counted as they are checked (``BadDataReport.shapes``): a user folder of
+    drawings or photos of many aspect ratios loses their ends to the default ``center-crop``, silently."""
+
+    resize: str = "center-crop"  # the resize mode the images are read with (one of RESIZE_MODES)
+    checked: int = 0  # images counted
+    cut: int = 0  # images a crop cuts by more than CUT_NOTED of their long side
+    widest: float = 1.0  # the largest width / height seen
+    tallest: float = 1.0  # the smallest width / height seen
+
+    def add(self, width: int, height: int) -> None:
+        aspect = width / height
+        self.checked += 1
+        self.widest, self.tallest = max(self.widest, aspect), min(self.tallest, aspect)
+        if 1 - min(aspect, 1 / aspect) > CUT_NOTED:
+            self.cut += 1
+
+    @property
+    def crops(self) -> bool:
+        return self.resize in ("center-crop", "random-crop")
+
+    def summary(self) -> str:
+        """One line when a crop cuts off more than ``CUT_NOTED`` of some images, naming the fix; else ""."""
+        if not (self.crops and self.cut):
+            return ""
+        most = 1 - 1 / max(self.widest, 1 / self.tallest)
+        return (f"  not square: {self.cut} of {self.checked} images (width / height {self.tallest:.2f} to "
+                f"{self.widest:.2f}) lose more than {CUT_NOTED:.0%} of their long side to --resize {self.resize} "
+                f"(up to {most:.0%}); --resize pad keeps whole images")
 
 
 def convert_onto_black(image: Image.Image, mode: str = "RGB") -> Image.Image:

@@ -63,7 +63,7 @@ Calls (all processes run the same code; only the main process writes files)
 - ``run.ema(model)`` -> ``EMA`` (``.model`` is the averaged copy, updated after every
   optimiser step by ``run.loop``) or None.
 - ``run.dataloader(dataset, shuffle=True, collate_fn=None)``: map-style or IterableDataset; prints
-  ``dataset.report`` (the bad-data report) when items were skipped or converted, and again at
+  ``dataset.report`` (the bad-data report) when items were skipped, converted or cut by a crop, and again at
   ``run.finish`` if more were found while training.
   Iterable datasets must yield the same stream on every process; the runtime deals the
   samples out to processes/workers; resume re-reads and skips the consumed samples.

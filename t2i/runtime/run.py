@@ -224,12 +224,12 @@ class Run:
                    collate_fn: Callable | None = None) -> RunLoader:
         """Per-process micro-batches of ``batch_size / (num_processes * grad_accum)``, seeded, resumable.
 
-        Prints the dataset's bad-data report (``dataset.report``) when it skipped or converted items."""
+        Prints the dataset's bad-data report (``dataset.report``) when it skipped, converted or cropped items."""
         report = getattr(dataset, "report", None)
         if report is not None and hasattr(report, "summary"):
             self._data_report, self._reported_problems = report, report.problems
-            if report.problems or report.converted:
-                self.print(f"{self.name}: bad-data report (items skipped or converted; `t2i data validate` "
+            if report.noteworthy:
+                self.print(f"{self.name}: bad-data report (items skipped, converted or cut by a crop; `t2i data validate` "
                            f"lists them all):\n{report.summary()}")
         return RunLoader(dataset, self.micro_batch, self.num_processes, self.process_index, self.cfg.seed, shuffle,
                          self.cfg.num_workers, collate_fn, pin_memory=self.device.type == "cuda")
