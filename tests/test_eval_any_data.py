@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from t2i.data import READING_DEFAULTS
 from t2i.metrics import compute
 from t2i.metrics.captioned import HeldOut, check_held_out, halves
 from t2i.metrics.intervals import bootstrap_mean
@@ -174,6 +175,33 @@ def test_eval_clip_reads_a_csv_with_other_column_names(setup, tmp_path, capsys):
     split = json.loads((out / "eval.json").read_text())["splits"]["held_out.csv"]
     assert split["retrieval"]["num_unique_captions"] == 6
     assert "held_out.csv" in capsys.readouterr().out
+
+
+def test_evaluation_reads_user_images_as_the_model_was_trained(setup, tmp_path, capsys):
+    """Regression: eval and eval clip read held-out images centre-cropped on black with the source's default
+    columns whatever the model was trained with (--resize pad, --background white, other columns): the reals
+    scored against it were not the images it learned. ``auto`` (the default) now reads its run's config.json."""
+    import shutil
+
+    from t2i.data import as_trained
+
+    run = tmp_path / "run"
+    shutil.copytree(setup["clip"] / "model", run / "model")
+    trained = {"resize": "pad", "background": "white", "image_column": "path", "caption_column": "description"}
+    (run / "config.json").write_text(json.dumps({"steps": 1, **trained}))
+    rows = [json.loads(line) for line in (setup["data"] / "metadata.jsonl").read_text().splitlines()]
+    table = tmp_path / "held_out.csv"
+    table.write_text("path,description\n" + "".join(f"{setup['data'] / r['file_name']},{r['text']}\n" for r in rows))
+    assert t2i(["eval", "clip", "--model", str(run / "model"), "--data", str(table), "--out", str(tmp_path / "e"),
+                "--order", "off"]) == 0  # the columns came from the run: no --image-column needed
+    assert ("reading the images as the model was trained: --image-column path --caption-column description "
+            f"--resize pad --background white (from {run / 'config.json'})") in capsys.readouterr().out
+    given = {"resize": "stretch", "background": "auto", "image_column": "", "caption_column": ""}
+    assert as_trained(str(table), given, str(run))[0] == {**trained, "resize": "stretch"}  # what is given wins
+    (run / "config.json").write_text(json.dumps({"resize": "random-crop"}))
+    assert as_trained(str(table), {}, str(run / "model"))[0]["resize"] == "center-crop"  # evaluation does not crop at random
+    assert as_trained("shapes", {}, str(run))[1] == ""  # shapes is drawn one way: nothing taken from a run
+    assert as_trained(str(table), {}, "shapes-clip", "") == (dict(READING_DEFAULTS), "")  # not a run folder
 
 
 def test_bad_input_is_one_line_naming_the_fix(setup, tmp_path, capsys):

@@ -22,7 +22,8 @@ CLIP model instead (``train/eval_clip.py``).
 Any captioned data: ``--prompts`` may be a captioned source (a folder with metadata.jsonl, a
 .csv/.tsv, shards, a datasets folder or hf:NAME; ``--real-split``, default its test split or, for
 a single-split source such as ``mydata/test``, all of it): its captions are the prompts (the first
-``--real-n``), its images the reals. Judged by ``--clip``, an evaluation CLIP trained on the
+``--real-n``), its images the reals, read as ``--model`` was trained (``--resize``, ``--background`` and
+the columns of its run's config.json; else of ``--clip``'s run; ``auto``). Judged by ``--clip``, an evaluation CLIP trained on the
 training split only (``t2i train clip --data mydata --out runs/eval-clip``), ``--metrics auto``
 gives (``t2i.metrics.captioned``): r-precision (own caption ranked first among 100 held-out
 captions, Xu et al. 2018, 95% interval) beside the real images' R-precision (the ceiling),
@@ -68,9 +69,10 @@ class EvalConfig:
     real_n: int = 1000  # real images for distribution metrics (digits: at most 355); a captioned source: its first N items
     real_split: str = "auto"  # split of the real images; auto: shapes novel if every prompt is novel, else test (a single-split source: all of it)
     clip: str = ""  # the evaluation CLIP: an open_clip folder, a t2i train clip run or built-in name (not the generators' own)
-    image_column: str = ""  # a captioned source's image column ("" = its default, as in training)
-    caption_column: str = ""  # a captioned source's caption column ("" = its default, as in training)
-    background: str = "black"  # a captioned source's colour under transparent pixels: black | white (as in training)
+    image_column: str = ""  # a captioned source's image column ("" = as --model (else --clip) was trained, else its default)
+    caption_column: str = ""  # a captioned source's caption column ("" = as in training, else its default)
+    resize: str = "auto"  # a captioned source's images to square: center-crop | pad | stretch (auto = as in training, else center-crop)
+    background: str = "auto"  # a captioned source's colour under transparent pixels: black | white (auto = as in training, else black)
     candidates: int = 100  # r-precision: the true caption + (candidates - 1) others of the held-out split
     inception_weights: str = ""  # local FID Inception weights file for fid/kid/inception-score ($T2I_INCEPTION_WEIGHTS)
     device: str = "cpu"  # device of the generator (and the evaluation CLIP)
@@ -272,6 +274,7 @@ def evaluate_captioned(cfg: EvalConfig) -> int:
     from gan_baselines.registry import load_generator
     from t2i.clip import load_clip
     from t2i.clip.model import image_size
+    from t2i.data import as_trained
     from t2i.metrics.captioned import (CAPTIONED_METRICS, CaptionedOptions, check_held_out, load_held_out,
                                        score_captioned, summary_lines)
     from t2i.runtime.grids import save_captioned_rows
@@ -289,8 +292,12 @@ def evaluate_captioned(cfg: EvalConfig) -> int:
         model = load_clip(cfg.clip, device=cfg.device)
     except FileNotFoundError as err:
         raise SystemExit(f"t2i eval: --clip: {err}") from None
+    options, note = as_trained(cfg.prompts, {"image_column": cfg.image_column, "caption_column": cfg.caption_column,
+                                             "resize": cfg.resize, "background": cfg.background}, cfg.model, cfg.clip)
+    if note:
+        print(note)
     held_out, report = load_held_out(cfg.prompts, cfg.real_split, image_size(model), cfg.real_n or None, cfg.seed,
-                                     cfg.image_column, cfg.caption_column, cfg.background)
+                                     **options)
     if report is not None and report.problems:
         print(report.summary(), file=sys.stderr)
     check_held_out(held_out)

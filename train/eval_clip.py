@@ -6,7 +6,8 @@ shape for ``shapes`` (single-object scenes), the ten digits for ``digits``; for 
 labelled data give ``--classes`` (one name per label, in label order) and ``--templates``.
 Order sensitivity (ARO-style, ``t2i.clip.order``): the share of images whose true caption
 beats each word-order perturbation (``--order auto``: from the scene labels on shapes, by the
-rule-based perturber on any other captions; ``off`` to skip).
+rule-based perturber on any other captions; ``off`` to skip). User images are read as the CLIP was
+trained (``--resize``, ``--background`` and the columns of its run's config.json; ``auto``).
 Writes ``eval.json`` and ``zero_shot.png`` to ``--out`` (default ``runs/eval-clip``).
 
     t2i eval clip --model shapes-clip --data shapes --n 500 --out /tmp/clip-eval
@@ -22,7 +23,8 @@ import torch
 
 from t2i.clip.evaluate import default_splits, evaluate_splits, summary, write_report
 from t2i.clip.model import load_clip
-from t2i.data.transforms import BACKGROUNDS
+from t2i.data import READING_DEFAULTS, as_trained
+from t2i.data.transforms import BACKGROUNDS, RESIZE_MODES
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -39,10 +41,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="with --classes: average template embeddings (mean, CLIP paper) or sum caption probabilities")
     p.add_argument("--order", default="auto", choices=["auto", "shapes", "rules", "off"],
                    help="order-sensitivity report: perturbations from shapes labels, by rules on any caption, or off")
-    p.add_argument("--background", default="black", choices=list(BACKGROUNDS),
-                   help="user images: the colour under transparent pixels, as the CLIP was trained (--background)")
-    p.add_argument("--image-column", default="", help="the image column of a CSV / datasets source (default: the source's own)")
-    p.add_argument("--caption-column", default="", help="the caption column of a CSV / datasets source (default: the source's own)")
+    p.add_argument("--resize", default="auto", choices=["auto", *RESIZE_MODES],
+                   help="user images to square; auto: as the CLIP was trained (its run's config.json), else center-crop")
+    p.add_argument("--background", default="auto", choices=["auto", *BACKGROUNDS],
+                   help="user images: the colour under transparent pixels; auto: as the CLIP was trained, else black")
+    p.add_argument("--image-column", default="",
+                   help="the image column of a CSV / datasets source (default: as the CLIP was trained, else the source's own)")
+    p.add_argument("--caption-column", default="",
+                   help="the caption column of a CSV / datasets source (default: as the CLIP was trained, else the source's own)")
     p.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
     p.add_argument("--seed", type=int, default=0, help="seed of generated data (shapes)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
@@ -57,11 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     model = load_clip(args.model, device=args.device)
     splits = [s for s in args.split.split(",") if s] or default_splits(args.data)
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] or None
+    options, note = as_trained(args.data, {k: getattr(args, k) for k in READING_DEFAULTS}, args.model)
+    if note:
+        print(note)
     results = evaluate_splits(model, args.data, splits, n=args.n or None, size=args.size or None, classes=classes,
                               templates=args.templates, device=args.device, batch_size=args.batch_size,
-                              seed=args.seed, ensemble=args.ensemble, order=args.order,
-                              image_column=args.image_column, caption_column=args.caption_column,
-                              background=args.background)
+                              seed=args.seed, ensemble=args.ensemble, order=args.order, **options)
     if not args.split and splits == ["train"]:  # a single-split source given as the held-out data: name it as given
         results = {Path(str(args.data).rstrip("/")).name: results["train"]}
     report = write_report(results, Path(args.out), title=f"{args.model} on {args.data}",

@@ -205,9 +205,9 @@ def default_splits(data: str) -> list[str]:
 def evaluate_splits(model, data: str, splits: Sequence[str] | None = None, n: int | None = None, size: int | None = None,
                     classes: Sequence[str] | None = None, templates: Sequence[str] | None = None,
                     device: str | torch.device = "cpu", batch_size: int = 256, seed: int = 0,
-                    ensemble: str = "mean", order: str = "auto", **columns: str) -> dict[str, Any]:
-    """``evaluate`` on each split of a data source (``t2i.data.load_dataset``, with ``image_column`` /
-    ``caption_column`` when given); {split: results}."""
+                    ensemble: str = "mean", order: str = "auto", **reading: str) -> dict[str, Any]:
+    """``evaluate`` on each split of a data source (``t2i.data.load_dataset``, with the ``reading`` options given:
+    ``image_column``, ``caption_column``, ``resize``, ``background``; ``t2i.data.as_trained``); {split: results}."""
     from t2i.clip.model import image_size
     from t2i.data import describe_source, load_dataset
 
@@ -215,7 +215,7 @@ def evaluate_splits(model, data: str, splits: Sequence[str] | None = None, n: in
     results = {}
     for split in splits or default_splits(data):
         dataset = load_dataset(data, split=split, size=size or image_size(model), n=n, seed=seed,
-                               **{k: v for k, v in columns.items() if v})
+                               **{k: v for k, v in reading.items() if v})
         results[split] = evaluate(model, dataset, kind=kind, classes=classes, templates=templates, device=device,
                                   batch_size=batch_size, ensemble=ensemble, order=order)
     return results

@@ -44,7 +44,7 @@ from .transforms import RESIZE_MODES, Augment, check_resize
 
 __all__ = ["load_dataset", "BadDataReport", "BadDataError", "shapes_dataset", "DEFAULT_N", "describe_source",
            "shapes_options", "training_options", "evaluation_options", "random_choices", "RESIZE_MODES",
-           "held_out_split"]
+           "held_out_split", "trained_options", "as_trained"]
 
 # default number of generated shapes scenes per split
 DEFAULT_N = {"train": 20_000, "test": 2_000, "novel": 2_000}
@@ -151,6 +151,46 @@ def evaluation_options(cfg: Any) -> dict[str, Any]:
     """The same for evaluation: no random crop (the centre instead), no flip, the first caption."""
     return {"image_column": cfg.image_column, "caption_column": cfg.caption_column,
             "resize": "center-crop" if cfg.resize == "random-crop" else cfg.resize, **_background(cfg)}
+
+
+def trained_options(*models: str) -> tuple[dict[str, Any], str]:
+    """How the first of ``models`` that is a t2i run folder (or a run's ``model/`` subfolder) read its user
+    images, as evaluation reads them (``evaluation_options`` of its ``config.json``): ``(options, the config
+    file)``, or ``({}, "")`` when none is (a built-in name, an exported model, shapes runs read the same)."""
+    import json
+    from types import SimpleNamespace
+
+    for model in filter(None, models):
+        folder = Path(model)
+        for config in (folder / "config.json", *([folder.parent / "config.json"] if folder.name == "model" else [])):
+            try:
+                saved = json.loads(config.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(saved, dict) and "resize" in saved:  # a RunConfig, not a model's architecture
+                defaults = {"image_column": "", "caption_column": "", "resize": "center-crop", "background": "black"}
+                return evaluation_options(SimpleNamespace(**{k: saved.get(k, v) for k, v in defaults.items()})), \
+                    str(config)
+    return {}, ""
+
+
+READING_DEFAULTS = {"image_column": "", "caption_column": "", "resize": "center-crop", "background": "black"}
+
+
+def as_trained(source: str | Path, given: dict[str, str], *models: str) -> tuple[dict[str, Any], str]:
+    """Evaluation's reading options for ``source``: ``given`` (``image_column``, ``caption_column``,
+    ``resize``, ``background``), where "" or "auto" means as the first run of ``models`` was trained
+    (``trained_options``; not for shapes/digits, drawn one way), else ``READING_DEFAULTS``. Returns the options
+    and a line naming what came from a run ("" when nothing did)."""
+    trained, config = trained_options(*models) if describe_source(source) not in ("shapes", "digits") else ({}, "")
+    options, taken = {}, []
+    for key, default in READING_DEFAULTS.items():
+        value = given.get(key, "")
+        if value in ("", "auto"):
+            value = trained.get(key, default)
+            taken += [f"--{key.replace('_', '-')} {value}"] if value != default else []
+        options[key] = value
+    return options, f"reading the images as the model was trained: {' '.join(taken)} (from {config})" if taken else ""
 
 
 def _background(cfg: Any) -> dict[str, str]:

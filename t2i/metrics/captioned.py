@@ -55,20 +55,19 @@ class CaptionedOptions:
 
 
 def load_held_out(source: str, split: str = "auto", size: int = 32, n: int | None = None, seed: int = 0,
-                  image_column: str = "", caption_column: str = "", background: str = "black") -> tuple[HeldOut, Any]:
+                  **options: Any) -> tuple[HeldOut, Any]:
     """The held-out split of any captioned source (``t2i.data.load_dataset``), read once, in order.
 
     ``split="auto"``: ``t2i.data.held_out_split`` (``test``, or the only split of a flat folder / CSV:
     the source given is the held-out data). Returns the ``HeldOut`` and the dataset's ``BadDataReport``
-    (or None). Evaluation options: centre crop, no flips, the first of several captions; ``background`` under
-    transparent pixels (as in training).
+    (or None). Evaluation reads: no flips, the first of several captions; ``options`` (``image_column``,
+    ``caption_column``, ``resize``, ``background``: as the model was trained, ``t2i.data.as_trained``).
     """
     from t2i.data import held_out_split, load_dataset
 
     single = split == "auto" and held_out_split(source) == "train"  # a flat folder / CSV: all of it is held out
     split = held_out_split(source) if split == "auto" else split
-    dataset = load_dataset(source, split=split, size=size, n=n, seed=seed, image_column=image_column,
-                           caption_column=caption_column, background=background)
+    dataset = load_dataset(source, split=split, size=size, n=n, seed=seed, **options)
     images, captions = [], []
     for batch in torch.utils.data.DataLoader(dataset, batch_size=64, shuffle=False):
         images.append(batch["image"])  # (B, C, S, S)
