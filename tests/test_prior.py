@@ -116,3 +116,23 @@ def test_two_step_cli_run(tmp_path):
     assert metrics["splits"]["test"]["pairs"] == 40 and "margin" in metrics["splits"]["test"]["R@1"]
     bundle = load_prior(out)
     assert bundle.prior.config.num_layers == 1 and bundle.prior.clip_std.abs().sum() > 0
+
+
+def test_held_out_sets_are_read_as_the_training_images(tmp_path):
+    """Regression: the prior's held-out sets (--eval-data, --eval-splits) were read centre-cropped on black
+    whatever the run's --resize / --background, so its retrieval scores measured other images than it learned."""
+    from PIL import Image
+
+    from train.prior import PriorConfig, eval_sets
+
+    folder = tmp_path / "data" / "test"
+    folder.mkdir(parents=True)
+    Image.new("RGBA", (48, 16)).save(folder / "a.png")
+    (folder / "metadata.jsonl").write_text(json.dumps({"file_name": "a.png", "text": "a wide drawing"}) + "\n")
+    cfg = PriorConfig(data=str(tmp_path / "data"), eval_data=str(tmp_path / "data"), resize="random-crop",
+                      background="white", eval_n=1)
+    for split in ("eval-data", "test"):
+        cfg.eval_data = str(tmp_path / "data") if split == "eval-data" else ""
+        cfg.eval_splits = "test"
+        augment = eval_sets(cfg)[split].augment
+        assert (augment.resize, augment.background, augment.random_flip) == ("center-crop", "white", 0.0), split

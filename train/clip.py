@@ -49,7 +49,7 @@ from t2i.clip.model import (
 )
 from t2i.clip.presets import train_presets
 from t2i.config import parse_config
-from t2i.data import load_dataset, shapes_options, training_options
+from t2i.data import evaluation_options, load_dataset, shapes_options, training_options
 from t2i.runtime import Run, RunConfig
 
 LOSSES = ("clip", "siglip")
@@ -310,8 +310,8 @@ def main(argv: list[str] | None = None) -> int:
                 run.print(f"clip: no held-out split to evaluate in {cfg.data}; give one with `t2i eval clip --model "
                           f"{folder} --data HELD_OUT`")
             else:
-                results = evaluate_splits(final.eval(), cfg.data, splits,
-                                          n=cfg.eval_n if cfg.data == "shapes" else None, size=size, device=run.device)
+                results = evaluate_splits(final.eval(), cfg.data, splits, n=cfg.eval_n if cfg.data == "shapes" else None,
+                                          size=size, device=run.device, **evaluation_options(cfg))
                 report = write_report(results, run.out, title=f"{cfg.model} on {cfg.data}",
                                       extra={"model": str(folder), "steps": stopped_at,
                                              "train_minutes": round(train_minutes, 2)})

@@ -31,7 +31,7 @@ import torch
 from t2i.builtin import reference
 from t2i.clip import get_tokenizer, load_clip
 from t2i.config import parse_config, presets_in
-from t2i.data import load_dataset, shapes_options
+from t2i.data import evaluation_options, load_dataset, shapes_options
 from t2i.prior import (SAMPLERS, build_cache, build_prior, drop_conditions, prior_loss, save_prior, set_clip_stats,
                        table, to_prior_space, training_scheduler)
 from t2i.prior.evaluate import evaluate_prior
@@ -76,10 +76,11 @@ AUTO_SPLITS = {"shapes": "test,novel", "digits": "test"}  # --eval-splits auto
 
 def eval_sets(cfg: PriorConfig) -> dict:
     """{name: held-out dataset}, loaded before training so a bad split fails fast."""
+    reading = evaluation_options(cfg)  # the training images' columns, resize and background, without randomness
     if cfg.eval_data:
-        return {"eval-data": load_dataset(cfg.eval_data, split="test", size=cfg.size, n=cfg.eval_n)}
+        return {"eval-data": load_dataset(cfg.eval_data, split="test", size=cfg.size, n=cfg.eval_n, **reading)}
     splits = AUTO_SPLITS.get(str(cfg.data), "") if cfg.eval_splits == "auto" else cfg.eval_splits
-    return {split: load_dataset(cfg.data, split=split, size=cfg.size, n=cfg.eval_n, seed=cfg.seed)
+    return {split: load_dataset(cfg.data, split=split, size=cfg.size, n=cfg.eval_n, seed=cfg.seed, **reading)
             for split in [s.strip() for s in splits.split(",") if s.strip()]}
 
 
