@@ -146,9 +146,16 @@ def test_long_prompt_is_truncated_with_a_warning(pipe):
     with pytest.warns(UserWarning, match="truncated"):
         states = encode_text(pipe.tokenizer, pipe.text_encoder, [long], "cpu")
     assert tuple(states.shape) == (1, 16, 32)
-    with pytest.warns(UserWarning, match="truncated"):
+    with pytest.warns(UserWarning, match="truncated") as seen:
         images = sample(pipe, prompts=[long])
     assert np.isfinite(images).all() and images.std() > 0
+    # regression: the t2i command printed this with a source line of ours; now one line naming the prompt
+    from train.cli import _format_warning
+
+    warning = next(w for w in seen if "truncated" in str(w.message))
+    shown = _format_warning(warning.message, warning.category, warning.filename, warning.lineno)
+    assert shown.startswith(f"warning: 1 prompt(s) longer than the text encoder's 16 tokens were truncated, "
+                            f"e.g. {long!r} lost ") and shown.count("\n") == 1
 
 
 def test_generator_over_a_saved_folder_reads_its_sampling_defaults(pipe, tmp_path):

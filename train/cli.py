@@ -28,6 +28,7 @@ import re
 import sys
 import traceback
 import warnings
+from pathlib import Path
 from typing import Sequence
 
 # Exceptions that mean "the input or the environment is wrong", never "the code is wrong": their
@@ -168,10 +169,13 @@ def _run(module: str, argv: list[str], prog: str, debug: bool = False) -> int:
 _python_format = warnings.formatwarning
 
 
+_OWN_CODE = tuple(str(Path(__file__).resolve().parents[1] / name) for name in ("t2i", "train", "gan_baselines", "apps"))
+
+
 def _format_warning(message, category, filename, lineno, line=None) -> str:
-    """The data's skipped-item warnings (``t2i.data.bad_data.BadItemWarning``, matched by name so that ``t2i
-    --help`` imports no torch) as one line for the user; every other warning as Python formats it."""
-    if category.__name__ == "BadItemWarning":
+    """Warnings raised by this project's code (the data's skipped items, truncated prompts, ...) as one line for
+    the user; every other library's as Python formats it (with its source line, for its own users)."""
+    if category.__name__ == "BadItemWarning" or str(Path(filename).resolve()).startswith(_OWN_CODE):
         return f"warning: {message}\n"
     return _python_format(message, category, filename, lineno, line)
 

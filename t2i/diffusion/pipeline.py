@@ -94,10 +94,10 @@ def encode_text(tokenizer: Any, text_encoder: Any, prompts: Sequence[str], devic
                     return_tensors="pt").input_ids  # (B, T)
     if warn:
         unpadded = tokenizer(list(prompts)).input_ids  # start + tokens + end, any length
-        cut = [tokenizer.decode(x[max_length - 1:-1]) for x in unpadded if len(x) > max_length]
+        cut = [(p, tokenizer.decode(x[max_length - 1:-1])) for p, x in zip(prompts, unpadded) if len(x) > max_length]
         if cut:
-            warnings.warn(f"{len(cut)} prompt(s) longer than the text encoder's {max_length} tokens were truncated; "
-                          f"dropped e.g. {cut[0]!r}", UserWarning, stacklevel=2)
+            warnings.warn(f"{len(cut)} prompt(s) longer than the text encoder's {max_length} tokens were truncated, "
+                          f"e.g. {cut[0][0]!r} lost {cut[0][1]!r}", UserWarning, stacklevel=2)
     return text_encoder(ids.to(device))[0]  # last_hidden_state, (B, T, D)
 
 
