@@ -156,6 +156,12 @@ def test_long_prompt_is_truncated_with_a_warning(pipe):
     shown = _format_warning(warning.message, warning.category, warning.filename, warning.lineno)
     assert shown.startswith(f"warning: 1 prompt(s) longer than the text encoder's 16 tokens were truncated, "
                             f"e.g. {long!r} lost ") and shown.count("\n") == 1
+    from t2i.diffusion.training import build_text_cache
+
+    with pytest.warns(UserWarning) as seen:  # a trainer's captions, encoded in batches: one warning for them all
+        build_text_cache([long, long + "x", "a red circle", long + "y"], pipe.tokenizer, pipe.text_encoder, "cpu",
+                         batch_size=1)
+    assert [str(w.message)[:12] for w in seen if "truncated" in str(w.message)] == ["3 prompt(s) "]
 
 
 def test_generator_over_a_saved_folder_reads_its_sampling_defaults(pipe, tmp_path):

@@ -89,16 +89,21 @@ def encode_text(tokenizer: Any, text_encoder: Any, prompts: Sequence[str], devic
 
     Prompts longer than the context are truncated (the end token kept), with a warning when ``warn``.
     """
-    max_length = tokenizer.model_max_length
-    ids = tokenizer(list(prompts), padding="max_length", max_length=max_length, truncation=True,
+    ids = tokenizer(list(prompts), padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
                     return_tensors="pt").input_ids  # (B, T)
     if warn:
-        unpadded = tokenizer(list(prompts)).input_ids  # start + tokens + end, any length
-        cut = [(p, tokenizer.decode(x[max_length - 1:-1])) for p, x in zip(prompts, unpadded) if len(x) > max_length]
-        if cut:
-            warnings.warn(f"{len(cut)} prompt(s) longer than the text encoder's {max_length} tokens were truncated, "
-                          f"e.g. {cut[0][0]!r} lost {cut[0][1]!r}", UserWarning, stacklevel=2)
+        warn_truncated(tokenizer, prompts, stacklevel=3)
     return text_encoder(ids.to(device))[0]  # last_hidden_state, (B, T, D)
+
+
+def warn_truncated(tokenizer: Any, prompts: Sequence[str], stacklevel: int = 2) -> None:
+    """One warning naming how many ``prompts`` the tokenizer's context cuts, with an example and what it lost."""
+    max_length = tokenizer.model_max_length
+    unpadded = tokenizer(list(prompts)).input_ids  # start + tokens + end, any length
+    cut = [(p, tokenizer.decode(x[max_length - 1:-1])) for p, x in zip(prompts, unpadded) if len(x) > max_length]
+    if cut:
+        warnings.warn(f"{len(cut)} prompt(s) longer than the text encoder's {max_length} tokens were truncated, "
+                      f"e.g. {cut[0][0]!r} lost {cut[0][1]!r}", UserWarning, stacklevel=stacklevel)
 
 
 def alpha_bar_at(scheduler: Any, timestep: Any) -> float:

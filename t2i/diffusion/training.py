@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from t2i.diffusion.disk_cache import build_latents, build_text_states, cache_fingerprint, open_cache_dir
-from t2i.diffusion.pipeline import encode_text
+from t2i.diffusion.pipeline import encode_text, warn_truncated
 
 
 def snr(scheduler: DDPMScheduler, t: torch.Tensor) -> torch.Tensor:
@@ -268,7 +268,8 @@ def build_text_cache(texts: Sequence[str], tokenizer: Any, text_encoder: Any, de
     """Text states of each distinct caption, ``(U, T, D)``; row ``U`` (appended) is the empty prompt. In memory,
     or with ``folder`` (as ``build_latent_cache``) a float32 array mapped from disk: index it per batch."""
     rows = list(texts) + [""]
-    encode = functools.partial(encode_text, tokenizer, text_encoder, device=device)
+    warn_truncated(tokenizer, rows)  # once for all the captions, not per batch
+    encode = functools.partial(encode_text, tokenizer, text_encoder, device=device, warn=False)
     if folder is not None:
         return build_text_states(folder, rows, encode, batch_size, log)
     chunks = [encode(rows[i:i + batch_size]).cpu()
