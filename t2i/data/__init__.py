@@ -153,10 +153,13 @@ def evaluation_options(cfg: Any) -> dict[str, Any]:
             "resize": "center-crop" if cfg.resize == "random-crop" else cfg.resize, **_background(cfg)}
 
 
+READING_DEFAULTS = {"image_column": "", "caption_column": "", "resize": "center-crop", "background": "black"}
+
+
 def trained_options(*models: str) -> tuple[dict[str, Any], str]:
     """How the first of ``models`` that is a t2i run folder (or a run's ``model/`` subfolder) read its user
     images, as evaluation reads them (``evaluation_options`` of its ``config.json``): ``(options, the config
-    file)``, or ``({}, "")`` when none is (a built-in name, an exported model, shapes runs read the same)."""
+    file)``, or ``({}, "")`` when none is (a built-in name, an exported model)."""
     import json
     from types import SimpleNamespace
 
@@ -168,13 +171,9 @@ def trained_options(*models: str) -> tuple[dict[str, Any], str]:
             except (OSError, ValueError):
                 continue
             if isinstance(saved, dict) and "resize" in saved:  # a RunConfig, not a model's architecture
-                defaults = {"image_column": "", "caption_column": "", "resize": "center-crop", "background": "black"}
-                return evaluation_options(SimpleNamespace(**{k: saved.get(k, v) for k, v in defaults.items()})), \
-                    str(config)
+                saved = SimpleNamespace(**{k: saved.get(k, v) for k, v in READING_DEFAULTS.items()})
+                return evaluation_options(saved), str(config)
     return {}, ""
-
-
-READING_DEFAULTS = {"image_column": "", "caption_column": "", "resize": "center-crop", "background": "black"}
 
 
 def as_trained(source: str | Path, given: dict[str, str], *models: str) -> tuple[dict[str, Any], str]:
