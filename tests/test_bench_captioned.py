@@ -137,6 +137,34 @@ def test_scorer_measures_match_t2i_eval_and_its_floor_is_the_real_images_figure(
     assert set(scorer.score(generated, eval_set, distribution=False)) == {"n", "details", "r_precision", "clip_score"}
 
 
+def test_resize_and_background_reach_every_run_and_the_held_out_reals(stripes, tmp_path):
+    """Regression: the bench read captioned data centre-cropped on black with no way to say otherwise, so wide
+    drawings on transparency (icons, clip art) lost their ends and vanished on black, in training and in the
+    reals alike. --resize / --background now reach every trainer's argv and the held-out reals."""
+    from t2i.bench.config import BenchConfig, resolve
+    from t2i.bench.families import FAMILIES
+    from train.bench import trainer_argv
+
+    folder = tmp_path / "wide" / "test"
+    folder.mkdir(parents=True)
+    rows = []
+    for i in range(8):  # 32 x 16, opaque grey in the middle, transparent elsewhere
+        image = Image.new("RGBA", (32, 16), (0, 0, 0, 0))
+        image.paste((100, 100, 100, 255), (8, 4, 24, 12))
+        image.save(folder / f"{i}.png")
+        rows.append({"file_name": f"{i}.png", "text": f"drawing {i % 4}"})
+    (folder / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    default = captioned_sets(str(tmp_path / "wide"), 4, 2, 4, 0, seed=0, size=8).eval.real
+    padded = captioned_sets(str(tmp_path / "wide"), 4, 2, 4, 0, seed=0, size=8, resize="pad", background="white").eval.real
+    assert default[:, :, 0, 0].max() == 0 and padded[:, :, 0, 0].min() == 1  # a white letterbox row on top
+    cfg = resolve(BenchConfig(data=str(stripes), quick=True, resize="pad", background="white"))
+    ldm = FAMILIES["ldm"]
+    assert {"--resize=pad", "--background=white"} <= set(trainer_argv(cfg, ldm, 1e-4, 0, "clip", "vae"))
+    plain = resolve(BenchConfig(data=str(stripes), quick=True))
+    assert not [a for a in trainer_argv(plain, ldm, 1e-4, 0, "clip", "vae") if "resize" in a or "background" in a]
+    assert "drawn square on black" in refusal(["--data=shapes", "--quick", "--background=white"])
+
+
 def test_report_of_captioned_data_has_its_measures_and_no_shapes_columns():
     summary = {k: {"mean": v, "std": 0.0, "n": 1} for k, v in
                (("r_precision", 0.25), ("clip_score", 30.0), ("clip_fid", 0.5), ("clip_kid", 0.01))}

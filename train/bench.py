@@ -44,6 +44,8 @@ are judged as ``t2i eval`` judges captioned data (``t2i.bench.captioned``): R-pr
 score, CLIP FID/KID beside the real held-out images' figures, and diversity, all by an evaluation CLIP
 trained here on the train split only (``--score-clip`` gives one); the held-out items come from the split
 ``t2i eval`` reads; the conditioning CLIP is trained on the train split too unless ``--clip`` names one.
+``--resize`` and ``--background`` (as in ``t2i train``: images far from square, drawings on transparency)
+reach every run and the held-out reals alike.
 
 Output (``--out``): ``report.md``, ``results.json``, ``quality_vs_budget.png``,
 ``quality_vs_steps.png``, ``guidance.png``, ``cost_vs_quality.png``, ``grid.png`` (a sweep adds
@@ -196,12 +198,20 @@ def uses_cache(options: list[str]) -> bool:
 FIRST_STAGE_COUNT_TAIL = ["--scale-images=64", "--eval-images=16"]
 
 
+def reading_argv(cfg: Any) -> list[str]:
+    """``--resize`` / ``--background`` of every run on captioned data, left out at their defaults (so the argv, and
+    the work of a bench made before they existed, stay what they were)."""
+    return [f"--{key}={getattr(cfg, key)}" for key, default in (("resize", "center-crop"), ("background", "black"))
+            if getattr(cfg, key, default) != default]
+
+
 def trainer_argv(cfg: Any, fam: Family, lr: float, seed: int, clip: str | Path | None,
                  first_stage: str | Path | None) -> list[str]:
     """The ``t2i train`` argv of one bench run: ``cfg`` (a BenchConfig, or anything with its data, size, n and cpu),
     the family's recipe, and the conditioning CLIP and first stage it is given."""
     argv = [f"--data={cfg.data}", f"--size={cfg.size}", f"--batch-size={fam.batch_size}", f"--lr={lr:g}",
-            f"--seed={seed}", "--checkpoint-every=0", "--checkpoints-keep=1", "--sample-every=0", "--log-every=10"]
+            f"--seed={seed}", "--checkpoint-every=0", "--checkpoints-keep=1", "--sample-every=0", "--log-every=10",
+            *reading_argv(cfg)]
     if cfg.n > 0:
         argv.append(f"--n={cfg.n}")
     if cfg.cpu:
@@ -257,9 +267,10 @@ class Bench:
             batches["vae-kl"] = self.with_extra(FIRST_STAGE).batch_size
         if not (cfg.clip and cfg.score_clip):
             batches["clip"] = CLIP_BATCH[cfg.quick]
-        check_train_split(cfg.data, cfg.n, cfg.size, batches)
+        reading = {"resize": cfg.resize, "background": cfg.background}
+        check_train_split(cfg.data, cfg.n, cfg.size, batches, **reading)
         return captioned_sets(cfg.data, cfg.eval_prompts, cfg.images_per_prompt, cfg.curve_prompts,
-                              cfg.reference_images, cfg.eval_seed, cfg.size)
+                              cfg.reference_images, cfg.eval_seed, cfg.size, **reading)
 
     def with_extra(self, fam: Family) -> Family:
         field = OPTION_FIELDS.get(fam.name)  # families the bench does not train take no trainer options
@@ -272,7 +283,7 @@ class Bench:
     def train_clip(self, name: str, seed: int) -> str:
         folder = self.work / name
         argv = ["--preset=t2i-tiny", f"--data={self.cfg.data}", f"--size={self.cfg.size}", f"--seed={seed}",
-                "--eval-n=0", "--checkpoint-every=0", f"--out={folder}"] + CLIP_RECIPE[self.cfg.quick]
+                "--eval-n=0", "--checkpoint-every=0", f"--out={folder}", *reading_argv(self.cfg)] + CLIP_RECIPE[self.cfg.quick]
         if self.cfg.cpu:
             argv.append("--cpu=true")
         marker = folder / "bench_argv.json"

@@ -48,11 +48,12 @@ def check_source(data: str) -> str:
     return split
 
 
-def check_train_split(data: str, n: int, size: int, batches: dict[str, int]) -> int:
-    """The number of training items; ValueError if one batch of a run (``{name: batch}``) needs more."""
+def check_train_split(data: str, n: int, size: int, batches: dict[str, int], **reading: str) -> int:
+    """The number of training items (read with the runs' ``resize`` and ``background``); ValueError if one batch
+    of a run (``{name: batch}``) needs more."""
     from t2i.data import load_dataset
 
-    items = len(load_dataset(data, split="train", size=size, n=n if n > 0 else None))
+    items = len(load_dataset(data, split="train", size=size, n=n if n > 0 else None, **reading))
     short = {name: b for name, b in batches.items() if b > items}
     if short:
         fix = " ".join(f"--{name}-options=--batch-size={items}" for name in short if name != "clip")
@@ -69,15 +70,17 @@ def _subset(name: str, held_out: HeldOut, index: list[int], images_per_prompt: i
 
 
 def captioned_sets(data: str, eval_prompts: int, images_per_prompt: int, validation_prompts: int,
-                   reference_images: int, seed: int, size: int = 32) -> BenchSets:
+                   reference_images: int, seed: int, size: int = 32, resize: str = "center-crop",
+                   background: str = "black") -> BenchSets:
     """The eval (``seed``) and validation (``seed + 1``) conditions, disjoint draws (``seed``) of the first
-    ``reference_images`` held-out items; the reference and floor are the eval items' real images, the
-    candidates every caption read."""
+    ``reference_images`` held-out items, read as the runs read theirs (``resize``: a random crop as the centre;
+    ``background``); the reference and floor are the eval items' real images, the candidates every caption read."""
     if min(eval_prompts, validation_prompts) < MIN_ITEMS:
         raise ValueError(f"--eval-prompts and --curve-prompts must be at least {MIN_ITEMS} on captioned data (CLIP "
                          f"FID/KID compare two halves), got {eval_prompts} and {validation_prompts}")
     split = check_source(data)
-    held_out, _ = load_held_out(data, split, size, reference_images or None, seed)
+    held_out, _ = load_held_out(data, split, size, reference_images or None, seed, background=background,
+                                resize="center-crop" if resize == "random-crop" else resize)
     check_held_out(held_out)
     need = eval_prompts + validation_prompts
     if len(held_out.captions) < need:

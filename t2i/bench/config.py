@@ -29,6 +29,8 @@ OPTION_FIELDS = {"tgan": "tgan_options", "cvae": "cvae_options", "cvae-label": "
 class BenchConfig:
     data: str = "shapes"  # shapes | digits (judged by the project's evaluators) | any captioned source with a held-out split (a folder with train/ and test/, a DatasetDict, ...; judged by an evaluation CLIP, as `t2i eval`)
     size: int = 32  # image side in pixels
+    resize: str = "center-crop"  # captioned data: how every run reads its images to square, and the held-out reals (center-crop | random-crop | pad | stretch; reals never crop at random)
+    background: str = "black"  # captioned data: the colour under transparent pixels, for every run and the reals (black | white)
     quick: bool = False  # CI smoke run: tiny budget, 1 seed allowed, few prompts (its numbers mean little)
     out: str = ""  # report folder (report.md, results.json, plots); "" = runs/bench/<data's name>
     work: str = ""  # trained models, CLIPs and FLOP counts (large: keep it out of git); "" = runs/bench-work/<data's name>
@@ -78,10 +80,16 @@ def resolve(cfg: BenchConfig) -> BenchConfig:
     if captioned:
         from t2i.bench.captioned import check_source  # reads the source's layout
 
+        from t2i.data.transforms import Augment
+
         check_source(cfg.data)
+        Augment(cfg.resize, background=cfg.background)  # ValueError naming the allowed values
         if cfg.evaluator:
             raise ValueError("--evaluator judges shapes or digits; captioned data is judged by the evaluation CLIP "
                              "(--score-clip): drop --evaluator")
+    elif (cfg.resize, cfg.background) != ("center-crop", "black"):
+        raise ValueError(f"--resize and --background read user images; {cfg.data} is drawn square on black "
+                         "(drop them)")
     if cfg.budget_flops > 0 and cfg.budget_images > 0:
         raise ValueError("give one budget, --budget-flops or --budget-images, not both")
     defaults, changes = BenchConfig(), {}
