@@ -55,6 +55,13 @@ def test_prompts_file_writes_an_imagefolder_with_reproducible_rows(ldm_folder, t
                        "--batch-size", "2", "--out", str(one_by_one)])
     for r in meta:
         np.testing.assert_array_equal(pixels(one_by_one / r["file_name"]), pixels(out / r["file_name"]))
+    # regression: a second --prompt silently replaced the first; repeated, they are the lines of --prompts
+    repeated = tmp_path / "repeated"
+    train.sample.main(["--model", str(ldm_folder), "--prompt", "a red circle", "--prompt", "a blue square", "--n", "2",
+                       "--seed", "5", "--out", str(repeated)])
+    assert (repeated / "metadata.jsonl").read_text() == (out / "metadata.jsonl").read_text()
+    for r in meta:
+        np.testing.assert_array_equal(pixels(repeated / r["file_name"]), pixels(out / r["file_name"]))
 
 
 def test_diffusion_options_reach_the_pipeline(ldm_folder, tmp_path):

@@ -66,7 +66,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="t2i sample", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="a saved model folder, a run folder, a built-in name or a hub id")
     cond = p.add_mutually_exclusive_group()
-    cond.add_argument("--prompt", help="one prompt")
+    cond.add_argument("--prompt", action="append",
+                      help="a prompt; repeat for several (prompt i uses seed + i, as the lines of --prompts)")
     cond.add_argument("--prompts", metavar="FILE", help="a text file with one prompt per line (blank lines skipped)")
     cond.add_argument("--labels", help="class labels for class-conditional models, e.g. 0,1,2")
     p.add_argument("--image", metavar="PATH", help="unCLIP models: variations of this image (with --prompt: an edit towards it)")
@@ -97,9 +98,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def read_conditions(args: argparse.Namespace) -> tuple[list[str] | None, list[int] | None]:
     if args.prompt is not None:
-        if not args.prompt.strip():  # before any model is loaded
+        if not all(p.strip() for p in args.prompt):  # before any model is loaded
             raise SystemExit("t2i sample: --prompt is empty: give the text the images should show")
-        return [args.prompt], None
+        return list(args.prompt), None
     if args.prompts is not None:
         path = Path(args.prompts)
         if not path.is_file():
@@ -152,26 +153,28 @@ def image_inputs(generator: Any, args: argparse.Namespace, options: dict[str, An
     if not hasattr(generator, "variations"):
         raise SystemExit(f"t2i sample: --image needs an unCLIP model (`t2i train unclip`); {args.model} is a "
                          f"{generator.family!r} model")
-    if args.prompts is not None or args.labels is not None:
-        raise SystemExit("t2i sample: --image takes one --prompt (an edit) or none (variations), not --prompts/--labels")
+    if args.prompts is not None or args.labels is not None or len(args.prompt or []) > 1:
+        raise SystemExit("t2i sample: --image takes one --prompt (an edit) or none (variations), not --prompts/--labels "
+                         "or several --prompt")
+    prompt = args.prompt[0] if args.prompt else None
     try:
         image = open_image(Path(args.image))
         image.load()  # a truncated file fails here, not in the model
     except (BadImage, OSError) as err:
         raise SystemExit(f"t2i sample: --image {args.image} is not a readable image ({err}); give a PNG/JPEG file") from None
     try:
-        if args.prompt is None:
+        if prompt is None:
             images = generator.variations(image, n=args.n, seed=args.seed, strength=args.strength,
                                              layout=args.layout, **options)
         else:
-            images = generator.edit(image, args.prompt, weight=args.weight, n=args.n, seed=args.seed, **options)
+            images = generator.edit(image, prompt, weight=args.weight, n=args.n, seed=args.seed, **options)
     except GenerationError as err:
         raise SystemExit(f"t2i sample: {err}") from None
-    setting = {"strength": args.strength, "layout": args.layout} if args.prompt is None else {"weight": args.weight}
-    rows = [{"text": args.prompt or "", "source_image": str(args.image), "seed": args.seed, "image_index": j, **setting}
+    setting = {"strength": args.strength, "layout": args.layout} if prompt is None else {"weight": args.weight}
+    rows = [{"text": prompt or "", "source_image": str(args.image), "seed": args.seed, "image_index": j, **setting}
             for j in range(len(images))]
     write_outputs(Path(args.out), images, rows)
-    what = "variations" if args.prompt is None else f"edits (weight {args.weight})"
+    what = "variations" if prompt is None else f"edits (weight {args.weight})"
     print(f"wrote {len(rows)} {what} of {args.image} to {args.out} (metadata.jsonl, grid.png)")
     return 0
 
