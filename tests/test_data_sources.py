@@ -95,6 +95,24 @@ def _train(family: str, data: str, out, *extra: str) -> int:
     return t2i(["train", family, "--data", data, *models[family], *TINY, *extra, "--out", str(out)])
 
 
+def test_validate_checks_every_split_of_a_saved_dataset_dict_and_reports_its_conversions(tmp_path, capsys):
+    """Regression: `t2i data validate` on a save_to_disk DatasetDict checked its train split only, and its decode
+    check of `datasets` rows reported no conversions (transparent drawings said nothing) and no crops."""
+    features = datasets.Features({"image": datasets.Image(), "text": datasets.Value("string")})
+    wide = [Image.new("RGBA", (30, 10)) for _ in range(3)]
+    table = datasets.Dataset.from_dict({"image": wide, "text": ["a", "b", "c"]}, features=features)
+    datasets.DatasetDict({"train": table, "test": table.select(range(2))}).save_to_disk(str(tmp_path / "d"))
+    assert t2i(["data", "validate", str(tmp_path / "d")]) == 0
+    out = capsys.readouterr().out
+    assert ":train: 3 items checked, 0 skipped, 3 converted" in out and ":test: 2 items checked" in out
+    assert "RGBA -> RGB, transparent pixels onto black (--background): 3 (" in out
+    assert "not square: 3 of 3 images (width / height 3.00 to 3.00)" in out
+    white = load_dataset(tmp_path / "d", split="test", check="decode", background="white", resize="pad")
+    assert white.report.conversions == {"RGBA -> RGB, transparent pixels onto white (--background)": 2}
+    assert white.report.shapes.summary() == ""  # pad cuts nothing
+    assert white[0]["image"].min() == 1.0  # all transparent: white
+
+
 @pytest.mark.slow
 def test_save_to_disk_folder_loads_and_trains(saved, tmp_path):
     ds = load_dataset(saved, size=16)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -133,6 +134,8 @@ def _validate(args: argparse.Namespace) -> int:
             splits = [args.split or "train"]
             if kind == "folder" and find_metadata(root) is None and args.split is None:
                 splits = [s.name for s in sorted(root.iterdir()) if s.is_dir() and find_metadata(s)]
+            if kind == "hf-disk" and (root / "dataset_dict.json").is_file() and args.split is None:  # every split
+                splits = json.loads((root / "dataset_dict.json").read_text(encoding="utf-8"))["splits"]
             for split in splits:
                 try:
                     ds = load_dataset(args.path, split=split, check="decode", **columns)

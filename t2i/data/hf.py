@@ -32,11 +32,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
 from tqdm.auto import tqdm
 
-from .bad_data import BadDataReport, BadImage, load_image
+from .bad_data import BadDataReport, BadImage, load_image, open_image
 from .folder import CHECKS, PROGRESS_ABOVE, SkipsBadImages
-from .transforms import Augment, check_captions
+from .transforms import Augment, ImageShapes, check_captions
 
 HF_OPTIONS = ("image_column", "caption_column", "label_column", "check")
 _HUB_NAME = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+|[A-Za-z0-9][\w.-]*")  # org/name or a canonical name
@@ -147,7 +148,7 @@ class HFImageText(SkipsBadImages):
         self.table, self.image_column, self.base = table, image_column, base
         self.size, self.channels, self.source = int(size), channels or 3, source
         self.augment = augment or Augment()
-        self.report = BadDataReport(source=source, checked=len(table))
+        self.report = BadDataReport(source=source, checked=len(table), shapes=ImageShapes(self.augment.resize))
         label_feature = table.features.get(label_column)
         raw_labels = table[label_column] if label_feature is not None else [None] * len(table)
         self.rows, self.caption_lists, self.labels = [], [], []
@@ -157,8 +158,12 @@ class HFImageText(SkipsBadImages):
                 texts = check_captions(raw)
                 if label is not None and (isinstance(label, bool) or not isinstance(label, int) or label < 0):
                     raise BadImage("bad_row", f"label {label!r} is not an integer >= 0")
-                if strict or check == "decode":
-                    self._load(i, Augment())
+                if strict or check == "decode":  # decoded as training will: conversions and crops reported
+                    image, name = self._open(i)
+                    self.report.shapes.add(*image.size)
+                    converted = load_image(image, self.size, self.channels, name=name, augment=self.augment)[1]
+                    if converted:
+                        self.report.add("converted", name, converted)
             except BadImage as bad:
                 self.report.add(bad.kind, f"{source}[{i}]", bad.detail)
                 continue
@@ -176,7 +181,8 @@ class HFImageText(SkipsBadImages):
         self.records = None
         self._failed: set[int] = set()
 
-    def _load(self, row: int, augment: Augment, rng=None):
+    def _open(self, row: int) -> tuple[Any, str]:
+        """The row's image, opened (header only; ``BadImage`` if it cannot be), and its name for the report."""
         value = self.table[row][self.image_column]
         name = f"{self.source}[{row}]"
         if isinstance(value, dict):  # an Image feature read undecoded: {"bytes": ..., "path": ...}
@@ -186,7 +192,11 @@ class HFImageText(SkipsBadImages):
             value = self.base / value if self.base is not None and not Path(value).is_absolute() else Path(value)
         if value is None:
             raise BadImage("missing", "no image in this row")
-        return load_image(value, self.size, self.channels, name=name, augment=augment, rng=rng)
+        return (value if isinstance(value, Image.Image) else open_image(value, name)), name
+
+    def _load(self, row: int, augment: Augment, rng=None):
+        image, name = self._open(row)
+        return load_image(image, self.size, self.channels, name=name, augment=augment, rng=rng)
 
     def _load_item(self, j: int, rng: Any) -> Any:
         return self._load(self.rows[j], self.augment, rng)[0]

@@ -129,8 +129,8 @@ class ImageShapes:
     resize: str = "center-crop"  # the resize mode the images are read with (one of RESIZE_MODES)
     checked: int = 0  # images counted
     cut: int = 0  # images a crop cuts by more than CUT_NOTED of their long side
-    widest: float = 1.0  # the largest width / height seen
-    tallest: float = 1.0  # the smallest width / height seen
+    widest: float = 0.0  # the largest width / height seen
+    tallest: float = float("inf")  # the smallest width / height seen
 
     def add(self, width: int, height: int) -> None:
         aspect = width / height
