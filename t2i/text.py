@@ -76,6 +76,7 @@ class TextEncoder(nn.Module):
         self.pooled_dim = int(pooled_dim)  # P of pooled (B, P)
         self.source = source  # what it was loaded from; generators store this in their config
         self.trainable = trainable
+        self.warn_each_call = True  # warn when a call truncates a prompt (off after ``warn_truncated_captions``)
         self._empty: dict[tuple, TextOutput] = {}
         self.model.requires_grad_(trainable)
         self.train(False)
@@ -180,24 +181,37 @@ class TextEncoder(nn.Module):
         if isinstance(prompts, str) or not all(isinstance(p, str) for p in prompts):
             raise TypeError(f"prompts must be a list of strings, got {type(prompts).__name__}")
         if self.backend == "open_clip":
-            lengths = [len(self.tokenizer.encode(p)) + 2 for p in prompts]  # + start and end tokens
             ids = self.tokenizer(list(prompts))  # (B, T), zero-padded, truncated with the end token kept
             eot = ids.argmax(dim=-1)  # the end token has the largest id
             # pad with the end token like the SD 1.x CLIPTokenizer (see t2i.clip.export): real tokens
             # (causal mask) and the pooled state (first end token) are unchanged
             ids = torch.where(torch.arange(ids.shape[1])[None, :] > eot[:, None], self.tokenizer.eot_token_id, ids)
         else:
-            lengths = [len(x) for x in self.tokenizer(list(prompts), truncation=False)["input_ids"]]
             batch = self.tokenizer(list(prompts), padding="max_length", max_length=self.max_length, truncation=True,
                                    return_tensors="pt")
             ids = batch["input_ids"]  # (B, T)
             eot = (batch["attention_mask"].sum(dim=-1) - 1).long()
-        long = [p for p, n in zip(prompts, lengths) if n > self.max_length]
-        if long:
-            warnings.warn(f"{len(long)} prompt(s) longer than the text encoder's {self.max_length} tokens were "
-                          f"truncated, e.g. {long[0][:80]!r}", UserWarning, stacklevel=3)
+        if self.warn_each_call:
+            self._warn_long(prompts, "prompt(s)", stacklevel=3)  # at forward (or the caller of tokenize)
         mask = torch.arange(ids.shape[1])[None, :] <= eot[:, None]  # (B, T)
         return ids, mask
+
+    def warn_truncated_captions(self, captions: Sequence[str] | None) -> None:
+        """One warning for all the training ``captions`` the context cuts, then none per call (a trainer encodes
+        them batch by batch, which warned again for every batch); ``None`` (streamed data) keeps the per-call ones."""
+        if captions is not None:
+            self.warn_each_call = False
+            self._warn_long(sorted(set(captions)), "training caption(s)", stacklevel=3)
+
+    def _warn_long(self, prompts: Sequence[str], what: str, stacklevel: int) -> None:
+        if self.backend == "open_clip":
+            lengths = [len(self.tokenizer.encode(p)) + 2 for p in prompts]  # + start and end tokens
+        else:
+            lengths = [len(x) for x in self.tokenizer(list(prompts), truncation=False)["input_ids"]]
+        long = [p for p, n in zip(prompts, lengths) if n > self.max_length]
+        if long:
+            warnings.warn(f"{len(long)} {what} longer than the text encoder's {self.max_length} tokens were "
+                          f"truncated, e.g. {long[0][:80]!r}", UserWarning, stacklevel=stacklevel)
 
     def forward(self, prompts: Sequence[str]) -> TextOutput:
         ids, mask = self.tokenize(prompts)

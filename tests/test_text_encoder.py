@@ -72,6 +72,25 @@ def test_truncation_warns_and_keeps_end_token(clip_folder):
         enc(PROMPTS)  # short prompts: no warning
 
 
+def test_a_trainer_is_warned_once_for_all_its_long_captions(clip_folder):
+    """Regression: a trainer encoding its captions batch by batch warned for every batch with a long caption,
+    each from torch's module.py (printed with a source line); now one warning for all, from the caller."""
+    import warnings
+
+    enc = TextEncoder.from_pretrained(clip_folder)
+    long = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen"
+    with pytest.warns(UserWarning) as seen:
+        enc([long])
+    assert seen[0].filename.endswith("text.py")  # forward, ours: the t2i command prints it as one line
+    with pytest.warns(UserWarning, match="^2 training caption") as seen:
+        enc.warn_truncated_captions([long, long + " more", long, "short"])
+    assert seen[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for batch in ([long], [long + " again"]):
+            enc(batch)  # the batches: no more warnings
+
+
 def test_transformers_backend(hf_folder):
     from transformers import CLIPTextModelWithProjection, CLIPTokenizer
 

@@ -36,7 +36,7 @@ from gan_baselines.gan_losses import game_stats, get_loss, mode_seeking
 from gan_baselines.gan_training import GANRunConfig, adam, finish, millions, noise, save_samples, shown_network
 from t2i.builtin import reference
 from t2i.config import parse_config
-from t2i.data import load_dataset, training_options
+from t2i.data import all_captions, load_dataset, training_options
 from t2i.generator import generate_conditions
 from t2i.provenance import write_record
 from t2i.runtime import Run
@@ -117,6 +117,7 @@ def train(cfg: TGANConfig) -> Path:
     dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
                            **training_options(cfg))
     encoder = TextEncoder.from_pretrained(cfg.clip, device=run.device)
+    encoder.warn_truncated_captions(all_captions(dataset))
     embed = CaptionCache(encoder)
     arch = {"text_dim": encoder.pooled_dim, "latent_dim": cfg.latent_dim, "cond_dim": cfg.cond_dim,
             "channels": dataset.channels, "size": cfg.size, "g_base": cfg.g_base, "d_base": cfg.d_base,

@@ -44,7 +44,7 @@ from .transforms import RESIZE_MODES, Augment, check_resize
 
 __all__ = ["load_dataset", "BadDataReport", "BadDataError", "shapes_dataset", "DEFAULT_N", "describe_source",
            "shapes_options", "training_options", "evaluation_options", "random_choices", "RESIZE_MODES",
-           "held_out_split", "trained_options", "as_trained"]
+           "held_out_split", "trained_options", "as_trained", "all_captions"]
 
 # default number of generated shapes scenes per split
 DEFAULT_N = {"train": 20_000, "test": 2_000, "novel": 2_000}
@@ -196,6 +196,13 @@ def _background(cfg: Any) -> dict[str, str]:
     """``--background`` when it is not the default: left out at black, so the options (and the fingerprints of
     latent caches on disk built from them) stay what they were before the option existed."""
     return {"background": cfg.background} if cfg.background != "black" else {}
+
+
+def all_captions(dataset: Any) -> list[str] | None:
+    """Every caption of a map-style dataset (each of several per image), or None when they are not known up
+    front (streamed shards)."""
+    lists = getattr(dataset, "caption_lists", None)
+    return [c for captions in lists for c in captions] if lists is not None else getattr(dataset, "captions", None)
 
 
 def random_choices(dataset: Any) -> list[str]:
