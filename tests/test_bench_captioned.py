@@ -155,7 +155,8 @@ def test_resize_and_background_reach_every_run_and_the_held_out_reals(stripes, t
         rows.append({"file_name": f"{i}.png", "text": f"drawing {i % 4}"})
     (folder / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     default = captioned_sets(str(tmp_path / "wide"), 4, 2, 4, 0, seed=0, size=8).eval.real
-    padded = captioned_sets(str(tmp_path / "wide"), 4, 2, 4, 0, seed=0, size=8, resize="pad", background="white").eval.real
+    padded = captioned_sets(str(tmp_path / "wide"), 4, 2, 4, 0, seed=0, size=8, resize="pad",
+                            background="white").eval.real
     assert default[:, :, 0, 0].max() == 0 and padded[:, :, 0, 0].min() == 1  # a white letterbox row on top
     cfg = resolve(BenchConfig(data=str(stripes), quick=True, resize="pad", background="white"))
     ldm = FAMILIES["ldm"]

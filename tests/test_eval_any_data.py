@@ -199,7 +199,7 @@ def test_evaluation_reads_user_images_as_the_model_was_trained(setup, tmp_path, 
     given = {"resize": "stretch", "background": "auto", "image_column": "", "caption_column": ""}
     assert as_trained(str(table), given, str(run))[0] == {**trained, "resize": "stretch"}  # what is given wins
     (run / "config.json").write_text(json.dumps({"resize": "random-crop"}))
-    assert as_trained(str(table), {}, str(run / "model"))[0]["resize"] == "center-crop"  # evaluation does not crop at random
+    assert as_trained(str(table), {}, str(run / "model"))[0]["resize"] == "center-crop"  # no random crops
     assert as_trained("shapes", {}, str(run))[1] == ""  # shapes is drawn one way: nothing taken from a run
     assert as_trained(str(table), {}, "shapes-clip", "") == (dict(READING_DEFAULTS), "")  # not a run folder
 

@@ -283,7 +283,8 @@ class Bench:
     def train_clip(self, name: str, seed: int) -> str:
         folder = self.work / name
         argv = ["--preset=t2i-tiny", f"--data={self.cfg.data}", f"--size={self.cfg.size}", f"--seed={seed}",
-                "--eval-n=0", "--checkpoint-every=0", f"--out={folder}", *reading_argv(self.cfg)] + CLIP_RECIPE[self.cfg.quick]
+                "--eval-n=0", "--checkpoint-every=0", f"--out={folder}", *reading_argv(self.cfg),
+                *CLIP_RECIPE[self.cfg.quick]]
         if self.cfg.cpu:
             argv.append("--cpu=true")
         marker = folder / "bench_argv.json"

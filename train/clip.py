@@ -310,8 +310,9 @@ def main(argv: list[str] | None = None) -> int:
                 run.print(f"clip: no held-out split to evaluate in {cfg.data}; give one with `t2i eval clip --model "
                           f"{folder} --data HELD_OUT`")
             else:
-                results = evaluate_splits(final.eval(), cfg.data, splits, n=cfg.eval_n if cfg.data == "shapes" else None,
-                                          size=size, device=run.device, **evaluation_options(cfg))
+                results = evaluate_splits(final.eval(), cfg.data, splits,
+                                          n=cfg.eval_n if cfg.data == "shapes" else None, size=size,
+                                          device=run.device, **evaluation_options(cfg))
                 report = write_report(results, run.out, title=f"{cfg.model} on {cfg.data}",
                                       extra={"model": str(folder), "steps": stopped_at,
                                              "train_minutes": round(train_minutes, 2)})

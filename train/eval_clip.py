@@ -46,9 +46,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--background", default="auto", choices=["auto", *BACKGROUNDS],
                    help="user images: the colour under transparent pixels; auto: as the CLIP was trained, else black")
     p.add_argument("--image-column", default="",
-                   help="the image column of a CSV / datasets source (default: as the CLIP was trained, else the source's own)")
+                   help="the image column of a CSV / datasets source (default: as the CLIP was trained, else its own)")
     p.add_argument("--caption-column", default="",
-                   help="the caption column of a CSV / datasets source (default: as the CLIP was trained, else the source's own)")
+                   help="the caption column of a CSV / datasets source (default: as the CLIP was trained, else its own)")
     p.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
     p.add_argument("--seed", type=int, default=0, help="seed of generated data (shapes)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")

@@ -154,8 +154,8 @@ def image_inputs(generator: Any, args: argparse.Namespace, options: dict[str, An
         raise SystemExit(f"t2i sample: --image needs an unCLIP model (`t2i train unclip`); {args.model} is a "
                          f"{generator.family!r} model")
     if args.prompts is not None or args.labels is not None or len(args.prompt or []) > 1:
-        raise SystemExit("t2i sample: --image takes one --prompt (an edit) or none (variations), not --prompts/--labels "
-                         "or several --prompt")
+        raise SystemExit("t2i sample: --image takes one --prompt (an edit) or none (variations), not "
+                         "--prompts/--labels or several --prompt")
     prompt = args.prompt[0] if args.prompt else None
     try:
         image = open_image(Path(args.image))

@@ -78,9 +78,11 @@ def captioned_sets(data: str, eval_prompts: int, images_per_prompt: int, validat
     if min(eval_prompts, validation_prompts) < MIN_ITEMS:
         raise ValueError(f"--eval-prompts and --curve-prompts must be at least {MIN_ITEMS} on captioned data (CLIP "
                          f"FID/KID compare two halves), got {eval_prompts} and {validation_prompts}")
+    from t2i.data.transforms import evaluation_resize
+
     split = check_source(data)
     held_out, _ = load_held_out(data, split, size, reference_images or None, seed, background=background,
-                                resize="center-crop" if resize == "random-crop" else resize)
+                                resize=evaluation_resize(resize))
     check_held_out(held_out)
     need = eval_prompts + validation_prompts
     if len(held_out.captions) < need:

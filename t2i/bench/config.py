@@ -79,7 +79,6 @@ def resolve(cfg: BenchConfig) -> BenchConfig:
     captioned = data_kind(cfg.data) == "captioned"
     if captioned:
         from t2i.bench.captioned import check_source  # reads the source's layout
-
         from t2i.data.transforms import Augment
 
         check_source(cfg.data)

@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 from . import shapes
 from .bad_data import BadDataError, BadDataReport
 from .base import TensorImageText, convert_channels
-from .transforms import RESIZE_MODES, Augment, check_resize
+from .transforms import RESIZE_MODES, Augment, check_resize, evaluation_resize
 
 __all__ = ["load_dataset", "BadDataReport", "BadDataError", "shapes_dataset", "DEFAULT_N", "describe_source",
            "shapes_options", "training_options", "evaluation_options", "random_choices", "RESIZE_MODES",
@@ -150,7 +150,7 @@ def training_options(cfg: Any) -> dict[str, Any]:
 def evaluation_options(cfg: Any) -> dict[str, Any]:
     """The same for evaluation: no random crop (the centre instead), no flip, the first caption."""
     return {"image_column": cfg.image_column, "caption_column": cfg.caption_column,
-            "resize": "center-crop" if cfg.resize == "random-crop" else cfg.resize, **_background(cfg)}
+            "resize": evaluation_resize(cfg.resize), **_background(cfg)}
 
 
 READING_DEFAULTS = {"image_column": "", "caption_column": "", "resize": "center-crop", "background": "black"}

@@ -74,6 +74,11 @@ class Augment:
         return img
 
 
+def evaluation_resize(mode: str) -> str:
+    """The resize mode evaluation reads with: a random crop's centre (evaluation takes no random choices)."""
+    return "center-crop" if mode == "random-crop" else mode
+
+
 def check_resize(mode: str) -> str:
     if mode not in RESIZE_MODES:
         raise ValueError(f"resize must be one of {list(RESIZE_MODES)}, got {mode!r}")

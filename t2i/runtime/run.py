@@ -229,8 +229,8 @@ class Run:
         if report is not None and hasattr(report, "summary"):
             self._data_report, self._reported_problems = report, report.problems
             if report.noteworthy:
-                self.print(f"{self.name}: bad-data report (items skipped, converted or cut by a crop; `t2i data validate` "
-                           f"lists them all):\n{report.summary()}")
+                self.print(f"{self.name}: bad-data report (items skipped, converted or cut by a crop; "
+                           f"`t2i data validate` lists them all):\n{report.summary()}")
         return RunLoader(dataset, self.micro_batch, self.num_processes, self.process_index, self.cfg.seed, shuffle,
                          self.cfg.num_workers, collate_fn, pin_memory=self.device.type == "cuda")
 
