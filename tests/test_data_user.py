@@ -137,6 +137,14 @@ def test_report_counts_conversions_per_rule_and_the_images_a_crop_cuts(tmp_path,
     assert "not square: 7 of 8" in out and "wide5.png" not in out
     assert data_main(["validate", str(folder), "--strict"]) == 1 and "wide5.png" in capsys.readouterr().out
 
+    # validate reads as the run will (it said "black" and counted centre-crop cuts whatever the run would use)
+    assert data_main(["validate", str(folder), "--background", "white", "--resize", "pad"]) == 0
+    out = capsys.readouterr().out
+    assert "onto white (--background): 6" in out and "not square" not in out
+    shards = tmp_path / "shards"
+    assert data_main(["shards", str(folder), "--out", str(shards)]) == 0  # streamed data reports crops too
+    assert data_main(["validate", str(shards)]) == 0 and "not square: 7 of 8" in capsys.readouterr().out
+
     from t2i.runtime import Run, RunConfig
 
     wide = {f"w{i}.png": Image.new("RGB", (40, 10)) for i in range(2)}  # nothing converted, only cut

@@ -12,9 +12,10 @@ Sub-commands:
   ``DIR/train`` and ``DIR/test`` (``metadata.jsonl`` with ``file_name``, ``text``, ``label``).
 - ``t2i data shards SOURCE --out DIR --per-shard 1000``: any map-style source (shapes,
   digits, a folder, a CSV) as WebDataset tar shards (``key.png|jpg`` + ``key.txt`` [+ ``key.cls``]).
-- ``t2i data validate PATH [--strict]``: decodes every image of a folder, CSV or shards
+- ``t2i data validate PATH [--strict] [--resize M] [--background C]``: decodes every image of a folder, CSV or shards
+  (or every split of a saved ``datasets`` DatasetDict), read as a run with those options will read it,
   and prints the bad-data report (every problem; conversions counted per rule, every one with
-  ``--strict``; how many images the default centre crop cuts). Exit status: 0 clean, 1 problems found (items that
+  ``--strict``; how many images a crop cuts). Exit status: 0 clean, 1 problems found (items that
   training would skip; with ``--strict`` also images that needed conversion to RGB),
   2 the source itself cannot be read.
 
@@ -38,6 +39,7 @@ from t2i.data.bad_data import CONVERTED_EXAMPLES, BadDataReport
 from t2i.data.digits import write_digits
 from t2i.data.folder import find_metadata
 from t2i.data.shards import write_shards
+from t2i.data.transforms import BACKGROUNDS, RESIZE_MODES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-column", default=None, help="image column; None: file_name for folders, filepath for CSV, any image extension for shards")
     p.add_argument("--caption-column", default=None, help="caption column; None: text for folders, title for CSV, txt for shards")
     p.add_argument("--sep", default=None, help="CSV separator; None: by extension, ',' (.csv) or tab (.tsv)")
+    p.add_argument("--resize", default="center-crop", choices=list(RESIZE_MODES),
+                   help="as training will read the images: how many a crop cuts is reported (default: center-crop)")
+    p.add_argument("--background", default="black", choices=list(BACKGROUNDS),
+                   help="as training will read the images: the colour under transparent pixels (default: black)")
     return parser
 
 
@@ -122,11 +128,12 @@ def _validate(args: argparse.Namespace) -> int:
     reports: list[BadDataReport] = []
     columns = {k: v for k, v in (("image_column", args.image_column), ("caption_column", args.caption_column))
                if v is not None}
+    reading = {"resize": args.resize, "background": args.background}
     try:
         if kind == "shards":
             if args.sep:
                 raise ValueError("--sep applies to CSV files only")
-            reports.append(load_dataset(args.path, **columns).scan())
+            reports.append(load_dataset(args.path, **columns, **reading).scan())
         else:
             if kind == "csv" and args.sep is not None:
                 columns["sep"] = args.sep
@@ -138,7 +145,7 @@ def _validate(args: argparse.Namespace) -> int:
                 splits = json.loads((root / "dataset_dict.json").read_text(encoding="utf-8"))["splits"]
             for split in splits:
                 try:
-                    ds = load_dataset(args.path, split=split, check="decode", **columns)
+                    ds = load_dataset(args.path, split=split, check="decode", **columns, **reading)
                     reports.append(ds.report)
                 except ValueError as err:
                     if "no usable items" not in str(err):

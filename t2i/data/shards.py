@@ -36,8 +36,8 @@ from torch.utils.data import IterableDataset, get_worker_info
 from tqdm.auto import tqdm
 from webdataset.tariterators import group_by_keys, tar_file_expander, url_opener
 
-from .bad_data import BadDataReport, BadImage, check_caption, load_image
-from .transforms import Augment
+from .bad_data import BadDataReport, BadImage, check_caption, load_image, open_image
+from .transforms import Augment, ImageShapes
 
 SHARD_OPTIONS = ("shuffle_buffer", "start", "image_ext", "caption_ext", "split_by_worker")
 IMAGE_EXTS = ("png", "jpg", "jpeg", "webp", "bmp")
@@ -78,7 +78,7 @@ class ShardDataset(IterableDataset):
         self.augment = augment or Augment(seed=self.seed)  # resize mode, flips (by seed, epoch, position)
         self.image_exts = (image_ext,) if image_ext else IMAGE_EXTS  # "" = the first image extension present
         self.num_classes, self.class_names, self.records = 0, [], None
-        self.report = BadDataReport(source=self.source)
+        self.report = BadDataReport(source=self.source, shapes=ImageShapes(self.augment.resize))
         if image_ext or caption_ext != "txt":
             self._check_members()
         if strict:
@@ -145,7 +145,9 @@ class ShardDataset(IterableDataset):
                 label = int(sample["cls"].decode("utf-8").strip())
             except (UnicodeDecodeError, ValueError) as err:
                 raise BadImage("bad_row", f"label {sample['cls'][:20]!r} is not an integer") from err
-        image, converted = load_image(sample[ext], self.size, self.channels, name=name, augment=self.augment,
+        opened = open_image(sample[ext], name)
+        self.report.shapes.add(*opened.size)
+        image, converted = load_image(opened, self.size, self.channels, name=name, augment=self.augment,
                                       rng=self.augment.rng(position))
         if converted:
             self.report.add("converted", name, converted)
@@ -154,7 +156,7 @@ class ShardDataset(IterableDataset):
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = get_worker_info() if self.split_by_worker else None
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        self.report = BadDataReport(source=self.source)  # describes the latest pass
+        self.report = BadDataReport(source=self.source, shapes=ImageShapes(self.augment.resize))  # the latest pass
         for position, sample in enumerate(self.raw_samples()):
             if self.n is not None and position >= self.n:
                 break
