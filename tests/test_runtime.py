@@ -176,3 +176,18 @@ def test_should_sample_schedule_and_prepare_errors(tmp_path):
     assert sampled == [2, 4, 5]
     assert run.gather(torch.ones(2)).shape == (2,) and run.num_processes == 1 and run.is_main
     assert net is not None
+
+
+def test_captions_under_grids_show_the_spaces_between_words():
+    """Regression: the captioned grids (t2i eval on one's own data, the bench) drew captions in Pillow's default
+    font at its default size, whose spaces were no wider than the gaps between letters ("Adragonfly")."""
+    from PIL import ImageDraw, ImageFont
+
+    from t2i.runtime.grids import CAPTION_FONT_PX
+
+    image = Image.new("L", (120, 20), 255)
+    ImageDraw.Draw(image).text((2, 2), "A dragonfly", fill=0, font=ImageFont.load_default(size=CAPTION_FONT_PX))
+    inked = [x for x in range(image.width) if min(image.crop((x, 0, x + 1, image.height)).getdata()) < 128]
+    gaps = [b - a - 1 for a, b in zip(inked, inked[1:])]
+    word_gap = next(g for g in gaps if g > 0)  # after the "A"
+    assert word_gap > max(gaps[gaps.index(word_gap) + 1:])  # wider than any gap between the letters of "dragonfly"

@@ -69,6 +69,9 @@ def save_grid(images: torch.Tensor | Sequence[Image.Image], path: str | Path, nr
     return path
 
 
+CAPTION_FONT_PX = 12  # Pillow's default font at its own default size (10) drew spaces too narrow to see
+
+
 def save_captioned_rows(rows: Sequence[tuple[str, Sequence[Image.Image]]], path: str | Path,
                         headers: Sequence[str] = ("real", "generated"), cell: int = 96, text_width: int = 300) -> Path:
     """One row per caption: its images side by side (e.g. the real one, then the generated ones), the caption
@@ -84,7 +87,7 @@ def save_captioned_rows(rows: Sequence[tuple[str, Sequence[Image.Image]]], path:
     width = pad + cols * (cell + pad) + text_width
     canvas = Image.new("RGB", (width, head + len(rows) * (cell + pad) + pad), "white")
     draw = ImageDraw.Draw(canvas)
-    font = ImageFont.load_default()
+    font = ImageFont.load_default(size=CAPTION_FONT_PX)
     for c, label in enumerate(list(headers)[:cols]):
         draw.text((pad + c * (cell + pad), 2), label, fill="black", font=font)
     for r, (caption, images) in enumerate(rows):
@@ -92,7 +95,7 @@ def save_captioned_rows(rows: Sequence[tuple[str, Sequence[Image.Image]]], path:
         for c, im in enumerate(images):
             resample = Image.Resampling.NEAREST if im.size[0] <= cell else Image.Resampling.LANCZOS  # sharp pixels
             canvas.paste(im.convert("RGB").resize((cell, cell), resample), (pad + c * (cell + pad), y))
-        lines = textwrap.wrap(caption, width=max(10, text_width // 7))[: max(1, cell // 12)]
+        lines = textwrap.wrap(caption, width=max(10, text_width // 7))[: max(1, cell // (CAPTION_FONT_PX + 4))]
         draw.multiline_text((pad + cols * (cell + pad), y + 2), "\n".join(lines), fill="black", font=font)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
