@@ -202,6 +202,8 @@ def test_evaluation_reads_user_images_as_the_model_was_trained(setup, tmp_path, 
     assert as_trained(str(table), {}, str(run / "model"))[0]["resize"] == "center-crop"  # no random crops
     assert as_trained("shapes", {}, str(run))[1] == ""  # shapes is drawn one way: nothing taken from a run
     assert as_trained(str(table), {}, "shapes-clip", "") == (dict(READING_DEFAULTS), "")  # not a run folder
+    with pytest.raises(ValueError, match=r"--resize must be auto \(as the model was trained\) or one of"):
+        as_trained(str(table), {"resize": "foo"}, str(run))
 
 
 def test_bad_input_is_one_line_naming_the_fix(setup, tmp_path, capsys):

@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 from . import shapes
 from .bad_data import BadDataError, BadDataReport
 from .base import TensorImageText, convert_channels
-from .transforms import RESIZE_MODES, Augment, check_resize, evaluation_resize
+from .transforms import BACKGROUNDS, RESIZE_MODES, Augment, check_resize, evaluation_resize
 
 __all__ = ["load_dataset", "BadDataReport", "BadDataError", "shapes_dataset", "DEFAULT_N", "describe_source",
            "shapes_options", "training_options", "evaluation_options", "random_choices", "RESIZE_MODES",
@@ -181,6 +181,10 @@ def as_trained(source: str | Path, given: dict[str, str], *models: str) -> tuple
     ``resize``, ``background``), where "" or "auto" means as the first run of ``models`` was trained
     (``trained_options``; not for shapes/digits, drawn one way), else ``READING_DEFAULTS``. Returns the options
     and a line naming what came from a run ("" when nothing did)."""
+    for key, allowed in (("resize", RESIZE_MODES), ("background", tuple(BACKGROUNDS))):
+        if given.get(key, "") not in ("", "auto", *allowed):
+            raise ValueError(f"--{key} must be auto (as the model was trained) or one of {list(allowed)}, "
+                             f"got {given[key]!r}")
     trained, config = trained_options(*models) if describe_source(source) not in ("shapes", "digits") else ({}, "")
     options, taken = {}, []
     for key, default in READING_DEFAULTS.items():
