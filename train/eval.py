@@ -24,8 +24,8 @@ Any captioned data: ``--prompts`` may be a captioned source (a folder with metad
 a single-split source such as ``mydata/test``, all of it): its captions are the prompts (the first
 ``--real-n``), its images the reals, read as ``--model`` was trained (``--resize``, ``--background``
 and the columns of its run's config.json; else of ``--clip``'s run; ``auto``). Judged by ``--clip``,
-an evaluation CLIP trained on the training split only (``t2i train clip --data mydata --out runs/eval-clip``), ``--metrics auto``
-gives (``t2i.metrics.captioned``): r-precision (own caption ranked first among 100 held-out
+an evaluation CLIP trained on the training split only (``t2i train clip --data mydata --out
+runs/eval-clip``), ``--metrics auto`` gives (``t2i.metrics.captioned``): r-precision (own caption ranked first among 100 held-out
 captions, Xu et al. 2018, 95% interval) beside the real images' R-precision (the ceiling),
 clip-score beside the real images', clip-fid/clip-kid (FID/KID on the CLIP's image embeddings)
 beside the real-vs-real floor (two disjoint halves of the reals), clip-retrieval R@1/5/10. The grid
