@@ -145,6 +145,14 @@ def test_report_counts_conversions_per_rule_and_the_images_a_crop_cuts(tmp_path,
     assert data_main(["shards", str(folder), "--out", str(shards)]) == 0  # streamed data reports crops too
     assert data_main(["validate", str(shards)]) == 0 and "not square: 7 of 8" in capsys.readouterr().out
 
+    rotated = Image.new("RGB", (40, 10))  # stored wide, shown tall: EXIF orientation 6 (a phone photo)
+    exif = rotated.getexif()
+    exif[0x0112] = 6
+    (tmp_path / "photo").mkdir()
+    rotated.save(tmp_path / "photo" / "p.jpg", exif=exif)
+    (tmp_path / "photo" / "metadata.jsonl").write_text(json.dumps({"file_name": "p.jpg", "text": "a photo"}) + "\n")
+    assert "(width / height 0.25 to 0.25)" in load_dataset(tmp_path / "photo", size=8).report.summary()
+
     from t2i.runtime import Run, RunConfig
 
     wide = {f"w{i}.png": Image.new("RGB", (40, 10)) for i in range(2)}  # nothing converted, only cut

@@ -163,7 +163,7 @@ class CaptionedFiles(SkipsBadImages):
                 raise BadImage("bad_row", f"label {row.label!r} is not an integer >= 0")
             label = int(str(row.label).strip())
         with open_image(row.path, row.name) as img:
-            self.report.shapes.add(*img.size)
+            self.report.shapes.add(img)
             width = img.size[0] if img.size[0] == img.size[1] else None
             if decode:
                 _, converted = load_image(img, self.size, self.channels, name=row.name, augment=self.augment)

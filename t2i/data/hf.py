@@ -160,7 +160,7 @@ class HFImageText(SkipsBadImages):
                     raise BadImage("bad_row", f"label {label!r} is not an integer >= 0")
                 if strict or check == "decode":  # decoded as training will: conversions and crops reported
                     image, name = self._open(i)
-                    self.report.shapes.add(*image.size)
+                    self.report.shapes.add(image)
                     converted = load_image(image, self.size, self.channels, name=name, augment=self.augment)[1]
                     if converted:
                         self.report.add("converted", name, converted)

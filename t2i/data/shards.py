@@ -146,7 +146,7 @@ class ShardDataset(IterableDataset):
             except (UnicodeDecodeError, ValueError) as err:
                 raise BadImage("bad_row", f"label {sample['cls'][:20]!r} is not an integer") from err
         opened = open_image(sample[ext], name)
-        self.report.shapes.add(*opened.size)
+        self.report.shapes.add(opened)
         image, converted = load_image(opened, self.size, self.channels, name=name, augment=self.augment,
                                       rng=self.augment.rng(position))
         if converted:

@@ -33,6 +33,8 @@ from PIL import Image, ImageOps
 RESIZE_MODES = ("center-crop", "random-crop", "pad", "stretch")
 BACKGROUNDS = {"black": (0, 0, 0), "white": (255, 255, 255)}  # --background: name -> RGB
 CUT_NOTED = 0.1  # ImageShapes counts images a crop cuts by more than this fraction of their long side
+EXIF_ORIENTATION = 0x0112  # the EXIF tag that ImageOps.exif_transpose applies when an image is loaded
+EXIF_IN_HEADER = ("JPEG", "MPO", "TIFF", "WEBP")  # formats whose EXIF is read with the header (PNG's needs a decode)
 _RESAMPLE = Image.Resampling.BICUBIC
 
 
@@ -137,7 +139,11 @@ class ImageShapes:
     widest: float = 0.0  # the largest width / height seen
     tallest: float = float("inf")  # the smallest width / height seen
 
-    def add(self, width: int, height: int) -> None:
+    def add(self, image: Image.Image) -> None:
+        """Count an opened image (its header is enough) as it will be seen: EXIF rotations by 90 degrees applied."""
+        width, height = image.size
+        if image.format in EXIF_IN_HEADER and image.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8):
+            width, height = height, width
         aspect = width / height
         self.checked += 1
         self.widest, self.tallest = max(self.widest, aspect), min(self.tallest, aspect)
