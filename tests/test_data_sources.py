@@ -95,7 +95,8 @@ def _train(family: str, data: str, out, *extra: str) -> int:
     return t2i(["train", family, "--data", data, *models[family], *TINY, *extra, "--out", str(out)])
 
 
-def test_validate_checks_every_split_of_a_saved_dataset_dict_and_reports_its_conversions(tmp_path, capsys):
+def test_validate_checks_every_split_of_a_saved_dataset_dict_and_reports_its_conversions(tmp_path, capsys,
+                                                                                         monkeypatch):
     """Regression: `t2i data validate` on a save_to_disk DatasetDict checked its train split only, and its decode
     check of `datasets` rows reported no conversions (transparent drawings said nothing) and no crops."""
     features = datasets.Features({"image": datasets.Image(), "text": datasets.Value("string")})
@@ -111,6 +112,12 @@ def test_validate_checks_every_split_of_a_saved_dataset_dict_and_reports_its_con
     assert white.report.conversions == {"RGBA -> RGB, transparent pixels onto white (--background)": 2}
     assert white.report.shapes.summary() == ""  # pad cuts nothing
     assert white[0]["image"].min() == 1.0  # all transparent: white
+    # a trainer's default header check decodes nothing, but counts the shapes of a spread sample of rows
+    assert "not square: 3 of 3 images" in load_dataset(tmp_path / "d").report.summary()
+    from t2i.data import hf as hf_source
+
+    monkeypatch.setattr(hf_source, "SHAPES_SAMPLE", 2)
+    assert "not square: 2 of 2 sampled images" in load_dataset(tmp_path / "d").report.summary()
 
 
 @pytest.mark.slow

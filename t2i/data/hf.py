@@ -123,6 +123,9 @@ def open_table(source: str, kind: str, split: str):
     return _open_hub(hub_name(source) or source, split)
 
 
+SHAPES_SAMPLE = 256  # the header check counts the aspect ratios of this many rows spread over the table
+
+
 class HFImageText(SkipsBadImages):
     """Map-style dataset over a ``datasets.Dataset`` with image and caption columns."""
 
@@ -175,6 +178,13 @@ class HFImageText(SkipsBadImages):
         if not self.rows:
             raise ValueError(f"no usable items in {source}:\n{self.report.summary()}")
         self.captions = [texts[0] for texts in self.caption_lists]  # the first of each: evaluation, prompts
+        if not (strict or check == "decode"):  # the header check reads no image: count a spread sample's shapes
+            self.report.shapes.sampled = len(self.rows) > SHAPES_SAMPLE
+            for j in sorted({k * len(self.rows) // SHAPES_SAMPLE for k in range(SHAPES_SAMPLE)}):
+                try:
+                    self.report.shapes.add(self._open(self.rows[j])[0])
+                except BadImage:  # reported when training reaches it
+                    pass
         names = getattr(label_feature, "names", None)  # a ClassLabel names its classes
         self.num_classes = len(names) if names else (max(self.labels) + 1 if max(self.labels) >= 0 else 0)
         self.class_names = list(names) if names else [str(i) for i in range(self.num_classes)]

@@ -135,6 +135,7 @@ class ImageShapes:
 
     resize: str = "center-crop"  # the resize mode the images are read with (one of RESIZE_MODES)
     checked: int = 0  # images counted
+    sampled: bool = False  # the images counted are a sample of the data (the report says so)
     cut: int = 0  # images a crop cuts by more than CUT_NOTED of their long side
     widest: float = 0.0  # the largest width / height seen
     tallest: float = float("inf")  # the smallest width / height seen
@@ -159,7 +160,8 @@ class ImageShapes:
         if not (self.crops and self.cut):
             return ""
         most = 1 - 1 / max(self.widest, 1 / self.tallest)
-        return (f"  not square: {self.cut} of {self.checked} images (width / height {self.tallest:.2f} to "
+        images = "sampled images" if self.sampled else "images"
+        return (f"  not square: {self.cut} of {self.checked} {images} (width / height {self.tallest:.2f} to "
                 f"{self.widest:.2f}) lose more than {CUT_NOTED:.0%} of their long side to --resize {self.resize} "
                 f"(up to {most:.0%}); --resize pad keeps whole images")
 
