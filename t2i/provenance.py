@@ -81,7 +81,8 @@ def write_record(folder: str | Path, data: str, dataset: Any, clip: str | None =
     return path
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json_object(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``; {} when it is missing, unreadable or not an object."""
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -89,7 +90,7 @@ def _read_json(path: Path) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _places(path_or_name: str | Path) -> list[Path]:
+def record_places(path_or_name: str | Path) -> list[Path]:
     """The folders that may hold a model's records: the model folder, and the run folder above a ``model/``."""
     from t2i.builtin import resolve
 
@@ -107,16 +108,16 @@ def _places(path_or_name: str | Path) -> list[Path]:
 def trained_on(path_or_name: str | Path, _depth: int = 0) -> TrainedOn:
     """What is recorded about the training of the model at ``path_or_name`` (a folder, a run folder or a
     built-in name); ``TrainedOn()`` (all None) when nothing is."""
-    places = _places(path_or_name)
+    places = record_places(path_or_name)
     if not places or _depth > 4:
         return TrainedOn()
-    record = next((r for r in (_read_json(p / RECORD) for p in places) if r), {})
+    record = next((r for r in (read_json_object(p / RECORD) for p in places) if r), {})
     config: dict[str, Any] = {}
     for place in reversed(places):  # the model's own config over its run's
-        config.update(_read_json(place / "config.json"))
+        config.update(read_json_object(place / "config.json"))
     base = record.get("base") if record else None
     if not record:  # older runs: a LoRA's or distilled model's base file, or the run's --init
-        base = next((v for name, key in _BASE_FILES if (v := _read_json(places[0] / name).get(key))), None)
+        base = next((v for name, key in _BASE_FILES if (v := read_json_object(places[0] / name).get(key))), None)
         base = base or config.get("init") or None
     inherited = trained_on(base, _depth + 1) if isinstance(base, str) else TrainedOn()
     data = record.get("data") or config.get("data") or inherited.data

@@ -160,19 +160,16 @@ def trained_options(*models: str) -> tuple[dict[str, Any], str]:
     """How the first of ``models`` that is a t2i run folder (or a run's ``model/`` subfolder) read its user
     images, as evaluation reads them (``evaluation_options`` of its ``config.json``): ``(options, the config
     file)``, or ``({}, "")`` when none is (a built-in name, an exported model)."""
-    import json
     from types import SimpleNamespace
 
+    from t2i.provenance import read_json_object, record_places
+
     for model in filter(None, models):
-        folder = Path(model)
-        for config in (folder / "config.json", *([folder.parent / "config.json"] if folder.name == "model" else [])):
-            try:
-                saved = json.loads(config.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
-            if isinstance(saved, dict) and "resize" in saved:  # a RunConfig, not a model's architecture
+        for place in record_places(model):  # the model folder, and the run folder above a model/
+            saved = read_json_object(place / "config.json")
+            if "resize" in saved:  # a RunConfig, not a model's architecture
                 saved = SimpleNamespace(**{k: saved.get(k, v) for k, v in READING_DEFAULTS.items()})
-                return evaluation_options(saved), str(config)
+                return evaluation_options(saved), str(place / "config.json")
     return {}, ""
 
 
