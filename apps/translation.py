@@ -23,7 +23,7 @@ from PIL import Image, UnidentifiedImageError
 from apps.catalog import model_names
 from apps.models import RequestError, upscaled
 from gan_baselines.translation import load_translator
-from gan_baselines.translation_eval import translate, translator_input
+from gan_baselines.translation_eval import trained_reading, translate, translator_input
 from t2i.generator import to_pil
 
 MAX_UPLOAD_PIXELS = 4096 * 4096  # larger uploads are refused before decoding
@@ -44,6 +44,11 @@ class Translator:
     @property
     def channels(self) -> int:
         return int(self.config["arch"].get("channels", 3))
+
+    @property
+    def reading(self) -> tuple[str, str]:
+        """(--resize, --background) of its training data: uploads are read alike."""
+        return trained_reading(self.config)
 
     def about(self) -> str:
         data = self.config.get("data")
@@ -103,7 +108,7 @@ class Translators:
         model = self.get(name)
         image = open_upload(image)
         try:
-            x, note = translator_input(image, model.size, model.channels, resize=True)
+            x, note = translator_input(image, model.size, model.channels, *model.reading)
         except (ValueError, OSError) as err:  # a mode Pillow cannot convert (e.g. 16-bit greyscale to RGB)
             raise RequestError(f"Cannot use this {image.mode} image: {str(err).splitlines()[0][:120]}; "
                                "upload an 8-bit PNG or JPEG.") from None
@@ -137,17 +142,13 @@ def open_upload(image: Any) -> Image.Image:
 
 def _examples_for(model: Translator) -> list[tuple[str, Image.Image]]:
     """Inputs of the side the model reads: held-out scenes of its task, its data folder, else shapes scenes."""
-    from t2i.data.translation import TASKS, load_translation
+    from t2i.data.translation import TASKS, load_held_out
 
     data = str(model.config.get("data") or "")
     side = "B" if model.direction == "ba" else "A"
     try:
-        if data in TASKS:
-            pairs = load_translation(data, size=model.size, n=EXAMPLES, split="test")
-        elif data and Path(data).exists():
-            pairs = load_translation(data, size=model.size, n=EXAMPLES)
-        else:
-            pairs = None
+        pairs = load_held_out(data, model.size, EXAMPLES, 0, *model.reading)[0] \
+            if data in TASKS or (data and Path(data).is_dir()) else None
     except (ValueError, OSError):  # the data folder moved or changed: fall back to shapes scenes
         pairs = None
     if pairs is not None:

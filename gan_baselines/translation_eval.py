@@ -1,7 +1,8 @@
 """How well an image-to-image model translates: pixel metrics against the target and the shapes evaluator.
 
 - ``translate(G, images)``: a generator in eval mode over ``(N, C, S, S)`` images in [0, 1], batched;
-- ``translator_input(image, size)``: any PIL image as a translator's input (``t2i translate`` and the app);
+- ``translator_input(image, size)``: any PIL image as a translator's input (``t2i translate`` and the app),
+  read like its training data (``trained_reading``: the run's ``--resize`` and ``--background``);
 - ``paired_report``: PSNR / SSIM of the outputs against the targets (``t2i.metrics.pixels``), and the
   shapes evaluator's prompt accuracy of the outputs against each scene's caption (colour, shape,
   size, position, ...), with the same numbers for the targets themselves as the ceiling;
@@ -27,33 +28,40 @@ import numpy as np
 import torch
 from PIL import Image
 
-from t2i.data.transforms import convert_onto_black
+from t2i.data.bad_data import ALPHA_MODES, to_rgb
+from t2i.data.transforms import BACKGROUNDS, check_background, check_resize, evaluation_resize, fit
 from t2i.metrics.pixels import psnr, ssim
 
 
-def translator_input(image: Image.Image, size: int, channels: int = 3, resize: bool = False) -> tuple[torch.Tensor, str]:
+def trained_reading(config: dict[str, Any]) -> tuple[str, str]:
+    """(--resize, --background) a translator's data was read with, from its saved config (older runs: the defaults)."""
+    return str(config.get("resize") or "center-crop"), str(config.get("background") or "black")
+
+
+def translator_input(image: Image.Image, size: int, channels: int = 3, resize: str | None = None,
+                     background: str = "black") -> tuple[torch.Tensor, str]:
     """``image`` as the input of a translator of ``size`` px: ``((C, S, S)`` in [0, 1], a note of what was changed).
 
-    Any mode is converted (transparent pixels onto black, the shapes background); a side-by-side A|B
-    pair (2S x S) is read as its A half. Another size is a ValueError naming the sizes taken, or, with
-    ``resize``, its centre square resized to S x S (the note says so)."""
+    Any mode is converted (transparent pixels onto ``background``: black, the shapes background, unless the
+    model was trained otherwise); a side-by-side A|B pair (2S x S) is read as its A half. Another size is a
+    ValueError naming the sizes taken, or, with ``resize`` (a ``--resize`` mode: the model's), shaped to
+    S x S by that rule (the note says so)."""
     notes = []
-    mode = "RGB" if channels == 3 else "L"
-    if image.mode != mode:
-        notes.append(f"converted from {image.mode} to {mode}")
-        image = convert_onto_black(image, mode)
+    if image.mode != "RGB":
+        notes.append(f"converted from {image.mode} to RGB" + (f" on {background}" if image.mode in ALPHA_MODES else ""))
+    image = to_rgb(image, BACKGROUNDS[check_background(background)])
     width, height = image.size
     if (width, height) == (2 * size, size):
         image = image.crop((0, 0, size, size))
         notes.append(f"read as an A|B pair ({width}x{height}): its A (left) half")
     elif (width, height) != (size, size):
-        if not resize:
+        if resize is None:
             raise ValueError(f"the image is {width}x{height} px; the model translates {size}x{size} images "
                              f"(or {2 * size}x{size} A|B pairs)")
-        side = min(width, height)
-        left, top = (width - side) // 2, (height - side) // 2
-        image = image.crop((left, top, left + side, top + side)).resize((size, size), Image.LANCZOS)
-        notes.append(f"resized from {width}x{height} to {size}x{size} (its centre square)")
+        image = fit(image, size, evaluation_resize(check_resize(resize)), background=BACKGROUNDS[background])
+        notes.append(f"resized from {width}x{height} to {size}x{size} (--resize {resize}, as the model was trained)")
+    if channels == 1:
+        image = image.convert("L")
     array = np.asarray(image, dtype=np.uint8).copy()
     array = array[..., None] if array.ndim == 2 else array  # (S, S, C)
     return torch.from_numpy(array).permute(2, 0, 1).float() / 255, "; ".join(notes)  # (C, S, S)

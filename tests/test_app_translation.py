@@ -84,7 +84,7 @@ def test_uploads_of_any_mode_and_size_are_converted_and_said_so(translators, tmp
             translators.translate(name, bad)
 
 
-def test_translate_command_still_refuses_wrong_sizes():
+def test_translator_input_without_a_resize_rule_refuses_wrong_sizes():
     with pytest.raises(ValueError, match="is 50x40 px; the model translates 32x32"):
         translator_input(Image.new("RGB", (50, 40)), 32)
 
@@ -139,3 +139,24 @@ def test_upload_and_translate_through_gradio_client(runs, tmp_path):
             assert big.status_code in (400, 413)  # over --max-upload-mb
     finally:
         demo.close()
+
+
+def test_uploads_and_examples_are_read_as_the_run_read_its_folder(tmp_path):
+    """A run trained on a folder of drawings with --resize pad --background white: an upload is letterboxed on
+    white, not centre-cropped on black, and the examples come from the folder's test split."""
+    from train import pix2pix
+
+    root = tmp_path / "drawings"
+    for split, n in (("train", 4), ("test", 2)):
+        (root / split).mkdir(parents=True)
+        for i in range(n):
+            Image.new("RGB", (96, 48), (0, 0, 200 + i)).save(root / split / f"{split}{i}.png")
+    assert pix2pix.main(TINY + ["--data", str(root), "--n", "0", "--resize", "pad", "--background", "white",
+                                "--out", str(tmp_path / "run")]) == 0
+    translators = Translators.load([str(tmp_path / "run")], display_size=32)
+    name = "run (pix2pix)"
+    assert translators.example_labels(name) == ["0: example 0", "1: example 1"]  # the test split's two
+    tall = Image.new("RGBA", (10, 40), (0, 0, 0, 0))
+    shown, _, info = translators.translate(name, tall)
+    assert "--resize pad" in info and "on white" in info
+    assert shown.getpixel((0, 16)) == (255, 255, 255)  # letterbox and transparency on white

@@ -150,14 +150,17 @@ def test_bad_translation_folders_are_one_line_errors(tmp_path):
     (root / "B" / "00001.png").rename(root / "B" / "extra.png")
     with pytest.raises(ValueError, match="same file names"):
         load_translation(root)
-    load_translation(root, unpaired=True)  # unpaired data does not need matching names
+    domains = load_translation(root, unpaired=True)  # unpaired data does not need matching names
+    assert (len(domains.A), len(domains.B), domains.paired) == (4, 4, False)  # two domains, read whole
     (tmp_path / "half" / "A").mkdir(parents=True)
     with pytest.raises(ValueError, match="no B/"):
         load_translation(tmp_path / "half")
-    with pytest.raises(ValueError, match="expected 64x64"):
-        load_translation(root, size=64, unpaired=True)
-    with pytest.raises(ValueError, match="expected 64x32"):
+    with pytest.raises(ValueError, match="not an A|B pair side by side.*A/ and B/"):
         load_translation(root / "A", size=32)  # 32 x 32 files read as side-by-side A|B
+    with pytest.raises(ValueError, match="random-crop would crop every pair the same way"):
+        load_translation(root, resize="random-crop", unpaired=True)
+    with pytest.raises(ValueError, match="for folders of your images"):
+        load_translation("greyscale", random_flip=0.5)  # the scenes name left and right
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="neither A/ and B/"):
         load_translation(tmp_path / "empty")
@@ -268,6 +271,12 @@ def test_translate_command_matches_the_trainers_outputs(tmp_path, capsys):
     assert torch.equal(got, (expected[1] * 255).round().to(torch.uint8))
     with pytest.raises(ValueError, match="no B -> A generator"):
         load_translator(tmp_path / "run", "ba")
-    with pytest.raises(ValueError, match="translates 32x32"):
-        translate_cmd.main(["--model", str(tmp_path / "run"), "--input", str(tmp_path / "run" / "curves.png"),
+    capsys.readouterr()
+    assert translate_cmd.main(["--model", str(tmp_path / "run"), "--input", str(tmp_path / "run" / "curves.png"),
+                               "--out", str(tmp_path / "any")]) == 0  # a picture of another size and mode
+    assert Image.open(tmp_path / "any" / "curves.png").size == (32, 32)
+    assert "resized from" in capsys.readouterr().out
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
+    with pytest.raises(ValueError, match="broken.png.*give PNG or JPEG"):
+        translate_cmd.main(["--model", str(tmp_path / "run"), "--input", str(tmp_path / "broken.png"),
                             "--out", str(tmp_path / "bad")])

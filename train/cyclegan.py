@@ -1,8 +1,11 @@
 """Train CycleGAN (Zhu et al. 2017) on unpaired images: two generators, two PatchGANs, LSGAN, cycle + identity.
 
-Data (``--data``) as ``t2i train pix2pix`` (a built-in task or a folder), read unpaired: A from the
-first half of the items, B from the second half (``t2i.data.translation``), so no B is the
-partner of any A. G maps A -> B, F maps B -> A; D_B tells real B from G(A), D_A real A from F(B).
+Data (``--data``): a built-in task, or a folder of your images: CycleGAN's ``trainA/``, ``trainB/``
+(``testA/``, ``testB/``), or ``A/`` + ``B/`` (``t2i.data.translation``). Two folders of different images are
+the two domains, read whole; paired data (built-in tasks, same names, A|B files) is read unpaired: A from
+the first half of the items, B from the second half, so no B is the partner of any A. Images of any size
+and mode are read with ``--resize`` and ``--background``. G maps A -> B, F maps B -> A; D_B tells real B from
+G(A), D_A real A from F(B).
 
 Each run step (Zhu et al. 2017, Eq. 3 and section 4): a generator step on both generators together,
 LSGAN terms (D(G(x)) - 1)^2 + cycle lambda |F(G(x)) - x|_1 + |G(F(y)) - y|_1 (lambda 10) + identity
@@ -17,7 +20,8 @@ directions (``OUT/eval.json``): the cycle error and, where the target domain is 
 shapes evaluator can read it: G(A) for outline/greyscale, F(B) for background), the domain FID of the
 outputs against the real target domain on the evaluator's features and whether colour and shape
 survive (the evaluator on the outputs against the inputs' captions); for the built-in tasks, whose
-true pairs are known, PSNR/SSIM against them. A folder is measured on its own (training) items.
+true pairs are known, PSNR/SSIM against them. A folder is measured on its test split (its training
+images when it has none, and the run says so).
 
     t2i train cyclegan --data background --n 64 --steps 2 --batch-size 4 --g-base 8 --d-base 8 --eval-n 16 --out /tmp/cg
     t2i train cyclegan --data background --n 2000 --steps 2000 --out runs/cyclegan-bg
@@ -36,13 +40,13 @@ from gan_baselines.gan_training import millions
 from gan_baselines.translation import CycleGANLoss, ImagePool, PatchGAN, UNet, default_n_layers, receptive_field
 from gan_baselines.translation_eval import paired_report, translate, unpaired_report, write_model_card
 from t2i.config import parse_config
-from t2i.data.translation import TASKS, load_translation
+from t2i.data.translation import load_held_out, load_translation
 from t2i.runtime import Run, RunConfig
 
 
 @dataclass
 class CycleGANConfig(RunConfig):
-    data: str = "background"  # a built-in task (outline | greyscale | background) or a folder (A|B side by side, or A/ + B/)
+    data: str = "background"  # a built-in task (outline | greyscale | background) or a folder (trainA/ + trainB/ ...)
     size: int = 32  # image side in pixels (a power of two; 32 or 64)
     n: int = 2000  # items before the unpaired split: A from the first half, B from the second (0 = a folder's all)
     steps: int = 2000  # optimiser steps (each one generator step and one discriminator step)
@@ -56,7 +60,7 @@ class CycleGANConfig(RunConfig):
     cycle_weight: float = 10.0  # lambda of Eq. 3 (the paper's 10)
     identity: float = 0.5  # identity loss weight as a fraction of lambda (the paper's 0.5); 0 = off
     pool_size: int = 50  # generated images kept per direction for the discriminators (the paper's 50); 0 = off
-    eval_n: int = 500  # held-out A images measured at the end (the task's test split; a folder: its first ones)
+    eval_n: int = 500  # held-out images measured at the end (the test split's; a folder without one: training images)
     sample_every: int = 250  # write an A | G(A) | F(G(A)) grid every N steps (and at the end)
     checkpoint_every: int = 500  # write a resumable checkpoint every N steps; 0 = only at the end
 
@@ -70,9 +74,13 @@ class CycleGANConfig(RunConfig):
 def train(cfg: CycleGANConfig) -> Path:
     """Train CycleGAN; returns the saved A -> B generator folder (``OUT/model``)."""
     run = Run(cfg, name="cyclegan")
-    dataset = load_translation(cfg.data, size=cfg.size, n=cfg.n, seed=cfg.seed, split="train", unpaired=True)
-    held_out = load_translation(cfg.data, size=cfg.size, n=cfg.eval_n or 16, seed=cfg.seed, split="test") \
-        if cfg.data in TASKS else dataset
+    dataset = load_translation(cfg.data, size=cfg.size, n=cfg.n, seed=cfg.seed, split="train", unpaired=True,
+                               resize=cfg.resize, background=cfg.background, random_flip=cfg.random_flip,
+                               strict=cfg.strict)
+    held_out, held_split = load_held_out(cfg.data, cfg.size, cfg.eval_n or 16, cfg.seed, cfg.resize, cfg.background)
+    if held_split == "train":
+        run.print(f"cyclegan: {cfg.data} has no test split (test/, val/ or testA/ + testB/): the end-of-run "
+                  "measurement reads training images")
     c, n_layers = dataset.channels, cfg.n_layers or default_n_layers(cfg.size)
     arch = {"size": cfg.size, "channels": c, "g_base": cfg.g_base, "d_base": cfg.d_base, "n_layers": n_layers,
             "dropout": 0.0}
@@ -85,7 +93,8 @@ def train(cfg: CycleGANConfig) -> Path:
     G_ab, G_ba, D_a, D_b, opt_g, opt_d = run.prepare(G_ab, G_ba, D_a, D_b, opt_g, opt_d)
     pool_a = run.register("pool_a", ImagePool(cfg.pool_size, seed=cfg.seed))  # history of F(B) for D_A
     pool_b = run.register("pool_b", ImagePool(cfg.pool_size, seed=cfg.seed + 1))  # history of G(A) for D_B
-    run.print(f"cyclegan: {len(dataset)} unpaired A and B of {cfg.data} | G, F {millions(G_ab)} each, "
+    run.print(f"cyclegan: {len(dataset.A)} A and {len(dataset.B)} B images (unpaired) of {cfg.data} | "
+              f"G, F {millions(G_ab)} each, "
               f"D_A, D_B {millions(D_a)} each ({receptive_field(n_layers)} px patches) | cycle x {cfg.cycle_weight}, "
               f"identity x {cfg.identity * cfg.cycle_weight}, pool {cfg.pool_size}")
     shown = held_out.A[:8].float() / 255
@@ -124,7 +133,8 @@ def train(cfg: CycleGANConfig) -> Path:
         if run.should_sample() and step + 1 < cfg.steps:
             sample()
     sample()
-    config = {"family": "cyclegan", "arch": arch, "data": cfg.data, "direction": "A->B"}
+    config = {"family": "cyclegan", "arch": arch, "data": cfg.data, "direction": "A->B", "resize": cfg.resize,
+              "background": cfg.background}  # how the data was read: t2i translate and the app read inputs alike
     paths = run.finish(save={"model": (run.unwrap(G_ab), config),
                              "model_ba": (run.unwrap(G_ba), {**config, "direction": "B->A"})})
     if run.is_main and cfg.eval_n:
@@ -139,7 +149,7 @@ def train(cfg: CycleGANConfig) -> Path:
             for key, out, target in (("A->B", fake_b, B), ("B->A", fake_a, A)):
                 paired = paired_report(out, target, [None])
                 report[key].update(psnr=paired["psnr"], ssim=paired["ssim"])
-        report.update(data=cfg.data, steps=cfg.steps)
+        report.update(data=cfg.data, split=held_split, steps=cfg.steps)
         (run.out / "eval.json").write_text(json.dumps(report, indent=1) + "\n")
         run.print(f"cyclegan eval: {json.dumps(report)}")
         write_model_card(run.out, "cyclegan", report)

@@ -17,7 +17,8 @@ Sub-commands:
   and prints the bad-data report (every problem; conversions counted per rule, every one with
   ``--strict``; how many images a crop cuts). Exit status: 0 clean, 1 problems found (items that
   training would skip; with ``--strict`` also images that needed conversion to RGB),
-  2 the source itself cannot be read.
+  2 the source itself cannot be read. An image-to-image folder (``t2i.data.translation``'s layouts)
+  is read as ``t2i train pix2pix|cyclegan`` reads it, each split.
 
     t2i data shapes --out /tmp/shapes200 --n 200 && t2i data validate /tmp/shapes200
 """
@@ -80,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed for shapes")
 
     p = sub.add_parser("validate", help="report bad images and captions without training", formatter_class=fmt)
-    p.add_argument("path", help="a folder with metadata.jsonl, a .csv/.tsv file, or WebDataset shards")
+    p.add_argument("path", help="a folder with metadata.jsonl, a .csv/.tsv file, WebDataset shards, or an "
+                   "image-to-image folder (pix2pix's train/ + test/, CycleGAN's trainA/ + trainB/, A/ + B/)")
     p.add_argument("--strict", action="store_true", help="also count images that needed conversion to RGB")
     p.add_argument("--split", default=None, help="only this split of a folder with split subfolders; None: all of them")
     p.add_argument("--image-column", default=None, help="image column; None: file_name for folders, filepath for CSV, any image extension for shards")
@@ -116,7 +118,34 @@ def _write_shards(args: argparse.Namespace) -> int:
     return 0
 
 
+def _validate_translation(args: argparse.Namespace) -> int:
+    """An image-to-image folder: every image of each split it holds, read as pix2pix / CycleGAN will read it."""
+    reports = []
+    for split in ([args.split] if args.split else ["train", "test"]):
+        if translation.has_split(args.path, split):
+            data = translation.load_split(args.path, split, resize=args.resize, background=args.background)
+            data.report.source += (f": image-to-image, {len(data.A)} {'pairs' if data.paired else 'A images'}"
+                                   + ("" if data.paired else f" and {len(data.B)} B images"))
+            reports.append(data.report)
+    return _print_reports(reports, args.strict)
+
+
+def _print_reports(reports: list[BadDataReport], strict: bool) -> int:
+    bad = 0
+    for report in reports:
+        print(report.summary(max_examples=None, converted_examples=None if strict else CONVERTED_EXAMPLES))
+        bad += report.problems + (report.converted if strict else 0)
+    print("OK: no problems found" if not bad else f"FOUND {bad} problem item(s)")
+    return 1 if bad else 0
+
+
 def _validate(args: argparse.Namespace) -> int:
+    if translation.is_translation_folder(args.path):
+        try:
+            return _validate_translation(args)
+        except ValueError as err:
+            print(f"t2i data validate: {err}", file=sys.stderr)
+            return 2
     try:
         kind = describe_source(args.path)
     except ValueError as err:
@@ -155,12 +184,7 @@ def _validate(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"t2i data validate: {err}", file=sys.stderr)
         return 2
-    bad = 0
-    for report in reports:
-        print(report.summary(max_examples=None, converted_examples=None if args.strict else CONVERTED_EXAMPLES))
-        bad += report.problems + (report.converted if args.strict else 0)
-    print("OK: no problems found" if not bad else f"FOUND {bad} problem item(s)")
-    return 1 if bad else 0
+    return _print_reports(reports, args.strict)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,17 +1,19 @@
 """Train pix2pix (Isola et al. 2017) on paired images: U-Net generator, PatchGAN, L1 + adversarial loss.
 
 Data (``--data``): a built-in task rendered from the shapes scenes (``outline``, ``greyscale``,
-``background``; see ``t2i.data.translation``), a side-by-side A|B folder (``AB/*.png`` or PNGs at
-top level, 2S x S) or a two-folder one (``A/``, ``B/``, same names); ``t2i data translation``
-writes the built-in tasks in both layouts. The generator maps A to B.
+``background``; see ``t2i.data.translation``), or a folder of your image pairs: pix2pix's ``train/`` +
+``test/`` (or ``val/``) of side-by-side A|B files (``facades/``), or without splits A|B files (``AB/`` or
+at the top) or ``A/`` + ``B/`` with the same names; images of any size and mode, read with ``--resize``,
+``--background`` and ``--random-flip`` (a pair flips together). ``t2i data translation`` writes the built-in
+tasks in both layouts. The generator maps A to B.
 
 Each run step: a discriminator step on (x, y) real and (x, G(x)) fake pairs (D sees the input: a
 conditional GAN), then a generator step on the adversarial term plus lambda * L1 (lambda 100).
 ``--adv-weight 0`` (or ``--l1-only``) is the L1-only U-Net of the paper's ablation: D is not trained.
 Adam(2e-4, beta1 0.5) as the paper; batch norm in both networks. Grids ``OUT/samples/translate_*.png``
 show input | output | target rows; at the end the model (``OUT/model``, family "pix2pix") is measured on
-``--eval-n`` held-out pairs (the task's test split): PSNR, SSIM and the shapes evaluator's judgement of
-the outputs against the scenes' captions, written to ``OUT/eval.json``.
+``--eval-n`` held-out pairs (the test split; a folder without one: training pairs): PSNR, SSIM and the
+shapes evaluator's judgement of the outputs against the scenes' captions, written to ``OUT/eval.json``.
 
     t2i train pix2pix --data greyscale --n 64 --steps 2 --batch-size 8 --g-base 8 --d-base 8 --eval-n 16 --out /tmp/p2p
     t2i train pix2pix --data greyscale --n 2000 --steps 1500 --batch-size 32 --out runs/p2p-grey
@@ -30,13 +32,13 @@ from gan_baselines.translation import Pix2PixLoss, build_pix2pix, receptive_fiel
 from gan_baselines.translation_eval import paired_report, translate, write_model_card
 from gan_baselines.gan_training import millions
 from t2i.config import parse_config
-from t2i.data.translation import TASKS, load_translation
+from t2i.data.translation import load_held_out, load_translation
 from t2i.runtime import Run, RunConfig
 
 
 @dataclass
 class Pix2PixConfig(RunConfig):
-    data: str = "greyscale"  # a built-in task (outline | greyscale | background) or a folder (A|B side by side, or A/ + B/)
+    data: str = "greyscale"  # a built-in task (outline | greyscale | background) or a folder (train/ + test/ of A|B ...)
     size: int = 32  # image side in pixels (a power of two; 32 or 64)
     n: int = 2000  # training pairs: a task renders this many; a folder keeps its first N (0 = all)
     steps: int = 1500  # optimiser steps (each one D step and one G step)
@@ -51,7 +53,7 @@ class Pix2PixConfig(RunConfig):
     l1_weight: float = 100.0  # lambda of the L1 term (the paper's 100)
     adv_weight: float = 1.0  # weight of the adversarial term; 0 = L1-only U-Net (the ablation), D untrained
     l1_only: bool = False  # the same as --adv-weight 0
-    eval_n: int = 500  # held-out pairs measured at the end (the task's test split; a folder: its first pairs)
+    eval_n: int = 500  # held-out pairs measured at the end (the test split's; a folder without one: training pairs)
     sample_every: int = 250  # write an input | output | target grid every N steps (and at the end)
     checkpoint_every: int = 500  # write a resumable checkpoint every N steps; 0 = only at the end
 
@@ -73,9 +75,12 @@ def train(cfg: Pix2PixConfig) -> Path:
     """Train pix2pix; returns the saved generator folder (``OUT/model``)."""
     run = Run(cfg, name="pix2pix")
     adv_weight = 0.0 if cfg.l1_only else cfg.adv_weight
-    dataset = load_translation(cfg.data, size=cfg.size, n=cfg.n, seed=cfg.seed, split="train")
-    held_out = load_translation(cfg.data, size=cfg.size, n=cfg.eval_n or 16, seed=cfg.seed, split="test") \
-        if cfg.data in TASKS else dataset
+    dataset = load_translation(cfg.data, size=cfg.size, n=cfg.n, seed=cfg.seed, split="train", resize=cfg.resize,
+                               background=cfg.background, random_flip=cfg.random_flip, strict=cfg.strict)
+    held_out, held_split = load_held_out(cfg.data, cfg.size, cfg.eval_n or 16, cfg.seed, cfg.resize, cfg.background)
+    if held_split == "train":
+        run.print(f"pix2pix: {cfg.data} has no test split (test/, val/ or testA/ + testB/): the end-of-run "
+                  "measurement reads training images")
     arch = {"size": cfg.size, "channels": dataset.channels, "g_base": cfg.g_base, "d_base": cfg.d_base,
             "n_layers": cfg.n_layers, "dropout": cfg.dropout}
     G, D = build_pix2pix(arch)
@@ -85,7 +90,8 @@ def train(cfg: Pix2PixConfig) -> Path:
     G, D, opt_g, opt_d = run.prepare(G, D, opt_g, opt_d)
     ema = run.ema(G)
     config = {"family": "pix2pix", "arch": arch, "data": cfg.data, "l1_weight": cfg.l1_weight,
-              "adv_weight": adv_weight}
+              "adv_weight": adv_weight, "resize": cfg.resize,
+              "background": cfg.background}  # how the data was read: t2i translate and the app read inputs alike
     run.print(f"pix2pix: {len(dataset)} pairs of {cfg.data} | G {millions(G)}, D {millions(D)} "
               f"({receptive_field(run.unwrap(D).n_layers)} px patches) | L1 x {cfg.l1_weight}, adversarial x {adv_weight}")
     shown_A, shown_B = held_out.A[:8].float() / 255, held_out.B[:8].float() / 255
@@ -128,7 +134,7 @@ def train(cfg: Pix2PixConfig) -> Path:
     if run.is_main and cfg.eval_n:
         A, B = held_out.A[:cfg.eval_n].float() / 255, held_out.B[:cfg.eval_n].float() / 255
         report = paired_report(translate(final, A), B, held_out.records[:cfg.eval_n], inputs=A)
-        report.update(data=cfg.data, split="test" if cfg.data in TASKS else "train", adv_weight=adv_weight,
+        report.update(data=cfg.data, split=held_split, adv_weight=adv_weight,
                       steps=cfg.steps)
         (run.out / "eval.json").write_text(json.dumps(report, indent=1) + "\n")
         run.print(f"pix2pix eval: {json.dumps(report)}")

@@ -1,9 +1,9 @@
 """Translate images with a trained pix2pix or CycleGAN generator (t2i translate).
 
 ``--model`` is a run folder of ``t2i train pix2pix|cyclegan`` (or its ``model/``); ``--direction ba``
-uses a CycleGAN run's B -> A generator. ``--input`` is one image or a folder of PNG/JPEG images of the
-model's size (side-by-side A|B files of twice the width are read as their A half); outputs go to
-``--out`` under the same names.
+uses a CycleGAN run's B -> A generator. ``--input`` is one image or a folder of images of any size and
+mode, read as the run read its training data (its ``--resize`` and ``--background``; side-by-side A|B
+files of twice the model's width are read as their A half); outputs go to ``--out`` under the same names.
 
     t2i data translation --task greyscale --out /tmp/grey --n 8 --split test
     t2i translate --model runs/p2p-grey --input /tmp/grey/A --out /tmp/grey-out
@@ -19,9 +19,10 @@ import torch
 from PIL import Image
 
 from gan_baselines.translation import load_translator
-from gan_baselines.translation_eval import translate, translator_input
+from gan_baselines.translation_eval import trained_reading, translate, translator_input
+from t2i.data.bad_data import BadImage, decode_image
+from t2i.data.translation import SUFFIXES
 
-SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 def _inputs(path: Path) -> list[Path]:
@@ -35,12 +36,17 @@ def _inputs(path: Path) -> list[Path]:
     return files
 
 
-def _load(path: Path, size: int) -> torch.Tensor:
+def _load(path: Path, config: dict) -> tuple[torch.Tensor, str]:
+    """(the image as the model reads it (C, S, S) in [0, 1], what was changed): converted and shaped like the
+    run's training data (its --background and --resize)."""
+    resize, background = trained_reading(config)
     try:
-        image, _ = translator_input(Image.open(path), size)
-    except ValueError as err:
-        raise ValueError(f"{path}: {err}") from None
-    return image  # (3, S, S) in [0, 1]
+        rgb, converted = decode_image(path, background=background)
+        image, note = translator_input(rgb, config["arch"]["size"], config["arch"].get("channels", 3), resize,
+                                       background)
+    except BadImage as err:
+        raise ValueError(f"--input {path}: {err.detail} ({err.kind}); give PNG or JPEG images") from None
+    return image, "; ".join(filter(None, [converted, note]))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -52,8 +58,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     G, config = load_translator(args.model, args.direction)
     files = _inputs(Path(args.input))
-    x = torch.stack([_load(f, config["arch"]["size"]) for f in files])  # (N, 3, S, S) in [0, 1]
+    loaded = [_load(f, config) for f in files]
+    x = torch.stack([image for image, _ in loaded])  # (N, C, S, S) in [0, 1]
     y = translate(G, x)
+    changed = [(f, note) for f, (_, note) in zip(files, loaded) if note]
+    if changed:
+        print(f"{len(changed)} of {len(files)} input(s) read as the model's training data was, e.g. "
+              f"{changed[0][0].name}: {changed[0][1]}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for f, image in zip(files, y):

@@ -201,13 +201,12 @@ def to_tensor(img: Image.Image, channels: int = 3) -> torch.Tensor:
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)  # (C, H, W)
 
 
-def load_image(src: str | Path | bytes | Image.Image, size: int, channels: int = 3, name: str = "",
-               augment: Augment | None = None, rng: random.Random | None = None) -> tuple[torch.Tensor, str]:
-    """Fully decode, convert, resize by ``augment`` (default: centre crop) and maybe flip.
-    Returns ``(tensor (C, size, size), the conversion applied or "")``; raises ``BadImage``."""
+def decode_image(src: str | Path | bytes | Image.Image, name: str = "", background: str = "black"
+                 ) -> tuple[Image.Image, str]:
+    """Fully decode (first frame, EXIF rotation applied) and convert to RGB, alpha onto ``background``.
+    Returns ``(the RGB image, the conversion applied or "")``; raises ``BadImage``."""
     img = src if isinstance(src, Image.Image) else open_image(src, name)
-    augment = augment or Augment()
-    converted = check_mode(img, augment.background)
+    converted = check_mode(img, background)
     try:
         img.seek(0)  # first frame of animated images
         img = ImageOps.exif_transpose(img)
@@ -217,10 +216,18 @@ def load_image(src: str | Path | bytes | Image.Image, size: int, channels: int =
     except Exception as err:  # malformed files make Pillow raise odd errors (struct.error, IndexError, ...)
         raise BadImage("corrupt", f"cannot decode: {type(err).__name__}: {err}") from err
     try:
-        rgb = to_rgb(img, BACKGROUNDS[augment.background])
-        return to_tensor(augment.image(rgb, size, rng or random.Random(0)), channels), converted
+        return to_rgb(img, BACKGROUNDS[background]), converted
     except Exception as err:
         raise BadImage("unsupported", f"cannot convert {img.mode} {img.size}: {type(err).__name__}: {err}") from err
+
+
+def load_image(src: str | Path | bytes | Image.Image, size: int, channels: int = 3, name: str = "",
+               augment: Augment | None = None, rng: random.Random | None = None) -> tuple[torch.Tensor, str]:
+    """Fully decode, convert, resize by ``augment`` (default: centre crop) and maybe flip.
+    Returns ``(tensor (C, size, size), the conversion applied or "")``; raises ``BadImage``."""
+    augment = augment or Augment()
+    rgb, converted = decode_image(src, name, augment.background)
+    return to_tensor(augment.image(rgb, size, rng or random.Random(0)), channels), converted
 
 
 def check_caption(text: object) -> str:
