@@ -59,7 +59,7 @@ def translator_input(image: Image.Image, size: int, channels: int = 3, resize: s
             raise ValueError(f"the image is {width}x{height} px; the model translates {size}x{size} images "
                              f"(or {2 * size}x{size} A|B pairs)")
         image = fit(image, size, evaluation_resize(check_resize(resize)), background=BACKGROUNDS[background])
-        notes.append(f"resized from {width}x{height} to {size}x{size} (--resize {resize}, as the model was trained)")
+        notes.append(f"resized from {width}x{height} to {size}x{size} (--resize {resize})")
     if channels == 1:
         image = image.convert("L")
     array = np.asarray(image, dtype=np.uint8).copy()

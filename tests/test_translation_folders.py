@@ -109,8 +109,12 @@ def test_pix2pix_and_cyclegan_train_on_the_papers_layouts_and_translate_reads_as
     assert translate_cmd.main(["--model", str(tmp_path / "p2p"), "--input", str(tmp_path / "tall.png"),
                                "--out", str(tmp_path / "out")]) == 0
     said = capsys.readouterr().out
-    assert "transparent pixels onto white" in said and "--resize pad" in said
+    assert "as the model's training data was: --resize pad --background white" in said
+    assert "transparent pixels onto white" in said
     assert Image.open(tmp_path / "out" / "tall.png").size == (32, 32)
+    assert translate_cmd.main(["--model", str(tmp_path / "p2p"), "--input", str(tmp_path / "tall.png"),
+                               "--out", str(tmp_path / "out2"), "--resize", "stretch", "--background", "black"]) == 0
+    assert "as asked: --resize stretch --background black" in capsys.readouterr().out
 
     unpaired = _cyclegan_layout(tmp_path / "drawing2photo")
     assert cyclegan.main(tiny + ["--data", str(unpaired), "--n", "0", "--out", str(tmp_path / "cg")]) == 0
