@@ -153,7 +153,8 @@ def _examples_for(model: Translator) -> list[tuple[str, Image.Image]]:
         pairs = None
     if pairs is not None:
         images = getattr(pairs, side)[:EXAMPLES].float() / 255  # (K, C, S, S)
-        captions = [(r or {}).get("caption") or f"example {i}" for i, r in enumerate(pairs.records[:EXAMPLES])]
+        captions = [(r or {}).get("caption") or (r or {}).get("file_name") or f"example {i}"
+                    for i, r in enumerate(pairs.records[:EXAMPLES])]
         return [(f"{i}: {c}", im) for i, (c, im) in enumerate(zip(captions, to_pil(images)))]
     from t2i.data.shapes import make_scenes, render
 

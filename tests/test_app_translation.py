@@ -155,7 +155,7 @@ def test_uploads_and_examples_are_read_as_the_run_read_its_folder(tmp_path):
                                 "--out", str(tmp_path / "run")]) == 0
     translators = Translators.load([str(tmp_path / "run")], display_size=32)
     name = "run (pix2pix)"
-    assert translators.example_labels(name) == ["0: example 0", "1: example 1"]  # the test split's two
+    assert translators.example_labels(name) == ["0: test0.png", "1: test1.png"]  # the test split's two, by name
     tall = Image.new("RGBA", (10, 40), (0, 0, 0, 0))
     shown, _, info = translators.translate(name, tall)
     assert "--resize pad" in info and "on white" in info

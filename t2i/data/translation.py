@@ -147,10 +147,10 @@ class TranslationData(Dataset):
     """(A, B) images as uint8 tensors ``(3, S, S)``; items ``{"A", "B" (float in [0, 1]), "index"}``.
 
     ``records`` holds each item's scene labels (``caption``, ``objects``, ``relation``) when known
-    (built-in tasks and folders with ``metadata.jsonl``), else ``None``; for unpaired data they are
-    the labels of the A side. ``flip``: probability of a horizontal flip per item (a pair flips
-    together), drawn from ``item_rng(seed, epoch, index)``. ``report``: what reading the files skipped,
-    converted or cropped (printed by ``Run.dataloader``); ``where``: the folder read, or the task."""
+    (built-in tasks and folders with ``metadata.jsonl``) and, for a folder, its A file's ``file_name``;
+    for unpaired data they are the labels of the A side. ``flip``: probability of a horizontal flip per
+    item (a pair flips together), drawn from ``item_rng(seed, epoch, index)``. ``report``: what reading the
+    files skipped, converted or cropped (printed by ``Run.dataloader``); ``where``: the folder read, or the task."""
 
     def __init__(self, A: torch.Tensor, B: torch.Tensor, records: list[dict[str, Any] | None], paired: bool,
                  flip: float = 0.0, seed: int = 0, report: BadDataReport | None = None, where: str = ""):
@@ -186,7 +186,7 @@ def _metadata(root: Path) -> dict[str, dict[str, Any]]:
 
 
 def _one_split(folder: Path) -> tuple[dict[str, Path], dict[str, Path] | None]:
-    """A folder of one split: ``A/`` + ``B/`` -> (A files, B files); ``AB/`` or images at its top -> (A|B files, None)."""
+    """One split's folder: ``A/`` + ``B/`` -> (A files, B files); ``AB/`` or images at its top -> (A|B files, None)."""
     has_a, has_b = (folder / "A").is_dir(), (folder / "B").is_dir()
     if has_a or has_b:
         if not (has_a and has_b):
@@ -308,7 +308,8 @@ def _read_folder(root: Path, split: str, reader: _Reader, n: int, unpaired: bool
         B_list = [reader.fit(b_read[k]) for k in b_names if b_read[k] is not None]
     if not A_list or not B_list:
         raise ValueError(f"{where}: no readable images left ({reader.report.problems} skipped):\n{reader.report}")
-    return torch.stack(A_list), torch.stack(B_list), [meta.get(k) for k in names], paired, where
+    records = [{"file_name": k, **(meta.get(k) or {})} for k in names]  # scene labels where metadata.jsonl has them
+    return torch.stack(A_list), torch.stack(B_list), records, paired, where
 
 
 def load_translation(source: str | Path, size: int = 32, n: int = 0, seed: int = 0, split: str = "train",
