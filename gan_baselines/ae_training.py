@@ -22,7 +22,7 @@ from torch import nn
 from gan_baselines.autoencoders import (
     ContractiveLoss, ConvAutoencoder, DenoisingLoss, MLPAutoencoder, ReconstructionLoss, SparseLoss,
 )
-from t2i.data import load_dataset
+from t2i.data import load_dataset, training_options
 from t2i.runtime import Run, RunConfig
 
 # variant -> defaults for the options left unset (None / 0 / "")
@@ -127,7 +127,7 @@ def train_autoencoder(cfg: AEConfig) -> Path:
     """Train one autoencoder on the runtime; returns the saved model folder (``OUT/model``)."""
     run = Run(cfg, name=f"ae-{cfg.variant}")
     dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
-                           image_column=cfg.image_column, caption_column=cfg.caption_column)
+                           **training_options(cfg))
     model_config = model_config_for(cfg, dataset.channels)
     model = build_model(model_config)
     loss_fn = make_loss(cfg)

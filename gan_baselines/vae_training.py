@@ -24,7 +24,7 @@ import torch
 from gan_baselines.vae import (CONDITIONINGS, ConvVAE, MLPVAE, VAEGenerator, VAELoss, label_condition,
                                text_condition)
 from t2i.builtin import reference
-from t2i.data import all_captions, load_dataset
+from t2i.data import all_captions, load_dataset, training_options
 from t2i.generator import generate_conditions
 from t2i.runtime import Run, RunConfig
 
@@ -88,7 +88,7 @@ def train_vae(cfg: VAEConfig) -> Path:
     family = "vae" if cfg.conditioning == "none" else "cvae"
     run = Run(cfg, name=family if family == "vae" else f"cvae-{cfg.conditioning}")
     dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
-                           image_column=cfg.image_column, caption_column=cfg.caption_column)
+                           **training_options(cfg))
     extra: dict[str, Any] = {}
     encoder = None
     cond_dim = 0

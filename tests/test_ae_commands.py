@@ -95,3 +95,26 @@ def test_every_study_quick(tmp_path, name):
         assert (tmp_path / "out" / png).stat().st_size > 1000, png
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["study"] == name and metrics["steps"] == 2
+
+
+@pytest.mark.parametrize("command", ["ae", "vae"])
+def test_user_images_are_read_with_the_runs_resize_and_background(tmp_path, capsys, command):
+    """Regression: the AE and VAE trainers read a user folder centre-cropped on black whatever --resize /
+    --background said (the options were accepted and ignored); the bad-data report shows how it was read."""
+    from PIL import Image
+
+    folder = tmp_path / "drawings"
+    folder.mkdir()
+    rows = []
+    for i in range(4):
+        Image.new("RGBA", (12, 40), (0, 0, 0, 0)).save(folder / f"{i}.png")  # tall, transparent
+        rows.append(json.dumps({"file_name": f"{i}.png", "text": "a tall drawing"}))
+    (folder / "metadata.jsonl").write_text("\n".join(rows) + "\n")
+    common = ["train", command, "--data", str(folder), "--size", "8", "--steps", "1", "--batch-size", "2",
+              "--log-every", "1"]
+    assert cli(common + ["--out", str(tmp_path / "cropped")]) == 0
+    said = capsys.readouterr().out
+    assert "onto black" in said and "not square: 4 of 4" in said
+    assert cli(common + ["--resize", "pad", "--background", "white", "--out", str(tmp_path / "padded")]) == 0
+    said = capsys.readouterr().out
+    assert "onto white" in said and "not square" not in said

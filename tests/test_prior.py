@@ -136,3 +136,22 @@ def test_held_out_sets_are_read_as_the_training_images(tmp_path):
         cfg.eval_splits = "test"
         augment = eval_sets(cfg)[split].augment
         assert (augment.resize, augment.background, augment.random_flip) == ("center-crop", "white", 0.0), split
+
+
+def test_training_images_are_read_as_the_run_says(tmp_path):
+    """Regression: the prior's training images were read centre-cropped on black whatever --resize /
+    --background said, while its held-out sets honoured them; a random crop or flip is drawn once (the
+    embeddings are cached), so it is refused."""
+    from PIL import Image
+
+    from train.prior import PriorConfig, training_set
+
+    folder = tmp_path / "data" / "train"
+    folder.mkdir(parents=True)
+    Image.new("RGBA", (48, 16)).save(folder / "a.png")
+    (folder / "metadata.jsonl").write_text(json.dumps({"file_name": "a.png", "text": "a wide drawing"}) + "\n")
+    augment = training_set(PriorConfig(data=str(tmp_path / "data"), resize="pad", background="white")).augment
+    assert (augment.resize, augment.background, augment.random_flip) == ("pad", "white", 0.0)
+    for drawn in ({"resize": "random-crop"}, {"random_flip": 0.5}):
+        with pytest.raises(ValueError, match="embeds each training image once"):
+            training_set(PriorConfig(data=str(tmp_path / "data"), **drawn))

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import torch
+from torch.utils.data import Dataset
 
 from t2i.builtin import reference
 from t2i.clip import get_tokenizer, load_clip
@@ -74,6 +75,16 @@ class PriorConfig(RunConfig):
 AUTO_SPLITS = {"shapes": "test,novel", "digits": "test"}  # --eval-splits auto
 
 
+def training_set(cfg: PriorConfig) -> Dataset:
+    """The training images, read once (``build_cache`` embeds each with the frozen CLIP a single time) with the
+    run's columns, resize and background; a random crop or flip would be drawn once, so they are refused."""
+    if cfg.random_flip or cfg.resize == "random-crop":
+        raise ValueError("the prior embeds each training image once: --random-flip and --resize random-crop would be "
+                         "drawn a single time; use --resize center-crop, pad or stretch without --random-flip")
+    return load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
+                        **evaluation_options(cfg), **shapes_options(cfg.data, cfg.p_two))
+
+
 def eval_sets(cfg: PriorConfig) -> dict:
     """{name: held-out dataset}, loaded before training so a bad split fails fast."""
     reading = evaluation_options(cfg)  # the training images' columns, resize and background, without randomness
@@ -102,9 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     run = Run(cfg, name="prior")
     clip = load_clip(cfg.clip).to(run.device).eval().requires_grad_(False)
     tokenizer = get_tokenizer(clip)
-    dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
-                           image_column=cfg.image_column, caption_column=cfg.caption_column,
-                           **shapes_options(cfg.data, cfg.p_two))
+    dataset = training_set(cfg)
     held_out = eval_sets(cfg)
     cache = build_cache(clip, tokenizer, dataset, run.device)  # every image and distinct caption, once
     table_cond = cache.conditions.to(run.device)  # (U+1, ...); the last row is ""
