@@ -43,18 +43,20 @@ def translator_input(image: Image.Image, size: int, channels: int = 3, resize: s
     """``image`` as the input of a translator of ``size`` px: ``((C, S, S)`` in [0, 1], a note of what was changed).
 
     Any mode is converted (transparent pixels onto ``background``: black, the shapes background, unless the
-    model was trained otherwise); a side-by-side A|B pair (2S x S) is read as its A half. Another size is a
-    ValueError naming the sizes taken, or, with ``resize`` (a ``--resize`` mode: the model's), shaped to
-    S x S by that rule (the note says so)."""
+    model was trained otherwise); an image exactly twice as wide as tall is read as a side-by-side A|B pair
+    (the layout of pix2pix's datasets, at any size): its A half. Another size is a ValueError naming the
+    sizes taken, or, with ``resize`` (a ``--resize`` mode: the model's), shaped to S x S by that rule (the
+    note says so)."""
     notes = []
     if image.mode != "RGB":
         notes.append(f"converted from {image.mode} to RGB" + (f" on {background}" if image.mode in ALPHA_MODES else ""))
     image = to_rgb(image, BACKGROUNDS[check_background(background)])
     width, height = image.size
-    if (width, height) == (2 * size, size):
-        image = image.crop((0, 0, size, size))
+    if width == 2 * height:
+        image = image.crop((0, 0, height, height))
         notes.append(f"read as an A|B pair ({width}x{height}): its A (left) half")
-    elif (width, height) != (size, size):
+        width = height
+    if (width, height) != (size, size):
         if resize is None:
             raise ValueError(f"the image is {width}x{height} px; the model translates {size}x{size} images "
                              f"(or {2 * size}x{size} A|B pairs)")

@@ -144,3 +144,15 @@ def test_data_validate_reads_an_image_to_image_folder_split_by_split(tmp_path, c
     assert "transparent pixels onto white" in said and "not square" not in said  # pad keeps whole images
     assert data.main(["validate", str(_pix2pix_layout(tmp_path / "facades"))]) == 0
     assert "(test split): image-to-image, 3 pairs" in capsys.readouterr().out
+
+
+def test_translate_reads_a_pix2pix_test_file_of_any_size_as_its_a_half():
+    """A 96 x 48 A|B file (pix2pix's datasets are 512 x 256) for a 32 px model: its A half, resized; it was
+    centre-cropped whole (half sketch, half target) when only 2S x S files counted as pairs."""
+    from gan_baselines.translation_eval import translator_input
+
+    ab = Image.new("RGB", (96, 48), RED)
+    ab.paste(BLUE, (48, 0, 96, 48))
+    x, note = translator_input(ab, 32, resize="center-crop")
+    assert x.shape == (3, 32, 32) and float(x[2].max()) < 0.1  # no blue: only the A half
+    assert "read as an A|B pair (96x48)" in note and "resized from 48x48 to 32x32" in note

@@ -3,8 +3,8 @@
 ``--model`` is a run folder of ``t2i train pix2pix|cyclegan`` (or its ``model/``); ``--direction ba``
 uses a CycleGAN run's B -> A generator. ``--input`` is one image or a folder of images of any size and
 mode, read as the run read its training data (its ``--resize`` and ``--background``, or the ones given;
-side-by-side A|B files of twice the model's width are read as their A half); outputs go to ``--out`` under
-the same names.
+files exactly twice as wide as tall are read as side-by-side A|B pairs: their A half); outputs go to
+``--out`` under the same names.
 
     t2i data translation --task greyscale --out /tmp/grey --n 8 --split test
     t2i translate --model runs/p2p-grey --input /tmp/grey/A --out /tmp/grey-out
