@@ -13,6 +13,8 @@ with seed 1) give:
   on white (at most 256 px), ``testA/`` and ``testB/`` 50 each of the last 100. No B is any A's partner.
 
 Stamps that share a file name (``1.png`` in several folders) keep the first one written.
+``OUT/my-sketches/`` holds three line drawings that are not stamps (a house on transparency, a ring
+as a greyscale JPEG, a tall lollipop), inputs for ``t2i translate`` of other sizes and modes.
 
     python examples/stamps_i2i/make_dataset.py --out data/stamps-i2i
 """
@@ -24,7 +26,7 @@ import random
 import shutil
 from pathlib import Path
 
-from PIL import Image, ImageFilter, ImageOps
+from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
 STAMPS = Path("/usr/share/tuxpaint/stamps")  # apt-get install tuxpaint-stamps-default
 
@@ -46,6 +48,27 @@ def sketch(rgb: Image.Image) -> Image.Image:
     """Black edges on white: the greyscale image's edges above 40, inverted."""
     edges = rgb.convert("L").filter(ImageFilter.FIND_EDGES)
     return ImageOps.invert(edges.point(lambda v: 255 if v > 40 else 0)).convert("RGB")
+
+
+def write_sketches(folder: Path) -> None:
+    """Three line drawings of other sizes and modes than the training pairs."""
+    folder.mkdir(parents=True, exist_ok=True)
+    house = Image.new("RGBA", (200, 150), (0, 0, 0, 0))  # black lines on transparency
+    draw = ImageDraw.Draw(house)
+    draw.polygon([(50, 70), (100, 25), (150, 70)], outline=(0, 0, 0, 255), width=3)
+    draw.rectangle((60, 70, 140, 140), outline=(0, 0, 0, 255), width=3)
+    draw.rectangle((90, 100, 110, 140), outline=(0, 0, 0, 255), width=2)
+    house.save(folder / "house.png")
+    ring = Image.new("L", (120, 120), 255)
+    draw = ImageDraw.Draw(ring)
+    draw.ellipse((15, 15, 105, 105), outline=0, width=3)
+    draw.ellipse((45, 45, 75, 75), outline=0, width=2)
+    ring.save(folder / "coin.jpg")
+    lollipop = Image.new("RGB", (90, 160), "white")
+    draw = ImageDraw.Draw(lollipop)
+    draw.line((45, 10, 45, 150), fill="black", width=3)
+    draw.ellipse((20, 10, 70, 60), outline="black", width=3)
+    lollipop.save(folder / "lollipop.png")
 
 
 def main() -> None:
@@ -82,6 +105,7 @@ def main() -> None:
                 grey = on_white(Image.open(path))
                 grey.thumbnail((256, 256))
                 grey.convert("L").save(root / name / f"{path.stem}.jpg", quality=90)
+    write_sketches(out / "my-sketches")
     for folder in sorted(p for p in out.glob("*/*") if p.is_dir()):
         print(f"{folder}: {sum(1 for _ in folder.iterdir())} images")
 
