@@ -28,7 +28,8 @@ from apps.models import RequestError, check_prompt, number_in, upscaled, whole_n
 from apps.translation import open_upload
 from gan_baselines.registry import load_generator
 from t2i.builtin import is_installed
-from t2i.data.transforms import convert_onto_black, fit
+from t2i.data.bad_data import to_rgb
+from t2i.data.transforms import fit
 from t2i.generator import GenerationError
 from t2i.provenance import TrainedOn, off_vocabulary_warning, trained_on
 from t2i.unclip.pipeline import UnCLIPGenerator
@@ -56,7 +57,7 @@ def model_input(image: Image.Image, size: int) -> tuple[Image.Image, str]:
     notes = []
     if image.mode != "RGB":
         notes.append(f"converted from {image.mode} to RGB")
-        image = convert_onto_black(image, "RGB")
+        image = to_rgb(image)  # transparent pixels onto black
     if image.size != (size, size):
         notes.append(f"resized from {image.width}x{image.height} to {size}x{size} (its centre square)")
         image = fit(image, size, "center-crop")

@@ -166,14 +166,6 @@ class ImageShapes:
                 f"(up to {most:.0%}); --resize pad keeps whole images")
 
 
-def convert_onto_black(image: Image.Image, mode: str = "RGB") -> Image.Image:
-    """``image`` in ``mode``; transparent pixels go onto black (the shapes background) rather than Pillow's default."""
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
-    return image.convert(mode)
-
-
 def check_captions(value: Any) -> list[str]:
     """A caption or a list of captions -> the non-blank ones, stripped; ``BadImage`` if none."""
     from .bad_data import BadImage, check_caption
