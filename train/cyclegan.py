@@ -47,7 +47,7 @@ from t2i.runtime import Run, RunConfig
 @dataclass
 class CycleGANConfig(RunConfig):
     data: str = "background"  # a built-in task (outline | greyscale | background) or a folder (trainA/ + trainB/ ...)
-    size: int = 32  # image side in pixels (a power of two; 32 or 64)
+    size: int = 32  # image side in pixels, a power of two (32 and 64 are measured here; the paper used 256)
     n: int = 2000  # items before the unpaired split: A from the first half, B from the second (0 = a folder's all)
     steps: int = 2000  # optimiser steps (each one generator step and one discriminator step)
     batch_size: int = 8  # images per domain per step (the paper uses 1)
