@@ -154,7 +154,7 @@ def _examples_for(model: Translator) -> list[tuple[str, Image.Image]]:
     if pairs is not None:
         images = getattr(pairs, side)[:EXAMPLES].float() / 255  # (K, C, S, S)
         captions = [(r or {}).get("caption") or (r or {}).get("file_name") or f"example {i}"
-                    for i, r in enumerate(pairs.records[:EXAMPLES])]
+                    for i, r in enumerate((pairs.records_b if side == "B" else pairs.records)[:EXAMPLES])]
         return [(f"{i}: {c}", im) for i, (c, im) in enumerate(zip(captions, to_pil(images)))]
     from t2i.data.shapes import make_scenes, render
 

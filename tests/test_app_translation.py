@@ -160,3 +160,22 @@ def test_uploads_and_examples_are_read_as_the_run_read_its_folder(tmp_path):
     shown, _, info = translators.translate(name, tall)
     assert "--resize pad" in info and "on white" in info
     assert shown.getpixel((0, 16)) == (255, 255, 255)  # letterbox and transparency on white
+
+
+def test_a_cyclegan_runs_b_to_a_examples_are_its_b_images_by_their_names(tmp_path):
+    """Regression: the B -> A examples of a run on two folders of different images were labelled with the A
+    side's file names."""
+    from train import cyclegan
+
+    for folder, names in (("testA", ["a0.png", "a1.png"]), ("testB", ["b0.jpg", "b1.jpg"]),
+                          ("trainA", ["ta0.png", "ta1.png"]), ("trainB", ["tb0.jpg", "tb1.jpg"])):
+        (tmp_path / "data" / folder).mkdir(parents=True)
+        for name in names:
+            Image.new("RGB", (40, 40), (200, 0, 0) if folder.endswith("A") else (0, 0, 200)).save(
+                tmp_path / "data" / folder / name)
+    tiny = ["--n", "0", "--batch-size", "2", "--g-base", "4", "--d-base", "4", "--eval-n", "0", "--steps", "1",
+            "--checkpoint-every", "0"]
+    assert cyclegan.main(tiny + ["--data", str(tmp_path / "data"), "--out", str(tmp_path / "run")]) == 0
+    translators = Translators.load([str(tmp_path / "run")], display_size=32)
+    assert translators.example_labels("run (cyclegan, A -> B)") == ["0: a0.png", "1: a1.png"]
+    assert translators.example_labels("run (cyclegan, B -> A)") == ["0: b0.jpg", "1: b1.jpg"]

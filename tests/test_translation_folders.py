@@ -57,6 +57,7 @@ def test_cyclegan_layout_reads_both_domains_whole_and_reports_conversions(tmp_pa
     assert "L -> RGB: 6" in summary
     held_out, split = load_held_out(root, size=32, resize="pad", background="white")
     assert (split, len(held_out.A), len(held_out.B), held_out.paired) == ("test", 1, 1, False)
+    assert (held_out.records[0]["file_name"], held_out.records_b[0]["file_name"]) == ("drawing4.png", "photo6.jpg")
     cropped = load_translation(root, size=32, unpaired=True)  # the default centre crop cuts the tall ones
     assert "not square: 7 of 10 images" in cropped.report.summary()  # 3 drawings, 4 photos of 50-53 x 60
     with pytest.raises(ValueError, match="same file names for paired data"):

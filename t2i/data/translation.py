@@ -148,13 +148,16 @@ class TranslationData(Dataset):
 
     ``records`` holds each item's scene labels (``caption``, ``objects``, ``relation``) when known
     (built-in tasks and folders with ``metadata.jsonl``) and, for a folder, its A file's ``file_name``;
-    for unpaired data they are the labels of the A side. ``flip``: probability of a horizontal flip per
-    item (a pair flips together), drawn from ``item_rng(seed, epoch, index)``. ``report``: what reading the
-    files skipped, converted or cropped (printed by ``Run.dataloader``); ``where``: the folder read, or the task."""
+    ``records_b`` the same for the B side (for paired data, the same records). ``flip``: probability of
+    a horizontal flip per item (a pair flips together), drawn from ``item_rng(seed, epoch, index)``.
+    ``report``: what reading the files skipped, converted or cropped (printed by ``Run.dataloader``);
+    ``where``: the folder read, or the task."""
 
     def __init__(self, A: torch.Tensor, B: torch.Tensor, records: list[dict[str, Any] | None], paired: bool,
-                 flip: float = 0.0, seed: int = 0, report: BadDataReport | None = None, where: str = ""):
+                 flip: float = 0.0, seed: int = 0, report: BadDataReport | None = None, where: str = "",
+                 records_b: list[dict[str, Any] | None] | None = None):
         self.A, self.B, self.records, self.paired = A, B, records, paired
+        self.records_b = records if records_b is None else records_b
         self.channels = 3
         self.flip, self.seed, self.epoch = flip, seed, 0
         self.report, self.where = report, where
@@ -275,9 +278,8 @@ class _Reader:
         return self.fit(ab.crop((0, 0, half, height))), self.fit(ab.crop((half, 0, 2 * half, height)))
 
 
-def _read_folder(root: Path, split: str, reader: _Reader, n: int, unpaired: bool
-                 ) -> tuple[torch.Tensor, torch.Tensor, list[dict[str, Any] | None], bool, Path]:
-    """(A, B, records, paired, the folder read) of a folder's ``split``."""
+def _read_folder(root: Path, split: str, reader: _Reader, n: int, unpaired: bool) -> TranslationData:
+    """A folder's ``split`` as read (paired when its files are partners), its report the reader's."""
     found = _split_files(root, split)
     if found is None:
         where = ", ".join(f"{s}/ or {s}A/ + {s}B/" for s in SPLIT_FOLDERS[split])
@@ -288,7 +290,7 @@ def _read_folder(root: Path, split: str, reader: _Reader, n: int, unpaired: bool
         pairs = {k: reader.halves(a_files[k]) for k in list(a_files)[:n or None]}
         names = [k for k, ab in pairs.items() if ab is not None]
         A_list, B_list = [pairs[k][0] for k in names], [pairs[k][1] for k in names]
-        paired = True
+        paired, b_kept = True, names
     else:
         paired = set(a_files) == set(b_files)
         if not paired and not unpaired:
@@ -305,11 +307,14 @@ def _read_folder(root: Path, split: str, reader: _Reader, n: int, unpaired: bool
             a_names = b_names = [k for k in a_names if a_read[k] is not None and b_read[k] is not None]
         names = [k for k in a_names if a_read[k] is not None]
         A_list = [reader.fit(a_read[k]) for k in names]
-        B_list = [reader.fit(b_read[k]) for k in b_names if b_read[k] is not None]
+        b_kept = [k for k in b_names if b_read[k] is not None]
+        B_list = [reader.fit(b_read[k]) for k in b_kept]
     if not A_list or not B_list:
         raise ValueError(f"{where}: no readable images left ({reader.report.problems} skipped):\n{reader.report}")
-    records = [{"file_name": k, **(meta.get(k) or {})} for k in names]  # scene labels where metadata.jsonl has them
-    return torch.stack(A_list), torch.stack(B_list), records, paired, where
+    records, records_b = ([{"file_name": k, **(meta.get(k) or {})} for k in kept]  # + labels of metadata.jsonl
+                          for kept in (names, b_kept))
+    return TranslationData(torch.stack(A_list), torch.stack(B_list), records, paired, report=reader.report,
+                           where=str(where), records_b=records_b)
 
 
 def load_translation(source: str | Path, size: int = 32, n: int = 0, seed: int = 0, split: str = "train",
@@ -330,33 +335,31 @@ def load_translation(source: str | Path, size: int = 32, n: int = 0, seed: int =
         B = torch.stack([_to_tensor(b) for _, b in pairs])
         records: list[dict[str, Any] | None] = [
             {"caption": r["caption"], "objects": r["objects"], "relation": r["relation"]} for r in scenes]
-        paired, report, where = True, None, str(source)
+        data = TranslationData(A, B, records, paired=True, where=str(source))
     else:
         root = Path(source)
         if not root.is_dir():
             raise ValueError(f"translation data must be one of the tasks {list(TASKS)} or a folder, got {str(source)!r}"
                              f"{' (no such folder)' if not root.exists() else ''}")
-        report = BadDataReport(source=str(root))
-        A, B, records, paired, folder = _read_folder(root, split, _Reader(size, resize, background, report), n,
-                                                     unpaired)
-        where = str(folder)
+        data = _read_folder(root, split, _Reader(size, resize, background, BadDataReport(source=str(root))), n,
+                            unpaired)
         if strict:
-            report.raise_if_problems()
-    if unpaired and paired:  # partners: A from the first half, B from the second, so no B is any A's partner
+            data.report.raise_if_problems()
+    A, B, records, records_b = data.A, data.B, data.records, data.records_b
+    if unpaired and data.paired:  # partners: A from the first half, B from the second, so no B is any A's partner
         half = len(A) // 2
         if half < 1:
             raise ValueError(f"unpaired data needs at least 2 items (A from one half, B from the other), got {len(A)}")
-        A, B, records = A[:half], B[half:2 * half], records[:half]
-    return TranslationData(A, B, records, paired=paired and not unpaired, flip=random_flip, seed=seed, report=report,
-                           where=where)
+        A, B, records, records_b = A[:half], B[half:2 * half], records[:half], records_b[half:2 * half]
+    return TranslationData(A, B, records, paired=data.paired and not unpaired, flip=random_flip, seed=seed,
+                           report=data.report, where=data.where, records_b=records_b)
 
 
 def load_split(source: str | Path, split: str, size: int = 32, n: int = 0, resize: str = "center-crop",
                background: str = "black") -> TranslationData:
     """A folder's ``split`` whole: paired when its files are partners, else its two domains."""
     reader = _Reader(size, resize, background, BadDataReport(source=f"{source} ({split} split)"))
-    A, B, records, paired, folder = _read_folder(Path(source), split, reader, n, unpaired=True)
-    return TranslationData(A, B, records, paired, report=reader.report, where=str(folder))
+    return _read_folder(Path(source), split, reader, n, unpaired=True)
 
 
 def load_held_out(source: str | Path, size: int = 32, n: int = 0, seed: int = 0, resize: str = "center-crop",
