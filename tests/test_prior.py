@@ -155,3 +155,29 @@ def test_training_images_are_read_as_the_run_says(tmp_path):
     for drawn in ({"resize": "random-crop"}, {"random_flip": 0.5}):
         with pytest.raises(ValueError, match="embeds each training image once"):
             training_set(PriorConfig(data=str(tmp_path / "data"), **drawn))
+
+
+def test_auto_eval_splits_read_a_user_folders_test_split(tmp_path):
+    """Regression: --eval-splits auto evaluated nothing on user data, even a folder with a test/ split."""
+    from PIL import Image
+
+    from train.prior import auto_splits
+
+    assert auto_splits("shapes") == "test,novel" and auto_splits("digits") == "test"
+    for split in ("train", "test"):
+        (tmp_path / "data" / split).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / "data" / split / "a.png")
+        (tmp_path / "data" / split / "metadata.jsonl").write_text(json.dumps({"file_name": "a.png", "text": "a"}) + "\n")
+    assert auto_splits(str(tmp_path / "data")) == "test"
+    assert auto_splits(str(tmp_path / "data" / "train")) == ""  # a single split: the training data itself
+
+
+def test_a_held_out_split_smaller_than_the_gallery_ranks_among_its_own_pairs():
+    """Regression: a user's 98-pair test split ended a finished run with "retrieval among 100 needs at least
+    100 pairs"; now it ranks among 98, and a split too small to rank in is refused before training."""
+    from train.prior import MIN_GALLERY, PriorConfig, galleries
+
+    cfg = PriorConfig(data="mydata", gallery=100)
+    assert galleries(cfg, {"test": list(range(98)), "novel": list(range(500))}) == {"test": 98, "novel": 100}
+    with pytest.raises(ValueError, match=f"needs at least {MIN_GALLERY} pairs.*--eval-splits ''"):
+        galleries(cfg, {"test": list(range(MIN_GALLERY - 1))})

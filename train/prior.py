@@ -7,8 +7,9 @@ guidance (``t2i.prior.model``). The frozen CLIP (``--clip``, an open_clip run or
 every training image and distinct caption once, before training.
 
 At the end the prior is evaluated on held-out pairs (``--eval-splits`` of ``--data``, by default shapes'
-``test`` and ``novel``, digits' ``test``; or ``--eval-data``): cosine of the sampled vs the true image embedding, and retrieval of the true image
-among ``--gallery`` images (R@1, R@5), against using the text embedding as the image embedding, with
+``test`` and ``novel``, else the test split where the data has one; or ``--eval-data``): cosine of the
+sampled vs the true image embedding, and retrieval of the true image among ``--gallery`` images (a
+smaller split: among its own pairs) (R@1, R@5), against using the text embedding as the image embedding, with
 bootstrap 95% intervals (``t2i.prior.evaluate``).
 
 Output: ``OUT/prior/`` (``PriorTransformer``), ``OUT/scheduler/`` (``UnCLIPScheduler``), ``OUT/t2i_prior.json``
@@ -32,7 +33,7 @@ from torch.utils.data import Dataset
 from t2i.builtin import reference
 from t2i.clip import get_tokenizer, load_clip
 from t2i.config import parse_config, presets_in
-from t2i.data import evaluation_options, load_dataset, shapes_options
+from t2i.data import evaluation_options, has_test_split, load_dataset, shapes_options
 from t2i.prior import (SAMPLERS, build_cache, build_prior, drop_conditions, prior_loss, save_prior, set_clip_stats,
                        table, to_prior_space, training_scheduler)
 from t2i.prior.evaluate import evaluate_prior
@@ -63,16 +64,22 @@ class PriorConfig(RunConfig):
     sampler: PriorSampler = "ddpm"  # sampler of the evaluation and the saved default: ddpm (UnCLIPScheduler) | ddim
     sample_steps: int = 25  # sampling steps of the evaluation and the saved default
     guidance: float = 1.0  # classifier-free guidance of the evaluation and the saved default (1 = none; on shapes 4 and 8 were worse, benchmarks/RESULTS.md)
-    eval_splits: str = "auto"  # held-out splits of --data to evaluate on, comma-separated; auto = shapes: test,novel, digits: test, other data: none; "" = none
+    eval_splits: str = "auto"  # held-out splits of --data, comma-separated; auto = shapes: test,novel, else test where --data has one; "" = none
     eval_data: str = ""  # evaluate on this held-out data instead (a folder/.csv of captioned images)
     eval_n: int = 1000  # held-out pairs per split (whole galleries of --gallery are used)
-    gallery: int = 100  # retrieval: rank the true image among this many images
+    gallery: int = 100  # retrieval: rank the true image among this many images (a smaller split: among its own)
     n_boot: int = 1000  # bootstrap resamples of the 95% intervals
 
     resumable: ClassVar[tuple[str, ...]] = RunConfig.resumable + ("eval_splits", "eval_data", "gallery", "n_boot")
 
 
-AUTO_SPLITS = {"shapes": "test,novel", "digits": "test"}  # --eval-splits auto
+AUTO_SPLITS = {"shapes": "test,novel"}  # --eval-splits auto where it is more than the test split
+MIN_GALLERY = 10  # the smallest held-out split retrieval is measured in (R@5 among fewer says little)
+
+
+def auto_splits(data: str) -> str:
+    """``--eval-splits auto``: shapes' test and novel splits, else ``test`` where the data has one, else none."""
+    return AUTO_SPLITS.get(str(data)) or ("test" if has_test_split(data) else "")
 
 
 def training_set(cfg: PriorConfig) -> Dataset:
@@ -90,15 +97,27 @@ def eval_sets(cfg: PriorConfig) -> dict:
     reading = evaluation_options(cfg)  # the training images' columns, resize and background, without randomness
     if cfg.eval_data:
         return {"eval-data": load_dataset(cfg.eval_data, split="test", size=cfg.size, n=cfg.eval_n, **reading)}
-    splits = AUTO_SPLITS.get(str(cfg.data), "") if cfg.eval_splits == "auto" else cfg.eval_splits
+    splits = auto_splits(cfg.data) if cfg.eval_splits == "auto" else cfg.eval_splits
     return {split: load_dataset(cfg.data, split=split, size=cfg.size, n=cfg.eval_n, seed=cfg.seed, **reading)
             for split in [s.strip() for s in splits.split(",") if s.strip()]}
 
 
-def evaluate(cfg: PriorConfig, sets: dict, prior, scheduler, clip, tokenizer, device) -> dict:
-    """{split: compare(...)} on the held-out sets."""
-    return {split: evaluate_prior(prior, scheduler, clip, tokenizer, data, cfg.gallery, cfg.sample_steps, cfg.guidance,
-                                  cfg.sampler, seed=cfg.seed, n_boot=cfg.n_boot, device=device)
+def galleries(cfg: PriorConfig, sets: dict) -> dict[str, int]:
+    """{split: retrieval gallery}: ``--gallery``, or a smaller held-out split's own size (the table says "R@1 of
+    N"); a split too small to rank in is refused before training."""
+    sizes = {split: len(data) if hasattr(data, "__len__") else cfg.gallery for split, data in sets.items()}
+    small = {split: n for split, n in sizes.items() if n < MIN_GALLERY}
+    if small:
+        raise ValueError(f"held-out {', '.join(f'{s} ({n} pairs)' for s, n in small.items())} of {cfg.data}: retrieval "
+                         f"needs at least {MIN_GALLERY} pairs; give a larger split, or --eval-splits '' to skip it")
+    return {split: min(cfg.gallery, n) for split, n in sizes.items()}
+
+
+def evaluate(cfg: PriorConfig, sets: dict, gallery: dict[str, int], prior, scheduler, clip, tokenizer,
+             device) -> dict:
+    """{split: compare(...)} on the held-out sets, each ranked in its ``gallery``."""
+    return {split: evaluate_prior(prior, scheduler, clip, tokenizer, data, gallery[split], cfg.sample_steps,
+                                  cfg.guidance, cfg.sampler, seed=cfg.seed, n_boot=cfg.n_boot, device=device)
             for split, data in sets.items()}
 
 
@@ -115,6 +134,13 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer = get_tokenizer(clip)
     dataset = training_set(cfg)
     held_out = eval_sets(cfg)
+    gallery = galleries(cfg, held_out)
+    if not held_out:
+        run.print(f"prior: no held-out split to evaluate in {cfg.data} (a test split, or --eval-data HELD_OUT)")
+    for split, n in gallery.items():
+        if n < cfg.gallery:
+            run.print(f"prior: the held-out {split} split has {n} pairs: retrieval ranks among {n} "
+                      f"(--gallery {cfg.gallery})")
     cache = build_cache(clip, tokenizer, dataset, run.device)  # every image and distinct caption, once
     table_cond = cache.conditions.to(run.device)  # (U+1, ...); the last row is ""
     embed_dim, num_tokens, width = cache.image_embeds.shape[1], *table_cond.tokens.shape[1:]
@@ -152,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                                                "num_inference_steps": cfg.sample_steps,
                                                "guidance_scale": cfg.guidance})
         write_record(run.out, cfg.data, dataset, clip=cfg.clip)  # the prompts' words: unCLIP models copy it
-        results = evaluate(cfg, held_out, final, scheduler, clip, tokenizer, run.device)
+        results = evaluate(cfg, held_out, gallery, final, scheduler, clip, tokenizer, run.device)
         if results:
             (run.out / "prior_metrics.json").write_text(json.dumps(
                 {"clip": reference(cfg.clip), "sampler": cfg.sampler, "num_inference_steps": cfg.sample_steps,

@@ -29,6 +29,7 @@ none), "index": int}``. Attributes: ``channels``, ``size``, ``num_classes``,
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ from .transforms import BACKGROUNDS, RESIZE_MODES, Augment, check_resize, evalua
 
 __all__ = ["load_dataset", "BadDataReport", "BadDataError", "shapes_dataset", "DEFAULT_N", "describe_source",
            "shapes_options", "training_options", "evaluation_options", "random_choices", "RESIZE_MODES",
-           "held_out_split", "trained_options", "as_trained", "all_captions"]
+           "held_out_split", "has_test_split", "trained_options", "as_trained", "all_captions"]
 
 # default number of generated shapes scenes per split
 DEFAULT_N = {"train": 20_000, "test": 2_000, "novel": 2_000}
@@ -129,6 +130,23 @@ def held_out_split(source: str | Path) -> str:
     if kind == "hf-disk":
         return "test" if (path / "dataset_dict.json").is_file() else "train"
     return "train" if kind in ("csv", "shards") else "test"
+
+
+def has_test_split(source: str | Path) -> bool:
+    """Whether ``source`` holds a ``test`` split one can read without a download: the built-in data, a folder
+    with ``test/`` (``metadata.jsonl`` inside), a saved ``DatasetDict`` listing one. Hub and script datasets
+    say so only when loaded: False."""
+    kind = describe_source(source)
+    path = Path(str(source))
+    if kind in ("shapes", "digits"):
+        return True
+    if kind == "folder":
+        from .folder import find_metadata
+
+        return find_metadata(path) is None and (path / "test").is_dir() and find_metadata(path / "test") is not None
+    if kind == "hf-disk" and (path / "dataset_dict.json").is_file():
+        return "test" in json.loads((path / "dataset_dict.json").read_text(encoding="utf-8")).get("splits", [])
+    return False
 
 
 def shapes_options(source: str | Path, p_two: float) -> dict[str, Any]:
