@@ -28,8 +28,8 @@ from apps.models import RequestError, check_prompt, number_in, upscaled, whole_n
 from apps.translation import open_upload
 from gan_baselines.registry import load_generator
 from t2i.builtin import is_installed
-from t2i.data.bad_data import to_rgb
-from t2i.data.transforms import fit
+from t2i.data.bad_data import ALPHA_MODES, to_rgb
+from t2i.data.transforms import BACKGROUNDS, fit
 from t2i.generator import GenerationError
 from t2i.provenance import TrainedOn, off_vocabulary_warning, trained_on
 from t2i.unclip.pipeline import UnCLIPGenerator
@@ -50,17 +50,21 @@ def unclip_spec(unclip: str) -> str:
     return unclip
 
 
-def model_input(image: Image.Image, size: int) -> tuple[Image.Image, str]:
-    """``image`` as the model takes it: RGB, ``size x size``; and a note of what was changed ("" if nothing).
+def model_input(image: Image.Image, size: int, reading: tuple[str, str] = ("center-crop", "black")
+                ) -> tuple[Image.Image, str]:
+    """``image`` as the model takes it: RGB, ``size x size``, read like the decoder's training images (``reading``:
+    their --resize and --background); and a note of what was changed ("" if nothing).
 
     The CLIP image processor would resize and centre-crop too; doing it here shows the user what the model sees."""
+    resize, background = reading
     notes = []
     if image.mode != "RGB":
-        notes.append(f"converted from {image.mode} to RGB")
-        image = to_rgb(image)  # transparent pixels onto black
+        notes.append(f"converted from {image.mode} to RGB" + (f" on {background}" if image.mode in ALPHA_MODES else ""))
+        image = to_rgb(image, BACKGROUNDS[background])
     if image.size != (size, size):
-        notes.append(f"resized from {image.width}x{image.height} to {size}x{size} (its centre square)")
-        image = fit(image, size, "center-crop")
+        how = "its centre square" if resize == "center-crop" else f"--resize {resize}, as the model was trained"
+        notes.append(f"resized from {image.width}x{image.height} to {size}x{size} ({how})")
+        image = fit(image, size, resize, background=BACKGROUNDS[background])
     return image, "; ".join(notes)
 
 
@@ -116,7 +120,7 @@ class UnCLIPTab:
             return examples[example], f"example {example}"
         upload = open_upload(image)  # a one-line RequestError for anything that is no image
         try:
-            shown, note = model_input(upload, self.size)
+            shown, note = model_input(upload, self.size, self.generator.reading)
         except (ValueError, OSError) as err:  # a mode Pillow cannot convert (e.g. 16-bit greyscale to RGB)
             raise RequestError(f"Cannot use this image: {str(err).splitlines()[0][:120]}; "
                                "upload an 8-bit PNG or JPEG.") from None

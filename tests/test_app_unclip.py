@@ -71,7 +71,7 @@ def test_uploads_of_any_mode_and_size_are_converted_and_said_so(tab, tmp_path):
     rgba.paste((0, 255, 0, 255), (20, 10, 30, 30))
     rgba.save(tmp_path / "odd.png")
     seen, images, note = tab.variations(str(tmp_path / "odd.png"), tab.example_labels()[0], 2, 0)
-    assert "of your image (converted from RGBA to RGB; resized from 50x40 to 32x32 (its centre square))" in note
+    assert "of your image (converted from RGBA to RGB on black; resized from 50x40 to 32x32 (its centre square))" in note
     assert seen.getpixel((2, 2)) == (0, 0, 0) and len(images) == 2  # the upload wins over the example
     assert "copies with the content moved" in note  # a green box on black: moved
     noise = Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8))

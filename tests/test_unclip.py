@@ -140,6 +140,10 @@ def test_two_step_training_run_makes_a_text_to_image_model(tmp_path):
     assert train_unclip.main(decoder_args + ["--resume", "latest", "--prior", str(tmp_path / "prior")]) == 0
     out = tmp_path / "unclip"
     assert (out / "decoder" / "model_index.json").is_file() and (out / "prior" / "model_index.json").is_file()
+    import json
+
+    assert json.loads((out / "t2i_unclip.json").read_text())["reading"] == {"resize": "center-crop",
+                                                                            "background": "black"}  # the run's
     # the prior's training record comes along: the app knows the prompts' vocabulary (regression: "not recorded")
     from t2i.provenance import trained_on
 
@@ -195,3 +199,28 @@ def test_half_copy_is_float16_on_disk_and_float32_in_stock_pipelines(tmp_path, u
     a = load_generator(unclip).generate(["a red circle"], seed=0)
     b = load_generator(half).generate(["a red circle"], seed=0)
     assert np.abs(pixels(a) - pixels(b)).mean() < 8  # float16 rounding of the weights only
+
+
+def test_input_images_are_read_as_the_decoders_training_images(tmp_path, unclip):
+    """Regression: variations and edits fed CLIP `image.convert("RGB")` (transparent pixels as stored, often black)
+    centre-cropped by its processor, whatever --resize / --background the decoder was trained with; the model
+    now records them in t2i_unclip.json and reads inputs alike."""
+    import json
+    import shutil
+
+    from PIL import Image
+
+    tall = Image.new("RGBA", (10, 40), (0, 0, 0, 0))
+    tall.paste((255, 0, 0, 255), (0, 0, 10, 10))  # red at the top, cut away by a centre crop
+    default = load_generator(unclip)
+    assert default.reading == ("center-crop", "black") and default.as_read(tall).size == (10, 10)
+    assert default.as_read(tall).getpixel((5, 5)) == (0, 0, 0)
+    model = tmp_path / "padded"
+    shutil.copytree(unclip, model)
+    info = json.loads((model / "t2i_unclip.json").read_text())
+    (model / "t2i_unclip.json").write_text(json.dumps({**info, "reading": {"resize": "pad", "background": "white"}}))
+    padded = load_generator(model)
+    square = padded.as_read(tall)
+    assert square.size == (40, 40) and square.getpixel((0, 0)) == (255, 255, 255)  # letterboxed on white
+    assert square.getpixel((20, 5)) == (255, 0, 0)  # the top kept
+    assert not torch.equal(padded.embed_image(tall), default.embed_image(tall))

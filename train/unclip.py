@@ -38,6 +38,7 @@ from t2i.builtin import reference
 from t2i.clip import load_clip
 from t2i.config import parse_config, presets_in
 from t2i.data import load_dataset, shapes_options, training_options
+from t2i.data.transforms import evaluation_resize
 from t2i.diffusion.first_stage import load_vae, vae_factor
 from t2i.diffusion.options import SamplerName
 from t2i.diffusion.pipeline import make_scheduler, training_scheduler
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         final = ema.model if ema is not None else run.unwrap(unet)
         save_decoder(run.out / "decoder", final.eval(), make_scheduler(cfg.sampler, scheduler.config), movq)
         if cfg.prior:
-            save_unclip(run.out, cfg.prior, cfg.clip, options)
+            save_unclip(run.out, cfg.prior, cfg.clip, options, (evaluation_resize(cfg.resize), cfg.background))
             run.print(f"saved the unCLIP model to {run.out} (prior/, decoder/, t2i_unclip.json)")
         else:
             run.print(f"saved the decoder to {run.out / 'decoder'} (give --prior to make a text-to-image model)")

@@ -5,7 +5,8 @@ A saved model is two stock diffusers pipelines, loadable separately as Kandinsky
   and the project's CLIP exported to transformers: ``text_encoder/`` ``CLIPTextModelWithProjection``,
   ``tokenizer/``, ``image_encoder/`` ``CLIPVisionModelWithProjection``, ``image_processor/``);
 - ``decoder/``: ``KandinskyV22Pipeline`` (``unet/``, ``scheduler/``, ``movq/``; ``t2i.unclip.decoder``);
-- ``t2i_unclip.json``: the family, the CLIP it was trained on and the sampling defaults.
+- ``t2i_unclip.json``: the family, the CLIP it was trained on, the sampling defaults and how the decoder's
+  training images were read (``reading``: ``--resize``, ``--background``; an input image is read alike).
 Stock use: ``out = KandinskyV22PriorPipeline.from_pretrained(F / "prior")(prompt, guidance_scale=1.0)``,
 then ``KandinskyV22Pipeline.from_pretrained(F / "decoder")(image_embeds=out.image_embeds,
 negative_image_embeds=out.negative_image_embeds, height=32, width=32)``. ``UnCLIPGenerator`` runs exactly
@@ -40,6 +41,8 @@ from PIL import Image
 from t2i.diffusion.options import SamplerName
 from t2i.diffusion.pipeline import make_scheduler
 from t2i.generator import GenerationError, Generator, rngs_per_image, validate_request
+from t2i.data.bad_data import to_rgb
+from t2i.data.transforms import BACKGROUNDS, fit
 from t2i.unclip.relayout import LAYOUTS, centre_square, relayout
 
 INFO_NAME = "t2i_unclip.json"
@@ -109,9 +112,11 @@ def save_prior_pipeline(folder: str | Path, prior_run: str | Path, clip: str) ->
     return Path(folder)
 
 
-def save_unclip(out: str | Path, prior_run: str | Path, clip: str, options: UnCLIPOptions) -> Path:
+def save_unclip(out: str | Path, prior_run: str | Path, clip: str, options: UnCLIPOptions,
+                reading: tuple[str, str] = ("center-crop", "black")) -> Path:
     """Complete ``out`` (whose ``decoder/`` is written) with ``prior/``, ``t2i_unclip.json`` and the prior run's
-    training record (``t2i.provenance``: the words its captions held, so the app can warn of others)."""
+    training record (``t2i.provenance``: the words its captions held, so the app can warn of others);
+    ``reading``: the (--resize, --background) of the decoder's training images."""
     import shutil
 
     from t2i.builtin import reference
@@ -124,7 +129,9 @@ def save_unclip(out: str | Path, prior_run: str | Path, clip: str, options: UnCL
     if (Path(prior_run) / RECORD).is_file():
         shutil.copy(Path(prior_run) / RECORD, out / RECORD)
     (out / INFO_NAME).write_text(json.dumps({"family": "unclip", "clip": reference(clip),
-                                             "options": dataclasses.asdict(options)}, indent=2) + "\n")
+                                             "options": dataclasses.asdict(options),
+                                             "reading": {"resize": reading[0], "background": reading[1]}},
+                                            indent=2) + "\n")
     return out
 
 
@@ -154,8 +161,17 @@ class UnCLIPGenerator(Generator):
     Options = UnCLIPOptions
 
     def __init__(self, prior: KandinskyV22PriorPipeline, decoder: KandinskyV22Pipeline, options: UnCLIPOptions,
-                 size: int):
+                 size: int, reading: tuple[str, str] = ("center-crop", "black")):
         self.prior, self.decoder, self.options, self.size = _quiet(prior), _quiet(decoder), options, size
+        self.reading = reading  # (--resize, --background) the training images were read with
+
+    def as_read(self, image: Image.Image) -> Image.Image:
+        """``image`` (any mode and shape) as a square RGB image the way the training images were read: transparency
+        onto the background, then centre-cropped, letterboxed or stretched; CLIP's processor then only resizes it."""
+        resize, background = self.reading
+        rgb = to_rgb(image, BACKGROUNDS[background])
+        side = min(rgb.size) if resize == "center-crop" else max(rgb.size)
+        return fit(rgb, side, resize, background=BACKGROUNDS[background])
 
     def modules(self) -> dict[str, torch.nn.Module]:
         return {"prior": self.prior.prior, "text_encoder": self.prior.text_encoder,
@@ -179,7 +195,7 @@ class UnCLIPGenerator(Generator):
         for im in images or [None]:
             if not isinstance(im, Image.Image):
                 raise GenerationError(f"an image is needed (PIL.Image), got {type(im).__name__}")
-        pixels = self.prior.image_processor([im.convert("RGB") for im in images], return_tensors="pt").pixel_values
+        pixels = self.prior.image_processor([self.as_read(im) for im in images], return_tensors="pt").pixel_values
         return self.prior.image_encoder(pixels.to(self.device)).image_embeds
 
     @torch.no_grad()
@@ -199,7 +215,7 @@ class UnCLIPGenerator(Generator):
         generators = rngs_per_image(seed, 1, n)
         if layout == "move" and isinstance(image, Image.Image):  # anything else fails in embed_image
             places = np.random.default_rng([int(seed), LAYOUT_STREAM])  # a stream apart from the decoder's noise
-            square = centre_square(image)  # what the image processor would keep: moved content stays in view
+            square = centre_square(self.as_read(image))  # what the image processor keeps: moved content stays in view
             e = self.embed_image([relayout(square, places) for _ in range(n)])  # (n, D), one encoder pass
         else:
             e = self.embed_image(image).expand(n, -1)
@@ -238,7 +254,7 @@ class UnCLIPGenerator(Generator):
             raise GenerationError(f"an image is needed (PIL.Image), got {type(image).__name__}")
         o = self.resolve_options(**options)
         generators = rngs_per_image(seed, 1, n)
-        out = self.prior.interpolate([image.convert("RGB"), prompt], [1.0 - weight, weight], num_images_per_prompt=n,
+        out = self.prior.interpolate([self.as_read(image), prompt], [1.0 - weight, weight], num_images_per_prompt=n,
                                      num_inference_steps=o.prior_steps, guidance_scale=o.prior_guidance,
                                      generator=generators)
         return _images(self.size, self.decoder, out.image_embeds, out.negative_image_embeds, generators, o)
@@ -258,4 +274,6 @@ def load_generator(folder: str | Path) -> UnCLIPGenerator:
     prior = KandinskyV22PriorPipeline.from_pretrained(str(folder / "prior"), dtype=torch.float32)
     decoder = KandinskyV22Pipeline.from_pretrained(str(folder / "decoder"), dtype=torch.float32)
     size = decoder.unet.config.sample_size * 2 ** (len(decoder.movq.config.block_out_channels) - 1)
-    return UnCLIPGenerator(prior, decoder, options, size)
+    reading = info.get("reading", {})  # older models: the defaults they were trained with
+    return UnCLIPGenerator(prior, decoder, options, size,
+                           (reading.get("resize", "center-crop"), reading.get("background", "black")))
