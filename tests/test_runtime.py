@@ -191,3 +191,22 @@ def test_captions_under_grids_show_the_spaces_between_words():
     gaps = [b - a - 1 for a, b in zip(inked, inked[1:])]
     word_gap = next(g for g in gaps if g > 0)  # after the "A"
     assert word_gap > max(gaps[gaps.index(word_gap) + 1:])  # wider than any gap between the letters of "dragonfly"
+
+
+def test_a_trainer_that_reads_user_data_otherwise_than_the_run_asks_is_refused():
+    """Regression guard: `t2i train ae` and `vae` loaded user folders without training_options(cfg), so --resize /
+    --background / --random-flip were accepted and ignored; Run.dataloader now compares the data's reading with
+    the run's and names the fix."""
+    from types import SimpleNamespace
+
+    from t2i.data.transforms import Augment
+    from t2i.runtime.run import check_reading
+
+    cfg = SimpleNamespace(resize="pad", background="white", random_flip=0.0)
+    check_reading(SimpleNamespace(augment=Augment(resize="pad", background="white")), cfg, "ae")
+    check_reading(object(), cfg, "ae")  # built-in data (no augment): nothing to compare
+    with pytest.raises(RuntimeError, match="ae: the training data was read with --resize center-crop --background "
+                                           "black.*training_options"):
+        check_reading(SimpleNamespace(augment=Augment()), cfg, "ae")
+    cached = SimpleNamespace(resize="random-crop", background="black", random_flip=0.0)  # read once: its centre
+    check_reading(SimpleNamespace(augment=Augment(resize="center-crop")), cached, "prior")

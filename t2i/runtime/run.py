@@ -20,6 +20,7 @@ from accelerate.utils import (DataLoaderConfiguration, GradientAccumulationPlugi
 from tqdm.auto import tqdm
 
 from t2i.config import config_to_dict, save_config
+from t2i.data.transforms import evaluation_resize
 from t2i.io import CheckpointError, save_model
 from t2i.runtime import checkpoint as ckpt
 from t2i.runtime.config import RunConfig
@@ -57,6 +58,22 @@ def _fresh_accelerate_state() -> None:
     AcceleratorState._reset_state(reset_partial_state=not torch.distributed.is_initialized())
     GradientState._reset_state()
 
+
+
+def check_reading(dataset: Any, cfg: Any, name: str) -> None:
+    """Raise when ``dataset`` (a user-data set: it has an ``augment``) reads its images otherwise than ``cfg`` asks.
+    A random crop counts as its evaluation twin, the centre crop: trainers that read each image once (a cache of
+    embeddings) read it so, and refuse ``random-crop`` themselves."""
+    augment = getattr(dataset, "augment", None)
+    if augment is None or not hasattr(cfg, "resize"):
+        return
+    read = (evaluation_resize(augment.resize), augment.background, augment.random_flip)
+    asked = (evaluation_resize(cfg.resize), cfg.background, cfg.random_flip)
+    if read != asked:
+        raise RuntimeError(f"{name}: the training data was read with --resize {augment.resize} --background "
+                           f"{augment.background} --random-flip {augment.random_flip}, but the run asks for --resize "
+                           f"{cfg.resize} --background {cfg.background} --random-flip {cfg.random_flip}: the trainer "
+                           "must load it with t2i.data.training_options(cfg)")
 
 class Run:
     """One training run: accelerate, seeds, EMA, grad clip, non-finite guard, logs, checkpoints."""
@@ -224,7 +241,10 @@ class Run:
                    collate_fn: Callable | None = None) -> RunLoader:
         """Per-process micro-batches of ``batch_size / (num_processes * grad_accum)``, seeded, resumable.
 
-        Prints the dataset's bad-data report (``dataset.report``) when it skipped, converted or cropped items."""
+        Prints the dataset's bad-data report (``dataset.report``) when it skipped, converted or cropped items.
+        A user-data set read otherwise than the run's ``--resize`` / ``--background`` / ``--random-flip`` is a
+        trainer's bug (it loaded the data without ``t2i.data.training_options(cfg)``): refused, naming it."""
+        check_reading(dataset, self.cfg, self.name)
         report = getattr(dataset, "report", None)
         if report is not None and hasattr(report, "summary"):
             self._data_report, self._reported_problems = report, report.problems
