@@ -71,12 +71,12 @@ def write_sketches(folder: Path) -> None:
     lollipop.save(folder / "lollipop.png")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="data/stamps-i2i")
     parser.add_argument("--stamps", default=str(STAMPS), help="the folder of stamp PNGs")
     parser.add_argument("--size", type=int, default=128, help="side of each half of a pix2pix pair")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     stamps = sorted(Path(args.stamps).rglob("*.png"))
     if len(stamps) < 700:
         raise SystemExit(f"{args.stamps} holds {len(stamps)} stamps, 700 needed: apt-get install tuxpaint-stamps-default")
