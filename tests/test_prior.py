@@ -177,7 +177,11 @@ def test_a_held_out_split_smaller_than_the_gallery_ranks_among_its_own_pairs():
     100 pairs"; now it ranks among 98, and a split too small to rank in is refused before training."""
     from train.prior import MIN_GALLERY, PriorConfig, galleries
 
-    cfg = PriorConfig(data="mydata", gallery=100)
+    cfg = PriorConfig(data="mydata", gallery=100, eval_splits="test,novel")
     assert galleries(cfg, {"test": list(range(98)), "novel": list(range(500))}) == {"test": 98, "novel": 100}
     with pytest.raises(ValueError, match=f"needs at least {MIN_GALLERY} pairs.*--eval-splits ''"):
-        galleries(cfg, {"test": list(range(MIN_GALLERY - 1))})
+        galleries(cfg, {"test": list(range(MIN_GALLERY - 1))})  # asked for: refused
+    said = []
+    found = {"test": list(range(MIN_GALLERY - 1))}  # found by --eval-splits auto: left out, and said
+    assert galleries(PriorConfig(data="mydata"), found, said.append) == {} and found == {}
+    assert "fewer than the 10 retrieval needs: not evaluated" in said[0]

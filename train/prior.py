@@ -102,12 +102,18 @@ def eval_sets(cfg: PriorConfig) -> dict:
             for split in [s.strip() for s in splits.split(",") if s.strip()]}
 
 
-def galleries(cfg: PriorConfig, sets: dict) -> dict[str, int]:
+def galleries(cfg: PriorConfig, sets: dict, log=print) -> dict[str, int]:
     """{split: retrieval gallery}: ``--gallery``, or a smaller held-out split's own size (the table says "R@1 of
-    N"); a split too small to rank in is refused before training."""
+    N"). A split too small to rank in is refused before training when asked for, left out (and said) when
+    ``--eval-splits auto`` found it."""
     sizes = {split: len(data) if hasattr(data, "__len__") else cfg.gallery for split, data in sets.items()}
     small = {split: n for split, n in sizes.items() if n < MIN_GALLERY}
-    if small:
+    if small and cfg.eval_splits == "auto" and not cfg.eval_data:
+        for split, n in small.items():
+            log(f"prior: the held-out {split} split of {cfg.data} has {n} pairs, fewer than the {MIN_GALLERY} "
+                "retrieval needs: not evaluated")
+            del sets[split], sizes[split]
+    elif small:
         raise ValueError(f"held-out {', '.join(f'{s} ({n} pairs)' for s, n in small.items())} of {cfg.data}: retrieval "
                          f"needs at least {MIN_GALLERY} pairs; give a larger split, or --eval-splits '' to skip it")
     return {split: min(cfg.gallery, n) for split, n in sizes.items()}
@@ -134,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer = get_tokenizer(clip)
     dataset = training_set(cfg)
     held_out = eval_sets(cfg)
-    gallery = galleries(cfg, held_out)
+    gallery = galleries(cfg, held_out, run.print)
     if not held_out:
         run.print(f"prior: no held-out split to evaluate in {cfg.data} (a test split, or --eval-data HELD_OUT)")
     for split, n in gallery.items():
