@@ -224,3 +224,16 @@ def test_input_images_are_read_as_the_decoders_training_images(tmp_path, unclip)
     assert square.size == (40, 40) and square.getpixel((0, 0)) == (255, 255, 255)  # letterboxed on white
     assert square.getpixel((20, 5)) == (255, 0, 0)  # the top kept
     assert not torch.equal(padded.embed_image(tall), default.embed_image(tall))
+
+
+def test_a_long_prompt_gives_one_warning_of_ours_not_the_priors_log(unclip, capfd):
+    """Regression: `t2i eval` of an unCLIP model on long captions printed diffusers' note for every batch, listing
+    the padding of the shorter prompts ('<|endoftext|>' ...) as truncated text (its logger writes to stderr)."""
+    from t2i.unclip.pipeline import TRUNCATION_NOTE
+
+    gen = load_generator(unclip)
+    long = " ".join(["a red circle above a blue square"] * 12)
+    capfd.readouterr()
+    with pytest.warns(UserWarning, match="1 prompt.*truncated, e.g. 'a red circle"):
+        gen.generate(["a red circle", long], seed=0, num_images_per_prompt=1)
+    assert TRUNCATION_NOTE not in capfd.readouterr().err

@@ -26,26 +26,30 @@ its condition's generator, ``t2i.generator.rngs_per_image``), and adds what the 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
 from diffusers import KandinskyV22Pipeline, KandinskyV22PriorPipeline, UnCLIPScheduler
 from PIL import Image
 
-from t2i.diffusion.options import SamplerName
-from t2i.diffusion.pipeline import make_scheduler
-from t2i.generator import GenerationError, Generator, rngs_per_image, validate_request
 from t2i.data.bad_data import to_rgb
 from t2i.data.transforms import BACKGROUNDS, fit
+from t2i.diffusion.options import SamplerName
+from t2i.diffusion.pipeline import make_scheduler, warn_truncated
+from t2i.generator import GenerationError, Generator, rngs_per_image, validate_request
 from t2i.unclip.relayout import LAYOUTS, centre_square, relayout
 
 INFO_NAME = "t2i_unclip.json"
+PRIOR_LOG = "diffusers.pipelines.kandinsky2_2.pipeline_kandinsky2_2_prior"  # the prior pipeline's logger
+TRUNCATION_NOTE = "The following part of your input was truncated"  # its per-prompt truncation message
 LAYOUT_STREAM = 1  # second word of the numpy seed of the places ([seed, 1]): independent of the torch noise of ``seed``
 
 
@@ -61,6 +65,21 @@ class UnCLIPOptions:
 def _quiet(pipe: Any) -> Any:
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+@contextlib.contextmanager
+def _one_truncation_warning(tokenizer: Any, prompts: Sequence[str]) -> Iterator[None]:
+    """The prior pipeline logs, per call, the tokens cut from every prompt of a batch as long as its longest (the
+    padding of the shorter ones read as "truncated" text); one warning of ours names the prompts really cut."""
+    warn_truncated(tokenizer, prompts, stacklevel=4)
+    log = logging.getLogger(PRIOR_LOG)
+    quiet = logging.Filter()
+    quiet.filter = lambda record: not record.getMessage().startswith(TRUNCATION_NOTE)
+    log.addFilter(quiet)
+    try:
+        yield
+    finally:
+        log.removeFilter(quiet)
 
 
 def _images(size: int, pipe: KandinskyV22Pipeline, embeds: torch.Tensor, negative: torch.Tensor,
@@ -184,8 +203,9 @@ class UnCLIPGenerator(Generator):
         o = self.resolve_options(**options)
         generators = rngs_per_image(seed, count, num_images_per_prompt)
         texts = [p for p in prompts for _ in range(num_images_per_prompt)]
-        out = self.prior(texts, num_inference_steps=o.prior_steps, guidance_scale=o.prior_guidance,
-                         generator=generators, output_type="pt")
+        with _one_truncation_warning(self.prior.tokenizer, list(prompts)):
+            out = self.prior(texts, num_inference_steps=o.prior_steps, guidance_scale=o.prior_guidance,
+                             generator=generators, output_type="pt")
         return _images(self.size, self.decoder, out.image_embeds, out.negative_image_embeds, generators, o)
 
     def embed_image(self, image: Image.Image | Sequence[Image.Image]) -> torch.Tensor:
@@ -254,9 +274,10 @@ class UnCLIPGenerator(Generator):
             raise GenerationError(f"an image is needed (PIL.Image), got {type(image).__name__}")
         o = self.resolve_options(**options)
         generators = rngs_per_image(seed, 1, n)
-        out = self.prior.interpolate([self.as_read(image), prompt], [1.0 - weight, weight], num_images_per_prompt=n,
-                                     num_inference_steps=o.prior_steps, guidance_scale=o.prior_guidance,
-                                     generator=generators)
+        with _one_truncation_warning(self.prior.tokenizer, [prompt]):
+            out = self.prior.interpolate([self.as_read(image), prompt], [1.0 - weight, weight],
+                                         num_images_per_prompt=n, num_inference_steps=o.prior_steps,
+                                         guidance_scale=o.prior_guidance, generator=generators)
         return _images(self.size, self.decoder, out.image_embeds, out.negative_image_embeds, generators, o)
 
 
