@@ -167,7 +167,8 @@ def test_auto_eval_splits_read_a_user_folders_test_split(tmp_path):
     for split in ("train", "test"):
         (tmp_path / "data" / split).mkdir(parents=True)
         Image.new("RGB", (8, 8)).save(tmp_path / "data" / split / "a.png")
-        (tmp_path / "data" / split / "metadata.jsonl").write_text(json.dumps({"file_name": "a.png", "text": "a"}) + "\n")
+        row = json.dumps({"file_name": "a.png", "text": "a"})
+        (tmp_path / "data" / split / "metadata.jsonl").write_text(row + "\n")
     assert auto_splits(str(tmp_path / "data")) == "test"
     assert auto_splits(str(tmp_path / "data" / "train")) == ""  # a single split: the training data itself
 

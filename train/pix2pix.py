@@ -38,7 +38,7 @@ from t2i.runtime import Run, RunConfig
 
 @dataclass
 class Pix2PixConfig(RunConfig):
-    data: str = "greyscale"  # a built-in task (outline | greyscale | background) or a folder (train/ + test/ of A|B ...)
+    data: str = "greyscale"  # a built-in task (outline | greyscale | background) or a folder (train/ + test/ ...)
     size: int = 32  # image side in pixels, a power of two (32 and 64 are measured here; the paper used 256)
     n: int = 2000  # training pairs: a task renders this many; a folder keeps its first N (0 = all)
     steps: int = 1500  # optimiser steps (each one D step and one G step)

@@ -64,7 +64,7 @@ class PriorConfig(RunConfig):
     sampler: PriorSampler = "ddpm"  # sampler of the evaluation and the saved default: ddpm (UnCLIPScheduler) | ddim
     sample_steps: int = 25  # sampling steps of the evaluation and the saved default
     guidance: float = 1.0  # classifier-free guidance of the evaluation and the saved default (1 = none; on shapes 4 and 8 were worse, benchmarks/RESULTS.md)
-    eval_splits: str = "auto"  # held-out splits of --data, comma-separated; auto = shapes: test,novel, else test where --data has one; "" = none
+    eval_splits: str = "auto"  # held-out splits of --data, comma-separated; auto: shapes test,novel, else test if any; "" = none
     eval_data: str = ""  # evaluate on this held-out data instead (a folder/.csv of captioned images)
     eval_n: int = 1000  # held-out pairs per split (whole galleries of --gallery are used)
     gallery: int = 100  # retrieval: rank the true image among this many images (a smaller split: among its own)

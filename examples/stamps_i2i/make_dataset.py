@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     stamps = sorted(Path(args.stamps).rglob("*.png"))
     if len(stamps) < 700:
-        raise SystemExit(f"{args.stamps} holds {len(stamps)} stamps, 700 needed: apt-get install tuxpaint-stamps-default")
+        raise SystemExit(f"{args.stamps} holds {len(stamps)} stamps, 700 needed: "
+                         "apt-get install tuxpaint-stamps-default")
     random.Random(1).shuffle(stamps)
     stamps = stamps[:700]
     out = Path(args.out)

@@ -25,7 +25,7 @@ A complete trainer (``train/ae.py`` style)::
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 100))  # optional
         model, opt, sched = run.prepare(model, opt, sched)  # device/DDP/autocast + checkpointed
         ema = run.ema(model)                          # None when cfg.ema_decay == 0
-        loader = run.dataloader(load_dataset(cfg.data, size=cfg.size, **training_options(cfg)))  # the run's --resize, ...; checked
+        loader = run.dataloader(load_dataset(cfg.data, size=cfg.size, **training_options(cfg)))  # --resize ...
         for step, batch in run.loop(loader):          # resumes, stops at cfg.steps, checkpoints
             with run.accumulate(model):               # grad accumulation (+ DDP no_sync)
                 x = batch["image"]                    # (B, C, S, S), already on run.device
