@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFilter
 from torch.utils.data import Dataset
+from tqdm.auto import tqdm
 
 from t2i.data.bad_data import BadDataReport, BadImage, decode_image
 from t2i.data.folder import find_metadata
@@ -54,6 +55,7 @@ TASKS: dict[str, str] = {
 }
 WHITE = (255, 255, 255)
 SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")  # image files of a user folder
+PROGRESS_ABOVE = 200  # files decoded whole (any size) before a progress bar shows
 SPLIT_FOLDERS = {"train": ("train",), "test": ("test", "val")}  # split -> folder names (pix2pix ships val/ and test/)
 
 
@@ -278,6 +280,11 @@ class _Reader:
         return self.fit(ab.crop((0, 0, half, height))), self.fit(ab.crop((half, 0, 2 * half, height)))
 
 
+def _shown(names: list[str], what: str) -> Any:
+    """``names``, behind a progress bar when there are more than ``PROGRESS_ABOVE`` files to decode."""
+    return tqdm(names, desc=what, unit="img", leave=False) if len(names) > PROGRESS_ABOVE else names
+
+
 def _read_folder(root: Path, split: str, reader: _Reader, n: int, unpaired: bool) -> TranslationData:
     """A folder's ``split`` as read (paired when its files are partners), its report the reader's."""
     found = _split_files(root, split)
@@ -287,7 +294,7 @@ def _read_folder(root: Path, split: str, reader: _Reader, n: int, unpaired: bool
     a_files, b_files, where = found
     meta = _metadata(where) or _metadata(root)
     if b_files is None:  # side by side
-        pairs = {k: reader.halves(a_files[k]) for k in list(a_files)[:n or None]}
+        pairs = {k: reader.halves(a_files[k]) for k in _shown(list(a_files)[:n or None], f"reading {where}")}
         names = [k for k, ab in pairs.items() if ab is not None]
         A_list, B_list = [pairs[k][0] for k in names], [pairs[k][1] for k in names]
         paired, b_kept = True, names
@@ -301,8 +308,8 @@ def _read_folder(root: Path, split: str, reader: _Reader, n: int, unpaired: bool
             raise ValueError(f"{where}: its A or B folder holds no images ({', '.join(SUFFIXES)})")
         a_names = list(a_files)[:n or None]
         b_names = a_names if paired else list(b_files)[:n or None]
-        a_read = {k: reader.image(a_files[k]) for k in a_names}
-        b_read = {k: reader.image(b_files[k]) for k in b_names}
+        a_read = {k: reader.image(a_files[k]) for k in _shown(a_names, f"reading {where} (A)")}
+        b_read = {k: reader.image(b_files[k]) for k in _shown(b_names, f"reading {where} (B)")}
         if paired:  # a pair with one bad side is skipped whole
             a_names = b_names = [k for k in a_names if a_read[k] is not None and b_read[k] is not None]
         names = [k for k in a_names if a_read[k] is not None]
