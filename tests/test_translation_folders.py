@@ -157,3 +157,12 @@ def test_translate_reads_a_pix2pix_test_file_of_any_size_as_its_a_half():
     x, note = translator_input(ab, 32, resize="center-crop")
     assert x.shape == (3, 32, 32) and float(x[2].max()) < 0.1  # no blue: only the A half
     assert "read as an A|B pair (96x48)" in note and "resized from 48x48 to 32x32" in note
+
+
+def test_validate_names_the_splits_of_an_image_to_image_folder(tmp_path, capsys):
+    """Regression: `t2i data validate DIR --split val` on a pix2pix folder ended in an internal KeyError."""
+    from train import data
+
+    root = _pix2pix_layout(tmp_path / "facades")
+    assert data.main(["validate", str(root), "--split", "val"]) == 2
+    assert "has the splits ['train', 'test'] (test is read from test/ or val/" in capsys.readouterr().err

@@ -208,6 +208,9 @@ def _one_split(folder: Path) -> tuple[dict[str, Path], dict[str, Path] | None]:
 def _split_files(root: Path, split: str) -> tuple[dict[str, Path], dict[str, Path] | None, Path] | None:
     """The files of ``split`` (module docstring: the layouts) and the folder that holds them; None when the
     folder has no such split (a folder without splits is all training data)."""
+    if split not in SPLIT_FOLDERS:
+        raise ValueError(f"an image-to-image folder has the splits {list(SPLIT_FOLDERS)} (test is read from test/ or "
+                         f"val/, testA/ + testB/ or valA/ + valB/), not {split!r}")
     for name in SPLIT_FOLDERS[split]:
         a, b = root / f"{name}A", root / f"{name}B"
         if a.is_dir() or b.is_dir():  # CycleGAN's trainA/ + trainB/
