@@ -24,7 +24,7 @@ import torch
 from gan_baselines.vae import (CONDITIONINGS, ConvVAE, MLPVAE, VAEGenerator, VAELoss, label_condition,
                                text_condition)
 from t2i.builtin import reference
-from t2i.data import all_captions, load_dataset, training_options
+from t2i.data import all_captions, load_dataset, require_captions, training_options
 from t2i.generator import generate_conditions
 from t2i.runtime import Run, RunConfig
 
@@ -101,6 +101,7 @@ def train_vae(cfg: VAEConfig) -> Path:
     elif cfg.conditioning == "text":
         from t2i.text import TextEncoder
 
+        require_captions(dataset, "cvae --conditioning text")
         encoder = TextEncoder.from_pretrained(cfg.text_encoder, device=run.device)
         encoder.warn_truncated_captions(all_captions(dataset))
         cond_dim = encoder.pooled_dim

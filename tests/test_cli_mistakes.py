@@ -53,7 +53,7 @@ MISTAKES = [
     (["train", "dcgan", "--out", "{tmp}/a_file"], r"--out .*a_file is a file: give a folder"),
     # data
     (["train", "dcgan", "--data", "{tmp}/nowhere"], r"data source '.*nowhere' \(not found\); use 'shapes', 'digits'"),
-    (["train", "dcgan", "--data", "{tmp}/empty_dir"], r"\(not a recognised dataset\); use 'shapes', 'digits'"),
+    (["train", "dcgan", "--data", "{tmp}/empty_dir"], r"\(not a recognised dataset: no images in it\); use 'shapes'"),
     (["train", "dcgan", "--data", "{tmp}/notes.txt"], r"\(not a recognised dataset\); use 'shapes', 'digits'"),
     (["train", "dcgan", "--data", "{tmp}/bad_data", "--strict"], r"strict mode: .*run without --strict to skip"),
     (["train", "dcgan", "--data", "{tmp}/all_bad"], r"no usable items in .*: fix the items listed"),
@@ -88,8 +88,7 @@ MISTAKES = [
     (["sample", "--prompt", "x", "--out", "{tmp}/o"], r"the following arguments are required: --model"),
     (["sample", "--model", "{tmp}/nowhere", "--prompt", " ", "--out", "{tmp}/o"],  # refused before loading the model
      r"t2i sample: error: --prompt is empty: give the text"),
-    (["sample", "--model", "digits-vae", "--labels", "one,two", "--out", "{tmp}/o"],
-     r"--labels must be comma-separated integers"),
+    (["sample", "--model", "digits-vae", "--labels", " ,", "--out", "{tmp}/o"], r"--labels holds no label"),
     (["sample", "--model", "digits-vae", "--n", "0", "--out", "{tmp}/o"], r"--n must be >= 1"),
     # latent diffusion components
     (["train", "ldm"], r"give --vae"),

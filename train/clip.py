@@ -49,7 +49,7 @@ from t2i.clip.model import (
 )
 from t2i.clip.presets import train_presets
 from t2i.config import parse_config
-from t2i.data import evaluation_options, load_dataset, shapes_options, training_options
+from t2i.data import evaluation_options, load_dataset, require_captions, shapes_options, training_options
 from t2i.runtime import Run, RunConfig
 
 LOSSES = ("clip", "siglip")
@@ -217,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     dataset = load_dataset(cfg.data, split="train", size=size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
                            **training_options(cfg),
                            **shapes_options(cfg.data, cfg.p_two))
+    require_captions(dataset, "clip")
     model = build_model(cfg)
     if size != image_size(model):
         run.print(f"clip: note: data at {size} px is resized to the model's {image_size(model)} px input")

@@ -38,7 +38,7 @@ from t2i.data import DEFAULT_N, describe_source, load_dataset, shapes
 from t2i.data import translation
 from t2i.data.bad_data import CONVERTED_EXAMPLES, BadDataReport
 from t2i.data.digits import write_digits
-from t2i.data.folder import find_metadata
+from t2i.data.folder import folder_splits
 from t2i.data.shards import write_shards
 from t2i.data.transforms import BACKGROUNDS, RESIZE_MODES
 
@@ -168,8 +168,8 @@ def _validate(args: argparse.Namespace) -> int:
                 columns["sep"] = args.sep
             root = Path(args.path)
             splits = [args.split or "train"]
-            if kind == "folder" and find_metadata(root) is None and args.split is None:
-                splits = [s.name for s in sorted(root.iterdir()) if s.is_dir() and find_metadata(s)]
+            if kind == "folder" and args.split is None:
+                splits = list(folder_splits(root))
             if kind == "hf-disk" and (root / "dataset_dict.json").is_file() and args.split is None:  # every split
                 splits = json.loads((root / "dataset_dict.json").read_text(encoding="utf-8"))["splits"]
             for split in splits:

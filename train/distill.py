@@ -44,7 +44,7 @@ import torch
 
 from t2i.builtin import reference, resolve
 from t2i.config import parse_config, presets_in
-from t2i.data import load_dataset, shapes_options, training_options
+from t2i.data import load_dataset, require_captions, shapes_options, training_options
 from t2i.diffusion.consistency import consistency_loss, consistency_student
 from t2i.diffusion.distill import GUIDANCE_EMBED_DIM, distill_loss, make_student
 from t2i.diffusion.interop import load_pipeline
@@ -158,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     data_options = dict(split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, **training_options(cfg),
                         **shapes_options(cfg.data, cfg.p_two))
     dataset = load_dataset(cfg.data, strict=cfg.strict, **data_options)
+    require_captions(dataset, "distill")
     prompts = grid_prompts(cfg.sample_prompts, cfg.data, dataset)
     if run.is_main:  # what the student is measured against: the teacher at its own defaults, same seeds
         save_grid(grid_images(teacher_pipe, teacher_options, prompts), run.out / "teacher.png", nrow=min(8, len(prompts)))

@@ -50,7 +50,7 @@ import torch
 
 from t2i.builtin import reference, resolve
 from t2i.config import parse_config, presets_in
-from t2i.data import load_dataset, shapes_options, training_options
+from t2i.data import load_dataset, require_captions, shapes_options, training_options
 from t2i.diffusion.bf16 import BF16Compute, emulation_warning as bf16_emulation_warning, refusal as bf16_refusal
 from t2i.diffusion.first_stage import load_vae, vae_factor
 from t2i.diffusion.interop import check_components, load_pipeline, load_text_components
@@ -212,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     data_options = dict(split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, **training_options(cfg),
                         **shapes_options(cfg.data, cfg.p_two))
     dataset = load_dataset(cfg.data, strict=cfg.strict, **data_options)
+    require_captions(dataset, "ldm")
     prompts = grid_prompts(cfg.sample_prompts, cfg.data, dataset)
     if run.is_main:  # the grids' prompts, in the order of their images
         (run.out / "samples").mkdir(parents=True, exist_ok=True)

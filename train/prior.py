@@ -33,7 +33,7 @@ from torch.utils.data import Dataset
 from t2i.builtin import reference
 from t2i.clip import get_tokenizer, load_clip
 from t2i.config import parse_config, presets_in
-from t2i.data import evaluation_options, has_test_split, load_dataset, shapes_options
+from t2i.data import evaluation_options, has_test_split, load_dataset, require_captions, shapes_options
 from t2i.prior import (SAMPLERS, build_cache, build_prior, drop_conditions, prior_loss, save_prior, set_clip_stats,
                        table, to_prior_space, training_scheduler)
 from t2i.prior.evaluate import evaluate_prior
@@ -88,8 +88,10 @@ def training_set(cfg: PriorConfig) -> Dataset:
     if cfg.random_flip or cfg.resize == "random-crop":
         raise ValueError("the prior embeds each training image once: --random-flip and --resize random-crop would be "
                          "drawn a single time; use --resize center-crop, pad or stretch without --random-flip")
-    return load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
-                        **evaluation_options(cfg), **shapes_options(cfg.data, cfg.p_two))
+    dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
+                           **evaluation_options(cfg), **shapes_options(cfg.data, cfg.p_two))
+    require_captions(dataset, "prior")
+    return dataset
 
 
 def eval_sets(cfg: PriorConfig) -> dict:

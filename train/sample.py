@@ -69,7 +69,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     cond.add_argument("--prompt", action="append",
                       help="a prompt; repeat for several (prompt i uses seed + i, as the lines of --prompts)")
     cond.add_argument("--prompts", metavar="FILE", help="a text file with one prompt per line (blank lines skipped)")
-    cond.add_argument("--labels", help="class labels for class-conditional models, e.g. 0,1,2")
+    cond.add_argument("--labels", help="class labels of class-conditional models, numbers or names: 0,1,2 or food,town")
     p.add_argument("--image", metavar="PATH", help="unCLIP models: variations of this image (with --prompt: an edit towards it)")
     p.add_argument("--strength", type=float, default=0.0, help="with --image alone: re-sample the image's embedding through the prior this far first, 0..1 (default: 0)")
     p.add_argument("--layout", choices=LAYOUTS, default="move",
@@ -110,11 +110,25 @@ def read_conditions(args: argparse.Namespace) -> tuple[list[str] | None, list[in
             raise SystemExit(f"t2i sample: {path} holds no prompts (one per line)")
         return prompts, None
     if args.labels is not None:
-        try:
-            return None, [int(x) for x in args.labels.split(",") if x.strip()]
-        except ValueError:
-            raise SystemExit(f"t2i sample: --labels must be comma-separated integers, got {args.labels!r}") from None
+        labels = [x.strip() for x in args.labels.split(",") if x.strip()]
+        if not labels:
+            raise SystemExit(f"t2i sample: --labels holds no label, got {args.labels!r}: give e.g. 0,1,2")
+        return None, labels
     return None, None
+
+
+def label_indexes(labels: list[str], class_names: Sequence[str]) -> list[int]:
+    """``--labels`` as class indexes: numbers as they are, names by the model's ``class_names``."""
+    indexes = []
+    for label in labels:
+        if label.isdigit():
+            indexes.append(int(label))
+        elif label in class_names:
+            indexes.append(list(class_names).index(label))
+        else:
+            raise SystemExit(f"t2i sample: --labels: {label!r} is neither a number nor one of the model's classes "
+                             f"({', '.join(class_names) or 'it names none'})")
+    return indexes
 
 
 def split_options(generator: Any, args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
@@ -222,6 +236,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if generator.conditioning == "none" and (prompts is not None or labels is not None):
         print(f"t2i sample: note: {args.model} is unconditional; --prompt/--prompts/--labels ignored", file=sys.stderr)
         prompts = labels = None
+    if labels is not None:
+        labels = label_indexes(labels, getattr(generator, "class_names", None) or [])
     if prompts is not None and generator.conditioning == "text":
         warning = vocabulary_warning(args.model, prompts)
         if warning:

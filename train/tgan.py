@@ -36,7 +36,7 @@ from gan_baselines.gan_losses import game_stats, get_loss, mode_seeking
 from gan_baselines.gan_training import GANRunConfig, adam, finish, millions, noise, save_samples, shown_network
 from t2i.builtin import reference
 from t2i.config import parse_config
-from t2i.data import all_captions, load_dataset, training_options
+from t2i.data import all_captions, load_dataset, require_captions, training_options
 from t2i.generator import generate_conditions
 from t2i.provenance import write_record
 from t2i.runtime import Run
@@ -116,6 +116,7 @@ def train(cfg: TGANConfig) -> Path:
     run = Run(cfg, name="tgan")
     dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
                            **training_options(cfg))
+    require_captions(dataset, "tgan")
     encoder = TextEncoder.from_pretrained(cfg.clip, device=run.device)
     encoder.warn_truncated_captions(all_captions(dataset))
     embed = CaptionCache(encoder)

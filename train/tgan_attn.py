@@ -50,7 +50,7 @@ from gan_baselines.tgan import ClipSimilarity
 from t2i.clip.negatives import OBJECT_KINDS, RULE_KINDS, SHAPES_KINDS, object_replacements, perturbations
 from t2i.builtin import reference
 from t2i.config import parse_config, presets_in
-from t2i.data import all_captions, load_dataset, shapes_options, training_options
+from t2i.data import all_captions, load_dataset, require_captions, shapes_options, training_options
 from t2i.generator import generate_conditions
 from t2i.provenance import write_record
 from t2i.runtime import Run
@@ -222,6 +222,7 @@ def train(cfg: AttnGANConfig) -> Path:
     run = Run(cfg, name="tgan-attn")
     dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
                            **training_options(cfg), **shapes_options(cfg.data, cfg.p_two))
+    require_captions(dataset, "tgan-attn")
     encoder = TextEncoder.from_pretrained(cfg.clip, device=run.device)
     encoder.warn_truncated_captions(all_captions(dataset))
     embed = TokenCache(encoder)

@@ -37,7 +37,7 @@ from torchvision.transforms.functional import pil_to_tensor
 from t2i.builtin import reference
 from t2i.clip import load_clip
 from t2i.config import parse_config, presets_in
-from t2i.data import load_dataset, shapes_options, training_options
+from t2i.data import load_dataset, require_captions, shapes_options, training_options
 from t2i.data.transforms import evaluation_resize
 from t2i.diffusion.first_stage import load_vae, vae_factor
 from t2i.diffusion.options import SamplerName
@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     data_options = dict(split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, **training_options(cfg),
                         **shapes_options(cfg.data, cfg.p_two))
     dataset = load_dataset(cfg.data, strict=cfg.strict, **data_options)
+    require_captions(dataset, "unclip")
     cache = build_decoder_cache(run, dataset, cfg.data, data_options, vae, clip, cfg.cache_dir)
     embeds = cache.image_embeds  # (N, D); cache.moments (N, 2C, h, w) posterior moments of the same items
     null = null_image_embedding(clip).to(run.device)  # (D,)

@@ -209,13 +209,14 @@ def evaluate_splits(model, data: str, splits: Sequence[str] | None = None, n: in
     """``evaluate`` on each split of a data source (``t2i.data.load_dataset``, with the ``reading`` options given:
     ``image_column``, ``caption_column``, ``resize``, ``background``; ``t2i.data.as_trained``); {split: results}."""
     from t2i.clip.model import image_size
-    from t2i.data import describe_source, load_dataset
+    from t2i.data import describe_source, load_dataset, require_captions
 
     kind = describe_source(data)
     results = {}
     for split in splits or default_splits(data):
         dataset = load_dataset(data, split=split, size=size or image_size(model), n=n, seed=seed,
                                **{k: v for k, v in reading.items() if v})
+        require_captions(dataset, "a CLIP's retrieval evaluation")
         results[split] = evaluate(model, dataset, kind=kind, classes=classes, templates=templates, device=device,
                                   batch_size=batch_size, ensemble=ensemble, order=order)
     return results

@@ -7,7 +7,8 @@ Sources (see ``docs/DESIGN.md``, "Data"):
 - ``"digits"``: scikit-learn's 8x8 digits upsampled (``t2i.data.digits``), 1 channel,
   10 classes, fixed stratified train/test split; default ``n``: the whole split.
 - a folder with ``metadata.jsonl`` / ``metadata.csv`` (imagefolder layout, optionally
-  with ``train/``, ``test/`` subfolders), e.g. one written by ``t2i data shapes``;
+  with ``train/``, ``test/`` subfolders), e.g. one written by ``t2i data shapes``; or of
+  images without metadata, labelled and captioned by their class folders (``t2i.data.folder``);
 - a ``.csv`` / ``.tsv`` file of image path + caption (open_clip's ``filepath``/``title``);
 - WebDataset shards: a ``.tar``, a brace pattern ``data-{000..009}.tar``, or a folder of
   ``.tar`` files, streamed as an ``IterableDataset``;
@@ -45,7 +46,7 @@ from .transforms import BACKGROUNDS, RESIZE_MODES, Augment, check_resize, evalua
 
 __all__ = ["load_dataset", "BadDataReport", "BadDataError", "shapes_dataset", "DEFAULT_N", "describe_source",
            "shapes_options", "training_options", "evaluation_options", "random_choices", "RESIZE_MODES",
-           "held_out_split", "has_test_split", "trained_options", "as_trained", "all_captions"]
+           "held_out_split", "has_test_split", "trained_options", "as_trained", "all_captions", "require_captions"]
 
 # default number of generated shapes scenes per split
 DEFAULT_N = {"train": 20_000, "test": 2_000, "novel": 2_000}
@@ -100,7 +101,7 @@ def describe_source(source: str | Path) -> str:
     if hub_name(text) is not None:
         return "hf-hub"
     if path.is_dir():
-        from .folder import find_metadata
+        from .folder import find_metadata, holds_images
 
         if is_saved_dataset(path):
             return "hf-disk"
@@ -109,9 +110,12 @@ def describe_source(source: str | Path) -> str:
             return "folder"
         if any(path.glob("*.tar")):
             return "shards"
-    where = "not found" if not path.exists() else "not a recognised dataset"
+        if holds_images(path):  # images without metadata: class folders, or loose
+            return "folder"
+    where = "not found" if not path.exists() else "not a recognised dataset" + (": no images in it" * path.is_dir())
     raise ValueError(f"data source {text!r} ({where}); use 'shapes', 'digits', a folder with "
-                     "metadata.jsonl (or metadata.csv), a .csv/.tsv file of image path + caption, "
+                     "metadata.jsonl (or metadata.csv) or of images in class folders, a .csv/.tsv file of image path "
+                     "+ caption, "
                      "WebDataset shards (a .tar file, a pattern like data-{000..009}.tar, or a folder of .tar), "
                      "a datasets save_to_disk folder, a dataset script .py, or a hub name hf:org/name")
 
@@ -124,9 +128,9 @@ def held_out_split(source: str | Path) -> str:
     kind = describe_source(source)
     path = Path(str(source))
     if kind == "folder":
-        from .folder import find_metadata
+        from .folder import folder_splits
 
-        return "train" if find_metadata(path) is not None else "test"
+        return "train" if list(folder_splits(path).values()) == [path] else "test"
     if kind == "hf-disk":
         return "test" if (path / "dataset_dict.json").is_file() else "train"
     return "train" if kind in ("csv", "shards") else "test"
@@ -134,19 +138,28 @@ def held_out_split(source: str | Path) -> str:
 
 def has_test_split(source: str | Path) -> bool:
     """Whether ``source`` holds a ``test`` split one can read without a download: the built-in data, a folder
-    with ``test/`` (``metadata.jsonl`` inside), a saved ``DatasetDict`` listing one. Hub and script datasets
-    say so only when loaded: False."""
+    with ``test/`` (``metadata.jsonl`` inside, or images beside ``train/``), a saved ``DatasetDict`` listing one.
+    Hub and script datasets say so only when loaded: False."""
     kind = describe_source(source)
     path = Path(str(source))
     if kind in ("shapes", "digits"):
         return True
     if kind == "folder":
-        from .folder import find_metadata
+        from .folder import folder_splits
 
-        return find_metadata(path) is None and (path / "test").is_dir() and find_metadata(path / "test") is not None
+        return "test" in folder_splits(path)
     if kind == "hf-disk" and (path / "dataset_dict.json").is_file():
         return "test" in json.loads((path / "dataset_dict.json").read_text(encoding="utf-8")).get("splits", [])
     return False
+
+
+def require_captions(dataset: Any, who: str) -> None:
+    """Refuse, naming the fix, a dataset without captions (a folder of loose images, ``t2i.data.folder``) for
+    ``who``: a text-conditioned trainer or measure."""
+    if not getattr(dataset, "captioned", True):
+        raise ValueError(f"{dataset.source} has no captions (images without metadata.jsonl or class folders), which "
+                         f"{who} needs: add a metadata.jsonl of file_name and text, or sort the images into class "
+                         "folders, whose names become their captions")
 
 
 def shapes_options(source: str | Path, p_two: float) -> dict[str, Any]:

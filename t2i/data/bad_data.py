@@ -75,6 +75,7 @@ class BadDataReport:
     checked: int = 0  # items looked at
     conversions: dict[str, int] = field(default_factory=dict)  # conversion rule (the detail) -> how many items
     shapes: ImageShapes = field(default_factory=ImageShapes)  # aspect ratios of the images checked
+    notes: list[str] = field(default_factory=list)  # what the loader inferred (labels from class folders, ...)
 
     def add(self, kind: str, path: str, detail: str = "") -> None:
         self.counts[kind] = self.counts.get(kind, 0) + 1
@@ -98,8 +99,8 @@ class BadDataReport:
 
     @property
     def noteworthy(self) -> bool:
-        """Something to tell before training: items skipped, converted, or cut by a crop."""
-        return bool(self.problems or self.converted or self.shapes.summary())
+        """Something to tell before training: items skipped, converted, cut by a crop, or labels inferred."""
+        return bool(self.problems or self.converted or self.notes or self.shapes.summary())
 
     def summary(self, max_examples: int | None = MAX_EXAMPLES,
                 converted_examples: int | None = CONVERTED_EXAMPLES) -> str:
@@ -108,7 +109,7 @@ class BadDataReport:
         head = f"{self.source or 'data'}: {self.checked} items checked, {self.problems} skipped"
         if self.converted:
             head += f", {self.converted} converted"
-        lines = [head]
+        lines = [head, *(f"  {note}" for note in self.notes)]
         for kind in PROBLEMS:
             if self.counts.get(kind):
                 lines.append(f"  {kind}: {self.counts[kind]}")

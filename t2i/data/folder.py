@@ -1,4 +1,4 @@
-"""The user's own captioned images: an imagefolder (``metadata.jsonl``) or a CSV/TSV file.
+"""The user's own images: an imagefolder (``metadata.jsonl``, or class folders) or a CSV/TSV file.
 
 - **Folder**: the layout of Hugging Face ``datasets``' imagefolder and of diffusers'
   training scripts: ``metadata.jsonl`` (or ``metadata.csv``) with ``file_name`` (relative
@@ -7,6 +7,15 @@
   ``objects``/``relation`` columns (a folder written by ``t2i data shapes``) become
   ``dataset.records``. ``text`` may be a list of captions: one is drawn per access in
   training, the first is used otherwise (``t2i.data.transforms``).
+- **Folder of images without metadata**: the layout of torchvision's ``ImageFolder`` and of
+  ``datasets``' imagefolder without metadata. Images in class subfolders (``animals/1.png``,
+  ``food/2.png``; deeper folders belong to their top one) are labelled by folder, classes sorted
+  by name (as both tools do), and captioned by the folder's name ("sports car" for
+  ``sports_car/``), so class- and text-conditional trainers both read it; images lying loose
+  are neither labelled nor captioned (text-conditioned trainers refuse them: ``require_captions``).
+  Splits: with a ``train/`` subfolder, each subfolder is a split (``train/animals/1.png``). Items
+  alternate between classes (``n`` takes from every class). The report's first lines say where
+  labels and captions came from.
 - **CSV/TSV**: open_clip's layout, columns ``filepath`` and ``title`` by default
   (``image_column``, ``caption_column``); separator by extension (``,`` for ``.csv``, tab
   for ``.tsv``) unless ``sep`` is given; relative paths resolve against the CSV's folder
@@ -41,6 +50,8 @@ from typing import Any
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from PIL import Image
+
 from .bad_data import BadDataReport, BadImage, check_mode, load_image, open_image
 from .transforms import Augment, ImageShapes, check_captions
 
@@ -66,6 +77,55 @@ def find_metadata(folder: Path) -> Path | None:
         if (folder / name).is_file():
             return folder / name
     return None
+
+
+def is_image(path: Path) -> bool:
+    """A file whose extension Pillow opens (``.png``, ``.jpg``, ``.webp``, ...)."""
+    return path.suffix.lower() in Image.registered_extensions() and path.is_file()
+
+
+def _image_files(folder: Path) -> list[Path]:
+    """The images under ``folder`` at any depth (hidden files and folders left out), sorted by path."""
+    found = []
+    for top, dirs, files in os.walk(folder, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [Path(top) / f for f in sorted(files) if not f.startswith(".") and is_image(Path(top) / f)]
+    return found
+
+
+def holds_images(folder: Path) -> bool:
+    """Whether ``folder`` holds an image file at any depth (stops at the first)."""
+    for top, dirs, files in os.walk(folder, followlinks=True):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        if any(not f.startswith(".") and is_image(Path(top) / f) for f in files):
+            return True
+    return False
+
+
+def folder_splits(root: Path) -> dict[str, Path]:
+    """A user folder's splits, name -> folder: ``{"train": root}`` for a single split (metadata at the top, or
+    images without a ``train/`` subfolder), else the subfolders with metadata, or, in a folder of images with
+    ``train/``, every subfolder that holds images."""
+    if find_metadata(root) is not None:
+        return {"train": root}
+    subfolders = [s for s in sorted(root.iterdir()) if s.is_dir() and not s.name.startswith(".")]
+    with_metadata = {s.name: s for s in subfolders if find_metadata(s)}
+    if with_metadata or not (root / "train").is_dir():
+        return with_metadata or {"train": root}
+    return {s.name: s for s in subfolders if holds_images(s)}
+
+
+def _class_folders(folder: Path) -> list[Path] | None:
+    """The class subfolders of a split of images, or None when some image lies loose in it (unlabelled)."""
+    if any(not f.name.startswith(".") and is_image(f) for f in folder.iterdir()):
+        return None
+    classes = [d for d in sorted(folder.iterdir()) if d.is_dir() and not d.name.startswith(".") and holds_images(d)]
+    return classes or None
+
+
+def class_caption(name: str) -> str:
+    """A class folder's name as a caption: ``sports_car`` -> "sports car"."""
+    return " ".join(name.replace("_", " ").replace("-", " ").split())
 
 
 class SkipsBadImages(Dataset):
@@ -112,7 +172,8 @@ class CaptionedFiles(SkipsBadImages):
 
     def __init__(self, rows: list[Row], size: int = 32, channels: int | None = None, strict: bool = False,
                  check: str = "header", source: str = "", bad_rows: list[tuple[str, str]] = (),
-                 augment: Augment | None = None):
+                 augment: Augment | None = None, class_names: list[str] | None = None, captioned: bool = True,
+                 notes: list[str] = ()):
         if check not in CHECKS:
             raise ValueError(f"check must be one of {list(CHECKS)}, got {check!r}")
         if channels not in (None, 1, 3):
@@ -120,7 +181,8 @@ class CaptionedFiles(SkipsBadImages):
         self.size, self.channels, self.source = int(size), channels or 3, source
         self.augment = augment or Augment()
         self.report = BadDataReport(source=source, checked=len(rows) + len(bad_rows),
-                                    shapes=ImageShapes(self.augment.resize))
+                                    shapes=ImageShapes(self.augment.resize), notes=list(notes))
+        self.captioned = captioned  # False: a folder of images without metadata or classes ("" for every text)
         for name, detail in bad_rows:
             self.report.add("bad_row", name, detail)
         decode = strict or check == "decode"
@@ -143,8 +205,8 @@ class CaptionedFiles(SkipsBadImages):
             raise ValueError(f"no usable items in {source}: fix the items listed, or give another data source "
                              f"(`t2i data validate {source}` lists every problem):\n{self.report.summary()}")
         labelled = [x for x in self.labels if x >= 0]
-        self.num_classes = max(labelled) + 1 if labelled else 0
-        self.class_names = [str(i) for i in range(self.num_classes)]
+        self.num_classes = len(class_names) if class_names else max(labelled) + 1 if labelled else 0
+        self.class_names = list(class_names) if class_names else [str(i) for i in range(self.num_classes)]
         self.records = self._records()
         if self.records is not None and self.augment.random_flip > 0:
             raise ValueError(f"random_flip on {source}: its captions name positions (left/right), which a flip "
@@ -152,7 +214,7 @@ class CaptionedFiles(SkipsBadImages):
         self._failed: set[int] = set()  # rows that failed to decode in this process
 
     def _check(self, row: Row, decode: bool) -> tuple[list[str], int, int | None]:
-        texts = check_captions(row.text)  # a caption or a list of captions (one drawn per access)
+        texts = check_captions(row.text) if self.captioned else [""]  # one caption or a list (one drawn per access)
         if row.extra is not None:
             check_objects(row.extra.get("objects"))
         label = -1  # no label column at all: -1 for every row
@@ -300,21 +362,52 @@ def load_folder(source: str | Path, split: str = "train", size: int = 32, n: int
                 strict: bool = False, channels: int | None = None, image_column: str = "file_name",
                 caption_column: str = "text", label_column: str = "label", check: str = "header",
                 augment: Augment | None = None) -> CaptionedFiles:
-    """An imagefolder with ``metadata.jsonl``/``metadata.csv``, flat or with split subfolders."""
+    """An imagefolder with ``metadata.jsonl``/``metadata.csv`` (or of images in class folders: ``load_image_folder``),
+    flat or with split subfolders."""
     root = Path(source)
-    folder = root
-    if find_metadata(root) is None:
-        splits = [s.name for s in sorted(root.iterdir()) if s.is_dir() and find_metadata(s)]
-        if split not in splits:
-            raise ValueError(f"{root} has no split {split!r}; its splits are {splits}")
-        folder = root / split
-    elif split != "train":
-        raise ValueError(f"{root} is a single split (no train/ test/ subfolders): use split='train', got {split!r}")
+    splits = folder_splits(root)
+    if not any(find_metadata(f) for f in splits.values()):
+        given = [f"--{k.replace('_', '-')}" for k, v, default in (("image_column", image_column, "file_name"),
+                 ("caption_column", caption_column, "text"), ("label_column", label_column, "label")) if v != default]
+        if given:
+            raise ValueError(f"{root} has no metadata.jsonl, so no columns: drop {' '.join(given)} (labels and "
+                             "captions come from its class folders)")
+        return load_image_folder(root, split, size, n, strict, channels, check, augment)
+    if split not in splits:
+        raise ValueError(f"{root} is a single split (no train/ test/ subfolders): use split='train', got {split!r}"
+                         if find_metadata(root) else f"{root} has no split {split!r}; its splits are {sorted(splits)}")
+    folder = splits[split]
     meta = find_metadata(folder)
     assert meta is not None
     table, bad = _read_jsonl(meta) if meta.suffix == ".jsonl" else _read_csv(meta, ",")
     rows = _to_rows(table, folder, image_column, caption_column, label_column, str(meta), bad, n, contained=True)
     return CaptionedFiles(rows, size, channels, strict, check, source=str(folder), bad_rows=bad, augment=augment)
+
+
+def load_image_folder(root: Path, split: str = "train", size: int = 32, n: int | None = None, strict: bool = False,
+                      channels: int | None = None, check: str = "header",
+                      augment: Augment | None = None) -> CaptionedFiles:
+    """A folder of images without metadata (class subfolders, or loose images); see the module docstring."""
+    splits = folder_splits(root)
+    if split not in splits:
+        raise ValueError(f"{root} has no split {split!r}; its splits are {sorted(splits)}"
+                         if len(splits) > 1 or (root / "train").is_dir() else
+                         f"{root} is a single split (no train/ test/ subfolders): use split='train', got {split!r}")
+    folder = splits[split]
+    classes = sorted({c.name for f in splits.values() for c in _class_folders(f) or []})  # every split's, one index
+    groups = [(classes.index(c.name), _image_files(c)) for c in _class_folders(folder) or []]
+    if groups:  # first image of each class, then the second of each, ...: the first n items span the classes
+        files = dict(groups)
+        order = sorted((i, k) for k, paths in groups for i in range(len(paths)))
+        rows = [Row(files[k][i], str(files[k][i].relative_to(folder)), class_caption(classes[k]), k) for i, k in order]
+        counts = ", ".join(f"{classes[k]} {len(files)}" for k, files in groups)
+        notes = [f"no metadata.jsonl: labels and captions from the {len(groups)} class folders ({counts})"]
+    else:
+        rows = [Row(f, str(f.relative_to(folder)), None) for f in _image_files(folder)]
+        notes = ["no metadata.jsonl and no class folders: images without captions or labels (for the unconditional "
+                 "trainers; captions come from metadata.jsonl with file_name and text)"]
+    return CaptionedFiles(rows[:n] if n is not None else rows, size, channels, strict, check, source=str(folder),
+                          augment=augment, class_names=classes if groups else None, captioned=bool(groups), notes=notes)
 
 
 def load_csv(source: str | Path, split: str = "train", size: int = 32, n: int | None = None,

@@ -15,6 +15,9 @@ trains without being read into it. Columns (``image_column``, default ``image``;
 ``Image`` feature (decoded here, with the bad-data rules of ``t2i.data.bad_data``), a file
 path (relative paths resolve against the saved folder or the script's folder) or bytes; a
 caption a string or a list of strings (one drawn per access in training, the first otherwise).
+A table without a ``text`` column (``datasets``' imagefolder of class folders: ``image``, ``label``)
+is captioned by its ``ClassLabel`` names, as ``t2i.data.folder`` captions class folders; without
+those either, it has no captions (``captioned`` False: the unconditional trainers read it).
 Captions are checked up front; images when read (a bad one is reported and replaced by the
 next good item, as in ``t2i.data.folder``), or all up front with ``check="decode"`` (implied by
 ``strict=True``; ``t2i data validate`` uses it).
@@ -36,7 +39,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .bad_data import BadDataReport, BadImage, load_image, open_image
-from .folder import CHECKS, PROGRESS_ABOVE, SkipsBadImages
+from .folder import CHECKS, PROGRESS_ABOVE, SkipsBadImages, class_caption
 from .transforms import Augment, ImageShapes, check_captions
 
 HF_OPTIONS = ("image_column", "caption_column", "label_column", "check")
@@ -130,7 +133,7 @@ class HFImageText(SkipsBadImages):
     """Map-style dataset over a ``datasets.Dataset`` with image and caption columns."""
 
     def __init__(self, table, size: int = 32, n: int | None = None, channels: int | None = None,
-                 strict: bool = False, image_column: str = "image", caption_column: str = "text",
+                 strict: bool = False, image_column: str = "image", caption_column: str = "",
                  label_column: str = "label", source: str = "", base: Path | None = None,
                  augment: Augment | None = None, check: str = "header"):
         import datasets
@@ -139,8 +142,9 @@ class HFImageText(SkipsBadImages):
             raise ValueError(f"check must be one of {list(CHECKS)}, got {check!r}")
         if channels not in (None, 1, 3):
             raise ValueError(f"channels must be 1, 3 or None (RGB), got {channels!r}")
+        caption_column = caption_column or ("text" if "text" in table.column_names else "")  # "": none
         for needed, option in ((image_column, "image_column"), (caption_column, "caption_column")):
-            if needed not in table.column_names:
+            if needed and needed not in table.column_names:
                 raise ValueError(f"{source}: no {needed!r} column (set --{option.replace('_', '-')}, or {option}=... "
                                  f"in load_dataset, to one of the columns found: {sorted(table.column_names)})")
         if n is not None:
@@ -154,11 +158,25 @@ class HFImageText(SkipsBadImages):
         self.report = BadDataReport(source=source, checked=len(table), shapes=ImageShapes(self.augment.resize))
         label_feature = table.features.get(label_column)
         raw_labels = table[label_column] if label_feature is not None else [None] * len(table)
+        names = getattr(label_feature, "names", None)  # a ClassLabel names its classes
+        self.captioned = bool(caption_column or names)  # False: "" for every text
+        if caption_column:
+            raw_captions = table[caption_column]
+        elif names:
+            raw_captions = [class_caption(names[k]) if isinstance(k, int) and 0 <= k < len(names) else None
+                            for k in raw_labels]
+            shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+            self.report.notes.append(f"no 'text' column: captions from the {label_column!r} column's "
+                                     f"{len(names)} class names ({shown})")
+        else:
+            raw_captions = [None] * len(table)
+            self.report.notes.append("no 'text' column and no class names: images without captions (for the "
+                                     "unconditional trainers; --caption-column names a caption column)")
         self.rows, self.caption_lists, self.labels = [], [], []
-        for i, (raw, label) in enumerate(tqdm(zip(table[caption_column], raw_labels), total=len(table),
+        for i, (raw, label) in enumerate(tqdm(zip(raw_captions, raw_labels), total=len(table),
                                               desc=f"checking {source}", disable=len(table) < PROGRESS_ABOVE)):
             try:
-                texts = check_captions(raw)
+                texts = check_captions(raw) if self.captioned else [""]
                 if label is not None and (isinstance(label, bool) or not isinstance(label, int) or label < 0):
                     raise BadImage("bad_row", f"label {label!r} is not an integer >= 0")
                 if strict or check == "decode":  # decoded as training will: conversions and crops reported
@@ -185,7 +203,6 @@ class HFImageText(SkipsBadImages):
                     self.report.shapes.add(self._open(self.rows[j])[0])
                 except BadImage:  # reported when training reaches it
                     pass
-        names = getattr(label_feature, "names", None)  # a ClassLabel names its classes
         self.num_classes = len(names) if names else (max(self.labels) + 1 if max(self.labels) >= 0 else 0)
         self.class_names = list(names) if names else [str(i) for i in range(self.num_classes)]
         self.records = None
@@ -217,11 +234,11 @@ class HFImageText(SkipsBadImages):
 
 def load_hf(source: str | Path, kind: str, split: str = "train", size: int = 32, n: int | None = None,
             strict: bool = False, channels: int | None = None, image_column: str = "image",
-            caption_column: str = "text", label_column: str = "label", check: str = "header",
+            caption_column: str = "", label_column: str = "label", check: str = "header",
             augment: Augment | None = None) -> HFImageText:
     table = open_table(str(source), kind, split)
     base = Path(source) if kind == "hf-disk" else Path(source).parent if kind == "hf-script" else None
-    return HFImageText(table, size, n, channels, strict, image_column or "image", caption_column or "text",
+    return HFImageText(table, size, n, channels, strict, image_column or "image", caption_column,
                        label_column, source=f"{source}:{split}", base=base, augment=augment, check=check)
 
 

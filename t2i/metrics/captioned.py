@@ -63,11 +63,12 @@ def load_held_out(source: str, split: str = "auto", size: int = 32, n: int | Non
     (or None). Evaluation reads: no flips, the first of several captions; ``options`` (``image_column``,
     ``caption_column``, ``resize``, ``background``: as the model was trained, ``t2i.data.as_trained``).
     """
-    from t2i.data import held_out_split, load_dataset
+    from t2i.data import held_out_split, load_dataset, require_captions
 
     single = split == "auto" and held_out_split(source) == "train"  # a flat folder / CSV: all of it is held out
     split = held_out_split(source) if split == "auto" else split
     dataset = load_dataset(source, split=split, size=size, n=n, seed=seed, **options)
+    require_captions(dataset, "scoring generated images against their prompts")
     images, captions = [], []
     for batch in torch.utils.data.DataLoader(dataset, batch_size=64, shuffle=False):
         images.append(batch["image"])  # (B, C, S, S)

@@ -1,0 +1,128 @@
+"""Folders of images without metadata: torchvision's ImageFolder layout (class subfolders, labels and
+captions from their names), loose images (unconditional only), train/ test/ splits, and the same data as
+`datasets`' imagefolder writes it (image + ClassLabel, no text)."""
+
+import pytest
+from PIL import Image
+
+from t2i.data import describe_source, has_test_split, held_out_split, load_dataset, require_captions
+from train.cli import main as t2i
+
+COLOURS = {"red_apples": (200, 30, 30), "green-leaves": (30, 160, 40), "sky": (40, 60, 200)}
+TINY = ["--steps", "2", "--batch-size", "4", "--log-every", "1", "--checkpoint-every", "0"]
+
+
+def write_classes(root, per_class, names=tuple(COLOURS), size=(20, 14)):
+    """``root/<class>/<i>.png``: small images of each class's colour (RGBA, so they are converted)."""
+    for name in names:
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            Image.new("RGBA", size, (*COLOURS[name], 255)).save(root / name / f"{i}.png")
+
+
+@pytest.fixture
+def classes(tmp_path):
+    root = tmp_path / "classes"
+    write_classes(root / "train", 3)
+    write_classes(root / "test", 1, names=("sky", "red_apples"))  # a split without every class
+    return root
+
+
+def test_class_folders_give_labels_names_and_captions_spread_over_the_classes(classes):
+    assert describe_source(classes) == "folder"
+    assert held_out_split(classes) == "test" and has_test_split(classes)
+    train = load_dataset(classes, split="train", size=8)
+    assert train.class_names == ["green-leaves", "red_apples", "sky"] and train.num_classes == 3
+    items = [train[i] for i in range(len(train))]
+    # items alternate between classes, so --n takes from every one of them
+    assert [item["label"] for item in items[:3]] == [0, 1, 2]
+    assert [item["text"] for item in items[:3]] == ["green leaves", "red apples", "sky"]
+    for item in items:  # each item is its class's colour: the label belongs to the image
+        r, g, b = (item["image"][c].mean().item() for c in range(3))
+        assert max((r, g, b)) == {0: g, 1: r, 2: b}[item["label"]]
+    assert "labels and captions from the 3 class folders (green-leaves 3, red_apples 3, sky 3)" in train.report.summary()
+    test = load_dataset(classes, split="test", size=8)  # the class index is the same in every split
+    assert test.class_names == train.class_names
+    assert sorted(item["label"] for item in (test[0], test[1])) == [1, 2]
+    assert len(load_dataset(classes, split="train", size=8, n=2)) == 2
+
+
+def test_loose_images_load_unlabelled_for_unconditional_trainers_and_text_trainers_refuse_them(tmp_path, capsys):
+    flat = tmp_path / "flat"
+    write_classes(tmp_path / "tmp", 3)
+    flat.mkdir()
+    for i, path in enumerate(sorted((tmp_path / "tmp").rglob("*.png"))):
+        path.rename(flat / f"{i}.png")
+    (flat / "sub").mkdir()
+    Image.new("RGB", (9, 9), (1, 2, 3)).save(flat / "sub" / "deeper.jpg")  # loose images make it unlabelled
+    ds = load_dataset(flat, size=8)
+    assert len(ds) == 10 and ds.num_classes == 0 and ds.captioned is False and ds[0]["text"] == ""
+    assert held_out_split(flat) == "train" and not has_test_split(flat)
+    assert "no class folders: images without captions or labels" in ds.report.summary()
+    with pytest.raises(ValueError, match="has no captions .* which ldm needs: add a metadata.jsonl"):
+        require_captions(ds, "ldm")
+    assert t2i(["train", "dcgan", "--data", str(flat), "--g-base", "8", "--d-base", "8",
+                "--out", str(tmp_path / "dcgan"), *TINY]) == 0
+    assert (tmp_path / "dcgan" / "model").is_dir()
+    assert t2i(["train", "tgan", "--data", str(flat), "--clip", "shapes-clip", "--out", str(tmp_path / "tgan"),
+                *TINY]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "has no captions" in err and "which tgan needs" in err and not (tmp_path / "tgan" / "model").exists()
+
+
+def test_cgan_trains_on_class_folders_and_names_its_classes(classes, tmp_path, capsys):
+    out = tmp_path / "cgan"
+    assert t2i(["train", "cgan", "--data", str(classes), "--g-base", "8", "--d-base", "8", "--out", str(out),
+                *TINY]) == 0
+    assert "labels and captions from the 3 class folders" in capsys.readouterr().out
+    from gan_baselines.registry import load_generator
+
+    generator = load_generator(out / "model")
+    assert generator.class_names == ["green-leaves", "red_apples", "sky"]
+    # t2i sample takes the classes by name as well as by number, the same images for the same seed
+    for labels, folder in (("sky,red_apples", "by_name"), ("2,1", "by_number")):
+        assert t2i(["sample", "--model", str(out / "model"), "--labels", labels, "--n", "2",
+                    "--out", str(tmp_path / folder)]) == 0
+    by_name, by_number = ((tmp_path / f / "metadata.jsonl").read_text() for f in ("by_name", "by_number"))
+    assert by_name == by_number and '"text": "sky"' in by_name and '"label": 1' in by_name
+    assert Image.open(tmp_path / "by_name" / "grid.png").tobytes() == Image.open(tmp_path / "by_number" / "grid.png").tobytes()
+    assert t2i(["sample", "--model", str(out / "model"), "--labels", "clouds", "--out", str(tmp_path / "x")]) == 2
+    assert "'clouds' is neither a number nor one of the model's classes (green-leaves, red_apples, sky)" in \
+        capsys.readouterr().err
+
+
+def test_columns_are_refused_on_a_folder_without_metadata(classes):
+    with pytest.raises(ValueError, match="no metadata.jsonl, so no columns: drop --caption-column"):
+        load_dataset(classes, caption_column="caption")
+
+
+def test_a_folder_without_images_is_not_a_dataset(tmp_path):
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    (tmp_path / "empty" / "notes.txt").write_text("no images here")
+    with pytest.raises(ValueError, match="not a recognised dataset: no images in it"):
+        describe_source(tmp_path / "empty")
+
+
+def test_datasets_imagefolder_without_text_is_captioned_by_its_class_names(classes, tmp_path, capsys):
+    datasets = pytest.importorskip("datasets")
+    saved = tmp_path / "saved"
+    datasets.load_dataset("imagefolder", data_dir=str(classes)).save_to_disk(str(saved))
+    ds = load_dataset(saved, split="train", size=8)
+    assert ds.class_names == ["green-leaves", "red_apples", "sky"] and ds.captioned
+    assert {(ds[i]["label"], ds[i]["text"]) for i in range(len(ds))} == {
+        (0, "green leaves"), (1, "red apples"), (2, "sky")}
+    assert "captions from the 'label' column's 3 class names" in ds.report.summary()
+    plain = datasets.Dataset.from_dict({"image": [Image.new("RGB", (8, 8))] * 2},
+                                       features=datasets.Features({"image": datasets.Image()}))
+    plain.save_to_disk(str(tmp_path / "plain"))
+    ds = load_dataset(tmp_path / "plain", size=8)
+    assert not ds.captioned and ds[0]["text"] == ""
+    with pytest.raises(ValueError, match="no 'caption' column"):  # a column named but absent is still an error
+        load_dataset(saved, split="train", caption_column="caption")
+
+
+def test_validate_reads_every_split_of_class_folders(classes, capsys):
+    assert t2i(["data", "validate", str(classes)]) == 0
+    out = capsys.readouterr().out
+    assert f"{classes / 'train'}: 9 items checked" in out and f"{classes / 'test'}: 2 items checked" in out
+    assert "OK: no problems found" in out
