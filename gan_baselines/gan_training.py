@@ -3,7 +3,11 @@
 Used by ``t2i train gan|dcgan|cgan|tgan`` (``train/gan.py``, ``train/dcgan.py``,
 ``train/cgan.py``, ``train/tgan.py``), each of which keeps its own loop top to bottom:
 
-- ``GANRunConfig``: the options every GAN trainer has (loss, k discriminator steps, Adam);
+- ``GANRunConfig``: the options every GAN trainer has (loss, k discriminator steps, Adam,
+  DiffAugment of D's inputs);
+- ``d_augment``: DiffAugment (Zhao et al. 2020), the same kind of random translation /
+  brightness / cutout on real and generated images before D, for small datasets, where D
+  otherwise memorises the training images and G collapses;
 - ``adversarial_step``: one run step of an unconditional GAN (Goodfellow et al. 2014,
   Algorithm 1); the conditional trainers write theirs out, as their inputs differ;
 - ``save_samples``: the sample grid, drawn through the generator contract
@@ -17,13 +21,14 @@ Used by ``t2i train gan|dcgan|cgan|tgan`` (``train/gan.py``, ``train/dcgan.py``,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, ClassVar, Sequence
 
 import torch
 
 from gan_baselines import gan
+from gan_baselines.diffaugment import AUGMENTATIONS, diff_augment
 from gan_baselines.gan_losses import game_stats, get_loss
 from t2i.generator import Condition, Generator, generate_conditions
 from t2i.runtime import Run, RunConfig
@@ -42,6 +47,11 @@ class GANRunConfig(RunConfig):
     n: int = 0  # use only the first N training items (0 = the whole train split)
     sample_every: int = 250  # write a sample grid every N steps (and at the end)
     checkpoint_every: int = 1000  # write a resumable checkpoint every N steps; 0 = only at the end
+    augment: list[str] = field(default_factory=list)  # DiffAugment of D's inputs, e.g. translation,brightness,cutout
+    augment_shift: int = 2  # translation: at most this many pixels per axis
+
+    # added after runs existed: at these values left out of the run identity, so older checkpoints stay resumable
+    identity_defaults: ClassVar[dict[str, object]] = {**RunConfig.identity_defaults, "augment": [], "augment_shift": 2}
 
     def validate(self) -> None:
         super().validate()
@@ -50,6 +60,11 @@ class GANRunConfig(RunConfig):
             raise ValueError(f"d_steps must be >= 1 (discriminator steps per generator step), got {self.d_steps!r}")
         if self.latent_dim < 1:
             raise ValueError(f"latent_dim must be >= 1, got {self.latent_dim!r}")
+        bad = [a for a in self.augment if a not in AUGMENTATIONS]
+        if bad:
+            raise ValueError(f"augment must list names among {list(AUGMENTATIONS)}, got {bad}")
+        if self.augment_shift < 0:
+            raise ValueError(f"augment_shift must be >= 0, got {self.augment_shift!r}")
 
 
 def adam(params, cfg: GANRunConfig) -> torch.optim.Adam:
@@ -65,15 +80,40 @@ def noise(run: Run, n: int, dim: int) -> torch.Tensor:
     return torch.randn(n, dim, generator=run.generator).to(run.device)
 
 
+def d_augment(run: Run, cfg: GANRunConfig) -> Callable[[torch.Tensor], torch.Tensor]:
+    """What D's inputs pass through: DiffAugment's ``cfg.augment`` policy (Zhao et al. 2020), drawn from the
+    run's checkpointed generator and differentiable, so G learns through it; the identity when the policy is empty."""
+    if not cfg.augment:
+        return lambda x: x
+    return lambda x: diff_augment(x, cfg.augment, run.generator, max_shift=cfg.augment_shift)
+
+
+SMALL_DATA = 5000  # fewer user training images than this, without --augment: a note suggests DiffAugment
+
+
+def note_small_data(run: Run, cfg: GANRunConfig, dataset) -> None:
+    """On a small user dataset trained without ``--augment``, say once that DiffAugment helps: with few images D
+    learns them by heart and G's samples collapse (Zhao et al. 2020, whose gains grow as the data shrinks)."""
+    try:
+        items = len(dataset)
+    except TypeError:  # streamed shards: their size is unknown
+        return
+    if not cfg.augment and str(cfg.data) not in ("shapes", "digits") and items < SMALL_DATA:
+        run.print(f"{run.name}: note: {items} training images is few for a GAN (D learns them by heart, G's "
+                  "samples collapse): --augment translation,brightness,cutout applies DiffAugment to D's inputs")
+
+
 def adversarial_step(run: Run, G, D, opt_g, opt_d, loss_fn, x: torch.Tensor, step: int, cfg: GANRunConfig) -> None:
     """One run step of an unconditional GAN (Goodfellow et al. 2014, Algorithm 1): a discriminator step on
-    real ``x`` (b, C, S, S) in [-1, 1] and G(z), and every ``d_steps`` run steps one generator step."""
+    real ``x`` (b, C, S, S) in [-1, 1] and G(z), and every ``d_steps`` run steps one generator step; D sees
+    both through ``d_augment``."""
     b = x.shape[0]
+    augment = d_augment(run, cfg)
     # discriminator step: ascend log D(x) + log(1 - D(G(z))), i.e. descend d_real + d_fake
     with run.accumulate(D):
         with torch.no_grad():
             fake = G(noise(run, b, cfg.latent_dim))  # (b, C, S, S)
-        real_logits, fake_logits = D(x), D(fake)  # separate real and fake batches (batch norm), (b,) each
+        real_logits, fake_logits = D(augment(x)), D(augment(fake))  # separate real and fake batches (batch norm)
         loss_d = (loss_fn.d_real(real_logits) + loss_fn.d_fake(fake_logits)).mean()
         run.backward(loss_d)
         opt_d.step()
@@ -83,7 +123,7 @@ def adversarial_step(run: Run, G, D, opt_g, opt_d, loss_fn, x: torch.Tensor, ste
     if (step + 1) % cfg.d_steps == 0:
         D.requires_grad_(False)  # the generator loss must not leave gradients in D
         with run.accumulate(G):
-            loss_g = loss_fn.g(D(G(noise(run, b, cfg.latent_dim)))).mean()
+            loss_g = loss_fn.g(D(augment(G(noise(run, b, cfg.latent_dim))))).mean()
             run.backward(loss_g)
             opt_g.step()
             opt_g.zero_grad()

@@ -24,7 +24,8 @@ import torch
 
 from gan_baselines import cgan
 from gan_baselines.gan_losses import game_stats, get_loss
-from gan_baselines.gan_training import GANRunConfig, adam, finish, millions, noise, save_samples, shown_network
+from gan_baselines.gan_training import (GANRunConfig, adam, d_augment, finish, millions, noise, note_small_data,
+                                         save_samples, shown_network)
 from t2i.config import parse_config
 from t2i.data import load_dataset, training_options
 from t2i.generator import generate_conditions
@@ -90,6 +91,8 @@ def train(cfg: CGANConfig) -> Path:
     shown = cgan.ClassConditionalGenerator(shown_network(run, G, ema), config).to(run.device)
     run.print(f"cgan: {arch} | loss {cfg.loss} | d_steps {cfg.d_steps} | "
               f"G {millions(G)}, D {millions(D)}")
+    note_small_data(run, cfg, dataset)
+    augment = d_augment(run, cfg)  # DiffAugment of D's inputs (--augment), else the identity
     for step, batch in run.loop(run.dataloader(dataset)):
         x = batch["image"] * 2 - 1  # (b, C, S, S) in [-1, 1]
         y = batch["label"]  # (b,)
@@ -99,7 +102,7 @@ def train(cfg: CGANConfig) -> Path:
             y_fake = random_labels(run, b, num_classes)
             with torch.no_grad():
                 fake = G(noise(run, b, cfg.latent_dim), y_fake)  # (b, C, S, S)
-            real_logits, fake_logits = D(x, y), D(fake, y_fake)  # (b,), (b,)
+            real_logits, fake_logits = D(augment(x), y), D(augment(fake), y_fake)  # (b,), (b,)
             loss_d = (loss_fn.d_real(real_logits) + loss_fn.d_fake(fake_logits)).mean()
             run.backward(loss_d)
             opt_d.step()
@@ -110,7 +113,7 @@ def train(cfg: CGANConfig) -> Path:
             D.requires_grad_(False)  # the generator loss must not leave gradients in D
             with run.accumulate(G):
                 y_gen = random_labels(run, b, num_classes)
-                loss_g = loss_fn.g(D(G(noise(run, b, cfg.latent_dim), y_gen), y_gen)).mean()
+                loss_g = loss_fn.g(D(augment(G(noise(run, b, cfg.latent_dim), y_gen)), y_gen)).mean()
                 run.backward(loss_g)
                 opt_g.step()
                 opt_g.zero_grad()

@@ -33,7 +33,8 @@ import torch
 
 from gan_baselines import tgan
 from gan_baselines.gan_losses import game_stats, get_loss, mode_seeking
-from gan_baselines.gan_training import GANRunConfig, adam, finish, millions, noise, save_samples, shown_network
+from gan_baselines.gan_training import (GANRunConfig, adam, d_augment, finish, millions, noise, note_small_data,
+                                         save_samples, shown_network)
 from t2i.builtin import reference
 from t2i.config import parse_config
 from t2i.data import all_captions, load_dataset, require_captions, training_options
@@ -139,6 +140,8 @@ def train(cfg: TGANConfig) -> Path:
         (run.out / "samples" / "prompts.txt").write_text("\n".join(prompts) + "\n")
     run.print(f"tgan: {arch} | text encoder {cfg.clip} | loss {cfg.loss} | clip_weight {cfg.clip_weight} | "
               f"G {millions(G)}, D {millions(D)}")
+    note_small_data(run, cfg, dataset)
+    augment = d_augment(run, cfg)  # DiffAugment of D's inputs (--augment), else the identity
     for step, batch in run.loop(run.dataloader(dataset)):
         x = batch["image"] * 2 - 1  # (b, C, S, S) in [-1, 1]
         texts = list(batch["text"])
@@ -149,8 +152,9 @@ def train(cfg: TGANConfig) -> Path:
         with run.accumulate(D):
             with torch.no_grad():
                 fake = G(noise(run, b, cfg.latent_dim), e)  # (b, C, S, S)
-            real_logits, fake_logits = D(x, e), D(fake, e)  # (b,), (b,)
-            wrong_logits = D(x, e_wrong)  # (b,)
+            real = augment(x)  # one draw for both of the real image's terms
+            real_logits, fake_logits = D(real, e), D(augment(fake), e)  # (b,), (b,)
+            wrong_logits = D(real, e_wrong)  # (b,)
             wrong = (loss_fn.d_fake(wrong_logits) * differs).sum() / differs.sum().clamp_min(1)
             loss_d = (loss_fn.d_real(real_logits).mean() + (1 - cfg.mismatch_weight) * loss_fn.d_fake(fake_logits).mean()
                       + cfg.mismatch_weight * wrong)
@@ -168,7 +172,7 @@ def train(cfg: TGANConfig) -> Path:
                 if cfg.diversity_weight > 0:  # items h..2h-1 repeat the captions of 0..h-1 with other noise
                     e_gen = torch.cat([e[:h], e[:h], e[2 * h:]])
                 gen = G(z, e_gen)  # (b, C, S, S)
-                per_sample = loss_fn.g(D(gen, e_gen))  # (b,)
+                per_sample = loss_fn.g(D(augment(gen), e_gen))  # (b,)
                 if cfg.diversity_weight > 0:
                     ms = mode_seeking(gen[:h], gen[h:2 * h], z[:h], z[h:2 * h])  # (h,)
                     per_sample = per_sample + cfg.diversity_weight * torch.cat([ms, ms, ms.new_zeros(b - 2 * h)])

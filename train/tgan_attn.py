@@ -42,10 +42,10 @@ import torch
 
 from gan_baselines import tgan_attn
 from gan_baselines.caption_negatives import NearestCaptions
-from gan_baselines.diffaugment import AUGMENTATIONS, diff_augment
 from gan_baselines.gan_losses import game_stats, get_loss, mode_seeking
 from gan_baselines.text_gan_losses import generator_loss, matching_aware_d_loss, r1_penalty
-from gan_baselines.gan_training import GANRunConfig, adam, finish, millions, noise, save_samples, shown_network
+from gan_baselines.gan_training import (GANRunConfig, adam, d_augment, finish, millions, noise, note_small_data,
+                                         save_samples, shown_network)
 from gan_baselines.tgan import ClipSimilarity
 from t2i.clip.negatives import OBJECT_KINDS, RULE_KINDS, SHAPES_KINDS, object_replacements, perturbations
 from t2i.builtin import reference
@@ -53,7 +53,7 @@ from t2i.config import parse_config, presets_in
 from t2i.data import all_captions, load_dataset, require_captions, shapes_options, training_options
 from t2i.generator import generate_conditions
 from t2i.provenance import write_record
-from t2i.runtime import Run
+from t2i.runtime import Run, RunConfig
 from t2i.runtime.grids import grid_prompts
 from t2i.text import TextEncoder, TextOutput
 
@@ -88,8 +88,6 @@ class AttnGANConfig(GANRunConfig):
     perturbed_kinds: str = ""  # with --perturbed-negatives: comma-separated kinds to draw from ("" = every kind that applies)
     r1_gamma: float = 0.0  # R1 penalty weight gamma (Mescheder et al. 2018); 0 = off
     r1_every: int = 16  # apply R1 every N steps, scaled by N (lazy regularisation)
-    augment: list[str] = field(default_factory=list)  # DiffAugment policy, e.g. translation,brightness (or cutout)
-    augment_shift: int = 2  # translation: at most this many pixels per axis
     diversity_weight: float = 0.05  # weight of the mode-seeking term (Mao et al. 2019); 0 = off
     clip_weight: float = 0.0  # weight of 1 - cos(CLIP(G(z, c)), CLIP(c)) in G's loss (needs the CLIP's image tower); 0 = off
     ema_decay: float = 0.999  # EMA of the generator's weights (the saved model); 0 = off
@@ -97,7 +95,8 @@ class AttnGANConfig(GANRunConfig):
     p_two: float = 0.5  # shapes only: share of training scenes with two objects (the spec's default 0.5)
 
     # added after runs existed: at these values left out of the run identity, so older checkpoints stay resumable
-    identity_defaults: ClassVar[dict[str, object]] = {**GANRunConfig.identity_defaults, "g_depth": 1, "d_depth": 1}
+    # (augment and augment_shift were tgan-attn options before every GAN had them: they stay in its identity)
+    identity_defaults: ClassVar[dict[str, object]] = {**RunConfig.identity_defaults, "g_depth": 1, "d_depth": 1}
 
     def validate(self) -> None:
         super().validate()
@@ -120,11 +119,6 @@ class AttnGANConfig(GANRunConfig):
             raise ValueError(f"perturbed_kinds: unknown kind(s) {unknown}; choose from {list(allowed)}")
         if self.r1_every < 1:
             raise ValueError(f"r1_every must be >= 1, got {self.r1_every!r}")
-        bad = [a for a in self.augment if a not in AUGMENTATIONS]
-        if bad:
-            raise ValueError(f"augment must list names among {list(AUGMENTATIONS)}, got {bad}")
-        if self.augment_shift < 0:
-            raise ValueError(f"augment_shift must be >= 0, got {self.augment_shift!r}")
         try:
             self.arch_for(token_dim=1, pooled_dim=1, max_tokens=1, channels=3).validate()  # resolutions, channels
         except ValueError as err:
@@ -243,9 +237,7 @@ def train(cfg: AttnGANConfig) -> Path:
     ema = run.ema(G)
     d_net = run.unwrap(D)  # features / encode_text / heads are called on the module itself
 
-    def augment(x: torch.Tensor) -> torch.Tensor:
-        return diff_augment(x, cfg.augment, run.generator, max_shift=cfg.augment_shift) if cfg.augment else x
-
+    augment = d_augment(run, cfg)  # DiffAugment of D's inputs (--augment), else the identity
     config = {"family": "tgan-attn", "arch": tgan_attn.arch_dict(arch), "clip": reference(cfg.clip),
               "loss": cfg.loss, "d_steps": cfg.d_steps, "mismatch_weight": cfg.mismatch_weight, "r1_gamma": cfg.r1_gamma,
               "augment": list(cfg.augment), "diversity_weight": cfg.diversity_weight, "clip_weight": cfg.clip_weight,
@@ -257,6 +249,7 @@ def train(cfg: AttnGANConfig) -> Path:
         (run.out / "samples" / "prompts.txt").write_text("\n".join(prompts) + "\n")
     run.print(f"tgan-attn: {tgan_attn.arch_dict(arch)} | text encoder {cfg.clip} | loss {cfg.loss} | "
               f"G {millions(G)}, D {millions(D)}")
+    note_small_data(run, cfg, dataset)
     for step, batch in run.loop(run.dataloader(dataset)):
         x = batch["image"] * 2 - 1  # (b, C, S, S) in [-1, 1]
         texts = list(batch["text"])
