@@ -44,13 +44,13 @@ import io
 import json
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
-
-from PIL import Image
 
 from .bad_data import BadDataReport, BadImage, check_mode, load_image, open_image
 from .transforms import Augment, ImageShapes, check_captions
@@ -79,9 +79,15 @@ def find_metadata(folder: Path) -> Path | None:
     return None
 
 
+@lru_cache(maxsize=1)
+def _image_suffixes() -> frozenset[str]:
+    """The extensions of the formats Pillow can open (``.png``, ``.jpg``, ``.webp``, ...; not save-only ``.pdf``)."""
+    return frozenset(ext for ext, kind in Image.registered_extensions().items() if kind in Image.OPEN)
+
+
 def is_image(path: Path) -> bool:
-    """A file whose extension Pillow opens (``.png``, ``.jpg``, ``.webp``, ...)."""
-    return path.suffix.lower() in Image.registered_extensions() and path.is_file()
+    """A file whose extension is one Pillow opens."""
+    return path.suffix.lower() in _image_suffixes() and path.is_file()
 
 
 def _image_files(folder: Path) -> list[Path]:
@@ -400,7 +406,7 @@ def load_image_folder(root: Path, split: str = "train", size: int = 32, n: int |
         files = dict(groups)
         order = sorted((i, k) for k, paths in groups for i in range(len(paths)))
         rows = [Row(files[k][i], str(files[k][i].relative_to(folder)), class_caption(classes[k]), k) for i, k in order]
-        counts = ", ".join(f"{classes[k]} {len(files)}" for k, files in groups)
+        counts = ", ".join(f"{classes[k]} {len(paths)}" for k, paths in groups)
         notes = [f"no metadata.jsonl: labels and captions from the {len(groups)} class folders ({counts})"]
     else:
         rows = [Row(f, str(f.relative_to(folder)), None) for f in _image_files(folder)]
