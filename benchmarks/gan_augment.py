@@ -8,8 +8,11 @@ training images, which the loader labels and captions by folder. Each seed train
 --augment-shift 4`` (Zhao et al. 2020), and measures the **within-class diversity ratio**
 (``t2i.metrics.diversity`` on pixels: mean pairwise distance among 16 samples of a class over that among
 all samples; the real training images' own ratio is printed beside it: a collapsed class scores near 0).
-A control on digits (``--augment translation,brightness``) checks the augmentation does not cost
-conditioning: the share of samples the project's digits classifier reads as the requested digit.
+Then, as ``t2i eval`` scores any model on captioned data, a judge CLIP (``t2i train clip --init shapes-clip``, 200
+steps on the training split's class-name captions) scores each run on the held-out split's 50 images, 4 samples
+each of its class: **r-precision** (the sample's class ranked first among the 6 class names; the real images' own
+score beside it) and **clip-fid** (two halves of 25). A control on digits (``--augment translation,brightness``):
+the share of samples the project's digits classifier reads as the requested digit.
 
 Two runs at a time, one torch thread each, data and runs under ``--work`` (a finished run is kept: the
 same command continues). Writes ``OUT/gan_augment.json`` and ``OUT/gan_augment.png`` (seed 0's last sample
@@ -54,11 +57,24 @@ def build_class_folders(out: Path, stamps: Path = STAMPS) -> Path:
     return out
 
 
-def train(args: list[str], log: Path) -> None:
+def t2i(args: list[str], log: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     with log.open("w") as f:
-        subprocess.run([sys.executable, "-m", "train.cli", "train", "cgan", *args], env=env, stdout=f,
-                       stderr=subprocess.STDOUT, check=True)
+        subprocess.run([sys.executable, "-m", "train.cli", *args], env=env, stdout=f, stderr=subprocess.STDOUT,
+                       check=True)
+
+
+def judged(work: Path, data: Path, run: Path) -> dict:
+    """``t2i eval`` of a run on the held-out class folders by the judge CLIP: r-precision and clip-fid."""
+    out = work / f"eval-{run.name}"
+    if not (out / "metrics.json").is_file():
+        t2i(["eval", f"--model={run / 'model'}", f"--prompts={data}", f"--clip={work / 'judge-clip'}", "--n=4",
+             "--metrics=r-precision,clip-fid", f"--out={out}"], work / f"eval-{run.name}.log")
+    report = json.loads((out / "metrics.json").read_text())
+    scores, floor = report["metrics"], report["real_vs_real_floor"]
+    return {"r_precision": scores["r-precision"]["r_precision"], "ci95": scores["r-precision"]["ci95"],
+            "real_r_precision": scores["r-precision"]["real"]["r_precision"],
+            "clip_fid": scores["clip-fid"]["clip_fid"], "clip_fid_floor": floor["clip-fid"]["clip_fid"]}
 
 
 def within_class_diversity(model: Path, per_class: int = 16) -> float:
@@ -108,11 +124,15 @@ def main() -> None:
              for arm, folder in digit_runs.items()]
     todo = [(a, f) for a, f in jobs if not (f / "model").is_dir()]  # finished runs are kept: rerun to resume
     with ThreadPoolExecutor(2) as pool:
-        list(pool.map(lambda job: train(job[0], work / f"{job[1].name}.log"), todo))
+        list(pool.map(lambda job: t2i(["train", "cgan", *job[0]], work / f"{job[1].name}.log"), todo))
+    if not (work / "judge-clip" / "model").is_dir():
+        t2i(["train", "clip", f"--data={data}", "--init=shapes-clip", "--resize=pad", "--background=white",
+             "--steps=200", f"--out={work / 'judge-clip'}"], work / "judge-clip.log")
 
-    results = {"real_within_class_diversity": real_diversity(data), "stamps": {}, "digits": {}}
+    results = {"real_within_class_diversity": real_diversity(data), "stamps": {}, "judged": {}, "digits": {}}
     for (seed, arm), folder in stamp_runs.items():
         results["stamps"][f"{arm}-seed{seed}"] = within_class_diversity(folder / "model")
+        results["judged"][f"{arm}-seed{seed}"] = judged(work, data, folder)
     for arm, folder in digit_runs.items():
         results["digits"][arm] = json.loads((folder / "eval.json").read_text())["accuracy"]
     out.mkdir(parents=True, exist_ok=True)
@@ -122,6 +142,12 @@ def main() -> None:
     for seed in seeds:
         plain, aug = (results["stamps"][f"{arm}-seed{seed}"] for arm in ("plain", "augment"))
         print(f"  seed {seed}: plain {plain:.3f}, --augment {aug:.3f}")
+    real = next(iter(results["judged"].values()))
+    print(f"judged on the held-out split (real images: r-precision {real['real_r_precision']:.3f}, clip-fid floor "
+          f"{real['clip_fid_floor']:.3f}):")
+    for name, j in results["judged"].items():
+        print(f"  {name}: r-precision {j['r_precision']:.3f} [{j['ci95'][0]:.3f}, {j['ci95'][1]:.3f}], "
+              f"clip-fid {j['clip_fid']:.3f}")
     print(f"digits accuracy ({args.digits_steps} steps): plain {results['digits']['plain']:.3f}, "
           f"--augment {results['digits']['augment']:.3f}")
     grids = [Image.open(stamp_runs[(seeds[0], arm)] / "samples" / f"samples_{args.steps:06d}.png") for arm in

@@ -88,21 +88,6 @@ def d_augment(run: Run, cfg: GANRunConfig) -> Callable[[torch.Tensor], torch.Ten
     return lambda x: diff_augment(x, cfg.augment, run.generator, max_shift=cfg.augment_shift)
 
 
-SMALL_DATA = 5000  # fewer user training images than this, without --augment: a note suggests DiffAugment
-
-
-def note_small_data(run: Run, cfg: GANRunConfig, dataset) -> None:
-    """On a small user dataset trained without ``--augment``, say once that DiffAugment helps: with few images D
-    learns them by heart and G's samples collapse (Zhao et al. 2020, whose gains grow as the data shrinks)."""
-    try:
-        items = len(dataset)
-    except TypeError:  # streamed shards: their size is unknown
-        return
-    if not cfg.augment and str(cfg.data) not in ("shapes", "digits") and items < SMALL_DATA:
-        run.print(f"{run.name}: note: {items} training images is few for a GAN (D learns them by heart, G's "
-                  "samples collapse): --augment translation,brightness,cutout applies DiffAugment to D's inputs")
-
-
 def adversarial_step(run: Run, G, D, opt_g, opt_d, loss_fn, x: torch.Tensor, step: int, cfg: GANRunConfig) -> None:
     """One run step of an unconditional GAN (Goodfellow et al. 2014, Algorithm 1): a discriminator step on
     real ``x`` (b, C, S, S) in [-1, 1] and G(z), and every ``d_steps`` run steps one generator step; D sees

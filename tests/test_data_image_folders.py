@@ -2,6 +2,8 @@
 captions from their names), loose images (unconditional only), train/ test/ splits, and the same data as
 `datasets`' imagefolder writes it (image + ClassLabel, no text)."""
 
+import json
+
 import pytest
 from PIL import Image
 
@@ -89,6 +91,19 @@ def test_cgan_trains_on_class_folders_and_names_its_classes(classes, tmp_path, c
     assert t2i(["sample", "--model", str(out / "model"), "--labels", "clouds", "--out", str(tmp_path / "x")]) == 2
     assert "'clouds' is neither a number nor one of the model's classes (green-leaves, red_apples, sky)" in \
         capsys.readouterr().err
+    # t2i eval scores it on the held-out class folders as it scores a text model: each image's class is drawn
+    assert t2i(["eval", "--model", str(out / "model"), "--prompts", str(classes), "--clip", "shapes-clip",
+                "--metrics", "r-precision,clip-score", "--out", str(tmp_path / "eval")]) == 0
+    scores = json.loads((tmp_path / "eval" / "metrics.json").read_text())["metrics"]
+    assert scores["r-precision"]["n_images"] == 2 and scores["r-precision"]["n_captions"] == 2
+    other = tmp_path / "other"
+    write_classes(other, 1, names=("sky",))
+    (other / "clouds").mkdir()
+    Image.new("RGB", (8, 8), (250, 250, 250)).save(other / "clouds" / "0.png")
+    capsys.readouterr()
+    assert t2i(["eval", "--model", str(out / "model"), "--prompts", str(other), "--clip", "shapes-clip",
+                "--metrics", "r-precision", "--out", str(tmp_path / "eval2")]) != 0
+    assert "held-out captions ['clouds'] name none of its classes" in capsys.readouterr().err
 
 
 def test_columns_are_refused_on_a_folder_without_metadata(classes):

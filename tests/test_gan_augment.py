@@ -1,9 +1,8 @@
-"""DiffAugment (Zhao et al. 2020) for every GAN trainer (`--augment`), and the note that suggests it on a small
-dataset of one's own; runs from before the option existed keep their identity (they resume)."""
+"""DiffAugment (Zhao et al. 2020) for every GAN trainer (`--augment`); runs from before the option existed keep
+their identity (they resume)."""
 
 import pytest
 import torch
-from PIL import Image
 
 from gan_baselines.gan_training import d_augment
 from t2i.io import load_weights
@@ -45,19 +44,3 @@ def test_cgan_with_augment_trains_differently_and_reproducibly(tmp_path):
         weights[name] = load_weights(next((tmp_path / name / "model").glob("*.safetensors")))
     assert any(not torch.equal(weights["plain"][k], weights["aug"][k]) for k in weights["plain"])
     assert all(torch.equal(weights["aug"][k], weights["aug2"][k]) for k in weights["aug"])
-
-
-@pytest.mark.parametrize("trainer", ["dcgan", "cgan"])
-def test_a_small_own_dataset_gets_a_note_naming_augment(trainer, tmp_path, capsys):
-    data = tmp_path / "data"
-    for name, colour in (("red", (200, 0, 0)), ("blue", (0, 0, 200))):
-        (data / name).mkdir(parents=True)
-        for i in range(8):
-            Image.new("RGB", (12, 12), colour).save(data / name / f"{i}.png")
-    assert t2i(["train", trainer, "--data", str(data), *TINY, "--out", str(tmp_path / "plain")]) == 0
-    assert "16 training images is few for a GAN" in capsys.readouterr().out
-    assert t2i(["train", trainer, "--data", str(data), *TINY, "--augment", "translation",
-                "--out", str(tmp_path / "aug")]) == 0
-    assert "is few for a GAN" not in capsys.readouterr().out
-    assert t2i(["train", trainer, "--data", "digits", *TINY, "--out", str(tmp_path / "digits")]) == 0
-    assert "is few for a GAN" not in capsys.readouterr().out

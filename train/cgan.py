@@ -24,8 +24,8 @@ import torch
 
 from gan_baselines import cgan
 from gan_baselines.gan_losses import game_stats, get_loss
-from gan_baselines.gan_training import (GANRunConfig, adam, d_augment, finish, millions, noise, note_small_data,
-                                         save_samples, shown_network)
+from gan_baselines.gan_training import (GANRunConfig, adam, d_augment, finish, millions, noise, save_samples,
+                                         shown_network)
 from t2i.config import parse_config
 from t2i.data import load_dataset, training_options
 from t2i.generator import generate_conditions
@@ -91,7 +91,6 @@ def train(cfg: CGANConfig) -> Path:
     shown = cgan.ClassConditionalGenerator(shown_network(run, G, ema), config).to(run.device)
     run.print(f"cgan: {arch} | loss {cfg.loss} | d_steps {cfg.d_steps} | "
               f"G {millions(G)}, D {millions(D)}")
-    note_small_data(run, cfg, dataset)
     augment = d_augment(run, cfg)  # DiffAugment of D's inputs (--augment), else the identity
     for step, batch in run.loop(run.dataloader(dataset)):
         x = batch["image"] * 2 - 1  # (b, C, S, S) in [-1, 1]

@@ -22,8 +22,8 @@ from pathlib import Path
 from gan_baselines import dcgan
 from gan_baselines.gan import UnconditionalGenerator
 from gan_baselines.gan_losses import get_loss
-from gan_baselines.gan_training import (GANRunConfig, adam, adversarial_step, finish, millions, note_small_data,
-                                        save_samples, shown_network)
+from gan_baselines.gan_training import (GANRunConfig, adam, adversarial_step, finish, millions, save_samples,
+                                        shown_network)
 from t2i.config import parse_config
 from t2i.data import load_dataset, training_options
 from t2i.runtime import Run
@@ -56,7 +56,6 @@ def train(cfg: DCGANConfig) -> Path:
     shown = UnconditionalGenerator(shown_network(run, G, ema), config).to(run.device)
     run.print(f"dcgan: {arch} | loss {cfg.loss} | d_steps {cfg.d_steps} | "
               f"G {millions(G)}, D {millions(D)}")
-    note_small_data(run, cfg, dataset)
     for step, batch in run.loop(run.dataloader(dataset)):
         adversarial_step(run, G, D, opt_g, opt_d, loss_fn, batch["image"] * 2 - 1, step, cfg)  # images in [-1, 1]
         if run.should_sample() and step + 1 < cfg.steps:

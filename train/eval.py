@@ -29,7 +29,9 @@ runs/eval-clip``), ``--metrics auto`` gives (``t2i.metrics.captioned``): r-preci
 captions, Xu et al. 2018, 95% interval) beside the real images' R-precision (the ceiling),
 clip-score beside the real images', clip-fid/clip-kid (FID/KID on the CLIP's image embeddings)
 beside the real-vs-real floor (two disjoint halves of the reals), clip-retrieval R@1/5/10. The grid
-shows each real image next to the generated ones, with the caption. Metric names take - or _.
+shows each real image next to the generated ones, with the caption. A class-conditional model (``cgan``) is
+scored the same way on class folders (``t2i.data.folder``: each image captioned by its class's name): it draws the
+class of each held-out image. Metric names take - or _.
 
     t2i eval --images /tmp/samples --out /tmp/eval
     t2i eval --model shapes-tgan --prompts shapes:novel:100 --n 2 --out /tmp/eval-tgan
@@ -136,6 +138,19 @@ def generate(generator: Any, prompts: list[str] | None, labels: list[int] | None
     images = generate_conditions(generator, conditions, seed=seed, n=n, progress="generating")
     texts = [prompts[i] if prompts is not None else str(labels[i]) for i in range(len(conditions)) for _ in range(n)]
     return images, texts, [label for label in labels for _ in range(n)] if labels is not None else None
+
+
+def class_labels(generator: Any, captions: list[str], model: str) -> list[int]:
+    """The class index of each caption of held-out class folders (captioned by their names, ``t2i.data.folder``),
+    by the class-conditional generator's ``class_names``."""
+    from t2i.data.folder import class_caption
+
+    index = {class_caption(name): k for k, name in enumerate(generator.class_names)}
+    unknown = sorted({c for c in captions if c not in index})
+    if unknown:
+        raise SystemExit(f"t2i eval: {model} is class-conditional, and the held-out captions {unknown[:5]} name none "
+                         f"of its classes ({', '.join(generator.class_names)}): give class folders of the same classes")
+    return [index[c] for c in captions]
 
 
 def read_image_folder(folder: Path) -> tuple[list[Image.Image], list[str], list[int] | None, list[bool] | None, int]:
@@ -306,10 +321,13 @@ def evaluate_captioned(cfg: EvalConfig) -> int:
     if "r-precision" in names and distinct < cfg.candidates:
         print(f"r-precision: {distinct} candidates per caption (all the distinct captions; fewer than {cfg.candidates})")
     generator = load_generator(cfg.model, device=cfg.device)
-    if generator.conditioning != "text":
-        raise SystemExit(f"t2i eval: {cfg.model} is not text-conditional ({generator.conditioning}); captioned "
-                         "prompts need a text-to-image generator")
-    images, _, _ = generate(generator, held_out.captions, None, cfg.n, cfg.seed)
+    if generator.conditioning == "label":  # class folders: each held-out caption is its class's name
+        images, _, _ = generate(generator, None, class_labels(generator, held_out.captions, cfg.model), cfg.n, cfg.seed)
+    elif generator.conditioning == "text":
+        images, _, _ = generate(generator, held_out.captions, None, cfg.n, cfg.seed)
+    else:
+        raise SystemExit(f"t2i eval: {cfg.model} is unconditional; captioned prompts need a text-to-image generator "
+                         "(or a class-conditional one on class folders)")
     options = CaptionedOptions(seed=cfg.seed, num_candidates=cfg.candidates)
     results, floor = score_captioned(names, images, held_out, model, cfg.clip, cfg.n, options)
 

@@ -33,8 +33,8 @@ import torch
 
 from gan_baselines import tgan
 from gan_baselines.gan_losses import game_stats, get_loss, mode_seeking
-from gan_baselines.gan_training import (GANRunConfig, adam, d_augment, finish, millions, noise, note_small_data,
-                                         save_samples, shown_network)
+from gan_baselines.gan_training import (GANRunConfig, adam, d_augment, finish, millions, noise, save_samples,
+                                         shown_network)
 from t2i.builtin import reference
 from t2i.config import parse_config
 from t2i.data import all_captions, load_dataset, require_captions, training_options
@@ -140,7 +140,6 @@ def train(cfg: TGANConfig) -> Path:
         (run.out / "samples" / "prompts.txt").write_text("\n".join(prompts) + "\n")
     run.print(f"tgan: {arch} | text encoder {cfg.clip} | loss {cfg.loss} | clip_weight {cfg.clip_weight} | "
               f"G {millions(G)}, D {millions(D)}")
-    note_small_data(run, cfg, dataset)
     augment = d_augment(run, cfg)  # DiffAugment of D's inputs (--augment), else the identity
     for step, batch in run.loop(run.dataloader(dataset)):
         x = batch["image"] * 2 - 1  # (b, C, S, S) in [-1, 1]

@@ -44,8 +44,8 @@ from gan_baselines import tgan_attn
 from gan_baselines.caption_negatives import NearestCaptions
 from gan_baselines.gan_losses import game_stats, get_loss, mode_seeking
 from gan_baselines.text_gan_losses import generator_loss, matching_aware_d_loss, r1_penalty
-from gan_baselines.gan_training import (GANRunConfig, adam, d_augment, finish, millions, noise, note_small_data,
-                                         save_samples, shown_network)
+from gan_baselines.gan_training import (GANRunConfig, adam, d_augment, finish, millions, noise, save_samples,
+                                         shown_network)
 from gan_baselines.tgan import ClipSimilarity
 from t2i.clip.negatives import OBJECT_KINDS, RULE_KINDS, SHAPES_KINDS, object_replacements, perturbations
 from t2i.builtin import reference
@@ -249,7 +249,6 @@ def train(cfg: AttnGANConfig) -> Path:
         (run.out / "samples" / "prompts.txt").write_text("\n".join(prompts) + "\n")
     run.print(f"tgan-attn: {tgan_attn.arch_dict(arch)} | text encoder {cfg.clip} | loss {cfg.loss} | "
               f"G {millions(G)}, D {millions(D)}")
-    note_small_data(run, cfg, dataset)
     for step, batch in run.loop(run.dataloader(dataset)):
         x = batch["image"] * 2 - 1  # (b, C, S, S) in [-1, 1]
         texts = list(batch["text"])
