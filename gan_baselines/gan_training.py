@@ -6,8 +6,8 @@ Used by ``t2i train gan|dcgan|cgan|tgan`` (``train/gan.py``, ``train/dcgan.py``,
 - ``GANRunConfig``: the options every GAN trainer has (loss, k discriminator steps, Adam,
   DiffAugment of D's inputs);
 - ``d_augment``: DiffAugment (Zhao et al. 2020), the same kind of random translation /
-  brightness / cutout on real and generated images before D, for small datasets, where D
-  otherwise memorises the training images and G collapses;
+  brightness / cutout on real and generated images before D, against D memorising a small
+  dataset (off by default; measured in ``benchmarks/RESULTS.md``, "DiffAugment for every GAN trainer");
 - ``adversarial_step``: one run step of an unconditional GAN (Goodfellow et al. 2014,
   Algorithm 1); the conditional trainers write theirs out, as their inputs differ;
 - ``save_samples``: the sample grid, drawn through the generator contract

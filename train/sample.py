@@ -96,7 +96,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def read_conditions(args: argparse.Namespace) -> tuple[list[str] | None, list[int] | None]:
+def read_conditions(args: argparse.Namespace) -> tuple[list[str] | None, list[str] | None]:
     if args.prompt is not None:
         if not all(p.strip() for p in args.prompt):  # before any model is loaded
             raise SystemExit("t2i sample: --prompt is empty: give the text the images should show")

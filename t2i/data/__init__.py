@@ -114,8 +114,8 @@ def describe_source(source: str | Path) -> str:
             return "folder"
     where = "not found" if not path.exists() else "not a recognised dataset" + (": no images in it" * path.is_dir())
     raise ValueError(f"data source {text!r} ({where}); use 'shapes', 'digits', a folder with "
-                     "metadata.jsonl (or metadata.csv) or of images in class folders, a .csv/.tsv file of image path "
-                     "+ caption, "
+                     "metadata.jsonl (or metadata.csv) or of images in class folders, "
+                     "a .csv/.tsv file of image path + caption, "
                      "WebDataset shards (a .tar file, a pattern like data-{000..009}.tar, or a folder of .tar), "
                      "a datasets save_to_disk folder, a dataset script .py, or a hub name hf:org/name")
 
