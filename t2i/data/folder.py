@@ -43,11 +43,12 @@ import csv
 import io
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import torch
 from PIL import Image
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
@@ -61,6 +62,7 @@ CHECKS = ("header", "decode")
 METADATA_FILES = ("metadata.jsonl", "metadata.csv")
 PROGRESS_ABOVE = 2000  # show a progress bar when checking more rows than this
 MAX_SUBSTITUTES = 64  # consecutive bad files tolerated while fetching one item
+MEMORY_BYTES = 2**30  # prepared images (uint8) a process keeps, so a file is decoded and resized once, not per epoch
 
 
 @dataclass
@@ -137,9 +139,12 @@ def class_caption(name: str) -> str:
 class SkipsBadImages(Dataset):
     """Item access shared by the user-data datasets: an image that fails to decode is reported once and
     replaced by the next readable one (at most ``MAX_SUBSTITUTES`` tried); captions, crops and flips come
-    from ``augment``'s per-item, per-epoch generator. Subclasses set ``rows``, ``caption_lists``, ``labels``,
-    ``augment``, ``report``, ``source``, ``size``, ``channels``, ``_failed`` and define ``_load_item(j, rng)``
-    (the decoded image) and ``_item_name(j)`` (how the report names item ``j``)."""
+    from ``augment``'s per-item, per-epoch generator. Unless crops are random, an image is decoded and resized
+    once and kept in memory (``MEMORY_BYTES`` per process), the flip drawn per access as before: the same pixels,
+    without decoding every file every epoch (in the training process; ``--num-workers`` workers start afresh
+    each epoch, so they keep nothing). Subclasses set ``rows``, ``caption_lists``, ``labels``,
+    ``augment``, ``report``, ``source``, ``size``, ``channels``, ``_failed`` and define ``_load_item(j, rng,
+    augment)`` (the decoded image) and ``_item_name(j)`` (how the report names item ``j``)."""
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -159,7 +164,7 @@ class SkipsBadImages(Dataset):
             rng = self.augment.rng(j)  # caption draw, then crop, then flip
             text = self.augment.caption(self.caption_lists[j], rng)
             try:
-                image = self._load_item(j, rng)
+                image = self._prepared(j, rng)
             except BadImage as bad:
                 self._failed.add(j)  # reported once, skipped silently afterwards
                 self.report.warn(bad.kind, self._item_name(j), bad.detail)
@@ -167,6 +172,22 @@ class SkipsBadImages(Dataset):
             return {"image": image, "text": text, "label": self.labels[j], "index": j}
         raise RuntimeError(f"{MAX_SUBSTITUTES} consecutive unreadable images from index {index} in "
                            f"{self.source}; run `t2i data validate {self.source}`")
+
+    def _prepared(self, j: int, rng: Any) -> torch.Tensor:
+        """Item ``j``'s image ``(C, S, S)`` in [0, 1]: from memory when kept (see the class docstring), flipped
+        by ``rng`` as ``Augment.image`` would (a deterministic resize draws nothing, so the draws are the same)."""
+        if self.augment.resize == "random-crop":
+            return self._load_item(j, rng, self.augment)
+        memory = self.__dict__.setdefault("_memory", {})  # item -> uint8 (C, S, S), before the flip
+        if j in memory:
+            image = memory[j].float().div_(255.0)  # exactly to_tensor's values
+        else:
+            image = self._load_item(j, rng, replace(self.augment, random_flip=0.0))
+            if (len(memory) + 1) * image.numel() <= MEMORY_BYTES:
+                memory[j] = image.mul(255.0).round_().to(torch.uint8)
+        if self.augment.random_flip > 0 and rng.random() < self.augment.random_flip:
+            image = image.flip(-1)
+        return image
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(source={self.source!r}, n={len(self)}, channels={self.channels}, "
@@ -255,9 +276,9 @@ class CaptionedFiles(SkipsBadImages):
                             "image_size": self.size if width else None})
         return records
 
-    def _load_item(self, j: int, rng: Any) -> Any:
+    def _load_item(self, j: int, rng: Any, augment: Augment) -> Any:
         row = self.rows[j]
-        return load_image(row.path, self.size, self.channels, name=row.name, augment=self.augment, rng=rng)[0]
+        return load_image(row.path, self.size, self.channels, name=row.name, augment=augment, rng=rng)[0]
 
     def _item_name(self, j: int) -> str:
         return self.rows[j].name

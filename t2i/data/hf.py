@@ -225,8 +225,8 @@ class HFImageText(SkipsBadImages):
         image, name = self._open(row)
         return load_image(image, self.size, self.channels, name=name, augment=augment, rng=rng)
 
-    def _load_item(self, j: int, rng: Any) -> Any:
-        return self._load(self.rows[j], self.augment, rng)[0]
+    def _load_item(self, j: int, rng: Any, augment: Augment) -> Any:
+        return self._load(self.rows[j], augment, rng)[0]
 
     def _item_name(self, j: int) -> str:
         return f"{self.source}[{self.rows[j]}]"
