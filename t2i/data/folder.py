@@ -46,7 +46,7 @@ import os
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from PIL import Image
@@ -92,22 +92,16 @@ def is_image(path: Path) -> bool:
     return path.suffix.lower() in _image_suffixes() and path.is_file()
 
 
-def _image_files(folder: Path) -> list[Path]:
-    """The images under ``folder`` at any depth (hidden files and folders left out), sorted by path."""
-    found = []
+def _walk_images(folder: Path) -> Iterator[Path]:
+    """The images under ``folder`` at any depth (hidden files and folders left out), in path order, lazily."""
     for top, dirs, files in os.walk(folder, followlinks=True):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [Path(top) / f for f in sorted(files) if not f.startswith(".") and is_image(Path(top) / f)]
-    return found
+        yield from (Path(top) / f for f in sorted(files) if not f.startswith(".") and is_image(Path(top) / f))
 
 
 def holds_images(folder: Path) -> bool:
     """Whether ``folder`` holds an image file at any depth (stops at the first)."""
-    for top, dirs, files in os.walk(folder, followlinks=True):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        if any(not f.startswith(".") and is_image(Path(top) / f) for f in files):
-            return True
-    return False
+    return next(_walk_images(folder), None) is not None
 
 
 def folder_splits(root: Path) -> dict[str, Path]:
@@ -399,7 +393,7 @@ def load_folder(source: str | Path, split: str = "train", size: int = 32, n: int
         if given:
             raise ValueError(f"{root} has no metadata.jsonl, so no columns: drop {' '.join(given)} (labels and "
                              "captions come from its class folders)")
-        return load_image_folder(root, split, size, n, strict, channels, check, augment)
+        return load_image_folder(root, splits, split, size, n, strict, channels, check, augment)
     if split not in splits:
         raise ValueError(f"{root} is a single split (no train/ test/ subfolders): use split='train', got {split!r}"
                          if find_metadata(root) else f"{root} has no split {split!r}; its splits are {sorted(splits)}")
@@ -411,18 +405,19 @@ def load_folder(source: str | Path, split: str = "train", size: int = 32, n: int
     return CaptionedFiles(rows, size, channels, strict, check, source=str(folder), bad_rows=bad, augment=augment)
 
 
-def load_image_folder(root: Path, split: str = "train", size: int = 32, n: int | None = None, strict: bool = False,
-                      channels: int | None = None, check: str = "header",
+def load_image_folder(root: Path, splits: dict[str, Path], split: str = "train", size: int = 32, n: int | None = None,
+                      strict: bool = False, channels: int | None = None, check: str = "header",
                       augment: Augment | None = None) -> CaptionedFiles:
-    """A folder of images without metadata (class subfolders, or loose images); see the module docstring."""
-    splits = folder_splits(root)
+    """A folder of images without metadata (class subfolders, or loose images; ``splits``: ``folder_splits(root)``);
+    see the module docstring."""
     if split not in splits:
         raise ValueError(f"{root} has no split {split!r}; its splits are {sorted(splits)}"
                          if len(splits) > 1 or (root / "train").is_dir() else
                          f"{root} is a single split (no train/ test/ subfolders): use split='train', got {split!r}")
     folder = splits[split]
-    classes = sorted({c.name for f in splits.values() for c in _class_folders(f) or []})  # every split's, one index
-    groups = [(classes.index(c.name), _image_files(c)) for c in _class_folders(folder) or []]
+    class_folders = {name: _class_folders(f) or [] for name, f in splits.items()}
+    classes = sorted({c.name for found in class_folders.values() for c in found})  # every split's, one index
+    groups = [(classes.index(c.name), list(_walk_images(c))) for c in class_folders[split]]
     if groups:  # first image of each class, then the second of each, ...: the first n items span the classes
         files = dict(groups)
         order = sorted((i, k) for k, paths in groups for i in range(len(paths)))
@@ -430,7 +425,7 @@ def load_image_folder(root: Path, split: str = "train", size: int = 32, n: int |
         counts = ", ".join(f"{classes[k]} {len(paths)}" for k, paths in groups)
         notes = [f"no metadata.jsonl: labels and captions from the {len(groups)} class folders ({counts})"]
     else:
-        rows = [Row(f, str(f.relative_to(folder)), None) for f in _image_files(folder)]
+        rows = [Row(f, str(f.relative_to(folder)), None) for f in _walk_images(folder)]
         notes = ["no metadata.jsonl and no class folders: images without captions or labels (for the unconditional "
                  "trainers; captions come from metadata.jsonl with file_name and text)"]
     return CaptionedFiles(rows[:n] if n is not None else rows, size, channels, strict, check, source=str(folder),
