@@ -4,8 +4,10 @@ Retrieval (recall@1/5/10 and median rank, 1-based). Captions repeat in synthetic
 (many `shapes` scenes share "a small red circle in the center"), and identical captions
 have identical embeddings, so ground truth is by caption *string*: the N captions are
 deduplicated into U unique ones; image->text ranks an image's caption among the U; text->image
-ranks, for each unique caption, the best-placed of the images that carry it. Without repeats
-this is the usual one-to-one protocol.
+ranks, for each unique caption, the best-placed of the images that carry it. An image with several
+captions (Flickr8k and COCO give five) is right at k when any of its captions is among the first k, and
+each of them ranks it as its own (the COCO protocol of Karpathy & Fei-Fei 2015). Without repeats this is the
+usual one-to-one protocol.
 
 Order sensitivity (``t2i.clip.order``, ARO-style): the share of images whose true caption
 scores above each word-order perturbation of it (subject/object swapped, relation flipped,
@@ -54,14 +56,18 @@ class ZeroShotTask:
 
 @torch.no_grad()
 def encode_dataset(model, dataset, batch_size: int = 256, device: str | torch.device = "cpu",
-                   progress: bool = True) -> tuple[torch.Tensor, list[str]]:
-    """Normalised image embeddings (N, P) and the N captions of a map-style dataset."""
+                   progress: bool = True, every_caption: bool = False) -> tuple[torch.Tensor, list[Any]]:
+    """Normalised image embeddings (N, P) and the N captions of a map-style dataset (with ``every_caption``, each
+    item's list of captions: several per image in user data, ``caption_lists``)."""
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    lists = getattr(dataset, "caption_lists", None) if every_caption else None
     feats, texts = [], []
     for batch in tqdm(loader, desc="encoding images", disable=not progress, leave=False):
         images = preprocess_images(model, batch["image"].to(device))  # (B, 3, S, S)
         feats.append(model.encode_image(images, normalize=True).float().cpu())  # (B, P)
-        texts.extend(batch["text"])
+        # an unreadable file's item is the next readable one: its own captions, by the index it reports
+        texts.extend([lists[int(j)] for j in batch["index"]] if lists is not None else
+                     [[t] for t in batch["text"]] if every_caption else batch["text"])
     return torch.cat(feats), texts
 
 
@@ -73,20 +79,23 @@ def encode_texts(model, texts: Sequence[str], batch_size: int = 512, device: str
     return torch.cat(out)  # (N, P)
 
 
-def retrieval_metrics(image_features: torch.Tensor, captions: Sequence[str], caption_features: torch.Tensor,
-                      unique_captions: Sequence[str], ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
-    """Recall@k and median rank both ways; ``caption_features`` (U, P) embed ``unique_captions``."""
+def retrieval_metrics(image_features: torch.Tensor, captions: Sequence[str | Sequence[str]],
+                      caption_features: torch.Tensor, unique_captions: Sequence[str],
+                      ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
+    """Recall@k and median rank both ways; ``captions``: each image's caption, or list of its captions;
+    ``caption_features`` (U, P) embed ``unique_captions``."""
     index = {c: i for i, c in enumerate(unique_captions)}
-    target = torch.tensor([index[c] for c in captions])  # (N,) caption id of each image
+    positive = torch.zeros(len(unique_captions), len(captions), dtype=torch.bool)  # (U, N) caption u describes image n
+    for n, own in enumerate(captions):
+        positive[[index[c] for c in ([own] if isinstance(own, str) else own)], n] = True
     sim = image_features @ caption_features.T  # (N, U) cosine similarities
-    # image -> text: 1 + number of captions scored above the right one
-    correct = sim.gather(1, target[:, None])  # (N, 1)
-    i2t_rank = 1 + (sim > correct).sum(1)  # (N,)
+    # image -> text: 1 + number of captions scored above the best-scored of the image's own
+    best = sim.masked_fill(~positive.T, float("-inf")).max(1, keepdim=True).values  # (N, 1)
+    i2t_rank = 1 + (sim > best).sum(1)  # (N,)
     # text -> image: rank of every image for every caption, keep the best-ranked positive
     order = sim.T.argsort(dim=1, descending=True)  # (U, N)
     ranks = torch.empty_like(order)
     ranks.scatter_(1, order, torch.arange(1, sim.shape[0] + 1).expand_as(order))  # (U, N) 1-based
-    positive = target[None, :] == torch.arange(len(unique_captions))[:, None]  # (U, N)
     t2i_rank = ranks.masked_fill(~positive, sim.shape[0] + 1).min(1).values  # (U,)
     out: dict[str, float] = {"num_images": float(len(captions)), "num_unique_captions": float(len(unique_captions))}
     for name, rank in (("image_to_text", i2t_rank), ("text_to_image", t2i_rank)):
@@ -181,9 +190,10 @@ def evaluate(model, dataset, kind: str = "", classes: Sequence[str] | None = Non
     """Retrieval + zero-shot + order sensitivity on one split. ``kind`` is "shapes"/"digits" for the
     built-in tasks; ``order`` the perturber of ``t2i.clip.negatives`` (auto, shapes, rules) or "off"."""
     model = model.to(device).eval()
-    image_features, captions = encode_dataset(model, dataset, batch_size, device, progress)
-    unique = sorted(set(captions))
-    result: dict[str, Any] = {"retrieval": retrieval_metrics(image_features, captions,
+    image_features, every = encode_dataset(model, dataset, batch_size, device, progress, every_caption=True)
+    captions = [own[0] for own in every]  # the first of each: zero-shot and order sensitivity
+    unique = sorted({c for own in every for c in own})
+    result: dict[str, Any] = {"retrieval": retrieval_metrics(image_features, every,
                                                              encode_texts(model, unique, device=device), unique)}
     tasks = user_task(dataset, classes, templates or ["{}"], ensemble) if classes else None
     tasks = [tasks] if tasks is not None else builtin_tasks(dataset, kind)

@@ -94,6 +94,12 @@ def describe_source(source: str | Path) -> str:
     if path.is_file():
         if path.suffix.lower() in (".csv", ".tsv"):
             return "csv"
+        if path.suffix.lower() == ".txt":  # Flickr8k's captions.txt: a table if its first line has a separator
+            from .folder import SEPARATORS
+
+            with open(path, encoding="utf-8", errors="replace") as f:
+                if any(sep in f.readline() for sep in SEPARATORS):
+                    return "csv"
         if path.suffix.lower() == ".tar":
             return "shards"
         if path.suffix.lower() == ".py":
@@ -115,7 +121,7 @@ def describe_source(source: str | Path) -> str:
     where = "not found" if not path.exists() else "not a recognised dataset" + (": no images in it" * path.is_dir())
     raise ValueError(f"data source {text!r} ({where}); use 'shapes', 'digits', a folder with "
                      "metadata.jsonl (or metadata.csv) or of images in class folders, "
-                     "a .csv/.tsv file of image path + caption, "
+                     "a .csv/.tsv (or .txt) table of image path + caption, "
                      "WebDataset shards (a .tar file, a pattern like data-{000..009}.tar, or a folder of .tar), "
                      "a datasets save_to_disk folder, a dataset script .py, or a hub name hf:org/name")
 
@@ -157,9 +163,14 @@ def require_captions(dataset: Any, who: str) -> None:
     """Refuse, naming the fix, a dataset without captions (a folder of loose images, ``t2i.data.folder``) for
     ``who``: a text-conditioned trainer or measure."""
     if not getattr(dataset, "captioned", True):
+        from .folder import caption_tables
+
+        folder = Path(dataset.source)
+        tables = caption_tables(folder) if folder.is_dir() else []
+        beside = f"; or give the table beside them as --data ({', '.join(map(str, tables))})" if tables else ""
         raise ValueError(f"{dataset.source} has no captions (images without metadata.jsonl or class folders), which "
                          f"{who} needs: add a metadata.jsonl of file_name and text, or sort the images into class "
-                         "folders, whose names become their captions")
+                         f"folders, whose names become their captions{beside}")
 
 
 def shapes_options(source: str | Path, p_two: float) -> dict[str, Any]:

@@ -11,16 +11,25 @@
   ``datasets``' imagefolder without metadata. Images in class subfolders (``animals/1.png``,
   ``food/2.png``; deeper folders belong to their top one) are labelled by folder, classes sorted
   by name (as both tools do), and captioned by the folder's name ("sports car" for
-  ``sports_car/``), so class- and text-conditional trainers both read it; images lying loose
-  are neither labelled nor captioned (text-conditioned trainers refuse them: ``require_captions``).
+  ``sports_car/``), so class- and text-conditional trainers both read it; images lying loose, or in
+  a single class folder (``datasets`` labels two classes or more: ``Images/`` beside a captions table is not
+  a class), are neither labelled nor captioned (text-conditioned trainers refuse them: ``require_captions``).
   Splits: with a ``train/`` subfolder, each subfolder is a split (``train/animals/1.png``). Items
   alternate between classes (``n`` takes from every class). The report's first lines say where
   labels and captions came from.
 - **CSV/TSV**: open_clip's layout, columns ``filepath`` and ``title`` by default
-  (``image_column``, ``caption_column``); separator by extension (``,`` for ``.csv``, tab
-  for ``.tsv``) unless ``sep`` is given; relative paths resolve against the CSV's folder
-  (absolute paths are allowed, as in open_clip's CSVs). A row with more fields than the
-  header (often an unquoted separator in a caption) is a ``bad_row``, reported with its line.
+  (``image_column``, ``caption_column``); also a ``.txt`` table (Flickr8k's ``captions.txt``).
+  Separator by extension (``,`` for ``.csv`` and ``.txt``, tab for ``.tsv``) unless ``sep`` is given
+  or the header holds none of it and another of ``SEPARATORS``; column names are stripped of spaces.
+  Relative paths resolve against the CSV's folder, or, when none of the first rows' files is there, against
+  the subfolder holding them (Flickr8k's ``Images/``; the report's notes say so); absolute paths are allowed,
+  as in open_clip's CSVs. A row with more fields than the header (often an unquoted separator in a caption)
+  is a ``bad_row``, reported with its line.
+- **One row per caption** (Flickr8k, COCO): rows of a CSV or ``metadata.jsonl`` naming the same image are one
+  item with the list of their captions (each row checked and reported on its own; label and structure from the
+  first good row; a later row with another label is a ``bad_row``). One item per image: a contrastive batch
+  never pairs one picture with two of its captions as if they were two pictures, and retrieval counts each of
+  an image's captions as right (``t2i.clip.evaluate``).
 
 Metadata is read line by line: a line that is not UTF-8 or not valid JSON is a ``bad_row``
 reported with its line number; the other lines are used. A UTF-8 byte-order mark is ignored.
@@ -62,6 +71,9 @@ CHECKS = ("header", "decode")
 METADATA_FILES = ("metadata.jsonl", "metadata.csv")
 PROGRESS_ABOVE = 2000  # show a progress bar when checking more rows than this
 MAX_SUBSTITUTES = 64  # consecutive bad files tolerated while fetching one item
+TABLE_SUFFIXES = (".csv", ".tsv", ".txt")  # a table of image path and caption (a .txt one needs a separator in line 1)
+SEPARATORS = (",", "\t", "|", ";")  # a table's separator, when its header does not hold the extension's
+BASE_PROBE = 20  # relative image paths looked up to find a CSV's image folder (``_image_base``)
 MEMORY_BYTES = 2**30  # prepared images (uint8) a process keeps, so a file is decoded and resized once, not per epoch
 
 
@@ -123,6 +135,11 @@ def _class_folders(folder: Path) -> list[Path] | None:
         return None
     classes = [d for d in sorted(folder.iterdir()) if d.is_dir() and not d.name.startswith(".") and holds_images(d)]
     return classes or None
+
+
+def caption_tables(folder: Path) -> list[Path]:
+    """The CSV/TSV/TXT tables at the top of a folder of images without metadata: captions the user may have meant."""
+    return [f for f in sorted(folder.iterdir()) if f.is_file() and f.suffix.lower() in TABLE_SUFFIXES]
 
 
 def class_caption(name: str) -> str:
@@ -189,19 +206,29 @@ class SkipsBadImages(Dataset):
 
 
 class CaptionedFiles(SkipsBadImages):
-    """Map-style dataset over checked ``Row``s; see the module docstring."""
+    """Map-style dataset over checked ``Row``s, one item per image file (rows naming it: its captions); ``n`` keeps
+    the first ``n`` images. See the module docstring."""
 
     def __init__(self, rows: list[Row], size: int = 32, channels: int | None = None, strict: bool = False,
                  check: str = "header", source: str = "", bad_rows: list[tuple[str, str]] = (),
                  augment: Augment | None = None, class_names: list[str] | None = None, captioned: bool = True,
-                 notes: list[str] = ()):
+                 notes: list[str] = (), n: int | None = None):
         if check not in CHECKS:
             raise ValueError(f"check must be one of {list(CHECKS)}, got {check!r}")
         if channels not in (None, 1, 3):
             raise ValueError(f"channels must be 1, 3 or None (RGB), got {channels!r}")
         self.size, self.channels, self.source = int(size), channels or 3, source
         self.augment = augment or Augment()
-        self.report = BadDataReport(source=source, checked=len(rows) + len(bad_rows),
+        by_image: dict[Path, list[Row]] = {}
+        for row in rows:
+            by_image.setdefault(row.path, []).append(row)
+        images = list(by_image.values())[:n] if n is not None else list(by_image.values())
+        if len(by_image) < len(rows):
+            per_image = sorted({len(same) for same in images})
+            each = f"{per_image[0]}" if len(per_image) == 1 else f"{per_image[0]} to {per_image[-1]}"
+            notes = [*notes, f"{sum(map(len, images))} rows name {len(images)} images: one item per image with its "
+                             f"captions ({each} rows each; training draws one caption per item and epoch)"]
+        self.report = BadDataReport(source=source, checked=sum(map(len, images)) + len(bad_rows),
                                     shapes=ImageShapes(self.augment.resize), notes=list(notes))
         self.captioned = captioned  # False: a folder of images without metadata or classes ("" for every text)
         for name, detail in bad_rows:
@@ -209,9 +236,13 @@ class CaptionedFiles(SkipsBadImages):
         decode = strict or check == "decode"
         self._labelled = any(row.label is not None and row.label != "" for row in rows)  # then every row needs one
         self.rows, self.caption_lists, self.labels, self._sizes = [], [], [], []
-        for row in tqdm(rows, desc=f"checking {source}", unit="img", disable=len(rows) < PROGRESS_ABOVE):
+        for same in tqdm(images, desc=f"checking {source}", unit="img", disable=len(images) < PROGRESS_ABOVE):
+            good = self._check_rows(same)
+            if not good:
+                continue
+            row, texts, label = good
             try:
-                texts, label, width = self._check(row, decode)
+                width = self._check_image(row, decode)
             except BadImage as bad:
                 self.report.add(bad.kind, row.name, bad.detail)
                 continue
@@ -234,7 +265,23 @@ class CaptionedFiles(SkipsBadImages):
                              "would make false; use random_flip=0 for shapes data")
         self._failed: set[int] = set()  # rows that failed to decode in this process
 
-    def _check(self, row: Row, decode: bool) -> tuple[list[str], int, int | None]:
+    def _check_rows(self, same: list[Row]) -> tuple[Row, list[str], int] | None:
+        """The rows naming one image, each checked on its own (bad ones reported): the first good row, every good
+        row's captions, its label; None when no row is good."""
+        good: list[tuple[Row, list[str], int]] = []
+        for row in same:
+            try:
+                texts, label = self._check_row(row)
+                if good and label != good[0][2]:
+                    raise BadImage("bad_row", f"label {label}, while an earlier row of this image has {good[0][2]}")
+            except BadImage as bad:
+                self.report.add(bad.kind, row.name, bad.detail)
+                continue
+            good.append((row, texts, label))
+        return (good[0][0], [t for _, texts, _ in good for t in texts], good[0][2]) if good else None
+
+    def _check_row(self, row: Row) -> tuple[list[str], int]:
+        """A row's captions and label (``BadImage`` for an empty caption, bad structure or label)."""
         texts = check_captions(row.text) if self.captioned else [""]  # one caption or a list (one drawn per access)
         if row.extra is not None:
             check_objects(row.extra.get("objects"))
@@ -245,6 +292,10 @@ class CaptionedFiles(SkipsBadImages):
             if isinstance(row.label, bool) or not str(row.label).strip().isdigit():
                 raise BadImage("bad_row", f"label {row.label!r} is not an integer >= 0")
             label = int(str(row.label).strip())
+        return texts, label
+
+    def _check_image(self, row: Row, decode: bool) -> int | None:
+        """Open (``decode``: decode) a row's image, counting its conversion and shape; its width when square."""
         with open_image(row.path, row.name) as img:
             self.report.shapes.add(img)
             width = img.size[0] if img.size[0] == img.size[1] else None
@@ -254,7 +305,7 @@ class CaptionedFiles(SkipsBadImages):
                 converted = check_mode(img, self.augment.background)
         if converted:
             self.report.add("converted", row.name, converted)
-        return texts, label, width
+        return width
 
     def _records(self) -> list[dict[str, Any]] | None:
         """Structured labels of a shapes folder, rescaled to ``size`` when the images are square."""
@@ -333,6 +384,8 @@ def _read_csv(path: Path, sep: str) -> tuple[list[tuple[str, dict[str, Any]]], l
     rows, bad = [], []
     if reader.fieldnames and any(_has_bad_bytes(f) for f in reader.fieldnames):
         raise ValueError(f"{path}: the header line is not UTF-8 text; save the file as UTF-8")
+    if reader.fieldnames:
+        reader.fieldnames = [f.strip() for f in reader.fieldnames]  # "image_name| comment": the column is "comment"
     try:
         for row in reader:
             where = f"{path.name}:{reader.line_num}"
@@ -354,8 +407,7 @@ def _has_bad_bytes(text: str) -> bool:
 
 
 def _to_rows(table: list[tuple[str, dict[str, Any]]], base: Path, image_column: str, caption_column: str,
-             label_column: str, source: str, bad: list[tuple[str, str]], n: int | None,
-             contained: bool) -> list[Row]:
+             label_column: str, source: str, bad: list[tuple[str, str]], contained: bool) -> list[Row]:
     """Metadata rows -> ``Row``s; ``contained``: image paths must stay inside ``base`` (imagefolder)."""
     columns = sorted({str(k) for _, r in table for k in r})
     for needed, option in ((image_column, "image_column"), (caption_column, "caption_column")):
@@ -364,7 +416,7 @@ def _to_rows(table: list[tuple[str, dict[str, Any]]], base: Path, image_column: 
                              f"in load_dataset, to one of the columns found: {columns})")
     rows = []
     inside = os.path.normpath(base.absolute())
-    for where, r in table[:n] if n is not None else table:
+    for where, r in table:
         name = r.get(image_column)
         if not isinstance(name, str) or not name.strip():
             bad.append((where, f"no {image_column!r}"))
@@ -401,8 +453,9 @@ def load_folder(source: str | Path, split: str = "train", size: int = 32, n: int
     meta = find_metadata(folder)
     assert meta is not None
     table, bad = _read_jsonl(meta) if meta.suffix == ".jsonl" else _read_csv(meta, ",")
-    rows = _to_rows(table, folder, image_column, caption_column, label_column, str(meta), bad, n, contained=True)
-    return CaptionedFiles(rows, size, channels, strict, check, source=str(folder), bad_rows=bad, augment=augment)
+    rows = _to_rows(table, folder, image_column, caption_column, label_column, str(meta), bad, contained=True)
+    return CaptionedFiles(rows, size, channels, strict, check, source=str(folder), bad_rows=bad, augment=augment,
+                          n=n)
 
 
 def load_image_folder(root: Path, splits: dict[str, Path], split: str = "train", size: int = 32, n: int | None = None,
@@ -417,7 +470,7 @@ def load_image_folder(root: Path, splits: dict[str, Path], split: str = "train",
     folder = splits[split]
     class_folders = {name: _class_folders(f) or [] for name, f in splits.items()}
     classes = sorted({c.name for found in class_folders.values() for c in found})  # every split's, one index
-    groups = [(classes.index(c.name), list(_walk_images(c))) for c in class_folders[split]]
+    groups = [(classes.index(c.name), list(_walk_images(c))) for c in class_folders[split]] if len(classes) > 1 else []
     if groups:  # first image of each class, then the second of each, ...: the first n items span the classes
         files = dict(groups)
         order = sorted((i, k) for k, paths in groups for i in range(len(paths)))
@@ -426,10 +479,13 @@ def load_image_folder(root: Path, splits: dict[str, Path], split: str = "train",
         notes = [f"no metadata.jsonl: labels and captions from the {len(groups)} class folders ({counts})"]
     else:
         rows = [Row(f, str(f.relative_to(folder)), None) for f in _walk_images(folder)]
-        notes = ["no metadata.jsonl and no class folders: images without captions or labels (for the unconditional "
-                 "trainers; captions come from metadata.jsonl with file_name and text)"]
-    return CaptionedFiles(rows[:n] if n is not None else rows, size, channels, strict, check, source=str(folder),
-                          augment=augment, class_names=classes if groups else None, captioned=bool(groups), notes=notes)
+        why = f"one class folder ({classes[0]}/)" if classes else "no class folders"
+        notes = [f"no metadata.jsonl and {why}: images without captions or labels (for the unconditional "
+                 "trainers; captions come from metadata.jsonl with file_name and text, or class folders)"]
+        notes += [f"a table lies beside the images: give it as the data source (--data {t}) to read its captions"
+                  for t in caption_tables(folder)]
+    return CaptionedFiles(rows, size, channels, strict, check, source=str(folder), augment=augment,
+                          class_names=classes if groups else None, captioned=bool(groups), notes=notes, n=n)
 
 
 def load_csv(source: str | Path, split: str = "train", size: int = 32, n: int | None = None,
@@ -440,7 +496,33 @@ def load_csv(source: str | Path, split: str = "train", size: int = 32, n: int | 
     path = Path(source)
     if split != "train":
         raise ValueError(f"a CSV file is a single split: use split='train', got {split!r}")
-    sep = sep if sep is not None else ("\t" if path.suffix.lower() == ".tsv" else ",")
-    table, bad = _read_csv(path, sep)
-    rows = _to_rows(table, path.parent, image_column, caption_column, label_column, str(path), bad, n, contained=False)
-    return CaptionedFiles(rows, size, channels, strict, check, source=str(path), bad_rows=bad, augment=augment)
+    table, bad = _read_csv(path, sep if sep is not None else csv_separator(path))
+    base, notes = _image_base(path.parent, [r.get(image_column) for _, r in table])
+    rows = _to_rows(table, base, image_column, caption_column, label_column, str(path), bad, contained=False)
+    return CaptionedFiles(rows, size, channels, strict, check, source=str(path), bad_rows=bad, augment=augment,
+                          notes=notes, n=n)
+
+
+def csv_separator(path: Path) -> str:
+    """A table's separator: tab for ``.tsv``, else a comma, unless its header line holds none of that and one of
+    ``SEPARATORS`` (Flickr30k's ``results.csv`` is separated by ``|``)."""
+    default = "\t" if path.suffix.lower() == ".tsv" else ","
+    with open(path, encoding="utf-8", errors="replace") as f:
+        header = f.readline()
+    return default if default in header else next((s for s in SEPARATORS if s in header), default)
+
+
+def _image_base(folder: Path, names: list[Any]) -> tuple[Path, list[str]]:
+    """Where a CSV's relative image paths resolve: its folder, or, when none of the first ``BASE_PROBE`` of them is
+    there, the subfolder holding most of them (Flickr8k's ``captions.txt`` beside ``Images/``), said in a note."""
+    probe = [n.strip() for n in names if isinstance(n, str) and n.strip() and not Path(n.strip()).is_absolute()]
+    probe = probe[:BASE_PROBE]
+    if not probe or any((folder / n).exists() for n in probe):
+        return folder, []
+    found = {sub: sum((sub / n).exists() for n in probe) for sub in sorted(folder.iterdir())
+             if sub.is_dir() and not sub.name.startswith(".")}
+    best = max(found, key=found.get, default=None)
+    if best is None or not found[best]:
+        return folder, []
+    return best, [f"image paths read in {best.name}/ (the first {len(probe)} are not beside the table; "
+                  f"{found[best]} of them are there)"]

@@ -1,0 +1,133 @@
+"""Captions in a table of one row per caption (Flickr8k's ``captions.txt`` beside ``Images/``, COCO-style
+``metadata.jsonl`` rows): one item per image with all its captions, the images found in their subfolder, other
+separators, and retrieval that counts every caption of an image as right.
+
+Regressions: ``captions.txt`` was "not a recognised dataset"; its bare file names were all missing (the images
+are in ``Images/``); the folder itself was read as one class captioned "Images"; each row was an item, so a CLIP
+batch could hold one picture twice as two pairs, and retrieval counted an image's other captions as wrong."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from t2i.clip.evaluate import retrieval_metrics
+from t2i.data import describe_source, load_dataset, require_captions
+from train.cli import main as t2i
+
+COLOURS = {"red": (220, 30, 30), "green": (30, 200, 60), "blue": (40, 60, 220), "yellow": (230, 220, 40)}
+TINY = ["--steps", "2", "--batch-size", "4", "--log-every", "1", "--checkpoint-every", "0"]
+
+
+def captions_of(colour: str) -> list[str]:
+    return [f"a {colour} square", f"a square painted {colour}", f"{colour}"]
+
+
+@pytest.fixture()
+def flickr(tmp_path):
+    """``flickr/Images/<colour>.png`` and ``flickr/captions.txt`` (``image,caption``, three rows per image)."""
+    root = tmp_path / "flickr"
+    (root / "Images").mkdir(parents=True)
+    lines = ["image,caption"]
+    for colour, rgb in COLOURS.items():
+        Image.new("RGB", (12, 10), rgb).save(root / "Images" / f"{colour}.png")
+        lines += [f"{colour}.png,{c}" for c in captions_of(colour)]
+    (root / "captions.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def read(source, **options):
+    return load_dataset(source, size=8, image_column="image", caption_column="caption", **options)
+
+
+def test_flickr_captions_txt_is_one_item_per_image_with_every_caption(flickr):
+    assert describe_source(flickr / "captions.txt") == "csv"
+    ds = read(flickr / "captions.txt")
+    assert len(ds) == len(COLOURS)
+    assert ds.caption_lists == [captions_of(c) for c in COLOURS]
+    assert [ds[i]["text"] for i in range(len(ds))] == [f"a {c} square" for c in COLOURS]  # evaluation: the first
+    notes = " ".join(ds.report.notes)
+    assert "image paths read in Images/" in notes and "12 rows name 4 images" in notes and "(3 rows each" in notes
+    drawn = read(flickr / "captions.txt", draw_caption=True, seed=0)
+    seen = set()
+    for epoch in range(12):
+        drawn.set_epoch(epoch)
+        seen.add(drawn[0]["text"])
+    assert seen == set(captions_of("red"))  # training draws among the image's captions
+
+
+def test_a_table_whose_files_are_beside_it_is_read_there(flickr):
+    (flickr / "Images" / "captions.csv").write_text("image,caption\nred.png,a red square\n")
+    ds = read(flickr / "Images" / "captions.csv")
+    assert len(ds) == 1 and not ds.report.notes  # found beside the table: nothing inferred
+
+
+def test_a_txt_without_separators_is_not_a_table(tmp_path):
+    (tmp_path / "prompts.txt").write_text("a red circle\n")
+    with pytest.raises(ValueError, match=r"not a recognised dataset.*\.csv/\.tsv \(or \.txt\) table"):
+        describe_source(tmp_path / "prompts.txt")
+
+
+def test_pipe_separated_results_csv_with_spaced_column_names(flickr):
+    """Flickr30k's results.csv: ``image_name| comment_number| comment``."""
+    rows = ["image_name| comment_number| comment"]
+    rows += [f"{colour}.png| {k}| {c}" for colour in COLOURS for k, c in enumerate(captions_of(colour))]
+    (flickr / "results.csv").write_text("\n".join(rows) + "\n")
+    ds = load_dataset(flickr / "results.csv", size=8, image_column="image_name", caption_column="comment")
+    assert len(ds) == 4 and ds.caption_lists[1] == captions_of("green")
+
+
+def test_each_row_of_an_image_is_checked_on_its_own(tmp_path):
+    for colour, rgb in COLOURS.items():
+        Image.new("RGB", (8, 8), rgb).save(tmp_path / f"{colour}.png")
+    rows = [{"file_name": "red.png", "text": "a red square", "label": 0},
+            {"file_name": "red.png", "text": "  ", "label": 0},  # empty: this caption goes, the image stays
+            {"file_name": "red.png", "text": "a square painted red", "label": 2},  # another label: a bad row
+            {"file_name": "blue.png", "text": "", "label": 1},  # blue's only row is bad: no blue item
+            {"file_name": "green.png", "text": ["green", "a green square"], "label": 1},
+            {"file_name": "green.png", "text": "a square painted green", "label": 1}]
+    (tmp_path / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ds = load_dataset(tmp_path, size=8)
+    assert ds.caption_lists == [["a red square"], ["green", "a green square", "a square painted green"]]
+    assert ds.labels == [0, 1]
+    assert ds.report.counts == {"empty_caption": 2, "bad_row": 1}
+    assert "label 2, while an earlier row of this image has 0" in ds.report.summary()
+    assert len(load_dataset(tmp_path, size=8, n=1)) == 1  # n counts images
+
+
+def test_one_class_folder_beside_a_table_is_not_a_class(flickr, capsys):
+    ds = load_dataset(flickr, size=8)
+    assert not ds.captioned and ds.class_names == [] and set(ds.labels) == {-1}
+    notes = " ".join(ds.report.notes)
+    assert "one class folder (Images/)" in notes and f"--data {flickr / 'captions.txt'}" in notes
+    with pytest.raises(ValueError, match="give the table beside them as --data"):
+        require_captions(ds, "clip")
+    assert t2i(["train", "clip", "--preset", "t2i-tiny", "--data", str(flickr), *TINY,
+                "--out", str(flickr.parent / "refused")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(flickr / "captions.txt") in err
+
+
+def test_retrieval_counts_every_caption_of_an_image():
+    """Image 0 is nearest its second caption: right at R@1 with its captions, wrong with only its first."""
+    unique = ["a", "a2", "b"]
+    text = torch.eye(3)  # (U, P): one direction per caption
+    images = torch.tensor([[0.2, 1.0, 0.0], [0.0, 0.0, 1.0]])  # (N, P)
+    with_all = retrieval_metrics(images, [["a", "a2"], "b"], text, unique)
+    first_only = retrieval_metrics(images, ["a", "b"], text, unique)
+    assert with_all["image_to_text_R@1"] == 1.0 and first_only["image_to_text_R@1"] == 0.5
+    assert with_all["text_to_image_R@1"] == 1.0  # every caption ranks its image first
+
+
+def test_clip_trains_and_is_evaluated_on_a_captions_txt(flickr, tmp_path, capsys):
+    out = tmp_path / "clip"
+    table = str(flickr / "captions.txt")
+    assert t2i(["train", "clip", "--preset", "t2i-tiny", "--data", table, "--image-column", "image",
+                "--caption-column", "caption", "--size", "16", *TINY, "--out", str(out)]) == 0
+    assert "12 rows name 4 images" in capsys.readouterr().out
+    assert t2i(["eval", "clip", "--model", str(out / "model"), "--data", table, "--out", str(tmp_path / "ev")]) == 0
+    retrieval = json.loads((tmp_path / "ev" / "eval.json").read_text())["splits"]["captions.txt"]["retrieval"]
+    assert retrieval["num_images"] == 4 and retrieval["num_unique_captions"] == 12
