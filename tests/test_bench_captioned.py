@@ -263,3 +263,35 @@ def test_bench_quick_on_a_captioned_folder(stripes, tmp_path):
     assert any("evaluation CLIP" in n for n in results["notes"])
     for name in ("grid.png", "quality_vs_budget.png", "guidance.png", "quality_vs_steps.png", "cost_vs_quality.png"):
         assert (out / name).stat().st_size > 0, name
+
+
+def test_a_table_with_its_own_columns_and_a_held_out_table_of_its_own(stripes, tmp_path):
+    """Regression: a Flickr8k-style user (``image,caption`` tables, ``train.csv`` and ``test.csv`` beside
+    ``Images/``) could not bench: the bench took no columns and refused a single-split source."""
+    from t2i.bench.config import BenchConfig, resolve
+    from t2i.bench.families import FAMILIES
+    from train.bench import trainer_argv
+
+    root = tmp_path / "tables"
+    (root / "Images").mkdir(parents=True)
+    held_out = []
+    for split, folder in (("train", stripes / "train"), ("test", stripes / "test")):
+        lines = ["image,caption"]
+        for row in map(json.loads, (folder / "metadata.jsonl").read_text().splitlines()):
+            name = f"{split}-{row['file_name']}"
+            Image.open(folder / row["file_name"]).save(root / "Images" / name)
+            lines += [f"{name},{row['text']}", f"{name},a picture of {row['text']}"]  # two rows per image
+            held_out += [row["text"]] * (split == "test")
+        (root / f"{split}.csv").write_text("\n".join(lines) + "\n")
+    train, test = str(root / "train.csv"), str(root / "test.csv")
+    assert "--held-out test.csv" in refusal([f"--data={train}", "--quick", "--image-column=image",
+                                            "--caption-column=caption"])
+    columns = {"image_column": "image", "caption_column": "caption"}
+    sets = captioned_sets(train, 12, 2, 8, 0, seed=5, held_out_source=test, **columns)
+    assert set(sets.eval.prompts + sets.validation.prompts) <= set(held_out)  # the held-out table's first captions
+    assert sets.candidates == sorted(set(held_out))
+    assert sets.notes[0].startswith(f"held-out split {test} (20 items read")  # a single-split source, named as given
+    cfg = resolve(BenchConfig(data=train, held_out=test, quick=True, **columns))
+    assert {"--image-column=image", "--caption-column=caption"} <= set(trainer_argv(cfg, FAMILIES["tgan"], 1e-4, 0,
+                                                                                  "clip", None))
+    assert "drop them" in refusal(["--data=shapes", "--quick", f"--held-out={test}"])

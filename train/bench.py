@@ -198,10 +198,13 @@ def uses_cache(options: list[str]) -> bool:
 FIRST_STAGE_COUNT_TAIL = ["--scale-images=64", "--eval-images=16"]
 
 
+READING = {"resize": "center-crop", "background": "black", "image_column": "", "caption_column": ""}  # and defaults
+
+
 def reading_argv(cfg: Any) -> list[str]:
-    """``--resize`` / ``--background`` of every run on captioned data, left out at their defaults (so the argv, and
-    the work of a bench made before they existed, stay what they were)."""
-    return [f"--{key}={getattr(cfg, key)}" for key, default in (("resize", "center-crop"), ("background", "black"))
+    """``--resize`` / ``--background`` / ``--image-column`` / ``--caption-column`` of every run on captioned data,
+    left out at their defaults (so the argv, and the work of a bench made before they existed, stay what they were)."""
+    return [f"--{key.replace('_', '-')}={getattr(cfg, key)}" for key, default in READING.items()
             if getattr(cfg, key, default) != default]
 
 
@@ -267,10 +270,10 @@ class Bench:
             batches["vae-kl"] = self.with_extra(FIRST_STAGE).batch_size
         if not (cfg.clip and cfg.score_clip):
             batches["clip"] = CLIP_BATCH[cfg.quick]
-        reading = {"resize": cfg.resize, "background": cfg.background}
+        reading = {key: getattr(cfg, key) for key in READING}
         check_train_split(cfg.data, cfg.n, cfg.size, batches, **reading)
         return captioned_sets(cfg.data, cfg.eval_prompts, cfg.images_per_prompt, cfg.curve_prompts,
-                              cfg.reference_images, cfg.eval_seed, cfg.size, **reading)
+                              cfg.reference_images, cfg.eval_seed, cfg.size, held_out_source=cfg.held_out, **reading)
 
     def with_extra(self, fam: Family) -> Family:
         field = OPTION_FIELDS.get(fam.name)  # families the bench does not train take no trainer options
@@ -654,8 +657,9 @@ class Bench:
         """Everything one stage's score depends on: the run's trainer argv, the step and the evaluation settings."""
         keys = ("data", "size", "clip", "score_clip", "evaluator", "eval_prompts", "novel_prompts", "images_per_prompt",
                 "reference_images", "eval_seed", "sampler", "sample_steps", "n")
+        later = {k: getattr(self.cfg, k) for k in ("image_column", "caption_column", "held_out") if getattr(self.cfg, k)}
         return {"argv": run["argv"], **run["inputs"], "steps": steps, "guidance": guidance,
-                "eval": {k: getattr(self.cfg, k) for k in keys}, **self.judge_rules()}
+                "eval": {**{k: getattr(self.cfg, k) for k in keys}, **later}, **self.judge_rules()}
 
     def judge_rules(self) -> dict[str, int]:
         """The shapes evaluator's rules version (``t2i.evaluators.shapes.JUDGE_RULES``) once past the first, so

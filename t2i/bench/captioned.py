@@ -7,7 +7,7 @@ with ``train/`` and ``test/``, a ``datasets`` DatasetDict, ...), the text famili
 
 - ``check_source``: the held-out split is the one ``t2i eval`` reads (``t2i.data.held_out_split``);
   a single-split source (a flat folder, a CSV) is refused, since its held-out data would be the
-  training data.
+  training data, unless the held-out items come from a source of their own (``--held-out test.csv``).
 - ``captioned_sets``: the first ``reference_images`` items of that split (as ``t2i eval --real-n``),
   read once at the bench's size; the eval and validation conditions are disjoint seeded draws of
   them, each caption with its real image (the grid's real row, the halves of CLIP FID/KID). Every
@@ -35,16 +35,20 @@ MEASURES = ("r-precision", "clip-score", "clip-fid", "clip-kid")  # names of t2i
 MIN_ITEMS = 4  # per eval set: CLIP FID/KID compare two halves of at least 2 items each
 
 
-def check_source(data: str) -> str:
-    """The held-out split of a captioned source; ValueError (naming the fix) if it is missing or has no
-    split apart from the training data."""
+def check_source(data: str, held_out: str = "") -> str:
+    """The held-out split of a captioned source (of ``held_out`` when given: its test split, or the whole of a
+    single-split one); ValueError (naming the fix) if it is missing or has no split apart from the training data."""
     from t2i.data import describe_source, held_out_split
 
+    if held_out:  # the held-out items come from a source of their own; the runs train on --data's train split
+        describe_source(data)  # ValueError: not found, or not a dataset
+        return held_out_split(held_out)
     split = held_out_split(data)  # describe_source's ValueError: not found, or not a dataset
     if split == "train":
         raise ValueError(f"--data {data!r} is a single split ({describe_source(data)}): the bench trains on a train "
                          "split and scores on a held-out one; give a folder with train/ and test/ subfolders "
-                         "(or a datasets DatasetDict with a test split)")
+                         "(or a datasets DatasetDict with a test split), or the held-out items as --held-out, e.g. "
+                         "--data train.csv --held-out test.csv")
     return split
 
 
@@ -71,7 +75,7 @@ def _subset(name: str, held_out: HeldOut, index: list[int], images_per_prompt: i
 
 def captioned_sets(data: str, eval_prompts: int, images_per_prompt: int, validation_prompts: int,
                    reference_images: int, seed: int, size: int = 32, resize: str = "center-crop",
-                   background: str = "black") -> BenchSets:
+                   background: str = "black", held_out_source: str = "", **columns: str) -> BenchSets:
     """The eval (``seed``) and validation (``seed + 1``) conditions, disjoint draws (``seed``) of the first
     ``reference_images`` held-out items, read as the runs read theirs (``resize``: a random crop as the centre;
     ``background``); the reference and floor are the eval items' real images, the candidates every caption read."""
@@ -80,9 +84,10 @@ def captioned_sets(data: str, eval_prompts: int, images_per_prompt: int, validat
                          f"FID/KID compare two halves), got {eval_prompts} and {validation_prompts}")
     from t2i.data.transforms import evaluation_resize
 
-    split = check_source(data)
-    held_out, _ = load_held_out(data, split, size, reference_images or None, seed, background=background,
-                                resize=evaluation_resize(resize))
+    split = check_source(data, held_out_source)
+    held_out, _ = load_held_out(held_out_source or data, split, size, reference_images or None, seed,
+                                background=background, resize=evaluation_resize(resize),
+                                **{k: v for k, v in columns.items() if v})
     check_held_out(held_out)
     need = eval_prompts + validation_prompts
     if len(held_out.captions) < need:

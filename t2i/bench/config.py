@@ -31,6 +31,9 @@ class BenchConfig:
     size: int = 32  # image side in pixels
     resize: str = "center-crop"  # captioned data: how every run reads its images to square, and the held-out reals (center-crop | random-crop | pad | stretch; reals never crop at random)
     background: str = "black"  # captioned data: the colour under transparent pixels, for every run and the reals (black | white)
+    image_column: str = ""  # captioned data: its image column, for every run and the reals ("" = the source's default, as in `t2i train`)
+    caption_column: str = ""  # captioned data: its caption column ("" = the source's default)
+    held_out: str = ""  # captioned data: the held-out items from a source of their own, read as `t2i eval --prompts` reads it (a CSV or flat folder whole), in place of --data's test split; e.g. --data train.csv --held-out test.csv
     quick: bool = False  # CI smoke run: tiny budget, 1 seed allowed, few prompts (its numbers mean little)
     out: str = ""  # report folder (report.md, results.json, plots); "" = runs/bench/<data's name>
     work: str = ""  # trained models, CLIPs and FLOP counts (large: keep it out of git); "" = runs/bench-work/<data's name>
@@ -81,7 +84,7 @@ def resolve(cfg: BenchConfig) -> BenchConfig:
         from t2i.bench.captioned import check_source  # reads the source's layout
         from t2i.data.transforms import Augment
 
-        check_source(cfg.data)
+        check_source(cfg.data, cfg.held_out)
         Augment(cfg.resize, background=cfg.background)  # ValueError naming the allowed values
         if cfg.evaluator:
             raise ValueError("--evaluator judges shapes or digits; captioned data is judged by the evaluation CLIP "
@@ -89,6 +92,9 @@ def resolve(cfg: BenchConfig) -> BenchConfig:
     elif (cfg.resize, cfg.background) != ("center-crop", "black"):
         raise ValueError(f"--resize and --background read user images; {cfg.data} is drawn square on black "
                          "(drop them)")
+    elif cfg.image_column or cfg.caption_column or cfg.held_out:
+        raise ValueError(f"--image-column, --caption-column and --held-out name user data; {cfg.data} has its own "
+                         "test split and no columns (drop them)")
     if cfg.budget_flops > 0 and cfg.budget_images > 0:
         raise ValueError("give one budget, --budget-flops or --budget-images, not both")
     defaults, changes = BenchConfig(), {}
