@@ -166,3 +166,18 @@ def test_validate_names_the_splits_of_an_image_to_image_folder(tmp_path, capsys)
     root = _pix2pix_layout(tmp_path / "facades")
     assert data.main(["validate", str(root), "--split", "val"]) == 2
     assert "has the splits ['train', 'test'] (test is read from test/ or val/" in capsys.readouterr().err
+
+
+def test_image_to_image_folders_take_every_format_pillow_opens(tmp_path):
+    """Regression: the image-to-image loaders and `t2i translate` took five fixed extensions, so a TIFF or GIF
+    that every other user folder reads was silently left out of a domain."""
+    root = _cyclegan_layout(tmp_path / "drawing2photo")
+    Image.new("RGB", (40, 40), (10, 20, 30)).save(root / "trainB" / "scan.tif")
+    Image.new("P", (40, 40)).save(root / "trainB" / "icon.gif")
+    (root / "trainB" / ".hidden.png").write_bytes(b"not an image")  # hidden files stay out, as in every folder
+    (root / "trainB" / "notes.txt").write_text("not an image")
+    data = load_translation(root, size=32, unpaired=True)
+    assert len(data.B) == 8 and not data.report.problems  # 6 photos + the TIFF + the GIF
+    from train.translate import _inputs
+
+    assert {p.name for p in _inputs(root / "trainB")} >= {"scan.tif", "icon.gif"}

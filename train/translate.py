@@ -22,8 +22,8 @@ from PIL import Image
 from gan_baselines.translation import load_translator
 from gan_baselines.translation_eval import trained_reading, translate, translator_input
 from t2i.data.bad_data import BadImage, decode_image
+from t2i.data.folder import is_image
 from t2i.data.transforms import BACKGROUNDS, RESIZE_MODES
-from t2i.data.translation import SUFFIXES
 
 
 
@@ -32,9 +32,10 @@ def _inputs(path: Path) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise FileNotFoundError(f"--input {path} does not exist: give an image or a folder of images")
-    files = sorted(p for p in path.iterdir() if p.suffix.lower() in SUFFIXES)
+    files = sorted(p for p in path.iterdir() if not p.name.startswith(".") and is_image(p))
     if not files:
-        raise ValueError(f"--input {path} holds no images ({', '.join(SUFFIXES)})")
+        raise ValueError(f"--input {path} holds no images (files of a format Pillow opens: .png, .jpg, .webp, .tif, "
+                         "...)")
     return files
 
 

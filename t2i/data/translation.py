@@ -44,7 +44,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from t2i.data.bad_data import BadDataReport, BadImage, decode_image
-from t2i.data.folder import find_metadata
+from t2i.data.folder import find_metadata, is_image
 from t2i.data.shapes import SUPERSAMPLE, _draw_object, make_scenes
 from t2i.data.transforms import Augment, check_resize, item_rng
 
@@ -54,7 +54,6 @@ TASKS: dict[str, str] = {
     "background": "objects on black -> the same objects on white",
 }
 WHITE = (255, 255, 255)
-SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")  # image files of a user folder
 PROGRESS_ABOVE = 200  # files decoded whole (any size) before a progress bar shows
 SPLIT_FOLDERS = {"train": ("train",), "test": ("test", "val")}  # split -> folder names (pix2pix ships val/ and test/)
 
@@ -142,7 +141,8 @@ def _to_tensor(image: Image.Image) -> torch.Tensor:
 
 
 def _images(folder: Path) -> dict[str, Path]:
-    return {p.name: p for p in sorted(folder.iterdir()) if p.suffix.lower() in SUFFIXES and p.is_file()}
+    """The image files of an A or B folder by name (any format Pillow opens, as every user folder; hidden files out)."""
+    return {p.name: p for p in sorted(folder.iterdir()) if not p.name.startswith(".") and is_image(p)}
 
 
 class TranslationData(Dataset):
@@ -308,7 +308,8 @@ def _read_folder(root: Path, split: str, reader: _Reader, n: int, unpaired: bool
             raise ValueError(f"{where}: A and B must hold the same file names for paired data; only in A: "
                              f"{only_a[:3]}, only in B: {only_b[:3]} (or train on them unpaired: t2i train cyclegan)")
         if not a_files or not b_files:
-            raise ValueError(f"{where}: its A or B folder holds no images ({', '.join(SUFFIXES)})")
+            raise ValueError(f"{where}: its A or B folder holds no images (files of a format Pillow opens: .png, "
+                             ".jpg, .webp, .tif, ...)")
         a_names = list(a_files)[:n or None]
         b_names = a_names if paired else list(b_files)[:n or None]
         a_read = {k: reader.image(a_files[k]) for k in _shown(a_names, f"reading {where} (A)")}
