@@ -295,3 +295,37 @@ def test_a_table_with_its_own_columns_and_a_held_out_table_of_its_own(stripes, t
     assert {"--image-column=image", "--caption-column=caption"} <= set(trainer_argv(cfg, FAMILIES["tgan"], 1e-4, 0,
                                                                                   "clip", None))
     assert "drop them" in refusal(["--data=shapes", "--quick", f"--held-out={test}"])
+
+
+def test_class_folders_take_the_label_families_asked_for_the_held_out_classes(tmp_path):
+    """Regression: on one's own class folders the bench refused cgan and cvae-label ("they need class labels"),
+    so the classic class-conditional GAN could not be compared with diffusion on them."""
+    from train.bench import train_split_has_classes
+    from t2i.bench.config import BenchConfig
+
+    root = tmp_path / "classes"
+    for split, count in (("train", 16), ("test", 8)):
+        for i in range(count):
+            colour = list(COLOURS)[i % len(COLOURS)]
+            (root / split / colour).mkdir(parents=True, exist_ok=True)
+            pattern_image(colour, "a block", i).save(root / split / colour / f"{i}.png")
+    assert train_split_has_classes(BenchConfig(data=str(root)))
+    names = [f.name for f in parse_families("cgan,tgan,cvae-label,ldm", str(root), classes=True)]
+    assert names == ["cgan", "tgan", "cvae-label", "ldm"]
+    with pytest.raises(ValueError, match="need class labels: class folders"):
+        parse_families("cgan", str(root))  # data without classes
+    sets = captioned_sets(str(root), 4, 2, 4, 0, seed=0)
+    classes = sorted(COLOURS)  # the folders' names, sorted: the labels the trainers give them
+    assert [classes[label] for label in sets.eval.labels] == sets.eval.prompts  # caption = the class's name
+    assert sets.validation.labels is not None
+    from train.bench import Bench
+
+    cfg = resolve_quick(root, families="cgan,tgan", held_out=str(root / "test"))
+    with pytest.raises(ValueError, match="numbered as the training items' only within one source"):
+        Bench(cfg, [], {})
+
+
+def resolve_quick(data, **fields):
+    from t2i.bench.config import BenchConfig, resolve
+
+    return resolve(BenchConfig(data=str(data), quick=True, **fields))

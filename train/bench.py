@@ -208,6 +208,15 @@ def reading_argv(cfg: Any) -> list[str]:
             if getattr(cfg, key, default) != default]
 
 
+def train_split_has_classes(cfg: Any) -> bool:
+    """Whether captioned data's training items have classes (class folders, a label column, a ``ClassLabel``), so
+    the class-conditional families (cgan, cvae-label) train on it beside the text ones; read from its first items."""
+    from t2i.data import load_dataset
+
+    first = load_dataset(cfg.data, split="train", size=cfg.size, n=64, **{key: getattr(cfg, key) for key in READING})
+    return getattr(first, "num_classes", 0) > 0
+
+
 def trainer_argv(cfg: Any, fam: Family, lr: float, seed: int, clip: str | Path | None,
                  first_stage: str | Path | None) -> list[str]:
     """The ``t2i train`` argv of one bench run: ``cfg`` (a BenchConfig, or anything with its data, size, n and cpu),
@@ -234,8 +243,9 @@ class Bench:
         self.out, self.work = Path(cfg.out), Path(cfg.work)
         self.device = "cuda" if torch.cuda.is_available() and not cfg.cpu else "cpu"
         self.loads = loads
-        self.families = [self.with_extra(f) for f in parse_families(cfg.families, cfg.data, tuple(loads))]
         self.kind, self.judged = data_kind(cfg.data), measures(cfg.data)
+        classes = self.kind == "captioned" and train_split_has_classes(cfg)
+        self.families = [self.with_extra(f) for f in parse_families(cfg.families, cfg.data, tuple(loads), classes)]
         self.metric = self.judged.metric
         self.budget_kind = "images" if cfg.budget_images > 0 else "flops"
         self.budget = float(cfg.budget_images if self.budget_kind == "images" else cfg.budget_flops)
@@ -270,10 +280,20 @@ class Bench:
             batches["vae-kl"] = self.with_extra(FIRST_STAGE).batch_size
         if not (cfg.clip and cfg.score_clip):
             batches["clip"] = CLIP_BATCH[cfg.quick]
+        by_label = [f.name for f in self.families if f.conditioning == "label"]
+        if by_label and cfg.held_out:  # two sources number their classes each on its own
+            raise ValueError(f"{', '.join(by_label)} draw the held-out items' classes, numbered as the training "
+                             "items' only within one source: give class folders with train/ and test/ in place of "
+                             "--held-out, or leave the label families out (--families)")
         reading = {key: getattr(cfg, key) for key in READING}
         check_train_split(cfg.data, cfg.n, cfg.size, batches, **reading)
-        return captioned_sets(cfg.data, cfg.eval_prompts, cfg.images_per_prompt, cfg.curve_prompts,
+        sets = captioned_sets(cfg.data, cfg.eval_prompts, cfg.images_per_prompt, cfg.curve_prompts,
                               cfg.reference_images, cfg.eval_seed, cfg.size, held_out_source=cfg.held_out, **reading)
+        if by_label and sets.eval.labels is None:
+            raise ValueError(f"{', '.join(by_label)} draw the held-out items' classes, and "
+                             f"{cfg.held_out or cfg.data}'s held-out items have none: give held-out items in class "
+                             "folders (or with a label column), or leave the label families out (--families)")
+        return sets
 
     def with_extra(self, fam: Family) -> Family:
         field = OPTION_FIELDS.get(fam.name)  # families the bench does not train take no trainer options

@@ -69,7 +69,10 @@ def check_train_split(data: str, n: int, size: int, batches: dict[str, int], **r
 
 
 def _subset(name: str, held_out: HeldOut, index: list[int], images_per_prompt: int, seed: int) -> EvalSet:
-    return EvalSet(name, [held_out.captions[i] for i in index], None, [False] * len(index), images_per_prompt,
+    """Held-out items ``index`` as conditions: their captions, and their classes where the source has them (the
+    class-conditional families are asked for those, the text ones for the captions)."""
+    labels = [held_out.labels[i] for i in index] if held_out.labels is not None else None
+    return EvalSet(name, [held_out.captions[i] for i in index], labels, [False] * len(index), images_per_prompt,
                    seed, real=held_out.images[index])
 
 

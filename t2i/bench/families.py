@@ -98,10 +98,11 @@ DEFAULT_FAMILIES = {"shapes": ("tgan", "cvae", "ldm"), "digits": ("cgan", "cvae-
                     "captioned": ("tgan", "cvae", "ldm")}
 
 
-def parse_families(text: str, data: str, given: tuple[str, ...] = ()) -> list[Family]:
+def parse_families(text: str, data: str, given: tuple[str, ...] = (), classes: bool = False) -> list[Family]:
     """``"tgan,cvae,ldm"`` -> families; "" = the data's default set. Unknown names, families that cannot
-    train on the data (label-only ones on captioned data), and families the bench does not train that are
-    not among ``given`` (the ``--load`` names) are errors."""
+    train on the data (label-only ones on captioned data without classes; ``classes``: its items have them, from
+    class folders, a label column or a ``ClassLabel``), and families the bench does not train that are not among
+    ``given`` (the ``--load`` names) are errors."""
     kind = data_kind(data)
     names = [n.strip() for n in text.split(",") if n.strip()] if text else list(DEFAULT_FAMILIES[kind])
     unknown = [n for n in names if n not in FAMILIES]
@@ -109,11 +110,15 @@ def parse_families(text: str, data: str, given: tuple[str, ...] = ()) -> list[Fa
         raise ValueError(f"unknown families {unknown}; choose from {sorted(FAMILIES)}")
     if len(set(names)) != len(names):
         raise ValueError(f"each family once, got {names}")
-    refused = [n for n in names if kind not in FAMILIES[n].datasets]
+    def fits(family: Family) -> bool:
+        return kind in family.datasets or (classes and family.conditioning == "label")
+
+    refused = [n for n in names if not fits(FAMILIES[n])]
     if refused:
-        fit = [n for n, f in FAMILIES.items() if kind in f.datasets]
+        fit = [n for n, f in FAMILIES.items() if fits(f)]
         raise ValueError(f"--families {','.join(refused)} cannot train on {kind} data {data!r} (they need class "
-                         f"labels); the families that apply: {','.join(fit)}")
+                         f"labels: class folders, a label column or a ClassLabel); the families that apply: "
+                         f"{','.join(fit)}")
     untrained = [n for n in names if not FAMILIES[n].bench_trains and n not in given]
     if untrained:
         raise ValueError(f"the bench evaluates {','.join(untrained)} but does not train it: give the model with "

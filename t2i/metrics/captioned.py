@@ -42,6 +42,7 @@ class HeldOut:
     images: torch.Tensor  # (N, C, S, S) in [0, 1]
     captions: list[str]  # N captions (the prompts; repeats allowed)
     source: str = ""  # where they came from, for reports
+    labels: list[int] | None = None  # N class indexes where the source has classes (class folders, ClassLabel), else None
 
 
 @dataclass
@@ -69,14 +70,16 @@ def load_held_out(source: str, split: str = "auto", size: int = 32, n: int | Non
     split = held_out_split(source) if split == "auto" else split
     dataset = load_dataset(source, split=split, size=size, n=n, seed=seed, **options)
     require_captions(dataset, "scoring generated images against their prompts")
-    images, captions = [], []
+    images, captions, labels = [], [], []
     for batch in torch.utils.data.DataLoader(dataset, batch_size=64, shuffle=False):
         images.append(batch["image"])  # (B, C, S, S)
         captions.extend(batch["text"])
+        labels.extend(int(label) for label in batch["label"])
     if not captions:
         raise ValueError(f"{source} (split {split!r}) holds no captioned images; give a held-out split with captions")
-    return HeldOut(torch.cat(images), captions, str(source) if single else f"{source}:{split}"), \
-        getattr(dataset, "report", None)
+    labelled = getattr(dataset, "num_classes", 0) > 0 and min(labels) >= 0
+    return HeldOut(torch.cat(images), captions, str(source) if single else f"{source}:{split}",
+                   labels if labelled else None), getattr(dataset, "report", None)
 
 
 def check_held_out(held_out: HeldOut) -> None:
