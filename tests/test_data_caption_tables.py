@@ -131,3 +131,8 @@ def test_clip_trains_and_is_evaluated_on_a_captions_txt(flickr, tmp_path, capsys
     assert t2i(["eval", "clip", "--model", str(out / "model"), "--data", table, "--out", str(tmp_path / "ev")]) == 0
     retrieval = json.loads((tmp_path / "ev" / "eval.json").read_text())["splits"]["captions.txt"]["retrieval"]
     assert retrieval["num_images"] == 4 and retrieval["num_unique_captions"] == 12
+
+
+def test_a_table_without_either_default_column_names_both_options_at_once(flickr):
+    with pytest.raises(ValueError, match=r"no 'filepath' or 'title' column \(set --image-column and --caption-column"):
+        load_dataset(flickr / "captions.txt")

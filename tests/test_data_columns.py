@@ -46,7 +46,7 @@ def test_a_wrong_column_is_one_line_listing_the_columns(image_caption_csv, tmp_p
                 *TINY, "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    assert "no 'picture' column" in err and "['caption', 'image']" in err and "--image-column" in err
+    assert "no 'picture' or 'title' column" in err and "['caption', 'image']" in err and "--image-column" in err
 
 
 def test_columns_reach_folders_and_shards_and_are_refused_for_shapes(tmp_path):

@@ -92,7 +92,7 @@ def test_missing_columns_name_the_option(tmp_path):
     folder.mkdir()
     shapes.render(shapes.make_scenes(1)[0]).save(folder / "a.png")
     (folder / "metadata.jsonl").write_text(json.dumps({"file_name": "a.png", "caption": "a red circle"}) + "\n")
-    with pytest.raises(ValueError, match=r"no 'text' column \(set --caption-column, or caption_column=... in load_dataset, to one of the columns found: \['caption', "):
+    with pytest.raises(ValueError, match=r"no 'text' column \(set --caption-column, or caption_column=... in load_dataset, to columns found: \['caption', "):
         load_dataset(folder)
     assert load_dataset(folder, caption_column="caption")[0]["text"] == "a red circle"
     (tmp_path / "d.csv").write_text("path,title\nf/a.png,a red circle\n")

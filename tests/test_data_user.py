@@ -91,7 +91,7 @@ def test_csv_and_tsv(tmp_path):
     (tmp_path / "e.csv").write_text("img;cap\npics/1.png;semicolons\n")
     ds = load_dataset(tmp_path / "e.csv", image_column="img", caption_column="cap", sep=";")
     assert ds[0]["text"] == "semicolons"
-    with pytest.raises(ValueError, match=r"no 'filepath' column .* columns found: \['cap', 'img'\]"):
+    with pytest.raises(ValueError, match=r"no 'filepath' or 'title' column .* columns found: \['cap', 'img'\]"):
         load_dataset(tmp_path / "e.csv", sep=";")
     with pytest.raises(ValueError, match="unknown option"):
         load_dataset(tmp_path / "d.csv", shuffle_buffer=3)

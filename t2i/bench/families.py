@@ -110,6 +110,7 @@ def parse_families(text: str, data: str, given: tuple[str, ...] = (), classes: b
         raise ValueError(f"unknown families {unknown}; choose from {sorted(FAMILIES)}")
     if len(set(names)) != len(names):
         raise ValueError(f"each family once, got {names}")
+
     def fits(family: Family) -> bool:
         return kind in family.datasets or (classes and family.conditioning == "label")
 

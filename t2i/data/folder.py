@@ -410,10 +410,13 @@ def _to_rows(table: list[tuple[str, dict[str, Any]]], base: Path, image_column: 
              label_column: str, source: str, bad: list[tuple[str, str]], contained: bool) -> list[Row]:
     """Metadata rows -> ``Row``s; ``contained``: image paths must stay inside ``base`` (imagefolder)."""
     columns = sorted({str(k) for _, r in table for k in r})
-    for needed, option in ((image_column, "image_column"), (caption_column, "caption_column")):
-        if table and needed not in columns:
-            raise ValueError(f"{source}: no {needed!r} column (set --{option.replace('_', '-')}, or {option}=... "
-                             f"in load_dataset, to one of the columns found: {columns})")
+    missing = [(needed, option) for needed, option in ((image_column, "image_column"), (caption_column, "caption_column"))
+               if table and needed not in columns]
+    if missing:  # both at once: one error names every option to set
+        raise ValueError(f"{source}: no {' or '.join(repr(needed) for needed, _ in missing)} column (set "
+                         f"{' and '.join('--' + option.replace('_', '-') for _, option in missing)}, or "
+                         f"{', '.join(option + '=...' for _, option in missing)} in load_dataset, to columns found: "
+                         f"{columns})")
     rows = []
     inside = os.path.normpath(base.absolute())
     for where, r in table:

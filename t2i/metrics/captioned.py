@@ -66,8 +66,9 @@ def load_held_out(source: str, split: str = "auto", size: int = 32, n: int | Non
     """
     from t2i.data import held_out_split, load_dataset, require_captions
 
-    single = held_out_split(source) == "train"  # a flat folder / CSV: all of it is held out, named without a split
-    split = held_out_split(source) if split == "auto" else split
+    default = held_out_split(source)
+    single = default == "train"  # a flat folder / CSV: all of it is held out, named without a split
+    split = default if split == "auto" else split
     dataset = load_dataset(source, split=split, size=size, n=n, seed=seed, **options)
     require_captions(dataset, "scoring generated images against their prompts")
     images, captions, labels = [], [], []
