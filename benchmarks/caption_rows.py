@@ -19,7 +19,7 @@ Two runs at a time, one torch thread each, under ``--work`` (a finished run is k
 continues). Writes ``OUT/caption_rows.json`` and ``OUT/caption_rows.png`` (R@1 and R@5 both ways: each arm's
 mean over the seeds, and each seed).
 
-    python -m benchmarks.caption_rows --out benchmarks/results --work /tmp/caption-rows
+    python -m benchmarks.caption_rows --out benchmarks/results --work /tmp/caption-rows --seeds 0,1,2,3,4,5
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="benchmarks/results", help="where caption_rows.json and caption_rows.png go")
     p.add_argument("--work", default="/tmp/caption-rows", help="the table, the runs and their evaluations")
-    p.add_argument("--seeds", default="0,1")
+    p.add_argument("--seeds", default="0,1,2,3,4,5")
     p.add_argument("--steps", type=int, default=200)
     args = p.parse_args()
     out, work = Path(args.out), Path(args.work)
