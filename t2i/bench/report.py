@@ -51,8 +51,9 @@ DISTANCE_NOTES = {  # data kind -> what its distances are, under the quality tab
     "digits": EVALUATOR_DISTANCES,
     "captioned": "CLIP FID/KID are FID/KID on the evaluation CLIP's image embeddings (Kynkaanniemi et al. 2023): "
                  "compare them with the floor row and across models judged by this CLIP only, never with "
-                 "Inception FID. The floor row's R-precision and CLIP score are the real held-out images' (the "
-                 "ceiling a generator can reach with this CLIP).",
+                 "Inception FID. The floor row's R-precision and CLIP score are the real held-out images' (what "
+                 "pictures like the held-out ones score with this CLIP; a generator goes above them only by drawing "
+                 "pictures more typical of each caption than real ones are).",
 }
 
 
@@ -186,6 +187,7 @@ def render_report(results: dict[str, Any], plots: dict[str, str]) -> str:
               + (" A first stage's row scores the floor images after encoding and decoding them: what a perfect latent "
                  "model on that first stage would score (its FID and recall cannot get much better than these; its "
                  "precision can, by drawing only typical images)." if ceilings else ""), ""]
+    lines += above_real(results)
     lines += ["## Cost", ""]
     rows, cached = [], any(f.get("cache_flops") for f in fams.values())  # a --cache recipe's one-off encoding
     for name, f in fams.items():
@@ -249,6 +251,30 @@ def stage_guidance_lines(diff: dict[str, Any]) -> list[str]:
         ["steps", "chosen"] + [f"guidance {g:g}" for g in scales], rows)
 
 
+def above_real(results: dict[str, Any]) -> list[str]:
+    """A paragraph naming each family whose mean R-precision or CLIP score is above the real held-out images' own
+    (the floor row), with its diversity ratio and CLIP FID beside the floor's: such a score comes from drawing
+    pictures more typical of each caption than real ones (often one per caption), not pictures like the held-out
+    ones, so the prompt-following measure must not be read alone; [] when no family is above."""
+    floor, found = results.get("floor", {}), []
+    for name, fam in results["families"].items():
+        summary = fam.get("summary", {})
+        over = [k for k in ("r_precision", "clip_score") if floor.get(k) is not None
+                and (summary.get(k) or {}).get("mean", float("-inf")) > floor[k]]
+        if not over:
+            continue
+        scores = ", ".join(f"{HEADLINE[k][0]} {_fmt(summary[k]['mean'])} against {_fmt(floor[k])}" for k in over)
+        beside = [f"{HEADLINE[k][0]} {_fmt(summary[k]['mean'])}" + (f" (real {_fmt(floor[k])})" if floor.get(k) else "")
+                  for k in ("diversity_ratio", "clip_fid") if summary.get(k)]
+        found.append(f"{name} ({scores}" + (f"; {', '.join(beside)}" if beside else "") + ")")
+    if not found:
+        return []
+    return [f"**Above the real images:** {'; '.join(found)}. A generator scores above real pictures of the same "
+            "captions only by drawing pictures more typical of each caption than real ones are, often one picture "
+            "per caption (a low diversity ratio): read its prompt-following score beside "
+            "the diversity ratio and CLIP FID, which measure how far its pictures are from the held-out ones.", ""]
+
+
 def summary_lines(results: dict[str, Any]) -> list[str]:
     """A sweep's answer before its details: on the headline metric, where diffusion overtakes each family (with the
     interval over seeds), every family's top rung, and who still improves over its last doubling (a sweep of one
@@ -285,6 +311,8 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
     text += f"Top rung{'s' * (len(fams) > 1)} (mean over seeds): " + ", ".join(top(f) for f in fams) + "."
     if verdicts:
         text += " Over the last doubling: " + ", ".join(f"{f} {v}" for f, v in verdicts.items()) + "."
+    if above_real(results):
+        text += " Some families score above the real images on it (see **Above the real images** under Quality)."
     return [text, ""]
 
 

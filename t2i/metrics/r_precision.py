@@ -23,8 +23,10 @@ Our protocol, fixed so that a number can be re-made:
   interval is a percentile bootstrap over captions (``t2i.metrics.intervals``).
 
 The **real images' own R-precision** (the held-out real image in place of the generated one)
-is the ceiling a generator can reach with this evaluation model: a generated image that
-matches its caption as well as a real photo of it scores the same.
+is what pictures like the held-out ones score with this evaluation model: a generated image that
+matches its caption as well as a real photo of it scores the same. A generator goes above it only by
+drawing pictures more typical of each caption than real ones (often one per caption: collapse), so a
+score above it is read beside a diversity or distribution measure.
 
     python -c "from t2i.metrics.r_precision import demo; demo()"
 """
