@@ -198,7 +198,8 @@ def uses_cache(options: list[str]) -> bool:
 FIRST_STAGE_COUNT_TAIL = ["--scale-images=64", "--eval-images=16"]
 
 
-READING = {"resize": "center-crop", "background": "black", "image_column": "", "caption_column": ""}  # and defaults
+# how every run and the held-out reals read captioned data: option -> its default (left out of the argv at it)
+READING = {"resize": "center-crop", "background": "black", "image_column": "", "caption_column": ""}
 
 
 def reading_argv(cfg: Any) -> list[str]:
@@ -677,7 +678,8 @@ class Bench:
         """Everything one stage's score depends on: the run's trainer argv, the step and the evaluation settings."""
         keys = ("data", "size", "clip", "score_clip", "evaluator", "eval_prompts", "novel_prompts", "images_per_prompt",
                 "reference_images", "eval_seed", "sampler", "sample_steps", "n")
-        later = {k: getattr(self.cfg, k) for k in ("image_column", "caption_column", "held_out") if getattr(self.cfg, k)}
+        later = {k: getattr(self.cfg, k) for k in ("image_column", "caption_column", "held_out")
+                 if getattr(self.cfg, k)}  # fields added after stored work: in the fingerprint only when set
         return {"argv": run["argv"], **run["inputs"], "steps": steps, "guidance": guidance,
                 "eval": {**{k: getattr(self.cfg, k) for k in keys}, **later}, **self.judge_rules()}
 

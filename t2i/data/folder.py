@@ -410,8 +410,8 @@ def _to_rows(table: list[tuple[str, dict[str, Any]]], base: Path, image_column: 
              label_column: str, source: str, bad: list[tuple[str, str]], contained: bool) -> list[Row]:
     """Metadata rows -> ``Row``s; ``contained``: image paths must stay inside ``base`` (imagefolder)."""
     columns = sorted({str(k) for _, r in table for k in r})
-    missing = [(needed, option) for needed, option in ((image_column, "image_column"), (caption_column, "caption_column"))
-               if table and needed not in columns]
+    wanted = ((image_column, "image_column"), (caption_column, "caption_column"))
+    missing = [(needed, option) for needed, option in wanted if table and needed not in columns]
     if missing:  # both at once: one error names every option to set
         raise ValueError(f"{source}: no {' or '.join(repr(needed) for needed, _ in missing)} column (set "
                          f"{' and '.join('--' + option.replace('_', '-') for _, option in missing)}, or "

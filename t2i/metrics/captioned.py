@@ -42,7 +42,7 @@ class HeldOut:
     images: torch.Tensor  # (N, C, S, S) in [0, 1]
     captions: list[str]  # N captions (the prompts; repeats allowed)
     source: str = ""  # where they came from, for reports
-    labels: list[int] | None = None  # N class indexes where the source has classes (class folders, ClassLabel), else None
+    labels: list[int] | None = None  # N class indexes where the source has classes (class folders, ClassLabel)
 
 
 @dataclass
