@@ -136,3 +136,27 @@ def test_clip_trains_and_is_evaluated_on_a_captions_txt(flickr, tmp_path, capsys
 def test_a_table_without_either_default_column_names_both_options_at_once(flickr):
     with pytest.raises(ValueError, match=r"no 'filepath' or 'title' column \(set --image-column and --caption-column"):
         load_dataset(flickr / "captions.txt")
+
+
+def test_captions_in_several_columns_are_one_images_captions(flickr, tmp_path):
+    """Some hub copies of Flickr8k keep an image's five captions in five columns (``caption_0`` ... ``caption_4``):
+    ``--caption-column caption_0,caption_1,caption_2`` reads them as one list, in a table and in ``datasets``."""
+    import datasets
+
+    rows = ["image,caption_0,caption_1,caption_2"]
+    rows += [f"{c}.png,{','.join(captions_of(c))}" for c in COLOURS]
+    (flickr / "wide.csv").write_text("\n".join(rows) + "\n")
+    columns = "caption_0, caption_1,caption_2"
+    ds = load_dataset(flickr / "wide.csv", size=8, image_column="image", caption_column=columns)
+    assert ds.caption_lists == [captions_of(c) for c in COLOURS]
+    table = datasets.Dataset.from_dict(
+        {"image": [str(flickr / "Images" / f"{c}.png") for c in COLOURS],
+         **{f"caption_{k}": [captions_of(c)[k] if k or c != "red" else "" for c in COLOURS] for k in range(3)}},
+        features=datasets.Features({"image": datasets.Image(), **{f"caption_{k}": datasets.Value("string")
+                                                                   for k in range(3)}}))
+    table.save_to_disk(str(tmp_path / "hub"))
+    hub = load_dataset(tmp_path / "hub", size=8, caption_column=columns)
+    assert hub.caption_lists[0] == captions_of("red")[1:]  # a blank caption drops, the others stay
+    assert hub.caption_lists[1:] == [captions_of(c) for c in list(COLOURS)[1:]]
+    with pytest.raises(ValueError, match="no 'caption_9' column"):
+        load_dataset(tmp_path / "hub", size=8, caption_column="caption_0,caption_9")

@@ -63,7 +63,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from .bad_data import BadDataReport, BadImage, check_mode, load_image, open_image
-from .transforms import Augment, ImageShapes, check_captions
+from .transforms import Augment, ImageShapes, caption_columns, check_captions, joined_captions
 
 FOLDER_OPTIONS = ("image_column", "caption_column", "label_column", "check")
 CSV_OPTIONS = ("image_column", "caption_column", "label_column", "sep", "check")
@@ -410,7 +410,8 @@ def _to_rows(table: list[tuple[str, dict[str, Any]]], base: Path, image_column: 
              label_column: str, source: str, bad: list[tuple[str, str]], contained: bool) -> list[Row]:
     """Metadata rows -> ``Row``s; ``contained``: image paths must stay inside ``base`` (imagefolder)."""
     columns = sorted({str(k) for _, r in table for k in r})
-    wanted = ((image_column, "image_column"), (caption_column, "caption_column"))
+    captions = caption_columns(caption_column)
+    wanted = ((image_column, "image_column"), *((name, "caption_column") for name in captions))
     missing = [(needed, option) for needed, option in wanted if table and needed not in columns]
     if missing:  # both at once: one error names every option to set
         raise ValueError(f"{source}: no {' or '.join(repr(needed) for needed, _ in missing)} column (set "
@@ -430,7 +431,8 @@ def _to_rows(table: list[tuple[str, dict[str, Any]]], base: Path, image_column: 
             bad.append((name, f"path leaves the dataset folder {base} (file names are relative to it)"))
             continue
         extra = {"objects": r["objects"], "relation": r.get("relation")} if "objects" in r else None
-        rows.append(Row(base / name, name, r.get(caption_column), r.get(label_column), extra))
+        caption = joined_captions([r.get(c) for c in captions])
+        rows.append(Row(base / name, name, caption, r.get(label_column), extra))
     return rows
 
 

@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from .bad_data import BadDataReport, BadImage, load_image, open_image
 from .folder import CHECKS, PROGRESS_ABOVE, SkipsBadImages, class_caption
-from .transforms import Augment, ImageShapes, check_captions
+from .transforms import Augment, ImageShapes, caption_columns, check_captions, joined_captions
 
 HF_OPTIONS = ("image_column", "caption_column", "label_column", "check")
 _HUB_NAME = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+|[A-Za-z0-9][\w.-]*")  # org/name or a canonical name
@@ -143,7 +143,8 @@ class HFImageText(SkipsBadImages):
         if channels not in (None, 1, 3):
             raise ValueError(f"channels must be 1, 3 or None (RGB), got {channels!r}")
         caption_column = caption_column or ("text" if "text" in table.column_names else "")  # "": none
-        for needed, option in ((image_column, "image_column"), (caption_column, "caption_column")):
+        captions = caption_columns(caption_column)
+        for needed, option in ((image_column, "image_column"), *((name, "caption_column") for name in captions)):
             if needed and needed not in table.column_names:
                 raise ValueError(f"{source}: no {needed!r} column (set --{option.replace('_', '-')}, or {option}=... "
                                  f"in load_dataset, to one of the columns found: {sorted(table.column_names)})")
@@ -161,7 +162,7 @@ class HFImageText(SkipsBadImages):
         names = getattr(label_feature, "names", None)  # a ClassLabel names its classes
         self.captioned = bool(caption_column or names)  # False: "" for every text
         if caption_column:
-            raw_captions = table[caption_column]
+            raw_captions = [joined_captions(list(values)) for values in zip(*(table[c] for c in captions))]
         elif names:
             raw_captions = [class_caption(names[k]) if isinstance(k, int) and 0 <= k < len(names) else None
                             for k in raw_labels]

@@ -166,6 +166,20 @@ class ImageShapes:
                 f"(up to {most:.0%}); --resize pad keeps whole images")
 
 
+def caption_columns(caption_column: str) -> list[str]:
+    """``--caption-column``'s names: one column, or several joined by commas (``caption_0,caption_1,...``: some hub
+    copies of Flickr8k keep an image's five captions in five columns), whose values are one image's captions."""
+    return [name.strip() for name in caption_column.split(",") if name.strip()]
+
+
+def joined_captions(values: list[Any]) -> Any:
+    """One row's caption value read from ``caption_columns``: a single column's value as it is, several columns'
+    as one list (lists among them flattened); ``check_captions`` then drops the blank ones."""
+    if len(values) == 1:
+        return values[0]
+    return [c for value in values for c in (value if isinstance(value, (list, tuple)) else [value])]
+
+
 def check_captions(value: Any) -> list[str]:
     """A caption or a list of captions -> the non-blank ones, stripped; ``BadImage`` if none."""
     from .bad_data import BadImage, check_caption

@@ -35,7 +35,7 @@ class RunConfig:
     strict: bool = False  # turn any bad data item into an error before training starts instead of skipping it
     data: str = "shapes"  # training data: shapes | digits | a folder with metadata.jsonl | a .csv/.tsv | WebDataset shards | a datasets save_to_disk folder, builder script .py or hub name hf:org/name
     image_column: str = ""  # user data: the image column ("" = file_name in metadata.jsonl, filepath in a CSV, image in datasets; shards: the image extension, "" = any)
-    caption_column: str = ""  # user data: the caption column ("" = text in metadata.jsonl and datasets, title in a CSV; shards: the caption extension, "" = txt); a list of captions: one drawn per item and epoch
+    caption_column: str = ""  # user data: the caption column ("" = text in metadata.jsonl and datasets, title in a CSV; shards: the caption extension, "" = txt); a list of captions, or several columns joined by commas (caption_0,caption_1): one drawn per item and epoch
     resize: str = "center-crop"  # user images to size x size: center-crop (short side to size) | random-crop | pad (letterbox on --background) | stretch
     random_flip: float = 0.0  # user data: probability of a horizontal flip per item (refused on shapes/digits: "left of" would become false)
     background: str = "black"  # user data: colour under transparent pixels and around --resize pad: black | white (dark drawings on transparency: icons, line art)
