@@ -63,7 +63,8 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from .bad_data import BadDataReport, BadImage, check_mode, load_image, open_image
-from .transforms import Augment, ImageShapes, caption_columns, check_captions, joined_captions
+from .transforms import (Augment, ImageShapes, caption_columns, check_captions, joined_captions,
+                         require_columns)
 
 FOLDER_OPTIONS = ("image_column", "caption_column", "label_column", "check")
 CSV_OPTIONS = ("image_column", "caption_column", "label_column", "sep", "check")
@@ -410,14 +411,9 @@ def _to_rows(table: list[tuple[str, dict[str, Any]]], base: Path, image_column: 
              label_column: str, source: str, bad: list[tuple[str, str]], contained: bool) -> list[Row]:
     """Metadata rows -> ``Row``s; ``contained``: image paths must stay inside ``base`` (imagefolder)."""
     columns = sorted({str(k) for _, r in table for k in r})
+    if table:
+        require_columns(source, columns, image_column, caption_column)
     captions = caption_columns(caption_column)
-    wanted = ((image_column, "image_column"), *((name, "caption_column") for name in captions))
-    missing = [(needed, option) for needed, option in wanted if table and needed not in columns]
-    if missing:  # both at once: one error names every option to set
-        raise ValueError(f"{source}: no {' or '.join(repr(needed) for needed, _ in missing)} column (set "
-                         f"{' and '.join('--' + option.replace('_', '-') for _, option in missing)}, or "
-                         f"{', '.join(option + '=...' for _, option in missing)} in load_dataset, to columns found: "
-                         f"{columns})")
     rows = []
     inside = os.path.normpath(base.absolute())
     for where, r in table:

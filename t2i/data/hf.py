@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 
 from .bad_data import BadDataReport, BadImage, load_image, open_image
 from .folder import CHECKS, PROGRESS_ABOVE, SkipsBadImages, class_caption
-from .transforms import Augment, ImageShapes, caption_columns, check_captions, joined_captions
+from .transforms import Augment, ImageShapes, caption_columns, check_captions, joined_captions, require_columns
 
 HF_OPTIONS = ("image_column", "caption_column", "label_column", "check")
 _HUB_NAME = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+|[A-Za-z0-9][\w.-]*")  # org/name or a canonical name
@@ -144,10 +144,7 @@ class HFImageText(SkipsBadImages):
             raise ValueError(f"channels must be 1, 3 or None (RGB), got {channels!r}")
         caption_column = caption_column or ("text" if "text" in table.column_names else "")  # "": none
         captions = caption_columns(caption_column)
-        for needed, option in ((image_column, "image_column"), *((name, "caption_column") for name in captions)):
-            if needed and needed not in table.column_names:
-                raise ValueError(f"{source}: no {needed!r} column (set --{option.replace('_', '-')}, or {option}=... "
-                                 f"in load_dataset, to one of the columns found: {sorted(table.column_names)})")
+        require_columns(source, table.column_names, image_column, caption_column)
         if n is not None:
             table = table.select(range(min(int(n), len(table))))
         feature = table.features[image_column]

@@ -172,6 +172,19 @@ def caption_columns(caption_column: str) -> list[str]:
     return [name.strip() for name in caption_column.split(",") if name.strip()]
 
 
+def require_columns(source: str, found: Sequence[str], image_column: str, caption_column: str) -> None:
+    """ValueError naming every absent image or caption column (``caption_columns``) and the options that set them,
+    with the columns ``found``: one error for a table whose defaults are all wrong."""
+    wanted = ((image_column, "image_column"), *((name, "caption_column") for name in caption_columns(caption_column)))
+    missing = [(needed, option) for needed, option in wanted if needed and needed not in found]
+    if missing:
+        options = list(dict.fromkeys(option for _, option in missing))
+        raise ValueError(f"{source}: no {' or '.join(repr(needed) for needed, _ in missing)} column (set "
+                         f"{' and '.join('--' + option.replace('_', '-') for option in options)}, or "
+                         f"{', '.join(option + '=...' for option in options)} in load_dataset, to columns found: "
+                         f"{sorted(found)})")
+
+
 def joined_captions(values: list[Any]) -> Any:
     """One row's caption value read from ``caption_columns``: a single column's value as it is, several columns'
     as one list (lists among them flattened); ``check_captions`` then drops the blank ones."""
