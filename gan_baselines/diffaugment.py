@@ -5,7 +5,10 @@ so D cannot memorise the training images, while G's gradient passes through the
 transformation. The policies here are the ones that keep a shapes caption true: a
 translation by at most a few pixels (``max_shift``; the data's own jitter of a centre is
 0.06 S, about 2 px at 32 px) and a small brightness shift; ``cutout`` (Zhao et al.'s third
-policy) may erase a named object, so it is opt-in. Images are in [-1, 1]; padding is black.
+policy) may erase a named object, so it is opt-in. Images are in [-1, 1]. A translation repeats the
+border pixels into the space it opens (the background, black or white alike; Zhao et al. pad with 0,
+mid grey, which on shapes' black or stamps' white gives every real image a frame no sample of the
+data has); cutout fills its square with 0 as they do.
 
     python -c "from gan_baselines.diffaugment import demo; demo()"
 """
@@ -21,10 +24,10 @@ AUGMENTATIONS = ("translation", "brightness", "cutout")
 
 
 def translate(x: torch.Tensor, max_shift: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Shift each image by integer (dx, dy) in [-max_shift, max_shift], filling with -1 (black in [-1, 1])."""
+    """Shift each image by integer (dx, dy) in [-max_shift, max_shift], repeating its border into the gap."""
     B, _, H, W = x.shape
     shifts = torch.randint(-max_shift, max_shift + 1, (B, 2), generator=generator).tolist()
-    pad = F.pad(x, (max_shift,) * 4, value=-1.0)  # (B, C, H + 2m, W + 2m)
+    pad = F.pad(x, (max_shift,) * 4, mode="replicate")  # (B, C, H + 2m, W + 2m): the background continues
     return torch.stack([pad[i, :, max_shift - dy: max_shift - dy + H, max_shift - dx: max_shift - dx + W]
                         for i, (dx, dy) in enumerate(shifts)])  # (B, C, H, W), content moved by (dx, dy)
 
@@ -36,7 +39,7 @@ def brightness(x: torch.Tensor, strength: float, generator: torch.Generator | No
 
 
 def cutout(x: torch.Tensor, fraction: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Black out one square of side ``fraction * S`` at a random place per image (Zhao et al. 2020)."""
+    """Set one square of side ``fraction * S`` to 0 (mid grey) at a random place per image (Zhao et al. 2020)."""
     B, _, H, W = x.shape
     side = max(1, int(round(fraction * H)))
     corners = torch.randint(0, H - side + 1, (B, 2), generator=generator)
@@ -44,7 +47,7 @@ def cutout(x: torch.Tensor, fraction: float, generator: torch.Generator | None =
     keep_r = (rows < corners[:, :1]) | (rows >= corners[:, :1] + side)  # (B, H)
     keep_c = (cols < corners[:, 1:]) | (cols >= corners[:, 1:] + side)  # (B, W)
     keep = (keep_r[:, :, None] | keep_c[:, None, :])[:, None].to(x.device)  # (B, 1, H, W)
-    return torch.where(keep, x, torch.full_like(x, -1.0))
+    return torch.where(keep, x, torch.zeros_like(x))
 
 
 def diff_augment(x: torch.Tensor, policy: Sequence[str], generator: torch.Generator | None = None,

@@ -69,12 +69,24 @@ def test_diff_augment_keeps_content_and_is_differentiable():
     assert translate(x, 0, g).equal(x)
     shifted = brightness(x, 0.1, g)
     assert ((shifted - x).std(dim=(1, 2, 3)) < 1e-6).all() and (shifted - x).abs().max() <= 0.1
-    assert (cutout(x, 0.25, g) == -1).flatten(1).sum(1).ge(x.eq(-1).flatten(1).sum(1)).all()
+    cut = cutout(x, 0.25, g)  # a 2 x 2 square of mid grey
+    assert cut.eq(0).flatten(1).sum(1).eq(3 * 4).all() and torch.where(cut.eq(0), x, cut).equal(x)
     y = x.clone().requires_grad_(True)
     diff_augment(y, ["translation", "brightness"], g).sum().backward()
     assert y.grad is not None and y.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="translation"):
         diff_augment(x, ["flip"])
+
+
+def test_translation_continues_the_background_black_or_white():
+    """Regression: the gap a shift opens was filled with black, framing every white-background image."""
+    g = torch.Generator().manual_seed(0)
+    for background in (-1.0, 1.0):
+        x = torch.full((8, 3, 8, 8), background)
+        x[:, :, 3:5, 3:5] = 0.3  # an object in the middle
+        moved = translate(x, 2, g)
+        assert moved.eq(background).flatten(1).sum(1).eq(x.eq(background).flatten(1).sum(1)).all()
+        assert moved.eq(0.3).flatten(1).sum(1).eq(12).all()
 
 
 # ------------------------------------------------------------------ networks
