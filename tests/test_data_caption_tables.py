@@ -94,6 +94,7 @@ def test_each_row_of_an_image_is_checked_on_its_own(tmp_path):
     assert ds.caption_lists == [["a red square"], ["green", "a green square", "a square painted green"]]
     assert ds.labels == [0, 1]
     assert ds.report.counts == {"empty_caption": 2, "bad_row": 1}
+    assert ds.report.summary().splitlines()[0].endswith(": 6 rows (3 images) checked, 3 skipped")  # not "6 items"
     assert "label 2, while an earlier row of this image has 0" in ds.report.summary()
     assert len(load_dataset(tmp_path, size=8, n=1)) == 1  # n counts images
 

@@ -72,7 +72,8 @@ class BadDataReport:
     source: str = ""  # what was checked (a folder, a CSV, shards)
     counts: dict[str, int] = field(default_factory=dict)  # kind -> how many items
     examples: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # kind -> first few
-    checked: int = 0  # items looked at
+    checked: int = 0  # items looked at (a table's rows)
+    images: int | None = None  # how many images those rows name, when several rows name one (one per caption)
     conversions: dict[str, int] = field(default_factory=dict)  # conversion rule (the detail) -> how many items
     shapes: ImageShapes = field(default_factory=ImageShapes)  # aspect ratios of the images checked
     notes: list[str] = field(default_factory=list)  # what the loader inferred (labels from class folders, ...)
@@ -106,7 +107,8 @@ class BadDataReport:
                 converted_examples: int | None = CONVERTED_EXAMPLES) -> str:
         """Counts per problem kind with the first ``max_examples`` paths of each (None: all kept); conversions
         per rule with ``converted_examples`` paths each; the aspect-ratio line when a crop cuts images."""
-        head = f"{self.source or 'data'}: {self.checked} items checked, {self.problems} skipped"
+        looked_at = f"{self.checked} items" if self.images is None else f"{self.checked} rows ({self.images} images)"
+        head = f"{self.source or 'data'}: {looked_at} checked, {self.problems} skipped"
         if self.converted:
             head += f", {self.converted} converted"
         lines = [head, *(f"  {note}" for note in self.notes)]

@@ -230,6 +230,7 @@ class CaptionedFiles(SkipsBadImages):
             notes = [*notes, f"{sum(map(len, images))} rows name {len(images)} images: one item per image with its "
                              f"captions ({each} rows each; training draws one caption per item and epoch)"]
         self.report = BadDataReport(source=source, checked=sum(map(len, images)) + len(bad_rows),
+                                    images=len(images) if len(by_image) < len(rows) else None,
                                     shapes=ImageShapes(self.augment.resize), notes=list(notes))
         self.captioned = captioned  # False: a folder of images without metadata or classes ("" for every text)
         for name, detail in bad_rows:
