@@ -31,10 +31,27 @@ import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import nn
+
+
+def cut_prompts(tokenizer: Any, prompts: Sequence[str], max_length: int) -> list[tuple[str, str]]:
+    """Each prompt a Hugging Face tokenizer's ``max_length`` context cuts, with the text it loses (the end token
+    stays: truncation drops the tokens before it)."""
+    unpadded = tokenizer(list(prompts), truncation=False).input_ids  # start + tokens + end, any length
+    return [(p, tokenizer.decode(x[max_length - 1:-1])) for p, x in zip(prompts, unpadded) if len(x) > max_length]
+
+
+def warn_cut(cut: Sequence[tuple[str, str]], what: str, max_length: int, stacklevel: int = 2) -> None:
+    """One warning for all the ``(prompt, lost text)`` pairs of ``cut``: how many, and the first with what it lost;
+    ``stacklevel`` counts from the caller, as if it called ``warnings.warn``."""
+    if cut:
+        prompt, lost = cut[0]
+        shown = prompt if len(prompt) <= 100 else prompt[:97] + "..."
+        warnings.warn(f"{len(cut)} {what} longer than the text encoder's {max_length} tokens were truncated, "
+                      f"e.g. {shown!r} lost {lost!r}", UserWarning, stacklevel=stacklevel + 1)
 
 
 @dataclass
@@ -205,13 +222,12 @@ class TextEncoder(nn.Module):
 
     def _warn_long(self, prompts: Sequence[str], what: str, stacklevel: int) -> None:
         if self.backend == "open_clip":
-            lengths = [len(self.tokenizer.encode(p)) + 2 for p in prompts]  # + start and end tokens
+            words = [self.tokenizer.encode(p) for p in prompts]  # without the start and end tokens
+            keep = self.max_length - 2
+            cut = [(p, self.tokenizer.decode(w[keep:]).strip()) for p, w in zip(prompts, words) if len(w) > keep]
         else:
-            lengths = [len(x) for x in self.tokenizer(list(prompts), truncation=False)["input_ids"]]
-        long = [p for p, n in zip(prompts, lengths) if n > self.max_length]
-        if long:
-            warnings.warn(f"{len(long)} {what} longer than the text encoder's {self.max_length} tokens were "
-                          f"truncated, e.g. {long[0][:80]!r}", UserWarning, stacklevel=stacklevel)
+            cut = cut_prompts(self.tokenizer, prompts, self.max_length)
+        warn_cut(cut, what, self.max_length, stacklevel=stacklevel)
 
     def forward(self, prompts: Sequence[str]) -> TextOutput:
         ids, mask = self.tokenize(prompts)

@@ -45,6 +45,7 @@ from PIL import Image
 from t2i.diffusion.distill import guidance_embedding, is_guidance_distilled
 from t2i.diffusion.options import SAMPLERS, DiffusionOptions, load_sampling_options
 from t2i.generator import DenoisingStep, GenerationError, Generator, rngs_per_image, validate_request
+from t2i.text import cut_prompts, warn_cut
 
 logger = logging.getLogger(__name__)
 
@@ -98,12 +99,8 @@ def encode_text(tokenizer: Any, text_encoder: Any, prompts: Sequence[str], devic
 
 def warn_truncated(tokenizer: Any, prompts: Sequence[str], stacklevel: int = 2) -> None:
     """One warning naming how many ``prompts`` the tokenizer's context cuts, with an example and what it lost."""
-    max_length = tokenizer.model_max_length
-    unpadded = tokenizer(list(prompts)).input_ids  # start + tokens + end, any length
-    cut = [(p, tokenizer.decode(x[max_length - 1:-1])) for p, x in zip(prompts, unpadded) if len(x) > max_length]
-    if cut:
-        warnings.warn(f"{len(cut)} prompt(s) longer than the text encoder's {max_length} tokens were truncated, "
-                      f"e.g. {cut[0][0]!r} lost {cut[0][1]!r}", UserWarning, stacklevel=stacklevel)
+    cut = cut_prompts(tokenizer, prompts, tokenizer.model_max_length)
+    warn_cut(cut, "prompt(s)", tokenizer.model_max_length, stacklevel=stacklevel)
 
 
 def alpha_bar_at(scheduler: Any, timestep: Any) -> float:
