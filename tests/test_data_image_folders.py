@@ -143,3 +143,18 @@ def test_validate_reads_every_split_of_class_folders(classes, capsys):
     out = capsys.readouterr().out
     assert f"{classes / 'train'}: 9 items checked" in out and f"{classes / 'test'}: 2 items checked" in out
     assert "OK: no problems found" in out
+
+
+def test_images_beside_the_split_folders_are_named_not_dropped_silently(classes, tmp_path):
+    """Regression: images at the top of a folder with train/ test/ were left out without a word."""
+    Image.new("RGB", (8, 8), "white").save(classes / "stray.png")
+    notes = " ".join(load_dataset(classes, size=8).report.notes)
+    assert f"1 image(s) at the top of {classes} lie outside its splits (test/, train/)" in notes and "stray.png" in notes
+    captioned = tmp_path / "captioned"  # the same with metadata.jsonl in each split
+    for split in ("train", "test"):
+        (captioned / split).mkdir(parents=True)
+        Image.new("RGB", (8, 8), "red").save(captioned / split / "a.png")
+        (captioned / split / "metadata.jsonl").write_text(json.dumps({"file_name": "a.png", "text": "red"}) + "\n")
+    assert not load_dataset(captioned, size=8).report.notes
+    Image.new("RGB", (8, 8), "white").save(captioned / "b.jpg")
+    assert "outside its splits (test/, train/)" in " ".join(load_dataset(captioned, split="test", size=8).report.notes)

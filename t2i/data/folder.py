@@ -130,6 +130,17 @@ def folder_splits(root: Path) -> dict[str, Path]:
     return {s.name: s for s in subfolders if holds_images(s)}
 
 
+def loose_beside_splits(root: Path, splits: dict[str, Path]) -> list[str]:
+    """A note when images lie at the top of ``root`` beside its split subfolders, which are all that is read."""
+    if root in splits.values():
+        return []
+    loose = [f.name for f in sorted(root.iterdir()) if not f.name.startswith(".") and is_image(f)]
+    if not loose:
+        return []
+    return [f"{len(loose)} image(s) at the top of {root} lie outside its splits ({', '.join(f'{s}/' for s in splits)}) "
+            f"and are not read, e.g. {loose[0]}: move them into a split to use them"]
+
+
 def _class_folders(folder: Path) -> list[Path] | None:
     """The class subfolders of a split of images, or None when some image lies loose in it (unlabelled)."""
     if any(not f.name.startswith(".") and is_image(f) for f in folder.iterdir()):
@@ -457,7 +468,7 @@ def load_folder(source: str | Path, split: str = "train", size: int = 32, n: int
     table, bad = _read_jsonl(meta) if meta.suffix == ".jsonl" else _read_csv(meta, ",")
     rows = _to_rows(table, folder, image_column, caption_column, label_column, str(meta), bad, contained=True)
     return CaptionedFiles(rows, size, channels, strict, check, source=str(folder), bad_rows=bad, augment=augment,
-                          n=n)
+                          notes=loose_beside_splits(root, splits), n=n)
 
 
 def load_image_folder(root: Path, splits: dict[str, Path], split: str = "train", size: int = 32, n: int | None = None,
@@ -486,6 +497,7 @@ def load_image_folder(root: Path, splits: dict[str, Path], split: str = "train",
                  "trainers; captions come from metadata.jsonl with file_name and text, or class folders)"]
         notes += [f"a table lies beside the images: give it as the data source (--data {t}) to read its captions"
                   for t in caption_tables(folder)]
+    notes += loose_beside_splits(root, splits)
     return CaptionedFiles(rows, size, channels, strict, check, source=str(folder), augment=augment,
                           class_names=classes if groups else None, captioned=bool(groups), notes=notes, n=n)
 
