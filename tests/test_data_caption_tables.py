@@ -161,3 +161,30 @@ def test_captions_in_several_columns_are_one_images_captions(flickr, tmp_path):
     assert hub.caption_lists[1:] == [captions_of(c) for c in list(COLOURS)[1:]]
     with pytest.raises(ValueError, match="no 'caption_9' column"):
         load_dataset(tmp_path / "hub", size=8, caption_column="caption_0,caption_9")
+
+
+def test_a_datasets_table_of_one_row_per_caption_gives_one_item_per_image(tmp_path):
+    """Regression: a ``datasets`` table with an ``Image`` feature and a row per caption (COCO-style hub copies)
+    gave one item per row. Rows are grouped by the image's file name and bytes: ``save_to_disk`` keeps only the
+    name, and two different images may share one (``0.png`` in two class folders)."""
+    datasets = pytest.importorskip("datasets")
+    files = {}
+    for colour, rgb in COLOURS.items():
+        (tmp_path / colour).mkdir()
+        Image.new("RGB", (12, 10), rgb).save(tmp_path / colour / "0.png")  # one name, four images
+        files[colour] = str(tmp_path / colour / "0.png")
+    rows = [(colour, caption) for colour in COLOURS for caption in captions_of(colour)]
+    rows.insert(2, ("yellow", "a yellow square, listed early"))  # an image's rows need not be adjacent
+    table = datasets.Dataset.from_dict({"image": [files[c] for c, _ in rows], "caption": [t for _, t in rows]},
+                                       features=datasets.Features({"image": datasets.Image(),
+                                                                   "caption": datasets.Value("string")}))
+    table.save_to_disk(str(tmp_path / "saved"))
+    ds = load_dataset(tmp_path / "saved", size=8, caption_column="caption")
+    assert len(ds) == 4 and ds.caption_lists[0] == captions_of("red")
+    assert ds.caption_lists[1] == ["a yellow square, listed early", *captions_of("yellow")]
+    for i, colour in enumerate(["red", "yellow", "green", "blue"]):  # each item is its own colour's picture
+        mean = ds[i]["image"].mean(dim=(1, 2)) * 255
+        assert torch.allclose(mean, torch.tensor(COLOURS[colour], dtype=torch.float), atol=2)
+    assert ds.report.summary().splitlines()[0].endswith(": 13 rows (4 images) checked, 0 skipped")
+    assert "13 rows name 4 images" in " ".join(ds.report.notes)
+    assert len(load_dataset(tmp_path / "saved", size=8, caption_column="caption", n=2)) == 2  # n counts images

@@ -55,7 +55,7 @@ import os
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from PIL import Image
@@ -128,6 +128,39 @@ def folder_splits(root: Path) -> dict[str, Path]:
     if with_metadata or not (root / "train").is_dir():
         return with_metadata or {"train": root}
     return {s.name: s for s in subfolders if holds_images(s)}
+
+
+def rows_per_image(keys: list[Any], n: int | None = None) -> tuple[list[list[int]], list[str]]:
+    """Row indices grouped by the image each names (``keys``: its path; None, an image of its own), in order of first
+    appearance, the first ``n`` groups; and the note to report when some image has several rows (one per caption)."""
+    by_image: dict[Any, list[int]] = {}
+    for i, key in enumerate(keys):
+        by_image.setdefault(i if key is None else key, []).append(i)  # a row index never equals a path
+    groups = list(by_image.values())[:n] if n is not None else list(by_image.values())
+    if len(by_image) == len(keys):
+        return groups, []
+    per_image = sorted({len(group) for group in groups})
+    each = f"{per_image[0]}" if len(per_image) == 1 else f"{per_image[0]} to {per_image[-1]}"
+    return groups, [f"{sum(map(len, groups))} rows name {len(groups)} images: one item per image with its captions "
+                    f"({each} rows each; training draws one caption per item and epoch)"]
+
+
+def check_image_rows(rows: list[Any], check_row: Callable[[Any], tuple[list[str], int]], name: Callable[[Any], str],
+                     report: BadDataReport) -> tuple[Any, list[str], int] | None:
+    """The rows naming one image, each checked on its own by ``check_row`` (its captions and label; ``BadImage``
+    reported under ``name(row)``): the first good row, every good row's captions, its label; None when none is good.
+    A row whose label differs from the first good row's is a bad row."""
+    good: list[tuple[Any, list[str], int]] = []
+    for row in rows:
+        try:
+            texts, label = check_row(row)
+            if good and label != good[0][2]:
+                raise BadImage("bad_row", f"label {label}, while an earlier row of this image has {good[0][2]}")
+        except BadImage as bad:
+            report.add(bad.kind, name(row), bad.detail)
+            continue
+        good.append((row, texts, label))
+    return (good[0][0], [t for _, texts, _ in good for t in texts], good[0][2]) if good else None
 
 
 def loose_beside_splits(root: Path, splits: dict[str, Path]) -> list[str]:
@@ -231,18 +264,11 @@ class CaptionedFiles(SkipsBadImages):
             raise ValueError(f"channels must be 1, 3 or None (RGB), got {channels!r}")
         self.size, self.channels, self.source = int(size), channels or 3, source
         self.augment = augment or Augment()
-        by_image: dict[Path, list[Row]] = {}
-        for row in rows:
-            by_image.setdefault(row.path, []).append(row)
-        images = list(by_image.values())[:n] if n is not None else list(by_image.values())
-        if len(by_image) < len(rows):
-            per_image = sorted({len(same) for same in images})
-            each = f"{per_image[0]}" if len(per_image) == 1 else f"{per_image[0]} to {per_image[-1]}"
-            notes = [*notes, f"{sum(map(len, images))} rows name {len(images)} images: one item per image with its "
-                             f"captions ({each} rows each; training draws one caption per item and epoch)"]
+        groups, grouped = rows_per_image([row.path for row in rows], n)
+        images = [[rows[i] for i in group] for group in groups]
         self.report = BadDataReport(source=source, checked=sum(map(len, images)) + len(bad_rows),
-                                    images=len(images) if len(by_image) < len(rows) else None,
-                                    shapes=ImageShapes(self.augment.resize), notes=list(notes))
+                                    images=len(images) if grouped else None,
+                                    shapes=ImageShapes(self.augment.resize), notes=[*notes, *grouped])
         self.captioned = captioned  # False: a folder of images without metadata or classes ("" for every text)
         for name, detail in bad_rows:
             self.report.add("bad_row", name, detail)
@@ -279,19 +305,7 @@ class CaptionedFiles(SkipsBadImages):
         self._failed: set[int] = set()  # rows that failed to decode in this process
 
     def _check_rows(self, same: list[Row]) -> tuple[Row, list[str], int] | None:
-        """The rows naming one image, each checked on its own (bad ones reported): the first good row, every good
-        row's captions, its label; None when no row is good."""
-        good: list[tuple[Row, list[str], int]] = []
-        for row in same:
-            try:
-                texts, label = self._check_row(row)
-                if good and label != good[0][2]:
-                    raise BadImage("bad_row", f"label {label}, while an earlier row of this image has {good[0][2]}")
-            except BadImage as bad:
-                self.report.add(bad.kind, row.name, bad.detail)
-                continue
-            good.append((row, texts, label))
-        return (good[0][0], [t for _, texts, _ in good for t in texts], good[0][2]) if good else None
+        return check_image_rows(same, self._check_row, lambda row: row.name, self.report)
 
     def _check_row(self, row: Row) -> tuple[list[str], int]:
         """A row's captions and label (``BadImage`` for an empty caption, bad structure or label)."""

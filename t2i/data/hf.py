@@ -15,6 +15,8 @@ trains without being read into it. Columns (``image_column``, default ``image``;
 ``Image`` feature (decoded here, with the bad-data rules of ``t2i.data.bad_data``), a file
 path (relative paths resolve against the saved folder or the script's folder) or bytes; a
 caption a string or a list of strings (one drawn per access in training, the first otherwise).
+Rows naming one image (a table of one row per caption, as COCO's) are one item with all their captions, as in
+``t2i.data.folder``: told apart by the image's path, and by its bytes where rows share a file name.
 A table without a ``text`` column (``datasets``' imagefolder of class folders: ``image``, ``label``)
 is captioned by its ``ClassLabel`` names, as ``t2i.data.folder`` captions class folders; without
 those either, it has no captions (``captioned`` False: the unconditional trainers read it).
@@ -39,7 +41,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .bad_data import BadDataReport, BadImage, load_image, open_image
-from .folder import CHECKS, PROGRESS_ABOVE, SkipsBadImages, class_caption
+from .folder import CHECKS, PROGRESS_ABOVE, SkipsBadImages, check_image_rows, class_caption, rows_per_image
 from .transforms import Augment, ImageShapes, caption_columns, check_captions, joined_captions, require_columns
 
 HF_OPTIONS = ("image_column", "caption_column", "label_column", "check")
@@ -145,15 +147,18 @@ class HFImageText(SkipsBadImages):
         caption_column = caption_column or ("text" if "text" in table.column_names else "")  # "": none
         captions = caption_columns(caption_column)
         require_columns(source, table.column_names, image_column, caption_column)
-        if n is not None:
-            table = table.select(range(min(int(n), len(table))))
         feature = table.features[image_column]
         if isinstance(feature, datasets.Image) and feature.decode:
             table = table.cast_column(image_column, datasets.Image(decode=False))  # {bytes, path}: we decode
+        groups, grouped = rows_per_image(image_keys(table, image_column), n)  # COCO-style: one row per caption
+        if n is not None:
+            table = table.select([i for group in groups for i in group])
+            groups, _ = rows_per_image(image_keys(table, image_column))
         self.table, self.image_column, self.base = table, image_column, base
         self.size, self.channels, self.source = int(size), channels or 3, source
         self.augment = augment or Augment()
-        self.report = BadDataReport(source=source, checked=len(table), shapes=ImageShapes(self.augment.resize))
+        self.report = BadDataReport(source=source, checked=len(table), images=len(groups) if grouped else None,
+                                    shapes=ImageShapes(self.augment.resize), notes=grouped)
         label_feature = table.features.get(label_column)
         raw_labels = table[label_column] if label_feature is not None else [None] * len(table)
         names = getattr(label_feature, "names", None)  # a ClassLabel names its classes
@@ -170,25 +175,31 @@ class HFImageText(SkipsBadImages):
             raw_captions = [None] * len(table)
             self.report.notes.append("no 'text' column and no class names: images without captions (for the "
                                      "unconditional trainers; --caption-column names a caption column)")
+        def check_row(i: int) -> tuple[list[str], int]:
+            label = raw_labels[i]
+            if label is not None and (isinstance(label, bool) or not isinstance(label, int) or label < 0):
+                raise BadImage("bad_row", f"label {label!r} is not an integer >= 0")
+            return (check_captions(raw_captions[i]) if self.captioned else [""]), -1 if label is None else int(label)
+
         self.rows, self.caption_lists, self.labels = [], [], []
-        for i, (raw, label) in enumerate(tqdm(zip(raw_captions, raw_labels), total=len(table),
-                                              desc=f"checking {source}", disable=len(table) < PROGRESS_ABOVE)):
-            try:
-                texts = check_captions(raw) if self.captioned else [""]
-                if label is not None and (isinstance(label, bool) or not isinstance(label, int) or label < 0):
-                    raise BadImage("bad_row", f"label {label!r} is not an integer >= 0")
-                if strict or check == "decode":  # decoded as training will: conversions and crops reported
+        for group in tqdm(groups, desc=f"checking {source}", disable=len(groups) < PROGRESS_ABOVE):
+            good = check_image_rows(group, check_row, lambda i: f"{source}[{i}]", self.report)
+            if good is None:
+                continue
+            i, texts, label = good
+            if strict or check == "decode":  # decoded as training will: conversions and crops reported
+                try:
                     image, name = self._open(i)
                     self.report.shapes.add(image)
                     converted = load_image(image, self.size, self.channels, name=name, augment=self.augment)[1]
-                    if converted:
-                        self.report.add("converted", name, converted)
-            except BadImage as bad:
-                self.report.add(bad.kind, f"{source}[{i}]", bad.detail)
-                continue
+                except BadImage as bad:
+                    self.report.add(bad.kind, f"{source}[{i}]", bad.detail)
+                    continue
+                if converted:
+                    self.report.add("converted", name, converted)
             self.rows.append(i)
             self.caption_lists.append(texts)
-            self.labels.append(-1 if label is None else int(label))
+            self.labels.append(label)
         if strict:
             self.report.raise_if_problems()
         if not self.rows:
@@ -228,6 +239,34 @@ class HFImageText(SkipsBadImages):
 
     def _item_name(self, j: int) -> str:
         return f"{self.source}[{self.rows[j]}]"
+
+
+HASH_CHUNK = 1024  # rows whose image bytes are read at a time to tell images of one file name apart
+
+
+def image_keys(table: Any, image_column: str) -> list[Any]:
+    """What tells rows naming one image (``rows_per_image``): a path column's path; an undecoded ``Image``
+    feature's path, with a hash of its bytes where several rows share a path (``save_to_disk`` and the hub keep only
+    a file's name, and class folders often reuse names like ``0.png``); None (a row of its own) without a path."""
+    import datasets
+
+    feature = table.features[image_column]
+    if getattr(feature, "dtype", None) == "string":
+        return list(table[image_column])
+    if not isinstance(feature, datasets.Image):
+        return [None] * len(table)  # images as bytes: each row its own
+    keys: list[Any] = list(table.select_columns([image_column]).flatten()[f"{image_column}.path"])
+    counts: dict[str, int] = {}
+    for path in keys:
+        counts[path] = counts.get(path, 0) + 1
+    shared = [i for i, path in enumerate(keys) if path is not None and counts[path] > 1]
+    for start in range(0, len(shared), HASH_CHUNK):
+        chunk = shared[start:start + HASH_CHUNK]
+        blobs = table.select(chunk).select_columns([image_column]).flatten()[f"{image_column}.bytes"]
+        for i, blob in zip(chunk, blobs):
+            if blob is not None:  # embedded: the same name may be another image
+                keys[i] = (keys[i], hashlib.blake2b(blob, digest_size=16).digest())
+    return keys
 
 
 def load_hf(source: str | Path, kind: str, split: str = "train", size: int = 32, n: int | None = None,
