@@ -187,4 +187,5 @@ def test_a_datasets_table_of_one_row_per_caption_gives_one_item_per_image(tmp_pa
         assert torch.allclose(mean, torch.tensor(COLOURS[colour], dtype=torch.float), atol=2)
     assert ds.report.summary().splitlines()[0].endswith(": 13 rows (4 images) checked, 0 skipped")
     assert "13 rows name 4 images" in " ".join(ds.report.notes)
-    assert len(load_dataset(tmp_path / "saved", size=8, caption_column="caption", n=2)) == 2  # n counts images
+    first_two = load_dataset(tmp_path / "saved", size=8, caption_column="caption", n=2)  # n counts images
+    assert first_two.caption_lists == ds.caption_lists[:2] and first_two[1]["image"].equal(ds[1]["image"])

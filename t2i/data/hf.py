@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import inspect
+import itertools
 import re
 import sys
 from pathlib import Path
@@ -151,9 +152,10 @@ class HFImageText(SkipsBadImages):
         if isinstance(feature, datasets.Image) and feature.decode:
             table = table.cast_column(image_column, datasets.Image(decode=False))  # {bytes, path}: we decode
         groups, grouped = rows_per_image(image_keys(table, image_column), n)  # COCO-style: one row per caption
-        if n is not None:
+        if n is not None:  # the first n images' rows, each image's rows now side by side
             table = table.select([i for group in groups for i in group])
-            groups, _ = rows_per_image(image_keys(table, image_column))
+            ends = list(itertools.accumulate(map(len, groups)))
+            groups = [list(range(end - len(group), end)) for group, end in zip(groups, ends)]
         self.table, self.image_column, self.base = table, image_column, base
         self.size, self.channels, self.source = int(size), channels or 3, source
         self.augment = augment or Augment()
@@ -175,6 +177,7 @@ class HFImageText(SkipsBadImages):
             raw_captions = [None] * len(table)
             self.report.notes.append("no 'text' column and no class names: images without captions (for the "
                                      "unconditional trainers; --caption-column names a caption column)")
+
         def check_row(i: int) -> tuple[list[str], int]:
             label = raw_labels[i]
             if label is not None and (isinstance(label, bool) or not isinstance(label, int) or label < 0):
@@ -251,7 +254,7 @@ def image_keys(table: Any, image_column: str) -> list[Any]:
     import datasets
 
     feature = table.features[image_column]
-    if getattr(feature, "dtype", None) == "string":
+    if getattr(feature, "dtype", None) in ("string", "large_string"):
         return list(table[image_column])
     if not isinstance(feature, datasets.Image):
         return [None] * len(table)  # images as bytes: each row its own
