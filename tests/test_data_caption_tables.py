@@ -189,3 +189,45 @@ def test_a_datasets_table_of_one_row_per_caption_gives_one_item_per_image(tmp_pa
     assert "13 rows name 4 images" in " ".join(ds.report.notes)
     first_two = load_dataset(tmp_path / "saved", size=8, caption_column="caption", n=2)  # n counts images
     assert first_two.caption_lists == ds.caption_lists[:2] and first_two[1]["image"].equal(ds[1]["image"])
+
+
+def test_shards_keep_every_caption_of_an_image_from_any_source(flickr, tmp_path):
+    """Regression: `t2i data shards` took no columns, wrote an image's first caption only, crashed on a `datasets`
+    table, and copied a GIF the shard reader then skipped; now one caption per line of key.txt, read back as a list."""
+    import tarfile
+
+    datasets = pytest.importorskip("datasets")
+    from t2i.data.shards import ShardDataset
+    from t2i.data.transforms import Augment
+    from train.data import main as data_main
+
+    Image.new("P", (12, 10), 3).save(flickr / "Images" / "grey.gif")
+    with (flickr / "captions.txt").open("a") as f:
+        f.write('grey.gif,"a grey\nsquare"\n')  # a line break inside a quoted caption
+    out = tmp_path / "from-table"
+    assert data_main(["shards", str(flickr / "captions.txt"), "--image-column", "image", "--caption-column", "caption",
+                      "--out", str(out)]) == 0
+    with tarfile.open(out / "shard-00000.tar") as tar:
+        names = tar.getnames()
+        assert tar.extractfile("000000.txt").read().decode() == "\n".join(captions_of("red"))
+        assert tar.extractfile("000004.txt").read().decode() == "a grey square"
+    assert "000004.png" in names and len(names) == 10  # the GIF as PNG, which the reader takes
+    drawn = ShardDataset(out, size=8, augment=Augment(draw=True))
+
+    def first_caption(epoch: int) -> str:
+        drawn.set_epoch(epoch)
+        return next(iter(drawn))["text"]
+
+    assert {first_caption(epoch) for epoch in range(8)} == set(captions_of("red"))  # one drawn per epoch
+    assert [item["text"] for item in ShardDataset(out, size=8)][:4] == [captions_of(c)[0] for c in COLOURS]
+
+    table = datasets.Dataset.from_dict(
+        {"image": [str(flickr / "Images" / f"{c}.png") for c in COLOURS for _ in range(3)],
+         "caption": [t for c in COLOURS for t in captions_of(c)]},
+        features=datasets.Features({"image": datasets.Image(), "caption": datasets.Value("string")}))
+    table.save_to_disk(str(tmp_path / "saved"))
+    assert data_main(["shards", str(tmp_path / "saved"), "--caption-column", "caption",
+                      "--out", str(tmp_path / "from-hf")]) == 0
+    with tarfile.open(tmp_path / "from-hf" / "shard-00000.tar") as tar, tarfile.open(out / "shard-00000.tar") as ref:
+        for name in ("000000.png", "000000.txt", "000003.png", "000003.txt"):  # the same bytes from either source
+            assert tar.extractfile(name).read() == ref.extractfile(name).read()

@@ -10,8 +10,9 @@ Sub-commands:
   (``t2i.data.translation``); ``t2i train pix2pix|cyclegan --data DIR`` reads either layout.
 - ``t2i data digits --out DIR --size 32``: both splits as imagefolders,
   ``DIR/train`` and ``DIR/test`` (``metadata.jsonl`` with ``file_name``, ``text``, ``label``).
-- ``t2i data shards SOURCE --out DIR --per-shard 1000``: any map-style source (shapes,
-  digits, a folder, a CSV) as WebDataset tar shards (``key.png|jpg`` + ``key.txt`` [+ ``key.cls``]).
+- ``t2i data shards SOURCE --out DIR --per-shard 1000``: any map-style source (shapes, digits, a folder, a
+  table, a ``datasets`` source; ``--image-column`` / ``--caption-column`` as for training) as WebDataset tar
+  shards (``key.png|jpg|...`` as stored + ``key.txt``, an image's captions one per line [+ ``key.cls``]).
 - ``t2i data validate PATH [--strict] [--resize M] [--background C]``: decodes every image of a folder, CSV or shards
   (or every split of a saved ``datasets`` DatasetDict), read as a run with those options will read it,
   and prints the bad-data report (every problem; conversions counted per rule, every one with
@@ -30,16 +31,16 @@ import io
 import json
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from tqdm.auto import tqdm
 
-from t2i.data import DEFAULT_N, describe_source, load_dataset, shapes
+from t2i.data import DEFAULT_N, describe_source, load_dataset, require_captions, shapes
 from t2i.data import translation
 from t2i.data.bad_data import CONVERTED_EXAMPLES, BadDataReport
 from t2i.data.digits import write_digits
 from t2i.data.folder import folder_splits
-from t2i.data.shards import write_shards
+from t2i.data.shards import IMAGE_EXTS, write_shards
 from t2i.data.transforms import BACKGROUNDS, RESIZE_MODES
 
 
@@ -79,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=None, help=f"items to write; None: all (shapes: {DEFAULT_N['train']} train)")
     p.add_argument("--size", type=int, default=32, help="image side for shapes/digits (files are copied as they are)")
     p.add_argument("--seed", type=int, default=0, help="seed for shapes")
+    p.add_argument("--image-column", default=None, help="image column; None: file_name for folders, filepath for CSV, "
+                   "image for datasets")
+    p.add_argument("--caption-column", default=None, help="caption column(s), comma-separated; None: text for folders, "
+                   "title for CSV, text for datasets")
 
     p = sub.add_parser("validate", help="report bad images and captions without training", formatter_class=fmt)
     p.add_argument("path", help="a folder with metadata.jsonl, a .csv/.tsv file, WebDataset shards, or an "
@@ -96,26 +101,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _write_shards(args: argparse.Namespace) -> int:
+    from PIL import Image
+
     kind = describe_source(args.source)
     if kind == "shards":
         raise ValueError(f"{args.source} already is WebDataset shards")
-    ds = load_dataset(args.source, split=args.split, size=args.size, n=args.n, seed=args.seed)
-    items, labels = [], []
+    columns = {k: v for k, v in (("image_column", args.image_column), ("caption_column", args.caption_column))
+               if v is not None}
+    ds = load_dataset(args.source, split=args.split, size=args.size, n=args.n, seed=args.seed, **columns)
+    require_captions(ds, "a shard (key.txt)")
+    items, labels, encoded = [], [], 0
     for i in tqdm(range(len(ds)), desc="collecting", unit="img"):
-        if kind in ("folder", "csv"):  # copy the original file bytes (no re-encoding)
-            row = ds.rows[i]
-            items.append((row.path.read_bytes(), ds.captions[i], row.path.suffix.lstrip(".").lower() or "png"))
-        else:  # generated: encode the cached pixels as PNG
-            from PIL import Image
-
-            pixels = ds.images[i].permute(1, 2, 0).squeeze(-1).numpy()
-            buf = io.BytesIO()
-            Image.fromarray(pixels).save(buf, format="PNG")
-            items.append((buf.getvalue(), ds.captions[i], "png"))
+        if kind in ("shapes", "digits"):  # generated: encode the cached pixels as PNG
+            data, ext = encode_png(Image.fromarray(ds.images[i].permute(1, 2, 0).squeeze(-1).numpy())), "png"
+        else:  # the file as stored (no re-encoding), unless the shard reader would not find its extension
+            data, ext = ds.original_file(i)
+            if ext not in IMAGE_EXTS:
+                data, ext, encoded = encode_png(Image.open(io.BytesIO(data))), "png", encoded + 1
+        items.append((data, getattr(ds, "caption_lists", [[c] for c in ds.captions])[i], ext))
         labels.append(int(ds.labels[i]))
     paths = write_shards(items, args.out, per_shard=args.per_shard, labels=labels if ds.num_classes else None)
-    print(f"wrote {len(items)} samples in {len(paths)} shards to {args.out}")
+    several = sum(len(captions) > 1 for _, captions, _ in items)
+    print(f"wrote {len(items)} samples in {len(paths)} shards to {args.out}"
+          + (f"; {several} with several captions (one per line of key.txt)" if several else "")
+          + (f"; {encoded} images re-encoded as PNG (not {'/'.join(IMAGE_EXTS)})" if encoded else ""))
     return 0
+
+
+def encode_png(image: Any) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def _validate_translation(args: argparse.Namespace) -> int:

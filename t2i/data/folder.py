@@ -304,6 +304,11 @@ class CaptionedFiles(SkipsBadImages):
                              "would make false; use random_flip=0 for shapes data")
         self._failed: set[int] = set()  # rows that failed to decode in this process
 
+    def original_file(self, j: int) -> tuple[bytes, str]:
+        """Item ``j``'s image file as stored and its extension (``t2i data shards`` copies it)."""
+        path = self.rows[j].path
+        return path.read_bytes(), path.suffix.lstrip(".").lower()
+
     def _check_rows(self, same: list[Row]) -> tuple[Row, list[str], int] | None:
         return check_image_rows(same, self._check_row, lambda row: row.name, self.report)
 

@@ -30,6 +30,7 @@ next good item, as in ``t2i.data.folder``), or all up front with ``check="decode
 from __future__ import annotations
 
 import hashlib
+import io
 import importlib.util
 import inspect
 import itertools
@@ -220,18 +221,39 @@ class HFImageText(SkipsBadImages):
         self.records = None
         self._failed: set[int] = set()
 
-    def _open(self, row: int) -> tuple[Any, str]:
-        """The row's image, opened (header only; ``BadImage`` if it cannot be), and its name for the report."""
+    def _stored(self, row: int) -> tuple[Any, str]:
+        """The row's image as stored (bytes, a ``Path`` or a PIL image; ``BadImage`` when none) and its name (its
+        path where it has one)."""
         value = self.table[row][self.image_column]
         name = f"{self.source}[{row}]"
         if isinstance(value, dict):  # an Image feature read undecoded: {"bytes": ..., "path": ...}
+            name = value.get("path") or name
             value = value.get("bytes") or value.get("path")
         if isinstance(value, str):
             name = value
             value = self.base / value if self.base is not None and not Path(value).is_absolute() else Path(value)
         if value is None:
             raise BadImage("missing", "no image in this row")
+        return value, name
+
+    def _open(self, row: int) -> tuple[Any, str]:
+        """The row's image, opened (header only; ``BadImage`` if it cannot be), and its name for the report."""
+        value, name = self._stored(row)
         return (value if isinstance(value, Image.Image) else open_image(value, name)), name
+
+    def original_file(self, j: int) -> tuple[bytes, str]:
+        """Item ``j``'s image as stored and its extension (from its name, else its format; ``t2i data shards``)."""
+        value, name = self._stored(self.rows[j])
+        if isinstance(value, Image.Image):
+            buffer = io.BytesIO()
+            value.save(buffer, format="PNG")
+            return buffer.getvalue(), "png"
+        data = value.read_bytes() if isinstance(value, Path) else value
+        ext = Path(name).suffix.lower()
+        if ext not in Image.registered_extensions():  # no file name (the row's index): the format the bytes hold
+            with Image.open(io.BytesIO(data)) as image:
+                ext = {"JPEG": ".jpg"}.get(image.format or "", f".{(image.format or 'png').lower()}")
+        return data, ext.lstrip(".")
 
     def _load(self, row: int, augment: Augment, rng=None):
         image, name = self._open(row)

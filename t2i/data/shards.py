@@ -2,7 +2,8 @@
 
 A shard is a plain tar file whose members are grouped into samples by key (the path up
 to the first dot of the file name): ``000123.png`` (or ``.jpg``, ``.jpeg``, ``.webp``)
-plus ``000123.txt`` (the caption), optionally ``000123.cls`` (an integer label). We use
+plus ``000123.txt`` (the caption; several lines: one caption per line, as Reed et al.'s CUB and flowers text
+files, one drawn per access in training), optionally ``000123.cls`` (an integer label). We use
 the ``webdataset`` package's tar iterators (``url_opener`` -> ``tar_file_expander`` ->
 ``group_by_keys``) and add what training needs on top:
 
@@ -37,7 +38,7 @@ from tqdm.auto import tqdm
 from webdataset.tariterators import group_by_keys, tar_file_expander, url_opener
 
 from .bad_data import BadDataReport, BadImage, check_caption, load_image, open_image
-from .transforms import Augment, ImageShapes
+from .transforms import Augment, ImageShapes, check_captions
 
 SHARD_OPTIONS = ("shuffle_buffer", "start", "image_ext", "caption_ext", "split_by_worker")
 IMAGE_EXTS = ("png", "jpg", "jpeg", "webp", "bmp")
@@ -136,9 +137,12 @@ class ShardDataset(IterableDataset):
             raise BadImage("missing", f"no image ({'/'.join(self.image_exts)}) for this key")
         raw = sample.get(self.caption_ext)
         try:
-            text = check_caption(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+            text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
         except UnicodeDecodeError as err:
             raise BadImage("empty_caption", f"caption is not UTF-8 text: {err}") from err
+        lines = [line for line in text.splitlines() if line.strip()] if isinstance(text, str) else []
+        texts = check_captions(lines) if len(lines) > 1 else [check_caption(text)]  # a line per caption
+        rng = self.augment.rng(position)  # caption draw, then crop, then flip: as the map-style datasets
         label = -1
         if "cls" in sample:
             try:
@@ -147,8 +151,8 @@ class ShardDataset(IterableDataset):
                 raise BadImage("bad_row", f"label {sample['cls'][:20]!r} is not an integer") from err
         opened = open_image(sample[ext], name)
         self.report.shapes.add(opened)
-        image, converted = load_image(opened, self.size, self.channels, name=name, augment=self.augment,
-                                      rng=self.augment.rng(position))
+        text = self.augment.caption(texts, rng)
+        image, converted = load_image(opened, self.size, self.channels, name=name, augment=self.augment, rng=rng)
         if converted:
             self.report.add("converted", name, converted)
         return {"image": image, "text": text, "label": label, "index": position}
@@ -182,7 +186,8 @@ class ShardDataset(IterableDataset):
 def write_shards(items: list[tuple], out: str | Path, per_shard: int = 1000,
                  labels: list[int] | None = None) -> list[Path]:
     """Write ``(image_bytes, caption[, ext])`` items as ``out/shard-00000.tar``, ... with keys
-    ``000000``, ...: ``key.{ext}`` (default png) + ``key.txt`` [+ ``key.cls`` from ``labels``]."""
+    ``000000``, ...: ``key.{ext}`` (default png) + ``key.txt`` [+ ``key.cls`` from ``labels``]. A caption may be a
+    list of an image's captions: one per line of ``key.txt`` (line breaks inside a caption become spaces)."""
     if per_shard <= 0:
         raise ValueError(f"per_shard must be positive, got {per_shard}")
     out = Path(out)
@@ -193,7 +198,8 @@ def write_shards(items: list[tuple], out: str | Path, per_shard: int = 1000,
         with tarfile.open(path, "w") as tar:
             for i in range(s, min(s + per_shard, len(items))):
                 data, text, ext = (*items[i], "png")[:3]
-                members = [(f"{i:06d}.{ext}", data), (f"{i:06d}.txt", text.encode("utf-8"))]
+                lines = [" ".join(c.splitlines()) for c in ([text] if isinstance(text, str) else text)]
+                members = [(f"{i:06d}.{ext}", data), (f"{i:06d}.txt", "\n".join(lines).encode("utf-8"))]
                 if labels is not None:
                     members.append((f"{i:06d}.cls", str(labels[i]).encode()))
                 for name, blob in members:
