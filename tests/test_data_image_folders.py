@@ -158,3 +158,36 @@ def test_images_beside_the_split_folders_are_named_not_dropped_silently(classes,
     assert not load_dataset(captioned, size=8).report.notes
     Image.new("RGB", (8, 8), "white").save(captioned / "b.jpg")
     assert "outside its splits (test/, train/)" in " ".join(load_dataset(captioned, split="test", size=8).report.notes)
+
+
+def test_caption_files_beside_the_images_caption_them(tmp_path, capsys):
+    """photo.png + photo.txt (kohya's sd-scripts, Reed et al.'s CUB text files: one caption per line): the folder was
+    read as images without captions, so no text trainer took it."""
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for name, colour in (("a", "red"), ("b", "green"), ("c", "blue"), ("d", "white"), ("e", "black")):
+        Image.new("RGB", (8, 8), colour).save(flat / f"{name}.png")
+    (flat / "a.txt").write_text("a red square\n\na square, red\n")  # two captions
+    (flat / "b.caption").write_text("a green square")  # the other extension kohya uses
+    (flat / "c.txt").write_text("a blue square")
+    (flat / "d.txt").write_text("  \n")  # empty: reported, skipped
+    ds = load_dataset(flat, size=8)  # e.png has none: reported, skipped
+    assert ds.captioned and ds.caption_lists == [["a red square", "a square, red"], ["a green square"],
+                                                 ["a blue square"]]
+    summary = ds.report.summary()
+    assert "captions from the caption files beside the images" in summary and "a table lies" not in summary
+    assert ds.report.counts == {"bad_row": 1, "empty_caption": 1}
+    assert "e.png  (no caption file beside it (e.txt), which other images have" in summary
+    assert t2i(["train", "clip", "--preset", "t2i-tiny", "--data", str(flat), *TINY[:2], "--batch-size", "2",
+                "--out", str(tmp_path / "clip")]) == 0
+    capsys.readouterr()
+
+    classes = tmp_path / "classes"  # class folders still label; the files caption
+    write_classes(classes, 2)
+    for name in COLOURS:
+        for i in range(2):
+            (classes / name / f"{i}.txt").write_text(f"picture {i} of {name}")
+    ds = load_dataset(classes, size=8)
+    assert ds.class_names == sorted(COLOURS) and ds.labels[:3] == [0, 1, 2]
+    assert ds.captions[:3] == ["picture 0 of green-leaves", "picture 0 of red_apples", "picture 0 of sky"]
+    assert "; labels from the 3 class folders" in ds.report.summary()

@@ -14,7 +14,10 @@
   ``sports_car/``), so class- and text-conditional trainers both read it; images lying loose, or in
   a single class folder (``datasets`` labels two classes or more: ``Images/`` beside a captions table is not
   a class), are neither labelled nor captioned (text-conditioned trainers refuse them: ``require_captions``).
-  Splits: with a ``train/`` subfolder, each subfolder is a split (``train/animals/1.png``). Items
+  Caption files beside the images (``photo.png`` + ``photo.txt`` or ``.caption``: kohya's sd-scripts, Reed et
+  al.'s CUB text files) caption them instead, one caption per non-blank line; an image without one, where
+  others have one, is a ``bad_row``. Splits: with a ``train/`` subfolder, each subfolder is a split
+  (``train/animals/1.png``). Items
   alternate between classes (``n`` takes from every class). The report's first lines say where
   labels and captions came from.
 - **CSV/TSV**: open_clip's layout, columns ``filepath`` and ``title`` by default
@@ -73,6 +76,7 @@ METADATA_FILES = ("metadata.jsonl", "metadata.csv")
 PROGRESS_ABOVE = 2000  # show a progress bar when checking more rows than this
 MAX_SUBSTITUTES = 64  # consecutive bad files tolerated while fetching one item
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt")  # a table of image path and caption (a .txt one needs a separator in line 1)
+CAPTION_SUFFIXES = (".txt", ".caption")  # photo.png + photo.txt: kohya's sd-scripts, Reed et al.'s CUB text files
 SEPARATORS = (",", "\t", "|", ";")  # a table's separator, when its header does not hold the extension's
 BASE_PROBE = 20  # relative image paths looked up to find a CSV's image folder (``_image_base``)
 MEMORY_BYTES = 2**30  # prepared images (uint8) a process keeps, so a file is decoded and resized once, not per epoch
@@ -183,8 +187,11 @@ def _class_folders(folder: Path) -> list[Path] | None:
 
 
 def caption_tables(folder: Path) -> list[Path]:
-    """The CSV/TSV/TXT tables at the top of a folder of images without metadata: captions the user may have meant."""
-    return [f for f in sorted(folder.iterdir()) if f.is_file() and f.suffix.lower() in TABLE_SUFFIXES]
+    """The CSV/TSV/TXT tables at the top of a folder of images without metadata: captions the user may have meant
+    (not an image's caption file)."""
+    images = {f.stem for f in folder.iterdir() if is_image(f)}
+    return [f for f in sorted(folder.iterdir()) if f.is_file() and f.suffix.lower() in TABLE_SUFFIXES
+            and f.stem not in images]
 
 
 def class_caption(name: str) -> str:
@@ -513,12 +520,44 @@ def load_image_folder(root: Path, splits: dict[str, Path], split: str = "train",
         rows = [Row(f, str(f.relative_to(folder)), None) for f in _walk_images(folder)]
         why = f"one class folder ({classes[0]}/)" if classes else "no class folders"
         notes = [f"no metadata.jsonl and {why}: images without captions or labels (for the unconditional "
-                 "trainers; captions come from metadata.jsonl with file_name and text, or class folders)"]
+                 "trainers; captions come from metadata.jsonl with file_name and text, caption files beside the "
+                 "images, or class folders)"]
         notes += [f"a table lies beside the images: give it as the data source (--data {t}) to read its captions"
                   for t in caption_tables(folder)]
+    bad: list[tuple[str, str]] = []
+    caption_files = any(caption_file(row.path) for row in rows)
+    if caption_files:  # they caption the images; class folders still label them
+        rows, bad = with_caption_files(rows)
+        notes = ["no metadata.jsonl: captions from the caption files beside the images (photo.png + photo.txt, one "
+                 "caption per line)" + (f"; labels from the {len(groups)} class folders" if groups else "")]
     notes += loose_beside_splits(root, splits)
-    return CaptionedFiles(rows, size, channels, strict, check, source=str(folder), augment=augment,
-                          class_names=classes if groups else None, captioned=bool(groups), notes=notes, n=n)
+    return CaptionedFiles(rows, size, channels, strict, check, source=str(folder), augment=augment, bad_rows=bad,
+                          class_names=classes if groups else None, captioned=bool(groups) or caption_files,
+                          notes=notes, n=n)
+
+
+def caption_file(image: Path) -> Path | None:
+    """The caption file beside ``image``: its name with a ``CAPTION_SUFFIXES`` extension, or None."""
+    return next((f for f in map(image.with_suffix, CAPTION_SUFFIXES) if f.is_file()), None)
+
+
+def with_caption_files(rows: list[Row]) -> tuple[list[Row], list[tuple[str, str]]]:
+    """``rows`` captioned by their caption files, each non-blank line a caption, and the bad rows: an image
+    without one (where others have one) or whose file is not UTF-8 text."""
+    kept, bad = [], []
+    for row in rows:
+        found = caption_file(row.path)
+        if found is None:
+            bad.append((row.name, f"no caption file beside it ({row.path.with_suffix('.txt').name}), which other "
+                                  "images have: add one, or move the image out"))
+            continue
+        try:
+            lines = [line for line in found.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
+        except UnicodeDecodeError as err:
+            bad.append((row.name, f"{found.name} is not UTF-8 text ({err.reason}): save it as UTF-8"))
+            continue
+        kept.append(replace(row, text=lines if len(lines) > 1 else "".join(lines)))  # empty: an empty caption
+    return kept, bad
 
 
 def load_csv(source: str | Path, split: str = "train", size: int = 32, n: int | None = None,
