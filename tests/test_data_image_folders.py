@@ -177,7 +177,7 @@ def test_caption_files_beside_the_images_caption_them(tmp_path, capsys):
     summary = ds.report.summary()
     assert "captions from the caption files beside the images" in summary and "a table lies" not in summary
     assert ds.report.counts == {"bad_row": 1, "empty_caption": 1}
-    assert "e.png  (no caption file beside it (e.txt), which other images have" in summary
+    assert "e.png  (no caption file e.txt beside it, while other images have one" in summary
     assert t2i(["train", "clip", "--preset", "t2i-tiny", "--data", str(flat), *TINY[:2], "--batch-size", "2",
                 "--out", str(tmp_path / "clip")]) == 0
     capsys.readouterr()

@@ -548,8 +548,8 @@ def with_caption_files(rows: list[Row]) -> tuple[list[Row], list[tuple[str, str]
     for row in rows:
         found = caption_file(row.path)
         if found is None:
-            bad.append((row.name, f"no caption file beside it ({row.path.with_suffix('.txt').name}), which other "
-                                  "images have: add one, or move the image out"))
+            bad.append((row.name, f"no caption file {row.path.with_suffix('.txt').name} beside it, while other "
+                                  "images have one: add one, or move the image out"))
             continue
         try:
             lines = [line for line in found.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
