@@ -302,3 +302,5 @@ def test_shards_command_round_trip(tmp_path, capsys):
     assert [it["text"] for it in streamed] == mapped.captions
     assert torch.equal(streamed[4]["image"], mapped[4]["image"])
     assert data_main(["validate", str(tmp_path / "sh")]) == 0
+    assert data_main(["shards", "shapes", "--n", "6", "--out", str(tmp_path / "generated")]) == 0  # pixels as PNG
+    assert [it["text"] for it in load_dataset(tmp_path / "generated")] == load_dataset("shapes", n=6).captions

@@ -110,6 +110,7 @@ def _write_shards(args: argparse.Namespace) -> int:
                if v is not None}
     ds = load_dataset(args.source, split=args.split, size=args.size, n=args.n, seed=args.seed, **columns)
     require_captions(ds, "a shard (key.txt)")
+    caption_lists = getattr(ds, "caption_lists", None) or [[c] for c in ds.captions]  # generated data: one each
     items, labels, encoded = [], [], 0
     for i in tqdm(range(len(ds)), desc="collecting", unit="img"):
         if kind in ("shapes", "digits"):  # generated: encode the cached pixels as PNG
@@ -118,7 +119,7 @@ def _write_shards(args: argparse.Namespace) -> int:
             data, ext = ds.original_file(i)
             if ext not in IMAGE_EXTS:
                 data, ext, encoded = encode_png(Image.open(io.BytesIO(data))), "png", encoded + 1
-        items.append((data, getattr(ds, "caption_lists", [[c] for c in ds.captions])[i], ext))
+        items.append((data, caption_lists[i], ext))
         labels.append(int(ds.labels[i]))
     paths = write_shards(items, args.out, per_shard=args.per_shard, labels=labels if ds.num_classes else None)
     several = sum(len(captions) > 1 for _, captions, _ in items)
@@ -129,8 +130,9 @@ def _write_shards(args: argparse.Namespace) -> int:
 
 
 def encode_png(image: Any) -> bytes:
+    """A PIL image as PNG bytes (modes PNG cannot hold, such as CMYK, converted to RGB)."""
     buf = io.BytesIO()
-    image.save(buf, format="PNG")
+    (image if image.mode in ("1", "L", "LA", "I", "P", "RGB", "RGBA") else image.convert("RGB")).save(buf, format="PNG")
     return buf.getvalue()
 
 
