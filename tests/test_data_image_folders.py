@@ -191,3 +191,14 @@ def test_caption_files_beside_the_images_caption_them(tmp_path, capsys):
     assert ds.class_names == sorted(COLOURS) and ds.labels[:3] == [0, 1, 2]
     assert ds.captions[:3] == ["picture 0 of green-leaves", "picture 0 of red_apples", "picture 0 of sky"]
     assert "; labels from the 3 class folders" in ds.report.summary()
+
+
+def test_shards_of_every_split(classes, tmp_path, capsys):
+    """`t2i data shards --split all` converts each split into its own folder (it converted one split only)."""
+    from train.data import main as data_main
+
+    assert data_main(["shards", str(classes), "--split", "all", "--out", str(tmp_path / "sh")]) == 0
+    assert "wrote 9 samples" in capsys.readouterr().out
+    train, test = (load_dataset(tmp_path / "sh" / split, size=8) for split in ("train", "test"))
+    assert sorted(item["label"] for item in test) == [1, 2]  # the class index of the folders, in each split
+    assert sorted(item["text"] for item in train) == sorted(["green leaves", "red apples", "sky"] * 3)

@@ -12,7 +12,8 @@ Sub-commands:
   ``DIR/train`` and ``DIR/test`` (``metadata.jsonl`` with ``file_name``, ``text``, ``label``).
 - ``t2i data shards SOURCE --out DIR --per-shard 1000``: any map-style source (shapes, digits, a folder, a
   table, a ``datasets`` source; ``--image-column`` / ``--caption-column`` as for training) as WebDataset tar
-  shards (``key.png|jpg|...`` as stored + ``key.txt``, an image's captions one per line [+ ``key.cls``]).
+  shards (``key.png|jpg|...`` as stored + ``key.txt``, an image's captions one per line [+ ``key.cls``]);
+  ``--split all`` writes each split the source holds into ``DIR/<split>/``.
 - ``t2i data validate PATH [--strict] [--resize M] [--background C]``: decodes every image of a folder, CSV or shards
   (or every split of a saved ``datasets`` DatasetDict), read as a run with those options will read it,
   and prints the bad-data report (every problem; conversions counted per rule, every one with
@@ -76,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="shapes, digits, a folder with metadata.jsonl, or a .csv/.tsv")
     p.add_argument("--out", required=True, help="output folder for shard-00000.tar, ...")
     p.add_argument("--per-shard", type=int, default=1000, help="samples per tar file")
-    p.add_argument("--split", default="train", help="which split of the source")
+    p.add_argument("--split", default="train", help="which split of the source; all: every split it holds, each "
+                   "into OUT/<split>/")
     p.add_argument("--n", type=int, default=None, help=f"items to write; None: all (shapes: {DEFAULT_N['train']} train)")
     p.add_argument("--size", type=int, default=32, help="image side for shapes/digits (files are copied as they are)")
     p.add_argument("--seed", type=int, default=0, help="seed for shapes")
@@ -106,6 +108,11 @@ def _write_shards(args: argparse.Namespace) -> int:
     kind = describe_source(args.source)
     if kind == "shards":
         raise ValueError(f"{args.source} already is WebDataset shards")
+    if args.split == "all":  # OUT/<split>/ for each split: train on OUT/train, hold out OUT/test
+        splits = every_split(args.source, kind) if kind not in ("shapes", "digits") else ["train", "test"]
+        for split in splits:
+            _write_shards(argparse.Namespace(**{**vars(args), "split": split, "out": str(Path(args.out) / split)}))
+        return 0
     columns = {k: v for k, v in (("image_column", args.image_column), ("caption_column", args.caption_column))
                if v is not None}
     ds = load_dataset(args.source, split=args.split, size=args.size, n=args.n, seed=args.seed, **columns)
@@ -134,6 +141,16 @@ def encode_png(image: Any) -> bytes:
     buf = io.BytesIO()
     (image if image.mode in ("1", "L", "LA", "I", "P", "RGB", "RGBA") else image.convert("RGB")).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def every_split(source: str, kind: str) -> list[str]:
+    """The splits a source holds: a folder's split subfolders, a saved ``DatasetDict``'s splits, else ``train``."""
+    root = Path(source)
+    if kind == "folder":
+        return list(folder_splits(root))
+    if kind == "hf-disk" and (root / "dataset_dict.json").is_file():
+        return json.loads((root / "dataset_dict.json").read_text(encoding="utf-8"))["splits"]
+    return ["train"]
 
 
 def _validate_translation(args: argparse.Namespace) -> int:
@@ -184,12 +201,7 @@ def _validate(args: argparse.Namespace) -> int:
         else:
             if kind == "csv" and args.sep is not None:
                 columns["sep"] = args.sep
-            root = Path(args.path)
-            splits = [args.split or "train"]
-            if kind == "folder" and args.split is None:
-                splits = list(folder_splits(root))
-            if kind == "hf-disk" and (root / "dataset_dict.json").is_file() and args.split is None:  # every split
-                splits = json.loads((root / "dataset_dict.json").read_text(encoding="utf-8"))["splits"]
+            splits = [args.split] if args.split is not None else every_split(args.path, kind)
             for split in splits:
                 try:
                     ds = load_dataset(args.path, split=split, check="decode", **columns, **reading)
