@@ -198,6 +198,16 @@ def test_evaluation_reads_user_images_as_the_model_was_trained(setup, tmp_path, 
             f"--resize pad --background white (from {run / 'config.json'})") in capsys.readouterr().out
     given = {"resize": "stretch", "background": "auto", "image_column": "", "caption_column": ""}
     assert as_trained(str(table), given, str(run))[0] == {**trained, "resize": "stretch"}  # what is given wins
+    # a table's columns are no shard's members: a run trained on a table reads shards with the shards' own
+    from train.data import main as data_main
+
+    (run / "config.json").write_text(json.dumps({"steps": 1, "data": str(table), **trained}))
+    assert data_main(["shards", str(setup["data"]), "--out", str(tmp_path / "shards")]) == 0
+    assert as_trained(str(tmp_path / "shards"), {}, str(run))[0] == {**READING_DEFAULTS, "resize": "pad",
+                                                                      "background": "white"}
+    assert as_trained(str(table), {}, str(run))[0] == trained  # another table: its columns as trained
+    assert t2i(["eval", "clip", "--model", str(run / "model"), "--data", str(tmp_path / "shards"), "--out",
+                str(tmp_path / "e2"), "--order", "off"]) == 0
     (run / "config.json").write_text(json.dumps({"resize": "random-crop"}))
     assert as_trained(str(table), {}, str(run / "model"))[0]["resize"] == "center-crop"  # no random crops
     assert as_trained("shapes", {}, str(run))[1] == ""  # shapes is drawn one way: nothing taken from a run

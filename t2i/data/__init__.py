@@ -198,10 +198,11 @@ def evaluation_options(cfg: Any) -> dict[str, Any]:
 READING_DEFAULTS = {"image_column": "", "caption_column": "", "resize": "center-crop", "background": "black"}
 
 
-def trained_options(*models: str) -> tuple[dict[str, Any], str]:
+def trained_options(*models: str, kind: str = "") -> tuple[dict[str, Any], str]:
     """How the first of ``models`` that is a t2i run folder (or a run's ``model/`` subfolder) read its user
     images, as evaluation reads them (``evaluation_options`` of its ``config.json``): ``(options, the config
-    file)``, or ``({}, "")`` when none is (a built-in name, an exported model)."""
+    file)``, or ``({}, "")`` when none is (a built-in name, an exported model). Its columns are left out when it
+    trained on another ``kind`` of source (``describe_source``: a table's column is no shard's member)."""
     from types import SimpleNamespace
 
     from t2i.provenance import read_json_object, record_places
@@ -210,8 +211,14 @@ def trained_options(*models: str) -> tuple[dict[str, Any], str]:
         for place in record_places(model):  # the model folder, and the run folder above a model/
             saved = read_json_object(place / "config.json")
             if "resize" in saved:  # a RunConfig, not a model's architecture
-                saved = SimpleNamespace(**{k: saved.get(k, v) for k, v in READING_DEFAULTS.items()})
-                return evaluation_options(saved), str(place / "config.json")
+                options = evaluation_options(SimpleNamespace(**{k: saved.get(k, v) for k, v in READING_DEFAULTS.items()}))
+                try:
+                    other_kind = bool(kind and saved.get("data")) and describe_source(saved["data"]) != kind
+                except ValueError:  # its data is not here (another machine, moved): keep its columns
+                    other_kind = False
+                if other_kind:
+                    options = {k: v for k, v in options.items() if k not in ("image_column", "caption_column")}
+                return options, str(place / "config.json")
     return {}, ""
 
 
@@ -224,7 +231,8 @@ def as_trained(source: str | Path, given: dict[str, str], *models: str) -> tuple
         if given.get(key, "") not in ("", "auto", *allowed):
             raise ValueError(f"--{key} must be auto (as the model was trained) or one of {list(allowed)}, "
                              f"got {given[key]!r}")
-    trained, config = trained_options(*models) if describe_source(source) not in ("shapes", "digits") else ({}, "")
+    kind = describe_source(source)
+    trained, config = trained_options(*models, kind=kind) if kind not in ("shapes", "digits") else ({}, "")
     options, taken = {}, []
     for key, default in READING_DEFAULTS.items():
         value = given.get(key, "")
