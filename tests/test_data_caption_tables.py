@@ -220,6 +220,11 @@ def test_shards_keep_every_caption_of_an_image_from_any_source(flickr, tmp_path)
 
     assert {first_caption(epoch) for epoch in range(8)} == set(captions_of("red"))  # one drawn per epoch
     assert [item["text"] for item in ShardDataset(out, size=8)][:4] == [captions_of(c)[0] for c in COLOURS]
+    from t2i.clip.evaluate import encode_dataset
+    from t2i.clip.testing import tiny_clip
+
+    _, every = encode_dataset(tiny_clip(), ShardDataset(out, size=8), progress=False, every_caption=True)
+    assert every[:4] == [captions_of(c) for c in COLOURS]  # retrieval counts each of them, as on the table
 
     table = datasets.Dataset.from_dict(
         {"image": [str(flickr / "Images" / f"{c}.png") for c in COLOURS for _ in range(3)],

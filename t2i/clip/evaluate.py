@@ -57,8 +57,8 @@ class ZeroShotTask:
 @torch.no_grad()
 def encode_dataset(model, dataset, batch_size: int = 256, device: str | torch.device = "cpu",
                    progress: bool = True, every_caption: bool = False) -> tuple[torch.Tensor, list[Any]]:
-    """Normalised image embeddings (N, P) and the N captions of a map-style dataset (with ``every_caption``, each
-    item's list of captions: several per image in user data, ``caption_lists``)."""
+    """Normalised image embeddings (N, P) and the N captions of a dataset (with ``every_caption``, each item's list
+    of captions: several per image in user data, ``caption_lists``, or a streamed item's ``captions`` lines)."""
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
     lists = getattr(dataset, "caption_lists", None) if every_caption else None
     feats, texts = [], []
@@ -67,6 +67,7 @@ def encode_dataset(model, dataset, batch_size: int = 256, device: str | torch.de
         feats.append(model.encode_image(images, normalize=True).float().cpu())  # (B, P)
         # an unreadable file's item is the next readable one: its own captions, by the index it reports
         texts.extend([lists[int(j)] for j in batch["index"]] if lists is not None else
+                     [c.split("\n") for c in batch["captions"]] if every_caption and "captions" in batch else
                      [[t] for t in batch["text"]] if every_caption else batch["text"])
     return torch.cat(feats), texts
 

@@ -58,7 +58,8 @@ def expand_urls(source: str | Path) -> list[str]:
 
 
 class ShardDataset(IterableDataset):
-    """Stream ``{"image", "text", "label", "index"}`` items from WebDataset shards."""
+    """Stream ``{"image", "text", "label", "index", "captions"}`` items from WebDataset shards (``captions``: all of
+    the image's, one per line)."""
 
     def __init__(self, source: str | Path, size: int = 32, n: int | None = None, seed: int = 0,
                  strict: bool = False, channels: int | None = None, shuffle_buffer: int = 0,
@@ -155,7 +156,8 @@ class ShardDataset(IterableDataset):
         image, converted = load_image(opened, self.size, self.channels, name=name, augment=self.augment, rng=rng)
         if converted:
             self.report.add("converted", name, converted)
-        return {"image": image, "text": text, "label": label, "index": position}
+        # every caption of the image, one per line (collates as a string): what retrieval counts as right
+        return {"image": image, "text": text, "label": label, "index": position, "captions": "\n".join(texts)}
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = get_worker_info() if self.split_by_worker else None
