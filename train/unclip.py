@@ -37,7 +37,7 @@ from torchvision.transforms.functional import pil_to_tensor
 from t2i.builtin import reference
 from t2i.clip import load_clip
 from t2i.config import parse_config, presets_in
-from t2i.data import load_dataset, require_captions, shapes_options, training_options
+from t2i.data import first_items, load_dataset, require_captions, shapes_options, training_options
 from t2i.data.transforms import evaluation_resize
 from t2i.diffusion.first_stage import load_vae, vae_factor
 from t2i.diffusion.options import SamplerName
@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     movq = movq_from_vae(vae.cpu()).to(run.device)
     options = UnCLIPOptions(sampler=cfg.sampler, num_inference_steps=cfg.sample_steps, guidance_scale=cfg.guidance,
                             prior_steps=cfg.prior_steps, prior_guidance=cfg.prior_guidance)
-    shown = torch.arange(min(8, len(cache)))  # the grids' training images
+    shown = torch.arange(min(8, len(cache)))  # the grids' training images: the cache's first, in data order
+    real = [item["image"] for item in first_items(dataset, len(shown))]
     run.print(f"decoder UNet {sum(p.numel() for p in run.unwrap(unet).parameters()) / 1e6:.2f} M parameters, "
               f"latents {tuple(cache.moments.shape[1:])}, CLIP embedding {embeds.shape[1]}, {len(cache)} items")
 
@@ -127,7 +128,6 @@ def main(argv: list[str] | None = None) -> int:
         model = (ema.model if ema is not None else run.unwrap(unet)).eval()
         decoded = decode_embeddings(model, movq, scheduler, cache.image_embeds[shown].to(run.device), null, options,
                                     seed=0, size=cfg.size)
-        real = [dataset[int(i)]["image"] for i in shown]
         run.save_grid(torch.stack(real + [pil_to_tensor(im) / 255.0 for im in decoded]), "samples", nrow=len(shown))
         run.unwrap(unet).train()
 

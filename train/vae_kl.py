@@ -30,7 +30,7 @@ from typing import Literal
 import torch
 
 from t2i.config import config_to_dict, parse_config, presets_in
-from t2i.data import evaluation_options, load_dataset, training_options
+from t2i.data import evaluation_options, first_items, load_dataset, training_options
 from t2i.diffusion.first_stage import (PatchDiscriminator, VAEPreset, build_vae, hinge_d_loss, hinge_g_loss,
                                        load_vae, measure_scaling_factor, vae_factor, vae_loss)
 from t2i.diffusion.training import reconstruct, reconstruction_psnr, to_vae_input
@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     ema = run.ema(vae)
     run.print(f"AutoencoderKL {'from ' + cfg.init if cfg.init else cfg.arch}: factor {vae_factor(run.unwrap(vae))}, "
               f"{sum(p.numel() for p in trained) / 1e6:.2f} M of {sum(p.numel() for p in vae.parameters()) / 1e6:.2f} M "
-              f"parameters trained ({cfg.train_part}), {len(dataset)} images")
+              f"parameters trained ({cfg.train_part}), {len(dataset) if hasattr(dataset, '__len__') else 'streamed'} "
+              "images")
     if cfg.init:
         before = reconstruction_psnr(run.unwrap(vae), dataset, run.device, cfg.eval_images)
         run.print(f"reconstruction PSNR of {cfg.init} on the training images before fine-tuning: {before:.2f} dB")
@@ -161,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             run.print(f"vae-kl: no test split ({err}); the PSNR below is measured on training images")
             test = dataset
         psnr = reconstruction_psnr(final, test, run.device, cfg.eval_images)
-        x = to_vae_input(torch.stack([test[i]["image"] for i in range(min(8, len(test)))]).to(run.device))
+        x = to_vae_input(torch.stack([item["image"] for item in first_items(test, 8)]).to(run.device))
         with torch.no_grad():
             x_hat = final.decode(final.encode(x).latent_dist.mode()).sample.clamp(-1, 1)
         from t2i.runtime.grids import save_grid

@@ -55,9 +55,15 @@ def check_source(data: str, held_out: str = "") -> str:
 def check_train_split(data: str, n: int, size: int, batches: dict[str, int], **reading: str) -> int:
     """The number of training items (read with the runs' ``resize`` and ``background``); ValueError if one batch
     of a run (``{name: batch}``) needs more."""
+    import itertools
+
     from t2i.data import load_dataset
 
-    items = len(load_dataset(data, split="train", size=size, n=n if n > 0 else None, **reading))
+    dataset = load_dataset(data, split="train", size=size, n=n if n > 0 else None, **reading)
+    if hasattr(dataset, "raw_samples"):  # streamed shards: count the samples without decoding them
+        items = sum(1 for _ in itertools.islice(dataset.raw_samples(), n if n > 0 else None))
+    else:
+        items = len(dataset)
     short = {name: b for name, b in batches.items() if b > items}
     if short:
         fix = " ".join(f"--{name}-options=--batch-size={items}" for name in short if name != "clip")

@@ -30,6 +30,7 @@ none), "index": int}``. Attributes: ``channels``, ``size``, ``num_classes``,
 
 from __future__ import annotations
 
+import itertools
 import json
 from functools import lru_cache
 from pathlib import Path
@@ -247,6 +248,13 @@ def _background(cfg: Any) -> dict[str, str]:
     """``--background`` when it is not the default: left out at black, so the options (and the fingerprints of
     latent caches on disk built from them) stay what they were before the option existed."""
     return {"background": cfg.background} if cfg.background != "black" else {}
+
+
+def first_items(dataset: Any, k: int) -> list[dict[str, Any]]:
+    """The first ``k`` items of a map-style or a streamed dataset (all of them when it holds fewer)."""
+    if isinstance(dataset, torch.utils.data.IterableDataset):
+        return list(itertools.islice(dataset, k))
+    return [dataset[i] for i in range(min(k, len(dataset)))]
 
 
 def all_captions(dataset: Any) -> list[str] | None:
