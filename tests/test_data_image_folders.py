@@ -149,7 +149,8 @@ def test_images_beside_the_split_folders_are_named_not_dropped_silently(classes,
     """Regression: images at the top of a folder with train/ test/ were left out without a word."""
     Image.new("RGB", (8, 8), "white").save(classes / "stray.png")
     notes = " ".join(load_dataset(classes, size=8).report.notes)
-    assert f"1 image(s) at the top of {classes} lie outside its splits (test/, train/)" in notes and "stray.png" in notes
+    assert f"1 image(s) at the top of {classes} lie outside its splits (test/, train/)" in notes
+    assert "e.g. stray.png" in notes
     captioned = tmp_path / "captioned"  # the same with metadata.jsonl in each split
     for split in ("train", "test"):
         (captioned / split).mkdir(parents=True)

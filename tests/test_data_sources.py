@@ -351,9 +351,9 @@ def shards(saved, tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.parametrize("source", ["saved", "hub", "shards"])
 @pytest.mark.parametrize("trainer", sorted(EVERY_TRAINER))
-def test_every_trainer_trains_on_a_saved_folder_and_a_hub_name(trainer, source, saved, script, cache, parts, shards,
-                                                              tmp_path):
-    """... and on streamed shards (regression: vae-kl, and with it the bench's ldm, stopped on their length)."""
+def test_every_trainer_trains_on_a_saved_folder_a_hub_name_and_shards(trainer, source, saved, script, cache, parts,
+                                                                     shards, tmp_path):
+    """Regression (shards): vae-kl (the bench's first stage) and unclip stopped with an internal error on a stream."""
     if source == "hub":
         cache_as_hub_dataset(script)
         data, columns = "hf:t2i-test/tiny_shapes", ["--caption-column", "caption"]

@@ -212,7 +212,8 @@ def trained_options(*models: str, kind: str = "") -> tuple[dict[str, Any], str]:
         for place in record_places(model):  # the model folder, and the run folder above a model/
             saved = read_json_object(place / "config.json")
             if "resize" in saved:  # a RunConfig, not a model's architecture
-                options = evaluation_options(SimpleNamespace(**{k: saved.get(k, v) for k, v in READING_DEFAULTS.items()}))
+                read = SimpleNamespace(**{k: saved.get(k, v) for k, v in READING_DEFAULTS.items()})
+                options = evaluation_options(read)
                 try:
                     other_kind = bool(kind and saved.get("data")) and describe_source(saved["data"]) != kind
                 except ValueError:  # its data is not here (another machine, moved): keep its columns
