@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from t2i.bench.captioned import CaptionedScorer, captioned_sets
+from t2i.bench.captioned import CaptionedScorer, captioned_sets, training_source
 from t2i.bench.families import parse_families
 from t2i.bench.report import render_report
 from t2i.bench.scoring import EvalSet, RealSet, measures
@@ -298,6 +298,7 @@ def test_a_table_with_its_own_columns_and_a_held_out_table_of_its_own(stripes, t
     assert set(sets.eval.prompts + sets.validation.prompts) <= set(held_out)  # the held-out table's first captions
     assert sets.candidates == sorted(set(held_out))
     assert sets.notes[0].startswith(f"held-out split {test} (20 items read")  # a single-split source, named as given
+    assert training_source(train) == train and training_source(str(stripes)) == f"{stripes}'s train split"
     cfg = resolve(BenchConfig(data=train, held_out=test, quick=True, **columns))
     assert {"--image-column=image", "--caption-column=caption"} <= set(trainer_argv(cfg, FAMILIES["tgan"], 1e-4, 0,
                                                                                   "clip", None))

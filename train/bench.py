@@ -76,7 +76,7 @@ import torch
 
 from gan_baselines.registry import load_generator
 from t2i.bench import plots
-from t2i.bench.captioned import CaptionedScorer, captioned_sets, check_train_split
+from t2i.bench.captioned import CaptionedScorer, captioned_sets, check_train_split, training_source
 from t2i.bench.config import OPTION_FIELDS, BenchConfig, floats, parse_loads, resolve
 from t2i.bench.cost import (count_parameters, cpu_seconds_per_step, cpu_seconds_to, logged_step, partial_stage,
                             record_partial_stage, record_stage_time, sampling_cost, trainer_cache_flops,
@@ -325,8 +325,8 @@ class Bench:
         stand-in when the built-in is absent)."""
         cfg, recipe = self.cfg, " ".join(CLIP_RECIPE[self.cfg.quick])
         if not cfg.clip:
-            self.notes.append(f"the conditioning CLIP was trained here on {cfg.data}'s train split (t2i-tiny, seed 0, "
-                              f"`{recipe}`)")
+            self.notes.append(f"the conditioning CLIP was trained here on {training_source(cfg.data)} (t2i-tiny, "
+                              f"seed 0, `{recipe}`)")
             return self.train_clip("conditioning-clip", seed=0)
         try:
             resolve_builtin(cfg.clip)
@@ -352,7 +352,7 @@ class Bench:
         role = ("evaluation CLIP (R-precision, CLIP score, CLIP FID/KID, diversity)" if self.kind == "captioned"
                 else "scoring CLIP (CLIP score only)")
         self.notes.append(f"conditioning CLIP: {self.clip}; {role}: {score}"
-                          + ("" if cfg.score_clip else f" (t2i-tiny, seed 1, trained on {cfg.data}'s train split, "
+                          + ("" if cfg.score_clip else f" (t2i-tiny, seed 1, trained on {training_source(cfg.data)}, "
                                                        f"`{' '.join(CLIP_RECIPE[cfg.quick])}`)"))
         sets = self.sets
         self.eval_set, self.val_set, self.reference, self.floor_set = sets.eval, sets.validation, sets.reference, sets.floor

@@ -52,6 +52,13 @@ def check_source(data: str, held_out: str = "") -> str:
     return split
 
 
+def training_source(data: str) -> str:
+    """How notes name what the runs train on: ``X's train split``, or ``X`` alone when it is a single split."""
+    from t2i.data import held_out_split
+
+    return str(data) if held_out_split(data) == "train" else f"{data}'s train split"
+
+
 def check_train_split(data: str, n: int, size: int, batches: dict[str, int], **reading: str) -> int:
     """The number of training items (read with the runs' ``resize`` and ``background``); ValueError if one batch
     of a run (``{name: batch}``) needs more."""
@@ -67,7 +74,7 @@ def check_train_split(data: str, n: int, size: int, batches: dict[str, int], **r
     short = {name: b for name, b in batches.items() if b > items}
     if short:
         fix = " ".join(f"--{name}-options=--batch-size={items}" for name in short if name != "clip")
-        raise ValueError(f"{data}'s train split has {items} items, fewer than one batch of "
+        raise ValueError(f"{training_source(data)} has {items} items, fewer than one batch of "
                          f"{', '.join(f'{k} ({v})' for k, v in short.items())}: add training images"
                          + (f" or give smaller batches, e.g. {fix}" if fix else "")
                          + ("; give trained CLIPs (--clip, --score-clip)" if "clip" in short else ""))
