@@ -227,7 +227,6 @@ class HFImageText(SkipsBadImages):
         value = self.table[row][self.image_column]
         name = f"{self.source}[{row}]"
         if isinstance(value, dict):  # an Image feature read undecoded: {"bytes": ..., "path": ...}
-            name = value.get("path") or name
             value = value.get("bytes") or value.get("path")
         if isinstance(value, str):
             name = value
@@ -243,14 +242,14 @@ class HFImageText(SkipsBadImages):
 
     def original_file(self, j: int) -> tuple[bytes, str]:
         """Item ``j``'s image as stored and its extension (from its name, else its format; ``t2i data shards``)."""
-        value, name = self._stored(self.rows[j])
+        value, _ = self._stored(self.rows[j])
         if isinstance(value, Image.Image):
             buffer = io.BytesIO()
             value.save(buffer, format="PNG")
             return buffer.getvalue(), "png"
         data = value.read_bytes() if isinstance(value, Path) else value
-        ext = Path(name).suffix.lower()
-        if ext not in Image.registered_extensions():  # no file name (the row's index): the format the bytes hold
+        ext = value.suffix.lower() if isinstance(value, Path) else ""
+        if ext not in Image.registered_extensions():  # bytes, or an odd file name: the format the bytes hold
             with Image.open(io.BytesIO(data)) as image:
                 ext = {"JPEG": ".jpg"}.get(image.format or "", f".{(image.format or 'png').lower()}")
         return data, ext.lstrip(".")
