@@ -49,7 +49,7 @@ from t2i.clip.model import (
 )
 from t2i.clip.presets import train_presets
 from t2i.config import parse_config
-from t2i.data import evaluation_options, load_dataset, require_captions, shapes_options, training_options
+from t2i.data import evaluation_options, item_count, load_dataset, require_captions, shapes_options, training_options
 from t2i.runtime import Run, RunConfig
 
 LOSSES = ("clip", "siglip")
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     source, _ = model_source(cfg)
     run.print(f"clip: {source} ({trainable / 1e6:.2f} M trainable parameters), "
               f"{cfg.loss if not kinds else f'NegCLIP ({cfg.negatives_per_caption} of {kinds})'} loss, "
-              f"{len(dataset) if hasattr(dataset, '__len__') else 'streamed'} training items at {size} px")
+              f"{item_count(dataset)} training items at {size} px")
     if cfg.pretrained:
         start = f"the weights of {cfg.pretrained}" + (" in its own architecture" if source == cfg.pretrained else "")
     else:

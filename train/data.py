@@ -32,7 +32,7 @@ import io
 import json
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from tqdm.auto import tqdm
 
@@ -41,7 +41,7 @@ from t2i.data import translation
 from t2i.data.bad_data import CONVERTED_EXAMPLES, BadDataReport
 from t2i.data.digits import write_digits
 from t2i.data.folder import folder_splits
-from t2i.data.shards import IMAGE_EXTS, write_shards
+from t2i.data.shards import IMAGE_EXTS, encode_png, write_shards
 from t2i.data.transforms import BACKGROUNDS, RESIZE_MODES
 
 
@@ -134,13 +134,6 @@ def _write_shards(args: argparse.Namespace) -> int:
           + (f"; {several} with several captions (one per line of key.txt)" if several else "")
           + (f"; {encoded} images re-encoded as PNG (not {'/'.join(IMAGE_EXTS)})" if encoded else ""))
     return 0
-
-
-def encode_png(image: Any) -> bytes:
-    """A PIL image as PNG bytes (modes PNG cannot hold, such as CMYK, converted to RGB)."""
-    buf = io.BytesIO()
-    (image if image.mode in ("1", "L", "LA", "I", "P", "RGB", "RGBA") else image.convert("RGB")).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def every_split(source: str, kind: str) -> list[str]:

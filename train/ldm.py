@@ -50,7 +50,7 @@ import torch
 
 from t2i.builtin import reference, resolve
 from t2i.config import parse_config, presets_in
-from t2i.data import load_dataset, require_captions, shapes_options, training_options
+from t2i.data import item_count, load_dataset, require_captions, shapes_options, training_options
 from t2i.diffusion.bf16 import BF16Compute, emulation_warning as bf16_emulation_warning, refusal as bf16_refusal
 from t2i.diffusion.first_stage import load_vae, vae_factor
 from t2i.diffusion.interop import check_components, load_pipeline, load_text_components
@@ -249,10 +249,9 @@ def main(argv: list[str] | None = None) -> int:
                                           edit=partial_captions_edit(dataset, cfg.partial_captions, run.print))  # (U+1, T, D)
         dataset = cached
     total = sum(p.numel() for p in run.unwrap(unet).parameters())
-    items = len(dataset) if hasattr(dataset, "__len__") else "streamed"
     run.print(f"UNet {total / 1e6:.2f} M parameters ({sum(p.numel() for p in params) / 1e6:.3f} M trained), "
               f"latents {tuple(run.unwrap(unet).config[k] for k in ('in_channels', 'sample_size'))} (channels, side), "
-              f"scaling factor {scale:.4f}, {items} items, cache={cfg.cache}")
+              f"scaling factor {scale:.4f}, {item_count(dataset)} items, cache={cfg.cache}")
     options = sampling_defaults(cfg)
 
     for step, batch in run.loop(run.dataloader(dataset)):

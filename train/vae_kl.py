@@ -30,7 +30,7 @@ from typing import Literal
 import torch
 
 from t2i.config import config_to_dict, parse_config, presets_in
-from t2i.data import evaluation_options, first_items, load_dataset, training_options
+from t2i.data import evaluation_options, first_items, item_count, load_dataset, training_options
 from t2i.diffusion.first_stage import (PatchDiscriminator, VAEPreset, build_vae, hinge_d_loss, hinge_g_loss,
                                        load_vae, measure_scaling_factor, vae_factor, vae_loss)
 from t2i.diffusion.training import reconstruct, reconstruction_psnr, to_vae_input
@@ -112,8 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     ema = run.ema(vae)
     run.print(f"AutoencoderKL {'from ' + cfg.init if cfg.init else cfg.arch}: factor {vae_factor(run.unwrap(vae))}, "
               f"{sum(p.numel() for p in trained) / 1e6:.2f} M of {sum(p.numel() for p in vae.parameters()) / 1e6:.2f} M "
-              f"parameters trained ({cfg.train_part}), {len(dataset) if hasattr(dataset, '__len__') else 'streamed'} "
-              "images")
+              f"parameters trained ({cfg.train_part}), {item_count(dataset)} images")
     if cfg.init:
         before = reconstruction_psnr(run.unwrap(vae), dataset, run.device, cfg.eval_images)
         run.print(f"reconstruction PSNR of {cfg.init} on the training images before fine-tuning: {before:.2f} dB")

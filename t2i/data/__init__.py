@@ -258,6 +258,11 @@ def first_items(dataset: Any, k: int) -> list[dict[str, Any]]:
     return [dataset[i] for i in range(min(k, len(dataset)))]
 
 
+def item_count(dataset: Any) -> int | str:
+    """How many items a dataset holds, for a trainer's start-up line: ``len``, or "streamed" for shards."""
+    return len(dataset) if hasattr(dataset, "__len__") else "streamed"
+
+
 def all_captions(dataset: Any) -> list[str] | None:
     """Every caption of a map-style dataset (each of several per image), or None when they are not known up
     front (streamed shards)."""

@@ -244,9 +244,9 @@ class HFImageText(SkipsBadImages):
         """Item ``j``'s image as stored and its extension (from its name, else its format; ``t2i data shards``)."""
         value, _ = self._stored(self.rows[j])
         if isinstance(value, Image.Image):
-            buffer = io.BytesIO()
-            value.save(buffer, format="PNG")
-            return buffer.getvalue(), "png"
+            from .shards import encode_png
+
+            return encode_png(value), "png"
         data = value.read_bytes() if isinstance(value, Path) else value
         ext = value.suffix.lower() if isinstance(value, Path) else ""
         if ext not in Image.registered_extensions():  # bytes, or an odd file name: the format the bytes hold

@@ -34,6 +34,7 @@ from typing import Any, Iterator
 
 import braceexpand
 from torch.utils.data import IterableDataset, get_worker_info
+from PIL import Image
 from tqdm.auto import tqdm
 from webdataset.tariterators import group_by_keys, tar_file_expander, url_opener
 
@@ -183,6 +184,13 @@ class ShardDataset(IterableDataset):
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(source={self.source!r}, shards={len(self.urls)}, size={self.size}, "
                 f"start={self.start}, shuffle_buffer={self.shuffle_buffer})")
+
+
+def encode_png(image: Image.Image) -> bytes:
+    """A PIL image as PNG bytes (modes PNG cannot hold, such as CMYK, converted to RGB)."""
+    buf = io.BytesIO()
+    (image if image.mode in ("1", "L", "LA", "I", "P", "RGB", "RGBA") else image.convert("RGB")).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def write_shards(items: list[tuple], out: str | Path, per_shard: int = 1000,
