@@ -23,6 +23,7 @@ from gan_baselines.autoencoders import (
     ContractiveLoss, ConvAutoencoder, DenoisingLoss, MLPAutoencoder, ReconstructionLoss, SparseLoss,
 )
 from t2i.data import load_dataset, training_options
+from t2i.model_card import write_model_card
 from t2i.runtime import Run, RunConfig
 
 # variant -> defaults for the options left unset (None / 0 / "")
@@ -159,4 +160,6 @@ def train_autoencoder(cfg: AEConfig) -> Path:
         config.update(regularizer=cfg.regularizer if cfg.variant == "overcomplete" else "denoising",
                       noise=cfg.noise, noise_level=cfg.noise_level, random_level=cfg.random_level)
     paths = run.finish(save={"model": (final, config)})
+    if run.is_main:
+        write_model_card(run.out, "ae")
     return paths.get("model", run.out / "model")

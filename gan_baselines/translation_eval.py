@@ -9,8 +9,6 @@
 - ``unpaired_report`` (CycleGAN): domain FID of G(A) against real B on the evaluator's features,
   the cycle error |F(G(a)) - a|, and whether colour and shape survive (the evaluator on G(A)
   against A's captions);
-- ``write_model_card`` / ``model_card``: the run folder's ``README.md``: what was trained, how (the command, time per step),
-  and the figures of its ``eval.json``.
 
 The evaluator judges scenes on black; targets on another background (the ``background`` task)
 get the pixel metrics only.
@@ -20,8 +18,6 @@ get the pixel metrics only.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -125,34 +121,6 @@ def unpaired_report(fake_b: torch.Tensor, real_b: torch.Tensor, cycled_a: torch.
         report["domain_fid"] = round(domain_fid(real_b, fake_b, extractor)["domain_fid"], 3)
         report["evaluator"] = _accuracy(fake_b, records_a)  # type: ignore[arg-type]
     return report
-
-
-def write_model_card(out: Path, family: str, report: dict[str, Any]) -> Path:
-    """``out/README.md`` for a finished run: the command that re-makes it (its own config.json), its
-    ``run_cost.json`` when the loop wrote one, and ``report``'s figures."""
-    cost_file = out / "run_cost.json"
-    cost = json.loads(cost_file.read_text()) if cost_file.is_file() else None
-    command = f"t2i train {family} --config {out / 'config.json'}"
-    (out / "README.md").write_text(model_card(family, command, report, cost))
-    return out / "README.md"
-
-
-def model_card(family: str, command: str, report: dict[str, Any], cost: dict[str, Any] | None) -> str:
-    """A markdown model card for a translator run: the recipe, its cost and every figure of ``report``."""
-    def rows(prefix: str, value: Any) -> list[str]:
-        if isinstance(value, dict):
-            return [row for key, v in value.items() for row in rows(f"{prefix}{key}.", v)]
-        shown = f"{value:.4g}" if isinstance(value, float) else str(value)
-        return [f"| {prefix.rstrip('.')} | {shown} |"]
-
-    lines = [f"# {family} translator", "", f"Trained with `{command}`.", ""]
-    if cost:
-        lines += [f"Training: {cost['steps']} steps x {cost['batch_size']} in {cost['wall_s'] / 60:.1f} min "
-                  f"({cost['s_per_step']:.3f} s/step, peak memory {cost.get('cuda_peak_mb', cost['peak_rss_mb'])} MB, "
-                  f"{cost['device']}, {cost['torch_threads']} torch threads).", ""]
-    lines += ["Measured on held-out pairs (`eval.json`; `gan_baselines.translation_eval`):", "",
-              "| measure | value |", "| --- | --- |", *rows("", report), ""]
-    return "\n".join(lines)
 
 
 def demo() -> None:

@@ -26,6 +26,7 @@ from gan_baselines.vae import (CONDITIONINGS, ConvVAE, MLPVAE, VAEGenerator, VAE
 from t2i.builtin import reference
 from t2i.data import all_captions, load_dataset, require_captions, training_options
 from t2i.generator import generate_conditions
+from t2i.model_card import write_model_card
 from t2i.runtime import Run, RunConfig
 
 
@@ -158,6 +159,8 @@ def train_vae(cfg: VAEConfig) -> Path:
         from t2i.provenance import write_record
 
         write_record(run.out, cfg.data, dataset, clip=cfg.text_encoder)
+    if run.is_main:
+        write_model_card(run.out, family)
     return paths.get("model", run.out / "model")
 
 

@@ -204,7 +204,7 @@ def test_pix2pix_two_steps_and_l1_only(tmp_path):
     assert report["n"] == 4 and "psnr" in report and "ssim" in report and "colour" in report["evaluator"]
     assert json.loads((tmp_path / "gan" / "model" / "config.json").read_text())["family"] == "pix2pix"
     card = (tmp_path / "gan" / "README.md").read_text()  # the model card: recipe, cost, every figure
-    assert f"--config {tmp_path / 'gan' / 'config.json'}" in card and "Training: 2 steps x" in card
+    assert f"--config {tmp_path / 'gan' / 'config.json'}" in card and "| time | 2 steps in " in card
     assert f"| psnr | {report['psnr']:.4g} |" in card and "| evaluator.colour |" in card
     assert pix2pix.main(TINY + ["--data", "outline", "--steps", "1", "--l1-only", "--out", str(tmp_path / "l1")]) == 0
     rows = [json.loads(line) for line in (tmp_path / "l1" / "metrics.jsonl").read_text().splitlines()]

@@ -29,6 +29,7 @@ from gan_baselines.gan_training import (GANRunConfig, adam, d_augment, finish, m
 from t2i.config import parse_config
 from t2i.data import load_dataset, training_options
 from t2i.generator import generate_conditions
+from t2i.model_card import write_model_card
 from t2i.runtime import Run
 
 
@@ -127,6 +128,8 @@ def train(cfg: CGANConfig) -> Path:
         (run.out / "eval.json").write_text(json.dumps(scores, indent=2) + "\n")
         run.print(f"cgan: {100 * scores['accuracy']:.1f}% of {scores['n']} samples classified as the requested digit, "
                   f"{100 * scores['class_coverage']:.0f}% of the classes covered (eval.json)")
+    if run.is_main:
+        write_model_card(run.out, "cgan")
     return model_dir
 
 

@@ -50,6 +50,7 @@ from t2i.clip.model import (
 from t2i.clip.presets import train_presets
 from t2i.config import parse_config
 from t2i.data import evaluation_options, item_count, load_dataset, require_captions, shapes_options, training_options
+from t2i.model_card import write_model_card
 from t2i.runtime import Run, RunConfig
 
 LOSSES = ("clip", "siglip")
@@ -318,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
                                       extra={"model": str(folder), "steps": stopped_at,
                                              "train_minutes": round(train_minutes, 2)})
                 run.print(summary(results) + f"\nclip: wrote {report}")
+        write_model_card(run.out, "clip")
     return 0
 
 

@@ -38,9 +38,10 @@ import torch
 
 from gan_baselines.gan_training import millions
 from gan_baselines.translation import CycleGANLoss, ImagePool, PatchGAN, UNet, default_n_layers, receptive_field
-from gan_baselines.translation_eval import paired_report, translate, unpaired_report, write_model_card
+from gan_baselines.translation_eval import paired_report, translate, unpaired_report
 from t2i.config import parse_config
 from t2i.data.translation import load_held_out, load_translation
+from t2i.model_card import write_model_card
 from t2i.runtime import Run, RunConfig
 
 
@@ -152,7 +153,8 @@ def train(cfg: CycleGANConfig) -> Path:
         report.update(data=cfg.data, split=held_split, steps=cfg.steps)
         (run.out / "eval.json").write_text(json.dumps(report, indent=1) + "\n")
         run.print(f"cyclegan eval: {json.dumps(report)}")
-        write_model_card(run.out, "cyclegan", report)
+    if run.is_main:
+        write_model_card(run.out, "cyclegan")
     return paths.get("model", run.out / "model")
 
 

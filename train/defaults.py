@@ -26,6 +26,7 @@ import torch
 
 from t2i.builtin import BUILTIN, ROOT
 from t2i.config import parse_config
+from t2i.model_card import flat_numbers
 
 
 @dataclasses.dataclass
@@ -168,19 +169,10 @@ def collect_metrics(run: Path) -> dict[str, Any]:
             data = json.loads(path.read_text())
         except json.JSONDecodeError:
             continue
-        for key, value in _flatten(data).items():
+        for key, value in flat_numbers(data).items():
             if isinstance(value, (int, float)) and len(found) < 40:
                 found[f"{path.stem}.{key}"] = round(value, 4) if isinstance(value, float) else value
     return found
-
-
-def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(data, dict):
-        out: dict[str, Any] = {}
-        for k, v in data.items():
-            out.update(_flatten(v, f"{prefix}{k}." if not isinstance(v, (int, float)) else f"{prefix}{k}"))
-        return out
-    return {prefix.rstrip("."): data} if isinstance(data, (int, float)) else {}
 
 
 def save_half_copy(source: Path, dest: Path) -> None:

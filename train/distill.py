@@ -52,6 +52,7 @@ from t2i.diffusion.options import DiffusionOptions, SamplerName, load_sampling_o
 from t2i.diffusion.pipeline import LatentDiffusionPipeline, LDMGenerator, make_scheduler
 from t2i.diffusion.progressive import progressive_loss, student_grid
 from t2i.diffusion.training import build_caches, draw_partial, partial_captions_edit, sample_cached
+from t2i.model_card import write_model_card
 from t2i.runtime import Run, RunConfig
 from t2i.runtime.grids import grid_prompts, save_grid
 
@@ -220,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
             indent=2) + "\n")
         run.print(f"saved the {cfg.method}-distilled pipeline to {run.out} (defaults: {options})")
     run.finish()
+    if run.is_main:
+        write_model_card(run.out, "distill")
     return 0
 
 

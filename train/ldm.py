@@ -63,6 +63,7 @@ from t2i.diffusion.training import (build_caches, diffusion_loss,
                                     sample_cached, to_vae_input)
 from t2i.diffusion.unet import UNetPreset, build_unet
 from t2i.provenance import new_words_warning, write_record
+from t2i.model_card import write_model_card
 from t2i.runtime import Run, RunConfig
 from t2i.runtime.grids import grid_prompts
 
@@ -305,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
                      base=cfg.init or None)
         run.print(f"saved {'LoRA weights' if cfg.lora_rank else 'pipeline'} to {run.out}")
     run.finish()
+    if run.is_main:
+        write_model_card(run.out, "ldm")
     return 0
 
 

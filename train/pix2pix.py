@@ -29,10 +29,11 @@ from pathlib import Path
 import torch
 
 from gan_baselines.translation import Pix2PixLoss, build_pix2pix, receptive_field
-from gan_baselines.translation_eval import paired_report, translate, write_model_card
+from gan_baselines.translation_eval import paired_report, translate
 from gan_baselines.gan_training import millions
 from t2i.config import parse_config
 from t2i.data.translation import load_held_out, load_translation
+from t2i.model_card import write_model_card
 from t2i.runtime import Run, RunConfig
 
 
@@ -138,7 +139,8 @@ def train(cfg: Pix2PixConfig) -> Path:
                       steps=cfg.steps)
         (run.out / "eval.json").write_text(json.dumps(report, indent=1) + "\n")
         run.print(f"pix2pix eval: {json.dumps(report)}")
-        write_model_card(run.out, "pix2pix", report)
+    if run.is_main:
+        write_model_card(run.out, "pix2pix")
     return paths.get("model", run.out / "model")
 
 

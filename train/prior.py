@@ -39,6 +39,7 @@ from t2i.prior import (SAMPLERS, build_cache, build_prior, drop_conditions, prio
 from t2i.prior.evaluate import evaluate_prior
 from t2i.prior.model import PriorSampler
 from t2i.provenance import write_record
+from t2i.model_card import write_model_card
 from t2i.runtime import Run, RunConfig
 
 PRESETS = Path(__file__).resolve().parents[1] / "t2i" / "prior" / "presets"
@@ -196,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
             run.print(table(results))
         run.print(f"saved the prior to {run.out} (prior/, scheduler/, t2i_prior.json)")
     run.finish()
+    if run.is_main:
+        write_model_card(run.out, "prior")
     return 0
 
 

@@ -40,6 +40,7 @@ from t2i.config import parse_config
 from t2i.data import all_captions, load_dataset, require_captions, training_options
 from t2i.generator import generate_conditions
 from t2i.provenance import write_record
+from t2i.model_card import write_model_card
 from t2i.runtime import Run
 from t2i.runtime.grids import grid_prompts
 from t2i.text import TextEncoder
@@ -200,6 +201,8 @@ def train(cfg: TGANConfig) -> Path:
         run.print(f"tgan: one-object prompts: colour {one.get('colour', float('nan')):.3f}, shape "
                   f"{one.get('shape', float('nan')):.3f}, all correct {one.get('all_correct', float('nan')):.3f}; "
                   f"all prompts correct {scores['all_correct']:.3f} (eval.json)")
+    if run.is_main:
+        write_model_card(run.out, "tgan")
     return model_dir
 
 

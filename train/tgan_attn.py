@@ -53,6 +53,7 @@ from t2i.config import parse_config, presets_in
 from t2i.data import all_captions, load_dataset, require_captions, shapes_options, training_options
 from t2i.generator import generate_conditions
 from t2i.provenance import write_record
+from t2i.model_card import write_model_card
 from t2i.runtime import Run, RunConfig
 from t2i.runtime.grids import grid_prompts
 from t2i.text import TextEncoder, TextOutput
@@ -334,6 +335,8 @@ def train(cfg: AttnGANConfig) -> Path:
         run.print(f"tgan-attn: one-object all correct {one.get('all_correct', float('nan')):.3f} (position "
                   f"{one.get('position', float('nan')):.3f}); two-object all correct "
                   f"{two.get('all_correct', float('nan')):.3f}; all prompts {scores['all_correct']:.3f} (eval.json)")
+    if run.is_main:
+        write_model_card(run.out, "tgan-attn")
     return model_dir
 
 

@@ -44,6 +44,7 @@ from t2i.diffusion.options import SamplerName
 from t2i.diffusion.pipeline import make_scheduler, training_scheduler
 from t2i.diffusion.training import diffusion_loss, sample_cached
 from t2i.diffusion.unet import UNetPreset
+from t2i.model_card import write_model_card
 from t2i.runtime import Run, RunConfig
 from t2i.unclip.decoder import (build_decoder_cache, build_decoder_unet, decoder_kwargs, drop_embeddings,
                                 movq_from_vae, null_image_embedding)
@@ -154,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             run.print(f"saved the decoder to {run.out / 'decoder'} (give --prior to make a text-to-image model)")
     run.finish()
+    if run.is_main:
+        write_model_card(run.out, "unclip")
     return 0
 
 

@@ -34,6 +34,7 @@ from t2i.data import evaluation_options, first_items, item_count, load_dataset, 
 from t2i.diffusion.first_stage import (PatchDiscriminator, VAEPreset, build_vae, hinge_d_loss, hinge_g_loss,
                                        load_vae, measure_scaling_factor, vae_factor, vae_loss)
 from t2i.diffusion.training import reconstruct, reconstruction_psnr, to_vae_input
+from t2i.model_card import write_model_card
 from t2i.runtime import Run, RunConfig
 
 PRESETS = Path(__file__).resolve().parents[1] / "t2i" / "diffusion" / "presets" / "vae_kl"
@@ -179,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         if not math.isfinite(psnr):
             raise SystemExit("reconstruction PSNR is not finite: the VAE diverged")
     run.finish()
+    if run.is_main:
+        write_model_card(run.out, "vae-kl")
     return 0
 
 

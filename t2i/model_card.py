@@ -1,0 +1,328 @@
+"""The model card every training run writes into its folder: ``README.md``, as the Hugging Face hub reads it.
+
+A run folder is meant to be uploaded as it is (``huggingface-cli upload NAME RUN``), and the hub shows a
+repository's ``README.md`` as its page and reads the YAML header for the library, the task, the base
+model and the example widget (``huggingface_hub.ModelCardData``), as diffusers' training scripts write
+one per run (``save_model_card``). The card is made from the folder alone, after the trainer saved:
+
+- the header: ``library_name`` (diffusers, open_clip; none for the toolkit's own GAN / VAE folders),
+  ``pipeline_tag``, ``tags``, ``base_model`` and ``datasets`` where they are hub ids, and a ``widget``
+  (the last sample grid and its first prompt);
+- how to use it: the ``t2i`` command, and the stock library's code where the layout is a stock one
+  (``StableDiffusionPipeline`` with the folder's own sampling defaults, ``load_lora_weights`` on the
+  base, Kandinsky 2.2's prior and decoder, ``AutoencoderKL``, open_clip's ``local-dir:``);
+- how it was trained: the command that re-makes it (``t2i train NAME --config RUN/config.json``), the
+  main options, the data and its caption count (``t2i_training.json``), time and memory
+  (``run_cost.json``), the last logged training values (``metrics.jsonl``);
+- what it measured: every number of the run's own summaries (``eval.json``, ``*_metrics.json``).
+
+    python -c "from t2i.model_card import model_card; print(model_card('t2i/builtin/shapes-ldm', 'ldm'))"
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from t2i.provenance import read_json_object as read_json
+
+CARD = "README.md"
+# run options worth a row of the card's training table, in this order (every option is in config.json)
+SHOWN_OPTIONS = ("data", "image_column", "caption_column", "size", "resize", "background", "init", "teacher", "vae",
+                 "clip", "text_encoder", "prior", "model", "pretrained", "arch", "unet", "lora_rank", "steps",
+                 "batch_size", "grad_accum", "lr", "mixed_precision", "ema_decay", "seed")
+SUMMARIES = ("eval.json", "vae_metrics.json", "prior_metrics.json")  # figures a trainer measured at its end
+MAX_FIGURES = 40  # rows of the measured table; the files hold the rest
+TEXT_FAMILIES = ("tgan", "tgan-attn")  # GAN families conditioned on text (a cvae says so in its config)
+TRANSLATORS = ("pix2pix", "cyclegan")
+
+
+def flat_numbers(data: Any, prefix: str = "") -> dict[str, float | int]:
+    """Every number of a nested JSON object, keyed by its dotted path (``splits.test.retrieval.image_to_text_R@1``)."""
+    if isinstance(data, dict):
+        found: dict[str, float | int] = {}
+        for key, value in data.items():
+            found.update(flat_numbers(value, f"{prefix}{key}."))
+        return found
+    if isinstance(data, (int, float)) and not isinstance(data, bool):
+        return {prefix.rstrip("."): data}
+    return {}
+
+
+def collect_figures(folder: Path, limit: int = MAX_FIGURES) -> dict[str, float | int]:
+    """The first ``limit`` numbers of the run's summaries (``SUMMARIES``), keyed by their path in the file (in
+    another file than ``eval.json``: ``file-stem.path``)."""
+    found: dict[str, float | int] = {}
+    for name in SUMMARIES:
+        for key, value in flat_numbers(read_json(folder / name)).items():
+            if len(found) < limit:
+                found[key if name == "eval.json" else f"{Path(name).stem}.{key}"] = value
+    return found
+
+
+def last_logged(folder: Path) -> dict[str, Any]:
+    """The last line of ``metrics.jsonl`` (the training loop's last logged values), {} without one."""
+    path = folder / "metrics.jsonl"
+    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    for line in reversed(lines):
+        try:
+            return json.loads(line)
+        except ValueError:
+            continue
+    return {}
+
+
+def latest_grid(folder: Path) -> tuple[Path | None, list[str]]:
+    """The run's last sample grid (``samples/*.png``, by name: the step is in it) and its prompts, if any."""
+    grids = sorted((folder / "samples").glob("*.png"))
+    prompts_file = folder / "samples" / "prompts.txt"
+    prompts = [p for p in prompts_file.read_text(encoding="utf-8").splitlines() if p.strip()] \
+        if prompts_file.is_file() else []
+    return (grids[-1] if grids else None), prompts
+
+
+def hub_id(name: Any) -> str | None:
+    """``name`` when it names a hub repository (the header's ``base_model`` / ``datasets`` accept only those)."""
+    from t2i.builtin import BUILTIN, looks_like_hub_id
+
+    text = str(name or "")
+    return text if text and text not in BUILTIN and looks_like_hub_id(text) else None
+
+
+def code(lines: list[str], language: str = "") -> list[str]:
+    return [f"```{language}", *lines, "```", ""]
+
+
+def usage(folder: Path, trainer: str, prompt: str, size: int | None) -> tuple[dict[str, Any], list[str]]:
+    """The header fields that depend on the layout, and the card's "Use" section, for the folder ``trainer`` wrote
+    (``size``: the run's image side)."""
+    where = str(folder)
+    # one image at seed 0: the stock code's below draws the same one (prompt i of a request is drawn from seed + i)
+    sample = [f't2i sample --model {where} --prompt "{prompt}" --n 1 --seed 0 --out samples-{folder.name}']
+    if (folder / "t2i_lora.json").is_file():
+        return lora_usage(folder, prompt, size, sample)
+    if (folder / "t2i_unclip.json").is_file():
+        from t2i.config import config_from_dict
+        from t2i.unclip.pipeline import UnCLIPOptions
+
+        o = config_from_dict(UnCLIPOptions, read_json(folder / "t2i_unclip.json").get("options", {}))
+        # the decoder's image side (Kandinsky's default is 512): its latent side x the MoVQ's factor
+        unet, movq = (read_json(folder / "decoder" / part / "config.json") for part in ("unet", "movq"))
+        side = unet.get("sample_size", 0) * 2 ** (len(movq.get("block_out_channels", [])) - 1)
+        side = f"height={side}, width={side}, " if side else ""
+        stock = ["import torch", "from diffusers import KandinskyV22Pipeline, KandinskyV22PriorPipeline", "",
+                 f'prior = KandinskyV22PriorPipeline.from_pretrained("{where}/prior")',
+                 f'decoder = KandinskyV22Pipeline.from_pretrained("{where}/decoder")',
+                 "generator = torch.Generator().manual_seed(0)  # the prior's draws, then the decoder's",
+                 f'embeds = prior("{prompt}", num_inference_steps={o.prior_steps}, guidance_scale={o.prior_guidance}, '
+                 "generator=generator)",
+                 "image = decoder(image_embeds=embeds.image_embeds, negative_image_embeds=embeds.negative_image_embeds,",
+                 f'                {side}num_inference_steps={o.num_inference_steps}, '
+                 f'guidance_scale={o.guidance_scale}, generator=generator).images[0]']
+        header = {"library_name": "diffusers", "pipeline_tag": "text-to-image",
+                  "tags": ["diffusers", "text-to-image", "unclip", "t2i"]}
+        return header, (["With t2i:", ""] + code(sample, "bash")
+                        + ["With stock diffusers (Kandinsky 2.2's two pipelines; the same image):", ""] + code(stock, "python"))
+    if (folder / "model_index.json").is_file():
+        index = read_json(folder / "model_index.json")
+        header = {"library_name": "diffusers", "pipeline_tag": "text-to-image",
+                  "tags": ["diffusers", "text-to-image", "latent-diffusion", "t2i"]}
+        text = ["With t2i:", ""] + code(sample, "bash")
+        if index.get("text_encoder", [None])[0] == "transformers":  # else our open_clip text encoder: t2i only
+            stock = ["import torch", "from diffusers import StableDiffusionPipeline", "",
+                     f'pipe = StableDiffusionPipeline.from_pretrained("{where}", safety_checker=None)',
+                     *_stock_call(folder, prompt)]
+            text += ["With stock diffusers (the same image):", ""] + code(stock, "python")
+        return header, text
+    if (folder / "t2i_prior.json").is_file():
+        header = {"library_name": "diffusers", "tags": ["diffusers", "unclip", "prior", "t2i"]}
+        lines = [f"t2i train unclip --prior {where} --clip {read_json(folder / 't2i_prior.json').get('clip', 'CLIP')}"]
+        return header, (["A diffusers `PriorTransformer` (`prior/`) from text to CLIP image embeddings; the first half "
+                         "of an unCLIP model:", ""] + code(lines, "bash"))
+    if (folder / "vae" / "config.json").is_file():
+        stock = ["from diffusers import AutoencoderKL", "",
+                 f'vae = AutoencoderKL.from_pretrained("{where}", subfolder="vae")',
+                 "latents = vae.encode(images * 2 - 1).latent_dist.sample() * vae.config.scaling_factor"]
+        header = {"library_name": "diffusers", "tags": ["diffusers", "autoencoder", "first-stage", "t2i"]}
+        return header, (["The first stage of a latent diffusion model: train one on it with", ""]
+                        + code([f"t2i train ldm --vae {where} --data DATA"], "bash")
+                        + ["With stock diffusers (the same image):", ""] + code(stock, "python"))
+    if (folder / "model" / "open_clip_config.json").is_file():
+        stock = ["import open_clip", "",
+                 f'model, _, preprocess = open_clip.create_model_and_transforms("local-dir:{where}/model")',
+                 f'tokenizer = open_clip.get_tokenizer("local-dir:{where}/model")']
+        header = {"library_name": "open_clip", "pipeline_tag": "zero-shot-image-classification",
+                  "tags": ["open_clip", "clip", "t2i"]}
+        uses = [f"t2i eval clip --model {where}/model --data DATA",
+                f"t2i train ldm --clip {where}/model --data DATA  # the text encoder of a diffusion model"]
+        return header, (["With t2i:", ""] + code(uses, "bash") + ["With stock open_clip:", ""] + code(stock, "python"))
+    # the toolkit's own generators and translators: model/ (safetensors + config.json naming the family)
+    config = read_json(folder / "model" / "config.json")
+    family = str(config.get("family", trainer))
+    if family in TRANSLATORS or trainer in TRANSLATORS:
+        header = {"pipeline_tag": "image-to-image", "tags": [family, "gan", "image-to-image", "t2i"]}
+        lines = [f"t2i translate --model {where} --input IMAGES --out OUTPUTS"]
+        return header, ["With t2i:", ""] + code(lines, "bash")
+    text = family in TEXT_FAMILIES or config.get("conditioning") == "text"
+    labels = config.get("conditioning") == "label" or family == "cgan"
+    if text:
+        sample = [f't2i sample --model {where} --prompt "{prompt}" --n 4 --out samples-{folder.name}']
+    elif labels:
+        sample = [f"t2i sample --model {where} --labels 0,1,2 --n 4 --out samples-{folder.name}"]
+    elif not text:
+        sample = [f"t2i sample --model {where} --n 16 --out samples-{folder.name}"]
+    tag = "text-to-image" if text else None if labels else "unconditional-image-generation"
+    header = {"pipeline_tag": tag, "tags": [family, "t2i"]}
+    return header, ["Saved in the toolkit's own layout (`model/`: safetensors and `config.json`); with t2i:", ""] \
+        + code(sample + [f"python -c \"from gan_baselines.registry import load_generator; "
+                         f"print(load_generator('{where}').describe())\""], "bash")
+
+
+def lora_chain(folder: Path) -> tuple[str, list[str], dict[str, str]]:
+    """A LoRA run's base pipeline (as recorded: a built-in name, a path or a hub id), its adapters from the
+    base's up to its own (a LoRA trained on a LoRA run), and the runs holding the parts they replaced (the
+    nearest run's), as ``t2i.diffusion.pipeline.load_lora_run`` assembles them."""
+    from t2i.builtin import resolve
+
+    adapters: list[str] = []
+    parts: dict[str, str] = {}
+    name, place = str(folder), folder
+    while not isinstance(place, str) and (place / "t2i_lora.json").is_file():
+        record = read_json(place / "t2i_lora.json")
+        adapters.append(name)
+        for part in record.get("replaced") or []:
+            parts.setdefault(part, name)
+        name = str(record.get("base") or "")
+        place = resolve(name, hub=True, what=f"base pipeline of the LoRA run {adapters[-1]}")
+    return name, adapters[::-1], parts
+
+
+def lora_usage(folder: Path, prompt: str, size: int | None, sample: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """The header and "Use" section of a LoRA run: stock diffusers loads its base and its adapter(s) on it."""
+    base, adapters, parts = lora_chain(folder)
+    record = read_json(folder / "t2i_lora.json")
+    kwargs = [f'vae=AutoencoderKL.from_pretrained("{parts["vae"]}", subfolder="vae")'] if "vae" in parts else []
+    if "text_encoder" in parts:
+        kwargs += [f'text_encoder=CLIPTextModel.from_pretrained("{parts["text_encoder"]}", subfolder="text_encoder")',
+                   f'tokenizer=CLIPTokenizer.from_pretrained("{parts["text_encoder"]}", subfolder="tokenizer")']
+    classes = ["StableDiffusionPipeline"] + (["AutoencoderKL"] if "vae" in parts else [])
+    scheduler = _scheduler_line(folder, base)
+    classes += [scheduler[0]] if scheduler else []
+    stock = ["import torch", f"from diffusers import {', '.join(sorted(classes))}"]
+    stock += ["from transformers import CLIPTextModel, CLIPTokenizer"] if "text_encoder" in parts else []
+    if hub_id(base):
+        stock += ["", f'base = "{base}"']
+    else:
+        stock += ["from t2i.builtin import resolve", "", f'base = str(resolve("{base}"))  # a built-in name or a folder']
+    stock += [f"pipe = StableDiffusionPipeline.from_pretrained(base, {', '.join(kwargs + ['safety_checker=None'])})"]
+    if len(adapters) == 1:
+        stock += [f'pipe.load_lora_weights("{folder}")']
+    else:  # each adapter on the weights the next was trained on: all of them at full weight
+        names = [f"lora{i}" for i in range(len(adapters))]
+        stock += [f'pipe.load_lora_weights("{run}", adapter_name="{name}")' for run, name in zip(adapters, names)]
+        stock += [f"pipe.set_adapters({names})"]
+    stock += [scheduler[1]] if scheduler else []
+    stock += _stock_call(folder, prompt, size)
+    header = {"library_name": "diffusers", "pipeline_tag": "text-to-image",
+              "tags": ["diffusers", "text-to-image", "lora", "t2i"], "base_model": hub_id(base)}
+    replaced = record.get("replaced") or []
+    text = [f"LoRA adapters (rank {record.get('rank')}) on the UNet of `{record.get('base')}`"
+            + (f", with its {' and '.join(replaced)} replaced (saved here)" if replaced else "") + ".", ""]
+    return header, text + ["With t2i:", ""] + code(sample, "bash") + ["With stock diffusers (the same image):", ""] + code(stock, "python")
+
+
+def _scheduler_line(folder: Path, base: str) -> tuple[str, str] | None:
+    """(class, the line that sets it) when the run samples with another solver than its base folder stores
+    (``--sampler``), as ``t2i.diffusion.pipeline.make_scheduler`` builds it; None when they agree."""
+    import inspect
+
+    import diffusers
+
+    from t2i.builtin import resolve
+    from t2i.diffusion.options import SAMPLERS, load_sampling_options
+
+    cls_name, overrides = SAMPLERS[load_sampling_options(folder).sampler]
+    local = resolve(base, hub=True)
+    stored = None if isinstance(local, str) else read_json(Path(local) / "scheduler" / "scheduler_config.json")
+    if stored and stored.get("_class_name") == cls_name:
+        return None
+    given = dict(overrides)
+    if "clip_sample" in inspect.signature(getattr(diffusers, cls_name).__init__).parameters:
+        given["clip_sample"] = False  # latents are not images in [-1, 1] (make_scheduler's default)
+    extra = "".join(f", {key}={value!r}" for key, value in given.items())
+    return cls_name, f"pipe.scheduler = {cls_name}.from_config(pipe.scheduler.config{extra})"
+
+
+def _stock_call(folder: Path, prompt: str, size: int | None = None) -> list[str]:
+    """The stock pipeline call with the folder's own sampling defaults (``t2i_sampling.json``), at ``size`` when
+    given (a LoRA trained at another side than its base's)."""
+    from t2i.diffusion.options import load_sampling_options
+
+    options = load_sampling_options(folder)
+    negative = f', negative_prompt="{options.negative_prompt}"' if options.negative_prompt else ""
+    side = f"height={size}, width={size}, " if size else ""
+    return ["generator = torch.Generator().manual_seed(0)",
+            f'image = pipe("{prompt}", {side}num_inference_steps={options.num_inference_steps}, '
+            f"guidance_scale={options.guidance_scale}{negative}, generator=generator).images[0]"]
+
+
+def model_card(folder: str | Path, trainer: str) -> str:
+    """The ``README.md`` text for the run folder ``folder`` that ``t2i train {trainer}`` wrote."""
+    from huggingface_hub import ModelCardData
+
+    folder = Path(folder)
+    config = read_json(folder / "config.json")
+    record = read_json(folder / "t2i_training.json")
+    grid, prompts = latest_grid(folder)
+    prompt = (prompts[0] if prompts else "a photo").replace('"', "'")
+    header, use = usage(folder, trainer, prompt, config.get("size"))
+    data = config.get("data") or record.get("data")
+    if grid is not None and prompts and header.get("pipeline_tag") == "text-to-image":
+        header["widget"] = [{"text": prompts[0], "output": {"url": grid.relative_to(folder).as_posix()}}]
+    header["base_model"] = header.get("base_model") or hub_id(config.get("init") or record.get("base"))
+    header["datasets"] = [hub_id(data)] if hub_id(data) else None
+    card = ModelCardData(**{key: value for key, value in header.items() if value})
+
+    command = f"t2i train {trainer} --config {folder / 'config.json'}"
+    title = f"# {folder.name}: `t2i train {trainer}`" + (f" on {data}" if data else "")
+    lines = ["---", card.to_yaml(), "---", "", title, ""]
+    if grid is not None:
+        shown = f" (prompts: `{grid.parent.name}/prompts.txt`)" if prompts else ""
+        lines += [f"![the run's last sample grid]({grid.relative_to(folder).as_posix()})", "",
+                  f"The last sample grid of the run{shown}.", ""]
+    lines += ["## Use", "", *use, "## Training", ""]
+    if config:  # a run folder (a model copied elsewhere keeps only its parts)
+        lines += [f"Re-made by `{command}` (every option is in `config.json`).", ""]
+    lines += ["| option | value |", "| --- | --- |"]
+    shown = [key for key in SHOWN_OPTIONS if config.get(key) not in (None, "")]
+    if config.get("init") or config.get("teacher"):  # a fine-tune's architecture is its base's, not the option's
+        shown = [key for key in shown if key not in ("unet", "arch")]
+    lines += [f"| {key} | `{config[key]}` |" for key in shown]
+    if record.get("captions"):
+        words = record.get("words")
+        lines += [f"| captions | {record['captions']}" + (f" ({len(words)} distinct words)" if words else "") + " |"]
+    cost = read_json(folder / "run_cost.json")
+    if cost:
+        memory = cost.get("cuda_peak_mb", cost.get("peak_rss_mb"))
+        lines += [f"| time | {cost['steps']} steps in {cost['wall_s'] / 60:.1f} min ({cost['s_per_step']:.3f} s/step) "
+                  f"on {cost['device']}, {cost['processes']} process(es), {cost['torch_threads']} torch threads |",
+                  f"| peak memory | {memory} MB |"]
+    logged = {k: v for k, v in last_logged(folder).items() if isinstance(v, (int, float)) and k != "step"}
+    if logged:
+        values = ", ".join(f"{k} {v:.4g}" for k, v in logged.items())
+        lines += [f"| last logged (`metrics.jsonl`) | {values} |"]
+    if (folder / "curves.png").is_file():
+        lines += ["", "![training curves](curves.png)"]
+    figures = collect_figures(folder)
+    if figures:
+        lines += ["", "## Measured", "", "Figures the trainer measured at its end (the files beside this card):", "",
+                  "| measure | value |", "| --- | --- |", *[f"| {k} | {v:.4g} |" for k, v in figures.items()]]
+    return "\n".join(lines) + "\n"
+
+
+def write_model_card(folder: str | Path, trainer: str) -> Path:
+    """Write ``folder/README.md`` (``model_card``) and return its path."""
+    path = Path(folder) / CARD
+    path.write_text(model_card(folder, trainer), encoding="utf-8")
+    return path
