@@ -1,6 +1,6 @@
 """The model card every training run writes into its folder: ``README.md``, as the Hugging Face hub reads it.
 
-A run folder is meant to be uploaded as it is (``huggingface-cli upload NAME RUN``), and the hub shows a
+A run folder is meant to be uploaded as it is (``hf upload NAME RUN --exclude 'checkpoints/*'``), and the hub shows a
 repository's ``README.md`` as its page and reads the YAML header for the library, the task, the base
 model and the example widget (``huggingface_hub.ModelCardData``), as diffusers' training scripts write
 one per run (``save_model_card``). The card is made from the folder alone, after the trainer saved:
@@ -22,6 +22,7 @@ one per run (``save_model_card``). The card is made from the folder alone, after
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -90,93 +91,153 @@ def hub_id(name: Any) -> str | None:
     return text if text and text not in BUILTIN and looks_like_hub_id(text) else None
 
 
-def code(lines: list[str], language: str = "") -> list[str]:
+def code(lines: list[str], language: str) -> list[str]:
     return [f"```{language}", *lines, "```", ""]
 
 
-def usage(folder: Path, trainer: str, prompt: str, size: int | None) -> tuple[dict[str, Any], list[str]]:
-    """The header fields that depend on the layout, and the card's "Use" section, for the folder ``trainer`` wrote
-    (``size``: the run's image side)."""
-    where = str(folder)
-    # one image at seed 0: the stock code's below draws the same one (prompt i of a request is drawn from seed + i)
-    sample = [f't2i sample --model {where} --prompt "{prompt}" --n 1 --seed 0 --out samples-{folder.name}']
-    if (folder / "t2i_lora.json").is_file():
-        return lora_usage(folder, prompt, size, sample)
-    if (folder / "t2i_unclip.json").is_file():
-        from t2i.config import config_from_dict
-        from t2i.unclip.pipeline import UnCLIPOptions
+def py(text: Any) -> str:
+    """``text`` as a Python string literal (a prompt or a path pasted into the card's code)."""
+    return json.dumps(str(text), ensure_ascii=False)
 
-        o = config_from_dict(UnCLIPOptions, read_json(folder / "t2i_unclip.json").get("options", {}))
-        # the decoder's image side (Kandinsky's default is 512): its latent side x the MoVQ's factor
-        unet, movq = (read_json(folder / "decoder" / part / "config.json") for part in ("unet", "movq"))
-        side = unet.get("sample_size", 0) * 2 ** (len(movq.get("block_out_channels", [])) - 1)
-        side = f"height={side}, width={side}, " if side else ""
-        stock = ["import torch", "from diffusers import KandinskyV22Pipeline, KandinskyV22PriorPipeline", "",
-                 f'prior = KandinskyV22PriorPipeline.from_pretrained("{where}/prior")',
-                 f'decoder = KandinskyV22Pipeline.from_pretrained("{where}/decoder")',
-                 "generator = torch.Generator().manual_seed(0)  # the prior's draws, then the decoder's",
-                 f'embeds = prior("{prompt}", num_inference_steps={o.prior_steps}, guidance_scale={o.prior_guidance}, '
-                 "generator=generator)",
-                 "image = decoder(image_embeds=embeds.image_embeds, negative_image_embeds=embeds.negative_image_embeds,",
-                 f'                {side}num_inference_steps={o.num_inference_steps}, '
-                 f'guidance_scale={o.guidance_scale}, generator=generator).images[0]']
-        header = {"library_name": "diffusers", "pipeline_tag": "text-to-image",
-                  "tags": ["diffusers", "text-to-image", "unclip", "t2i"]}
-        return header, (["With t2i:", ""] + code(sample, "bash")
-                        + ["With stock diffusers (Kandinsky 2.2's two pipelines; the same image):", ""] + code(stock, "python"))
-    if (folder / "model_index.json").is_file():
-        index = read_json(folder / "model_index.json")
-        header = {"library_name": "diffusers", "pipeline_tag": "text-to-image",
-                  "tags": ["diffusers", "text-to-image", "latent-diffusion", "t2i"]}
-        text = ["With t2i:", ""] + code(sample, "bash")
-        if index.get("text_encoder", [None])[0] == "transformers":  # else our open_clip text encoder: t2i only
-            stock = ["import torch", "from diffusers import StableDiffusionPipeline", "",
-                     f'pipe = StableDiffusionPipeline.from_pretrained("{where}", safety_checker=None)',
-                     *_stock_call(folder, prompt)]
-            text += ["With stock diffusers (the same image):", ""] + code(stock, "python")
-        return header, text
-    if (folder / "t2i_prior.json").is_file():
-        header = {"library_name": "diffusers", "tags": ["diffusers", "unclip", "prior", "t2i"]}
-        lines = [f"t2i train unclip --prior {where} --clip {read_json(folder / 't2i_prior.json').get('clip', 'CLIP')}"]
-        return header, (["A diffusers `PriorTransformer` (`prior/`) from text to CLIP image embeddings; the first half "
-                         "of an unCLIP model:", ""] + code(lines, "bash"))
-    if (folder / "vae" / "config.json").is_file():
-        stock = ["from diffusers import AutoencoderKL", "",
-                 f'vae = AutoencoderKL.from_pretrained("{where}", subfolder="vae")',
-                 "latents = vae.encode(images * 2 - 1).latent_dist.sample() * vae.config.scaling_factor"]
-        header = {"library_name": "diffusers", "tags": ["diffusers", "autoencoder", "first-stage", "t2i"]}
-        return header, (["The first stage of a latent diffusion model: train one on it with", ""]
-                        + code([f"t2i train ldm --vae {where} --data DATA"], "bash")
-                        + ["With stock diffusers (the same image):", ""] + code(stock, "python"))
-    if (folder / "model" / "open_clip_config.json").is_file():
-        stock = ["import open_clip", "",
-                 f'model, _, preprocess = open_clip.create_model_and_transforms("local-dir:{where}/model")',
-                 f'tokenizer = open_clip.get_tokenizer("local-dir:{where}/model")']
-        header = {"library_name": "open_clip", "pipeline_tag": "zero-shot-image-classification",
-                  "tags": ["open_clip", "clip", "t2i"]}
-        uses = [f"t2i eval clip --model {where}/model --data DATA",
-                f"t2i train ldm --clip {where}/model --data DATA  # the text encoder of a diffusion model"]
-        return header, (["With t2i:", ""] + code(uses, "bash") + ["With stock open_clip:", ""] + code(stock, "python"))
-    # the toolkit's own generators and translators: model/ (safetensors + config.json naming the family)
+
+def sample_line(folder: Path, prompt: str | None, n: int, extra: str = "") -> str:
+    """The ``t2i sample`` command of a generator folder (a prompt for text models)."""
+    given = f" --prompt {shlex.quote(prompt)}" if prompt is not None else ""
+    return f"t2i sample --model {shlex.quote(str(folder))}{given}{extra} --n {n} --out samples-{folder.name}"
+
+
+# -------------------------------------------------------------- the "Use" section of each layout
+# Each returns (header fields, markdown lines). A text-to-image folder's t2i line draws one image at seed 0,
+# which its stock code draws too (prompt i of a t2i request is drawn from seed + i).
+
+def lora_usage(folder: Path, prompt: str) -> tuple[dict[str, Any], list[str]]:
+    """A LoRA run: stock diffusers loads its base, the parts it replaced, and its adapter(s) on the base."""
+    base, adapters, parts = lora_chain(folder)
+    record = read_json(folder / "t2i_lora.json")
+    kwargs = [f'vae=AutoencoderKL.from_pretrained({py(parts["vae"])}, subfolder="vae")'] if "vae" in parts else []
+    if "text_encoder" in parts:
+        kwargs += [f'text_encoder=CLIPTextModel.from_pretrained({py(parts["text_encoder"])}, subfolder="text_encoder")',
+                   f'tokenizer=CLIPTokenizer.from_pretrained({py(parts["text_encoder"])}, subfolder="tokenizer")']
+    scheduler = scheduler_line(folder, base)
+    classes = ["StableDiffusionPipeline", *(["AutoencoderKL"] if "vae" in parts else []), *scheduler[:1]]
+    stock = ["import torch", f"from diffusers import {', '.join(sorted(classes))}"]
+    stock += ["from transformers import CLIPTextModel, CLIPTokenizer"] if "text_encoder" in parts else []
+    if hub_id(base):
+        stock += ["", f"base = {py(base)}"]
+    else:
+        stock += ["from t2i.builtin import resolve", "",
+                  f"base = str(resolve({py(base)}))  # a built-in name or a folder"]
+    stock += [f"pipe = StableDiffusionPipeline.from_pretrained(base, {', '.join([*kwargs, 'safety_checker=None'])})"]
+    if len(adapters) == 1:
+        stock += [f"pipe.load_lora_weights({py(folder)})"]
+    else:  # each adapter was trained on the weights of the ones before it: all of them, at full weight
+        names = [f"lora{i}" for i in range(len(adapters))]
+        stock += [f'pipe.load_lora_weights({py(run)}, adapter_name="{name}")' for run, name in zip(adapters, names)]
+        stock += [f"pipe.set_adapters({names})"]
+    stock += [*scheduler[1:], *stock_call(folder, prompt, read_json(folder / "config.json").get("size"))]
+    header = {"library_name": "diffusers", "pipeline_tag": "text-to-image",
+              "tags": ["diffusers", "text-to-image", "lora", "t2i"], "base_model": hub_id(base)}
+    replaced = record.get("replaced") or []
+    about = (f"LoRA adapters (rank {record.get('rank')}) on the UNet of `{record.get('base')}`"
+             + (f", with its {' and '.join(replaced)} replaced (saved here)" if replaced else "") + ".")
+    return header, [about, "", "With t2i:", "", *code([sample_line(folder, prompt, 1, " --seed 0")], "bash"),
+                    "With stock diffusers (the same image):", "", *code(stock, "python")]
+
+
+def pipeline_usage(folder: Path, prompt: str) -> tuple[dict[str, Any], list[str]]:
+    """A pipeline folder (``model_index.json``): stock ``StableDiffusionPipeline`` when its text encoder is
+    transformers' (ours is open_clip's otherwise: t2i only)."""
+    header = {"library_name": "diffusers", "pipeline_tag": "text-to-image",
+              "tags": ["diffusers", "text-to-image", "latent-diffusion", "t2i"]}
+    lines = ["With t2i:", "", *code([sample_line(folder, prompt, 1, " --seed 0")], "bash")]
+    if read_json(folder / "model_index.json").get("text_encoder", [None])[0] == "transformers":
+        stock = ["import torch", "from diffusers import StableDiffusionPipeline", "",
+                 f"pipe = StableDiffusionPipeline.from_pretrained({py(folder)}, safety_checker=None)",
+                 *stock_call(folder, prompt)]
+        lines += ["With stock diffusers (the same image):", "", *code(stock, "python")]
+    return header, lines
+
+
+def unclip_usage(folder: Path, prompt: str) -> tuple[dict[str, Any], list[str]]:
+    """An unCLIP folder: Kandinsky 2.2's prior and decoder pipelines, with the folder's sampling defaults."""
+    from t2i.config import config_from_dict
+    from t2i.unclip.pipeline import UnCLIPOptions
+
+    o = config_from_dict(UnCLIPOptions, read_json(folder / "t2i_unclip.json").get("options", {}))
+    # the decoder's image side (Kandinsky's default is 512): its latent side x the MoVQ's factor
+    unet, movq = (read_json(folder / "decoder" / part / "config.json") for part in ("unet", "movq"))
+    side = unet.get("sample_size", 0) * 2 ** (len(movq.get("block_out_channels", [])) - 1)
+    stock = ["import torch", "from diffusers import KandinskyV22Pipeline, KandinskyV22PriorPipeline", "",
+             f"prior = KandinskyV22PriorPipeline.from_pretrained({py(folder / 'prior')})",
+             f"decoder = KandinskyV22Pipeline.from_pretrained({py(folder / 'decoder')})",
+             "generator = torch.Generator().manual_seed(0)  # the prior's draws, then the decoder's",
+             f"embeds = prior({py(prompt)}, num_inference_steps={o.prior_steps}, guidance_scale={o.prior_guidance}, "
+             "generator=generator)",
+             "image = decoder(image_embeds=embeds.image_embeds, negative_image_embeds=embeds.negative_image_embeds,",
+             f"                {f'height={side}, width={side}, ' if side else ''}num_inference_steps="
+             f"{o.num_inference_steps}, guidance_scale={o.guidance_scale}, generator=generator).images[0]"]
+    header = {"library_name": "diffusers", "pipeline_tag": "text-to-image",
+              "tags": ["diffusers", "text-to-image", "unclip", "t2i"]}
+    return header, ["With t2i:", "", *code([sample_line(folder, prompt, 1, " --seed 0")], "bash"),
+                    "With stock diffusers (Kandinsky 2.2's two pipelines; the same image):", "", *code(stock, "python")]
+
+
+def prior_usage(folder: Path, prompt: str) -> tuple[dict[str, Any], list[str]]:
+    """A CLIP prior (``t2i train prior``): the first half of an unCLIP model."""
+    clip = read_json(folder / "t2i_prior.json").get("clip") or "CLIP"
+    line = f"t2i train unclip --prior {shlex.quote(str(folder))} --clip {shlex.quote(str(clip))} --data DATA"
+    return ({"library_name": "diffusers", "tags": ["diffusers", "unclip", "prior", "t2i"]},
+            ["A diffusers `PriorTransformer` (`prior/`) from CLIP text to CLIP image embeddings, the first half of "
+             "an unCLIP model:", "", *code([line], "bash")])
+
+
+def first_stage_usage(folder: Path, prompt: str) -> tuple[dict[str, Any], list[str]]:
+    """A first stage (``t2i train vae-kl``): diffusers' ``AutoencoderKL`` in ``vae/``."""
+    stock = ["from diffusers import AutoencoderKL", "",
+             f'vae = AutoencoderKL.from_pretrained({py(folder)}, subfolder="vae")',
+             "# images (B, 3, H, W) in [0, 1] -> the latents a diffusion model on it learns",
+             "latents = vae.encode(images * 2 - 1).latent_dist.sample() * vae.config.scaling_factor"]
+    return ({"library_name": "diffusers", "tags": ["diffusers", "autoencoder", "first-stage", "t2i"]},
+            ["The first stage of a latent diffusion model; train one on it with", "",
+             *code([f"t2i train ldm --vae {shlex.quote(str(folder))} --data DATA"], "bash"),
+             "With stock diffusers:", "", *code(stock, "python")])
+
+
+def clip_usage(folder: Path, prompt: str) -> tuple[dict[str, Any], list[str]]:
+    """A CLIP run (``t2i train clip``): open_clip's layout in ``model/``."""
+    model = folder / "model"
+    stock = ["import open_clip", "",
+             f"model, _, preprocess = open_clip.create_model_and_transforms({py('local-dir:' + str(model))})",
+             f"tokenizer = open_clip.get_tokenizer({py('local-dir:' + str(model))})"]
+    uses = [f"t2i eval clip --model {shlex.quote(str(model))} --data DATA",
+            f"t2i train ldm --clip {shlex.quote(str(model))} --data DATA  # the text encoder of a diffusion model"]
+    return ({"library_name": "open_clip", "pipeline_tag": "zero-shot-image-classification",
+             "tags": ["open_clip", "clip", "t2i"]},
+            ["With t2i:", "", *code(uses, "bash"), "With stock open_clip:", "", *code(stock, "python")])
+
+
+def toolkit_usage(folder: Path, prompt: str) -> tuple[dict[str, Any], list[str]]:
+    """The toolkit's own generators and translators: ``model/`` (safetensors + ``config.json`` naming the family)."""
     config = read_json(folder / "model" / "config.json")
-    family = str(config.get("family", trainer))
-    if family in TRANSLATORS or trainer in TRANSLATORS:
-        header = {"pipeline_tag": "image-to-image", "tags": [family, "gan", "image-to-image", "t2i"]}
-        lines = [f"t2i translate --model {where} --input IMAGES --out OUTPUTS"]
-        return header, ["With t2i:", ""] + code(lines, "bash")
+    family = str(config.get("family", ""))
+    if family in TRANSLATORS:
+        line = f"t2i translate --model {shlex.quote(str(folder))} --input IMAGES --out OUTPUTS"
+        return ({"pipeline_tag": "image-to-image", "tags": [family, "gan", "image-to-image", "t2i"]},
+                ["With t2i:", "", *code([line], "bash")])
     text = family in TEXT_FAMILIES or config.get("conditioning") == "text"
-    labels = config.get("conditioning") == "label" or family == "cgan"
-    if text:
-        sample = [f't2i sample --model {where} --prompt "{prompt}" --n 4 --out samples-{folder.name}']
-    elif labels:
-        sample = [f"t2i sample --model {where} --labels 0,1,2 --n 4 --out samples-{folder.name}"]
-    elif not text:
-        sample = [f"t2i sample --model {where} --n 16 --out samples-{folder.name}"]
+    labels = not text and (family == "cgan" or config.get("conditioning") == "label")
+    line = (sample_line(folder, prompt, 4) if text else sample_line(folder, None, 4, " --labels 0,1,2") if labels
+            else sample_line(folder, None, 16))
     tag = "text-to-image" if text else None if labels else "unconditional-image-generation"
-    header = {"pipeline_tag": tag, "tags": [family, "t2i"]}
-    return header, ["Saved in the toolkit's own layout (`model/`: safetensors and `config.json`); with t2i:", ""] \
-        + code(sample + [f"python -c \"from gan_baselines.registry import load_generator; "
-                         f"print(load_generator('{where}').describe())\""], "bash")
+    return ({"pipeline_tag": tag, "tags": [family, "t2i"]},
+            ["Saved in the toolkit's own layout (`model/`: safetensors and `config.json`); with t2i:", "",
+             *code([line], "bash")])
+
+
+# marker file of a layout -> its "Use" section, the first that matches (a LoRA run also has config.json, ...)
+LAYOUTS = (("t2i_lora.json", lora_usage), ("t2i_unclip.json", unclip_usage), ("model_index.json", pipeline_usage),
+           ("t2i_prior.json", prior_usage), ("vae/config.json", first_stage_usage),
+           ("model/open_clip_config.json", clip_usage), ("model/config.json", toolkit_usage))
 
 
 def lora_chain(folder: Path) -> tuple[str, list[str], dict[str, str]]:
@@ -198,43 +259,9 @@ def lora_chain(folder: Path) -> tuple[str, list[str], dict[str, str]]:
     return name, adapters[::-1], parts
 
 
-def lora_usage(folder: Path, prompt: str, size: int | None, sample: list[str]) -> tuple[dict[str, Any], list[str]]:
-    """The header and "Use" section of a LoRA run: stock diffusers loads its base and its adapter(s) on it."""
-    base, adapters, parts = lora_chain(folder)
-    record = read_json(folder / "t2i_lora.json")
-    kwargs = [f'vae=AutoencoderKL.from_pretrained("{parts["vae"]}", subfolder="vae")'] if "vae" in parts else []
-    if "text_encoder" in parts:
-        kwargs += [f'text_encoder=CLIPTextModel.from_pretrained("{parts["text_encoder"]}", subfolder="text_encoder")',
-                   f'tokenizer=CLIPTokenizer.from_pretrained("{parts["text_encoder"]}", subfolder="tokenizer")']
-    classes = ["StableDiffusionPipeline"] + (["AutoencoderKL"] if "vae" in parts else [])
-    scheduler = _scheduler_line(folder, base)
-    classes += [scheduler[0]] if scheduler else []
-    stock = ["import torch", f"from diffusers import {', '.join(sorted(classes))}"]
-    stock += ["from transformers import CLIPTextModel, CLIPTokenizer"] if "text_encoder" in parts else []
-    if hub_id(base):
-        stock += ["", f'base = "{base}"']
-    else:
-        stock += ["from t2i.builtin import resolve", "", f'base = str(resolve("{base}"))  # a built-in name or a folder']
-    stock += [f"pipe = StableDiffusionPipeline.from_pretrained(base, {', '.join(kwargs + ['safety_checker=None'])})"]
-    if len(adapters) == 1:
-        stock += [f'pipe.load_lora_weights("{folder}")']
-    else:  # each adapter on the weights the next was trained on: all of them at full weight
-        names = [f"lora{i}" for i in range(len(adapters))]
-        stock += [f'pipe.load_lora_weights("{run}", adapter_name="{name}")' for run, name in zip(adapters, names)]
-        stock += [f"pipe.set_adapters({names})"]
-    stock += [scheduler[1]] if scheduler else []
-    stock += _stock_call(folder, prompt, size)
-    header = {"library_name": "diffusers", "pipeline_tag": "text-to-image",
-              "tags": ["diffusers", "text-to-image", "lora", "t2i"], "base_model": hub_id(base)}
-    replaced = record.get("replaced") or []
-    text = [f"LoRA adapters (rank {record.get('rank')}) on the UNet of `{record.get('base')}`"
-            + (f", with its {' and '.join(replaced)} replaced (saved here)" if replaced else "") + ".", ""]
-    return header, text + ["With t2i:", ""] + code(sample, "bash") + ["With stock diffusers (the same image):", ""] + code(stock, "python")
-
-
-def _scheduler_line(folder: Path, base: str) -> tuple[str, str] | None:
-    """(class, the line that sets it) when the run samples with another solver than its base folder stores
-    (``--sampler``), as ``t2i.diffusion.pipeline.make_scheduler`` builds it; None when they agree."""
+def scheduler_line(folder: Path, base: str) -> list[str]:
+    """[class, the line that sets it] when the run samples with another solver than its base folder stores
+    (``--sampler``), built as ``t2i.diffusion.pipeline.make_scheduler`` builds it; [] when they agree."""
     import inspect
 
     import diffusers
@@ -244,27 +271,27 @@ def _scheduler_line(folder: Path, base: str) -> tuple[str, str] | None:
 
     cls_name, overrides = SAMPLERS[load_sampling_options(folder).sampler]
     local = resolve(base, hub=True)
-    stored = None if isinstance(local, str) else read_json(Path(local) / "scheduler" / "scheduler_config.json")
-    if stored and stored.get("_class_name") == cls_name:
-        return None
+    stored = {} if isinstance(local, str) else read_json(Path(local) / "scheduler" / "scheduler_config.json")
+    if stored.get("_class_name") == cls_name:
+        return []
     given = dict(overrides)
     if "clip_sample" in inspect.signature(getattr(diffusers, cls_name).__init__).parameters:
         given["clip_sample"] = False  # latents are not images in [-1, 1] (make_scheduler's default)
     extra = "".join(f", {key}={value!r}" for key, value in given.items())
-    return cls_name, f"pipe.scheduler = {cls_name}.from_config(pipe.scheduler.config{extra})"
+    return [cls_name, f"pipe.scheduler = {cls_name}.from_config(pipe.scheduler.config{extra})"]
 
 
-def _stock_call(folder: Path, prompt: str, size: int | None = None) -> list[str]:
+def stock_call(folder: Path, prompt: str, size: int | None = None) -> list[str]:
     """The stock pipeline call with the folder's own sampling defaults (``t2i_sampling.json``), at ``size`` when
-    given (a LoRA trained at another side than its base's)."""
+    given (a LoRA may be trained at another side than its base)."""
     from t2i.diffusion.options import load_sampling_options
 
-    options = load_sampling_options(folder)
-    negative = f', negative_prompt="{options.negative_prompt}"' if options.negative_prompt else ""
+    o = load_sampling_options(folder)
+    negative = f", negative_prompt={py(o.negative_prompt)}" if o.negative_prompt else ""
     side = f"height={size}, width={size}, " if size else ""
     return ["generator = torch.Generator().manual_seed(0)",
-            f'image = pipe("{prompt}", {side}num_inference_steps={options.num_inference_steps}, '
-            f"guidance_scale={options.guidance_scale}{negative}, generator=generator).images[0]"]
+            f"image = pipe({py(prompt)}, {side}num_inference_steps={o.num_inference_steps}, "
+            f"guidance_scale={o.guidance_scale}{negative}, generator=generator).images[0]"]
 
 
 def model_card(folder: str | Path, trainer: str) -> str:
@@ -275,8 +302,12 @@ def model_card(folder: str | Path, trainer: str) -> str:
     config = read_json(folder / "config.json")
     record = read_json(folder / "t2i_training.json")
     grid, prompts = latest_grid(folder)
-    prompt = (prompts[0] if prompts else "a photo").replace('"', "'")
-    header, use = usage(folder, trainer, prompt, config.get("size"))
+    prompt = prompts[0] if prompts else "a photo"
+    describe = next((fn for marker, fn in LAYOUTS if (folder / marker).is_file()), None)
+    if describe is None:
+        raise FileNotFoundError(f"{folder} holds no saved model (none of {[m for m, _ in LAYOUTS]}): write the "
+                                "card of a folder that `t2i train ...` finished")
+    header, use = describe(folder, prompt)
     data = config.get("data") or record.get("data")
     if grid is not None and prompts and header.get("pipeline_tag") == "text-to-image":
         header["widget"] = [{"text": prompts[0], "output": {"url": grid.relative_to(folder).as_posix()}}]

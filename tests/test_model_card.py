@@ -13,6 +13,7 @@ import shlex
 
 import numpy as np
 import pytest
+import torch
 from huggingface_hub import ModelCard
 from PIL import Image
 
@@ -43,10 +44,11 @@ def ours(folder, prompt: str) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def lora_runs(tmp_path_factory):
-    """A LoRA run on shapes-ldm sampling with DDIM (its base stores DPM-Solver++), and a LoRA run on that one."""
+    """A LoRA run on shapes-ldm sampling with DDPM (its base stores DPM-Solver++, which at 2 steps draws what DDIM
+    and Euler draw), and a LoRA run on that one."""
     root = tmp_path_factory.mktemp("cards")
     first, second = root / "lora", root / "lora-on-lora"
-    assert t2i(["train", "ldm", "--init", "shapes-ldm", "--lora-rank", "2", "--lr", "0.01", "--sampler", "ddim",
+    assert t2i(["train", "ldm", "--init", "shapes-ldm", "--lora-rank", "2", "--lr", "0.01", "--sampler", "ddpm",
                 *RUN, "--out", str(first)]) == 0
     assert t2i(["train", "ldm", "--init", str(first), "--lora-rank", "2", "--lr", "0.01", *RUN,
                 "--out", str(second)]) == 0
@@ -61,7 +63,7 @@ def test_a_lora_runs_card_is_a_hub_card_whose_stock_code_draws_t2is_image(lora_r
     assert card.data.to_dict().get("base_model") is None  # a built-in name is not a hub repository
     widget = card.data.to_dict()["widget"][0]
     assert widget["text"] == "a red circle" and (first / widget["output"]["url"]).is_file()
-    assert "DDIMScheduler.from_config" in card.text  # the run's --sampler, not its base's stored solver
+    assert "DDPMScheduler.from_config" in card.text  # the run's --sampler, not its base's stored solver
     assert f"t2i train ldm --config {first / 'config.json'}" in card.text
     assert "| lora_rank | `2` |" in card.text and "| steps | `2` |" in card.text and "unet" not in card.text
     np.testing.assert_array_equal(stock_image(first, monkeypatch), ours(first, "a red circle"))
@@ -108,10 +110,11 @@ def test_the_first_stage_and_clip_cards_code_loads_them(tmp_path):
                 "--checkpoint-every", "0", "--out", str(vae)]) == 0
     card = ModelCard.load(vae / "README.md")
     assert card.data.library_name == "diffusers"
-    namespace: dict = {}
-    code = blocks(card.text, "python")[0].replace("latents = vae.encode(images * 2 - 1)", "# ")
-    exec(code, namespace)  # noqa: S102
-    assert namespace["vae"].config.scaling_factor == json.loads((vae / "vae" / "config.json").read_text())["scaling_factor"]
+    namespace: dict = {"images": torch.rand(2, 3, 16, 16)}  # what the card's code names `images`
+    exec(blocks(card.text, "python")[0], namespace)  # noqa: S102
+    assert namespace["latents"].shape[0] == 2 and namespace["latents"].shape[-1] == 4  # factor 4
+    saved = json.loads((vae / "vae" / "config.json").read_text())
+    assert namespace["vae"].config.scaling_factor == saved["scaling_factor"]
 
     from t2i.clip.testing import make_tiny_clip
 
@@ -148,4 +151,5 @@ def test_a_hub_base_is_the_cards_base_model(tmp_path):
     (run / "config.json").write_text(json.dumps({"data": "my/captions", "init": "someone/tiny-sd", "size": 64}))
     card = ModelCard(model_card(run, "ldm"))
     assert card.data.base_model == "someone/tiny-sd" and card.data.datasets == ["my/captions"]
-    assert 'base = "someone/tiny-sd"' in card.text and f'AutoencoderKL.from_pretrained("{run}", subfolder="vae")' in card.text
+    assert 'base = "someone/tiny-sd"' in card.text
+    assert f'AutoencoderKL.from_pretrained("{run}", subfolder="vae")' in card.text
