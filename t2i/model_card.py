@@ -226,7 +226,9 @@ def toolkit_usage(folder: Path, prompt: str) -> tuple[dict[str, Any], list[str]]
                 ["With t2i:", "", *code([line], "bash")])
     text = family in TEXT_FAMILIES or config.get("conditioning") == "text"
     labels = not text and (family == "cgan" or config.get("conditioning") == "label")
-    line = (sample_line(folder, prompt, 4) if text else sample_line(folder, None, 4, " --labels 0,1,2") if labels
+    names = config.get("class_names") or ["0", "1", "2"]  # a labelled folder's classes by name (digits: numbers)
+    line = (sample_line(folder, prompt, 4) if text
+            else sample_line(folder, None, 4, f" --labels {shlex.quote(','.join(names[:3]))}") if labels
             else sample_line(folder, None, 16))
     tag = "text-to-image" if text else None if labels else "unconditional-image-generation"
     return ({"pipeline_tag": tag, "tags": [family, "t2i"]},

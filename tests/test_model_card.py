@@ -153,3 +153,20 @@ def test_a_hub_base_is_the_cards_base_model(tmp_path):
     assert card.data.base_model == "someone/tiny-sd" and card.data.datasets == ["my/captions"]
     assert 'base = "someone/tiny-sd"' in card.text
     assert f'AutoencoderKL.from_pretrained("{run}", subfolder="vae")' in card.text
+
+
+def test_a_class_gan_runs_card_samples_its_classes_by_name(tmp_path, monkeypatch):
+    data = tmp_path / "toys"
+    for i, name in enumerate(("red_ball", "blue_car", "green_kite")):
+        (data / name).mkdir(parents=True)
+        for j in range(4):
+            Image.new("RGB", (20, 20), ((90 * i + 30 * j) % 255, 80, 40 * i)).save(data / name / f"{j}.png")
+    run = tmp_path / "cgan"
+    assert t2i(["train", "cgan", "--data", str(data), "--size", "16", "--batch-size", "4", "--steps", "1",
+                "--checkpoint-every", "0", "--out", str(run)]) == 0
+    card = ModelCard.load(run / "README.md")
+    line = blocks(card.text, "bash")[0].splitlines()[0]
+    assert "--labels blue_car,green_kite,red_ball" in line  # classes sorted by name, as torchvision numbers them
+    monkeypatch.chdir(tmp_path)
+    assert t2i(shlex.split(line)[1:]) == 0
+    assert len(list((tmp_path / "samples-cgan" / "images").glob("*.png"))) == 12
