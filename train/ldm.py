@@ -62,8 +62,8 @@ from t2i.diffusion.training import (build_caches, diffusion_loss,
                                     draw_partial, drop_captions, first_stage_warning, partial_captions_edit, reconstruction_psnr,
                                     sample_cached, to_vae_input)
 from t2i.diffusion.unet import UNetPreset, build_unet
-from t2i.provenance import new_words_warning, write_record
 from t2i.model_card import write_model_card
+from t2i.provenance import new_words_warning, write_record
 from t2i.runtime import Run, RunConfig
 from t2i.runtime.grids import grid_prompts
 

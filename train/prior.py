@@ -38,8 +38,8 @@ from t2i.prior import (SAMPLERS, build_cache, build_prior, drop_conditions, prio
                        table, to_prior_space, training_scheduler)
 from t2i.prior.evaluate import evaluate_prior
 from t2i.prior.model import PriorSampler
-from t2i.provenance import write_record
 from t2i.model_card import write_model_card
+from t2i.provenance import write_record
 from t2i.runtime import Run, RunConfig
 
 PRESETS = Path(__file__).resolve().parents[1] / "t2i" / "prior" / "presets"

@@ -52,8 +52,8 @@ from t2i.builtin import reference
 from t2i.config import parse_config, presets_in
 from t2i.data import all_captions, load_dataset, require_captions, shapes_options, training_options
 from t2i.generator import generate_conditions
-from t2i.provenance import write_record
 from t2i.model_card import write_model_card
+from t2i.provenance import write_record
 from t2i.runtime import Run, RunConfig
 from t2i.runtime.grids import grid_prompts
 from t2i.text import TextEncoder, TextOutput
