@@ -29,6 +29,8 @@ from typing import Any
 from t2i.provenance import read_json_object as read_json
 
 CARD = "README.md"
+KEPT_ASIDE = "README.t2i.md"  # the card's name beside a README.md that is not one
+MARK = "<!-- written by t2i.model_card: rewritten by each run and by `t2i card` -->"
 # run options worth a row of the card's training table, in this order (every option is in config.json)
 SHOWN_OPTIONS = ("data", "image_column", "caption_column", "size", "resize", "background", "init", "teacher", "vae",
                  "clip", "text_encoder", "prior", "model", "pretrained", "arch", "unet", "lora_rank", "steps",
@@ -319,7 +321,7 @@ def model_card(folder: str | Path, trainer: str) -> str:
 
     command = f"t2i train {trainer} --config {folder / 'config.json'}"
     title = f"# {folder.name}: `t2i train {trainer}`" + (f" on {data}" if data else "")
-    lines = ["---", card.to_yaml(), "---", "", title, ""]
+    lines = ["---", card.to_yaml(), "---", MARK, "", title, ""]
     if grid is not None:
         shown = f" (prompts: `{grid.parent.name}/prompts.txt`)" if prompts else ""
         lines += [f"![the run's last sample grid]({grid.relative_to(folder).as_posix()})", "",
@@ -354,8 +356,33 @@ def model_card(folder: str | Path, trainer: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_model_card(folder: str | Path, trainer: str) -> Path:
-    """Write ``folder/README.md`` (``model_card``) and return its path."""
-    path = Path(folder) / CARD
-    path.write_text(model_card(folder, trainer), encoding="utf-8")
+def trainer_of(folder: str | Path) -> str:
+    """The ``t2i train`` command that wrote the run folder ``folder``, read from what it saved."""
+    folder = Path(folder)
+    for marker, trainer in (("t2i_lora.json", "ldm"), ("t2i_distill.json", "distill"), ("t2i_unclip.json", "unclip"),
+                            ("model_index.json", "ldm"), ("t2i_prior.json", "prior"), ("vae/config.json", "vae-kl"),
+                            ("model/open_clip_config.json", "clip")):
+        if (folder / marker).is_file():
+            return trainer
+    family = read_json(folder / "model" / "config.json").get("family")
+    if not family:
+        raise FileNotFoundError(f"{folder} holds no model that `t2i train ...` saved (none of "
+                                f"{[marker for marker, _ in LAYOUTS]}): give a finished run's folder")
+    return str(family)
+
+
+def write_model_card(folder: str | Path, trainer: str | None = None, force: bool = False) -> Path:
+    """Write ``folder/README.md`` (``model_card``; ``trainer`` read from the folder when None) and return its path.
+
+    A ``README.md`` that this module did not write (the user's own, in a folder given as ``--out``) is kept:
+    the card goes to ``README.t2i.md`` beside it, with a warning, unless ``force``."""
+    import warnings
+
+    folder = Path(folder)
+    text = model_card(folder, trainer or trainer_of(folder))
+    path = folder / CARD
+    if path.is_file() and MARK not in path.read_text(encoding="utf-8", errors="replace") and not force:
+        path = folder / KEPT_ASIDE
+        warnings.warn(f"{folder / CARD} was not written by t2i and is kept; the model card is {path}", stacklevel=2)
+    path.write_text(text, encoding="utf-8")
     return path

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from huggingface_hub import ModelCard
 from PIL import Image
 
 from gan_baselines.registry import load_generator
-from t2i.model_card import lora_chain, model_card
+from t2i.model_card import lora_chain, model_card, trainer_of
 from train.cli import main as t2i
 
 RUN = ["--steps", "2", "--batch-size", "8", "--n", "16", "--log-every", "1", "--checkpoint-every", "0",
@@ -138,6 +139,7 @@ def test_a_gan_runs_card_says_what_it_is_and_its_sample_line_runs(tmp_path, monk
     card = ModelCard.load(run / "README.md")
     assert card.data.pipeline_tag == "unconditional-image-generation" and card.data.library_name is None
     assert "dcgan" in card.data.tags and "last logged (`metrics.jsonl`)" in card.text
+    assert trainer_of(run) == "dcgan"
     monkeypatch.chdir(tmp_path)
     assert t2i(shlex.split(blocks(card.text, "bash")[0].splitlines()[0])[1:]) == 0
     assert len(list((tmp_path / "samples-dcgan" / "images").glob("*.png"))) == 16
@@ -170,3 +172,18 @@ def test_a_class_gan_runs_card_samples_its_classes_by_name(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     assert t2i(shlex.split(line)[1:]) == 0
     assert len(list((tmp_path / "samples-cgan" / "images").glob("*.png"))) == 12
+
+
+def test_t2i_card_rewrites_a_runs_card_and_keeps_a_readme_it_did_not_write(lora_runs, tmp_path):
+    run = tmp_path / "copy"
+    shutil.copytree(lora_runs[0], run)
+    assert trainer_of(run) == "ldm"
+    (run / "README.md").unlink()  # a run of an older t2i
+    assert t2i(["card", str(run)]) == 0
+    assert (run / "README.md").read_text() == model_card(run, "ldm")
+    (run / "README.md").write_text("# my own notes\n")  # a README the user wrote
+    with pytest.warns(UserWarning, match="not written by t2i and is kept"):
+        assert t2i(["card", str(run)]) == 0
+    assert (run / "README.md").read_text() == "# my own notes\n" and (run / "README.t2i.md").is_file()
+    assert t2i(["card", str(run), "--force"]) == 0 and (run / "README.md").read_text() == model_card(run, "ldm")
+    assert t2i(["card", str(tmp_path)]) == 2  # no saved model in it: one line, exit status 2

@@ -77,6 +77,7 @@ COMMANDS: dict[str, str | dict[str, str]] = {
     "eval": "train.eval",
     "bench": "train.bench",
     "models": "train.models",
+    "card": "train.card",
     "app": "apps.app",
     "arena": "train.arena",
 }
