@@ -108,6 +108,24 @@ def sample_line(folder: Path, prompt: str | None, n: int, extra: str = "") -> st
     return f"t2i sample --model {shlex.quote(str(folder))}{given}{extra} --n {n} --out samples-{folder.name}"
 
 
+def reading_lines(folder: Path) -> list[str]:
+    """How a run read its training images, when not as stock code reads them (``--resize center-crop``,
+    transparency onto black): the lines that read an image alike, for a model that takes images in. A CLIP
+    trained on icons padded onto white retrieves far worse from the same icons centre-cropped onto black."""
+    from t2i.data.transforms import BACKGROUNDS, evaluation_resize
+
+    config = read_json(folder / "config.json")
+    resize, background = evaluation_resize(config.get("resize", "center-crop")), config.get("background", "black")
+    if (resize, background) == ("center-crop", "black") or background not in BACKGROUNDS:
+        return []
+    lines = ["from t2i.data.bad_data import decode_image", "from t2i.data.transforms import fit", "",
+             f'rgb, _ = decode_image("photo.png", background={py(background)})  # transparent pixels onto {background}',
+             f"image = fit(rgb, {config.get('size')}, {py(resize)}, background={BACKGROUNDS[background]})"]
+    return [f"Its training images were read with `--resize {config.get('resize')} --background {background}`; read "
+            "yours alike before stock code sees them (it centre-crops, and drops transparency onto black):", "",
+            *code(lines, "python")]
+
+
 # -------------------------------------------------------------- the "Use" section of each layout
 # Each returns (header fields, markdown lines). A text-to-image folder's t2i line draws one image at seed 0,
 # which its stock code draws too (prompt i of a t2i request is drawn from seed + i).
@@ -202,7 +220,7 @@ def first_stage_usage(folder: Path, prompt: str) -> tuple[dict[str, Any], list[s
     return ({"library_name": "diffusers", "tags": ["diffusers", "autoencoder", "first-stage", "t2i"]},
             ["The first stage of a latent diffusion model; train one on it with", "",
              *code([f"t2i train ldm --vae {shlex.quote(str(folder))} --data DATA"], "bash"),
-             "With stock diffusers:", "", *code(stock, "python")])
+             "With stock diffusers:", "", *code(stock, "python"), *reading_lines(folder)])
 
 
 def clip_usage(folder: Path, prompt: str) -> tuple[dict[str, Any], list[str]]:
@@ -211,11 +229,13 @@ def clip_usage(folder: Path, prompt: str) -> tuple[dict[str, Any], list[str]]:
     stock = ["import open_clip", "",
              f"model, _, preprocess = open_clip.create_model_and_transforms({py('local-dir:' + str(model))})",
              f"tokenizer = open_clip.get_tokenizer({py('local-dir:' + str(model))})"]
-    uses = [f"t2i eval clip --model {shlex.quote(str(model))} --data DATA",
+    data = read_json(folder / "config.json").get("data")  # its own data's held-out split, read as it trained
+    uses = [f"t2i eval clip --model {shlex.quote(str(model))} --data {shlex.quote(str(data)) if data else 'DATA'}",
             f"t2i train ldm --clip {shlex.quote(str(model))} --data DATA  # the text encoder of a diffusion model"]
     return ({"library_name": "open_clip", "pipeline_tag": "zero-shot-image-classification",
              "tags": ["open_clip", "clip", "t2i"]},
-            ["With t2i:", "", *code(uses, "bash"), "With stock open_clip:", "", *code(stock, "python")])
+            ["With t2i:", "", *code(uses, "bash"), "With stock open_clip:", "", *code(stock, "python"),
+             *reading_lines(folder)])
 
 
 def toolkit_usage(folder: Path, prompt: str) -> tuple[dict[str, Any], list[str]]:

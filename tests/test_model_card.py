@@ -187,3 +187,27 @@ def test_t2i_card_rewrites_a_runs_card_and_keeps_a_readme_it_did_not_write(lora_
     assert (run / "README.md").read_text() == "# my own notes\n" and (run / "README.t2i.md").is_file()
     assert t2i(["card", str(run), "--force"]) == 0 and (run / "README.md").read_text() == model_card(run, "ldm")
     assert t2i(["card", str(tmp_path)]) == 2  # no saved model in it: one line, exit status 2
+
+
+def test_a_card_says_how_the_run_read_its_images_and_its_code_reads_them_so(tmp_path):
+    """Regression (a CLIP trained on stamps padded onto white retrieved at R@1 6.1% instead of 17.2% from the same
+    test images read as stock open_clip reads them): a run that read images otherwise tells stock users how."""
+    from t2i.data.bad_data import load_image
+    from t2i.data.transforms import Augment
+    from t2i.model_card import reading_lines
+
+    run = tmp_path / "run"
+    (run / "model").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"resize": "pad", "background": "white", "size": 16}))
+    icon = Image.new("RGBA", (30, 12), (0, 0, 0, 0))
+    icon.paste((200, 30, 30, 255), (4, 2, 20, 10))
+    icon.save(tmp_path / "photo.png")
+    code = blocks("\n".join(reading_lines(run)), "python")[0]
+    code = code.replace('"photo.png"', json.dumps(str(tmp_path / "photo.png")))
+    namespace: dict = {}
+    exec(code, namespace)  # noqa: S102
+    trained, _ = load_image(tmp_path / "photo.png", 16, augment=Augment(resize="pad", background="white"))
+    trained = (trained.permute(1, 2, 0) * 255).round().byte().numpy()  # (H, W, 3) as the run saw it
+    np.testing.assert_array_equal(np.asarray(namespace["image"]), trained)
+    (run / "config.json").write_text(json.dumps({"resize": "random-crop", "size": 16}))  # read as stock code reads
+    assert reading_lines(run) == []
