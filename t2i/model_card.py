@@ -89,7 +89,7 @@ def hub_id(name: Any) -> str | None:
     """``name`` when it names a hub repository (the header's ``base_model`` / ``datasets`` accept only those)."""
     from t2i.builtin import BUILTIN, looks_like_hub_id
 
-    text = str(name or "")
+    text = str(name or "").removeprefix("hf-hub:")  # open_clip names a hub model so
     return text if text and text not in BUILTIN and looks_like_hub_id(text) else None
 
 
@@ -335,7 +335,8 @@ def model_card(folder: str | Path, trainer: str) -> str:
     data = config.get("data") or record.get("data")
     if grid is not None and prompts and header.get("pipeline_tag") == "text-to-image":
         header["widget"] = [{"text": prompts[0], "output": {"url": grid.relative_to(folder).as_posix()}}]
-    header["base_model"] = header.get("base_model") or hub_id(config.get("init") or record.get("base"))
+    started = [config.get(key) for key in ("init", "teacher", "pretrained")] + [record.get("base")]  # a fine-tune's base
+    header["base_model"] = header.get("base_model") or next((hub_id(m) for m in started if hub_id(m)), None)
     header["datasets"] = [hub_id(data)] if hub_id(data) else None
     card = ModelCardData(**{key: value for key, value in header.items() if value})
 

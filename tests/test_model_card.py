@@ -211,3 +211,12 @@ def test_a_card_says_how_the_run_read_its_images_and_its_code_reads_them_so(tmp_
     np.testing.assert_array_equal(np.asarray(namespace["image"]), trained)
     (run / "config.json").write_text(json.dumps({"resize": "random-crop", "size": 16}))  # read as stock code reads
     assert reading_lines(run) == []
+
+
+def test_an_open_clip_hub_model_fine_tuned_is_the_cards_base_model(tmp_path):
+    run = tmp_path / "clip"
+    (run / "model").mkdir(parents=True)
+    (run / "model" / "open_clip_config.json").write_text("{}")
+    (run / "config.json").write_text(json.dumps({"data": "mine", "pretrained": "hf-hub:someone/clip-b32"}))
+    card = ModelCard(model_card(run, "clip"))
+    assert card.data.base_model == "someone/clip-b32" and card.data.library_name == "open_clip"
