@@ -22,6 +22,7 @@ one per run (``save_model_card``). The card is made from the folder alone, after
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,7 @@ def collect_figures(folder: Path, limit: int = MAX_FIGURES) -> dict[str, float |
     found: dict[str, float | int] = {}
     for name in SUMMARIES:
         for key, value in flat_numbers(read_json(folder / name)).items():
-            if len(found) < limit:
+            if len(found) < limit and not key.startswith("config."):  # a copy of the options (config.json)
                 found[key if name == "eval.json" else f"{Path(name).stem}.{key}"] = value
     return found
 
@@ -77,8 +78,13 @@ def last_logged(folder: Path) -> dict[str, Any]:
 
 
 def latest_grid(folder: Path) -> tuple[Path | None, list[str]]:
-    """The run's last sample grid (``samples/*.png``, by name: the step is in it) and its prompts, if any."""
-    grids = sorted((folder / "samples").glob("*.png"))
+    """The run's last grid (``samples/NAME_STEP.png``: the highest step, samples before reconstructions of the
+    same step) and the sample grids' prompts, if any."""
+    def order(path: Path) -> tuple[int, bool]:
+        name, _, step = path.stem.rpartition("_")
+        return (int(step) if step.isdigit() else -1, name.startswith("sample"))
+
+    grids = sorted((folder / "samples").glob("*.png"), key=order)
     prompts_file = folder / "samples" / "prompts.txt"
     prompts = [p for p in prompts_file.read_text(encoding="utf-8").splitlines() if p.strip()] \
         if prompts_file.is_file() else []
@@ -100,6 +106,16 @@ def code(lines: list[str], language: str) -> list[str]:
 def py(text: Any) -> str:
     """``text`` as a Python string literal (a prompt or a path pasted into the card's code)."""
     return json.dumps(str(text), ensure_ascii=False)
+
+
+def data_args(folder: Path) -> str:
+    """``--data`` and the reading options of the run in ``folder``, for a model trained on what it made."""
+    config = read_json(folder / "config.json")
+    given = [("data", config.get("data") or "DATA")]
+    given += [(key, config[key]) for key in ("image_column", "caption_column") if config.get(key)]
+    given += [(key, config[key]) for key, default in (("resize", "center-crop"), ("background", "black"))
+              if config.get(key, default) != default]
+    return " ".join(f"--{key.replace('_', '-')} {shlex.quote(str(value))}" for key, value in given)
 
 
 def sample_line(folder: Path, prompt: str | None, n: int, extra: str = "") -> str:
@@ -219,7 +235,7 @@ def first_stage_usage(folder: Path, prompt: str) -> tuple[dict[str, Any], list[s
              "latents = vae.encode(images * 2 - 1).latent_dist.sample() * vae.config.scaling_factor"]
     return ({"library_name": "diffusers", "tags": ["diffusers", "autoencoder", "first-stage", "t2i"]},
             ["The first stage of a latent diffusion model; train one on it with", "",
-             *code([f"t2i train ldm --vae {shlex.quote(str(folder))} --data DATA"], "bash"),
+             *code([f"t2i train ldm --vae {shlex.quote(str(folder))} {data_args(folder)}"], "bash"),
              "With stock diffusers:", "", *code(stock, "python"), *reading_lines(folder)])
 
 
@@ -231,7 +247,7 @@ def clip_usage(folder: Path, prompt: str) -> tuple[dict[str, Any], list[str]]:
              f"tokenizer = open_clip.get_tokenizer({py('local-dir:' + str(model))})"]
     data = read_json(folder / "config.json").get("data")  # its own data's held-out split, read as it trained
     uses = [f"t2i eval clip --model {shlex.quote(str(model))} --data {shlex.quote(str(data)) if data else 'DATA'}",
-            f"t2i train ldm --clip {shlex.quote(str(model))} --data DATA  # the text encoder of a diffusion model"]
+            f"t2i train ldm --clip {shlex.quote(str(model))} {data_args(folder)}  # its text encoder"]
     return ({"library_name": "open_clip", "pipeline_tag": "zero-shot-image-classification",
              "tags": ["open_clip", "clip", "t2i"]},
             ["With t2i:", "", *code(uses, "bash"), "With stock open_clip:", "", *code(stock, "python"),
@@ -345,8 +361,8 @@ def model_card(folder: str | Path, trainer: str) -> str:
     lines = ["---", card.to_yaml(), "---", MARK, "", title, ""]
     if grid is not None:
         shown = f" (prompts: `{grid.parent.name}/prompts.txt`)" if prompts else ""
-        lines += [f"![the run's last sample grid]({grid.relative_to(folder).as_posix()})", "",
-                  f"The last sample grid of the run{shown}.", ""]
+        where = grid.relative_to(folder).as_posix()
+        lines += [f"![the run's last grid]({where})", "", f"The run's last grid, `{where}`{shown}.", ""]
     lines += ["## Use", "", *use, "## Training", ""]
     if config:  # a run folder (a model copied elsewhere keeps only its parts)
         lines += [f"Re-made by `{command}` (every option is in `config.json`).", ""]
@@ -377,6 +393,12 @@ def model_card(folder: str | Path, trainer: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def written_here(text: str) -> bool:
+    """Whether a ``README.md`` is a card of this module, or of the translators' card before it (``# pix2pix
+    translator`` / ``# cyclegan translator``, then ``Trained with `t2i train ...```)."""
+    return MARK in text or bool(re.match(r"# (pix2pix|cyclegan) translator\n\nTrained with `t2i train ", text))
+
+
 def trainer_of(folder: str | Path) -> str:
     """The ``t2i train`` command that wrote the run folder ``folder``, read from what it saved."""
     folder = Path(folder)
@@ -402,7 +424,7 @@ def write_model_card(folder: str | Path, trainer: str | None = None, force: bool
     folder = Path(folder)
     text = model_card(folder, trainer or trainer_of(folder))
     path = folder / CARD
-    if path.is_file() and MARK not in path.read_text(encoding="utf-8", errors="replace") and not force:
+    if path.is_file() and not force and not written_here(path.read_text(encoding="utf-8", errors="replace")):
         path = folder / KEPT_ASIDE
         warnings.warn(f"{folder / CARD} was not written by t2i and is kept; the model card is {path}", stacklevel=2)
     path.write_text(text, encoding="utf-8")

@@ -186,6 +186,8 @@ def test_t2i_card_rewrites_a_runs_card_and_keeps_a_readme_it_did_not_write(lora_
         assert t2i(["card", str(run)]) == 0
     assert (run / "README.md").read_text() == "# my own notes\n" and (run / "README.t2i.md").is_file()
     assert t2i(["card", str(run), "--force"]) == 0 and (run / "README.md").read_text() == model_card(run, "ldm")
+    (run / "README.md").write_text("# pix2pix translator\n\nTrained with `t2i train pix2pix --config x`.\n")
+    assert t2i(["card", str(run)]) == 0 and (run / "README.md").read_text() == model_card(run, "ldm")  # the old card
     assert t2i(["card", str(tmp_path)]) == 2  # no saved model in it: one line, exit status 2
 
 
