@@ -384,8 +384,9 @@ def model_card(folder: str | Path, trainer: str) -> str:
     if logged:
         values = ", ".join(f"{k} {v:.4g}" for k, v in logged.items())
         lines += [f"| last logged (`metrics.jsonl`) | {values} |"]
-    if (folder / "curves.png").is_file():
-        lines += ["", "![training curves](curves.png)"]
+    # the loop's curves first, then the trainer's own pictures (a GAN's game.png, a first stage's reconstructions.png)
+    pictures = sorted(folder.glob("*.png"), key=lambda path: (path.name != "curves.png", path.name))
+    lines += [line for path in pictures for line in ("", f"![{path.stem}]({path.name})")]
     figures = collect_figures(folder)
     if figures:
         lines += ["", "## Measured", "", "Figures the trainer measured at its end (the files beside this card):", "",
