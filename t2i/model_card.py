@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from t2i.provenance import read_json_object as read_json
+from t2i.runtime.config import RunConfig
 
 CARD = "README.md"
 KEPT_ASIDE = "README.t2i.md"  # the card's name beside a README.md that is not one
@@ -113,8 +114,8 @@ def data_args(folder: Path) -> str:
     config = read_json(folder / "config.json")
     given = [("data", config.get("data") or "DATA")]
     given += [(key, config[key]) for key in ("image_column", "caption_column") if config.get(key)]
-    given += [(key, config[key]) for key, default in (("resize", "center-crop"), ("background", "black"))
-              if config.get(key, default) != default]
+    given += [(key, config[key]) for key in ("resize", "background") if config.get(key, getattr(RunConfig, key))
+              != getattr(RunConfig, key)]
     return " ".join(f"--{key.replace('_', '-')} {shlex.quote(str(value))}" for key, value in given)
 
 
@@ -131,14 +132,16 @@ def reading_lines(folder: Path) -> list[str]:
     from t2i.data.transforms import BACKGROUNDS, evaluation_resize
 
     config = read_json(folder / "config.json")
-    resize, background = evaluation_resize(config.get("resize", "center-crop")), config.get("background", "black")
-    if (resize, background) == ("center-crop", "black") or background not in BACKGROUNDS:
+    resize = evaluation_resize(config.get("resize", RunConfig.resize))
+    background = config.get("background", RunConfig.background)
+    if (resize, background) == (RunConfig.resize, RunConfig.background) or background not in BACKGROUNDS:
         return []
     lines = ["from t2i.data.bad_data import decode_image", "from t2i.data.transforms import fit", "",
              f'rgb, _ = decode_image("photo.png", background={py(background)})  # transparent pixels onto {background}',
              f"image = fit(rgb, {config.get('size')}, {py(resize)}, background={BACKGROUNDS[background]})"]
     return [f"Its training images were read with `--resize {config.get('resize')} --background {background}`; read "
-            "yours alike before stock code sees them (it centre-crops, and drops transparency onto black):", "",
+            "yours alike before stock code sees them (its preprocessing centre-crops, and `convert('RGB')` drops the "
+            "alpha channel):", "",
             *code(lines, "python")]
 
 

@@ -5,6 +5,7 @@ LoRA fine-tuning, fine-tuning a Stable-Diffusion-layout folder). 16 px, tiny mod
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -218,6 +219,13 @@ def test_ldm_fine_tune_replaces_the_first_stage_and_text_encoder_at_another_size
         gen = load_generator(run)
         assert gen.generate(["a red circle"], seed=0, num_inference_steps=2)[0].size == (32, 32)
         assert all(torch.equal(v, gen.pipe.vae.state_dict()[k]) for k, v in decoder.items())
+    # the LoRA run's model card: its stock diffusers code loads the replaced parts beside the base (t2i.model_card)
+    stock_code = re.findall(r"```python\n(.*?)```", (lora / "README.md").read_text(), flags=re.S)[0]
+    assert 'subfolder="vae"' in stock_code and 'subfolder="text_encoder"' in stock_code
+    namespace: dict = {}
+    exec(stock_code, namespace)  # noqa: S102  (the card's own code)
+    ours = load_generator(lora).generate(prompts=["a red circle"], seed=0)[0]
+    np.testing.assert_array_equal(np.asarray(namespace["image"]), np.asarray(ours))
     wrong = tmp_path / "wrong_vae"  # 8 latent channels for a 4-channel UNet
     build_vae("f4-test", sample_size=16, latent_channels=8).save_pretrained(wrong)
     with pytest.raises(SystemExit, match="8 latent channels but the --init UNet takes 4"):
