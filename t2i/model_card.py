@@ -224,7 +224,7 @@ def unclip_usage(folder: Path, prompt: str) -> tuple[dict[str, Any], list[str]]:
 def prior_usage(folder: Path, prompt: str) -> tuple[dict[str, Any], list[str]]:
     """A CLIP prior (``t2i train prior``): the first half of an unCLIP model."""
     clip = read_json(folder / "t2i_prior.json").get("clip") or "CLIP"
-    line = f"t2i train unclip --prior {shlex.quote(str(folder))} --clip {shlex.quote(str(clip))} --data DATA"
+    line = f"t2i train unclip --prior {shlex.quote(str(folder))} --clip {shlex.quote(str(clip))} {data_args(folder)}"
     return ({"library_name": "diffusers", "tags": ["diffusers", "unclip", "prior", "t2i"]},
             ["A diffusers `PriorTransformer` (`prior/`) from CLIP text to CLIP image embeddings, the first half of "
              "an unCLIP model:", "", *code([line], "bash")])
@@ -277,10 +277,21 @@ def toolkit_usage(folder: Path, prompt: str) -> tuple[dict[str, Any], list[str]]
              *code([line], "bash")])
 
 
-# marker file of a layout -> its "Use" section, the first that matches (a LoRA run also has config.json, ...)
-LAYOUTS = (("t2i_lora.json", lora_usage), ("t2i_unclip.json", unclip_usage), ("model_index.json", pipeline_usage),
-           ("t2i_prior.json", prior_usage), ("vae/config.json", first_stage_usage),
-           ("model/open_clip_config.json", clip_usage), ("model/config.json", toolkit_usage))
+# (marker file of a layout, the trainer that writes it, its "Use" section): the first that matches a folder wins
+# (a LoRA run also has config.json, a distilled student model_index.json); model/config.json names its family
+LAYOUTS = (("t2i_lora.json", "ldm", lora_usage), ("t2i_unclip.json", "unclip", unclip_usage),
+           ("t2i_distill.json", "distill", pipeline_usage), ("model_index.json", "ldm", pipeline_usage),
+           ("t2i_prior.json", "prior", prior_usage), ("vae/config.json", "vae-kl", first_stage_usage),
+           ("model/open_clip_config.json", "clip", clip_usage), ("model/config.json", "", toolkit_usage))
+
+
+def layout_of(folder: Path) -> tuple[str, str, Any]:
+    """The ``LAYOUTS`` entry of ``folder``: FileNotFoundError naming the markers when none matches."""
+    for marker, trainer, describe in LAYOUTS:
+        if (folder / marker).is_file():
+            return marker, trainer, describe
+    raise FileNotFoundError(f"{folder} holds no model that `t2i train ...` saved (none of "
+                            f"{[marker for marker, _, _ in LAYOUTS]}): give a finished run's folder")
 
 
 def lora_chain(folder: Path) -> tuple[str, list[str], dict[str, str]]:
@@ -346,11 +357,7 @@ def model_card(folder: str | Path, trainer: str) -> str:
     record = read_json(folder / "t2i_training.json")
     grid, prompts = latest_grid(folder)
     prompt = prompts[0] if prompts else "a photo"
-    describe = next((fn for marker, fn in LAYOUTS if (folder / marker).is_file()), None)
-    if describe is None:
-        raise FileNotFoundError(f"{folder} holds no saved model (none of {[m for m, _ in LAYOUTS]}): write the "
-                                "card of a folder that `t2i train ...` finished")
-    header, use = describe(folder, prompt)
+    header, use = layout_of(folder)[2](folder, prompt)
     data = config.get("data") or record.get("data")
     if grid is not None and prompts and header.get("pipeline_tag") == "text-to-image":
         header["widget"] = [{"text": prompts[0], "output": {"url": grid.relative_to(folder).as_posix()}}]
@@ -406,16 +413,11 @@ def written_here(text: str) -> bool:
 def trainer_of(folder: str | Path) -> str:
     """The ``t2i train`` command that wrote the run folder ``folder``, read from what it saved."""
     folder = Path(folder)
-    for marker, trainer in (("t2i_lora.json", "ldm"), ("t2i_distill.json", "distill"), ("t2i_unclip.json", "unclip"),
-                            ("model_index.json", "ldm"), ("t2i_prior.json", "prior"), ("vae/config.json", "vae-kl"),
-                            ("model/open_clip_config.json", "clip")):
-        if (folder / marker).is_file():
-            return trainer
+    _, trainer, _ = layout_of(folder)
     family = read_json(folder / "model" / "config.json").get("family")
-    if not family:
-        raise FileNotFoundError(f"{folder} holds no model that `t2i train ...` saved (none of "
-                                f"{[marker for marker, _ in LAYOUTS]}): give a finished run's folder")
-    return str(family)
+    if not (trainer or family):
+        raise ValueError(f"{folder / 'model' / 'config.json'} names no family: re-save the model with its trainer")
+    return trainer or str(family)
 
 
 def write_model_card(folder: str | Path, trainer: str | None = None, force: bool = False) -> Path:
