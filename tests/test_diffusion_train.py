@@ -400,7 +400,8 @@ def assert_same_training(a: dict, b: dict, lr: float, steps: int) -> None:
     assert float((diff > 1e-5).float().mean()) < 1e-3, f"{int((diff > 1e-5).sum())} of {diff.numel()} weights differ"
 
 
-@pytest.mark.parametrize("option", ["--fused-adamw", pytest.param("--compile", marks=pytest.mark.compile)])
+@pytest.mark.parametrize("option", ["--fused-adamw", "--gradient-checkpointing",
+                                    pytest.param("--compile", marks=pytest.mark.compile)])
 def test_ldm_speed_options_learn_what_the_plain_step_learns(vae_run, ldm_run, tmp_path, option):
     """A 2-step run with a speed option saves a pipeline (and checkpoints of the plain module's weights,
     EMA included) equal to the plain run's within float tolerance."""
@@ -427,6 +428,30 @@ def test_ldm_speed_options_learn_what_the_plain_step_learns(vae_run, ldm_run, tm
     images = load_generator(tmp_path / "fast").generate(["a red circle"], seed=0, num_inference_steps=2)
     again = load_generator(tmp_path / "plain").generate(["a red circle"], seed=0, num_inference_steps=2)
     assert np.abs(np.asarray(images[0], dtype=float) - np.asarray(again[0], dtype=float)).max() <= 2
+
+
+def test_gradient_checkpointing_recomputes_the_unet_blocks_in_backward(vae_run, ldm_run, tmp_path, monkeypatch):
+    """--gradient-checkpointing goes through torch.utils.checkpoint in the training step (a LoRA run too, whose
+    frozen base weights take no gradient), and never in sampling (the grids, under no_grad)."""
+    import torch.utils.checkpoint
+
+    import train.ldm
+
+    calls = []
+    original = torch.utils.checkpoint.checkpoint
+
+    def counted(*args, **kwargs):
+        calls.append(torch.is_grad_enabled())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(torch.utils.checkpoint, "checkpoint", counted)
+    common = [*TINY, *GRID, "--steps", "1", "--checkpoint-every", "0", "--gradient-checkpointing"]
+    assert train.ldm.main([*common, "--vae", str(vae_run), "--clip", str(ldm_run), "--unet", "test",
+                           "--out", str(tmp_path / "full")]) == 0
+    assert calls and all(calls)
+    calls.clear()
+    assert train.ldm.main([*common, "--init", str(ldm_run), "--lora-rank", "2", "--out", str(tmp_path / "lora")]) == 0
+    assert calls and all(calls)
 
 
 @pytest.mark.parametrize("preset, middle_side", [("tiny", 2), ("tiny-2level", 4)])

@@ -27,7 +27,8 @@ Speed (opt-in; ``benchmarks/train_throughput.py`` times them against diffusers' 
 ``--cache`` (VAE posteriors and text states once; ``--cache-dir DIR`` keeps them on disk, memory-mapped, resumable
 and reused by a later run on the same data and models), ``--fused-adamw``, ``--compile`` (torch.compile of the UNet step),
 ``--bf16-weights`` (the step in a bfloat16 copy of the UNet, float32 master weights: ``t2i.diffusion.bf16``;
-with ``--compile`` the copy is what is compiled).
+with ``--compile`` the copy is what is compiled). Memory: ``--gradient-checkpointing`` (the UNet's activations
+recomputed in backward, as diffusers' scripts offer it; the same weights).
 Sampling defaults (``t2i_sampling.json``): ``--sampler/--sample-steps/--guidance`` when given, else,
 with ``--init``, the base pipeline's own saved defaults, else ``DiffusionOptions()``.
 
@@ -90,6 +91,7 @@ class LDMConfig(RunConfig):
     # computed, not what is learnt, so a run may be resumed with them switched (they are not in its identity;
     # nor is --cache-dir: the cache on disk holds the values the one in memory holds).
     compile: bool = False  # torch.compile the UNet for the training step (the first steps compile: minutes on a CPU); checkpoints, EMA, grids and the saved pipeline use the plain module
+    gradient_checkpointing: bool = False  # recompute the UNet blocks' activations during backward instead of keeping them (diffusers' --gradient_checkpointing): less memory for a bigger batch or image, about one more UNet forward per step
     fused_adamw: bool = False  # AdamW's fused kernel (one pass over all parameters, CPU and CUDA) instead of its per-parameter loop
     bf16_weights: bool = False  # one process: forward and backward in a bfloat16 copy of the UNet, float32 master weights in the optimiser, EMA and checkpoints (t2i.diffusion.bf16; faster where the CPU has bfloat16 units, unlike --mixed-precision bf16); with --compile the copy is compiled
     n: int = 0  # use only the first N training items (0 = the whole train split)
@@ -106,7 +108,8 @@ class LDMConfig(RunConfig):
     sample_steps: int | None = None  # sampling steps of the grids and the saved default; None = the --init pipeline's, else 20
     guidance: float | None = None  # classifier-free guidance of the grids and the saved default (1 = none); None = the --init pipeline's, else 3
 
-    resumable: ClassVar[tuple[str, ...]] = RunConfig.resumable + ("compile", "fused_adamw", "cache_dir", "bf16_weights")
+    resumable: ClassVar[tuple[str, ...]] = RunConfig.resumable + ("compile", "fused_adamw", "cache_dir", "bf16_weights",
+                                                                  "gradient_checkpointing")
 
 
 def build_components(cfg: LDMConfig) -> dict:
@@ -209,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
         unet.requires_grad_(True)
         params = list(unet.parameters())
     unet.train()
+    if cfg.gradient_checkpointing:  # diffusers' blocks recompute in backward when grad is on (never in sampling)
+        unet.enable_gradient_checkpointing()
     scale = vae.config.scaling_factor
     data_options = dict(split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, **training_options(cfg),
                         **shapes_options(cfg.data, cfg.p_two))
