@@ -15,7 +15,7 @@ from t2i.clip.evaluate import encode_dataset, encode_texts
 from t2i.clip.loss import NegClipLoss, order_accuracy
 from t2i.clip.negatives import (OBJECT_KINDS, check_kinds, object_replacements, rule_negatives, sample_negatives,
                                 shapes_negatives)
-from t2i.clip.order import order_sensitivity
+from t2i.clip.order import order_sensitivity, order_summary
 from t2i.clip.testing import make_tiny_clip, tiny_clip
 from t2i.data import load_dataset
 from t2i.data.shapes import parse_caption
@@ -183,6 +183,10 @@ def test_order_sensitivity_on_a_tiny_model_matches_pairwise_scores():
         assert report["kinds"][kind]["n"] == len(w)
         assert report["kinds"][kind]["accuracy"] == pytest.approx(sum(w) / len(w))
     assert report["num_two_object"] == sum(len(r["objects"]) == 2 for r in ds.records)
+    # regression: the printed line gave rates without counts ("swap_noun_phrases 0.0%" was 0 of 6 stamp captions)
+    summary = order_summary(report)
+    assert f"swap_objects {100 * report['kinds']['swap_objects']['accuracy']:.1f}% of {len(wins['swap_objects'])}," \
+        in summary and summary.endswith(f"of {report['num_two_object']}")
 
 
 def test_two_step_negclip_run_logs_order_accuracy_and_reports_order(tmp_path):

@@ -67,10 +67,11 @@ def order_sensitivity(model, image_features: torch.Tensor, captions: Sequence[st
 
 
 def order_summary(order: dict[str, Any]) -> str:
-    """``swap_objects 98.0%, flip_relation 97.5%, ...`` (empty when there was nothing to perturb)."""
-    parts = [f"{kind} {100 * r['accuracy']:.1f}%" for kind, r in order.get("kinds", {}).items()]
+    """``swap_objects 98.0% of 412, flip_relation 97.5% of 398, ...`` (empty when there was nothing to perturb):
+    each rate with the captions it was measured on, since on one's own captions a kind may apply to a handful."""
+    parts = [f"{kind} {100 * r['accuracy']:.1f}% of {r['n']}" for kind, r in order.get("kinds", {}).items()]
     if "all_two_object" in order:
-        parts.append(f"two-object beats all {100 * order['all_two_object']:.1f}%")
+        parts.append(f"two-object beats all {100 * order['all_two_object']:.1f}% of {order['num_two_object']}")
     return ", ".join(parts)
 
 
