@@ -1,7 +1,7 @@
 """Write the model card (README.md) of finished training runs, e.g. ones trained before runs wrote it.
 
 Every `t2i train ...` run writes its card when it ends; this rewrites it from the folder as it is now
-(after a later `t2i eval` wrote the run's eval.json, or a run of an older t2i). The trainer is read
+(a run of an older t2i, or a folder whose files changed since). The trainer is read
 from what the folder holds (`t2i.model_card.trainer_of`). A README.md the toolkit did not write is kept
 (the card goes to README.t2i.md) unless --force.
 
