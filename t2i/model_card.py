@@ -221,6 +221,20 @@ def unclip_usage(folder: Path, prompt: str) -> tuple[dict[str, Any], list[str]]:
                     "With stock diffusers (Kandinsky 2.2's two pipelines; the same image):", "", *code(stock, "python")]
 
 
+def decoder_usage(folder: Path, prompt: str) -> tuple[dict[str, Any], list[str]]:
+    """An unCLIP decoder trained without ``--prior``: image embeddings of its CLIP -> images; a prior makes it
+    text-to-image."""
+    stock = ["from diffusers import KandinskyV22Pipeline", "",
+             f"decoder = KandinskyV22Pipeline.from_pretrained({py(folder / 'decoder')})",
+             "# image_embeds: its CLIP's image embeddings (B, D); negative_image_embeds: the null embedding"]
+    line = (f"t2i train unclip --config {shlex.quote(str(folder / 'config.json'))} --resume latest "
+            "--prior PRIOR_RUN  # a `t2i train prior` run on the same CLIP")
+    return ({"library_name": "diffusers", "tags": ["diffusers", "unclip", "decoder", "t2i"]},
+            ["The decoder of an unCLIP model (Kandinsky 2.2's layout, `decoder/`): it draws an image from a CLIP image "
+             "embedding. Give it a prior to draw from text:", "", *code([line], "bash"),
+             "With stock diffusers:", "", *code(stock, "python")])
+
+
 def prior_usage(folder: Path, prompt: str) -> tuple[dict[str, Any], list[str]]:
     """A CLIP prior (``t2i train prior``): the first half of an unCLIP model."""
     clip = read_json(folder / "t2i_prior.json").get("clip") or "CLIP"
@@ -280,6 +294,7 @@ def toolkit_usage(folder: Path, prompt: str) -> tuple[dict[str, Any], list[str]]
 # (marker file of a layout, the trainer that writes it, its "Use" section): the first that matches a folder wins
 # (a LoRA run also has config.json, a distilled student model_index.json); model/config.json names its family
 LAYOUTS = (("t2i_lora.json", "ldm", lora_usage), ("t2i_unclip.json", "unclip", unclip_usage),
+           ("decoder/model_index.json", "unclip", decoder_usage),
            ("t2i_distill.json", "distill", pipeline_usage), ("model_index.json", "ldm", pipeline_usage),
            ("t2i_prior.json", "prior", prior_usage), ("vae/config.json", "vae-kl", first_stage_usage),
            ("model/open_clip_config.json", "clip", clip_usage), ("model/config.json", "", toolkit_usage))

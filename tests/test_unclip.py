@@ -136,8 +136,16 @@ def test_two_step_training_run_makes_a_text_to_image_model(tmp_path):
     assert train_unclip.main(decoder_args) == 0  # the decoder alone: variations only, not yet a text-to-image model
     with pytest.raises(FileNotFoundError, match="not an unCLIP model"):
         load_generator(tmp_path / "unclip")
-    # the finished run resumed with --prior: nothing retrained, the prior assembled beside the decoder
-    assert train_unclip.main(decoder_args + ["--resume", "latest", "--prior", str(tmp_path / "prior")]) == 0
+    # the finished run resumed with --prior, by the line its model card gives: nothing retrained, the prior
+    # assembled beside the decoder
+    import re
+    import shlex
+
+    from train.cli import main as t2i
+
+    line = re.findall(r"```bash\n(.*?)```", (tmp_path / "unclip" / "README.md").read_text(), flags=re.S)[0]
+    line = line.split("#")[0].replace("PRIOR_RUN", shlex.quote(str(tmp_path / "prior")))
+    assert line.startswith("t2i train unclip --config") and t2i(shlex.split(line)[1:]) == 0
     out = tmp_path / "unclip"
     assert (out / "decoder" / "model_index.json").is_file() and (out / "prior" / "model_index.json").is_file()
     import json
