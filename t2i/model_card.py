@@ -376,7 +376,8 @@ def model_card(folder: str | Path, trainer: str) -> str:
     data = config.get("data") or record.get("data")
     if grid is not None and prompts and header.get("pipeline_tag") == "text-to-image":
         header["widget"] = [{"text": prompts[0], "output": {"url": grid.relative_to(folder).as_posix()}}]
-    started = [config.get(key) for key in ("init", "teacher", "pretrained")] + [record.get("base")]  # a fine-tune's base
+    # a fine-tune's base: --init, a distilled model's --teacher, a CLIP's --pretrained, the training record's base
+    started = [config.get(key) for key in ("init", "teacher", "pretrained")] + [record.get("base")]
     header["base_model"] = header.get("base_model") or next((hub_id(m) for m in started if hub_id(m)), None)
     header["datasets"] = [hub_id(data)] if hub_id(data) else None
     card = ModelCardData(**{key: value for key, value in header.items() if value})
