@@ -161,5 +161,5 @@ def train_autoencoder(cfg: AEConfig) -> Path:
                       noise=cfg.noise, noise_level=cfg.noise_level, random_level=cfg.random_level)
     paths = run.finish(save={"model": (final, config)})
     if run.is_main:
-        write_model_card(run.out, "ae")
+        write_model_card(run.out)
     return paths.get("model", run.out / "model")

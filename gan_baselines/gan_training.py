@@ -31,7 +31,6 @@ from gan_baselines import gan
 from gan_baselines.diffaugment import AUGMENTATIONS, diff_augment
 from gan_baselines.gan_losses import game_stats, get_loss
 from t2i.generator import Condition, Generator, generate_conditions
-from t2i.model_card import write_model_card
 from t2i.runtime import Run, RunConfig
 
 
@@ -149,6 +148,4 @@ def finish(run: Run, G: torch.nn.Module, ema, config: dict, title: str) -> tuple
     paths = run.finish(save={"model": (final, config)})
     if run.is_main and (run.out / "metrics.jsonl").is_file():
         gan.plot_game(run.out / "metrics.jsonl", run.out / "game.png", title=title)
-    if run.is_main:  # its trainer rewrites it after evaluating (eval.json)
-        write_model_card(run.out, run.name)
     return final, paths.get("model", run.out / "model")

@@ -160,7 +160,7 @@ def train_vae(cfg: VAEConfig) -> Path:
 
         write_record(run.out, cfg.data, dataset, clip=cfg.text_encoder)
     if run.is_main:
-        write_model_card(run.out, family)
+        write_model_card(run.out)
     return paths.get("model", run.out / "model")
 
 

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 from t2i.provenance import read_json_object as read_json
-from t2i.runtime.config import RunConfig
 
 CARD = "README.md"
 KEPT_ASIDE = "README.t2i.md"  # the card's name beside a README.md that is not one
@@ -111,11 +110,11 @@ def py(text: Any) -> str:
 
 def data_args(folder: Path) -> str:
     """``--data`` and the reading options of the run in ``folder``, for a model trained on what it made."""
+    from t2i.data import READING_DEFAULTS
+
     config = read_json(folder / "config.json")
     given = [("data", config.get("data") or "DATA")]
-    given += [(key, config[key]) for key in ("image_column", "caption_column") if config.get(key)]
-    given += [(key, config[key]) for key in ("resize", "background") if config.get(key, getattr(RunConfig, key))
-              != getattr(RunConfig, key)]
+    given += [(key, config[key]) for key, default in READING_DEFAULTS.items() if config.get(key, default) != default]
     return " ".join(f"--{key.replace('_', '-')} {shlex.quote(str(value))}" for key, value in given)
 
 
@@ -129,12 +128,13 @@ def reading_lines(folder: Path) -> list[str]:
     """How a run read its training images, when not as stock code reads them (``--resize center-crop``,
     transparency onto black): the lines that read an image alike, for a model that takes images in. A CLIP
     trained on icons padded onto white retrieves far worse from the same icons centre-cropped onto black."""
-    from t2i.data.transforms import BACKGROUNDS, evaluation_resize
+    from t2i.data import READING_DEFAULTS, trained_options
+    from t2i.data.transforms import BACKGROUNDS
 
     config = read_json(folder / "config.json")
-    resize = evaluation_resize(config.get("resize", RunConfig.resize))
-    background = config.get("background", RunConfig.background)
-    if (resize, background) == (RunConfig.resize, RunConfig.background) or background not in BACKGROUNDS:
+    options, _ = trained_options(str(folder))  # as evaluation reads (a random crop's centre)
+    resize, background = (options.get(key, READING_DEFAULTS[key]) for key in ("resize", "background"))
+    if (resize, background) == (READING_DEFAULTS["resize"], READING_DEFAULTS["background"]):
         return []
     lines = ["from t2i.data.bad_data import decode_image", "from t2i.data.transforms import fit", "",
              f'rgb, _ = decode_image("photo.png", background={py(background)})  # transparent pixels onto {background}',
@@ -363,11 +363,13 @@ def stock_call(folder: Path, prompt: str, size: int | None = None) -> list[str]:
             f"guidance_scale={o.guidance_scale}{negative}, generator=generator).images[0]"]
 
 
-def model_card(folder: str | Path, trainer: str) -> str:
-    """The ``README.md`` text for the run folder ``folder`` that ``t2i train {trainer}`` wrote."""
+def model_card(folder: str | Path, trainer: str | None = None) -> str:
+    """The ``README.md`` text for the run folder ``folder`` that ``t2i train {trainer}`` wrote (read from the
+    folder when None: ``trainer_of``)."""
     from huggingface_hub import ModelCardData
 
     folder = Path(folder)
+    trainer = trainer or trainer_of(folder)
     config = read_json(folder / "config.json")
     record = read_json(folder / "t2i_training.json")
     grid, prompts = latest_grid(folder)
@@ -436,15 +438,15 @@ def trainer_of(folder: str | Path) -> str:
     return trainer or str(family)
 
 
-def write_model_card(folder: str | Path, trainer: str | None = None, force: bool = False) -> Path:
-    """Write ``folder/README.md`` (``model_card``; ``trainer`` read from the folder when None) and return its path.
+def write_model_card(folder: str | Path, force: bool = False) -> Path:
+    """Write ``folder/README.md`` (``model_card``, the trainer read from the folder) and return its path.
 
     A ``README.md`` that this module did not write (the user's own, in a folder given as ``--out``) is kept:
     the card goes to ``README.t2i.md`` beside it, with a warning, unless ``force``."""
     import warnings
 
     folder = Path(folder)
-    text = model_card(folder, trainer or trainer_of(folder))
+    text = model_card(folder)
     path = folder / CARD
     if path.is_file() and not force and not written_here(path.read_text(encoding="utf-8", errors="replace")):
         path = folder / KEPT_ASIDE

@@ -99,7 +99,7 @@ def test_an_unclip_folders_card_draws_t2is_image(tmp_path, monkeypatch):
     from t2i.unclip.testing import make_tiny_unclip
 
     folder = make_tiny_unclip(tmp_path / "unclip")
-    write_model_card(folder, "unclip")
+    write_model_card(folder)
     assert "height=32, width=32" in (folder / "README.md").read_text()  # the decoder's side, not Kandinsky's 512
     np.testing.assert_array_equal(stock_image(folder, monkeypatch), ours(folder, "a photo"))
 
@@ -192,8 +192,8 @@ def test_t2i_card_rewrites_a_runs_card_and_keeps_a_readme_it_did_not_write(lora_
 
 
 def test_a_card_says_how_the_run_read_its_images_and_its_code_reads_them_so(tmp_path):
-    """Regression (a CLIP trained on stamps padded onto white retrieved at R@1 6.1% instead of 17.2% from the same
-    test images read as stock open_clip reads them): a run that read images otherwise tells stock users how."""
+    """Regression (a CLIP trained on stamps padded onto white retrieved far worse from the same test images read as
+    stock open_clip reads them): a run that read images otherwise tells stock users how."""
     from t2i.data.bad_data import load_image
     from t2i.data.transforms import Augment
     from t2i.model_card import reading_lines

@@ -23,13 +23,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="overwrite a README.md that t2i did not write")
     args = parser.parse_args(argv)
 
-    from t2i.model_card import model_card, trainer_of, write_model_card
+    from t2i.model_card import model_card, write_model_card
 
     for run in map(Path, args.runs):
         if not run.is_dir():
             raise FileNotFoundError(f"{run} is not a folder: give the --out folder of a finished `t2i train` run")
         if args.print:
-            print(model_card(run, trainer_of(run)))
+            print(model_card(run))
         else:
             print(f"wrote {write_model_card(run, force=args.force)}")
     return 0

@@ -129,7 +129,7 @@ def train(cfg: CGANConfig) -> Path:
         run.print(f"cgan: {100 * scores['accuracy']:.1f}% of {scores['n']} samples classified as the requested digit, "
                   f"{100 * scores['class_coverage']:.0f}% of the classes covered (eval.json)")
     if run.is_main:
-        write_model_card(run.out, "cgan")
+        write_model_card(run.out)
     return model_dir
 
 

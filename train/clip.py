@@ -319,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
                                       extra={"model": str(folder), "steps": stopped_at,
                                              "train_minutes": round(train_minutes, 2)})
                 run.print(summary(results) + f"\nclip: wrote {report}")
-        write_model_card(run.out, "clip")
+        write_model_card(run.out)
     return 0
 
 

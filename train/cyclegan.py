@@ -154,7 +154,7 @@ def train(cfg: CycleGANConfig) -> Path:
         (run.out / "eval.json").write_text(json.dumps(report, indent=1) + "\n")
         run.print(f"cyclegan eval: {json.dumps(report)}")
     if run.is_main:
-        write_model_card(run.out, "cyclegan")
+        write_model_card(run.out)
     return paths.get("model", run.out / "model")
 
 

@@ -26,6 +26,7 @@ from gan_baselines.gan_training import (GANRunConfig, adam, adversarial_step, fi
                                         shown_network)
 from t2i.config import parse_config
 from t2i.data import load_dataset, training_options
+from t2i.model_card import write_model_card
 from t2i.runtime import Run
 
 
@@ -61,7 +62,10 @@ def train(cfg: DCGANConfig) -> Path:
         if run.should_sample() and step + 1 < cfg.steps:
             save_samples(run, shown, [None], seed=cfg.seed + 1, n=64, nrow=8)
     save_samples(run, shown, [None], seed=cfg.seed + 1, n=64, nrow=8)  # = t2i sample --model OUT/model --n 64 --seed SEED+1
-    return finish(run, G, ema, config, title=f"dcgan {cfg.size} px, {cfg.loss} loss")[1]
+    model_dir = finish(run, G, ema, config, title=f"dcgan {cfg.size} px, {cfg.loss} loss")[1]
+    if run.is_main:
+        write_model_card(run.out)
+    return model_dir
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -170,7 +170,7 @@ def collect_metrics(run: Path) -> dict[str, Any]:
         except json.JSONDecodeError:
             continue
         for key, value in flat_numbers(data).items():
-            if isinstance(value, (int, float)) and len(found) < 40:
+            if len(found) < 40:
                 found[f"{path.stem}.{key}"] = round(value, 4) if isinstance(value, float) else value
     return found
 

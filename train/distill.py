@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         run.print(f"saved the {cfg.method}-distilled pipeline to {run.out} (defaults: {options})")
     run.finish()
     if run.is_main:
-        write_model_card(run.out, "distill")
+        write_model_card(run.out)
     return 0
 
 

@@ -312,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         run.print(f"saved {'LoRA weights' if cfg.lora_rank else 'pipeline'} to {run.out}")
     run.finish()
     if run.is_main:
-        write_model_card(run.out, "ldm")
+        write_model_card(run.out)
     return 0
 
 

@@ -140,7 +140,7 @@ def train(cfg: Pix2PixConfig) -> Path:
         (run.out / "eval.json").write_text(json.dumps(report, indent=1) + "\n")
         run.print(f"pix2pix eval: {json.dumps(report)}")
     if run.is_main:
-        write_model_card(run.out, "pix2pix")
+        write_model_card(run.out)
     return paths.get("model", run.out / "model")
 
 

@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         run.print(f"saved the prior to {run.out} (prior/, scheduler/, t2i_prior.json)")
     run.finish()
     if run.is_main:
-        write_model_card(run.out, "prior")
+        write_model_card(run.out)
     return 0
 
 

@@ -202,7 +202,7 @@ def train(cfg: TGANConfig) -> Path:
                   f"{one.get('shape', float('nan')):.3f}, all correct {one.get('all_correct', float('nan')):.3f}; "
                   f"all prompts correct {scores['all_correct']:.3f} (eval.json)")
     if run.is_main:
-        write_model_card(run.out, "tgan")
+        write_model_card(run.out)
     return model_dir
 
 

@@ -336,7 +336,7 @@ def train(cfg: AttnGANConfig) -> Path:
                   f"{one.get('position', float('nan')):.3f}); two-object all correct "
                   f"{two.get('all_correct', float('nan')):.3f}; all prompts {scores['all_correct']:.3f} (eval.json)")
     if run.is_main:
-        write_model_card(run.out, "tgan-attn")
+        write_model_card(run.out)
     return model_dir
 
 

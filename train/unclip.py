@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             run.print(f"saved the decoder to {run.out / 'decoder'} (give --prior to make a text-to-image model)")
     run.finish()
     if run.is_main:
-        write_model_card(run.out, "unclip")
+        write_model_card(run.out)
     return 0
 
 

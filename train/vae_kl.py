@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("reconstruction PSNR is not finite: the VAE diverged")
     run.finish()
     if run.is_main:
-        write_model_card(run.out, "vae-kl")
+        write_model_card(run.out)
     return 0
 
 
