@@ -79,6 +79,8 @@ MISTAKES = [
     (["sample", "--model", "{tmp}/badjson", "--prompt", "x", "--out", "{tmp}/o"], r"is not valid JSON.*re-save"),
     (["sample", "--model", "{tmp}/martian", "--prompt", "x", "--out", "{tmp}/o"],
      r"names family 'martian'; known families: "),
+    (["sample", "--model", "{tmp}/stopped", "--prompt", "x", "--out", "{tmp}/o"],
+     r"is a training run that stopped before saving its model or a checkpoint; train it again with `t2i train"),
     (["sample", "--model", "{tmp}/empty_dir", "--prompt", "x", "--out", "{tmp}/o"],
      r"is not a saved model: .*give a folder written by `t2i train"),
     (["sample", "--model", "{tmp}/truncated", "--prompt", "x", "--out", "{tmp}/o"],
@@ -149,6 +151,8 @@ def scratch(tmp_path_factory) -> Path:
     (tmp / "pickled").mkdir()
     (tmp / "pickled" / "config.json").write_text(json.dumps({"family": "dcgan", "arch": arch}))
     torch.save(net.state_dict(), tmp / "pickled" / "w.pt")
+    (tmp / "stopped").mkdir()  # a run killed before its first checkpoint: its own config.json, no model
+    (tmp / "stopped" / "config.json").write_text(json.dumps({"out": "stopped", "steps": 9, "resume": ""}))
     (tmp / "runs").mkdir()  # so that "runs/nope" is a missing run folder, not a hub id
     return tmp
 

@@ -116,6 +116,29 @@ def test_resume_continues_at_the_right_step(tmp_path):
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
 
 
+def test_a_stopped_run_names_the_command_that_finishes_it(tmp_path, capsys):
+    """Regression: sampling a run that stopped before saving its model said "config.json names family None"."""
+    import shlex
+    import shutil
+
+    from train.cli import main as cli
+
+    run = tmp_path / "run"
+    common = ["--data", "digits", "--hidden", "32", "--batch-size", "8", "--n", "64", "--log-every", "1"]
+    assert cli(["train", "gan", *common, "--steps", "4", "--checkpoint-every", "2", "--out", str(run)]) == 0
+    shutil.rmtree(run / "model")  # as if killed after step 3: the step-2 checkpoint is its newest
+    shutil.rmtree(run / "checkpoints" / "step_000004")
+    capsys.readouterr()
+    assert cli(["sample", "--model", str(run), "--n", "1", "--out", str(tmp_path / "s")]) == 2
+    message = capsys.readouterr().err
+    assert "stopped before saving its model (its newest checkpoint: step_000002)" in message, message
+    command = shlex.split(message.split("`")[1])
+    assert command[:3] == ["t2i", "train", "gan"]
+    assert cli(command[1:]) == 0  # the named command finishes the run: its model samples
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps[-1] == 4 and load_generator(run).generate(seed=0)
+
+
 def test_gan_optimum_quick_reaches_the_optimal_discriminator(tmp_path):
     from train.studies import gan_optimum
 
