@@ -117,6 +117,26 @@ def test_an_unconditional_autoencoder_samples_n_images(tmp_path, capsys):
     assert len(rows(code)) == 1
 
 
+def test_prompts_from_stdin_and_from_a_pipe(ldm_folder, tmp_path, monkeypatch):
+    """Regression: `--prompts <(...)` (a pipe, not a regular file) was refused as "does not exist"; `-` is stdin."""
+    import io
+    import os
+    import threading
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("a red circle\n\na blue square\n"))
+    assert train.sample.main(["--model", str(ldm_folder), "--prompts", "-", "--out", str(tmp_path / "stdin")]) == 0
+    assert [r["text"] for r in rows(tmp_path / "stdin")] == ["a red circle", "a blue square"]
+    fifo, out = tmp_path / "fifo", tmp_path / "fifo_out"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=fifo.write_text, args=("a green star\n",))  # the shell's end of `<(...)`
+    writer.start()
+    assert train.sample.main(["--model", str(ldm_folder), "--prompts", str(fifo), "--out", str(out)]) == 0
+    writer.join()
+    assert [r["text"] for r in rows(out)] == ["a green star"]
+    with pytest.raises(SystemExit, match="is a folder: give a text file"):
+        train.sample.main(["--model", str(ldm_folder), "--prompts", str(tmp_path), "--out", str(tmp_path / "x")])
+
+
 def test_bad_command_lines_are_clear_errors(ldm_folder, tmp_path):
     with pytest.raises(SystemExit, match="does not exist"):
         train.sample.main(["--model", str(ldm_folder), "--prompts", str(tmp_path / "none.txt"), "--out", str(tmp_path)])

@@ -68,7 +68,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     cond = p.add_mutually_exclusive_group()
     cond.add_argument("--prompt", action="append",
                       help="a prompt; repeat for several (prompt i uses seed + i, as the lines of --prompts)")
-    cond.add_argument("--prompts", metavar="FILE", help="a text file with one prompt per line (blank lines skipped)")
+    cond.add_argument("--prompts", metavar="FILE",
+                      help="a text file with one prompt per line (blank lines skipped); - reads them from stdin")
     cond.add_argument("--labels", help="class labels of class-conditional models, numbers or names: 0,1,2 or food,town")
     p.add_argument("--image", metavar="PATH", help="unCLIP models: variations of this image (with --prompt: an edit towards it)")
     p.add_argument("--strength", type=float, default=0.0, help="with --image alone: re-sample the image's embedding through the prior this far first, 0..1 (default: 0)")
@@ -103,9 +104,15 @@ def read_conditions(args: argparse.Namespace) -> tuple[list[str] | None, list[st
         return list(args.prompt), None
     if args.prompts is not None:
         path = Path(args.prompts)
-        if not path.is_file():
+        if args.prompts == "-":  # `printf 'a frog\na star\n' | t2i sample --prompts - ...`
+            path, text = "stdin", sys.stdin.read()
+        elif not path.exists():
             raise SystemExit(f"t2i sample: --prompts file {path} does not exist")
-        prompts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        elif path.is_dir():
+            raise SystemExit(f"t2i sample: --prompts {path} is a folder: give a text file, one prompt per line")
+        else:  # a file, or a pipe such as bash's `--prompts <(...)`
+            text = path.read_text(encoding="utf-8")
+        prompts = [line.strip() for line in text.splitlines() if line.strip()]
         if not prompts:
             raise SystemExit(f"t2i sample: {path} holds no prompts (one per line)")
         return prompts, None
