@@ -4,7 +4,7 @@ Each variant is an architecture plus a loss from ``gan_baselines.autoencoders``;
 defaults a variant fills in (code size, hidden layers, code activation) are in ``VARIANTS``
 and any of them can be set. ``train_autoencoder(cfg)`` runs the loop on the shared runtime
 and saves the final model under ``OUT/model`` (``config.json`` with family "ae" +
-``model.safetensors``). The command is ``train/ae.py``; the studies in ``train/studies/``
+``model.safetensors``), then measures it on held-out images (``gan_baselines.reconstruction``). The command is ``train/ae.py``; the studies in ``train/studies/``
 call ``train_autoencoder`` with their own configs.
 
     python -c "from gan_baselines.ae_training import AEConfig, model_config_for; print(model_config_for(AEConfig(), 1))"
@@ -22,6 +22,7 @@ from torch import nn
 from gan_baselines.autoencoders import (
     ContractiveLoss, ConvAutoencoder, DenoisingLoss, MLPAutoencoder, ReconstructionLoss, SparseLoss,
 )
+from gan_baselines.reconstruction import measure_reconstructions
 from t2i.data import load_dataset, training_options
 from t2i.model_card import write_model_card
 from t2i.runtime import Run, RunConfig
@@ -161,5 +162,7 @@ def train_autoencoder(cfg: AEConfig) -> Path:
                       noise=cfg.noise, noise_level=cfg.noise_level, random_level=cfg.random_level)
     paths = run.finish(save={"model": (final, config)})
     if run.is_main:
+        final.eval()
+        measure_reconstructions(run, cfg, dataset, lambda batch: final.reconstruct(batch["image"].to(run.device)))
         write_model_card(run.out)
     return paths.get("model", run.out / "model")

@@ -3,7 +3,8 @@
 The loop trains the plain VAE (``conditioning="none"``) and the conditional VAE (``label``: a
 one-hot class; ``text``: the pooled CLIP embedding of the caption from a frozen
 ``t2i.text.TextEncoder``) on the negative ELBO with a beta weight (``gan_baselines.vae``).
-``train_vae(cfg)`` saves the final model under ``OUT/model`` (family "vae" or "cvae");
+``train_vae(cfg)`` saves the final model under ``OUT/model`` (family "vae" or "cvae") and measures its
+reconstructions of held-out images (``gan_baselines.reconstruction``);
 ``CVAEConfig`` holds the conditional defaults of ``t2i train cvae``. Sample grids go through
 the generator contract, and the last one is drawn after the loop from the saved weights, so it
 is ``t2i sample --model OUT/model --n 64 --seed SEED+1``
@@ -23,6 +24,7 @@ import torch
 
 from gan_baselines.vae import (CONDITIONINGS, ConvVAE, MLPVAE, VAEGenerator, VAELoss, label_condition,
                                text_condition)
+from gan_baselines.reconstruction import measure_reconstructions
 from t2i.builtin import reference
 from t2i.data import all_captions, load_dataset, require_captions, training_options
 from t2i.generator import generate_conditions
@@ -160,6 +162,9 @@ def train_vae(cfg: VAEConfig) -> Path:
 
         write_record(run.out, cfg.data, dataset, clip=cfg.text_encoder)
     if run.is_main:
+        final.eval()
+        measure_reconstructions(run, cfg, dataset,
+                                lambda batch: final.reconstruct(batch["image"].to(run.device), condition(batch)))
         write_model_card(run.out)
     return paths.get("model", run.out / "model")
 

@@ -36,7 +36,7 @@ MARK = "<!-- written by t2i.model_card: rewritten by each run and by `t2i card` 
 SHOWN_OPTIONS = ("data", "image_column", "caption_column", "size", "resize", "background", "init", "teacher", "vae",
                  "clip", "text_encoder", "prior", "model", "pretrained", "arch", "unet", "lora_rank", "steps",
                  "batch_size", "grad_accum", "lr", "mixed_precision", "ema_decay", "seed")
-SUMMARIES = ("eval.json", "vae_metrics.json", "prior_metrics.json")  # figures a trainer measured at its end
+SUMMARIES = ("eval.json", "vae_metrics.json", "prior_metrics.json", "reconstruction_metrics.json")  # figures a trainer measured at its end
 MAX_FIGURES = 40  # rows of the measured table; the files hold the rest
 TEXT_FAMILIES = ("tgan", "tgan-attn")  # GAN families conditioned on text (a cvae says so in its config)
 TRANSLATORS = ("pix2pix", "cyclegan")

@@ -118,3 +118,36 @@ def test_user_images_are_read_with_the_runs_resize_and_background(tmp_path, caps
     assert cli(common + ["--resize", "pad", "--background", "white", "--out", str(tmp_path / "padded")]) == 0
     said = capsys.readouterr().out
     assert "onto white" in said and "not square" not in said
+
+
+def test_a_run_ends_measuring_reconstructions_of_held_out_images(tmp_path, capsys):
+    """New: an autoencoder family's run ends with PSNR and SSIM of its saved model on the test split (a source
+    without one: its training images, said so), in reconstruction_metrics.json, reconstructions.png and the card."""
+    import torch
+    from PIL import Image
+
+    from gan_baselines.autoencoders import load_autoencoder
+    from gan_baselines.reconstruction import METRICS_FILE
+    from t2i.data import load_dataset
+    from t2i.metrics.pixels import psnr
+
+    run = tmp_path / "ae"
+    assert cli(["train", "ae", "--variant", "conv", "--out", str(run), *TINY]) == 0
+    figures = json.loads((run / METRICS_FILE).read_text())
+    assert figures["split"] == "test" and figures["images"] == 355  # digits' test split
+    assert "reconstructions of 355 held-out test images: PSNR" in capsys.readouterr().out
+    model, _ = load_autoencoder(run / "model")  # the figure is the saved model's, recomputed here
+    x = torch.stack([item["image"] for item in load_dataset("digits", split="test", size=32)])
+    with torch.no_grad():
+        assert abs(float(psnr(model.reconstruct(x).clamp(0, 1), x).mean()) - figures["psnr_db"]) < 1e-3
+    assert 0 < figures["ssim"] < 1 and Image.open(run / "reconstructions.png").size[1] > 2 * 32
+    assert "| reconstruction_metrics.psnr_db |" in (run / "README.md").read_text()
+
+    folder = tmp_path / "flat"  # one split only: measured on the training images
+    folder.mkdir()
+    for i in range(6):
+        Image.new("RGB", (16, 16), (40 * i, 0, 200)).save(folder / f"{i}.png")
+    assert cli(["train", "vae", "--data", str(folder), "--size", "16", "--steps", "1", "--batch-size", "2",
+                "--out", str(tmp_path / "vae")]) == 0
+    assert json.loads((tmp_path / "vae" / METRICS_FILE).read_text())["split"] == "train"
+    assert "reconstructions of 6 training images (no test split" in capsys.readouterr().out

@@ -30,7 +30,7 @@ from typing import Literal
 import torch
 
 from t2i.config import config_to_dict, parse_config, presets_in
-from t2i.data import evaluation_options, first_items, item_count, load_dataset, training_options
+from t2i.data import end_of_run_data, first_items, item_count, load_dataset, training_options
 from t2i.diffusion.first_stage import (PatchDiscriminator, VAEPreset, build_vae, hinge_d_loss, hinge_g_loss,
                                        load_vae, measure_scaling_factor, vae_factor, vae_loss)
 from t2i.diffusion.training import reconstruct, reconstruction_psnr, to_vae_input
@@ -152,15 +152,10 @@ def main(argv: list[str] | None = None) -> int:
             factor = measure_scaling_factor(final, batches, max_images=cfg.scale_images)
         final.register_to_config(scaling_factor=factor)  # stored in vae/config.json, read by every pipeline
         final.save_pretrained(str(run.out / "vae"))
-        # shapes renders exactly eval_images; other sources load their split and keep its first eval_images
-        # (digits' test split has only 355 images, fewer than the default)
-        try:
-            test = load_dataset(cfg.data, split="test", size=cfg.size, seed=cfg.seed,
-                                n=cfg.eval_images if cfg.data == "shapes" else None,
-                                **evaluation_options(cfg))
-        except ValueError as err:  # a single-split folder, a CSV or shards: no test split to measure on
-            run.print(f"vae-kl: no test split ({err}); the PSNR below is measured on training images")
-            test = dataset
+        # measured on the first eval_images (digits' test split has only 355 images, fewer than the default)
+        test, why = end_of_run_data(cfg, dataset, cfg.eval_images)
+        if why:
+            run.print(f"vae-kl: no test split ({why}); the PSNR below is measured on training images")
         psnr = reconstruction_psnr(final, test, run.device, cfg.eval_images)
         x = to_vae_input(torch.stack([item["image"] for item in first_items(test, 8)]).to(run.device))
         with torch.no_grad():

@@ -47,7 +47,7 @@ from .transforms import BACKGROUNDS, RESIZE_MODES, Augment, check_resize, evalua
 
 __all__ = ["load_dataset", "BadDataReport", "BadDataError", "shapes_dataset", "DEFAULT_N", "describe_source",
            "shapes_options", "training_options", "evaluation_options", "random_choices", "RESIZE_MODES",
-           "held_out_split", "has_test_split", "trained_options", "as_trained", "all_captions", "require_captions"]
+           "held_out_split", "has_test_split", "end_of_run_data", "trained_options", "as_trained", "all_captions", "require_captions"]
 
 # default number of generated shapes scenes per split
 DEFAULT_N = {"train": 20_000, "test": 2_000, "novel": 2_000}
@@ -158,6 +158,19 @@ def has_test_split(source: str | Path) -> bool:
     if kind == "hf-disk" and (path / "dataset_dict.json").is_file():
         return "test" in json.loads((path / "dataset_dict.json").read_text(encoding="utf-8")).get("splits", [])
     return False
+
+
+def end_of_run_data(cfg: Any, trained: Any, n: int) -> tuple[Any, str]:
+    """The images a trainer measures its final model on: ``cfg.data``'s test split read as evaluation reads it
+    (shapes: ``n`` scenes rendered; other sources: the whole split), or, from a source without one (a flat folder,
+    a CSV, shards), the training data ``trained``: ``(dataset, why)``, ``why`` empty for a test split, else
+    the reason there is none, for the trainer's report."""
+    try:
+        test = load_dataset(cfg.data, split="test", size=cfg.size, seed=cfg.seed,
+                            n=n if str(cfg.data) == "shapes" else None, **evaluation_options(cfg))
+    except ValueError as err:  # a single-split folder, a CSV or shards: no test split to measure on
+        return trained, str(err)
+    return test, ""
 
 
 def require_captions(dataset: Any, who: str) -> None:
