@@ -19,7 +19,7 @@ from typing import Any
 
 from t2i.builtin import hub_error, resolve
 from t2i.io import CheckpointError, load_config_json
-from t2i.runtime.checkpoint import identity_of_checkpoint, step_dirs
+from t2i.runtime.checkpoint import stopped_run
 from t2i.generator import Generator
 
 
@@ -69,25 +69,12 @@ def family_of(folder: Path) -> str:
         raise FileNotFoundError(f"{folder} is not a saved model: it has neither config.json nor model_index.json; "
                                 "give a folder written by `t2i train ...` (its model/ folder), a diffusers pipeline "
                                 "folder or a built-in name")
-    settings = load_config_json(folder)
-    family = settings.get("family")
-    if family is None and {"out", "steps", "resume"} <= set(settings):  # a run's own config.json: no model yet
-        raise FileNotFoundError(unfinished_run(folder))
+    family = load_config_json(folder).get("family")
+    if family is None and (stopped := stopped_run(folder)):  # a run's own config.json: no model yet
+        raise stopped
     if family not in FAMILIES:
         raise ValueError(f"{folder}/config.json names family {family!r}; known families: {sorted(FAMILIES)}")
     return family
-
-
-def unfinished_run(folder: Path) -> str:
-    """The error for a training run's folder that holds no model yet (stopped before its end), naming the
-    command that finishes it: the trainer is read from its newest complete checkpoint."""
-    for _, checkpoint in step_dirs(folder / "checkpoints"):
-        if (identity := identity_of_checkpoint(checkpoint)) is not None:
-            return (f"{folder} is a training run that stopped before saving its model (its newest checkpoint: "
-                    f"{checkpoint.name}); finish it with `t2i train {identity.name} --config {folder}/config.json "
-                    "--resume latest`")
-    return (f"{folder} is a training run that stopped before saving its model or a checkpoint; train it again "
-            f"with `t2i train FAMILY --config {folder}/config.json`")
 
 
 def load_generator(path_or_name: str | Path, device: str = "cpu") -> Generator:

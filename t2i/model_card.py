@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from t2i.provenance import read_json_object as read_json
+from t2i.runtime.checkpoint import stopped_run
 
 CARD = "README.md"
 KEPT_ASIDE = "README.t2i.md"  # the card's name beside a README.md that is not one
@@ -305,6 +306,8 @@ def layout_of(folder: Path) -> tuple[str, str, Any]:
     for marker, trainer, describe in LAYOUTS:
         if (folder / marker).is_file():
             return marker, trainer, describe
+    if stopped := stopped_run(folder):
+        raise stopped
     raise FileNotFoundError(f"{folder} holds no model that `t2i train ...` saved (none of "
                             f"{[marker for marker, _, _ in LAYOUTS]}): give a finished run's folder")
 

@@ -108,6 +108,7 @@ class TextEncoder(nn.Module):
         """
         from t2i.builtin import resolve
         from t2i.clip.model import is_clip_folder, list_architectures
+        from t2i.runtime.checkpoint import stopped_run
 
         text = str(path_or_name)
         try:
@@ -121,6 +122,8 @@ class TextEncoder(nn.Module):
             if (path / "text_encoder").is_dir() and (path / "tokenizer").is_dir():
                 return cls._from_transformers(str(path / "text_encoder"), str(path / "tokenizer"), trainable, device,
                                               source=text)
+            if stopped := stopped_run(path):
+                raise stopped
             if _looks_like_hf_text_model(path):
                 tok = path / "tokenizer" if (path / "tokenizer").is_dir() else path
                 return cls._from_transformers(str(path), str(tok), trainable, device, source=text)

@@ -81,6 +81,16 @@ MISTAKES = [
      r"names family 'martian'; known families: "),
     (["sample", "--model", "{tmp}/stopped", "--prompt", "x", "--out", "{tmp}/o"],
      r"is a training run that stopped before saving its model or a checkpoint; train it again with `t2i train"),
+    (["sample", "--model", "{tmp}/stopped_ae", "--n", "1", "--out", "{tmp}/o"],  # trainer ae-conv: command ae
+     r"stopped before saving its model .*step_000003.*finish it with `t2i train ae --config .*stopped_ae/config.json "
+     r"--resume latest`"),
+    (["train", "ldm", "--init", "{tmp}/stopped", "--out", "{tmp}/o"], r"stopped/config.json`"),
+    (["train", "ldm", "--vae", "{tmp}/stopped", "--out", "{tmp}/o"], r"stopped/config.json`"),
+    (["train", "ldm", "--init", "shapes-ldm", "--clip", "{tmp}/stopped", "--out", "{tmp}/o"], r"stopped/config.json`"),
+    (["train", "tgan", "--clip", "{tmp}/stopped", "--out", "{tmp}/o"], r"stopped/config.json`"),
+    (["train", "clip", "--init", "{tmp}/stopped", "--out", "{tmp}/o"], r"stopped/config.json`"),
+    (["eval", "clip", "--model", "{tmp}/stopped"], r"stopped/config.json`"),
+    (["card", "{tmp}/stopped"], r"stopped/config.json`"),
     (["sample", "--model", "{tmp}/empty_dir", "--prompt", "x", "--out", "{tmp}/o"],
      r"is not a saved model: .*give a folder written by `t2i train"),
     (["sample", "--model", "{tmp}/truncated", "--prompt", "x", "--out", "{tmp}/o"],
@@ -153,6 +163,10 @@ def scratch(tmp_path_factory) -> Path:
     torch.save(net.state_dict(), tmp / "pickled" / "w.pt")
     (tmp / "stopped").mkdir()  # a run killed before its first checkpoint: its own config.json, no model
     (tmp / "stopped" / "config.json").write_text(json.dumps({"out": "stopped", "steps": 9, "resume": ""}))
+    (tmp / "stopped_ae").mkdir()  # killed after its step-3 checkpoint
+    (tmp / "stopped_ae" / "config.json").write_text(json.dumps({"out": "stopped_ae", "steps": 9, "resume": ""}))
+    write_checkpoint(tmp / "stopped_ae" / "checkpoints", 3, {"trainer": {"step": 3}}, keep=2,
+                     identity=RunIdentity("ae-conv", 0, "0123456789ab", {}))
     (tmp / "runs").mkdir()  # so that "runs/nope" is a missing run folder, not a hub id
     return tmp
 

@@ -94,8 +94,12 @@ def load_clip(folder_or_name: str | Path, device: str | torch.device = "cpu") ->
     """Load a saved CLIP folder (or built-in name) with stock open_clip; eval mode."""
     import open_clip
 
+    from t2i.runtime.checkpoint import stopped_run
+
     folder = _resolve_folder(folder_or_name)
     if folder is None or not is_clip_folder(folder):
+        if folder is not None and (stopped := stopped_run(folder)):
+            raise stopped
         raise FileNotFoundError(
             f"{folder_or_name!s} is not a CLIP folder: expected {CONFIG_NAME} + {WEIGHTS_NAME} "
             "(written by `t2i train clip`, in OUT/model, t2i.clip.save_clip or open_clip's push_to_hf_hub) "
@@ -110,9 +114,13 @@ def load_clip(folder_or_name: str | Path, device: str | torch.device = "cpu") ->
 
 
 def _checkpoint_in(folder: Path) -> Path:
+    from t2i.runtime.checkpoint import stopped_run
+
     for name in CHECKPOINT_NAMES:
         if (folder / name).is_file():
             return folder / name
+    if stopped := stopped_run(folder):
+        raise stopped
     raise FileNotFoundError(f"no CLIP weights in {folder}: looked for {list(CHECKPOINT_NAMES)}")
 
 

@@ -125,6 +125,8 @@ def load_vae(path_or_id: str | Path) -> AutoencoderKL:
     from t2i.builtin import hub_error, resolve
 
     f32 = {"dtype": torch.float32}  # half-precision files (the compact built-ins) are computed in float32
+    from t2i.runtime.checkpoint import stopped_run
+
     source = resolve(path_or_id, hub=True, what="VAE")  # a missing local path: builtin.missing
     if isinstance(source, str):  # a standalone VAE repo, then a pipeline repo's vae/ subfolder
         try:
@@ -138,6 +140,8 @@ def load_vae(path_or_id: str | Path) -> AutoencoderKL:
     f32 = {**f32, "use_safetensors": True}  # local folders: never unpickle a .bin (the toolkit refuses pickles)
     if (path / "vae" / "config.json").is_file():
         return AutoencoderKL.from_pretrained(str(path / "vae"), **f32)
+    if stopped := stopped_run(path):
+        raise stopped
     if (path / "config.json").is_file() and not (path / "model_index.json").is_file():
         config = json.loads((path / "config.json").read_text())
         if config.get("_class_name") != "AutoencoderKL":

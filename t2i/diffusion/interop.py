@@ -46,6 +46,7 @@ def load_pipeline(path_or_id: str | Path, **kwargs: Any) -> LatentDiffusionPipel
     """Our pipeline from our folder, a built-in name, a Stable-Diffusion-layout folder or a hub id (offline: local
     only); from a LoRA run folder, its base with the adapter merged into the UNet's weights."""
     from t2i.builtin import hub_error, resolve
+    from t2i.runtime.checkpoint import stopped_run
 
     path_or_id = resolve(path_or_id, hub=True, what="pipeline")
     path = Path(str(path_or_id)).expanduser()
@@ -54,6 +55,8 @@ def load_pipeline(path_or_id: str | Path, **kwargs: Any) -> LatentDiffusionPipel
         check_components(pipe)
         return pipe
     if path.exists() and not (path / "model_index.json").is_file():
+        if stopped := stopped_run(path):
+            raise stopped
         raise FileNotFoundError(f"{path} is not a pipeline folder: no model_index.json (expected vae/, text_encoder/, "
                                 "tokenizer/, unet/, scheduler/ as written by `t2i train ldm` or diffusers)")
     kwargs.setdefault("dtype", torch.float32)  # half-precision files (compact built-ins) are computed in float32
@@ -118,6 +121,7 @@ def load_text_components(path_or_name: str | Path) -> tuple[Any, Any]:
 
     from t2i.builtin import hub_error, resolve
     from t2i.clip.model import is_clip_folder
+    from t2i.runtime.checkpoint import stopped_run
 
     text = str(path_or_name)
     source = resolve(text, hub=True, what="text encoder")  # a missing local path: builtin.missing
@@ -140,6 +144,8 @@ def load_text_components(path_or_name: str | Path) -> tuple[Any, Any]:
     if (path / "text_encoder").is_dir():
         return (CLIPTextModel.from_pretrained(str(path / "text_encoder")).eval(),
                 CLIPTokenizer.from_pretrained(str(path / "tokenizer")))
+    if stopped := stopped_run(path):
+        raise stopped
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{path} holds no text encoder: expected an open_clip folder "
                                 "(open_clip_config.json), a CLIPTextModel folder or text_encoder/ + tokenizer/")

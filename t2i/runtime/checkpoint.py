@@ -131,6 +131,30 @@ def identity_of_checkpoint(folder: Path) -> RunIdentity | None:
     return RunIdentity.from_json(manifest.get("run")) if manifest else None
 
 
+RUN_CONFIG_KEYS = {"out", "steps", "resume"}  # a training run's own config.json (``RunConfig``), not a model's
+
+
+def stopped_run(folder: str | Path) -> FileNotFoundError | None:
+    """The error for a training run's folder that holds no model (the run stopped before saving it), naming
+    the command that finishes it, its trainer read from its newest checkpoint; None for any other folder.
+    Loaders call it where they find no model in a folder, before their own message."""
+    folder = Path(folder)
+    try:
+        settings = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(settings, dict) or not RUN_CONFIG_KEYS <= set(settings) or "family" in settings:
+        return None
+    for _, checkpoint in step_dirs(folder / "checkpoints"):
+        if (identity := identity_of_checkpoint(checkpoint)) is not None:
+            command = identity.name.split("-")[0] if identity.name.startswith(("ae-", "cvae-")) else identity.name
+            return FileNotFoundError(f"{folder} is a training run that stopped before saving its model (its newest "
+                                     f"checkpoint: {checkpoint.name}); finish it with `t2i train {command} --config "
+                                     f"{folder}/config.json --resume latest`")
+    return FileNotFoundError(f"{folder} is a training run that stopped before saving its model or a checkpoint; "
+                             f"train it again with `t2i train ... --config {folder}/config.json`")
+
+
 def write_checkpoint(root: Path, step: int, states: dict[str, Any], keep: int,
                      identity: RunIdentity | None = None) -> Path:
     """Write ``root/step_{step:06d}`` crash-consistently, then keep only the newest ``keep``
