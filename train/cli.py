@@ -140,10 +140,10 @@ def _run(module: str, argv: list[str], prog: str, debug: bool = False) -> int:
         mod = importlib.import_module(module)
         sys.argv = [prog] + argv  # so argparse-based mains print the right program name
         result = mod.main(argv)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         if debug:
             raise
-        print(f"\n{prog}: interrupted", file=sys.stderr)
+        print(f"\n{prog}: interrupted" + (f" by {err}" if str(err) else ""), file=sys.stderr)  # RunInterrupted says
         return 130
     except SystemExit as exit_:
         if isinstance(exit_.code, str):  # raise SystemExit("message"): a user error worded by the entry point

@@ -88,7 +88,9 @@ config fields that decide what it learns; ``t2i.runtime.identity``). Rotation de
 run's own checkpoints; a fresh run moves an earlier run's checkpoints to
 ``checkpoints/earlier/`` instead of overwriting them; ``--resume`` refuses another run's
 checkpoint, naming both runs and what differs; ``--lr`` may change on resume (the restored
-optimisers are rescaled, with a message). Files are fsync'ed and swapped in atomically.
+optimisers are rescaled, with a message). Files are fsync'ed and swapped in atomically. Ctrl-C or
+SIGTERM in ``run.loop`` (one process) lets the step under way finish, checkpoints it and raises
+``RunInterrupted`` naming the command that continues the run (``run.StopSignals``).
 
 Mixed precision: ``bf16`` works on CPU and GPU; ``fp16`` needs CUDA (loss scaling) and is
 refused on CPU with a clear error. Checkpoints hold safetensors + JSON only (no pickles).

@@ -134,6 +134,13 @@ def identity_of_checkpoint(folder: Path) -> RunIdentity | None:
 RUN_CONFIG_KEYS = {"out", "steps", "resume"}  # a training run's own config.json (``RunConfig``), not a model's
 
 
+def resume_command(trainer: str, out: str | Path) -> str:
+    """The command that continues the run of ``trainer`` (its ``Run`` name: an ``ae-conv`` run is ``t2i train ae``)
+    in ``out`` from its newest checkpoint."""
+    command = trainer.split("-")[0] if trainer.startswith(("ae-", "cvae-")) else trainer
+    return f"t2i train {command} --config {out}/config.json --resume latest"
+
+
 def stopped_run(folder: str | Path) -> FileNotFoundError | None:
     """The error for a training run's folder that holds no model (the run stopped before saving it), naming
     the command that finishes it, its trainer read from its newest checkpoint; None for any other folder.
@@ -147,10 +154,9 @@ def stopped_run(folder: str | Path) -> FileNotFoundError | None:
         return None
     for _, checkpoint in step_dirs(folder / "checkpoints"):
         if (identity := identity_of_checkpoint(checkpoint)) is not None:
-            command = identity.name.split("-")[0] if identity.name.startswith(("ae-", "cvae-")) else identity.name
             return FileNotFoundError(f"{folder} is a training run that stopped before saving its model (its newest "
-                                     f"checkpoint: {checkpoint.name}); finish it with `t2i train {command} --config "
-                                     f"{folder}/config.json --resume latest`")
+                                     f"checkpoint: {checkpoint.name}); finish it with "
+                                     f"`{resume_command(identity.name, folder)}`")
     return FileNotFoundError(f"{folder} is a training run that stopped before saving its model or a checkpoint; "
                              f"train it again with `t2i train ... --config {folder}/config.json`")
 

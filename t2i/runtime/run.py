@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
+import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -36,6 +39,41 @@ class NonFiniteError(FloatingPointError):
 
 class DivergenceError(NonFiniteError):
     """A finite but exploding loss (``cfg.divergence_factor``): the run stops like on a NaN."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C or SIGTERM after saving a checkpoint of its last finished step (the message
+    names the command that continues it)."""
+
+
+class StopSignals:
+    """While training (``Run.loop``, one process, the main thread): the first Ctrl-C (SIGINT) or SIGTERM is
+    noted in ``received`` and the step under way finishes; the handlers in place before come back at once, so a
+    second signal acts as it would have (Ctrl-C: KeyboardInterrupt now). A signal the process ignores (a job
+    started in the background by a shell, ``nohup``) stays ignored. Several processes keep the defaults: they
+    would have to agree on the step to stop at."""
+
+    def __init__(self) -> None:
+        self.received: str = ""
+        self._before: dict[int, Any] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # Python takes signal handlers in the main thread only
+        for number in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(number) is not signal.SIG_IGN:
+                self._before[number] = signal.signal(number, self._note)
+
+    def _note(self, number: int, frame: Any) -> None:
+        self.received = signal.Signals(number).name
+        self.restore()
+        print(f"\n{self.received}: finishing this step, then saving a checkpoint (again to stop at once)",
+              file=sys.stderr, flush=True)
+
+    def restore(self) -> None:
+        for number, handler in self._before.items():
+            signal.signal(number, handler)
+        self._before = {}
 
 
 class State(dict):
@@ -271,7 +309,10 @@ class Run:
         bar = tqdm(total=self.cfg.steps, initial=self.step, desc=self.name, disable=not self.is_main, dynamic_ncols=True)
         self._tick = (time.perf_counter(), self.step)
         self._in_loop = True
+        signals = StopSignals() if self.num_processes == 1 else None
         try:
+            if signals is not None:
+                signals.install()
             for batch in loader.batches():
                 self.sync = (self._micro + 1) % self.cfg.grad_accum == 0
                 self.accelerator.gradient_state._set_sync_gradients(self.sync)  # AcceleratedOptimizer obeys it
@@ -291,12 +332,28 @@ class Run:
                     self.save_checkpoint()
                 if self.step >= self.cfg.steps:
                     break
+                if signals is not None and signals.received:
+                    self._stop(bar, signals.received, saved=bool(every and self.step % every == 0))
             self._write_cost(bar.format_dict.get("elapsed", 0.0), self.step - bar.format_dict.get("initial", 0))
         finally:
+            if signals is not None:
+                signals.restore()
             self._in_loop = False
             self.sync = True
             self.accelerator.gradient_state._set_sync_gradients(True)
             bar.close()
+
+    def _stop(self, bar: tqdm, signal_name: str, saved: bool) -> None:
+        """Ctrl-C or SIGTERM between two steps: keep the finished steps (logs, a checkpoint of this step), then
+        raise ``RunInterrupted`` naming the command that continues the run."""
+        if self._sums:
+            self._flush_logs(bar)
+        if not saved:
+            self.save_checkpoint()
+        self._write_cost(bar.format_dict.get("elapsed", 0.0), self.step - bar.format_dict.get("initial", 0))
+        raise RunInterrupted(f"{signal_name} at step {self.step} of {self.cfg.steps}: checkpoint "
+                             f"{self.last_checkpoint} written; continue with "
+                             f"`{ckpt.resume_command(self.name, self.out)}`")
 
     def _write_cost(self, seconds: float, steps: int) -> None:
         """What this session of the loop cost: wall time per step and peak memory (process RSS; the
