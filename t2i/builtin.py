@@ -40,8 +40,8 @@ def resolve(path_or_name: str | Path, hub: bool = False, what: str = "model") ->
     """The one resolver of "a path, a built-in short name or a hub id".
 
     A built-in name -> its folder; an existing path -> that path; with ``hub=True`` an ``org/name``
-    -> the string itself (the caller's ``from_pretrained`` loads it from the hub cache: offline, only
-    what was downloaded before). Anything else is ``missing(path_or_name, what)``: a FileNotFoundError
+    -> the local snapshot of a t2i run uploaded as its folder (``t2i.hub``), else the string itself (the
+    caller's ``from_pretrained`` loads it from the hub cache: offline, only what was downloaded before). Anything else is ``missing(path_or_name, what)``: a FileNotFoundError
     that says what is accepted. A hub id the caller then fails to load is reported with ``hub_error``.
     """
     text = str(path_or_name)
@@ -55,7 +55,9 @@ def resolve(path_or_name: str | Path, hub: bool = False, what: str = "model") ->
     if path.exists():
         return path
     if hub and looks_like_hub_id(text):
-        return text
+        from t2i.hub import hub_run
+
+        return hub_run(text) or text  # a t2i run uploaded as its folder: its local snapshot
     raise missing(text, what, hub)
 
 

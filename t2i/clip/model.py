@@ -73,11 +73,13 @@ def is_clip_folder(path: str | Path) -> bool:
 
 
 def _resolve_folder(path_or_name: str | Path) -> Path | None:
-    """A built-in short name, a folder holding ``open_clip_config.json`` or a run folder -> that folder."""
-    from t2i.builtin import is_builtin, resolve
+    """A built-in short name, a folder holding ``open_clip_config.json``, a run folder or a hub id of a run
+    uploaded as its folder (``t2i.hub``) -> that folder; None when it is none of them."""
+    from t2i.builtin import is_builtin, looks_like_hub_id, resolve
 
-    if is_builtin(path_or_name):
-        return resolve(path_or_name)
+    if is_builtin(path_or_name) or looks_like_hub_id(path_or_name):  # a hub id: a `t2i train clip` run uploaded
+        found = resolve(path_or_name, hub=True)
+        return clip_model_folder(found) if isinstance(found, Path) else None
     path = Path(str(path_or_name)).expanduser()
     return clip_model_folder(path) if path.is_dir() else None
 
