@@ -10,7 +10,8 @@ one per run (``save_model_card``). The card is made from the folder alone, after
   (the last sample grid and its first prompt);
 - how to use it: the ``t2i`` command, and the stock library's code where the layout is a stock one
   (``StableDiffusionPipeline`` with the folder's own sampling defaults, ``load_lora_weights`` on the
-  base, Kandinsky 2.2's prior and decoder, ``AutoencoderKL``, open_clip's ``local-dir:``);
+  base, Kandinsky 2.2's prior and decoder, ``AutoencoderKL``, open_clip's ``local-dir:``); uploaded, its hub
+  name in the folder's place (``t2i.hub``);
 - how it was trained: the command that re-makes it (``t2i train NAME --config RUN/config.json``), the
   main options, the data and its caption count (``t2i_training.json``), time and memory
   (``run_cost.json``), the last logged training values (``metrics.jsonl``);
@@ -394,7 +395,9 @@ def model_card(folder: str | Path, trainer: str | None = None) -> str:
         shown = f" (prompts: `{grid.parent.name}/prompts.txt`)" if prompts else ""
         where = grid.relative_to(folder).as_posix()
         lines += [f"![the run's last grid]({where})", "", f"The run's last grid, `{where}`{shown}.", ""]
-    lines += ["## Use", "", *use, "## Training", ""]
+    shared = ("Uploaded to the hub as it is (`hf upload NAME RUN --exclude 'checkpoints/*'`), `NAME` takes the place "
+              "of the folder in every `t2i` command (`t2i.hub`).")
+    lines += ["## Use", "", *use, shared, "", "## Training", ""]
     if config:  # a run folder (a model copied elsewhere keeps only its parts)
         lines += [f"Re-made by `{command}` (every option is in `config.json`).", ""]
     lines += ["| option | value |", "| --- | --- |"]
