@@ -38,7 +38,10 @@ MARK = "<!-- written by t2i.model_card: rewritten by each run and by `t2i card` 
 SHOWN_OPTIONS = ("data", "image_column", "caption_column", "size", "resize", "background", "init", "teacher", "vae",
                  "clip", "text_encoder", "prior", "model", "pretrained", "arch", "unet", "lora_rank", "steps",
                  "batch_size", "grad_accum", "lr", "mixed_precision", "ema_decay", "seed")
-SUMMARIES = ("eval.json", "vae_metrics.json", "prior_metrics.json", "reconstruction_metrics.json")  # figures a trainer measured at its end
+# figures a trainer measured (a latent diffusion run: its first stage on the data, before training; the others at
+# their end)
+SUMMARIES = ("eval.json", "vae_metrics.json", "prior_metrics.json", "reconstruction_metrics.json",
+             "first_stage_metrics.json")
 MAX_FIGURES = 40  # rows of the measured table; the files hold the rest
 TEXT_FAMILIES = ("tgan", "tgan-attn")  # GAN families conditioned on text (a cvae says so in its config)
 TRANSLATORS = ("pix2pix", "cyclegan")
@@ -423,7 +426,7 @@ def model_card(folder: str | Path, trainer: str | None = None) -> str:
     lines += [line for path in pictures for line in ("", f"![{path.stem}]({path.name})")]
     figures = collect_figures(folder)
     if figures:
-        lines += ["", "## Measured", "", "Figures the trainer measured at its end (the files beside this card):", "",
+        lines += ["", "## Measured", "", "Figures the trainer measured (the files beside this card):", "",
                   "| measure | value |", "| --- | --- |", *[f"| {k} | {v:.4g} |" for k, v in figures.items()]]
     return "\n".join(lines) + "\n"
 

@@ -165,6 +165,10 @@ def test_first_stage_warning_names_the_data_as_given(tmp_path, capsys):
                 "--checkpoint-every", "0", "--sample-steps", "2", "--out", str(tmp_path / "run")]) == 0
     warning = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("warning: the first stage"))
     assert f"`t2i train vae-kl --data {data} --resize pad --background white`" in warning
+    # the figure is kept beside the model and on its card (new: it was only printed)
+    measured = json.loads((tmp_path / "run" / "first_stage_metrics.json").read_text())
+    assert round(measured["psnr_db"], 1) == float(warning.split(" at ")[1].split()[0]) < 99
+    assert "| first_stage_metrics.psnr_db |" in (tmp_path / "run" / "README.md").read_text()
 
 
 def test_a_fine_tune_on_new_words_is_told_its_text_encoder_never_learnt_them(tmp_path, capsys):

@@ -233,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             where = f"the first {cfg.first_stage_check} training images"
         run.print(f"first stage: {psnr:.1f} dB PSNR on {where}")
+        (run.out / "first_stage_metrics.json").write_text(json.dumps({"psnr_db": round(psnr, 3), "on": where}) + "\n")
         warning = first_stage_warning(psnr, cfg.min_psnr, data_as_given)
         if warning:
             run.print(warning)
