@@ -4,8 +4,9 @@ Each variant is an architecture plus a loss from ``gan_baselines.autoencoders``;
 defaults a variant fills in (code size, hidden layers, code activation) are in ``VARIANTS``
 and any of them can be set. ``train_autoencoder(cfg)`` runs the loop on the shared runtime
 and saves the final model under ``OUT/model`` (``config.json`` with family "ae" +
-``model.safetensors``), then measures it on held-out images (``gan_baselines.reconstruction``). The command is ``train/ae.py``; the studies in ``train/studies/``
-call ``train_autoencoder`` with their own configs.
+``model.safetensors``), then measures it on held-out images (``gan_baselines.reconstruction``). The
+command is ``train/ae.py``; the studies in ``train/studies/`` call ``train_autoencoder`` with their own
+configs.
 
     python -c "from gan_baselines.ae_training import AEConfig, model_config_for; print(model_config_for(AEConfig(), 1))"
 """

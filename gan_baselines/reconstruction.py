@@ -1,11 +1,12 @@
 """The held-out figure of the autoencoder families: how well a final model reconstructs images it never
 trained on. ``t2i train ae|vae|cvae`` end with it.
 
-``measure_reconstructions`` reconstructs up to ``n`` images evenly spread over the data's test split (from a
-source without one, the training images, and says so) and writes ``OUT/reconstruction_metrics.json`` (mean PSNR in dB and
-SSIM per image, ``t2i.metrics.pixels``, as the translators are measured; how many images, which split),
-``OUT/reconstructions.png`` (top: eight of those inputs, spread likewise, bottom: their reconstructions) and one line of the
-run's output. The model card lists the figures.
+``measure_reconstructions`` reconstructs up to ``n`` images evenly spread over the data's test split
+(from a source without one, the training images, and says so) and writes
+``OUT/reconstruction_metrics.json`` (mean PSNR in dB and SSIM per image, ``t2i.metrics.pixels``, as the
+translators are measured; how many images, which split), ``OUT/reconstructions.png`` (top: eight of those
+inputs, spread likewise, bottom: their reconstructions) and one line of the run's output. The model card
+lists the figures.
 
     t2i train ae --variant conv --data digits --steps 200 --out /tmp/ae && cat /tmp/ae/reconstruction_metrics.json
 """
@@ -18,17 +19,12 @@ from typing import Any, Callable
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from t2i.data import end_of_run_data
+from t2i.data import end_of_run_data, spread_indices
 from t2i.metrics.pixels import psnr, ssim
 from t2i.runtime.grids import save_grid
 
 METRICS_FILE = "reconstruction_metrics.json"
 SSIM_MIN_SIZE = 11  # SSIM's Gaussian window
-
-
-def spread(total: int, count: int) -> list[int]:
-    """``count`` indices evenly spaced over ``range(total)`` (all of them when ``count >= total``)."""
-    return torch.linspace(0, total - 1, min(count, total)).round().long().unique().tolist()
 
 
 @torch.no_grad()
@@ -39,8 +35,8 @@ def measure_reconstructions(run: Any, cfg: Any, trained: Any, reconstruct: Calla
     data, why = end_of_run_data(cfg, trained, n)
     shown = set(range(8))  # a streamed source: its first eight
     if hasattr(data, "__len__"):  # spread over the data: a folder sorted by kind is not judged on its first kind
-        data = Subset(data, spread(len(data), n))
-        shown = set(spread(len(data), 8))
+        data = Subset(data, spread_indices(len(data), n))
+        shown = set(spread_indices(len(data), 8))
     psnrs, ssims, inputs, outputs, seen = [], [], [], [], 0
     for batch in DataLoader(data, batch_size=128):
         x = batch["image"].to(run.device)

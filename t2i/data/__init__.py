@@ -47,7 +47,8 @@ from .transforms import BACKGROUNDS, RESIZE_MODES, Augment, check_resize, evalua
 
 __all__ = ["load_dataset", "BadDataReport", "BadDataError", "shapes_dataset", "DEFAULT_N", "describe_source",
            "shapes_options", "training_options", "evaluation_options", "random_choices", "RESIZE_MODES",
-           "held_out_split", "has_test_split", "end_of_run_data", "trained_options", "as_trained", "all_captions", "require_captions"]
+           "held_out_split", "has_test_split", "end_of_run_data", "trained_options", "as_trained", "all_captions",
+           "require_captions", "spread_indices"]
 
 # default number of generated shapes scenes per split
 DEFAULT_N = {"train": 20_000, "test": 2_000, "novel": 2_000}
@@ -269,6 +270,12 @@ def first_items(dataset: Any, k: int) -> list[dict[str, Any]]:
     if isinstance(dataset, torch.utils.data.IterableDataset):
         return list(itertools.islice(dataset, k))
     return [dataset[i] for i in range(min(k, len(dataset)))]
+
+
+def spread_indices(total: int, count: int) -> list[int]:
+    """``count`` indices evenly spaced over ``range(total)`` (all of them when ``count >= total``): a sample of a
+    folder sorted by kind that is not its first kind alone."""
+    return torch.linspace(0, total - 1, min(count, total)).round().long().unique().tolist()
 
 
 def item_count(dataset: Any) -> int | str:

@@ -123,10 +123,9 @@ def load_vae(path_or_id: str | Path) -> AutoencoderKL:
     """A VAE from: a built-in name (``shapes-vae-kl``), a ``t2i train vae-kl`` run (``vae/`` inside), a
     pipeline folder (``vae/``), a plain AutoencoderKL folder, or a hub id (``org/name``, or its ``vae`` subfolder)."""
     from t2i.builtin import hub_error, resolve
-
-    f32 = {"dtype": torch.float32}  # half-precision files (the compact built-ins) are computed in float32
     from t2i.runtime.checkpoint import stopped_run
 
+    f32 = {"dtype": torch.float32}  # half-precision files (the compact built-ins) are computed in float32
     source = resolve(path_or_id, hub=True, what="VAE")  # a missing local path: builtin.missing
     if isinstance(source, str):  # a standalone VAE repo, then a pipeline repo's vae/ subfolder
         try:

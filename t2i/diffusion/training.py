@@ -27,6 +27,7 @@ from diffusers import DDPMScheduler
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from t2i.data import spread_indices
 from t2i.diffusion.disk_cache import build_latents, build_text_states, cache_fingerprint, open_cache_dir
 from t2i.diffusion.pipeline import encode_text, warn_truncated
 
@@ -98,7 +99,7 @@ def reconstruction_psnr(vae: Any, dataset: Dataset, device: torch.device | str, 
     by kind would otherwise be judged on its first kind alone)."""
     if hasattr(dataset, "__len__"):
         count = min(n, len(dataset))
-        indices = torch.linspace(0, len(dataset) - 1, count).round().long().tolist() if spread else range(count)
+        indices = spread_indices(len(dataset), count) if spread else range(count)
         items = torch.utils.data.Subset(dataset, indices)
     else:
         items = dataset
