@@ -42,7 +42,8 @@ def resolve(path_or_name: str | Path, hub: bool = False, what: str = "model") ->
     A built-in name -> its folder; an existing path -> that path; with ``hub=True`` an ``org/name``
     -> the local snapshot of a t2i run uploaded as its folder (``t2i.hub``), else the string itself (the
     caller's ``from_pretrained`` loads it from the hub cache: offline, only what was downloaded before).
-    Anything else is ``missing(path_or_name, what)``: a FileNotFoundError that says what is accepted. A hub id the caller then fails to load is reported with ``hub_error``.
+    Anything else is ``missing(path_or_name, what)``: a FileNotFoundError that says what is accepted. A hub
+    id the caller then fails to load is reported with ``hub_error``.
     """
     text = str(path_or_name)
     if text in BUILTIN:
