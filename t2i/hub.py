@@ -30,22 +30,19 @@ def run_markers() -> list[str]:
     return [marker for marker, _, _ in LAYOUTS if marker != "model_index.json"] + [SAMPLING_FILE]
 
 
-def hub_file(repo_id: str, filename: str) -> Path | None:
-    """The local copy of one file of a hub model repo, or None when the repo has no such file, is not there,
-    or (offline: ``HF_HUB_OFFLINE=1``) was never downloaded."""
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError
-
-    try:
-        return Path(hf_hub_download(repo_id, filename))
-    except (EntryNotFoundError, OSError, ValueError):  # missing entry or repo, offline and uncached, a bad id
-        return None
-
-
 def hub_run(repo_id: str) -> Path | None:
-    """The local snapshot of a t2i run uploaded as its folder, or None for any other repo (module docstring)."""
-    if not any(hub_file(repo_id, marker) is not None for marker in run_markers()):
-        return None
-    from huggingface_hub import snapshot_download
+    """The local snapshot of a t2i run uploaded as its folder, or None for any other repo, a repo that is not
+    there, or no network and nothing cached (the caller's stock loader then says what failed). A marker in the
+    cache answers at once; else one request lists the repo's files (no retries: a machine without network and
+    without ``HF_HUB_OFFLINE=1`` is not kept waiting)."""
+    from huggingface_hub import model_info, snapshot_download, try_to_load_from_cache
 
-    return Path(snapshot_download(repo_id, ignore_patterns=LEFT_OUT))
+    markers = run_markers()
+    try:
+        if not any(isinstance(try_to_load_from_cache(repo_id, marker), str) for marker in markers):
+            files = {sibling.rfilename for sibling in model_info(repo_id).siblings or []}  # offline: raises
+            if not files & set(markers):
+                return None
+        return Path(snapshot_download(repo_id, ignore_patterns=LEFT_OUT))
+    except Exception:  # noqa: BLE001 - no such repo, gated, offline, no network (the HTTP client's own error
+        return None  # types differ between huggingface_hub versions), a bad id: the stock loader then reports it
