@@ -199,7 +199,17 @@ def test_shards_of_every_split(classes, tmp_path, capsys):
     from train.data import main as data_main
 
     assert data_main(["shards", str(classes), "--split", "all", "--out", str(tmp_path / "sh")]) == 0
-    assert "wrote 9 samples" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "wrote 9 samples" in said and f"give --data {tmp_path / 'sh'} to any trainer" in said
     train, test = (load_dataset(tmp_path / "sh" / split, size=8) for split in ("train", "test"))
     assert sorted(item["label"] for item in test) == [1, 2]  # the class index of the folders, in each split
     assert sorted(item["text"] for item in train) == sorted(["green leaves", "red apples", "sky"] * 3)
+    # regression: the folder it wrote was "not a recognised dataset"; now it is read as its splits
+    from t2i.data import has_test_split, held_out_split
+
+    written = tmp_path / "sh"
+    assert [sorted(i["text"] for i in load_dataset(written, split=s, size=8)) for s in ("train", "test")] == \
+        [sorted(i["text"] for i in part) for part in (train, test)]
+    assert held_out_split(written) == "test" and has_test_split(written)
+    with pytest.raises(ValueError, match=r"holds the shard splits \['test', 'train'\], not 'validation'"):
+        load_dataset(written, split="validation", size=8)

@@ -23,13 +23,19 @@ STEPS = ["--data", "digits", "--hidden", "32", "--batch-size", "8", "--n", "64",
          "--steps", "600"]
 
 
+def at_a_terminal() -> None:
+    """Ctrl-C as at a terminal: a test suite started in the background by a shell ignores SIGINT, and so would
+    its children (the run keeps an ignored SIGINT ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_saves_the_finished_steps_and_the_named_command_continues_bit_identically(tmp_path):
     assert cli(["train", "gan", *STEPS, "--out", str(tmp_path / "straight")]) == 0
 
     run = tmp_path / "stopped"
     child = subprocess.Popen([sys.executable, "-m", "train.cli", "train", "gan", *STEPS, "--out", str(run)],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                             env={**os.environ, "HF_HUB_OFFLINE": "1"}, preexec_fn=at_a_terminal)
     metrics, deadline = run / "metrics.jsonl", time.monotonic() + 120
     while not (metrics.is_file() and metrics.read_text().count("\n") >= 20) and time.monotonic() < deadline:
         time.sleep(0.02)

@@ -13,7 +13,8 @@ Sub-commands:
 - ``t2i data shards SOURCE --out DIR --per-shard 1000``: any map-style source (shapes, digits, a folder, a
   table, a ``datasets`` source; ``--image-column`` / ``--caption-column`` as for training) as WebDataset tar
   shards (``key.png|jpg|...`` as stored + ``key.txt``, an image's captions one per line [+ ``key.cls``]);
-  ``--split all`` writes each split the source holds into ``DIR/<split>/``.
+  ``--split all`` writes each split the source holds into ``DIR/<split>/``, and ``--data DIR`` reads them as
+  splits (training ``train/``, evaluations ``test/``).
 - ``t2i data validate PATH [--strict] [--resize M] [--background C]``: decodes every image of a folder, CSV or shards
   (or every split of a saved ``datasets`` DatasetDict), read as a run with those options will read it,
   and prints the bad-data report (every problem; conversions counted per rule, every one with
@@ -41,7 +42,7 @@ from t2i.data import translation
 from t2i.data.bad_data import CONVERTED_EXAMPLES, BadDataReport
 from t2i.data.digits import write_digits
 from t2i.data.folder import folder_splits
-from t2i.data.shards import IMAGE_EXTS, encode_png, write_shards
+from t2i.data.shards import IMAGE_EXTS, encode_png, shard_splits, write_shards
 from t2i.data.transforms import BACKGROUNDS, RESIZE_MODES
 
 
@@ -112,6 +113,9 @@ def _write_shards(args: argparse.Namespace) -> int:
         splits = every_split(args.source, kind) if kind not in ("shapes", "digits") else ["train", "test"]
         for split in splits:
             _write_shards(argparse.Namespace(**{**vars(args), "split": split, "out": str(Path(args.out) / split)}))
+        held_out = "; evaluations read test/" if "test" in splits else ""
+        print(f"give --data {args.out} to any trainer or evaluation (splits {', '.join(splits)}): training reads "
+              f"train/{held_out}")
         return 0
     columns = {k: v for k, v in (("image_column", args.image_column), ("caption_column", args.caption_column))
                if v is not None}
@@ -143,6 +147,8 @@ def every_split(source: str, kind: str) -> list[str]:
         return list(folder_splits(root))
     if kind == "hf-disk" and (root / "dataset_dict.json").is_file():
         return json.loads((root / "dataset_dict.json").read_text(encoding="utf-8"))["splits"]
+    if kind == "shards":
+        return list(shard_splits(root)) or ["train"]
     return ["train"]
 
 

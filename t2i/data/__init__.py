@@ -116,7 +116,9 @@ def describe_source(source: str | Path) -> str:
 
         if find_metadata(path) is not None or any(find_metadata(path / s) for s in ("train", "test", "validation")):
             return "folder"
-        if any(path.glob("*.tar")):
+        from .shards import shard_splits
+
+        if any(path.glob("*.tar")) or shard_splits(path):  # a folder of shards, or of split folders of them
             return "shards"
         if holds_images(path):  # images without metadata: class folders, or loose
             return "folder"
@@ -130,7 +132,8 @@ def describe_source(source: str | Path) -> str:
 
 def held_out_split(source: str | Path) -> str:
     """The split an evaluation reads by default: ``test`` where the source has named splits (shapes,
-    digits, a folder with ``train/`` ``test/``, a saved ``DatasetDict``, a hub or script dataset), else
+    digits, a folder with ``train/`` ``test/``, of images or of shards, a saved ``DatasetDict``, a hub or
+    script dataset), else
     ``train``, the one split of a single-split source (a flat folder, a CSV, shards, a saved ``Dataset``):
     there the source given *is* the held-out data, e.g. ``mydata/test``."""
     kind = describe_source(source)
@@ -141,12 +144,17 @@ def held_out_split(source: str | Path) -> str:
         return "train" if list(folder_splits(path).values()) == [path] else "test"
     if kind == "hf-disk":
         return "test" if (path / "dataset_dict.json").is_file() else "train"
-    return "train" if kind in ("csv", "shards") else "test"
+    if kind == "shards":
+        from .shards import shard_splits
+
+        return "test" if "test" in shard_splits(path) else "train"
+    return "train" if kind == "csv" else "test"
 
 
 def has_test_split(source: str | Path) -> bool:
     """Whether ``source`` holds a ``test`` split one can read without a download: the built-in data, a folder
-    with ``test/`` (``metadata.jsonl`` inside, or images beside ``train/``), a saved ``DatasetDict`` listing one.
+    with ``test/`` (``metadata.jsonl`` inside, images beside ``train/``, or shards), a saved ``DatasetDict``
+    listing one.
     Hub and script datasets say so only when loaded: False."""
     kind = describe_source(source)
     path = Path(str(source))
@@ -158,6 +166,10 @@ def has_test_split(source: str | Path) -> bool:
         return "test" in folder_splits(path)
     if kind == "hf-disk" and (path / "dataset_dict.json").is_file():
         return "test" in json.loads((path / "dataset_dict.json").read_text(encoding="utf-8")).get("splits", [])
+    if kind == "shards":
+        from .shards import shard_splits
+
+        return "test" in shard_splits(path)
     return False
 
 

@@ -45,6 +45,16 @@ SHARD_OPTIONS = ("shuffle_buffer", "start", "image_ext", "caption_ext", "split_b
 IMAGE_EXTS = ("png", "jpg", "jpeg", "webp", "bmp")
 
 
+def shard_splits(source: str | Path) -> dict[str, Path]:
+    """The splits of a folder that holds its shards by split, as ``t2i data shards SOURCE --split all --out DIR``
+    writes them (``DIR/train/*.tar``, ``DIR/test/*.tar``): ``{split: folder}``; empty for anything else (a
+    folder of ``.tar`` files is one split)."""
+    path = Path(str(source))
+    if not path.is_dir() or any(path.glob("*.tar")):
+        return {}
+    return {sub.name: sub for sub in sorted(path.iterdir()) if sub.is_dir() and any(sub.glob("*.tar"))}
+
+
 def expand_urls(source: str | Path) -> list[str]:
     """A ``.tar``, a brace pattern (``data-{000..009}.tar``) or a folder of ``.tar`` -> paths."""
     text = str(source)
@@ -66,8 +76,12 @@ class ShardDataset(IterableDataset):
                  strict: bool = False, channels: int | None = None, shuffle_buffer: int = 0,
                  start: int = 0, caption_ext: str = "txt", split: str = "train", split_by_worker: bool = False,
                  image_ext: str = "", augment: Augment | None = None):
-        if split != "train":
+        splits = shard_splits(source)
+        if splits and split not in splits:
+            raise ValueError(f"{source} holds the shard splits {sorted(splits)}, not {split!r}")
+        if not splits and split != "train":
             raise ValueError(f"WebDataset shards are a single split: use split='train', got {split!r}")
+        source = splits.get(split, source)
         if channels not in (None, 1, 3):
             raise ValueError(f"channels must be 1, 3 or None (RGB), got {channels!r}")
         if shuffle_buffer < 0 or start < 0 or (n is not None and n <= 0):
