@@ -72,9 +72,22 @@ def family_of(folder: Path) -> str:
     family = load_config_json(folder).get("family")
     if family is None and (stopped := stopped_run(folder)):  # a run's own config.json: no model yet
         raise stopped
+    if family is None and (kind := finished_run(folder)):
+        raise ValueError(f"{folder} is a `t2i train {kind}` run, not an image generator: give it where that kind of "
+                         "model is taken (--clip, --vae, --prior, ...), or give a generator here")
     if family not in FAMILIES:
         raise ValueError(f"{folder}/config.json names family {family!r}; known families: {sorted(FAMILIES)}")
     return family
+
+
+def finished_run(folder: Path) -> str:
+    """The trainer of a finished run folder that is not a generator's (a CLIP, a first stage, a prior), or ""."""
+    from t2i.model_card import trainer_of
+
+    try:
+        return trainer_of(folder)
+    except (FileNotFoundError, ValueError):
+        return ""
 
 
 def load_generator(path_or_name: str | Path, device: str = "cpu") -> Generator:

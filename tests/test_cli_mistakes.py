@@ -84,6 +84,8 @@ MISTAKES = [
     (["sample", "--model", "{tmp}/stopped_ae", "--n", "1", "--out", "{tmp}/o"],  # trainer ae-conv: command ae
      r"stopped before saving its model .*step_000003.*finish it with `t2i train ae --config .*stopped_ae/config.json "
      r"--resume latest`"),
+    (["sample", "--model", "{tmp}/finished_clip", "--prompt", "x", "--out", "{tmp}/o"],  # not "stopped before saving"
+     r"finished_clip is a `t2i train clip` run, not an image generator: give it where that kind of model is taken"),
     (["train", "ldm", "--init", "{tmp}/stopped", "--out", "{tmp}/o"], r"stopped/config.json`"),
     (["train", "ldm", "--vae", "{tmp}/stopped", "--out", "{tmp}/o"], r"stopped/config.json`"),
     (["train", "ldm", "--init", "shapes-ldm", "--clip", "{tmp}/stopped", "--out", "{tmp}/o"], r"stopped/config.json`"),
@@ -167,6 +169,11 @@ def scratch(tmp_path_factory) -> Path:
     (tmp / "stopped_ae" / "config.json").write_text(json.dumps({"out": "stopped_ae", "steps": 9, "resume": ""}))
     write_checkpoint(tmp / "stopped_ae" / "checkpoints", 3, {"trainer": {"step": 3}}, keep=2,
                      identity=RunIdentity("ae-conv", 0, "0123456789ab", {}))
+    (tmp / "finished_clip" / "model").mkdir(parents=True)  # a finished CLIP run: its model, and its checkpoint
+    (tmp / "finished_clip" / "config.json").write_text(json.dumps({"out": "finished_clip", "steps": 3, "resume": ""}))
+    (tmp / "finished_clip" / "model" / "open_clip_config.json").write_text("{}")
+    write_checkpoint(tmp / "finished_clip" / "checkpoints", 3, {"trainer": {"step": 3}}, keep=2,
+                     identity=RunIdentity("clip", 0, "0123456789ab", {}))
     (tmp / "runs").mkdir()  # so that "runs/nope" is a missing run folder, not a hub id
     return tmp
 

@@ -152,6 +152,10 @@ def stopped_run(folder: str | Path) -> FileNotFoundError | None:
         return None
     if not isinstance(settings, dict) or not RUN_CONFIG_KEYS <= set(settings) or "family" in settings:
         return None
+    from t2i.model_card import LAYOUTS  # here: the card's module imports this one
+
+    if any((folder / marker).is_file() for marker, _, _ in LAYOUTS):
+        return None  # a finished run (a CLIP, a first stage, ...): what it saved is there
     for _, checkpoint in step_dirs(folder / "checkpoints"):
         if (identity := identity_of_checkpoint(checkpoint)) is not None:
             return FileNotFoundError(f"{folder} is a training run that stopped before saving its model (its newest "
