@@ -64,6 +64,7 @@ class AEConfig(RunConfig):
     sparse_weight: float = 1e-3  # lambda of the L1 penalty on the code (sparse, overcomplete+sparse)
     contractive_weight: float = 1e-2  # lambda of the squared Frobenius norm of the encoder Jacobian
     checkpoint_every: int = 0  # write a resumable checkpoint every N steps; 0 = only at the end
+    eval_images: int = 256  # held-out images reconstructed at the end (PSNR, SSIM: reconstruction_metrics.json); 0 = skip
 
 
 def model_config_for(cfg: AEConfig, channels: int) -> dict[str, Any]:
@@ -128,6 +129,8 @@ def code_stats(model: nn.Module, dataset, device: torch.device, max_items: int =
 
 def train_autoencoder(cfg: AEConfig) -> Path:
     """Train one autoencoder on the runtime; returns the saved model folder (``OUT/model``)."""
+    if cfg.eval_images < 0:
+        raise ValueError(f"eval_images must be >= 0 (0 = skip the held-out measure), got {cfg.eval_images}")
     run = Run(cfg, name=f"ae-{cfg.variant}")
     dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
                            **training_options(cfg))
@@ -162,8 +165,10 @@ def train_autoencoder(cfg: AEConfig) -> Path:
         config.update(regularizer=cfg.regularizer if cfg.variant == "overcomplete" else "denoising",
                       noise=cfg.noise, noise_level=cfg.noise_level, random_level=cfg.random_level)
     paths = run.finish(save={"model": (final, config)})
-    if run.is_main:
+    if run.is_main and cfg.eval_images:
         final.eval()
-        measure_reconstructions(run, cfg, dataset, lambda batch: final.reconstruct(batch["image"].to(run.device)))
+        measure_reconstructions(run, cfg, dataset, lambda batch: final.reconstruct(batch["image"].to(run.device)),
+                                n=cfg.eval_images)
+    if run.is_main:
         write_model_card(run.out)
     return paths.get("model", run.out / "model")

@@ -29,7 +29,7 @@ SSIM_MIN_SIZE = 11  # SSIM's Gaussian window
 
 @torch.no_grad()
 def measure_reconstructions(run: Any, cfg: Any, trained: Any, reconstruct: Callable[[dict[str, Any]], torch.Tensor],
-                            n: int = 512) -> dict[str, Any]:
+                            n: int = 256) -> dict[str, Any]:
     """Reconstruct up to ``n`` held-out images with ``reconstruct`` (a batch of items -> images (B, C, S, S) in
     [0, 1]); write the figures and the grid into ``run.out`` and return the figures."""
     data, why = end_of_run_data(cfg, trained, n)

@@ -50,6 +50,7 @@ class VAEConfig(RunConfig):
     text_encoder: str = "shapes-clip"  # text conditioning: CLIP folder, built-in name or transformers model
     checkpoint_every: int = 0  # write a resumable checkpoint every N steps; 0 = only at the end
     sample_every: int = 0  # save prior samples every N steps (and at the end); 0 = only at the end
+    eval_images: int = 256  # held-out images reconstructed at the end (PSNR, SSIM: reconstruction_metrics.json); 0 = skip
 
     aliases: ClassVar[dict[str, str]] = {"clip": "text_encoder"}  # --clip, as the other text trainers name it
 
@@ -88,6 +89,8 @@ def train_vae(cfg: VAEConfig) -> Path:
     """Train a (conditional) VAE on the runtime; returns the saved model folder (``OUT/model``)."""
     if cfg.conditioning not in CONDITIONINGS:
         raise ValueError(f"conditioning must be one of {CONDITIONINGS}, got {cfg.conditioning!r}")
+    if cfg.eval_images < 0:
+        raise ValueError(f"eval_images must be >= 0 (0 = skip the held-out measure), got {cfg.eval_images}")
     family = "vae" if cfg.conditioning == "none" else "cvae"
     run = Run(cfg, name=family if family == "vae" else f"cvae-{cfg.conditioning}")
     dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
@@ -161,10 +164,12 @@ def train_vae(cfg: VAEConfig) -> Path:
         from t2i.provenance import write_record
 
         write_record(run.out, cfg.data, dataset, clip=cfg.text_encoder)
-    if run.is_main:
+    if run.is_main and cfg.eval_images:
         final.eval()
-        measure_reconstructions(run, cfg, dataset,
-                                lambda batch: final.reconstruct(batch["image"].to(run.device), condition(batch)))
+        measure_reconstructions(run, cfg, dataset, n=cfg.eval_images,
+                                reconstruct=lambda batch: final.reconstruct(batch["image"].to(run.device),
+                                                                            condition(batch)))
+    if run.is_main:
         write_model_card(run.out)
     return paths.get("model", run.out / "model")
 

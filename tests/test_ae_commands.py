@@ -132,9 +132,9 @@ def test_a_run_ends_measuring_reconstructions_of_held_out_images(tmp_path, capsy
     from t2i.metrics.pixels import psnr
 
     run = tmp_path / "ae"
-    assert cli(["train", "ae", "--variant", "conv", "--out", str(run), *TINY]) == 0
+    assert cli(["train", "ae", "--variant", "conv", "--eval-images", "400", "--out", str(run), *TINY]) == 0
     figures = json.loads((run / METRICS_FILE).read_text())
-    assert figures["split"] == "test" and figures["images"] == 355  # digits' test split
+    assert figures["split"] == "test" and figures["images"] == 355  # all of digits' test split (up to 400)
     assert "reconstructions of 355 held-out test images: PSNR" in capsys.readouterr().out
     model, _ = load_autoencoder(run / "model")  # the figure is the saved model's, recomputed here
     x = torch.stack([item["image"] for item in load_dataset("digits", split="test", size=32)])

@@ -124,9 +124,10 @@ TEXT_GAN = ["--data", "shapes", "--g-base", "4", "--d-base", "4", "--eval-n", "2
 # trainer -> (its options besides RUN, --size and --out; the request its saved generator is asked for, or
 # None where the run saves no image generator). "CLIP", "VAE" and "TEACHER" are filled in by the test.
 TRAINERS = {
-    "ae": (["--variant", "conv", "--widths", "4,8"], {}),
-    "vae": (["--arch", "conv", "--widths", "4,8", "--latent-dim", "2"], {}),
-    "cvae": (["--conditioning", "label", "--data", "digits", "--arch", "conv", "--widths", "4,8"], {"labels": [3]}),
+    "ae": (["--variant", "conv", "--widths", "4,8", "--eval-images", "2"], {}),
+    "vae": (["--arch", "conv", "--widths", "4,8", "--latent-dim", "2", "--eval-images", "2"], {}),
+    "cvae": (["--conditioning", "label", "--data", "digits", "--arch", "conv", "--widths", "4,8", "--eval-images", "2"],
+             {"labels": [3]}),
     "gan": (["--data", "digits", "--hidden", "16"], {}),
     "dcgan": (["--data", "shapes", "--g-base", "4", "--d-base", "4"], {}),
     "cgan": (["--data", "digits", "--g-base", "4", "--d-base", "4", "--eval-n", "1"], {"labels": [3]}),

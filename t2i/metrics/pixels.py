@@ -27,20 +27,21 @@ def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Ten
 
 
 def _window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """The 1-D Gaussian whose outer product with itself is the 2-D window: ``(size,)``."""
     g = torch.exp(-((torch.arange(size, dtype=torch.float64) - (size - 1) / 2) ** 2) / (2 * sigma ** 2))
-    g = g / g.sum()
-    return g[:, None] * g[None, :]  # (size, size)
+    return g / g.sum()
 
 
 def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """Structural similarity per image ``(N,)`` (module docstring), images at least 11 x 11."""
     _check(x, y)
     c = x.shape[1]
-    w = _window().to(x.device)[None, None].expand(c, 1, -1, -1)  # (C, 1, 11, 11), depthwise
+    g = _window().to(x.device)
+    rows, cols = g[None, None, None, :].expand(c, 1, 1, -1), g[None, None, :, None].expand(c, 1, -1, 1)  # depthwise
     x, y = x.double(), y.double()
 
-    def blur(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(t, w, groups=c)  # (N, C, H - 10, W - 10)
+    def blur(t: torch.Tensor) -> torch.Tensor:  # the separable 11 x 11 window: 22 products a pixel, not 121
+        return F.conv2d(F.conv2d(t, rows, groups=c), cols, groups=c)  # (N, C, H - 10, W - 10)
 
     mu_x, mu_y = blur(x), blur(y)
     var_x = blur(x * x) - mu_x ** 2
