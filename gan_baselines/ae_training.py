@@ -64,7 +64,7 @@ class AEConfig(RunConfig):
     sparse_weight: float = 1e-3  # lambda of the L1 penalty on the code (sparse, overcomplete+sparse)
     contractive_weight: float = 1e-2  # lambda of the squared Frobenius norm of the encoder Jacobian
     checkpoint_every: int = 0  # write a resumable checkpoint every N steps; 0 = only at the end
-    eval_images: int = 256  # held-out images reconstructed at the end (PSNR, SSIM: reconstruction_metrics.json); 0 = skip
+    eval_images: int = 256  # test images reconstructed at the end (PSNR, SSIM -> reconstruction_metrics.json); 0 = skip
 
 
 def model_config_for(cfg: AEConfig, channels: int) -> dict[str, Any]:

@@ -50,7 +50,7 @@ class VAEConfig(RunConfig):
     text_encoder: str = "shapes-clip"  # text conditioning: CLIP folder, built-in name or transformers model
     checkpoint_every: int = 0  # write a resumable checkpoint every N steps; 0 = only at the end
     sample_every: int = 0  # save prior samples every N steps (and at the end); 0 = only at the end
-    eval_images: int = 256  # held-out images reconstructed at the end (PSNR, SSIM: reconstruction_metrics.json); 0 = skip
+    eval_images: int = 256  # test images reconstructed at the end (PSNR, SSIM -> reconstruction_metrics.json); 0 = skip
 
     aliases: ClassVar[dict[str, str]] = {"clip": "text_encoder"}  # --clip, as the other text trainers name it
 
