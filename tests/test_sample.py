@@ -128,7 +128,7 @@ def test_prompts_from_stdin_and_from_a_pipe(ldm_folder, tmp_path, monkeypatch):
     assert [r["text"] for r in rows(tmp_path / "stdin")] == ["a red circle", "a blue square"]
     fifo, out = tmp_path / "fifo", tmp_path / "fifo_out"
     os.mkfifo(fifo)
-    writer = threading.Thread(target=fifo.write_text, args=("a green star\n",))  # the shell's end of `<(...)`
+    writer = threading.Thread(target=fifo.write_text, args=("a green star\n",), daemon=True)  # the shell's `<(...)`
     writer.start()
     assert train.sample.main(["--model", str(ldm_folder), "--prompts", str(fifo), "--out", str(out)]) == 0
     writer.join()
