@@ -309,9 +309,9 @@ class Run:
         bar = tqdm(total=self.cfg.steps, initial=self.step, desc=self.name, disable=not self.is_main, dynamic_ncols=True)
         self._tick = (time.perf_counter(), self.step)
         self._in_loop = True
-        signals = StopSignals() if self.num_processes == 1 else None
+        signals = StopSignals()
         try:
-            if signals is not None:
+            if self.num_processes == 1:  # several would have to agree on the step to stop at (StopSignals)
                 signals.install()
             for batch in loader.batches():
                 self.sync = (self._micro + 1) % self.cfg.grad_accum == 0
@@ -332,23 +332,22 @@ class Run:
                     self.save_checkpoint()
                 if self.step >= self.cfg.steps:
                     break
-                if signals is not None and signals.received:
-                    self._stop(bar, signals.received, saved=bool(every and self.step % every == 0))
+                if signals.received:
+                    self._stop(bar, signals.received)
             self._write_cost(bar.format_dict.get("elapsed", 0.0), self.step - bar.format_dict.get("initial", 0))
         finally:
-            if signals is not None:
-                signals.restore()
+            signals.restore()
             self._in_loop = False
             self.sync = True
             self.accelerator.gradient_state._set_sync_gradients(True)
             bar.close()
 
-    def _stop(self, bar: tqdm, signal_name: str, saved: bool) -> None:
+    def _stop(self, bar: tqdm, signal_name: str) -> None:
         """Ctrl-C or SIGTERM between two steps: keep the finished steps (logs, a checkpoint of this step), then
         raise ``RunInterrupted`` naming the command that continues the run."""
         if self._sums:
             self._flush_logs(bar)
-        if not saved:
+        if self.last_checkpoint != self.checkpoint_root / f"step_{self.step:06d}":  # not saved at this step already
             self.save_checkpoint()
         self._write_cost(bar.format_dict.get("elapsed", 0.0), self.step - bar.format_dict.get("initial", 0))
         raise RunInterrupted(f"{signal_name} at step {self.step} of {self.cfg.steps}: checkpoint "
