@@ -22,12 +22,16 @@ from t2i.diffusion.options import SAMPLING_FILE
 LEFT_OUT = ["checkpoints/*"]  # a run's resumable state: never needed to load its model
 
 
+STOCK_LAYOUTS = ("model_index.json", "vae/config.json")  # every diffusers pipeline repo has them; loaded file by file
+
+
 def run_markers() -> list[str]:
-    """The files that mark a repo as a t2i run folder: every layout's, but a bare ``model_index.json`` (any
-    diffusers pipeline has one; diffusers loads those file by file)."""
+    """The files that mark a repo as a t2i run folder: every layout's but those of any diffusers pipeline (a
+    `t2i train vae-kl` run uploaded loads by the stock ``AutoencoderKL`` path, ``subfolder="vae"``), which
+    would otherwise download a whole Stable Diffusion repo."""
     from t2i.model_card import LAYOUTS
 
-    return [marker for marker, _, _ in LAYOUTS if marker != "model_index.json"] + [SAMPLING_FILE]
+    return [marker for marker, _, _ in LAYOUTS if marker not in STOCK_LAYOUTS] + [SAMPLING_FILE]
 
 
 def hub_run(repo_id: str) -> Path | None:
