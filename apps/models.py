@@ -26,7 +26,7 @@ from apps.catalog import Scoring, choose_scorers, describe, model_names
 from gan_baselines.registry import load_generator
 from t2i.generator import (MAX_PROMPT_CHARS, Denoising, DenoisingStep, GenerationError, Generator, LatentCodes,
                            option_choices, to_pil)
-from t2i.provenance import TrainedOn, off_vocabulary_warning, trained_on
+from t2i.provenance import TrainedOn, outside_captions_warning, trained_on
 
 
 DEFAULT_IMAGES = 4  # images per model in the app's default request
@@ -132,7 +132,7 @@ class AppModels:
 
     def warnings(self, prompt: str) -> list[str]:
         """One line per model whose training captions never held some of the prompt's words."""
-        found = [off_vocabulary_warning(prompt, name, self.trained.get(name, TrainedOn()))
+        found = [outside_captions_warning(prompt, name, self.trained.get(name, TrainedOn()))
                  for name in (self.gan_name, self.diffusion_name)]
         return [w for w in found if w]
 

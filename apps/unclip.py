@@ -31,7 +31,7 @@ from t2i.builtin import is_installed
 from t2i.data.bad_data import ALPHA_MODES, to_rgb
 from t2i.data.transforms import BACKGROUNDS, fit
 from t2i.generator import GenerationError
-from t2i.provenance import TrainedOn, off_vocabulary_warning, trained_on
+from t2i.provenance import TrainedOn, outside_captions_warning, trained_on
 from t2i.unclip.pipeline import UnCLIPGenerator
 from t2i.unclip.relayout import background_colour, content_box
 
@@ -171,7 +171,7 @@ class UnCLIPTab:
         seconds = time.perf_counter() - start
         note = (f"{n} edit(s) of {source} toward \"{prompt}\" by **{self.name}**: (1 - {w:g}) x the image's CLIP "
                 f"embedding + {w:g} x the prior's embedding of the prompt, decoded; {seconds:.2f} s, seed {seed}.")
-        warning = off_vocabulary_warning(prompt, self.name, self.trained)
+        warning = outside_captions_warning(prompt, self.name, self.trained)
         if warning:
             note += f"\n\n**Outside the training captions:** {warning}."
         return self._display([shown])[0], self._display(images), note

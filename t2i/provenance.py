@@ -3,34 +3,45 @@
 Text-conditional trainers (``t2i train ldm|tgan|tgan-attn|cvae``) write ``t2i_training.json`` into
 the run folder (for latent diffusion the run folder is the pipeline folder)::
 
-    {"data": "shapes", "clip": "shapes-clip", "base": null, "captions": 20000, "words": ["a", "above", ...]}
+    {"data": "shapes", "clip": "shapes-clip", "base": null, "captions": 20000, "words": ["a", "above", ...],
+     "apart": [["above", "in"], ["above", "large"], ...]}
 
 ``clip`` is the text encoder the model reads prompts with (a built-in name as it is, a path made
 absolute); ``base`` the model a fine-tune (``--init``, a LoRA) started from, whose words and CLIP it
 inherits; ``words`` the sorted set of words (``words_of``) of every training caption, or null when
-the captions cannot be listed up front (streamed WebDataset shards). For ``shapes`` the words are
-the caption grammar's (``t2i.data.shapes.vocabulary``).
+the captions cannot be listed up front (streamed WebDataset shards); ``apart`` the pairs of those words
+that no caption holds together although the captions would join them often were the words independent
+(``apart_pairs``): a prompt that joins them (shapes' sizes with a relation: its two-object captions carry
+no sizes) asks for a scene the model was never shown, though each word is known. For ``shapes`` both are
+the caption grammar's (``t2i.data.shapes.vocabulary``, ``grammar_captions``).
 
 ``trained_on(model)`` reads that record; for models saved before it existed it falls back to the
 model's own ``config.json`` (GANs and VAEs record ``data`` and ``clip``/``text_encoder``; a run's
 config records ``init``), follows a LoRA's ``t2i_lora.json`` and a distilled model's
 ``t2i_distill.json`` to their base, and knows nothing of a hub id. Nothing known means no
-off-vocabulary warning: ``unknown_words`` is only asked when the words are recorded.
+warning: ``unknown_words`` and ``joined_apart`` are only asked when the words are recorded.
 
-    python -c "from t2i.provenance import trained_on, unknown_words; t = trained_on('shapes-ldm'); print(t, unknown_words('a photo of a cat', t.words))"
+    python -c "from t2i.provenance import *; print(joined_apart('small dot above', trained_on('shapes-ldm').apart))"
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
+from itertools import combinations
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
+
+import numpy as np
 
 RECORD = "t2i_training.json"
 _WORD = re.compile(r"[^\W_]+")  # runs of letters and digits, any script
 _BASE_FILES = (("t2i_lora.json", "base"), ("t2i_distill.json", "teacher"))  # fine-tunes that name their base
+EVIDENCE = 20.0  # two words are apart when independence would join them in this many captions and none does
+MAX_PAIR_WORDS = 2000  # the most frequent words whose pairs are counted (a word-by-word table of this side)
 
 
 def words_of(text: str) -> list[str]:
@@ -45,11 +56,20 @@ class TrainedOn:
     data: str | None = None  # the training data source ("shapes", a folder, ...)
     clip: str | None = None  # the CLIP (open_clip folder or built-in name) whose text tower the model reads
     words: frozenset[str] | None = None  # every word of its training captions (None: unknown, so no warnings)
+    apart: frozenset[tuple[str, str]] | None = None  # pairs of them no caption joins (apart_pairs; None: unknown)
 
     def describe(self) -> str:
         parts = [f"trained on `{self.data}`" if self.data else "training data not recorded",
                  f"text encoder from `{self.clip}`" if self.clip else "text encoder not recorded"]
         return ", ".join(parts)
+
+
+def captions_of(dataset: Any) -> list[str] | None:
+    """Every caption of every image of a training ``dataset``; None when they cannot be listed (a streamed one)."""
+    from t2i.data import all_captions
+
+    captions = all_captions(dataset)
+    return None if captions is None else [str(c) for c in captions]
 
 
 def caption_words(source: str, dataset: Any) -> frozenset[str] | None:
@@ -59,11 +79,60 @@ def caption_words(source: str, dataset: Any) -> frozenset[str] | None:
         from t2i.data.shapes import vocabulary
 
         return vocabulary()
-    lists = getattr(dataset, "caption_lists", None)  # user data: every caption of every image
-    captions = [c for texts in lists for c in texts] if lists is not None else getattr(dataset, "captions", None)
-    if captions is None:
+    captions = captions_of(dataset)
+    return None if captions is None else frozenset(w for caption in captions for w in words_of(caption))
+
+
+def apart_pairs(captions: Sequence[str], evidence: float = EVIDENCE) -> frozenset[tuple[str, str]]:
+    """The pairs of words (each pair in sorted order) that no caption holds together although, were the two
+    independent, ``count(u) * count(v) / len(captions) >= evidence`` captions would: combinations the data never
+    shows, not pairs too rare to have met (with 20 expected and none seen, chance is ruled out: e^-20). Counts are
+    of captions holding a word. ``evidence=0``: every pair never joined (the captions of a grammar, enumerated)."""
+    held = [frozenset(words_of(caption)) for caption in captions]
+    counts = Counter(word for words in held for word in words)
+    # count(u) * count(v) / n >= evidence needs count(u) >= evidence, as count(v) <= n
+    frequent = [w for w, c in counts.most_common(MAX_PAIR_WORDS) if c >= evidence]
+    if not held or len(frequent) < 2:
+        return frozenset()
+    from scipy import sparse
+
+    column = {word: i for i, word in enumerate(frequent)}
+    rows = [r for r, words in enumerate(held) for w in words if w in column]
+    cols = [column[w] for words in held for w in words if w in column]
+    has = sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(held), len(frequent)))
+    joined = (has.T @ has).toarray()  # captions holding both words
+    count = np.array([counts[w] for w in frequent], np.float64)
+    never = (joined == 0) & (np.outer(count, count) / len(held) >= evidence)
+    return frozenset(tuple(sorted((frequent[i], frequent[j]))) for i, j in zip(*np.nonzero(never)) if i < j)
+
+
+@lru_cache(maxsize=1)
+def shapes_apart() -> frozenset[tuple[str, str]]:
+    """The pairs of words no shapes caption joins (its grammar's every caption, enumerated)."""
+    from t2i.data.shapes import grammar_captions
+
+    return apart_pairs(grammar_captions(), evidence=0)
+
+
+def caption_apart(source: str, dataset: Any, base: str | None = None) -> frozenset[tuple[str, str]] | None:
+    """``apart_pairs`` of a training ``dataset``'s captions (from ``source``); None when they cannot be listed.
+    A fine-tune of ``base``: the base's pairs its own captions never join, and its own pairs with a word the base
+    never saw (None when the base's are unknown)."""
+    own = shapes_apart() if str(source) == "shapes" else None
+    captions = None if own is not None else captions_of(dataset)
+    if own is None and captions is None:
         return None
-    return frozenset(w for caption in captions for w in words_of(str(caption)))
+    own = own if own is not None else apart_pairs(captions)
+    if not base:
+        return own
+    inherited = trained_on(base)
+    if inherited.apart is None or inherited.words is None:
+        return None
+    if captions is None:  # shapes on a shapes base: the grammar's pairs are the base's
+        return inherited.apart & own
+    in_pairs = {w for pair in inherited.apart for w in pair}
+    joined = {pair for caption in captions for pair in combinations(sorted(set(words_of(caption)) & in_pairs), 2)}
+    return (inherited.apart - joined) | {pair for pair in own if not set(pair) <= inherited.words}
 
 
 def write_record(folder: str | Path, data: str, dataset: Any, clip: str | None = None,
@@ -73,9 +142,11 @@ def write_record(folder: str | Path, data: str, dataset: Any, clip: str | None =
     from t2i.builtin import reference
 
     words = caption_words(data, dataset)
+    apart = caption_apart(data, dataset, base)
     count = len(dataset) if hasattr(dataset, "__len__") else None
     record = {"data": str(data), "clip": reference(clip) if clip else None, "base": reference(base) if base else None,
-              "captions": count, "words": sorted(words) if words is not None else None}
+              "captions": count, "words": sorted(words) if words is not None else None,
+              "apart": sorted(list(pair) for pair in apart) if apart is not None else None}
     path = Path(folder) / RECORD
     path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     return path
@@ -133,13 +204,19 @@ def trained_on(path_or_name: str | Path, _depth: int = 0) -> TrainedOn:
         own = vocabulary()
     else:
         own = None
+    if isinstance(record.get("apart"), list):  # a fine-tune's record holds its base's pairs too (caption_apart)
+        own_apart = frozenset(tuple(pair) for pair in record["apart"])
+    else:  # no record, or one from before pairs were recorded
+        own_apart = shapes_apart() if data == "shapes" and not base else None
     if base and record:  # a fine-tune knows its base's words and its own
         words = own | inherited.words if own is not None and inherited.words is not None else None
+        apart = own_apart
     elif base:  # no record of its own (a distilled model, an older LoRA run): its base's, when on the base's data
-        words = inherited.words if str(data) == str(inherited.data) else None  # other data: unknown, no false alarm
+        same = str(data) == str(inherited.data)  # other data: unknown, no false alarm
+        words, apart = (inherited.words, inherited.apart) if same else (None, None)
     else:
-        words = own
-    return TrainedOn(data=str(data) if data else None, clip=str(clip) if clip else None, words=words)
+        words, apart = own, own_apart
+    return TrainedOn(data=str(data) if data else None, clip=str(clip) if clip else None, words=words, apart=apart)
 
 
 def unknown_words(prompt: str, words: Iterable[str] | None) -> list[str]:
@@ -153,6 +230,15 @@ def unknown_words(prompt: str, words: Iterable[str] | None) -> list[str]:
         if word not in known and word not in found:
             found.append(word)
     return found
+
+
+def joined_apart(prompt: str, apart: frozenset[tuple[str, str]] | None) -> list[tuple[str, str]]:
+    """The pairs of ``prompt``'s words that no training caption joins (``apart_pairs``), in the prompt's order;
+    [] when the pairs are unknown (None)."""
+    if not apart:
+        return []
+    words = list(dict.fromkeys(words_of(prompt)))
+    return [(u, v) for i, u in enumerate(words) for v in words[i + 1:] if tuple(sorted((u, v))) in apart]
 
 
 def new_words_warning(base: str, source: str, dataset: Any, data: str | None = None) -> str | None:
@@ -175,12 +261,32 @@ def new_words_warning(base: str, source: str, dataset: Any, data: str | None = N
             "as --clip")
 
 
-def off_vocabulary_warning(prompt: str, name: str, trained: TrainedOn) -> str | None:
-    """One line for a prompt with words ``name``'s training captions never held; None when there are none."""
-    unknown = unknown_words(prompt, trained.words)
-    if not unknown:
-        return None
-    shown = ", ".join(repr(w) for w in unknown[:8]) + (", ..." if len(unknown) > 8 else "")
+def outside_captions_warning(prompt: str, name: str, trained: TrainedOn) -> str | None:
+    """One line for a prompt with words ``name``'s training captions never held or, else, with words they never
+    join; None when there are neither."""
     data = f" ({trained.data})" if trained.data else ""
-    return (f"{name} never saw {shown} in its training captions{data}: it will draw what it knows, "
-            "not what these words mean")
+    unknown = unknown_words(prompt, trained.words)
+    if unknown:
+        shown = ", ".join(repr(w) for w in unknown[:8]) + (", ..." if len(unknown) > 8 else "")
+        return (f"{name} never saw {shown} in its training captions{data}: it will draw what it knows, "
+                "not what these words mean")
+    pairs = joined_apart(prompt, trained.apart)
+    if not pairs:
+        return None
+    return (f"{name}'s training captions{data} never join {grouped(pairs)}: it was never shown such a scene and will "
+            "likely draw it wrong; leave out one word of each pair")
+
+
+def grouped(pairs: list[tuple[str, str]], most: int = 3) -> str:
+    """Word pairs as "'a' with 'b' or 'c', nor 'd' with 'e'": the word in the most pairs first (the earlier on a tie),
+    with all its partners, then the same for the pairs left; after ``most`` groups, "...". """
+    order = {word: i for i, word in enumerate(dict.fromkeys(word for pair in pairs for word in pair))}
+    left, groups = list(pairs), []
+    while left:
+        degree = Counter(word for pair in left for word in pair)
+        head = min(degree, key=lambda word: (-degree[word], order[word]))
+        partners = [repr(v if u == head else u) for u, v in left if head in (u, v)]
+        left = [pair for pair in left if head not in pair]
+        listed = ", ".join(partners[:-1]) + " or " + partners[-1] if len(partners) > 1 else partners[0]
+        groups.append(f"{head!r} with {listed}")
+    return ", nor ".join(groups[:most]) + (", ..." if len(groups) > most else "")

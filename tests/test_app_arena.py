@@ -149,6 +149,14 @@ def test_battle_warns_of_words_outside_the_training_captions_without_naming_a_mo
         "Words outside the training captions: 'cat', 'of', 'photo' (one of the two)")
     assert arena.vocabulary_warning(PROMPT, ("tgan", "ldm")) == ""
     assert arena.vocabulary_warning(prompt, ("shapes-cvae", "shapes-cvae")) == ""
+    apart = frozenset({("above", "small"), ("above", "in")})  # known words that no caption of one model joins
+    arena.trained["ldm"] = TrainedOn(words=shapes_words | {"above"}, apart=apart)
+    assert arena.vocabulary_warning("a small red circle above a blue square", ("tgan", "ldm")).startswith(
+        "Words outside the training captions: 'above' (one of the two)")  # unknown words come first
+    arena.trained["tgan"] = TrainedOn(words=shapes_words | {"above"}, apart=apart - {("above", "in")})
+    assert arena.vocabulary_warning("a small red circle above a blue square", ("tgan", "ldm")) == (
+        "Words no training caption joins: 'small' with 'above' (neither model); a model may draw them wrong.")
+    assert arena.vocabulary_warning("a red circle above a blue square", ("tgan", "ldm")) == ""
     battle, _, _ = arena.battle(prompt, 0)  # the battle carries it, and it names no model (anonymous until the vote)
     assert battle["warning"] == arena.vocabulary_warning(prompt, (battle["model_a"], battle["model_b"])) != ""
     assert not any(name in battle["warning"] for name in arena.contenders)

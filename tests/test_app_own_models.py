@@ -13,12 +13,14 @@ import pytest
 from apps.catalog import FALLBACK_CLIP, choose_scorers, describe, model_names
 from apps.models import AppModels
 from t2i.data.shapes import vocabulary
-from t2i.provenance import RECORD, TrainedOn, caption_words, off_vocabulary_warning, trained_on, unknown_words
+from t2i.provenance import (RECORD, TrainedOn, caption_words, outside_captions_warning, shapes_apart, trained_on,
+                            unknown_words)
 
 from .app_fixtures import build_tiny_models
 
 OFF = "a photo of a cat"
 CLEAN = "a small red circle in the center"
+SIZED = "a small red circle above a large blue square"  # known words; shapes' two-object captions carry no sizes
 
 
 @pytest.fixture(scope="module")
@@ -36,13 +38,15 @@ def test_the_trainer_records_its_captions_words_and_clip(app_config):
     run = app_config.gan.removesuffix("/model")
     record = json.loads((Path(run) / RECORD).read_text())
     assert record["data"] == "shapes" and record["captions"] == 32 and set(record["words"]) == vocabulary()
+    assert {tuple(pair) for pair in record["apart"]} == shapes_apart() and ["above", "small"] in record["apart"]
     assert record["clip"] == app_config.clip  # the tiny CLIP, by absolute path
-    assert trained_on(app_config.gan) == trained_on(run) == TrainedOn("shapes", app_config.clip, vocabulary())
+    shapes = TrainedOn("shapes", app_config.clip, vocabulary(), shapes_apart())
+    assert trained_on(app_config.gan) == trained_on(run) == shapes
 
 
 def test_builtins_know_the_shapes_grammar_and_their_clip():
     for name in ("shapes-ldm", "shapes-ldm-fast", "shapes-ldm-6", "shapes-tgan", "shapes-cvae"):  # a record, a teacher (of a teacher), configs
-        assert trained_on(name) == TrainedOn("shapes", "shapes-clip", vocabulary()), name
+        assert trained_on(name) == TrainedOn("shapes", "shapes-clip", vocabulary(), shapes_apart()), name
     assert unknown_words(OFF, vocabulary()) == ["photo", "cat"]  # "of" is in the grammar ("to the left of")
     assert unknown_words("A Small RED circle, in the center.", vocabulary()) == []
 
@@ -50,16 +54,16 @@ def test_builtins_know_the_shapes_grammar_and_their_clip():
 def test_a_model_without_a_record_gets_no_warning(app_config, tmp_path):
     assert trained_on(app_config.diffusion) == TrainedOn()  # a bare pipeline folder
     assert trained_on("org/not-downloaded") == TrainedOn() and trained_on(tmp_path / "missing") == TrainedOn()
-    assert unknown_words(OFF, None) == [] and off_vocabulary_warning(OFF, "x", TrainedOn()) is None
+    assert unknown_words(OFF, None) == [] and outside_captions_warning(OFF, "x", TrainedOn()) is None
 
 
 def test_a_fine_tune_knows_its_base_words_and_its_own(tmp_path):
     lora = tmp_path / "lora"
     lora.mkdir()
     (lora / "t2i_lora.json").write_text(json.dumps({"family": "ldm", "base": "shapes-ldm"}))
-    assert trained_on(lora) == TrainedOn("shapes", "shapes-clip", vocabulary())  # an older run: the base's
+    assert trained_on(lora) == TrainedOn("shapes", "shapes-clip", vocabulary(), shapes_apart())  # older: the base's
     (lora / RECORD).write_text(json.dumps({"data": "cats/", "clip": None, "base": "shapes-ldm", "words": ["cat"]}))
-    assert trained_on(lora) == TrainedOn("cats/", "shapes-clip", vocabulary() | {"cat"})
+    assert trained_on(lora) == TrainedOn("cats/", "shapes-clip", vocabulary() | {"cat"})  # no pairs recorded: None
     (lora / RECORD).write_text(json.dumps({"data": "shards/", "clip": None, "base": "shapes-ldm", "words": None}))
     assert trained_on(lora).words is None  # its own captions were streamed: unknown, so no warnings
 
@@ -73,7 +77,7 @@ def test_an_older_fine_tune_on_other_data_gets_no_false_alarm_and_its_own_clip(t
     (run / "config.json").write_text(json.dumps({"init": "shapes-ldm", "data": "emoji/", "clip": "runs/emoji-clip"}))
     assert trained_on(run) == TrainedOn("emoji/", "runs/emoji-clip", None)
     (run / "config.json").write_text(json.dumps({"init": "shapes-ldm", "data": "shapes", "clip": ""}))
-    assert trained_on(run) == TrainedOn("shapes", "shapes-clip", vocabulary())  # on the base's data: its words
+    assert trained_on(run) == TrainedOn("shapes", "shapes-clip", vocabulary(), shapes_apart())  # the base's data
 
 
 def test_caption_words_of_user_data_and_streams():
@@ -106,6 +110,16 @@ def test_off_vocabulary_prompt_is_warned_beside_the_images(models):
     assert "tgan never saw 'photo', 'cat'" in warned["warning"] and "(shapes)" in warned["warning"]
     clean = models.generate(CLEAN, "", 0, 1, "ddim", 2, 2.0, False)
     assert clean["warnings"] == [] and clean["warning"] == ""
+
+
+def test_a_prompt_joining_words_no_caption_joins_is_warned_beside_the_images(models):
+    """Regression: "a small red circle above a large blue square" (known words, but sizes joined with a relation,
+    which no shapes caption does) drew the relation inverted in most images, with no warning."""
+    warned = models.generate(SIZED, "", 0, 1, "ddim", 2, 2.0, False)
+    assert len(warned["warnings"]) == 1 and warned["warnings"][0] in warned["warning"]
+    assert warned["warnings"][0].startswith(
+        "tgan's training captions (shapes) never join 'small' with 'above' or 'large', nor 'above' with 'large'")
+    assert models.generate("a red circle above a blue square", "", 0, 1, "ddim", 2, 2.0, False)["warnings"] == []
 
 
 def test_scores_are_raw_and_say_which_clip_gave_them(models):

@@ -16,9 +16,9 @@ Family options are flags derived from each family's typed options (diffusers' na
 latent diffusion: ``--sampler``, ``--num-inference-steps``, ``--guidance-scale``,
 ``--negative-prompt``; ``--temperature`` and ``--latents`` for VAEs). A given option the
 loaded family does not take is ignored with a note on stderr, never an error, so one command
-line serves every model of a comparison. Prompts with words the model's training captions never held
-(``t2i.provenance``: the record its trainer wrote) get one warning line on stderr; a model without a
-record gets none.
+line serves every model of a comparison. Prompts with words the model's training captions never held, or
+joining words they never join (a size with a relation, for the shapes models), get one warning line on stderr
+(``t2i.provenance``: the record its trainer wrote); a model without a record gets none.
 
     t2i sample --model shapes-ldm --prompt "a large red circle in the center" --n 8 --seed 0 --out /tmp/samples
     t2i sample --model shapes-ldm --prompts prompts.txt --sampler dpm-solver++ --num-inference-steps 20 --out /tmp/s
@@ -155,14 +155,16 @@ def split_options(generator: Any, args: argparse.Namespace) -> tuple[dict[str, A
 
 
 def vocabulary_warning(model: str, prompts: list[str]) -> str | None:
-    """One line naming the prompts' words that ``model``'s training captions never held; None if none (or unknown)."""
-    from t2i.provenance import off_vocabulary_warning, trained_on, unknown_words
+    """One line naming the prompts' words that ``model``'s training captions never held, else the first prompt's
+    words they never join; None if none (or unknown)."""
+    from t2i.provenance import outside_captions_warning, trained_on, unknown_words
 
     trained = trained_on(model)
-    outside = [p for p in prompts if unknown_words(p, trained.words)]
+    outside = [p for p in prompts if outside_captions_warning(p, model, trained)]
     if not outside:
         return None
-    line = off_vocabulary_warning(" ".join(outside), model, trained)
+    unknown = [p for p in outside if unknown_words(p, trained.words)]  # every unknown word in one line
+    line = outside_captions_warning(" ".join(unknown) if unknown else outside[0], model, trained)
     return line if len(prompts) == 1 else f"{len(outside)} of {len(prompts)} prompts: {line}"
 
 

@@ -267,6 +267,16 @@ def vocabulary() -> frozenset[str]:
     return frozenset(" ".join([fixed, *values]).split())
 
 
+def grammar_captions() -> list[str]:
+    """Every caption the grammar can write: each form with every slot value (a two-object caption's (colour, shape)
+    pairs differ). Which words a shapes caption ever holds together is read from these (``t2i.provenance``)."""
+    pairs = [(colour, shape) for colour in COLOURS for shape in SHAPES]
+    one = [f"a {size} {c} {s} in the {position}" for size in SIZES for c, s in pairs for position in POSITIONS]
+    two = [f"a {a[0]} {a[1]} {relation} a {b[0]} {b[1]}" for a in pairs for relation in RELATIONS for b in pairs
+           if a != b]
+    return one + two
+
+
 def parse_caption(text: str) -> dict[str, Any]:
     """Parse a shapes caption into ``{"objects": [...], "relation": ...}`` (no geometry).
 

@@ -1,0 +1,83 @@
+"""Prompts that join words no training caption joins (``t2i.provenance.apart_pairs``): "a small red circle above a
+large blue square" has only known words, but shapes' two-object captions carry no sizes, so the built-in models
+drew its relation inverted in most images with no warning. Such a prompt now gets the warning an unknown word
+gets, in ``t2i sample``, the app and the arena; a prompt in the captions' form gets none."""
+
+from __future__ import annotations
+
+import json
+
+import train.sample
+from t2i.data.shapes import grammar_captions, make_scenes, parse_caption
+from t2i.provenance import (TrainedOn, apart_pairs, caption_apart, joined_apart, outside_captions_warning,
+                            shapes_apart, trained_on, write_record)
+
+SIZED = "a small red circle above a large blue square"
+
+
+def test_pairs_apart_are_those_independence_would_join_often_and_no_caption_does():
+    captions = ["a big dog on grass"] * 100 + ["a small cat in a box"] * 100 + ["a tiny bird"] * 5 + ["a wet fish"] * 5
+    apart = apart_pairs(captions)
+    assert ("big", "small") in apart and ("cat", "dog") in apart and ("box", "grass") in apart
+    assert ("big", "dog") not in apart and ("a", "big") not in apart  # joined in every caption that holds them
+    assert not {pair for pair in apart if {"tiny", "wet", "bird", "fish"} & set(pair)}  # 5 x 5 / 210: too rare
+    assert apart_pairs(captions[:5] + captions[100:105]) == frozenset()  # 5 x 5 / 10 = 2.5 < 20: no evidence
+    assert apart_pairs([]) == frozenset() and apart_pairs(["one caption"] * 50) == frozenset()
+
+
+def test_the_shapes_grammar_pairs_are_what_its_training_captions_show():
+    assert all(parse_caption(c) for c in grammar_captions())  # every caption it enumerates is the spec's
+    apart = shapes_apart()
+    assert {("above", "small"), ("above", "large"), ("large", "small"), ("in", "to"), ("left", "right")} <= apart
+    assert ("above", "red") not in apart and ("large", "red") not in apart and ("left", "top") not in apart
+    sampled = [scene["caption"] for scene in make_scenes(4000, seed=3)]  # what a trainer's captions are
+    assert apart_pairs(sampled) == apart  # the statistical rule on real captions finds the grammar's pairs exactly
+
+
+def test_no_spec_caption_is_warned_and_a_sized_two_object_prompt_is():
+    trained = trained_on("shapes-ldm")
+    held_out = [scene["caption"] for scene in make_scenes(300, seed=1, split="novel")]
+    assert [c for c in held_out if outside_captions_warning(c, "shapes-ldm", trained)] == []
+    assert joined_apart(SIZED, trained.apart) == [("small", "above"), ("small", "large"), ("above", "large")]
+    assert outside_captions_warning(SIZED, "shapes-ldm", trained) == (
+        "shapes-ldm's training captions (shapes) never join 'small' with 'above' or 'large', nor 'above' with 'large': "
+        "it was never shown such a scene and will likely draw it wrong; leave out one word of each pair")
+    three = outside_captions_warning("a red circle above a blue square below a green cross", "m", trained)
+    assert "never join 'above' with 'below'" in three  # three objects: two relations, never in one caption
+    assert "never saw 'cat'" in outside_captions_warning("a small cat above a red square", "m", trained)  # words first
+    assert joined_apart(SIZED, None) == [] and outside_captions_warning(SIZED, "m", TrainedOn()) is None
+
+
+def test_a_fine_tune_keeps_the_base_pairs_its_own_captions_never_join(tmp_path):
+    class Stamps:  # the user-data loaders' captions: sizes above things, so that pair is now shown
+        caption_lists = [["a small frog above a pond"]] * 80 + [["a large tree"]] * 60 + [["a blue car"]] * 60
+
+    apart = caption_apart("stamps/", Stamps(), base="shapes-ldm")
+    assert ("above", "small") not in apart and ("above", "large") in apart and ("in", "to") in apart
+    assert ("frog", "tree") in apart and ("blue", "frog") in apart  # its own pairs with a word the base never saw
+    assert ("above", "blue") not in apart  # apart in its own captions, but both words the base's, which joins them
+    write_record(tmp_path, "stamps/", Stamps(), base="shapes-ldm")
+    assert trained_on(tmp_path).apart == apart
+    assert ["above", "large"] in json.loads((tmp_path / "t2i_training.json").read_text())["apart"]
+    assert caption_apart("shards/", iter(()), base="shapes-ldm") is None  # streamed captions: unknown, no warnings
+
+
+def test_t2i_sample_warns_of_a_sized_two_object_prompt(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert train.sample.main(["--model", "shapes-tgan", "--prompt", SIZED, "--n", "1", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "t2i sample: warning: shapes-tgan's training captions (shapes) never join 'small' with 'above'" in err
+    assert (out / "metadata.jsonl").is_file()  # a warning, never a refusal
+    assert train.sample.vocabulary_warning("shapes-ldm", [SIZED, "a red circle above a blue square"]).startswith(
+        "1 of 2 prompts: shapes-ldm's training captions (shapes) never join")
+    assert train.sample.vocabulary_warning("shapes-ldm", ["a red circle above a blue square"]) is None
+
+
+def test_the_pairs_are_shown_grouped_by_the_word_in_most_of_them():
+    from t2i.provenance import grouped
+
+    pairs = joined_apart("a small green square to the right of a large white cross", shapes_apart())
+    assert grouped(pairs) == "'small' with 'to', 'of' or 'large', nor 'large' with 'to' or 'of'"
+    assert grouped([("a", "b")]) == "'a' with 'b'"
+    four = [("a", "b"), ("c", "d"), ("e", "f"), ("g", "h")]
+    assert grouped(four) == "'a' with 'b', nor 'c' with 'd', nor 'e' with 'f', ..."
