@@ -31,7 +31,7 @@ from t2i.arena.judge import auto_judge
 from t2i.arena.ratings import HEADER, table_rows
 from t2i.arena.store import FORMATS, JUDGES, OUTCOMES
 from t2i.generator import GenerationError, Generator
-from t2i.provenance import TrainedOn, joined_apart, trained_on, unknown_words
+from t2i.provenance import TrainedOn, joined_apart, trained_on, unknown_words, unseen_next
 
 DB_NAME = "arena.sqlite"  # the votes' file under the app's outputs folder
 SHOWN = ("all",) + JUDGES  # whose votes the leaderboard counts
@@ -90,17 +90,23 @@ class Arena:
 
     def vocabulary_warning(self, prompt: str, models: tuple[str, str]) -> str:
         """One line when the prompt has words the battle's models never saw in training, else words their captions
-        never join, naming neither model (the battle is anonymous until the vote); "" otherwise, or when their
-        training captions are unknown."""
+        never join, else wording they never have, naming neither model (the battle is anonymous until the vote);
+        "" otherwise, or when their training captions are unknown."""
         trained = [self.trained.get(m, TrainedOn()) for m in models]
-        found = [{repr(w) for w in unknown_words(prompt, t.words)} for t in trained]
-        what, effect = "Words outside the training captions", "a model may ignore them"
-        if not found[0] | found[1]:
-            found = [{f"{u!r} with {v!r}" for u, v in joined_apart(prompt, t.apart)} for t in trained]
-            what, effect = "Words no training caption joins", "a model may draw them wrong"
-        groups = [(sorted(found[0] & found[1]), "neither model"), (sorted(found[0] ^ found[1]), "one of the two")]
-        parts = [f"{', '.join(items[:6])}{' ...' if len(items) > 6 else ''} ({who})" for items, who in groups if items]
-        return f"{what}: {'; '.join(parts)}; {effect}." if parts else ""
+        checks = [(lambda t: {repr(w) for w in unknown_words(prompt, t.words)},
+                   "Words outside the training captions", "a model may ignore them"),
+                  (lambda t: {f"{u!r} with {v!r}" for u, v in joined_apart(prompt, t.apart)},
+                   "Words no training caption joins", "a model may draw them wrong"),
+                  (lambda t: {f"{v!r} right after {u!r}" for u, v in unseen_next(prompt, t.never_next)},
+                   "Wording no training caption has", "a model may draw it wrong")]
+        for find, what, effect in checks:
+            found = [find(t) for t in trained]
+            groups = [(sorted(found[0] & found[1]), "neither model"), (sorted(found[0] ^ found[1]), "one of the two")]
+            parts = [f"{', '.join(items[:6])}{' ...' if len(items) > 6 else ''} ({who})" for items, who in groups
+                     if items]
+            if parts:
+                return f"{what}: {'; '.join(parts)}; {effect}."
+        return ""
 
     def vote(self, battle: dict[str, Any] | None, outcome: str) -> tuple[str, Vote]:
         """Store the vote on ``battle``; (the reveal text, the vote). A battle takes one vote."""

@@ -1,14 +1,16 @@
-"""What a prompt outside its model's caption form costs: two-object prompts with sizes.
+"""What a prompt outside its model's caption form costs: two-object prompts with sizes, and other forms.
 
 shapes' two-object captions carry no sizes ("a red circle above a blue square": both objects are small), so
 "a small red circle above a large blue square" joins words no training caption joins, though each word is
-known. This draws each of N two-object prompts of the test split with and without sizes (a size drawn at
-random before each object), judges both against the size-free caption (the shapes evaluator: relation,
-binding, all correct; sizes not judged) and counts the prompts ``t2i.provenance`` warns of. ``--data``: for
-captioned folders with a test split, the pairs their training captions keep apart and how many of their test
-captions would be warned of (false alarms: a test caption is in its data's form).
+known. This draws each of N prompts of the test split in its caption form and in the ``--forms`` given (a size
+drawn at random before each object; the articles left out; capitalised with a full stop), judges each against
+the caption (the shapes evaluator; sizes not judged in a two-object prompt) and counts the prompts
+``t2i.provenance`` warns of. ``--data``: for captioned folders with a test split, the pairs their training
+captions never join and never put side by side, and how many of their test captions would be warned of (false
+alarms: a test caption is worded as its data's are).
 
     python -m benchmarks.caption_form --models shapes-ldm-6,shapes-ldm,shapes-tgan --prompts 24 --n 4
+    python -m benchmarks.caption_form --models shapes-ldm --kind one,two --forms "no articles,capitalised"
     python -m benchmarks.caption_form --models "" --data /tmp/kohya/split,/tmp/emoji/emoji
 """
 
@@ -17,7 +19,7 @@ from __future__ import annotations
 import argparse
 import random
 import re
-from typing import Sequence
+from typing import Callable, Sequence
 
 
 def with_sizes(caption: str, rng: random.Random) -> str:
@@ -28,15 +30,23 @@ def with_sizes(caption: str, rng: random.Random) -> str:
     return colour.sub(lambda m: f"a {rng.choice(SIZES)} {m.group(1)} ", caption)
 
 
+FORMS: dict[str, Callable[[str, random.Random], str]] = {  # another form of a shapes caption
+    "with sizes": with_sizes,  # two-object captions only
+    "no articles": lambda caption, rng: re.sub(r"\b(a|the) ", "", caption),
+    "capitalised": lambda caption, rng: caption[0].upper() + caption[1:] + ".",
+}
+
+
 def false_alarms(folder: str) -> str:
-    """A table row: ``folder``'s training captions, the pairs they keep apart, its test captions warned of."""
+    """A table row: ``folder``'s training captions, the pairs they never join and never put side by side, its test
+    captions warned of."""
     from t2i.data import load_dataset
-    from t2i.provenance import apart_pairs, captions_of, joined_apart
+    from t2i.provenance import apart_pairs, captions_of, joined_apart, never_next_pairs, unseen_next
 
     train, test = captions_of(load_dataset(folder, split="train")), captions_of(load_dataset(folder, split="test"))
-    apart = apart_pairs(train)
-    warned = sum(bool(joined_apart(caption, apart)) for caption in test)
-    return f"| {folder} | {len(train)} | {len(apart)} | {warned}/{len(test)} |"
+    apart, never_next = apart_pairs(train), never_next_pairs(train)
+    warned = sum(bool(joined_apart(caption, apart) or unseen_next(caption, never_next)) for caption in test)
+    return f"| {folder} | {len(train)} | {len(apart)} | {len(never_next)} | {warned}/{len(test)} |"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -48,33 +58,42 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="shapes-ldm-6,shapes-ldm,shapes-tgan", help="comma list of models")
-    parser.add_argument("--prompts", type=int, default=24, help="two-object prompts of the test split")
+    parser.add_argument("--prompts", type=int, default=24, help="prompts of each kind, from the test split")
+    parser.add_argument("--kind", default="two", help="comma list: one, two (objects in the prompts)")
+    parser.add_argument("--forms", default="with sizes", help=f"comma list of forms besides the caption: {list(FORMS)}")
     parser.add_argument("--n", type=int, default=4, help="images per prompt")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", default="", help="comma list of captioned folders with a test split")
     args = parser.parse_args(argv)
     if args.data:
-        print("| data | training captions | pairs apart | test captions warned |\n| --- | --- | --- | --- |")
+        print("| data | training captions | pairs apart | pairs never next | test captions warned |\n" + "| --- " * 5 + "|")
         for folder in args.data.split(","):
             print(false_alarms(folder), flush=True)
     if not args.models:
         return 0
+    unknown = [form for form in args.forms.split(",") if form not in FORMS]
+    if unknown:
+        parser.error(f"--forms: unknown {unknown}; known: {list(FORMS)}")
 
     evaluator = ShapesEvaluator.from_pretrained()
-    plain = [caption for caption, _ in shapes_prompts(args.prompts, seed=1, split="test", kind="two")]
     rng = random.Random(args.seed)
-    sized = [with_sizes(caption, rng) for caption in plain]
-    judged_against = [caption for caption in plain for _ in range(args.n)]
-    print(f"{len(plain)} two-object prompts x {args.n} images, e.g. {sized[0]!r}; judged against the size-free caption")
-    print("| model | prompts | warned | relation | binding | all correct |\n| --- | --- | --- | --- | --- | --- |")
+    tasks = []  # (kind, form, the prompts in that form, the captions they are judged against): one set for every model
+    for kind in args.kind.split(","):
+        captions = [caption for caption, _ in shapes_prompts(args.prompts, seed=1, split="test", kind=kind)]
+        for form in ["caption", *(f for f in args.forms.split(",") if kind == "two" or f != "with sizes")]:
+            texts = [FORMS[form](caption, rng) if form != "caption" else caption for caption in captions]
+            tasks.append((kind, form, texts, [caption for caption in captions for _ in range(args.n)]))
+    print(f"{args.prompts} prompts of each kind x {args.n} images, judged against their caption")
+    print("| model | kind | form | e.g. | warned | relation | binding | all correct |\n" + "| --- " * 8 + "|")
     for name in args.models.split(","):
         generator, trained = load_generator(name), trained_on(name)
-        for form, texts in (("size-free", plain), ("with sizes", sized)):
+        for kind, form, texts, judged_against in tasks:
             warned = sum(outside_captions_warning(text, name, trained) is not None for text in texts)
             rows = evaluator.judge(generate_conditions(generator, texts, seed=args.seed, n=args.n), judged_against)
-            mean = lambda key: sum(bool(r[key]) for r in rows) / len(rows)  # noqa: E731
-            print(f"| {name} | {form} | {warned}/{len(texts)} | {mean('relation'):.3f} | {mean('binding'):.3f} | "
-                  f"{mean('all_correct'):.3f} |", flush=True)
+            keys = ("relation", "binding", "all_correct") if kind == "two" else ("all_correct",)
+            means = [f"{sum(bool(r[key]) for r in rows) / len(rows):.3f}" for key in keys]
+            print(f"| {name} | {kind} | {form} | {texts[0]} | {warned}/{len(texts)} | "
+                  + " | ".join(["", ""][:3 - len(means)] + means) + " |", flush=True)
     return 0
 
 

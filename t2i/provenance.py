@@ -4,7 +4,7 @@ Text-conditional trainers (``t2i train ldm|tgan|tgan-attn|cvae``) write ``t2i_tr
 the run folder (for latent diffusion the run folder is the pipeline folder)::
 
     {"data": "shapes", "clip": "shapes-clip", "base": null, "captions": 20000, "words": ["a", "above", ...],
-     "apart": [["above", "in"], ["above", "large"], ...]}
+     "apart": [["above", "in"], ["above", "large"], ...], "never_next": [["above", "blue"], ...]}
 
 ``clip`` is the text encoder the model reads prompts with (a built-in name as it is, a path made
 absolute); ``base`` the model a fine-tune (``--init``, a LoRA) started from, whose words and CLIP it
@@ -12,14 +12,17 @@ inherits; ``words`` the sorted set of words (``words_of``) of every training cap
 the captions cannot be listed up front (streamed WebDataset shards); ``apart`` the pairs of those words
 that no caption holds together although the captions would join them often were the words independent
 (``apart_pairs``): a prompt that joins them (shapes' sizes with a relation: its two-object captions carry
-no sizes) asks for a scene the model was never shown, though each word is known. For ``shapes`` both are
-the caption grammar's (``t2i.data.shapes.vocabulary``, ``grammar_captions``).
+no sizes) asks for a scene the model was never shown, though each word is known; ``never_next`` the
+ordered pairs never adjacent although they would often be (``never_next_pairs``): a prompt worded
+otherwise ("cyan cross above yellow triangle", articles left out) is drawn worse by a model that learnt one
+way of writing. For ``shapes`` all three are the caption grammar's (``t2i.data.shapes.vocabulary``,
+``grammar_captions``, with the partial captions of ``--partial-captions`` for ``never_next``).
 
 ``trained_on(model)`` reads that record; for models saved before it existed it falls back to the
 model's own ``config.json`` (GANs and VAEs record ``data`` and ``clip``/``text_encoder``; a run's
 config records ``init``), follows a LoRA's ``t2i_lora.json`` and a distilled model's
 ``t2i_distill.json`` to their base, and knows nothing of a hub id. Nothing known means no
-warning: ``unknown_words`` and ``joined_apart`` are only asked when the words are recorded.
+warning: ``unknown_words``, ``joined_apart`` and ``unseen_next`` are only asked when they are recorded.
 
     python -c "from t2i.provenance import *; print(joined_apart('small dot above', trained_on('shapes-ldm').apart))"
 """
@@ -40,7 +43,8 @@ import numpy as np
 RECORD = "t2i_training.json"
 _WORD = re.compile(r"[^\W_]+")  # runs of letters and digits, any script
 _BASE_FILES = (("t2i_lora.json", "base"), ("t2i_distill.json", "teacher"))  # fine-tunes that name their base
-EVIDENCE = 20.0  # two words are apart when independence would join them in this many captions and none does
+EVIDENCE = 20.0  # a pair of words counts as never shown when chance would show it this many times and none does
+PAIR_KINDS = ("apart", "never_next")  # the pair statistics recorded: never in one caption, never one right after
 MAX_PAIR_WORDS = 2000  # the most frequent words whose pairs are counted (a word-by-word table of this side)
 
 
@@ -57,6 +61,7 @@ class TrainedOn:
     clip: str | None = None  # the CLIP (open_clip folder or built-in name) whose text tower the model reads
     words: frozenset[str] | None = None  # every word of its training captions (None: unknown, so no warnings)
     apart: frozenset[tuple[str, str]] | None = None  # pairs of them no caption joins (apart_pairs; None: unknown)
+    never_next: frozenset[tuple[str, str]] | None = None  # (u, v): v never right after u (never_next_pairs)
 
     def describe(self) -> str:
         parts = [f"trained on `{self.data}`" if self.data else "training data not recorded",
@@ -106,33 +111,64 @@ def apart_pairs(captions: Sequence[str], evidence: float = EVIDENCE) -> frozense
     return frozenset(tuple(sorted((frequent[i], frequent[j]))) for i, j in zip(*np.nonzero(never)) if i < j)
 
 
-@lru_cache(maxsize=1)
-def shapes_apart() -> frozenset[tuple[str, str]]:
-    """The pairs of words no shapes caption joins (its grammar's every caption, enumerated)."""
-    from t2i.data.shapes import grammar_captions
+def never_next_pairs(captions: Sequence[str], evidence: float = EVIDENCE) -> frozenset[tuple[str, str]]:
+    """The ordered pairs (u, v) such that v never comes right after u in a caption although, were the word after u
+    drawn from all the captions' words, ``followed(u) * count(v) / words >= evidence`` would: how the captions are
+    worded (shapes' "above a yellow ...", never "above yellow"), not pairs too rare to have met (the n-gram view of
+    a language model; counts are of word occurrences). ``evidence=0``: every pair never adjacent (a grammar)."""
+    texts = [words_of(caption) for caption in captions]
+    count = Counter(word for words in texts for word in words)
+    followed = Counter(word for words in texts for word in words[:-1])
+    if not followed:
+        return frozenset()
+    total, most = sum(count.values()), followed.most_common(1)[0][1]
+    firsts = [w for w, c in followed.most_common(MAX_PAIR_WORDS) if c >= evidence]
+    seconds = [w for w, c in count.most_common(MAX_PAIR_WORDS) if c * most / total >= evidence]
+    expected = np.outer([followed[w] for w in firsts], [count[w] for w in seconds]) / total
+    seen = {pair for words in texts for pair in zip(words, words[1:])}
+    often = ((firsts[i], seconds[j]) for i, j in zip(*np.nonzero(expected >= evidence)))
+    return frozenset(pair for pair in often if pair not in seen)
 
-    return apart_pairs(grammar_captions(), evidence=0)
+
+PAIR_STATISTICS = {"apart": apart_pairs, "never_next": never_next_pairs}
 
 
-def caption_apart(source: str, dataset: Any, base: str | None = None) -> frozenset[tuple[str, str]] | None:
-    """``apart_pairs`` of a training ``dataset``'s captions (from ``source``); None when they cannot be listed.
-    A fine-tune of ``base``: the base's pairs its own captions never join, and its own pairs with a word the base
-    never saw (None when the base's are unknown)."""
-    own = shapes_apart() if str(source) == "shapes" else None
+@lru_cache(maxsize=len(PAIR_KINDS))
+def shapes_pairs(kind: str) -> frozenset[tuple[str, str]]:
+    """``kind``'s pairs of the shapes captions: every caption of the grammar, enumerated (for ``never_next`` with
+    their partial captions, which ``--partial-captions`` trains on, so that their wording is not warned of)."""
+    from t2i.clip.negatives import partial_captions
+    from t2i.data.shapes import grammar_captions, parse_caption
+
+    captions = grammar_captions()
+    if kind == "never_next":
+        captions += [partial for caption in captions for partial in partial_captions(parse_caption(caption))]
+    return PAIR_STATISTICS[kind](captions, evidence=0)
+
+
+def caption_pairs(kind: str, source: str, dataset: Any, base: str | None = None) -> frozenset[tuple[str, str]] | None:
+    """``kind``'s pairs (``PAIR_STATISTICS``) of a training ``dataset``'s captions (from ``source``); None when they
+    cannot be listed. A fine-tune of ``base``: the base's pairs its own captions never show, and its own pairs with a
+    word the base never saw (None when the base's are unknown)."""
+    own = shapes_pairs(kind) if str(source) == "shapes" else None
     captions = None if own is not None else captions_of(dataset)
     if own is None and captions is None:
         return None
-    own = own if own is not None else apart_pairs(captions)
+    own = own if own is not None else PAIR_STATISTICS[kind](captions)
     if not base:
         return own
     inherited = trained_on(base)
-    if inherited.apart is None or inherited.words is None:
+    base_pairs = getattr(inherited, kind)
+    if base_pairs is None or inherited.words is None:
         return None
     if captions is None:  # shapes on a shapes base: the grammar's pairs are the base's
-        return inherited.apart & own
-    in_pairs = {w for pair in inherited.apart for w in pair}
-    joined = {pair for caption in captions for pair in combinations(sorted(set(words_of(caption)) & in_pairs), 2)}
-    return (inherited.apart - joined) | {pair for pair in own if not set(pair) <= inherited.words}
+        return base_pairs & own
+    in_pairs, shown = {w for pair in base_pairs for w in pair}, set()
+    for caption in captions:
+        words = words_of(caption)
+        pairs = combinations(sorted(set(words) & in_pairs), 2) if kind == "apart" else zip(words, words[1:])
+        shown.update(pair for pair in pairs if pair in base_pairs)
+    return (base_pairs - shown) | {pair for pair in own if not set(pair) <= inherited.words}
 
 
 def write_record(folder: str | Path, data: str, dataset: Any, clip: str | None = None,
@@ -142,11 +178,12 @@ def write_record(folder: str | Path, data: str, dataset: Any, clip: str | None =
     from t2i.builtin import reference
 
     words = caption_words(data, dataset)
-    apart = caption_apart(data, dataset, base)
     count = len(dataset) if hasattr(dataset, "__len__") else None
     record = {"data": str(data), "clip": reference(clip) if clip else None, "base": reference(base) if base else None,
-              "captions": count, "words": sorted(words) if words is not None else None,
-              "apart": sorted(list(pair) for pair in apart) if apart is not None else None}
+              "captions": count, "words": sorted(words) if words is not None else None}
+    for kind in PAIR_KINDS:
+        pairs = caption_pairs(kind, data, dataset, base)
+        record[kind] = sorted(list(pair) for pair in pairs) if pairs is not None else None
     path = Path(folder) / RECORD
     path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     return path
@@ -204,19 +241,22 @@ def trained_on(path_or_name: str | Path, _depth: int = 0) -> TrainedOn:
         own = vocabulary()
     else:
         own = None
-    if isinstance(record.get("apart"), list):  # a fine-tune's record holds its base's pairs too (caption_apart)
-        own_apart = frozenset(tuple(pair) for pair in record["apart"])
-    else:  # no record, or one from before pairs were recorded
-        own_apart = shapes_apart() if data == "shapes" and not base else None
+    same = str(data) == str(inherited.data)  # a base's words on other data: unknown, no false alarm
+    pairs: dict[str, frozenset[tuple[str, str]] | None] = {}
+    for kind in PAIR_KINDS:
+        if isinstance(record.get(kind), list):  # a fine-tune's record holds its base's pairs too (caption_pairs)
+            pairs[kind] = frozenset(tuple(pair) for pair in record[kind])
+        elif record or not base:  # a record from before pairs were recorded, or none: the grammar's, for shapes
+            pairs[kind] = shapes_pairs(kind) if data == "shapes" and not base else None
+        else:  # no record of its own (a distilled model, an older LoRA run): its base's, when on the base's data
+            pairs[kind] = getattr(inherited, kind) if same else None
     if base and record:  # a fine-tune knows its base's words and its own
         words = own | inherited.words if own is not None and inherited.words is not None else None
-        apart = own_apart
-    elif base:  # no record of its own (a distilled model, an older LoRA run): its base's, when on the base's data
-        same = str(data) == str(inherited.data)  # other data: unknown, no false alarm
-        words, apart = (inherited.words, inherited.apart) if same else (None, None)
+    elif base:
+        words = inherited.words if same else None
     else:
-        words, apart = own, own_apart
-    return TrainedOn(data=str(data) if data else None, clip=str(clip) if clip else None, words=words, apart=apart)
+        words = own
+    return TrainedOn(data=str(data) if data else None, clip=str(clip) if clip else None, words=words, **pairs)
 
 
 def unknown_words(prompt: str, words: Iterable[str] | None) -> list[str]:
@@ -241,6 +281,13 @@ def joined_apart(prompt: str, apart: frozenset[tuple[str, str]] | None) -> list[
     return [(u, v) for i, u in enumerate(words) for v in words[i + 1:] if tuple(sorted((u, v))) in apart]
 
 
+def unseen_next(prompt: str, never_next: frozenset[tuple[str, str]] | None) -> list[tuple[str, str]]:
+    """The pairs of adjacent words of ``prompt`` that no training caption has one right after the other
+    (``never_next_pairs``), in the prompt's order, once each; [] when unknown (None)."""
+    words = words_of(prompt)
+    return list(dict.fromkeys(pair for pair in zip(words, words[1:]) if pair in never_next)) if never_next else []
+
+
 def new_words_warning(base: str, source: str, dataset: Any, data: str | None = None) -> str | None:
     """For a fine-tune of ``base`` on ``dataset`` (from ``source``; ``data`` as the user gave it) that keeps the base's
     text encoder: one line when more than a quarter of its captions' words never occur in the base's training
@@ -262,8 +309,8 @@ def new_words_warning(base: str, source: str, dataset: Any, data: str | None = N
 
 
 def outside_captions_warning(prompt: str, name: str, trained: TrainedOn) -> str | None:
-    """One line for a prompt with words ``name``'s training captions never held or, else, with words they never
-    join; None when there are neither."""
+    """One line for a prompt with words ``name``'s training captions never held, else with words they never join,
+    else worded as they never are; None when none of these."""
     data = f" ({trained.data})" if trained.data else ""
     unknown = unknown_words(prompt, trained.words)
     if unknown:
@@ -271,10 +318,19 @@ def outside_captions_warning(prompt: str, name: str, trained: TrainedOn) -> str 
         return (f"{name} never saw {shown} in its training captions{data}: it will draw what it knows, "
                 "not what these words mean")
     pairs = joined_apart(prompt, trained.apart)
-    if not pairs:
+    if pairs:
+        return (f"{name}'s training captions{data} never join {grouped(pairs)}: it was never shown such a scene and "
+                "will likely draw it wrong; leave out one word of each pair")
+    nexts = unseen_next(prompt, trained.never_next)
+    if not nexts:
         return None
-    return (f"{name}'s training captions{data} never join {grouped(pairs)}: it was never shown such a scene and will "
-            "likely draw it wrong; leave out one word of each pair")
+    shown = ", ".join(f"{v!r} right after {u!r}" for u, v in nexts[:3]) + (", ..." if len(nexts) > 3 else "")
+    if trained.data == "shapes":
+        from t2i.data.shapes import GRAMMAR
+
+        shown += f" (they read {GRAMMAR})"
+    return (f"{name}'s training captions{data} never put {shown}: it learnt their wording and will likely draw "
+            "others wrong; word the prompt as they are")
 
 
 def grouped(pairs: list[tuple[str, str]], most: int = 3) -> str:

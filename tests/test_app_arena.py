@@ -157,6 +157,9 @@ def test_battle_warns_of_words_outside_the_training_captions_without_naming_a_mo
     assert arena.vocabulary_warning("a small red circle above a blue square", ("tgan", "ldm")) == (
         "Words no training caption joins: 'small' with 'above' (neither model); a model may draw them wrong.")
     assert arena.vocabulary_warning("a red circle above a blue square", ("tgan", "ldm")) == ""
+    arena.trained["ldm"] = TrainedOn(words=shapes_words | {"above"}, never_next=frozenset({("above", "blue")}))
+    assert arena.vocabulary_warning("red circle above blue square", ("tgan", "ldm")) == (
+        "Wording no training caption has: 'blue' right after 'above' (one of the two); a model may draw it wrong.")
     battle, _, _ = arena.battle(prompt, 0)  # the battle carries it, and it names no model (anonymous until the vote)
     assert battle["warning"] == arena.vocabulary_warning(prompt, (battle["model_a"], battle["model_b"])) != ""
     assert not any(name in battle["warning"] for name in arena.contenders)

@@ -13,14 +13,15 @@ import pytest
 from apps.catalog import FALLBACK_CLIP, choose_scorers, describe, model_names
 from apps.models import AppModels
 from t2i.data.shapes import vocabulary
-from t2i.provenance import (RECORD, TrainedOn, caption_words, outside_captions_warning, shapes_apart, trained_on,
-                            unknown_words)
+from t2i.provenance import (PAIR_KINDS, RECORD, TrainedOn, caption_words, outside_captions_warning, shapes_pairs,
+                            trained_on, unknown_words)
 
 from .app_fixtures import build_tiny_models
 
 OFF = "a photo of a cat"
 CLEAN = "a small red circle in the center"
 SIZED = "a small red circle above a large blue square"  # known words; shapes' two-object captions carry no sizes
+SHAPES_PAIRS = {kind: shapes_pairs(kind) for kind in PAIR_KINDS}  # what no shapes caption shows
 
 
 @pytest.fixture(scope="module")
@@ -38,15 +39,16 @@ def test_the_trainer_records_its_captions_words_and_clip(app_config):
     run = app_config.gan.removesuffix("/model")
     record = json.loads((Path(run) / RECORD).read_text())
     assert record["data"] == "shapes" and record["captions"] == 32 and set(record["words"]) == vocabulary()
-    assert {tuple(pair) for pair in record["apart"]} == shapes_apart() and ["above", "small"] in record["apart"]
+    assert {kind: {tuple(pair) for pair in record[kind]} for kind in PAIR_KINDS} == SHAPES_PAIRS
+    assert ["above", "small"] in record["apart"] and ["above", "yellow"] in record["never_next"]
     assert record["clip"] == app_config.clip  # the tiny CLIP, by absolute path
-    shapes = TrainedOn("shapes", app_config.clip, vocabulary(), shapes_apart())
+    shapes = TrainedOn("shapes", app_config.clip, vocabulary(), **SHAPES_PAIRS)
     assert trained_on(app_config.gan) == trained_on(run) == shapes
 
 
 def test_builtins_know_the_shapes_grammar_and_their_clip():
     for name in ("shapes-ldm", "shapes-ldm-fast", "shapes-ldm-6", "shapes-tgan", "shapes-cvae"):  # a record, a teacher (of a teacher), configs
-        assert trained_on(name) == TrainedOn("shapes", "shapes-clip", vocabulary(), shapes_apart()), name
+        assert trained_on(name) == TrainedOn("shapes", "shapes-clip", vocabulary(), **SHAPES_PAIRS), name
     assert unknown_words(OFF, vocabulary()) == ["photo", "cat"]  # "of" is in the grammar ("to the left of")
     assert unknown_words("A Small RED circle, in the center.", vocabulary()) == []
 
@@ -61,7 +63,7 @@ def test_a_fine_tune_knows_its_base_words_and_its_own(tmp_path):
     lora = tmp_path / "lora"
     lora.mkdir()
     (lora / "t2i_lora.json").write_text(json.dumps({"family": "ldm", "base": "shapes-ldm"}))
-    assert trained_on(lora) == TrainedOn("shapes", "shapes-clip", vocabulary(), shapes_apart())  # older: the base's
+    assert trained_on(lora) == TrainedOn("shapes", "shapes-clip", vocabulary(), **SHAPES_PAIRS)  # older: the base's
     (lora / RECORD).write_text(json.dumps({"data": "cats/", "clip": None, "base": "shapes-ldm", "words": ["cat"]}))
     assert trained_on(lora) == TrainedOn("cats/", "shapes-clip", vocabulary() | {"cat"})  # no pairs recorded: None
     (lora / RECORD).write_text(json.dumps({"data": "shards/", "clip": None, "base": "shapes-ldm", "words": None}))
@@ -77,7 +79,7 @@ def test_an_older_fine_tune_on_other_data_gets_no_false_alarm_and_its_own_clip(t
     (run / "config.json").write_text(json.dumps({"init": "shapes-ldm", "data": "emoji/", "clip": "runs/emoji-clip"}))
     assert trained_on(run) == TrainedOn("emoji/", "runs/emoji-clip", None)
     (run / "config.json").write_text(json.dumps({"init": "shapes-ldm", "data": "shapes", "clip": ""}))
-    assert trained_on(run) == TrainedOn("shapes", "shapes-clip", vocabulary(), shapes_apart())  # the base's data
+    assert trained_on(run) == TrainedOn("shapes", "shapes-clip", vocabulary(), **SHAPES_PAIRS)  # the base's data
 
 
 def test_caption_words_of_user_data_and_streams():

@@ -16,9 +16,10 @@ Family options are flags derived from each family's typed options (diffusers' na
 latent diffusion: ``--sampler``, ``--num-inference-steps``, ``--guidance-scale``,
 ``--negative-prompt``; ``--temperature`` and ``--latents`` for VAEs). A given option the
 loaded family does not take is ignored with a note on stderr, never an error, so one command
-line serves every model of a comparison. Prompts with words the model's training captions never held, or
-joining words they never join (a size with a relation, for the shapes models), get one warning line on stderr
-(``t2i.provenance``: the record its trainer wrote); a model without a record gets none.
+line serves every model of a comparison. Prompts with words the model's training captions never held, joining
+words they never join (a size with a relation, for the shapes models) or worded as they never are (the articles
+left out) get one warning line on stderr (``t2i.provenance``: the record its trainer wrote); a model without a
+record gets none.
 
     t2i sample --model shapes-ldm --prompt "a large red circle in the center" --n 8 --seed 0 --out /tmp/samples
     t2i sample --model shapes-ldm --prompts prompts.txt --sampler dpm-solver++ --num-inference-steps 20 --out /tmp/s
@@ -154,18 +155,24 @@ def split_options(generator: Any, args: argparse.Namespace) -> tuple[dict[str, A
     return options, ignored
 
 
-def vocabulary_warning(model: str, prompts: list[str]) -> str | None:
-    """One line naming the prompts' words that ``model``'s training captions never held, else the first prompt's
-    words they never join; None if none (or unknown)."""
+def prompt_warnings(model: str, prompts: list[str]) -> list[str]:
+    """At most two lines: the prompts' words that ``model``'s training captions never held, and what is outside
+    them in the first of the other prompts that is (words never joined, a wording never used); [] if none (or
+    unknown)."""
     from t2i.provenance import outside_captions_warning, trained_on, unknown_words
 
     trained = trained_on(model)
-    outside = [p for p in prompts if outside_captions_warning(p, model, trained)]
-    if not outside:
-        return None
-    unknown = [p for p in outside if unknown_words(p, trained.words)]  # every unknown word in one line
-    line = outside_captions_warning(" ".join(unknown) if unknown else outside[0], model, trained)
-    return line if len(prompts) == 1 else f"{len(outside)} of {len(prompts)} prompts: {line}"
+    unknown = [p for p in prompts if unknown_words(p, trained.words)]
+    other = [p for p in prompts if p not in unknown and outside_captions_warning(p, model, trained)]
+    lines = []
+    if unknown:  # every unknown word in one line
+        line = outside_captions_warning(" ".join(unknown), model, trained)
+        lines.append(line if len(prompts) == 1 else f"{len(unknown)} of {len(prompts)} prompts: {line}")
+    if other:
+        line = outside_captions_warning(other[0], model, trained)
+        example = f"{len(other)} of {len(prompts)} prompts (e.g. {other[0]!r})"
+        lines.append(line if len(prompts) == 1 else f"{example}: {line}")
+    return lines
 
 
 def image_inputs(generator: Any, args: argparse.Namespace, options: dict[str, Any]) -> int:
@@ -248,8 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if labels is not None:
         labels = label_indexes(labels, getattr(generator, "class_names", None) or [])
     if prompts is not None and generator.conditioning == "text":
-        warning = vocabulary_warning(args.model, prompts)
-        if warning:
+        for warning in prompt_warnings(args.model, prompts):
             print(f"t2i sample: warning: {warning}", file=sys.stderr)
     conditions = conditions_for(generator, prompts, labels)
     try:
