@@ -131,7 +131,8 @@ class AppModels:
         return self.scoring.scorers.get(name, self.scorer) if self.scoring else self.scorer
 
     def warnings(self, prompt: str) -> list[str]:
-        """One line per model whose training captions never held some of the prompt's words."""
+        """One line per model whose training captions the prompt is outside of: words they never held, never join
+        or never put side by side (``t2i.provenance.outside_captions_warning``)."""
         found = [outside_captions_warning(prompt, name, self.trained.get(name, TrainedOn()))
                  for name in (self.gan_name, self.diffusion_name)]
         return [w for w in found if w]

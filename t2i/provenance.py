@@ -44,7 +44,6 @@ RECORD = "t2i_training.json"
 _WORD = re.compile(r"[^\W_]+")  # runs of letters and digits, any script
 _BASE_FILES = (("t2i_lora.json", "base"), ("t2i_distill.json", "teacher"))  # fine-tunes that name their base
 EVIDENCE = 20.0  # a pair of words counts as never shown when chance would show it this many times and none does
-PAIR_KINDS = ("apart", "never_next")  # the pair statistics recorded: never in one caption, never one right after
 MAX_PAIR_WORDS = 2000  # the most frequent words whose pairs are counted (a word-by-word table of this side)
 
 
@@ -125,15 +124,17 @@ def never_next_pairs(captions: Sequence[str], evidence: float = EVIDENCE) -> fro
     firsts = [w for w, c in followed.most_common(MAX_PAIR_WORDS) if c >= evidence]
     seconds = [w for w, c in count.most_common(MAX_PAIR_WORDS) if c * most / total >= evidence]
     expected = np.outer([followed[w] for w in firsts], [count[w] for w in seconds]) / total
-    seen = {pair for words in texts for pair in zip(words, words[1:])}
-    often = ((firsts[i], seconds[j]) for i, j in zip(*np.nonzero(expected >= evidence)))
-    return frozenset(pair for pair in often if pair not in seen)
+    often = {(firsts[i], seconds[j]) for i, j in zip(*np.nonzero(expected >= evidence))}
+    for words in texts:
+        often.difference_update(zip(words, words[1:]))  # seen side by side
+    return frozenset(often)
 
 
+# the pair statistics a record keeps (TrainedOn's fields): never in one caption, never one right after the other
 PAIR_STATISTICS = {"apart": apart_pairs, "never_next": never_next_pairs}
 
 
-@lru_cache(maxsize=len(PAIR_KINDS))
+@lru_cache(maxsize=len(PAIR_STATISTICS))
 def shapes_pairs(kind: str) -> frozenset[tuple[str, str]]:
     """``kind``'s pairs of the shapes captions: every caption of the grammar, enumerated (for ``never_next`` with
     their partial captions, which ``--partial-captions`` trains on, so that their wording is not warned of)."""
@@ -181,7 +182,7 @@ def write_record(folder: str | Path, data: str, dataset: Any, clip: str | None =
     count = len(dataset) if hasattr(dataset, "__len__") else None
     record = {"data": str(data), "clip": reference(clip) if clip else None, "base": reference(base) if base else None,
               "captions": count, "words": sorted(words) if words is not None else None}
-    for kind in PAIR_KINDS:
+    for kind in PAIR_STATISTICS:
         pairs = caption_pairs(kind, data, dataset, base)
         record[kind] = sorted(list(pair) for pair in pairs) if pairs is not None else None
     path = Path(folder) / RECORD
@@ -243,7 +244,7 @@ def trained_on(path_or_name: str | Path, _depth: int = 0) -> TrainedOn:
         own = None
     same = str(data) == str(inherited.data)  # a base's words on other data: unknown, no false alarm
     pairs: dict[str, frozenset[tuple[str, str]] | None] = {}
-    for kind in PAIR_KINDS:
+    for kind in PAIR_STATISTICS:
         if isinstance(record.get(kind), list):  # a fine-tune's record holds its base's pairs too (caption_pairs)
             pairs[kind] = frozenset(tuple(pair) for pair in record[kind])
         elif record or not base:  # a record from before pairs were recorded, or none: the grammar's, for shapes

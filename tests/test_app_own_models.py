@@ -13,7 +13,7 @@ import pytest
 from apps.catalog import FALLBACK_CLIP, choose_scorers, describe, model_names
 from apps.models import AppModels
 from t2i.data.shapes import vocabulary
-from t2i.provenance import (PAIR_KINDS, RECORD, TrainedOn, caption_words, outside_captions_warning, shapes_pairs,
+from t2i.provenance import (PAIR_STATISTICS, RECORD, TrainedOn, caption_words, outside_captions_warning, shapes_pairs,
                             trained_on, unknown_words)
 
 from .app_fixtures import build_tiny_models
@@ -21,7 +21,7 @@ from .app_fixtures import build_tiny_models
 OFF = "a photo of a cat"
 CLEAN = "a small red circle in the center"
 SIZED = "a small red circle above a large blue square"  # known words; shapes' two-object captions carry no sizes
-SHAPES_PAIRS = {kind: shapes_pairs(kind) for kind in PAIR_KINDS}  # what no shapes caption shows
+SHAPES_PAIRS = {kind: shapes_pairs(kind) for kind in PAIR_STATISTICS}  # what no shapes caption shows
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def test_the_trainer_records_its_captions_words_and_clip(app_config):
     run = app_config.gan.removesuffix("/model")
     record = json.loads((Path(run) / RECORD).read_text())
     assert record["data"] == "shapes" and record["captions"] == 32 and set(record["words"]) == vocabulary()
-    assert {kind: {tuple(pair) for pair in record[kind]} for kind in PAIR_KINDS} == SHAPES_PAIRS
+    assert {kind: {tuple(pair) for pair in record[kind]} for kind in PAIR_STATISTICS} == SHAPES_PAIRS
     assert ["above", "small"] in record["apart"] and ["above", "yellow"] in record["never_next"]
     assert record["clip"] == app_config.clip  # the tiny CLIP, by absolute path
     shapes = TrainedOn("shapes", app_config.clip, vocabulary(), **SHAPES_PAIRS)

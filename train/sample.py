@@ -18,8 +18,8 @@ latent diffusion: ``--sampler``, ``--num-inference-steps``, ``--guidance-scale``
 loaded family does not take is ignored with a note on stderr, never an error, so one command
 line serves every model of a comparison. Prompts with words the model's training captions never held, joining
 words they never join (a size with a relation, for the shapes models) or worded as they never are (the articles
-left out) get one warning line on stderr (``t2i.provenance``: the record its trainer wrote); a model without a
-record gets none.
+left out) get a warning on stderr (``t2i.provenance``: the record its trainer wrote); a model without a record
+gets none.
 
     t2i sample --model shapes-ldm --prompt "a large red circle in the center" --n 8 --seed 0 --out /tmp/samples
     t2i sample --model shapes-ldm --prompts prompts.txt --sampler dpm-solver++ --num-inference-steps 20 --out /tmp/s
