@@ -134,24 +134,31 @@ def never_next_pairs(captions: Sequence[str], evidence: float = EVIDENCE) -> fro
 PAIR_STATISTICS = {"apart": apart_pairs, "never_next": never_next_pairs}
 
 
-@lru_cache(maxsize=len(PAIR_STATISTICS))
-def shapes_pairs(kind: str) -> frozenset[tuple[str, str]]:
+@lru_cache(maxsize=2 * len(PAIR_STATISTICS))
+def shapes_pairs(kind: str, reworded: bool = False) -> frozenset[tuple[str, str]]:
     """``kind``'s pairs of the shapes captions: every caption of the grammar, enumerated (for ``never_next`` with
-    their partial captions, which ``--partial-captions`` trains on, so that their wording is not warned of)."""
+    their partial captions, which ``--partial-captions`` trains on, so that their wording is not warned of);
+    ``reworded``: with their rewordings too, for a model trained with ``--reworded-captions``."""
     from t2i.clip.negatives import partial_captions
     from t2i.data.shapes import grammar_captions, parse_caption
+    from t2i.clip.negatives import reworded_captions
 
     captions = grammar_captions()
+    scenes = [{**parse_caption(caption), "caption": caption} for caption in captions]
     if kind == "never_next":
-        captions += [partial for caption in captions for partial in partial_captions(parse_caption(caption))]
+        captions += [partial for scene in scenes for partial in partial_captions(scene)]
+    if reworded:
+        captions += [text for scene in scenes for text in reworded_captions(scene)]
     return PAIR_STATISTICS[kind](captions, evidence=0)
 
 
-def caption_pairs(kind: str, source: str, dataset: Any, base: str | None = None) -> frozenset[tuple[str, str]] | None:
-    """``kind``'s pairs (``PAIR_STATISTICS``) of a training ``dataset``'s captions (from ``source``); None when they
-    cannot be listed. A fine-tune of ``base``: the base's pairs its own captions never show, and its own pairs with a
-    word the base never saw (None when the base's are unknown)."""
-    own = shapes_pairs(kind) if str(source) == "shapes" else None
+def caption_pairs(kind: str, source: str, dataset: Any, base: str | None = None,
+                  reworded: bool = False) -> frozenset[tuple[str, str]] | None:
+    """``kind``'s pairs (``PAIR_STATISTICS``) of a training ``dataset``'s captions (from ``source``; ``reworded``:
+    shapes trained with ``--reworded-captions``); None when they cannot be listed. A fine-tune of ``base``: the base's
+    pairs its own captions never show, and its own pairs with a word the base never saw (None when the base's are
+    unknown)."""
+    own = shapes_pairs(kind, reworded) if str(source) == "shapes" else None
     captions = None if own is not None else captions_of(dataset)
     if own is None and captions is None:
         return None
@@ -173,9 +180,10 @@ def caption_pairs(kind: str, source: str, dataset: Any, base: str | None = None)
 
 
 def write_record(folder: str | Path, data: str, dataset: Any, clip: str | None = None,
-                 base: str | None = None) -> Path:
+                 base: str | None = None, reworded: bool = False) -> Path:
     """Write ``folder/t2i_training.json`` for a model trained on ``dataset`` (from ``data``) with ``clip``
-    (or fine-tuned from ``base``). Paths are written as ``t2i.builtin.reference`` gives them."""
+    (or fine-tuned from ``base``; ``reworded``: shapes with ``--reworded-captions``). Paths are written as
+    ``t2i.builtin.reference`` gives them."""
     from t2i.builtin import reference
 
     words = caption_words(data, dataset)
@@ -183,7 +191,7 @@ def write_record(folder: str | Path, data: str, dataset: Any, clip: str | None =
     record = {"data": str(data), "clip": reference(clip) if clip else None, "base": reference(base) if base else None,
               "captions": count, "words": sorted(words) if words is not None else None}
     for kind in PAIR_STATISTICS:
-        pairs = caption_pairs(kind, data, dataset, base)
+        pairs = caption_pairs(kind, data, dataset, base, reworded)
         record[kind] = sorted(list(pair) for pair in pairs) if pairs is not None else None
     path = Path(folder) / RECORD
     path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")

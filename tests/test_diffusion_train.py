@@ -258,16 +258,53 @@ def test_partial_captions_enter_the_text_table_and_replace_only_one_object_capti
     assert 0.4 < (half[0::3] != 0).float().mean() < 0.6
 
 
-def test_ldm_partial_captions_run_and_refusal(vae_run, ldm_run, tmp_path, capsys):
+def test_reworded_captions_are_true_rewordings_drawn_from_the_text_table():
+    """The built-ins drew "cyan cross above yellow triangle" (articles left out) and two-object prompts with sizes
+    about as well as a coin flip on the relation: trained on one wording (benchmarks/caption_form.py)."""
+    from t2i.data.shapes import make_scenes
+    from t2i.clip.negatives import reworded_captions
+    from t2i.diffusion.training import CachedLatents, add_reworded_captions, draw_partial
+
+    one, two = make_scenes(1, seed=5, p_two=0.0)[0], make_scenes(1, seed=5, p_two=1.0)[0]
+    assert reworded_captions(one) == [one["caption"].replace("a ", "", 1).replace("the ", "")]
+    a, b = two["objects"]
+    sized = f"a small {a['colour']} {a['shape']} {two['relation']} a small {b['colour']} {b['shape']}"
+    assert reworded_captions(two)[1] == sized
+    assert reworded_captions(two)[2] == sized.replace("a small", "small").replace(" the ", " ")
+    assert " a " not in f" {reworded_captions(two)[0]} " and " the " not in f" {reworded_captions(two)[0]} "
+    texts = [one["caption"], two["caption"]]
+    cached = CachedLatents(torch.zeros(3, 2, 2, 2), torch.tensor([0, 1, 0]), list(texts))
+    assert add_reworded_captions(cached, [one, two, one]) == 4 and cached.texts[:2] == texts
+    assert [cached.texts[i] for i in cached[1]["reworded_ids"]] == reworded_captions(two)
+    assert cached[0]["reworded_ids"].tolist()[1:] == [-1, -1]  # one-object scenes have one rewording
+    assert cached[2]["reworded_ids"].equal(cached[0]["reworded_ids"])
+    ids = torch.tensor([0, 1, 0])
+    reworded = torch.stack([cached[i]["reworded_ids"] for i in range(3)])
+    always = draw_partial(ids, reworded, 1.0, torch.Generator().manual_seed(0))
+    assert [cached.texts[i] for i in always][::2] == reworded_captions(one) * 2 and int(always[1]) in reworded[1]
+
+
+def test_ldm_partial_and_reworded_captions_run_and_refusal(vae_run, ldm_run, tmp_path, capsys):
     import train.ldm
 
     out = tmp_path / "partial"
     assert train.ldm.main([*TINY, *GRID, "--vae", str(vae_run), "--clip", str(ldm_run), "--unet", "test", "--cache",
-                           "--partial-captions", "0.5", "--out", str(out)]) == 0
-    assert "partial captions:" in capsys.readouterr().out
+                           "--partial-captions", "0.5", "--reworded-captions", "0.5", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "partial captions:" in printed and "reworded captions:" in printed
     assert (out / "unet" / "config.json").exists()
-    with pytest.raises(SystemExit, match="use it with --data shapes --cache"):
-        train.ldm.main([*TINY, "--vae", str(vae_run), "--partial-captions", "0.5", "--out", str(tmp_path / "x")])
+    from t2i.provenance import joined_apart, shapes_pairs, trained_on, unseen_next
+
+    trained = trained_on(out)  # its record knows the rewordings it was shown: no warning for them
+    assert trained.never_next == shapes_pairs("never_next", reworded=True) != shapes_pairs("never_next")
+    assert unseen_next("cyan cross above yellow triangle", trained.never_next) == []
+    assert joined_apart("a small red circle above a large blue square", trained.apart) == [("small", "large"),
+                                                                                           ("above", "large")]
+    for flag in ("--partial-captions", "--reworded-captions"):
+        with pytest.raises(SystemExit, match="use it with --data shapes --cache"):
+            train.ldm.main([*TINY, "--vae", str(vae_run), flag, "0.5", "--out", str(tmp_path / "x")])
+        with pytest.raises(SystemExit, match=f"{flag} must be a probability"):
+            train.ldm.main([*TINY, "--vae", str(vae_run), "--cache", flag, "1.5", "--out", str(tmp_path / "x")])
 
 
 def test_ldm_cache_dir_runs_learn_what_the_memory_cache_learns_and_reuse_the_folder(vae_run, ldm_run, tmp_path, capsys):

@@ -51,7 +51,7 @@ from t2i.diffusion.interop import load_pipeline
 from t2i.diffusion.options import DiffusionOptions, SamplerName, load_sampling_options, save_sampling_options
 from t2i.diffusion.pipeline import LatentDiffusionPipeline, LDMGenerator, make_scheduler
 from t2i.diffusion.progressive import progressive_loss, student_grid
-from t2i.diffusion.training import build_caches, draw_partial, partial_captions_edit, sample_cached
+from t2i.diffusion.training import build_caches, caption_edits, draw_partial, sample_cached
 from t2i.model_card import write_model_card
 from t2i.runtime import Run, RunConfig
 from t2i.runtime.grids import grid_prompts, save_grid
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         (run.out / "samples").mkdir(parents=True, exist_ok=True)
         (run.out / "samples" / "prompts.txt").write_text("\n".join(prompts) + "\n")
     cached, text_table = build_caches(run, dataset, cfg.data, data_options, vae, text_encoder, tokenizer, cfg.cache_dir,
-                                      edit=partial_captions_edit(dataset, cfg.partial_captions, run.print))
+                                      edit=caption_edits(dataset, cfg.partial_captions, 0.0, run.print))
     # the teacher's VAE is frozen; text states (U+1, T, D)
     opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps)))

@@ -7,7 +7,9 @@ preset) learns to denoise ``z * scaling_factor`` under the DDPM schedule, epsilo
 prediction, optional min-SNR-gamma weighting, with ``caption_dropout`` of captions replaced by
 "" for classifier-free guidance; on ``shapes`` with ``--cache``, ``--partial-captions P`` captions a
 one-object scene, with probability P, by a true caption without its size, colour or position (the
-built-in recipe: 0.5; held-out colour-shape pairs need it). Fine-tuning: ``--init`` a pipeline folder (ours or Stable
+built-in recipe: 0.5; held-out colour-shape pairs need it), and ``--reworded-captions P`` any scene by its caption
+reworded, still true (the articles left out; two objects with their size, small), so that prompts worded so are
+read as the caption is. Fine-tuning: ``--init`` a pipeline folder (ours or Stable
 Diffusion layout) or hub id; full UNet, or ``--lora-rank R`` (peft LoRA on the attention).
 On new data, ``--vae`` and ``--clip`` replace the base's first stage and text encoder (a decoder
 fitted by ``t2i train vae-kl --init BASE --train-part decoder``, a CLIP fine-tuned on the captions)
@@ -59,9 +61,8 @@ from t2i.diffusion.lora import add_lora, save_lora
 from t2i.diffusion.options import DiffusionOptions, SamplerName, load_sampling_options, save_sampling_options
 from t2i.diffusion.pipeline import (LatentDiffusionPipeline, LDMGenerator, encode_text, make_scheduler,
                                     training_scheduler)
-from t2i.diffusion.training import (build_caches, diffusion_loss,
-                                    draw_partial, drop_captions, first_stage_warning, partial_captions_edit, reconstruction_psnr,
-                                    sample_cached, to_vae_input)
+from t2i.diffusion.training import (build_caches, caption_edits, diffusion_loss, draw_partial, drop_captions,
+                                    first_stage_warning, reconstruction_psnr, sample_cached, to_vae_input)
 from t2i.diffusion.unet import UNetPreset, build_unet
 from t2i.model_card import write_model_card
 from t2i.provenance import new_words_warning, write_record
@@ -87,6 +88,7 @@ class LDMConfig(RunConfig):
     cache: bool = False  # encode every image (VAE posterior) and caption once before training: faster steps; in memory, or on disk with --cache-dir
     cache_dir: str = ""  # with --cache: keep the cache in this folder, memory-mapped (data larger than memory), resumed after an interruption and reused by later runs on the same data and models (t2i.diffusion.disk_cache); "" = in memory
     partial_captions: float = 0.0  # shapes, with --cache: probability that a one-object scene is captioned with its size, colour or position left out (true but partial: the shape word moves; t2i.diffusion.training.add_partial_captions)
+    reworded_captions: float = 0.0  # shapes, with --cache: probability that a scene is captioned by its caption reworded, still true (articles left out; two objects with their size, small), so that prompts worded so are read alike (t2i.diffusion.training.add_reworded_captions)
     # speed options (opt-in; benchmarks/train_throughput.py measures them). They change how a step is
     # computed, not what is learnt, so a run may be resumed with them switched (they are not in its identity;
     # nor is --cache-dir: the cache on disk holds the values the one in memory holds).
@@ -186,11 +188,12 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--caption-dropout must be in [0, 1), got {cfg.caption_dropout}")
     if cfg.lora_rank and not cfg.init:
         raise SystemExit("--lora-rank adapts an existing pipeline: give --init PIPELINE_FOLDER")
-    if not 0 <= cfg.partial_captions <= 1:
-        raise SystemExit(f"--partial-captions must be a probability in [0, 1], got {cfg.partial_captions}")
-    if cfg.partial_captions and (str(cfg.data) != "shapes" or not cfg.cache):
-        raise SystemExit("--partial-captions writes captions from shapes' scene labels into the latent cache: "
-                         "use it with --data shapes --cache")
+    for flag, p in (("--partial-captions", cfg.partial_captions), ("--reworded-captions", cfg.reworded_captions)):
+        if not 0 <= p <= 1:
+            raise SystemExit(f"{flag} must be a probability in [0, 1], got {p}")
+        if p and (str(cfg.data) != "shapes" or not cfg.cache):
+            raise SystemExit(f"{flag} writes captions from shapes' scene labels into the latent cache: "
+                             "use it with --data shapes --cache")
     if cfg.cache_dir and not cfg.cache:
         raise SystemExit("--cache-dir is where --cache keeps its latents and text states: add --cache")
     run = Run(cfg, name="ldm")
@@ -253,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     train_set, text_table = dataset, None  # train_set: the captions' record (t2i.provenance)
     if cfg.cache:  # posterior moments of every image + text states of every distinct caption (and "")
         cached, text_table = build_caches(run, dataset, cfg.data, data_options, vae, text_encoder, tokenizer, cfg.cache_dir,
-                                          edit=partial_captions_edit(dataset, cfg.partial_captions, run.print))  # (U+1, T, D)
+                                          edit=caption_edits(dataset, cfg.partial_captions, cfg.reworded_captions,
+                                                             run.print))  # (U+1, T, D)
         dataset = cached
     total = sum(p.numel() for p in run.unwrap(unet).parameters())
     run.print(f"UNet {total / 1e6:.2f} M parameters ({sum(p.numel() for p in params) / 1e6:.3f} M trained), "
@@ -267,6 +271,10 @@ def main(argv: list[str] | None = None) -> int:
                 ids = batch["text_id"]  # (B,)
                 if cfg.partial_captions:
                     ids = draw_partial(ids, batch["partial_ids"], cfg.partial_captions, run.generator)
+                if cfg.reworded_captions:  # the caption's own rewordings (the partial ones keep their wording)
+                    reworded = draw_partial(batch["text_id"], batch["reworded_ids"], cfg.reworded_captions,
+                                            run.generator)
+                    ids = torch.where(reworded != batch["text_id"], reworded, ids)
                 drop = torch.rand(len(ids), generator=run.generator) < cfg.caption_dropout
                 ids = torch.where(drop.to(ids.device), len(text_table) - 1, ids)  # the last row is ""
                 cond = text_table[ids.to(text_table.device)].to(run.device)  # (B, T, D)
@@ -309,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         save_sampling_options(options, run.out)
         # the CLIP the text encoder came from: a replacing --clip, else the base's (found through base) or shapes-clip
         write_record(run.out, cfg.data, train_set, clip=cfg.clip or (None if cfg.init else "shapes-clip"),
-                     base=cfg.init or None)
+                     base=cfg.init or None, reworded=bool(cfg.reworded_captions))
         run.print(f"saved {'LoRA weights' if cfg.lora_rank else 'pipeline'} to {run.out}")
     run.finish()
     if run.is_main:

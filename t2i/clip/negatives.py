@@ -65,6 +65,7 @@ SHAPES_KINDS: tuple[str, ...] = ("swap_objects", "flip_relation", "swap_colours"
 OBJECT_KINDS: tuple[str, ...] = ("replace_object_colour", "replace_object_shape")
 RULE_KINDS: tuple[str, ...] = ("swap_noun_phrases", "swap_modifiers", "swap_nouns", "shuffle")
 PARTIAL_DROPS: tuple[str, ...] = ("size", "colour", "position")  # what a partial caption leaves out (one of them)
+ARTICLE = re.compile(r"\b(a|the) ")  # what a reworded caption leaves out (reworded_captions)
 PERTURBERS: tuple[str, ...] = ("off", "shapes", "rules", "auto")  # what `t2i train clip --hard-negatives` takes
 OPPOSITE: dict[str, str] = {"above": "below", "below": "above",
                             "to the left of": "to the right of", "to the right of": "to the left of"}
@@ -173,6 +174,18 @@ def partial_captions(record: dict[str, Any]) -> list[str]:
     if len(record["objects"]) != 1:
         return []
     return [_without(record, dropped)["caption"] for dropped in PARTIAL_DROPS]
+
+
+def reworded_captions(record: dict[str, Any]) -> list[str]:
+    """A shapes scene's caption as people also word it, every one still true: the articles left out ("small red
+    triangle in top left") and, for two objects, with the size they have (the spec's two-object scenes are both
+    small: "a small red circle above a small blue square"), with and without the articles."""
+    caption = record["caption"]
+    if len(record["objects"]) == 1:
+        return [ARTICLE.sub("", caption)]
+    (first, second), relation = record["objects"], record["relation"]
+    sized = f"a small {first['colour']} {first['shape']} {relation} a small {second['colour']} {second['shape']}"
+    return [ARTICLE.sub("", caption), sized, ARTICLE.sub("", sized)]
 
 
 def _without(record: dict[str, Any], dropped: str) -> dict[str, Any]:

@@ -140,6 +140,7 @@ class CachedLatents(Dataset):
         self.moments, self.text_ids, self.texts = moments, text_ids, texts
         self.caption_ids, self.seed, self.epoch, self._item_rng = caption_ids, seed, 0, item_rng
         self.partial_ids: torch.Tensor | None = None  # (N, K) ids of true partial captions, -1 = none (add_partial_captions)
+        self.reworded_ids: torch.Tensor | None = None  # (N, K) ids of the captions reworded (add_reworded_captions)
         self.extras: dict[str, torch.Tensor] = {}  # other per-item arrays (build_latent_cache's), not in the items
 
     def set_epoch(self, epoch: int) -> None:
@@ -155,6 +156,8 @@ class CachedLatents(Dataset):
             item["text_id"] = choices[self._item_rng(self.seed, self.epoch, i).randrange(len(choices))]
         if self.partial_ids is not None:
             item["partial_ids"] = self.partial_ids[i]
+        if self.reworded_ids is not None:
+            item["reworded_ids"] = self.reworded_ids[i]
         return item
 
 
@@ -180,15 +183,39 @@ def add_partial_captions(cached: CachedLatents, records: Sequence[dict[str, Any]
     return int((cached.partial_ids[:, 0] >= 0).sum())
 
 
-def partial_captions_edit(dataset: Any, p: float, log: Callable[[str], None]) -> Callable[[CachedLatents], None] | None:
-    """``build_caches``' ``edit`` for a trainer's ``--partial-captions P`` on ``shapes`` (``dataset.records``: its
-    scene labels): ``add_partial_captions``, said in one line; None when ``p`` is 0."""
-    if not p:
+def add_reworded_captions(cached: CachedLatents, records: Sequence[dict[str, Any]]) -> int:
+    """Give each ``shapes`` scene of ``cached`` its rewordings (``t2i.clip.negatives.reworded_captions``), appended to its text table; ``draw_partial``
+    then captions the scene by one of them. Returns how many captions were added to the table.
+
+    Why: trained on one wording, the built-ins drew "cyan cross above yellow triangle" (articles left out) and
+    two-object prompts with sizes about as well as a coin flip on the relation (``benchmarks/caption_form.py``)."""
+    from t2i.clip.negatives import reworded_captions
+
+    table = {t: i for i, t in enumerate(cached.texts)}
+    before, rows = len(table), []
+    for record in records:
+        ids = [table.setdefault(c, len(table)) for c in reworded_captions(record)]
+        rows.append(ids + [-1] * (3 - len(ids)))  # one-object scenes have one
+    cached.texts = list(table)
+    cached.reworded_ids = torch.tensor(rows, dtype=torch.long)  # (N, 3)
+    return len(table) - before
+
+
+def caption_edits(dataset: Any, partial: float, reworded: float,
+                  log: Callable[[str], None]) -> Callable[[CachedLatents], None] | None:
+    """``build_caches``' ``edit`` for a trainer's ``--partial-captions P`` and ``--reworded-captions P`` on ``shapes``
+    (``dataset.records``: its scene labels): ``add_partial_captions`` and ``add_reworded_captions``, each said in one
+    line; None when both are 0."""
+    if not partial and not reworded:
         return None
 
     def edit(cached: CachedLatents) -> None:
-        log(f"partial captions: {add_partial_captions(cached, dataset.records)} one-object scenes, "
-            f"each captioned by one with probability {p}")
+        if partial:
+            log(f"partial captions: {add_partial_captions(cached, dataset.records)} one-object scenes, "
+                f"each captioned by one with probability {partial}")
+        if reworded:
+            log(f"reworded captions: {add_reworded_captions(cached, dataset.records)} captions (articles left out; "
+                f"two objects with their size), each scene captioned by one with probability {reworded}")
     return edit
 
 
