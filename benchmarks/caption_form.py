@@ -3,9 +3,9 @@
 shapes' two-object captions carry no sizes ("a red circle above a blue square": both objects are small), so
 "a small red circle above a large blue square" joins words no training caption joins, though each word is
 known. This draws each of N prompts of the test split in its caption form and in the ``--forms`` given (a size
-drawn at random before each object; the articles left out; capitalised with a full stop), judges each against
-the caption (the shapes evaluator; sizes not judged in a two-object prompt) and counts the prompts
-``t2i.provenance`` warns of. ``--data``: for captioned folders with a test split, the pairs their training
+drawn at random before each object, or "small", which both are; the articles left out; capitalised with a full
+stop), judges each against the caption (the shapes evaluator; sizes not judged in a two-object prompt) and counts
+the prompts ``t2i.provenance`` warns of. ``--data``: for captioned folders with a test split, the pairs their training
 captions never join and never put side by side, and how many of their test captions would be warned of (false
 alarms: a test caption is worded as its data's are).
 
@@ -22,16 +22,17 @@ import re
 from typing import Callable, Sequence
 
 
-def with_sizes(caption: str, rng: random.Random) -> str:
-    """``caption`` (a two-object one) with a size drawn before each object's colour."""
-    from t2i.data.shapes import COLOURS, SIZES
+def with_sizes(caption: str, rng: random.Random, sizes: Sequence[str] = ("small", "large")) -> str:
+    """``caption`` (a two-object one) with a size drawn from ``sizes`` before each object's colour."""
+    from t2i.data.shapes import COLOURS
 
     colour = re.compile(r"\ba (" + "|".join(COLOURS) + r") ")
-    return colour.sub(lambda m: f"a {rng.choice(SIZES)} {m.group(1)} ", caption)
+    return colour.sub(lambda m: f"a {rng.choice(sizes)} {m.group(1)} ", caption)
 
 
 FORMS: dict[str, Callable[[str, random.Random], str]] = {  # another form of a shapes caption
     "with sizes": with_sizes,  # two-object captions only
+    "small sizes": lambda caption, rng: with_sizes(caption, rng, ("small",)),  # two objects: true (both are small)
     "no articles": lambda caption, rng: re.sub(r"\b(a|the) ", "", caption),
     "capitalised": lambda caption, rng: caption[0].upper() + caption[1:] + ".",
 }
@@ -66,7 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", default="", help="comma list of captioned folders with a test split")
     args = parser.parse_args(argv)
     if args.data:
-        print("| data | training captions | pairs apart | pairs never next | test captions warned |\n" + "| --- " * 5 + "|")
+        print("| data | training captions | pairs apart | pairs never next | test captions warned |\n"
+              + "| --- " * 5 + "|")
         for folder in args.data.split(","):
             print(false_alarms(folder), flush=True)
     if not args.models:
@@ -80,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tasks = []  # (kind, form, the prompts in that form, the captions they are judged against): one set for every model
     for kind in args.kind.split(","):
         captions = [caption for caption, _ in shapes_prompts(args.prompts, seed=1, split="test", kind=kind)]
-        for form in ["caption", *(f for f in args.forms.split(",") if kind == "two" or f != "with sizes")]:
+        for form in ["caption", *(f for f in args.forms.split(",") if kind == "two" or "sizes" not in f)]:
             texts = [FORMS[form](caption, rng) if form != "caption" else caption for caption in captions]
             tasks.append((kind, form, texts, [caption for caption in captions for _ in range(args.n)]))
     print(f"{args.prompts} prompts of each kind x {args.n} images, judged against their caption")

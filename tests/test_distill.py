@@ -161,6 +161,13 @@ def test_distill_partial_captions_are_what_the_student_is_taught_on_and_are_refu
             partial = set(cached.partial_ids[cached.partial_ids >= 0].tolist())
             assert partial and not partial & full and set(seen["ids"]) <= partial
     assert "partial captions: 32 one-object scenes" in capsys.readouterr().out
-    assert cli(["train", "distill", "--teacher", str(tmp_path / "teacher"), "--data", "digits",
-                "--partial-captions", "0.5", "--out", str(tmp_path / "bad")]) == 2
-    assert "is a shapes option" in capsys.readouterr().err
+    seen["ids"].clear()  # --reworded-captions 1: every caption the loss sees is a rewording of the scene's
+    assert cli([*common, "--reworded-captions", "1", "--out", str(tmp_path / "reworded")]) == 0
+    cached = seen["cached"][-1]
+    reworded = set(cached.reworded_ids[cached.reworded_ids >= 0].tolist())
+    assert reworded and not reworded & set(cached.text_ids.tolist()) and set(seen["ids"]) <= reworded
+    assert f"reworded captions: {len(reworded)} captions" in capsys.readouterr().out  # distinct ones added
+    for flag in ("--partial-captions", "--reworded-captions"):
+        assert cli(["train", "distill", "--teacher", str(tmp_path / "teacher"), "--data", "digits",
+                    flag, "0.5", "--out", str(tmp_path / "bad")]) == 2
+        assert f"{flag} writes captions from shapes' scene labels: it is a shapes option" in capsys.readouterr().err

@@ -51,7 +51,7 @@ from t2i.diffusion.interop import load_pipeline
 from t2i.diffusion.options import DiffusionOptions, SamplerName, load_sampling_options, save_sampling_options
 from t2i.diffusion.pipeline import LatentDiffusionPipeline, LDMGenerator, make_scheduler
 from t2i.diffusion.progressive import progressive_loss, student_grid
-from t2i.diffusion.training import build_caches, caption_edits, draw_partial, sample_cached
+from t2i.diffusion.training import build_caches, caption_edits, draw_captions, sample_cached
 from t2i.model_card import write_model_card
 from t2i.runtime import Run, RunConfig
 from t2i.runtime.grids import grid_prompts, save_grid
@@ -73,6 +73,7 @@ class DistillConfig(RunConfig):
     n: int = 0  # use only the first N training items (0 = the whole train split)
     p_two: float = 0.5  # shapes only: probability that a training scene holds two objects (use the teacher's)
     partial_captions: float = 0.0  # shapes only: probability that a one-object scene is captioned with its size, colour or position left out (use the teacher's; t2i.diffusion.training.add_partial_captions)
+    reworded_captions: float = 0.0  # shapes only: probability that a scene is captioned by its caption reworded, still true (use the teacher's; t2i.diffusion.training.add_reworded_captions)
     lr: float = 1e-4  # AdamW learning rate
     warmup_steps: int = 50  # linear learning-rate warm-up steps
     batch_size: int = 64  # global batch per optimiser step
@@ -94,8 +95,12 @@ def check(cfg: DistillConfig) -> None:
                          f"{cfg.guidance_max}")
     if cfg.embed_dim < 4 or cfg.embed_dim % 2:
         raise SystemExit(f"--embed-dim must be an even number >= 4, got {cfg.embed_dim}")
-    if not 0 <= cfg.partial_captions <= 1:
-        raise SystemExit(f"--partial-captions must be a probability in [0, 1], got {cfg.partial_captions}")
+    for flag, p in (("--partial-captions", cfg.partial_captions), ("--reworded-captions", cfg.reworded_captions)):
+        if not 0 <= p <= 1:
+            raise SystemExit(f"{flag} must be a probability in [0, 1], got {p}")
+        if p and str(cfg.data) != "shapes":
+            raise SystemExit(f"{flag} writes captions from shapes' scene labels: it is a shapes option "
+                             f"(drop it for {cfg.data!r})")
     consistency = cfg.method == "consistency"
     if consistency and cfg.ema_decay == 0:
         raise SystemExit("--method consistency needs a target network, the EMA of the student: give --ema-decay "
@@ -107,9 +112,6 @@ def check(cfg: DistillConfig) -> None:
         raise SystemExit(f"--method progressive trains a DDIM student: drop --sampler {cfg.sampler} (or give ddim)")
     if cfg.huber_c <= 0:
         raise SystemExit(f"--huber-c must be > 0, got {cfg.huber_c}")
-    if cfg.partial_captions and str(cfg.data) != "shapes":
-        raise SystemExit("--partial-captions writes captions from shapes' scene labels: it is a shapes option "
-                         f"(drop it for {cfg.data!r})")
 
 
 @torch.no_grad()
@@ -165,8 +167,9 @@ def main(argv: list[str] | None = None) -> int:
         save_grid(grid_images(teacher_pipe, teacher_options, prompts), run.out / "teacher.png", nrow=min(8, len(prompts)))
         (run.out / "samples").mkdir(parents=True, exist_ok=True)
         (run.out / "samples" / "prompts.txt").write_text("\n".join(prompts) + "\n")
+    edit = caption_edits(dataset, cfg.partial_captions, cfg.reworded_captions, run.print)
     cached, text_table = build_caches(run, dataset, cfg.data, data_options, vae, text_encoder, tokenizer, cfg.cache_dir,
-                                      edit=caption_edits(dataset, cfg.partial_captions, 0.0, run.print))
+                                      edit=edit)
     # the teacher's VAE is frozen; text states (U+1, T, D)
     opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps)))
@@ -184,9 +187,8 @@ def main(argv: list[str] | None = None) -> int:
 
     for step, batch in run.loop(run.dataloader(cached)):
         with torch.no_grad():
-            ids = batch["text_id"]  # (B,)
-            if cfg.partial_captions:  # the teacher's caption mix (benchmarks/RESULTS.md: it fixes held-out colours, not all correct)
-                ids = draw_partial(ids, batch["partial_ids"], cfg.partial_captions, run.generator)
+            # the teacher's caption mix (benchmarks/RESULTS.md: partial captions fix held-out colours, not all correct)
+            ids = draw_captions(batch, cfg.partial_captions, cfg.reworded_captions, run.generator)  # (B,)
             cond = text_table[ids.to(text_table.device)].to(run.device)  # (B, T, D)
             uncond = text_table[-1:].to(run.device).expand_as(cond)  # the empty prompt, (B, T, D)
             z0 = sample_cached(batch["moments"], run.generator) * scale  # (B, C, h, w)

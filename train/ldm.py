@@ -61,7 +61,7 @@ from t2i.diffusion.lora import add_lora, save_lora
 from t2i.diffusion.options import DiffusionOptions, SamplerName, load_sampling_options, save_sampling_options
 from t2i.diffusion.pipeline import (LatentDiffusionPipeline, LDMGenerator, encode_text, make_scheduler,
                                     training_scheduler)
-from t2i.diffusion.training import (build_caches, caption_edits, diffusion_loss, draw_partial, drop_captions,
+from t2i.diffusion.training import (build_caches, caption_edits, diffusion_loss, draw_captions, drop_captions,
                                     first_stage_warning, reconstruction_psnr, sample_cached, to_vae_input)
 from t2i.diffusion.unet import UNetPreset, build_unet
 from t2i.model_card import write_model_card
@@ -268,13 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     for step, batch in run.loop(run.dataloader(dataset)):
         with torch.no_grad():
             if text_table is not None:
-                ids = batch["text_id"]  # (B,)
-                if cfg.partial_captions:
-                    ids = draw_partial(ids, batch["partial_ids"], cfg.partial_captions, run.generator)
-                if cfg.reworded_captions:  # the caption's own rewordings (the partial ones keep their wording)
-                    reworded = draw_partial(batch["text_id"], batch["reworded_ids"], cfg.reworded_captions,
-                                            run.generator)
-                    ids = torch.where(reworded != batch["text_id"], reworded, ids)
+                ids = draw_captions(batch, cfg.partial_captions, cfg.reworded_captions, run.generator)  # (B,)
                 drop = torch.rand(len(ids), generator=run.generator) < cfg.caption_dropout
                 ids = torch.where(drop.to(ids.device), len(text_table) - 1, ids)  # the last row is ""
                 cond = text_table[ids.to(text_table.device)].to(run.device)  # (B, T, D)

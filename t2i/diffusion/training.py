@@ -219,6 +219,20 @@ def caption_edits(dataset: Any, partial: float, reworded: float,
     return edit
 
 
+def draw_captions(batch: dict[str, torch.Tensor], partial: float, reworded: float,
+                  generator: torch.Generator) -> torch.Tensor:
+    """A cached batch's text ids ``(B,)`` as a trainer captions it: with probability ``partial`` by a partial caption
+    (one-object shapes scenes), with ``reworded`` by a rewording of the caption (which wins), else by the caption
+    (``draw_partial`` for each; nothing drawn for an option at 0, so runs without them draw as before)."""
+    ids = batch["text_id"]
+    if partial:
+        ids = draw_partial(ids, batch["partial_ids"], partial, generator)
+    if reworded:
+        other = draw_partial(batch["text_id"], batch["reworded_ids"], reworded, generator)
+        ids = torch.where(other != batch["text_id"], other, ids)
+    return ids
+
+
 def draw_partial(text_ids: torch.Tensor, partial_ids: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
     """Replace each text id, with probability ``p``, by one of the item's partial captions drawn
     uniformly (``partial_ids (B, K)``: the first ones >= 0, then -1 padding); ``text_ids (B,)``."""
