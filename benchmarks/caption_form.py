@@ -2,16 +2,17 @@
 
 shapes' two-object captions carry no sizes ("a red circle above a blue square": both objects are small), so
 "a small red circle above a large blue square" joins words no training caption joins, though each word is
-known. This draws each of N prompts of the test split in its caption form and in the ``--forms`` given (a size
-drawn at random before each object, or "small", which both are; the articles left out; capitalised with a full
-stop), judges each against the caption (the shapes evaluator; sizes not judged in a two-object prompt) and counts
-the prompts ``t2i.provenance`` warns of. ``--data``: for captioned folders with a test split, the pairs their training
-captions never join and never put side by side, and how many of their test captions would be warned of (false
-alarms: a test caption is worded as its data's are).
+known. This draws each of N prompts of the test split (or ``--split novel``) in its caption form and in the
+``--forms`` given (a size drawn at random before each object, or "small", which both are; the articles left out;
+capitalised with a full stop), judges each against the caption (the shapes evaluator; sizes not judged in a
+two-object prompt) and counts the prompts ``t2i.provenance`` warns of. ``--data``: for captioned folders with a
+test split, the pairs their training captions never join and never put side by side, and how many of their test
+captions would be warned of (false alarms: a test caption is worded as its data's are).
 
     python -m benchmarks.caption_form --models shapes-ldm-6,shapes-ldm,shapes-tgan --prompts 24 --n 4
     python -m benchmarks.caption_form --models shapes-ldm --kind one,two --forms "no articles,capitalised"
     python -m benchmarks.caption_form --models "" --data /tmp/kohya/split,/tmp/emoji/emoji
+    python -m benchmarks.caption_form --models runs/plain,runs/reworded --prompts 48 --forms "small sizes,no articles"
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="shapes-ldm-6,shapes-ldm,shapes-tgan", help="comma list of models")
-    parser.add_argument("--prompts", type=int, default=24, help="prompts of each kind, from the test split")
+    parser.add_argument("--prompts", type=int, default=24, help="prompts of each kind, from --split")
+    parser.add_argument("--split", default="test", choices=("test", "novel"), help="novel: held-out colour-shape pairs")
     parser.add_argument("--kind", default="two", help="comma list: one, two (objects in the prompts)")
     parser.add_argument("--forms", default="with sizes", help=f"comma list of forms besides the caption: {list(FORMS)}")
     parser.add_argument("--n", type=int, default=4, help="images per prompt")
@@ -81,11 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     rng = random.Random(args.seed)
     tasks = []  # (kind, form, the prompts in that form, the captions they are judged against): one set for every model
     for kind in args.kind.split(","):
-        captions = [caption for caption, _ in shapes_prompts(args.prompts, seed=1, split="test", kind=kind)]
+        captions = [caption for caption, _ in shapes_prompts(args.prompts, seed=1, split=args.split, kind=kind)]
         for form in ["caption", *(f for f in args.forms.split(",") if kind == "two" or "sizes" not in f)]:
             texts = [FORMS[form](caption, rng) if form != "caption" else caption for caption in captions]
             tasks.append((kind, form, texts, [caption for caption in captions for _ in range(args.n)]))
-    print(f"{args.prompts} prompts of each kind x {args.n} images, judged against their caption")
+    print(f"{args.prompts} prompts of each kind ({args.split} split) x {args.n} images, judged against their caption")
     print("| model | kind | form | e.g. | warned | relation | binding | all correct |\n" + "| --- " * 8 + "|")
     for name in args.models.split(","):
         generator, trained = load_generator(name), trained_on(name)

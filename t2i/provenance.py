@@ -139,9 +139,8 @@ def shapes_pairs(kind: str, reworded: bool = False) -> frozenset[tuple[str, str]
     """``kind``'s pairs of the shapes captions: every caption of the grammar, enumerated (for ``never_next`` with
     their partial captions, which ``--partial-captions`` trains on, so that their wording is not warned of);
     ``reworded``: with their rewordings too, for a model trained with ``--reworded-captions``."""
-    from t2i.clip.negatives import partial_captions
+    from t2i.clip.negatives import partial_captions, reworded_captions
     from t2i.data.shapes import grammar_captions, parse_caption
-    from t2i.clip.negatives import reworded_captions
 
     captions = grammar_captions()
     scenes = [{**parse_caption(caption), "caption": caption} for caption in captions]

@@ -184,8 +184,9 @@ def add_partial_captions(cached: CachedLatents, records: Sequence[dict[str, Any]
 
 
 def add_reworded_captions(cached: CachedLatents, records: Sequence[dict[str, Any]]) -> int:
-    """Give each ``shapes`` scene of ``cached`` its rewordings (``t2i.clip.negatives.reworded_captions``), appended to its text table; ``draw_partial``
-    then captions the scene by one of them. Returns how many captions were added to the table.
+    """Give each ``shapes`` scene of ``cached`` its rewordings (``t2i.clip.negatives.reworded_captions``), appended to
+    its text table; ``draw_captions`` then captions the scene by one of them. Returns how many captions were added to
+    the table.
 
     Why: trained on one wording, the built-ins drew "cyan cross above yellow triangle" (articles left out) and
     two-object prompts with sizes about as well as a coin flip on the relation (``benchmarks/caption_form.py``)."""
