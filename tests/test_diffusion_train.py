@@ -265,18 +265,22 @@ def test_reworded_captions_are_true_rewordings_drawn_from_the_text_table():
     from t2i.clip.negatives import reworded_captions
     from t2i.diffusion.training import CachedLatents, add_reworded_captions, draw_partial
 
-    one, two = make_scenes(1, seed=5, p_two=0.0)[0], make_scenes(1, seed=5, p_two=1.0)[0]
+    one = make_scenes(1, seed=5, p_two=0.0)[0]
+    two = next(s for s in make_scenes(20, seed=5, p_two=1.0) if s["relation"] == "to the right of")
+    vertical = next(s for s in make_scenes(20, seed=5, p_two=1.0) if s["relation"] == "above")
     assert reworded_captions(one) == [one["caption"].replace("a ", "", 1).replace("the ", "")]
     a, b = two["objects"]
     sized = f"a small {a['colour']} {a['shape']} {two['relation']} a small {b['colour']} {b['shape']}"
     assert reworded_captions(two)[1] == sized
     assert reworded_captions(two)[2] == sized.replace("a small", "small").replace(" the ", " ")
     assert " a " not in f" {reworded_captions(two)[0]} " and " the " not in f" {reworded_captions(two)[0]} "
+    short = two["caption"].replace(" to the right of ", " right of ")  # "right of" for "to the right of"
+    assert reworded_captions(two)[3:] == [short, short.replace("a ", "")] and len(reworded_captions(vertical)) == 3
     texts = [one["caption"], two["caption"]]
     cached = CachedLatents(torch.zeros(3, 2, 2, 2), torch.tensor([0, 1, 0]), list(texts))
-    assert add_reworded_captions(cached, [one, two, one]) == 4 and cached.texts[:2] == texts
+    assert add_reworded_captions(cached, [one, two, one]) == 6 and cached.texts[:2] == texts
     assert [cached.texts[i] for i in cached[1]["reworded_ids"]] == reworded_captions(two)
-    assert cached[0]["reworded_ids"].tolist()[1:] == [-1, -1]  # one-object scenes have one rewording
+    assert cached[0]["reworded_ids"].tolist()[1:] == [-1] * 4  # one-object scenes have one rewording
     assert cached[2]["reworded_ids"].equal(cached[0]["reworded_ids"])
     ids = torch.tensor([0, 1, 0])
     reworded = torch.stack([cached[i]["reworded_ids"] for i in range(3)])

@@ -179,13 +179,18 @@ def partial_captions(record: dict[str, Any]) -> list[str]:
 def reworded_captions(record: dict[str, Any]) -> list[str]:
     """A shapes scene's caption as people also word it, every one still true: the articles left out ("small red
     triangle in top left") and, for two objects, with the size they have (the spec's two-object scenes are both
-    small: "a small red circle above a small blue square"), with and without the articles."""
+    small: "a small red circle above a small blue square"), with and without the articles, and "left of" / "right
+    of" without "to the" ("a red circle right of a blue square"), with and without the articles."""
     caption = record["caption"]
     if len(record["objects"]) == 1:
         return [ARTICLE.sub("", caption)]
     (first, second), relation = record["objects"], record["relation"]
     sized = f"a small {first['colour']} {first['shape']} {relation} a small {second['colour']} {second['shape']}"
-    return [ARTICLE.sub("", caption), sized, ARTICLE.sub("", sized)]
+    forms = [ARTICLE.sub("", caption), sized, ARTICLE.sub("", sized)]
+    if relation.startswith("to the "):
+        short = caption.replace(f" {relation} ", f" {relation.removeprefix('to the ')} ")
+        forms += [short, ARTICLE.sub("", short)]
+    return forms
 
 
 def _without(record: dict[str, Any], dropped: str) -> dict[str, Any]:

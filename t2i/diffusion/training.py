@@ -196,9 +196,10 @@ def add_reworded_captions(cached: CachedLatents, records: Sequence[dict[str, Any
     before, rows = len(table), []
     for record in records:
         ids = [table.setdefault(c, len(table)) for c in reworded_captions(record)]
-        rows.append(ids + [-1] * (3 - len(ids)))  # one-object scenes have one
+        rows.append(ids)
+    width = max(map(len, rows))  # one-object scenes have one, two objects 3 (above, below) or 5 (left, right)
     cached.texts = list(table)
-    cached.reworded_ids = torch.tensor(rows, dtype=torch.long)  # (N, 3)
+    cached.reworded_ids = torch.tensor([ids + [-1] * (width - len(ids)) for ids in rows], dtype=torch.long)  # (N, K)
     return len(table) - before
 
 
@@ -216,7 +217,7 @@ def caption_edits(dataset: Any, partial: float, reworded: float,
                 f"each captioned by one with probability {partial}")
         if reworded:
             log(f"reworded captions: {add_reworded_captions(cached, dataset.records)} captions (articles left out; "
-                f"two objects with their size), each scene captioned by one with probability {reworded}")
+                f"two objects with their size; 'right of' for 'to the right of'), each scene captioned by one with probability {reworded}")
     return edit
 
 
