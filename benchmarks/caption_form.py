@@ -4,10 +4,11 @@ shapes' two-object captions carry no sizes ("a red circle above a blue square": 
 "a small red circle above a large blue square" joins words no training caption joins, though each word is
 known. This draws each of N prompts of the test split (or ``--split novel``) in its caption form and in the
 ``--forms`` given (a size drawn at random before each object, or "small", which both are; the articles left out;
-capitalised with a full stop), judges each against the caption (the shapes evaluator; sizes not judged in a
-two-object prompt) and counts the prompts ``t2i.provenance`` warns of. ``--data``: for captioned folders with a
-test split, the pairs their training captions never join and never put side by side, and how many of their test
-captions would be warned of (false alarms: a test caption is worded as its data's are).
+capitalised with a full stop; "right of" for "to the right of", only the prompts with one), judges each against the
+caption (the shapes evaluator; sizes not judged in a two-object prompt) and counts the prompts ``t2i.provenance``
+warns of. ``--data``: for captioned folders with a test split, the pairs their training captions never join and
+never put side by side, and how many of their test captions would be warned of (false alarms: a test caption is
+worded as its data's are).
 
     python -m benchmarks.caption_form --models shapes-ldm-6,shapes-ldm,shapes-tgan --prompts 24 --n 4
     python -m benchmarks.caption_form --models shapes-ldm --kind one,two --forms "no articles,capitalised"
@@ -31,11 +32,12 @@ def with_sizes(caption: str, rng: random.Random, sizes: Sequence[str] = ("small"
     return colour.sub(lambda m: f"a {rng.choice(sizes)} {m.group(1)} ", caption)
 
 
-FORMS: dict[str, Callable[[str, random.Random], str]] = {  # another form of a shapes caption
+FORMS: dict[str, Callable[[str, random.Random], str | None]] = {  # another form of a shapes caption; None: none
     "with sizes": with_sizes,  # two-object captions only
     "small sizes": lambda caption, rng: with_sizes(caption, rng, ("small",)),  # two objects: true (both are small)
     "no articles": lambda caption, rng: re.sub(r"\b(a|the) ", "", caption),
     "capitalised": lambda caption, rng: caption[0].upper() + caption[1:] + ".",
+    "right of": lambda caption, rng: caption.replace(" to the ", " ") if " to the " in caption else None,  # left, right
 }
 
 
@@ -85,8 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for kind in args.kind.split(","):
         captions = [caption for caption, _ in shapes_prompts(args.prompts, seed=1, split=args.split, kind=kind)]
         for form in ["caption", *(f for f in args.forms.split(",") if kind == "two" or "sizes" not in f)]:
-            texts = [FORMS[form](caption, rng) if form != "caption" else caption for caption in captions]
-            tasks.append((kind, form, texts, [caption for caption in captions for _ in range(args.n)]))
+            pairs = [(FORMS[form](caption, rng) if form != "caption" else caption, caption) for caption in captions]
+            pairs = [(text, caption) for text, caption in pairs if text is not None]  # the prompts the form applies to
+            if pairs:
+                tasks.append((kind, form, [text for text, _ in pairs], [c for _, c in pairs for _ in range(args.n)]))
     print(f"{args.prompts} prompts of each kind ({args.split} split) x {args.n} images, judged against their caption")
     print("| model | kind | form | e.g. | warned | relation | binding | all correct |\n" + "| --- " * 8 + "|")
     for name in args.models.split(","):

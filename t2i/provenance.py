@@ -61,6 +61,7 @@ class TrainedOn:
     words: frozenset[str] | None = None  # every word of its training captions (None: unknown, so no warnings)
     apart: frozenset[tuple[str, str]] | None = None  # pairs of them no caption joins (apart_pairs; None: unknown)
     never_next: frozenset[tuple[str, str]] | None = None  # (u, v): v never right after u (never_next_pairs)
+    reworded: bool = False  # shapes, trained with --reworded-captions (its own run or its base's)
 
     def describe(self) -> str:
         parts = [f"trained on `{self.data}`" if self.data else "training data not recorded",
@@ -188,7 +189,7 @@ def write_record(folder: str | Path, data: str, dataset: Any, clip: str | None =
     words = caption_words(data, dataset)
     count = len(dataset) if hasattr(dataset, "__len__") else None
     record = {"data": str(data), "clip": reference(clip) if clip else None, "base": reference(base) if base else None,
-              "captions": count, "words": sorted(words) if words is not None else None}
+              "captions": count, "words": sorted(words) if words is not None else None, "reworded": reworded}
     for kind in PAIR_STATISTICS:
         pairs = caption_pairs(kind, data, dataset, base, reworded)
         record[kind] = sorted(list(pair) for pair in pairs) if pairs is not None else None
@@ -264,7 +265,9 @@ def trained_on(path_or_name: str | Path, _depth: int = 0) -> TrainedOn:
         words = inherited.words if same else None
     else:
         words = own
-    return TrainedOn(data=str(data) if data else None, clip=str(clip) if clip else None, words=words, **pairs)
+    reworded = bool(record.get("reworded")) or (inherited.reworded and same)
+    return TrainedOn(data=str(data) if data else None, clip=str(clip) if clip else None, words=words, **pairs,
+                     reworded=reworded)
 
 
 def unknown_words(prompt: str, words: Iterable[str] | None) -> list[str]:
@@ -334,9 +337,10 @@ def outside_captions_warning(prompt: str, name: str, trained: TrainedOn) -> str 
         return None
     shown = ", ".join(f"{v!r} right after {u!r}" for u, v in nexts[:3]) + (", ..." if len(nexts) > 3 else "")
     if trained.data == "shapes":
+        from t2i.clip.negatives import REWORDINGS
         from t2i.data.shapes import GRAMMAR
 
-        shown += f" (they read {GRAMMAR})"
+        shown += f" (they read {GRAMMAR}" + (f"; also {REWORDINGS})" if trained.reworded else ")")
     return (f"{name}'s training captions{data} never put {shown}: it learnt their wording and will likely draw "
             "others wrong; word the prompt as they are")
 

@@ -46,15 +46,15 @@ def test_the_shapes_grammar_pairs_are_what_its_training_captions_show():
 
 
 def test_no_spec_caption_is_warned_and_a_sized_two_object_prompt_is():
-    trained = trained_on("shapes-ldm")
+    trained = trained_on("shapes-tgan")  # trained on the captions alone
     held_out = [scene["caption"] for scene in make_scenes(300, seed=1, split="novel")]
-    assert [c for c in held_out if outside_captions_warning(c, "shapes-ldm", trained)] == []
+    assert [c for c in held_out if outside_captions_warning(c, "shapes-tgan", trained)] == []
     assert joined_apart(SIZED, trained.apart) == [("small", "above"), ("small", "large"), ("above", "large")]
     partial = ["a small circle in the top left", "a red circle in the center", "a small red circle"]  # partial captions
-    assert [c for c in partial if outside_captions_warning(c, "shapes-ldm", trained)] == []
-    assert outside_captions_warning(SIZED, "shapes-ldm", trained) == (
-        "shapes-ldm's training captions (shapes) never join 'small' with 'above' or 'large', nor 'above' with 'large': "
-        "it was never shown such a scene and will likely draw it wrong; leave out one word of each pair")
+    assert [c for c in partial if outside_captions_warning(c, "shapes-tgan", trained)] == []
+    assert outside_captions_warning(SIZED, "shapes-tgan", trained) == (
+        "shapes-tgan's training captions (shapes) never join 'small' with 'above' or 'large', nor 'above' with "
+        "'large': it was never shown such a scene and will likely draw it wrong; leave out one word of each pair")
     three = outside_captions_warning("a red circle above a blue square below a green cross", "m", trained)
     assert "never join 'above' with 'below'" in three  # three objects: two relations, never in one caption
     assert "never saw 'cat'" in outside_captions_warning("a small cat above a red square", "m", trained)  # words first
@@ -62,11 +62,11 @@ def test_no_spec_caption_is_warned_and_a_sized_two_object_prompt_is():
 
 
 def test_a_prompt_worded_as_no_caption_is_warned_with_the_captions_form():
-    trained = trained_on("shapes-ldm-6")  # the app's default: a distilled model knows its teacher's captions
+    trained = trained_on("shapes-tgan")  # trained on the captions alone
     assert unseen_next("cyan cross above yellow triangle", trained.never_next) == [("above", "yellow")]
     assert unseen_next("small red triangle in top left", trained.never_next) == [("in", "top")]
-    warning = outside_captions_warning("Cyan cross above yellow triangle.", "shapes-ldm-6", trained)
-    assert warning.startswith("shapes-ldm-6's training captions (shapes) never put 'yellow' right after 'above' "
+    warning = outside_captions_warning("Cyan cross above yellow triangle.", "shapes-tgan", trained)
+    assert warning.startswith("shapes-tgan's training captions (shapes) never put 'yellow' right after 'above' "
                               "(they read 'a {size} {colour} {shape} in the {position}' or")
     assert warning.endswith("it learnt their wording and will likely draw others wrong; word the prompt as they are")
     assert outside_captions_warning("A cyan cross above a yellow triangle.", "m", trained) is None  # case, stops
@@ -105,14 +105,14 @@ def test_t2i_sample_warns_of_a_sized_two_object_prompt(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "t2i sample: warning: shapes-tgan's training captions (shapes) never join 'small' with 'above'" in err
     assert (out / "metadata.jsonl").is_file()  # a warning, never a refusal
-    lines = train.sample.prompt_warnings("shapes-ldm", [SIZED, "a red circle above a blue square"])
-    assert len(lines) == 1 and lines[0].startswith(f"1 of 2 prompts (e.g. {SIZED!r}): shapes-ldm's training captions "
+    lines = train.sample.prompt_warnings("shapes-tgan", [SIZED, "a red circle above a blue square"])
+    assert len(lines) == 1 and lines[0].startswith(f"1 of 2 prompts (e.g. {SIZED!r}): shapes-tgan's training captions "
                                                    "(shapes) never join 'small' with 'above'")
-    assert train.sample.prompt_warnings("shapes-ldm", ["a red circle above a blue square"]) == []
+    assert train.sample.prompt_warnings("shapes-tgan", ["a red circle above a blue square"]) == []
     mixed = ["green square right of white cross", "two red circles", "a red circle above a blue square", SIZED]
-    unknown, other = train.sample.prompt_warnings("shapes-ldm", mixed)  # each kind named, not only the first
-    assert unknown.startswith("1 of 4 prompts: shapes-ldm never saw 'two', 'circles'")
-    assert other.startswith("2 of 4 prompts (e.g. 'green square right of white cross'): shapes-ldm's training "
+    unknown, other = train.sample.prompt_warnings("shapes-tgan", mixed)  # each kind named, not only the first
+    assert unknown.startswith("1 of 4 prompts: shapes-tgan never saw 'two', 'circles'")
+    assert other.startswith("2 of 4 prompts (e.g. 'green square right of white cross'): shapes-tgan's training "
                             "captions (shapes) never put 'right' right after 'square'")
 
 
@@ -124,3 +124,21 @@ def test_the_pairs_are_shown_grouped_by_the_word_in_most_of_them():
     assert grouped([("a", "b")]) == "'a' with 'b'"
     four = [("a", "b"), ("c", "d"), ("e", "f"), ("g", "h")]
     assert grouped(four) == "'a' with 'b', nor 'c' with 'd', nor 'e' with 'f', ..."
+
+
+def test_a_model_trained_on_the_rewordings_is_warned_of_none_and_its_hint_names_them(tmp_path):
+    """`--reworded-captions` trains on true rewordings (no articles, 'small' sizes, 'right of'); a model's record says
+    so, a distilled student inherits it, and the wording hint then names the rewordings beside the grammar."""
+    teacher, student = tmp_path / "teacher", tmp_path / "student"
+    teacher.mkdir(), student.mkdir()
+    write_record(teacher, "shapes", make_scenes(8, seed=0), clip="shapes-clip", reworded=True)
+    (student / "t2i_distill.json").write_text(json.dumps({"teacher": str(teacher)}))
+    for trained in (trained_on(teacher), trained_on(student)):
+        assert trained.reworded and trained.apart == shapes_pairs("apart", reworded=True)
+        for prompt in ("cyan cross above yellow triangle", "a green cross right of a magenta circle",
+                       "a small red circle above a small blue square", "small red triangle in top left"):
+            assert outside_captions_warning(prompt, "m", trained) is None, prompt
+        assert joined_apart(SIZED, trained.apart) == [("small", "large"), ("above", "large")]  # sizes: both small
+        assert "; also without the articles" in outside_captions_warning("red circle blue square", "m", trained)
+    assert not trained_on("shapes-tgan").reworded and not trained_on("shapes-ldm-6").reworded  # the built-ins
+    assert "; also" not in outside_captions_warning("red circle blue square", "m", trained_on("shapes-tgan"))

@@ -288,6 +288,25 @@ def test_reworded_captions_are_true_rewordings_drawn_from_the_text_table():
     assert [cached.texts[i] for i in always][::2] == reworded_captions(one) * 2 and int(always[1]) in reworded[1]
 
 
+def test_a_partial_caption_is_never_replaced_by_a_rewording():
+    """Regression: a rewording drawn for a scene replaced the partial caption drawn for it, so a run with both options
+    saw fewer partial captions than asked (0.35 of the one-object scenes for 0.5)."""
+    from t2i.data.shapes import make_scenes
+    from t2i.diffusion.training import CachedLatents, add_partial_captions, add_reworded_captions, draw_captions
+
+    scenes = make_scenes(400, seed=2, p_two=0.5)
+    cached = CachedLatents(torch.zeros(len(scenes), 2, 2, 2), torch.arange(len(scenes)), [s["caption"] for s in scenes])
+    add_partial_captions(cached, scenes), add_reworded_captions(cached, scenes)
+    batch = torch.utils.data.default_collate([cached[i] for i in range(len(scenes))])  # what a trainer's loader gives
+    one = batch["partial_ids"][:, 0] >= 0
+    ids = draw_captions(batch, 0.5, 0.3, torch.Generator().manual_seed(0))
+    partial = (ids[:, None] == batch["partial_ids"]).any(1)
+    reworded = (ids[:, None] == batch["reworded_ids"]).any(1)
+    assert 0.4 < partial[one].float().mean() < 0.6  # as asked, rewordings or not
+    assert 0.08 < reworded[one].float().mean() < 0.22 and 0.2 < reworded[~one].float().mean() < 0.4  # 0.5 x 0.3, 0.3
+    assert not (partial & reworded).any() and not partial[~one].any()
+
+
 def test_ldm_partial_and_reworded_captions_run_and_refusal(vae_run, ldm_run, tmp_path, capsys):
     import train.ldm
 

@@ -66,6 +66,8 @@ OBJECT_KINDS: tuple[str, ...] = ("replace_object_colour", "replace_object_shape"
 RULE_KINDS: tuple[str, ...] = ("swap_noun_phrases", "swap_modifiers", "swap_nouns", "shuffle")
 PARTIAL_DROPS: tuple[str, ...] = ("size", "colour", "position")  # what a partial caption leaves out (one of them)
 ARTICLE = re.compile(r"\b(a|the) ")  # what a reworded caption leaves out (reworded_captions)
+# reworded_captions, in words (the wording hint of a model trained on them)
+REWORDINGS = "without the articles, with 'small' before each of two objects, 'right of' for 'to the right of'"
 PERTURBERS: tuple[str, ...] = ("off", "shapes", "rules", "auto")  # what `t2i train clip --hard-negatives` takes
 OPPOSITE: dict[str, str] = {"above": "below", "below": "above",
                             "to the left of": "to the right of", "to the right of": "to the left of"}

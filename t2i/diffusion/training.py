@@ -217,21 +217,23 @@ def caption_edits(dataset: Any, partial: float, reworded: float,
                 f"each captioned by one with probability {partial}")
         if reworded:
             log(f"reworded captions: {add_reworded_captions(cached, dataset.records)} captions (articles left out; "
-                f"two objects with their size; 'right of' for 'to the right of'), each scene captioned by one with probability {reworded}")
+                "two objects with their size; 'right of' for 'to the right of'), each scene captioned by one with "
+                f"probability {reworded}")
     return edit
 
 
 def draw_captions(batch: dict[str, torch.Tensor], partial: float, reworded: float,
                   generator: torch.Generator) -> torch.Tensor:
     """A cached batch's text ids ``(B,)`` as a trainer captions it: with probability ``partial`` by a partial caption
-    (one-object shapes scenes), with ``reworded`` by a rewording of the caption (which wins), else by the caption
-    (``draw_partial`` for each; nothing drawn for an option at 0, so runs without them draw as before)."""
+    (one-object shapes scenes), else with ``reworded`` by a rewording of the caption, else by the caption
+    (``draw_partial`` for each; nothing drawn for an option at 0, so runs without them draw as before). A partial
+    caption wins, so that a run sees as many as ``--partial-captions`` asks."""
     ids = batch["text_id"]
     if partial:
         ids = draw_partial(ids, batch["partial_ids"], partial, generator)
     if reworded:
         other = draw_partial(batch["text_id"], batch["reworded_ids"], reworded, generator)
-        ids = torch.where(other != batch["text_id"], other, ids)
+        ids = torch.where(ids == batch["text_id"], other, ids)  # a scene still captioned by its caption
     return ids
 
 
