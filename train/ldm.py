@@ -7,10 +7,10 @@ preset) learns to denoise ``z * scaling_factor`` under the DDPM schedule, epsilo
 prediction, optional min-SNR-gamma weighting, with ``caption_dropout`` of captions replaced by
 "" for classifier-free guidance; on ``shapes`` with ``--cache``, ``--partial-captions P`` captions a
 one-object scene, with probability P, by a true caption without its size, colour or position (the
-built-in recipe: 0.5; held-out colour-shape pairs need it), and ``--reworded-captions P`` any scene by its caption
-reworded, still true (the articles left out; two objects with their size, small), so that prompts worded so are
-read as the caption is. Fine-tuning: ``--init`` a pipeline folder (ours or Stable
-Diffusion layout) or hub id; full UNet, or ``--lora-rank R`` (peft LoRA on the attention).
+built-in recipe: 0.5; held-out colour-shape pairs need it), and ``--reworded-captions P`` any scene not captioned
+partially by its caption reworded, still true (the articles left out; two objects with their size, small; "right of"
+for "to the right of"), so that prompts worded so are read as the caption is. Fine-tuning: ``--init`` a pipeline
+folder (ours or Stable Diffusion layout) or hub id; full UNet, or ``--lora-rank R`` (peft LoRA on the attention).
 On new data, ``--vae`` and ``--clip`` replace the base's first stage and text encoder (a decoder
 fitted by ``t2i train vae-kl --init BASE --train-part decoder``, a CLIP fine-tuned on the captions)
 and ``--size`` may differ from the base's: the UNet is convolutional, its saved default size follows.
@@ -88,7 +88,7 @@ class LDMConfig(RunConfig):
     cache: bool = False  # encode every image (VAE posterior) and caption once before training: faster steps; in memory, or on disk with --cache-dir
     cache_dir: str = ""  # with --cache: keep the cache in this folder, memory-mapped (data larger than memory), resumed after an interruption and reused by later runs on the same data and models (t2i.diffusion.disk_cache); "" = in memory
     partial_captions: float = 0.0  # shapes, with --cache: probability that a one-object scene is captioned with its size, colour or position left out (true but partial: the shape word moves; t2i.diffusion.training.add_partial_captions)
-    reworded_captions: float = 0.0  # shapes, with --cache: probability that a scene is captioned by its caption reworded, still true (articles left out; two objects with their size, small), so that prompts worded so are read alike (t2i.diffusion.training.add_reworded_captions)
+    reworded_captions: float = 0.0  # shapes, with --cache: probability that a scene is captioned by its caption reworded, still true (articles left out; two objects with their size, small; 'right of' for 'to the right of'; a partial caption wins), so that prompts worded so are read alike (t2i.diffusion.training.add_reworded_captions)
     # speed options (opt-in; benchmarks/train_throughput.py measures them). They change how a step is
     # computed, not what is learnt, so a run may be resumed with them switched (they are not in its identity;
     # nor is --cache-dir: the cache on disk holds the values the one in memory holds).
