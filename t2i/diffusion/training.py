@@ -216,9 +216,10 @@ def caption_edits(dataset: Any, partial: float, reworded: float,
             log(f"partial captions: {add_partial_captions(cached, dataset.records)} one-object scenes, "
                 f"each captioned by one with probability {partial}")
         if reworded:
-            log(f"reworded captions: {add_reworded_captions(cached, dataset.records)} captions (articles left out; "
-                "two objects with their size; 'right of' for 'to the right of'), each scene captioned by one with "
-                f"probability {reworded}")
+            from t2i.clip.negatives import REWORDINGS
+
+            log(f"reworded captions: {add_reworded_captions(cached, dataset.records)} captions ({REWORDINGS}), a scene "
+                f"without a partial caption captioned by one with probability {reworded}")
     return edit
 
 
