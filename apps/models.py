@@ -132,9 +132,14 @@ class AppModels:
 
     def warnings(self, prompt: str) -> list[str]:
         """One line per model whose training captions the prompt is outside of: words they never held, never join
-        or never put side by side (``t2i.provenance.outside_captions_warning``)."""
-        found = [outside_captions_warning(prompt, name, self.trained.get(name, TrainedOn()))
-                 for name in (self.gan_name, self.diffusion_name)]
+        or never put side by side (``t2i.provenance.outside_captions_warning``); one line for both models when they
+        were trained on the same captions (the built-ins), so that the same advice is not shown twice."""
+        names = (self.gan_name, self.diffusion_name)
+        gan, diffusion = (self.trained.get(name, TrainedOn()) for name in names)
+        if gan == diffusion:
+            found = [outside_captions_warning(prompt, " and ".join(names), gan)]
+        else:
+            found = [outside_captions_warning(prompt, name, trained) for name, trained in zip(names, (gan, diffusion))]
         return [w for w in found if w]
 
     @property

@@ -124,6 +124,19 @@ def test_a_prompt_joining_words_no_caption_joins_is_warned_beside_the_images(mod
     assert models.generate("a red circle above a blue square", "", 0, 1, "ddim", 2, 2.0, False)["warnings"] == []
 
 
+def test_two_models_trained_on_the_same_captions_get_one_warning(models):
+    """Regression: the built-in pair (both trained on shapes) showed the same warning twice, grammar and all."""
+    both = AppModels(gan=models.gan, diffusion=models.diffusion, scorer=models.scorer, gan_name="tgan",
+                     diffusion_name="ldm", trained={"tgan": models.trained["tgan"], "ldm": models.trained["tgan"]})
+    assert both.warnings(OFF) == [outside_captions_warning(OFF, "tgan and ldm", models.trained["tgan"])]
+    assert both.warnings(OFF)[0].startswith("tgan and ldm never saw 'photo', 'cat'")
+    assert both.warnings(SIZED)[0].startswith("tgan and ldm's training captions (shapes) never join")
+    assert both.warnings(CLEAN) == []
+    apart = AppModels(gan=models.gan, diffusion=models.diffusion, scorer=models.scorer, gan_name="tgan",
+                      diffusion_name="ldm", trained={"tgan": models.trained["tgan"], "ldm": TrainedOn(data="other")})
+    assert [w.split(" ")[0] for w in apart.warnings(OFF)] == ["tgan"]  # the other model's record knows no words
+
+
 def test_scores_are_raw_and_say_which_clip_gave_them(models):
     class Negative:
         name = "my-clip"
