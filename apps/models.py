@@ -137,7 +137,7 @@ class AppModels:
         names = (self.gan_name, self.diffusion_name)
         gan, diffusion = (self.trained.get(name, TrainedOn()) for name in names)
         if gan == diffusion:
-            found = [outside_captions_warning(prompt, " and ".join(names), gan)]
+            found = [outside_captions_warning(prompt, " and ".join(names), gan, plural=True)]
         else:
             found = [outside_captions_warning(prompt, name, trained) for name, trained in zip(names, (gan, diffusion))]
         return [w for w in found if w]

@@ -319,19 +319,20 @@ def new_words_warning(base: str, source: str, dataset: Any, data: str | None = N
             "as --clip")
 
 
-def outside_captions_warning(prompt: str, name: str, trained: TrainedOn) -> str | None:
+def outside_captions_warning(prompt: str, name: str, trained: TrainedOn, plural: bool = False) -> str | None:
     """One line for a prompt with words ``name``'s training captions never held, else with words they never join,
-    else worded as they never are; None when none of these."""
+    else worded as they never are; None when none of these. ``plural``: ``name`` names several models ("a and b")."""
     data = f" ({trained.data})" if trained.data else ""
+    it, its, was, knows = ("they", "their", "were", "know") if plural else ("it", "its", "was", "knows")
     unknown = unknown_words(prompt, trained.words)
     if unknown:
         shown = ", ".join(repr(w) for w in unknown[:8]) + (", ..." if len(unknown) > 8 else "")
-        return (f"{name} never saw {shown} in its training captions{data}: it will draw what it knows, "
+        return (f"{name} never saw {shown} in {its} training captions{data}: {it} will draw what {it} {knows}, "
                 "not what these words mean")
     pairs = joined_apart(prompt, trained.apart)
     if pairs:
-        return (f"{name}'s training captions{data} never join {grouped(pairs)}: it was never shown such a scene and "
-                "will likely draw it wrong; leave out one word of each pair")
+        return (f"{name}'s training captions{data} never join {grouped(pairs)}: {it} {was} never shown such a scene "
+                "and will likely draw it wrong; leave out one word of each pair")
     nexts = unseen_next(prompt, trained.never_next)
     if not nexts:
         return None
@@ -341,7 +342,7 @@ def outside_captions_warning(prompt: str, name: str, trained: TrainedOn) -> str 
         from t2i.data.shapes import GRAMMAR
 
         shown += f" (they read {GRAMMAR}" + (f"; also {REWORDINGS})" if trained.reworded else ")")
-    return (f"{name}'s training captions{data} never put {shown}: it learnt their wording and will likely draw "
+    return (f"{name}'s training captions{data} never put {shown}: {it} learnt their wording and will likely draw "
             "others wrong; word the prompt as they are")
 
 

@@ -128,9 +128,11 @@ def test_two_models_trained_on_the_same_captions_get_one_warning(models):
     """Regression: the built-in pair (both trained on shapes) showed the same warning twice, grammar and all."""
     both = AppModels(gan=models.gan, diffusion=models.diffusion, scorer=models.scorer, gan_name="tgan",
                      diffusion_name="ldm", trained={"tgan": models.trained["tgan"], "ldm": models.trained["tgan"]})
-    assert both.warnings(OFF) == [outside_captions_warning(OFF, "tgan and ldm", models.trained["tgan"])]
-    assert both.warnings(OFF)[0].startswith("tgan and ldm never saw 'photo', 'cat'")
-    assert both.warnings(SIZED)[0].startswith("tgan and ldm's training captions (shapes) never join")
+    assert both.warnings(OFF) == [outside_captions_warning(OFF, "tgan and ldm", models.trained["tgan"], plural=True)]
+    assert both.warnings(OFF)[0].startswith("tgan and ldm never saw 'photo', 'cat' in their training captions (shapes): "
+                                            "they will draw what they know")
+    assert "never join 'small' with 'above' or 'large', nor 'above' with 'large': they were never shown" in (
+        both.warnings(SIZED)[0])
     assert both.warnings(CLEAN) == []
     apart = AppModels(gan=models.gan, diffusion=models.diffusion, scorer=models.scorer, gan_name="tgan",
                       diffusion_name="ldm", trained={"tgan": models.trained["tgan"], "ldm": TrainedOn(data="other")})
