@@ -129,8 +129,8 @@ def test_two_models_trained_on_the_same_captions_get_one_warning(models):
     both = AppModels(gan=models.gan, diffusion=models.diffusion, scorer=models.scorer, gan_name="tgan",
                      diffusion_name="ldm", trained={"tgan": models.trained["tgan"], "ldm": models.trained["tgan"]})
     assert both.warnings(OFF) == [outside_captions_warning(OFF, "tgan and ldm", models.trained["tgan"], plural=True)]
-    assert both.warnings(OFF)[0].startswith("tgan and ldm never saw 'photo', 'cat' in their training captions (shapes): "
-                                            "they will draw what they know")
+    assert both.warnings(OFF)[0].startswith(
+        "tgan and ldm never saw 'photo', 'cat' in their training captions (shapes): they will draw what they know")
     assert "never join 'small' with 'above' or 'large', nor 'above' with 'large': they were never shown" in (
         both.warnings(SIZED)[0])
     assert both.warnings(CLEAN) == []
