@@ -132,14 +132,14 @@ class AppModels:
 
     def warnings(self, prompt: str) -> list[str]:
         """One line per model whose training captions the prompt is outside of: words they never held, never join
-        or never put side by side (``t2i.provenance.outside_captions_warning``); one line for both models when they
-        were trained on the same captions (the built-ins), so that the same advice is not shown twice."""
+        or never put side by side (``t2i.provenance.outside_captions_warning``); one line for both models when their
+        records give the same advice (the built-ins on words outside shapes), so that it is not shown twice."""
         names = (self.gan_name, self.diffusion_name)
-        gan, diffusion = (self.trained.get(name, TrainedOn()) for name in names)
-        if gan == diffusion:
-            found = [outside_captions_warning(prompt, " and ".join(names), gan, plural=True)]
-        else:
-            found = [outside_captions_warning(prompt, name, trained) for name, trained in zip(names, (gan, diffusion))]
+        records = [self.trained.get(name, TrainedOn()) for name in names]
+        both = [outside_captions_warning(prompt, " and ".join(names), trained, plural=True) for trained in records]
+        if both[0] == both[1]:
+            return [w for w in both[:1] if w]
+        found = [outside_captions_warning(prompt, name, trained) for name, trained in zip(names, records)]
         return [w for w in found if w]
 
     @property

@@ -5,6 +5,7 @@ no warning."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -22,6 +23,9 @@ OFF = "a photo of a cat"
 CLEAN = "a small red circle in the center"
 SIZED = "a small red circle above a large blue square"  # known words; shapes' two-object captions carry no sizes
 SHAPES_PAIRS = {kind: shapes_pairs(kind) for kind in PAIR_STATISTICS}  # what no shapes caption shows
+# the diffusion built-ins, trained with --reworded-captions (the rewordings join and follow words otherwise)
+SHAPES_LDM = TrainedOn("shapes", "shapes-clip", vocabulary(), reworded=True,
+                       **{kind: shapes_pairs(kind, reworded=True) for kind in PAIR_STATISTICS})
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +51,9 @@ def test_the_trainer_records_its_captions_words_and_clip(app_config):
 
 
 def test_builtins_know_the_shapes_grammar_and_their_clip():
-    for name in ("shapes-ldm", "shapes-ldm-fast", "shapes-ldm-6", "shapes-tgan", "shapes-cvae"):  # a record, a teacher (of a teacher), configs
+    for name in ("shapes-ldm", "shapes-ldm-fast", "shapes-ldm-6"):  # a record, a teacher, a teacher's teacher
+        assert trained_on(name) == SHAPES_LDM, name
+    for name in ("shapes-tgan", "shapes-cvae"):  # a record, configs
         assert trained_on(name) == TrainedOn("shapes", "shapes-clip", vocabulary(), **SHAPES_PAIRS), name
     assert unknown_words(OFF, vocabulary()) == ["photo", "cat"]  # "of" is in the grammar ("to the left of")
     assert unknown_words("A Small RED circle, in the center.", vocabulary()) == []
@@ -63,7 +69,7 @@ def test_a_fine_tune_knows_its_base_words_and_its_own(tmp_path):
     lora = tmp_path / "lora"
     lora.mkdir()
     (lora / "t2i_lora.json").write_text(json.dumps({"family": "ldm", "base": "shapes-ldm"}))
-    assert trained_on(lora) == TrainedOn("shapes", "shapes-clip", vocabulary(), **SHAPES_PAIRS)  # older: the base's
+    assert trained_on(lora) == SHAPES_LDM  # older: the base's
     (lora / RECORD).write_text(json.dumps({"data": "cats/", "clip": None, "base": "shapes-ldm", "words": ["cat"]}))
     assert trained_on(lora) == TrainedOn("cats/", "shapes-clip", vocabulary() | {"cat"})  # no pairs recorded: None
     (lora / RECORD).write_text(json.dumps({"data": "shards/", "clip": None, "base": "shapes-ldm", "words": None}))
@@ -79,7 +85,7 @@ def test_an_older_fine_tune_on_other_data_gets_no_false_alarm_and_its_own_clip(t
     (run / "config.json").write_text(json.dumps({"init": "shapes-ldm", "data": "emoji/", "clip": "runs/emoji-clip"}))
     assert trained_on(run) == TrainedOn("emoji/", "runs/emoji-clip", None)
     (run / "config.json").write_text(json.dumps({"init": "shapes-ldm", "data": "shapes", "clip": ""}))
-    assert trained_on(run) == TrainedOn("shapes", "shapes-clip", vocabulary(), **SHAPES_PAIRS)  # the base's data
+    assert trained_on(run) == SHAPES_LDM  # the base's data
 
 
 def test_caption_words_of_user_data_and_streams():
@@ -137,6 +143,14 @@ def test_two_models_trained_on_the_same_captions_get_one_warning(models):
     apart = AppModels(gan=models.gan, diffusion=models.diffusion, scorer=models.scorer, gan_name="tgan",
                       diffusion_name="ldm", trained={"tgan": models.trained["tgan"], "ldm": TrainedOn(data="other")})
     assert [w.split(" ")[0] for w in apart.warnings(OFF)] == ["tgan"]  # the other model's record knows no words
+    # records apart in the rewordings only (the built-ins since the rewordings): one line where the advice is the same
+    worded = dataclasses.replace(models.trained["tgan"], reworded=True)
+    assert worded != models.trained["tgan"]
+    apart = AppModels(gan=models.gan, diffusion=models.diffusion, scorer=models.scorer, gan_name="tgan",
+                      diffusion_name="ldm", trained={"tgan": models.trained["tgan"], "ldm": worded})
+    assert apart.warnings(OFF) == both.warnings(OFF) and len(apart.warnings(OFF)) == 1
+    worded_only = apart.warnings("red circle blue square")  # the grammar, and for ldm its rewordings too
+    assert [w.split("'")[0] for w in worded_only] == ["tgan", "ldm"] and "; also" in worded_only[1]
 
 
 def test_scores_are_raw_and_say_which_clip_gave_them(models):
@@ -189,8 +203,6 @@ def test_a_given_clip_that_is_the_recorded_one_by_another_path_gets_no_warning(t
 
 
 def test_app_loads_the_recorded_clip_by_default(app_config):
-    import dataclasses
-
     models = AppModels.load(dataclasses.replace(app_config, clip=""))
     assert models.scorer_of("tgan").name == app_config.clip  # the tgan's recorded CLIP
     assert models.scorer_of("ldm").name == FALLBACK_CLIP  # the bare pipeline records none: noted

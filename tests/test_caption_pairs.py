@@ -140,5 +140,6 @@ def test_a_model_trained_on_the_rewordings_is_warned_of_none_and_its_hint_names_
             assert outside_captions_warning(prompt, "m", trained) is None, prompt
         assert joined_apart(SIZED, trained.apart) == [("small", "large"), ("above", "large")]  # sizes: both small
         assert "; also without the articles" in outside_captions_warning("red circle blue square", "m", trained)
-    assert not trained_on("shapes-tgan").reworded and not trained_on("shapes-ldm-6").reworded  # the built-ins
+    assert not trained_on("shapes-tgan").reworded and trained_on("shapes-ldm-6").reworded  # the built-ins
     assert "; also" not in outside_captions_warning("red circle blue square", "m", trained_on("shapes-tgan"))
+    assert "; also" in outside_captions_warning("red circle blue square", "m", trained_on("shapes-ldm-6"))

@@ -78,17 +78,21 @@ RECIPES: list[Recipe] = [
            "vae", "shapes 32 px, train split", ["--n", "32", "--arch", "f4-test", "--scale-images", "16",
                                                   "--eval-images", "16"], half=True),
     # 70% two-object scenes for relations; half the one-object scenes captioned partially, for held-out colour-shape pairs
+    # and 30% of the others' captions reworded (no articles, sizes, 'right of'), so that such prompts are read alike
     Recipe("shapes-ldm", "train.ldm", ["--preset", "shapes-tiny", "--vae", "{vae}", "--clip", "{clip}", "--p-two", "0.7",
-                                       "--partial-captions", "0.5", "--fused-adamw"],
+                                       "--partial-captions", "0.5", "--reworded-captions",
+                                       "0.3", "--fused-adamw"],
            ".", "shapes 32 px, train split", ["--n", "32", "--unet", "test"],
            ("model_index.json", "scheduler", "text_encoder", "tokenizer", "unet", "vae", "t2i_sampling.json",
             "t2i_training.json"), half=True),
     # shapes-ldm's guidance distilled into one UNet pass per step (issue 19); it shares shapes-ldm's VAE and text encoder
-    Recipe("shapes-ldm-fast", "train.distill", ["--preset", "shapes-guidance", "--teacher", "{ldm}"],
+    Recipe("shapes-ldm-fast", "train.distill", ["--preset", "shapes-guidance", "--teacher", "{ldm}",
+                                                 "--reworded-captions", "0.3"],
            ".", "shapes 32 px, train split (70% two-object scenes, as its teacher)", ["--n", "32"],
            DISTILLED_PARTS, half=True, linked=("text_encoder", "tokenizer", "vae"), links_to="shapes-ldm"),
     # shapes-ldm-fast's 12 DDIM steps halved to 6 by progressive distillation (issue 19): the app's default
-    Recipe("shapes-ldm-6", "train.distill", ["--preset", "shapes-progressive", "--teacher", "{ldm_fast}"],
+    Recipe("shapes-ldm-6", "train.distill", ["--preset", "shapes-progressive", "--teacher", "{ldm_fast}",
+                                              "--reworded-captions", "0.3"],
            ".", "shapes 32 px, train split (70% two-object scenes, as its teacher)", ["--n", "32"],
            DISTILLED_PARTS, half=True, linked=("text_encoder", "tokenizer", "vae"), links_to="shapes-ldm"),
     # DALL-E 2 style (issue 17): a prior on shapes-clip (stage1), then the decoder, assembled into prior/ + decoder/
