@@ -130,7 +130,7 @@ def test_a_prompt_joining_words_no_caption_joins_is_warned_beside_the_images(mod
     assert models.generate("a red circle above a blue square", "", 0, 1, "ddim", 2, 2.0, False)["warnings"] == []
 
 
-def test_two_models_trained_on_the_same_captions_get_one_warning(models):
+def test_two_models_given_the_same_advice_get_one_warning(models):
     """Regression: the built-in pair (both trained on shapes) showed the same warning twice, grammar and all."""
     both = AppModels(gan=models.gan, diffusion=models.diffusion, scorer=models.scorer, gan_name="tgan",
                      diffusion_name="ldm", trained={"tgan": models.trained["tgan"], "ldm": models.trained["tgan"]})
