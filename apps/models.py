@@ -137,9 +137,8 @@ class AppModels:
         names = (self.gan_name, self.diffusion_name)
         records = [self.trained.get(name, TrainedOn()) for name in names]
         both = [outside_captions_warning(prompt, " and ".join(names), trained, plural=True) for trained in records]
-        if both[0] == both[1]:
-            return [w for w in both[:1] if w]
-        found = [outside_captions_warning(prompt, name, trained) for name, trained in zip(names, records)]
+        found = both[:1] if both[0] == both[1] else [outside_captions_warning(prompt, name, trained)
+                                                      for name, trained in zip(names, records)]
         return [w for w in found if w]
 
     @property

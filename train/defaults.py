@@ -80,8 +80,7 @@ RECIPES: list[Recipe] = [
     # 70% two-object scenes for relations; half the one-object scenes captioned partially, for held-out colour-shape pairs
     # and 30% of the others' captions reworded (no articles, sizes, 'right of'), so that such prompts are read alike
     Recipe("shapes-ldm", "train.ldm", ["--preset", "shapes-tiny", "--vae", "{vae}", "--clip", "{clip}", "--p-two", "0.7",
-                                       "--partial-captions", "0.5", "--reworded-captions",
-                                       "0.3", "--fused-adamw"],
+                                       "--partial-captions", "0.5", "--reworded-captions", "0.3", "--fused-adamw"],
            ".", "shapes 32 px, train split", ["--n", "32", "--unet", "test"],
            ("model_index.json", "scheduler", "text_encoder", "tokenizer", "unet", "vae", "t2i_sampling.json",
             "t2i_training.json"), half=True),
