@@ -24,6 +24,12 @@ def test_quick_defaults_train_and_install_every_model(tmp_path):
     assert json.loads((root / "shapes-tgan" / "config.json").read_text())["family"] == "tgan-attn"
     assert "shapes-clip" in (root / "shapes-tgan" / "config.json").read_text()  # points at the built-in name
     assert "/runs/" not in (root / "shapes-tgan" / "config.json").read_text()
+    from t2i.provenance import RECORD, trained_on  # the GAN's run record travels with its model/ (regression: it
+    # stayed in the run folder, so an installed GAN trained with --reworded-captions would be read as plain)
+
+    record = json.loads((root / "shapes-tgan" / RECORD).read_text())
+    assert record["data"] == "shapes" and record["clip"] == "shapes-clip" and record["reworded"] is False
+    assert trained_on(root / "shapes-tgan").clip == "shapes-clip"
     images = load_generator(root / "shapes-ldm").generate(prompts=["a small red circle in the center"], seed=0)
     assert images[0].size == (32, 32)
     assert len(load_generator(root / "digits-vae").generate(seed=0, num_images_per_prompt=3)) == 3
@@ -48,8 +54,7 @@ def test_quick_defaults_train_and_install_every_model(tmp_path):
     assert "t2i train prior --preset shapes-prior --clip " in card and " && t2i train unclip " in card
     assert "--prior " in card and json.loads((unclip / "t2i_unclip.json").read_text())["clip"] == "shapes-clip"
     assert load_generator(unclip).generate(prompts=["a small red circle in the center"], seed=0)[0].size == (32, 32)
-    from t2i.provenance import trained_on  # its prior's training record is installed (the app's vocabulary warning)
-
+    # its prior's training record is installed (the app's vocabulary warning)
     assert trained_on(unclip).data == "shapes" and "circle" in trained_on(unclip).words
     # retraining one model against the installed CLIP: its card names that CLIP by short name, not by path
     assert main(["--quick", "--only", "shapes-cvae", "--out", str(tmp_path / "runs2"), "--builtin-root", str(root)]) == 0

@@ -296,7 +296,9 @@ def test_bad_options_are_errors(tiny_clip, tmp_path):
                         (["--perturbed-negatives", "1.5"], "perturbed_negatives"),
                         (["--perturbed-negatives", "0.5", "--mismatch-weight", "0"], "give --mismatch-weight > 0"),
                         (["--perturbed-negatives", "0.5", "--perturbed-kinds", "swap_shapes,recolour"],
-                         r"unknown kind\(s\) \['recolour'\]")):
+                         r"unknown kind\(s\) \['recolour'\]"),
+                        (["--reworded-captions", "-0.1"], "reworded_captions must be in"),
+                        (["--data", "digits", "--reworded-captions", "0.3"], "use it with --data shapes")):
         with pytest.raises(ValueError, match=match):
             trainer.main(argv + ["--clip", str(tiny_clip), "--out", str(tmp_path / "bad")])
 
@@ -359,6 +361,52 @@ def test_perturbed_captions_draw_per_item_from_the_labels_or_the_rules():
     assert swapped == [shapes_negatives(records[0])["swap_shapes"]] == ["a blue triangle above a yellow square"]
     shares = perturbed_captions(texts[:1] * 400, records[:1] * 400, 0.25, [], [f"1|{i}" for i in range(400)])
     assert 0.18 < sum(p is not None for p in shares) / 400 < 0.32
+
+
+def test_reworded_captions_draw_per_item_true_rewordings():
+    from t2i.clip.negatives import reworded_captions
+    from t2i.data.shapes import parse_caption
+    from train.tgan_attn import reworded
+
+    texts = ["a blue square to the left of a yellow triangle", "a large red circle in the top left", "a cat on a mat"]
+    keys = [f"0|7|{i}" for i in range(3)]
+    assert reworded(texts, 0.0, keys) == texts
+    drawn = reworded(texts, 1.0, keys)
+    assert drawn == reworded(texts, 1.0, keys)  # keyed per item: the same again
+    for text, new in zip(texts[:2], drawn):  # each one of the caption's own rewordings, so still true of its scene
+        assert new in reworded_captions({**parse_caption(text), "caption": text})
+    assert drawn[1] == "large red circle in top left" and drawn[2] == texts[2]  # outside the grammar: as written
+    forms = {reworded(texts[:1], 1.0, [f"1|{i}"])[0] for i in range(200)}
+    assert forms == set(reworded_captions({**parse_caption(texts[0]), "caption": texts[0]}))  # every form drawn
+    shares = reworded(texts[:1] * 400, 0.25, [f"2|{i}" for i in range(400)])
+    assert 0.18 < sum(t != texts[0] for t in shares) / 400 < 0.32
+
+
+def test_reworded_captions_reach_g_and_d_and_the_record(tiny_clip, tmp_path, monkeypatch):
+    """--reworded-captions 1: every caption G and D are given (the item's own and its wrong one) is a rewording; the
+    record says so, for the app's wording advice (t2i.provenance)."""
+    from t2i.data.shapes import parse_caption
+    from train import tgan_attn as trainer
+
+    seen: list[str] = []
+    real_cache = trainer.TokenCache
+
+    class Recording(real_cache):
+        def __call__(self, texts):
+            seen.extend(texts)
+            return super().__call__(texts)
+
+    monkeypatch.setattr(trainer, "TokenCache", Recording)
+    out = tmp_path / "run"
+    assert trainer.main(TINY + ["--clip", str(tiny_clip), "--reworded-captions", "1", "--perturbed-negatives", "0.5",
+                                "--eval-n", "0", "--out", str(out)]) == 0
+    trained = seen[:2 * 2 * 8]  # 2 steps, 8 captions each for G and D's right pairs and 8 wrong ones; then the grids
+    assert len(trained) == 32
+    for text in trained:  # every rewording leaves the grammar's wording (articles, sizes or "to the")
+        with pytest.raises(ValueError, match="not a shapes caption"):
+            parse_caption(text)
+    assert json.loads((out / "t2i_training.json").read_text())["reworded"] is True
+    assert json.loads((out / "config.json").read_text())["reworded_captions"] == 1.0
 
 
 def test_critic_benchmark_reads_a_run_checkpoint(tiny_clip, tmp_path):

@@ -27,6 +27,7 @@ import torch
 from t2i.builtin import BUILTIN, ROOT
 from t2i.config import parse_config
 from t2i.model_card import flat_numbers
+from t2i.provenance import RECORD
 
 
 @dataclasses.dataclass
@@ -258,6 +259,8 @@ def install(recipe: Recipe, run: Path, root: Path, names: dict[str, str], comman
             copy(source / part, tmp / part)
     else:
         shutil.copytree(source, tmp)
+    if not (tmp / RECORD).exists() and (run / RECORD).is_file():  # a run's `model/`: the record is in the run folder
+        shutil.copy2(run / RECORD, tmp / RECORD)  # (what it was trained on, for the app's wording advice)
     if recipe.linked and (root / recipe.links_to).is_dir():  # else (a smoke run's root without it) keep the copies
         link_shared(tmp, recipe.linked, root / recipe.links_to)
     name_models(tmp, names)

@@ -11,7 +11,11 @@ run step is:
    ``--perturbed-negatives``, a share of the wrong captions are perturbations of the item's own
    caption (another colour or shape for one object, the objects swapped, the relation flipped;
    ``t2i.clip.negatives``), the hard negatives of NegCLIP (Yuksekgonul et al. 2023) used as D's
-   mismatched pairs, so D has to check each object's words, not only the caption's gist. Every head's loss
+   mismatched pairs, so D has to check each object's words, not only the caption's gist. With
+   ``--reworded-captions P`` (shapes) each caption, the item's own and its wrong one alike, is with probability P
+   replaced by one of its rewordings, still true of it (``t2i.clip.negatives.reworded_captions``), so that prompts
+   worded so are read alike and the wording says nothing about the match (one run of the built-in's recipe at 0.3
+   learnt the one-object rewordings but lost two-object colours: ``benchmarks/RESULTS.md``). Every head's loss
    is averaged; with ``--augment`` real and generated images pass through the same kind of
    differentiable augmentation (DiffAugment, Zhao et al. 2020).
 2. **R1 regulariser** every ``--r1-every`` steps (lazy, Karras et al. 2020):
@@ -47,7 +51,8 @@ from gan_baselines.text_gan_losses import generator_loss, matching_aware_d_loss,
 from gan_baselines.gan_training import (GANRunConfig, adam, d_augment, finish, millions, noise, save_samples,
                                          shown_network)
 from gan_baselines.tgan import ClipSimilarity
-from t2i.clip.negatives import OBJECT_KINDS, RULE_KINDS, SHAPES_KINDS, object_replacements, perturbations
+from t2i.clip.negatives import (OBJECT_KINDS, RULE_KINDS, SHAPES_KINDS, object_replacements, perturbations,
+                                reworded_caption)
 from t2i.builtin import reference
 from t2i.config import parse_config, presets_in
 from t2i.data import all_captions, load_dataset, require_captions, shapes_options, training_options
@@ -87,6 +92,7 @@ class AttnGANConfig(GANRunConfig):
     hard_negatives_k: int = 6  # hard negatives are drawn among each caption's k nearest other captions
     perturbed_negatives: float = 0.0  # share of wrong captions that are a perturbation of the item's own caption (t2i.clip.negatives: shapes labels, else word-order rules); 0 = off
     perturbed_kinds: str = ""  # with --perturbed-negatives: comma-separated kinds to draw from ("" = every kind that applies)
+    reworded_captions: float = 0.0  # shapes: probability that a caption G or D sees (the item's own, its wrong one: drawn apart) is one of its rewordings, still true (articles left out; two objects each 'small'; 'right of' for 'to the right of'); 0 = off. Measured once at 0.3 on the shapes-tgan recipe: two-object colours collapsed (RESULTS.md), so the recipe has none
     r1_gamma: float = 0.0  # R1 penalty weight gamma (Mescheder et al. 2018); 0 = off
     r1_every: int = 16  # apply R1 every N steps, scaled by N (lazy regularisation)
     diversity_weight: float = 0.05  # weight of the mode-seeking term (Mao et al. 2019); 0 = off
@@ -97,7 +103,8 @@ class AttnGANConfig(GANRunConfig):
 
     # added after runs existed: at these values left out of the run identity, so older checkpoints stay resumable
     # (augment and augment_shift were tgan-attn options before every GAN had them: they stay in its identity)
-    identity_defaults: ClassVar[dict[str, object]] = {**RunConfig.identity_defaults, "g_depth": 1, "d_depth": 1}
+    identity_defaults: ClassVar[dict[str, object]] = {**RunConfig.identity_defaults, "g_depth": 1, "d_depth": 1,
+                                                      "reworded_captions": 0.0}
 
     def validate(self) -> None:
         super().validate()
@@ -114,6 +121,10 @@ class AttnGANConfig(GANRunConfig):
         if self.perturbed_negatives > 0 and self.mismatch_weight == 0:
             raise ValueError("perturbed_negatives replaces wrong captions, which mismatch_weight 0 leaves unused: "
                              "give --mismatch-weight > 0 or --perturbed-negatives 0")
+        if not 0.0 <= self.reworded_captions <= 1.0:
+            raise ValueError(f"reworded_captions must be in [0, 1] (0 = off), got {self.reworded_captions!r}")
+        if self.reworded_captions > 0 and str(self.data) != "shapes":
+            raise ValueError("reworded_captions rewords captions of the shapes grammar: use it with --data shapes")
         allowed = SHAPES_KINDS + OBJECT_KINDS + RULE_KINDS
         unknown = [k for k in self.kinds() if k not in allowed]
         if unknown:
@@ -201,6 +212,16 @@ def perturbed_captions(texts: Sequence[str], records: Sequence[dict | None], sha
     return out
 
 
+def reworded(texts: Sequence[str], share: float, keys: Sequence[str]) -> list[str]:
+    """Each caption, with probability ``share``, replaced by one of its rewordings (``reworded_caption``), drawn from
+    ``random.Random(key)`` per item like ``perturbed_captions``."""
+    out = []
+    for text, key in zip(texts, keys, strict=True):
+        rng = random.Random(key)
+        out.append(reworded_caption(text, rng) if rng.random() < share else text)
+    return out
+
+
 def evaluate(generator: tgan_attn.AttnTextGANGenerator, n: int, size: int, seed: int) -> dict:
     """Shapes: prompt accuracy (colour, shape, size, position, relation) of one image per test-split prompt
     (prompt i from seed + i, as ``t2i sample --prompts FILE --seed SEED`` draws them)."""
@@ -253,16 +274,19 @@ def train(cfg: AttnGANConfig) -> Path:
     for step, batch in run.loop(run.dataloader(dataset)):
         x = batch["image"] * 2 - 1  # (b, C, S, S) in [-1, 1]
         texts = list(batch["text"])
-        text = embed(texts).to(run.device)  # tokens (b, T, D), pooled (b, P), mask (b, T)
+        index = [int(i) for i in batch["index"]]
         wrong_texts, differs = wrong_captions(texts, pool, cfg.hard_negatives, run.generator)
         perturbed = None
         if cfg.perturbed_negatives > 0:  # drawn per (seed, step, item): the same after a resume
-            index = [int(i) for i in batch["index"]]
             perturbed = perturbed_captions(texts, [records[i] if records is not None else None for i in index],
                                            cfg.perturbed_negatives, perturbed_kinds, [f"{cfg.seed}|{step}|{i}" for i in index])
             wrong_texts = [p if p is not None else w for w, p in zip(wrong_texts, perturbed)]
             differs = torch.tensor([a != b for a, b in zip(texts, wrong_texts)])
-        differs = differs.to(run.device)
+        differs = differs.to(run.device)  # told apart on the captions as written, before any rewording
+        if cfg.reworded_captions > 0:  # drawn per (seed, step, item) too, apart for the right and the wrong caption
+            texts = reworded(texts, cfg.reworded_captions, [f"{cfg.seed}|{step}|{i}|right" for i in index])
+            wrong_texts = reworded(wrong_texts, cfg.reworded_captions, [f"{cfg.seed}|{step}|{i}|wrong" for i in index])
+        text = embed(texts).to(run.device)  # tokens (b, T, D), pooled (b, P), mask (b, T)
         b = x.shape[0]
         # discriminator step (GAN-CLS): real+caption is real; G(z, caption)+caption and real+wrong caption are fake
         with run.accumulate(D):
@@ -326,7 +350,7 @@ def train(cfg: AttnGANConfig) -> Path:
     save_samples(run, shown, prompts, seed=cfg.seed + 1, n=8)  # the saved model's grid
     final, model_dir = finish(run, G, ema, config, title=f"tgan-attn, {cfg.loss} loss (GAN-CLS)")
     if run.is_main:  # the words of its captions and its CLIP, for off-vocabulary warnings (t2i.provenance)
-        write_record(run.out, cfg.data, dataset, clip=cfg.clip)
+        write_record(run.out, cfg.data, dataset, clip=cfg.clip, reworded=bool(cfg.reworded_captions))
     if run.is_main and cfg.data == "shapes" and cfg.eval_n > 0:
         generator = tgan_attn.AttnTextGANGenerator(final.eval(), encoder, config).to(run.device)
         scores = evaluate(generator, cfg.eval_n, cfg.size, cfg.seed)

@@ -195,6 +195,18 @@ def reworded_captions(record: dict[str, Any]) -> list[str]:
     return forms
 
 
+def reworded_caption(text: str, rng: random.Random) -> str:
+    """One of ``reworded_captions`` of a shapes caption given as text (the item's own or a wrong one), drawn by ``rng``;
+    the text itself when it is outside the grammar (a user's caption, a partial one)."""
+    from t2i.data.shapes import parse_caption
+
+    try:
+        scene = parse_caption(text)
+    except ValueError:
+        return text
+    return rng.choice(reworded_captions({**scene, "caption": text}))
+
+
 def _without(record: dict[str, Any], dropped: str) -> dict[str, Any]:
     obj = {k: (None if k == dropped else v) for k, v in record["objects"][0].items()}
     return {**record, "objects": [obj], "caption": one_object_caption(**obj)}
