@@ -92,7 +92,7 @@ class AttnGANConfig(GANRunConfig):
     hard_negatives_k: int = 6  # hard negatives are drawn among each caption's k nearest other captions
     perturbed_negatives: float = 0.0  # share of wrong captions that are a perturbation of the item's own caption (t2i.clip.negatives: shapes labels, else word-order rules); 0 = off
     perturbed_kinds: str = ""  # with --perturbed-negatives: comma-separated kinds to draw from ("" = every kind that applies)
-    reworded_captions: float = 0.0  # shapes: probability that a caption G or D sees (the item's own, its wrong one: drawn apart) is one of its rewordings, still true (articles left out; two objects each 'small'; 'right of' for 'to the right of'); 0 = off. Measured once at 0.3 on the shapes-tgan recipe: two-object colours collapsed (RESULTS.md), so the recipe has none
+    reworded_captions: float = 0.0  # shapes: probability that a caption G or D sees (its own, its wrong one: drawn apart) is one of its rewordings; 0 = off (0.3 lost two-object colours once)
     r1_gamma: float = 0.0  # R1 penalty weight gamma (Mescheder et al. 2018); 0 = off
     r1_every: int = 16  # apply R1 every N steps, scaled by N (lazy regularisation)
     diversity_weight: float = 0.05  # weight of the mode-seeking term (Mao et al. 2019); 0 = off
