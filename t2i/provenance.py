@@ -236,7 +236,13 @@ def trained_on(path_or_name: str | Path, _depth: int = 0) -> TrainedOn:
     if not record:  # older runs: a LoRA's or distilled model's base file, or the run's --init
         base = next((v for name, key in _BASE_FILES if (v := read_json_object(places[0] / name).get(key))), None)
         base = base or config.get("init") or None
-    inherited = trained_on(base, _depth + 1) if isinstance(base, str) else TrainedOn()
+    if isinstance(base, str):  # a built-in's name, read beside the model when installed together (--builtin-root)
+        from t2i.builtin import BUILTIN
+
+        beside = places[0].parent / base
+        inherited = trained_on(beside if base in BUILTIN and beside.is_dir() else base, _depth + 1)
+    else:
+        inherited = TrainedOn()
     data = record.get("data") or config.get("data") or inherited.data
     # an older fine-tune's own --clip (a text encoder that replaced its base's) wins over the base's
     own_clip = config.get("clip") or config.get("text_encoder")

@@ -143,3 +143,19 @@ def test_a_model_trained_on_the_rewordings_is_warned_of_none_and_its_hint_names_
     assert not trained_on("shapes-tgan").reworded and trained_on("shapes-ldm-6").reworded  # the built-ins
     assert "; also" not in outside_captions_warning("red circle blue square", "m", trained_on("shapes-tgan"))
     assert "; also" in outside_captions_warning("red circle blue square", "m", trained_on("shapes-ldm-6"))
+
+
+def test_a_student_reads_its_teacher_beside_it_in_a_scratch_root(tmp_path):
+    """Regression: `t2i train defaults --builtin-root ROOT` installs a student naming its teacher by built-in name;
+    its record was read through the shipped teacher, not the one trained beside it in ROOT."""
+    teacher, student = tmp_path / "shapes-ldm-fast", tmp_path / "shapes-ldm-6"
+    teacher.mkdir(), student.mkdir()
+    write_record(teacher, "shapes", make_scenes(8, seed=0), clip="shapes-clip", reworded=False)
+    (student / "t2i_distill.json").write_text(json.dumps({"teacher": "shapes-ldm-fast"}))
+    assert trained_on("shapes-ldm-fast").reworded  # the shipped teacher learnt the rewordings; this one did not
+    assert not trained_on(student).reworded and trained_on(student).apart == shapes_pairs("apart")
+    assert trained_on("shapes-ldm-6").reworded  # the shipped student still reads the shipped teacher
+    (tmp_path / "other").mkdir()  # a name that is no built-in is never looked for beside the model
+    (student / "t2i_distill.json").write_text(json.dumps({"teacher": "other"}))
+    assert trained_on(student) == TrainedOn()
+
