@@ -62,6 +62,7 @@ class TrainedOn:
     apart: frozenset[tuple[str, str]] | None = None  # pairs of them no caption joins (apart_pairs; None: unknown)
     never_next: frozenset[tuple[str, str]] | None = None  # (u, v): v never right after u (never_next_pairs)
     reworded: bool = False  # shapes, trained with --reworded-captions (its own run or its base's)
+    reworded_scenes: str = "all"  # which of its captions were reworded (t2i.clip.negatives.REWORDED_SCENES)
 
     def describe(self) -> str:
         parts = [f"trained on `{self.data}`" if self.data else "training data not recorded",
@@ -135,12 +136,13 @@ def never_next_pairs(captions: Sequence[str], evidence: float = EVIDENCE) -> fro
 PAIR_STATISTICS = {"apart": apart_pairs, "never_next": never_next_pairs}
 
 
-@lru_cache(maxsize=2 * len(PAIR_STATISTICS))
-def shapes_pairs(kind: str, reworded: bool = False) -> frozenset[tuple[str, str]]:
+@lru_cache(maxsize=3 * len(PAIR_STATISTICS))
+def shapes_pairs(kind: str, reworded: bool = False, reworded_scenes: str = "all") -> frozenset[tuple[str, str]]:
     """``kind``'s pairs of the shapes captions: every caption of the grammar, enumerated (for ``never_next`` with
     their partial captions, which ``--partial-captions`` trains on, so that their wording is not warned of);
-    ``reworded``: with their rewordings too, for a model trained with ``--reworded-captions``."""
-    from t2i.clip.negatives import partial_captions, reworded_captions
+    ``reworded``: with their rewordings too (of ``reworded_scenes``' captions), for a model trained with
+    ``--reworded-captions``."""
+    from t2i.clip.negatives import REWORDED_SCENES, partial_captions, reworded_captions
     from t2i.data.shapes import grammar_captions, parse_caption
 
     captions = grammar_captions()
@@ -148,17 +150,18 @@ def shapes_pairs(kind: str, reworded: bool = False) -> frozenset[tuple[str, str]
     if kind == "never_next":
         captions += [partial for scene in scenes for partial in partial_captions(scene)]
     if reworded:
-        captions += [text for scene in scenes for text in reworded_captions(scene)]
+        most = REWORDED_SCENES[reworded_scenes]
+        captions += [text for scene in scenes if len(scene["objects"]) <= most for text in reworded_captions(scene)]
     return PAIR_STATISTICS[kind](captions, evidence=0)
 
 
-def caption_pairs(kind: str, source: str, dataset: Any, base: str | None = None,
-                  reworded: bool = False) -> frozenset[tuple[str, str]] | None:
+def caption_pairs(kind: str, source: str, dataset: Any, base: str | None = None, reworded: bool = False,
+                  reworded_scenes: str = "all") -> frozenset[tuple[str, str]] | None:
     """``kind``'s pairs (``PAIR_STATISTICS``) of a training ``dataset``'s captions (from ``source``; ``reworded``:
-    shapes trained with ``--reworded-captions``); None when they cannot be listed. A fine-tune of ``base``: the base's
+    shapes trained with ``--reworded-captions`` of ``reworded_scenes``); None when they cannot be listed. A fine-tune of ``base``: the base's
     pairs its own captions never show, and its own pairs with a word the base never saw (None when the base's are
     unknown)."""
-    own = shapes_pairs(kind, reworded) if str(source) == "shapes" else None
+    own = shapes_pairs(kind, reworded, reworded_scenes) if str(source) == "shapes" else None
     captions = None if own is not None else captions_of(dataset)
     if own is None and captions is None:
         return None
@@ -180,18 +183,19 @@ def caption_pairs(kind: str, source: str, dataset: Any, base: str | None = None,
 
 
 def write_record(folder: str | Path, data: str, dataset: Any, clip: str | None = None,
-                 base: str | None = None, reworded: bool = False) -> Path:
+                 base: str | None = None, reworded: bool = False, reworded_scenes: str = "all") -> Path:
     """Write ``folder/t2i_training.json`` for a model trained on ``dataset`` (from ``data``) with ``clip``
-    (or fine-tuned from ``base``; ``reworded``: shapes with ``--reworded-captions``). Paths are written as
+    (or fine-tuned from ``base``; ``reworded``: shapes with ``--reworded-captions`` of ``reworded_scenes``). Paths are written as
     ``t2i.builtin.reference`` gives them."""
     from t2i.builtin import reference
 
     words = caption_words(data, dataset)
     count = len(dataset) if hasattr(dataset, "__len__") else None
     record = {"data": str(data), "clip": reference(clip) if clip else None, "base": reference(base) if base else None,
-              "captions": count, "words": sorted(words) if words is not None else None, "reworded": reworded}
+              "captions": count, "words": sorted(words) if words is not None else None, "reworded": reworded,
+              "reworded_scenes": reworded_scenes}
     for kind in PAIR_STATISTICS:
-        pairs = caption_pairs(kind, data, dataset, base, reworded)
+        pairs = caption_pairs(kind, data, dataset, base, reworded, reworded_scenes)
         record[kind] = sorted(list(pair) for pair in pairs) if pairs is not None else None
     path = Path(folder) / RECORD
     path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
@@ -272,8 +276,9 @@ def trained_on(path_or_name: str | Path, _depth: int = 0) -> TrainedOn:
     else:
         words = own
     reworded = bool(record.get("reworded")) or (inherited.reworded and same)
+    scenes = record.get("reworded_scenes", "all") if record.get("reworded") else inherited.reworded_scenes
     return TrainedOn(data=str(data) if data else None, clip=str(clip) if clip else None, words=words, **pairs,
-                     reworded=reworded)
+                     reworded=reworded, reworded_scenes=scenes)
 
 
 def unknown_words(prompt: str, words: Iterable[str] | None) -> list[str]:
@@ -344,10 +349,11 @@ def outside_captions_warning(prompt: str, name: str, trained: TrainedOn, plural:
         return None
     shown = ", ".join(f"{v!r} right after {u!r}" for u, v in nexts[:3]) + (", ..." if len(nexts) > 3 else "")
     if trained.data == "shapes":
-        from t2i.clip.negatives import REWORDINGS
+        from t2i.clip.negatives import REWORDINGS_OF
         from t2i.data.shapes import GRAMMAR
 
-        shown += f" (they read {GRAMMAR}" + (f"; also {REWORDINGS})" if trained.reworded else ")")
+        shown += f" (they read {GRAMMAR}" + (f"; also {REWORDINGS_OF[trained.reworded_scenes]})" if trained.reworded
+                                             else ")")
     return (f"{name}'s training captions{data} never put {shown}: {it} learnt their wording and will likely draw "
             "others wrong; word the prompt as they are")
 

@@ -145,6 +145,20 @@ def test_a_model_trained_on_the_rewordings_is_warned_of_none_and_its_hint_names_
     assert "; also" in outside_captions_warning("red circle blue square", "m", trained_on("shapes-ldm-6"))
 
 
+def test_a_model_with_one_object_rewordings_is_warned_of_two_object_ones(tmp_path):
+    """`t2i train tgan-attn --reworded-scenes one` rewords one-object captions only: its record says so, their wording
+    is not warned of, the two-object rewordings it never saw still are, and the hint names only what it learnt."""
+    write_record(tmp_path, "shapes", make_scenes(8, seed=0), clip="shapes-clip", reworded=True, reworded_scenes="one")
+    trained = trained_on(tmp_path)
+    assert trained.reworded and trained.reworded_scenes == "one"
+    assert shapes_pairs("never_next", reworded=True) < trained.never_next < shapes_pairs("never_next")  # pairs never next
+    assert outside_captions_warning("small red triangle in top left", "m", trained) is None
+    assert "never join 'small' with 'above'" in outside_captions_warning("a small red circle above a small blue square",
+                                                                         "m", trained)
+    warning = outside_captions_warning("red circle above blue square", "m", trained)
+    assert warning is not None and "; also one object without the articles)" in warning
+
+
 def test_a_student_reads_its_teacher_beside_it_in_a_scratch_root(tmp_path):
     """Regression: `t2i train defaults --builtin-root ROOT` installs a student naming its teacher by built-in name;
     its record was read through the shipped teacher, not the one trained beside it in ROOT."""

@@ -298,7 +298,8 @@ def test_bad_options_are_errors(tiny_clip, tmp_path):
                         (["--perturbed-negatives", "0.5", "--perturbed-kinds", "swap_shapes,recolour"],
                          r"unknown kind\(s\) \['recolour'\]"),
                         (["--reworded-captions", "-0.1"], "reworded_captions must be in"),
-                        (["--data", "digits", "--reworded-captions", "0.3"], "use it with --data shapes")):
+                        (["--data", "digits", "--reworded-captions", "0.3"], "use it with --data shapes"),
+                        (["--reworded-scenes", "two"], "reworded_scenes must be one of")):
         with pytest.raises(ValueError, match=match):
             trainer.main(argv + ["--clip", str(tiny_clip), "--out", str(tmp_path / "bad")])
 
@@ -380,6 +381,8 @@ def test_reworded_captions_draw_per_item_true_rewordings():
     assert forms == set(reworded_captions({**parse_caption(texts[0]), "caption": texts[0]}))  # every form drawn
     shares = reworded(texts[:1] * 400, 0.25, [f"2|{i}" for i in range(400)])
     assert 0.18 < sum(t != texts[0] for t in shares) / 400 < 0.32
+    one = reworded(texts, 1.0, keys, scenes="one")  # --reworded-scenes one: two-object captions as written
+    assert one == [texts[0], "large red circle in top left", texts[2]]
 
 
 def test_reworded_captions_reach_g_and_d_and_the_record(tiny_clip, tmp_path, monkeypatch):

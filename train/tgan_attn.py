@@ -15,7 +15,8 @@ run step is:
    ``--reworded-captions P`` (shapes) each caption, the item's own and its wrong one alike, is with probability P
    replaced by one of its rewordings, still true of it (``t2i.clip.negatives.reworded_captions``), so that prompts
    worded so are read alike and the wording says nothing about the match (one run of the built-in's recipe at 0.3
-   learnt the one-object rewordings but lost two-object colours: ``benchmarks/RESULTS.md``). Every head's loss
+   learnt the one-object rewordings but lost two-object colours: ``benchmarks/RESULTS.md``); with
+   ``--reworded-scenes one`` only one-object captions are reworded. Every head's loss
    is averaged; with ``--augment`` real and generated images pass through the same kind of
    differentiable augmentation (DiffAugment, Zhao et al. 2020).
 2. **R1 regulariser** every ``--r1-every`` steps (lazy, Karras et al. 2020):
@@ -52,7 +53,7 @@ from gan_baselines.gan_training import (GANRunConfig, adam, d_augment, finish, m
                                          shown_network)
 from gan_baselines.tgan import ClipSimilarity
 from t2i.clip.negatives import (OBJECT_KINDS, RULE_KINDS, SHAPES_KINDS, object_replacements, perturbations,
-                                reworded_caption)
+                                REWORDED_SCENES, reworded_caption)
 from t2i.builtin import reference
 from t2i.config import parse_config, presets_in
 from t2i.data import all_captions, load_dataset, require_captions, shapes_options, training_options
@@ -93,6 +94,7 @@ class AttnGANConfig(GANRunConfig):
     perturbed_negatives: float = 0.0  # share of wrong captions that are a perturbation of the item's own caption (t2i.clip.negatives: shapes labels, else word-order rules); 0 = off
     perturbed_kinds: str = ""  # with --perturbed-negatives: comma-separated kinds to draw from ("" = every kind that applies)
     reworded_captions: float = 0.0  # shapes: probability that a caption G or D sees (its own, its wrong one: drawn apart) is one of its rewordings; 0 = off (0.3 lost two-object colours once)
+    reworded_scenes: str = "all"  # with --reworded-captions: whose captions are reworded: all | one (one-object captions only)
     r1_gamma: float = 0.0  # R1 penalty weight gamma (Mescheder et al. 2018); 0 = off
     r1_every: int = 16  # apply R1 every N steps, scaled by N (lazy regularisation)
     diversity_weight: float = 0.05  # weight of the mode-seeking term (Mao et al. 2019); 0 = off
@@ -104,7 +106,7 @@ class AttnGANConfig(GANRunConfig):
     # added after runs existed: at these values left out of the run identity, so older checkpoints stay resumable
     # (augment and augment_shift were tgan-attn options before every GAN had them: they stay in its identity)
     identity_defaults: ClassVar[dict[str, object]] = {**RunConfig.identity_defaults, "g_depth": 1, "d_depth": 1,
-                                                      "reworded_captions": 0.0}
+                                                      "reworded_captions": 0.0, "reworded_scenes": "all"}
 
     def validate(self) -> None:
         super().validate()
@@ -123,6 +125,8 @@ class AttnGANConfig(GANRunConfig):
                              "give --mismatch-weight > 0 or --perturbed-negatives 0")
         if not 0.0 <= self.reworded_captions <= 1.0:
             raise ValueError(f"reworded_captions must be in [0, 1] (0 = off), got {self.reworded_captions!r}")
+        if self.reworded_scenes not in REWORDED_SCENES:
+            raise ValueError(f"reworded_scenes must be one of {list(REWORDED_SCENES)}, got {self.reworded_scenes!r}")
         if self.reworded_captions > 0 and str(self.data) != "shapes":
             raise ValueError("reworded_captions rewords captions of the shapes grammar: use it with --data shapes")
         allowed = SHAPES_KINDS + OBJECT_KINDS + RULE_KINDS
@@ -212,13 +216,13 @@ def perturbed_captions(texts: Sequence[str], records: Sequence[dict | None], sha
     return out
 
 
-def reworded(texts: Sequence[str], share: float, keys: Sequence[str]) -> list[str]:
-    """Each caption, with probability ``share``, replaced by one of its rewordings (``reworded_caption``), drawn from
-    ``random.Random(key)`` per item like ``perturbed_captions``."""
+def reworded(texts: Sequence[str], share: float, keys: Sequence[str], scenes: str = "all") -> list[str]:
+    """Each caption, with probability ``share``, replaced by one of its rewordings (``reworded_caption``; with
+    ``scenes="one"`` one-object captions only), drawn from ``random.Random(key)`` per item like ``perturbed_captions``."""
     out = []
     for text, key in zip(texts, keys, strict=True):
         rng = random.Random(key)
-        out.append(reworded_caption(text, rng) if rng.random() < share else text)
+        out.append(reworded_caption(text, rng, scenes) if rng.random() < share else text)
     return out
 
 
@@ -284,8 +288,10 @@ def train(cfg: AttnGANConfig) -> Path:
             differs = torch.tensor([a != b for a, b in zip(texts, wrong_texts)])
         differs = differs.to(run.device)  # told apart on the captions as written, before any rewording
         if cfg.reworded_captions > 0:  # drawn per (seed, step, item) too, apart for the right and the wrong caption
-            texts = reworded(texts, cfg.reworded_captions, [f"{cfg.seed}|{step}|{i}|right" for i in index])
-            wrong_texts = reworded(wrong_texts, cfg.reworded_captions, [f"{cfg.seed}|{step}|{i}|wrong" for i in index])
+            texts = reworded(texts, cfg.reworded_captions, [f"{cfg.seed}|{step}|{i}|right" for i in index],
+                             cfg.reworded_scenes)
+            wrong_texts = reworded(wrong_texts, cfg.reworded_captions, [f"{cfg.seed}|{step}|{i}|wrong" for i in index],
+                                   cfg.reworded_scenes)
         text = embed(texts).to(run.device)  # tokens (b, T, D), pooled (b, P), mask (b, T)
         b = x.shape[0]
         # discriminator step (GAN-CLS): real+caption is real; G(z, caption)+caption and real+wrong caption are fake
@@ -350,7 +356,8 @@ def train(cfg: AttnGANConfig) -> Path:
     save_samples(run, shown, prompts, seed=cfg.seed + 1, n=8)  # the saved model's grid
     final, model_dir = finish(run, G, ema, config, title=f"tgan-attn, {cfg.loss} loss (GAN-CLS)")
     if run.is_main:  # the words of its captions and its CLIP, for off-vocabulary warnings (t2i.provenance)
-        write_record(run.out, cfg.data, dataset, clip=cfg.clip, reworded=bool(cfg.reworded_captions))
+        write_record(run.out, cfg.data, dataset, clip=cfg.clip, reworded=bool(cfg.reworded_captions),
+                     reworded_scenes=cfg.reworded_scenes)
     if run.is_main and cfg.data == "shapes" and cfg.eval_n > 0:
         generator = tgan_attn.AttnTextGANGenerator(final.eval(), encoder, config).to(run.device)
         scores = evaluate(generator, cfg.eval_n, cfg.size, cfg.seed)

@@ -68,6 +68,8 @@ PARTIAL_DROPS: tuple[str, ...] = ("size", "colour", "position")  # what a partia
 ARTICLE = re.compile(r"\b(a|the) ")  # what a reworded caption leaves out (reworded_captions)
 # reworded_captions, in words (the wording hint of a model trained on them)
 REWORDINGS = "without the articles, with 'small' before each of two objects, 'right of' for 'to the right of'"
+REWORDED_SCENES = {"all": 2, "one": 1}  # which captions a --reworded-captions run rewords: the most objects they name
+REWORDINGS_OF = {"all": REWORDINGS, "one": "one object without the articles"}  # what each choice rewords, for hints
 PERTURBERS: tuple[str, ...] = ("off", "shapes", "rules", "auto")  # what `t2i train clip --hard-negatives` takes
 OPPOSITE: dict[str, str] = {"above": "below", "below": "above",
                             "to the left of": "to the right of", "to the right of": "to the left of"}
@@ -195,14 +197,17 @@ def reworded_captions(record: dict[str, Any]) -> list[str]:
     return forms
 
 
-def reworded_caption(text: str, rng: random.Random) -> str:
+def reworded_caption(text: str, rng: random.Random, scenes: str = "all") -> str:
     """One of ``reworded_captions`` of a shapes caption given as text (the item's own or a wrong one), drawn by ``rng``;
-    the text itself when it is outside the grammar (a user's caption, a partial one)."""
+    the text itself when it is outside the grammar (a user's caption, a partial one) or outside ``scenes``
+    (``REWORDED_SCENES``: "one" rewords one-object captions only)."""
     from t2i.data.shapes import parse_caption
 
     try:
         scene = parse_caption(text)
     except ValueError:
+        return text
+    if len(scene["objects"]) > REWORDED_SCENES[scenes]:
         return text
     return rng.choice(reworded_captions({**scene, "caption": text}))
 
