@@ -158,9 +158,9 @@ def shapes_pairs(kind: str, reworded: bool = False, reworded_scenes: str = "all"
 def caption_pairs(kind: str, source: str, dataset: Any, base: str | None = None, reworded: bool = False,
                   reworded_scenes: str = "all") -> frozenset[tuple[str, str]] | None:
     """``kind``'s pairs (``PAIR_STATISTICS``) of a training ``dataset``'s captions (from ``source``; ``reworded``:
-    shapes trained with ``--reworded-captions`` of ``reworded_scenes``); None when they cannot be listed. A fine-tune of ``base``: the base's
-    pairs its own captions never show, and its own pairs with a word the base never saw (None when the base's are
-    unknown)."""
+    shapes trained with ``--reworded-captions`` of ``reworded_scenes``); None when they cannot be listed. A fine-tune
+    of ``base``: the base's pairs its own captions never show, and its own pairs with a word the base never saw (None
+    when the base's are unknown)."""
     own = shapes_pairs(kind, reworded, reworded_scenes) if str(source) == "shapes" else None
     captions = None if own is not None else captions_of(dataset)
     if own is None and captions is None:
@@ -185,8 +185,8 @@ def caption_pairs(kind: str, source: str, dataset: Any, base: str | None = None,
 def write_record(folder: str | Path, data: str, dataset: Any, clip: str | None = None,
                  base: str | None = None, reworded: bool = False, reworded_scenes: str = "all") -> Path:
     """Write ``folder/t2i_training.json`` for a model trained on ``dataset`` (from ``data``) with ``clip``
-    (or fine-tuned from ``base``; ``reworded``: shapes with ``--reworded-captions`` of ``reworded_scenes``). Paths are written as
-    ``t2i.builtin.reference`` gives them."""
+    (or fine-tuned from ``base``; ``reworded``: shapes with ``--reworded-captions`` of ``reworded_scenes``). Paths
+    are written as ``t2i.builtin.reference`` gives them."""
     from t2i.builtin import reference
 
     words = caption_words(data, dataset)
