@@ -151,7 +151,7 @@ def test_a_model_with_one_object_rewordings_is_warned_of_two_object_ones(tmp_pat
     write_record(tmp_path, "shapes", make_scenes(8, seed=0), clip="shapes-clip", reworded=True, reworded_scenes="one")
     trained = trained_on(tmp_path)
     assert trained.reworded and trained.reworded_scenes == "one"
-    assert shapes_pairs("never_next", reworded=True) < trained.never_next < shapes_pairs("never_next")  # pairs never next
+    assert shapes_pairs("never_next", reworded=True) < trained.never_next < shapes_pairs("never_next")  # never next
     assert outside_captions_warning("small red triangle in top left", "m", trained) is None
     assert "never join 'small' with 'above'" in outside_captions_warning("a small red circle above a small blue square",
                                                                          "m", trained)

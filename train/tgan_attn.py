@@ -218,7 +218,8 @@ def perturbed_captions(texts: Sequence[str], records: Sequence[dict | None], sha
 
 def reworded(texts: Sequence[str], share: float, keys: Sequence[str], scenes: str = "all") -> list[str]:
     """Each caption, with probability ``share``, replaced by one of its rewordings (``reworded_caption``; with
-    ``scenes="one"`` one-object captions only), drawn from ``random.Random(key)`` per item like ``perturbed_captions``."""
+    ``scenes="one"`` one-object captions only), drawn from ``random.Random(key)`` per item like
+    ``perturbed_captions``."""
     out = []
     for text, key in zip(texts, keys, strict=True):
         rng = random.Random(key)
