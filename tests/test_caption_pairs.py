@@ -46,7 +46,7 @@ def test_the_shapes_grammar_pairs_are_what_its_training_captions_show():
 
 
 def test_no_spec_caption_is_warned_and_a_sized_two_object_prompt_is():
-    trained = trained_on("shapes-tgan")  # trained on the captions alone
+    trained = trained_on("shapes-cvae")  # trained on the captions alone
     held_out = [scene["caption"] for scene in make_scenes(300, seed=1, split="novel")]
     assert [c for c in held_out if outside_captions_warning(c, "shapes-tgan", trained)] == []
     assert joined_apart(SIZED, trained.apart) == [("small", "above"), ("small", "large"), ("above", "large")]
@@ -62,7 +62,7 @@ def test_no_spec_caption_is_warned_and_a_sized_two_object_prompt_is():
 
 
 def test_a_prompt_worded_as_no_caption_is_warned_with_the_captions_form():
-    trained = trained_on("shapes-tgan")  # trained on the captions alone
+    trained = trained_on("shapes-cvae")  # trained on the captions alone
     assert unseen_next("cyan cross above yellow triangle", trained.never_next) == [("above", "yellow")]
     assert unseen_next("small red triangle in top left", trained.never_next) == [("in", "top")]
     warning = outside_captions_warning("Cyan cross above yellow triangle.", "shapes-tgan", trained)
@@ -140,8 +140,9 @@ def test_a_model_trained_on_the_rewordings_is_warned_of_none_and_its_hint_names_
             assert outside_captions_warning(prompt, "m", trained) is None, prompt
         assert joined_apart(SIZED, trained.apart) == [("small", "large"), ("above", "large")]  # sizes: both small
         assert "; also without the articles" in outside_captions_warning("red circle blue square", "m", trained)
-    assert not trained_on("shapes-tgan").reworded and trained_on("shapes-ldm-6").reworded  # the built-ins
-    assert "; also" not in outside_captions_warning("red circle blue square", "m", trained_on("shapes-tgan"))
+    assert not trained_on("shapes-cvae").reworded and trained_on("shapes-ldm-6").reworded  # the built-ins
+    assert trained_on("shapes-tgan").reworded_scenes == "one" and trained_on("shapes-ldm-6").reworded_scenes == "all"
+    assert "; also" not in outside_captions_warning("red circle blue square", "m", trained_on("shapes-cvae"))
     assert "; also" in outside_captions_warning("red circle blue square", "m", trained_on("shapes-ldm-6"))
 
 

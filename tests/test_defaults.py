@@ -28,7 +28,8 @@ def test_quick_defaults_train_and_install_every_model(tmp_path):
     # stayed in the run folder, so an installed GAN trained with --reworded-captions would be read as plain)
 
     record = json.loads((root / "shapes-tgan" / RECORD).read_text())
-    assert record["data"] == "shapes" and record["clip"] == "shapes-clip" and record["reworded"] is False
+    assert record["data"] == "shapes" and record["clip"] == "shapes-clip" and record["reworded"] is True
+    assert record["reworded_scenes"] == "one"  # the recipe rewords one-object captions only
     assert trained_on(root / "shapes-tgan").clip == "shapes-clip"
     images = load_generator(root / "shapes-ldm").generate(prompts=["a small red circle in the center"], seed=0)
     assert images[0].size == (32, 32)

@@ -66,11 +66,13 @@ RECIPES: list[Recipe] = [
                     "--steps", "300", "--lr", "3e-4", "--warmup", "30"])),
     # the attention text GAN (gan_baselines.tgan_attn); the simple pooled-embedding one stays `t2i train tgan`
     # D also takes perturbed captions as wrong ones (shape swaps and replacements: its measured blind spot); two
-    # convolutions per resolution in G and D draw and judge small shapes (RESULTS.md: "Text GAN: two convolutions ...")
+    # convolutions per resolution in G and D draw and judge small shapes (RESULTS.md: "Text GAN: two convolutions ...");
+    # 30% of one-object captions without the articles (rewording two-object ones too lost their colours: RESULTS.md)
     Recipe("shapes-tgan", "train.tgan_attn", ["--clip", "{clip}", "--steps", "16500", "--g-full", "32", "--d-full", "32",
                                               "--g-attn", "4,8,16", "--g-depth", "2", "--d-depth", "2",
                                               "--diversity-weight", "0.02", "--perturbed-negatives", "0.5",
-                                              "--perturbed-kinds", "swap_shapes,replace_object_shape,replace_shape"],
+                                              "--perturbed-kinds", "swap_shapes,replace_object_shape,replace_shape",
+                                              "--reworded-captions", "0.3", "--reworded-scenes", "one"],
            "model", "shapes 32 px, train split", ["--n", "32", "--g-channels", "16,16,8", "--d-channels", "8,8,16",
                                                   "--text-width", "16", "--eval-n", "4"]),
     Recipe("shapes-cvae", "train.cvae", ["--text-encoder", "{clip}", "--steps", "3000"],
