@@ -142,7 +142,7 @@ def shapes_pairs(kind: str, reworded: bool = False, reworded_scenes: str = "all"
     their partial captions, which ``--partial-captions`` trains on, so that their wording is not warned of);
     ``reworded``: with their rewordings too (of ``reworded_scenes``' captions), for a model trained with
     ``--reworded-captions``."""
-    from t2i.clip.negatives import REWORDED_SCENES, partial_captions, reworded_captions
+    from t2i.clip.negatives import partial_captions, reworded_captions
     from t2i.data.shapes import grammar_captions, parse_caption
 
     captions = grammar_captions()
@@ -150,8 +150,7 @@ def shapes_pairs(kind: str, reworded: bool = False, reworded_scenes: str = "all"
     if kind == "never_next":
         captions += [partial for scene in scenes for partial in partial_captions(scene)]
     if reworded:
-        most = REWORDED_SCENES[reworded_scenes]
-        captions += [text for scene in scenes if len(scene["objects"]) <= most for text in reworded_captions(scene)]
+        captions += [text for scene in scenes for text in reworded_captions(scene, reworded_scenes)]
     return PAIR_STATISTICS[kind](captions, evidence=0)
 
 

@@ -180,11 +180,14 @@ def partial_captions(record: dict[str, Any]) -> list[str]:
     return [_without(record, dropped)["caption"] for dropped in PARTIAL_DROPS]
 
 
-def reworded_captions(record: dict[str, Any]) -> list[str]:
+def reworded_captions(record: dict[str, Any], scenes: str = "all") -> list[str]:
     """A shapes scene's caption as people also word it, every one still true: the articles left out ("small red
     triangle in top left") and, for two objects, with the size they have (the spec's two-object scenes are both
     small: "a small red circle above a small blue square"), with and without the articles, and "left of" / "right
-    of" without "to the" ("a red circle right of a blue square"), with and without the articles."""
+    of" without "to the" ("a red circle right of a blue square"), with and without the articles. Nothing for a scene
+    outside ``scenes`` (``REWORDED_SCENES``: "one" rewords one-object scenes only)."""
+    if len(record["objects"]) > REWORDED_SCENES[scenes]:
+        return []
     caption = record["caption"]
     if len(record["objects"]) == 1:
         return [ARTICLE.sub("", caption)]
@@ -207,9 +210,8 @@ def reworded_caption(text: str, rng: random.Random, scenes: str = "all") -> str:
         scene = parse_caption(text)
     except ValueError:
         return text
-    if len(scene["objects"]) > REWORDED_SCENES[scenes]:
-        return text
-    return rng.choice(reworded_captions({**scene, "caption": text}))
+    forms = reworded_captions({**scene, "caption": text}, scenes)
+    return rng.choice(forms) if forms else text
 
 
 def _without(record: dict[str, Any], dropped: str) -> dict[str, Any]:
