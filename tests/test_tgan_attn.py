@@ -299,7 +299,9 @@ def test_bad_options_are_errors(tiny_clip, tmp_path):
                          r"unknown kind\(s\) \['recolour'\]"),
                         (["--reworded-captions", "-0.1"], "reworded_captions must be in"),
                         (["--data", "digits", "--reworded-captions", "0.3"], "use it with --data shapes"),
-                        (["--reworded-scenes", "two"], "reworded_scenes must be one of")):
+                        (["--reworded-scenes", "two"], "reworded_scenes must be one of"),
+                        (["--partial-captions", "1.5"], "partial_captions must be in"),
+                        (["--data", "digits", "--partial-captions", "0.5"], "use it with --data shapes")):
         with pytest.raises(ValueError, match=match):
             trainer.main(argv + ["--clip", str(tiny_clip), "--out", str(tmp_path / "bad")])
 
@@ -410,6 +412,55 @@ def test_reworded_captions_reach_g_and_d_and_the_record(tiny_clip, tmp_path, mon
             parse_caption(text)
     assert json.loads((out / "t2i_training.json").read_text())["reworded"] is True
     assert json.loads((out / "config.json").read_text())["reworded_captions"] == 1.0
+
+
+def test_partial_captions_leave_one_attribute_out_of_one_object_captions():
+    from t2i.clip.negatives import partial_captions
+    from t2i.data.shapes import parse_caption
+    from train.tgan_attn import partial
+
+    texts = ["a large red circle in the top left", "a blue square to the left of a yellow triangle"]
+    records = [{**parse_caption(t), "caption": t} for t in texts]
+    keys = [f"0|7|{i}|partial" for i in range(2)]
+    assert partial(texts, records, 0.0, keys) == texts
+    drawn = partial(texts, records, 1.0, keys)
+    assert drawn == partial(texts, records, 1.0, keys)  # keyed per item: the same again (a resumed run draws alike)
+    assert drawn[0] in partial_captions(records[0]) and drawn[1] == texts[1]  # two objects: as written
+    forms = {partial(texts[:1], records[:1], 1.0, [f"1|{i}"])[0] for i in range(100)}
+    assert forms == {"a red circle in the top left", "a large circle in the top left", "a large red circle"}
+    shares = partial(texts[:1] * 400, records[:1] * 400, 0.25, [f"2|{i}" for i in range(400)])
+    assert 0.18 < sum(t != texts[0] for t in shares) / 400 < 0.32
+
+
+def test_partial_captions_reach_g_and_d_as_the_items_own_caption_only(tiny_clip, tmp_path, monkeypatch):
+    """--partial-captions 1 on one-object scenes: every caption G and D's real pairs are given is partial (and not
+    reworded on top), every wrong caption D is given is whole."""
+    from t2i.clip.negatives import partial_captions
+    from t2i.data.shapes import parse_caption
+    from train import tgan_attn as trainer
+
+    seen: list[str] = []
+    real_cache = trainer.TokenCache
+
+    class Recording(real_cache):
+        def __call__(self, texts):
+            seen.append(list(texts))
+            return super().__call__(texts)
+
+    monkeypatch.setattr(trainer, "TokenCache", Recording)
+    out = tmp_path / "run"
+    assert trainer.main(TINY + ["--clip", str(tiny_clip), "--p-two", "0", "--partial-captions", "1",
+                                "--reworded-captions", "1", "--reworded-scenes", "one", "--eval-n", "0",
+                                "--out", str(out)]) == 0
+    for right, wrong in (seen[0:2], seen[2:4]):  # per step: the own captions, then the wrong ones
+        assert len(right) == len(wrong) == 8
+        for text in right:  # "a small circle in the top left": out of the grammar, three of the four attributes
+            with pytest.raises(ValueError, match="not a shapes caption"):
+                parse_caption(text)
+            assert text.startswith("a ") and len(text.split(" in the ")[0].split()) in (3, 4)
+        for text in wrong:  # whole captions, reworded (articles left out) by --reworded-captions 1
+            assert not text.startswith("a ") and len(text.split()) >= 5  # size colour shape in position
+    assert json.loads((out / "config.json").read_text())["partial_captions"] == 1.0
 
 
 def test_critic_benchmark_reads_a_run_checkpoint(tiny_clip, tmp_path):

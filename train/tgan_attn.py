@@ -16,7 +16,11 @@ run step is:
    replaced by one of its rewordings, still true of it (``t2i.clip.negatives.reworded_captions``), so that prompts
    worded so are read alike and the wording says nothing about the match (one run of the built-in's recipe at 0.3
    learnt the one-object rewordings but lost two-object colours: ``benchmarks/RESULTS.md``); with
-   ``--reworded-scenes one`` only one-object captions are reworded. Every head's loss
+   ``--reworded-scenes one`` only one-object captions are reworded. With ``--partial-captions P`` (shapes) a
+   one-object scene's own caption is with probability P one with its size, colour or position left out, still
+   true ("a small circle in the top left"; ``t2i.clip.negatives.partial_captions``, shapes-ldm's remedy for held-out
+   colour-shape pairs), so that each named attribute has to act on its own; a partial caption is not reworded
+   and the wrong captions stay whole. Every head's loss
    is averaged; with ``--augment`` real and generated images pass through the same kind of
    differentiable augmentation (DiffAugment, Zhao et al. 2020).
 2. **R1 regulariser** every ``--r1-every`` steps (lazy, Karras et al. 2020):
@@ -52,8 +56,8 @@ from gan_baselines.text_gan_losses import generator_loss, matching_aware_d_loss,
 from gan_baselines.gan_training import (GANRunConfig, adam, d_augment, finish, millions, noise, save_samples,
                                          shown_network)
 from gan_baselines.tgan import ClipSimilarity
-from t2i.clip.negatives import (OBJECT_KINDS, RULE_KINDS, SHAPES_KINDS, object_replacements, perturbations,
-                                REWORDED_SCENES, reworded_caption)
+from t2i.clip.negatives import (OBJECT_KINDS, RULE_KINDS, SHAPES_KINDS, object_replacements, partial_captions,
+                                perturbations, REWORDED_SCENES, reworded_caption)
 from t2i.builtin import reference
 from t2i.config import parse_config, presets_in
 from t2i.data import all_captions, load_dataset, require_captions, shapes_options, training_options
@@ -95,6 +99,7 @@ class AttnGANConfig(GANRunConfig):
     perturbed_kinds: str = ""  # with --perturbed-negatives: comma-separated kinds to draw from ("" = every kind that applies)
     reworded_captions: float = 0.0  # shapes: probability that a caption G or D sees (its own, its wrong one: drawn apart) is one of its rewordings; 0 = off (0.3 lost two-object colours once)
     reworded_scenes: str = "all"  # with --reworded-captions: whose captions are reworded: all | one (one-object captions only)
+    partial_captions: float = 0.0  # shapes: probability that a one-object scene's own caption is one with its size, colour or position left out (still true; G and D see it); 0 = off
     r1_gamma: float = 0.0  # R1 penalty weight gamma (Mescheder et al. 2018); 0 = off
     r1_every: int = 16  # apply R1 every N steps, scaled by N (lazy regularisation)
     diversity_weight: float = 0.05  # weight of the mode-seeking term (Mao et al. 2019); 0 = off
@@ -106,7 +111,8 @@ class AttnGANConfig(GANRunConfig):
     # added after runs existed: at these values left out of the run identity, so older checkpoints stay resumable
     # (augment and augment_shift were tgan-attn options before every GAN had them: they stay in its identity)
     identity_defaults: ClassVar[dict[str, object]] = {**RunConfig.identity_defaults, "g_depth": 1, "d_depth": 1,
-                                                      "reworded_captions": 0.0, "reworded_scenes": "all"}
+                                                      "reworded_captions": 0.0, "reworded_scenes": "all",
+                                                      "partial_captions": 0.0}
 
     def validate(self) -> None:
         super().validate()
@@ -129,6 +135,10 @@ class AttnGANConfig(GANRunConfig):
             raise ValueError(f"reworded_scenes must be one of {list(REWORDED_SCENES)}, got {self.reworded_scenes!r}")
         if self.reworded_captions > 0 and str(self.data) != "shapes":
             raise ValueError("reworded_captions rewords captions of the shapes grammar: use it with --data shapes")
+        if not 0.0 <= self.partial_captions <= 1.0:
+            raise ValueError(f"partial_captions must be in [0, 1] (0 = off), got {self.partial_captions!r}")
+        if self.partial_captions > 0 and str(self.data) != "shapes":
+            raise ValueError("partial_captions leaves words out of shapes scene labels: use it with --data shapes")
         allowed = SHAPES_KINDS + OBJECT_KINDS + RULE_KINDS
         unknown = [k for k in self.kinds() if k not in allowed]
         if unknown:
@@ -227,6 +237,19 @@ def reworded(texts: Sequence[str], share: float, keys: Sequence[str], scenes: st
     return out
 
 
+def partial(texts: Sequence[str], records: Sequence[dict], share: float, keys: Sequence[str]) -> list[str]:
+    """Each one-object scene's caption, with probability ``share``, replaced by one of its partial captions (one of
+    size, colour or position left out: ``t2i.clip.negatives.partial_captions``), drawn from ``random.Random(key)``
+    per item like ``perturbed_captions``; two-object captions stay (leaving words out of them cost shapes-ldm
+    accuracy everywhere: ``benchmarks/RESULTS.md``, "Partial captions")."""
+    out = []
+    for text, record, key in zip(texts, records, keys, strict=True):
+        rng = random.Random(key)
+        options = partial_captions(record) if rng.random() < share else []
+        out.append(rng.choice(options) if options else text)
+    return out
+
+
 def evaluate(generator: tgan_attn.AttnTextGANGenerator, n: int, size: int, seed: int) -> dict:
     """Shapes: prompt accuracy (colour, shape, size, position, relation) of one image per test-split prompt
     (prompt i from seed + i, as ``t2i sample --prompts FILE --seed SEED`` draws them)."""
@@ -288,6 +311,9 @@ def train(cfg: AttnGANConfig) -> Path:
             wrong_texts = [p if p is not None else w for w, p in zip(wrong_texts, perturbed)]
             differs = torch.tensor([a != b for a, b in zip(texts, wrong_texts)])
         differs = differs.to(run.device)  # told apart on the captions as written, before any rewording
+        if cfg.partial_captions > 0:  # the item's own caption only, drawn per (seed, step, item); not reworded below
+            texts = partial(texts, [records[i] for i in index], cfg.partial_captions,
+                            [f"{cfg.seed}|{step}|{i}|partial" for i in index])
         if cfg.reworded_captions > 0:  # drawn per (seed, step, item) too, apart for the right and the wrong caption
             texts = reworded(texts, cfg.reworded_captions, [f"{cfg.seed}|{step}|{i}|right" for i in index],
                              cfg.reworded_scenes)
