@@ -435,7 +435,6 @@ def test_partial_captions_leave_one_attribute_out_of_one_object_captions():
 def test_partial_captions_reach_g_and_d_as_the_items_own_caption_only(tiny_clip, tmp_path, monkeypatch):
     """--partial-captions 1 on one-object scenes: every caption G and D's real pairs are given is partial (and not
     reworded on top), every wrong caption D is given is whole."""
-    from t2i.clip.negatives import partial_captions
     from t2i.data.shapes import parse_caption
     from train import tgan_attn as trainer
 
