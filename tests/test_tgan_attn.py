@@ -438,7 +438,7 @@ def test_partial_captions_reach_g_and_d_as_the_items_own_caption_only(tiny_clip,
     from t2i.data.shapes import parse_caption
     from train import tgan_attn as trainer
 
-    seen: list[str] = []
+    seen: list[list[str]] = []  # one list per call
     real_cache = trainer.TokenCache
 
     class Recording(real_cache):

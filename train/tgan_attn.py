@@ -20,9 +20,8 @@ run step is:
    one-object scene's own caption is with probability P one with its size, colour or position left out, still
    true ("a small circle in the top left"; ``t2i.clip.negatives.partial_captions``, shapes-ldm's remedy for held-out
    colour-shape pairs), so that each named attribute has to act on its own; a partial caption is not reworded
-   and the wrong captions stay whole. Every head's loss
-   is averaged; with ``--augment`` real and generated images pass through the same kind of
-   differentiable augmentation (DiffAugment, Zhao et al. 2020).
+   and the wrong captions stay whole. Every head's loss is averaged; with ``--augment`` real and generated images
+   pass through the same kind of differentiable augmentation (DiffAugment, Zhao et al. 2020).
 2. **R1 regulariser** every ``--r1-every`` steps (lazy, Karras et al. 2020):
    descend ``r1_every * gamma / 2 * ||grad_x D(x, caption)||^2`` on real pairs (Mescheder et al. 2018).
 3. **generator step** every ``--d-steps`` steps: descend ``g(D(G(z, c), c))`` (``--loss``:
