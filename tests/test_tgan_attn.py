@@ -462,6 +462,56 @@ def test_partial_captions_reach_g_and_d_as_the_items_own_caption_only(tiny_clip,
     assert json.loads((out / "config.json").read_text())["partial_captions"] == 1.0
 
 
+def test_full_stops_toggle_the_closing_full_stop_per_item():
+    from t2i.clip.negatives import toggled_full_stop
+    from train.tgan_attn import full_stops
+
+    assert toggled_full_stop("a red circle above a blue square") == "a red circle above a blue square."
+    assert toggled_full_stop("A cat on a mat. ") == "A cat on a mat"  # any caption; taken off where it has one
+    assert toggled_full_stop(toggled_full_stop("a large red circle")) == "a large red circle"
+    texts = ["a blue square to the left of a yellow triangle", "a cat on a mat."]
+    keys = [f"0|7|{i}|stop-right" for i in range(2)]
+    assert full_stops(texts, 0.0, keys) == texts
+    assert full_stops(texts, 1.0, keys) == ["a blue square to the left of a yellow triangle.", "a cat on a mat"]
+    shares = full_stops(texts[:1] * 400, 0.25, [f"2|{i}" for i in range(400)])
+    assert shares == full_stops(texts[:1] * 400, 0.25, [f"2|{i}" for i in range(400)])  # keyed: a resume draws alike
+    assert 0.18 < sum(t.endswith(".") for t in shares) / 400 < 0.32
+
+
+def test_full_stops_reach_g_and_d_drawn_apart_for_the_right_and_the_wrong_caption(tiny_clip, tmp_path, monkeypatch):
+    """--full-stops 0.5: captions G and D are given end in a full stop about half the time, the item's own and its
+    wrong one drawn apart (so the full stop says nothing of the match); --full-stops 1 gives every one a full stop,
+    after the rewording (which would not parse one); out of [0, 1] is refused."""
+    from t2i.data.shapes import parse_caption
+    from train import tgan_attn as trainer
+
+    seen: list[list[str]] = []  # one list per call
+    real_cache = trainer.TokenCache
+
+    class Recording(real_cache):
+        def __call__(self, texts):
+            seen.append(list(texts))
+            return super().__call__(texts)
+
+    monkeypatch.setattr(trainer, "TokenCache", Recording)
+    assert trainer.main(TINY + ["--clip", str(tiny_clip), "--full-stops", "1", "--reworded-captions", "1",
+                                "--eval-n", "0", "--out", str(tmp_path / "all")]) == 0
+    for text in [t for call in seen[:4] for t in call]:  # 2 steps: own captions, then wrong ones
+        assert text.endswith(".")
+        with pytest.raises(ValueError, match="not a shapes caption"):  # reworded first, then the full stop added
+            parse_caption(text[:-1])
+    seen.clear()
+    assert trainer.main(TINY + ["--clip", str(tiny_clip), "--full-stops", "0.5", "--steps", "6", "--eval-n", "0",
+                                "--out", str(tmp_path / "half")]) == 0
+    rights = [t.endswith(".") for call in seen[0:12:2] for t in call]
+    wrongs = [t.endswith(".") for call in seen[1:12:2] for t in call]
+    assert len(rights) == len(wrongs) == 48 and 0.25 < sum(rights) / 48 < 0.75 and 0.25 < sum(wrongs) / 48 < 0.75
+    assert rights != wrongs  # drawn apart
+    assert json.loads((tmp_path / "half" / "config.json").read_text())["full_stops"] == 0.5
+    with pytest.raises(ValueError, match=r"full_stops must be in \[0, 1\]"):
+        trainer.main(TINY + ["--clip", str(tiny_clip), "--full-stops", "1.5", "--out", str(tmp_path / "bad")])
+
+
 def test_critic_benchmark_reads_a_run_checkpoint(tiny_clip, tmp_path):
     from benchmarks import text_gan
     from train import tgan_attn as trainer

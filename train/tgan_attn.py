@@ -20,7 +20,10 @@ run step is:
    one-object scene's own caption is with probability P one with its size, colour or position left out, still
    true ("a small circle in the top left"; ``t2i.clip.negatives.partial_captions``, shapes-ldm's remedy for held-out
    colour-shape pairs), so that each named attribute has to act on its own; a partial caption is not reworded
-   and the wrong captions stay whole. Every head's loss is averaged; with ``--augment`` real and generated images
+   and the wrong captions stay whole. With ``--full-stops P`` (any data) each caption, the item's own and its wrong
+   one drawn apart, has with probability P its closing full stop toggled (added, or taken off where it has one:
+   ``t2i.clip.negatives.toggled_full_stop``), after any rewording, so a prompt typed with one reads as without.
+   Every head's loss is averaged; with ``--augment`` real and generated images
    pass through the same kind of differentiable augmentation (DiffAugment, Zhao et al. 2020).
 2. **R1 regulariser** every ``--r1-every`` steps (lazy, Karras et al. 2020):
    descend ``r1_every * gamma / 2 * ||grad_x D(x, caption)||^2`` on real pairs (Mescheder et al. 2018).
@@ -56,7 +59,7 @@ from gan_baselines.gan_training import (GANRunConfig, adam, d_augment, finish, m
                                          shown_network)
 from gan_baselines.tgan import ClipSimilarity
 from t2i.clip.negatives import (OBJECT_KINDS, RULE_KINDS, SHAPES_KINDS, object_replacements, partial_captions,
-                                perturbations, REWORDED_SCENES, reworded_caption)
+                                perturbations, REWORDED_SCENES, reworded_caption, toggled_full_stop)
 from t2i.builtin import reference
 from t2i.config import parse_config, presets_in
 from t2i.data import all_captions, load_dataset, require_captions, shapes_options, training_options
@@ -99,6 +102,7 @@ class AttnGANConfig(GANRunConfig):
     reworded_captions: float = 0.0  # shapes: probability that a caption G or D sees (its own, its wrong one: drawn apart) is one of its rewordings; 0 = off (0.3 lost two-object colours once)
     reworded_scenes: str = "all"  # with --reworded-captions: whose captions are reworded: all | one (one-object captions only)
     partial_captions: float = 0.0  # shapes: probability that a one-object scene's own caption is one with its size, colour or position left out (still true; G and D see it); 0 = off
+    full_stops: float = 0.0  # probability that a caption G or D sees (its own, its wrong one: drawn apart) has its closing full stop toggled (added, or taken off where it has one); 0 = off
     r1_gamma: float = 0.0  # R1 penalty weight gamma (Mescheder et al. 2018); 0 = off
     r1_every: int = 16  # apply R1 every N steps, scaled by N (lazy regularisation)
     diversity_weight: float = 0.05  # weight of the mode-seeking term (Mao et al. 2019); 0 = off
@@ -111,7 +115,7 @@ class AttnGANConfig(GANRunConfig):
     # (augment and augment_shift were tgan-attn options before every GAN had them: they stay in its identity)
     identity_defaults: ClassVar[dict[str, object]] = {**RunConfig.identity_defaults, "g_depth": 1, "d_depth": 1,
                                                       "reworded_captions": 0.0, "reworded_scenes": "all",
-                                                      "partial_captions": 0.0}
+                                                      "partial_captions": 0.0, "full_stops": 0.0}
 
     def validate(self) -> None:
         super().validate()
@@ -138,6 +142,8 @@ class AttnGANConfig(GANRunConfig):
             raise ValueError(f"partial_captions must be in [0, 1] (0 = off), got {self.partial_captions!r}")
         if self.partial_captions > 0 and str(self.data) != "shapes":
             raise ValueError("partial_captions leaves words out of shapes scene labels: use it with --data shapes")
+        if not 0.0 <= self.full_stops <= 1.0:
+            raise ValueError(f"full_stops must be in [0, 1] (0 = off), got {self.full_stops!r}")
         allowed = SHAPES_KINDS + OBJECT_KINDS + RULE_KINDS
         unknown = [k for k in self.kinds() if k not in allowed]
         if unknown:
@@ -236,6 +242,13 @@ def reworded(texts: Sequence[str], share: float, keys: Sequence[str], scenes: st
     return out
 
 
+def full_stops(texts: Sequence[str], share: float, keys: Sequence[str]) -> list[str]:
+    """Each caption, with probability ``share``, with its closing full stop toggled (``toggled_full_stop``), drawn
+    from ``random.Random(key)`` per item like ``perturbed_captions``."""
+    return [toggled_full_stop(text) if random.Random(key).random() < share else text
+            for text, key in zip(texts, keys, strict=True)]
+
+
 def partial(texts: Sequence[str], records: Sequence[dict], share: float, keys: Sequence[str]) -> list[str]:
     """Each one-object scene's caption, with probability ``share``, replaced by one of its partial captions (one of
     size, colour or position left out: ``t2i.clip.negatives.partial_captions``), drawn from ``random.Random(key)``
@@ -318,6 +331,9 @@ def train(cfg: AttnGANConfig) -> Path:
                              cfg.reworded_scenes)
             wrong_texts = reworded(wrong_texts, cfg.reworded_captions, [f"{cfg.seed}|{step}|{i}|wrong" for i in index],
                                    cfg.reworded_scenes)
+        if cfg.full_stops > 0:  # after the rewording; drawn apart for the right and the wrong caption, like it
+            texts = full_stops(texts, cfg.full_stops, [f"{cfg.seed}|{step}|{i}|stop-right" for i in index])
+            wrong_texts = full_stops(wrong_texts, cfg.full_stops, [f"{cfg.seed}|{step}|{i}|stop-wrong" for i in index])
         text = embed(texts).to(run.device)  # tokens (b, T, D), pooled (b, P), mask (b, T)
         b = x.shape[0]
         # discriminator step (GAN-CLS): real+caption is real; G(z, caption)+caption and real+wrong caption are fake

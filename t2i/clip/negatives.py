@@ -200,6 +200,14 @@ def reworded_captions(record: dict[str, Any], scenes: str = "all") -> list[str]:
     return forms
 
 
+def toggled_full_stop(text: str) -> str:
+    """A caption with its closing full stop toggled: added where it has none ("a red circle above a blue square."),
+    taken off where it has one. People type prompts both ways; a CLIP tokenizer lower-cases, so capitals already
+    read alike and the full stop is the part of "as typed" left to learn. Any caption, in the grammar or not."""
+    text = text.rstrip()
+    return text[:-1].rstrip() if text.endswith(".") else text + "."
+
+
 def reworded_caption(text: str, rng: random.Random, scenes: str = "all") -> str:
     """One of ``reworded_captions`` of a shapes caption given as text (the item's own or a wrong one), drawn by ``rng``;
     the text itself when it is outside the grammar (a user's caption, a partial one) or outside ``scenes``
