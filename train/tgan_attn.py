@@ -23,9 +23,9 @@ run step is:
    and the wrong captions stay whole. With ``--full-stops P`` (any data) each caption, the item's own and its wrong
    one drawn apart, has with probability P its closing full stop toggled (added, or taken off where it has one:
    ``t2i.clip.negatives.toggled_full_stop``), after any rewording, so a prompt typed with one reads as without
-   (one run of the built-in's recipe at 0.3 learnt the full stop but lost held-out colour-shape pairs).
-   Every head's loss is averaged; with ``--augment`` real and generated images
-   pass through the same kind of differentiable augmentation (DiffAugment, Zhao et al. 2020).
+   (one run of the built-in's recipe at 0.3 learnt the full stop but lost held-out colour-shape pairs). Every
+   head's loss is averaged; with ``--augment`` real and generated images pass through the same kind of
+   differentiable augmentation (DiffAugment, Zhao et al. 2020).
 2. **R1 regulariser** every ``--r1-every`` steps (lazy, Karras et al. 2020):
    descend ``r1_every * gamma / 2 * ||grad_x D(x, caption)||^2`` on real pairs (Mescheder et al. 2018).
 3. **generator step** every ``--d-steps`` steps: descend ``g(D(G(z, c), c))`` (``--loss``:
