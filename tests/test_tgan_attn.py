@@ -387,25 +387,35 @@ def test_reworded_captions_draw_per_item_true_rewordings():
     assert one == [texts[0], "large red circle in top left", texts[2]]
 
 
-def test_reworded_captions_reach_g_and_d_and_the_record(tiny_clip, tmp_path, monkeypatch):
+@pytest.fixture
+def captions_given(monkeypatch) -> list[list[str]]:
+    """The captions the text GAN trainer encodes, one list per call (its own captions, then the wrong ones, per
+    step; then the grids'), recorded through ``train.tgan_attn.TokenCache``."""
+    from train import tgan_attn as trainer
+
+    seen: list[list[str]] = []
+    real_cache = trainer.TokenCache
+
+    class Recording(real_cache):
+        def __call__(self, texts):
+            seen.append(list(texts))
+            return super().__call__(texts)
+
+    monkeypatch.setattr(trainer, "TokenCache", Recording)
+    return seen
+
+
+def test_reworded_captions_reach_g_and_d_and_the_record(tiny_clip, tmp_path, captions_given):
     """--reworded-captions 1: every caption G and D are given (the item's own and its wrong one) is a rewording; the
     record says so, for the app's wording advice (t2i.provenance)."""
     from t2i.data.shapes import parse_caption
     from train import tgan_attn as trainer
 
-    seen: list[str] = []
-    real_cache = trainer.TokenCache
-
-    class Recording(real_cache):
-        def __call__(self, texts):
-            seen.extend(texts)
-            return super().__call__(texts)
-
-    monkeypatch.setattr(trainer, "TokenCache", Recording)
     out = tmp_path / "run"
     assert trainer.main(TINY + ["--clip", str(tiny_clip), "--reworded-captions", "1", "--perturbed-negatives", "0.5",
                                 "--eval-n", "0", "--out", str(out)]) == 0
-    trained = seen[:2 * 2 * 8]  # 2 steps, 8 captions each for G and D's right pairs and 8 wrong ones; then the grids
+    # 2 steps, 8 captions each for G and D's right pairs and 8 wrong ones; then the grids
+    trained = [text for call in captions_given for text in call][:2 * 2 * 8]
     assert len(trained) == 32
     for text in trained:  # every rewording leaves the grammar's wording (articles, sizes or "to the")
         with pytest.raises(ValueError, match="not a shapes caption"):
@@ -432,21 +442,13 @@ def test_partial_captions_leave_one_attribute_out_of_one_object_captions():
     assert 0.18 < sum(t != texts[0] for t in shares) / 400 < 0.32
 
 
-def test_partial_captions_reach_g_and_d_as_the_items_own_caption_only(tiny_clip, tmp_path, monkeypatch):
+def test_partial_captions_reach_g_and_d_as_the_items_own_caption_only(tiny_clip, tmp_path, captions_given):
     """--partial-captions 1 on one-object scenes: every caption G and D's real pairs are given is partial (and not
     reworded on top), every wrong caption D is given is whole."""
     from t2i.data.shapes import parse_caption
     from train import tgan_attn as trainer
 
-    seen: list[list[str]] = []  # one list per call
-    real_cache = trainer.TokenCache
-
-    class Recording(real_cache):
-        def __call__(self, texts):
-            seen.append(list(texts))
-            return super().__call__(texts)
-
-    monkeypatch.setattr(trainer, "TokenCache", Recording)
+    seen = captions_given
     out = tmp_path / "run"
     assert trainer.main(TINY + ["--clip", str(tiny_clip), "--p-two", "0", "--partial-captions", "1",
                                 "--reworded-captions", "1", "--reworded-scenes", "one", "--eval-n", "0",
@@ -478,22 +480,15 @@ def test_full_stops_toggle_the_closing_full_stop_per_item():
     assert 0.18 < sum(t.endswith(".") for t in shares) / 400 < 0.32
 
 
-def test_full_stops_reach_g_and_d_drawn_apart_for_the_right_and_the_wrong_caption(tiny_clip, tmp_path, monkeypatch):
+def test_full_stops_reach_g_and_d_drawn_apart_for_the_right_and_the_wrong_caption(tiny_clip, tmp_path,
+                                                                                  captions_given):
     """--full-stops 0.5: captions G and D are given end in a full stop about half the time, the item's own and its
     wrong one drawn apart (so the full stop says nothing of the match); --full-stops 1 gives every one a full stop,
     after the rewording (which would not parse one); out of [0, 1] is refused."""
     from t2i.data.shapes import parse_caption
     from train import tgan_attn as trainer
 
-    seen: list[list[str]] = []  # one list per call
-    real_cache = trainer.TokenCache
-
-    class Recording(real_cache):
-        def __call__(self, texts):
-            seen.append(list(texts))
-            return super().__call__(texts)
-
-    monkeypatch.setattr(trainer, "TokenCache", Recording)
+    seen = captions_given
     assert trainer.main(TINY + ["--clip", str(tiny_clip), "--full-stops", "1", "--reworded-captions", "1",
                                 "--eval-n", "0", "--out", str(tmp_path / "all")]) == 0
     for text in [t for call in seen[:4] for t in call]:  # 2 steps: own captions, then wrong ones
