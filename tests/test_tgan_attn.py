@@ -507,6 +507,120 @@ def test_full_stops_reach_g_and_d_drawn_apart_for_the_right_and_the_wrong_captio
         trainer.main(TINY + ["--clip", str(tiny_clip), "--full-stops", "1.5", "--out", str(tmp_path / "bad")])
 
 
+# ------------------------------------------------------------------ --init: continue a run, fine-tune a model
+@pytest.fixture(scope="module")
+def base_run(tiny_clip, tmp_path_factory):
+    """A 2-step run with an architecture the command's defaults do not have (two convolutions per G resolution,
+    attention at 8 px only), checkpointed at its end."""
+    from train import tgan_attn as trainer
+
+    out = tmp_path_factory.mktemp("base") / "run"
+    trainer.main(TINY + ["--clip", str(tiny_clip), "--g-depth", "2", "--g-attn", "8", "--eval-n", "0", "--out", str(out)])
+    return out
+
+
+def test_init_starts_from_a_runs_networks_adam_and_ema_keeping_its_architecture(tiny_clip, base_run, tmp_path,
+                                                                                 capsys):
+    """--init RUN: the new run starts from the run's newest checkpoint (G, D, both Adam states, G's EMA), keeps its
+    architecture, size and text encoder whatever the command's defaults are, and uses its own lr; resumed, it
+    continues from its own checkpoint, not from the base again."""
+    from t2i.runtime import checkpoint as ckpt
+    from train import tgan_attn as trainer
+
+    base = trainer.load_base(str(base_run))
+    assert base.source == base_run / "checkpoints" / "step_000002"
+    assert {"model_0", "model_1", "optimizer_0", "optimizer_1", "ema"} <= set(base.states)
+    assert (base.options["g_depth"], base.options["g_attn"], base.options["g_channels"]) == (2, [8], [16, 16, 8])
+    assert base.options["clip"] == str(tiny_clip) and base.options["d_depth"] == 1  # a default: not in the identity
+    arch = tgan_attn.AttnGANArch(**json.loads((base_run / "model" / "config.json").read_text())["arch"])
+    G, D = tgan_attn.build(arch)
+    opt_g, opt_d = torch.optim.Adam(G.parameters()), torch.optim.Adam(D.parameters())
+    cfg = trainer.AttnGANConfig(lr=1e-3, beta1=0.0)
+    assert trainer.start_from(base, G, D, opt_g, opt_d, cfg) == "G, D, G's Adam, D's Adam"
+    for net, key in ((G, "model_0"), (D, "model_1")):
+        for name, tensor in net.state_dict().items():
+            torch.testing.assert_close(tensor, base.states[key][name], rtol=0, atol=0, msg=name)
+    first = next(iter(opt_d.state.values()))["exp_avg"]
+    torch.testing.assert_close(first, next(iter(base.states["optimizer_1"]["state"].values()))["exp_avg"])
+    assert all(g["lr"] == 1e-3 and g["betas"] == (0.0, 0.999) for g in opt_g.param_groups + opt_d.param_groups)
+
+    out = tmp_path / "tuned"
+    command = ["--steps", "2", "--batch-size", "8", "--n", "32", "--log-every", "1", "--checkpoint-every", "0",
+               "--init", str(base_run), "--full-stops", "1", "--eval-n", "0", "--out", str(out)]
+    assert trainer.main(command) == 0
+    assert f"--init {base.source}: G, D, G's Adam, D's Adam" in capsys.readouterr().out
+    config = json.loads((out / "model" / "config.json").read_text())
+    assert (config["arch"]["g_depth"], config["arch"]["g_attn"], config["clip"]) == (2, [8], str(tiny_clip.resolve()))
+    run_config = json.loads((out / "config.json").read_text())
+    assert run_config["init"] == str(base_run) and run_config["full_stops"] == 1.0
+    ema_updates = base.states["ema"]["num_updates"]
+    assert ckpt.read_checkpoint(out / "checkpoints" / "step_000002")[1]["ema"]["num_updates"] == ema_updates + 2
+    assert len(load_generator(out).generate(["a small red circle in the top left."], seed=0)) == 1
+    command[command.index("--steps") + 1] = "3"
+    assert trainer.main(command + ["--resume", "latest"]) == 0
+    assert "resumed from" in capsys.readouterr().out
+    assert ckpt.read_checkpoint(out / "checkpoints" / "step_000003")[1]["ema"]["num_updates"] == ema_updates + 3
+
+
+def test_init_from_a_saved_model_loads_g_only_and_bad_bases_are_named(tiny_clip, base_run, tmp_path):
+    """--init MODEL (a run's model folder, a built-in name): G's weights are the model's (its EMA), D starts new; a
+    missing path, another family's model or run, and a base on another text encoder are one-line errors."""
+    import shutil
+
+    from train import tgan_attn as trainer
+
+    model = trainer.load_base(str(base_run / "model"))
+    assert model.source == base_run / "model" and set(model.states) == {"model_0"}
+    for name, tensor in load_weights(base_run / "model").items():
+        torch.testing.assert_close(model.states["model_0"][name], tensor, rtol=0, atol=0)
+    builtin = trainer.load_base("shapes-tgan")
+    assert builtin.options["clip"] == "shapes-clip" and builtin.options["g_depth"] == 2 and builtin.options["size"] == 32
+    with pytest.raises(FileNotFoundError, match="no --init base"):
+        trainer.load_base(str(tmp_path / "nowhere"))
+    with pytest.raises(ValueError, match="holds a 'cvae' model, not a 'tgan-attn' one"):
+        trainer.load_base("shapes-cvae")
+    other = tmp_path / "other" / "step_000002"  # a checkpoint written by another trainer
+    shutil.copytree(base_run / "checkpoints" / "step_000002", other)
+    manifest = json.loads((other / "checkpoint.json").read_text())
+    manifest["run"]["name"] = "tgan"
+    (other / "checkpoint.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="checkpoint of a tgan run; give a `t2i train tgan-attn` run"):
+        trainer.load_base(str(other))
+    with pytest.raises(ValueError, match=f"its G does not fit .*give its text encoder \\({tiny_clip}: leave --clip"):
+        trainer.main(TINY + ["--clip", "shapes-clip", "--init", str(base_run / "model"), "--out", str(tmp_path / "x")])
+
+
+def test_init_fine_tunes_on_a_users_captions_at_the_bases_size_keeping_its_words(base_run, tmp_path):
+    """--init BASE --data FOLDER: the user's images are read at the base's size whatever their own (another size or
+    architecture given is refused), and the training record names the base, so its words count as seen
+    (t2i.provenance) beside the folder's."""
+    from PIL import Image
+
+    from t2i.provenance import trained_on
+    from train import tgan_attn as trainer
+
+    folder = tmp_path / "teapots"
+    folder.mkdir()
+    rows = []
+    for i in range(8):
+        Image.new("RGB", (48, 40), (40 * i, 90, 200)).save(folder / f"{i}.png")
+        rows.append(json.dumps({"file_name": f"{i}.png", "text": f"a blue teapot number {i}"}))
+    (folder / "metadata.jsonl").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "tuned"
+    assert trainer.main(["--init", str(base_run / "model"), "--data", str(folder), "--steps", "2", "--batch-size", "4",
+                         "--hard-negatives", "0", "--checkpoint-every", "0", "--out", str(out)]) == 0
+    assert json.loads((out / "model" / "config.json").read_text())["arch"]["size"] == 32
+    with pytest.raises(ValueError, match=r"keeps its architecture and size \(size 32, g_depth 2\): leave out --size, "
+                                         "--g-depth"):
+        trainer.main(["--init", str(base_run), "--data", str(folder), "--size", "64", "--g-depth", "3",
+                      "--out", str(tmp_path / "bigger")])
+    assert load_generator(out).generate(["a blue teapot"], seed=0)[0].size == (32, 32)
+    record = json.loads((out / "t2i_training.json").read_text())
+    assert record["base"] == str((base_run / "model").resolve())
+    words = trained_on(out).words
+    assert {"teapot", "circle", "above"} <= words  # its own captions' and the base's (shapes) words
+
+
 def test_critic_benchmark_reads_a_run_checkpoint(tiny_clip, tmp_path):
     from benchmarks import text_gan
     from train import tgan_attn as trainer

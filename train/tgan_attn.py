@@ -37,23 +37,31 @@ run step is:
 The saved model is the EMA of G (``--ema-decay``). On shapes the run ends by judging one
 image per ``--eval-n`` test prompts with the shapes evaluator (``OUT/eval.json``).
 
+``--init BASE`` starts from another run instead of new networks: a tgan-attn run folder (its newest checkpoint: G,
+D, their Adam states and G's EMA) or one of its checkpoint folders, or a saved model or built-in name (G only, D
+new). The base's architecture, image size and text encoder are kept; every other option is this command's (give
+its training options again to change only one), and the steps count from 0. So a run goes on under a changed
+option, or a GAN is fine-tuned on other captions.
+
     t2i train tgan-attn --clip /tmp/tiny-clip --n 256 --steps 50 --out /tmp/tgan-attn
     t2i train tgan-attn --data shapes --clip shapes-clip --out runs/shapes-tgan-attn
     t2i train tgan-attn --preset px64 --data my_captions/ --clip my-clip --out runs/my-tgan-attn64   # 64 px networks
+    t2i train tgan-attn --init runs/shapes-tgan-attn --full-stops 0.3 --steps 2000 --out runs/shapes-tgan-stops
 """
 
 from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import ClassVar, Sequence
+from typing import Any, ClassVar, Sequence
 
 import torch
 
 from gan_baselines import tgan_attn
 from gan_baselines.caption_negatives import NearestCaptions
+from gan_baselines.gan import load_net_config
 from gan_baselines.gan_losses import game_stats, get_loss, mode_seeking
 from gan_baselines.text_gan_losses import generator_loss, matching_aware_d_loss, r1_penalty
 from gan_baselines.gan_training import (GANRunConfig, adam, d_augment, finish, millions, noise, save_samples,
@@ -61,13 +69,15 @@ from gan_baselines.gan_training import (GANRunConfig, adam, d_augment, finish, m
 from gan_baselines.tgan import ClipSimilarity
 from t2i.clip.negatives import (OBJECT_KINDS, RULE_KINDS, SHAPES_KINDS, object_replacements, partial_captions,
                                 perturbations, REWORDED_SCENES, reworded_caption, toggled_full_stop)
-from t2i.builtin import reference
+from t2i.builtin import reference, resolve
 from t2i.config import parse_config, presets_in
 from t2i.data import all_captions, load_dataset, require_captions, shapes_options, training_options
 from t2i.generator import generate_conditions
+from t2i.io import load_weights
 from t2i.model_card import write_model_card
 from t2i.provenance import write_record
 from t2i.runtime import Run, RunConfig
+from t2i.runtime import checkpoint as ckpt
 from t2i.runtime.grids import grid_prompts
 from t2i.text import TextEncoder, TextOutput
 
@@ -77,7 +87,8 @@ PRESETS = Path(__file__).resolve().parents[1] / "gan_baselines" / "presets" / "t
 @dataclass
 class AttnGANConfig(GANRunConfig):
     data: str = "shapes"  # captioned training data: shapes | a folder with metadata.jsonl | a .csv/.tsv | WebDataset shards
-    clip: str = "shapes-clip"  # text encoder: a CLIP folder, a built-in name, or a transformers CLIP text model
+    clip: str = ""  # text encoder: a CLIP folder, a built-in name, or a transformers CLIP text model; "" = the --init base's, else shapes-clip
+    init: str = ""  # start from this tgan-attn run (its newest checkpoint: G, D, their Adam states, G's EMA), checkpoint folder or saved model / built-in name (G only; D new); its architecture and size are kept; "" = new networks
     steps: int = 4000  # run steps (each one discriminator step; a generator step every d_steps of them)
     batch_size: int = 32  # real images per discriminator step (the generator step uses as many samples)
     loss: str = "hinge"  # objective: hinge | non-saturating | minimax | least-squares
@@ -116,7 +127,7 @@ class AttnGANConfig(GANRunConfig):
     # (augment and augment_shift were tgan-attn options before every GAN had them: they stay in its identity)
     identity_defaults: ClassVar[dict[str, object]] = {**RunConfig.identity_defaults, "g_depth": 1, "d_depth": 1,
                                                       "reworded_captions": 0.0, "reworded_scenes": "all",
-                                                      "partial_captions": 0.0, "full_stops": 0.0}
+                                                      "partial_captions": 0.0, "full_stops": 0.0, "init": ""}
 
     def validate(self) -> None:
         super().validate()
@@ -170,6 +181,66 @@ class AttnGANConfig(GANRunConfig):
             d_channels=list(self.d_channels), d_heads=list(self.d_heads), d_words=list(self.d_words),
             spectral_norm=self.spectral_norm, g_full=self.g_full, d_full=self.d_full, g_depth=self.g_depth,
             d_depth=self.d_depth)
+
+
+ARCH_OPTIONS = ("size", "latent_dim", "noise_scales", "text_width", "text_layers", "g_channels", "g_attn", "d_channels",
+                "d_heads", "d_words", "spectral_norm", "g_full", "d_full", "g_depth", "d_depth")  # what --init keeps
+
+
+@dataclass
+class Base:
+    """The networks ``--init`` starts from."""
+
+    source: Path  # the checkpoint or saved model folder they were read from
+    trained: Path  # the run or model folder that holds its training record (t2i.provenance: the words it has seen)
+    options: dict[str, Any]  # the base's ARCH_OPTIONS, its text encoder ("clip") and training data ("data")
+    states: dict[str, Any]  # "model_0" (G) always; "model_1" (D), "optimizer_0" / "optimizer_1" (their Adam), "ema" from a run
+
+
+def load_base(init: str) -> Base:
+    """``--init``: a tgan-attn run folder (its newest checkpoint, else its saved model), one of its checkpoint
+    folders, or a saved tgan-attn model folder or built-in name (its weights are G's EMA: D starts new)."""
+    path = Path(resolve(init, what="--init base (a tgan-attn run, checkpoint or model)", hub=False))
+    found = ckpt.read_latest(path / "checkpoints") if ckpt.step_dirs(path / "checkpoints") else None
+    if found is None and ckpt.read_manifest(path) is not None:
+        found = (*ckpt.read_checkpoint(path), path)
+    if found is not None:
+        _, states, folder = found
+        identity = ckpt.identity_of_checkpoint(folder)
+        if identity is None or identity.name != "tgan-attn":
+            raise ValueError(f"--init {init}: {folder} is a checkpoint of a "
+                             f"{identity.name if identity else 'unknown'} run; give a `t2i train tgan-attn` run")
+        defaults = AttnGANConfig()  # options at their defaults are left out of a run's identity
+        options = {k: identity.settings.get(k, getattr(defaults, k)) for k in (*ARCH_OPTIONS, "clip", "data")}
+        run = next((p for p in folder.parents if (p / "checkpoints").is_dir()), folder)  # RUN/checkpoints/[earlier/]
+        return Base(folder, run, {**options, "clip": options["clip"] or "shapes-clip"}, states)
+    model = path / "model" if (path / "model" / "config.json").is_file() else path  # a finished run without checkpoints
+    config = load_net_config(model, "tgan-attn")
+    options = {**{k: config["arch"][k] for k in ARCH_OPTIONS}, "clip": config["clip"], "data": config.get("data", "")}
+    return Base(model, model, options, {"model_0": load_weights(model)})
+
+
+def start_from(base: Base, G: torch.nn.Module, D: torch.nn.Module, opt_g: torch.optim.Optimizer,
+               opt_d: torch.optim.Optimizer, cfg: AttnGANConfig) -> str:
+    """Load the base into the new networks and optimisers (the run's own lr and betas kept); says what was loaded."""
+    loaded = []
+    for key, obj, what in (("model_0", G, "G"), ("model_1", D, "D"), ("optimizer_0", opt_g, "G's Adam"),
+                           ("optimizer_1", opt_d, "D's Adam")):
+        if key in base.states:
+            try:
+                obj.load_state_dict(base.states[key])
+            except (RuntimeError, ValueError) as err:  # torch's first line names the module; a later one the tensor
+                lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+                why = next((line for line in lines if line.startswith(("size mismatch", "Missing", "Unexpected"))),
+                           lines[0])[:160]
+                raise ValueError(f"--init {base.source}: its {what} does not fit this run's ({why}"
+                                 f"); give its text encoder ({base.options['clip']}: leave --clip out) and data with "
+                                 "as many image channels as its") from None
+            loaded.append(what)
+    for opt in (opt_g, opt_d):
+        for group in opt.param_groups:
+            group.update(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    return ", ".join(loaded)
 
 
 class TokenCache:
@@ -276,6 +347,17 @@ def evaluate(generator: tgan_attn.AttnTextGANGenerator, n: int, size: int, seed:
 
 def train(cfg: AttnGANConfig) -> Path:
     """Train the attention text GAN; returns the saved generator folder (``OUT/model``)."""
+    base = load_base(cfg.init) if cfg.init else None
+    if base is not None:  # the base's architecture and size; its text encoder unless --clip names another
+        defaults = AttnGANConfig()
+        given = [k for k in ARCH_OPTIONS if getattr(cfg, k) not in (getattr(defaults, k), base.options[k])]
+        if given:
+            raise ValueError(f"--init {cfg.init} keeps its architecture and size ("
+                             f"{', '.join(f'{k} {base.options[k]}' for k in given)}): leave out "
+                             f"{', '.join('--' + k.replace('_', '-') for k in given)} (or a --preset that sets them)")
+        cfg = replace(cfg, **{k: base.options[k] for k in ARCH_OPTIONS}, clip=cfg.clip or base.options["clip"])
+        cfg.validate()
+    cfg = replace(cfg, clip=cfg.clip or "shapes-clip")
     run = Run(cfg, name="tgan-attn")
     dataset = load_dataset(cfg.data, split="train", size=cfg.size, n=cfg.n or None, seed=cfg.seed, strict=cfg.strict,
                            **training_options(cfg), **shapes_options(cfg.data, cfg.p_two))
@@ -296,8 +378,13 @@ def train(cfg: AttnGANConfig) -> Path:
     clip_sim = ClipSimilarity(cfg.clip).to(run.device) if cfg.clip_weight > 0 else None
     loss_fn = get_loss(cfg.loss)
     opt_g, opt_d = adam(G.parameters(), cfg), adam(D.parameters(), cfg)
+    if base is not None:  # a resumed run then loads its own checkpoint over these (run.loop)
+        loaded = start_from(base, G, D, opt_g, opt_d, cfg)
+        run.print(f"tgan-attn: --init {base.source}: {loaded}" + ("" if "model_1" in base.states else "; D new"))
     G, D, opt_g, opt_d = run.prepare(G, D, opt_g, opt_d)
     ema = run.ema(G)
+    if ema is not None and base is not None and "ema" in base.states:
+        ema.load_state_dict(base.states["ema"])
     d_net = run.unwrap(D)  # features / encode_text / heads are called on the module itself
 
     augment = d_augment(run, cfg)  # DiffAugment of D's inputs (--augment), else the identity
@@ -399,8 +486,9 @@ def train(cfg: AttnGANConfig) -> Path:
     save_samples(run, shown, prompts, seed=cfg.seed + 1, n=8)  # the saved model's grid
     final, model_dir = finish(run, G, ema, config, title=f"tgan-attn, {cfg.loss} loss (GAN-CLS)")
     if run.is_main:  # the words of its captions and its CLIP, for off-vocabulary warnings (t2i.provenance)
-        write_record(run.out, cfg.data, dataset, clip=cfg.clip, reworded=bool(cfg.reworded_captions),
-                     reworded_scenes=cfg.reworded_scenes)
+        other_data = base is not None and base.options["data"] != cfg.data  # its own data: no word to add
+        write_record(run.out, cfg.data, dataset, clip=cfg.clip, base=str(base.trained) if other_data else None,
+                     reworded=bool(cfg.reworded_captions), reworded_scenes=cfg.reworded_scenes)
     if run.is_main and cfg.data == "shapes" and cfg.eval_n > 0:
         generator = tgan_attn.AttnTextGANGenerator(final.eval(), encoder, config).to(run.device)
         scores = evaluate(generator, cfg.eval_n, cfg.size, cfg.seed)
