@@ -515,7 +515,8 @@ def base_run(tiny_clip, tmp_path_factory):
     from train import tgan_attn as trainer
 
     out = tmp_path_factory.mktemp("base") / "run"
-    trainer.main(TINY + ["--clip", str(tiny_clip), "--g-depth", "2", "--g-attn", "8", "--eval-n", "0", "--out", str(out)])
+    trainer.main(TINY + ["--clip", str(tiny_clip), "--g-depth", "2", "--g-attn", "8", "--eval-n", "0",
+                         "--out", str(out)])
     return out
 
 
@@ -574,7 +575,7 @@ def test_init_from_a_saved_model_loads_g_only_and_bad_bases_are_named(tiny_clip,
     for name, tensor in load_weights(base_run / "model").items():
         torch.testing.assert_close(model.states["model_0"][name], tensor, rtol=0, atol=0)
     builtin = trainer.load_base("shapes-tgan")
-    assert builtin.options["clip"] == "shapes-clip" and builtin.options["g_depth"] == 2 and builtin.options["size"] == 32
+    assert (builtin.options["clip"], builtin.options["g_depth"], builtin.options["size"]) == ("shapes-clip", 2, 32)
     with pytest.raises(FileNotFoundError, match="no --init base"):
         trainer.load_base(str(tmp_path / "nowhere"))
     with pytest.raises(ValueError, match="holds a 'cvae' model, not a 'tgan-attn' one"):

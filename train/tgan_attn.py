@@ -194,7 +194,7 @@ class Base:
     source: Path  # the checkpoint or saved model folder they were read from
     trained: Path  # the run or model folder that holds its training record (t2i.provenance: the words it has seen)
     options: dict[str, Any]  # the base's ARCH_OPTIONS, its text encoder ("clip") and training data ("data")
-    states: dict[str, Any]  # "model_0" (G) always; "model_1" (D), "optimizer_0" / "optimizer_1" (their Adam), "ema" from a run
+    states: dict[str, Any]  # "model_0" (G); from a run also "model_1" (D), "optimizer_0" / "_1" (Adam), "ema"
 
 
 def load_base(init: str) -> Base:
