@@ -523,8 +523,8 @@ def base_run(tiny_clip, tmp_path_factory):
 def test_init_starts_from_a_runs_networks_adam_and_ema_keeping_its_architecture(tiny_clip, base_run, tmp_path,
                                                                                  capsys):
     """--init RUN: the new run starts from the run's newest checkpoint (G, D, both Adam states, G's EMA), keeps its
-    architecture, size and text encoder whatever the command's defaults are, and uses its own lr; resumed, it
-    continues from its own checkpoint, not from the base again."""
+    architecture, size and text encoder whatever the command's defaults are, and uses its own lr and EMA decay;
+    resumed, it continues from its own checkpoint, not from the base again."""
     from t2i.runtime import checkpoint as ckpt
     from train import tgan_attn as trainer
 
@@ -547,15 +547,16 @@ def test_init_starts_from_a_runs_networks_adam_and_ema_keeping_its_architecture(
 
     out = tmp_path / "tuned"
     command = ["--steps", "2", "--batch-size", "8", "--n", "32", "--log-every", "1", "--checkpoint-every", "0",
-               "--init", str(base_run), "--full-stops", "1", "--eval-n", "0", "--out", str(out)]
+               "--init", str(base_run), "--full-stops", "1", "--ema-decay", "0.99", "--eval-n", "0", "--out", str(out)]
     assert trainer.main(command) == 0
-    assert f"--init {base.source}: G, D, G's Adam, D's Adam" in capsys.readouterr().out
+    assert f"--init {base.source}: G, D, G's Adam, D's Adam, G's EMA\n" in capsys.readouterr().out
     config = json.loads((out / "model" / "config.json").read_text())
     assert (config["arch"]["g_depth"], config["arch"]["g_attn"], config["clip"]) == (2, [8], str(tiny_clip.resolve()))
     run_config = json.loads((out / "config.json").read_text())
     assert run_config["init"] == str(base_run) and run_config["full_stops"] == 1.0
     ema_updates = base.states["ema"]["num_updates"]
-    assert ckpt.read_checkpoint(out / "checkpoints" / "step_000002")[1]["ema"]["num_updates"] == ema_updates + 2
+    ema = ckpt.read_checkpoint(out / "checkpoints" / "step_000002")[1]["ema"]
+    assert ema["num_updates"] == ema_updates + 2 and ema["decay"] == 0.99  # goes on averaging, at this run's decay
     assert len(load_generator(out).generate(["a small red circle in the top left."], seed=0)) == 1
     command[command.index("--steps") + 1] = "3"
     assert trainer.main(command + ["--resume", "latest"]) == 0
@@ -591,13 +592,14 @@ def test_init_from_a_saved_model_loads_g_only_and_bad_bases_are_named(tiny_clip,
         trainer.main(TINY + ["--clip", "shapes-clip", "--init", str(base_run / "model"), "--out", str(tmp_path / "x")])
 
 
-def test_init_fine_tunes_on_a_users_captions_at_the_bases_size_keeping_its_words(base_run, tmp_path):
+def test_init_fine_tunes_on_a_users_captions_at_the_bases_size_keeping_its_words(base_run, tmp_path, capsys):
     """--init BASE --data FOLDER: the user's images are read at the base's size whatever their own (another size or
     architecture given is refused), and the training record names the base, so its words count as seen
     (t2i.provenance) beside the folder's."""
     from PIL import Image
 
     from t2i.provenance import trained_on
+    from t2i.runtime import checkpoint as ckpt
     from train import tgan_attn as trainer
 
     folder = tmp_path / "teapots"
@@ -620,6 +622,14 @@ def test_init_fine_tunes_on_a_users_captions_at_the_bases_size_keeping_its_words
     assert record["base"] == str((base_run / "model").resolve())
     words = trained_on(out).words
     assert {"teapot", "circle", "above"} <= words  # its own captions' and the base's (shapes) words
+    # from a run on other data: G, D and Adam are the run's, but the EMA starts again from G (the base's average
+    # would hold the saved model at the shapes for thousands of steps)
+    assert trainer.main(["--init", str(base_run), "--data", str(folder), "--steps", "2", "--batch-size", "4",
+                         "--hard-negatives", "0", "--checkpoint-every", "0", "--out", str(tmp_path / "from-run")]) == 0
+    assert "G, D, G's Adam, D's Adam\n" in capsys.readouterr().out
+    ema = ckpt.read_checkpoint(tmp_path / "from-run" / "checkpoints" / "step_000002")[1]["ema"]
+    assert ema["num_updates"] == 2
+    assert json.loads((tmp_path / "from-run" / "t2i_training.json").read_text())["base"] == str(base_run.resolve())
 
 
 def test_critic_benchmark_reads_a_run_checkpoint(tiny_clip, tmp_path):

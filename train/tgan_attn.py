@@ -41,7 +41,9 @@ image per ``--eval-n`` test prompts with the shapes evaluator (``OUT/eval.json``
 D, their Adam states and G's EMA) or one of its checkpoint folders, or a saved model or built-in name (G only, D
 new). The base's architecture, image size and text encoder are kept; every other option is this command's (give
 its training options again to change only one), and the steps count from 0. So a run goes on under a changed
-option, or a GAN is fine-tuned on other captions.
+option, or a GAN is fine-tuned on other captions. On the base's own data the EMA goes on averaging (at this run's
+``--ema-decay``); on other data it starts again from G, as the base's average would hold the saved model at the old
+data for thousands of steps.
 
     t2i train tgan-attn --clip /tmp/tiny-clip --n 256 --steps 50 --out /tmp/tgan-attn
     t2i train tgan-attn --data shapes --clip shapes-clip --out runs/shapes-tgan-attn
@@ -378,13 +380,16 @@ def train(cfg: AttnGANConfig) -> Path:
     clip_sim = ClipSimilarity(cfg.clip).to(run.device) if cfg.clip_weight > 0 else None
     loss_fn = get_loss(cfg.loss)
     opt_g, opt_d = adam(G.parameters(), cfg), adam(D.parameters(), cfg)
-    if base is not None:  # a resumed run then loads its own checkpoint over these (run.loop)
-        loaded = start_from(base, G, D, opt_g, opt_d, cfg)
-        run.print(f"tgan-attn: --init {base.source}: {loaded}" + ("" if "model_1" in base.states else "; D new"))
+    other_data = base is not None and base.options["data"] != cfg.data  # a fine-tune, not a continuation
+    loaded = start_from(base, G, D, opt_g, opt_d, cfg) if base is not None else ""  # a resume loads its own over these
     G, D, opt_g, opt_d = run.prepare(G, D, opt_g, opt_d)
     ema = run.ema(G)
-    if ema is not None and base is not None and "ema" in base.states:
-        ema.load_state_dict(base.states["ema"])
+    if ema is not None and base is not None and "ema" in base.states and not other_data:
+        ema.load_state_dict(base.states["ema"])  # goes on averaging; on other data it starts again from G
+        ema.decay = cfg.ema_decay
+        loaded += ", G's EMA"
+    if base is not None:
+        run.print(f"tgan-attn: --init {base.source}: {loaded}" + ("" if "model_1" in base.states else "; D new"))
     d_net = run.unwrap(D)  # features / encode_text / heads are called on the module itself
 
     augment = d_augment(run, cfg)  # DiffAugment of D's inputs (--augment), else the identity
@@ -486,7 +491,6 @@ def train(cfg: AttnGANConfig) -> Path:
     save_samples(run, shown, prompts, seed=cfg.seed + 1, n=8)  # the saved model's grid
     final, model_dir = finish(run, G, ema, config, title=f"tgan-attn, {cfg.loss} loss (GAN-CLS)")
     if run.is_main:  # the words of its captions and its CLIP, for off-vocabulary warnings (t2i.provenance)
-        other_data = base is not None and base.options["data"] != cfg.data  # its own data: no word to add
         write_record(run.out, cfg.data, dataset, clip=cfg.clip, base=str(base.trained) if other_data else None,
                      reworded=bool(cfg.reworded_captions), reworded_scenes=cfg.reworded_scenes)
     if run.is_main and cfg.data == "shapes" and cfg.eval_n > 0:
