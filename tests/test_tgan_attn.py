@@ -564,17 +564,27 @@ def test_init_starts_from_a_runs_networks_adam_and_ema_keeping_its_architecture(
     assert ckpt.read_checkpoint(out / "checkpoints" / "step_000003")[1]["ema"]["num_updates"] == ema_updates + 3
 
 
-def test_init_from_a_saved_model_loads_g_only_and_bad_bases_are_named(tiny_clip, base_run, tmp_path):
-    """--init MODEL (a run's model folder, a built-in name): G's weights are the model's (its EMA), D starts new; a
-    missing path, another family's model or run, and a base on another text encoder are one-line errors."""
+def test_init_from_a_saved_model_loads_g_and_the_d_beside_it_and_bad_bases_are_named(tiny_clip, base_run, tmp_path):
+    """--init MODEL (a run's model folder, a built-in name): G's weights are the model's (its EMA), D's those saved
+    beside it (the run's last: its checkpoint's), else D starts new; a missing path, another family's model or run,
+    and a base on another text encoder are one-line errors."""
     import shutil
 
+    from t2i.runtime import checkpoint as ckpt
     from train import tgan_attn as trainer
 
     model = trainer.load_base(str(base_run / "model"))
-    assert model.source == base_run / "model" and set(model.states) == {"model_0"}
+    assert model.source == base_run / "model" and set(model.states) == {"model_0", "model_1"}
     for name, tensor in load_weights(base_run / "model").items():
         torch.testing.assert_close(model.states["model_0"][name], tensor, rtol=0, atol=0)
+    last = ckpt.read_checkpoint(base_run / "checkpoints" / "step_000002")[1]["model_1"]
+    assert model.states["model_1"].keys() == last.keys()
+    for name, tensor in last.items():
+        torch.testing.assert_close(model.states["model_1"][name], tensor, rtol=0, atol=0)
+    older = tmp_path / "older"  # a model saved before D was saved beside it
+    shutil.copytree(base_run / "model", older)
+    (older / trainer.DISCRIMINATOR).unlink()
+    assert set(trainer.load_base(str(older)).states) == {"model_0"}
     builtin = trainer.load_base("shapes-tgan")
     assert (builtin.options["clip"], builtin.options["g_depth"], builtin.options["size"]) == ("shapes-clip", 2, 32)
     with pytest.raises(FileNotFoundError, match="no --init base"):

@@ -38,8 +38,8 @@ The saved model is the EMA of G (``--ema-decay``). On shapes the run ends by jud
 image per ``--eval-n`` test prompts with the shapes evaluator (``OUT/eval.json``).
 
 ``--init BASE`` starts from another run instead of new networks: a tgan-attn run folder (its newest checkpoint: G,
-D, their Adam states and G's EMA) or one of its checkpoint folders, or a saved model or built-in name (G only, D
-new). The base's architecture, image size and text encoder are kept; every other option is this command's (give
+D, their Adam states and G's EMA) or one of its checkpoint folders, or a saved model or built-in name (G, and D from
+the ``discriminator.safetensors`` saved beside it; a model saved before that: D new). The base's architecture, image size and text encoder are kept; every other option is this command's (give
 its training options again to change only one), and the steps count from 0. So a run goes on under a changed
 option, or a GAN is fine-tuned on other captions. On the base's own data the EMA goes on averaging (at this run's
 ``--ema-decay``); on other data it starts again from G, as the base's average would hold the saved model at the old
@@ -75,7 +75,7 @@ from t2i.builtin import reference, resolve
 from t2i.config import parse_config, presets_in
 from t2i.data import all_captions, load_dataset, require_captions, shapes_options, training_options
 from t2i.generator import generate_conditions
-from t2i.io import load_weights
+from t2i.io import load_weights, save_tensors_durably
 from t2i.model_card import write_model_card
 from t2i.provenance import write_record
 from t2i.runtime import Run, RunConfig
@@ -84,13 +84,14 @@ from t2i.runtime.grids import grid_prompts
 from t2i.text import TextEncoder, TextOutput
 
 PRESETS = Path(__file__).resolve().parents[1] / "gan_baselines" / "presets" / "tgan_attn"  # px64, px128, px256
+DISCRIMINATOR = "discriminator.safetensors"  # D's last weights beside the saved G (OUT/model), for --init fine-tunes
 
 
 @dataclass
 class AttnGANConfig(GANRunConfig):
     data: str = "shapes"  # captioned training data: shapes | a folder with metadata.jsonl | a .csv/.tsv | WebDataset shards
     clip: str = ""  # text encoder: a CLIP folder, a built-in name, or a transformers CLIP text model; "" = the --init base's, else shapes-clip
-    init: str = ""  # start from this tgan-attn run (its newest checkpoint: G, D, their Adam states, G's EMA), checkpoint folder or saved model / built-in name (G only; D new); its architecture and size are kept; "" = new networks
+    init: str = ""  # start from this tgan-attn run (its newest checkpoint: G, D, their Adam states, G's EMA), checkpoint folder or saved model / built-in name (G and the D saved beside it); its architecture and size are kept; "" = new networks
     steps: int = 4000  # run steps (each one discriminator step; a generator step every d_steps of them)
     batch_size: int = 32  # real images per discriminator step (the generator step uses as many samples)
     loss: str = "hinge"  # objective: hinge | non-saturating | minimax | least-squares
@@ -196,12 +197,13 @@ class Base:
     source: Path  # the checkpoint or saved model folder they were read from
     trained: Path  # the run or model folder that holds its training record (t2i.provenance: the words it has seen)
     options: dict[str, Any]  # the base's ARCH_OPTIONS, its text encoder ("clip") and training data ("data")
-    states: dict[str, Any]  # "model_0" (G); from a run also "model_1" (D), "optimizer_0" / "_1" (Adam), "ema"
+    states: dict[str, Any]  # "model_0" (G), "model_1" (D) if saved; from a run also "optimizer_0" / "_1", "ema"
 
 
 def load_base(init: str) -> Base:
     """``--init``: a tgan-attn run folder (its newest checkpoint, else its saved model), one of its checkpoint
-    folders, or a saved tgan-attn model folder or built-in name (its weights are G's EMA: D starts new)."""
+    folders, or a saved tgan-attn model folder or built-in name (G is its weights, the EMA's; D the one saved
+    beside it, else new)."""
     path = Path(resolve(init, what="--init base (a tgan-attn run, checkpoint or model)", hub=False))
     found = ckpt.read_latest(path / "checkpoints") if ckpt.step_dirs(path / "checkpoints") else None
     if found is None and ckpt.read_manifest(path) is not None:
@@ -219,7 +221,10 @@ def load_base(init: str) -> Base:
     model = path / "model" if (path / "model" / "config.json").is_file() else path  # a finished run without checkpoints
     config = load_net_config(model, "tgan-attn")
     options = {**{k: config["arch"][k] for k in ARCH_OPTIONS}, "clip": config["clip"], "data": config.get("data", "")}
-    return Base(model, model, options, {"model_0": load_weights(model)})
+    states = {"model_0": load_weights(model)}
+    if (model / DISCRIMINATOR).is_file():  # saved beside G since --init existed
+        states["model_1"] = load_weights(model / DISCRIMINATOR)
+    return Base(model, model, options, states)
 
 
 def start_from(base: Base, G: torch.nn.Module, D: torch.nn.Module, opt_g: torch.optim.Optimizer,
@@ -490,6 +495,8 @@ def train(cfg: AttnGANConfig) -> Path:
             save_samples(run, shown, prompts, seed=cfg.seed + 1, n=8)
     save_samples(run, shown, prompts, seed=cfg.seed + 1, n=8)  # the saved model's grid
     final, model_dir = finish(run, G, ema, config, title=f"tgan-attn, {cfg.loss} loss (GAN-CLS)")
+    if run.is_main:  # a fine-tune from this model starts with the D that judged it (a new D undoes G at first)
+        save_tensors_durably(run.unwrap(D).state_dict(), model_dir / DISCRIMINATOR)
     if run.is_main:  # the words of its captions and its CLIP, for off-vocabulary warnings (t2i.provenance)
         write_record(run.out, cfg.data, dataset, clip=cfg.clip, base=str(base.trained) if other_data else None,
                      reworded=bool(cfg.reworded_captions), reworded_scenes=cfg.reworded_scenes)
