@@ -640,6 +640,14 @@ def test_init_fine_tunes_on_a_users_captions_at_the_bases_size_keeping_its_words
     ema = ckpt.read_checkpoint(tmp_path / "from-run" / "checkpoints" / "step_000002")[1]["ema"]
     assert ema["num_updates"] == 2
     assert json.loads((tmp_path / "from-run" / "t2i_training.json").read_text())["base"] == str(base_run.resolve())
+    # from the built-in: its G and D, and the record names it by its name (it loads from any checkout)
+    assert trainer.main(["--init", "shapes-tgan", "--data", str(folder), "--steps", "1", "--batch-size", "4",
+                         "--hard-negatives", "0", "--checkpoint-every", "0",
+                         "--out", str(tmp_path / "from-builtin")]) == 0
+    from t2i.builtin import ROOT
+
+    assert f"--init {ROOT / 'shapes-tgan'}: G, D\n" in capsys.readouterr().out  # no Adam or EMA in a saved model
+    assert json.loads((tmp_path / "from-builtin" / "t2i_training.json").read_text())["base"] == "shapes-tgan"
 
 
 def test_critic_benchmark_reads_a_run_checkpoint(tiny_clip, tmp_path):

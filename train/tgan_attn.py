@@ -39,11 +39,11 @@ image per ``--eval-n`` test prompts with the shapes evaluator (``OUT/eval.json``
 
 ``--init BASE`` starts from another run instead of new networks: a tgan-attn run folder (its newest checkpoint: G,
 D, their Adam states and G's EMA) or one of its checkpoint folders, or a saved model or built-in name (G, and D from
-the ``discriminator.safetensors`` saved beside it; a model saved before that: D new). The base's architecture, image size and text encoder are kept; every other option is this command's (give
-its training options again to change only one), and the steps count from 0. So a run goes on under a changed
-option, or a GAN is fine-tuned on other captions. On the base's own data the EMA goes on averaging (at this run's
-``--ema-decay``); on other data it starts again from G, as the base's average would hold the saved model at the old
-data for thousands of steps.
+the ``discriminator.safetensors`` saved beside it; a model saved before that: D new). The base's architecture, image
+size and text encoder are kept; every other option is this command's (give its training options again to change only
+one), and the steps count from 0. So a run goes on under a changed option, or a GAN is fine-tuned on other captions.
+On the base's own data the EMA goes on averaging (at this run's ``--ema-decay``); on other data it starts again from
+G, as the base's average would hold the saved model at the old data for thousands of steps.
 
     t2i train tgan-attn --clip /tmp/tiny-clip --n 256 --steps 50 --out /tmp/tgan-attn
     t2i train tgan-attn --data shapes --clip shapes-clip --out runs/shapes-tgan-attn
@@ -71,7 +71,7 @@ from gan_baselines.gan_training import (GANRunConfig, adam, d_augment, finish, m
 from gan_baselines.tgan import ClipSimilarity
 from t2i.clip.negatives import (OBJECT_KINDS, RULE_KINDS, SHAPES_KINDS, object_replacements, partial_captions,
                                 perturbations, REWORDED_SCENES, reworded_caption, toggled_full_stop)
-from t2i.builtin import reference, resolve
+from t2i.builtin import is_builtin, reference, resolve
 from t2i.config import parse_config, presets_in
 from t2i.data import all_captions, load_dataset, require_captions, shapes_options, training_options
 from t2i.generator import generate_conditions
@@ -195,7 +195,7 @@ class Base:
     """The networks ``--init`` starts from."""
 
     source: Path  # the checkpoint or saved model folder they were read from
-    trained: Path  # the run or model folder that holds its training record (t2i.provenance: the words it has seen)
+    trained: str  # the run or model folder (or built-in name) with its training record (t2i.provenance: its words)
     options: dict[str, Any]  # the base's ARCH_OPTIONS, its text encoder ("clip") and training data ("data")
     states: dict[str, Any]  # "model_0" (G), "model_1" (D) if saved; from a run also "optimizer_0" / "_1", "ema"
 
@@ -217,14 +217,14 @@ def load_base(init: str) -> Base:
         defaults = AttnGANConfig()  # options at their defaults are left out of a run's identity
         options = {k: identity.settings.get(k, getattr(defaults, k)) for k in (*ARCH_OPTIONS, "clip", "data")}
         run = next((p for p in folder.parents if (p / "checkpoints").is_dir()), folder)  # RUN/checkpoints/[earlier/]
-        return Base(folder, run, {**options, "clip": options["clip"] or "shapes-clip"}, states)
+        return Base(folder, str(run), {**options, "clip": options["clip"] or "shapes-clip"}, states)
     model = path / "model" if (path / "model" / "config.json").is_file() else path  # a finished run without checkpoints
     config = load_net_config(model, "tgan-attn")
     options = {**{k: config["arch"][k] for k in ARCH_OPTIONS}, "clip": config["clip"], "data": config.get("data", "")}
     states = {"model_0": load_weights(model)}
     if (model / DISCRIMINATOR).is_file():  # saved beside G since --init existed
         states["model_1"] = load_weights(model / DISCRIMINATOR)
-    return Base(model, model, options, states)
+    return Base(model, init if is_builtin(init) else str(model), options, states)
 
 
 def start_from(base: Base, G: torch.nn.Module, D: torch.nn.Module, opt_g: torch.optim.Optimizer,
@@ -498,7 +498,7 @@ def train(cfg: AttnGANConfig) -> Path:
     if run.is_main:  # a fine-tune from this model starts with the D that judged it (a new D undoes G at first)
         save_tensors_durably(run.unwrap(D).state_dict(), model_dir / DISCRIMINATOR)
     if run.is_main:  # the words of its captions and its CLIP, for off-vocabulary warnings (t2i.provenance)
-        write_record(run.out, cfg.data, dataset, clip=cfg.clip, base=str(base.trained) if other_data else None,
+        write_record(run.out, cfg.data, dataset, clip=cfg.clip, base=base.trained if other_data else None,
                      reworded=bool(cfg.reworded_captions), reworded_scenes=cfg.reworded_scenes)
     if run.is_main and cfg.data == "shapes" and cfg.eval_n > 0:
         generator = tgan_attn.AttnTextGANGenerator(final.eval(), encoder, config).to(run.device)
