@@ -26,7 +26,15 @@ another scene's caption), D's logit averaged over its heads, and prints the shar
 where the true caption scores higher and the mean gap, per kind. A kind near 0.5 is one the
 generator gets no pressure to draw right.
 
+``unnamed``: the variety of what a prompt leaves out. For ``--n`` one-object test scenes, each partial caption
+(its size, colour or position left out: ``t2i.clip.negatives.partial_captions``, "a small triangle in the top
+right") is drawn ``--per-prompt`` times; per prompt, the evaluator's values of the attribute left out give the
+number of distinct ones and their entropy (bits), and the share of the images that show one object with the named
+attributes right. The same for real renders with the attribute left out drawn at random among those the train split pairs
+with the rest (the variety a model of the data would show). Any text generator (a diffusion pipeline too).
+
     python -m benchmarks.text_gan quality --model shapes-tgan --n 200
+    python -m benchmarks.text_gan unnamed --models shapes-tgan,shapes-ldm-6 --n 48
     python -m benchmarks.text_gan speed --model shapes-tgan --threads 2
     python -m benchmarks.text_gan critic --checkpoint runs/gan/PN/checkpoints/step_007500 --n 300
 """
@@ -35,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import statistics
 import sys
@@ -241,6 +250,70 @@ def run_critic(args: argparse.Namespace, command: str) -> dict[str, Any]:
     return result
 
 
+def unnamed_variety(values: list[list[str]], right: list[list[bool]]) -> dict[str, float]:
+    """Per prompt, ``values`` (the attribute left out, one per image that shows one object) and ``right`` (per image:
+    one object, named attributes right): distinct values and entropy in bits averaged over prompts, and the share
+    right."""
+    def entropy(seen: list[str]) -> float:
+        counts = [seen.count(v) / len(seen) for v in set(seen)]
+        return -sum(c * math.log2(c) for c in counts) if seen else 0.0
+
+    return {"distinct": round(statistics.fmean(len(set(v)) for v in values), 3),
+            "entropy_bits": round(statistics.fmean(entropy(v) for v in values), 3),
+            "named_right": round(sum(map(sum, right)) / max(1, sum(map(len, right))), 3)}
+
+
+def run_unnamed(args: argparse.Namespace, command: str) -> dict[str, Any]:
+    from gan_baselines.registry import load_generator
+    from t2i.clip.negatives import PARTIAL_DROPS, partial_captions
+    from t2i.data.shapes import COLOURS, HELD_OUT_PAIRS, POSITIONS, SIZES, make_scenes
+    from t2i.evaluators.shapes import ShapesEvaluator
+
+    evaluator = ShapesEvaluator.from_pretrained("shapes-evaluator")
+    scenes = make_scenes(args.n, seed=args.seed, split="test", p_two=0.0)
+    objects = [scene["objects"][0] for scene in scenes]
+
+    def judged(images: list, dropped: str) -> dict[str, float]:
+        found = [p["objects"] for p in evaluator.predict(images)]
+        values, right = [], []
+        for i, obj in enumerate(objects):
+            drawn = [o[0] for o in found[i * args.per_prompt:(i + 1) * args.per_prompt] if len(o) == 1]
+            values.append([o[dropped] for o in drawn])
+            right.append([all(o[k] == obj[k] for k in ("colour", "shape", "size", "position") if k != dropped)
+                          for o in drawn] + [False] * (args.per_prompt - len(drawn)))  # no object, or several
+        return unnamed_variety(values, right)
+
+    def real(dropped: str) -> list:  # per scene, --per-prompt renders with the attribute left out drawn at random
+        choices = {"size": SIZES, "position": POSITIONS, "colour": list(COLOURS)}[dropped]
+        images = []
+        for i, obj in enumerate(objects):
+            rng = random.Random(args.seed + i)
+            allowed = [v for v in choices if dropped != "colour" or (v, obj["shape"]) not in HELD_OUT_PAIRS]
+            for j in range(args.per_prompt):
+                full = {**obj, dropped: rng.choice(allowed)}
+                caption = f"a {full['size']} {full['colour']} {full['shape']} in the {full['position']}"
+                images += real_renders(caption, 1, seed=args.seed + 1000 * i + j)
+        return images
+
+    result: dict[str, Any] = {"command": command, "scenes": len(scenes), "per_prompt": args.per_prompt, "rows": {}}
+    rows = {"real renders": {d: judged(real(d), d) for d in PARTIAL_DROPS}}
+    for model in [m for m in args.models.split(",") if m]:
+        gen = load_generator(model)
+        rows[model] = {}
+        for k, dropped in enumerate(PARTIAL_DROPS):
+            prompts = [partial_captions(scene)[k] for scene in scenes]
+            rows[model][dropped] = judged(generate(gen, prompts, args.seed, args.per_prompt), dropped)
+    print(f"{len(scenes)} one-object test scenes, each partial caption x {args.per_prompt} images: distinct values of "
+          "the attribute left out per prompt / entropy (bits) / named attributes right")
+    print("| | " + " | ".join(f"{d} left out" for d in PARTIAL_DROPS) + " |")
+    print("| --- |" + " --- |" * len(PARTIAL_DROPS))
+    for name, row in rows.items():
+        print(f"| {name} | " + " | ".join(f"{row[d]['distinct']:.2f} / {row[d]['entropy_bits']:.2f} / "
+                                          f"{row[d]['named_right']:.3f}" for d in PARTIAL_DROPS) + " |")
+    result["rows"] = rows
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.text_gan", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -262,9 +335,15 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--checkpoint", required=True, help="a run's checkpoint folder (RUN/checkpoints/step_N)")
     c.add_argument("--n", type=int, default=300, help="real two-object test scenes (default: 300)")
     c.add_argument("--seed", type=int, default=5, help="seed of the scenes and of the replaced values (default: 5)")
+    u = sub.add_parser("unnamed", help="variety of the attribute a one-object prompt leaves out")
+    u.add_argument("--models", default="shapes-tgan", help="comma list of text generators (default: shapes-tgan)")
+    u.add_argument("--n", type=int, default=48, help="one-object test scenes (default: 48)")
+    u.add_argument("--per-prompt", type=int, default=8, help="images per partial caption (default: 8)")
+    u.add_argument("--seed", type=int, default=5)
     args = p.parse_args(argv)
     command = "python -m benchmarks.text_gan " + " ".join(argv if argv is not None else sys.argv[1:])
-    {"quality": run_quality, "speed": run_speed, "critic": run_critic}[args.command](args, command)
+    {"quality": run_quality, "speed": run_speed, "critic": run_critic, "unnamed": run_unnamed}[args.command](args,
+                                                                                                      command)
     return 0
 
 

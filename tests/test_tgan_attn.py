@@ -665,6 +665,21 @@ def test_critic_benchmark_reads_a_run_checkpoint(tiny_clip, tmp_path):
         assert 1 <= row["n"] <= 6 and 0 <= row["true_higher"] <= 1, kind
 
 
+def test_unnamed_benchmark_measures_the_variety_of_what_a_prompt_leaves_out(base_run):
+    """benchmarks.text_gan unnamed: distinct values and entropy of the attribute a prompt leaves out, by hand; real
+    renders vary it and are judged right; any generator gets a row per attribute left out."""
+    from benchmarks import text_gan
+
+    got = text_gan.unnamed_variety([["red", "red", "blue"], ["large"]], [[True, False, True], [True, False]])
+    two_to_one = -(2 / 3 * math.log2(2 / 3) + 1 / 3 * math.log2(1 / 3))  # 0.918 bits; one value: 0
+    assert got == {"distinct": 1.5, "entropy_bits": round(two_to_one / 2, 3), "named_right": 0.6}
+    model = str(base_run / "model")
+    result = text_gan.run_unnamed(text_gan.argparse.Namespace(models=model, n=3, per_prompt=4, seed=5), "")
+    real = result["rows"]["real renders"]
+    assert set(real) == set(result["rows"][model]) == {"size", "colour", "position"}
+    assert all(row["named_right"] == 1.0 for row in real.values()) and real["colour"]["distinct"] > 1
+
+
 def test_token_cache_matches_the_encoder_and_stays_bounded(tiny_clip):
     from t2i.text import TextEncoder
     from train.tgan_attn import TokenCache
