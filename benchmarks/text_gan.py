@@ -26,12 +26,12 @@ another scene's caption), D's logit averaged over its heads, and prints the shar
 where the true caption scores higher and the mean gap, per kind. A kind near 0.5 is one the
 generator gets no pressure to draw right.
 
-``unnamed``: the variety of what a prompt leaves out. For ``--n`` one-object test scenes, each partial caption
-(its size, colour or position left out: ``t2i.clip.negatives.partial_captions``, "a small triangle in the top
-right") is drawn ``--per-prompt`` times; per prompt, the evaluator's values of the attribute left out give the
-number of distinct ones and their entropy (bits), and the share of the images that show one object with the named
-attributes right. The same for real renders with the attribute left out drawn at random among those the train split pairs
-with the rest (the variety a model of the data would show). Any text generator (a diffusion pipeline too).
+``unnamed``: the variety of what a prompt leaves out. For ``--n`` one-object test scenes, each partial caption (its
+size, colour or position left out: ``t2i.clip.negatives.partial_captions``, "a small triangle in the top right") is
+drawn ``--per-prompt`` times; per prompt, the evaluator's values of the attribute left out give the number of
+distinct ones and their entropy (bits), and the share of the images that show one object with the named attributes
+right. The same for real renders with the attribute left out drawn at random among those the train split pairs with
+the rest (the variety a model of the data would show). Any text generator (a diffusion pipeline too).
 
     python -m benchmarks.text_gan quality --model shapes-tgan --n 200
     python -m benchmarks.text_gan unnamed --models shapes-tgan,shapes-ldm-6 --n 48
@@ -265,7 +265,7 @@ def unnamed_variety(values: list[list[str]], right: list[list[bool]]) -> dict[st
 
 def run_unnamed(args: argparse.Namespace, command: str) -> dict[str, Any]:
     from gan_baselines.registry import load_generator
-    from t2i.clip.negatives import PARTIAL_DROPS, partial_captions
+    from t2i.clip.negatives import PARTIAL_DROPS, one_object_caption, partial_captions
     from t2i.data.shapes import COLOURS, HELD_OUT_PAIRS, POSITIONS, SIZES, make_scenes
     from t2i.evaluators.shapes import ShapesEvaluator
 
@@ -290,8 +290,7 @@ def run_unnamed(args: argparse.Namespace, command: str) -> dict[str, Any]:
             rng = random.Random(args.seed + i)
             allowed = [v for v in choices if dropped != "colour" or (v, obj["shape"]) not in HELD_OUT_PAIRS]
             for j in range(args.per_prompt):
-                full = {**obj, dropped: rng.choice(allowed)}
-                caption = f"a {full['size']} {full['colour']} {full['shape']} in the {full['position']}"
+                caption = one_object_caption(**{**obj, dropped: rng.choice(allowed)})
                 images += real_renders(caption, 1, seed=args.seed + 1000 * i + j)
         return images
 
@@ -342,8 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     u.add_argument("--seed", type=int, default=5)
     args = p.parse_args(argv)
     command = "python -m benchmarks.text_gan " + " ".join(argv if argv is not None else sys.argv[1:])
-    {"quality": run_quality, "speed": run_speed, "critic": run_critic, "unnamed": run_unnamed}[args.command](args,
-                                                                                                      command)
+    run = {"quality": run_quality, "speed": run_speed, "critic": run_critic, "unnamed": run_unnamed}[args.command]
+    run(args, command)
     return 0
 
 
