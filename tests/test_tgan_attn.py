@@ -740,3 +740,88 @@ def test_benchmark_real_renders_follow_the_spec_and_distances_by_hand():
     # two prompts x 2 rows: distances 5 (3-4-5) and 0
     x = torch.tensor([[0.0, 0.0], [3.0, 4.0], [1.0, 1.0], [1.0, 1.0]])
     assert within_prompt_distance(x, 2) == pytest.approx(2.5)
+
+
+# ------------------------------------------------------------------ --pair-weight: two images for one caption together
+def test_partners_share_a_caption_other_than_the_item_and_draw_by_key():
+    from gan_baselines.pair_critic import Partners
+
+    captions = ["a red circle", "a red circle", "a blue square", "a red circle"]
+    partners = Partners(captions, extra=lambda i: ["a circle"] if "circle" in captions[i] else [])
+    assert partners.draw("a blue square", 2, "k") is None  # no other item has it
+    assert {partners.draw("a red circle", 0, f"k{n}") for n in range(40)} == {1, 3}  # never the item itself
+    assert partners.draw("a circle", 3, "k7") == partners.draw("a circle", 3, "k7")  # keyed: a resume draws alike
+    assert partners.draw("a circle", 2, "k") in (0, 1, 3)  # an extra caption finds the items it is true of
+    assert partners.share() == 0.75  # 3 of 4 items have their own caption shared
+
+
+def test_pair_critic_judges_both_images_and_the_caption():
+    from gan_baselines.pair_critic import PairCritic
+
+    critic = PairCritic(channels=3, pooled_dim=8, widths=(8, 16))
+    a, b = torch.randn(2, 3, 32, 32, requires_grad=True), torch.randn(2, 3, 32, 32, requires_grad=True)
+    pooled = torch.randn(2, 8)
+    logits = critic(a, b, pooled)
+    assert logits.shape == (2, 1)
+    logits.sum().backward()
+    assert a.grad.abs().sum() > 0 and b.grad.abs().sum() > 0  # G gets a gradient through both of its images
+    assert not torch.allclose(critic(a, b, pooled), critic(a, b, -pooled))  # conditioned on the caption
+    assert not torch.allclose(critic(a, b, pooled), critic(a, a, pooled))  # sees the second image, not one twice
+
+
+def test_pair_weight_trains_a_critic_on_real_pairs_of_the_caption_g_is_given(tiny_clip, tmp_path, monkeypatch):
+    """--pair-weight with --partial-captions: each real pair is the row's image and another item that the row's
+    (partial) caption is true of; the critic is trained on them (D step, images without gradients) and G descends
+    its judgement of its own pairs (G step, images with gradients); the critic is checkpointed as model_2."""
+    from t2i.clip.negatives import partial_captions
+    from t2i.runtime import checkpoint as ckpt
+    from train import tgan_attn as trainer
+
+    drawn, calls = [], []
+    real_rows = trainer.pair_rows
+
+    def spy_rows(partners, texts, index, keys):
+        rows = real_rows(partners, texts, index, keys)
+        drawn.append((list(texts), list(index), rows))
+        return rows
+
+    class SpyCritic(trainer.PairCritic):
+        def forward(self, a, b, pooled):
+            calls.append(a.requires_grad or b.requires_grad)
+            return super().forward(a, b, pooled)
+
+    monkeypatch.setattr(trainer, "pair_rows", spy_rows)
+    monkeypatch.setattr(trainer, "PairCritic", SpyCritic)
+    out = tmp_path / "run"
+    assert trainer.main(TINY + ["--clip", str(tiny_clip), "--n", "256", "--p-two", "0", "--partial-captions", "1",
+                                "--pair-weight", "1", "--eval-n", "0", "--checkpoint-every", "2",
+                                "--out", str(out)]) == 0
+    from t2i.data import load_dataset
+
+    records = load_dataset("shapes", split="train", size=32, n=256, p_two=0.0).records
+    pairs = [(texts[row], index[row], j) for texts, index, rows in drawn for row, j in rows.items()]
+    assert len(pairs) >= 4
+    for text, item, j in pairs:
+        assert j != item and text in partial_captions(records[j]) and text in partial_captions(records[item])
+    assert False in calls and True in calls  # the critic's own step, then G's
+    states = ckpt.read_checkpoint(out / "checkpoints" / "step_000002")[1]
+    assert {"model_2", "optimizer_2"} <= set(states)
+    assert json.loads((out / "config.json").read_text())["pair_weight"] == 1.0
+
+
+def test_pair_weight_without_shared_captions_is_refused_naming_the_fix(tiny_clip, tmp_path):
+    from PIL import Image
+
+    from train import tgan_attn as trainer
+
+    folder = tmp_path / "unique"
+    folder.mkdir()
+    for i in range(4):
+        Image.new("RGB", (32, 32), (60 * i, 90, 200)).save(folder / f"{i}.png")
+    (folder / "metadata.jsonl").write_text("".join(json.dumps({"file_name": f"{i}.png", "text": f"a teapot {i}"}) + "\n"
+                                                   for i in range(4)))
+    with pytest.raises(ValueError, match="no two items of .* share a caption.*use --pair-weight 0"):
+        trainer.main(TINY + ["--clip", str(tiny_clip), "--data", str(folder), "--hard-negatives", "0",
+                             "--pair-weight", "1", "--out", str(tmp_path / "bad")])
+    with pytest.raises(ValueError, match="pair_weight must be >= 0"):
+        trainer.main(TINY + ["--clip", str(tiny_clip), "--pair-weight", "-1", "--out", str(tmp_path / "bad")])

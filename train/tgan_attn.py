@@ -28,11 +28,16 @@ run step is:
    differentiable augmentation (DiffAugment, Zhao et al. 2020).
 2. **R1 regulariser** every ``--r1-every`` steps (lazy, Karras et al. 2020):
    descend ``r1_every * gamma / 2 * ||grad_x D(x, caption)||^2`` on real pairs (Mescheder et al. 2018).
-3. **generator step** every ``--d-steps`` steps: descend ``g(D(G(z, c), c))`` (``--loss``:
+3. **pair critic step** with ``--pair-weight`` (``gan_baselines.pair_critic``, PacGAN of Lin et al. 2018 with two
+   images per caption): a critic P sees two images for one caption together; two real items with the caption G is
+   given (with ``--partial-captions``, any item it is true of) are real, G(z1, c) and G(z2, c) fake. Where a caption
+   leaves an attribute out, real pairs differ in it, so a G that draws one value per caption is caught.
+4. **generator step** every ``--d-steps`` steps: descend ``g(D(G(z, c), c))`` (``--loss``:
    ``non-saturating`` is ``softplus(-l)``, ``minimax`` is ``-softplus(l)``, ``hinge`` is ``-l``)
    plus ``--diversity-weight`` times the mode-seeking term of Mao et al. (2019) on pairs of
    samples of one caption with different z (against conditional mode collapse), plus
-   optionally ``--clip-weight`` times 1 - cos(CLIP image embedding, caption embedding).
+   optionally ``--clip-weight`` times 1 - cos(CLIP image embedding, caption embedding), plus ``--pair-weight`` times
+   ``g(P(G(z1, c), G(z2, c), c))`` on two more images for each caption with real pairs.
 
 The saved model is the EMA of G (``--ema-decay``). On shapes the run ends by judging one
 image per ``--eval-n`` test prompts with the shapes evaluator (``OUT/eval.json``).
@@ -66,6 +71,7 @@ from gan_baselines.caption_negatives import NearestCaptions
 from gan_baselines.gan import load_net_config
 from gan_baselines.gan_losses import game_stats, get_loss, mode_seeking
 from gan_baselines.text_gan_losses import generator_loss, matching_aware_d_loss, r1_penalty
+from gan_baselines.pair_critic import PairCritic, Partners
 from gan_baselines.gan_training import (GANRunConfig, adam, d_augment, finish, millions, noise, save_samples,
                                          shown_network)
 from gan_baselines.tgan import ClipSimilarity
@@ -122,6 +128,7 @@ class AttnGANConfig(GANRunConfig):
     r1_every: int = 16  # apply R1 every N steps, scaled by N (lazy regularisation)
     diversity_weight: float = 0.05  # weight of the mode-seeking term (Mao et al. 2019); 0 = off
     clip_weight: float = 0.0  # weight of 1 - cos(CLIP(G(z, c)), CLIP(c)) in G's loss (needs the CLIP's image tower); 0 = off
+    pair_weight: float = 0.0  # weight in G's loss of a critic judging two images drawn for one caption together (PacGAN-style: gan_baselines.pair_critic; needs items that share a caption, e.g. shapes); 0 = off
     ema_decay: float = 0.999  # EMA of the generator's weights (the saved model); 0 = off
     eval_n: int = 400  # shapes only: test-split prompts judged by the shapes evaluator at the end (eval.json); 0 = off
     p_two: float = 0.5  # shapes only: share of training scenes with two objects (the spec's default 0.5)
@@ -130,13 +137,14 @@ class AttnGANConfig(GANRunConfig):
     # (augment and augment_shift were tgan-attn options before every GAN had them: they stay in its identity)
     identity_defaults: ClassVar[dict[str, object]] = {**RunConfig.identity_defaults, "g_depth": 1, "d_depth": 1,
                                                       "reworded_captions": 0.0, "reworded_scenes": "all",
-                                                      "partial_captions": 0.0, "full_stops": 0.0, "init": ""}
+                                                      "partial_captions": 0.0, "full_stops": 0.0, "init": "",
+                                                      "pair_weight": 0.0}
 
     def validate(self) -> None:
         super().validate()
         if not 0.0 <= self.mismatch_weight <= 1.0:
             raise ValueError(f"mismatch_weight must be in [0, 1] (0 = a plain conditional D), got {self.mismatch_weight!r}")
-        for key in ("r1_gamma", "diversity_weight", "clip_weight"):
+        for key in ("r1_gamma", "diversity_weight", "clip_weight", "pair_weight"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{key} must be >= 0 (0 = off), got {getattr(self, key)!r}")
         if not 0.0 <= self.hard_negatives <= 1.0 or self.hard_negatives_k < 1:
@@ -341,6 +349,27 @@ def partial(texts: Sequence[str], records: Sequence[dict], share: float, keys: S
     return out
 
 
+def pair_partners(dataset, records: Sequence[dict] | None, data: str) -> Partners:
+    """``--pair-weight``: the items that share each caption (with ``records``, shapes scenes, also each partial
+    caption); a ValueError naming the fix where none do (a user folder of one caption per image)."""
+    captions = getattr(dataset, "captions", None)
+    if captions is None:
+        raise ValueError(f"--pair-weight needs the captions up front (shapes, a folder or a CSV); {data} is "
+                         "streamed: use --pair-weight 0")
+    partners = Partners(captions, (lambda i: partial_captions(records[i])) if records is not None else None)
+    if partners.share() == 0:
+        raise ValueError(f"--pair-weight: no two items of {data} share a caption, so the pair critic has no real "
+                         "pairs to learn from: use --pair-weight 0")
+    return partners
+
+
+def pair_rows(partners: Partners, texts: Sequence[str], index: Sequence[int], keys: Sequence[str]) -> dict[int, int]:
+    """Batch row -> another item with the caption the row is given (drawn from ``random.Random(key)``), for the rows
+    whose caption has one."""
+    drawn = (partners.draw(text, i, key) for text, i, key in zip(texts, index, keys, strict=True))
+    return {row: j for row, j in enumerate(drawn) if j is not None}
+
+
 def evaluate(generator: tgan_attn.AttnTextGANGenerator, n: int, size: int, seed: int) -> dict:
     """Shapes: prompt accuracy (colour, shape, size, position, relation) of one image per test-split prompt
     (prompt i from seed + i, as ``t2i sample --prompts FILE --seed SEED`` draws them)."""
@@ -396,6 +425,12 @@ def train(cfg: AttnGANConfig) -> Path:
     if base is not None:
         run.print(f"tgan-attn: --init {base.source}: {loaded}" + ("" if "model_1" in base.states else "; D new"))
     d_net = run.unwrap(D)  # features / encode_text / heads are called on the module itself
+    partners, P, opt_p = None, None, None
+    if cfg.pair_weight > 0:  # the pair critic (new in every run, --init or not) and who can be its real pairs
+        partners = pair_partners(dataset, records if cfg.partial_captions > 0 else None, cfg.data)
+        P = PairCritic(dataset.channels, encoder.pooled_dim)
+        P, opt_p = run.prepare(P, adam(P.parameters(), cfg))
+        run.print(f"tgan-attn: pair critic {millions(P)}; {partners.share():.0%} of the items share their caption")
 
     augment = d_augment(run, cfg)  # DiffAugment of D's inputs (--augment), else the identity
     config = {"family": "tgan-attn", "arch": tgan_attn.arch_dict(arch), "clip": reference(cfg.clip),
@@ -424,6 +459,8 @@ def train(cfg: AttnGANConfig) -> Path:
         if cfg.partial_captions > 0:  # the item's own caption only, drawn per (seed, step, item); not reworded below
             texts = partial(texts, [records[i] for i in index], cfg.partial_captions,
                             [f"{cfg.seed}|{step}|{i}|partial" for i in index])
+        pairs = pair_rows(partners, texts, index, [f"{cfg.seed}|{step}|{i}|partner" for i in index]) if partners \
+            else {}  # row -> an item with the caption G is given (before any rewording)
         if cfg.reworded_captions > 0:  # drawn per (seed, step, item) too, apart for the right and the wrong caption
             texts = reworded(texts, cfg.reworded_captions, [f"{cfg.seed}|{step}|{i}|right" for i in index],
                              cfg.reworded_scenes)
@@ -466,10 +503,29 @@ def train(cfg: AttnGANConfig) -> Path:
                 opt_d.step()
                 opt_d.zero_grad()
             run.log(r1=penalty.mean())
-        # generator step, after every d_steps discriminator steps: descend g(D(G(z, c), c)) [+ mode seeking, CLIP]
+        # pair critic step (PacGAN, Lin et al. 2018, m = 2): two real images with caption c are real, G(z1, c) and
+        # G(z2, c) fake; descends d_real(P(x_i, x_j, c)) + d_fake(P(G(z1, c), G(z2, c), c))
+        if pairs:
+            rows = torch.tensor(list(pairs), device=run.device)
+            partner = torch.stack([dataset[j]["image"] for j in pairs.values()]).to(run.device) * 2 - 1
+            given = select(text, rows)  # the captions of the pairs' rows, (m, ...)
+            with torch.no_grad():
+                other = G(noise(run, len(rows), cfg.latent_dim), given.tokens, given.mask, given.pooled)  # (m, C, S, S)
+            with run.accumulate(P):
+                pair_real = P(x[rows], partner, given.pooled)  # (m, 1)
+                pair_fake = P(fake[rows], other, given.pooled)  # (m, 1)
+                loss_p = (loss_fn.d_real(pair_real) + loss_fn.d_fake(pair_fake)).mean()
+                run.backward(loss_p)
+                opt_p.step()
+                opt_p.zero_grad()
+            run.log(loss_pair=loss_p, pair_real=torch.sigmoid(pair_real).mean(),
+                    pair_fake=torch.sigmoid(pair_fake).mean())
+        # generator step, after every d_steps discriminator steps: descend g(D(G(z, c), c)) [+ mode seeking, CLIP,
+        # + pair_weight * g(P(G(z1, c), G(z2, c), c))]
         # Copied from train.tgan's generator step, with token states for the pooled embedding and augmented D inputs
         if (step + 1) % cfg.d_steps == 0:
-            D.requires_grad_(False)  # the generator loss must not leave gradients in D
+            for critic in (D, P) if P is not None else (D,):  # the generator loss must not leave gradients in them
+                critic.requires_grad_(False)
             with run.accumulate(G):
                 z, gen_text, h = noise(run, b, cfg.latent_dim), text, b // 2
                 if cfg.diversity_weight > 0:  # items h..2h-1 repeat the captions of 0..h-1 with other noise
@@ -486,10 +542,18 @@ def train(cfg: AttnGANConfig) -> Path:
                     per_sample = per_sample + cfg.clip_weight * clip_term
                     run.log(clip_term=clip_term.mean())
                 loss_g = per_sample.mean()
+                if pairs:  # two more images for each caption with real pairs, judged together
+                    given = select(text, torch.tensor(list(pairs), device=run.device))
+                    first, second = (G(noise(run, len(pairs), cfg.latent_dim), given.tokens, given.mask, given.pooled)
+                                     for _ in range(2))  # (m, C, S, S) each
+                    pair_term = generator_loss(loss_fn, P(first, second, given.pooled))  # (m,)
+                    loss_g = loss_g + cfg.pair_weight * pair_term.mean()
+                    run.log(pair_g=pair_term.mean())
                 run.backward(loss_g)
                 opt_g.step()
                 opt_g.zero_grad()
-            D.requires_grad_(True)
+            for critic in (D, P) if P is not None else (D,):
+                critic.requires_grad_(True)
             run.log(loss_g=loss_g)
         if run.should_sample() and step + 1 < cfg.steps:  # one row of 8 per prompt
             save_samples(run, shown, prompts, seed=cfg.seed + 1, n=8)
