@@ -33,8 +33,15 @@ distinct ones and their entropy (bits), and the share of the images that show on
 right. The same for real renders with the attribute left out drawn at random among those the train split pairs with
 the rest (the variety a model of the data would show). Any text generator (a diffusion pipeline too).
 
+``pairs``: what a ``tgan-attn --pair-weight`` run's pair critic (``gan_baselines.pair_critic``, its newest
+checkpoint) believes. For ``--n`` one-object test scenes and each partial caption: its mean P(real) of two real renders
+with other values of the attribute left out (what the data shows), of two with one value (what a G that ignores z
+draws), and of two images of the run's saved model; and for the whole caption, of two real renders and of two images
+of the model. A critic that scores the first above the second can tell G so.
+
     python -m benchmarks.text_gan quality --model shapes-tgan --n 200
     python -m benchmarks.text_gan unnamed --models shapes-tgan,shapes-ldm-6 --n 48
+    python -m benchmarks.text_gan pairs --run runs/tgpair/w1 --n 48
     python -m benchmarks.text_gan speed --model shapes-tgan --threads 2
     python -m benchmarks.text_gan critic --checkpoint runs/gan/PN/checkpoints/step_007500 --n 300
 """
@@ -313,6 +320,61 @@ def run_unnamed(args: argparse.Namespace, command: str) -> dict[str, Any]:
     return result
 
 
+@torch.no_grad()
+def run_pairs(args: argparse.Namespace, command: str) -> dict[str, Any]:
+    import torchvision.transforms.functional as TF
+
+    from gan_baselines.pair_critic import PairCritic
+    from gan_baselines.registry import load_generator
+    from t2i.clip.negatives import PARTIAL_DROPS, one_object_caption, partial_captions
+    from t2i.data.shapes import COLOURS, HELD_OUT_PAIRS, POSITIONS, SIZES, make_scenes
+    from t2i.runtime.checkpoint import read_latest
+
+    found = read_latest(Path(args.run) / "checkpoints")
+    if found is None or "model_2" not in found[1]:
+        raise SystemExit(f"{args.run}: no checkpoint with a pair critic (model_2): give a tgan-attn --pair-weight run")
+    gen = load_generator(str(Path(args.run) / "model"))
+    critic = PairCritic(3, gen.encoder([""]).pooled.shape[-1])
+    critic.load_state_dict(found[1]["model_2"])  # the run prepares (G, D) then (P): model_2 is the pair critic
+    critic.eval()
+
+    def belief(first: list, second: list, caption: str) -> float:  # mean P(real) of the pairs (first[i], second[i])
+        pooled = gen.encoder([caption] * len(first)).pooled.float()
+        batch = [torch.stack([TF.to_tensor(im) for im in ims]) * 2 - 1 for ims in (first, second)]
+        return float(torch.sigmoid(critic(*batch, pooled)).mean())
+
+    scenes = make_scenes(args.n, seed=args.seed, split="test", p_two=0.0)
+    columns = ("other values (real)", "one value (real)", "the model's pair")
+    sums: dict[str, list[float]] = {d: [0.0, 0.0, 0.0] for d in (*PARTIAL_DROPS, "nothing (whole caption)")}
+    for i, scene in enumerate(scenes):
+        obj, rng = scene["objects"][0], random.Random(args.seed + i)
+        for k, dropped in enumerate(PARTIAL_DROPS):
+            choices = {"size": SIZES, "position": POSITIONS, "colour": list(COLOURS)}[dropped]
+            allowed = [v for v in choices if dropped != "colour" or (v, obj["shape"]) not in HELD_OUT_PAIRS]
+            a, b = rng.sample(allowed, 2)
+            first = real_renders(one_object_caption(**{**obj, dropped: a}), 1, seed=args.seed + 3 * i)
+            other = real_renders(one_object_caption(**{**obj, dropped: b}), 1, seed=args.seed + 3 * i + 1)
+            same = real_renders(one_object_caption(**{**obj, dropped: a}), 1, seed=args.seed + 3 * i + 1)
+            caption = partial_captions(scene)[k]
+            drawn = gen.generate([caption], seed=args.seed + i, num_images_per_prompt=2)
+            for c, (x, y) in enumerate(((first, other), (first, same), (drawn[:1], drawn[1:]))):
+                sums[dropped][c] += belief(x, y, caption) / len(scenes)
+        twins = real_renders(scene["caption"], 2, seed=args.seed + i)
+        drawn = gen.generate([scene["caption"]], seed=args.seed + i, num_images_per_prompt=2)
+        sums["nothing (whole caption)"][1] += belief(twins[:1], twins[1:], scene["caption"]) / len(scenes)
+        sums["nothing (whole caption)"][2] += belief(drawn[:1], drawn[1:], scene["caption"]) / len(scenes)
+    print(f"{args.run}, step {found[0]}: the pair critic's mean P(real) over {len(scenes)} one-object test scenes")
+    print("| left out | " + " | ".join(columns) + " |")
+    print("| --- |" + " --- |" * len(columns))
+    for dropped, row in sums.items():
+        cells = [f"{v:.3f}" for v in row]
+        if dropped.startswith("nothing"):
+            cells[0] = "-"  # a whole caption has one value of everything
+        print(f"| {dropped} | " + " | ".join(cells) + " |")
+    return {"command": command, "run": args.run, "step": found[0], "rows": {d: dict(zip(columns, r))
+                                                                             for d, r in sums.items()}}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.text_gan", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -339,9 +401,14 @@ def main(argv: list[str] | None = None) -> int:
     u.add_argument("--n", type=int, default=48, help="one-object test scenes (default: 48)")
     u.add_argument("--per-prompt", type=int, default=8, help="images per partial caption (default: 8)")
     u.add_argument("--seed", type=int, default=5)
+    r = sub.add_parser("pairs", help="what a tgan-attn --pair-weight run's pair critic believes")
+    r.add_argument("--run", required=True, help="a tgan-attn run folder trained with --pair-weight")
+    r.add_argument("--n", type=int, default=48, help="one-object test scenes (default: 48)")
+    r.add_argument("--seed", type=int, default=5)
     args = p.parse_args(argv)
     command = "python -m benchmarks.text_gan " + " ".join(argv if argv is not None else sys.argv[1:])
-    run = {"quality": run_quality, "speed": run_speed, "critic": run_critic, "unnamed": run_unnamed}[args.command]
+    run = {"quality": run_quality, "speed": run_speed, "critic": run_critic, "unnamed": run_unnamed,
+           "pairs": run_pairs}[args.command]
     run(args, command)
     return 0
 

@@ -769,7 +769,8 @@ def test_pair_critic_judges_both_images_and_the_caption():
     assert not torch.allclose(critic(a, b, pooled), critic(a, a, pooled))  # sees the second image, not one twice
 
 
-def test_pair_weight_trains_a_critic_on_real_pairs_of_the_caption_g_is_given(tiny_clip, tmp_path, monkeypatch):
+def test_pair_weight_trains_a_critic_on_real_pairs_of_the_caption_g_is_given(tiny_clip, base_run, tmp_path,
+                                                                              monkeypatch):
     """--pair-weight with --partial-captions: each real pair is the row's image and another item that the row's
     (partial) caption is true of; the critic is trained on them (D step, images without gradients) and G descends
     its judgement of its own pairs (G step, images with gradients); the critic is checkpointed as model_2."""
@@ -807,6 +808,17 @@ def test_pair_weight_trains_a_critic_on_real_pairs_of_the_caption_g_is_given(tin
     states = ckpt.read_checkpoint(out / "checkpoints" / "step_000002")[1]
     assert {"model_2", "optimizer_2"} <= set(states)
     assert json.loads((out / "config.json").read_text())["pair_weight"] == 1.0
+    # the benchmark that reads the critic back: a belief in (0, 1) per attribute left out, one row for whole captions
+    from argparse import Namespace
+
+    from benchmarks import text_gan
+
+    rows = text_gan.run_pairs(Namespace(run=str(out), n=2, seed=5), "python -m benchmarks.text_gan pairs")["rows"]
+    assert set(rows) == {"size", "colour", "position", "nothing (whole caption)"}
+    assert all(0 < v < 1 for d, row in rows.items() for c, v in row.items() if not (d.startswith("nothing")
+                                                                                     and c.startswith("other")))
+    with pytest.raises(SystemExit, match="no checkpoint with a pair critic"):
+        text_gan.main(["pairs", "--run", str(base_run), "--n", "2"])
 
 
 def test_pair_weight_without_shared_captions_is_refused_naming_the_fix(tiny_clip, tmp_path):

@@ -425,11 +425,12 @@ def train(cfg: AttnGANConfig) -> Path:
     if base is not None:
         run.print(f"tgan-attn: --init {base.source}: {loaded}" + ("" if "model_1" in base.states else "; D new"))
     d_net = run.unwrap(D)  # features / encode_text / heads are called on the module itself
-    partners, P, opt_p = None, None, None
+    partners, P, opt_p, critics = None, None, None, [D]  # critics: what G's loss must leave no gradients in
     if cfg.pair_weight > 0:  # the pair critic (new in every run, --init or not) and who can be its real pairs
         partners = pair_partners(dataset, records if cfg.partial_captions > 0 else None, cfg.data)
         P = PairCritic(dataset.channels, encoder.pooled_dim)
         P, opt_p = run.prepare(P, adam(P.parameters(), cfg))
+        critics.append(P)
         run.print(f"tgan-attn: pair critic {millions(P)}; {partners.share():.0%} of the items share their caption")
 
     augment = d_augment(run, cfg)  # DiffAugment of D's inputs (--augment), else the identity
@@ -524,7 +525,7 @@ def train(cfg: AttnGANConfig) -> Path:
         # + pair_weight * g(P(G(z1, c), G(z2, c), c))]
         # Copied from train.tgan's generator step, with token states for the pooled embedding and augmented D inputs
         if (step + 1) % cfg.d_steps == 0:
-            for critic in (D, P) if P is not None else (D,):  # the generator loss must not leave gradients in them
+            for critic in critics:  # the generator loss must not leave gradients in D (or P)
                 critic.requires_grad_(False)
             with run.accumulate(G):
                 z, gen_text, h = noise(run, b, cfg.latent_dim), text, b // 2
@@ -552,7 +553,7 @@ def train(cfg: AttnGANConfig) -> Path:
                 run.backward(loss_g)
                 opt_g.step()
                 opt_g.zero_grad()
-            for critic in (D, P) if P is not None else (D,):
+            for critic in critics:
                 critic.requires_grad_(True)
             run.log(loss_g=loss_g)
         if run.should_sample() and step + 1 < cfg.steps:  # one row of 8 per prompt
