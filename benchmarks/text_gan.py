@@ -270,10 +270,19 @@ def unnamed_variety(values: list[list[str]], right: list[list[bool]]) -> dict[st
             "named_right": round(sum(map(sum, right)) / max(1, sum(map(len, right))), 3)}
 
 
+def left_out_values(obj: dict[str, Any], dropped: str) -> list[str]:
+    """The values a one-object scene's attribute ``dropped`` can take with the rest kept, as the train split draws
+    them (a colour held out with the object's shape excluded)."""
+    from t2i.data.shapes import COLOURS, HELD_OUT_PAIRS, POSITIONS, SIZES
+
+    choices = {"size": SIZES, "position": POSITIONS, "colour": list(COLOURS)}[dropped]
+    return [v for v in choices if dropped != "colour" or (v, obj["shape"]) not in HELD_OUT_PAIRS]
+
+
 def run_unnamed(args: argparse.Namespace, command: str) -> dict[str, Any]:
     from gan_baselines.registry import load_generator
     from t2i.clip.negatives import PARTIAL_DROPS, one_object_caption, partial_captions
-    from t2i.data.shapes import COLOURS, HELD_OUT_PAIRS, POSITIONS, SIZES, make_scenes
+    from t2i.data.shapes import make_scenes
     from t2i.evaluators.shapes import ShapesEvaluator
 
     evaluator = ShapesEvaluator.from_pretrained("shapes-evaluator")
@@ -291,11 +300,10 @@ def run_unnamed(args: argparse.Namespace, command: str) -> dict[str, Any]:
         return unnamed_variety(values, right)
 
     def real(dropped: str) -> list:  # per scene, --per-prompt renders with the attribute left out drawn at random
-        choices = {"size": SIZES, "position": POSITIONS, "colour": list(COLOURS)}[dropped]
         images = []
         for i, obj in enumerate(objects):
             rng = random.Random(args.seed + i)
-            allowed = [v for v in choices if dropped != "colour" or (v, obj["shape"]) not in HELD_OUT_PAIRS]
+            allowed = left_out_values(obj, dropped)
             for j in range(args.per_prompt):
                 caption = one_object_caption(**{**obj, dropped: rng.choice(allowed)})
                 images += real_renders(caption, 1, seed=args.seed + 1000 * i + j)
@@ -327,14 +335,14 @@ def run_pairs(args: argparse.Namespace, command: str) -> dict[str, Any]:
     from gan_baselines.pair_critic import PairCritic
     from gan_baselines.registry import load_generator
     from t2i.clip.negatives import PARTIAL_DROPS, one_object_caption, partial_captions
-    from t2i.data.shapes import COLOURS, HELD_OUT_PAIRS, POSITIONS, SIZES, make_scenes
+    from t2i.data.shapes import make_scenes
     from t2i.runtime.checkpoint import read_latest
 
     found = read_latest(Path(args.run) / "checkpoints")
     if found is None or "model_2" not in found[1]:
         raise SystemExit(f"{args.run}: no checkpoint with a pair critic (model_2): give a tgan-attn --pair-weight run")
     gen = load_generator(str(Path(args.run) / "model"))
-    critic = PairCritic(3, gen.encoder([""]).pooled.shape[-1])
+    critic = PairCritic(3, gen.encoder.pooled_dim)
     critic.load_state_dict(found[1]["model_2"])  # the run prepares (G, D) then (P): model_2 is the pair critic
     critic.eval()
 
@@ -349,9 +357,7 @@ def run_pairs(args: argparse.Namespace, command: str) -> dict[str, Any]:
     for i, scene in enumerate(scenes):
         obj, rng = scene["objects"][0], random.Random(args.seed + i)
         for k, dropped in enumerate(PARTIAL_DROPS):
-            choices = {"size": SIZES, "position": POSITIONS, "colour": list(COLOURS)}[dropped]
-            allowed = [v for v in choices if dropped != "colour" or (v, obj["shape"]) not in HELD_OUT_PAIRS]
-            a, b = rng.sample(allowed, 2)
+            a, b = rng.sample(left_out_values(obj, dropped), 2)
             first = real_renders(one_object_caption(**{**obj, dropped: a}), 1, seed=args.seed + 3 * i)
             other = real_renders(one_object_caption(**{**obj, dropped: b}), 1, seed=args.seed + 3 * i + 1)
             same = real_renders(one_object_caption(**{**obj, dropped: a}), 1, seed=args.seed + 3 * i + 1)
