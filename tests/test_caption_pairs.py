@@ -103,17 +103,21 @@ def test_t2i_sample_warns_of_a_sized_two_object_prompt(tmp_path, capsys):
     out = tmp_path / "out"
     assert train.sample.main(["--model", "shapes-tgan", "--prompt", SIZED, "--n", "1", "--out", str(out)]) == 0
     err = capsys.readouterr().err
-    assert "t2i sample: warning: shapes-tgan's training captions (shapes) never join 'small' with 'above'" in err
+    # its captions (every scene's reworded too) had two objects both small, never large: "large" is what it never saw
+    assert ("t2i sample: warning: shapes-tgan's training captions (shapes) never join 'large' with 'small' or 'above'"
+            in err)
     assert (out / "metadata.jsonl").is_file()  # a warning, never a refusal
     lines = train.sample.prompt_warnings("shapes-tgan", [SIZED, "a red circle above a blue square"])
     assert len(lines) == 1 and lines[0].startswith(f"1 of 2 prompts (e.g. {SIZED!r}): shapes-tgan's training captions "
-                                                   "(shapes) never join 'small' with 'above'")
-    assert train.sample.prompt_warnings("shapes-tgan", ["a red circle above a blue square"]) == []
-    mixed = ["green square right of white cross", "two red circles", "a red circle above a blue square", SIZED]
+                                                   "(shapes) never join 'large' with 'small' or 'above'")
+    reworded = ["a red circle above a blue square", "green square right of white cross",
+                "a small red circle above a small blue square"]  # the rewordings it was trained on
+    assert train.sample.prompt_warnings("shapes-tgan", reworded) == []
+    mixed = ["red circle blue square", "two red circles", "a red circle above a blue square", SIZED]
     unknown, other = train.sample.prompt_warnings("shapes-tgan", mixed)  # each kind named, not only the first
     assert unknown.startswith("1 of 4 prompts: shapes-tgan never saw 'two', 'circles'")
-    assert other.startswith("2 of 4 prompts (e.g. 'green square right of white cross'): shapes-tgan's training "
-                            "captions (shapes) never put 'right' right after 'square'")
+    assert other.startswith("2 of 4 prompts (e.g. 'red circle blue square'): shapes-tgan's training captions (shapes) "
+                            "never put 'blue' right after 'circle'")
 
 
 def test_the_pairs_are_shown_grouped_by_the_word_in_most_of_them():
@@ -141,7 +145,7 @@ def test_a_model_trained_on_the_rewordings_is_warned_of_none_and_its_hint_names_
         assert joined_apart(SIZED, trained.apart) == [("small", "large"), ("above", "large")]  # sizes: both small
         assert "; also without the articles" in outside_captions_warning("red circle blue square", "m", trained)
     assert not trained_on("shapes-cvae").reworded and trained_on("shapes-ldm-6").reworded  # the built-ins
-    assert trained_on("shapes-tgan").reworded_scenes == "one" and trained_on("shapes-ldm-6").reworded_scenes == "all"
+    assert trained_on("shapes-tgan").reworded_scenes == "all" and trained_on("shapes-ldm-6").reworded_scenes == "all"
     assert "; also" not in outside_captions_warning("red circle blue square", "m", trained_on("shapes-cvae"))
     assert "; also" in outside_captions_warning("red circle blue square", "m", trained_on("shapes-ldm-6"))
 

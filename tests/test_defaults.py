@@ -29,10 +29,10 @@ def test_quick_defaults_train_and_install_every_model(tmp_path):
 
     record = json.loads((root / "shapes-tgan" / RECORD).read_text())
     assert record["data"] == "shapes" and record["clip"] == "shapes-clip" and record["reworded"] is True
-    assert record["reworded_scenes"] == "one"  # the recipe rewords one-object captions only
+    assert record["reworded_scenes"] == "all"  # the second run rewords every scene's captions (the first: one-object)
     assert record["base"] is None  # its second run goes on from the first on the same data: no words to add
     card = (root / "shapes-tgan" / "README.md").read_text()  # both runs: the second from the first's checkpoint
-    assert f" && t2i train tgan-attn --init {tmp_path / 'runs' / 'shapes-tgan' / 'stage1'} --steps 2000 " in card
+    assert f" && t2i train tgan-attn --init {tmp_path / 'runs' / 'shapes-tgan' / 'stage1'} --steps 6000 " in card
     assert "--full-stops 0.3" in card and (root / "shapes-tgan" / "discriminator.safetensors").is_file()  # for --init
     assert trained_on(root / "shapes-tgan").clip == "shapes-clip"
     images = load_generator(root / "shapes-ldm").generate(prompts=["a small red circle in the center"], seed=0)
