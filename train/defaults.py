@@ -74,7 +74,8 @@ RECIPES: list[Recipe] = [
     # 30% of one-object captions reworded (without the articles; two-object ones too, from the first step, lost their
     # colours: RESULTS.md); then 6000 steps more from that run (G, D, Adam) with every scene's captions reworded and 30%
     # of the closing full stops toggled (from the start, each cost two-object colours or held-out pairs; going on from
-    # a trained run, little: RESULTS.md "The text GAN going on with two-object rewordings"; seed 1: the better of two)
+    # a trained run, 2-5 points of the caption as written: RESULTS.md "The text GAN going on with two-object
+    # rewordings"; seed 1: the best of three)
     Recipe("shapes-tgan", "train.tgan_attn", ["--init", "{previous_run}", "--steps", "6000", *TGAN_CAPTIONS,
                                               "--reworded-scenes", "all", "--full-stops", "0.3", "--seed", "1"],
            "model", "shapes 32 px, train split", ["--n", "32", "--eval-n", "4"],
